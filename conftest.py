@@ -1,0 +1,3 @@
+"""Test configuration for pytest-release's own suite."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,253 @@
+"""The release configuration: ``[tool.pytest-release]`` validated once at start-up.
+
+The raw TOML table is merged over :mod:`pytest_release.defaults` and validated with
+pydantic.  Gate tables are validated with the model registered for their ``kind``
+(see the ``pytest_release_gate_kinds`` hook), so gate plugins add their own keys
+without editing this module, and unknown keys are still errors.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
+
+STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ReleaseConfigError(Exception):
+    """A configuration problem, phrased for the user (file, key, value, what is allowed)."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1.5h"`` or ``"250ms"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30, '30s', '15m' or '1h', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30, '30s', '15m' or '1h', got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GateConfig(_Strict):
+    """Keys every gate table accepts; a gate kind subclasses this to add its own."""
+
+    kind: str = "tests"
+    description: str = ""
+    markers: tuple[str, ...] = Field(
+        default=(), description="Tests carrying any of these markers join the gate."
+    )
+    paths: tuple[str, ...] = Field(
+        default=(),
+        description="Glob patterns (relative to the rootdir) whose tests join the gate.",
+    )
+    after: tuple[str, ...] | None = Field(
+        default=None,
+        description="Gates that must finish first. Unset: the previous gate in the stage. "
+        "[]: none, the gate may run in parallel with others.",
+    )
+
+
+class RolloutConfig(_Strict):
+    """The rollout step a stage performs (canary engine)."""
+
+    action: Literal["canary", "promote", "rollback"] = "canary"
+    replicas: int = Field(default=1, ge=0)
+    weight: int = Field(default=10, ge=0, le=100, description="Percent of traffic to canary.")
+    hold: float = Field(default=900.0, description="Seconds the canary is judged.")
+    interval: float = Field(default=60.0, description="Seconds per judged interval.")
+
+    @field_validator("hold", "interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+
+class StageConfig(_Strict):
+    description: str = ""
+    gates: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    rollout: RolloutConfig | None = None
+
+
+class LedgerConfig(_Strict):
+    backend: Literal["file"] = "file"
+    path: str = ".pytest-release/ledger.json"
+
+
+class ReleaseConfigModel(_Strict):
+    reports_dir: str = "reports"
+    secrets: tuple[str, ...] = Field(
+        default=(), description="Environment variable names whose values are redacted."
+    )
+    ledger: LedgerConfig = LedgerConfig()
+    stages: dict[str, StageConfig] = {}
+    gates: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """The validated configuration: stages, gates (typed by kind) and global settings."""
+
+    source: str
+    reports_dir: str
+    secrets: tuple[str, ...]
+    ledger: LedgerConfig
+    stages: Mapping[str, StageConfig]
+    gates: Mapping[str, GateConfig]
+
+    def stage(self, name: str) -> StageConfig:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise ReleaseConfigError(
+                f"unknown stage {name!r}; stages in {self.source}: {', '.join(self.stages)}"
+            ) from None
+
+
+def _describe_location(loc: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _format_errors(source: str, prefix: str, error: ValidationError) -> str:
+    lines = [f"invalid release configuration in {source}:"]
+    for err in error.errors():
+        key = ".".join(p for p in (prefix, _describe_location(err["loc"])) if p)
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (value {value!r}); check the spelling")
+        elif err["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            lines.append(f"  {key} = {value!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """User tables replace defaults key by key, one level deep (a stage's ``gates`` list
+    replaces the default list; keys it does not set keep their default)."""
+    merged: dict[str, Any] = {name: dict(table) for name, table in defaults.items()}
+    for name, table in user.items():
+        if isinstance(table, Mapping) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **table}
+        else:
+            merged[name] = table
+    return merged
+
+
+def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
+    """The ``[tool.pytest-release]`` table of a pyproject.toml, or a whole release TOML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReleaseConfigError(
+            f"release configuration file {path} does not exist; "
+            "pass an existing TOML file to --release-config"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReleaseConfigError(f"{path} is not valid TOML: {exc}") from None
+    if not pyproject:
+        # A dedicated file may hold the table at top level or under [tool.pytest-release].
+        tool = data.get("tool", {})
+        if isinstance(tool, dict) and "pytest-release" in tool and len(data) == 1:
+            data = tool["pytest-release"]
+        return data
+    table = data.get("tool", {}).get("pytest-release", {})
+    if not isinstance(table, dict):
+        raise ReleaseConfigError(f"{path}: [tool.pytest-release] must be a table")
+    return table
+
+
+def load_release_config(
+    table: Mapping[str, Any],
+    source: str,
+    gate_kinds: Mapping[str, type[GateConfig]],
+) -> ReleaseConfig:
+    """Validate ``table`` (merged over the built-in defaults); errors name ``source``."""
+    raw = dict(table)
+    raw["stages"] = _merge_tables(DEFAULT_STAGES, _as_table(raw.get("stages", {}), source, "stages"))
+    raw["gates"] = _merge_tables(DEFAULT_GATES, _as_table(raw.get("gates", {}), source, "gates"))
+    try:
+        model = ReleaseConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ReleaseConfigError(_format_errors(source, "", exc)) from None
+
+    gates: dict[str, GateConfig] = {}
+    for name, gate_table in model.gates.items():
+        kind = gate_table.get("kind", "tests")
+        gate_model = gate_kinds.get(kind) if isinstance(kind, str) else None
+        if gate_model is None:
+            raise ReleaseConfigError(
+                f"invalid release configuration in {source}:\n  gates.{name}.kind = {kind!r}: "
+                f"unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
+            )
+        try:
+            gates[name] = gate_model.model_validate(gate_table)
+        except ValidationError as exc:
+            raise ReleaseConfigError(_format_errors(source, f"gates.{name}", exc)) from None
+
+    problems: list[str] = []
+    for stage_name, stage in model.stages.items():
+        if not STAGE_NAME.match(stage_name):
+            problems.append(
+                f"  stages.{stage_name}: invalid stage name; use lower-case letters, digits, "
+                "'-', '_' or '.'"
+            )
+        for gate_name in stage.gates:
+            if gate_name not in gates:
+                problems.append(
+                    f"  stages.{stage_name}.gates: unknown gate {gate_name!r}; "
+                    f"gates: {', '.join(gates)}"
+                )
+        for required in stage.requires:
+            if required not in model.stages:
+                problems.append(
+                    f"  stages.{stage_name}.requires: unknown stage {required!r}; "
+                    f"stages: {', '.join(model.stages)}"
+                )
+    for gate_name, gate in gates.items():
+        for dep in gate.after or ():
+            if dep not in gates:
+                problems.append(
+                    f"  gates.{gate_name}.after: unknown gate {dep!r}; gates: {', '.join(gates)}"
+                )
+    if problems:
+        raise ReleaseConfigError(
+            "\n".join([f"invalid release configuration in {source}:", *problems])
+        )
+    return ReleaseConfig(
+        source=source,
+        reports_dir=model.reports_dir,
+        secrets=model.secrets,
+        ledger=model.ledger,
+        stages=dict(model.stages),
+        gates=gates,
+    )
+
+
+def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  {key} = {value!r}: must be a table"
+        )
+    return value

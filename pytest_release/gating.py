@@ -1,0 +1,153 @@
+"""Gate outcomes and closure: a failed gate closes every gate that depends on it.
+
+The tracker lives on the process that sees every report: the only process without
+xdist, the controller with it.  Workers learn which gates are closed from
+:class:`ClosedGatesFile`, written by the controller before it releases those items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_release.plan import StagePlan
+from pytest_release.stage import GateResult, GateStatus
+
+GATE_PROPERTY = "gate"
+CLOSED_PROPERTY = "gate_closed"
+
+
+def closed_reason(failed_gate: str) -> str:
+    return f"gate '{failed_gate}' failed"
+
+
+def report_gate(report: pytest.TestReport, members: Mapping[str, str]) -> str | None:
+    for name, value in report.user_properties:
+        if name == GATE_PROPERTY:
+            return str(value)
+    return members.get(report.nodeid)
+
+
+def was_closed(report: pytest.TestReport) -> bool:
+    return any(name == CLOSED_PROPERTY for name, _ in report.user_properties)
+
+
+@dataclass
+class _GateTally:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    closed: int = 0
+    first_start: float | None = None
+    last_stop: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+class GateTracker:
+    """Per-gate counts and the set of failed gates, fed with every test report."""
+
+    def __init__(self, plan: StagePlan) -> None:
+        self.plan = plan
+        self.members: dict[str, str] = {}
+        self.failed_gates: set[str] = set()
+        self._tally = {gate: _GateTally() for gate in plan.order}
+        self._item_state: dict[str, str] = {}
+
+    def set_members(self, members: Mapping[str, str]) -> None:
+        self.members = dict(members)
+
+    def closed_by(self, gate: str) -> str | None:
+        """The reason ``gate`` is closed (an upstream gate failed), or None."""
+        for upstream in self.plan.upstream(gate):
+            if upstream in self.failed_gates:
+                return closed_reason(upstream)
+        return None
+
+    def record(self, report: pytest.TestReport) -> str | None:
+        """Account one report; returns its gate (None for items outside the stage)."""
+        gate = report_gate(report, self.members)
+        if gate is None or gate not in self._tally:
+            return None
+        tally = self._tally[gate]
+        start = getattr(report, "start", None)
+        stop = getattr(report, "stop", None)
+        if isinstance(start, float):
+            tally.first_start = start if tally.first_start is None else min(tally.first_start, start)
+        if isinstance(stop, float):
+            tally.last_stop = stop if tally.last_stop is None else max(tally.last_stop, stop)
+        state = self._item_state.get(report.nodeid, "passed")
+        if report.failed:
+            state = "failed"
+            self.failed_gates.add(gate)
+        elif report.skipped and state == "passed":
+            state = "closed" if was_closed(report) else "skipped"
+        self._item_state[report.nodeid] = state
+        if report.when == "teardown" or report.when not in ("setup", "call"):
+            self._finish_item(gate, report.nodeid)
+        return gate
+
+    def _finish_item(self, gate: str, nodeid: str) -> None:
+        state = self._item_state.pop(nodeid, "passed")
+        tally = self._tally[gate]
+        setattr(tally, state, getattr(tally, state) + 1)
+
+    def results(self) -> tuple[GateResult, ...]:
+        results = []
+        for gate in self.plan.order:
+            tally = self._tally[gate]
+            status: GateStatus
+            reason = ""
+            if tally.failed:
+                status = "failed"
+            elif tally.closed or (not tally.passed and not tally.skipped
+                                  and self.closed_by(gate) is not None):
+                status = "closed"
+                reason = self.closed_by(gate) or ""
+            elif tally.passed:
+                status = "passed"
+            elif tally.skipped:
+                status = "skipped"
+            else:
+                status = "empty"
+            duration = 0.0
+            if tally.first_start is not None and tally.last_stop is not None:
+                duration = max(0.0, tally.last_stop - tally.first_start)
+            results.append(GateResult(gate, status, tally.passed, tally.failed, tally.skipped,
+                                      tally.closed, duration, reason))
+        return tuple(results)
+
+
+class ClosedGatesFile:
+    """The controller's decisions about closed gates, read by xdist workers.
+
+    Written atomically (write + rename) by the controller before it sends a worker the
+    item that lets a closed gate's item start, so a worker always reads a decision that
+    is final for the items it is about to run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[tuple[int, int], dict[str, str]] | None = None
+
+    def write(self, closed: Mapping[str, str]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(closed), sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict[str, str]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        # os.replace gives every version a new inode, so (inode, mtime) identifies it.
+        version = (stat.st_ino, stat.st_mtime_ns)
+        if self._cache is None or self._cache[0] != version:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self._cache = (version, {str(k): str(v) for k, v in data.items()})
+        return dict(self._cache[1])
+

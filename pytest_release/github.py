@@ -1,0 +1,84 @@
+"""GitHub Actions: error annotations, the step summary and step outputs.
+
+Used only when ``GITHUB_ACTIONS=true``, and only by the controller under xdist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pytest_release.junit import CaseRecord
+from pytest_release.redact import Redactor
+from pytest_release.stage import StageOutcome, StageRun
+
+_STATUS_ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "closed": "⛔", "empty": "⚪"}
+
+
+def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor) -> list[str]:
+    """``::error`` workflow commands, one per failed or errored item."""
+    lines = []
+    for case in cases:
+        if case.outcome not in ("failure", "error"):
+            continue
+        props = [f"file={escape_property(case.file)}"]
+        if case.line is not None:
+            props.append(f"line={case.line}")
+        title = redact(f"{stage}/{case.gate}: {case.name}")
+        props.append(f"title={escape_property(title)}")
+        message = redact(case.text or case.message)
+        lines.append(f"::error {','.join(props)}::{escape_data(message)}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}min"
+
+
+def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
+    icon = "✅" if outcome.passed else "❌"
+    lines = [f"### {icon} pytest-release stage `{run.stage}`: {outcome.result}", ""]
+    facts = [f"release `{run.release_id}`"]
+    if run.image:
+        facts.append(f"image `{run.image}`")
+    facts.append(f"JUnit `{run.relative(run.junit_path)}`")
+    lines += [" · ".join(facts), ""]
+    if outcome.message:
+        lines += [f"> {outcome.message}", ""]
+    lines += ["| gate | status | passed | failed | skipped | closed | duration |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for g in outcome.gates:
+        status = f"{_STATUS_ICON.get(g.status, '')} {g.status}"
+        if g.reason:
+            status += f" ({g.reason})"
+        lines.append(f"| {g.gate} | {status} | {g.passed} | {g.failed} | {g.skipped} | "
+                     f"{g.closed} | {_duration(g.duration)} |")
+    return redact("\n".join(lines) + "\n")
+
+
+def write_step_summary(text: str, environ: Mapping[str, str] | None = None) -> None:
+    target = (os.environ if environ is None else environ).get("GITHUB_STEP_SUMMARY")
+    if target:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+def write_outputs(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> None:
+    target = (os.environ if environ is None else environ).get("GITHUB_OUTPUT")
+    if target:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            for key, value in values.items():
+                handle.write(f"{key}={value}\n")

@@ -1,0 +1,45 @@
+"""Hooks pytest-release offers to gate plugins.
+
+A gate plugin (built in or third party) implements these in a module registered as a
+pytest plugin; the spine calls them and never needs editing for a new gate kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_release.config import GateConfig
+    from pytest_release.gate_node import GateNode
+    from pytest_release.stage import StageOutcome, StageRun
+
+
+@pytest.hookspec
+def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
+    """Return the gate kinds this plugin implements, mapped to their config model.
+
+    The model subclasses :class:`pytest_release.config.GateConfig`; a gate table whose
+    ``kind`` is one of these keys is validated with it (unknown keys are errors).
+    """
+    raise NotImplementedError
+
+
+@pytest.hookspec
+def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
+    """Generate the items of a gate of the running stage (e.g. one per lint finding).
+
+    Create them with ``SomeItem.from_parent(gate_node, name=...)``; ``gate_node.gate``
+    is the gate's validated config and ``gate_node.run`` the stage being run.  Return
+    None when the gate is not yours.  Called once per session on every process that
+    collects (each xdist worker), so it must be deterministic; run expensive tools
+    lazily in ``runtest`` (see :mod:`pytest_release.session_cache`).
+    """
+    raise NotImplementedError
+
+
+@pytest.hookspec
+def pytest_release_stage_finished(run: StageRun, outcome: StageOutcome) -> None:
+    """Called on the controller once the stage's outcome is known, before the ledger
+    and the reports are written (notifiers, rollback on failure)."""

@@ -1,0 +1,187 @@
+"""The ledger: a durable record of every stage run, per release.
+
+File backend: one JSON document, rewritten atomically (temp file + fsync + rename)
+under a file lock, so concurrent stage runs on one machine never lose an entry and a
+crash never leaves half a file.  A file that is not valid JSON or not a ledger is an
+error, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pytest_release.stage import GateResult, StageResult
+
+LEDGER_FORMAT = "pytest-release/ledger"
+LEDGER_VERSION = 1
+
+
+class LedgerError(Exception):
+    """The ledger cannot be read or written; the message says why and what to do."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    run_id: str
+    release_id: str
+    stage: str
+    outcome: StageResult
+    started: str
+    image: str | None = None
+    finished: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    report: str | None = None
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    override_requires: str | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, *, release_id: str, stage: str, image: str | None, report: str | None,
+              override_requires: str | None) -> LedgerEntry:
+        return cls(run_id=uuid.uuid4().hex, release_id=release_id, stage=stage,
+                   outcome="running", started=utc_now(), image=image, report=report,
+                   override_requires=override_requires)
+
+    def finish(self, outcome: StageResult, gates: Iterable[GateResult], message: str = "",
+               details: Mapping[str, Any] | None = None) -> LedgerEntry:
+        return replace(
+            self, outcome=outcome, finished=utc_now(), message=message,
+            gates={g.gate: {"status": g.status, "passed": g.passed, "failed": g.failed,
+                            "skipped": g.skipped, "closed": g.closed,
+                            "duration": round(g.duration, 3)} for g in gates},
+            details={**self.details, **(details or {})},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Ledger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(str(path) + ".lock", timeout=60)
+
+    # -- reading ----------------------------------------------------------------------
+    def entries(self) -> list[LedgerEntry]:
+        return [LedgerEntry.from_json(e) for e in self._load()]
+
+    def for_release(self, release_id: str) -> list[LedgerEntry]:
+        return [e for e in self.entries() if e.release_id == release_id]
+
+    def latest(self, release_id: str, stage: str) -> LedgerEntry | None:
+        runs = [e for e in self.for_release(release_id) if e.stage == stage]
+        return runs[-1] if runs else None
+
+    def unmet_requirements(self, release_id: str,
+                           requires: Iterable[str]) -> list[tuple[str, LedgerEntry | None]]:
+        """Required stages whose latest run for ``release_id`` did not pass."""
+        unmet = []
+        for stage in requires:
+            latest = self.latest(release_id, stage)
+            if latest is None or latest.outcome != "passed":
+                unmet.append((stage, latest))
+        return unmet
+
+    # -- writing ----------------------------------------------------------------------
+    def append(self, entry: LedgerEntry) -> None:
+        self._modify(lambda runs: [*runs, entry.to_json()])
+
+    def update(self, entry: LedgerEntry) -> None:
+        def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for position, run in enumerate(runs):
+                if run.get("run_id") == entry.run_id:
+                    runs[position] = entry.to_json()
+                    return runs
+            return [*runs, entry.to_json()]
+
+        self._modify(change)
+
+    def _modify(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger directory {self.path.parent}: {exc}")
+        with self._lock:
+            runs = change(self._load())
+            document = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(document, handle, indent=2)
+                    handle.write("\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def _load(self) -> list[dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LedgerError(
+                f"the ledger {self.path} is corrupt (not valid JSON: {exc}); it was left "
+                "untouched. Restore it from a backup or CI artifact, or move it away to "
+                "start a new ledger"
+            ) from None
+        if (not isinstance(document, dict) or document.get("format") != LEDGER_FORMAT
+                or not isinstance(document.get("runs"), list)):
+            raise LedgerError(
+                f"{self.path} is not a pytest-release ledger (expected a JSON object with "
+                f'"format": "{LEDGER_FORMAT}"); it was left untouched. Point --ledger at '
+                "another path or move the file away"
+            )
+        if document.get("version") != LEDGER_VERSION:
+            raise LedgerError(
+                f"the ledger {self.path} has version {document.get('version')!r}; this "
+                f"pytest-release reads version {LEDGER_VERSION}. Upgrade pytest-release"
+            )
+        return list(document["runs"])
+
+
+def format_status(entries: list[LedgerEntry], release_id: str) -> str:
+    """A table of the stage runs recorded for a release (``pytest --release-status``)."""
+    if not entries:
+        return f"release {release_id}: no stage has run yet"
+    lines = [f"release {release_id}:"]
+    header = f"  {'stage':<12} {'outcome':<12} {'started':<26} {'finished':<26} {'host':<16} gates"
+    lines.append(header)
+    for e in entries:
+        gates = ", ".join(f"{name} {g.get('status')}" for name, g in e.gates.items())
+        line = (f"  {e.stage:<12} {e.outcome:<12} {e.started:<26} {e.finished or '-':<26} "
+                f"{e.host[:16]:<16} {gates}")
+        if e.override_requires:
+            line += f"  [requires overridden: {e.override_requires}]"
+        if e.message:
+            line += f"  ({e.message})"
+        lines.append(line)
+    return "\n".join(lines)

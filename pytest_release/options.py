@@ -1,0 +1,90 @@
+"""Command-line and ini options, defined once and resolved in one place.
+
+Precedence: command line, then ini (``[tool.pytest.ini_options]``/pytest.ini), then
+the release configuration, then the built-in default.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+GROUP = "release"
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    dest: str
+    help: str
+    ini: str | None = None
+    metavar: str | None = None
+
+
+STAGE = Option("--stage", "release_stage", "run the release stage NAME (see [tool.pytest-release])",
+               metavar="NAME")
+RELEASE_ID = Option("--release-id", "release_id",
+                    "release identifier (default: $GITHUB_SHA, else `git rev-parse HEAD`)",
+                    metavar="ID")
+IMAGE = Option("--image", "release_image", "container image reference being released",
+               ini="release_image", metavar="REF")
+RELEASE_CONFIG = Option("--release-config", "release_config",
+                        "TOML file with the release configuration "
+                        "(default: [tool.pytest-release] in pyproject.toml)",
+                        ini="release_config", metavar="PATH")
+REPORTS_DIR = Option("--reports-dir", "release_reports_dir",
+                     "directory for JUnit XML and stage reports (default: reports/)",
+                     ini="release_reports_dir", metavar="DIR")
+LEDGER = Option("--ledger", "release_ledger",
+                "ledger file (default: .pytest-release/ledger.json)",
+                ini="release_ledger", metavar="PATH")
+OVERRIDE_REQUIRES = Option("--override-requires", "release_override_requires",
+                           "run the stage although the stages it requires have not passed; "
+                           "REASON is recorded in the ledger", metavar="REASON")
+RELEASE_STATUS = Option("--release-status", "release_status",
+                        "print the ledger for the release (--release-id) and exit")
+
+VALUE_OPTIONS = (STAGE, RELEASE_ID, IMAGE, RELEASE_CONFIG, REPORTS_DIR, LEDGER, OVERRIDE_REQUIRES)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "pytest-release: run a release stage")
+    for option in VALUE_OPTIONS:
+        group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar,
+                        help=option.help)
+        if option.ini:
+            parser.addini(option.ini, f"default for {option.flag}", default=None)
+    group.addoption(RELEASE_STATUS.flag, dest=RELEASE_STATUS.dest, action="store_true",
+                    default=False, help=RELEASE_STATUS.help)
+
+
+def cli_or_ini(config: pytest.Config, option: Option) -> str | None:
+    value = config.getoption(option.dest)
+    if value is None and option.ini:
+        ini_value = config.getini(option.ini)
+        value = ini_value if isinstance(ini_value, str) and ini_value else None
+    return value if isinstance(value, str) else None
+
+
+def resolve_release_id(explicit: str | None, rootdir: Path) -> str:
+    if explicit:
+        return explicit
+    sha = os.environ.get("GITHUB_SHA", "").strip()
+    if sha:
+        return sha
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rootdir, capture_output=True,
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        result = None
+    if result is not None and result.returncode == 0 and result.stdout.strip():
+        return result.stdout.strip()
+    raise pytest.UsageError(
+        "cannot determine the release id: --release-id was not given, $GITHUB_SHA is unset "
+        f"and `git rev-parse HEAD` failed in {rootdir}; pass --release-id=ID "
+        "(for example the image tag or commit sha)"
+    )

@@ -1,0 +1,80 @@
+"""pytest-release entry point: options, the ``gate`` marker, and the stage switch.
+
+Without ``--stage`` nothing else is registered, so plain pytest behaves exactly as
+before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+from pytest_release import gates, hookspecs, options
+
+STAGE_SESSION_NAME = "pytest-release-stage"
+
+
+def _register_builtin_gates(config: pytest.Config) -> None:
+    """Register each module of :mod:`pytest_release.gates` as a plugin (stage mode only).
+
+    A gate module implements the ``pytest_release_*`` hooks; adding a module there is
+    all a new built-in gate needs.
+    """
+    for module in pkgutil.iter_modules(gates.__path__):
+        name = f"pytest-release-gate-{module.name}"
+        if config.pluginmanager.get_plugin(name) is None:
+            plugin = importlib.import_module(f"{gates.__name__}.{module.name}")
+            config.pluginmanager.register(plugin, name)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gate(name): put the test in the release gate NAME (see --stage)")
+    stage = options.cli_or_ini(config, options.STAGE)
+    if not stage or config.getoption(options.RELEASE_STATUS.dest):
+        return
+    from pytest_release.resolve import resolve_run
+    from pytest_release.stage_session import StageSession, XdistController, _uses_xdist
+
+    _register_builtin_gates(config)
+    run = resolve_run(config, stage)
+    session = StageSession(config, run)
+    if not session.is_worker:
+        session.check_requirements()
+    config.pluginmanager.register(session, STAGE_SESSION_NAME)
+    if _uses_xdist(config):
+        config.pluginmanager.register(XdistController(session), f"{STAGE_SESSION_NAME}-xdist")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption(options.RELEASE_STATUS.dest):
+        return None
+    from pytest_release.ledger import Ledger, LedgerError, format_status
+    from pytest_release.resolve import load_config, resolve_ledger_path
+
+    _register_builtin_gates(config)
+    release_config = load_config(config)
+    release_id = options.resolve_release_id(
+        options.cli_or_ini(config, options.RELEASE_ID), config.rootpath)
+    try:
+        entries = Ledger(resolve_ledger_path(config, release_config)).for_release(release_id)
+    except LedgerError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print(format_status(entries, release_id))
+    return 0
+
+
+def stage_session(config: pytest.Config) -> object | None:
+    """The running :class:`StageSession`, or None without ``--stage``."""
+    return config.pluginmanager.get_plugin(STAGE_SESSION_NAME)

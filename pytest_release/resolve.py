@@ -1,0 +1,76 @@
+"""Resolve the session's settings in one place: CLI > ini > release config > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_release import options
+from pytest_release.config import (
+    GateConfig,
+    ReleaseConfig,
+    ReleaseConfigError,
+    load_release_config,
+    read_table,
+)
+from pytest_release.plan import build_plan
+from pytest_release.stage import StageRun
+
+
+def gate_kinds(config: pytest.Config) -> dict[str, type[GateConfig]]:
+    kinds: dict[str, type[GateConfig]] = {"tests": GateConfig}
+    for contributed in config.hook.pytest_release_gate_kinds():
+        for kind, model in (contributed or {}).items():
+            if kind in kinds and kinds[kind] is not model:
+                raise pytest.UsageError(f"gate kind {kind!r} is provided by two plugins")
+            kinds[kind] = model
+    return kinds
+
+
+def load_config(config: pytest.Config) -> ReleaseConfig:
+    explicit = options.cli_or_ini(config, options.RELEASE_CONFIG)
+    try:
+        if explicit:
+            path = Path(explicit)
+            if not path.is_absolute():
+                path = Path(config.invocation_params.dir) / path
+            table = read_table(path, pyproject=path.name == "pyproject.toml")
+            source = str(path)
+        else:
+            path = config.rootpath / "pyproject.toml"
+            table = read_table(path, pyproject=True) if path.is_file() else {}
+            source = str(path) if path.is_file() else "the built-in defaults"
+        return load_release_config(table, source, gate_kinds(config))
+    except ReleaseConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _path(config: pytest.Config, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else config.rootpath / path
+
+
+def resolve_ledger_path(config: pytest.Config, release_config: ReleaseConfig) -> Path:
+    return _path(config, options.cli_or_ini(config, options.LEDGER) or release_config.ledger.path)
+
+
+def resolve_run(config: pytest.Config, stage: str) -> StageRun:
+    release_config = load_config(config)
+    try:
+        plan = build_plan(release_config, stage)
+    except ReleaseConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
+    return StageRun(
+        stage=stage,
+        release_id=options.resolve_release_id(options.cli_or_ini(config, options.RELEASE_ID),
+                                              config.rootpath),
+        image=options.cli_or_ini(config, options.IMAGE),
+        config=release_config,
+        plan=plan,
+        rootdir=config.rootpath,
+        reports_dir=_path(config, reports_dir),
+        ledger_path=resolve_ledger_path(config, release_config),
+        override_requires=options.cli_or_ini(config, options.OVERRIDE_REQUIRES),
+    )

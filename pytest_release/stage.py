@@ -1,0 +1,73 @@
+"""What a stage run is (resolved settings) and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pytest_release.config import ReleaseConfig, StageConfig
+from pytest_release.plan import StagePlan
+
+StageResult = Literal["running", "passed", "failed", "rolled-back", "interrupted"]
+GateStatus = Literal["passed", "failed", "skipped", "closed", "empty"]
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Everything the plugin resolved for this session (CLI > ini > config > default)."""
+
+    stage: str
+    release_id: str
+    image: str | None
+    config: ReleaseConfig
+    plan: StagePlan
+    rootdir: Path
+    reports_dir: Path
+    ledger_path: Path
+    override_requires: str | None
+
+    @property
+    def stage_config(self) -> StageConfig:
+        return self.config.stages[self.stage]
+
+    @property
+    def junit_path(self) -> Path:
+        return self.reports_dir / f"{self.stage}.xml"
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` relative to the rootdir when inside it (reports use repo-relative paths)."""
+        resolved = Path(path)
+        if not resolved.is_absolute():
+            return resolved.as_posix()
+        try:
+            return resolved.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return resolved.as_posix()
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    status: GateStatus
+    passed: int
+    failed: int
+    skipped: int
+    closed: int
+    duration: float
+    reason: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped + self.closed
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    result: StageResult
+    gates: tuple[GateResult, ...]
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.result == "passed"

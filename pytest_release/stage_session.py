@@ -1,0 +1,267 @@
+"""The plugin object registered only when ``--stage`` is given.
+
+Keeping every stage behaviour on this object (instead of module-level hooks that check
+a flag) is what makes the plugin inert without ``--stage``.  Roles:
+
+* every process: gate assignment at collection, closed-gate skips, redaction;
+* the process that sees all reports (no xdist, or the xdist controller): tracking,
+  ledger, JUnit, GitHub output, terminal summary.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Generator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pytest_release import github
+from pytest_release.collect import assign_items
+from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
+from pytest_release.junit import CaseRecorder, write_junit
+from pytest_release.ledger import Ledger, LedgerEntry, LedgerError
+from pytest_release.redact import Redactor
+from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
+from pytest_release.stage import StageOutcome, StageResult, StageRun
+
+GATE_KEY = pytest.StashKey[str]()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _uses_xdist(config: pytest.Config) -> bool:
+    if not config.pluginmanager.hasplugin("xdist") or _is_worker(config):
+        return False
+    dist = getattr(config.option, "dist", "no")
+    numprocesses = getattr(config.option, "numprocesses", None)
+    tx = getattr(config.option, "tx", None)
+    return dist != "no" and bool(numprocesses or tx)
+
+
+class StageSession:
+    def __init__(self, config: pytest.Config, run: StageRun) -> None:
+        self.config = config
+        self.run = run
+        self.is_worker = _is_worker(config)
+        self.redact = Redactor.from_env(run.config.secrets)
+        self.tracker = GateTracker(run.plan)
+        self.recorder = CaseRecorder(run, self.tracker.members, self.redact)
+        if self.is_worker:
+            workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+            self.run_dir = RunDir(Path(workerinput[WORKERINPUT_KEY]), owner=False)
+        else:
+            self.run_dir = RunDir.create()
+        self.closed_file = ClosedGatesFile(self.run_dir.path / "closed-gates.json")
+        self.uses_xdist = _uses_xdist(config)
+        self.ledger = Ledger(run.ledger_path)
+        self.entry: LedgerEntry | None = None
+        self.outcome: StageOutcome | None = None
+        self.result_override: tuple[StageResult, str] | None = None
+        self._previous_sigterm: Any = None
+
+    # -- public API for gate plugins -----------------------------------------------------
+    def set_result(self, result: StageResult, message: str) -> None:
+        """Let a gate plugin record a non-default result (e.g. ``rolled-back``)."""
+        self.result_override = (result, message)
+
+    # -- start ---------------------------------------------------------------------------
+    def check_requirements(self) -> None:
+        """Refuse to start unless the required stages passed for this release."""
+        requires = self.run.stage_config.requires
+        try:
+            unmet = self.ledger.unmet_requirements(self.run.release_id, requires)
+        except LedgerError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if unmet and not self.run.override_requires:
+            described = []
+            for stage, latest in unmet:
+                state = "has not run" if latest is None else f"last run {latest.outcome}"
+                described.append(f"'{stage}' ({state})")
+            raise pytest.UsageError(
+                f"stage '{self.run.stage}' requires {', '.join(described)} to have passed for "
+                f"release {self.run.release_id} (ledger {self.run.ledger_path}); run the "
+                "missing stage first, or pass --override-requires=REASON to run anyway "
+                "(recorded in the ledger)"
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.is_worker:
+            return
+        self.entry = LedgerEntry.start(
+            release_id=self.run.release_id, stage=self.run.stage, image=self.run.image,
+            report=self.run.relative(self.run.junit_path),
+            override_requires=self.run.override_requires)
+        try:
+            self.ledger.append(self.entry)
+        except LedgerError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self._install_sigterm()
+
+    def _install_sigterm(self) -> None:
+        # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so
+        # sessionfinish runs and the ledger says "interrupted" instead of "running".
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"received signal {signum}")
+
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        except ValueError:  # not the main thread
+            self._previous_sigterm = None
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        self.run_dir.remove()
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = [f"release stage: {self.run.stage} (gates: {' -> '.join(self.run.plan.order)})",
+                 f"release id: {self.run.release_id}",
+                 f"image: {self.run.image or '(none)'}"]
+        if self.run.override_requires:
+            lines.append(f"requires overridden: {self.redact(self.run.override_requires)}")
+        return lines
+
+    # -- collection ----------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        members = assign_items(session, config, items, self.run)
+        for item in items:
+            item.stash[GATE_KEY] = members[item.nodeid]
+        if self.is_worker:
+            worker_id = config.workerinput["workerid"]  # type: ignore[attr-defined]
+            membership_file(self.run_dir.path, worker_id).write_text(
+                json.dumps(members), encoding="utf-8")
+        else:
+            self.tracker.set_members(members)
+            self.recorder.members.update(members)
+
+    # -- running -------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        gate = item.stash.get(GATE_KEY, None)
+        if gate is None:
+            return
+        reason = (self.closed_file.read().get(gate) if self.is_worker
+                  else self.tracker.closed_by(gate))
+        if reason is not None:
+            item.user_properties.append((CLOSED_PROPERTY, reason))
+            pytest.skip(reason)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            text = report.longreprtext
+            clean = self.redact(text)
+            if clean != text:
+                report.longrepr = clean
+        elif isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            path, line, message = report.longrepr
+            report.longrepr = (path, line, self.redact(str(message)))
+        report.sections = [(title, self.redact(content)) for title, content in report.sections]
+        report.user_properties = [(k, self.redact(v) if isinstance(v, str) else v)
+                                  for k, v in report.user_properties]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        self.tracker.record(report)
+        self.recorder.record(report)
+
+    # -- finish --------------------------------------------------------------------------
+    def _decide(self, session: pytest.Session, exitstatus: int) -> tuple[StageOutcome, int]:
+        gates = self.tracker.results()
+        total = sum(g.total for g in gates)
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not session.shouldfail:
+            return StageOutcome("interrupted", gates, "the stage was interrupted"), exitstatus
+        if self.result_override is not None:
+            result, message = self.result_override
+            code = exitstatus if result == "passed" else max(int(exitstatus), 1)
+            return StageOutcome(result, gates, message), code
+        failed = [g.gate for g in gates if g.status == "failed"]
+        if failed:
+            return StageOutcome("failed", gates, f"gate(s) failed: {', '.join(failed)}"), 1
+        if total == 0 and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            empty = ", ".join(g.gate for g in gates)
+            message = (f"stage '{self.run.stage}' selected no test: its gates are empty "
+                       f"({empty}); mark tests with @pytest.mark.gate(NAME) or set the gates' "
+                       f"'paths' in {self.run.config.source}")
+            return StageOutcome("failed", gates, message), int(pytest.ExitCode.TESTS_FAILED)
+        if exitstatus != pytest.ExitCode.OK:
+            return StageOutcome("failed", gates, f"pytest exited with status {exitstatus}"), \
+                exitstatus
+        return StageOutcome("passed", gates), exitstatus
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        outcome, code = self._decide(session, int(exitstatus))
+        self.outcome = outcome
+        session.config.hook.pytest_release_stage_finished(run=self.run, outcome=outcome)
+        if self.result_override is not None and self.outcome.result != self.result_override[0]:
+            outcome, code = self._decide(session, int(exitstatus))
+            self.outcome = outcome
+        session.exitstatus = code
+        # A stage that failed without a failing test (empty, interrupted, rolled back)
+        # gets a failing case of its own so JUnit readers cannot show it green.
+        failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
+        write_junit(self.run.junit_path, self.run, outcome.gates, self.recorder.cases.values(),
+                    self.redact, stage_failure=outcome.message if failing_case else None)
+        if self.entry is not None:
+            self.ledger.update(self.entry.finish(outcome.result, outcome.gates,
+                                                 self.redact(outcome.message)))
+        if github.in_github_actions():
+            github.write_step_summary(github.step_summary(self.run, outcome, self.redact))
+            github.write_outputs({"stage": self.run.stage, "stage_result": outcome.result,
+                                  "release_id": self.run.release_id,
+                                  "junit": self.run.relative(self.run.junit_path)})
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.outcome is None:
+            return
+        tr = terminalreporter
+        if github.in_github_actions():
+            for line in github.annotations(self.recorder.cases.values(), self.run.stage,
+                                           self.redact):
+                tr.write_line(line)
+        outcome = self.outcome
+        tr.write_sep("=", f"release stage {self.run.stage}: {outcome.result}",
+                     green=outcome.passed, red=not outcome.passed, bold=True)
+        if outcome.message:
+            tr.write_line(self.redact(outcome.message))
+        for g in outcome.gates:
+            counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
+            extra = f" ({g.reason})" if g.reason else ""
+            tr.write_line(f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
+                          green=g.status == "passed", red=g.status in ("failed", "closed"),
+                          yellow=g.status in ("skipped", "empty"))
+        tr.write_line(f"junit: {self.run.relative(self.run.junit_path)}  "
+                      f"ledger: {self.run.relative(self.run.ledger_path)}")
+
+
+class XdistController:
+    """xdist hooks of the controller; registered only when xdist is active."""
+
+    def __init__(self, stage_session: StageSession) -> None:
+        self.stage_session = stage_session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT_KEY] = str(self.stage_session.run_dir.path)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        from pytest_release.xdist_scheduler import GateScheduling
+
+        s = self.stage_session
+        return GateScheduling(config, log, s.tracker, s.run_dir.path, s.closed_file)

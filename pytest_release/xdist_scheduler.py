@@ -1,0 +1,235 @@
+"""Gate-aware scheduling for pytest-xdist (controller only).
+
+xdist workers run an item only once they hold the next one (they need ``nextitem`` for
+teardown) or are told to shut down.  So the scheduler keeps one rule: the last item
+queued on a worker may belong to a gate that is not released yet, but nothing is queued
+behind it until its gate is released.  A gate is released when every gate it depends on
+has completed; at that moment the controller knows whether any of them failed, writes
+the closed gates to :class:`~pytest_release.gating.ClosedGatesFile` and only then
+lets the gate's items start, so a worker skips an item of a closed gate without running
+it.  Gates that do not depend on each other are released together and run in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from xdist.report import report_collection_diff
+from xdist.workermanage import parse_tx_spec_config
+
+from pytest_release.gating import ClosedGatesFile, GateTracker
+from pytest_release.run_dir import membership_file
+
+if TYPE_CHECKING:
+    from xdist.workermanage import WorkerController
+
+UNGATED = ""
+
+
+class GateScheduling:
+    """Implements xdist's ``Scheduling`` protocol with gate dependencies as barriers."""
+
+    def __init__(self, config: pytest.Config, log: Any, tracker: GateTracker,
+                 run_dir: Path, closed_file: ClosedGatesFile) -> None:
+        self.numnodes = len(parse_tx_spec_config(config))
+        self.config = config
+        self.log = log
+        self.tracker = tracker
+        self.plan = tracker.plan
+        self.run_dir = run_dir
+        self.closed_file = closed_file
+        self.node2collection: dict[WorkerController, list[str]] = {}
+        self.node2pending: dict[WorkerController, list[int]] = {}
+        self.collection: list[str] | None = None
+        self.gate_of_index: list[str] = []
+        self.undispatched: dict[str, deque[int]] = {}
+        self.remaining: dict[str, int] = {}
+        self.released: set[str] = set()
+        self.closed: dict[str, str] = {}
+
+    # -- the Scheduling protocol ------------------------------------------------------
+    @property
+    def nodes(self) -> list[WorkerController]:
+        return list(self.node2pending)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return len(self.node2collection) >= self.numnodes
+
+    @property
+    def tests_finished(self) -> bool:
+        if not self.collection_is_completed or self.collection is None:
+            return False
+        if any(self.undispatched.values()):
+            return False
+        for queue in self.node2pending.values():
+            if len(queue) >= 2:
+                return False
+            if queue and not self._is_released(queue[-1]):
+                return False
+        return True
+
+    @property
+    def has_pending(self) -> bool:
+        return any(self.undispatched.values()) or any(self.node2pending.values())
+
+    def add_node(self, node: WorkerController) -> None:
+        assert node not in self.node2pending
+        self.node2pending[node] = []
+
+    def add_node_collection(self, node: WorkerController, collection: Sequence[str]) -> None:
+        assert node in self.node2pending
+        if self.collection_is_completed and self.collection is not None:
+            if list(collection) != self.collection:
+                other = next(iter(self.node2collection))
+                self.log(report_collection_diff(self.collection, collection,
+                                                other.gateway.id, node.gateway.id))
+                return
+        self.node2collection[node] = list(collection)
+
+    def mark_test_complete(self, node: WorkerController, item_index: int,
+                           duration: float = 0) -> None:
+        self.node2pending[node].remove(item_index)
+        self.remaining[self.gate_of_index[item_index]] -= 1
+        self._advance()
+
+    def mark_test_pending(self, item: str) -> None:
+        assert self.collection is not None
+        index = self.collection.index(item)
+        self.undispatched[self.gate_of_index[index]].appendleft(index)
+        self._advance()
+
+    def remove_pending_tests_from_node(self, node: WorkerController,
+                                       indices: Sequence[int]) -> None:
+        raise NotImplementedError("work stealing is not used with gate scheduling")
+
+    def remove_node(self, node: WorkerController) -> str | None:
+        queue = self.node2pending.pop(node)
+        if not queue:
+            return None
+        assert self.collection is not None
+        crashed = queue.pop(0)
+        gate = self.gate_of_index[crashed]
+        # xdist reports the crash as a failure after this returns; count it now so that
+        # gates depending on this one are closed, not released.
+        self.remaining[gate] -= 1
+        if gate != UNGATED:
+            self.tracker.failed_gates.add(gate)
+        for index in reversed(queue):
+            self.undispatched[self.gate_of_index[index]].appendleft(index)
+        self._advance()
+        return self.collection[crashed]
+
+    def schedule(self) -> None:
+        assert self.collection_is_completed
+        if self.collection is not None:
+            self._advance()
+            return
+        if not self._same_collections():
+            self.log("**Different tests collected, aborting run**")
+            return
+        first = next(iter(self.node2collection))
+        self.collection = self.node2collection[first]
+        members = self._read_members(first)
+        self.tracker.set_members(members)
+        self.undispatched = {gate: deque() for gate in (*self.plan.order, UNGATED)}
+        self.remaining = dict.fromkeys(self.undispatched, 0)
+        for index, nodeid in enumerate(self.collection):
+            gate = members.get(nodeid, UNGATED)
+            if gate not in self.undispatched:
+                gate = UNGATED
+            self.gate_of_index.append(gate)
+            self.undispatched[gate].append(index)
+            self.remaining[gate] += 1
+        self.released.add(UNGATED)
+        self._advance()
+
+    # -- gate barriers ------------------------------------------------------------------
+    def _is_released(self, index: int) -> bool:
+        return self.gate_of_index[index] in self.released
+
+    def _complete(self, gate: str) -> bool:
+        return gate in self.released and self.remaining[gate] == 0
+
+    def _release_ready_gates(self) -> None:
+        changed = False
+        for gate in self.plan.order:
+            if gate in self.released:
+                continue
+            if all(self._complete(dep) for dep in self.plan.depends_on[gate]):
+                reason = self.tracker.closed_by(gate)
+                if reason is not None:
+                    self.closed[gate] = reason
+                    changed = True
+                self.released.add(gate)
+        if changed:
+            self.closed_file.write(self.closed)
+
+    def _advance(self) -> None:
+        if self.collection is None:
+            return
+        self._release_ready_gates()
+        for node in self.nodes:
+            self._fill(node)
+
+    def _next_index(self, *, released: bool) -> int | None:
+        for gate in (UNGATED, *self.plan.order):
+            if (gate in self.released) == released and self.undispatched[gate]:
+                return self.undispatched[gate].popleft()
+        return None
+
+    def _target(self) -> int:
+        ready = sum(len(q) for g, q in self.undispatched.items() if g in self.released)
+        return max(2, min(16, ready // max(1, 2 * len(self.node2pending))))
+
+    def _fill(self, node: WorkerController) -> None:
+        if node.shutting_down:
+            return
+        queue = self.node2pending[node]
+        target = self._target()
+        to_send: list[int] = []
+        while True:
+            if queue and not self._is_released(queue[-1]):
+                break  # the tail waits for its gate; queuing behind it would start it
+            if len(queue) >= target:
+                break
+            index = self._next_index(released=True)
+            if index is None and queue:
+                # Only a successor lets the worker run its tail: queue one item of a
+                # gate that is not released yet (it will not start), or shut down.
+                index = self._next_index(released=False)
+                if index is None:
+                    if to_send:
+                        node.send_runtest_some(to_send)
+                    node.shutdown()
+                    return
+            if index is None:
+                break
+            queue.append(index)
+            to_send.append(index)
+        if to_send:
+            node.send_runtest_some(to_send)
+
+    def _same_collections(self) -> bool:
+        (first_node, first), *others = list(self.node2collection.items())
+        same = True
+        for node, collection in others:
+            diff = report_collection_diff(first, collection, first_node.gateway.id,
+                                          node.gateway.id)
+            if diff:
+                same = False
+                self.log(diff)
+                report = pytest.CollectReport(node.gateway.id, "failed", longrepr=diff,
+                                              result=[])
+                self.config.hook.pytest_collectreport(report=report)
+        return same
+
+    def _read_members(self, node: WorkerController) -> dict[str, str]:
+        path = membership_file(self.run_dir, node.gateway.id)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in data.items()}
