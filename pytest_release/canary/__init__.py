@@ -1,0 +1,1 @@
+"""The canary engine: platforms, traffic routers, sampling, judging, promotion, rollback."""
