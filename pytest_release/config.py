@@ -59,6 +59,11 @@ class GateConfig(_Strict):
         default=(),
         description="Glob patterns (relative to the rootdir) whose tests join the gate.",
     )
+    serial: bool = Field(
+        default=False,
+        description="Run the gate's items in order in one process (also under xdist), "
+        "for gates whose items are steps of one procedure.",
+    )
     after: tuple[str, ...] | None = Field(
         default=None,
         description="Gates that must finish first. Unset: the previous gate in the stage. "
@@ -185,7 +190,9 @@ def load_release_config(
 ) -> ReleaseConfig:
     """Validate ``table`` (merged over the built-in defaults); errors name ``source``."""
     raw = dict(table)
-    raw["stages"] = _merge_tables(DEFAULT_STAGES, _as_table(raw.get("stages", {}), source, "stages"))
+    raw["stages"] = _merge_tables(
+        DEFAULT_STAGES, _as_table(raw.get("stages", {}), source, "stages")
+    )
     raw["gates"] = _merge_tables(DEFAULT_GATES, _as_table(raw.get("gates", {}), source, "gates"))
     try:
         model = ReleaseConfigModel.model_validate(raw)

@@ -61,8 +61,9 @@ class GateItem(pytest.Item):
     source_path: Path | None = None
     source_line: int | None = None  # 1-based
 
-    def __init__(self, *, source_path: Path | None = None, source_line: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, source_path: Path | None = None, source_line: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.source_path = source_path
         self.source_line = source_line

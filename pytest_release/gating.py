@@ -77,7 +77,9 @@ class GateTracker:
         start = getattr(report, "start", None)
         stop = getattr(report, "stop", None)
         if isinstance(start, float):
-            tally.first_start = start if tally.first_start is None else min(tally.first_start, start)
+            tally.first_start = (
+                start if tally.first_start is None else min(tally.first_start, start)
+            )
         if isinstance(stop, float):
             tally.last_stop = stop if tally.last_stop is None else max(tally.last_stop, stop)
         state = self._item_state.get(report.nodeid, "passed")
@@ -104,8 +106,9 @@ class GateTracker:
             reason = ""
             if tally.failed:
                 status = "failed"
-            elif tally.closed or (not tally.passed and not tally.skipped
-                                  and self.closed_by(gate) is not None):
+            elif tally.closed or (
+                not tally.passed and not tally.skipped and self.closed_by(gate) is not None
+            ):
                 status = "closed"
                 reason = self.closed_by(gate) or ""
             elif tally.passed:
@@ -117,8 +120,18 @@ class GateTracker:
             duration = 0.0
             if tally.first_start is not None and tally.last_stop is not None:
                 duration = max(0.0, tally.last_stop - tally.first_start)
-            results.append(GateResult(gate, status, tally.passed, tally.failed, tally.skipped,
-                                      tally.closed, duration, reason))
+            results.append(
+                GateResult(
+                    gate,
+                    status,
+                    tally.passed,
+                    tally.failed,
+                    tally.skipped,
+                    tally.closed,
+                    duration,
+                    reason,
+                )
+            )
         return tuple(results)
 
 
@@ -150,4 +163,3 @@ class ClosedGatesFile:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self._cache = (version, {str(k): str(v) for k, v in data.items()})
         return dict(self._cache[1])
-

@@ -28,7 +28,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor) -> list[str]:
+def error_annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor) -> list[str]:
     """``::error`` workflow commands, one per failed or errored item."""
     lines = []
     for case in cases:
@@ -58,14 +58,18 @@ def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
     lines += [" · ".join(facts), ""]
     if outcome.message:
         lines += [f"> {outcome.message}", ""]
-    lines += ["| gate | status | passed | failed | skipped | closed | duration |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| gate | status | passed | failed | skipped | closed | duration |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for g in outcome.gates:
         status = f"{_STATUS_ICON.get(g.status, '')} {g.status}"
         if g.reason:
             status += f" ({g.reason})"
-        lines.append(f"| {g.gate} | {status} | {g.passed} | {g.failed} | {g.skipped} | "
-                     f"{g.closed} | {_duration(g.duration)} |")
+        lines.append(
+            f"| {g.gate} | {status} | {g.passed} | {g.failed} | {g.skipped} | "
+            f"{g.closed} | {_duration(g.duration)} |"
+        )
     return redact("\n".join(lines) + "\n")
 
 

@@ -68,9 +68,14 @@ class CaseRecorder:
         if case is None:
             fspath, lineno, _ = report.location
             classname, name = _names(report.nodeid, gate)
-            case = CaseRecord(nodeid=report.nodeid, gate=gate, file=self.run.relative(fspath),
-                              line=None if lineno is None else lineno + 1,
-                              classname=classname, name=name)
+            case = CaseRecord(
+                nodeid=report.nodeid,
+                gate=gate,
+                file=self.run.relative(fspath),
+                line=None if lineno is None else lineno + 1,
+                classname=classname,
+                name=name,
+            )
             self.cases[report.nodeid] = case
         case.duration += report.duration
         for key, value in report.user_properties:
@@ -112,9 +117,14 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return report.longreprtext
 
 
-def write_junit(path: Path, run: StageRun, gates: Iterable[GateResult],
-                cases: Iterable[CaseRecord], redact: Redactor,
-                stage_failure: str | None = None) -> None:
+def write_junit(
+    path: Path,
+    run: StageRun,
+    gates: Iterable[GateResult],
+    cases: Iterable[CaseRecord],
+    redact: Redactor,
+    stage_failure: str | None = None,
+) -> None:
     cases = list(cases)
     root = ET.Element("testsuites", name=f"pytest-release {run.stage}")
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -124,12 +134,25 @@ def write_junit(path: Path, run: StageRun, gates: Iterable[GateResult],
         failures = sum(c.outcome == "failure" for c in members)
         errors = sum(c.outcome == "error" for c in members)
         skipped = sum(c.outcome == "skipped" for c in members)
-        suite = ET.SubElement(root, "testsuite", name=result.gate, tests=str(len(members)),
-                              failures=str(failures), errors=str(errors), skipped=str(skipped),
-                              time=f"{result.duration:.3f}", timestamp=timestamp, hostname=host)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=result.gate,
+            tests=str(len(members)),
+            failures=str(failures),
+            errors=str(errors),
+            skipped=str(skipped),
+            time=f"{result.duration:.3f}",
+            timestamp=timestamp,
+            hostname=host,
+        )
         props = ET.SubElement(suite, "properties")
-        suite_properties = [("stage", run.stage), ("release_id", run.release_id),
-                            ("gate", result.gate), ("gate_status", result.status)]
+        suite_properties = [
+            ("stage", run.stage),
+            ("release_id", run.release_id),
+            ("gate", result.gate),
+            ("gate_status", result.status),
+        ]
         if run.image:
             suite_properties.append(("image", run.image))
         for key, value in suite_properties:
@@ -137,11 +160,21 @@ def write_junit(path: Path, run: StageRun, gates: Iterable[GateResult],
         for case in members:
             _add_case(suite, case)
     if stage_failure:
-        suite = ET.SubElement(root, "testsuite", name="stage", tests="1", failures="1",
-                              errors="0", skipped="0", time="0", timestamp=timestamp,
-                              hostname=host)
-        element = ET.SubElement(suite, "testcase", classname=f"stage.{run.stage}",
-                                name="stage", time="0")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name="stage",
+            tests="1",
+            failures="1",
+            errors="0",
+            skipped="0",
+            time="0",
+            timestamp=timestamp,
+            hostname=host,
+        )
+        element = ET.SubElement(
+            suite, "testcase", classname=f"stage.{run.stage}", name="stage", time="0"
+        )
         failure = ET.SubElement(element, "failure", message=_xml_text(redact(stage_failure)))
         failure.text = _xml_text(redact(stage_failure))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +182,12 @@ def write_junit(path: Path, run: StageRun, gates: Iterable[GateResult],
 
 
 def _add_case(suite: ET.Element, case: CaseRecord) -> None:
-    attrs = {"classname": case.classname, "name": _xml_text(case.name), "file": case.file,
-             "time": f"{case.duration:.3f}"}
+    attrs = {
+        "classname": case.classname,
+        "name": _xml_text(case.name),
+        "file": case.file,
+        "time": f"{case.duration:.3f}",
+    }
     if case.line is not None:
         attrs["line"] = str(case.line)
     element = ET.SubElement(suite, "testcase", attrs)

@@ -53,19 +53,49 @@ class LedgerEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, *, release_id: str, stage: str, image: str | None, report: str | None,
-              override_requires: str | None) -> LedgerEntry:
-        return cls(run_id=uuid.uuid4().hex, release_id=release_id, stage=stage,
-                   outcome="running", started=utc_now(), image=image, report=report,
-                   override_requires=override_requires)
+    def start(
+        cls,
+        *,
+        release_id: str,
+        stage: str,
+        image: str | None,
+        report: str | None,
+        override_requires: str | None,
+    ) -> LedgerEntry:
+        return cls(
+            run_id=uuid.uuid4().hex,
+            release_id=release_id,
+            stage=stage,
+            outcome="running",
+            started=utc_now(),
+            image=image,
+            report=report,
+            override_requires=override_requires,
+        )
 
-    def finish(self, outcome: StageResult, gates: Iterable[GateResult], message: str = "",
-               details: Mapping[str, Any] | None = None) -> LedgerEntry:
+    def finish(
+        self,
+        outcome: StageResult,
+        gates: Iterable[GateResult],
+        message: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> LedgerEntry:
         return replace(
-            self, outcome=outcome, finished=utc_now(), message=message,
-            gates={g.gate: {"status": g.status, "passed": g.passed, "failed": g.failed,
-                            "skipped": g.skipped, "closed": g.closed,
-                            "duration": round(g.duration, 3)} for g in gates},
+            self,
+            outcome=outcome,
+            finished=utc_now(),
+            message=message,
+            gates={
+                g.gate: {
+                    "status": g.status,
+                    "passed": g.passed,
+                    "failed": g.failed,
+                    "skipped": g.skipped,
+                    "closed": g.closed,
+                    "duration": round(g.duration, 3),
+                }
+                for g in gates
+            },
             details={**self.details, **(details or {})},
         )
 
@@ -94,8 +124,9 @@ class Ledger:
         runs = [e for e in self.for_release(release_id) if e.stage == stage]
         return runs[-1] if runs else None
 
-    def unmet_requirements(self, release_id: str,
-                           requires: Iterable[str]) -> list[tuple[str, LedgerEntry | None]]:
+    def unmet_requirements(
+        self, release_id: str, requires: Iterable[str]
+    ) -> list[tuple[str, LedgerEntry | None]]:
         """Required stages whose latest run for ``release_id`` did not pass."""
         unmet = []
         for stage in requires:
@@ -122,7 +153,9 @@ class Ledger:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LedgerError(f"cannot create the ledger directory {self.path.parent}: {exc}")
+            raise LedgerError(
+                f"cannot create the ledger directory {self.path.parent}: {exc}"
+            ) from None
         with self._lock:
             runs = change(self._load())
             document = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
@@ -153,8 +186,11 @@ class Ledger:
                 "untouched. Restore it from a backup or CI artifact, or move it away to "
                 "start a new ledger"
             ) from None
-        if (not isinstance(document, dict) or document.get("format") != LEDGER_FORMAT
-                or not isinstance(document.get("runs"), list)):
+        if (
+            not isinstance(document, dict)
+            or document.get("format") != LEDGER_FORMAT
+            or not isinstance(document.get("runs"), list)
+        ):
             raise LedgerError(
                 f"{self.path} is not a pytest-release ledger (expected a JSON object with "
                 f'"format": "{LEDGER_FORMAT}"); it was left untouched. Point --ledger at '
@@ -177,8 +213,10 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
     lines.append(header)
     for e in entries:
         gates = ", ".join(f"{name} {g.get('status')}" for name, g in e.gates.items())
-        line = (f"  {e.stage:<12} {e.outcome:<12} {e.started:<26} {e.finished or '-':<26} "
-                f"{e.host[:16]:<16} {gates}")
+        line = (
+            f"  {e.stage:<12} {e.outcome:<12} {e.started:<26} {e.finished or '-':<26} "
+            f"{e.host[:16]:<16} {gates}"
+        )
         if e.override_requires:
             line += f"  [requires overridden: {e.override_requires}]"
         if e.message:

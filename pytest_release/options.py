@@ -25,28 +25,56 @@ class Option:
     metavar: str | None = None
 
 
-STAGE = Option("--stage", "release_stage", "run the release stage NAME (see [tool.pytest-release])",
-               metavar="NAME")
-RELEASE_ID = Option("--release-id", "release_id",
-                    "release identifier (default: $GITHUB_SHA, else `git rev-parse HEAD`)",
-                    metavar="ID")
-IMAGE = Option("--image", "release_image", "container image reference being released",
-               ini="release_image", metavar="REF")
-RELEASE_CONFIG = Option("--release-config", "release_config",
-                        "TOML file with the release configuration "
-                        "(default: [tool.pytest-release] in pyproject.toml)",
-                        ini="release_config", metavar="PATH")
-REPORTS_DIR = Option("--reports-dir", "release_reports_dir",
-                     "directory for JUnit XML and stage reports (default: reports/)",
-                     ini="release_reports_dir", metavar="DIR")
-LEDGER = Option("--ledger", "release_ledger",
-                "ledger file (default: .pytest-release/ledger.json)",
-                ini="release_ledger", metavar="PATH")
-OVERRIDE_REQUIRES = Option("--override-requires", "release_override_requires",
-                           "run the stage although the stages it requires have not passed; "
-                           "REASON is recorded in the ledger", metavar="REASON")
-RELEASE_STATUS = Option("--release-status", "release_status",
-                        "print the ledger for the release (--release-id) and exit")
+STAGE = Option(
+    "--stage",
+    "release_stage",
+    "run the release stage NAME (see [tool.pytest-release])",
+    metavar="NAME",
+)
+RELEASE_ID = Option(
+    "--release-id",
+    "release_id",
+    "release identifier (default: $GITHUB_SHA, else `git rev-parse HEAD`)",
+    metavar="ID",
+)
+IMAGE = Option(
+    "--image",
+    "release_image",
+    "container image reference being released",
+    ini="release_image",
+    metavar="REF",
+)
+RELEASE_CONFIG = Option(
+    "--release-config",
+    "release_config",
+    "TOML file with the release configuration (default: [tool.pytest-release] in pyproject.toml)",
+    ini="release_config",
+    metavar="PATH",
+)
+REPORTS_DIR = Option(
+    "--reports-dir",
+    "release_reports_dir",
+    "directory for JUnit XML and stage reports (default: reports/)",
+    ini="release_reports_dir",
+    metavar="DIR",
+)
+LEDGER = Option(
+    "--ledger",
+    "release_ledger",
+    "ledger file (default: .pytest-release/ledger.json)",
+    ini="release_ledger",
+    metavar="PATH",
+)
+OVERRIDE_REQUIRES = Option(
+    "--override-requires",
+    "release_override_requires",
+    "run the stage although the stages it requires have not passed; "
+    "REASON is recorded in the ledger",
+    metavar="REASON",
+)
+RELEASE_STATUS = Option(
+    "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
+)
 
 VALUE_OPTIONS = (STAGE, RELEASE_ID, IMAGE, RELEASE_CONFIG, REPORTS_DIR, LEDGER, OVERRIDE_REQUIRES)
 
@@ -54,12 +82,18 @@ VALUE_OPTIONS = (STAGE, RELEASE_ID, IMAGE, RELEASE_CONFIG, REPORTS_DIR, LEDGER, 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "pytest-release: run a release stage")
     for option in VALUE_OPTIONS:
-        group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar,
-                        help=option.help)
+        group.addoption(
+            option.flag, dest=option.dest, default=None, metavar=option.metavar, help=option.help
+        )
         if option.ini:
             parser.addini(option.ini, f"default for {option.flag}", default=None)
-    group.addoption(RELEASE_STATUS.flag, dest=RELEASE_STATUS.dest, action="store_true",
-                    default=False, help=RELEASE_STATUS.help)
+    group.addoption(
+        RELEASE_STATUS.flag,
+        dest=RELEASE_STATUS.dest,
+        action="store_true",
+        default=False,
+        help=RELEASE_STATUS.help,
+    )
 
 
 def cli_or_ini(config: pytest.Config, option: Option) -> str | None:
@@ -77,8 +111,14 @@ def resolve_release_id(explicit: str | None, rootdir: Path) -> str:
     if sha:
         return sha
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rootdir, capture_output=True,
-                                text=True, timeout=10, check=False)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=rootdir,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         result = None
     if result is not None and result.returncode == 0 and result.stdout.strip():

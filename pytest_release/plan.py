@@ -20,6 +20,7 @@ class StagePlan:
     stage: str
     order: tuple[str, ...]
     depends_on: Mapping[str, tuple[str, ...]]
+    serial: frozenset[str] = frozenset()  # gates whose items run in order in one process
 
     def index(self, gate: str) -> int:
         return self.order.index(gate)
@@ -47,7 +48,8 @@ def build_plan(config: ReleaseConfig, stage_name: str) -> StagePlan:
         else:
             depends_on[gate_name] = tuple(dep for dep in after if dep in listed)
     order = _topological(listed, depends_on, stage_name, config.source)
-    return StagePlan(stage=stage_name, order=order, depends_on=depends_on)
+    serial = frozenset(g for g in listed if config.gates[g].serial)
+    return StagePlan(stage=stage_name, order=order, depends_on=depends_on, serial=serial)
 
 
 def _topological(

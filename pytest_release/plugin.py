@@ -39,7 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "gate(name): put the test in the release gate NAME (see --stage)")
+        "markers", "gate(name): put the test in the release gate NAME (see --stage)"
+    )
     stage = options.cli_or_ini(config, options.STAGE)
     if not stage or config.getoption(options.RELEASE_STATUS.dest):
         return
@@ -66,7 +67,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     _register_builtin_gates(config)
     release_config = load_config(config)
     release_id = options.resolve_release_id(
-        options.cli_or_ini(config, options.RELEASE_ID), config.rootpath)
+        options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
+    )
     try:
         entries = Ledger(resolve_ledger_path(config, release_config)).for_release(release_id)
     except LedgerError as exc:

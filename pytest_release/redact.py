@@ -27,8 +27,12 @@ class Redactor:
     values: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, names: Iterable[str], environ: Mapping[str, str] | None = None,
-                 extra_values: Iterable[str] = ()) -> Redactor:
+    def from_env(
+        cls,
+        names: Iterable[str],
+        environ: Mapping[str, str] | None = None,
+        extra_values: Iterable[str] = (),
+    ) -> Redactor:
         env = os.environ if environ is None else environ
         values = [env[name] for name in names if env.get(name)]
         values.extend(v for v in extra_values if v)

@@ -64,8 +64,9 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
     return StageRun(
         stage=stage,
-        release_id=options.resolve_release_id(options.cli_or_ini(config, options.RELEASE_ID),
-                                              config.rootpath),
+        release_id=options.resolve_release_id(
+            options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
+        ),
         image=options.cli_or_ini(config, options.IMAGE),
         config=release_config,
         plan=plan,

@@ -95,9 +95,12 @@ class StageSession:
         if self.is_worker:
             return
         self.entry = LedgerEntry.start(
-            release_id=self.run.release_id, stage=self.run.stage, image=self.run.image,
+            release_id=self.run.release_id,
+            stage=self.run.stage,
+            image=self.run.image,
             report=self.run.relative(self.run.junit_path),
-            override_requires=self.run.override_requires)
+            override_requires=self.run.override_requires,
+        )
         try:
             self.ledger.append(self.entry)
         except LedgerError as exc:
@@ -121,24 +124,28 @@ class StageSession:
         self.run_dir.remove()
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        lines = [f"release stage: {self.run.stage} (gates: {' -> '.join(self.run.plan.order)})",
-                 f"release id: {self.run.release_id}",
-                 f"image: {self.run.image or '(none)'}"]
+        lines = [
+            f"release stage: {self.run.stage} (gates: {' -> '.join(self.run.plan.order)})",
+            f"release id: {self.run.release_id}",
+            f"image: {self.run.image or '(none)'}",
+        ]
         if self.run.override_requires:
             lines.append(f"requires overridden: {self.redact(self.run.override_requires)}")
         return lines
 
     # -- collection ----------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         members = assign_items(session, config, items, self.run)
         for item in items:
             item.stash[GATE_KEY] = members[item.nodeid]
         if self.is_worker:
             worker_id = config.workerinput["workerid"]  # type: ignore[attr-defined]
             membership_file(self.run_dir.path, worker_id).write_text(
-                json.dumps(members), encoding="utf-8")
+                json.dumps(members), encoding="utf-8"
+            )
         else:
             self.tracker.set_members(members)
             self.recorder.members.update(members)
@@ -149,15 +156,17 @@ class StageSession:
         gate = item.stash.get(GATE_KEY, None)
         if gate is None:
             return
-        reason = (self.closed_file.read().get(gate) if self.is_worker
-                  else self.tracker.closed_by(gate))
+        reason = (
+            self.closed_file.read().get(gate) if self.is_worker else self.tracker.closed_by(gate)
+        )
         if reason is not None:
             item.user_properties.append((CLOSED_PROPERTY, reason))
             pytest.skip(reason)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item,
-                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
         report = yield
         if report.longrepr is not None and not isinstance(report.longrepr, tuple):
             text = report.longreprtext
@@ -168,8 +177,9 @@ class StageSession:
             path, line, message = report.longrepr
             report.longrepr = (path, line, self.redact(str(message)))
         report.sections = [(title, self.redact(content)) for title, content in report.sections]
-        report.user_properties = [(k, self.redact(v) if isinstance(v, str) else v)
-                                  for k, v in report.user_properties]
+        report.user_properties = [
+            (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
+        ]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -193,13 +203,16 @@ class StageSession:
             return StageOutcome("failed", gates, f"gate(s) failed: {', '.join(failed)}"), 1
         if total == 0 and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             empty = ", ".join(g.gate for g in gates)
-            message = (f"stage '{self.run.stage}' selected no test: its gates are empty "
-                       f"({empty}); mark tests with @pytest.mark.gate(NAME) or set the gates' "
-                       f"'paths' in {self.run.config.source}")
+            message = (
+                f"stage '{self.run.stage}' selected no test: its gates are empty "
+                f"({empty}); mark tests with @pytest.mark.gate(NAME) or set the gates' "
+                f"'paths' in {self.run.config.source}"
+            )
             return StageOutcome("failed", gates, message), int(pytest.ExitCode.TESTS_FAILED)
         if exitstatus != pytest.ExitCode.OK:
-            return StageOutcome("failed", gates, f"pytest exited with status {exitstatus}"), \
-                exitstatus
+            return StageOutcome(
+                "failed", gates, f"pytest exited with status {exitstatus}"
+            ), exitstatus
         return StageOutcome("passed", gates), exitstatus
 
     @pytest.hookimpl(trylast=True)
@@ -216,38 +229,61 @@ class StageSession:
         # A stage that failed without a failing test (empty, interrupted, rolled back)
         # gets a failing case of its own so JUnit readers cannot show it green.
         failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-        write_junit(self.run.junit_path, self.run, outcome.gates, self.recorder.cases.values(),
-                    self.redact, stage_failure=outcome.message if failing_case else None)
+        write_junit(
+            self.run.junit_path,
+            self.run,
+            outcome.gates,
+            self.recorder.cases.values(),
+            self.redact,
+            stage_failure=outcome.message if failing_case else None,
+        )
         if self.entry is not None:
-            self.ledger.update(self.entry.finish(outcome.result, outcome.gates,
-                                                 self.redact(outcome.message)))
+            self.ledger.update(
+                self.entry.finish(outcome.result, outcome.gates, self.redact(outcome.message))
+            )
         if github.in_github_actions():
             github.write_step_summary(github.step_summary(self.run, outcome, self.redact))
-            github.write_outputs({"stage": self.run.stage, "stage_result": outcome.result,
-                                  "release_id": self.run.release_id,
-                                  "junit": self.run.relative(self.run.junit_path)})
+            github.write_outputs(
+                {
+                    "stage": self.run.stage,
+                    "stage_result": outcome.result,
+                    "release_id": self.run.release_id,
+                    "junit": self.run.relative(self.run.junit_path),
+                }
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.outcome is None:
             return
         tr = terminalreporter
         if github.in_github_actions():
-            for line in github.annotations(self.recorder.cases.values(), self.run.stage,
-                                           self.redact):
+            for line in github.error_annotations(
+                self.recorder.cases.values(), self.run.stage, self.redact
+            ):
                 tr.write_line(line)
         outcome = self.outcome
-        tr.write_sep("=", f"release stage {self.run.stage}: {outcome.result}",
-                     green=outcome.passed, red=not outcome.passed, bold=True)
+        tr.write_sep(
+            "=",
+            f"release stage {self.run.stage}: {outcome.result}",
+            green=outcome.passed,
+            red=not outcome.passed,
+            bold=True,
+        )
         if outcome.message:
             tr.write_line(self.redact(outcome.message))
         for g in outcome.gates:
             counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
             extra = f" ({g.reason})" if g.reason else ""
-            tr.write_line(f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
-                          green=g.status == "passed", red=g.status in ("failed", "closed"),
-                          yellow=g.status in ("skipped", "empty"))
-        tr.write_line(f"junit: {self.run.relative(self.run.junit_path)}  "
-                      f"ledger: {self.run.relative(self.run.ledger_path)}")
+            tr.write_line(
+                f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
+                green=g.status == "passed",
+                red=g.status in ("failed", "closed"),
+                yellow=g.status in ("skipped", "empty"),
+            )
+        tr.write_line(
+            f"junit: {self.run.relative(self.run.junit_path)}  "
+            f"ledger: {self.run.relative(self.run.ledger_path)}"
+        )
 
 
 class XdistController:

@@ -34,8 +34,14 @@ UNGATED = ""
 class GateScheduling:
     """Implements xdist's ``Scheduling`` protocol with gate dependencies as barriers."""
 
-    def __init__(self, config: pytest.Config, log: Any, tracker: GateTracker,
-                 run_dir: Path, closed_file: ClosedGatesFile) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        log: Any,
+        tracker: GateTracker,
+        run_dir: Path,
+        closed_file: ClosedGatesFile,
+    ) -> None:
         self.numnodes = len(parse_tx_spec_config(config))
         self.config = config
         self.log = log
@@ -51,6 +57,8 @@ class GateScheduling:
         self.remaining: dict[str, int] = {}
         self.released: set[str] = set()
         self.closed: dict[str, str] = {}
+        # Serial gates run all their items, in order, on the first worker given one.
+        self.serial_owner: dict[str, WorkerController] = {}
 
     # -- the Scheduling protocol ------------------------------------------------------
     @property
@@ -84,16 +92,23 @@ class GateScheduling:
 
     def add_node_collection(self, node: WorkerController, collection: Sequence[str]) -> None:
         assert node in self.node2pending
-        if self.collection_is_completed and self.collection is not None:
-            if list(collection) != self.collection:
-                other = next(iter(self.node2collection))
-                self.log(report_collection_diff(self.collection, collection,
-                                                other.gateway.id, node.gateway.id))
-                return
+        if (
+            self.collection_is_completed
+            and self.collection is not None
+            and list(collection) != self.collection
+        ):
+            other = next(iter(self.node2collection))
+            self.log(
+                report_collection_diff(
+                    self.collection, collection, other.gateway.id, node.gateway.id
+                )
+            )
+            return
         self.node2collection[node] = list(collection)
 
-    def mark_test_complete(self, node: WorkerController, item_index: int,
-                           duration: float = 0) -> None:
+    def mark_test_complete(
+        self, node: WorkerController, item_index: int, duration: float = 0
+    ) -> None:
         self.node2pending[node].remove(item_index)
         self.remaining[self.gate_of_index[item_index]] -= 1
         self._advance()
@@ -104,8 +119,9 @@ class GateScheduling:
         self.undispatched[self.gate_of_index[index]].appendleft(index)
         self._advance()
 
-    def remove_pending_tests_from_node(self, node: WorkerController,
-                                       indices: Sequence[int]) -> None:
+    def remove_pending_tests_from_node(
+        self, node: WorkerController, indices: Sequence[int]
+    ) -> None:
         raise NotImplementedError("work stealing is not used with gate scheduling")
 
     def remove_node(self, node: WorkerController) -> str | None:
@@ -177,10 +193,16 @@ class GateScheduling:
         for node in self.nodes:
             self._fill(node)
 
-    def _next_index(self, *, released: bool) -> int | None:
+    def _next_index(self, node: WorkerController, *, released: bool) -> int | None:
         for gate in (UNGATED, *self.plan.order):
-            if (gate in self.released) == released and self.undispatched[gate]:
-                return self.undispatched[gate].popleft()
+            if (gate in self.released) != released or not self.undispatched[gate]:
+                continue
+            if gate in self.plan.serial:
+                owner = self.serial_owner.setdefault(gate, node)
+                if owner is not node and owner in self.node2pending:
+                    continue
+                self.serial_owner[gate] = node
+            return self.undispatched[gate].popleft()
         return None
 
     def _target(self) -> int:
@@ -198,11 +220,11 @@ class GateScheduling:
                 break  # the tail waits for its gate; queuing behind it would start it
             if len(queue) >= target:
                 break
-            index = self._next_index(released=True)
+            index = self._next_index(node, released=True)
             if index is None and queue:
                 # Only a successor lets the worker run its tail: queue one item of a
                 # gate that is not released yet (it will not start), or shut down.
-                index = self._next_index(released=False)
+                index = self._next_index(node, released=False)
                 if index is None:
                     if to_send:
                         node.send_runtest_some(to_send)
@@ -219,13 +241,11 @@ class GateScheduling:
         (first_node, first), *others = list(self.node2collection.items())
         same = True
         for node, collection in others:
-            diff = report_collection_diff(first, collection, first_node.gateway.id,
-                                          node.gateway.id)
+            diff = report_collection_diff(first, collection, first_node.gateway.id, node.gateway.id)
             if diff:
                 same = False
                 self.log(diff)
-                report = pytest.CollectReport(node.gateway.id, "failed", longrepr=diff,
-                                              result=[])
+                report = pytest.CollectReport(node.gateway.id, "failed", longrepr=diff, result=[])
                 self.config.hook.pytest_collectreport(report=report)
         return same
 
