@@ -190,8 +190,43 @@ class GateScheduling:
         if self.collection is None:
             return
         self._release_ready_gates()
-        for node in self.nodes:
-            self._fill(node)
+        target = self._target()
+        outgoing: dict[WorkerController, list[int]] = {node: [] for node in self.nodes}
+        # Round-robin, one item per node per round, so released gates spread over workers.
+        progress = True
+        while progress:
+            progress = False
+            for node in outgoing:
+                if self._take_one(node, target, outgoing[node]):
+                    progress = True
+        for node, indices in outgoing.items():
+            if indices:
+                node.send_runtest_some(indices)
+        if not any(self.undispatched.values()):
+            for node in self.nodes:
+                queue = self.node2pending[node]
+                # Nothing is left to queue behind this tail: shutting down lets it run.
+                if queue and self._is_released(queue[-1]) and not node.shutting_down:
+                    node.shutdown()
+
+    def _take_one(self, node: WorkerController, target: int, outgoing: list[int]) -> bool:
+        if node.shutting_down:
+            return False
+        queue = self.node2pending[node]
+        if queue and not self._is_released(queue[-1]):
+            return False  # the tail waits for its gate; queuing behind it would start it
+        if len(queue) >= target:
+            return False
+        index = self._next_index(node, released=True)
+        if index is None and queue:
+            # Only a successor lets the worker run its tail: queue one item of a gate
+            # that is not released yet (it will not start before its gate is).
+            index = self._next_index(node, released=False)
+        if index is None:
+            return False
+        queue.append(index)
+        outgoing.append(index)
+        return True
 
     def _next_index(self, node: WorkerController, *, released: bool) -> int | None:
         for gate in (UNGATED, *self.plan.order):
@@ -208,34 +243,6 @@ class GateScheduling:
     def _target(self) -> int:
         ready = sum(len(q) for g, q in self.undispatched.items() if g in self.released)
         return max(2, min(16, ready // max(1, 2 * len(self.node2pending))))
-
-    def _fill(self, node: WorkerController) -> None:
-        if node.shutting_down:
-            return
-        queue = self.node2pending[node]
-        target = self._target()
-        to_send: list[int] = []
-        while True:
-            if queue and not self._is_released(queue[-1]):
-                break  # the tail waits for its gate; queuing behind it would start it
-            if len(queue) >= target:
-                break
-            index = self._next_index(node, released=True)
-            if index is None and queue:
-                # Only a successor lets the worker run its tail: queue one item of a
-                # gate that is not released yet (it will not start), or shut down.
-                index = self._next_index(node, released=False)
-                if index is None:
-                    if to_send:
-                        node.send_runtest_some(to_send)
-                    node.shutdown()
-                    return
-            if index is None:
-                break
-            queue.append(index)
-            to_send.append(index)
-        if to_send:
-            node.send_runtest_some(to_send)
 
     def _same_collections(self) -> bool:
         (first_node, first), *others = list(self.node2collection.items())

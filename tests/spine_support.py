@@ -1,0 +1,84 @@
+"""Helpers for the spine's pytester-based tests."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+XDIST_MODES = [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="xdist")]
+
+
+def project(pytester: pytest.Pytester, toml: str = "", **files: str) -> Path:
+    """A project with ``[tool.pytest-release]`` = ``toml`` and the given test files."""
+    pytester.makepyprojecttoml(
+        "[tool.pytest.ini_options]\n"
+        'markers = ["slow: slow tests"]\n\n'
+        "[tool.pytest-release]\n" + nest_tables(textwrap.dedent(toml))
+    )
+    for name, content in files.items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(content), encoding="utf-8")
+    return pytester.path
+
+
+def nest_tables(toml: str) -> str:
+    """Write ``[stages.x]`` as ``[tool.pytest-release.stages.x]`` (tests read better)."""
+    lines = []
+    for line in toml.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[[") :
+            line = "[[tool.pytest-release." + stripped[2:]
+        elif stripped.startswith("["):
+            line = "[tool.pytest-release." + stripped[1:]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def run_stage(
+    pytester: pytest.Pytester, stage: str, *args: str, release: str = "r1"
+) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        f"--stage={stage}", f"--release-id={release}", "-p", "no:cacheprovider", *args
+    )
+
+
+def junit(path: Path) -> ET.Element:
+    return ET.parse(path).getroot()
+
+
+def ledger_runs(root: Path) -> list[dict[str, Any]]:
+    data = json.loads((root / ".pytest-release" / "ledger.json").read_text())
+    runs: list[dict[str, Any]] = data["runs"]
+    return runs
+
+
+def events(path: Path) -> list[list[Any]]:
+    """Lines ``json`` appended by test items (see ``RECORDER``)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# A conftest that gives test files a `record(name)` fixture appending start/end events.
+RECORDER = """
+import json, os, time
+import pytest
+
+LOG = os.path.join(os.path.dirname(__file__), "events.jsonl")
+
+@pytest.fixture
+def record(request):
+    def write(kind):
+        with open(LOG, "a") as handle:
+            handle.write(json.dumps([kind, request.node.name, time.time(),
+                                     os.environ.get("PYTEST_XDIST_WORKER", "main")]) + "\\n")
+    write("start")
+    yield write
+    write("end")
+"""

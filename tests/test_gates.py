@@ -1,0 +1,328 @@
+"""Gate membership, order, closing and parallelism, with and without xdist."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.spine_support import RECORDER, XDIST_MODES, events, junit, project, run_stage
+
+THREE_GATES = """
+[stages.check]
+gates = ["lint", "unit", "integration"]
+"""
+
+
+def _spans(log: list[list[object]]) -> dict[str, tuple[float, float]]:
+    starts = {e[1]: e[2] for e in log if e[0] == "start"}
+    ends = {e[1]: e[2] for e in log if e[0] == "end"}
+    return {name: (float(starts[name]), float(ends[name])) for name in starts}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_gates_run_in_configured_order(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(
+        pytester,
+        THREE_GATES,
+        **{
+            "conftest.py": RECORDER,
+            "tests/unit/test_u.py": """
+                import time
+                def test_u1(record): time.sleep(0.05)
+                def test_u2(record): time.sleep(0.05)
+                def test_u3(record): time.sleep(0.05)
+            """,
+            "tests/integration/test_i.py": """
+                def test_i1(record): pass
+                def test_i2(record): pass
+            """,
+            "tests/test_l.py": """
+                import pytest, time
+                @pytest.mark.gate("lint")
+                def test_l1(record): time.sleep(0.1)
+                @pytest.mark.gate("lint")
+                def test_l2(record): time.sleep(0.1)
+            """,
+        },
+    )
+    result = run_stage(pytester, "check", *xdist)
+    result.assert_outcomes(passed=7)
+    spans = _spans(events(pytester.path / "events.jsonl"))
+    groups = {
+        "lint": ["test_l1", "test_l2"],
+        "unit": ["test_u1", "test_u2", "test_u3"],
+        "integration": ["test_i1", "test_i2"],
+    }
+    for before, after in (("lint", "unit"), ("unit", "integration")):
+        last_end = max(spans[n][1] for n in groups[before])
+        first_start = min(spans[n][0] for n in groups[after])
+        assert last_end <= first_start, f"gate {after} started before {before} finished"
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_failed_gate_closes_dependent_gates(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(
+        pytester,
+        THREE_GATES,
+        **{
+            "conftest.py": RECORDER,
+            "tests/test_l.py": """
+                import pytest
+                @pytest.mark.gate("lint")
+                def test_lint_fails(record): assert False, "style problem"
+                @pytest.mark.gate("lint")
+                def test_lint_ok(record): pass
+            """,
+            "tests/unit/test_u.py": """
+                def test_u1(record): pass
+                def test_u2(record): pass
+                def test_u3(record): pass
+            """,
+            "tests/integration/test_i.py": "def test_i1(record): pass\n",
+        },
+    )
+    result = run_stage(pytester, "check", *xdist, "-rs")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1, skipped=4)
+    result.stdout.fnmatch_lines(["*gate 'lint' failed*"])
+    ran = {e[1] for e in events(pytester.path / "events.jsonl")}
+    assert ran == {"test_lint_fails", "test_lint_ok"}, "an item of a closed gate ran"
+    suites = {s.get("name"): s for s in junit(pytester.path / "reports" / "check.xml")}
+    for case in suites["unit"].iter("testcase"):
+        skipped = case.find("skipped")
+        assert skipped is not None
+        assert skipped.get("message") == "gate 'lint' failed"
+    result.stdout.fnmatch_lines(
+        [
+            "gate lint: failed*",
+            "gate unit: closed (gate 'lint' failed)*3 closed*",
+            "gate integration: closed (gate 'lint' failed)*1 closed*",
+        ]
+    )
+
+
+DAG = """
+[gates.left]
+paths = ["tests/left/*"]
+after = []
+[gates.right]
+paths = ["tests/right/*"]
+after = []
+[gates.join]
+paths = ["tests/join/*"]
+after = ["left", "right"]
+[stages.dag]
+gates = ["left", "right", "join"]
+"""
+
+RENDEZVOUS = """
+import pathlib, time
+def meet(mine, other):
+    here = pathlib.Path(__file__).parent.parent.parent
+    (here / mine).touch()
+    deadline = time.monotonic() + 20
+    while not (here / other).exists():
+        assert time.monotonic() < deadline, f"{other} never ran concurrently with {mine}"
+        time.sleep(0.02)
+"""
+
+
+def test_independent_gates_run_in_parallel_under_xdist(pytester: pytest.Pytester) -> None:
+    # left and right wait for each other: this passes only if they run at the same time.
+    project(
+        pytester,
+        DAG,
+        **{
+            "conftest.py": RECORDER,
+            "tests/rendezvous.py": RENDEZVOUS,
+            "tests/left/test_left.py": """
+                import sys, pathlib
+                sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
+                from rendezvous import meet
+                def test_left(record): meet("left.flag", "right.flag")
+            """,
+            "tests/right/test_right.py": """
+                import sys, pathlib
+                sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
+                from rendezvous import meet
+                def test_right(record): meet("right.flag", "left.flag")
+            """,
+            "tests/join/test_join.py": "def test_join(record): pass\n",
+        },
+    )
+    result = run_stage(pytester, "dag", "-n", "2")
+    result.assert_outcomes(passed=3)
+    spans = _spans(events(pytester.path / "events.jsonl"))
+    assert spans["test_join"][0] >= max(spans["test_left"][1], spans["test_right"][1])
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_dag_failure_closes_only_dependents(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(
+        pytester,
+        DAG
+        + """
+[gates.solo]
+paths = ["tests/solo/*"]
+after = ["right"]
+[stages.dag2]
+gates = ["left", "right", "join", "solo"]
+""",
+        **{
+            "conftest.py": RECORDER,
+            "tests/left/test_left.py": "def test_left(record): assert False\n",
+            "tests/right/test_right.py": "def test_right(record): pass\n",
+            "tests/join/test_join.py": "def test_join(record): pass\n",
+            "tests/solo/test_solo.py": "def test_solo(record): pass\n",
+        },
+    )
+    result = run_stage(pytester, "dag2", *xdist)
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    ran = {e[1] for e in events(pytester.path / "events.jsonl")}
+    assert ran == {"test_left", "test_right", "test_solo"}
+    result.stdout.fnmatch_lines(["gate join: closed (gate 'left' failed)*", "gate solo: passed*"])
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_items_outside_the_stage_are_deselected(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(
+        pytester,
+        """
+        [gates.api]
+        markers = ["api"]
+        [stages.only-api]
+        gates = ["api"]
+        """,
+        **{
+            "tests/test_mixed.py": """
+                import pytest
+                pytestmark = []
+                @pytest.mark.api
+                def test_by_marker(): pass
+                @pytest.mark.gate("api")
+                def test_by_gate_marker(): pass
+                def test_other(): raise AssertionError("must not run")
+                @pytest.mark.gate("unit")
+                def test_other_gate(): raise AssertionError("must not run")
+            """,
+            "conftest.py": """
+                def pytest_configure(config):
+                    config.addinivalue_line("markers", "api: api tests")
+                def pytest_deselected(items):
+                    with open("deselected.txt", "a") as f:
+                        f.writelines(i.nodeid + "\\n" for i in items)
+            """,
+        },
+    )
+    result = run_stage(pytester, "only-api", *xdist)
+    result.assert_outcomes(passed=2)
+    # Every xdist worker collects, so each reports the same deselection.
+    deselected = set((pytester.path / "deselected.txt").read_text().split())
+    assert sorted(deselected) == [
+        "tests/test_mixed.py::test_other",
+        "tests/test_mixed.py::test_other_gate",
+    ]
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(
+        pytester,
+        """
+        [gates.check-files]
+        kind = "file-check"
+        required = ["README.md", "LICENSE"]
+        [stages.files]
+        gates = ["check-files", "unit"]
+        """,
+        **{
+            "README.md": "hello\n",
+            "conftest.py": """
+                from typing import Literal
+                import pytest
+                from pytest_release.config import GateConfig
+                from pytest_release.gate_node import GateCheckFailed, GateItem
+
+                class FileCheckGate(GateConfig):
+                    kind: Literal["file-check"] = "file-check"
+                    required: tuple[str, ...] = ()
+
+                class FileExists(GateItem):
+                    def runtest(self):
+                        if not (self.config.rootpath / self.name).exists():
+                            raise GateCheckFailed(f"{self.name} is missing; add it")
+
+                def pytest_release_gate_kinds():
+                    return {"file-check": FileCheckGate}
+
+                def pytest_release_gate_items(gate_node):
+                    if gate_node.gate.kind != "file-check":
+                        return None
+                    return [FileExists.from_parent(gate_node, name=n)
+                            for n in gate_node.gate.required]
+            """,
+            "tests/unit/test_u.py": "def test_u(): pass\n",
+        },
+    )
+    result = run_stage(pytester, "files", *xdist)
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*LICENSE is missing; add it*"])
+    assert "Traceback" not in result.stdout.str()
+    cases = {c.get("name"): c for c in junit(pytester.path / "reports" / "files.xml").iter("testcase")}
+    assert set(cases) == {"README.md", "LICENSE", "test_u"}
+    assert cases["LICENSE"].get("classname") == "check-files.gate:check-files"
+
+
+def test_serial_gate_runs_on_one_worker_in_order(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        """
+        [gates.steps]
+        paths = ["tests/steps/*"]
+        serial = true
+        [stages.rollout]
+        gates = ["steps"]
+        """,
+        **{
+            "conftest.py": RECORDER,
+            "tests/steps/test_steps.py": "\n".join(
+                f"def test_step_{i:02d}(record): pass" for i in range(12)
+            ),
+        },
+    )
+    result = run_stage(pytester, "rollout", "-n", "2")
+    result.assert_outcomes(passed=12)
+    log = [e for e in events(pytester.path / "events.jsonl") if e[0] == "start"]
+    assert [e[1] for e in log] == [f"test_step_{i:02d}" for i in range(12)]
+    assert len({e[3] for e in log}) == 1, "a serial gate was split across workers"
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_stage_selecting_nothing_fails_naming_empty_gates(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    project(pytester, THREE_GATES, **{"tests/test_other.py": "def test_x(): pass\n"})
+    result = run_stage(pytester, "check", *xdist)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["*stage 'check' selected no test: its gates are empty (lint, unit, integration)*"]
+    )
+    suites = junit(pytester.path / "reports" / "check.xml")
+    failure = next(suites.iter("failure"))
+    assert "selected no test" in (failure.get("message") or "")
+
+
+def test_unknown_gate_in_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        THREE_GATES,
+        **{
+            "tests/test_x.py": """
+                import pytest
+                @pytest.mark.gate("unti")
+                def test_typo(): pass
+            """
+        },
+    )
+    result = run_stage(pytester, "check")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*@pytest.mark.gate('unti') names no configured gate; gates in*"])
