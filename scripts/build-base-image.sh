@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build the local base image local/python:bookworm (Debian bookworm minbase + python3)
 # without a registry: debootstrap a root filesystem and `docker import` it.
-# Idempotent: skips when the image exists. Needs a running daemon (scripts/start-docker.sh).
+# Idempotent: skips when the image exists (FORCE=1 rebuilds it).
+# Needs a running daemon (scripts/start-docker.sh).
 set -euo pipefail
 
 IMAGE=${BASE_IMAGE:-local/python:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "build-base-image: $IMAGE already exists"
   exit 0
 fi
@@ -32,8 +33,14 @@ debootstrap --variant=minbase --include=python3 bookworm "$ROOTFS" "$MIRROR" >/t
   tail -n 30 /tmp/debootstrap.log >&2
   exit 1
 }
-# Keep the image small: package caches and lists are not needed at run time.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+# Keep the image small (vfs copies every file for each layer and container): package
+# caches, lists, documentation and translations are not needed at run time.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
+  "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
+  "$ROOTFS"/usr/share/locale/*
+# mktemp -d made the directory 0700; it becomes the image's "/", which non-root
+# container users must be able to traverse.
+chmod 0755 "$ROOTFS"
 
 tar -C "$ROOTFS" -c . | docker import -c 'CMD ["python3"]' - "$IMAGE" >/dev/null
 echo "build-base-image: imported $IMAGE"
