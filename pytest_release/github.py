@@ -35,8 +35,9 @@ def error_annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor)
         if case.outcome not in ("failure", "error"):
             continue
         props = [f"file={escape_property(case.file)}"]
-        if case.line is not None:
-            props.append(f"line={case.line}")
+        line = case.crash_line or case.line
+        if line is not None:
+            props.append(f"line={line}")
         title = redact(f"{stage}/{case.gate}: {case.name}")
         props.append(f"title={escape_property(title)}")
         message = redact(case.text or case.message)

@@ -38,6 +38,7 @@ class CaseRecord:
     name: str
     duration: float = 0.0
     outcome: str = "passed"  # passed | failure | error | skipped
+    crash_line: int | None = None  # the failing line, when it is in ``file``
     message: str = ""
     text: str = ""
     properties: list[tuple[str, str]] = field(default_factory=list)
@@ -87,6 +88,9 @@ class CaseRecorder:
                 case.outcome = kind
             text = self.redact(report.longreprtext)
             case.message = case.message or _first_line(text, report.when)
+            crash = getattr(report, "release_crash", None)
+            if crash and case.crash_line is None and crash[0] == case.file:
+                case.crash_line = int(crash[1])
             case.text = f"{case.text}\n{text}".strip() if case.text else text
             for title, content in report.sections:
                 case.output.append(self.redact(f"----- {title} -----\n{content}"))

@@ -168,6 +168,11 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if report.failed and crash is not None:
+            # Kept beside the (possibly redacted, flattened) longrepr: annotations point
+            # at the failing line, not at the test's def line.
+            report.release_crash = (self.run.relative(crash.path), crash.lineno)
         if report.longrepr is not None and not isinstance(report.longrepr, tuple):
             text = report.longreprtext
             clean = self.redact(text)

@@ -1,0 +1,230 @@
+"""Release configuration: defaults, validation errors, overrides, option precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_release.config import (
+    GateConfig,
+    ReleaseConfigError,
+    load_release_config,
+    parse_duration,
+)
+from pytest_release.plan import build_plan
+from tests.spine_support import project, run_stage
+
+KINDS: dict[str, type[GateConfig]] = {"tests": GateConfig}
+
+
+def test_empty_table_gives_the_builtin_stages() -> None:
+    config = load_release_config({}, "pyproject.toml", KINDS)
+    assert list(config.stages) == [
+        "uat",
+        "build",
+        "canary-1",
+        "canary-2",
+        "canary-3",
+        "smoke",
+        "rollback",
+    ]
+    assert config.stages["canary-1"].requires == ("build",)
+    rollout = config.stages["canary-2"].rollout
+    assert rollout is not None
+    assert (rollout.replicas, rollout.weight, rollout.hold) == (2, 50, 1800.0)
+    assert build_plan(config, "uat").order[:2] == ("lint", "unit")
+
+
+def test_user_tables_override_defaults_key_by_key() -> None:
+    config = load_release_config(
+        {
+            "stages": {"uat": {"gates": ["unit"]}, "perf": {"gates": ["load"]}},
+            "gates": {"load": {"paths": ["perf/*"]}},
+        },
+        "pyproject.toml",
+        KINDS,
+    )
+    assert config.stages["uat"].gates == ("unit",)
+    assert config.stages["uat"].description.startswith("User acceptance")
+    assert config.stages["perf"].gates == ("load",)
+    assert config.gates["load"].paths == ("perf/*",)
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            {"stages": {"uat": {"gatez": ["unit"]}}},
+            "stages.uat.gatez: unknown key (value ['unit']); check the spelling",
+        ),
+        ({"reports_dirr": "x"}, "reports_dirr: unknown key (value 'x')"),
+        (
+            {"stages": {"canary-1": {"rollout": {"weight": 150}}}},
+            "stages.canary-1.rollout.weight = 150: Input should be less than or equal to 100",
+        ),
+        (
+            {"stages": {"canary-1": {"rollout": {"hold": "soon"}}}},
+            "stages.canary-1.rollout.hold = 'soon': Value error, expected a duration",
+        ),
+        (
+            {"stages": {"uat": {"gates": ["unit", "nope"]}}},
+            "stages.uat.gates: unknown gate 'nope'; gates: lint, unit",
+        ),
+        (
+            {"stages": {"uat": {"requires": ["ghost"]}}},
+            "stages.uat.requires: unknown stage 'ghost'; stages: uat, build",
+        ),
+        (
+            {"gates": {"unit": {"kind": "magic"}}},
+            "gates.unit.kind = 'magic': unknown gate kind; allowed: tests",
+        ),
+        ({"gates": {"unit": {"after": ["ghost"]}}}, "gates.unit.after: unknown gate 'ghost'"),
+        ({"gates": {"unit": {"pathz": []}}}, "gates.unit.pathz: unknown key"),
+        ({"stages": {"Bad Name": {}}}, "stages.Bad Name: invalid stage name"),
+    ],
+)
+def test_errors_name_file_key_value_and_what_is_allowed(
+    table: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ReleaseConfigError) as excinfo:
+        load_release_config(table, "/repo/pyproject.toml", KINDS)
+    message = str(excinfo.value)
+    assert message.startswith("invalid release configuration in /repo/pyproject.toml")
+    assert expected in message
+
+
+def test_after_cycle_is_reported() -> None:
+    config = load_release_config(
+        {
+            "gates": {"a": {"after": ["b"]}, "b": {"after": ["a"]}},
+            "stages": {"loop": {"gates": ["a", "b"]}},
+        },
+        "p.toml",
+        KINDS,
+    )
+    with pytest.raises(ReleaseConfigError, match="gates a, b form a cycle"):
+        build_plan(config, "loop")
+
+
+def test_gates_without_after_form_a_sequence_and_after_makes_a_dag() -> None:
+    config = load_release_config(
+        {
+            "gates": {"x": {"after": []}, "y": {}, "z": {"after": ["x"]}},
+            "stages": {"s": {"gates": ["x", "y", "z"]}},
+        },
+        "p.toml",
+        KINDS,
+    )
+    plan = build_plan(config, "s")
+    assert plan.depends_on == {"x": (), "y": ("x",), "z": ("x",)}
+    assert plan.upstream("z") == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(90, 90.0), ("90s", 90.0), ("15m", 900.0), ("1.5h", 5400.0), ("250ms", 0.25)],
+)
+def test_durations(value: object, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+def test_unknown_stage_lists_configured_stages(pytester: pytest.Pytester) -> None:
+    project(pytester, "[stages.perf]\ngates = ['unit']\n")
+    result = run_stage(pytester, "canary-9")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: unknown stage 'canary-9'; stages in */pyproject.toml: uat, build, "
+            "canary-1, canary-2, canary-3, smoke, rollback, perf"
+        ]
+    )
+
+
+def test_invalid_config_is_a_usage_error_at_startup(pytester: pytest.Pytester) -> None:
+    project(pytester, "[stages.uat]\ngatez = ['unit']\n")
+    result = run_stage(pytester, "uat")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["ERROR: invalid release configuration in */pyproject.toml:", "*stages.uat.gatez*"]
+    )
+
+
+def test_release_config_file_option(pytester: pytest.Pytester) -> None:
+    project(pytester, "", **{"tests/test_a.py": "def test_a(): pass\n"})
+    (pytester.path / "release.toml").write_text(
+        '[gates.mine]\npaths = ["tests/*"]\n[stages.custom]\ngates = ["mine"]\n'
+    )
+    result = run_stage(pytester, "custom", "--release-config=release.toml")
+    result.assert_outcomes(passed=1)
+    missing = run_stage(pytester, "custom", "--release-config=nope.toml")
+    assert missing.ret == 4
+    missing.stderr.fnmatch_lines(["*nope.toml does not exist; pass an existing TOML file*"])
+
+
+def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -> None:
+    project(pytester, 'reports_dir = "from-config"\n', **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    run_stage(pytester, "uat").assert_outcomes(passed=1)
+    assert (pytester.path / "from-config" / "uat.xml").is_file()
+
+    pyproject = pytester.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.pytest.ini_options]\n", '[tool.pytest.ini_options]\nrelease_reports_dir = "from-ini"\n'
+        )
+    )
+    run_stage(pytester, "uat", release="r2").assert_outcomes(passed=1)
+    assert (pytester.path / "from-ini" / "uat.xml").is_file()
+
+    run_stage(pytester, "uat", "--reports-dir=from-cli", release="r3").assert_outcomes(passed=1)
+    assert (pytester.path / "from-cli" / "uat.xml").is_file()
+
+
+def test_release_id_from_github_sha_then_git_then_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    monkeypatch.setenv("GITHUB_SHA", "abc123")
+    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["release id: abc123"])
+
+    monkeypatch.delenv("GITHUB_SHA")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
+    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["*cannot determine the release id*pass --release-id=ID*"]
+    )
+
+    pytester.run("git", "init", "-q")
+    pytester.run("git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
+                 "--allow-empty", "-m", "x")
+    head = pytester.run("git", "rev-parse", "HEAD").stdout.str().strip()
+    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([f"release id: {head}"])
+
+
+def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None:
+    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    result = run_stage(pytester, "uat", "--image=ghcr.io/acme/shop:canary-42")
+    result.stdout.fnmatch_lines(
+        [
+            "release stage: uat (gates: lint -> unit -> integration -> docker -> e2e -> newman)",
+            "release id: r1",
+            "image: ghcr.io/acme/shop:canary-42",
+        ]
+    )
+
+
+def test_ini_default_for_image(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    pyproject = pytester.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.pytest.ini_options]\n", '[tool.pytest.ini_options]\nrelease_image = "shop:ini"\n'
+        )
+    )
+    run_stage(pytester, "uat").stdout.fnmatch_lines(["image: shop:ini"])
+    run_stage(pytester, "uat", "--image=shop:cli", release="r2").stdout.fnmatch_lines(
+        ["image: shop:cli"]
+    )

@@ -1,0 +1,104 @@
+"""Without --stage the plugin is inert: same collection, selection, outcomes, output."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.spine_support import project
+
+FILES = {
+    "tests/unit/test_mixed.py": """
+        import pytest
+
+        def test_pass():
+            print("hello")
+
+        def test_fail():
+            assert [1, 2] == [1, 3]
+
+        @pytest.mark.skip(reason="not today")
+        def test_skip():
+            pass
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_xfail():
+            assert False
+
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_param(n):
+            assert n < 3
+
+        @pytest.mark.gate("lint")
+        def test_in_a_gate():
+            pass
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup boom")
+
+        def test_error(broken):
+            pass
+    """,
+    "tests/test_other.py": """
+        import warnings
+        def test_warns():
+            warnings.warn(UserWarning("careful"))
+    """,
+}
+
+_VOLATILE = [
+    (re.compile(r"\d+\.\d+s"), "N.NNs"),
+    (re.compile(r"^plugins: .*$", re.M), "plugins: ..."),
+    (re.compile(r"/tmp/\S+"), "/tmp/PATH"),
+    (re.compile(r"0x[0-9a-f]+"), "0xADDR"),
+]
+
+
+def _normalise(text: str) -> str:
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _project(pytester: pytest.Pytester) -> None:
+    project(pytester, "[stages.uat]\ngates = ['lint', 'unit']\n", **FILES)
+    pyproject = pytester.path / "pyproject.toml"
+    # The plugin registers the `gate` marker; register it for the plain run too, so the
+    # comparison is about behaviour, not about an unknown-marker warning.
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'markers = ["slow: slow tests"]', 'markers = ["slow: slow tests", "gate(name): gate"]'
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([], id="run"),
+        pytest.param(["-k", "param or fail", "-rA"], id="keyword"),
+        pytest.param(["--collect-only", "-q"], id="collect"),
+        pytest.param(["-x"], id="exitfirst"),
+        pytest.param(["-m", "gate"], id="marker"),
+    ],
+)
+def test_output_is_plain_pytests(pytester: pytest.Pytester, args: list[str]) -> None:
+    _project(pytester)
+    plain = pytester.runpytest_subprocess("-p", "no:release", "-p", "no:cacheprovider", *args)
+    with_plugin = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert with_plugin.ret == plain.ret
+    assert _normalise(with_plugin.stdout.str()) == _normalise(plain.stdout.str())
+    assert _normalise(with_plugin.stderr.str()) == _normalise(plain.stderr.str())
+    assert not (pytester.path / "reports").exists()
+    assert not (pytester.path / ".pytest-release").exists()
+
+
+def test_outcomes_are_plain_pytests_under_xdist(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    plain = pytester.runpytest_subprocess("-p", "no:release", "-n", "2", "-p", "no:cacheprovider")
+    with_plugin = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    assert with_plugin.ret == plain.ret == 1
+    assert with_plugin.parseoutcomes() == plain.parseoutcomes()
+    assert with_plugin.parseoutcomes()["passed"] == 5

@@ -1,0 +1,203 @@
+"""The ledger: records, requires, override, corruption, concurrency, status, interruption."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_release.ledger import Ledger, LedgerEntry, LedgerError
+from pytest_release.stage import GateResult
+from tests.spine_support import ledger_runs, project, run_stage
+
+PIPELINE = """
+[gates.first]
+paths = ["tests/first/*"]
+[gates.second]
+paths = ["tests/second/*"]
+[stages.one]
+gates = ["first"]
+[stages.two]
+gates = ["second"]
+requires = ["one"]
+"""
+
+
+def _pipeline(pytester: pytest.Pytester, first_passes: bool = True) -> None:
+    project(
+        pytester,
+        PIPELINE,
+        **{
+            "tests/first/test_f.py": f"def test_f(): assert {first_passes}\n",
+            "tests/second/test_s.py": "def test_s(): pass\n",
+        },
+    )
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_stage_run_is_recorded(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    _pipeline(pytester)
+    run_stage(pytester, "one", "--image=shop:1", *xdist).assert_outcomes(passed=1)
+    (run,) = ledger_runs(pytester.path)
+    assert run["release_id"] == "r1"
+    assert run["stage"] == "one"
+    assert run["image"] == "shop:1"
+    assert run["outcome"] == "passed"
+    assert run["report"] == "reports/one.xml"
+    assert run["gates"] == {
+        "first": {
+            "status": "passed",
+            "passed": 1,
+            "failed": 0,
+            "skipped": 0,
+            "closed": 0,
+            "duration": run["gates"]["first"]["duration"],
+        }
+    }
+    assert run["started"] <= run["finished"]
+    assert run["host"]
+
+
+def test_requires_is_enforced_per_release(pytester: pytest.Pytester) -> None:
+    _pipeline(pytester, first_passes=False)
+    result = run_stage(pytester, "two")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: stage 'two' requires 'one' (has not run) to have passed for release r1 "
+            "(ledger */.pytest-release/ledger.json)*--override-requires=REASON*"
+        ]
+    )
+    assert run_stage(pytester, "one").ret == 1
+    result = run_stage(pytester, "two")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*requires 'one' (last run failed)*release r1*"])
+
+    (pytester.path / "tests/first/test_f.py").write_text("def test_f(): pass\n")
+    assert run_stage(pytester, "one").ret == 0
+    assert run_stage(pytester, "two").ret == 0
+    # Another release has its own history.
+    result = run_stage(pytester, "two", release="r2")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*release r2*"])
+
+
+def test_override_is_recorded(pytester: pytest.Pytester) -> None:
+    _pipeline(pytester)
+    result = run_stage(pytester, "two", "--override-requires=hotfix approved by ops")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["requires overridden: hotfix approved by ops"])
+    (run,) = ledger_runs(pytester.path)
+    assert run["override_requires"] == "hotfix approved by ops"
+
+
+def test_corrupt_or_foreign_ledger_is_an_error_and_left_untouched(
+    pytester: pytest.Pytester,
+) -> None:
+    _pipeline(pytester)
+    ledger = pytester.path / ".pytest-release" / "ledger.json"
+    ledger.parent.mkdir()
+    ledger.write_text('{"runs": [')
+    result = run_stage(pytester, "one")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*ledger.json is corrupt (not valid JSON*left untouched*"])
+    assert ledger.read_text() == '{"runs": ['
+
+    ledger.write_text('{"something": "else"}')
+    result = run_stage(pytester, "one")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*is not a pytest-release ledger*"])
+    assert ledger.read_text() == '{"something": "else"}'
+
+
+def _append_many(path: str, worker: int) -> None:
+    ledger = Ledger(Path(path))
+    for n in range(15):
+        entry = LedgerEntry.start(
+            release_id=f"w{worker}", stage=f"s{n}", image=None, report=None,
+            override_requires=None,
+        )
+        ledger.append(entry)
+        ledger.update(entry.finish("passed", [GateResult("g", "passed", 1, 0, 0, 0, 0.1)]))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(str(path), w)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    entries = Ledger(path).entries()
+    assert len(entries) == 60
+    assert all(e.outcome == "passed" for e in entries)
+    assert not list(tmp_path.glob(".ledger.json.*")), "temporary files left behind"
+
+
+def test_ledger_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text(json.dumps({"format": "pytest-release/ledger", "version": 99, "runs": []}))
+    with pytest.raises(LedgerError, match="has version 99"):
+        Ledger(path).entries()
+
+
+def test_release_status_prints_the_ledger(pytester: pytest.Pytester) -> None:
+    _pipeline(pytester)
+    run_stage(pytester, "one")
+    run_stage(pytester, "two")
+    result = pytester.runpytest_subprocess("--release-status", "--release-id=r1")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["release r1:", "*stage*outcome*", "  one * passed *first passed*",
+         "  two * passed *second passed*"]
+    )
+    other = pytester.runpytest_subprocess("--release-status", "--release-id=zzz")
+    other.stdout.fnmatch_lines(["release zzz: no stage has run yet"])
+
+
+def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        PIPELINE,
+        **{
+            "tests/first/test_f.py": """
+                import pathlib, time
+                def test_slow():
+                    pathlib.Path("started").touch()
+                    time.sleep(60)
+            """,
+        },
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--stage=one", "--release-id=r1", "-p",
+         "no:cacheprovider"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pytester.path / "started").exists():
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "the test never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 2, output
+    assert "release stage one: interrupted" in output
+    (run,) = ledger_runs(pytester.path)
+    assert run["outcome"] == "interrupted"
+    assert run["finished"]
+    result = run_stage(pytester, "two")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*requires 'one' (last run interrupted)*"])

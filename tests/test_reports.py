@@ -1,0 +1,151 @@
+"""JUnit XML, GitHub annotations/summary/outputs, redaction, terminal summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_release.github import escape_data, escape_property
+from pytest_release.redact import Redactor
+from tests.spine_support import XDIST_MODES, junit, project, run_stage
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+TOKEN = "s3cr3t-deploy-token-value"
+
+FILES = {
+    "tests/unit/test_math.py": """
+        import os
+        def test_adds():
+            assert 1 + 1 == 2
+
+        def test_leaks_secrets():
+            print("calling", os.environ["SLACK_WEBHOOK_URL"])
+            assert os.environ["DEPLOY_TOKEN"] == "x", "Authorization: Bearer abcdefghijklmnop"
+    """,
+    "tests/integration/test_flow.py": """
+        def test_flow(record_property):
+            record_property("endpoint", "/orders")
+    """,
+}
+
+
+def _github_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    summary = pytester.path / "summary.md"
+    outputs = pytester.path / "outputs.txt"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", WEBHOOK)
+    monkeypatch.setenv("DEPLOY_TOKEN", TOKEN)
+    return summary, outputs
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_junit_one_suite_per_gate_with_properties_and_locations(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", WEBHOOK)
+    monkeypatch.setenv("DEPLOY_TOKEN", TOKEN)
+    project(
+        pytester,
+        'secrets = ["DEPLOY_TOKEN"]\n[gates.integration]\nafter = []\n'
+        '[stages.ci]\ngates = ["unit", "integration"]\n',
+        **FILES,
+    )
+    result = run_stage(pytester, "ci", "--image=shop:7", *xdist)
+    assert result.ret == 1
+    root = junit(pytester.path / "reports" / "ci.xml")
+    assert root.tag == "testsuites"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert list(suites) == ["unit", "integration"]
+    unit = suites["unit"]
+    assert (unit.get("tests"), unit.get("failures"), unit.get("skipped")) == ("2", "1", "0")
+    props = {p.get("name"): p.get("value") for p in unit.find("properties") or []}
+    assert props == {"stage": "ci", "release_id": "r1", "gate": "unit", "gate_status": "failed",
+                     "image": "shop:7"}
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    adds = cases["test_adds"]
+    assert adds.get("classname") == "unit.tests.unit.test_math"
+    assert adds.get("file") == "tests/unit/test_math.py"
+    assert adds.get("line") == "3"  # the def line (the file starts with a blank line)
+    leak = cases["test_leaks_secrets"]
+    failure = leak.find("failure")
+    assert failure is not None
+    text = (failure.text or "") + (failure.get("message") or "")
+    assert "Bearer ***" in text
+    whole = (pytester.path / "reports" / "ci.xml").read_text()
+    assert TOKEN not in whole
+    assert WEBHOOK not in whole and "XXXXSECRETXXXX" not in whole
+    assert "abcdefghijklmnop" not in whole
+    flow = cases["test_flow"]
+    flow_props = {p.get("name"): p.get("value") for p in flow.iter("property")}
+    assert flow_props == {"endpoint": "/orders"}
+    # Terminal output is redacted too.
+    out = result.stdout.str()
+    assert TOKEN not in out and "XXXXSECRETXXXX" not in out
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_github_annotations_summary_and_outputs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    summary, outputs = _github_env(pytester, monkeypatch)
+    project(pytester, 'secrets = ["DEPLOY_TOKEN"]\n[stages.ci]\ngates = ["unit", "integration"]\n',
+            **FILES)
+    result = run_stage(pytester, "ci", *xdist)
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(errors) == 1, "exactly one annotation per failure, emitted once"
+    (error,) = errors
+    assert error.startswith(
+        "::error file=tests/unit/test_math.py,line=8,title=ci/unit%3A test_leaks_secrets::"
+    )
+    assert "\n" not in error and "%0A" in error
+    assert TOKEN not in error and "XXXXSECRETXXXX" not in error
+
+    text = summary.read_text()
+    assert "pytest-release stage `ci`: failed" in text
+    assert "| unit | ❌ failed | 1 | 1 | 0 | 0 |" in text
+    assert "| integration | ⛔ closed (gate 'unit' failed) | 0 | 0 | 0 | 1 |" in text
+    assert outputs.read_text().splitlines()[:2] == ["stage=ci", "stage_result=failed"]
+
+
+def test_passing_stage_outputs_passed_and_exit_zero(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, outputs = _github_env(pytester, monkeypatch)
+    project(pytester, "[stages.ci]\ngates = ['integration']\n", **FILES)
+    result = run_stage(pytester, "ci")
+    assert result.ret == 0
+    assert "stage_result=passed" in outputs.read_text().splitlines()
+    assert not [line for line in result.stdout.lines if line.startswith("::error")]
+
+
+def test_terminal_summary_has_one_line_per_gate(pytester: pytest.Pytester) -> None:
+    project(pytester, "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n",
+            **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    result = run_stage(pytester, "ci")
+    result.stdout.fnmatch_lines(
+        [
+            "*= release stage ci: passed =*",
+            "gate unit: passed - 1 passed, 0 failed, 0 skipped, 0 closed in *s",
+            "gate integration: empty - 0 passed*",
+            "gate e2e: empty - 0 passed*",
+            "junit: reports/ci.xml  ledger: .pytest-release/ledger.json",
+        ]
+    )
+
+
+def test_escaping_follows_github_rules() -> None:
+    assert escape_data("50%\r\nnext") == "50%25%0D%0Anext"
+    assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+
+
+def test_redactor_masks_configured_values_and_token_shapes() -> None:
+    redact = Redactor.from_env(["MY_TOKEN", "UNSET"], environ={"MY_TOKEN": "hunter2hunter2"})
+    text = redact(
+        "token=hunter2hunter2 url=https://hooks.slack.com/services/T1/B2/abc "
+        "auth: Bearer eyJhbGciOi.payload xoxb-1234567890-abcdef ghp_" + "a" * 36
+    )
+    assert text == "token=*** url=*** auth: Bearer *** *** ***"
+    assert Redactor()("nothing secret here") == "nothing secret here"
