@@ -49,6 +49,7 @@ class LedgerEntry:
     report: str | None = None
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
     override_requires: str | None = None
+    only_gates: list[str] | None = None  # a partial run (--gate) satisfies no requires
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +62,7 @@ class LedgerEntry:
         image: str | None,
         report: str | None,
         override_requires: str | None,
+        only_gates: list[str] | None = None,
     ) -> LedgerEntry:
         return cls(
             run_id=uuid.uuid4().hex,
@@ -71,6 +73,7 @@ class LedgerEntry:
             image=image,
             report=report,
             override_requires=override_requires,
+            only_gates=only_gates,
         )
 
     def finish(
@@ -121,7 +124,9 @@ class Ledger:
         return [e for e in self.entries() if e.release_id == release_id]
 
     def latest(self, release_id: str, stage: str) -> LedgerEntry | None:
-        runs = [e for e in self.for_release(release_id) if e.stage == stage]
+        runs = [
+            e for e in self.for_release(release_id) if e.stage == stage and e.only_gates is None
+        ]
         return runs[-1] if runs else None
 
     def unmet_requirements(
@@ -217,6 +222,8 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
             f"  {e.stage:<12} {e.outcome:<12} {e.started:<26} {e.finished or '-':<26} "
             f"{e.host[:16]:<16} {gates}"
         )
+        if e.only_gates is not None:
+            line += f"  [partial: {', '.join(e.only_gates)}]"
         if e.override_requires:
             line += f"  [requires overridden: {e.override_requires}]"
         if e.message:

@@ -72,6 +72,13 @@ OVERRIDE_REQUIRES = Option(
     "REASON is recorded in the ledger",
     metavar="REASON",
 )
+ONLY_GATES = Option(
+    "--gate",
+    "release_only_gates",
+    "run only gate NAME of the stage (repeatable); a partial run never satisfies "
+    "another stage's requires",
+    metavar="NAME",
+)
 RELEASE_STATUS = Option(
     "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
 )
@@ -87,6 +94,14 @@ def add_options(parser: pytest.Parser) -> None:
         )
         if option.ini:
             parser.addini(option.ini, f"default for {option.flag}", default=None)
+    group.addoption(
+        ONLY_GATES.flag,
+        dest=ONLY_GATES.dest,
+        action="append",
+        default=None,
+        metavar=ONLY_GATES.metavar,
+        help=ONLY_GATES.help,
+    )
     group.addoption(
         RELEASE_STATUS.flag,
         dest=RELEASE_STATUS.dest,

@@ -37,9 +37,21 @@ class StagePlan:
         return tuple(g for g in self.order if g in seen)
 
 
-def build_plan(config: ReleaseConfig, stage_name: str) -> StagePlan:
+def build_plan(
+    config: ReleaseConfig, stage_name: str, only: tuple[str, ...] | None = None
+) -> StagePlan:
+    """The stage's plan; ``only`` keeps just those gates (``--gate``), dropping
+    dependencies on the others."""
     stage = config.stage(stage_name)
     listed = list(dict.fromkeys(stage.gates))
+    if only is not None:
+        unknown = [g for g in only if g not in listed]
+        if unknown:
+            raise ReleaseConfigError(
+                f"--gate {', '.join(unknown)}: not a gate of stage {stage_name!r}; "
+                f"its gates: {', '.join(listed)}"
+            )
+        listed = [g for g in listed if g in only]
     depends_on: dict[str, tuple[str, ...]] = {}
     for position, gate_name in enumerate(listed):
         after = config.gates[gate_name].after

@@ -58,7 +58,8 @@ def resolve_ledger_path(config: pytest.Config, release_config: ReleaseConfig) ->
 def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     release_config = load_config(config)
     try:
-        plan = build_plan(release_config, stage)
+        only = config.getoption(options.ONLY_GATES.dest)
+        plan = build_plan(release_config, stage, tuple(only) if only else None)
     except ReleaseConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir

@@ -32,6 +32,11 @@ class StageRun:
         return self.config.stages[self.stage]
 
     @property
+    def partial(self) -> bool:
+        """Only some of the stage's gates run (``--gate``)."""
+        return set(self.plan.order) != set(self.stage_config.gates)
+
+    @property
     def junit_path(self) -> Path:
         return self.reports_dir / f"{self.stage}.xml"
 

@@ -100,6 +100,7 @@ class StageSession:
             image=self.run.image,
             report=self.run.relative(self.run.junit_path),
             override_requires=self.run.override_requires,
+            only_gates=list(self.run.plan.order) if self.run.partial else None,
         )
         try:
             self.ledger.append(self.entry)

@@ -201,3 +201,27 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
     result = run_stage(pytester, "two")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*requires 'one' (last run interrupted)*"])
+
+
+def test_partial_run_with_gate_option_satisfies_no_requires(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        PIPELINE.replace('gates = ["first"]', 'gates = ["first", "extra"]')
+        + '[gates.extra]\npaths = ["tests/extra/*"]\n',
+        **{
+            "tests/first/test_f.py": "def test_f(): pass\n",
+            "tests/extra/test_e.py": "def test_e(): raise AssertionError('not selected')\n",
+            "tests/second/test_s.py": "def test_s(): pass\n",
+        },
+    )
+    result = run_stage(pytester, "one", "--gate=first")
+    result.assert_outcomes(passed=1)
+    (run,) = ledger_runs(pytester.path)
+    assert run["only_gates"] == ["first"]
+    assert run["outcome"] == "passed"
+    refused = run_stage(pytester, "two")
+    assert refused.ret == 4
+    refused.stderr.fnmatch_lines(["*requires 'one' (has not run)*"])
+    bad = run_stage(pytester, "one", "--gate=nope")
+    assert bad.ret == 4
+    bad.stderr.fnmatch_lines(["*--gate nope: not a gate of stage 'one'; its gates: first, extra*"])
