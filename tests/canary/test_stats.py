@@ -1,0 +1,150 @@
+"""The judge's statistics against textbook and published reference values."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+
+from pytest_release.canary.stats import (
+    fisher_exact_greater,
+    interval_stats,
+    mann_whitney_greater,
+    median,
+    normal_sf,
+    percentile,
+)
+from tests.canary.judge_support import T0, http
+
+
+def exact_fisher_greater(a: int, n_a: int, b: int, n_b: int) -> Fraction:
+    """Independent oracle: the hypergeometric tail in exact integer arithmetic."""
+    population, errors = n_a + n_b, a + b
+    denominator = math.comb(population, n_a)
+    tail = sum(
+        math.comb(errors, x) * math.comb(population - errors, n_a - x)
+        for x in range(a, min(errors, n_a) + 1)
+    )
+    return Fraction(tail, denominator)
+
+
+class TestPercentile:
+    def test_linear_interpolation_like_numpy(self) -> None:
+        # numpy.percentile(range(1, 11), 95) == 9.55 (position 0.95 * 9 = 8.55).
+        assert percentile(range(1, 11), 95) == pytest.approx(9.55)
+        assert percentile([7.0], 95) == 7.0
+        assert percentile([3.0, 1.0, 2.0], 0) == 1.0
+        assert percentile([3.0, 1.0, 2.0], 100) == 3.0
+        assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+
+    def test_bad_input_is_an_error(self) -> None:
+        with pytest.raises(ValueError, match="empty"):
+            percentile([], 95)
+        with pytest.raises(ValueError, match="between 0 and 100, got 101"):
+            percentile([1.0], 101)
+
+
+def test_normal_upper_tail() -> None:
+    assert normal_sf(0.0) == pytest.approx(0.5)
+    assert normal_sf(1.959963984540054) == pytest.approx(0.025, abs=1e-12)
+    assert normal_sf(-1.6448536269514722) == pytest.approx(0.95, abs=1e-12)
+
+
+class TestFisherExact:
+    def test_lady_tasting_tea(self) -> None:
+        # Fisher (1935): 8 cups, 4 with milk first. Three of four right: p = 17/70;
+        # all four right: p = 1/70.
+        assert fisher_exact_greater(3, 4, 1, 4) == pytest.approx(17 / 70, rel=1e-12)
+        assert fisher_exact_greater(4, 4, 0, 4) == pytest.approx(1 / 70, rel=1e-12)
+
+    def test_hand_computed_table(self) -> None:
+        # [[6, 2], [1, 4]]: X ~ Hypergeom(N=13, K=7, n=8); P(X >= 6) =
+        # (C(7,6)C(6,2) + C(7,7)C(6,1)) / C(13,8) = (105 + 6) / 1287.
+        assert fisher_exact_greater(6, 8, 1, 5) == pytest.approx(111 / 1287, rel=1e-12)
+
+    @pytest.mark.parametrize(
+        ("a", "n_a", "b", "n_b"),
+        [(12, 400, 3, 3600), (30, 1000, 10, 1000), (0, 50, 4, 50), (5, 5, 0, 500)],
+    )
+    def test_matches_exact_rational_computation(self, a: int, n_a: int, b: int, n_b: int) -> None:
+        expected = float(exact_fisher_greater(a, n_a, b, n_b))
+        assert fisher_exact_greater(a, n_a, b, n_b) == pytest.approx(expected, rel=1e-9)
+
+    def test_direction_and_edge_cases(self) -> None:
+        # Canary with fewer errors than stable is no evidence of a regression.
+        assert fisher_exact_greater(1, 1000, 30, 1000) > 0.99
+        assert fisher_exact_greater(0, 100, 0, 100) == 1.0
+        assert fisher_exact_greater(0, 0, 3, 10) == 1.0
+
+    def test_large_counts_stay_finite(self) -> None:
+        p = fisher_exact_greater(2_000, 100_000, 1_000, 100_000)
+        assert 0.0 <= p < 1e-30
+
+    def test_bad_counts_are_errors(self) -> None:
+        with pytest.raises(ValueError, match="more errors than requests: 5/4"):
+            fisher_exact_greater(5, 4, 0, 10)
+        with pytest.raises(ValueError, match="total_b must not be negative, got -1"):
+            fisher_exact_greater(0, 4, 0, -1)
+
+
+class TestMannWhitney:
+    def test_scipy_documentation_example(self) -> None:
+        # scipy.stats.mannwhitneyu docs (Conover): males vs females, U1 = 17;
+        # method="asymptotic" two-sided p = 0.11134688653314041, so one-sided "greater"
+        # is half of it (U1 is above its mean).
+        result = mann_whitney_greater([19, 22, 16, 29, 24], [20, 11, 17, 12])
+        assert result.u == 17.0
+        assert result.z == pytest.approx(6.5 / math.sqrt(200 / 12), rel=1e-12)
+        assert result.p_value == pytest.approx(0.11134688653314041 / 2, rel=1e-9)
+
+    def test_r_wilcox_example(self) -> None:
+        # R: wilcox.test(c(4,5,6), c(1,2,3), alternative="greater", exact=FALSE)
+        # W = 9, p-value = 0.04043 (half of the two-sided 0.08086).
+        result = mann_whitney_greater([4, 5, 6], [1, 2, 3])
+        assert result.u == 9.0
+        assert result.p_value == pytest.approx(0.0404278, abs=1e-6)
+
+    def test_tie_correction(self) -> None:
+        # x = [2, 3, 4], y = [1, 2, 2]: midranks 1, 3, 3, 3, 5, 6 -> R_x = 3 + 5 + 6 = 14,
+        # U_x = 14 - 6 = 8; one tie group of 3: var = 9/12 * (7 - 24/30) = 4.65;
+        # z = (8 - 4.5 - 0.5) / sqrt(4.65).
+        result = mann_whitney_greater([2, 3, 4], [1, 2, 2])
+        assert result.u == 8.0
+        z = 3.0 / math.sqrt(4.65)
+        assert result.z == pytest.approx(z, rel=1e-12)
+        assert result.p_value == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)), rel=1e-12)
+
+    def test_direction(self) -> None:
+        slow, fast = [30.0, 31, 32, 33, 34, 35], [10.0, 11, 12, 13, 14, 15]
+        assert mann_whitney_greater(slow, fast).p_value < 0.01
+        assert mann_whitney_greater(fast, slow).p_value > 0.99
+
+    def test_all_tied_is_no_evidence(self) -> None:
+        result = mann_whitney_greater([5.0, 5.0], [5.0, 5.0, 5.0])
+        assert result.p_value == 1.0
+
+    def test_empty_sample_is_an_error(self) -> None:
+        with pytest.raises(ValueError, match="two non-empty samples, got 0 and 2"):
+            mann_whitney_greater([], [1.0, 2.0])
+
+
+def test_interval_stats_counts_target_kind_and_window() -> None:
+    samples = [
+        http(T0 + 0, "canary", latency_ms=10.0),
+        http(T0 + 1, "canary", ok=False, latency_ms=None),
+        http(T0 + 2, "canary", latency_ms=30.0),
+        http(T0 + 3, "stable", latency_ms=99.0),
+        http(T0 + 60, "canary", ok=False, latency_ms=5.0),  # outside the window
+    ]
+    stats = interval_stats(samples, "canary", window_start=T0, window_end=T0 + 60)
+    assert (stats.requests, stats.errors) == (3, 1)
+    assert stats.error_rate == pytest.approx(1 / 3)
+    assert stats.p95_ms == pytest.approx(29.0)  # between 10 and 30 at 0.95
+    empty = interval_stats(samples, "router")
+    assert (empty.requests, empty.error_rate, empty.p95_ms, empty.has_data) == (
+        0,
+        None,
+        None,
+        False,
+    )
