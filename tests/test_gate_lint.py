@@ -1,0 +1,523 @@
+"""The ``lint`` gate: real ruff, mypy, black, isort, flake8 and bandit on pytester projects.
+
+Only pip-audit is replaced by a fake (a script printing pip-audit's documented JSON):
+the real tool needs a vulnerability service this machine cannot reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_release.lint.runner import search_path
+from tests.spine_support import XDIST_MODES, junit, project, run_stage
+
+LINT_ONLY = """
+[stages.check]
+gates = ["lint"]
+
+[gates.lint]
+kind = "lint"
+"""
+
+UNUSED_IMPORT = "import os\n\n\ndef answer() -> int:\n    return 42\n"
+CLEAN = 'def greet(name: str) -> str:\n    return "hello " + name\n'
+
+
+def lint_project(pytester: pytest.Pytester, extra_toml: str = "", **files: str) -> Path:
+    """A project whose stage ``check`` has only the lint gate (``kind = "lint"``)."""
+    root = project(pytester, LINT_ONLY + textwrap.dedent(extra_toml), **files)
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write("\n")  # tests append tables
+    return root
+
+
+def program(name: str) -> str:
+    path = shutil.which(name, path=search_path())
+    assert path is not None, f"{name} is not installed: pip install -e '.[test]'"
+    return path
+
+
+def script(root: Path, name: str, body: str) -> str:
+    """An executable shell script in the project (a wrapper or a stand-in tool)."""
+    path = root / name
+    path.write_text("#!/bin/sh\n" + textwrap.dedent(body), encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return f"./{name}"
+
+
+def counting_wrapper(root: Path, tool: str) -> str:
+    """Runs the real ``tool``, appending a line to ``calls.log`` per lint run
+    (``--version`` calls, made for the cache key, are not counted)."""
+    return script(
+        root,
+        f"count-{tool}.sh",
+        f"""\
+        if [ "$1" != "--version" ]; then echo "$$ $*" >> "{root}/calls.log"; fi
+        exec {program(tool)} "$@"
+        """,
+    )
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def calls(root: Path) -> list[str]:
+    log = root / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def cases(root: Path, stage: str = "check") -> dict[str, dict[str, object]]:
+    """JUnit cases by ``<tool>::<name>``: attributes, properties and failure text."""
+    found: dict[str, dict[str, object]] = {}
+    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
+        tool = case.get("classname", "").rsplit(".", 1)[-1]
+        failure = case.find("failure")
+        found[f"{tool}::{case.get('name')}"] = {
+            "file": case.get("file"),
+            "line": case.get("line"),
+            "failure": None if failure is None else failure.text,
+            "skipped": case.find("skipped") is not None,
+            "props": {p.get("name"): p.get("value") for p in case.iter("property")},
+        }
+    return found
+
+
+# -- findings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_ruff_violation_fails_its_file_item_with_location(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check"]
+        """,
+        **{"src/app.py": UNUSED_IMPORT, "src/clean.py": CLEAN},
+    )
+    result = run_stage(pytester, "check", *xdist)
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*src/app.py:1:8 F401 `os` imported but unused*"])
+    got = cases(root)
+    assert set(got) == {"ruff-check::status", "ruff-check::src/app.py"}
+    item = got["ruff-check::src/app.py"]
+    assert (item["file"], item["line"]) == ("src/app.py", "1")
+    assert "src/app.py:1:8 F401" in str(item["failure"])
+    status = got["ruff-check::status"]
+    assert status["failure"] is None
+    props = status["props"]
+    assert isinstance(props, dict)
+    assert props["lint_exit_code"] == "1"
+    assert props["lint_findings"] == "1"
+    assert props["lint_version"].startswith("ruff ")
+
+
+def test_clean_project_passes_with_default_tools(pytester: pytest.Pytester) -> None:
+    root = lint_project(pytester, **{"src/clean.py": CLEAN, "src/other.py": "VALUE = 1\n"})
+    result = run_stage(pytester, "check")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=3)
+    assert set(cases(root)) == {"ruff-check::status", "ruff-format::status", "mypy::status"}
+    result.stdout.fnmatch_lines(["*release stage check: passed*"])
+
+
+def test_format_check_detects_unformatted_file(pytester: pytest.Pytester) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-format"]
+        """,
+        **{"src/ugly.py": "def f( a ):\n    return a+1\n", "src/clean.py": CLEAN},
+    )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*src/ugly.py:1:*unformatted File would be reformatted*",
+            "*ruff-format: 1 problem in src/ugly.py; fix with `ruff format src/ugly.py`*",
+        ]
+    )
+    item = cases(root)["ruff-format::src/ugly.py"]
+    assert (item["file"], item["line"]) == ("src/ugly.py", "1")
+
+
+def test_mypy_error_is_reported_with_code_and_column(pytester: pytest.Pytester) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["mypy"]
+        """,
+        **{
+            "src/typed.py": "def name(x: int) -> str:\n    return x\n",
+            "src/clean.py": CLEAN,
+        },
+    )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ['*src/typed.py:2:12 return-value Incompatible return value type (got "int", expected*']
+    )
+    item = cases(root)["mypy::src/typed.py"]
+    assert (item["file"], item["line"]) == ("src/typed.py", "2")
+
+
+def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> None:
+    source = 'import sys\nimport os\nimport subprocess\nsubprocess.call("ls", shell=True)\n'
+    root = lint_project(
+        pytester,
+        """
+        tools = ["black", "isort", "flake8", "bandit"]
+        targets = ["src"]
+        """,
+        **{"src/risky.py": source, "src/clean.py": CLEAN},
+    )
+    result = run_stage(pytester, "check")
+    got = cases(root)
+    statuses = {name: c["failure"] for name, c in got.items() if name.endswith("::status")}
+    assert statuses == dict.fromkeys(
+        ["black::status", "isort::status", "flake8::status", "bandit::status"]
+    ), statuses
+    assert {n for n in got if not n.endswith("::status")} == {
+        "black::src/risky.py",
+        "isort::src/risky.py",
+        "flake8::src/risky.py",
+        "bandit::src/risky.py",
+    }
+    result.assert_outcomes(passed=4, failed=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*src/risky.py:4:1 black file would be reformatted*",
+            "*src/risky.py:1:1 isort Imports are incorrectly sorted and/or formatted*",
+            "*src/risky.py:1:1 F401 'sys' imported but unused*",
+            "*src/risky.py:4:1 B602 subprocess call with shell=True*",
+        ]
+    )
+    # black's first changed line (from its diff) is where the blank line goes: line 4.
+    assert got["black::src/risky.py"]["line"] == "4"
+    assert got["bandit::src/risky.py"]["line"] == "3"  # B404, import subprocess
+
+
+def test_pip_audit_findings_become_package_items(pytester: pytest.Pytester) -> None:
+    root = lint_project(pytester, **{"src/clean.py": CLEAN})
+    report = {
+        "dependencies": [
+            {"name": "safe", "version": "1.0", "vulns": []},
+            {
+                "name": "requests",
+                "version": "2.19.0",
+                "vulns": [
+                    {
+                        "id": "PYSEC-2018-28",
+                        "fix_versions": ["2.20.0"],
+                        "aliases": ["CVE-2018-18074"],
+                        "description": "Requests sends Authorization headers on redirects.",
+                    }
+                ],
+            },
+        ],
+        "fixes": [],
+    }
+    (root / "audit.json").write_text(json.dumps(report))
+    # FAKE pip-audit: the real one needs an advisory service this machine cannot reach.
+    fake = script(
+        root,
+        "fake-pip-audit.sh",
+        f"""\
+        if [ "$1" = "--version" ]; then echo "pip-audit 2.7.3 (fake)"; exit 0; fi
+        cat {root}/audit.json; exit 1
+        """,
+    )
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write(
+            'tools = ["pip-audit"]\n'
+            "[tool.pytest-release.gates.lint.options.pip-audit]\n"
+            f'command = ["{fake}"]\n'
+        )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*requests==2.19.0 PYSEC-2018-28 requests 2.19.0 is vulnerable (also "
+            "CVE-2018-18074); fixed in: 2.20.0.*"
+        ]
+    )
+    assert "pip-audit::requests==2.19.0" in cases(root)
+
+
+# -- tools that do not work ------------------------------------------------------------------
+
+
+def test_missing_tool_fails_status_with_install_hint(pytester: pytest.Pytester) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check", "mypy"]
+
+        [gates.lint.options.ruff-check]
+        command = ["ruff-is-not-installed-here"]
+
+        [gates.lint.options.mypy]
+        command = ["{python}", "-m", "no_such_mypy_module"]
+        """.replace("{python}", sys.executable),
+        **{"src/app.py": UNUSED_IMPORT},
+    )
+    result = run_stage(pytester, "check")
+    assert result.ret == 1
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "'ruff-is-not-installed-here' is not an executable file or on PATH" in out
+    assert "pip install ruff  (or pip install 'pytest-release[lint]')" in out
+    assert "ruff-check is not installed or cannot be started" in out
+    # A program that starts but whose tool module is missing: exit code, stderr, hint.
+    assert "No module named no_such_mypy_module" in out
+    assert "The tool is not installed for that interpreter: pip install mypy" in out
+    got = cases(root)
+    assert got["ruff-check::status"]["props"]["lint_outcome"] == "missing"  # type: ignore[index]
+    assert got["mypy::status"]["props"]["lint_outcome"] == "crashed"  # type: ignore[index]
+
+
+def test_crashed_tool_fails_status_with_exit_code_and_stderr(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "tok-3f9a7c1e5b2d"
+    monkeypatch.setenv("LINT_TOKEN", token)
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check", "mypy"]
+        """,
+        **{"src/app.py": UNUSED_IMPORT},
+    )
+    garbage = script(root, "garbage.sh", 'echo "this is not json"; exit 1\n')
+    crash = script(
+        root,
+        "crash.sh",
+        'if [ "$1" = "--version" ]; then echo "mypy 0 (stand-in)"; exit 0; fi\n'
+        'echo "internal error: token $LINT_TOKEN rejected" >&2; exit 3\n',
+    )
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "[tool.pytest-release]\n", '[tool.pytest-release]\nsecrets = ["LINT_TOKEN"]\n'
+        )
+        + "[tool.pytest-release.gates.lint.options.ruff-check]\n"
+        + f'command = ["{garbage}"]\n'
+        + "[tool.pytest-release.gates.lint.options.mypy]\n"
+        + f'command = ["{crash}"]\n'
+    )
+    result = run_stage(pytester, "check")
+    assert result.ret == 1
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*ruff-check: `*garbage.sh check --output-format=json --no-fix .` exited with "
+            "code 1 and its output could not be read (ruff check did not print JSON*",
+            "*this is not json*",
+            "*mypy: `*crash.sh --show-column-numbers * .` exited with code 3 without "
+            "reporting a finding (expected 0 = clean, or 1, 2 with findings).*",
+            "*internal error: token *** rejected*",
+            "*mypy failed to run (exit code 3)*",
+        ]
+    )
+    assert token not in result.stdout.str()
+    report = (root / "reports" / "check.xml").read_text()
+    assert token not in report
+    assert "internal error: token *** rejected" in report
+
+
+def test_tool_over_its_timeout_is_killed_and_fails(pytester: pytest.Pytester) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["flake8"]
+        timeout = "1s"
+        """,
+        **{"src/app.py": CLEAN},
+    )
+    hang = script(
+        root,
+        "hang.sh",
+        f"""\
+        if [ "$1" = "--version" ]; then echo "flake8 0 (stand-in)"; exit 0; fi
+        sleep 300 &
+        echo $! > {root}/child.pid
+        wait
+        """,
+    )
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write(f'[tool.pytest-release.gates.lint.options.flake8]\ncommand = ["{hang}"]\n')
+    try:
+        result = run_stage(pytester, "check")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*did not finish within 1s and was killed*", "*timed out*"])
+        # The whole process group was killed: the wrapper's child too.
+        assert not alive(int((root / "child.pid").read_text()))
+    finally:
+        pid_file = root / "child.pid"
+        if pid_file.exists() and alive(pid := int(pid_file.read_text())):
+            os.kill(pid, signal.SIGKILL)
+
+
+# -- once per session, cache -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_each_tool_runs_once_per_session(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check", "ruff-format"]
+        cache = false
+        """,
+        **{"src/app.py": UNUSED_IMPORT, "src/b.py": "import sys\n", "src/c.py": CLEAN},
+    )
+    with (root / "pyproject.toml").open("a") as handle:
+        for tool in ("ruff-check", "ruff-format"):
+            wrapper = counting_wrapper(root, "ruff")
+            handle.write(
+                f'[tool.pytest-release.gates.lint.options.{tool}]\ncommand = ["{wrapper}"]\n'
+            )
+    result = run_stage(pytester, "check", *xdist)
+    result.assert_outcomes(passed=2, failed=2)
+    if xdist:
+        result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
+    runs = calls(root)
+    assert sorted(line.split(" ", 2)[1] for line in runs) == ["check", "format"], runs
+
+
+def test_cache_reuses_results_until_files_or_config_change(pytester: pytest.Pytester) -> None:
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check"]
+        """,
+        **{"src/app.py": UNUSED_IMPORT, "src/clean.py": CLEAN},
+    )
+    wrapper = counting_wrapper(root, "ruff")
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write(
+            f'[tool.pytest-release.gates.lint.options.ruff-check]\ncommand = ["{wrapper}"]\n'
+        )
+
+    def status_props() -> dict[str, str]:
+        props = cases(root)["ruff-check::status"]["props"]
+        assert isinstance(props, dict)
+        return props
+
+    first = run_stage(pytester, "check")
+    first.assert_outcomes(passed=1, failed=1)
+    assert len(calls(root)) == 1
+    assert status_props()["lint_cached"] == "false"
+
+    # Unchanged tree: the result comes from the cache, the tool does not run.
+    second = run_stage(pytester, "check")
+    second.assert_outcomes(passed=1, failed=1)
+    second.stdout.fnmatch_lines(["*src/app.py:1:8 F401 `os` imported but unused*"])
+    assert len(calls(root)) == 1
+    assert status_props()["lint_cached"] == "true"
+
+    # Tool configuration changed (pyproject.toml): runs again, F401 is now ignored.
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write('[tool.ruff.lint]\nignore = ["F401"]\n')
+    third = run_stage(pytester, "check")
+    third.assert_outcomes(passed=1)
+    assert len(calls(root)) == 2
+
+    # A checked file changed: runs again and sees the new problem.
+    (root / "src" / "app.py").write_text("print(undefined_name)\n")
+    fourth = run_stage(pytester, "check")
+    fourth.assert_outcomes(passed=1, failed=1)
+    fourth.stdout.fnmatch_lines(["*src/app.py:1:7 F821 Undefined name `undefined_name`*"])
+    assert len(calls(root)) == 3
+
+    # --cache-clear bypasses the lint cache too.
+    fifth = pytester.runpytest_subprocess("--stage=check", "--release-id=r1", "--cache-clear")
+    fifth.assert_outcomes(passed=1, failed=1)
+    assert len(calls(root)) == 4
+
+
+# -- the gate in the stage -------------------------------------------------------------------
+
+
+def test_failed_lint_gate_closes_the_next_gate(pytester: pytest.Pytester) -> None:
+    root = project(
+        pytester,
+        """
+        [stages.check]
+        gates = ["lint", "unit"]
+
+        [gates.lint]
+        kind = "lint"
+        tools = ["ruff-check"]
+        targets = ["src"]
+        """,
+        **{"src/app.py": UNUSED_IMPORT, "tests/unit/test_u.py": "def test_u():\n    pass\n"},
+    )
+    result = run_stage(pytester, "check")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    unit = cases(root)["test_u::test_u"]
+    assert unit["skipped"] is True
+    result.stdout.fnmatch_lines(["*gate lint: failed*", "*gate unit: closed*"])
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            'tools = ["ruff-check", "rufff"]',
+            "gates.lint.tools = ['ruff-check', 'rufff']: Value error, unknown lint tool "
+            "'rufff'; allowed tools: ruff-check, ruff-format, mypy, black, isort, flake8, "
+            "bandit, pip-audit",
+        ),
+        (
+            "[gates.lint.options.mypy]\nargs = ['--strict']",
+            "options given for tool(s) not in tools: mypy (tools = ['ruff-check']); "
+            "add them to tools or remove their options",
+        ),
+        ('timeout = "soon"', "gates.lint.timeout = 'soon': Value error, expected a duration"),
+        ("linters = ['ruff']", "gates.lint.linters: unknown key"),
+    ],
+    ids=["unknown-tool", "options-for-unlisted-tool", "bad-timeout", "unknown-key"],
+)
+def test_configuration_errors_are_usage_errors(
+    pytester: pytest.Pytester, toml: str, expected: str
+) -> None:
+    base = 'tools = ["ruff-check"]\n' if "tools" not in toml else ""
+    lint_project(pytester, base + toml)
+    result = run_stage(pytester, "check")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in result.stderr.str()
+
+
+def test_missing_target_fails_status_naming_the_key(pytester: pytest.Pytester) -> None:
+    lint_project(
+        pytester,
+        """
+        tools = ["ruff-check"]
+        targets = ["src", "lib"]
+        """,
+        **{"src/app.py": CLEAN},
+    )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*ruff-check: target(s) 'lib' do not exist under the rootdir * fix gates.lint.targets*"]
+    )
