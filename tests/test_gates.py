@@ -183,7 +183,9 @@ gates = ["left", "right", "join", "solo"]
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
-def test_items_outside_the_stage_are_deselected(pytester: pytest.Pytester, xdist: list[str]) -> None:
+def test_items_outside_the_stage_are_deselected(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
     project(
         pytester,
         """
@@ -267,7 +269,9 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*LICENSE is missing; add it*"])
     assert "Traceback" not in result.stdout.str()
-    cases = {c.get("name"): c for c in junit(pytester.path / "reports" / "files.xml").iter("testcase")}
+    cases = {
+        c.get("name"): c for c in junit(pytester.path / "reports" / "files.xml").iter("testcase")
+    }
     assert set(cases) == {"README.md", "LICENSE", "test_u"}
     assert cases["LICENSE"].get("classname") == "check-files.gate:check-files"
 

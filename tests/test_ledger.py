@@ -120,7 +120,10 @@ def _append_many(path: str, worker: int) -> None:
     ledger = Ledger(Path(path))
     for n in range(15):
         entry = LedgerEntry.start(
-            release_id=f"w{worker}", stage=f"s{n}", image=None, report=None,
+            release_id=f"w{worker}",
+            stage=f"s{n}",
+            image=None,
+            report=None,
             override_requires=None,
         )
         ledger.append(entry)
@@ -156,8 +159,12 @@ def test_release_status_prints_the_ledger(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--release-status", "--release-id=r1")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["release r1:", "*stage*outcome*", "  one * passed *first passed*",
-         "  two * passed *second passed*"]
+        [
+            "release r1:",
+            "*stage*outcome*",
+            "  one * passed *first passed*",
+            "  two * passed *second passed*",
+        ]
     )
     other = pytester.runpytest_subprocess("--release-status", "--release-id=zzz")
     other.stdout.fnmatch_lines(["release zzz: no stage has run yet"])
@@ -177,9 +184,19 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
         },
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--stage=one", "--release-id=r1", "-p",
-         "no:cacheprovider"],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--stage=one",
+            "--release-id=r1",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

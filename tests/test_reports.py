@@ -62,8 +62,13 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     unit = suites["unit"]
     assert (unit.get("tests"), unit.get("failures"), unit.get("skipped")) == ("2", "1", "0")
     props = {p.get("name"): p.get("value") for p in unit.find("properties") or []}
-    assert props == {"stage": "ci", "release_id": "r1", "gate": "unit", "gate_status": "failed",
-                     "image": "shop:7"}
+    assert props == {
+        "stage": "ci",
+        "release_id": "r1",
+        "gate": "unit",
+        "gate_status": "failed",
+        "image": "shop:7",
+    }
     cases = {c.get("name"): c for c in root.iter("testcase")}
     adds = cases["test_adds"]
     assert adds.get("classname") == "unit.tests.unit.test_math"
@@ -76,14 +81,16 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     assert "Bearer ***" in text
     whole = (pytester.path / "reports" / "ci.xml").read_text()
     assert TOKEN not in whole
-    assert WEBHOOK not in whole and "XXXXSECRETXXXX" not in whole
+    assert WEBHOOK not in whole
+    assert "XXXXSECRETXXXX" not in whole
     assert "abcdefghijklmnop" not in whole
     flow = cases["test_flow"]
     flow_props = {p.get("name"): p.get("value") for p in flow.iter("property")}
     assert flow_props == {"endpoint": "/orders"}
     # Terminal output is redacted too.
     out = result.stdout.str()
-    assert TOKEN not in out and "XXXXSECRETXXXX" not in out
+    assert TOKEN not in out
+    assert "XXXXSECRETXXXX" not in out
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
@@ -91,8 +98,11 @@ def test_github_annotations_summary_and_outputs(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
     summary, outputs = _github_env(pytester, monkeypatch)
-    project(pytester, 'secrets = ["DEPLOY_TOKEN"]\n[stages.ci]\ngates = ["unit", "integration"]\n',
-            **FILES)
+    project(
+        pytester,
+        'secrets = ["DEPLOY_TOKEN"]\n[stages.ci]\ngates = ["unit", "integration"]\n',
+        **FILES,
+    )
     result = run_stage(pytester, "ci", *xdist)
     errors = [line for line in result.stdout.lines if line.startswith("::error ")]
     assert len(errors) == 1, "exactly one annotation per failure, emitted once"
@@ -100,8 +110,10 @@ def test_github_annotations_summary_and_outputs(
     assert error.startswith(
         "::error file=tests/unit/test_math.py,line=8,title=ci/unit%3A test_leaks_secrets::"
     )
-    assert "\n" not in error and "%0A" in error
-    assert TOKEN not in error and "XXXXSECRETXXXX" not in error
+    assert "\n" not in error
+    assert "%0A" in error
+    assert TOKEN not in error
+    assert "XXXXSECRETXXXX" not in error
 
     text = summary.read_text()
     assert "pytest-release stage `ci`: failed" in text
@@ -122,8 +134,11 @@ def test_passing_stage_outputs_passed_and_exit_zero(
 
 
 def test_terminal_summary_has_one_line_per_gate(pytester: pytest.Pytester) -> None:
-    project(pytester, "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n",
-            **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(
+        pytester,
+        "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n",
+        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+    )
     result = run_stage(pytester, "ci")
     result.stdout.fnmatch_lines(
         [
