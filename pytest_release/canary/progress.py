@@ -1,0 +1,131 @@
+"""Terminal progress during a canary hold.
+
+On a TTY one live line is rewritten in place (carriage return) with elapsed and remaining
+time and the current error rate and p95 latency of canary and stable; every finished
+interval leaves one permanent line with its verdict.  Elsewhere (CI logs) nothing is
+rewritten: one line per interval.
+
+The writer is anything with ``write(str)``: pytest's ``TerminalWriter`` or
+``TerminalReporter``, or an ``io.StringIO``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pytest_release.canary.judge import CanaryVerdict, format_ms, format_percent, format_window
+from pytest_release.canary.stats import IntervalStats, interval_stats
+
+__all__ = ["HoldProgress", "IntervalStats", "format_stats", "interval_stats"]
+
+
+class TextWriter(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+
+def format_clock(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` from one hour)."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def format_stats(name: str, stats: IntervalStats | None) -> str:
+    if stats is None or not stats.has_data:
+        return f"{name}: no requests yet"
+    parts = [f"{stats.requests} req"]
+    if stats.error_rate is not None:
+        parts.append(f"{format_percent(stats.error_rate)} err")
+    parts.append(f"p95 {format_ms(stats.p95_ms)}" if stats.p95_ms is not None else "p95 -")
+    return f"{name}: {', '.join(parts)}"
+
+
+class HoldProgress:
+    """Shows a hold's progress; see the module docstring."""
+
+    def __init__(
+        self,
+        writer: TextWriter,
+        hold_seconds: float,
+        is_tty: bool,
+        *,
+        label: str = "canary hold",
+        width: int | None = None,
+    ) -> None:
+        self.writer = writer
+        self.hold_seconds = max(0.0, hold_seconds)
+        self.is_tty = is_tty
+        self.label = label
+        self.width = width if width is not None else getattr(writer, "fullwidth", None)
+        self.intervals = 0
+        self._elapsed = 0.0
+        self._canary: IntervalStats | None = None
+        self._stable: IntervalStats | None = None
+        self._live_length = 0  # characters of the live line currently shown (TTY)
+        self._closed = False
+
+    # -- public ----------------------------------------------------------------------------
+    def update(self, elapsed: float, canary: IntervalStats, stable: IntervalStats) -> None:
+        """New measurements; redraws the live line on a TTY, remembers them otherwise."""
+        self._elapsed = max(0.0, elapsed)
+        self._canary, self._stable = canary, stable
+        if self.is_tty and not self._closed:
+            self._show_live(self._status_line())
+
+    def interval_done(self, verdict: CanaryVerdict) -> None:
+        """One permanent line for the finished interval (plus the reason when it did not
+        pass)."""
+        if self._closed:
+            return
+        self.intervals += 1
+        window = format_window(verdict.window_start, verdict.window_end)
+        line = f"{self._status_line()} | interval {self.intervals} {window}: {verdict.verdict}"
+        lines = [self._fit(line)]
+        if verdict.verdict != "pass":
+            lines.extend(f"    {text}" for text in verdict.failure_message().splitlines())
+        self._clear_live()
+        self._write("\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        """End the live line (it stays visible with the last numbers).  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.is_tty and self._live_length:
+            self._write("\n")
+            self._live_length = 0
+
+    # -- internals -------------------------------------------------------------------------
+    def _status_line(self) -> str:
+        remaining = max(0.0, self.hold_seconds - self._elapsed)
+        clock = (
+            f"{self.label} {format_clock(self._elapsed)}/{format_clock(self.hold_seconds)} "
+            f"({format_clock(remaining)} left)"
+        )
+        return (
+            f"{clock} | {format_stats('canary', self._canary)} | "
+            f"{format_stats('stable', self._stable)}"
+        )
+
+    def _fit(self, line: str) -> str:
+        if self.width and self.width > 10 and len(line) > self.width - 1:
+            return line[: self.width - 2] + "…"
+        return line
+
+    def _show_live(self, line: str) -> None:
+        line = self._fit(line)
+        padding = " " * max(0, self._live_length - len(line))
+        self._write(f"\r{line}{padding}")
+        self._live_length = len(line)
+
+    def _clear_live(self) -> None:
+        if self.is_tty and self._live_length:
+            self._write("\r" + " " * self._live_length + "\r")
+            self._live_length = 0
+
+    def _write(self, text: str) -> None:
+        self.writer.write(text)
+        flush = getattr(self.writer, "flush", None)
+        if callable(flush):
+            flush()
