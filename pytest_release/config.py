@@ -50,8 +50,10 @@ class _Strict(BaseModel):
 class GateConfig(_Strict):
     """Keys every gate table accepts; a gate kind subclasses this to add its own."""
 
-    kind: str = "tests"
-    description: str = ""
+    kind: str = Field(
+        default="tests", description="Gate implementation; other kinds add their own keys."
+    )
+    description: str = Field(default="", description="Shown in reports.")
     markers: tuple[str, ...] = Field(
         default=(), description="Tests carrying any of these markers join the gate."
     )
@@ -74,8 +76,12 @@ class GateConfig(_Strict):
 class RolloutConfig(_Strict):
     """The rollout step a stage performs (canary engine)."""
 
-    action: Literal["canary", "promote", "rollback"] = "canary"
-    replicas: int = Field(default=1, ge=0)
+    action: Literal["canary", "promote", "rollback"] = Field(
+        default="canary",
+        description="canary: deploy beside stable and judge; promote: update the main "
+        "deployment and clean up the canary; rollback: return to the previous version.",
+    )
+    replicas: int = Field(default=1, ge=0, description="Replicas of the new version.")
     weight: int = Field(default=10, ge=0, le=100, description="Percent of traffic to canary.")
     hold: float = Field(default=900.0, description="Seconds the canary is judged.")
     interval: float = Field(default=60.0, description="Seconds per judged interval.")
@@ -87,25 +93,43 @@ class RolloutConfig(_Strict):
 
 
 class StageConfig(_Strict):
-    description: str = ""
-    gates: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    rollout: RolloutConfig | None = None
+    """One pytest session of the pipeline."""
+
+    description: str = Field(default="", description="Shown in reports.")
+    gates: tuple[str, ...] = Field(default=(), description="Gates in run order.")
+    requires: tuple[str, ...] = Field(
+        default=(), description="Stages whose latest run must have passed for the release."
+    )
+    rollout: RolloutConfig | None = Field(
+        default=None, description="The rollout step of a canary/promote/rollback stage."
+    )
 
 
 class LedgerConfig(_Strict):
-    backend: Literal["file"] = "file"
-    path: str = ".pytest-release/ledger.json"
+    """Where stage runs are recorded."""
+
+    backend: Literal["file"] = Field(default="file", description="Ledger storage backend.")
+    path: str = Field(
+        default=".pytest-release/ledger.json",
+        description="Ledger file, relative to the rootdir (--ledger, ini release_ledger).",
+    )
 
 
 class ReleaseConfigModel(_Strict):
-    reports_dir: str = "reports"
+    reports_dir: str = Field(
+        default="reports",
+        description="JUnit and stage reports (--reports-dir, ini release_reports_dir).",
+    )
     secrets: tuple[str, ...] = Field(
         default=(), description="Environment variable names whose values are redacted."
     )
-    ledger: LedgerConfig = LedgerConfig()
-    stages: dict[str, StageConfig] = {}
-    gates: dict[str, dict[str, Any]] = {}
+    ledger: LedgerConfig = Field(default=LedgerConfig(), description="See `ledger`.")
+    stages: dict[str, StageConfig] = Field(
+        default={}, description="Stages by name, merged over the built-in ones."
+    )
+    gates: dict[str, dict[str, Any]] = Field(
+        default={}, description="Gates by name, merged over the built-in ones."
+    )
 
 
 @dataclass(frozen=True)
