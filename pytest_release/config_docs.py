@@ -85,7 +85,7 @@ def model_sections() -> list[tuple[str, type[BaseModel], str, set[str]]]:
 def _nested(
     model: type[BaseModel], prefix: str
 ) -> list[tuple[str, type[BaseModel], str, set[str]]]:
-    found = []
+    found: list[tuple[str, type[BaseModel], str, set[str]]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         candidates = getattr(annotation, "__args__", (annotation,))
