@@ -11,6 +11,7 @@ The writer is anything with ``write(str)``: pytest's ``TerminalWriter`` or
 
 from __future__ import annotations
 
+import shutil
 from typing import Protocol
 
 from pytest_release.canary.judge import CanaryVerdict, format_ms, format_percent, format_window
@@ -41,6 +42,15 @@ def format_stats(name: str, stats: IntervalStats | None) -> str:
     return f"{name}: {', '.join(parts)}"
 
 
+def _terminal_width(writer: object, is_tty: bool) -> int | None:
+    """pytest's TerminalWriter has ``fullwidth``; its TerminalReporter wraps one in ``_tw``."""
+    for candidate in (writer, getattr(writer, "_tw", None)):
+        width = getattr(candidate, "fullwidth", None)
+        if isinstance(width, int) and width > 0:
+            return width
+    return shutil.get_terminal_size().columns if is_tty else None
+
+
 class HoldProgress:
     """Shows a hold's progress; see the module docstring."""
 
@@ -57,7 +67,7 @@ class HoldProgress:
         self.hold_seconds = max(0.0, hold_seconds)
         self.is_tty = is_tty
         self.label = label
-        self.width = width if width is not None else getattr(writer, "fullwidth", None)
+        self.width = width if width is not None else _terminal_width(writer, is_tty)
         self.intervals = 0
         self._elapsed = 0.0
         self._canary: IntervalStats | None = None
@@ -109,7 +119,8 @@ class HoldProgress:
         )
 
     def _fit(self, line: str) -> str:
-        if self.width and self.width > 10 and len(line) > self.width - 1:
+        """On a TTY a line wider than the terminal would wrap and break the rewrite."""
+        if self.is_tty and self.width and self.width > 10 and len(line) > self.width - 1:
             return line[: self.width - 2] + "…"
         return line
 

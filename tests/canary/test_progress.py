@@ -46,7 +46,7 @@ def test_clock_format() -> None:
 
 def test_tty_rewrites_one_live_line_and_keeps_interval_lines() -> None:
     out = io.StringIO()
-    progress = HoldProgress(out, hold_seconds=900, is_tty=True)
+    progress = HoldProgress(out, hold_seconds=900, is_tty=True, width=200)
     progress.update(5, EMPTY, EMPTY)
     first = out.getvalue()
     assert first == (
@@ -83,7 +83,7 @@ def test_tty_rewrites_one_live_line_and_keeps_interval_lines() -> None:
 
 def test_shorter_live_line_is_padded_over_the_longer_one() -> None:
     out = io.StringIO()
-    progress = HoldProgress(out, hold_seconds=60, is_tty=True)
+    progress = HoldProgress(out, hold_seconds=60, is_tty=True, width=200)
     progress.update(1, CANARY, STABLE)
     long_length = len(out.getvalue()) - 1
     progress.update(2, EMPTY, EMPTY)
@@ -126,8 +126,26 @@ def test_works_with_pytest_terminal_writer_and_its_width() -> None:
     progress.update(30, CANARY, STABLE)
     live = out.getvalue()
     assert live.startswith("\rcanary hold 00:30/15:00")
-    assert len(live) == 1 + 59  # fitted to the terminal width
+    assert len(live) == 1 + 59  # fitted to the terminal width: a wrapped line can't be rewritten
     assert live.endswith("…")
+
+
+def test_terminal_reporter_width_is_found_and_ci_lines_are_not_cut() -> None:
+    out = io.StringIO()
+    writer = TerminalWriter(file=out)
+    writer.fullwidth = 70
+
+    class Reporter:  # the shape of pytest's TerminalReporter: write() over a _tw writer
+        _tw = writer
+
+        def write(self, content: str) -> None:
+            writer.write(content)
+
+    assert HoldProgress(Reporter(), hold_seconds=60, is_tty=True).width == 70
+    ci = HoldProgress(Reporter(), hold_seconds=60, is_tty=False)
+    ci.update(60, CANARY, STABLE)
+    ci.interval_done(passing_verdict())
+    assert len(out.getvalue().splitlines()[0]) > 70
 
 
 def test_interval_stats_from_samples_feed_the_line() -> None:
@@ -139,7 +157,7 @@ def test_interval_stats_from_samples_feed_the_line() -> None:
     stable = interval_stats(samples, "stable")
     assert (canary.requests, canary.errors, stable.requests) == (20, 1, 40)
     out = io.StringIO()
-    HoldProgress(out, hold_seconds=10, is_tty=True).update(10, canary, stable)
+    HoldProgress(out, hold_seconds=10, is_tty=True, width=200).update(10, canary, stable)
     assert "canary: 20 req, 5.0% err, p95 26 ms | stable: 40 req, 0.0% err, p95 26 ms" in (
         out.getvalue()
     )
