@@ -27,6 +27,7 @@ DEFAULT_GATES: dict[str, dict[str, Any]] = {
         "paths": ["tests/e2e/*", "suites/e2e/*"],
     },
     "newman": {
+        "kind": "newman",
         "description": "Postman collections run by newman.",
         "paths": ["tests/newman/*", "suites/newman/*"],
     },
