@@ -36,6 +36,7 @@ DEFAULT_GATES: dict[str, dict[str, Any]] = {
         "paths": ["tests/build/*", "suites/build/*"],
     },
     "canary": {
+        "kind": "canary",
         "description": "Canary rollout step: deploy, shift traffic, judge, promote or roll back.",
         "paths": ["tests/canary/*", "suites/canary/*"],
     },
@@ -44,6 +45,8 @@ DEFAULT_GATES: dict[str, dict[str, Any]] = {
         "paths": ["tests/smoke/*", "suites/smoke/*"],
     },
     "rollback": {
+        "kind": "canary",
+        "settings_from": "canary",
         "description": "Emergency rollback, asserted.",
         "paths": ["tests/rollback/*", "suites/rollback/*"],
     },

@@ -1,0 +1,157 @@
+"""Small building blocks for state that outlives a pytest session.
+
+* atomic JSON files (write to a temp file, fsync, rename), read back as dicts;
+* process identity that survives PID reuse: a PID plus its start time from
+  ``/proc/<pid>/stat``; zombies count as dead;
+* ending a process by PID: SIGTERM, wait, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, None when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); it is state written by pytest-release: "
+            "remove it only after stopping the processes it lists"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces.
+    closing = raw.rfind(")")
+    return [
+        raw[: raw.find("(")].strip(),
+        raw[raw.find("(") + 1 : closing],
+        *raw[closing + 2 :].split(),
+    ]
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (field 22), None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 22:
+        return None
+    return int(fields[21])
+
+
+def pid_alive(pid: int, start_time: int | None = None) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, if given, started at ``start_time``."""
+    if pid <= 0:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 22:
+        return False
+    if fields[2] in ("Z", "X"):
+        return False
+    return start_time is None or int(fields[21]) == start_time
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process identified by PID and start time (safe against PID reuse)."""
+
+    pid: int
+    start_time: int | None
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessRef:
+        return cls(pid, process_start_time(pid))
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.start_time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "start_time": self.start_time}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRef:
+        start = data.get("start_time")
+        return cls(int(data["pid"]), None if start is None else int(start))
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def terminate(ref: ProcessRef, timeout: float = 5.0) -> bool:
+    """End the process ``ref`` (SIGTERM, then SIGKILL after ``timeout``).
+
+    Returns False when it was not running (already gone, or the PID now belongs to
+    another process, which is left alone)."""
+    if not ref.alive():
+        _reap(ref.pid)
+        return False
+    try:
+        os.kill(ref.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(ref.pid)
+        if not ref.alive():
+            _reap(ref.pid)
+            return True
+        time.sleep(0.02)
+    if ref.alive():
+        try:
+            os.kill(ref.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + 5.0
+        while ref.alive() and time.monotonic() < deadline:
+            _reap(ref.pid)
+            time.sleep(0.02)
+    _reap(ref.pid)
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host`` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,257 @@
+"""Helpers for the canary engine's tests: a project running the fault service, a load
+loop counting failed requests through the router, a Slack receiver, teardown by PID."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
+from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
+from pytest_release.canary.procs import free_port
+
+FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
+STATE_DIR = ".pytest-release/canary"
+
+# Versions ("images" of the local-process platform) and their fault knobs.
+IMAGE_ENV = {
+    "v2-errors": {"FAULT_ERROR_RATE": "0.05"},
+    "v2-slow": {"FAULT_LATENCY_MS": "800"},
+    "v2-crash": {"FAULT_CRASH_AFTER": "25"},
+    "v2-sick": {"FAULT_FAIL_HEALTH": "1"},
+}
+
+
+def platform_config(**overrides: object) -> LocalPlatformConfig:
+    values: dict[str, object] = {
+        "type": "local-process",
+        "command": [
+            "python3",
+            str(FAULT_SERVICE),
+            "--port",
+            "{port}",
+            "--version",
+            "{image}",
+        ],
+        "image_env": IMAGE_ENV,
+        "stable_image": "v1",
+        "stable_replicas": 1,
+        "ready_timeout": 15.0,
+        "state_dir": STATE_DIR,
+    }
+    values.update(overrides)
+    return LocalPlatformConfig.model_validate(values)
+
+
+SAMPLER = {
+    "rate": 10,
+    "direct_rate": 30,
+    "concurrency": 48,
+    "health_interval": "0.5s",
+    "status_interval": "0.5s",
+}
+# The machine is shared and loaded: a good canary's p95 can reach several hundred ms, so
+# tests that are not about latency use a lenient latency threshold.
+JUDGE = {"min_requests": 20, "max_p95_latency_ms": 2000, "comparison": {"alpha": 0.001}}
+
+
+def canary_toml(
+    *,
+    router_port: int,
+    hold: str = "2s",
+    interval: str = "1s",
+    sampler: dict[str, object] | None = None,
+    judge: dict[str, object] | None = None,
+    slack: bool = False,
+    extra: str = "",
+) -> str:
+    """``[tool.pytest-release]`` for a canary pipeline on the local-process platform."""
+    env = "\n".join(f'"{image}" = {_inline(knobs)}' for image, knobs in IMAGE_ENV.items())
+    command = json.dumps(platform_config().command)
+    rollout = f'action = "canary", hold = "{hold}", interval = "{interval}"'
+    toml = f"""
+[stages.canary-1]
+requires = []
+rollout = {{ {rollout}, replicas = 1, weight = 10 }}
+[stages.canary-2]
+rollout = {{ {rollout}, replicas = 2, weight = 50 }}
+[stages.canary-3]
+rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+
+[gates.canary]
+paths = []
+verify_requests = 10
+[gates.canary.platform]
+type = "local-process"
+command = {command}
+stable_image = "v1"
+stable_replicas = 1
+ready_timeout = "15s"
+[gates.canary.platform.image_env]
+{env}
+[gates.canary.router]
+port = {router_port}
+[gates.canary.sampler]
+{_table({**SAMPLER, **(sampler or {})})}
+[gates.canary.judge]
+{_table({**JUDGE, **(judge or {})})}
+"""
+    if slack:
+        toml += """
+[gates.canary.slack]
+webhook_env = "SLACK_WEBHOOK_URL"
+timeout = 5
+"""
+    return toml + textwrap.dedent(extra)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, dict):
+        return _inline(value)
+    return json.dumps(value)
+
+
+def _table(values: dict[str, object]) -> str:
+    return "\n".join(f"{k} = {_value(v)}" for k, v in values.items())
+
+
+def _inline(table: dict[str, str] | dict[str, object]) -> str:
+    return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in table.items()) + " }"
+
+
+def teardown_platform(root: Path) -> None:
+    """End every process the stages started under ``root`` (by PID, from the state)."""
+    platform = LocalPlatform(platform_config(), root)
+    router = HAProxyRouter(HAProxyConfig(), platform.state_dir)
+    try:
+        platform.cleanup()
+    finally:
+        router.stop()
+
+
+@pytest.fixture
+def canary_root(pytester: pytest.Pytester) -> Iterator[Path]:
+    """The pytester project dir; everything started there is ended afterwards."""
+    try:
+        yield pytester.path
+    finally:
+        teardown_platform(pytester.path)
+
+
+def bootstrap_main(root: Path, router_port: int) -> None:
+    """Production before the release: main deployment v1 behind the router."""
+    from pytest_release.canary.rollout import Rollout
+
+    config = platform_config()
+    platform = LocalPlatform(config, root)
+    router = HAProxyRouter(HAProxyConfig(port=router_port), platform.state_dir)
+    Rollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
+
+
+@dataclass
+class LoadLoop:
+    """Requests through the router in a background thread; every failure is kept."""
+
+    port: int
+    interval: float = 0.01
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self._stop.is_set():
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                response.read()
+                if response.status >= 400:
+                    self.failures.append(f"{time.time():.3f} HTTP {response.status}")
+                else:
+                    self.ok += 1
+                    version = response.getheader("X-Version") or "?"
+                    self.versions[version] = self.versions.get(version, 0) + 1
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(f"{time.time():.3f} {type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            time.sleep(self.interval)
+        conn.close()
+
+    def start(self) -> LoadLoop:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(15)
+
+
+@contextmanager
+def load_through(port: int) -> Iterator[LoadLoop]:
+    loop = LoadLoop(port).start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+
+
+@dataclass
+class SlackReceiver:
+    """A local HTTP server that records the JSON bodies POSTed to it (the Slack webhook
+    protocol: POST JSON, answer 200 "ok")."""
+
+    server: ThreadingHTTPServer
+    posts: list[dict[str, object]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@contextmanager
+def slack_receiver() -> Iterator[SlackReceiver]:
+    received: list[dict[str, object]] = []
+    raw: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length).decode()
+            raw.append(f"{self.path}\n{body}")
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SlackReceiver(server, received, raw)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def new_port() -> int:
+    return free_port("127.0.0.1")

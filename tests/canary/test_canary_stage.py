@@ -1,0 +1,295 @@
+"""The canary gate end to end: real HAProxy, real replica processes, real pytest stages.
+
+Every scenario bootstraps "production" (main deployment v1 behind the router), keeps a
+load loop running through the router and asserts that not one of its requests failed
+while the stages deployed, shifted, promoted and rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
+from pytest_release.canary.local_platform import LocalPlatform
+from tests.canary.canary_support import (
+    bootstrap_main,
+    canary_root,
+    canary_toml,
+    load_through,
+    new_port,
+    platform_config,
+    slack_receiver,
+)
+from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+
+__all__ = ["canary_root"]
+
+SECRET = "T0CANARY/B0CANARY/s3cr3tW3bh00kT0k3n"
+
+
+def _cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """name -> (outcome, message, properties) from the stage's JUnit file."""
+    tree = junit(root / "reports" / f"{stage}.xml")
+    cases = {}
+    for case in tree.iter("testcase"):
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome, message = child.tag, child.get("message", "") + (child.text or "")
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        cases[case.get("name", "")] = (outcome, message, props)
+    return cases
+
+
+def _platform_state(root: Path) -> tuple[LocalPlatform, HAProxyRouter]:
+    platform = LocalPlatform(platform_config(), root)
+    return platform, HAProxyRouter(HAProxyConfig(), platform.state_dir)
+
+
+def _assert_rolled_back_to(root: Path, image: str, replicas: int) -> None:
+    platform, router = _platform_state(root)
+    status = platform.status()
+    assert status.group("canary") == ()
+    assert status.stable_image == image
+    main = status.group("stable")
+    assert len(main) == replicas
+    assert all(r.running and r.ready for r in main)
+    weights = router.weights()
+    assert (weights.stable, weights.canary) == (100, 0)
+    assert set(weights.stable_members) == {r.endpoint for r in main}
+    assert weights.canary_members == ()
+
+
+def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_failed_request(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port))
+    bootstrap_main(canary_root, port)
+    with load_through(port) as load:
+        r1 = run_stage(pytester, "canary-1", "--image=v2")
+        assert r1.ret == 0, r1.stdout.str()
+        r2 = run_stage(pytester, "canary-2", "--image=v2")
+        assert r2.ret == 0, r2.stdout.str()
+        r3 = run_stage(pytester, "canary-3", "--image=v2")
+        assert r3.ret == 0, r3.stdout.str()
+        platform, _ = _platform_state(canary_root)
+        promoted = platform.status()
+        r4 = run_stage(pytester, "rollback")
+        assert r4.ret == 0, r4.stdout.str()
+    assert load.failures == []
+    assert set(load.versions) == {"v1", "v2"}
+
+    c1 = _cases(canary_root, "canary-1")
+    assert c1["deploy"][2]["canary.replicas"] == "1"
+    assert c1["traffic"][2]["router.canary_percent"] == "10"
+    for name in ("health@1s", "health@2s", "verdict"):
+        assert c1[name][0] == "passed", c1[name]
+    assert c1["health@1s"][2]["judge.verdict"] == "pass"
+    assert int(c1["health@1s"][2]["judge.error_rate.samples"]) >= 20
+    assert c1["rollback:traffic"][0] == "skipped"
+    svg = (canary_root / "reports" / "canary-1-canary.svg").read_text()
+    assert svg.startswith("<svg") or "<svg" in svg[:200]
+    c2 = _cases(canary_root, "canary-2")
+    assert c2["deploy"][2]["canary.replicas"] == "2"
+    assert c2["traffic"][2]["router.canary_percent"] == "50"
+    c3 = _cases(canary_root, "canary-3")
+    assert [c3[n][0] for n in ("promote:deploy", "promote:traffic", "promote:main")] == [
+        "passed"
+    ] * 3
+    assert c3["promote:main"][2]["main.replicas"] == "3"
+    assert c3["promote:main"][2]["main.previous_image"] == "v1"
+    assert c3["rollback:main"][0] == "skipped"
+
+    # After canary-3: three v2 replicas are the main deployment, no canary.
+    assert promoted.stable_image == "v2"
+    assert len(promoted.group("stable")) == 3
+    assert promoted.group("canary") == ()
+    assert promoted.previous_image == "v1"
+
+    c4 = _cases(canary_root, "rollback")
+    assert [c4[n][0] for n in ("rollback:traffic", "rollback:canary", "rollback:main")] == [
+        "passed"
+    ] * 3
+    _assert_rolled_back_to(canary_root, "v1", 3)
+    outcomes = [(r["stage"], r["outcome"]) for r in ledger_runs(canary_root)]
+    assert outcomes == [
+        ("canary-1", "passed"),
+        ("canary-2", "passed"),
+        ("canary-3", "passed"),
+        ("rollback", "passed"),
+    ]
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
+    pytester: pytest.Pytester,
+    canary_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: list[str],
+) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, hold="3s", slack=True))
+    bootstrap_main(canary_root, port)
+    with slack_receiver() as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(canary_root / "summary.md"))
+        with load_through(port) as load:
+            result = run_stage(pytester, "canary-1", "--image=v2-errors", *xdist)
+        blocked = run_stage(pytester, "canary-2", "--image=v2-errors")
+    out = result.stdout.str()
+    assert result.ret == 1, out
+    assert load.failures == []
+
+    cases = _cases(canary_root, "canary-1")
+    health = [name for name in cases if name.startswith("health@")]
+    assert health == ["health@1s", "health@2s", "health@3s"]
+    failed = [name for name in health if cases[name][0] == "failure"]
+    assert len(failed) == 1, cases
+    _, message, props = cases[failed[0]]
+    assert "error rate" in message
+    assert props["judge.error_rate.verdict"] == "fail"
+    assert float(props["judge.error_rate.value"]) > float(props["judge.error_rate.threshold"])
+    later = health[health.index(failed[0]) + 1 :]
+    for name in [*later, "verdict"]:
+        assert cases[name][0] == "skipped"
+        assert f"{failed[0]} failed" in cases[name][1]
+    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
+        assert cases[step][0] == "passed", cases[step]
+    assert cases["rollback:main"][2]["main.image"] == "v1"
+    _assert_rolled_back_to(canary_root, "v1", 1)
+    assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
+    assert "release stage canary-1: rolled-back" in out
+
+    # The step summary has the canary metrics over time, and the SVG next to the JUnit.
+    summary = (canary_root / "summary.md").read_text()
+    assert "Canary metrics: canary-1" in summary
+    assert "reports/canary-1-canary.svg" in summary
+    assert (canary_root / "reports" / "canary-1-canary.svg").is_file()
+    assert SECRET not in summary
+
+    # The next stage refuses to run.
+    assert blocked.ret == pytest.ExitCode.USAGE_ERROR
+    assert "requires 'canary-1' (last run rolled-back)" in blocked.stderr.str()
+
+    # Slack: one message, rolled back, naming the check; the webhook token nowhere.
+    assert len(slack.posts) == 1, slack.raw
+    text = str(slack.posts[0])
+    assert "rolled back" in text
+    assert "error" in text
+    for place in [*slack.raw[:1][0].split("\n", 1)[1:], out, result.stderr.str()]:
+        assert SECRET not in place
+    assert SECRET not in (canary_root / "reports" / "canary-1.xml").read_text()
+
+
+def test_canary_with_800ms_added_latency_is_rolled_back(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, judge={"max_p95_latency_ms": 500}))
+    bootstrap_main(canary_root, port)
+    with load_through(port) as load:
+        result = run_stage(pytester, "canary-1", "--image=v2-slow")
+    assert result.ret == 1, result.stdout.str()
+    assert load.failures == []
+    failed = [c for c in _cases(canary_root, "canary-1").values() if c[0] == "failure"]
+    assert len(failed) == 1
+    _, message, props = failed[0]
+    assert props["judge.p95_latency.verdict"] == "fail"
+    assert float(props["judge.p95_latency.value"]) >= 800
+    assert "p95 latency" in message
+    _assert_rolled_back_to(canary_root, "v1", 1)
+    assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
+
+
+def test_crashing_canary_is_restarted_counted_and_rolled_back(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    # Errors while a replica restarts are expected; this test is about the restarts.
+    judge = {"max_error_rate": 0.9, "sustained_error_rate": 1.0, "comparison": {"enabled": False}}
+    project(pytester, canary_toml(router_port=port, judge=judge))
+    bootstrap_main(canary_root, port)
+    with load_through(port) as load:
+        result = run_stage(pytester, "canary-1", "--image=v2-crash")
+    assert result.ret == 1, result.stdout.str()
+    assert load.failures == []
+    cases = _cases(canary_root, "canary-1")
+    failed = [c for c in cases.values() if c[0] == "failure"]
+    assert len(failed) == 1
+    props = failed[0][2]
+    assert props["judge.restarts.verdict"] == "fail"
+    assert float(props["judge.restarts.value"]) >= 1
+    _assert_rolled_back_to(canary_root, "v1", 1)
+
+
+def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, sampler={"rate": 0, "direct_rate": 3}))
+    bootstrap_main(canary_root, port)
+    result = run_stage(pytester, "canary-1", "--image=v2")
+    out = result.stdout.str()
+    assert result.ret == 1, out
+    cases = _cases(canary_root, "canary-1")
+    for name in ("health@1s", "health@2s"):
+        assert cases[name][0] == "skipped"
+        assert "insufficient evidence" in cases[name][1]
+        assert cases[name][2]["judge.verdict"] == "insufficient"
+    outcome, message, props = cases["verdict"]
+    assert outcome == "failure"
+    assert "insufficient evidence is never a pass" in message
+    assert props["judge.verdict"] == "insufficient"
+    assert cases["rollback:main"][0] == "passed"
+    _assert_rolled_back_to(canary_root, "v1", 1)
+    assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
+
+
+def test_sigterm_during_the_hold_rolls_back(pytester: pytest.Pytester, canary_root: Path) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
+    bootstrap_main(canary_root, port)
+    _, router = _platform_state(canary_root)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--stage=canary-1",
+        "--release-id=r1",
+        "--image=v2",
+        "-p",
+        "no:cacheprovider",
+    ]
+    with load_through(port) as load:
+        proc = subprocess.Popen(
+            command, cwd=canary_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and router.weights().canary != 10:
+                assert proc.poll() is None, proc.communicate()[0]
+                time.sleep(0.1)
+            assert router.weights().canary == 10
+            time.sleep(1.5)  # into the hold
+            assert proc.poll() is None
+            os.kill(proc.pid, signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "rolled back after the stage was interrupted" in out
+    assert load.failures == []
+    _assert_rolled_back_to(canary_root, "v1", 1)
+    assert ledger_runs(canary_root)[0]["outcome"] == "interrupted"
+    assert (canary_root / "reports" / "canary-1.xml").is_file()
