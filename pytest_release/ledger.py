@@ -13,13 +13,14 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from pytest_release.stage import GateResult, StageResult
 
@@ -111,14 +112,134 @@ class LedgerEntry:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class Ledger:
+Runs = list[dict[str, Any]]
+Change = Callable[[Runs], Runs]
+
+
+class LedgerStore(Protocol):
+    """Where the ledger document lives.  ``modify`` must be atomic with respect to other
+    writers (file lock + rename, or optimistic concurrency on a ConfigMap)."""
+
+    location: str
+
+    def read(self) -> Runs: ...
+
+    def modify(self, change: Change) -> None: ...
+
+    def rollout_lock(self, owner: str) -> AbstractContextManager[None]:
+        """Held for a whole rollout stage; raises :class:`LedgerError` when another
+        run holds it (two rollouts of one service must never overlap)."""
+        ...
+
+
+def parse_document(text: str, location: str) -> Runs:
+    """The runs of a ledger document; a clear :class:`LedgerError` for anything else."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LedgerError(
+            f"the ledger {location} is corrupt (not valid JSON: {exc}); it was left "
+            "untouched. Restore it from a backup or CI artifact, or move it away to "
+            "start a new ledger"
+        ) from None
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != LEDGER_FORMAT
+        or not isinstance(document.get("runs"), list)
+    ):
+        raise LedgerError(
+            f"{location} is not a pytest-release ledger (expected a JSON object with "
+            f'"format": "{LEDGER_FORMAT}"); it was left untouched. Point --ledger at '
+            "another path or move the file away"
+        )
+    if document.get("version") != LEDGER_VERSION:
+        raise LedgerError(
+            f"the ledger {location} has version {document.get('version')!r}; this "
+            f"pytest-release reads version {LEDGER_VERSION}. Upgrade pytest-release"
+        )
+    return list(document["runs"])
+
+
+def render_document(runs: Runs) -> str:
+    document = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
+    return json.dumps(document, indent=2) + "\n"
+
+
+class FileLedgerStore:
+    """The default backend: one JSON file, rewritten atomically under a file lock."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         self._lock = FileLock(str(path) + ".lock", timeout=60)
+
+    def read(self) -> Runs:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
+        return parse_document(text, self.location)
+
+    def modify(self, change: Change) -> None:
+        self._ensure_dir()
+        with self._lock:
+            text = render_document(change(self.read()))
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    @contextmanager
+    def rollout_lock(self, owner: str) -> Iterator[None]:
+        self._ensure_dir()
+        lock_path = self.path.with_name(self.path.name + ".rollout.lock")
+        holder = self.path.with_name(self.path.name + ".rollout.owner")
+        lock = FileLock(str(lock_path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            current = holder.read_text(encoding="utf-8") if holder.exists() else "unknown"
+            raise LedgerError(
+                f"another rollout holds the lock ({current}); wait for it to finish. "
+                f"Lock file: {lock_path}"
+            ) from None
+        try:
+            holder.write_text(owner, encoding="utf-8")
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+            lock.release()
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot create the ledger directory {self.path.parent}: {exc}"
+            ) from None
+
+
+class Ledger:
+    """Queries and updates over a :class:`LedgerStore`."""
+
+    def __init__(self, store: LedgerStore | Path) -> None:
+        self.store: LedgerStore = FileLedgerStore(store) if isinstance(store, Path) else store
+
+    @property
+    def location(self) -> str:
+        return self.store.location
 
     # -- reading ----------------------------------------------------------------------
     def entries(self) -> list[LedgerEntry]:
-        return [LedgerEntry.from_json(e) for e in self._load()]
+        return [LedgerEntry.from_json(e) for e in self.store.read()]
 
     def for_release(self, release_id: str) -> list[LedgerEntry]:
         return [e for e in self.entries() if e.release_id == release_id]
@@ -142,71 +263,17 @@ class Ledger:
 
     # -- writing ----------------------------------------------------------------------
     def append(self, entry: LedgerEntry) -> None:
-        self._modify(lambda runs: [*runs, entry.to_json()])
+        self.store.modify(lambda runs: [*runs, entry.to_json()])
 
     def update(self, entry: LedgerEntry) -> None:
-        def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def change(runs: Runs) -> Runs:
             for position, run in enumerate(runs):
                 if run.get("run_id") == entry.run_id:
                     runs[position] = entry.to_json()
                     return runs
             return [*runs, entry.to_json()]
 
-        self._modify(change)
-
-    def _modify(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(
-                f"cannot create the ledger directory {self.path.parent}: {exc}"
-            ) from None
-        with self._lock:
-            runs = change(self._load())
-            document = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(document, handle, indent=2)
-                    handle.write("\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-    def _load(self) -> list[dict[str, Any]]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LedgerError(
-                f"the ledger {self.path} is corrupt (not valid JSON: {exc}); it was left "
-                "untouched. Restore it from a backup or CI artifact, or move it away to "
-                "start a new ledger"
-            ) from None
-        if (
-            not isinstance(document, dict)
-            or document.get("format") != LEDGER_FORMAT
-            or not isinstance(document.get("runs"), list)
-        ):
-            raise LedgerError(
-                f"{self.path} is not a pytest-release ledger (expected a JSON object with "
-                f'"format": "{LEDGER_FORMAT}"); it was left untouched. Point --ledger at '
-                "another path or move the file away"
-            )
-        if document.get("version") != LEDGER_VERSION:
-            raise LedgerError(
-                f"the ledger {self.path} has version {document.get('version')!r}; this "
-                f"pytest-release reads version {LEDGER_VERSION}. Upgrade pytest-release"
-            )
-        return list(document["runs"])
+        self.store.modify(change)
 
 
 def format_status(entries: list[LedgerEntry], release_id: str) -> str:

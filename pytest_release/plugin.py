@@ -48,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = StageSession(config, run)
     if not session.is_worker:
         session.check_requirements()
+        session.acquire_rollout_lock()
     config.pluginmanager.register(session, STAGE_SESSION_NAME)
     if _uses_xdist(config):
         config.pluginmanager.register(XdistController(session), f"{STAGE_SESSION_NAME}-xdist")

@@ -11,8 +11,11 @@ a flag) is what makes the plugin inert without ``--stage``.  Roles:
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 from collections.abc import Generator
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -64,6 +67,7 @@ class StageSession:
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
         self._previous_sigterm: Any = None
+        self._held = ExitStack()  # the rollout lock of a rollout stage
 
     # -- public API for gate plugins -----------------------------------------------------
     def set_result(self, result: StageResult, message: str) -> None:
@@ -71,6 +75,20 @@ class StageSession:
         self.result_override = (result, message)
 
     # -- start ---------------------------------------------------------------------------
+    def acquire_rollout_lock(self) -> None:
+        """Rollout stages hold the ledger's rollout lock for the whole session, so two
+        rollouts of one service never overlap."""
+        if self.run.stage_config.rollout is None:
+            return
+        owner = (
+            f"stage {self.run.stage} of release {self.run.release_id}, pid {os.getpid()} "
+            f"on {socket.gethostname()}"
+        )
+        try:
+            self._held.enter_context(self.ledger.store.rollout_lock(owner))
+        except LedgerError as exc:
+            raise pytest.UsageError(f"cannot start stage '{self.run.stage}': {exc}") from None
+
     def check_requirements(self) -> None:
         """Refuse to start unless the required stages passed for this release."""
         requires = self.run.stage_config.requires
@@ -85,7 +103,7 @@ class StageSession:
                 described.append(f"'{stage}' ({state})")
             raise pytest.UsageError(
                 f"stage '{self.run.stage}' requires {', '.join(described)} to have passed for "
-                f"release {self.run.release_id} (ledger {self.run.ledger_path}); run the "
+                f"release {self.run.release_id} (ledger {self.ledger.location}); run the "
                 "missing stage first, or pass --override-requires=REASON to run anyway "
                 "(recorded in the ledger)"
             )
@@ -122,6 +140,7 @@ class StageSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+        self._held.close()
         self.run_dir.remove()
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

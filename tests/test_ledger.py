@@ -242,3 +242,63 @@ def test_partial_run_with_gate_option_satisfies_no_requires(pytester: pytest.Pyt
     bad = run_stage(pytester, "one", "--gate=nope")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*--gate nope: not a gate of stage 'one'; its gates: first, extra*"])
+
+
+def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        """
+        [gates.steps]
+        paths = ["tests/steps/*"]
+        [stages.roll]
+        gates = ["steps"]
+        rollout = { action = "canary", replicas = 1, weight = 10, hold = "1s" }
+        """,
+        **{
+            "tests/steps/test_hold.py": """
+                import pathlib, time
+                def test_hold():
+                    pathlib.Path("holding").touch()
+                    deadline = time.monotonic() + 60
+                    while not pathlib.Path("release").exists():
+                        assert time.monotonic() < deadline
+                        time.sleep(0.05)
+            """,
+        },
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--stage=roll",
+        "--release-id=r1",
+        "-p",
+        "no:cacheprovider",
+    ]
+    first = subprocess.Popen(
+        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pytester.path / "holding").exists():
+            assert first.poll() is None, first.stdout.read() if first.stdout else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = run_stage(pytester, "roll", release="r2")
+        assert second.ret == 4
+        second.stderr.fnmatch_lines(
+            [
+                f"ERROR: cannot start stage 'roll': another rollout holds the lock (stage roll of "
+                f"release r1, pid {first.pid} on *); wait for it to finish.*"
+            ]
+        )
+        (pytester.path / "release").touch()
+        output, _ = first.communicate(timeout=60)
+        assert first.returncode == 0, output
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    # Released at the end of the first session: the next rollout may start.
+    assert run_stage(pytester, "roll", release="r3").ret == 0
+    assert [r["release_id"] for r in ledger_runs(pytester.path)] == ["r1", "r3"]
