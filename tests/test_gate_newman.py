@@ -202,7 +202,7 @@ def test_passing_collection_runs_newman_once_and_names_items_by_folder(
 
 
 def test_failing_assertion_shows_expected_actual_status_and_time(
-    pytester: pytest.Pytester, api: Api, newman_bin: str
+    pytester: pytest.Pytester, api: Api, newman_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = newman_project(
         pytester,
@@ -213,9 +213,20 @@ def test_failing_assertion_shows_expected_actual_status_and_time(
         """,
         "failing.postman_collection.json",
     )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     result = run_stage(pytester, "api")
     assert result.ret == 1
     result.assert_outcomes(passed=3, failed=1)
+    request_line = line_of(root / "api" / "failing.postman_collection.json", '"get missing"')
+    # The GitHub annotation lands on the request in the collection file.
+    result.stdout.fnmatch_lines(
+        [
+            f"::error file=api/failing.postman_collection.json,line={request_line},"
+            "title=api/newman%3A get missing::2 assertions failed%0AGET *"
+        ]
+    )
     result.stdout.fnmatch_lines(
         [
             "*_ failing::get missing _*",
@@ -230,9 +241,9 @@ def test_failing_assertion_shows_expected_actual_status_and_time(
     assert case.find("failure") is None
     failing = cases(root)["get missing"]
     assert failing.find("failure") is not None
-    assert failing.get("line") == str(
-        line_of(root / "api" / "failing.postman_collection.json", '"name": "get missing"')
-    )
+    assert failing.get("line") == str(request_line)
+    properties = {p.get("name"): p.get("value") for p in failing.iter("property")}
+    assert properties["newman_response_code"] == "404"
 
 
 def test_connection_refused_is_a_request_error(pytester: pytest.Pytester, newman_bin: str) -> None:
@@ -365,20 +376,27 @@ def test_newman_missing_from_default_locations(
     )
 
 
+@pytest.mark.parametrize("data_file", ["skus.json", "skus.csv"])
 def test_iterations_from_data_file_are_separate_items(
-    pytester: pytest.Pytester, api: Api, newman_bin: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    api: Api,
+    newman_bin: str,
+    monkeypatch: pytest.MonkeyPatch,
+    data_file: str,
 ) -> None:
+    """Also: env_vars (with ${VAR} from the environment) override the environment file,
+    whose baseUrl points at a closed port."""
     root = newman_project(
         pytester,
-        """
+        f"""
         collections = ["api/iterate.postman_collection.json"]
-        iteration_data = "api/skus.json"
+        iteration_data = "api/{data_file}"
         environment = "api/dead.postman_environment.json"
-        env_vars = { baseUrl = "${NEWMAN_TEST_BASE_URL}" }
-        """
-        + f'newman = "{newman_bin}"\n',
+        env_vars = {{ baseUrl = "${{NEWMAN_TEST_BASE_URL}}" }}
+        newman = "{newman_bin}"
+        """,
         "iterate.postman_collection.json",
-        "skus.json",
+        data_file,
         "dead.postman_environment.json",
     )
     monkeypatch.setenv("NEWMAN_TEST_BASE_URL", api.url)

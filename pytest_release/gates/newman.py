@@ -198,7 +198,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     rootdir = gate_node.run.rootdir
     items: list[pytest.Item] = []
     files: list[Path] = []
-    for pattern in gate.collections:
+    for pattern in dict.fromkeys(gate.collections):
         matched = _glob(rootdir, pattern)
         if matched:
             files += [path for path in matched if path not in files]

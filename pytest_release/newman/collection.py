@@ -9,6 +9,7 @@ newman's execution order (depth first), so a request's index here is the
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -175,7 +176,8 @@ def count_iteration_data(path: Path, label: str | None = None) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise CollectionError(f"iteration data file {shown} cannot be read: {exc}") from None
     if path.suffix.lower() == ".csv":
-        rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+        # newman counts every record after the header, blank lines included.
+        rows = list(csv.reader(io.StringIO(text, newline="")))
         if len(rows) < 2:
             raise CollectionError(
                 f"iteration data file {shown} has no data rows: newman needs a header row "
