@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_release.config import ReleaseConfigError, load_release_config
+from pytest_release.gates import builtin_gate_kinds
+from pytest_release.lint.config import LintGateConfig
 from pytest_release.lint.runner import search_path
 from tests.spine_support import XDIST_MODES, junit, project, run_stage
 
@@ -102,8 +105,11 @@ def cases(root: Path, stage: str = "check") -> dict[str, dict[str, object]]:
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_ruff_violation_fails_its_file_item_with_location(
-    pytester: pytest.Pytester, xdist: list[str]
+    pytester: pytest.Pytester, xdist: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     root = lint_project(
         pytester,
         """
@@ -115,6 +121,10 @@ def test_ruff_violation_fails_its_file_item_with_location(
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*src/app.py:1:8 F401 `os` imported but unused*"])
+    # The GitHub annotation points at the finding.
+    result.stdout.fnmatch_lines(
+        ["::error file=src/app.py,line=1,title=*src/app.py:1:8 F401 `os` imported but unused*"]
+    )
     got = cases(root)
     assert set(got) == {"ruff-check::status", "ruff-check::src/app.py"}
     item = got["ruff-check::src/app.py"]
@@ -179,7 +189,9 @@ def test_mypy_error_is_reported_with_code_and_column(pytester: pytest.Pytester) 
 
 
 def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> None:
-    source = 'import sys\nimport os\nimport subprocess\nsubprocess.call("ls", shell=True)\n'
+    source = (
+        'import sys\nimport os\nimport subprocess\n\nsubprocess.call("ls", shell=True)\nvalue=1\n'
+    )
     root = lint_project(
         pytester,
         """
@@ -203,14 +215,15 @@ def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=4, failed=4)
     result.stdout.fnmatch_lines_random(
         [
-            "*src/risky.py:4:1 black file would be reformatted*",
+            "*src/risky.py:6:1 black file would be reformatted*",
             "*src/risky.py:1:1 isort Imports are incorrectly sorted and/or formatted*",
             "*src/risky.py:1:1 F401 'sys' imported but unused*",
-            "*src/risky.py:4:1 B602 subprocess call with shell=True*",
+            "*src/risky.py:6:6 E225 missing whitespace around operator*",
+            "*src/risky.py:5:1 B602 subprocess call with shell=True*",
         ]
     )
-    # black's first changed line (from its diff) is where the blank line goes: line 4.
-    assert got["black::src/risky.py"]["line"] == "4"
+    # black's first changed line, read from its diff.
+    assert got["black::src/risky.py"]["line"] == "6"
     assert got["bandit::src/risky.py"]["line"] == "3"  # B404, import subprocess
 
 
@@ -478,33 +491,74 @@ def test_failed_lint_gate_closes_the_next_gate(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*gate lint: failed*", "*gate unit: closed*"])
 
 
+def test_unknown_tool_name_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    lint_project(pytester, 'tools = ["ruff-check", "rufff"]')
+    result = run_stage(pytester, "check")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "gates.lint.tools = ['ruff-check', 'rufff']: Value error, unknown lint tool 'rufff'; "
+        "allowed tools: ruff-check, ruff-format, mypy, black, isort, flake8, bandit, pip-audit"
+    ) in result.stderr.str()
+
+
 @pytest.mark.parametrize(
-    ("toml", "expected"),
+    ("table", "expected"),
     [
+        ({"tools": []}, "gates.lint.tools = []: Value error, list at least one lint tool"),
         (
-            'tools = ["ruff-check", "rufff"]',
-            "gates.lint.tools = ['ruff-check', 'rufff']: Value error, unknown lint tool "
-            "'rufff'; allowed tools: ruff-check, ruff-format, mypy, black, isort, flake8, "
-            "bandit, pip-audit",
+            {"tools": ["mypy", "mypy"]},
+            "gates.lint.tools = ['mypy', 'mypy']: Value error, tool(s) listed twice: mypy",
         ),
         (
-            "[gates.lint.options.mypy]\nargs = ['--strict']",
+            {"tools": ["ruff-check"], "options": {"mypy": {"args": ["--strict"]}}},
             "options given for tool(s) not in tools: mypy (tools = ['ruff-check']); "
             "add them to tools or remove their options",
         ),
-        ('timeout = "soon"', "gates.lint.timeout = 'soon': Value error, expected a duration"),
-        ("linters = ['ruff']", "gates.lint.linters: unknown key"),
+        (
+            {"options": {"mypy": {"argz": ["--strict"]}}},
+            "gates.lint.options.mypy.argz: unknown key (value ['--strict']); check the spelling",
+        ),
+        (
+            {"options": {"mypy": {"command": []}}},
+            "gates.lint.options.mypy.command = []: Value error, command must name a program",
+        ),
+        ({"timeout": "soon"}, "gates.lint.timeout = 'soon': Value error, expected a duration"),
+        ({"timeout": 0}, "gates.lint.timeout = 0: Value error, timeout must be positive"),
+        ({"targets": [""]}, "a target cannot be empty; use '.' for the whole rootdir"),
+        ({"linters": ["ruff"]}, "gates.lint.linters: unknown key"),
     ],
-    ids=["unknown-tool", "options-for-unlisted-tool", "bad-timeout", "unknown-key"],
+    ids=[
+        "no-tools",
+        "duplicate-tool",
+        "options-for-unlisted-tool",
+        "unknown-option-key",
+        "empty-command",
+        "bad-timeout",
+        "zero-timeout",
+        "empty-target",
+        "unknown-key",
+    ],
 )
-def test_configuration_errors_are_usage_errors(
-    pytester: pytest.Pytester, toml: str, expected: str
+def test_configuration_errors_name_key_value_and_fix(
+    table: dict[str, object], expected: str
 ) -> None:
-    base = 'tools = ["ruff-check"]\n' if "tools" not in toml else ""
-    lint_project(pytester, base + toml)
-    result = run_stage(pytester, "check")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert expected in result.stderr.str()
+    with pytest.raises(ReleaseConfigError) as excinfo:
+        load_release_config(
+            {"gates": {"lint": {"kind": "lint", **table}}}, "pyproject.toml", builtin_gate_kinds()
+        )
+    assert expected in str(excinfo.value)
+
+
+def test_lint_gate_defaults() -> None:
+    config = load_release_config(
+        {"gates": {"lint": {"kind": "lint"}}}, "pyproject.toml", builtin_gate_kinds()
+    )
+    gate = config.gates["lint"]
+    assert isinstance(gate, LintGateConfig)
+    assert gate.tools == ("ruff-check", "ruff-format", "mypy")
+    assert gate.targets == (".",)
+    assert gate.timeout == 900.0
+    assert gate.cache is True
 
 
 def test_missing_target_fails_status_naming_the_key(pytester: pytest.Pytester) -> None:

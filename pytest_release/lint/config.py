@@ -76,9 +76,13 @@ class LintGateConfig(GateConfig):
         default=(".",), description="Files and directories (relative to the rootdir) to check."
     )
     options: dict[str, LintToolOptions] = Field(
-        default_factory=dict, description="Per-tool command, extra args and targets."
+        default_factory=dict,
+        description="Per-tool settings, one table per tool: [gates.<name>.options.<tool>] "
+        "with command, args and targets.",
     )
-    timeout: float = Field(default=900.0, description="Seconds one tool may run.")
+    timeout: float = Field(
+        default=900.0, description="How long one tool may run (duration) before it is killed."
+    )
     cache: bool = Field(
         default=True,
         description="Reuse a tool's result while its version, configuration, arguments and "
