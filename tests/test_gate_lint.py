@@ -21,6 +21,15 @@ from pytest_release.config import ReleaseConfigError, load_release_config
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.lint.config import LintGateConfig
 from pytest_release.lint.runner import search_path
+from pytest_release.lint.tools import (
+    ParseError,
+    ToolOutput,
+    first_changed_lines,
+    parse_black,
+    parse_mypy,
+    parse_pip_audit,
+    parse_ruff_format,
+)
 from tests.spine_support import XDIST_MODES, junit, project, run_stage
 
 LINT_ONLY = """
@@ -575,3 +584,58 @@ def test_missing_target_fails_status_naming_the_key(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(
         ["*ruff-check: target(s) 'lib' do not exist under the rootdir * fix gates.lint.targets*"]
     )
+
+
+# -- parsers on output shapes the real tools above did not print ------------------------------
+
+
+def test_parsers_read_older_and_rarer_output_shapes(tmp_path: Path) -> None:
+    def out(stdout: str = "", stderr: str = "", code: int = 1) -> ToolOutput:
+        return ToolOutput(stdout, stderr, code, tmp_path)
+
+    # mypy: errors without a line (module-level), notes, absolute paths.
+    mypy = parse_mypy(
+        out(
+            f"{tmp_path}/pkg/a.py: error: Duplicate module named 'a'\n"
+            "pkg/b.py:3: note: Revealed type is 'int'\n"
+            "pkg/b.py:4:5: error: Name 'x' is not defined  [name-defined]\n"
+        )
+    )
+    assert [f.format() for f in mypy] == [
+        "pkg/a.py Duplicate module named 'a'",
+        "pkg/b.py:3 note: Revealed type is 'int'",
+        "pkg/b.py:4:5 name-defined Name 'x' is not defined",
+    ]
+    assert [f.fails for f in mypy] == [True, False, True]
+
+    # ruff without JSON output for `format --check`.
+    fmt = parse_ruff_format(out("Would reformat: src/a.py\n1 file would be reformatted\n"))
+    assert [(f.path, f.line) for f in fmt] == [("src/a.py", 1)]
+    with pytest.raises(ParseError):
+        parse_ruff_format(out("something else entirely\n"))
+
+    # black before 24: "cannot format PATH: Cannot parse: LINE:COL: ...".
+    black = parse_black(
+        out(stderr=f"error: cannot format {tmp_path}/src/a.py: Cannot parse: 7:4: def f(:\n")
+    )
+    assert [(f.path, f.line, f.col, f.code) for f in black] == [("src/a.py", 7, 4, "black-error")]
+
+    # isort diff headers carry ":before"/":after"; the first changed line is found.
+    diff = (
+        f"--- {tmp_path}/src/a.py:before\t2024-01-01\n"
+        f"+++ {tmp_path}/src/a.py:after\t2024-01-01\n"
+        "@@ -3,4 +3,4 @@\n"
+        " import a\n"
+        "-import c\n"
+        " import b\n"
+        "+import c\n"
+    )
+    assert first_changed_lines(diff, tmp_path) == {"src/a.py": 4}
+
+    # pip-audit before 2.0 printed a bare list.
+    audit = parse_pip_audit(
+        out(json.dumps([{"name": "x", "version": "1", "vulns": [{"id": "V-1"}]}]))
+    )
+    assert [(f.group, f.code) for f in audit] == [("x==1", "V-1")]
+    with pytest.raises(ParseError):
+        parse_pip_audit(out("not json"))
