@@ -456,6 +456,65 @@ def test_bad_inputs_fail_before_newman_starts(
     assert newman_starts(root) == 0
 
 
+@pytest.mark.parametrize(
+    ("collection", "script", "outcomes", "lines"),
+    [
+        pytest.param(
+            "failing.postman_collection.json",
+            '"$NEWMAN" "$@"; exit 0',
+            {"passed": 3, "failed": 1},
+            ["FAILED gate:newman::failing::get missing - 2 assertions failed"],
+            id="exit-0-with-failed-assertions",
+        ),
+        pytest.param(
+            "shop.postman_collection.json",
+            '"$NEWMAN" "$@"; exit 1',
+            {"passed": 3, "failed": 1},
+            ["newman exited with code 1 although its report shows no failure"],
+            id="exit-1-without-failures",
+        ),
+        pytest.param(
+            "shop.postman_collection.json",
+            'echo "newman: simulated crash" >&2; exit 1',
+            {"failed": 4},
+            [
+                "newman did not write its JSON report; newman exited with code 1",
+                "newman output:",
+                "newman: simulated crash",
+            ],
+            id="no-report",
+        ),
+    ],
+)
+def test_exit_code_is_not_trusted_alone(
+    pytester: pytest.Pytester,
+    api: Api,
+    newman_bin: str,
+    collection: str,
+    script: str,
+    outcomes: dict[str, int],
+    lines: list[str],
+) -> None:
+    """A fake newman (a wrapper around the real one, named as such) that lies with its exit
+    code, or crashes: the report decides, and a run without a report is a failure."""
+    fake = pytester.path / "fake-newman"
+    fake.write_text(f'#!/bin/sh\nNEWMAN="{newman_bin}"\n{script}\n')
+    fake.chmod(0o755)
+    newman_project(
+        pytester,
+        f"""
+        collections = ["api/{collection}"]
+        newman = "{fake}"
+        env_vars = {{ baseUrl = "{api.url}" }}
+        """,
+        collection,
+    )
+    result = run_stage(pytester, "api")
+    assert result.ret == 1
+    result.assert_outcomes(**outcomes)
+    result.stdout.fnmatch_lines(lines)
+
+
 def test_bail_skips_requests_after_the_first_failure(
     pytester: pytest.Pytester, api: Api, newman_bin: str
 ) -> None:
