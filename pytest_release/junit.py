@@ -106,12 +106,14 @@ class CaseRecorder:
 
 
 def _first_line(text: str, when: str) -> str:
+    """The JUnit ``message``: the first ``E`` line of a traceback, else the first line
+    (generated checks put their summary first)."""
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("E "):
             return line[2:].strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else f"failed during {when}"
+    return lines[0] if lines else f"failed during {when}"
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -1,0 +1,3 @@
+from shop.app import main
+
+main()
