@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_GATES: dict[str, dict[str, Any]] = {
-    "lint": {"description": "Static checks: linters and type checkers."},
+    "lint": {"kind": "lint", "description": "Static checks: linters and type checkers."},
     "unit": {
         "description": "Fast tests of single units.",
         "paths": ["tests/unit/*", "suites/unit/*"],

@@ -33,8 +33,8 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     Create them with ``SomeItem.from_parent(gate_node, name=...)``; ``gate_node.gate``
     is the gate's validated config and ``gate_node.run`` the stage being run.  Return
     None when the gate is not yours.  Called once per session on every process that
-    collects (each xdist worker), so it must be deterministic; run expensive tools
-    lazily in ``runtest`` (see :mod:`pytest_release.session_cache`).
+    collects (each xdist worker), so it must be deterministic; run an expensive tool
+    once per session with :meth:`pytest_release.run_dir.RunDir.run_once`.
     """
     raise NotImplementedError
 

@@ -24,6 +24,10 @@ from pytest_release.stage import GateResult, StageRun
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+# xdist prefixes a worker's failure text with "[gw0] linux -- Python 3.11.7 /path".
+_XDIST_HEADER = re.compile(r"\A\[gw\d+\] [^\n]* -- Python [^\n]*\n")
+
+
 def _xml_text(text: str) -> str:
     return _ILLEGAL_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
 
@@ -86,7 +90,7 @@ class CaseRecorder:
             kind = "failure" if report.when == "call" else "error"
             if case.outcome != "failure":
                 case.outcome = kind
-            text = self.redact(report.longreprtext)
+            text = self.redact(_XDIST_HEADER.sub("", report.longreprtext, count=1))
             case.message = case.message or _first_line(text, report.when)
             crash = getattr(report, "release_crash", None)
             if crash and case.crash_line is None and crash[0] == case.file:

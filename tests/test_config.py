@@ -18,6 +18,9 @@ from tests.spine_support import project, run_stage
 
 KINDS: dict[str, type[GateConfig]] = builtin_gate_kinds()
 
+# Stage runs below use a stage of plain test gates, so no gate tool (lint, docker) runs.
+CI_STAGE = "[stages.ci]\ngates = ['unit']\n"
+
 
 def test_empty_table_gives_the_builtin_stages() -> None:
     config = load_release_config({}, "pyproject.toml", KINDS)
@@ -166,11 +169,11 @@ def test_release_config_file_option(pytester: pytest.Pytester) -> None:
 def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        'reports_dir = "from-config"\n',
+        'reports_dir = "from-config"\n' + CI_STAGE,
         **{"tests/unit/test_a.py": "def test_a(): pass\n"},
     )
-    run_stage(pytester, "uat").assert_outcomes(passed=1)
-    assert (pytester.path / "from-config" / "uat.xml").is_file()
+    run_stage(pytester, "ci").assert_outcomes(passed=1)
+    assert (pytester.path / "from-config" / "ci.xml").is_file()
 
     pyproject = pytester.path / "pyproject.toml"
     pyproject.write_text(
@@ -179,24 +182,24 @@ def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -
             '[tool.pytest.ini_options]\nrelease_reports_dir = "from-ini"\n',
         )
     )
-    run_stage(pytester, "uat", release="r2").assert_outcomes(passed=1)
-    assert (pytester.path / "from-ini" / "uat.xml").is_file()
+    run_stage(pytester, "ci", release="r2").assert_outcomes(passed=1)
+    assert (pytester.path / "from-ini" / "ci.xml").is_file()
 
-    run_stage(pytester, "uat", "--reports-dir=from-cli", release="r3").assert_outcomes(passed=1)
-    assert (pytester.path / "from-cli" / "uat.xml").is_file()
+    run_stage(pytester, "ci", "--reports-dir=from-cli", release="r3").assert_outcomes(passed=1)
+    assert (pytester.path / "from-cli" / "ci.xml").is_file()
 
 
 def test_release_id_from_github_sha_then_git_then_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
     monkeypatch.setenv("GITHUB_SHA", "abc123")
-    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["release id: abc123"])
 
     monkeypatch.delenv("GITHUB_SHA")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
-    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*cannot determine the release id*pass --release-id=ID*"])
 
@@ -214,16 +217,16 @@ def test_release_id_from_github_sha_then_git_then_error(
         "x",
     )
     head = pytester.run("git", "rev-parse", "HEAD").stdout.str().strip()
-    result = pytester.runpytest_subprocess("--stage=uat", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines([f"release id: {head}"])
 
 
 def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None:
-    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
-    result = run_stage(pytester, "uat", "--image=ghcr.io/acme/shop:canary-42")
+    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    result = run_stage(pytester, "ci", "--image=ghcr.io/acme/shop:canary-42")
     result.stdout.fnmatch_lines(
         [
-            "release stage: uat (gates: lint -> unit -> integration -> docker -> e2e -> newman)",
+            "release stage: ci (gates: unit)",
             "release id: r1",
             "image: ghcr.io/acme/shop:canary-42",
         ]
@@ -231,14 +234,14 @@ def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None
 
 
 def test_ini_default_for_image(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    project(pytester, "", **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
     pyproject = pytester.path / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
             "[tool.pytest.ini_options]\n", '[tool.pytest.ini_options]\nrelease_image = "shop:ini"\n'
         )
     )
-    run_stage(pytester, "uat").stdout.fnmatch_lines(["image: shop:ini"])
-    run_stage(pytester, "uat", "--image=shop:cli", release="r2").stdout.fnmatch_lines(
+    run_stage(pytester, "ci").stdout.fnmatch_lines(["image: shop:ini"])
+    run_stage(pytester, "ci", "--image=shop:cli", release="r2").stdout.fnmatch_lines(
         ["image: shop:cli"]
     )

@@ -7,6 +7,8 @@ import pytest
 from tests.spine_support import RECORDER, XDIST_MODES, events, junit, project, run_stage
 
 THREE_GATES = """
+[gates.lint]
+kind = "tests"
 [stages.check]
 gates = ["lint", "unit", "integration"]
 """
