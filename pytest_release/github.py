@@ -20,6 +20,27 @@ def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get("GITHUB_ACTIONS") == "true"
 
 
+def run_context(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Who and what ran this stage in GitHub Actions (for the ledger); empty elsewhere."""
+    env = os.environ if environ is None else environ
+    if not in_github_actions(env):
+        return {}
+    context = {
+        "actor": env.get("GITHUB_ACTOR", ""),
+        "triggering_actor": env.get("GITHUB_TRIGGERING_ACTOR", ""),
+        "workflow": env.get("GITHUB_WORKFLOW", ""),
+        "job": env.get("GITHUB_JOB", ""),
+        "run_id": env.get("GITHUB_RUN_ID", ""),
+        "run_attempt": env.get("GITHUB_RUN_ATTEMPT", ""),
+        "ref": env.get("GITHUB_REF", ""),
+        "event": env.get("GITHUB_EVENT_NAME", ""),
+    }
+    server, repository = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    if server and repository and context["run_id"]:
+        context["run_url"] = f"{server}/{repository}/actions/runs/{context['run_id']}"
+    return {key: value for key, value in context.items() if value}
+
+
 def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 

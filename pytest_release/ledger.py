@@ -51,6 +51,8 @@ class LedgerEntry:
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
     override_requires: str | None = None
     only_gates: list[str] | None = None  # a partial run (--gate) satisfies no requires
+    approval: dict[str, str] | None = None  # --approved-via: through what, who, which run
+    ci: dict[str, str] = field(default_factory=dict)  # CI run context (GitHub Actions)
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +66,8 @@ class LedgerEntry:
         report: str | None,
         override_requires: str | None,
         only_gates: list[str] | None = None,
+        approval: dict[str, str] | None = None,
+        ci: dict[str, str] | None = None,
     ) -> LedgerEntry:
         return cls(
             run_id=uuid.uuid4().hex,
@@ -75,6 +79,8 @@ class LedgerEntry:
             report=report,
             override_requires=override_requires,
             only_gates=only_gates,
+            approval=approval,
+            ci=dict(ci or {}),
         )
 
     def finish(
@@ -291,6 +297,8 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
         )
         if e.only_gates is not None:
             line += f"  [partial: {', '.join(e.only_gates)}]"
+        if e.approval:
+            line += f"  [approved via {e.approval.get('via')} by {e.approval.get('actor', '?')}]"
         if e.override_requires:
             line += f"  [requires overridden: {e.override_requires}]"
         if e.message:

@@ -72,6 +72,13 @@ OVERRIDE_REQUIRES = Option(
     "REASON is recorded in the ledger",
     metavar="REASON",
 )
+APPROVED_VIA = Option(
+    "--approved-via",
+    "release_approved_via",
+    "the run was approved through NAME (e.g. a GitHub environment with reviewers); "
+    "the approval, its actor and run are recorded in the ledger",
+    metavar="NAME",
+)
 ONLY_GATES = Option(
     "--gate",
     "release_only_gates",
@@ -83,7 +90,16 @@ RELEASE_STATUS = Option(
     "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
 )
 
-VALUE_OPTIONS = (STAGE, RELEASE_ID, IMAGE, RELEASE_CONFIG, REPORTS_DIR, LEDGER, OVERRIDE_REQUIRES)
+VALUE_OPTIONS = (
+    STAGE,
+    RELEASE_ID,
+    IMAGE,
+    RELEASE_CONFIG,
+    REPORTS_DIR,
+    LEDGER,
+    OVERRIDE_REQUIRES,
+    APPROVED_VIA,
+)
 
 
 def add_options(parser: pytest.Parser) -> None:

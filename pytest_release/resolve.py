@@ -75,4 +75,5 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
         reports_dir=_path(config, reports_dir),
         ledger_path=resolve_ledger_path(config, release_config),
         override_requires=options.cli_or_ini(config, options.OVERRIDE_REQUIRES),
+        approved_via=options.cli_or_ini(config, options.APPROVED_VIA),
     )

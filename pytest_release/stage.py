@@ -26,6 +26,7 @@ class StageRun:
     reports_dir: Path
     ledger_path: Path
     override_requires: str | None
+    approved_via: str | None = None
 
     @property
     def stage_config(self) -> StageConfig:

@@ -26,7 +26,7 @@ from pytest_release import github
 from pytest_release.collect import assign_items
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.junit import CaseRecorder, write_junit
-from pytest_release.ledger import Ledger, LedgerEntry, LedgerError
+from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, utc_now
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.stage import StageOutcome, StageResult, StageRun
@@ -112,6 +112,7 @@ class StageSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
+        ci = github.run_context()
         self.entry = LedgerEntry.start(
             release_id=self.run.release_id,
             stage=self.run.stage,
@@ -119,12 +120,25 @@ class StageSession:
             report=self.run.relative(self.run.junit_path),
             override_requires=self.run.override_requires,
             only_gates=list(self.run.plan.order) if self.run.partial else None,
+            approval=self._approval(ci),
+            ci=ci,
         )
         try:
             self.ledger.append(self.entry)
         except LedgerError as exc:
             raise pytest.UsageError(str(exc)) from None
         self._install_sigterm()
+
+    def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
+        if not self.run.approved_via:
+            return None
+        approval = {"via": self.run.approved_via, "at": utc_now()}
+        actor = ci.get("triggering_actor") or ci.get("actor") or os.environ.get("USER")
+        if actor:
+            approval["actor"] = actor
+        if "run_url" in ci:
+            approval["run"] = ci["run_url"]
+        return approval
 
     def _install_sigterm(self) -> None:
         # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_release.github import escape_data, escape_property
 from pytest_release.redact import Redactor
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 TOKEN = "s3cr3t-deploy-token-value"
@@ -164,3 +164,32 @@ def test_redactor_masks_configured_values_and_token_shapes() -> None:
     )
     assert text == "token=*** url=*** auth: Bearer *** *** ***"
     assert Redactor()("nothing secret here") == "nothing secret here"
+
+
+def test_github_context_and_approval_are_recorded_in_the_ledger(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _github_env(pytester, monkeypatch)
+    for key, value in {
+        "GITHUB_ACTOR": "alice",
+        "GITHUB_TRIGGERING_ACTOR": "bob",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_JOB": "build",
+    }.items():
+        monkeypatch.setenv(key, value)
+    project(
+        pytester,
+        "[stages.ci]\ngates = ['unit']\n",
+        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+    )
+    assert run_stage(pytester, "ci", "--approved-via=release-approval").ret == 0
+    (run,) = ledger_runs(pytester.path)
+    assert run["approval"]["via"] == "release-approval"
+    assert run["approval"]["actor"] == "bob"
+    assert run["approval"]["run"] == "https://github.example/acme/shop/actions/runs/4242"
+    assert run["ci"]["job"] == "build"
+    assert run["ci"]["actor"] == "alice"
+    status = pytester.runpytest_subprocess("--release-status", "--release-id=r1")
+    status.stdout.fnmatch_lines(["*[approved via release-approval by bob]*"])
