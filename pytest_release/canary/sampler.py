@@ -216,6 +216,7 @@ class Sampler:
         self._metrics: list[MetricSample] = []
         self._errors: list[str] = []
         self._inflight: dict[int, float] = {}
+        self._requests: set[asyncio.Task[None]] = set()
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -321,6 +322,11 @@ class Sampler:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+            # Every request sent becomes a sample: let those in flight finish (bounded).
+            if self._requests:
+                await asyncio.wait(set(self._requests), timeout=c.timeout + 1.0)
+            for request in set(self._requests):
+                request.cancel()
 
     def _add(self, sample: Sample) -> None:
         with self._lock:
@@ -336,24 +342,24 @@ class Sampler:
     ) -> None:
         period = 1.0 / rate
         cycle = itertools.cycle([(b, p) for p in self.config.paths for b in bases])
-        pending: set[asyncio.Task[None]] = set()
+        pending = self._requests
         next_at = time.monotonic()
         limit = self.config.max_requests
-        try:
-            while True:
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-                next_at += period
-                if limit is not None and self.requests_sent >= limit:
-                    return
-                await semaphore.acquire()
-                self.requests_sent += 1
-                base, path = next(cycle)
-                task = asyncio.ensure_future(self._request(client, semaphore, target, base, path))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-        finally:
-            for task in pending:
-                task.cancel()
+        # Requests in flight are awaited by _main when the sampler stops.
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            # A loop that fell behind (all slots busy) does not burst to catch up.
+            next_at = max(next_at + period, time.monotonic())
+            await semaphore.acquire()
+            # Checked after the wait: other loops may have sent the last ones meanwhile.
+            if limit is not None and self.requests_sent >= limit:
+                semaphore.release()
+                return
+            self.requests_sent += 1
+            base, path = next(cycle)
+            task = asyncio.ensure_future(self._request(client, semaphore, target, base, path))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
     async def _request(
         self,

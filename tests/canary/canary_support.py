@@ -55,14 +55,20 @@ def platform_config(**overrides: object) -> LocalPlatformConfig:
 
 SAMPLER = {
     "rate": 10,
-    "direct_rate": 30,
+    "direct_rate": 40,
     "concurrency": 48,
     "health_interval": "0.5s",
     "status_interval": "0.5s",
 }
 # The machine is shared and loaded: a good canary's p95 can reach several hundred ms, so
 # tests that are not about latency use a lenient latency threshold.
-JUDGE = {"min_requests": 20, "max_p95_latency_ms": 2000, "comparison": {"alpha": 0.001}}
+# The evidence bar is low enough for a loaded CI machine (the sampler then falls behind
+# its rate), high enough that a 5 % error rate shows within the hold.
+JUDGE = {
+    "min_requests": 10,
+    "max_p95_latency_ms": 2000,
+    "comparison": {"alpha": 0.001, "min_samples": 10},
+}
 
 
 def canary_toml(
@@ -178,17 +184,23 @@ class LoadLoop:
                 response = conn.getresponse()
                 response.read()
                 if response.status >= 400:
-                    self.failures.append(f"{time.time():.3f} HTTP {response.status}")
+                    version = response.getheader("X-Version") or "the router"
+                    self.failures.append(f"HTTP {response.status} from {version}")
                 else:
                     self.ok += 1
                     version = response.getheader("X-Version") or "?"
                     self.versions[version] = self.versions.get(version, 0) + 1
             except (OSError, http.client.HTTPException) as exc:
-                self.failures.append(f"{time.time():.3f} {type(exc).__name__}: {exc}")
+                self.failures.append(f"{type(exc).__name__}: {exc}")
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             time.sleep(self.interval)
         conn.close()
+
+    def failures_except(self, injected: str) -> list[str]:
+        """Failures other than the canary's own injected errors (``HTTP 500 from v2-x``):
+        the ones the router or a rollout step caused."""
+        return [f for f in self.failures if f != injected]
 
     def start(self) -> LoadLoop:
         self._thread = threading.Thread(target=self._run, daemon=True)

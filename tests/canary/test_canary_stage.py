@@ -93,7 +93,7 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
     for name in ("health@1s", "health@2s", "verdict"):
         assert c1[name][0] == "passed", c1[name]
     assert c1["health@1s"][2]["judge.verdict"] == "pass"
-    assert int(c1["health@1s"][2]["judge.error_rate.samples"]) >= 20
+    assert int(c1["health@1s"][2]["judge.error_rate.samples"]) >= 10
     assert c1["rollback:traffic"][0] == "skipped"
     svg = (canary_root / "reports" / "canary-1-canary.svg").read_text()
     assert svg.startswith("<svg") or "<svg" in svg[:200]
@@ -147,7 +147,8 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
         blocked = run_stage(pytester, "canary-2", "--image=v2-errors")
     out = result.stdout.str()
     assert result.ret == 1, out
-    assert load.failures == []
+    # Requests the canary itself answered 500 (its injected fault) are not the router's.
+    assert load.failures_except("HTTP 500 from v2-errors") == []
 
     cases = _cases(canary_root, "canary-1")
     health = [name for name in cases if name.startswith("health@")]
@@ -254,7 +255,10 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
     assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
 
 
-def test_sigterm_during_the_hold_rolls_back(pytester: pytest.Pytester, canary_root: Path) -> None:
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_sigterm_during_the_hold_rolls_back(
+    pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
+) -> None:
     port = new_port()
     project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
     bootstrap_main(canary_root, port)
@@ -268,6 +272,7 @@ def test_sigterm_during_the_hold_rolls_back(pytester: pytest.Pytester, canary_ro
         "--image=v2",
         "-p",
         "no:cacheprovider",
+        *xdist,
     ]
     with load_through(port) as load:
         proc = subprocess.Popen(
@@ -293,3 +298,40 @@ def test_sigterm_during_the_hold_rolls_back(pytester: pytest.Pytester, canary_ro
     _assert_rolled_back_to(canary_root, "v1", 1)
     assert ledger_runs(canary_root)[0]["outcome"] == "interrupted"
     assert (canary_root / "reports" / "canary-1.xml").is_file()
+
+
+def test_configuration_mistakes_are_usage_errors_naming_the_fix(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    project(pytester, "[stages.canary-1]\nrequires = []\n")
+    result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "gate 'canary' (kind canary) of stage 'canary-1' needs a platform" in err
+    assert "[tool.pytest-release.gates.canary.platform]" in err
+    assert not (canary_root / ".pytest-release" / "ledger.json").exists()
+
+    project(pytester, canary_toml(router_port=new_port(), extra="[gates.canary.judge.extra]\n"))
+    result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "gates.canary.judge.extra: unknown key" in result.stderr.str()
+
+    toml = canary_toml(router_port=new_port()).replace('hold = "0s" }', 'hold = "1m" }')
+    project(pytester, toml)
+    result = run_stage(pytester, "canary-3", "--image=v2", "--override-requires=test")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "stages.canary-3.rollout.hold = 60s: action 'promote' does not judge" in (
+        result.stderr.str()
+    )
+
+
+def test_a_stage_without_image_fails_before_deploying_anything(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    project(pytester, canary_toml(router_port=new_port()))
+    result = run_stage(pytester, "canary-1")
+    assert result.ret == 1
+    outcome, message, _ = _cases(canary_root, "canary-1")["deploy"]
+    assert outcome == "failure"
+    assert "no image was given: pass --image=REF" in message
+    assert not (canary_root / ".pytest-release" / "canary" / "platform.json").exists()
