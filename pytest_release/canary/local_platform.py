@@ -581,10 +581,14 @@ class LocalPlatform:
         return self._status_of(self.load())
 
     def _wait_ready(self, state: PlatformState, group: Group) -> PlatformStatus:
+        """Wait until every replica is ready (``group``'s new ones, and any other that a
+        re-attached supervisor had to start again)."""
         deadline = time.monotonic() + self.config.ready_timeout
         while True:
             status = self._status_of(state)
-            pending = status.not_ready(group)
+            pending = status.not_ready(group) + status.not_ready(
+                "canary" if group == "stable" else "stable"
+            )
             if not pending:
                 return status
             if time.monotonic() > deadline:
@@ -592,9 +596,10 @@ class LocalPlatform:
             time.sleep(0.05)
         observed = self.runtime.observe(state)
         specs = {spec.name: spec for _, spec in state.all()}
+        kinds = sorted({r.version for r in pending}, key=lambda v: v != group)
         lines = [
-            f"{len(pending)} {group} replica(s) not ready after {self.config.ready_timeout:g}s "
-            f"({self.config.health_path} must answer 2xx/3xx):"
+            f"{len(pending)} {'/'.join(kinds)} replica(s) not ready after "
+            f"{self.config.ready_timeout:g}s ({self.config.health_path} must answer 2xx/3xx):"
         ]
         for r in pending:
             obs = observed.get(r.name, Observed(False, 0))

@@ -199,7 +199,8 @@ def interval_windows(hold: float, interval: float) -> list[tuple[float, float]]:
 
 
 def _offset(seconds: float) -> str:
-    return f"{seconds:g}s" if seconds < 120 or seconds % 60 else f"{seconds / 60:g}m"
+    """``health@<t>`` labels: ``30s``, ``90s``, ``1m``, ``15m``."""
+    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
 
 
 def _source(run: StageRun, gate_name: str) -> tuple[Path | None, int | None]:
@@ -704,6 +705,7 @@ def _make_progress(config: pytest.Config, hold: float) -> Any:
 
     is_tty = bool(getattr(reporter, "isatty", False))
     with _terminal(config):
+        reporter.ensure_newline()
         return HoldProgress(reporter, hold, is_tty)
 
 

@@ -68,12 +68,13 @@ def _assert_rolled_back_to(root: Path, image: str, replicas: int) -> None:
 
 
 def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_failed_request(
-    pytester: pytest.Pytester, canary_root: Path
+    pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = new_port()
-    project(pytester, canary_toml(router_port=port))
+    project(pytester, canary_toml(router_port=port, slack=True))
     bootstrap_main(canary_root, port)
-    with load_through(port) as load:
+    with slack_receiver() as slack, load_through(port) as load:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
         r1 = run_stage(pytester, "canary-1", "--image=v2")
         assert r1.ret == 0, r1.stdout.str()
         r2 = run_stage(pytester, "canary-2", "--image=v2")
@@ -86,6 +87,13 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
         assert r4.ret == 0, r4.stdout.str()
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
+    headlines = [str(post["text"]) for post in slack.posts]
+    assert len(headlines) == 4, headlines
+    for stage, text in zip(["canary-1", "canary-2", "canary-3"], headlines, strict=False):
+        assert f"Stage {stage} passed" in text
+    assert "Stage rollback rolled back" in headlines[3]
+    assert "canary error rate" in str(slack.posts[0])  # the checks of a passed canary
+    assert not any(SECRET in raw for raw in slack.raw if not raw.startswith("/services/"))
 
     c1 = _cases(canary_root, "canary-1")
     assert c1["deploy"][2]["canary.replicas"] == "1"
@@ -184,9 +192,10 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
     # Slack: one message, rolled back, naming the check; the webhook token nowhere.
     assert len(slack.posts) == 1, slack.raw
     text = str(slack.posts[0])
-    assert "rolled back" in text
-    assert "error" in text
-    for place in [*slack.raw[:1][0].split("\n", 1)[1:], out, result.stderr.str()]:
+    assert "Stage canary-1 rolled back" in text
+    assert "canary error rate" in text
+    assert "&gt; 1.0%" in text  # the failing value against the threshold (Slack-escaped)
+    for place in [slack.raw[0].split("\n", 1)[1], out, result.stderr.str()]:
         assert SECRET not in place
     assert SECRET not in (canary_root / "reports" / "canary-1.xml").read_text()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import http.client
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,8 +46,6 @@ def backends() -> Iterator[dict[str, list[str]]]:
             for _ in range(200):
                 if probe_health(endpoint, "/health", 0.2)[0]:
                     break
-                import time
-
                 time.sleep(0.02)
         yield groups
     finally:
@@ -157,6 +157,30 @@ def test_state_outlives_the_router_object_and_stop_ends_haproxy(
         first.stop()
     assert not ref.alive()
     assert not (tmp_path / "haproxy" / "router.json").exists()
+
+
+def test_a_dead_haproxy_is_started_again_with_its_members_and_split(
+    router: HAProxyRouter, backends: dict[str, list[str]]
+) -> None:
+    router.set_members(stable=backends["stable"], canary=backends["canary"][:1])
+    router.set_weights(stable=75, canary=25)
+    old = router._load().haproxy
+    assert old is not None
+    os.kill(old.pid, signal.SIGKILL)
+    _wait_dead(old)
+    weights = router.weights()  # re-attach: HAProxy starts again from the saved state
+    assert (weights.stable, weights.canary) == (75, 25)
+    assert router._load().haproxy != old
+    seen = _versions(router, 40)
+    assert abs(seen["v2"] - 10) <= 1
+
+
+def _wait_dead(ref: ProcessRef) -> None:
+    for _ in range(500):
+        if not ref.alive():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{ref} still runs")
 
 
 def test_weights_are_read_from_haproxy_and_a_split_it_does_not_apply_is_an_error(

@@ -267,7 +267,14 @@ def test_prometheus_queries_are_sampled_and_checked_against_bounds() -> None:
             rate=0, direct_rate=0, status_interval=0.2, health_interval=10, prometheus=config
         )
         sampler = Sampler(sampler_config, Targets(None, (), ()))
-        _run(sampler, 0.7)
+        sampler.start()
+        try:
+            deadline = time.monotonic() + 15
+            while len([m for m in sampler.metrics() if m.name == "error_ratio"]) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            sampler.stop()
         metrics = sampler.metrics()
     assert {m.name for m in metrics} == {"error_ratio", "up", "broken"}
     assert len([q for q in seen if q.get("query") == ["error_ratio"]]) >= 2
