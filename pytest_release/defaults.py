@@ -19,6 +19,7 @@ DEFAULT_GATES: dict[str, dict[str, Any]] = {
         "paths": ["tests/integration/*", "suites/integration/*"],
     },
     "docker": {
+        "kind": "docker",
         "description": "The service image: build, run, health and image checks.",
         "paths": ["tests/docker/*", "suites/docker/*"],
     },
