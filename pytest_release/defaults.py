@@ -24,6 +24,7 @@ DEFAULT_GATES: dict[str, dict[str, Any]] = {
         "paths": ["tests/docker/*", "suites/docker/*"],
     },
     "e2e": {
+        "kind": "e2e",
         "description": "Browser end-to-end tests (pytest-playwright).",
         "paths": ["tests/e2e/*", "suites/e2e/*"],
     },

@@ -90,7 +90,9 @@ class DockerGateConfig(GateConfig):
     max_image_size_mb: float | None = Field(
         default=None, gt=0, description="Image size budget in MB (1 MB = 1,000,000 bytes)."
     )
-    require_non_root: bool = True
+    require_non_root: bool = Field(
+        default=True, description="Fail when a process of the container runs as uid 0."
+    )
     user: str | None = Field(
         default=None, description="Expected user (name or uid) the container runs as."
     )
