@@ -11,6 +11,8 @@ declare -A want=(
   [chromium]=chromium        # e2e gate (pytest-playwright with Debian's Chromium)
   [node]=nodejs
   [npm]=npm                  # newman
+  [docker-registry]=docker-registry  # local registry for the build stage
+  [curl]=curl
 )
 missing=()
 for cmd in "${!want[@]}"; do

@@ -60,6 +60,17 @@ class DockerGateConfig(GateConfig):
     keep_image: bool = Field(
         default=False, description="Keep the built image after the session (it is removed)."
     )
+    push: bool = Field(
+        default=False,
+        description="After the checks, push the image reference and push_tags to their "
+        "registries (item 'push'), verifying each through the registry.",
+    )
+    push_tags: tuple[str, ...] = Field(
+        default=(),
+        description="More references to tag and push; placeholders {repository} (the image "
+        "reference without its tag), {release_id}, {release_short} (its first 12 "
+        "characters), {stage}.",
+    )
     command: tuple[str, ...] | None = Field(default=None, description="Override the image's CMD.")
     env: dict[str, str] = Field(default={}, description="Environment of the container.")
     pass_env: tuple[str, ...] = Field(

@@ -194,6 +194,38 @@ def build_image(
     return _image_info(ref, _inspect_image(client, ref), log, seconds)
 
 
+def repository_of(ref: str) -> str:
+    """``host:5000/shop`` from ``host:5000/shop:tag`` (a port is not a tag)."""
+    name = ref.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
+
+
+def push_image(client: Any, image_id: str, refs: list[str]) -> list[tuple[str, str]]:
+    """Tag ``image_id`` as each of ``refs``, push, and read every digest back from the
+    registry (through the daemon).  Returns (ref, digest); raises RuntimeError."""
+    import docker
+
+    pushed = []
+    for ref in refs:
+        repository = repository_of(ref)
+        tag = ref[len(repository) + 1 :] or "latest"
+        try:
+            client.api.tag(image_id, repository, tag)
+            errors = [
+                str(chunk["error"]).strip()
+                for chunk in client.api.push(repository, tag=tag, stream=True, decode=True)
+                if "error" in chunk
+            ]
+            if errors:
+                raise RuntimeError(f"pushing {ref} failed: {errors[-1]}")
+            descriptor = client.api.inspect_distribution(f"{repository}:{tag}")
+        except docker.errors.DockerException as exc:
+            raise RuntimeError(f"pushing {ref} failed: {exc}") from None
+        pushed.append((ref, str(descriptor.get("Descriptor", {}).get("digest", ""))))
+    return pushed
+
+
 def find_image(client: Any, ref: str) -> ImageInfo:
     import docker
 

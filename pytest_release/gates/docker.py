@@ -366,6 +366,8 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     if gate.max_image_size_mb is not None:
         checks.append(("image-size", ("FROM",)))
     checks.append(("no-secrets", ("ENV", "LABEL", "ARG", "FROM")))
+    if gate.push:
+        checks.append(("push", ("FROM",)))
     items: list[pytest.Item] = []
     for name, instructions in checks:
         items.append(
@@ -487,6 +489,31 @@ class _Checks:
 
     def check_image(self) -> None:
         self.check_build()
+
+    def check_push(self) -> None:
+        from pytest_release.docker_gate.engine import push_image, repository_of
+
+        image = self.image_or_fail()
+        run = self.state.run
+        values = {
+            "repository": repository_of(image.ref),
+            "release_id": run.release_id,
+            "release_short": run.release_id[:12],
+            "stage": run.stage,
+        }
+        try:
+            refs = [image.ref, *(tag.format(**values) for tag in self.gate.push_tags)]
+        except (KeyError, IndexError) as exc:
+            self.fail(f"push_tags: unknown placeholder {exc}; use {', '.join(values)}")
+        try:
+            pushed = push_image(self.state.client(), image.image_id, list(dict.fromkeys(refs)))
+        except RuntimeError as exc:
+            self.fail(f"{exc}; is the registry running and reachable from the daemon?")
+        digests = {digest for _, digest in pushed}
+        if len(digests) != 1 or "" in digests:
+            self.fail(f"the registry returned different or no digests: {pushed}")
+        for ref, digest in pushed:
+            self.item.user_properties.append(("pushed", f"{ref}@{digest}"))
 
     def check_starts_and_stays_up(self) -> None:
         info = self.state.container(self.gate_name)
