@@ -27,8 +27,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_up(url: str, process: subprocess.Popen[bytes] | None = None,
-            timeout: float = 20.0, path: str = "/version") -> None:
+def wait_up(
+    url: str,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 20.0,
+    path: str = "/version",
+) -> None:
     """Wait until ``url + path`` answers 200 (``/version`` answers even when a fault
     knob makes ``/health`` fail)."""
     deadline = time.monotonic() + timeout

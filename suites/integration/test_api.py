@@ -8,13 +8,15 @@ import urllib.request
 from typing import Any
 
 import pytest
+
 from conftest import start_shop, stop_shop
 
 
 def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -28,8 +30,9 @@ def test_health_and_version(shop_url: str) -> None:
 
 
 def test_order_round_trip(shop_url: str) -> None:
-    status, order = call(f"{shop_url}/api/orders", "POST",
-                         {"items": [{"product_id": "mug", "quantity": 2}]})
+    status, order = call(
+        f"{shop_url}/api/orders", "POST", {"items": [{"product_id": "mug", "quantity": 2}]}
+    )
     assert status == 201
     assert order["total"] == "24.00"
     assert call(f"{shop_url}/api/orders/{order['id']}") == (200, order)

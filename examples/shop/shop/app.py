@@ -31,8 +31,9 @@ def log(event: str, **fields: Any) -> None:
 class ShopServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], version: str, faults: Faults,
-                 environment: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], version: str, faults: Faults, environment: str
+    ) -> None:
         super().__init__(address, ShopHandler)
         self.version = version
         self.faults = faults
@@ -44,13 +45,13 @@ class ShopHandler(BaseHTTPRequestHandler):
     server: ShopServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # replaced by the JSON access log in _send
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
@@ -95,8 +96,8 @@ class ShopHandler(BaseHTTPRequestHandler):
             return 201, order.to_json()
         if method == "GET" and path.startswith("/api/orders/"):
             key = path.rsplit("/", 1)[1]
-            order = catalog.orders.get(int(key)) if key.isdigit() else None
-            return (200, order.to_json()) if order else (404, {"error": "no such order"})
+            found = catalog.orders.get(int(key)) if key.isdigit() else None
+            return (200, found.to_json()) if found else (404, {"error": "no such order"})
         return 404, {"error": f"no route for {method} {path}"}
 
     def _json_body(self) -> dict[str, Any]:
@@ -120,8 +121,13 @@ class ShopHandler(BaseHTTPRequestHandler):
         self.send_header("X-Version", self.server.version)
         self.end_headers()
         self.wfile.write(data)
-        log("request", method=method, path=path, status=status,
-            duration_ms=round((time.monotonic() - started) * 1000, 2))
+        log(
+            "request",
+            method=method,
+            path=path,
+            status=status,
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        )
 
 
 def main() -> None:
@@ -139,11 +145,19 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log("start", host=host, port=server.server_address[1], version=version,
-        env=server.environment, faults={"error_rate": faults.error_rate,
-                                        "latency_ms": faults.latency_ms,
-                                        "crash_after": faults.crash_after,
-                                        "fail_health": faults.fail_health})
+    log(
+        "start",
+        host=host,
+        port=server.server_address[1],
+        version=version,
+        env=server.environment,
+        faults={
+            "error_rate": faults.error_rate,
+            "latency_ms": faults.latency_ms,
+            "crash_after": faults.crash_after,
+            "fail_health": faults.fail_health,
+        },
+    )
     server.serve_forever()
     server.server_close()
     log("stop")

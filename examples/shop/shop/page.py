@@ -28,7 +28,10 @@ PAGE = """<!doctype html>
         const add = document.createElement("button");
         add.textContent = "Add";
         add.dataset.product = p.id;
-        add.addEventListener("click", () => { cart.set(p.id, (cart.get(p.id) || 0) + 1); render(); });
+        add.addEventListener("click", () => {
+          cart.set(p.id, (cart.get(p.id) || 0) + 1);
+          render();
+        });
         li.appendChild(add);
         list.appendChild(li);
       }
