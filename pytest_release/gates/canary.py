@@ -860,7 +860,9 @@ def _say(run: StageRun, message: str, *, red: bool) -> None:
     config = _config_of(run)
     reporter = config.pluginmanager.get_plugin("terminalreporter") if config else None
     if reporter is not None:
-        reporter.write_line(f"canary: {message}", red=red, green=not red)
+        # A closed terminal (CI cancelled, pipe gone) must not stop the ledger update.
+        with suppress(OSError):
+            reporter.write_line(f"canary: {message}", red=red, green=not red)
 
 
 def _notify(
