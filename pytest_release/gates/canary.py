@@ -707,8 +707,9 @@ def _progress_interval(controller: Controller, verdict: CanaryVerdict) -> None:
 
 # -- signals ------------------------------------------------------------------------------------
 @contextmanager
-def _signals_deferred() -> Iterator[list[int]]:
-    """SIGINT/SIGTERM wait until the block ends (a rollback must not stop half-way)."""
+def _signals_deferred(*, reraise: bool = True) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM wait until the block ends (a rollback must not stop half-way); then
+    they interrupt the session (``reraise``) or, at the very end of it, are dropped."""
     received: list[int] = []
 
     def defer(signum: int, frame: Any) -> None:
@@ -725,7 +726,7 @@ def _signals_deferred() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if received:
+        if received and reraise:
             raise KeyboardInterrupt(f"received signal {received[0]} during a rollback step")
 
 
@@ -831,7 +832,7 @@ def _final_rollback(
 ) -> tuple[str, bool]:
     """Roll back what the stage left behind (interrupt, crash, failure outside the items)."""
     rollout = build_rollout(run, settings)
-    with _signals_deferred():
+    with _signals_deferred(reraise=False):
         try:
             status = rollout.platform.status()
             needed = bool(status.group("canary")) or (
