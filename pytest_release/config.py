@@ -108,11 +108,39 @@ class StageConfig(_Strict):
 class LedgerConfig(_Strict):
     """Where stage runs are recorded."""
 
-    backend: Literal["file"] = Field(default="file", description="Ledger storage backend.")
+    backend: Literal["file", "kubernetes"] = Field(
+        default="file",
+        description="Ledger storage backend: 'file' (path), or 'kubernetes' (a ConfigMap per "
+        "application, a coordination.k8s.io Lease as the rollout lock) for CI jobs on "
+        "different runners.",
+    )
     path: str = Field(
         default=".pytest-release/ledger.json",
         description="Ledger file, relative to the rootdir (--ledger, ini release_ledger).",
     )
+    namespace: str = Field(
+        default="default", description="kubernetes: namespace of the ConfigMap and the Lease."
+    )
+    application: str | None = Field(
+        default=None,
+        description="kubernetes: the application; names the ConfigMap "
+        "pytest-release-ledger-<application> and the Lease pytest-release-rollout-<application>. "
+        "Unset: the rootdir's name.",
+    )
+    configmap: str | None = Field(default=None, description="kubernetes: ConfigMap name override.")
+    lease: str | None = Field(default=None, description="kubernetes: Lease name override.")
+    lease_duration: int = Field(
+        default=60,
+        ge=5,
+        description="kubernetes: seconds a rollout lock lives without renewal (renewed every "
+        "third of it while a stage runs; a crashed run's lock expires after it).",
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="kubernetes: kubeconfig file (relative to the rootdir); unset: $KUBECONFIG, "
+        "~/.kube/config, or the in-cluster service account.",
+    )
+    context: str | None = Field(default=None, description="kubernetes: kubeconfig context.")
 
 
 class ReleaseConfigModel(_Strict):
@@ -180,6 +208,25 @@ def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[
         else:
             merged[name] = table
     return merged
+
+
+def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Layered configuration files: tables merge recursively, a later file's value
+    replaces an earlier one's (lists included)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    return merged
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:

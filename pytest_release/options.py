@@ -23,6 +23,7 @@ class Option:
     help: str
     ini: str | None = None
     metavar: str | None = None
+    repeatable: bool = False
 
 
 STAGE = Option(
@@ -47,9 +48,12 @@ IMAGE = Option(
 RELEASE_CONFIG = Option(
     "--release-config",
     "release_config",
-    "TOML file with the release configuration (default: [tool.pytest-release] in pyproject.toml)",
+    "TOML file with the release configuration (default: [tool.pytest-release] in "
+    "pyproject.toml); repeat to layer files, later ones override earlier ones key by key "
+    "(e.g. a demo profile)",
     ini="release_config",
     metavar="PATH",
+    repeatable=True,
 )
 REPORTS_DIR = Option(
     "--reports-dir",
@@ -106,7 +110,12 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "pytest-release: run a release stage")
     for option in VALUE_OPTIONS:
         group.addoption(
-            option.flag, dest=option.dest, default=None, metavar=option.metavar, help=option.help
+            option.flag,
+            dest=option.dest,
+            default=None,
+            metavar=option.metavar,
+            help=option.help,
+            action="append" if option.repeatable else "store",
         )
         if option.ini:
             parser.addini(option.ini, f"default for {option.flag}", default=None)
@@ -125,6 +134,18 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help=RELEASE_STATUS.help,
     )
+
+
+def cli_or_ini_list(config: pytest.Config, option: Option) -> list[str]:
+    """A repeatable option: every value given on the command line, else the ini value."""
+    values = config.getoption(option.dest)
+    if values:
+        return [str(v) for v in values]
+    if option.ini:
+        ini_value = config.getini(option.ini)
+        if isinstance(ini_value, str) and ini_value:
+            return [ini_value]
+    return []
 
 
 def cli_or_ini(config: pytest.Config, option: Option) -> str | None:

@@ -12,6 +12,7 @@ from pytest_release.config import (
     ReleaseConfig,
     ReleaseConfigError,
     load_release_config,
+    merge_layers,
     read_table,
 )
 from pytest_release.plan import build_plan
@@ -29,14 +30,17 @@ def gate_kinds(config: pytest.Config) -> dict[str, type[GateConfig]]:
 
 
 def load_config(config: pytest.Config) -> ReleaseConfig:
-    explicit = options.cli_or_ini(config, options.RELEASE_CONFIG)
+    explicit = options.cli_or_ini_list(config, options.RELEASE_CONFIG)
     try:
         if explicit:
-            path = Path(explicit)
-            if not path.is_absolute():
-                path = Path(config.invocation_params.dir) / path
-            table = read_table(path, pyproject=path.name == "pyproject.toml")
-            source = str(path)
+            tables = []
+            for value in explicit:
+                path = Path(value)
+                if not path.is_absolute():
+                    path = Path(config.invocation_params.dir) / path
+                tables.append((path, read_table(path, pyproject=path.name == "pyproject.toml")))
+            table = merge_layers([t for _, t in tables])
+            source = " + ".join(str(p) for p, _ in tables)
         else:
             path = config.rootpath / "pyproject.toml"
             table = read_table(path, pyproject=True) if path.is_file() else {}

@@ -245,3 +245,41 @@ def test_ini_default_for_image(pytester: pytest.Pytester, tmp_path: Path) -> Non
     run_stage(pytester, "ci", "--image=shop:cli", release="r2").stdout.fnmatch_lines(
         ["image: shop:cli"]
     )
+
+
+def test_release_config_files_layer(pytester: pytest.Pytester) -> None:
+    project(pytester, "", **{"tests/a/test_a.py": "def test_a(): pass\n"})
+    (pytester.path / "base.toml").write_text(
+        '[gates.mine]\npaths = ["tests/a/*"]\n'
+        '[stages.roll]\ngates = ["mine"]\n'
+        'rollout = { replicas = 2, weight = 50, hold = "30m" }\n'
+    )
+    (pytester.path / "demo.toml").write_text('[stages.roll.rollout]\nhold = "5s"\n')
+    result = pytester.runpytest_subprocess(
+        "--stage=roll",
+        "--release-id=r1",
+        "--release-config=base.toml",
+        "--release-config=demo.toml",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1)
+    from pytest_release.config import merge_layers
+
+    merged = merge_layers(
+        [
+            {"stages": {"roll": {"rollout": {"replicas": 2, "hold": "30m"}}}},
+            {"stages": {"roll": {"rollout": {"hold": "5s"}}}},
+        ]
+    )
+    assert merged == {"stages": {"roll": {"rollout": {"replicas": 2, "hold": "5s"}}}}
+    bad = pytester.runpytest_subprocess(
+        "--stage=roll",
+        "--release-id=r2",
+        "--release-config=base.toml",
+        "--release-config=typo.toml",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert bad.ret == 4
+    bad.stderr.fnmatch_lines(["*typo.toml does not exist*"])
