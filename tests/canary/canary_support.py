@@ -29,6 +29,7 @@ IMAGE_ENV = {
     "v2-slow": {"FAULT_LATENCY_MS": "800"},
     "v2-crash": {"FAULT_CRASH_AFTER": "25"},
     "v2-sick": {"FAULT_FAIL_HEALTH": "1"},
+    "v2-sickens": {"FAULT_FAIL_HEALTH_AFTER": "3"},
 }
 
 

@@ -241,6 +241,26 @@ def test_crashing_canary_is_restarted_counted_and_rolled_back(
     _assert_rolled_back_to(canary_root, "v1", 1)
 
 
+def test_canary_whose_health_check_starts_failing_is_rolled_back(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    toml = canary_toml(router_port=port, hold="5s", sampler={"health_interval": "0.25s"})
+    project(pytester, toml)
+    bootstrap_main(canary_root, port)
+    with load_through(port) as load:
+        result = run_stage(pytester, "canary-1", "--image=v2-sickens")  # /health 503 after 3 s
+    assert result.ret == 1, result.stdout.str()
+    assert load.failures == []
+    failed = [c for c in _cases(canary_root, "canary-1").values() if c[0] == "failure"]
+    assert len(failed) == 1
+    _, message, props = failed[0]
+    assert props["judge.health_consecutive_failures.verdict"] == "fail"
+    assert float(props["judge.health_consecutive_failures.value"]) > 3
+    assert "canary /health failed" in message
+    _assert_rolled_back_to(canary_root, "v1", 1)
+
+
 def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
