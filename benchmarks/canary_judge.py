@@ -1,0 +1,787 @@
+"""Figure 4: canary judge - detection time and false alarms, vs a Flagger-style rule.
+
+1. Record (real): for each scenario, the engine's local platform (process mode) runs a
+   stable ``v1`` replica and one canary replica of ``tests/services/fault_service.py``
+   behind the engine's HAProxy router at 10 % canary weight; the engine's ``Sampler``
+   measures for ``--record-seconds`` (router 20 req/s, 10 req/s directly to each group,
+   /health and platform status every 0.5 s).  Samples are stored compactly as JSON in
+   ``benchmarks/data/canary/<scenario>.json``.
+2. Replay: the engine's ``Judge`` (default thresholds, time windows compressed like the
+   hold: 5 s intervals for 1 min ones, 12 looks) runs over (a) each recording in time order
+   (the live run) and (b) block-bootstrap runs: each interval of a run is a random
+   contiguous interval-long stretch of the scenario's recording (restart counts rebased),
+   so a run keeps real temporal structure; >= 20 runs per fault scenario, >= 100 A/A runs.
+3. The same runs go through a Flagger-style rule implemented here (per interval: canary
+   success rate >= 99 % and p99 latency <= L ms, else a failed check; roll back after N
+   failed checks, as Flagger's analysis ``threshold``).  N and L are tuned on the A/A runs
+   so the rule's false-alarm rate is at most the judge's, then detection times are compared.
+
+    python benchmarks/canary_judge.py [--quick] [--replay-only] [--runs N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    REPO,
+    BenchmarkError,
+    Figure,
+    Summary,
+    command_line,
+    machine_info,
+    out_dir,
+    parser,
+    percentile,
+    summarize,
+)
+
+from pytest_release.canary.judge import Judge, JudgeConfig
+from pytest_release.canary.samples import ReplicaStatus, Sample, Target
+
+DATA_DIR = REPO / "benchmarks" / "data" / "canary"
+DATA_FORMAT = "pytest-release-canary-samples-1"
+BASE = 1_800_000_000.0  # replayed runs start here (any epoch works)
+WEIGHT = 10
+ROUTER_RATE = 20.0
+DIRECT_RATE = 10.0
+PROBE_INTERVAL = 0.5
+REAL_INTERVAL = 60.0  # the judged interval the compressed one stands for
+FLAGGER_DOCS = (5, 500.0)  # Flagger's documented example: threshold 5, p99 max 500 ms
+LATENCY_GRID = (100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2000.0)
+MAX_ERROR_RATE = 0.01  # Flagger request-success-rate min 99
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    env: Mapping[str, str]
+
+    @property
+    def image(self) -> str:
+        return f"canary-{self.name}"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("good", "A/A: the canary runs the same service with the same settings", {}),
+    Scenario("errors-2", "2 % of the canary's requests answer 500", {"FAULT_ERROR_RATE": "0.02"}),
+    Scenario("errors-5", "5 % of the canary's requests answer 500", {"FAULT_ERROR_RATE": "0.05"}),
+    Scenario("latency-300", "+300 ms on every canary request", {"FAULT_LATENCY_MS": "300"}),
+    Scenario(
+        "crash-loop",
+        "the canary exits after 30 requests and is restarted (back-off 0.2-2 s)",
+        {"FAULT_CRASH_AFTER": "30"},
+    ),
+)
+QUICK_SCENARIOS = ("good", "errors-5")
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval: float
+    looks: int
+    runs: int
+    aa_runs: int
+    record_seconds: float
+    aa_record_seconds: float
+    direct_rate: float
+
+    @property
+    def hold(self) -> float:
+        return self.interval * self.looks
+
+    @property
+    def compression(self) -> float:
+        return REAL_INTERVAL / self.interval
+
+    def judge_config(self) -> JudgeConfig:
+        c = self.compression
+        return JudgeConfig.model_validate(
+            {
+                "no_success_window": 30.0 / c,
+                "sustained_error_window": 120.0 / c,
+                "slow_response_window": 60.0 / c,
+            }
+        )
+
+
+FULL = Settings(5.0, 12, 50, 200, 60.0, 180.0, DIRECT_RATE)
+QUICK = Settings(2.0, 3, 3, 6, 6.0, 6.0, 20.0)
+
+
+# -- recording -----------------------------------------------------------------------------------
+def _replica_legend(statuses: Sequence[ReplicaStatus]) -> dict[str, str]:
+    """Platform replica name -> stable-0 / canary-0 (names differ between recordings)."""
+    legend: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for status in statuses:
+        if status.name not in legend:
+            legend[status.name] = f"{status.version}-{counts[status.version]}"
+            counts[status.version] += 1
+    return legend
+
+
+_TARGETS: tuple[Target, ...] = ("stable", "canary", "router")
+
+
+def encode(
+    scenario: Scenario,
+    samples: Sequence[Sample],
+    statuses: Sequence[ReplicaStatus],
+    t0: float,
+    seconds: float,
+    settings: Settings,
+    errors: Sequence[str],
+) -> dict[str, Any]:
+    legend = _replica_legend(statuses)
+    replicas = sorted(set(legend.values()))
+    index = {name: replicas.index(label) for name, label in legend.items()}
+    rows = []
+    for s in sorted(samples, key=lambda s: s.timestamp):
+        rows.append(
+            [
+                round((s.timestamp - t0) * 1000),
+                _TARGETS.index(s.target),
+                0 if s.kind == "http" else 1,
+                1 if s.ok else 0,
+                None if s.latency_ms is None else round(s.latency_ms, 1),
+                s.status_code,
+                index.get(s.replica) if s.replica is not None else None,
+            ]
+        )
+    status_rows = [
+        [
+            round((st.timestamp - t0) * 1000),
+            index[st.name],
+            1 if st.running else 0,
+            1 if st.ready else 0,
+            st.restarts,
+        ]
+        for st in sorted(statuses, key=lambda st: st.timestamp)
+    ]
+    return {
+        "format": DATA_FORMAT,
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "canary_env": dict(scenario.env),
+        "service": "tests/services/fault_service.py",
+        "weight": WEIGHT,
+        "sampler": {
+            "rate": ROUTER_RATE,
+            "direct_rate": settings.direct_rate,
+            "health_interval": PROBE_INTERVAL,
+            "status_interval": PROBE_INTERVAL,
+        },
+        "duration_s": seconds,
+        "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0)),
+        "machine": machine_info(),
+        "replicas": replicas,
+        "sampler_errors": list(errors)[:20],
+        "sample_columns": ["t_ms", "target", "kind", "ok", "latency_ms", "status", "replica"],
+        "targets": list(_TARGETS),
+        "kinds": ["http", "health"],
+        "samples": rows,
+        "status_columns": ["t_ms", "replica", "running", "ready", "restarts"],
+        "statuses": status_rows,
+    }
+
+
+def record_all(
+    scenarios: Sequence[Scenario], settings: Settings, data_dir: Path
+) -> dict[str, Path]:
+    from _canary import local_stack
+
+    from pytest_release.canary.sampler import Sampler, SamplerConfig
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    env = {s.image: s.env for s in scenarios}
+    config = SamplerConfig.model_validate(
+        {
+            "rate": ROUTER_RATE,
+            "direct_rate": settings.direct_rate,
+            "health_interval": PROBE_INTERVAL,
+            "status_interval": PROBE_INTERVAL,
+            "concurrency": 32,
+            "timeout": 5.0,
+        }
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="pytest-release-bench-canary-") as state,
+        local_stack(Path(state), env) as stack,
+    ):
+        for scenario in scenarios:
+            seconds = (
+                settings.aa_record_seconds if scenario.name == "good" else settings.record_seconds
+            )
+            print(f"recording {scenario.name} for {seconds:g}s ...", flush=True)
+            stack.rollout.deploy_canary(scenario.image, 1)
+            weights = stack.rollout.shift(WEIGHT)
+            if weights.canary != WEIGHT:
+                raise BenchmarkError(f"router applies {weights}, expected canary {WEIGHT}%")
+            sampler = Sampler(config, stack.targets(), status=stack.replicas)
+            sampler.start()
+            t0 = time.time()
+            try:
+                time.sleep(seconds)
+            finally:
+                sampler.stop()
+            samples = sampler.samples(t0, t0 + seconds)
+            statuses = sampler.statuses(t0, t0 + seconds)
+            data = encode(scenario, samples, statuses, t0, seconds, settings, sampler.errors())
+            path = data_dir / f"{scenario.name}.json"
+            path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+            paths[scenario.name] = path
+            stack.rollout.rollback_traffic()
+            stack.rollout.remove_canary()
+    return paths
+
+
+# -- recordings in memory ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recording:
+    scenario: str
+    duration: float
+    samples: tuple[Sample, ...]  # timestamps in seconds from the start of the recording
+    statuses: tuple[ReplicaStatus, ...]
+    meta: Mapping[str, Any]
+    sample_times: tuple[float, ...] = field(default=())
+    restarts: Mapping[str, tuple[tuple[float, ...], tuple[int, ...]]] = field(default_factory=dict)
+
+    def restarts_at(self, name: str, t: float) -> int:
+        times, values = self.restarts.get(name, ((), ()))
+        i = bisect_right(times, t)
+        return values[i - 1] if i else 0
+
+
+def load_recording(path: Path) -> Recording:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(
+            f"cannot read {path} ({exc}); record it with python benchmarks/canary_judge.py"
+        ) from None
+    if data.get("format") != DATA_FORMAT:
+        raise BenchmarkError(f"{path} is not a {DATA_FORMAT} file; record it again")
+    replicas: list[str] = data["replicas"]
+    targets: list[Target] = data["targets"]
+    samples = []
+    for t_ms, target, kind, ok, latency, status, replica in data["samples"]:
+        samples.append(
+            Sample(
+                timestamp=t_ms / 1000.0,
+                target=targets[target],
+                kind="http" if kind == 0 else "health",
+                ok=bool(ok),
+                latency_ms=latency,
+                status_code=status,
+                replica=replicas[replica] if replica is not None else None,
+            )
+        )
+    statuses = []
+    for t_ms, replica, running, ready, restarts in data["statuses"]:
+        name = replicas[replica]
+        statuses.append(
+            ReplicaStatus(
+                timestamp=t_ms / 1000.0,
+                name=name,
+                version="canary" if name.startswith("canary") else "stable",
+                image="",
+                running=bool(running),
+                ready=bool(ready),
+                restarts=int(restarts),
+                endpoint=name,
+            )
+        )
+    samples.sort(key=lambda s: s.timestamp)
+    statuses.sort(key=lambda s: s.timestamp)
+    per_name: dict[str, tuple[list[float], list[int]]] = {}
+    for st in statuses:
+        times, values = per_name.setdefault(st.name, ([], []))
+        times.append(st.timestamp)
+        values.append(st.restarts)
+    return Recording(
+        scenario=data["scenario"],
+        duration=float(data["duration_s"]),
+        samples=tuple(samples),
+        statuses=tuple(statuses),
+        meta={k: v for k, v in data.items() if k not in ("samples", "statuses")},
+        sample_times=tuple(s.timestamp for s in samples),
+        restarts={k: (tuple(v[0]), tuple(v[1])) for k, v in per_name.items()},
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    samples: tuple[Sample, ...]  # absolute timestamps from BASE
+    statuses: tuple[ReplicaStatus, ...]
+    times: tuple[float, ...]
+
+
+def compose(rec: Recording, pieces: Sequence[tuple[float, float]]) -> Run:
+    """A run made of stretches ``(source start, length)`` of ``rec`` laid end to end from
+    BASE; restart counts continue across stretches (only restarts inside a stretch count)."""
+    samples: list[Sample] = []
+    statuses: list[ReplicaStatus] = []
+    carried: dict[str, int] = {}
+    position = 0.0
+    for start, length in pieces:
+        end = start + length
+        shift = BASE + position - start
+        lo = bisect_left(rec.sample_times, start)
+        hi = bisect_left(rec.sample_times, end)
+        samples += [replace(s, timestamp=s.timestamp + shift) for s in rec.samples[lo:hi]]
+        for st in rec.statuses:
+            if start <= st.timestamp < end:
+                base = rec.restarts_at(st.name, start)
+                statuses.append(
+                    replace(
+                        st,
+                        timestamp=st.timestamp + shift,
+                        restarts=carried.get(st.name, 0) + max(0, st.restarts - base),
+                    )
+                )
+        for name in rec.restarts:
+            gained = rec.restarts_at(name, end) - rec.restarts_at(name, start)
+            carried[name] = carried.get(name, 0) + max(0, gained)
+        position += length
+    return Run(tuple(samples), tuple(statuses), tuple(s.timestamp for s in samples))
+
+
+def live_runs(rec: Recording, settings: Settings) -> list[Run]:
+    """The recording in time order, cut into as many whole holds as it holds."""
+    count = max(1, int(rec.duration // settings.hold))
+    return [
+        compose(rec, [(k * settings.hold, min(settings.hold, rec.duration))]) for k in range(count)
+    ]
+
+
+def bootstrap_runs(rec: Recording, settings: Settings, count: int, rng: random.Random) -> list[Run]:
+    length = settings.interval
+    top = max(0.0, rec.duration - length)
+    return [
+        compose(rec, [(rng.uniform(0.0, top), length) for _ in range(settings.looks)])
+        for _ in range(count)
+    ]
+
+
+# -- the two judges -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JudgeOutcome:
+    detection: float | None  # seconds from hold start to the verdict that rolls back
+    verdict: str  # "fail" (an interval failed), "insufficient" (stage), "pass"
+    checks: tuple[str, ...]  # failing checks of the first failing interval
+
+
+def window(run: Run, start: float, end: float) -> tuple[Sample, ...]:
+    return run.samples[bisect_left(run.times, start) : bisect_left(run.times, end)]
+
+
+def judge_run(run: Run, settings: Settings, config: JudgeConfig) -> JudgeOutcome:
+    """Our judge exactly as the canary gate drives it: one look per interval, stop at the
+    first failing one; otherwise the stage verdict decides (insufficient rolls back)."""
+    judge = Judge(config, planned_looks=settings.looks)
+    verdicts = []
+    for k in range(settings.looks):
+        start = BASE + k * settings.interval
+        end = start + settings.interval
+        samples = window(run, start, end)
+        history = run.samples[: bisect_left(run.times, end)]
+        statuses = [s for s in run.statuses if start <= s.timestamp < end]
+        verdict = judge.judge_interval(samples, statuses, start, end, history, look=k + 1)
+        verdicts.append(verdict)
+        if verdict.verdict == "fail":
+            names = tuple(c.name for c in verdict.failed_checks)
+            return JudgeOutcome((k + 1) * settings.interval, "fail", names)
+    stage = judge.judge_stage(verdicts)
+    if stage.verdict == "pass":
+        return JudgeOutcome(None, "pass", ())
+    return JudgeOutcome(settings.hold, stage.verdict, ())
+
+
+def flagger_failed_checks(run: Run, settings: Settings) -> list[dict[float, bool]]:
+    """Per interval and latency threshold L: did the Flagger-style check fail?  (success
+    rate < 99 %, or p99 latency > L, or no canary request at all - Flagger counts a metric
+    query without values as a failed check.)"""
+    out = []
+    for k in range(settings.looks):
+        start = BASE + k * settings.interval
+        canary = [
+            s
+            for s in window(run, start, start + settings.interval)
+            if s.target == "canary" and s.kind == "http"
+        ]
+        if not canary:
+            out.append(dict.fromkeys(LATENCY_GRID, True))
+            continue
+        error_rate = sum(1 for s in canary if not s.ok) / len(canary)
+        latencies = [s.latency_ms for s in canary if s.latency_ms is not None]
+        p99 = percentile(latencies, 99) if latencies else math.inf
+        out.append({lat: error_rate > MAX_ERROR_RATE or p99 > lat for lat in LATENCY_GRID})
+    return out
+
+
+def flagger_detection(
+    checks: Sequence[Mapping[float, bool]], n: int, latency: float, interval: float
+) -> float | None:
+    failed = 0
+    for k, interval_checks in enumerate(checks):
+        if interval_checks[latency]:
+            failed += 1
+            if failed >= n:
+                return (k + 1) * interval
+    return None
+
+
+# -- statistics helpers ------------------------------------------------------------------------
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_text(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{100 * k / n:.1f} % ({k}/{n}; 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"
+
+
+def detection_text(values: Sequence[float | None]) -> str:
+    found = [v for v in values if v is not None]
+    share = f"{len(found)}/{len(values)} detected"
+    if not found:
+        return f"never ({share})"
+    s = summarize(found)
+    return f"{s.median:g} s (p90 {s.p90:g} s; {share})"
+
+
+def detection_summary(values: Sequence[float | None]) -> Summary | None:
+    found = [v for v in values if v is not None]
+    return summarize(found) if found else None
+
+
+# -- main ---------------------------------------------------------------------------------------
+@dataclass
+class ScenarioResult:
+    recording: Recording
+    live: list[JudgeOutcome]
+    ours: list[JudgeOutcome]
+    flagger: list[list[dict[float, bool]]]  # per bootstrap run
+    flagger_live: list[list[dict[float, bool]]]
+
+
+def evaluate(
+    rec: Recording, settings: Settings, config: JudgeConfig, runs: int, rng: random.Random
+) -> ScenarioResult:
+    live = live_runs(rec, settings)
+    boot = bootstrap_runs(rec, settings, runs, rng)
+    return ScenarioResult(
+        recording=rec,
+        live=[judge_run(r, settings, config) for r in live],
+        ours=[judge_run(r, settings, config) for r in boot],
+        flagger=[flagger_failed_checks(r, settings) for r in boot],
+        flagger_live=[flagger_failed_checks(r, settings) for r in live],
+    )
+
+
+def tune_flagger(
+    aa: ScenarioResult, faults: Mapping[str, ScenarioResult], settings: Settings, target: float
+) -> tuple[int, float, float]:
+    """(N, L, achieved A/A false-alarm rate): among the rules whose A/A false-alarm rate is
+    at most ``target``, the one with the lowest mean detection time over all fault runs
+    (undetected runs count as hold + one interval)."""
+    best: tuple[float, int, float, float] | None = None
+    for latency in LATENCY_GRID:
+        for n in range(1, settings.looks + 1):
+            alarms = sum(
+                1
+                for checks in aa.flagger
+                if flagger_detection(checks, n, latency, settings.interval) is not None
+            )
+            fa = alarms / len(aa.flagger)
+            if fa > target + 1e-12:
+                continue
+            times = [
+                flagger_detection(checks, n, latency, settings.interval)
+                for result in faults.values()
+                for checks in result.flagger
+            ]
+            miss = settings.hold + settings.interval
+            score = sum(miss if t is None else t for t in times) / max(1, len(times))
+            if best is None or score < best[0]:
+                best = (score, n, latency, fa)
+    if best is None:  # cannot happen: N = looks + 1 would never alarm; keep the largest N
+        return settings.looks, max(LATENCY_GRID), 0.0
+    return best[1], best[2], best[3]
+
+
+def describe_recording(rec: Recording) -> list[str]:
+    canary = [s for s in rec.samples if s.target == "canary" and s.kind == "http"]
+    stable = [s for s in rec.samples if s.target == "stable" and s.kind == "http"]
+    router = [s for s in rec.samples if s.target == "router" and s.kind == "http"]
+
+    def lat(samples: Sequence[Sample], q: float) -> str:
+        values = [s.latency_ms for s in samples if s.latency_ms is not None]
+        return f"{percentile(values, q):.0f}" if values else "-"
+
+    errors = sum(1 for s in canary if not s.ok)
+    to_canary = sum(1 for s in router if (s.replica or "").startswith("canary"))
+    restarts = max((st.restarts for st in rec.statuses if st.version == "canary"), default=0)
+    return [
+        rec.scenario,
+        f"{rec.duration:g} s",
+        str(len(rec.samples)),
+        f"{len(canary)} ({100 * errors / max(1, len(canary)):.1f} % errors)",
+        f"{lat(canary, 50)} / {lat(canary, 95)} / {lat(canary, 99)}",
+        f"{lat(stable, 50)} / {lat(stable, 95)} / {lat(stable, 99)}",
+        str(restarts),
+        f"{100 * to_canary / max(1, len(router)):.1f} % of {len(router)}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument(
+        "--replay-only",
+        action="store_true",
+        help="do not record: replay the samples already in --data",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"where recordings live (default {DATA_DIR.relative_to(REPO)}; with --quick a "
+        "directory under --out)",
+    )
+    p.add_argument("--runs", type=int, default=None, help="bootstrap runs per fault scenario")
+    p.add_argument("--aa-runs", type=int, default=None, help="bootstrap runs of the A/A scenario")
+    p.add_argument("--seed", type=int, default=20261123, help="bootstrap random seed")
+    args = p.parse_args(argv)
+    out = out_dir(args)
+    base = QUICK if args.quick else FULL
+    settings = replace(
+        base,
+        runs=args.runs or base.runs,
+        aa_runs=args.aa_runs or base.aa_runs,
+    )
+    if not args.quick and (settings.runs < 20 or settings.aa_runs < 100):
+        raise SystemExit("the figure needs --runs >= 20 and --aa-runs >= 100")
+    data_dir = args.data or (out / "canary-data" if args.quick else DATA_DIR)
+    scenarios = [s for s in SCENARIOS if not args.quick or s.name in QUICK_SCENARIOS]
+    figure = Figure(
+        "canary_judge",
+        command_line("canary_judge.py", sys.argv[1:] if argv is None else argv),
+        args.quick,
+    )
+    if not args.replay_only:
+        record_all(scenarios, settings, data_dir)
+    recordings = {s.name: load_recording(data_dir / f"{s.name}.json") for s in scenarios}
+
+    config = settings.judge_config()
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    results: dict[str, ScenarioResult] = {}
+    for scenario in scenarios:
+        runs = settings.aa_runs if scenario.name == "good" else settings.runs
+        print(f"replaying {scenario.name}: {runs} runs", flush=True)
+        results[scenario.name] = evaluate(recordings[scenario.name], settings, config, runs, rng)
+    replay_seconds = time.perf_counter() - started
+
+    aa = results["good"]
+    faults = {k: v for k, v in results.items() if k != "good"}
+    aa_fail = sum(1 for o in aa.ours if o.verdict == "fail")
+    aa_rollback = sum(1 for o in aa.ours if o.verdict != "pass")
+    our_fa = aa_rollback / len(aa.ours)
+    n_tuned, l_tuned, fa_tuned = tune_flagger(aa, faults, settings, our_fa)
+    n_docs, l_docs = FLAGGER_DOCS
+    if n_docs > settings.looks:
+        n_docs = settings.looks
+
+    def flagger_times(result: ScenarioResult, n: int, latency: float) -> list[float | None]:
+        return [flagger_detection(c, n, latency, settings.interval) for c in result.flagger]
+
+    rec_table = figure.table(
+        f"Recorded samples (real processes through HAProxy; canary weight {WEIGHT} %, router "
+        f"{ROUTER_RATE:g} req/s, {settings.direct_rate:g} req/s directly to each group); "
+        "latencies in ms",
+        [
+            "scenario",
+            "recorded",
+            "samples",
+            "canary requests (direct)",
+            "canary p50/p95/p99",
+            "stable p50/p95/p99",
+            "canary restarts",
+            "router requests served by the canary",
+        ],
+    )
+    for name in results:
+        rec_table.rows.append(describe_recording(recordings[name]))
+
+    det = figure.table(
+        f"Detection time from the start of the hold (interval {settings.interval:g} s standing "
+        f"for {REAL_INTERVAL:g} s, {settings.looks} looks; median (p90) over the detected "
+        f"bootstrap runs). Flagger-style tuned: N={n_tuned}, p99 <= {l_tuned:g} ms (A/A "
+        f"false alarms {100 * fa_tuned:.1f} % <= ours {100 * our_fa:.1f} %)",
+        [
+            "scenario",
+            "runs",
+            "our judge",
+            f"Flagger-style tuned (N={n_tuned}, {l_tuned:g} ms)",
+            "ratio of medians (ours / Flagger-style)",
+            f"Flagger-style docs default (N={n_docs}, {l_docs:g} ms)",
+            "live recorded run: ours / Flagger-style tuned",
+        ],
+    )
+    ratios: dict[str, float | None] = {}
+    for name, result in faults.items():
+        ours = [o.detection for o in result.ours]
+        tuned = flagger_times(result, n_tuned, l_tuned)
+        docs = flagger_times(result, n_docs, l_docs)
+        s_ours, s_tuned = detection_summary(ours), detection_summary(tuned)
+        ratio = s_ours.median / s_tuned.median if s_ours and s_tuned else None
+        ratios[name] = ratio
+        live_ours = ", ".join(
+            "never" if o.detection is None else f"{o.detection:g} s" for o in result.live
+        )
+        live_flagger = ", ".join(
+            "never"
+            if (t := flagger_detection(c, n_tuned, l_tuned, settings.interval)) is None
+            else f"{t:g} s"
+            for c in result.flagger_live
+        )
+        det.rows.append(
+            [
+                name,
+                str(len(result.ours)),
+                detection_text(ours),
+                detection_text(tuned),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                detection_text(docs),
+                f"{live_ours} / {live_flagger}",
+            ]
+        )
+
+    fa_table = figure.table(
+        f"False alarms: A/A canary (same service, same settings), {len(aa.ours)} bootstrap "
+        f"runs of {settings.hold:g} s from the A/A recording (95 % Wilson interval)",
+        ["rule", "rolled back (false alarm)", "of which an interval failed", "live recorded runs"],
+    )
+    live_aa = ", ".join(o.verdict for o in aa.live)
+    fa_table.rows.append(
+        [
+            "our judge (fail, or insufficient evidence at the end)",
+            rate_text(aa_rollback, len(aa.ours)),
+            rate_text(aa_fail, len(aa.ours)),
+            live_aa,
+        ]
+    )
+    for label, n, latency in (
+        (f"Flagger-style tuned (N={n_tuned}, p99 <= {l_tuned:g} ms)", n_tuned, l_tuned),
+        (f"Flagger-style docs default (N={n_docs}, p99 <= {l_docs:g} ms)", n_docs, l_docs),
+        ("Flagger-style N=1, p99 <= 500 ms (no tolerance)", 1, 500.0),
+    ):
+        alarms = sum(1 for t in flagger_times(aa, n, latency) if t is not None)
+        live = ", ".join(
+            "alarm" if flagger_detection(c, n, latency, settings.interval) is not None else "pass"
+            for c in aa.flagger_live
+        )
+        fa_table.rows.append([label, rate_text(alarms, len(aa.flagger)), "-", live])
+
+    caught = figure.table(
+        "What caught the canary first (our judge: failing checks of the first failing "
+        "interval, over the bootstrap runs)",
+        ["scenario", "checks (runs)"],
+    )
+    for name, result in faults.items():
+        counter: Counter[str] = Counter(c for o in result.ours for c in o.checks)
+        caught.rows.append([name, ", ".join(f"{c} ({n})" for c, n in counter.most_common()) or "-"])
+
+    for name, ratio in ratios.items():
+        ours_s = detection_summary([o.detection for o in faults[name].ours])
+        if ours_s is None:
+            figure.summary.append(f"{name}: our judge did not detect it")
+            continue
+        line = f"{name}: our judge detects in {ours_s.median:g} s median (p90 {ours_s.p90:g} s)"
+        if ratio is not None:
+            line += f", {ratio:.2f}x the Flagger-style rule's median at equal false-alarm rate"
+        else:
+            line += ", the Flagger-style rule at equal false-alarm rate never detects it"
+        figure.summary.append(line)
+    figure.summary.append(
+        f"A/A false alarms (rollback): our judge {100 * our_fa:.1f} % of {len(aa.ours)} runs"
+    )
+    figure.notes += [
+        f"Compressed time: one {settings.interval:g} s interval stands for a "
+        f"{REAL_INTERVAL:g} s one (x{settings.compression:g}); the judge's time windows are "
+        "compressed alike (no_success 30 s, sustained_error 120 s, slow_response 60 s divided "
+        f"by {settings.compression:g}); all other judge settings are the defaults (error rate "
+        "<= 1 %, p95 <= 500 ms, 0 restarts, 3 consecutive /health failures, min 20 requests "
+        "per interval, Fisher/Mann-Whitney comparison at alpha 0.05 over the planned looks).",
+        "Detection time is the end of the first failing interval (the engine judges at "
+        "interval ends and rolls back right after); a run that ends with insufficient "
+        "evidence is rolled back at the end of the hold and counts as detected then (and as "
+        "a false alarm for A/A).",
+        "Bootstrap: every interval of a replayed run is a contiguous stretch of the recording "
+        "at a uniformly random offset (block bootstrap, block = one interval), stable and "
+        "canary samples from the same stretch, restart counts rebased; seed "
+        f"{args.seed}. The live recorded run is the recording itself in time order.",
+        "Flagger-style rule (implemented in this benchmark, not Flagger itself): per interval "
+        "a check fails when the canary's success rate is below 99 % or its p99 latency is "
+        "above L ms (or it got no request), and the canary is rolled back after N failed "
+        "checks (Flagger's analysis threshold; counts do not reset). It judges the same "
+        "canary samples as our judge. Tuning: over N = 1.."
+        f"{settings.looks} and L in {', '.join(f'{v:g}' for v in LATENCY_GRID)} ms, the "
+        "rule with the lowest mean detection time over all fault runs among those whose A/A "
+        "false-alarm rate is at most ours (tuned on the same runs it is scored on, which "
+        "favours the Flagger-style rule).",
+        "fault_service injects errors deterministically (every 1/rate-th request); the "
+        "bootstrap's random stretches make the per-interval counts vary.",
+        f"Replay of {sum(len(r.ours) for r in results.values())} runs took {replay_seconds:.0f} s.",
+    ]
+    figure.raw = {
+        "settings": {
+            "interval_s": settings.interval,
+            "looks": settings.looks,
+            "runs": settings.runs,
+            "aa_runs": settings.aa_runs,
+            "seed": args.seed,
+            "weight": WEIGHT,
+            "router_rate": ROUTER_RATE,
+            "direct_rate": settings.direct_rate,
+        },
+        "data": {name: str(data_dir / f"{name}.json") for name in results},
+        "flagger_tuned": {"n": n_tuned, "latency_ms": l_tuned, "aa_false_alarm": fa_tuned},
+        "ours_aa_false_alarm": our_fa,
+        "detections": {
+            name: {
+                "ours": [o.detection for o in result.ours],
+                "ours_verdicts": [o.verdict for o in result.ours],
+                "flagger_tuned": flagger_times(result, n_tuned, l_tuned),
+                "flagger_docs": flagger_times(result, n_docs, l_docs),
+                "live_ours": [o.detection for o in result.live],
+            }
+            for name, result in results.items()
+        },
+    }
+    figure.write(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The benchmark scripts run (``--quick``: tiny input, one repetition) and write well-formed
+output; their pure helpers compute what they claim.  No timing is asserted here: speed is
+what the scripts measure, not what the tests check."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+FIGURES = ("overhead", "scheduling", "tool_gates", "canary_judge", "rollback")
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """Import a benchmark module by name (the scripts import each other by bare name)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+    def load(name: str) -> ModuleType:
+        return importlib.import_module(name)
+
+    return load
+
+
+def _run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{script}.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _check_output(out: Path, figure: str) -> dict[str, Any]:
+    path = out / "benchmarks" / f"{figure}.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    assert data["format"] == "pytest-release-benchmark-1"
+    assert data["figure"] == figure
+    assert data["quick"] is True
+    assert data["command"].startswith(f"python benchmarks/{figure}.py --quick")
+    assert "--out" not in data["command"]
+    machine = data["machine"]
+    assert machine["nproc"] >= 1
+    assert machine["cpu_model"]
+    assert len(machine["load_average_start"]) == 3
+    assert data["date"].endswith("UTC")
+    assert data["summary"], "a figure states its headline numbers"
+    assert data["tables"]
+    for table in data["tables"]:
+        assert table["rows"], table["title"]
+        assert all(len(row) == len(table["columns"]) for row in table["rows"]), table["title"]
+    markdown = (out / "benchmarks.md").read_text(encoding="utf-8")
+    assert f"## {data['title']}" in markdown
+    assert f"`{data['command']}`" in markdown
+    assert "Quick run" in markdown
+    for other in FIGURES:
+        if other != figure:
+            assert f"run `python benchmarks/{other}.py`" in markdown
+    return data
+
+
+# -- the scripts ---------------------------------------------------------------------------------
+def test_overhead_quick(tmp_path: Path) -> None:
+    done = _run("overhead", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "overhead")
+    variants = [row[0] for row in data["tables"][0]["rows"]]
+    assert variants == ["plain", "inert", "stage"]
+    raw = data["raw"]
+    assert all(t > 0 for t in raw["wall_times_s"]["stage"])
+    assert raw["import_plugin_s"][0] > 0
+    # The stage run imports the gate modules that plain pytest never imports.
+    assert raw["import_extra_stage_s"][0] > raw["import_extra_inert_s"][0]
+
+
+def test_scheduling_quick(tmp_path: Path) -> None:
+    done = _run("scheduling", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "scheduling")
+    raw = data["raw"]
+    assert set(raw["wall_times_s"]) == {"stage -n 2", "plain -n 2"}
+    assert raw["bound_s"] == pytest.approx(0.65)
+
+
+def test_tool_gates_quick(tmp_path: Path) -> None:
+    done = _run("tool_gates", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "tool_gates")
+    raw = data["raw"]
+    assert set(raw["lint_s"]) == {
+        f"{who}, {state}"
+        for who in ("bare sequential", "bare concurrent", "lint gate")
+        for state in ("cold", "warm")
+    }
+    assert set(raw["newman_s"]) == {"bare newman run", "newman gate"}
+
+
+def test_canary_judge_quick_records_real_samples_and_replays(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    done = _run("canary_judge", "--quick", "--out", str(tmp_path), "--data", str(data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "canary_judge")
+    for scenario in ("good", "errors-5"):
+        recording = json.loads((data_dir / f"{scenario}.json").read_text(encoding="utf-8"))
+        assert recording["format"] == "pytest-release-canary-samples-1"
+        targets = {row[1] for row in recording["samples"]}
+        assert targets == {0, 1, 2}, "stable, canary and router samples were recorded"
+        assert recording["statuses"], "platform status was recorded"
+    bad = json.loads((data_dir / "errors-5.json").read_text(encoding="utf-8"))
+    canary_errors = [row for row in bad["samples"] if row[1] == 1 and row[2] == 0 and not row[3]]
+    assert canary_errors, "the 5 % canary answered errors for real"
+    detections = data["raw"]["detections"]
+    assert len(detections["good"]["ours"]) == 6
+    assert len(detections["errors-5"]["ours"]) == 3
+
+
+def test_canary_judge_replays_the_committed_recordings(tmp_path: Path) -> None:
+    data_dir = BENCHMARKS / "data" / "canary"
+    if not (data_dir / "good.json").exists():
+        pytest.fail(f"{data_dir} holds no recordings: run python benchmarks/canary_judge.py")
+    done = _run("canary_judge", "--quick", "--replay-only", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    _check_output(tmp_path, "canary_judge")
+
+
+def test_rollback_quick(tmp_path: Path) -> None:
+    done = _run("rollback", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "rollback")
+    (only,) = data["raw"]["rounds"]
+    assert only["to_traffic"] > 0
+    assert only["to_removed"] >= only["to_traffic"]
+    assert only["rollback"][0] > 0, "the load kept sending requests during the rollback"
+
+
+def test_bad_arguments_are_reported(tmp_path: Path) -> None:
+    done = _run("overhead", "--reps", "0", "--out", str(tmp_path))
+    assert done.returncode != 0
+    assert "--reps must be at least 1, got 0" in done.stderr
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def test_statistics(bench: Callable[[str], ModuleType]) -> None:
+    common = bench("_common")
+    s = common.summarize([float(v) for v in range(1, 11)])
+    assert (s.n, s.median, s.minimum, s.maximum) == (10, 5.5, 1.0, 10.0)
+    assert s.p10 == pytest.approx(1.9)
+    assert s.p90 == pytest.approx(9.1)
+    assert common.paired_ratios([2.0, 6.0], [1.0, 2.0]) == [2.0, 3.0]
+    with pytest.raises(ValueError, match="2 measurements but 1 baseline"):
+        common.paired_ratios([1.0, 2.0], [1.0])
+
+
+def test_markdown_lists_every_figure(bench: Callable[[str], ModuleType], tmp_path: Path) -> None:
+    common = bench("_common")
+    figure = common.Figure("rollback", "python benchmarks/rollback.py", False)
+    figure.summary.append("headline")
+    table = figure.table("A table", ["a", "b"])
+    table.rows.append(["1", "x|y"])
+    figure.write(tmp_path)
+    text = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## 5. Rollback" in text
+    assert "| 1 | x\\|y |" in text  # cells are escaped
+    assert "Not measured yet: run `python benchmarks/overhead.py`" in text
+    assert "Quick run" not in text
+    with pytest.raises(ValueError, match="unknown figure 'nope'"):
+        common.Figure("nope", "x", False)
+
+
+def test_importtime_parsing(bench: Callable[[str], ModuleType]) -> None:
+    overhead = bench("overhead")
+    rows = overhead.parse_importtime(
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       181 |        181 |   pytest_release\n"
+        "import time:      1354 |       5010 | pytest_release.plugin\n"
+    )
+    assert rows == [("pytest_release", 181, 181, 1), ("pytest_release.plugin", 1354, 5010, 0)]
+
+
+def test_scheduling_bound(bench: Callable[[str], ModuleType]) -> None:
+    scheduling = bench("scheduling")
+    assert scheduling.total_work(scheduling.DAG) == pytest.approx(13.0)
+    # lint (1.0) -> docker (3.0) -> e2e (0.5)
+    assert scheduling.critical_path(scheduling.DAG) == pytest.approx(4.5)
+
+
+def test_bootstrap_rebases_restarts_and_flagger_counts_failed_checks(
+    bench: Callable[[str], ModuleType],
+) -> None:
+    judge = bench("canary_judge")
+    from pytest_release.canary.samples import ReplicaStatus, Sample
+
+    samples = [
+        Sample(timestamp=t / 10, target="canary", kind="http", ok=True, latency_ms=5.0)
+        for t in range(100)
+    ]
+    # The canary restarted at 2.5 s and 7.5 s.
+    statuses = [
+        ReplicaStatus(t / 2, "canary-0", "canary", "", True, True, (t >= 5) + (t >= 15), "c")
+        for t in range(20)
+    ]
+    times: dict[str, tuple[list[float], list[int]]] = {}
+    for st in statuses:
+        times.setdefault(st.name, ([], []))[0].append(st.timestamp)
+        times[st.name][1].append(st.restarts)
+    rec = judge.Recording(
+        scenario="x",
+        duration=10.0,
+        samples=tuple(samples),
+        statuses=tuple(statuses),
+        meta={},
+        sample_times=tuple(s.timestamp for s in samples),
+        restarts={k: (tuple(v[0]), tuple(v[1])) for k, v in times.items()},
+    )
+    # 0-2 s (no restart) then 7-9 s (one restart at 7.5 s): the run sees exactly one.
+    run = judge.compose(rec, [(0.0, 2.0), (7.0, 2.0)])
+    assert len(run.samples) == 40
+    assert run.samples[20].timestamp == pytest.approx(judge.BASE + 2.0)
+    assert max(st.restarts for st in run.statuses) == 1
+    assert [st.restarts for st in run.statuses][:4] == [0, 0, 0, 0]
+    # Flagger-style: roll back after N failed checks, counted over the whole analysis.
+    checks = [{500.0: failed} for failed in (True, False, True, True)]
+    assert judge.flagger_detection(checks, 1, 500.0, 5.0) == 5.0
+    assert judge.flagger_detection(checks, 2, 500.0, 5.0) == 15.0
+    assert judge.flagger_detection(checks, 4, 500.0, 5.0) is None
