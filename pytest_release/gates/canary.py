@@ -567,8 +567,10 @@ class Controller:
 
     def _target_main(self, rollout: Rollout) -> str | None:
         if self.rollout_config.action == "rollback":
+            # With --image, only a main deployment running that image is rolled back (a
+            # release whose canary never got promoted leaves the main as it is).
             status = rollout.platform.status()
-            return rollout.previous_for(status, None) or status.stable_image
+            return rollout.previous_for(status, self.run.image) or status.stable_image
         if self.main_before is not None:
             return self.main_before
         status = rollout.platform.status()

@@ -83,15 +83,20 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
         assert r3.ret == 0, r3.stdout.str()
         platform, _ = _platform_state(canary_root)
         promoted = platform.status()
-        r4 = run_stage(pytester, "rollback")
+        # A rollback for another release's image leaves this promoted main alone...
+        other = run_stage(pytester, "rollback", "--image=v9", release="r0")
+        assert other.ret == 0, other.stdout.str()
+        assert platform.status().stable_image == "v2"
+        # ...the rollback of this release returns the main to the previous version.
+        r4 = run_stage(pytester, "rollback", "--image=v2")
         assert r4.ret == 0, r4.stdout.str()
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
     headlines = [str(post["text"]) for post in slack.posts]
-    assert len(headlines) == 4, headlines
+    assert len(headlines) == 5, headlines
     for stage, text in zip(["canary-1", "canary-2", "canary-3"], headlines, strict=False):
         assert f"Stage {stage} passed" in text
-    assert "Stage rollback rolled back" in headlines[3]
+    assert "Stage rollback rolled back" in headlines[4]
     assert "canary error rate" in str(slack.posts[0])  # the checks of a passed canary
     assert not any(SECRET in raw for raw in slack.raw if not raw.startswith("/services/"))
 
@@ -127,7 +132,9 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
         "passed"
     ] * 3
     _assert_rolled_back_to(canary_root, "v1", 3)
-    outcomes = [(r["stage"], r["outcome"]) for r in ledger_runs(canary_root)]
+    outcomes = [
+        (r["stage"], r["outcome"]) for r in ledger_runs(canary_root) if r["release_id"] == "r1"
+    ]
     assert outcomes == [
         ("canary-1", "passed"),
         ("canary-2", "passed"),
