@@ -344,6 +344,15 @@ class Controller:
 
     # -- dispatch --------------------------------------------------------------------------
     def execute(self, item: CanaryItem) -> None:
+        try:
+            self._execute(item)
+        finally:
+            # The controller process reads this at the end of the stage (xdist: the
+            # items ran on a worker): what failed, whether it was rolled back.
+            with suppress(OSError):
+                self._write_result()
+
+    def _execute(self, item: CanaryItem) -> None:
         step = item.step
         if step.startswith("rollback:"):
             self._rollback_step(item)
@@ -791,7 +800,10 @@ def pytest_release_stage_finished(run: StageRun, outcome: StageOutcome) -> None:
         if rolled_back and result.get("rollback_message") and stage_session is not None:
             # Under xdist the rollback items ran on a worker; the result is decided here.
             stage_session.set_result("rolled-back", str(result["rollback_message"]))
-        if not outcome.passed and action != "rollback" and not rolled_back:
+        keep = result.get("problem") == "insufficient evidence" and (
+            not settings.rollback_on_insufficient
+        )
+        if not outcome.passed and action != "rollback" and not rolled_back and not keep:
             details, rolled_back = _final_rollback(run, settings, outcome, stage_session)
         _notify(run, settings, outcome, result, rolled_back, details, stage_session)
 

@@ -80,6 +80,7 @@ def canary_toml(
     sampler: dict[str, object] | None = None,
     judge: dict[str, object] | None = None,
     slack: bool = False,
+    gate: dict[str, object] | None = None,
     extra: str = "",
 ) -> str:
     """``[tool.pytest-release]`` for a canary pipeline on the local-process platform."""
@@ -98,6 +99,7 @@ rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
 [gates.canary]
 paths = []
 verify_requests = 10
+{_table(gate or {})}
 [gates.canary.platform]
 type = "local-process"
 command = {command}

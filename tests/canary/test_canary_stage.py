@@ -268,11 +268,17 @@ def test_canary_whose_health_check_starts_failing_is_rolled_back(
     _assert_rolled_back_to(canary_root, "v1", 1)
 
 
+@pytest.mark.parametrize("roll_back", [True, False], ids=["rolled-back", "kept"])
 def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
-    pytester: pytest.Pytester, canary_root: Path
+    pytester: pytest.Pytester, canary_root: Path, roll_back: bool
 ) -> None:
     port = new_port()
-    project(pytester, canary_toml(router_port=port, sampler={"rate": 0, "direct_rate": 3}))
+    toml = canary_toml(
+        router_port=port,
+        sampler={"rate": 0, "direct_rate": 3},
+        gate={"rollback_on_insufficient": roll_back},
+    )
+    project(pytester, toml)
     bootstrap_main(canary_root, port)
     result = run_stage(pytester, "canary-1", "--image=v2")
     out = result.stdout.str()
@@ -286,9 +292,17 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
     assert outcome == "failure"
     assert "insufficient evidence is never a pass" in message
     assert props["judge.verdict"] == "insufficient"
-    assert cases["rollback:main"][0] == "passed"
-    _assert_rolled_back_to(canary_root, "v1", 1)
-    assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
+    if roll_back:
+        assert cases["rollback:main"][0] == "passed"
+        _assert_rolled_back_to(canary_root, "v1", 1)
+        assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
+        return
+    # rollback_on_insufficient = false: the stage fails, the canary stays for a re-run.
+    assert cases["rollback:main"][0] == "skipped"
+    assert ledger_runs(canary_root)[0]["outcome"] == "failed"
+    platform, router = _platform_state(canary_root)
+    assert len(platform.status().group("canary")) == 1
+    assert router.weights().canary == 10
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
