@@ -146,6 +146,38 @@ def test_replicas_outlive_the_session_and_the_next_one_reattaches(tmp_path: Path
     assert not (tmp_path / ".pytest-release" / "canary" / "platform.json").exists()
 
 
+def test_teardown_command_ends_platform_and_router(tmp_path: Path) -> None:
+    from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
+
+    platform = LocalPlatform(platform_config(), tmp_path)
+    router = HAProxyRouter(HAProxyConfig(), platform.state_dir)
+    try:
+        status = platform.deploy_stable("v1", 2)
+        router.set_members(stable=status.endpoints("stable"), canary=[])
+        refs = list(_replica_pids(platform).values())
+        state = read_json(platform.state_path)
+        assert state is not None
+        refs.append(ProcessRef.from_json(state["supervisor"]))
+        haproxy = router._load().haproxy
+        assert haproxy is not None
+        refs.append(haproxy)
+        assert all(ref.alive() for ref in refs)
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert "platform local-process: ended 2 replica(s) and their supervisor" in out
+        assert "router: ended HAProxy" in out
+        _wait(lambda: not any(ref.alive() for ref in refs))
+        assert not platform.state_path.exists()
+    finally:
+        platform.cleanup()
+        router.stop()
+
+
 def test_a_killed_supervisor_is_replaced_and_its_orphans_ended(platform: LocalPlatform) -> None:
     platform.deploy_stable("v1", 1)
     state = read_json(platform.state_path)

@@ -1,0 +1,61 @@
+"""End everything the local platform and its router run for a project.
+
+The local platform's replicas, their supervisor and HAProxy outlive the pytest sessions
+of the stages (on purpose: canary-2 picks up what canary-1 deployed).  When a local
+pipeline is done with, this ends them (by PID / container id, from the state files) and
+removes the state::
+
+    python -m pytest_release.canary.teardown [ROOTDIR] [--state-dir .pytest-release/canary]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
+from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
+from pytest_release.canary.procs import read_json
+
+
+def teardown(rootdir: Path, state_dir: str = ".pytest-release/canary") -> list[str]:
+    """End the platform and router kept under ``rootdir/state_dir``; returns what was done."""
+    path = Path(state_dir)
+    directory = path if path.is_absolute() else rootdir / path
+    done: list[str] = []
+    state = read_json(directory / "platform.json")
+    if state is not None:
+        config = LocalPlatformConfig(
+            type=state["type"], command=("unused",), state_dir=str(directory)
+        )
+        platform = LocalPlatform(config, rootdir)
+        replicas = len(state.get("stable", [])) + len(state.get("canary", []))
+        platform.cleanup()
+        done.append(f"platform {state['type']}: ended {replicas} replica(s) and their supervisor")
+    if (directory / "haproxy" / "router.json").exists():
+        HAProxyRouter(HAProxyConfig(), directory).stop()
+        done.append("router: ended HAProxy")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("rootdir", nargs="?", default=".", help="project directory (default: .)")
+    parser.add_argument(
+        "--state-dir",
+        default=".pytest-release/canary",
+        help="platform.state_dir of the canary gate (default: .pytest-release/canary)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        done = teardown(Path(args.rootdir).resolve(), args.state_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(done) if done else f"nothing runs under {args.rootdir}/{args.state_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
