@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Import time.
         import_reps = 1 if args.quick else max(rounds * 2, 5)
+        module_reps = 1 if args.quick else 3  # each is three pytest runs of the project
         plugin, pytest_t, ratios = [], [], []
         for _ in range(import_reps):
             a, b = plugin_import(root)
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra: dict[str, list[float]] = {"inert": [], "stage": []}
         base: dict[str, list[float]] = {"inert": [], "stage": []}
         counts: dict[str, int] = {}
-        for _ in range(import_reps):
+        for _ in range(module_reps):
             runs = {mode: module_self_times(root, mode) for mode in MODES}
             for mode in ("inert", "stage"):
                 e, b, counts[mode] = extra_imports(runs["plain"], runs[mode])
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     fmt_spread(summarize(extra[mode])),
                     fmt_spread(summarize(base[mode])),
                     fmt_ratio(summarize(paired_ratios(extra[mode], base[mode]))),
-                    str(import_reps),
+                    str(module_reps),
                 ]
             )
             figure.raw[f"import_extra_{mode}_s"] = extra[mode]
