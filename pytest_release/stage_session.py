@@ -26,7 +26,7 @@ from pytest_release import github
 from pytest_release.collect import assign_items
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.junit import CaseRecorder, write_junit
-from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, utc_now
+from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, open_store, utc_now
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.stage import StageOutcome, StageResult, StageRun
@@ -62,7 +62,9 @@ class StageSession:
             self.run_dir = RunDir.create()
         self.closed_file = ClosedGatesFile(self.run_dir.path / "closed-gates.json")
         self.uses_xdist = _uses_xdist(config)
-        self.ledger = Ledger(run.ledger_path)
+        # --collect-only inspects a stage: it runs nothing, so it records nothing.
+        self.collect_only = bool(config.option.collectonly)
+        self.ledger = Ledger(open_store(run.config.ledger, run.ledger_path, run.rootdir))
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
@@ -78,7 +80,7 @@ class StageSession:
     def acquire_rollout_lock(self) -> None:
         """Rollout stages hold the ledger's rollout lock for the whole session, so two
         rollouts of one service never overlap."""
-        if self.run.stage_config.rollout is None:
+        if self.run.stage_config.rollout is None or self.collect_only:
             return
         owner = (
             f"stage {self.run.stage} of release {self.run.release_id}, pid {os.getpid()} "
@@ -110,7 +112,7 @@ class StageSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.is_worker:
+        if self.is_worker or self.collect_only:
             return
         ci = github.run_context()
         self.entry = LedgerEntry.start(
@@ -256,7 +258,7 @@ class StageSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or self.collect_only:
             return
         outcome, code = self._decide(session, int(exitstatus))
         self.outcome = outcome

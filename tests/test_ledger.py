@@ -302,3 +302,11 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
     # Released at the end of the first session: the next rollout may start.
     assert run_stage(pytester, "roll", release="r3").ret == 0
     assert [r["release_id"] for r in ledger_runs(pytester.path)] == ["r1", "r3"]
+
+
+def test_collect_only_records_nothing(pytester: pytest.Pytester) -> None:
+    _pipeline(pytester)
+    result = run_stage(pytester, "one", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["tests/first/test_f.py::test_f"])
+    assert not (pytester.path / ".pytest-release" / "ledger.json").exists()
+    assert not (pytester.path / "reports").exists()
