@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
+from pytest_release.config import LedgerConfig
 from pytest_release.stage import GateResult, StageResult
 
 LEDGER_FORMAT = "pytest-release/ledger"
@@ -231,6 +232,15 @@ class FileLedgerStore:
             raise LedgerError(
                 f"cannot create the ledger directory {self.path.parent}: {exc}"
             ) from None
+
+
+def open_store(config: LedgerConfig, path: Path, rootdir: Path) -> LedgerStore:
+    """The store of ``[tool.pytest-release.ledger]``: the file ``path`` or the cluster."""
+    if config.backend == "kubernetes":
+        from pytest_release.kubernetes.ledger_store import KubernetesLedgerStore
+
+        return KubernetesLedgerStore.from_config(config, rootdir)
+    return FileLedgerStore(path)
 
 
 class Ledger:

@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption(options.RELEASE_STATUS.dest):
         return None
-    from pytest_release.ledger import Ledger, LedgerError, format_status
+    from pytest_release.ledger import Ledger, LedgerError, format_status, open_store
     from pytest_release.resolve import load_config, resolve_ledger_path
 
     _register_builtin_gates(config)
@@ -67,7 +67,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
     )
     try:
-        entries = Ledger(resolve_ledger_path(config, release_config)).for_release(release_id)
+        store = open_store(
+            release_config.ledger, resolve_ledger_path(config, release_config), config.rootpath
+        )
+        entries = Ledger(store).for_release(release_id)
     except LedgerError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(format_status(entries, release_id))

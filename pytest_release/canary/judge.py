@@ -140,6 +140,11 @@ class JudgeConfig(BaseModel):
         default=0, ge=0, description="Insufficient intervals a passing stage may contain."
     )
     comparison: ComparisonConfig = ComparisonConfig()
+    http_checks: bool = Field(
+        default=True,
+        description="false: judge the canary on platform status only (restarts, and Prometheus "
+        "queries if any), for platforms whose pods this process cannot send requests to.",
+    )
 
     @field_validator("max_restarts", "max_consecutive_health_failures", mode="before")
     @classmethod
@@ -378,6 +383,14 @@ class Judge:
         ]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
+        if not cfg.http_checks:
+            checks = [c for c in checks if c.name == "restarts"]
+            return CanaryVerdict(
+                verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
+                checks=tuple(checks),
+                window_start=window_start,
+                window_end=window_end,
+            )
         if cfg.max_consecutive_health_failures is not None:
             checks.append(
                 self._health(

@@ -51,11 +51,18 @@ from pytest_release.canary.sampler import SamplerConfig
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config import GateConfig, RolloutConfig
 from pytest_release.gate_node import GateCheckFailed, GateItem, GateNode
+from pytest_release.kubernetes.config import (
+    GatewayRouterConfig,
+    KubernetesPlatformConfig,
+    TraefikRouterConfig,
+    combination_problem,
+)
 
 if TYPE_CHECKING:
     from pytest_release.canary.judge import CanaryVerdict, Judge
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
+    from pytest_release.kubernetes.rollout import KubernetesRollout
     from pytest_release.stage import StageOutcome, StageRun
     from pytest_release.stage_session import StageSession
 
@@ -86,8 +93,8 @@ class CanaryGateConfig(GateConfig):
         description="Another canary gate whose platform, router, sampler, judge and slack "
         "settings this gate uses (the default 'rollback' gate uses 'canary').",
     )
-    platform: LocalPlatformConfig | None = None
-    router: HAProxyConfig = HAProxyConfig()
+    platform: LocalPlatformConfig | KubernetesPlatformConfig | None = None
+    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig = HAProxyConfig()
     sampler: SamplerConfig = SamplerConfig()
     judge: JudgeConfig = JudgeConfig()
     slack: SlackConfig | None = None
@@ -104,8 +111,8 @@ class Settings:
     """The effective settings of a canary gate (after ``settings_from``)."""
 
     gate: str
-    platform: LocalPlatformConfig
-    router: HAProxyConfig
+    platform: LocalPlatformConfig | KubernetesPlatformConfig
+    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig
     sampler: SamplerConfig
     judge: JudgeConfig
     slack: SlackConfig | None
@@ -134,6 +141,12 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> S
             '  stable_image = "v1"\n'
             'or type = "local-docker" with stable_image = "myapp:1.0"'
         )
+    problem = combination_problem(source.platform, source.router)
+    if problem is None and not source.judge.http_checks and source.judge.max_restarts is None:
+        problem = "judge.http_checks = false leaves judge.max_restarts as the only check: set it"
+    if problem is not None:
+        name = gate.settings_from or gate_name
+        raise pytest.UsageError(f"gates.{name} in {run.config.source}: {problem}")
     return Settings(
         gate=gate_name,
         platform=source.platform,
@@ -282,11 +295,17 @@ def controller_for(item: CanaryItem) -> Controller:
     return controller
 
 
-def build_rollout(run: StageRun, settings: Settings) -> Rollout:
+def build_rollout(run: StageRun, settings: Settings) -> Rollout | KubernetesRollout:
     from pytest_release.canary.haproxy import HAProxyRouter
     from pytest_release.canary.local_platform import LocalPlatform
     from pytest_release.canary.rollout import Rollout
 
+    if isinstance(settings.platform, KubernetesPlatformConfig):
+        from pytest_release.kubernetes.rollout import build_kubernetes_rollout
+
+        assert not isinstance(settings.router, HAProxyConfig)  # see combination_problem
+        return build_kubernetes_rollout(settings.platform, settings.router, run.rootdir)
+    assert isinstance(settings.router, HAProxyConfig)
     platform = LocalPlatform(settings.platform, run.rootdir)
     router = HAProxyRouter(settings.router, platform.state_dir)
     return Rollout(
@@ -339,7 +358,7 @@ class Controller:
     def stage_session(self) -> StageSession:
         return _stage_session(self.config)
 
-    def rollout(self) -> Rollout:
+    def rollout(self) -> Rollout | KubernetesRollout:
         return build_rollout(self.run, self.settings)
 
     # -- dispatch --------------------------------------------------------------------------
@@ -434,6 +453,9 @@ class Controller:
             canary=status.endpoints("canary"),
             names=names,
         )
+        if isinstance(self.settings.platform, KubernetesPlatformConfig):
+            # Pod IPs are the cluster's network, not this machine's: judge on pod status.
+            targets = Targets(router_url=None, stable=(), canary=(), names=names)
         platform = rollout.platform
         self.sampler = Sampler(
             self.settings.sampler,
@@ -574,7 +596,7 @@ class Controller:
             self.rollback_errors.append(f"{item.name}: {exc}")
             raise GateCheckFailed(f"{item.name}: {exc}") from None
 
-    def _target_main(self, rollout: Rollout) -> str | None:
+    def _target_main(self, rollout: Rollout | KubernetesRollout) -> str | None:
         if self.rollout_config.action == "rollback":
             # With --image, only a main deployment running that image is rolled back (a
             # release whose canary never got promoted leaves the main as it is).
@@ -585,7 +607,7 @@ class Controller:
         status = rollout.platform.status()
         return rollout.previous_for(status, self.run.image) or status.stable_image
 
-    def _rollback_action(self, item: CanaryItem, rollout: Rollout) -> None:
+    def _rollback_action(self, item: CanaryItem, rollout: Rollout | KubernetesRollout) -> None:
         if item.step == "rollback:traffic":
             weights = rollout.rollback_traffic()
             item.user_properties += [

@@ -1,0 +1,169 @@
+"""Helpers for the Kubernetes tests: stage configuration and reading the cluster back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pytest_release.kubernetes.client import DEPLOYMENTS, PODS, SERVICES, Kind, KubeApi
+from pytest_release.kubernetes.config import (
+    GatewayRouterConfig,
+    KubernetesPlatformConfig,
+    TraefikRouterConfig,
+)
+from pytest_release.kubernetes.platform import KubernetesPlatform
+from pytest_release.kubernetes.rollout import KubernetesRollout, build_kubernetes_rollout
+
+TRAEFIK_SERVICES = Kind("traefik.io", "v1alpha1", "traefikservices", "TraefikService")
+HTTP_ROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+T = TypeVar("T")
+
+
+def platform_config(namespace: str, kubeconfig: Path, **extra: Any) -> KubernetesPlatformConfig:
+    values: dict[str, Any] = {
+        "type": "kubernetes",
+        "namespace": namespace,
+        "app": "shop",
+        "kubeconfig": str(kubeconfig),
+        "stable_image": "shop:1.0",
+        "stable_replicas": 2,
+        "rollout_timeout": 60,
+        **extra,
+    }
+    return KubernetesPlatformConfig.model_validate(values)
+
+
+def rollout_for(
+    namespace: str, kubeconfig: Path, router: str = "traefik", **extra: Any
+) -> KubernetesRollout:
+    platform = platform_config(namespace, kubeconfig, **extra)
+    config: TraefikRouterConfig | GatewayRouterConfig
+    if router == "traefik":
+        config = TraefikRouterConfig(type="traefik")
+    else:
+        config = GatewayRouterConfig(type="gateway")
+    return build_kubernetes_rollout(platform, config, None)
+
+
+def stage_toml(
+    namespace: str,
+    kubeconfig: Path,
+    *,
+    router: str = "traefik",
+    ledger: str = "kubernetes",
+    hold: str = "2s",
+    interval: str = "1s",
+    stable_replicas: int = 2,
+) -> str:
+    """[tool.pytest-release] for canary-1 (10 %), canary-2 (50 %), canary-3 (promote, 3)
+    on the test cluster; ``nest_tables`` adds the ``tool.pytest-release.`` prefix."""
+    ledger_table = (
+        f'backend = "kubernetes"\nnamespace = "{namespace}"\napplication = "shop"\n'
+        f'kubeconfig = "{kubeconfig}"\nlease_duration = 15\n'
+        if ledger == "kubernetes"
+        else 'backend = "file"\n'
+    )
+    return f"""
+[ledger]
+{ledger_table}
+[stages.canary-1]
+requires = []
+rollout = {{action = "canary", replicas = 1, weight = 10, hold = "{hold}", interval = "{interval}"}}
+
+[stages.canary-2]
+rollout = {{action = "canary", replicas = 2, weight = 50, hold = "{hold}", interval = "{interval}"}}
+
+[gates.canary.platform]
+type = "kubernetes"
+namespace = "{namespace}"
+app = "shop"
+stable_image = "shop:1.0"
+stable_replicas = {stable_replicas}
+kubeconfig = "{kubeconfig}"
+rollout_timeout = "60s"
+
+[gates.canary.router]
+type = "{router}"
+
+[gates.canary.judge]
+http_checks = false
+
+[gates.canary.sampler]
+status_interval = "0.25s"
+"""
+
+
+def weights_of(api: KubeApi, namespace: str, router: str = "traefik") -> dict[str, int]:
+    """Service name -> weight, as stored in the cluster."""
+    if router == "traefik":
+        obj = api.get(TRAEFIK_SERVICES, namespace, "shop") or {}
+        entries = obj["spec"]["weighted"]["services"]
+    else:
+        obj = api.get(HTTP_ROUTES, namespace, "shop") or {}
+        entries = obj["spec"]["rules"][0]["backendRefs"]
+    return {e["name"]: e["weight"] for e in entries}
+
+
+def deployment(api: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
+    return api.get(DEPLOYMENTS, namespace, name)
+
+
+def image_and_replicas(api: KubeApi, namespace: str, name: str) -> tuple[str, int] | None:
+    obj = deployment(api, namespace, name)
+    if obj is None:
+        return None
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    return container["image"], int(obj["spec"]["replicas"])
+
+
+def pods(api: KubeApi, namespace: str, version: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in api.list(PODS, namespace, f"app=shop,version={version}")
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def service_exists(api: KubeApi, namespace: str, name: str) -> bool:
+    return api.get(SERVICES, namespace, name) is not None
+
+
+def ledger_runs(api: KubeApi, namespace: str) -> list[dict[str, Any]]:
+    from pytest_release.kubernetes.client import CONFIGMAPS
+
+    configmap = api.get(CONFIGMAPS, namespace, "pytest-release-ledger-shop")
+    assert configmap is not None, "no ledger ConfigMap"
+    runs: list[dict[str, Any]] = json.loads(configmap["data"]["ledger.json"])["runs"]
+    return runs
+
+
+def set_restarts(api: KubeApi, namespace: str, pod: dict[str, Any], restarts: int) -> None:
+    """What kwok cannot do by itself: a container restarted (status subresource)."""
+    statuses = pod["status"].get("containerStatuses") or []
+    assert statuses, f"pod {pod['metadata']['name']} has no container status yet"
+    changed = [{**s, "restartCount": restarts} for s in statuses]
+    api.merge_patch(
+        PODS,
+        namespace,
+        pod["metadata"]["name"],
+        {"status": {"containerStatuses": changed}},
+        subresource="status",
+    )
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def platform_of(rollout: KubernetesRollout) -> KubernetesPlatform:
+    return rollout.platform

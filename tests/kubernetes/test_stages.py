@@ -1,0 +1,342 @@
+"""Canary stages (real pytest sessions) on the Kubernetes platform of a real API server.
+
+kwok runs no container, so no request can reach a pod: the canary gate judges on pod
+status (restarts, readiness) with ``judge.http_checks = false``; restarts are set through
+the pod status subresource, as a crashing container would show them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_release.kubernetes.client import LEASES
+from tests.kubernetes.conftest import KwokCluster
+from tests.kubernetes.k8s_support import (
+    image_and_replicas,
+    ledger_runs,
+    pods,
+    rollout_for,
+    service_exists,
+    stage_toml,
+    wait_for,
+    weights_of,
+)
+from tests.spine_support import junit, project, run_stage
+
+
+def _cases(root: Path, stage: str) -> dict[str, tuple[str, str]]:
+    cases = {}
+    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome, message = child.tag, child.get("message", "") + (child.text or "")
+        cases[case.get("name", "")] = (outcome, message)
+    return cases
+
+
+def test_good_canary_promoted_through_10_50_100_percent(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig))
+    api = kube_cluster.api()
+
+    r1 = run_stage(pytester, "canary-1", "--image=shop:2.0")
+    assert r1.ret == 0, r1.stdout.str()
+    assert image_and_replicas(api, namespace, "shop") == ("shop:1.0", 2)
+    assert image_and_replicas(api, namespace, "shop-canary") == ("shop:2.0", 1)
+    assert len(pods(api, namespace, "canary")) == 1
+    assert weights_of(api, namespace) == {"shop": 90, "shop-canary": 10}
+
+    r2 = run_stage(pytester, "canary-2", "--image=shop:2.0", "-n", "2")
+    assert r2.ret == 0, r2.stdout.str()
+    assert image_and_replicas(api, namespace, "shop-canary") == ("shop:2.0", 2)
+    assert len(pods(api, namespace, "canary")) == 2
+    assert weights_of(api, namespace) == {"shop": 50, "shop-canary": 50}
+
+    r3 = run_stage(pytester, "canary-3", "--image=shop:2.0")
+    assert r3.ret == 0, r3.stdout.str()
+    assert image_and_replicas(api, namespace, "shop") == ("shop:2.0", 3)
+    assert [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, "stable")] == [
+        "shop:2.0"
+    ] * 3
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert pods(api, namespace, "canary") == []
+    assert weights_of(api, namespace) == {"shop": 100}
+
+    cases = _cases(pytester.path, "canary-3")
+    assert cases["promote:main"][0] == "passed"
+    runs = ledger_runs(api, namespace)  # the ledger lives in the cluster
+    assert [(r["stage"], r["outcome"]) for r in runs] == [
+        ("canary-1", "passed"),
+        ("canary-2", "passed"),
+        ("canary-3", "passed"),
+    ]
+    lease = api.get(LEASES, namespace, "pytest-release-rollout-shop")
+    assert lease is not None
+    assert not lease["spec"].get("holderIdentity")
+
+
+RESTARTS_CONFTEST = """
+from pytest_release.kubernetes.client import PODS, KubeApi
+from pytest_release.kubernetes.config import ClusterAccess
+
+def pytest_runtest_setup(item):
+    # The canary's container "crashes" after it was deployed: kwok restarts nothing,
+    # so the restart count is set the way the kubelet reports it (status subresource).
+    if item.name != "traffic":
+        return
+    api = KubeApi(ClusterAccess(kubeconfig={kubeconfig!r}))
+    for pod in api.list(PODS, {namespace!r}, "app=shop,version=canary"):
+        statuses = [dict(s, restartCount=3) for s in pod["status"]["containerStatuses"]]
+        api.merge_patch(PODS, {namespace!r}, pod["metadata"]["name"],
+                        {{"status": {{"containerStatuses": statuses}}}}, subresource="status")
+"""
+
+
+def test_canary_with_restarts_is_rolled_back(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    project(
+        pytester,
+        stage_toml(namespace, kube_cluster.kubeconfig, router="gateway", ledger="file"),
+        **{
+            "conftest.py": RESTARTS_CONFTEST.format(
+                kubeconfig=str(kube_cluster.kubeconfig), namespace=namespace
+            )
+        },
+    )
+    api = kube_cluster.api()
+    result = run_stage(pytester, "canary-1", "--image=shop:2.0")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*release stage canary-1: rolled-back*"])
+    cases = _cases(pytester.path, "canary-1")
+    outcome, message = cases["health@1s"]
+    assert outcome == "failure"
+    assert "canary replicas restarted 3 times" in message
+    assert "> 0" in message
+    assert cases["verdict"][0] == "skipped"
+    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
+        assert cases[step][0] == "passed", cases[step]
+    assert image_and_replicas(api, namespace, "shop") == ("shop:1.0", 2)
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert weights_of(api, namespace, "gateway") == {"shop": 100}
+    runs = json.loads((pytester.path / ".pytest-release" / "ledger.json").read_text())["runs"]
+    assert runs[-1]["outcome"] == "rolled-back"
+
+
+def test_rollback_stage_restores_the_previous_image_and_deletes_canary_resources(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
+    rollout.deploy_canary("shop:2.0", 1)
+    rollout.promote("shop:2.0", 2)
+    rollout.deploy_canary("shop:3.0", 1)  # a canary of the next release is running too
+    rollout.shift(10)
+    api = kube_cluster.api()
+    assert image_and_replicas(api, namespace, "shop") == ("shop:2.0", 2)
+
+    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig))
+    result = run_stage(pytester, "rollback")
+    assert result.ret == 0, result.stdout.str()
+    assert image_and_replicas(api, namespace, "shop") == ("shop:1.0", 2)
+    assert [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, "stable")] == [
+        "shop:1.0"
+    ] * 2
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert pods(api, namespace, "canary") == []
+    assert weights_of(api, namespace) == {"shop": 100}
+    cases = _cases(pytester.path, "rollback")
+    assert {name: c[0] for name, c in cases.items()} == {
+        "rollback:traffic": "passed",
+        "rollback:canary": "passed",
+        "rollback:main": "passed",
+    }
+
+
+def _start_stage(root: Path, stage: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--stage={stage}",
+            "--release-id=r1",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str], timeout: float = 120) -> str:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError(f"stage did not end:\n{output}") from None
+    return output
+
+
+def test_two_concurrent_stage_runs_the_second_fails_on_the_lock(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig, hold="60s", interval="2s"))
+    api = kube_cluster.api()
+    first = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
+    try:
+        wait_for(
+            "the first run to hold the Lease",
+            lambda: (
+                (api.get(LEASES, namespace, "pytest-release-rollout-shop") or {}).get("spec") or {}
+            ).get("holderIdentity"),
+        )
+        second = run_stage(pytester, "canary-1", "--image=shop:2.0")
+        assert second.ret == 4, second.stdout.str()  # usage error: refused to start
+        second.stderr.fnmatch_lines(
+            [
+                "*cannot start stage 'canary-1': another rollout holds the lock "
+                "(stage canary-1 of release r1, pid * on *, since *); wait for it to finish"
+                f"*Lock: Lease {namespace}/pytest-release-rollout-shop"
+            ]
+        )
+        wait_for("the canary to be deployed", lambda: pods(api, namespace, "canary"))
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGTERM)  # CI cancel: the first run rolls back
+        output = _finish(first)
+    assert "rolled back after the stage was interrupted" in output, output
+    outcomes = [(r["stage"], r["outcome"]) for r in ledger_runs(api, namespace)]
+    assert outcomes == [("canary-1", "interrupted")]  # the refused run left no entry
+    lease = api.get(LEASES, namespace, "pytest-release-rollout-shop")
+    assert lease is not None
+    assert not lease["spec"].get("holderIdentity")
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+
+
+def test_api_server_stopped_mid_stage_is_a_clear_error_and_the_ledger_says_interrupted(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    project(
+        pytester,
+        stage_toml(namespace, kube_cluster.kubeconfig, ledger="file", hold="4s", interval="2s"),
+    )
+    api = kube_cluster.api()
+    stage = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
+    try:
+        wait_for(
+            "10% of the traffic on the canary",
+            lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
+        )
+        kube_cluster.stop_apiserver()
+        output = _finish(stage)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.communicate()
+        kube_cluster.start_again()
+    server = api.server
+    assert "release stage canary-1: interrupted" in output, output
+    assert f"the Kubernetes API server at {server} did not answer" in output, output
+    assert "run the stage again or `pytest --stage=rollback`" in output
+    runs = json.loads((pytester.path / ".pytest-release" / "ledger.json").read_text())["runs"]
+    assert runs[-1]["outcome"] == "interrupted"
+    assert f"the Kubernetes API server at {server} did not answer" in runs[-1]["message"]
+    assert stage.returncode not in (0, None)
+
+
+def weights_of_or_none(api: object, namespace: str) -> dict[str, int] | None:
+    from pytest_release.kubernetes.client import KubeApi, KubeApiError
+
+    assert isinstance(api, KubeApi)
+    try:
+        return weights_of(api, namespace)
+    except (KubeApiError, KeyError, TypeError):
+        return None
+
+
+def test_kubernetes_settings_are_checked_before_the_stage_starts(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        textwrap.dedent(
+            """
+            [stages.canary-1]
+            requires = []
+            [gates.canary.platform]
+            type = "kubernetes"
+            app = "shop"
+            """
+        ),
+    )
+    result = run_stage(pytester, "canary-1", "--image=shop:2.0")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        [
+            "*gates.canary in *: platform.type = 'kubernetes' needs a Kubernetes router, got "
+            "router.type = 'haproxy': set router.type = 'traefik'*"
+        ]
+    )
+    assert not (pytester.path / ".pytest-release" / "ledger.json").exists()
+
+
+def test_invalid_kubernetes_platform_values_name_the_key(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        textwrap.dedent(
+            """
+            [gates.canary.platform]
+            type = "kubernetes"
+            app = "Shop_1"
+            [gates.canary.router]
+            type = "traefik"
+            """
+        ),
+    )
+    result = run_stage(pytester, "canary-1", "--image=shop:2.0", "--override-requires=test")
+    assert result.ret == 4
+    text = result.stderr.str()
+    assert "gates.canary.platform" in text
+    assert "'Shop_1' is not a valid Kubernetes name" in text
+
+
+def test_unreachable_ledger_cluster_is_a_clear_usage_error(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        textwrap.dedent(
+            """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+            users: [{name: u, user: {token: "x"}}]
+            contexts: [{name: c, context: {cluster: c, user: u}}]
+            current-context: c
+            """
+        )
+    )
+    project(
+        pytester,
+        f'[ledger]\nbackend = "kubernetes"\nkubeconfig = "{kubeconfig}"\n',
+        **{"test_a.py": "import pytest\n@pytest.mark.gate('unit')\ndef test_a(): pass\n"},
+    )
+    result = run_stage(pytester, "uat")
+    assert result.ret == 4, result.stdout.str()
+    result.stderr.fnmatch_lines(
+        ["*the Kubernetes API server at https://127.0.0.1:9 did not answer*configmaps*"]
+    )
