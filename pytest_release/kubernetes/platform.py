@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ PREVIOUS_IMAGE = "pytest-release.io/previous-image"
 REVISION = "deployment.kubernetes.io/revision"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-release"}
 POLL = 0.25
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """One pod as the API server reports it (more than a ``ReplicaStatus`` carries)."""
+
+    name: str
+    version: Group
+    image: str
+    phase: str
+    ready: bool
+    restarts: int
+    node: str
+    ip: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.name} ({self.version}, {self.image}): {self.phase}, "
+            f"{'ready' if self.ready else 'not ready'}, {self.restarts} restart(s), "
+            f"node {self.node or '(unscheduled)'}"
+        )
 
 
 class KubernetesPlatform:
@@ -81,15 +103,7 @@ class KubernetesPlatform:
         now = time.time()
         main = self.api.get(DEPLOYMENTS, self.namespace, self.main_name)
         canary = self.api.get(DEPLOYMENTS, self.namespace, self.canary_name)
-        pods = self.api.list(PODS, self.namespace, f"app={self.config.app}")
-        replicas = []
-        for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
-            meta = pod.get("metadata") or {}
-            if meta.get("deletionTimestamp"):
-                continue  # terminating: leaving the group
-            labels = meta.get("labels") or {}
-            version: Group = "canary" if labels.get("version") == "canary" else "stable"
-            replicas.append(self._replica(pod, version, now))
+        replicas = [self._replica(pod, now) for pod in self._pods()]
         annotations = ((main or {}).get("metadata") or {}).get("annotations") or {}
         return PlatformStatus(
             timestamp=now,
@@ -99,7 +113,26 @@ class KubernetesPlatform:
             previous_image=annotations.get(PREVIOUS_IMAGE) or None,
         )
 
-    def _replica(self, pod: Mapping[str, Any], version: Group, now: float) -> ReplicaStatus:
+    def pods(self) -> list[PodStatus]:
+        """Every pod of the app (terminating ones excluded): phase, readiness, restart
+        count, node."""
+        return self._call(self._pods)  # type: ignore[no-any-return]
+
+    def _pods(self) -> list[PodStatus]:
+        found = []
+        for pod in sorted(
+            self.api.list(PODS, self.namespace, f"app={self.config.app}"),
+            key=lambda p: str(p["metadata"]["name"]),
+        ):
+            meta = pod.get("metadata") or {}
+            if meta.get("deletionTimestamp"):
+                continue  # terminating: leaving the group
+            labels = meta.get("labels") or {}
+            version: Group = "canary" if labels.get("version") == "canary" else "stable"
+            found.append(self._pod_status(pod, version))
+        return found
+
+    def _pod_status(self, pod: Mapping[str, Any], version: Group) -> PodStatus:
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
         container = self._container_name(spec.get("containers") or [])
@@ -111,15 +144,27 @@ class KubernetesPlatform:
             int(s.get("restartCount") or 0) for s in status.get("containerStatuses") or []
         )
         ready_condition = conditions(pod).get("Ready") or {}
-        return ReplicaStatus(
-            timestamp=now,
+        return PodStatus(
             name=str(pod["metadata"]["name"]),
             version=version,
             image=image,
-            running=status.get("phase") == "Running",
+            phase=str(status.get("phase") or "Unknown"),
             ready=ready_condition.get("status") == "True",
             restarts=restarts,
-            endpoint=f"{status.get('podIP') or '-'}:{self.config.container_port}",
+            node=str(spec.get("nodeName") or ""),
+            ip=str(status.get("podIP") or ""),
+        )
+
+    def _replica(self, pod: PodStatus, now: float) -> ReplicaStatus:
+        return ReplicaStatus(
+            timestamp=now,
+            name=pod.name,
+            version=pod.version,
+            image=pod.image,
+            running=pod.phase == "Running",
+            ready=pod.ready,
+            restarts=pod.restarts,
+            endpoint=f"{pod.ip or '-'}:{self.config.container_port}",
         )
 
     def _container_name(self, containers: list[Any]) -> str | None:
@@ -451,7 +496,7 @@ class KubernetesPlatform:
             if progressing.get("reason") == "ProgressDeadlineExceeded" or (
                 time.monotonic() > deadline
             ):
-                pods = self._status().describe()
+                pods = "; ".join(p.describe() for p in self._pods()) or "none"
                 raise PlatformError(
                     f"Deployment '{name}' in namespace '{self.namespace}' did not roll out "
                     f"within {timeout:g}s: {problem}. Pods: {pods}"

@@ -50,6 +50,10 @@ def test_canary_deployment_service_and_traefik_weights_read_back(
     assert not status.not_ready("canary")
     assert not status.not_ready("stable")
     assert {r.restarts for r in status.replicas} == {0}
+    pod_states = rollout.platform.pods()
+    assert {(p.phase, p.ready) for p in pod_states} == {("Running", True)}
+    assert {p.node for p in pod_states} <= {"node-000000", "node-000001"}
+    assert all(p.ip for p in pod_states)
     canary = api.get(*_deployment(namespace, "shop-canary"))
     assert canary is not None
     assert canary["metadata"]["labels"]["version"] == "canary"
@@ -231,7 +235,7 @@ def test_rollout_timeout_names_the_pods_that_are_not_ready(
     assert "Deployment 'shop-canary'" in message
     assert "did not roll out within 3s" in message
     assert "shop-canary-" in message
-    assert "not running" in message
+    assert "Pending, not ready, 0 restart(s), node (unscheduled)" in message
 
 
 def test_rbac_denied_call_names_the_verb_and_the_resource(
