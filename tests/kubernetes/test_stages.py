@@ -310,8 +310,38 @@ def test_invalid_kubernetes_platform_values_name_the_key(pytester: pytest.Pytest
     result = run_stage(pytester, "canary-1", "--image=shop:2.0", "--override-requires=test")
     assert result.ret == 4
     text = result.stderr.str()
-    assert "gates.canary.platform" in text
-    assert "'Shop_1' is not a valid Kubernetes name" in text
+    assert "gates.canary.platform.app = 'Shop_1': Value error, name 'Shop_1' is not a valid " in (
+        text
+    )
+    # Only the member of the platform union whose type matched is reported.
+    assert "LocalPlatformConfig" not in text
+    assert "local-process" not in text
+    assert "gates.canary.platform.type" not in text
+
+
+def test_local_platform_mistakes_do_not_mention_the_kubernetes_platform(
+    pytester: pytest.Pytester,
+) -> None:
+    project(
+        pytester,
+        textwrap.dedent(
+            """
+            [gates.canary.platform]
+            command = ["python3", "app.py"]
+            stable_imag = "v1"
+            """
+        ),
+    )
+    result = run_stage(pytester, "canary-1", "--image=v2", "--override-requires=test")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid release configuration in *pyproject.toml:",
+            "  gates.canary.platform.stable_imag: unknown key (value 'v1'); check the spelling",
+        ]
+    )
+    assert "KubernetesPlatformConfig" not in result.stderr.str()
+    assert "platform.type" not in result.stderr.str()
 
 
 def test_unreachable_ledger_cluster_is_a_clear_usage_error(
