@@ -184,9 +184,12 @@ def _describe_location(loc: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+_MEMBER = re.compile(r"^(?:[A-Z]\w*(?:Config|Model)|function-\w+\[.*\])$")
+
+
 def _is_member(part: int | str) -> bool:
     """A union member in an error location (``KubernetesPlatformConfig``), not a key."""
-    return isinstance(part, str) and (part[:1].isupper() or part.startswith("function-"))
+    return isinstance(part, str) and bool(_MEMBER.match(part))
 
 
 def _union_errors(errors: Sequence[Any]) -> list[Any]:
