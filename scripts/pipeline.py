@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Run the reference service's whole release pipeline on this machine, stage by stage.
+
+    python scripts/pipeline.py          # uat -> build -> canary-1 -> canary-2 -> canary-3 -> smoke
+    python scripts/pipeline.py --bad    # a deliberately bad release: canary-1 rolls it back
+
+Each stage is one ``pytest --stage=...`` session (the same command CI runs) with
+``suites/release.toml`` and the demo profile ``suites/demo.toml`` (holds of seconds).
+The script does its own set-up (Docker daemon, base image, registry on 127.0.0.1:5000,
+newman, the image the main deployment starts from) and stops with the install command
+when a system tool is missing. At the end it prints every stage's outcome, its gates,
+the canary verdicts and where the JUnit files are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+REGISTRY = "127.0.0.1:5000"
+ROUTER_URL = "http://127.0.0.1:18000"
+STABLE_IMAGE = "local/shop:stable"
+STAGES = ["uat", "build", "canary-1", "canary-2", "canary-3", "smoke"]
+
+
+class SetupError(Exception):
+    """A system tool is missing or did not start; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class StageRun:
+    stage: str
+    code: int
+    seconds: float
+    log: Path
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _script(name: str, *args: str, fix: str) -> str:
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise SetupError(f"{name} failed: {' / '.join(detail)}\n  fix: {fix}")
+    return result.stdout.strip()
+
+
+def _need(command: str, install: str) -> None:
+    if shutil.which(command) is None:
+        raise SetupError(f"{command} is not installed\n  fix: {install}")
+
+
+def set_up(reports: Path) -> None:
+    say("set-up:")
+    _need("dockerd", "apt-get install -y docker.io")
+    _need("haproxy", "apt-get install -y haproxy")
+    _need("chromium", "apt-get install -y chromium")
+    _need("docker-registry", "apt-get install -y docker-registry")
+    _need("npm", "apt-get install -y npm")
+    _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
+    say("  docker daemon      ok")
+    _script("build-base-image.sh", fix="apt-get install -y debootstrap (needs Debian's mirror)")
+    say("  base image         local/python:bookworm")
+    _script("install-newman.sh", fix="npm install newman@6")
+    say("  newman             node_modules/.bin/newman")
+    _script(
+        "start-registry.sh", REGISTRY.rsplit(":", 1)[1], fix="apt-get install -y docker-registry"
+    )
+    say(f"  registry           {REGISTRY}")
+    _build_stable_image(reports)
+    say(f"  main deployment    starts from {STABLE_IMAGE}")
+
+
+def _build_stable_image(reports: Path) -> None:
+    try:
+        import docker
+    except ImportError:
+        raise SetupError(
+            "the docker SDK is missing\n  fix: pip install 'pytest-release[docker]'"
+        ) from None
+    client = docker.from_env()
+    try:
+        client.images.get(STABLE_IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    log = reports / "stable-image.log"
+    with log.open("w") as handle:
+        for chunk in client.api.build(
+            path=str(ROOT / "examples" / "shop"),
+            tag=STABLE_IMAGE,
+            buildargs={"SHOP_VERSION": "stable"},
+            network_mode="host",
+            rm=True,
+            decode=True,
+        ):
+            handle.write(chunk.get("stream", "") + chunk.get("error", ""))
+            if "error" in chunk:
+                raise SetupError(f"building {STABLE_IMAGE} failed: {chunk['error']}; see {log}")
+
+
+def _git_sha() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or "nogit0000000"
+
+
+def _pipeline_number(ledger: Path) -> int:
+    if not ledger.exists():
+        return 1
+    runs = json.loads(ledger.read_text()).get("runs", [])
+    return len({r["release_id"] for r in runs if r.get("stage") == "uat"}) + 1
+
+
+def _overlay(path: Path, version: str, bad: bool) -> Path:
+    """The per-run layer: what the build stage bakes into the image."""
+    knobs = ', SHOP_ERROR_RATE = "0.05"' if bad else ""
+    path.write_text(
+        "# written by scripts/pipeline.py for one pipeline run\n"
+        "[gates.build]\n"
+        f'build_args = {{ SHOP_VERSION = "{version}"{knobs} }}\n'
+    )
+    return path
+
+
+def run_stage(stage: str, release_id: str, image: str, configs: list[Path], log: Path) -> StageRun:
+    command = [sys.executable, "-m", "pytest", "suites", f"--stage={stage}"]
+    command += [f"--release-config={c}" for c in configs]
+    command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
+    if stage in ("build", "canary-1", "canary-2", "canary-3"):
+        command.append(f"--image={image}")
+    env = dict(os.environ)
+    if stage == "smoke":  # smoke tests target production: the router
+        env["SHOP_URL"] = ROUTER_URL
+    start = time.monotonic()
+    with log.open("w") as handle:
+        handle.write("$ " + " ".join(command) + "\n")
+        handle.flush()
+        code = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        ).returncode
+    return StageRun(stage, code, time.monotonic() - start, log)
+
+
+def _ledger_entry(ledger: Path, release_id: str, stage: str) -> dict[str, object]:
+    runs = json.loads(ledger.read_text()).get("runs", []) if ledger.exists() else []
+    matching = [r for r in runs if r["release_id"] == release_id and r["stage"] == stage]
+    return matching[-1] if matching else {}
+
+
+def _verdicts(junit: Path) -> list[str]:
+    """One line per judged interval: verdict, canary error rate and p95 (JUnit properties)."""
+    if not junit.exists():
+        return []
+    lines = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("name", "")
+        if not name.startswith("health@"):
+            continue
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "judge.verdict" not in props:
+            lines.append(f"    {name:<11} not judged (an earlier interval failed)")
+            continue
+        text = (
+            f"    {name:<11} {props['judge.verdict']:<12} "
+            f"errors {props.get('judge.error_rate.value', '?')}% "
+            f"(n={props.get('judge.error_rate.samples', '?')}), "
+            f"p95 {float(props.get('judge.p95_latency.value') or 0):.0f} ms"
+        )
+        failure = case.find("failure")
+        if failure is not None and failure.get("message"):
+            text += f"  <- {failure.get('message')}"
+        lines.append(text)
+    return lines
+
+
+def summary(runs: list[StageRun], release_id: str, ledger: Path, reports: Path) -> None:
+    say()
+    say(f"pipeline summary for release {release_id}")
+    say(f"  {'stage':<10} {'outcome':<12} {'time':>7}  gates")
+    for run in runs:
+        entry = _ledger_entry(ledger, release_id, run.stage)
+        gates = entry.get("gates", {})
+        assert isinstance(gates, dict)
+        gate_text = ", ".join(
+            f"{name} {g['status']} ({g['passed']} passed, {g['failed']} failed)"
+            for name, g in gates.items()
+        )
+        outcome = entry.get("outcome", f"exit {run.code}")
+        say(f"  {run.stage:<10} {outcome!s:<12} {run.seconds:6.0f}s  {gate_text}")
+        for line in _verdicts(reports / f"{run.stage}.xml"):
+            say(line)
+    say()
+    say(f"JUnit: {reports}/<stage>.xml   logs: {reports}/demo/<stage>.log   ledger: {ledger}")
+    say(
+        f"status: python -m pytest --release-status --release-id={release_id} "
+        "--release-config=suites/release.toml"
+    )
+    say(f"production (HAProxy): {ROUTER_URL}")
+    say("stop the platform: python -m pytest_release.canary.teardown")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bad",
+        action="store_true",
+        help="release a version with 5 %% errors: canary-1 must roll it back",
+    )
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help="comma-separated stages to run (default: all)"
+    )
+    args = parser.parse_args(argv)
+    reports = ROOT / "reports"
+    demo = reports / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    ledger = ROOT / ".pytest-release" / "ledger.json"
+    try:
+        set_up(demo)
+    except SetupError as exc:
+        say(f"\npipeline stopped during set-up: {exc}")
+        return 2
+
+    number = _pipeline_number(ledger)
+    sha = _git_sha()
+    release_id = f"{sha[:12]}-{number}"
+    image = f"{REGISTRY}/shop:canary-{number}"
+    configs = [
+        ROOT / "suites" / "release.toml",
+        ROOT / "suites" / "demo.toml",
+        _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
+    ]
+    bad_note = " (deliberately bad: 5 % errors)" if args.bad else ""
+    say(f"\nrelease {release_id}: image {image}{bad_note}")
+    runs: list[StageRun] = []
+    for stage in [s for s in STAGES if s in args.stages.split(",")]:
+        say(f"  {stage:<10} running ...")
+        run = run_stage(stage, release_id, image, configs, demo / f"{stage}.log")
+        runs.append(run)
+        outcome = _ledger_entry(ledger, release_id, stage).get("outcome", f"exit {run.code}")
+        say(f"  {stage:<10} {outcome} in {run.seconds:.0f}s  (log {run.log.relative_to(ROOT)})")
+        if run.code != 0:
+            if stage == "smoke":
+                say("  smoke failed: rolling back")
+                runs.append(
+                    run_stage("rollback", release_id, image, configs, demo / "rollback.log")
+                )
+            break
+    summary(runs, release_id, ledger, reports)
+    if args.bad:
+        rolled_back = any(
+            _ledger_entry(ledger, release_id, r.stage).get("outcome") == "rolled-back" for r in runs
+        )
+        say(
+            "the bad release was rolled back automatically"
+            if rolled_back
+            else "the bad release was NOT rolled back"
+        )
+        return 0 if rolled_back else 1
+    return 0 if runs and all(r.code == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
