@@ -16,6 +16,7 @@ from pytest_release.kubernetes.client import (
     SERVICE_ACCOUNTS,
     SERVICES,
     STRATEGIC_MERGE_PATCH,
+    Kind,
     KubeApiError,
 )
 from pytest_release.kubernetes.config import GatewayRouterConfig, TraefikRouterConfig
@@ -32,6 +33,7 @@ from tests.kubernetes.k8s_support import (
     pods,
     rollout_for,
     set_restarts,
+    wait_for,
     weights_of,
 )
 
@@ -173,6 +175,49 @@ def test_traefik_fallback_group_when_chosen(kube_cluster: KwokCluster, namespace
     assert (router.weights().stable, router.weights().canary) == (100, 0)
     auto = TraefikRouter(TraefikRouterConfig(type="traefik"), platform)
     assert auto.kind().group == "traefik.io"
+
+
+def test_traefik_auto_falls_back_to_the_v2_group_when_traefik_io_is_not_served(
+    kube_cluster: KwokCluster, namespace: str
+) -> None:
+    from pytest_release.kubernetes.client import CRDS
+
+    api = kube_cluster.api()
+    crd = "traefikservices.traefik.io"
+
+    def served(flag: bool) -> None:
+        current = api.get(CRDS, None, crd)
+        assert current is not None
+        versions = [{**v, "served": flag} for v in current["spec"]["versions"]]
+        api.merge_patch(CRDS, None, crd, {"spec": {"versions": versions}})
+        wait_for(
+            f"{crd} served={flag}",
+            lambda: api.serves("traefik.io/v1alpha1", "traefikservices") is flag or None,
+        )
+
+    platform = platform_config(namespace, kube_cluster.kubeconfig)
+    rollout_for(namespace, kube_cluster.kubeconfig).platform.deploy_stable("shop:1.0", 1)
+    served(False)
+    try:
+        router = TraefikRouter(TraefikRouterConfig(type="traefik"), platform)
+        router.start()
+        assert router.kind().api_version == "traefik.containo.us/v1alpha1"
+        stored = api.get(
+            Kind("traefik.containo.us", "v1alpha1", "traefikservices", "TraefikService"),
+            namespace,
+            "shop",
+        )
+        assert stored is not None
+        assert stored["spec"]["weighted"]["services"] == [
+            {"name": "shop", "port": 80, "weight": 100}
+        ]
+        strict = TraefikRouter(
+            TraefikRouterConfig(type="traefik", api_version="traefik.io/v1alpha1"), platform
+        )
+        with pytest.raises(RouterError, match="serves no TraefikService resource"):
+            strict.start()
+    finally:
+        served(True)
 
 
 def test_promote_then_restore_returns_to_the_previous_replicaset_revision(
