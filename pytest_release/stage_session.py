@@ -64,6 +64,7 @@ class StageSession:
         self.uses_xdist = _uses_xdist(config)
         # --collect-only inspects a stage: it runs nothing, so it records nothing.
         self.collect_only = bool(config.option.collectonly)
+        self.collection_errors = 0
         self.ledger = Ledger(open_store(run.config.ledger, run.ledger_path, run.rootdir))
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
@@ -223,6 +224,10 @@ class StageSession:
         ]
         return report
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and not self.is_worker:
+            self.collection_errors += 1
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
@@ -233,6 +238,11 @@ class StageSession:
     def _decide(self, session: pytest.Session, exitstatus: int) -> tuple[StageOutcome, int]:
         gates = self.tracker.results()
         total = sum(g.total for g in gates)
+        if self.collection_errors:
+            # pytest reports collection errors as "Interrupted"; the stage did not stop,
+            # it could not start: that is a failure to fix, not an interruption.
+            message = f"{self.collection_errors} error(s) during collection"
+            return StageOutcome("failed", gates, message), int(pytest.ExitCode.TESTS_FAILED)
         if exitstatus == pytest.ExitCode.INTERRUPTED and not session.shouldfail:
             return StageOutcome("interrupted", gates, "the stage was interrupted"), exitstatus
         if self.result_override is not None:

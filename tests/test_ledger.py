@@ -310,3 +310,13 @@ def test_collect_only_records_nothing(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["tests/first/test_f.py::test_f"])
     assert not (pytester.path / ".pytest-release" / "ledger.json").exists()
     assert not (pytester.path / "reports").exists()
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_collection_error_fails_the_stage(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    project(pytester, PIPELINE, **{"tests/first/test_f.py": "import no_such_module\n"})
+    result = run_stage(pytester, "one", *xdist)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*release stage one: failed*", "1 error(s) during collection"])
+    (run,) = ledger_runs(pytester.path)
+    assert run["outcome"] == "failed"
