@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -32,11 +32,22 @@ All keys live in `[tool.pytest-release]` of `pyproject.toml` (or in the file giv
 """
 
 
+# Placeholder of the keys of a table of tables (``dict[str, Model]``), by field name.
+KEY_PLACEHOLDERS = {"options": "<tool>", "queries": "<query>"}
+_MODULE_PATH = re.compile(r"\b(?:[a-z_][\w]*\.)+(?=[A-Za-z_])")
+_QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
+
+
 def _type_name(annotation: Any) -> str:
     text = str(annotation)
     if isinstance(annotation, type) and "[" not in text:
         text = annotation.__name__
-    return re.sub(r"\b(?:[a-z_][\w]*\.)+(?=[A-Za-z_])", "", text)
+    # Drop module paths (typing.Literal -> Literal), but not inside quoted literal values
+    # such as 'traefik.io/v1alpha1'.
+    parts = _QUOTED.split(text)
+    return "".join(
+        part if index % 2 else _MODULE_PATH.sub("", part) for index, part in enumerate(parts)
+    )
 
 
 def _default(field: FieldInfo) -> str:
@@ -82,22 +93,45 @@ def model_sections() -> list[tuple[str, type[BaseModel], str, set[str]]]:
     return sections
 
 
+def _is_table(candidate: Any) -> bool:
+    return (
+        isinstance(candidate, type)
+        and issubclass(candidate, BaseModel)
+        and not issubclass(candidate, GateConfig)
+    )
+
+
+def _type_values(model: type[BaseModel]) -> list[str]:
+    """The values of a union member's ``type`` key (what tells the members apart)."""
+    field = model.model_fields.get("type")
+    if field is None:
+        return []
+    if get_origin(field.annotation) is Literal:
+        return [str(value) for value in get_args(field.annotation)]
+    return [] if field.is_required() else [str(field.get_default())]
+
+
 def _nested(
     model: type[BaseModel], prefix: str
 ) -> list[tuple[str, type[BaseModel], str, set[str]]]:
     found: list[tuple[str, type[BaseModel], str, set[str]]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
-        for candidate in candidates:
-            if (
-                isinstance(candidate, type)
-                and issubclass(candidate, BaseModel)
-                and not issubclass(candidate, GateConfig)
-            ):
-                sub_prefix = f"{prefix}{name}."
-                found.append((f"`{sub_prefix[:-1]}`", candidate, sub_prefix, set()))
-                found.extend(_nested(candidate, sub_prefix))
+        sub_prefix = f"{prefix}{name}."
+        if get_origin(annotation) is dict:
+            # A table of tables: one sub-table per key, e.g. options.<tool>.command.
+            candidates: tuple[Any, ...] = get_args(annotation)[1:]
+            sub_prefix += KEY_PLACEHOLDERS.get(name, "<key>") + "."
+        else:
+            candidates = get_args(annotation) or (annotation,)
+        tables = [candidate for candidate in candidates if _is_table(candidate)]
+        for table in tables:
+            title = f"`{sub_prefix[:-1]}`"
+            values = _type_values(table) if len(tables) > 1 else []
+            if values:
+                title += " with type " + " or ".join(f"`{value}`" for value in values)
+            found.append((title, table, sub_prefix, set()))
+            found.extend(_nested(table, sub_prefix))
     return found
 
 

@@ -88,7 +88,11 @@ class ComparisonConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="Run the compare_error_rate and compare_latency checks of the canary "
+        "against stable; false: thresholds only.",
+    )
     alpha: float = Field(
         default=0.05,
         gt=0.0,
@@ -118,28 +122,68 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0, description="Fraction, 0.01=1%.")
-    max_p95_latency_ms: float = Field(default=500.0, gt=0.0)
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Fail an interval whose canary HTTP error rate is above this fraction "
+        "(default 0.01: error rate <= 1 %).",
+    )
+    max_p95_latency_ms: float = Field(
+        default=500.0,
+        gt=0.0,
+        description="Fail an interval whose canary p95 latency is above this, in ms "
+        "(default: p95 <= 500 ms).",
+    )
     max_restarts: int | None = Field(
-        default=0, ge=0, description="Canary replica restarts allowed; unset to disable."
+        default=0,
+        ge=0,
+        description="Canary replica restarts allowed in total (default 0: any restart "
+        "fails); false: check off.",
     )
     max_consecutive_health_failures: int | None = Field(
-        default=3, ge=0, description="Fail when more /health probes fail in a row."
+        default=3,
+        ge=0,
+        description="Fail when more than this many /health probes of one canary replica "
+        "fail in a row (default 3); false: check off.",
     )
     no_success_window: float = Field(
-        default=30.0, description="Seconds without a successful canary request that fail."
+        default=30.0,
+        description="Fail when this many seconds pass without a successful canary request.",
     )
-    sustained_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
-    sustained_error_window: float = 120.0
-    slow_response_ms: float = Field(default=5000.0, gt=0.0)
-    slow_response_window: float = 60.0
+    sustained_error_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Alarm error rate, a fraction (0.05 = 5 %): fail when the canary's "
+        "rolling error rate stays above it for sustained_error_window.",
+    )
+    sustained_error_window: float = Field(
+        default=120.0,
+        description="Seconds the error rate must stay above sustained_error_rate to fail "
+        "(the rate rolls over a quarter of this window).",
+    )
+    slow_response_ms: float = Field(
+        default=5000.0,
+        gt=0.0,
+        description="Alarm latency, in ms: fail when the canary's rolling median latency "
+        "stays above it for slow_response_window.",
+    )
+    slow_response_window: float = Field(
+        default=60.0,
+        description="Seconds the median latency must stay above slow_response_ms to fail "
+        "(the median rolls over a quarter of this window).",
+    )
     min_requests: int = Field(
         default=20, ge=1, description="Canary requests an interval needs, else insufficient."
     )
     max_insufficient_intervals: int = Field(
         default=0, ge=0, description="Insufficient intervals a passing stage may contain."
     )
-    comparison: ComparisonConfig = ComparisonConfig()
+    comparison: ComparisonConfig = Field(
+        default_factory=ComparisonConfig,
+        description="Statistical comparison of the canary with stable.",
+    )
     http_checks: bool = Field(
         default=True,
         description="false: judge the canary on platform status only (restarts, and Prometheus "

@@ -54,7 +54,12 @@ class LocalPlatformConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["local-process", "local-docker"] = "local-process"
+    type: Literal["local-process", "local-docker"] = Field(
+        default="local-process",
+        description="local-process: every replica is a process started from command (and "
+        "restarted by a supervisor); local-docker: every replica is a container of the "
+        "image, with host networking.",
+    )
     state_dir: str = Field(
         default=".pytest-release/canary",
         description="Where the platform and router keep their state (relative to the rootdir).",
@@ -77,10 +82,28 @@ class LocalPlatformConfig(BaseModel):
         default=None,
         description="The version the main deployment runs when none runs yet (bootstrap).",
     )
-    stable_replicas: int = Field(default=1, ge=1, le=16)
-    health_path: str = "/health"
-    ready_timeout: float = 60.0
-    stop_timeout: float = 10.0
+    stable_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Replicas of the main deployment when it is started from stable_image "
+        "(1 to 16). The canary's count is the stage's rollout.replicas.",
+    )
+    health_path: str = Field(
+        default="/health",
+        description="HTTP path of every replica that must answer 2xx/3xx for the replica to "
+        "count as ready; also the path of the sampler's health probes. Must start with '/'.",
+    )
+    ready_timeout: float = Field(
+        default=60.0,
+        description="Seconds new replicas have to become ready (health_path answering) "
+        "before the deploy step fails.",
+    )
+    stop_timeout: float = Field(
+        default=10.0,
+        description="Seconds a stopping replica gets after SIGTERM (docker: container stop "
+        "timeout) before it is killed.",
+    )
 
     @field_validator("ready_timeout", "stop_timeout", mode="before")
     @classmethod

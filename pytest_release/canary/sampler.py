@@ -40,9 +40,15 @@ def _duration(value: object) -> float:
 
 
 class PrometheusQuery(BaseModel):
+    """One named PromQL query (``queries.<query>``) and its bounds."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    query: str = Field(min_length=1)
+    query: str = Field(
+        min_length=1,
+        description="PromQL instant query, run every status_interval; every value it "
+        "returns during an interval is checked against max and min.",
+    )
     max: float | None = Field(default=None, description="Fail the interval above this value.")
     min: float | None = Field(default=None, description="Fail the interval below this value.")
 
@@ -54,8 +60,12 @@ class PrometheusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    queries: dict[str, PrometheusQuery] = Field(default_factory=dict)
-    timeout: float = 5.0
+    queries: dict[str, PrometheusQuery] = Field(
+        default_factory=dict,
+        description="Named queries, one table {query, max, min} per name; reports show "
+        "each as prometheus.<query>. Empty: Prometheus is not queried.",
+    )
+    timeout: float = Field(default=5.0, description="Seconds per query request.")
 
     @field_validator("url")
     @classmethod
@@ -79,13 +89,43 @@ class SamplerConfig(BaseModel):
     direct_rate: float = Field(
         default=10.0, ge=0, description="Requests/s sent directly to each group's replicas."
     )
-    paths: tuple[str, ...] = ("/",)
-    health_interval: float = 1.0
-    status_interval: float = 1.0
-    concurrency: int = Field(default=16, ge=1, le=1000)
-    timeout: float = 5.0
-    max_requests: int | None = Field(default=None, ge=1)
-    prometheus: PrometheusConfig | None = None
+    paths: tuple[str, ...] = Field(
+        default=("/",),
+        description="Request paths (each starting with '/'), used in turn by the load "
+        "through the router and directly to the replicas.",
+    )
+    health_interval: float = Field(
+        default=1.0,
+        description="Seconds between /health probes of every replica (the path is the "
+        "platform's health_path).",
+    )
+    status_interval: float = Field(
+        default=1.0,
+        description="Seconds between reads of the platform's replica status (restarts, "
+        "readiness) and between rounds of Prometheus queries.",
+    )
+    concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Most load requests in flight at once (all targets together); when all "
+        "are busy the rate drops instead of bursting later.",
+    )
+    timeout: float = Field(
+        default=5.0,
+        description="Seconds per load request and health probe; one that times out counts "
+        "as failed.",
+    )
+    max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="Load requests sent over the whole hold at most (all targets together); "
+        "unset: no limit.",
+    )
+    prometheus: PrometheusConfig | None = Field(
+        default=None,
+        description="Prometheus queries checked every interval; unset: none.",
+    )
 
     @field_validator("health_interval", "status_interval", "timeout", mode="before")
     @classmethod

@@ -54,10 +54,22 @@ class SlackConfig(BaseModel):
         default=None,
         description="The webhook URL itself (discouraged: keep it in the environment).",
     )
-    channel: str | None = None
-    username: str | None = None
-    icon_emoji: str | None = None
-    events: tuple[SlackEvent, ...] = EVENTS
+    channel: str | None = Field(
+        default=None,
+        description="Channel to post to, e.g. '#releases'; unset: the webhook's own channel.",
+    )
+    username: str | None = Field(
+        default=None, description="Sender name shown in Slack; unset: the webhook's."
+    )
+    icon_emoji: str | None = Field(
+        default=None,
+        description="Sender icon, e.g. ':rocket:'; unset: the webhook's.",
+    )
+    events: tuple[SlackEvent, ...] = Field(
+        default=EVENTS,
+        description="Stage outcomes that are posted: any of 'passed', 'failed', "
+        "'rolled-back', 'awaiting-approval' (default: all).",
+    )
     timeout: float = Field(default=5.0, gt=0.0, description="Seconds before giving up.")
 
     @field_validator("webhook_env")

@@ -93,11 +93,32 @@ class CanaryGateConfig(GateConfig):
         description="Another canary gate whose platform, router, sampler, judge and slack "
         "settings this gate uses (the default 'rollback' gate uses 'canary').",
     )
-    platform: LocalPlatformConfig | KubernetesPlatformConfig | None = None
-    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig = HAProxyConfig()
-    sampler: SamplerConfig = SamplerConfig()
-    judge: JudgeConfig = JudgeConfig()
-    slack: SlackConfig | None = None
+    platform: LocalPlatformConfig | KubernetesPlatformConfig | None = Field(
+        default=None,
+        description="Where the stable and canary replicas run: a table with type = "
+        "'local-process', 'local-docker' or 'kubernetes'. Required, unless settings_from "
+        "names a gate that has one.",
+    )
+    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig = Field(
+        default_factory=HAProxyConfig,
+        description="What splits the traffic between stable and canary: type = 'haproxy' "
+        "(default, a local HAProxy; local platforms only), 'traefik' or 'gateway' "
+        "(kubernetes platform only).",
+    )
+    sampler: SamplerConfig = Field(
+        default_factory=SamplerConfig,
+        description="What is measured during the hold: HTTP load, /health probes, replica "
+        "status, optional Prometheus queries.",
+    )
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="Thresholds and statistical comparison that turn the measurements into "
+        "a pass, fail or insufficient verdict per interval and for the stage.",
+    )
+    slack: SlackConfig | None = Field(
+        default=None,
+        description="Slack notifications of the stage outcome; unset: none are sent.",
+    )
     rollback_on_insufficient: bool = Field(
         default=True, description="Roll back when the evidence is insufficient (never a pass)."
     )

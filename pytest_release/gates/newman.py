@@ -124,14 +124,26 @@ class NewmanGateConfig(GateConfig):
     )
     global_vars: dict[str, str] = Field(default_factory=dict, description="--global-var.")
     timeout: float = Field(default=600.0, description="Seconds for the whole newman run.")
-    timeout_request: float | None = None
-    timeout_script: float | None = None
+    timeout_request: float | None = Field(
+        default=None,
+        description="Seconds per request (newman --timeout-request); unset: newman's "
+        "default, no limit.",
+    )
+    timeout_script: float | None = Field(
+        default=None,
+        description="Seconds per pre-request or test script (newman --timeout-script); "
+        "unset: newman's default, no limit.",
+    )
     newman: str | None = Field(
         default=None,
         description="newman executable (path relative to the rootdir, or a name on PATH). "
         f"Default: <rootdir>/{LOCAL_BINARY}, then newman on PATH.",
     )
-    bail: bool = False
+    bail: bool = Field(
+        default=False,
+        description="Stop the run at the first failure (newman --bail); the requests not "
+        "run are reported as skipped.",
+    )
     args: tuple[str, ...] = Field(default=(), description="Further newman command-line flags.")
 
     @field_validator("timeout", "timeout_request", "timeout_script", mode="before")
