@@ -32,10 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_release.canary.procs import (
     ProcessRef,
-    free_port,
+    keepable_port,
     port_open,
     read_json,
     terminate,
+    wait_bindable,
     write_json_atomic,
 )
 from pytest_release.canary.router import RouterError, Weights, check_weights
@@ -195,7 +196,7 @@ class HAProxyRouter:
         except ValueError as exc:
             raise RouterError(str(exc)) from None
         if data is None:
-            port = self.config.port or free_port(HOST)
+            port = self.config.port or keepable_port(HOST)
             state = RouterState(port=port, socket=self._socket_path())
         else:
             state = RouterState.from_json(data)
@@ -262,7 +263,7 @@ class HAProxyRouter:
                     f"the router needs HAProxy but {self.config.binary!r} is not on PATH; install "
                     "it (Debian: apt-get install -y haproxy) or set router.binary"
                 )
-            if port_open(HOST, state.port):
+            if not wait_bindable(HOST, state.port, timeout=5.0):
                 raise RouterError(
                     f"cannot start HAProxy: 127.0.0.1:{state.port} is already in use by another "
                     "program; set router.port to a free port"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import time
@@ -147,6 +148,43 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+# Below Linux's default ephemeral range (32768-60999): the kernel never hands these out
+# for other programs' outgoing connections or bind(port 0).
+_KEPT_PORTS = range(20000, 32000)
+
+
+def keepable_port(host: str = "127.0.0.1") -> int:
+    """A free port for a listener that must get the same port back after a restart
+    (the router): chosen outside the ephemeral range, so that while it is briefly
+    closed no other program's ``bind(0)`` or outgoing connection can take it."""
+    for port in random.sample(_KEPT_PORTS, 50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port(host)
+
+
+def wait_bindable(host: str, port: int, timeout: float) -> bool:
+    """Whether a listener could bind ``port`` now, waiting up to ``timeout`` for a
+    predecessor that was just killed to release it.  A bind test, not a connect test:
+    connecting to a closed port can succeed by TCP self-connect."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HAProxy does
+            try:
+                sock.bind((host, port))
+                return True
+            except OSError:
+                pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
