@@ -16,6 +16,7 @@ summed; baseline: all modules of the plain run).
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,20 @@ def make_project(root: Path, tests: int, per_file: int = 100) -> None:
         body = "".join(f"def test_{i}():\n    pass\n\n\n" for i in range(count))
         (root / "tests" / f"test_trivial_{f:03d}.py").write_text(body, encoding="utf-8")
         written += count
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_with_cpu(cmd: Sequence[str], cwd: Path, cpu: list[float]) -> float:
+    """Wall time of ``cmd``; appends its CPU time (user + sys, xdist workers included: they
+    are waited for by pytest) to ``cpu`` - much less sensitive to other jobs' load."""
+    before = children_cpu()
+    wall = timed_run(cmd, cwd)
+    cpu.append(children_cpu() - before)
+    return wall
 
 
 def pytest_cmd(mode: str, xdist: bool) -> list[str]:
@@ -142,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         make_project(root, tests)
         variants: dict[str, Callable[[], float]] = {}
+        cpu: dict[str, list[float]] = {}
         for xdist in (False, True) if with_xdist else (False,):
             for mode in MODES:
                 cmd = pytest_cmd(mode, xdist)
@@ -149,27 +165,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not args.quick:
                     # Warm-up (bytecode, page cache) before measuring; checks that it passes.
                     timed_run(cmd, root)
-                variants[name] = lambda cmd=cmd: timed_run(cmd, root)  # type: ignore[misc]
+                cpu[name] = []
+                variants[name] = lambda cmd=cmd, c=cpu[name]: timed_with_cpu(  # type: ignore[misc]
+                    cmd, root, c
+                )
         print(f"overhead: {tests} trivial tests, {rounds} rounds", flush=True)
         times = interleaved(variants, rounds)
 
         table = figure.table(
-            f"Wall time of `pytest` on {tests} trivial tests, ratio to `pytest -p no:release` "
-            "(same round, same -n)",
-            ["variant", "command", "wall time", "ratio to plain", "n"],
+            f"`pytest` on {tests} trivial tests: wall time and CPU time (user + sys of pytest "
+            "and its xdist workers), ratios to `pytest -p no:release` (same round, same -n)",
+            [
+                "variant",
+                "command",
+                "wall time",
+                "wall ratio to plain",
+                "CPU time",
+                "CPU ratio to plain",
+                "n",
+            ],
         )
-        raw_times: dict[str, list[float]] = {}
         for name, values in times.items():
             xdist = name.endswith("-n 2")
-            baseline = times["plain -n 2" if xdist else "plain"]
-            ratio = summarize(paired_ratios(values, baseline))
+            plain = "plain -n 2" if xdist else "plain"
             mode = name.split()[0]
             shown = " ".join(["pytest", *MODES[mode], *(["-n", "2"] if xdist else [])])
             table.rows.append(
-                [name, f"`{shown}`", fmt_spread(summarize(values)), fmt_ratio(ratio), str(rounds)]
+                [
+                    name,
+                    f"`{shown}`",
+                    fmt_spread(summarize(values)),
+                    fmt_ratio(summarize(paired_ratios(values, times[plain]))),
+                    fmt_spread(summarize(cpu[name])),
+                    fmt_ratio(summarize(paired_ratios(cpu[name], cpu[plain]))),
+                    str(rounds),
+                ]
             )
-            raw_times[name] = values
-        figure.raw["wall_times_s"] = raw_times
+        figure.raw["wall_times_s"] = times
+        figure.raw["cpu_times_s"] = cpu
         figure.raw["tests"] = tests
 
         # Import time.
@@ -222,14 +255,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             figure.raw[f"import_plain_total_s_{mode}"] = base[mode]
 
         for name in ("inert", "stage"):
-            line = f"{name} vs plain pytest, {tests} tests: " + fmt_ratio(
-                summarize(paired_ratios(times[name], times["plain"]))
-            )
-            if with_xdist:
-                line += ", with -n 2 " + fmt_ratio(
-                    summarize(paired_ratios(times[f"{name} -n 2"], times["plain -n 2"]))
+            parts = []
+            for suffix in ("", " -n 2") if with_xdist else ("",):
+                plain = "plain" + suffix
+                wall = summarize(paired_ratios(times[name + suffix], times[plain]))
+                used = summarize(paired_ratios(cpu[name + suffix], cpu[plain]))
+                parts.append(
+                    f"{'serial' if not suffix else '-n 2'} {wall.median:.2f}x wall / "
+                    f"{used.median:.2f}x CPU"
                 )
-            figure.summary.append(line + " wall time")
+            figure.summary.append(
+                f"{name} vs plain pytest on {tests} tests (median ratios): " + ", ".join(parts)
+            )
         figure.summary.append(
             f"import pytest_release.plugin: {fmt_seconds(summarize(plugin).median)} "
             f"({fmt_ratio(summarize(ratios))} of import pytest)"

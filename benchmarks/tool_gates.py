@@ -83,6 +83,9 @@ env_vars = {{ baseUrl = "{base_url}" }}
 gates = ["newman"]
 """
 
+# pytest without this plugin and without tests (exit code 5): its fixed cost on this machine.
+STARTUP = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:release"]
+
 TINY_MODULE = '''"""A small typed module (quick mode)."""
 
 from __future__ import annotations
@@ -231,6 +234,7 @@ def lint_variants(root: Path, package: str) -> dict[str, Callable[[], float]]:
         "bare sequential, warm": warm(lambda: run_sequential(cmds, root)),
         "bare concurrent, warm": warm(lambda: run_concurrent(cmds, root)),
         "lint gate, warm": warm(gate_run),
+        "pytest start-up alone": lambda: timed_run(STARTUP, root, ok_codes=(0, 5)),
     }
 
 
@@ -291,6 +295,7 @@ def newman_variants(root: Path, base_url: str) -> dict[str, Callable[[], float]]
     return {
         "bare newman run": lambda: timed_run(bare, root),
         "newman gate": lambda: timed_run(gate, root),
+        "pytest start-up alone": lambda: timed_run(STARTUP, root, ok_codes=(0, 5)),
     }
 
 
@@ -350,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["variant", "wall time", "ratio to bare concurrent", "ratio to bare sequential", "n"],
     )
     for name, values in lint_times.items():
+        if name == "pytest start-up alone":
+            lint.rows.append([name, fmt_spread(summarize(values)), "-", "-", str(rounds)])
+            continue
         state = name.rsplit(", ", 1)[1]
         concurrent = lint_times[f"bare concurrent, {state}"]
         sequential = lint_times[f"bare sequential, {state}"]
@@ -370,6 +378,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, values in newman_times.items():
         ratio = summarize(paired_ratios(values, newman_times["bare newman run"]))
         newman.rows.append([name, fmt_spread(summarize(values)), fmt_ratio(ratio), str(rounds)])
+
+    def minus(a: list[float], *others: list[float]) -> str:
+        rest = [a[i] - sum(o[i] for o in others) for i in range(len(a))]
+        return fmt_spread(summarize(rest))
+
+    startup_lint = lint_times["pytest start-up alone"]
+    startup_newman = newman_times["pytest start-up alone"]
+    figure.notes += [
+        "Decomposition (per round, median (p10-p90)): warm lint gate minus pytest's own "
+        f"start-up: {minus(lint_times['lint gate, warm'], startup_lint)}; cold lint gate minus "
+        "bare concurrent tools minus pytest start-up: "
+        f"{minus(lint_times['lint gate, cold'], lint_times['bare concurrent, cold'], startup_lint)}"
+        "; newman gate minus bare newman minus pytest start-up: "
+        f"{minus(newman_times['newman gate'], newman_times['bare newman run'], startup_newman)}.",
+    ]
 
     for state in ("cold", "warm"):
         ratio = summarize(

@@ -101,8 +101,8 @@ def test_tool_gates_quick(tmp_path: Path) -> None:
         f"{who}, {state}"
         for who in ("bare sequential", "bare concurrent", "lint gate")
         for state in ("cold", "warm")
-    }
-    assert set(raw["newman_s"]) == {"bare newman run", "newman gate"}
+    } | {"pytest start-up alone"}
+    assert set(raw["newman_s"]) == {"bare newman run", "newman gate", "pytest start-up alone"}
 
 
 def test_canary_judge_quick_records_real_samples_and_replays(tmp_path: Path) -> None:
