@@ -75,8 +75,3 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         raise pytest.UsageError(str(exc)) from None
     print(format_status(entries, release_id))
     return 0
-
-
-def stage_session(config: pytest.Config) -> object | None:
-    """The running :class:`StageSession`, or None without ``--stage``."""
-    return config.pluginmanager.get_plugin(STAGE_SESSION_NAME)

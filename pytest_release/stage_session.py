@@ -27,11 +27,19 @@ from pytest_release.collect import assign_items
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.junit import CaseRecorder, write_junit
 from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, open_store, utc_now
+from pytest_release.plugin import STAGE_SESSION_NAME
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 
 GATE_KEY = pytest.StashKey[str]()
+
+
+def get_stage_session(config: pytest.Config) -> StageSession | None:
+    """The running stage's session (its run, run dir, redactor, ``set_result``), or None
+    without ``--stage``: the accessor gate plugins use."""
+    session = config.pluginmanager.get_plugin(STAGE_SESSION_NAME)
+    return session if isinstance(session, StageSession) else None
 
 
 def _is_worker(config: pytest.Config) -> bool:

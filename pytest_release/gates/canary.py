@@ -57,6 +57,7 @@ from pytest_release.kubernetes.config import (
     TraefikRouterConfig,
     combination_problem,
 )
+from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.canary.judge import CanaryVerdict, Judge
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from pytest_release.stage_session import StageSession
 
 KIND: Literal["canary"] = "canary"
-STAGE_SESSION = "pytest-release-stage"
 RESULT_FILE = "canary-{gate}.json"
 Step = Literal[
     "deploy",
@@ -297,10 +297,10 @@ _CONTROLLERS = pytest.StashKey[dict[str, "Controller"]]()
 
 
 def _stage_session(config: pytest.Config) -> StageSession:
-    session = config.pluginmanager.get_plugin(STAGE_SESSION)
+    session = get_stage_session(config)
     if session is None:  # pragma: no cover - the gate exists only in stage mode
         raise RuntimeError("the canary gate runs only with --stage")
-    return session  # type: ignore[no-any-return]
+    return session
 
 
 def controller_for(item: CanaryItem) -> Controller:
@@ -798,7 +798,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Check the canary gates' settings before the stage starts (a usage error, before the
     ledger records a run), and redact the Slack webhook everywhere (it is a secret even
     when not listed in ``secrets``)."""
-    stage_session = session.config.pluginmanager.get_plugin(STAGE_SESSION)
+    stage_session = get_stage_session(session.config)
     if stage_session is None:
         return
     from pytest_release.redact import Redactor
@@ -867,7 +867,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _config_of(run: StageRun) -> pytest.Config | None:
     for config in reversed(_CONFIGS):
-        session = config.pluginmanager.get_plugin(STAGE_SESSION)
+        session = get_stage_session(config)
         if session is not None and session.run is run:
             return config
     return None

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_release.stage_session import get_stage_session
+
 if TYPE_CHECKING:
     from pytest_release.kubernetes.config import KubernetesPlatformConfig
     from pytest_release.stage import StageOutcome, StageRun
 
-STAGE_SESSION = "pytest-release-stage"
 _CONFIGS: list[pytest.Config] = []
 
 
@@ -78,7 +79,7 @@ def pytest_release_stage_finished(run: StageRun, outcome: StageOutcome) -> None:
             f"the cluster answers, run the stage again or `pytest --stage=rollback`"
         )
         for config in reversed(_CONFIGS):
-            session = config.pluginmanager.get_plugin(STAGE_SESSION)
+            session = get_stage_session(config)
             if session is not None and session.run is run:
                 session.set_result("interrupted", message)
                 reporter = config.pluginmanager.get_plugin("terminalreporter")

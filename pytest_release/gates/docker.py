@@ -45,6 +45,7 @@ from pytest_release.docker_gate.config import KIND, DockerGateConfig
 from pytest_release.docker_gate.secrets import name_matches, parse_env, scan
 from pytest_release.gate_node import GateCheckFailed, GateItem, GateNode
 from pytest_release.redact import Redactor
+from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.config import GateConfig
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from pytest_release.docker_gate.engine import ContainerInfo, ImageInfo
     from pytest_release.stage_session import StageSession
 
-STAGE_PLUGIN = "pytest-release-stage"
 _BUILD_LOG_LINES = 40
 
 
@@ -303,7 +303,7 @@ _STATE = pytest.StashKey[DockerGateState]()
 def _state(config: pytest.Config) -> DockerGateState | None:
     state = config.stash.get(_STATE, None)
     if state is None:
-        session: StageSession | None = config.pluginmanager.get_plugin(STAGE_PLUGIN)
+        session = get_stage_session(config)
         if session is None:
             return None
         state = DockerGateState(session)

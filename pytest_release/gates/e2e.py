@@ -41,13 +41,13 @@ from pydantic import Field, field_validator
 
 from pytest_release.config import GateConfig
 from pytest_release.gate_node import GateCheckFailed, GateItem, GateNode
+from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageRun
     from pytest_release.stage_session import StageSession
 
 KIND = "e2e"
-STAGE_PLUGIN = "pytest-release-stage"
 ATTACHMENT = "attachment"
 # pytest-playwright's options this gate gives a default, with that plugin's own default.
 _PLAYWRIGHT_DEFAULTS = {"output": "test-results", "screenshot": "off", "tracing": "off"}
@@ -89,8 +89,7 @@ _E2E_KEYS = frozenset(set(E2EGateConfig.model_fields) - set(GateConfig.model_fie
 
 
 def _session(config: pytest.Config) -> StageSession | None:
-    session: StageSession | None = config.pluginmanager.get_plugin(STAGE_PLUGIN)
-    return session
+    return get_stage_session(config)
 
 
 def _e2e_gate(run: StageRun) -> tuple[str, E2EGateConfig] | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,15 +32,13 @@ from pytest_release.gate_node import GateCheckFailed, GateItem
 from pytest_release.lint.config import LintGateConfig, LintToolOptions
 from pytest_release.lint.model import Finding, ToolResult
 from pytest_release.lint.tools import TOOLS
+from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.config import GateConfig
     from pytest_release.gate_node import GateNode
-    from pytest_release.stage_session import StageSession
 
 __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOptions"]
-
-STAGE_SESSION_NAME = "pytest-release-stage"
 
 
 class _LintItem(GateItem):
@@ -119,7 +117,8 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     from pytest_release.lint.runner import run_gate
 
     config = gate_node.config
-    session = cast("StageSession", config.pluginmanager.get_plugin(STAGE_SESSION_NAME))
+    session = get_stage_session(config)
+    assert session is not None  # gate items exist only under --stage
     run = gate_node.run
     use_cache = not getattr(config.option, "cacheclear", False)
 

@@ -495,12 +495,12 @@ def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
 
 
 def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.plugin import STAGE_SESSION_NAME
+    from pytest_release.stage_session import get_stage_session
 
-    session = config.pluginmanager.get_plugin(STAGE_SESSION_NAME)
+    session = get_stage_session(config)
     if session is None:  # items exist only under --stage
         raise RuntimeError("the newman gate runs only within a release stage (--stage)")
-    return cast("StageSession", session)
+    return session
 
 
 # -- items ----------------------------------------------------------------------------------
