@@ -9,10 +9,8 @@ once.  A second session runs the healthy gate under ``-n 2``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import pkgutil
 import shutil
 import socket
 import time
@@ -26,26 +24,16 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from pytest_release import gates
-from pytest_release.config import GateConfig, ReleaseConfigError, load_release_config
+from pytest_release.config import ReleaseConfigError, load_release_config
 from pytest_release.docker_gate.config import DockerGateConfig
 from pytest_release.docker_gate.secrets import scan
+from pytest_release.gates import builtin_gate_kinds
 from tests.spine_support import junit, project, run_stage
 
 DATA = Path(__file__).parent / "data" / "docker"
 SECRET_VALUE = "tok-6f1c2d9e8b7a5c4d"
 RUN_LABEL = "pytest-release.run"
 RELEASE_LABEL = "pytest-release.release"
-
-
-def gate_kinds() -> dict[str, type[GateConfig]]:
-    """Every built-in gate kind (the defaults use them all), as stage mode registers them."""
-    kinds: dict[str, type[GateConfig]] = {"tests": GateConfig}
-    for module in pkgutil.iter_modules(gates.__path__):
-        plugin = importlib.import_module(f"{gates.__name__}.{module.name}")
-        hook = getattr(plugin, "pytest_release_gate_kinds", None)
-        kinds.update(hook() if hook is not None else {})
-    return kinds
 
 
 def free_port() -> int:
@@ -107,7 +95,7 @@ def cases(root: ET.Element) -> dict[str, ET.Element]:
 def test_bad_docker_gate_config_is_named(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ReleaseConfigError) as excinfo:
         load_release_config(
-            {"gates": {"img": {"kind": "docker", **table}}}, "pyproject.toml", gate_kinds()
+            {"gates": {"img": {"kind": "docker", **table}}}, "pyproject.toml", builtin_gate_kinds()
         )
     assert message in str(excinfo.value)
     assert "pyproject.toml" in str(excinfo.value)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import GateConfig, ReleaseConfigError, load_release_config
+from pytest_release.config import ReleaseConfigError, load_release_config
+from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.e2e import E2EGateConfig
 from tests.spine_support import XDIST_MODES, junit, project, run_stage
 
@@ -195,25 +196,10 @@ def test_base_url_must_be_absolute() -> None:
         load_release_config(
             {"gates": {"web": {"kind": "e2e", "base_url": "127.0.0.1:8000"}}},
             "pyproject.toml",
-            _gate_kinds(),
+            builtin_gate_kinds(),
         )
     assert "gates.web.base_url = '127.0.0.1:8000'" in str(excinfo.value)
     assert "must be an absolute http:// or https:// URL" in str(excinfo.value)
-
-
-def _gate_kinds() -> dict[str, type[GateConfig]]:
-    """Every built-in gate kind (the defaults use them all), as stage mode registers them."""
-    import importlib
-    import pkgutil
-
-    from pytest_release import gates
-
-    kinds: dict[str, type[GateConfig]] = {"tests": GateConfig}
-    for module in pkgutil.iter_modules(gates.__path__):
-        plugin = importlib.import_module(f"{gates.__name__}.{module.name}")
-        hook = getattr(plugin, "pytest_release_gate_kinds", None)
-        kinds.update(hook() if hook is not None else {})
-    return kinds
 
 
 def test_artifacts_dir_is_reports_stage_e2e(tmp_path: Path) -> None:
