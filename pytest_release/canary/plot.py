@@ -473,9 +473,48 @@ def markdown_summary(
                 wanted = "fail" if point.verdict.verdict == "fail" else "insufficient"
                 lines += [f"  - {c.message}" for c in point.verdict.checks if c.verdict == wanted]
             lines += ["", "</details>"]
+    if points:
+        lines += ["", *mermaid_charts(points)]
     if svg_path:
         lines += [
             "",
             f"Plot of error rate and p95 latency per interval: [`{svg_path}`]({svg_path})",
         ]
     return "\n".join(lines) + "\n"
+
+
+def mermaid_charts(points: Sequence[IntervalPoint]) -> list[str]:
+    """Canary (first line) and stable (second line) error rate and p95 per interval as
+    Mermaid ``xychart-beta`` blocks: GitHub renders them in the step summary itself,
+    where a local SVG file cannot be shown.  Intervals without data plot as 0."""
+
+    def series(values: list[float | None]) -> str:
+        return "[" + ", ".join(f"{v:.2f}" if v is not None else "0" for v in values) + "]"
+
+    def error_pct(stats: IntervalStats) -> float | None:
+        return None if stats.error_rate is None else stats.error_rate * 100
+
+    def p95(stats: IntervalStats) -> float | None:
+        return stats.p95_ms
+
+    axis = "[" + ", ".join(f'"{p.index}"' for p in points) + "]"
+    charts: list[str] = []
+    metrics: tuple[tuple[str, str, Callable[[IntervalStats], float | None]], ...] = (
+        ("Error rate, canary vs stable", "%", error_pct),
+        ("p95 latency, canary vs stable", "ms", p95),
+    )
+    for title, unit, pick in metrics:
+        canary = [pick(p.canary) for p in points]
+        stable = [pick(p.stable) for p in points]
+        top = max([v for v in canary + stable if v is not None] or [1.0]) * 1.2 or 1.0
+        charts += [
+            "```mermaid",
+            "xychart-beta",
+            f'    title "{title} (first line: canary)"',
+            f'    x-axis "interval" {axis}',
+            f'    y-axis "{unit}" 0 --> {top:.2f}',
+            f"    line {series(canary)}",
+            f"    line {series(stable)}",
+            "```",
+        ]
+    return charts

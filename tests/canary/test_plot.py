@@ -188,3 +188,18 @@ def test_many_or_single_intervals_render(tmp_path: Path, count: int) -> None:
         "svg:g[@data-metric='p95_latency']/svg:g[@data-series='canary']/svg:circle", NS
     )
     assert len(dots) == count
+
+
+def test_markdown_summary_embeds_mermaid_charts_of_canary_and_stable() -> None:
+    samples, verdicts = hold()
+    text = markdown_summary(verdicts, samples)
+    blocks = text.split("```mermaid\n")[1:]
+    assert len(blocks) == 2
+    error_chart, latency_chart = (b.split("```", 1)[0].splitlines() for b in blocks)
+    assert error_chart[0] == "xychart-beta"
+    assert 'x-axis "interval" ["1", "2", "3", "4"]' in error_chart[2]
+    canary_line, stable_line = (ln.strip() for ln in error_chart if ln.strip().startswith("line"))
+    assert canary_line == "line [0.00, 0.00, 10.00, 0.00]"  # interval 3 failed: 10 % errors
+    assert stable_line == "line [0.00, 0.00, 0.00, 0.00]"
+    assert 'y-axis "ms"' in latency_chart[3]
+    assert "markdown" not in markdown_summary([], [])  # no chart without intervals
