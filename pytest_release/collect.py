@@ -68,7 +68,9 @@ def assign_items(
         report = node.ihook.pytest_make_collect_report(collector=node)
         node.ihook.pytest_collectreport(report=report)
         generated = [r for r in report.result if isinstance(r, pytest.Item)]
-        by_gate[gate_name][:0] = generated
+        finalizers = [i for i in generated if is_finalizer(i)]
+        others = [i for i in generated if not is_finalizer(i)]
+        by_gate[gate_name] = [*others, *by_gate[gate_name], *finalizers]
 
     members: dict[str, str] = {}
     ordered: list[pytest.Item] = []
@@ -81,3 +83,8 @@ def assign_items(
         config.hook.pytest_deselected(items=deselected)
     items[:] = ordered
     return members
+
+
+def is_finalizer(item: pytest.Item) -> bool:
+    """Runs after every other item of its gate (see :class:`GateItem`)."""
+    return bool(getattr(item, "gate_finalizer", False))

@@ -47,6 +47,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class CoverageConfig(_Strict):
+    """A coverage threshold for a gate: coverage.py measures the code its tests run (on
+    every process), and a check after the gate's last test compares the total."""
+
+    fail_under: float = Field(
+        ge=0, le=100, description="Minimum total coverage in percent; below it the gate fails."
+    )
+    source: tuple[str, ...] = Field(
+        default=(),
+        description="Packages or directories (relative to the rootdir) to measure; "
+        "empty: everything coverage.py sees under the rootdir.",
+    )
+    branch: bool = Field(default=False, description="Measure branch coverage too.")
+
+
 class GateConfig(_Strict):
     """Keys every gate table accepts; a gate kind subclasses this to add its own."""
 
@@ -65,6 +80,11 @@ class GateConfig(_Strict):
         default=False,
         description="Run the gate's items in order in one process (also under xdist), "
         "for gates whose items are steps of one procedure.",
+    )
+    coverage: CoverageConfig | None = Field(
+        default=None,
+        description="Coverage threshold of the gate's tests (coverage.py), e.g. "
+        "{ fail_under = 85, source = ['src/shop'] }.",
     )
     after: tuple[str, ...] | None = Field(
         default=None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -56,7 +56,13 @@ class GateCheckFailed(Exception):
 
 class GateItem(pytest.Item):
     """Base for generated checks: ``repr_failure`` shows :class:`GateCheckFailed`'s text
-    and ``reportinfo`` points at ``source_path:source_line`` (repo file, collection...)."""
+    and ``reportinfo`` points at ``source_path:source_line`` (repo file, collection...).
+
+    A subclass with ``gate_finalizer = True`` runs after every other item of its gate
+    has finished, on any process (e.g. a coverage threshold over the whole gate); gates
+    that depend on the gate also wait for it."""
+
+    gate_finalizer: ClassVar[bool] = False
 
     source_path: Path | None = None
     source_line: int | None = None  # 1-based

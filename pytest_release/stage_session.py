@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_release import github
-from pytest_release.collect import assign_items
+from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.junit import CaseRecorder, write_junit
 from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, open_store, utc_now
@@ -188,8 +188,9 @@ class StageSession:
             item.stash[GATE_KEY] = members[item.nodeid]
         if self.is_worker:
             worker_id = config.workerinput["workerid"]  # type: ignore[attr-defined]
+            finalizers = [item.nodeid for item in items if is_finalizer(item)]
             membership_file(self.run_dir.path, worker_id).write_text(
-                json.dumps(members), encoding="utf-8"
+                json.dumps({"members": members, "finalizers": finalizers}), encoding="utf-8"
             )
         else:
             self.tracker.set_members(members)

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from xdist.workermanage import WorkerController
 
 UNGATED = ""
+FINAL = "#final"  # a gate's finalizer items form a barrier of their own: "<gate>#final"
+
+
+def real_gate(key: str) -> str:
+    return key.removesuffix(FINAL)
 
 
 class GateScheduling:
@@ -130,12 +135,12 @@ class GateScheduling:
             return None
         assert self.collection is not None
         crashed = queue.pop(0)
-        gate = self.gate_of_index[crashed]
+        key = self.gate_of_index[crashed]
         # xdist reports the crash as a failure after this returns; count it now so that
         # gates depending on this one are closed, not released.
-        self.remaining[gate] -= 1
-        if gate != UNGATED:
-            self.tracker.failed_gates.add(gate)
+        self.remaining[key] -= 1
+        if key != UNGATED:
+            self.tracker.failed_gates.add(real_gate(key))
         for index in reversed(queue):
             self.undispatched[self.gate_of_index[index]].appendleft(index)
         self._advance()
@@ -151,17 +156,18 @@ class GateScheduling:
             return
         first = next(iter(self.node2collection))
         self.collection = self.node2collection[first]
-        members = self._read_members(first)
+        members, finalizers = self._read_members(first)
         self.tracker.set_members(members)
-        self.undispatched = {gate: deque() for gate in (*self.plan.order, UNGATED)}
+        self.undispatched = {key: deque() for key in self._keys()}
         self.remaining = dict.fromkeys(self.undispatched, 0)
         for index, nodeid in enumerate(self.collection):
             gate = members.get(nodeid, UNGATED)
-            if gate not in self.undispatched:
-                gate = UNGATED
-            self.gate_of_index.append(gate)
-            self.undispatched[gate].append(index)
-            self.remaining[gate] += 1
+            key = gate + FINAL if nodeid in finalizers and gate != UNGATED else gate
+            if key not in self.undispatched:
+                key = UNGATED
+            self.gate_of_index.append(key)
+            self.undispatched[key].append(index)
+            self.remaining[key] += 1
         self.released.add(UNGATED)
         self._advance()
 
@@ -169,20 +175,31 @@ class GateScheduling:
     def _is_released(self, index: int) -> bool:
         return self.gate_of_index[index] in self.released
 
-    def _complete(self, gate: str) -> bool:
-        return gate in self.released and self.remaining[gate] == 0
+    def _keys(self) -> list[str]:
+        """Barrier keys in run order: each gate, then its finalizers."""
+        return [UNGATED, *(key for gate in self.plan.order for key in (gate, gate + FINAL))]
+
+    def _complete(self, key: str) -> bool:
+        return key in self.released and self.remaining[key] == 0
+
+    def _done(self, gate: str) -> bool:
+        """The gate and its finalizers have run."""
+        return self._complete(gate) and self._complete(gate + FINAL)
 
     def _release_ready_gates(self) -> None:
         changed = False
         for gate in self.plan.order:
-            if gate in self.released:
-                continue
-            if all(self._complete(dep) for dep in self.plan.depends_on[gate]):
+            if gate not in self.released and all(
+                self._done(dep) for dep in self.plan.depends_on[gate]
+            ):
                 reason = self.tracker.closed_by(gate)
                 if reason is not None:
                     self.closed[gate] = reason
                     changed = True
                 self.released.add(gate)
+            # Finalizers start once every other item of their gate has finished.
+            if self._complete(gate):
+                self.released.add(gate + FINAL)
         if changed:
             self.closed_file.write(self.closed)
 
@@ -229,15 +246,16 @@ class GateScheduling:
         return True
 
     def _next_index(self, node: WorkerController, *, released: bool) -> int | None:
-        for gate in (UNGATED, *self.plan.order):
-            if (gate in self.released) != released or not self.undispatched[gate]:
+        for key in self._keys():
+            if (key in self.released) != released or not self.undispatched[key]:
                 continue
+            gate = real_gate(key)
             if gate in self.plan.serial:
                 owner = self.serial_owner.setdefault(gate, node)
                 if owner is not node and owner in self.node2pending:
                     continue
                 self.serial_owner[gate] = node
-            return self.undispatched[gate].popleft()
+            return self.undispatched[key].popleft()
         return None
 
     def _target(self) -> int:
@@ -256,7 +274,9 @@ class GateScheduling:
                 self.config.hook.pytest_collectreport(report=report)
         return same
 
-    def _read_members(self, node: WorkerController) -> dict[str, str]:
+    def _read_members(self, node: WorkerController) -> tuple[dict[str, str], set[str]]:
+        """nodeid -> gate, and the node ids of gate finalizers (written by the worker)."""
         path = membership_file(self.run_dir, node.gateway.id)
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {str(k): str(v) for k, v in data.items()}
+        members = {str(k): str(v) for k, v in data["members"].items()}
+        return members, {str(n) for n in data["finalizers"]}
