@@ -93,6 +93,8 @@ def paired_ratios(values: Sequence[float], baseline: Sequence[float]) -> list[fl
 
 
 def fmt_seconds(value: float) -> str:
+    if value < 0:
+        return "minus " + fmt_seconds(-value)
     if value >= 10:
         return f"{value:.1f} s"
     if value >= 1:

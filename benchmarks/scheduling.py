@@ -5,13 +5,14 @@ fixed CPU seconds) joined by ``after`` into a DAG.  Measured, interleaved per ro
 
 * ``stage -n 2``: ``pytest --stage=dag -n 2`` (gates in DAG order, items spread over 2 workers);
 * ``plain -n 2``: ``pytest -p no:release -n 2`` on the same items (no ordering at all);
-* ``stage serial``: ``pytest --stage=dag`` (one process: about the total work);
-* the two ``-n 2`` runs again with zero work (``WORK_SCALE=0``): their fixed cost (startup,
-  collection, worker spawn, reports).
+* ``stage serial``: ``pytest --stage=dag`` (one process: about the total work).
 
-The bound is the classic lower bound of any schedule on P=2 workers, max(critical path,
-total work / P), computed from the nominal work; the critical path runs through items
-(every item of a gate waits for all items of the gates in its ``after``).
+Every item logs when its work started and ended, so a run's item span (first start to last
+end) excludes start-up, collection and reports, which show as wall time minus span.  The
+bound is the classic lower bound of any schedule on P=2 workers, max(critical path, total
+work / P), from the nominal work and, per run, from the item times measured in that run
+(CPU items take longer on a loaded machine); the critical path runs through items (every
+item of a gate waits for all items of the gates in its ``after``).
 
     python benchmarks/scheduling.py [--quick] [--reps N] [--out DIR]
 """
@@ -22,13 +23,13 @@ import os
 import shutil
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
     PYTHON,
+    BenchmarkError,
     Figure,
     command_line,
     fmt_ratio,
@@ -75,19 +76,25 @@ import os
 import time
 
 SCALE = float(os.environ.get("WORK_SCALE", "1"))
+LOG = os.environ.get("WORK_LOG")
 
 
-def work(kind, seconds):
+def work(gate, kind, seconds):
     seconds *= SCALE
+    started = time.time()
     if kind == "sleep":
         time.sleep(seconds)
-        return
-    # CPU work: busy until this thread has used `seconds` of CPU time.
-    end = time.thread_time() + seconds
-    x = 0
-    while time.thread_time() < end:
-        for i in range(2000):
-            x += i * i
+    else:
+        # CPU work: busy until this thread has used `seconds` of CPU time.
+        end = time.thread_time() + seconds
+        x = 0
+        while time.thread_time() < end:
+            for i in range(2000):
+                x += i * i
+    if LOG:
+        # One short O_APPEND write per item: atomic across the xdist workers.
+        with open(LOG, "a") as log:
+            log.write(f"{gate} {started!r} {time.time()!r}\\n")
 """
 
 TEST = """
@@ -97,7 +104,7 @@ from conftest import work
 
 @pytest.mark.parametrize("i", range({items}))
 def test_{name}(i):
-    work("{kind}", {seconds!r})
+    work("{name}", "{kind}", {seconds!r})
 """
 
 
@@ -113,20 +120,33 @@ def total_work(dag: Sequence[GateSpec], scale: float = 1.0) -> float:
     return sum(g.work for g in dag) * scale
 
 
-def measured_bound(junit: Path, dag: Sequence[GateSpec]) -> tuple[float, float, float]:
-    """(bound, critical path, total work) from the item times a stage run reported in its
-    JUnit file (one test suite per gate): the bound for the items as they actually ran."""
+@dataclass(frozen=True)
+class ItemLog:
+    span: float  # first item start to last item end
+    bound: float  # max(critical path, work / P) of the measured item times
+    critical_path: float
+    work: float
+
+
+def read_log(path: Path, dag: Sequence[GateSpec]) -> ItemLog:
+    """The items' own times from the run's work log (``gate start end`` per line)."""
     times: dict[str, list[float]] = {}
-    for suite in ET.parse(junit).getroot().iter("testsuite"):
-        name = suite.get("name") or ""
-        times[name] = [float(case.get("time") or 0.0) for case in suite.iter("testcase")]
+    starts, ends = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, start, end = line.split()
+        times.setdefault(name, []).append(float(end) - float(start))
+        starts.append(float(start))
+        ends.append(float(end))
+    expected = sum(g.items for g in dag)
+    if len(starts) != expected:
+        raise BenchmarkError(f"{path}: {len(starts)} items logged, expected {expected}")
     work = sum(sum(v) for v in times.values())
     finish: dict[str, float] = {}
     for gate in dag:
-        start = max((finish[d] for d in gate.after), default=0.0)
-        finish[gate.name] = start + max(times.get(gate.name) or [0.0])
-    path = max(finish.values())
-    return max(path, work / WORKERS), path, work
+        begin = max((finish[d] for d in gate.after), default=0.0)
+        finish[gate.name] = begin + max(times.get(gate.name) or [0.0])
+    path_len = max(finish.values())
+    return ItemLog(max(ends) - min(starts), max(path_len, work / WORKERS), path_len, work)
 
 
 def make_project(root: Path, dag: Sequence[GateSpec]) -> None:
@@ -172,105 +192,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         stage = [*base, "--stage=dag", "--release-id=bench"]
         plain = [*base, "-p", "no:release"]
-        env = {**os.environ, "WORK_SCALE": str(scale)}
-        idle = {**os.environ, "WORK_SCALE": "0"}
-        commands: dict[str, tuple[list[str], Mapping[str, str]]] = {
-            "stage -n 2": ([*stage, "-n", "2"], env),
-            "plain -n 2": ([*plain, "-n", "2"], env),
-            "stage serial": (stage, env),
-            "stage -n 2, zero work": ([*stage, "-n", "2"], idle),
-            "plain -n 2, zero work": ([*plain, "-n", "2"], idle),
+        log_path = root / "work.log"
+        env = {**os.environ, "WORK_SCALE": str(scale), "WORK_LOG": str(log_path)}
+        commands: dict[str, list[str]] = {
+            "stage -n 2": [*stage, "-n", "2"],
+            "plain -n 2": [*plain, "-n", "2"],
+            "stage serial": stage,
         }
         if args.quick:  # seconds, not minutes: the two -n 2 runs once, no warm-up
-            commands = {k: v for k, v in commands.items() if k.endswith("-n 2")}
-        variants: dict[str, Callable[[], float]] = {}
-        measured: list[tuple[float, float, float]] = []
+            del commands["stage serial"]
+        logs: dict[str, list[ItemLog]] = {name: [] for name in commands}
 
-        def stage_run(cmd: list[str], cmd_env: Mapping[str, str]) -> float:
-            wall = timed_run(cmd, root, cmd_env)
-            measured.append(measured_bound(root / "reports" / "dag.xml", DAG))
+        def run(name: str, cmd: list[str]) -> float:
+            log_path.unlink(missing_ok=True)
+            wall = timed_run(cmd, root, env)
+            logs[name].append(read_log(log_path, DAG))
             return wall
 
-        for name, (cmd, cmd_env) in commands.items():
+        variants: dict[str, Callable[[], float]] = {}
+        for name, cmd in commands.items():
             if not args.quick:
-                timed_run(cmd, root, idle)  # warm-up and check that it passes
-            if name == "stage -n 2":
-                variants[name] = lambda cmd=cmd, cmd_env=cmd_env: stage_run(  # type: ignore[misc]
-                    cmd, cmd_env
-                )
-            else:
-                variants[name] = lambda cmd=cmd, cmd_env=cmd_env: timed_run(  # type: ignore[misc]
-                    cmd, root, cmd_env
-                )
+                timed_run(cmd, root, {**env, "WORK_SCALE": "0"})  # warm-up; checks it passes
+            variants[name] = lambda name=name, cmd=cmd: run(name, cmd)  # type: ignore[misc]
         print(f"scheduling: work {work_total:g}s, critical path {path:g}s, {rounds} rounds")
         times = interleaved(variants, rounds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     table = figure.table(
-        f"Wall time of the DAG stage (total work {fmt_seconds(work_total)}, critical path "
+        f"The DAG stage (total work {fmt_seconds(work_total)}, critical path "
         f"{fmt_seconds(path)}, bound max(critical path, work / {WORKERS}) = "
-        f"{fmt_seconds(bound)}); 'net' is the wall time minus the same variant's zero-work "
-        "run of the round (start-up, collection, workers, reports); the measured bound uses "
-        "the item times of the round's `stage -n 2` run (JUnit)",
+        f"{fmt_seconds(bound)}); span = first item start to last item end (logged by the "
+        "items); the measured bound uses the item times of the same run",
         [
             "variant",
             "wall time",
-            "ratio to bound",
-            "net, ratio to bound",
-            "net, ratio to measured bound",
+            "item span",
+            "span / bound",
+            "span / measured bound",
+            "wall - span (start-up, collection, reports)",
             "n",
         ],
     )
-    real_bounds = [m[0] for m in measured]
-    for name in ("stage -n 2", "plain -n 2", "stage serial"):
-        if name not in times:
-            continue
-        values = times[name]
-        idle_name = f"{name}, zero work" if f"{name}, zero work" in times else None
-        excess = excess_measured = "-"
-        if idle_name:
-            net = [v - z for v, z in zip(values, times[idle_name], strict=True)]
-            excess = fmt_ratio(summarize([n / bound for n in net]))
-            excess_measured = fmt_ratio(summarize(paired_ratios(net, real_bounds)))
+    for name, values in times.items():
+        spans = [log.span for log in logs[name]]
         table.rows.append(
             [
                 name,
                 fmt_spread(summarize(values)),
-                fmt_ratio(summarize([v / bound for v in values])),
-                excess,
-                excess_measured,
+                fmt_spread(summarize(spans)),
+                fmt_ratio(summarize([v / bound for v in spans])),
+                fmt_ratio(summarize([log.span / log.bound for log in logs[name]])),
+                fmt_spread(summarize([w - v for w, v in zip(values, spans, strict=True)])),
                 str(rounds),
             ]
         )
-    for name in ("stage -n 2, zero work", "plain -n 2, zero work"):
-        if name in times:
-            table.rows.append(
-                [name, fmt_spread(summarize(times[name])), "-", "-", "-", str(rounds)]
-            )
 
     vs_plain = summarize(paired_ratios(times["stage -n 2"], times["plain -n 2"]))
-    figure.summary.append(
-        f"stage -n 2 vs plain pytest -n 2 on the same items: {fmt_ratio(vs_plain)} wall time"
+    span_vs_plain = summarize(
+        paired_ratios(
+            [log.span for log in logs["stage -n 2"]], [log.span for log in logs["plain -n 2"]]
+        )
     )
-    if "stage -n 2, zero work" in times:
-        net_stage = summarize(
-            [
-                (v - z) / bound
-                for v, z in zip(times["stage -n 2"], times["stage -n 2, zero work"], strict=True)
-            ]
-        )
-        figure.summary.append(
-            f"stage -n 2 (minus its zero-work run) vs the bound {fmt_seconds(bound)}: "
-            f"{fmt_ratio(net_stage)}"
-        )
-        net_real = [
-            v - z for v, z in zip(times["stage -n 2"], times["stage -n 2, zero work"], strict=True)
-        ]
-        figure.summary.append(
-            "... vs the bound from the items' measured times: "
-            + fmt_ratio(summarize(paired_ratios(net_real, real_bounds)))
-        )
+    figure.summary += [
+        f"stage -n 2 vs plain pytest -n 2 on the same items: {fmt_ratio(vs_plain)} wall time, "
+        f"{fmt_ratio(span_vs_plain)} item span",
+        f"stage -n 2 item span vs the bound {fmt_seconds(bound)}: "
+        + fmt_ratio(summarize([log.span / bound for log in logs["stage -n 2"]]))
+        + "; vs the bound from the run's measured item times: "
+        + fmt_ratio(summarize([log.span / log.bound for log in logs["stage -n 2"]])),
+    ]
     gates = figure.table("The synthetic stage", ["gate", "after", "items", "work per item", "kind"])
     for gate in DAG:
         gates.rows.append(
@@ -299,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_work_s": work_total,
         "workers": WORKERS,
         "scale": scale,
-        "measured_bounds_s": [{"bound": b, "critical_path": c, "work": w} for b, c, w in measured],
+        "item_logs": {name: [log.__dict__ for log in values] for name, values in logs.items()},
     }
     figure.write(out)
     return 0

@@ -194,6 +194,26 @@ def test_scheduling_bound(bench: Callable[[str], ModuleType]) -> None:
     assert scheduling.critical_path(scheduling.DAG) == pytest.approx(4.5)
 
 
+def test_scheduling_reads_the_items_own_times(
+    bench: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    scheduling = bench("scheduling")
+    dag = (
+        scheduling.GateSpec("a", "sleep", 2, 1.0, ()),
+        scheduling.GateSpec("b", "sleep", 1, 1.0, ("a",)),
+    )
+    log = tmp_path / "work.log"
+    log.write_text("a 100.0 101.5\na 100.2 101.0\nb 101.6 103.6\n", encoding="utf-8")
+    items = scheduling.read_log(log, dag)
+    assert items.span == pytest.approx(3.6)
+    assert items.work == pytest.approx(4.3)
+    assert items.critical_path == pytest.approx(3.5)  # longest a (1.5) + b (2.0)
+    assert items.bound == pytest.approx(3.5)
+    log.write_text("a 100.0 101.5\n", encoding="utf-8")
+    with pytest.raises(scheduling.BenchmarkError, match="1 items logged, expected 3"):
+        scheduling.read_log(log, dag)
+
+
 def test_bootstrap_rebases_restarts_and_flagger_counts_failed_checks(
     bench: Callable[[str], ModuleType],
 ) -> None:
