@@ -252,7 +252,9 @@ def test_canary_whose_health_check_starts_failing_is_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
     port = new_port()
-    toml = canary_toml(router_port=port, hold="5s", sampler={"health_interval": "0.25s"})
+    # Generous hold: on a loaded machine probes slow down, and the failing run must
+    # still reach more than 3 consecutive failed probes inside the hold.
+    toml = canary_toml(router_port=port, hold="8s", sampler={"health_interval": "0.25s"})
     project(pytester, toml)
     bootstrap_main(canary_root, port)
     with load_through(port) as load:
