@@ -64,6 +64,16 @@ def _pipeline(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _explain(copy: Path, run: subprocess.CompletedProcess[str]) -> str:
+    """The pipeline's output and the failures of its stage logs, for the assertion."""
+    parts = [run.stdout, run.stderr]
+    for log in sorted((copy / "reports" / "demo").glob("*.log")):
+        text = log.read_text(errors="replace")
+        if "FAILURES" in text or "ERROR" in text:
+            parts.append(f"--- {log.name} ---\n{text[text.find('FAILURES') - 40 :][-6000:]}")
+    return "\n".join(parts)
+
+
 def _outcomes(copy: Path, release: str) -> dict[str, str]:
     runs = json.loads((copy / ".pytest-release" / "ledger.json").read_text())["runs"]
     return {r["stage"]: r["outcome"] for r in runs if r["release_id"] == release}
@@ -78,7 +88,7 @@ def _release(output: str) -> str:
 
 def test_pipeline_runs_green_then_a_bad_release_is_rolled_back(pipeline_copy: Path) -> None:
     good = _pipeline(pipeline_copy)
-    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.returncode == 0, _explain(pipeline_copy, good)
     release = _release(good.stdout)
     assert _outcomes(pipeline_copy, release) == dict.fromkeys(
         ["uat", "build", "canary-1", "canary-2", "canary-3", "smoke"], "passed"
@@ -89,7 +99,7 @@ def test_pipeline_runs_green_then_a_bad_release_is_rolled_back(pipeline_copy: Pa
         assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
 
     bad = _pipeline(pipeline_copy, "--bad")
-    assert bad.returncode == 0, bad.stdout + bad.stderr
+    assert bad.returncode == 0, _explain(pipeline_copy, bad)
     bad_release = _release(bad.stdout)
     outcomes = _outcomes(pipeline_copy, bad_release)
     assert outcomes["canary-1"] == "rolled-back"
