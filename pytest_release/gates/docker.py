@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -544,8 +545,15 @@ class _Checks:
         container = self.state.running_container(self.gate_name)
         problems = []
         if image.has_healthcheck:
-            container.reload()
-            health = (container.attrs.get("State") or {}).get("Health") or {}
+            # The container may have been found healthy by its HTTP probe before the
+            # HEALTHCHECK's first run: wait (within health_timeout) while it is starting.
+            deadline = time.monotonic() + self.gate.health_timeout
+            while True:
+                container.reload()
+                health = (container.attrs.get("State") or {}).get("Health") or {}
+                if health.get("Status") != "starting" or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
             if health.get("Status") != "healthy":
                 problems.append(f"HEALTHCHECK status is {health.get('Status') or 'unknown'}")
         if self.gate.health_path is not None:
