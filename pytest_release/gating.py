@@ -59,7 +59,9 @@ class GateTracker:
         self._item_state: dict[str, str] = {}
 
     def set_members(self, members: Mapping[str, str]) -> None:
-        self.members = dict(members)
+        # In place: the JUnit recorder shares this mapping.
+        self.members.clear()
+        self.members.update(members)
 
     def closed_by(self, gate: str) -> str | None:
         """The reason ``gate`` is closed (an upstream gate failed), or None."""

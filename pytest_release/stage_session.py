@@ -194,7 +194,6 @@ class StageSession:
             )
         else:
             self.tracker.set_members(members)
-            self.recorder.members.update(members)
 
     # -- running -------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
