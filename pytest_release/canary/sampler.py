@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.canary.samples import ReplicaStatus, Sample, Target
+from pytest_release.canary.samples import ReplicaStatus, Sample, SampleKind, Target
 
 if TYPE_CHECKING:
     import httpx
@@ -409,88 +409,75 @@ class Sampler:
         base: str,
         path: str,
     ) -> None:
-        import httpx
-
-        started = time.time()
-        t0 = time.perf_counter()
         request_id = next(self._ids)
         with self._lock:
-            self._inflight[request_id] = started
+            self._inflight[request_id] = time.time()
         endpoint = base.removeprefix("http://")
         replica = None if target == "router" else self.targets.names.get(endpoint, endpoint)
         try:
-            response = await client.get(base + path)
-            latency = (time.perf_counter() - t0) * 1000.0
-            if target == "router":
-                server = response.headers.get("x-release-server")
-                replica = self.targets.names.get(server, server) if server else None
-            ok = response.status_code < 400
-            self._add(
-                Sample(
-                    timestamp=started,
-                    target=target,
-                    kind="http",
-                    ok=ok,
-                    latency_ms=latency,
-                    status_code=response.status_code,
-                    replica=replica,
-                    detail="" if ok else f"GET {path} -> {response.status_code}",
-                )
-            )
-        except httpx.HTTPError as exc:
-            self._add(
-                Sample(
-                    timestamp=started,
-                    target=target,
-                    kind="http",
-                    ok=False,
-                    latency_ms=None,
-                    replica=replica,
-                    detail=f"GET {path}: {type(exc).__name__}: {exc}",
-                )
-            )
+            await self._sample_get(client, base + path, path, target, "http", replica)
         finally:
             with self._lock:
                 self._inflight.pop(request_id, None)
             semaphore.release()
 
-    async def _health(self, client: httpx.AsyncClient) -> None:
+    async def _sample_get(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        label: str,
+        target: Target,
+        kind: SampleKind,
+        replica: str | None,
+    ) -> None:
+        """GET ``url`` and record one sample: the response (status, latency, and which
+        replica answered through the router) or the transport error."""
         import httpx
 
+        started = time.time()
+        t0 = time.perf_counter()
+        prefix = f"GET {label}" if kind == "http" else label
+        try:
+            response = await client.get(url)
+        except httpx.HTTPError as exc:
+            self._add(
+                Sample(
+                    timestamp=started,
+                    target=target,
+                    kind=kind,
+                    ok=False,
+                    latency_ms=None,
+                    replica=replica,
+                    detail=f"{prefix}: {type(exc).__name__}: {exc}",
+                )
+            )
+            return
+        latency = (time.perf_counter() - t0) * 1000.0
+        if target == "router":
+            server = response.headers.get("x-release-server")
+            replica = self.targets.names.get(server, server) if server else None
+        ok = response.status_code < 400
+        self._add(
+            Sample(
+                timestamp=started,
+                target=target,
+                kind=kind,
+                ok=ok,
+                latency_ms=latency,
+                status_code=response.status_code,
+                replica=replica,
+                detail="" if ok else f"{prefix} -> {response.status_code}",
+            )
+        )
+
+    async def _health(self, client: httpx.AsyncClient) -> None:
         groups: list[tuple[Target, str]] = [("stable", e) for e in self.targets.stable]
         groups += [("canary", e) for e in self.targets.canary]
 
         async def probe(target: Target, endpoint: str) -> None:
-            started = time.time()
-            t0 = time.perf_counter()
             replica = self.targets.names.get(endpoint, endpoint)
-            try:
-                response = await client.get(f"http://{endpoint}{self.health_path}")
-                ok = response.status_code < 400
-                self._add(
-                    Sample(
-                        timestamp=started,
-                        target=target,
-                        kind="health",
-                        ok=ok,
-                        latency_ms=(time.perf_counter() - t0) * 1000.0,
-                        status_code=response.status_code,
-                        replica=replica,
-                        detail="" if ok else f"{self.health_path} -> {response.status_code}",
-                    )
-                )
-            except httpx.HTTPError as exc:
-                self._add(
-                    Sample(
-                        timestamp=started,
-                        target=target,
-                        kind="health",
-                        ok=False,
-                        latency_ms=None,
-                        replica=replica,
-                        detail=f"{self.health_path}: {type(exc).__name__}: {exc}",
-                    )
-                )
+            url = f"http://{endpoint}{self.health_path}"
+            await self._sample_get(client, url, self.health_path, target, "health", replica)
 
         while True:
             await asyncio.gather(*(probe(t, e) for t, e in groups))
