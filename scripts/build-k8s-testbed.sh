@@ -90,6 +90,8 @@ if [[ "${FORCE:-0}" == "1" || ! -x "$bin_dir/kwok" || ! -x "$bin_dir/kwokctl" ]]
   mv "$tmp/kwok" "$tmp/kwokctl" "$bin_dir/"
 fi
 "$bin_dir/kube-apiserver" --version >&2
-"$bin_dir/etcd" --version | head -1 >&2
+# Not `| head -1`: under pipefail, head closing the pipe kills etcd with SIGPIPE and fails the build.
+etcd_version_line="$("$bin_dir/etcd" --version)"
+echo "${etcd_version_line%%$'\n'*}" >&2
 "$bin_dir/kwokctl" --version >&2
 echo "$bin_dir"
