@@ -16,9 +16,11 @@ from pathlib import Path
 
 from _common import REPO, BenchmarkError
 
-from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
-from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
-from pytest_release.canary.rollout import Rollout
+from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.canary.platforms.local.rollout import LocalRollout
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.sampler import Targets
 from pytest_release.canary.samples import ReplicaStatus
 
@@ -30,7 +32,7 @@ STABLE_IMAGE = "v1"
 class Stack:
     platform: LocalPlatform
     router: HAProxyRouter
-    rollout: Rollout
+    rollout: LocalRollout
 
     def replicas(self) -> tuple[ReplicaStatus, ...]:
         """The platform's replica status (the sampler's status source, as in the gate)."""
@@ -86,7 +88,9 @@ def local_stack(
     config = platform_config(state_dir, image_env, stable_replicas)
     platform = LocalPlatform(config, REPO)
     router = HAProxyRouter(HAProxyConfig(slots=8, drain_timeout=10.0), platform.state_dir)
-    rollout = Rollout(platform, router, stable_image=STABLE_IMAGE, stable_replicas=stable_replicas)
+    rollout = LocalRollout(
+        platform, router, stable_image=STABLE_IMAGE, stable_replicas=stable_replicas
+    )
     try:
         rollout.ensure_main()
         yield Stack(platform, router, rollout)

@@ -44,8 +44,9 @@ from _common import (
     summarize,
 )
 
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import Judge, JudgeConfig
-from pytest_release.canary.sampler import Sampler, SamplerConfig
+from pytest_release.canary.sampler import Sampler
 
 INTERVAL = 1.0
 MAX_LOOKS = 15

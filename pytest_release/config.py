@@ -15,32 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_release.config_types import Duration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
+from pytest_release.errors import ReleaseConfigError
 
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class ReleaseConfigError(Exception):
-    """A configuration problem, phrased for the user (file, key, value, what is allowed)."""
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1.5h"`` or ``"250ms"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 30, '30s', '15m' or '1h', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 30, '30s', '15m' or '1h', got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
 
 
 class _Strict(BaseModel):
@@ -103,13 +84,8 @@ class RolloutConfig(_Strict):
     )
     replicas: int = Field(default=1, ge=0, description="Replicas of the new version.")
     weight: int = Field(default=10, ge=0, le=100, description="Percent of traffic to canary.")
-    hold: float = Field(default=900.0, description="Seconds the canary is judged.")
-    interval: float = Field(default=60.0, description="Seconds per judged interval.")
-
-    @field_validator("hold", "interval", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    hold: Duration = Field(default=900.0, description="Seconds the canary is judged.")
+    interval: Duration = Field(default=60.0, description="Seconds per judged interval.")
 
 
 class StageConfig(_Strict):
@@ -380,3 +356,21 @@ def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:
             f"invalid release configuration in {source}:\n  {key} = {value!r}: must be a table"
         )
     return value
+
+
+def gate_location(config: ReleaseConfig, gate_name: str) -> tuple[Path | None, int | None]:
+    """Where the gate's table is in the configuration file (for reports of items that
+    have no source of their own): the file, and the line of ``[...gates.<name>...]``
+    (None when the gate only has built-in defaults or the file cannot be read)."""
+    path = Path(config.source)
+    if not path.is_file():
+        return None, None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return path, None
+    needles = (f"gates.{gate_name}]", f"gates.{gate_name}.", f'gates."{gate_name}"')
+    for number, line in enumerate(lines, start=1):
+        if line.lstrip().startswith("[") and any(n in line for n in needles):
+            return path, number
+    return path, None

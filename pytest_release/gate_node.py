@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from pytest_release.errors import GateCheckFailed
+
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
     from _pytest.fixtures import FixtureRequest  # noqa: F401
@@ -42,16 +44,6 @@ class GateNode(pytest.Collector):
         for batch in generated:
             items.extend(batch or ())
         return items
-
-
-class GateCheckFailed(Exception):
-    """A generated check failed; the message is shown as is (no traceback)."""
-
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.line = line
 
 
 class GateItem(pytest.Item):

@@ -8,13 +8,13 @@ xdist, the controller with it.  Workers learn which gates are closed from
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from pytest_release.atomic import write_json_atomic
 from pytest_release.plan import StagePlan
 from pytest_release.stage import GateResult, GateStatus
 
@@ -150,9 +150,7 @@ class ClosedGatesFile:
         self._cache: tuple[tuple[int, int], dict[str, str]] | None = None
 
     def write(self, closed: Mapping[str, str]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dict(closed), sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, dict(closed))
 
     def read(self) -> dict[str, str]:
         try:

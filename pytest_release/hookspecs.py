@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
+    from pathlib import Path
+
+    from pytest_release.config import GateConfig, LedgerConfig
     from pytest_release.gate_node import GateNode
+    from pytest_release.ledger import LedgerStore
     from pytest_release.stage import StageOutcome, StageRun
 
 
@@ -40,6 +43,17 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
 
 
 @pytest.hookspec
-def pytest_release_stage_finished(run: StageRun, outcome: StageOutcome) -> None:
+def pytest_release_stage_finished(
+    config: pytest.Config, run: StageRun, outcome: StageOutcome
+) -> None:
     """Called on the controller once the stage's outcome is known, before the ledger
-    and the reports are written (notifiers, rollback on failure)."""
+    and the reports are written (notifiers, rollback on failure).  A plugin changes the
+    recorded result with ``get_stage_session(config).set_result(...)``."""
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_release_ledger_store(
+    ledger: LedgerConfig, path: Path, rootdir: Path
+) -> LedgerStore | None:
+    """Return the :class:`~pytest_release.ledger.LedgerStore` for ``ledger.backend`` when
+    this plugin provides that backend, else None (``file`` is built in)."""

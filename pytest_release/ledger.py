@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -22,15 +21,13 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
+from pytest_release.atomic import write_text_atomic
 from pytest_release.config import LedgerConfig
+from pytest_release.errors import LedgerError
 from pytest_release.stage import GateResult, StageResult
 
 LEDGER_FORMAT = "pytest-release/ledger"
 LEDGER_VERSION = 1
-
-
-class LedgerError(Exception):
-    """The ledger cannot be read or written; the message says why and what to do."""
 
 
 def utc_now() -> str:
@@ -192,17 +189,7 @@ class FileLedgerStore:
     def modify(self, change: Change) -> None:
         self._ensure_dir()
         with self._lock:
-            text = render_document(change(self.read()))
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_text_atomic(self.path, render_document(change(self.read())))
 
     @contextmanager
     def rollout_lock(self, owner: str) -> Iterator[None]:
@@ -234,13 +221,21 @@ class FileLedgerStore:
             ) from None
 
 
-def open_store(config: LedgerConfig, path: Path, rootdir: Path) -> LedgerStore:
-    """The store of ``[tool.pytest-release.ledger]``: the file ``path`` or the cluster."""
-    if config.backend == "kubernetes":
-        from pytest_release.kubernetes.ledger_store import KubernetesLedgerStore
-
-        return KubernetesLedgerStore.from_config(config, rootdir)
-    return FileLedgerStore(path)
+def open_store(config: LedgerConfig, path: Path, rootdir: Path, hook: Any) -> LedgerStore:
+    """The store of ``[tool.pytest-release.ledger]``: the file ``path``, or the store a
+    plugin offers for ``backend`` through ``pytest_release_ledger_store`` (the Kubernetes
+    platform offers ``kubernetes``), so the spine imports no platform."""
+    if config.backend == "file":
+        return FileLedgerStore(path)
+    store: LedgerStore | None = hook.pytest_release_ledger_store(
+        ledger=config, path=path, rootdir=rootdir
+    )
+    if store is None:
+        raise LedgerError(
+            f"ledger.backend = {config.backend!r}: no plugin provides this ledger backend; "
+            "use backend = 'file', or install the plugin that provides it"
+        )
+    return store
 
 
 class Ledger:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pytest_release.config import ReleaseConfig, ReleaseConfigError
+from pytest_release.config import ReleaseConfig
+from pytest_release.errors import ReleaseConfigError
 
 
 @dataclass(frozen=True)

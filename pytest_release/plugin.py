@@ -6,23 +6,26 @@ before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes ov
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from pytest_release import gates, hookspecs, options
 
-STAGE_SESSION_NAME = "pytest-release-stage"
+# Plugins of the spine that are not gate kinds: coverage thresholds of any gate, and the
+# Kubernetes platform's ledger store and end-of-stage reachability check.
+SUPPORT_PLUGINS: tuple[str, ...] = (
+    "pytest_release.coverage",
+    "pytest_release.canary.platforms.kubernetes.plugin",
+)
 
 
-def _register_builtin_gates(config: pytest.Config) -> None:
-    """Register each module of :mod:`pytest_release.gates` as a plugin (stage mode only).
-
-    A gate module implements the ``pytest_release_*`` hooks; adding a module there is
-    all a new built-in gate needs.
-    """
-    for module in gates.builtin_gate_modules():
-        name = f"pytest-release-gate-{module.__name__.rsplit('.', 1)[-1]}"
+def _register_builtin_plugins(config: pytest.Config) -> None:
+    """Register the built-in gate plugins and support plugins (stage mode only)."""
+    for module_name in (*gates.BUILTIN_GATE_PLUGINS, *SUPPORT_PLUGINS):
+        name = f"pytest-release:{module_name}"
         if config.pluginmanager.get_plugin(name) is None:
-            config.pluginmanager.register(module, name)
+            config.pluginmanager.register(importlib.import_module(module_name), name)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -41,9 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not stage or config.getoption(options.RELEASE_STATUS.dest):
         return
     from pytest_release.resolve import resolve_run
-    from pytest_release.stage_session import StageSession, XdistController, _uses_xdist
+    from pytest_release.stage_session import (
+        STAGE_SESSION_NAME,
+        StageSession,
+        XdistController,
+        _uses_xdist,
+    )
 
-    _register_builtin_gates(config)
+    _register_builtin_plugins(config)
     run = resolve_run(config, stage)
     session = StageSession(config, run)
     if not session.is_worker:
@@ -58,17 +66,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption(options.RELEASE_STATUS.dest):
         return None
-    from pytest_release.ledger import Ledger, LedgerError, format_status, open_store
+    from pytest_release.errors import LedgerError
+    from pytest_release.ledger import Ledger, format_status, open_store
     from pytest_release.resolve import load_config, resolve_ledger_path
 
-    _register_builtin_gates(config)
+    _register_builtin_plugins(config)
     release_config = load_config(config)
     release_id = options.resolve_release_id(
         options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
     )
     try:
         store = open_store(
-            release_config.ledger, resolve_ledger_path(config, release_config), config.rootpath
+            release_config.ledger,
+            resolve_ledger_path(config, release_config),
+            config.rootpath,
+            config.hook,
         )
         entries = Ledger(store).for_release(release_id)
     except LedgerError as exc:

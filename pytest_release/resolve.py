@@ -10,11 +10,11 @@ from pytest_release import options
 from pytest_release.config import (
     GateConfig,
     ReleaseConfig,
-    ReleaseConfigError,
     load_release_config,
     merge_layers,
     read_table,
 )
+from pytest_release.errors import ReleaseConfigError
 from pytest_release.plan import build_plan
 from pytest_release.stage import StageRun
 

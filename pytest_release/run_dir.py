@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from filelock import FileLock
+
+from pytest_release.atomic import write_text_atomic
 
 WORKERINPUT_KEY = "pytest_release_run_dir"
 
@@ -51,7 +52,5 @@ class RunDir:
             if target.exists():
                 return json.loads(target.read_text(encoding="utf-8"))
             value = compute()
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(value), encoding="utf-8")
-            os.replace(tmp, target)
+            write_text_atomic(target, json.dumps(value))
             return value

@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -24,14 +24,15 @@ import pytest
 
 from pytest_release import github
 from pytest_release.collect import assign_items, is_finalizer
+from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.junit import CaseRecorder, write_junit
-from pytest_release.ledger import Ledger, LedgerEntry, LedgerError, open_store, utc_now
-from pytest_release.plugin import STAGE_SESSION_NAME
+from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 
+STAGE_SESSION_NAME = "pytest-release-stage"
 GATE_KEY = pytest.StashKey[str]()
 
 
@@ -40,6 +41,17 @@ def get_stage_session(config: pytest.Config) -> StageSession | None:
     without ``--stage``: the accessor gate plugins use."""
     session = config.pluginmanager.get_plugin(STAGE_SESSION_NAME)
     return session if isinstance(session, StageSession) else None
+
+
+def require_stage_session(config: pytest.Config) -> StageSession:
+    """The running stage's session; a :class:`ReleaseError` outside a stage (a gate's
+    code called without ``--stage``)."""
+    session = get_stage_session(config)
+    if session is None:
+        raise ReleaseError(
+            "this runs only within a release stage: pass --stage=NAME (see --release-status)"
+        )
+    return session
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -73,7 +85,9 @@ class StageSession:
         # --collect-only inspects a stage: it runs nothing, so it records nothing.
         self.collect_only = bool(config.option.collectonly)
         self.collection_errors = 0
-        self.ledger = Ledger(open_store(run.config.ledger, run.ledger_path, run.rootdir))
+        self.ledger = Ledger(
+            open_store(run.config.ledger, run.ledger_path, run.rootdir, config.hook)
+        )
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
@@ -84,6 +98,16 @@ class StageSession:
     def set_result(self, result: StageResult, message: str) -> None:
         """Let a gate plugin record a non-default result (e.g. ``rolled-back``)."""
         self.result_override = (result, message)
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Mask ``values`` too, everywhere this session writes (gate plugins call it for
+        secrets they read from their own settings, e.g. a Slack webhook)."""
+        new = [v for v in values if len(v) >= 4]
+        if not new:
+            return
+        known = {*self.redact.values, *new}
+        self.redact = Redactor(values=tuple(sorted(known, key=len, reverse=True)))
+        self.recorder.redact = self.redact
 
     # -- start ---------------------------------------------------------------------------
     def acquire_rollout_lock(self) -> None:
@@ -280,7 +304,9 @@ class StageSession:
             return
         outcome, code = self._decide(session, int(exitstatus))
         self.outcome = outcome
-        session.config.hook.pytest_release_stage_finished(run=self.run, outcome=outcome)
+        session.config.hook.pytest_release_stage_finished(
+            config=session.config, run=self.run, outcome=outcome
+        )
         if self.result_override is not None and self.outcome.result != self.result_override[0]:
             outcome, code = self._decide(session, int(exitstatus))
             self.outcome = outcome

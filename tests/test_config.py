@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import (
-    GateConfig,
-    ReleaseConfigError,
-    load_release_config,
-    parse_duration,
-)
+from pytest_release.config import GateConfig, load_release_config
+from pytest_release.config_types import parse_duration
+from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.plan import build_plan
 from tests.spine_support import project, run_stage

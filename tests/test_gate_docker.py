@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from pytest_release.config import ReleaseConfigError, load_release_config
-from pytest_release.docker_gate.config import DockerGateConfig
-from pytest_release.docker_gate.secrets import scan
+from pytest_release.config import load_release_config
+from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
+from pytest_release.gates.docker.config import DockerGateConfig
+from pytest_release.gates.docker.secrets import scan
 from tests.spine_support import junit, project, run_stage
 
 DATA = Path(__file__).parent / "data" / "docker"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import ReleaseConfigError, load_release_config
+from pytest_release.config import load_release_config
+from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
-from pytest_release.gates.e2e import E2EGateConfig
+from pytest_release.gates.e2e.plugin import E2EGateConfig
 from tests.spine_support import XDIST_MODES, junit, project, run_stage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -203,7 +204,7 @@ def test_base_url_must_be_absolute() -> None:
 
 
 def test_artifacts_dir_is_reports_stage_e2e(tmp_path: Path) -> None:
-    from pytest_release.gates.e2e import output_dir
+    from pytest_release.gates.e2e.plugin import output_dir
 
     class Run:
         rootdir = tmp_path

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import ReleaseConfigError, load_release_config
+from pytest_release.config import load_release_config
+from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
-from pytest_release.lint.config import LintGateConfig
-from pytest_release.lint.runner import search_path
-from pytest_release.lint.tools import (
+from pytest_release.gates.lint.config import LintGateConfig
+from pytest_release.gates.lint.runner import search_path
+from pytest_release.gates.lint.tools import (
     ParseError,
     ToolOutput,
     first_changed_lines,

@@ -244,7 +244,8 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
                 from typing import Literal
                 import pytest
                 from pytest_release.config import GateConfig
-                from pytest_release.gate_node import GateCheckFailed, GateItem
+                from pytest_release.gate_node import GateItem
+                from pytest_release.errors import GateCheckFailed
 
                 class FileCheckGate(GateConfig):
                     kind: Literal["file-check"] = "file-check"

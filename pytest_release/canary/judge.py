@@ -75,7 +75,7 @@ from pytest_release.canary.stats import (
     median,
     percentile,
 )
-from pytest_release.config import parse_duration
+from pytest_release.config_types import parse_duration
 
 Verdict = Literal["pass", "fail", "insufficient"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")

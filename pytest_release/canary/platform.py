@@ -5,7 +5,7 @@ and ``canary`` (the version being released).  It starts and stops replicas and r
 their state; it does not route traffic (see :mod:`pytest_release.canary.router`), so
 the rollout code decides the order of steps that keeps every request served.
 
-Implementations: :mod:`pytest_release.canary.local_platform` (processes or Docker
+Implementations: :mod:`pytest_release.canary.platforms.local.platform` (processes or Docker
 containers on 127.0.0.1); a Kubernetes platform fits the same protocol (main and canary
 Deployments, Pod readiness and restart counts, Service endpoints).
 """
@@ -19,10 +19,6 @@ from typing import Literal, Protocol, runtime_checkable
 from pytest_release.canary.samples import ReplicaStatus
 
 Group = Literal["stable", "canary"]
-
-
-class PlatformError(Exception):
-    """A platform operation failed; the message says what, where, and what to do."""
 
 
 @dataclass(frozen=True)

@@ -1,223 +1,98 @@
-"""Rollout steps over a platform and a router, in an order that drops no request.
+"""The rollout steps the canary controller performs: the ``Rollout`` protocol.
 
-The platform starts and stops replicas; the router decides who gets traffic.  Every step
-here changes one of them at a time so that each request always has a ready replica:
-replicas join the router only once ready, leave it (weight 0, drained) before they stop,
-and the promotion or restoration of the main deployment goes through the canary group
-(start new replicas, shift 100 %, drain the old ones, relabel).  Each step returns what
-it reads back, and :meth:`Rollout.verify_main` checks the end state end to end.
+A rollout drives one :class:`~pytest_release.canary.platform.Platform` and one
+:class:`~pytest_release.canary.router.TrafficRouter` in an order that keeps every request
+served: replicas join the router only once ready, leave it (weight 0, drained) before
+they stop.  Each platform folder implements it over its own kind of members
+(:mod:`pytest_release.canary.platforms.local.rollout`: endpoints behind HAProxy;
+:mod:`pytest_release.canary.platforms.kubernetes.rollout`: Services behind Traefik or a
+Gateway API route); :func:`pytest_release.canary.platforms.build_rollout` picks one.
 """
 
 from __future__ import annotations
 
-import http.client
 from dataclasses import dataclass
+from typing import Protocol
 
-from pytest_release.canary.haproxy import HAProxyRouter
-from pytest_release.canary.local_platform import LocalPlatform
-from pytest_release.canary.platform import PlatformError, PlatformStatus
-from pytest_release.canary.router import RouterError, Weights
+from pytest_release.canary.platform import Platform, PlatformStatus
+from pytest_release.canary.router import TrafficRouter, Weights
+from pytest_release.canary.sampler import Targets
+from pytest_release.errors import RolloutError
 
-
-class RolloutError(Exception):
-    """A rollout step did not reach the state it must reach; the message says which."""
+__all__ = ["MainCheck", "Rollout", "RolloutError", "previous_for"]
 
 
 @dataclass(frozen=True)
 class MainCheck:
+    """What :meth:`Rollout.verify_main` found: the main deployment as read back."""
+
     status: PlatformStatus
     weights: Weights
     requests: int
     failures: tuple[str, ...]
 
 
-class Rollout:
-    def __init__(
-        self,
-        platform: LocalPlatform,
-        router: HAProxyRouter,
-        *,
-        stable_image: str | None,
-        stable_replicas: int,
-    ) -> None:
-        self.platform = platform
-        self.router = router
-        self.stable_image = stable_image
-        self.stable_replicas = stable_replicas
+def previous_for(status: PlatformStatus, release_image: str | None) -> str | None:
+    """The version the main deployment must return to, or None if it is right."""
+    if status.previous_image and (release_image is None or status.stable_image == release_image):
+        return status.previous_image if status.previous_image != status.stable_image else None
+    return None
 
-    # -- helpers -------------------------------------------------------------------------
-    def _sync_members(self, status: PlatformStatus) -> Weights:
-        """Make the router's groups match the platform's ready replicas."""
-        stable = list(status.endpoints("stable"))
-        canary = list(status.endpoints("canary"))
-        current = self.router.weights()
-        if set(current.stable_members) == set(stable) and set(current.canary_members) == set(
-            canary
-        ):
-            return current
-        split = None
-        if not canary and current.canary:
-            split = (100, 0)
-        if not stable and current.stable:
-            split = (0, 100)
-        return self.router.set_members(stable=stable, canary=canary, split=split)
+
+class Rollout(Protocol):
+    """The steps of a canary, a promotion and a rollback over a platform and a router."""
+
+    @property
+    def platform(self) -> Platform: ...
+
+    @property
+    def router(self) -> TrafficRouter: ...
 
     def ensure_main(self) -> PlatformStatus:
-        """The main deployment runs (bootstrapped from ``stable_image`` on a fresh
-        platform) and the router sends it traffic."""
-        self.router.start()
-        status = self.platform.status()
-        if not status.group("stable"):
-            if not self.stable_image:
-                raise RolloutError(
-                    f"no main deployment runs on {self.platform.name} and there is nothing to "
-                    "compare the canary with; set platform.stable_image (the version running "
-                    "in production now) so the first stage can start it"
-                )
-            status = self.platform.deploy_stable(self.stable_image, self.stable_replicas)
-        self._sync_members(status)
-        return status
+        """The main deployment runs (started from ``stable_image`` on a fresh platform)
+        and the router sends it traffic."""
+        ...
 
-    # -- canary ----------------------------------------------------------------------------
     def deploy_canary(self, image: str, replicas: int) -> PlatformStatus:
-        status = self.ensure_main()
-        current = status.endpoints("canary")
-        if status.canary_image == image and len(current) > replicas:
-            # Scale down: route away from the replicas that go before they stop.
-            weights = self.router.weights()
-            self.router.set_members(
-                stable=status.endpoints("stable"),
-                canary=current[:replicas],
-                split=(weights.stable, weights.canary),
-            )
-        status = self.platform.deploy_canary(image, replicas)
-        self._sync_members(status)
-        return status
+        """``replicas`` ready canary replicas of ``image``, joined to the router at the
+        current split."""
+        ...
 
     def shift(self, canary_percent: int) -> Weights:
-        return self.router.set_weights(stable=100 - canary_percent, canary=canary_percent)
+        """The canary's share of the traffic, read back."""
+        ...
 
     def promote(self, image: str, replicas: int, *, record_previous: bool = True) -> Weights:
-        """Main deployment := ``replicas`` replicas of ``image``, 100 % of the traffic;
-        the old main replicas are drained and stopped, the canary group is empty."""
-        self.deploy_canary(image, replicas)
-        self.shift(100)
-        status = self.platform.status()
-        # Drain the old main: it gets no traffic any more, then leaves the router.
-        self.router.set_members(stable=[], canary=status.endpoints("canary"), split=(0, 100))
-        status = self.platform.promote(record_previous=record_previous)
-        return self.router.set_members(stable=status.endpoints("stable"), canary=[], split=(100, 0))
+        """Main deployment := ``replicas`` replicas of ``image`` at 100 %; canary gone."""
+        ...
 
-    # -- rollback --------------------------------------------------------------------------
     def rollback_traffic(self) -> Weights:
         """100 % of the traffic to the main deployment (read back)."""
-        self.router.start()
-        status = self.platform.status()
-        if not status.group("stable"):
-            raise RolloutError(
-                "cannot send all traffic to the main deployment: it has no replica "
-                f"({status.describe()})"
-            )
-        self._sync_members(status)
-        return self.router.set_weights(stable=100, canary=0)
+        ...
 
     def remove_canary(self) -> PlatformStatus:
-        """The canary replicas leave the router (drained) and stop."""
-        status = self.platform.status()
-        if status.group("canary"):
-            self.router.set_members(stable=status.endpoints("stable"), canary=[], split=(100, 0))
-        return self.platform.rollback()
+        """The canary leaves the router (drained) and its replicas stop."""
+        ...
 
     def restore_main(self, image: str) -> PlatformStatus:
-        """Main deployment back on ``image`` (same replica count) if it runs another one."""
-        status = self.platform.status()
-        if status.stable_image == image:
-            return status
-        replicas = max(1, len(status.group("stable")))
-        if status.group("canary"):
-            self.remove_canary()
-        self.promote(image, replicas, record_previous=False)
-        return self.platform.status()
+        """Main deployment back on ``image``."""
+        ...
 
     def rollback(self, release_image: str | None) -> PlatformStatus:
-        """Everything a rollback does: traffic to main, canary removed, and when the main
-        deployment was promoted to ``release_image``, back to the previous version."""
-        status = self.platform.status()
-        if status.group("canary") and status.group("stable"):
-            self.rollback_traffic()
-        status = self.remove_canary()
-        target = self.previous_for(status, release_image)
-        if target is not None:
-            status = self.restore_main(target)
-        return status
+        """Traffic to main, canary removed, main back on the previous version when it was
+        promoted to ``release_image``."""
+        ...
 
-    @staticmethod
-    def previous_for(status: PlatformStatus, release_image: str | None) -> str | None:
-        """The version the main deployment must return to, or None if it is right."""
-        if status.previous_image and (
-            release_image is None or status.stable_image == release_image
-        ):
-            return status.previous_image if status.previous_image != status.stable_image else None
-        return None
+    def previous_for(self, status: PlatformStatus, release_image: str | None) -> str | None:
+        """See :func:`previous_for`."""
+        ...
 
-    # -- verification ----------------------------------------------------------------------
     def verify_main(self, image: str | None, replicas: int | None, requests: int) -> MainCheck:
-        """Main on ``image`` with ``replicas`` ready replicas, no canary, 100 % of the
-        traffic (read back), and ``requests`` requests through the router all served."""
-        status = self.platform.status()
-        weights = self.router.weights()
-        problems = []
-        main = status.group("stable")
-        if image is not None and status.stable_image != image:
-            problems.append(f"main deployment runs {status.stable_image!r}, expected {image!r}")
-        if replicas is not None and len(main) != replicas:
-            problems.append(f"main deployment has {len(main)} replica(s), expected {replicas}")
-        if not main:
-            problems.append("main deployment has no replica")
-        for r in status.not_ready("stable"):
-            problems.append(f"main replica {r.name} ({r.endpoint}) is not running and ready")
-        if status.group("canary"):
-            problems.append(f"canary replicas still run: {', '.join(status.endpoints('canary'))}")
-        if (weights.stable, weights.canary) != (100, 0):
-            problems.append(f"router applies {weights}, expected stable 100% / canary 0%")
-        if set(weights.stable_members) != set(status.endpoints("stable")):
-            problems.append(
-                f"router sends main traffic to {sorted(weights.stable_members)}, but the main "
-                f"replicas are {sorted(status.endpoints('stable'))}"
-            )
-        failures = tuple(self._probe_router(requests)) if not problems else ()
-        if failures:
-            problems.append(
-                f"{len(failures)} of {requests} requests through the router failed: "
-                + "; ".join(failures[:5])
-            )
-        if problems:
-            raise RolloutError(
-                "the main deployment is not in the expected state:\n  "
-                + "\n  ".join(problems)
-                + f"\nreplicas: {status.describe()}"
-            )
-        return MainCheck(status, weights, requests, failures)
+        """The end state of a promotion or rollback, checked end to end; raises
+        :class:`RolloutError` naming every difference."""
+        ...
 
-    def _probe_router(self, requests: int) -> list[str]:
-        host, _, port = self.router.url.removeprefix("http://").rpartition(":")
-        failures = []
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        try:
-            for _ in range(requests):
-                try:
-                    conn.request("GET", "/")
-                    response = conn.getresponse()
-                    response.read()
-                    if response.status >= 400:
-                        failures.append(f"GET / -> {response.status}")
-                except (OSError, http.client.HTTPException) as exc:
-                    failures.append(f"GET / -> {type(exc).__name__}: {exc}")
-                    conn.close()
-                    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        finally:
-            conn.close()
-        return failures
-
-
-__all__ = ["MainCheck", "PlatformError", "Rollout", "RolloutError", "RouterError"]
+    def targets(self) -> Targets:
+        """Where the sampler sends requests during a hold (router and replicas that are
+        reachable from this process)."""
+        ...

@@ -4,7 +4,7 @@ A router splits requests between the ``stable`` and ``canary`` groups.  Weights 
 percentages (``stable + canary == 100``); every change is read back from the router
 itself and compared, so a report never claims a split the router does not apply.
 
-Implementations: :mod:`pytest_release.canary.haproxy` (HAProxy runtime API, local);
+Implementations: :mod:`pytest_release.canary.routers.haproxy.router` (HAProxy runtime API, local);
 a Traefik ``TraefikService`` or Gateway API ``HTTPRoute`` router fits the same protocol
 (``set_members`` becomes the Services behind each weight).
 """
@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-
-class RouterError(Exception):
-    """The router could not be started, changed, or read; the message says why."""
+from pytest_release.errors import RouterError
 
 
 @dataclass(frozen=True)

@@ -25,129 +25,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from pytest_release.canary.config import PrometheusConfig, SamplerConfig
 from pytest_release.canary.samples import ReplicaStatus, Sample, SampleKind, Target
+from pytest_release.errors import EvidenceError
 
 if TYPE_CHECKING:
     import httpx
 
 
-def _duration(value: object) -> float:
-    from pytest_release.config import parse_duration
-
-    return parse_duration(value)
-
-
-class PrometheusQuery(BaseModel):
-    """One named PromQL query (``queries.<query>``) and its bounds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    query: str = Field(
-        min_length=1,
-        description="PromQL instant query, run every status_interval; every value it "
-        "returns during an interval is checked against max and min.",
-    )
-    max: float | None = Field(default=None, description="Fail the interval above this value.")
-    min: float | None = Field(default=None, description="Fail the interval below this value.")
-
-
-class PrometheusConfig(BaseModel):
-    """``[...canary.sampler.prometheus]``: PromQL instant queries, e.g.
-    ``queries.error_ratio = {query = 'sum(rate(http_errors[1m]))', max = 0.01}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    queries: dict[str, PrometheusQuery] = Field(
-        default_factory=dict,
-        description="Named queries, one table {query, max, min} per name; reports show "
-        "each as prometheus.<query>. Empty: Prometheus is not queried.",
-    )
-    timeout: float = Field(default=5.0, description="Seconds per query request.")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
-        return value.rstrip("/")
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, value: object) -> float:
-        return _duration(value)
-
-
-class SamplerConfig(BaseModel):
-    """``[tool.pytest-release.gates.canary.sampler]``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rate: float = Field(default=20.0, ge=0, description="Requests/s through the router.")
-    direct_rate: float = Field(
-        default=10.0, ge=0, description="Requests/s sent directly to each group's replicas."
-    )
-    paths: tuple[str, ...] = Field(
-        default=("/",),
-        description="Request paths (each starting with '/'), used in turn by the load "
-        "through the router and directly to the replicas.",
-    )
-    health_interval: float = Field(
-        default=1.0,
-        description="Seconds between /health probes of every replica (the path is the "
-        "platform's health_path).",
-    )
-    status_interval: float = Field(
-        default=1.0,
-        description="Seconds between reads of the platform's replica status (restarts, "
-        "readiness) and between rounds of Prometheus queries.",
-    )
-    concurrency: int = Field(
-        default=16,
-        ge=1,
-        le=1000,
-        description="Most load requests in flight at once (all targets together); when all "
-        "are busy the rate drops instead of bursting later.",
-    )
-    timeout: float = Field(
-        default=5.0,
-        description="Seconds per load request and health probe; one that times out counts "
-        "as failed.",
-    )
-    max_requests: int | None = Field(
-        default=None,
-        ge=1,
-        description="Load requests sent over the whole hold at most (all targets together); "
-        "unset: no limit.",
-    )
-    prometheus: PrometheusConfig | None = Field(
-        default=None,
-        description="Prometheus queries checked every interval; unset: none.",
-    )
-
-    @field_validator("health_interval", "status_interval", "timeout", mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> float:
-        seconds = _duration(value)
-        if seconds <= 0:
-            raise ValueError(f"must be more than 0 seconds, got {value!r}")
-        return seconds
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("give at least one path, e.g. ['/']")
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"paths must start with '/', got {path!r}")
-        return value
-
-
 # -- Prometheus ---------------------------------------------------------------------------
-class PrometheusError(Exception):
+class PrometheusError(EvidenceError):
     """A query failed; the message names the query, the server and the reason."""
 
 

@@ -14,9 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
-from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
-from pytest_release.canary.procs import read_json
+from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.processes import read_json
 
 
 def teardown(rootdir: Path, state_dir: str = ".pytest-release/canary") -> list[str]:

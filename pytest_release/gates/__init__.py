@@ -1,20 +1,37 @@
-"""Built-in gates.  Every module here is registered as a pytest plugin when a stage
-runs (see :func:`pytest_release.plugin._register_builtin_gates`) and implements the
-hooks of :mod:`pytest_release.hookspecs` for its gate kind."""
+"""Built-in gate kinds, one package each with the same shape:
+
+``plugin.py``
+    the ``pytest_release_*`` hooks of :mod:`pytest_release.hookspecs` (and fixtures);
+    registered as a pytest plugin when a stage runs;
+``config.py``
+    the gate's table (a :class:`pytest_release.config.GateConfig` subclass);
+``items.py`` and engine modules
+    the generated items and the code that runs the gate's tool.
+
+The kinds are listed here explicitly (no directory scan): adding a built-in gate kind
+is a new package plus one line below.
+"""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pytest_release.config import GateConfig
 
+BUILTIN_GATE_PLUGINS: tuple[str, ...] = (
+    "pytest_release.gates.lint.plugin",
+    "pytest_release.gates.newman.plugin",
+    "pytest_release.gates.docker.plugin",
+    "pytest_release.gates.e2e.plugin",
+    "pytest_release.gates.canary.plugin",
+)
+
 
 def builtin_gate_modules() -> list[ModuleType]:
-    return [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+    return [importlib.import_module(name) for name in BUILTIN_GATE_PLUGINS]
 
 
 def builtin_gate_kinds() -> dict[str, type[GateConfig]]:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
-from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
-from pytest_release.canary.procs import free_port
+from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.processes import free_port
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -159,12 +161,12 @@ def canary_root(pytester: pytest.Pytester) -> Iterator[Path]:
 
 def bootstrap_main(root: Path, router_port: int) -> None:
     """Production before the release: main deployment v1 behind the router."""
-    from pytest_release.canary.rollout import Rollout
+    from pytest_release.canary.platforms.local.rollout import LocalRollout
 
     config = platform_config()
     platform = LocalPlatform(config, root)
     router = HAProxyRouter(HAProxyConfig(port=router_port), platform.state_dir)
-    Rollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
+    LocalRollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
 
 
 @dataclass

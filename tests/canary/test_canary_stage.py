@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
-from pytest_release.canary.local_platform import LocalPlatform
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_root,

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter, server_weights
-from pytest_release.canary.procs import ProcessRef, free_port
-from pytest_release.canary.router import RouterError, TrafficRouter
+from pytest_release.canary.router import TrafficRouter
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import HAProxyRouter, server_weights
+from pytest_release.errors import RouterError
+from pytest_release.processes import ProcessRef, free_port
 from tests.canary.canary_support import FAULT_SERVICE, load_through
 
 
@@ -40,7 +42,7 @@ def backends() -> Iterator[dict[str, list[str]]]:
                 )
             )
             groups[group].append(f"127.0.0.1:{port}")
-        from pytest_release.canary.local_platform import probe_health
+        from pytest_release.canary.platforms.local.platform import probe_health
 
         for endpoint in groups["stable"] + groups["canary"]:
             for _ in range(200):
@@ -142,7 +144,8 @@ def test_state_outlives_the_router_object_and_stop_ends_haproxy(
         # Another process (the next stage) re-attaches through the state file.
         code = (
             "import sys; from pathlib import Path;"
-            "from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter;"
+            "from pytest_release.canary.routers.haproxy.config import HAProxyConfig;"
+            "from pytest_release.canary.routers.haproxy.router import HAProxyRouter;"
             "w = HAProxyRouter(HAProxyConfig(), Path(sys.argv[1])).weights();"
             "print(w.stable, w.canary)"
         )

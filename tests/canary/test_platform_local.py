@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.local_platform import LocalPlatform, LocalPlatformConfig
-from pytest_release.canary.platform import Platform, PlatformError, PlatformStatus
-from pytest_release.canary.procs import ProcessRef, read_json
+from pytest_release.canary.platform import Platform, PlatformStatus
+from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.errors import PlatformError
+from pytest_release.processes import ProcessRef, read_json
 from tests.canary.canary_support import FAULT_SERVICE, platform_config
 
 
@@ -117,7 +119,7 @@ def test_replicas_outlive_the_session_and_the_next_one_reattaches(tmp_path: Path
     code = (
         "import sys; from pathlib import Path;"
         "from tests.canary.canary_support import platform_config;"
-        "from pytest_release.canary.local_platform import LocalPlatform;"
+        "from pytest_release.canary.platforms.local.platform import LocalPlatform;"
         "p = LocalPlatform(platform_config(), Path(sys.argv[1]));"
         "p.deploy_stable('v1', 1); p.deploy_canary('v2', 2)"
     )
@@ -147,7 +149,8 @@ def test_replicas_outlive_the_session_and_the_next_one_reattaches(tmp_path: Path
 
 
 def test_teardown_command_ends_platform_and_router(tmp_path: Path) -> None:
-    from pytest_release.canary.haproxy import HAProxyConfig, HAProxyRouter
+    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+    from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 
     platform = LocalPlatform(platform_config(), tmp_path)
     router = HAProxyRouter(HAProxyConfig(), platform.state_dir)

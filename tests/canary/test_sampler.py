@@ -16,8 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.local_platform import probe_health
-from pytest_release.canary.procs import free_port
+from pytest_release.canary.platforms.local.platform import probe_health
 from pytest_release.canary.sampler import (
     MetricSample,
     PrometheusClient,
@@ -29,6 +28,7 @@ from pytest_release.canary.sampler import (
     check_metrics,
 )
 from pytest_release.canary.samples import ReplicaStatus
+from pytest_release.processes import free_port
 from tests.canary.canary_support import FAULT_SERVICE
 
 

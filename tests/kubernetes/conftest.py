@@ -25,8 +25,14 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from pytest_release.kubernetes.client import CRDS, NAMESPACES, Kind, KubeApi, KubeApiError
-from pytest_release.kubernetes.config import ClusterAccess
+from pytest_release.canary.platforms.kubernetes.client import (
+    CRDS,
+    NAMESPACES,
+    Kind,
+    KubeApi,
+    KubeApiError,
+)
+from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-k8s-testbed.sh"

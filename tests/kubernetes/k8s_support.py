@@ -8,14 +8,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_release.kubernetes.client import DEPLOYMENTS, PODS, SERVICES, Kind, KubeApi
-from pytest_release.kubernetes.config import (
-    GatewayRouterConfig,
-    KubernetesPlatformConfig,
-    TraefikRouterConfig,
+from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.judge import JudgeConfig
+from pytest_release.canary.platforms.kubernetes.client import (
+    DEPLOYMENTS,
+    PODS,
+    SERVICES,
+    Kind,
+    KubeApi,
 )
-from pytest_release.kubernetes.platform import KubernetesPlatform
-from pytest_release.kubernetes.rollout import KubernetesRollout, build_kubernetes_rollout
+from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
+from pytest_release.canary.platforms.kubernetes.rollout import KubernetesRollout, build_rollout
+from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 
 TRAEFIK_SERVICES = Kind("traefik.io", "v1alpha1", "traefikservices", "TraefikService")
 HTTP_ROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -45,7 +51,17 @@ def rollout_for(
         config = TraefikRouterConfig(type="traefik")
     else:
         config = GatewayRouterConfig(type="gateway")
-    return build_kubernetes_rollout(platform, config, None)
+    settings = CanarySettings(
+        gate="canary",
+        platform=platform,
+        router=config,
+        sampler=SamplerConfig(),
+        judge=JudgeConfig(),
+        slack=None,
+        rollback_on_insufficient=True,
+        verify_requests=1,
+    )
+    return build_rollout(settings, None)
 
 
 def stage_toml(
@@ -132,7 +148,7 @@ def service_exists(api: KubeApi, namespace: str, name: str) -> bool:
 
 
 def ledger_runs(api: KubeApi, namespace: str) -> list[dict[str, Any]]:
-    from pytest_release.kubernetes.client import CONFIGMAPS
+    from pytest_release.canary.platforms.kubernetes.client import CONFIGMAPS
 
     configmap = api.get(CONFIGMAPS, namespace, "pytest-release-ledger-shop")
     assert configmap is not None, "no ledger ConfigMap"

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.platform import PlatformError
-from pytest_release.canary.router import RouterError
-from pytest_release.config import LedgerConfig
-from pytest_release.kubernetes.client import (
+from pytest_release.canary.platforms.kubernetes.client import (
     LEASES,
     REPLICASETS,
     SERVICE_ACCOUNTS,
@@ -19,11 +16,14 @@ from pytest_release.kubernetes.client import (
     Kind,
     KubeApiError,
 )
-from pytest_release.kubernetes.config import GatewayRouterConfig, TraefikRouterConfig
-from pytest_release.kubernetes.gateway import GatewayRouter
-from pytest_release.kubernetes.ledger_store import KubernetesLedgerStore
-from pytest_release.kubernetes.traefik import TraefikRouter
-from pytest_release.ledger import Ledger, LedgerEntry, LedgerError
+from pytest_release.canary.platforms.kubernetes.ledger_store import KubernetesLedgerStore
+from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.routers.gateway.router import GatewayRouter
+from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.routers.traefik.router import TraefikRouter
+from pytest_release.config import LedgerConfig
+from pytest_release.errors import LedgerError, PlatformError, RouterError
+from pytest_release.ledger import Ledger, LedgerEntry
 from tests.kubernetes.conftest import REPO, KwokCluster
 from tests.kubernetes.k8s_support import (
     HTTP_ROUTES,
@@ -75,7 +75,7 @@ def test_canary_deployment_service_and_traefik_weights_read_back(
 
 
 def _deployment(namespace: str, name: str) -> tuple[object, str, str]:
-    from pytest_release.kubernetes.client import DEPLOYMENTS
+    from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS
 
     return DEPLOYMENTS, namespace, name
 
@@ -180,7 +180,7 @@ def test_traefik_fallback_group_when_chosen(kube_cluster: KwokCluster, namespace
 def test_traefik_auto_falls_back_to_the_v2_group_when_traefik_io_is_not_served(
     kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    from pytest_release.kubernetes.client import CRDS
+    from pytest_release.canary.platforms.kubernetes.client import CRDS
 
     api = kube_cluster.api()
     crd = "traefikservices.traefik.io"
@@ -412,7 +412,7 @@ def test_configmap_ledger_loses_no_entry_under_concurrent_writers(
 
 
 def _configmap_key(namespace: str, name: str) -> tuple[object, str, str]:
-    from pytest_release.kubernetes.client import CONFIGMAPS
+    from pytest_release.canary.platforms.kubernetes.client import CONFIGMAPS
 
     return CONFIGMAPS, namespace, name
 

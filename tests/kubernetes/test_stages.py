@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.kubernetes.client import LEASES
+from pytest_release.canary.platforms.kubernetes.client import LEASES
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
     image_and_replicas,
@@ -86,8 +86,8 @@ def test_good_canary_promoted_through_10_50_100_percent(
 
 
 RESTARTS_CONFTEST = """
-from pytest_release.kubernetes.client import PODS, KubeApi
-from pytest_release.kubernetes.config import ClusterAccess
+from pytest_release.canary.platforms.kubernetes.client import PODS, KubeApi
+from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
 
 def pytest_runtest_setup(item):
     # The canary's container "crashes" after it was deployed: kwok restarts nothing,
@@ -261,7 +261,7 @@ def test_api_server_stopped_mid_stage_is_a_clear_error_and_the_ledger_says_inter
 
 
 def weights_of_or_none(api: object, namespace: str) -> dict[str, int] | None:
-    from pytest_release.kubernetes.client import KubeApi, KubeApiError
+    from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
 
     assert isinstance(api, KubeApi)
     try:
@@ -287,8 +287,8 @@ def test_kubernetes_settings_are_checked_before_the_stage_starts(pytester: pytes
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         [
-            "*gates.canary in *: platform.type = 'kubernetes' needs a Kubernetes router, got "
-            "router.type = 'haproxy': set router.type = 'traefik'*"
+            "*gates.canary in *: platform.type = 'kubernetes' cannot be routed by "
+            "router.type = 'haproxy'*: set router.type = 'traefik'*"
         ]
     )
     assert not (pytester.path / ".pytest-release" / "ledger.json").exists()

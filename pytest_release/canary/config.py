@@ -1,0 +1,134 @@
+"""Configuration of the canary engine's evidence: the sampler's load and probes and the
+Prometheus queries (the platform, router and judge tables live beside their code:
+``platforms/*/config.py``, ``routers/*/config.py``, :mod:`.judge`), and the effective
+settings of one canary gate, :class:`CanarySettings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pytest_release.config_types import Duration, PositiveDuration
+
+if TYPE_CHECKING:
+    from pytest_release.canary.judge import JudgeConfig
+    from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+    from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+    from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+    from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+    from pytest_release.canary.slack import SlackConfig
+
+    PlatformConfig = LocalPlatformConfig | KubernetesPlatformConfig
+    RouterConfig = HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig
+
+
+class PrometheusQuery(BaseModel):
+    """One named PromQL query (``queries.<query>``) and its bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query: str = Field(
+        min_length=1,
+        description="PromQL instant query, run every status_interval; every value it "
+        "returns during an interval is checked against max and min.",
+    )
+    max: float | None = Field(default=None, description="Fail the interval above this value.")
+    min: float | None = Field(default=None, description="Fail the interval below this value.")
+
+
+class PrometheusConfig(BaseModel):
+    """``[...canary.sampler.prometheus]``: PromQL instant queries, e.g.
+    ``queries.error_ratio = {query = 'sum(rate(http_errors[1m]))', max = 0.01}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    queries: dict[str, PrometheusQuery] = Field(
+        default_factory=dict,
+        description="Named queries, one table {query, max, min} per name; reports show "
+        "each as prometheus.<query>. Empty: Prometheus is not queried.",
+    )
+    timeout: Duration = Field(default=5.0, description="Seconds per query request.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
+        return value.rstrip("/")
+
+
+class SamplerConfig(BaseModel):
+    """``[tool.pytest-release.gates.canary.sampler]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(default=20.0, ge=0, description="Requests/s through the router.")
+    direct_rate: float = Field(
+        default=10.0, ge=0, description="Requests/s sent directly to each group's replicas."
+    )
+    paths: tuple[str, ...] = Field(
+        default=("/",),
+        description="Request paths (each starting with '/'), used in turn by the load "
+        "through the router and directly to the replicas.",
+    )
+    health_interval: PositiveDuration = Field(
+        default=1.0,
+        description="Seconds between /health probes of every replica (the path is the "
+        "platform's health_path).",
+    )
+    status_interval: PositiveDuration = Field(
+        default=1.0,
+        description="Seconds between reads of the platform's replica status (restarts, "
+        "readiness) and between rounds of Prometheus queries.",
+    )
+    concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Most load requests in flight at once (all targets together); when all "
+        "are busy the rate drops instead of bursting later.",
+    )
+    timeout: PositiveDuration = Field(
+        default=5.0,
+        description="Seconds per load request and health probe; one that times out counts "
+        "as failed.",
+    )
+    max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="Load requests sent over the whole hold at most (all targets together); "
+        "unset: no limit.",
+    )
+    prometheus: PrometheusConfig | None = Field(
+        default=None,
+        description="Prometheus queries checked every interval; unset: none.",
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one path, e.g. ['/']")
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"paths must start with '/', got {path!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """The effective settings of one canary gate (after ``settings_from``)."""
+
+    gate: str
+    platform: PlatformConfig
+    router: RouterConfig
+    sampler: SamplerConfig
+    judge: JudgeConfig
+    slack: SlackConfig | None
+    rollback_on_insufficient: bool
+    verify_requests: int

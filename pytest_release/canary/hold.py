@@ -1,0 +1,152 @@
+"""A canary hold: sampling from its start, judged interval by interval, ended once.
+
+:class:`Hold` owns the sampler and the judge of one canary step.  The controller asks it
+to judge each interval window (offsets from the start of the hold) when the window is
+over; the hold waits for the window's end and for the requests still in flight, then
+judges the window's samples (and the history, for the alarm rules), and keeps every
+verdict.  :meth:`Hold.finish` stops sampling and judges the stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from pytest_release.canary.judge import CanaryVerdict, Judge
+
+if TYPE_CHECKING:
+    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.rollout import Rollout
+    from pytest_release.canary.sampler import Sampler
+    from pytest_release.canary.samples import Sample
+    from pytest_release.canary.stats import IntervalStats
+
+
+class HoldDisplay(Protocol):
+    """Live progress of a hold (the terminal in a pytest session)."""
+
+    def update(self, elapsed: float, canary: IntervalStats, stable: IntervalStats) -> None: ...
+
+    def interval_done(self, verdict: CanaryVerdict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class IntervalJudgement:
+    """One judged window: the judge's verdict, failed Prometheus bounds, and the
+    properties that go into the item's report."""
+
+    verdict: CanaryVerdict
+    metric_failures: tuple[str, ...]
+    properties: tuple[tuple[str, str], ...]
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.verdict == "fail" or bool(self.metric_failures)
+
+    def failure_message(self) -> str:
+        parts = [self.verdict.failure_message()] if self.verdict.verdict == "fail" else []
+        return "\n".join(parts + list(self.metric_failures))
+
+
+@dataclass
+class Hold:
+    settings: CanarySettings
+    hold_seconds: float
+    planned_looks: int
+    rollout: Rollout
+    display: HoldDisplay | None = None
+    clock: Callable[[], float] = time.time
+    sampler: Sampler | None = None
+    judge: Judge | None = None
+    started_at: float | None = None
+    verdicts: list[CanaryVerdict] = field(default_factory=list)
+    stage_verdict: CanaryVerdict | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.sampler is not None
+
+    def start(self) -> None:
+        from pytest_release.canary.sampler import Sampler
+
+        platform = self.rollout.platform
+        self.sampler = Sampler(
+            self.settings.sampler,
+            self.rollout.targets(),
+            status=lambda: platform.status().replicas,
+            health_path=self.settings.platform.health_path,
+        )
+        self.judge = Judge(self.settings.judge, planned_looks=max(1, self.planned_looks))
+        self.sampler.start()
+        self.started_at = self.clock()
+
+    def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
+        """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
+        from pytest_release.canary.sampler import check_metrics
+
+        if not self.started:
+            self.start()
+        assert self.sampler is not None and self.judge is not None
+        assert self.started_at is not None
+        start, end = self.started_at + window[0], self.started_at + window[1]
+        while (remaining := end - self.clock()) > 0:
+            time.sleep(min(0.25, remaining))
+            self._show_progress(start)
+        # Requests started in the window count in it: wait for the ones still in flight.
+        self.sampler.settle(end)
+        verdict = self.judge.judge_interval(
+            self.sampler.samples(start, end),
+            self.sampler.statuses(start, end),
+            start,
+            end,
+            self.sampler.samples(None, end),
+            look=len(self.verdicts) + 1,
+        )
+        self.verdicts.append(verdict)
+        if self.display is not None:
+            self.display.interval_done(verdict)
+        properties = list(verdict.properties())
+        failures: list[str] = []
+        prometheus = self.settings.sampler.prometheus
+        if prometheus is not None:
+            failures, metric_properties = check_metrics(
+                self.sampler.metrics(start, end), prometheus
+            )
+            properties += metric_properties
+        properties += [("sampler.error", error) for error in self.sampler.errors()]
+        return IntervalJudgement(verdict, tuple(failures), tuple(properties))
+
+    def _show_progress(self, window_start: float) -> None:
+        if self.display is None or self.sampler is None or self.started_at is None:
+            return
+        from pytest_release.canary.stats import interval_stats
+
+        samples = self.sampler.samples(window_start, None)
+        self.display.update(
+            self.clock() - self.started_at,
+            interval_stats(samples, "canary"),
+            interval_stats(samples, "stable"),
+        )
+
+    def stop(self) -> None:
+        """Stop sampling and the display (idempotent)."""
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.display is not None:
+            display, self.display = self.display, None
+            display.close()
+
+    def finish(self) -> CanaryVerdict:
+        """Stop sampling and judge the stage (once)."""
+        self.stop()
+        if self.stage_verdict is None:
+            judge = self.judge or Judge(self.settings.judge)
+            self.stage_verdict = judge.judge_stage(self.verdicts)
+        return self.stage_verdict
+
+    def samples(self) -> list[Sample]:
+        return self.sampler.samples() if self.sampler is not None else []

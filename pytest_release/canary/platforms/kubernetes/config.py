@@ -1,0 +1,146 @@
+"""Configuration of the Kubernetes platform and its routers (pydantic only, light import).
+
+``[tool.pytest-release.gates.canary.platform]`` with ``type = "kubernetes"`` and
+``[tool.pytest-release.gates.canary.router]`` with ``type = "traefik"`` or
+``type = "gateway"``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pytest_release.config_types import HttpPath, PositiveDuration
+
+# RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_label(value: str, what: str = "name") -> str:
+    if len(value) > 63 or not _LABEL.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid Kubernetes name: use at most 63 lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_subdomain(value: str, what: str = "name") -> str:
+    if len(value) > 253 or not _SUBDOMAIN.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid Kubernetes object name: use lower-case letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit"
+        )
+    return value
+
+
+class ClusterAccess(BaseModel):
+    """How to reach the API server: a kubeconfig file and context, or (both unset and no
+    ``$KUBECONFIG`` / ``~/.kube/config``) the in-cluster service account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig file (relative to the rootdir); unset: $KUBECONFIG, "
+        "~/.kube/config, or the in-cluster service account.",
+    )
+    context: str | None = Field(
+        default=None, description="Kubeconfig context; unset: the current context."
+    )
+
+
+class KubernetesPlatformConfig(ClusterAccess):
+    """``[tool.pytest-release.gates.canary.platform]`` with ``type = "kubernetes"``: the
+    main Deployment and a canary Deployment labelled ``version=canary`` beside it."""
+
+    type: Literal["kubernetes"] = Field(description="Run the service on a Kubernetes cluster.")
+    namespace: str = Field(default="default", description="Namespace of the service.")
+    app: str = Field(description="Value of the 'app' label of the service's pods.")
+    deployment: str | None = Field(
+        default=None, description="Name of the main (stable) Deployment; unset: the app name."
+    )
+    container: str | None = Field(
+        default=None,
+        description="Container whose image is released; unset: the pod's first container.",
+    )
+    port: int = Field(default=80, ge=1, le=65535, description="Port of the Services.")
+    container_port: int = Field(
+        default=8080,
+        ge=1,
+        le=65535,
+        description="Container port of Deployments and Services the platform creates.",
+    )
+    stable_image: str | None = Field(
+        default=None,
+        description="Image of the main Deployment when none exists yet (first release).",
+    )
+    stable_replicas: int = Field(
+        default=1, ge=1, le=100, description="Replicas of a main Deployment created here."
+    )
+    health_path: HttpPath = Field(
+        default="/health",
+        description="Readiness probe path of the Deployments the platform creates.",
+    )
+    rollout_timeout: PositiveDuration = Field(
+        default=300.0,
+        description="How long a Deployment may take to roll out (observedGeneration, updated "
+        "and available replicas) before the step fails.",
+    )
+    request_timeout: PositiveDuration = Field(
+        default=15.0, description="Timeout of one request to the API server."
+    )
+
+    @field_validator("namespace", "app")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return check_label(value)
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment(cls, value: str | None) -> str | None:
+        return None if value is None else check_subdomain(value)
+
+    @property
+    def main_name(self) -> str:
+        return self.deployment or self.app
+
+    @property
+    def canary_name(self) -> str:
+        return f"{self.main_name}-canary"
+
+
+class ServiceRouterConfig(BaseModel):
+    """What a router of Kubernetes Services (Traefik, Gateway API) shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(
+        default=None,
+        description="Name of the routing object; unset: the main Deployment's name.",
+    )
+    namespace: str | None = Field(
+        default=None, description="Namespace of the routing object; unset: the platform's."
+    )
+    url: str | None = Field(
+        default=None,
+        description="Where clients reach the service through this router (reported only).",
+    )
+    create: bool = Field(
+        default=True,
+        description="Create the routing object (all traffic to the main Service) when it "
+        "does not exist; false: a missing object is an error.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_subdomain(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return None if value is None else check_label(value, "namespace")

@@ -1,0 +1,230 @@
+"""Rollout steps on Kubernetes: the canary gate's steps over a
+:class:`~pytest_release.canary.platforms.kubernetes.platform.KubernetesPlatform` and a Traefik or Gateway
+API router, in an order that keeps a ready backend behind every weight.
+
+It offers the methods of :class:`pytest_release.canary.rollout.Rollout` that the canary
+gate calls.  The differences are Kubernetes': members are Services, not endpoints, and a
+promotion updates the main Deployment in place (rolling update to the release image,
+scaled to the stage's replicas) while the canary Service takes 100 % of the traffic, then
+returns the traffic to the main Service and deletes the canary resources.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_release.canary.platform import PlatformStatus
+from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
+from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
+from pytest_release.canary.rollout import MainCheck, previous_for
+from pytest_release.canary.router import Weights
+from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
+from pytest_release.canary.sampler import Targets
+from pytest_release.errors import PlatformError, RolloutError
+
+if TYPE_CHECKING:
+    from pytest_release.canary.config import CanarySettings
+
+
+class KubernetesRollout:
+    def __init__(
+        self,
+        platform: KubernetesPlatform,
+        router: WeightedServiceRouter,
+        *,
+        stable_image: str | None,
+        stable_replicas: int,
+    ) -> None:
+        self.platform = platform
+        self.router = router
+        self.stable_image = stable_image
+        self.stable_replicas = stable_replicas
+
+    @property
+    def main_service(self) -> str:
+        return self.router.stable_service
+
+    @property
+    def canary_service(self) -> str:
+        return self.router.canary_service
+
+    # -- main --------------------------------------------------------------------------------
+    def ensure_main(self) -> PlatformStatus:
+        """The main Deployment runs (created from ``stable_image`` on a fresh namespace) and
+        the router object exists."""
+        status = self.platform.status()
+        if status.stable_image is None:
+            if not self.stable_image:
+                raise RolloutError(
+                    f"no main Deployment '{self.platform.main_name}' runs on "
+                    f"{self.platform.name} and there is nothing to compare the canary with; "
+                    "set platform.stable_image (the version running in production now) so the "
+                    "first stage creates it"
+                )
+            status = self.platform.deploy_stable(self.stable_image, self.stable_replicas)
+            self.wait_endpoints(self.main_service, len(status.group("stable")))
+        self.router.start()
+        return status
+
+    def wait_endpoints(self, service: str, count: int) -> None:
+        """Wait until ``service`` has ``count`` ready endpoints (the endpoint controller
+        follows pod readiness with a delay; routers refuse Services without endpoints)."""
+        timeout = self.platform.config.rollout_timeout
+        deadline = time.monotonic() + timeout
+        while (ready := self.router.ready_endpoints(service)) < count:
+            if time.monotonic() > deadline:
+                raise RolloutError(
+                    f"Service '{service}' in namespace '{self.platform.namespace}' has {ready} "
+                    f"ready endpoint(s) {timeout:g}s after its {count} pod(s) became ready: "
+                    "check that the Service's selector and ports match the pods"
+                )
+            time.sleep(0.2)
+
+    # -- canary ------------------------------------------------------------------------------
+    def deploy_canary(self, image: str, replicas: int) -> PlatformStatus:
+        self.ensure_main()
+        status = self.platform.deploy_canary(image, replicas)
+        self.wait_endpoints(self.canary_service, replicas)
+        # The canary Service joins the router at its current share (0 % when it is new).
+        self.router.set_members(stable=[self.main_service], canary=[self.canary_service])
+        return status
+
+    def shift(self, canary_percent: int) -> Weights:
+        return self.router.set_weights(stable=100 - canary_percent, canary=canary_percent)
+
+    def promote(self, image: str, replicas: int, *, record_previous: bool = True) -> Weights:
+        """Main Deployment := ``replicas`` replicas of ``image``; meanwhile the canary Service
+        serves 100 %; then 100 % back to the main Service and the canary removed."""
+        status = self.platform.status()
+        if status.canary_image != image or not status.group("canary"):
+            self.deploy_canary(image, replicas)
+        self.shift(100)
+        self.platform.update_main(image, replicas, record_previous=record_previous)
+        self.wait_endpoints(self.main_service, replicas)
+        self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        self.platform.rollback()
+        return self.router.weights()
+
+    # -- rollback ----------------------------------------------------------------------------
+    def rollback_traffic(self) -> Weights:
+        """100 % of the traffic to the main Service (read back)."""
+        status = self.platform.status()
+        if status.stable_image is None or not status.group("stable"):
+            raise RolloutError(
+                "cannot send all traffic to the main Deployment: it has no pod "
+                f"({status.describe()})"
+            )
+        self.router.start()
+        return self.router.set_weights(stable=100, canary=0)
+
+    def remove_canary(self) -> PlatformStatus:
+        """The canary Service leaves the router, then the canary resources are deleted."""
+        self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        return self.platform.rollback()
+
+    def restore_main(self, image: str) -> PlatformStatus:
+        """Main Deployment back on ``image`` (its ReplicaSet revision), verified."""
+        status = self.platform.status()
+        if status.stable_image == image:
+            return status
+        if status.group("canary") or status.canary_image:
+            self.remove_canary()
+        status = self.platform.restore_main(image)
+        self.wait_endpoints(self.main_service, len(status.group("stable")))
+        return status
+
+    def rollback(self, release_image: str | None) -> PlatformStatus:
+        """Traffic to main, canary removed, and the main Deployment back on the previous
+        image when it was promoted to ``release_image``."""
+        status = self.platform.status()
+        if status.group("stable"):
+            self.rollback_traffic()
+        status = self.remove_canary()
+        target = self.previous_for(status, release_image)
+        if target is not None:
+            status = self.restore_main(target)
+        return status
+
+    previous_for = staticmethod(previous_for)
+
+    def targets(self) -> Targets:
+        """Pod IPs are the cluster's network, not this machine's: the hold judges pod
+        status (restarts, readiness) only."""
+        status = self.platform.status()
+        names = {r.endpoint: r.name for r in status.replicas}
+        return Targets(router_url=None, stable=(), canary=(), names=names)
+
+    # -- verification ------------------------------------------------------------------------
+    def verify_main(self, image: str | None, replicas: int | None, requests: int) -> MainCheck:
+        """Main on ``image`` with ``replicas`` ready pods, no canary resources, 100 % of the
+        traffic to the main Service (read back) and the main Service with ready endpoints.
+
+        No request is sent: the pods of a cluster are not reachable from here in general
+        (``router.url`` is reported only), so ``requests`` is 0 in the result."""
+        status = self.platform.status()
+        weights = self.router.weights()
+        problems = []
+        main = status.group("stable")
+        if image is not None and status.stable_image != image:
+            problems.append(f"main Deployment runs {status.stable_image!r}, expected {image!r}")
+        if replicas is not None and len(main) != replicas:
+            problems.append(f"main Deployment has {len(main)} pod(s), expected {replicas}")
+        if not main:
+            problems.append("main Deployment has no pod")
+        for r in status.not_ready("stable"):
+            problems.append(f"main pod {r.name} is not running and ready")
+        if status.group("canary") or status.canary_image:
+            problems.append(
+                f"canary resources remain: Deployment image {status.canary_image!r}, pods "
+                f"{[r.name for r in status.group('canary')]}"
+            )
+        if (weights.stable, weights.canary) != (100, 0) or weights.canary_members:
+            problems.append(
+                f"{self.router.describe} applies {weights} with canary backends "
+                f"{list(weights.canary_members)}, expected 100% to the main Service only"
+            )
+        endpoints = self.router.ready_endpoints(self.main_service)
+        if endpoints < max(1, len(main)):
+            problems.append(
+                f"the main Service '{self.main_service}' has {endpoints} ready endpoint(s) for "
+                f"{len(main)} pod(s)"
+            )
+        if problems:
+            raise RolloutError(
+                "the main deployment is not in the expected state:\n  "
+                + "\n  ".join(problems)
+                + f"\npods: {status.describe()}"
+            )
+        return MainCheck(status, weights, 0, ())
+
+
+def build_rollout(settings: CanarySettings, rootdir: Path | None) -> KubernetesRollout:
+    """Platform and router of ``settings`` over one API connection."""
+    from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+    from pytest_release.canary.routers.gateway.router import GatewayRouter
+    from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+    from pytest_release.canary.routers.traefik.router import TraefikRouter
+
+    platform = settings.platform
+    router = settings.router
+    assert isinstance(platform, KubernetesPlatformConfig)
+    try:
+        api = KubeApi(platform, rootdir, platform.request_timeout)
+    except KubeApiError as exc:
+        raise PlatformError(str(exc)) from None
+    kubernetes_platform = KubernetesPlatform(platform, rootdir, api)
+    kubernetes_router: WeightedServiceRouter
+    if isinstance(router, TraefikRouterConfig):
+        kubernetes_router = TraefikRouter(router, platform, rootdir, api)
+    else:
+        assert isinstance(router, GatewayRouterConfig)  # see platforms.router_problem
+        kubernetes_router = GatewayRouter(router, platform, rootdir, api)
+    return KubernetesRollout(
+        kubernetes_platform,
+        kubernetes_router,
+        stable_image=platform.stable_image,
+        stable_replicas=platform.stable_replicas,
+    )

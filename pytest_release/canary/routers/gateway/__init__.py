@@ -1,0 +1,1 @@
+"""Gateway API ``HTTPRoute`` backend weights as the traffic router (Kubernetes)."""

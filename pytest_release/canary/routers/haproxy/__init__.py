@@ -1,0 +1,1 @@
+"""HAProxy as the traffic router, changed live over its runtime API."""

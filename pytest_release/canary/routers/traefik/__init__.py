@@ -1,0 +1,1 @@
+"""Traefik ``TraefikService`` weighted services as the traffic router (Kubernetes)."""

@@ -1,0 +1,21 @@
+"""``router`` with ``type = \"traefik\"``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pytest_release.canary.platforms.kubernetes.config import ServiceRouterConfig
+
+
+class TraefikRouterConfig(ServiceRouterConfig):
+    """``router`` with ``type = "traefik"``: the weighted ``TraefikService`` in front of the
+    main and canary Services, changed with JSON merge patches."""
+
+    type: Literal["traefik"] = Field(description="Traefik TraefikService weights.")
+    api_version: Literal["auto", "traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"] = Field(
+        default="auto",
+        description="auto: traefik.io/v1alpha1, falling back to traefik.containo.us/v1alpha1 "
+        "(Traefik before v3) when the cluster does not serve it.",
+    )

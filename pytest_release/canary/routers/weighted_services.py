@@ -1,0 +1,247 @@
+"""What the Traefik and Gateway API routers share: weights over two Services.
+
+A router's members are Services: the main Service (``stable``) and the canary Service
+(``canary``).  The routing object lists them as weighted backends; weights are written as
+percentages and read back from the object the API server stored, so a report never
+claims a split the cluster does not have.  Every change is a JSON merge patch (a real API
+server rejects strategic merge patches on custom resources).  A backend that would get
+traffic must have at least one ready endpoint (EndpointSlices of its Service): the router
+refuses to send traffic to a Service that cannot serve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_release.canary.platforms.kubernetes.client import (
+    ENDPOINT_SLICES,
+    JSON,
+    Kind,
+    KubeApi,
+    KubeApiError,
+)
+from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.router import Weights, check_weights
+from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.errors import RouterError
+
+
+@dataclass(frozen=True)
+class Backend:
+    service: str
+    weight: int
+
+
+class WeightedServiceRouter:
+    """Base of :class:`TraefikRouter` and :class:`GatewayRouter`."""
+
+    object_kind = "routing object"
+
+    def __init__(
+        self,
+        config: TraefikRouterConfig | GatewayRouterConfig,
+        platform: KubernetesPlatformConfig,
+        rootdir: Path | None = None,
+        api: KubeApi | None = None,
+    ) -> None:
+        self.config = config
+        self.platform = platform
+        self.rootdir = rootdir
+        self._api = api
+        self.namespace = config.namespace or platform.namespace
+        self.name = config.name or platform.main_name
+        self.stable_service = platform.main_name
+        self.canary_service = platform.canary_name
+        self.port = platform.port
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def api(self) -> KubeApi:
+        if self._api is None:
+            try:
+                self._api = KubeApi(self.platform, self.rootdir, self.platform.request_timeout)
+            except KubeApiError as exc:
+                raise RouterError(str(exc)) from None
+        return self._api
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except KubeApiError as exc:
+            raise RouterError(str(exc)) from None
+
+    @property
+    def url(self) -> str:
+        return self.config.url or ""
+
+    @property
+    def describe(self) -> str:
+        return f"{self.object_kind} '{self.name}' in namespace '{self.namespace}'"
+
+    def server_endpoints(self) -> dict[str, str]:
+        return {}
+
+    # -- implemented by the subclasses -------------------------------------------------------
+    def kind(self) -> Kind:
+        raise NotImplementedError
+
+    def new_object(self) -> JSON:
+        raise NotImplementedError
+
+    def read_backends(self, obj: Mapping[str, Any]) -> list[JSON]:
+        raise NotImplementedError
+
+    def backends_patch(self, obj: Mapping[str, Any], backends: list[JSON]) -> JSON:
+        raise NotImplementedError
+
+    # -- the protocol ------------------------------------------------------------------------
+    def start(self) -> None:
+        """The routing object exists (created with all traffic to the main Service)."""
+        self._call(self._ensure)
+
+    def _ensure(self) -> JSON:
+        kind = self.kind()
+        obj = self.api.get(kind, self.namespace, self.name)
+        if obj is not None:
+            return obj
+        if not self.config.create:
+            raise RouterError(
+                f"{self.describe} does not exist and router.create = false; create it "
+                "(see deploy/kubernetes/example) or set router.create = true"
+            )
+        return self.api.create(kind, self.namespace, self.new_object())
+
+    def weights(self) -> Weights:
+        return self._call(lambda: self._weights(self._ensure()))  # type: ignore[no-any-return]
+
+    def _weights(self, obj: Mapping[str, Any]) -> Weights:
+        backends = self._backends(obj)
+        total = sum(b.weight for b in backends)
+        stable = sum(b.weight for b in backends if b.service == self.stable_service)
+        canary = sum(b.weight for b in backends if b.service == self.canary_service)
+        if total <= 0:
+            raise RouterError(f"{self.describe} sends no traffic anywhere: every weight is 0")
+        stable_pct = round(100 * stable / total)
+        return Weights(
+            stable=stable_pct,
+            canary=100 - stable_pct if canary else 0,
+            stable_members=tuple(b.service for b in backends if b.service == self.stable_service),
+            canary_members=tuple(b.service for b in backends if b.service == self.canary_service),
+        )
+
+    def _backends(self, obj: Mapping[str, Any]) -> list[Backend]:
+        found = []
+        for entry in self.read_backends(obj):
+            name = str(entry.get("name", ""))
+            if name not in (self.stable_service, self.canary_service):
+                raise RouterError(
+                    f"{self.describe} has a backend {name!r} that is neither the main Service "
+                    f"'{self.stable_service}' nor the canary Service '{self.canary_service}'; "
+                    "this router manages exactly those two"
+                )
+            weight = entry.get("weight", 1)
+            found.append(Backend(name, int(weight if weight is not None else 1)))
+        return found
+
+    def set_weights(self, *, stable: int, canary: int) -> Weights:
+        check_weights(stable, canary)
+        members = [self.canary_service] if canary > 0 else self._current_canary_members()
+        return self._write(members, (stable, canary))
+
+    def set_members(
+        self,
+        *,
+        stable: Sequence[str],
+        canary: Sequence[str],
+        split: tuple[int, int] | None = None,
+    ) -> Weights:
+        """Which Services serve each group (``stable`` must be the main Service, ``canary``
+        the canary Service or empty); ``split`` (stable, canary) or the current split."""
+        for group, names, allowed in (
+            ("stable", stable, self.stable_service),
+            ("canary", canary, self.canary_service),
+        ):
+            for service in names:
+                if service != allowed:
+                    raise RouterError(
+                        f"the {group} group of {self.describe} can only be the Service "
+                        f"'{allowed}', got {service!r}"
+                    )
+        if split is None:
+            current = self.weights()
+            split = (current.stable, current.canary) if canary else (100, 0)
+        check_weights(*split)
+        return self._write(list(canary), split)
+
+    def _current_canary_members(self) -> list[str]:
+        return list(self.weights().canary_members)
+
+    def _write(self, canary_members: list[str], split: tuple[int, int]) -> Weights:
+        stable_weight, canary_weight = split
+        if canary_weight > 0 and not canary_members:
+            raise RouterError(
+                f"cannot send {canary_weight}% of the traffic to the canary: the canary Service "
+                f"'{self.canary_service}' is not a backend of {self.describe}"
+            )
+
+        def run() -> Weights:
+            obj = self._ensure()
+            self._backends(obj)  # refuse unknown backends before changing anything
+            for service, weight in (
+                (self.stable_service, stable_weight),
+                (self.canary_service, canary_weight),
+            ):
+                if weight > 0:
+                    self._require_endpoints(service, weight)
+            entries = self.read_backends(obj)
+            by_name = {str(e.get("name")): dict(e) for e in entries}
+            backends: list[JSON] = []
+            wanted = [(self.stable_service, stable_weight)]
+            wanted += [(s, canary_weight) for s in canary_members]
+            for service, weight in wanted:
+                entry = by_name.get(service) or {"name": service, "port": self.port}
+                entry["weight"] = weight
+                backends.append(entry)
+            stored = self.api.merge_patch(
+                self.kind(), self.namespace, self.name, self.backends_patch(obj, backends)
+            )
+            got = self._weights(stored)
+            if (got.stable, got.canary) != split or set(got.canary_members) != set(canary_members):
+                raise RouterError(
+                    f"{self.describe} applies {got} (canary backends "
+                    f"{list(got.canary_members)}) after the change, expected stable "
+                    f"{stable_weight}% / canary {canary_weight}% (canary backends "
+                    f"{canary_members})"
+                )
+            return got
+
+        return self._call(run)  # type: ignore[no-any-return]
+
+    def _require_endpoints(self, service: str, weight: int) -> None:
+        ready, total = self._endpoints(service)
+        if ready == 0:
+            raise RouterError(
+                f"refusing to send {weight}% of the traffic to Service '{service}' in namespace "
+                f"'{self.namespace}': it has no ready endpoint ({total} endpoint(s), 0 ready). "
+                "Check that its pods are running and ready and that the Service selects them"
+            )
+
+    def _endpoints(self, service: str) -> tuple[int, int]:
+        """(ready, all) endpoints of ``service``, from its EndpointSlices."""
+        ready = total = 0
+        for endpoint_slice in self.api.list(
+            ENDPOINT_SLICES, self.namespace, f"kubernetes.io/service-name={service}"
+        ):
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                total += 1
+                if (endpoint.get("conditions") or {}).get("ready") is not False:
+                    ready += 1
+        return ready, total
+
+    def ready_endpoints(self, service: str) -> int:
+        """Ready endpoints of ``service`` (EndpointSlices)."""
+        return self._call(lambda: self._endpoints(service)[0])  # type: ignore[no-any-return]

@@ -1,0 +1,151 @@
+"""The ``canary`` gate's table and the effective settings of a canary gate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import pytest
+from pydantic import Field
+
+from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.judge import JudgeConfig
+from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.local.config import LocalPlatformConfig
+from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.slack import SlackConfig
+from pytest_release.config import GateConfig, RolloutConfig
+
+if TYPE_CHECKING:
+    from pytest_release.stage import StageRun
+
+KIND: Literal["canary"] = "canary"
+
+
+class CanaryGateConfig(GateConfig):
+    """``[tool.pytest-release.gates.<name>]`` with ``kind = "canary"``."""
+
+    kind: Literal["canary"] = KIND
+    serial: bool = True
+    settings_from: str | None = Field(
+        default=None,
+        description="Another canary gate whose platform, router, sampler, judge and slack "
+        "settings this gate uses (the default 'rollback' gate uses 'canary').",
+    )
+    platform: LocalPlatformConfig | KubernetesPlatformConfig | None = Field(
+        default=None,
+        description="Where the stable and canary replicas run: a table with type = "
+        "'local-process', 'local-docker' or 'kubernetes'. Required, unless settings_from "
+        "names a gate that has one.",
+    )
+    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig = Field(
+        default_factory=HAProxyConfig,
+        description="What splits the traffic between stable and canary: type = 'haproxy' "
+        "(default, a local HAProxy; local platforms only), 'traefik' or 'gateway' "
+        "(kubernetes platform only).",
+    )
+    sampler: SamplerConfig = Field(
+        default_factory=SamplerConfig,
+        description="What is measured during the hold: HTTP load, /health probes, replica "
+        "status, optional Prometheus queries.",
+    )
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="Thresholds and statistical comparison that turn the measurements into "
+        "a pass, fail or insufficient verdict per interval and for the stage.",
+    )
+    slack: SlackConfig | None = Field(
+        default=None,
+        description="Slack notifications of the stage outcome; unset: none are sent.",
+    )
+    rollback_on_insufficient: bool = Field(
+        default=True, description="Roll back when the evidence is insufficient (never a pass)."
+    )
+    verify_requests: int = Field(
+        default=20, ge=1, description="Requests through the router that check the main."
+    )
+
+
+def canary_gates(run: StageRun) -> list[tuple[str, CanaryGateConfig]]:
+    """The stage's canary gates, in run order."""
+    return [
+        (name, gate)
+        for name in run.plan.order
+        if isinstance(gate := run.config.gates[name], CanaryGateConfig)
+    ]
+
+
+def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> CanarySettings:
+    """The gate's effective settings; a usage error names what is missing or does not fit."""
+    from pytest_release.canary.platforms import router_problem
+
+    source = gate
+    if gate.settings_from:
+        other = run.config.gates.get(gate.settings_from)
+        if not isinstance(other, CanaryGateConfig) or other.settings_from:
+            raise pytest.UsageError(
+                f"gates.{gate_name}.settings_from = {gate.settings_from!r} in "
+                f"{run.config.source}: must name a gate of kind 'canary' that has its own "
+                "settings"
+            )
+        source = other
+    name = gate.settings_from or gate_name
+    if source.platform is None:
+        raise pytest.UsageError(
+            f"gate '{gate_name}' (kind canary) of stage '{run.stage}' needs a platform: add "
+            f"[tool.pytest-release.gates.{name}.platform] to {run.config.source}, e.g.\n"
+            '  type = "local-process"\n'
+            '  command = ["python3", "app.py", "--port", "{port}"]\n'
+            '  stable_image = "v1"\n'
+            'or type = "local-docker" with stable_image = "myapp:1.0"'
+        )
+    problem = router_problem(source.platform.type, source.router.type)
+    if problem is None and not source.judge.http_checks and source.judge.max_restarts is None:
+        problem = "judge.http_checks = false leaves judge.max_restarts as the only check: set it"
+    if problem is not None:
+        raise pytest.UsageError(f"gates.{name} in {run.config.source}: {problem}")
+    return CanarySettings(
+        gate=gate_name,
+        platform=source.platform,
+        router=source.router,
+        sampler=source.sampler,
+        judge=source.judge,
+        slack=source.slack,
+        rollback_on_insufficient=source.rollback_on_insufficient,
+        verify_requests=source.verify_requests,
+    )
+
+
+def rollout_config(run: StageRun, gate_name: str) -> RolloutConfig:
+    """The stage's rollout step, checked for what the canary gate needs."""
+    rollout = run.stage_config.rollout
+    if rollout is None:
+        raise pytest.UsageError(
+            f"stage '{run.stage}' runs the canary gate '{gate_name}' but has no rollout; add "
+            f"[tool.pytest-release.stages.{run.stage}.rollout] (action, replicas, weight, hold, "
+            f"interval) to {run.config.source}"
+        )
+    if rollout.action == "canary":
+        if rollout.interval <= 0:
+            raise pytest.UsageError(
+                f"stages.{run.stage}.rollout.interval = {rollout.interval:g}: must be more than "
+                "0 seconds"
+            )
+        if rollout.replicas < 1:
+            raise pytest.UsageError(
+                f"stages.{run.stage}.rollout.replicas = {rollout.replicas}: a canary needs at "
+                "least 1 replica"
+            )
+    if rollout.action == "promote":
+        if rollout.replicas < 1:
+            raise pytest.UsageError(
+                f"stages.{run.stage}.rollout.replicas = {rollout.replicas}: the main deployment "
+                "needs at least 1 replica"
+            )
+        if rollout.hold > 0:
+            raise pytest.UsageError(
+                f"stages.{run.stage}.rollout.hold = {rollout.hold:g}s: action 'promote' does not "
+                "judge (judge in the canary stages before it); set hold = 0"
+            )
+    return rollout

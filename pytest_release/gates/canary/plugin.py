@@ -1,0 +1,136 @@
+"""The ``canary`` gate's hooks: its kind, its items, and the end of its stage.
+
+A gate of kind ``canary`` performs the rollout step of its stage
+(``[tool.pytest-release.stages.<stage>.rollout]``) on the configured platform and router.
+Its items are the steps of :mod:`pytest_release.canary.controller`, in order (the gate is
+``serial``: one process, also under xdist); ``health@<t>`` items are the judged
+intervals of the hold.  SIGINT/SIGTERM during the stage, or any other failure of the
+stage, rolls back in :func:`pytest_release_stage_finished` on the process that records
+the stage; the ledger says ``rolled-back`` (or ``interrupted``).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_release.canary.controller import STEPS_OF_ACTION, interval_windows, read_result
+from pytest_release.config import gate_location
+from pytest_release.gates.canary.config import (
+    KIND,
+    CanaryGateConfig,
+    canary_gates,
+    resolve_settings,
+    rollout_config,
+)
+from pytest_release.gates.canary.finish import final_rollback, notify
+from pytest_release.gates.canary.items import CONTROLLERS, CanaryItem
+from pytest_release.stage_session import get_stage_session
+
+if TYPE_CHECKING:
+    from pytest_release.config import GateConfig
+    from pytest_release.gate_node import GateNode
+    from pytest_release.stage import StageOutcome, StageRun
+
+
+def _offset(seconds: float) -> str:
+    """``health@<t>`` labels: ``30s``, ``90s``, ``1m``, ``15m``."""
+    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
+
+
+def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
+    return {KIND: CanaryGateConfig}
+
+
+def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
+    gate = gate_node.gate
+    if not isinstance(gate, CanaryGateConfig):
+        return None
+    run = gate_node.run
+    rollout = rollout_config(run, gate_node.gate_name)
+    resolve_settings(gate_node.gate_name, gate, run)
+    path, line = gate_location(run.config, gate_node.gate_name)
+    items: list[pytest.Item] = []
+    for step in STEPS_OF_ACTION[rollout.action]:
+        windows = (
+            [
+                (f"health@{_offset(end)}", (start, end))
+                for start, end in interval_windows(rollout.hold, rollout.interval)
+            ]
+            if step == "health"
+            else [(step, None)]
+        )
+        for name, window in windows:
+            items.append(
+                CanaryItem.from_parent(
+                    gate_node,
+                    name=name,
+                    step=step,
+                    window=window,
+                    source_path=path,
+                    source_line=line,
+                )
+            )
+    return items
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check the canary gates' settings before the stage starts (a usage error, before the
+    ledger records a run), and redact the Slack webhook everywhere (it is a secret even
+    when not listed in ``secrets``)."""
+    stage_session = get_stage_session(session.config)
+    if stage_session is None:
+        return
+    extra = []
+    for name, gate in canary_gates(stage_session.run):
+        rollout_config(stage_session.run, name)
+        settings = resolve_settings(name, gate, stage_session.run)
+        if settings.slack is not None:
+            extra.append(os.environ.get(settings.slack.webhook_env, ""))
+            if settings.slack.webhook_url is not None:
+                extra.append(settings.slack.webhook_url.get_secret_value())
+    stage_session.add_secrets(extra)
+
+
+def pytest_release_stage_finished(
+    config: pytest.Config, run: StageRun, outcome: StageOutcome
+) -> None:
+    gates = canary_gates(run)
+    stage_session = get_stage_session(config)
+    if not gates or run.stage_config.rollout is None or stage_session is None:
+        return
+    action = run.stage_config.rollout.action
+    for name, gate in gates:
+        try:
+            settings = resolve_settings(name, gate, run)
+        except pytest.UsageError:
+            continue
+        local = config.stash.get(CONTROLLERS, {}).get(name)
+        if local is not None:
+            if not local.reported:
+                with suppress(Exception):
+                    local.end_hold()
+            local.stop()
+        result = read_result(stage_session.run_dir.path, name)
+        rolled_back = bool(result.get("rolled_back"))
+        details = ""
+        if rolled_back and result.get("rollback_message"):
+            # Under xdist the rollback items ran on a worker; the result is decided here.
+            stage_session.set_result("rolled-back", str(result["rollback_message"]))
+        keep = result.get("problem") == "insufficient evidence" and (
+            not settings.rollback_on_insufficient
+        )
+        if not outcome.passed and action != "rollback" and not rolled_back and not keep:
+            details, rolled_back = final_rollback(config, run, settings, outcome)
+            if rolled_back:
+                stage_session.set_result("rolled-back", details)
+        notify(config, stage_session, settings, outcome, result, rolled_back, details)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for controller in config.stash.get(CONTROLLERS, {}).values():
+        controller.stop()

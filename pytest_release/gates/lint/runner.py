@@ -1,0 +1,511 @@
+"""Run a lint gate's tools (concurrently, each once) and cache their results.
+
+A tool's result is reused while its cache key is unchanged.  The key covers:
+
+* the tool, its full command line (resolved executable, adapter flags, user args,
+  targets) and its ``--version`` output;
+* environment variables the tool reads (``RUFF_*``, ``MYPY*``...);
+* the installed distributions of the interpreter running pytest (names and versions
+  from ``*.dist-info``: plugins and stubs change results);
+* the content of every Python file (``.py``, ``.pyi``, ``.ipynb``, ``.pyx``) and of every
+  tool configuration file (``pyproject.toml``, ``setup.cfg``, ``tox.ini``, ``.flake8``,
+  ``ruff.toml``, ``mypy.ini``...) under the tool's targets, of the configuration files
+  in the rootdir, and of any file named by a user argument.
+
+Directories that hold no checked source are not hashed: hidden ones (``.git``,
+``.venv``, ``.mypy_cache``), ``__pycache__``, ``node_modules``, ``site-packages``,
+``*.egg-info`` and virtualenvs (a directory with ``pyvenv.cfg``).  Configuration in
+parent directories of the rootdir and in the user's home is not part of the key.
+Only results of tools that ran normally are cached; a missing, crashed or timed-out
+tool runs again next time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pytest_release.atomic import write_json_atomic
+from pytest_release.gates.lint.config import LintGateConfig
+from pytest_release.gates.lint.model import Outcome, ToolResult
+from pytest_release.gates.lint.tools import TOOLS, ParseError, ToolOutput, ToolSpec
+from pytest_release.processes import kill_group
+
+CACHE_FORMAT = "pytest-release-lint-1"
+CACHE_DIR = Path(".pytest-release") / "cache" / "lint"
+SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".ipynb", ".pyx"})
+CONFIG_NAMES = frozenset(
+    {
+        "pyproject.toml",
+        "setup.cfg",
+        "tox.ini",
+        ".flake8",
+        "ruff.toml",
+        ".ruff.toml",
+        "mypy.ini",
+        ".mypy.ini",
+        ".isort.cfg",
+        ".editorconfig",
+        ".bandit",
+        "py.typed",
+        "requirements.txt",
+    }
+)
+SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
+# Colour codes would break parsing; tools honour these to force colour on.
+_COLOUR_VARS = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "MYPY_FORCE_COLOR")
+_TAIL_LINES = 30
+_TAIL_CHARS = 4000
+_VERSION_TIMEOUT = 60.0
+
+Redact = Callable[[str], str]
+
+
+def _no_redaction(text: str) -> str:
+    return text
+
+
+# -- locating the program ------------------------------------------------------------------
+
+
+def search_path() -> str:
+    """Where default executables are looked up: the scripts directory of the interpreter
+    running pytest (its venv's ``bin``), then ``PATH``."""
+    dirs = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    dirs.extend(os.environ.get("PATH", "").split(os.pathsep))
+    seen: list[str] = []
+    for entry in dirs:
+        if entry and entry not in seen:
+            seen.append(entry)
+    return os.pathsep.join(seen)
+
+
+def resolve_program(program: str, root: Path) -> str | None:
+    """Absolute path of ``program`` (a name looked up like a shell would, or a path
+    relative to the rootdir), None when it does not exist or is not executable."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        candidate = Path(program) if Path(program).is_absolute() else root / program
+        return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    return shutil.which(program, path=search_path())
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    """The resolved command line of one tool, or why it cannot run."""
+
+    spec: ToolSpec
+    prefix: tuple[str, ...]  # the program (resolved) and, for overrides, its own args
+    argv: tuple[str, ...]
+    targets: tuple[str, ...]
+    extra_files: tuple[str, ...]
+    problem: str = ""  # non-empty: the tool cannot run (missing program or target)
+    problem_outcome: Outcome = "error"
+
+
+def plan_tool(gate_name: str, gate: LintGateConfig, tool: str, root: Path) -> ToolPlan:
+    spec = TOOLS[tool]
+    options = gate.tool_options(tool)
+    targets = gate.tool_targets(tool) if spec.uses_targets else ()
+    command = options.command or (spec.executable,)
+    extra_files = tuple(_file_args(options.args, root))
+    resolved = resolve_program(command[0], root)
+    key = f"gates.{gate_name}.options.{tool}.command"
+    if resolved is None:
+        if options.command:
+            problem = (
+                f"{tool}: the configured command {shlex.join(command)!r} cannot run: "
+                f"{command[0]!r} is not an executable file or on PATH ({key}). "
+                f"Fix the command, or remove it and install the tool: {spec.install_hint}"
+            )
+        else:
+            problem = (
+                f"{tool}: {spec.executable!r} is not installed: it is neither next to the "
+                f"Python running pytest ({sysconfig.get_path('scripts')}) nor on PATH. "
+                f"Install it: {spec.install_hint}; or set {key} to how it is run here."
+            )
+        return ToolPlan(spec, tuple(command), (), targets, extra_files, problem, "missing")
+    prefix = (resolved, *command[1:])
+    missing = [t for t in targets if not (root / t).exists()]
+    if missing:
+        where = (
+            f"gates.{gate_name}.options.{tool}.targets"
+            if options.targets is not None
+            else f"gates.{gate_name}.targets"
+        )
+        problem = (
+            f"{tool}: target(s) {', '.join(repr(t) for t in missing)} do not exist under the "
+            f"rootdir {root}; fix {where} (paths are relative to the rootdir)"
+        )
+        return ToolPlan(spec, prefix, (), targets, extra_files, problem)
+    argv = (*prefix, *spec.fixed_args, *options.args, *targets)
+    return ToolPlan(spec, prefix, argv, targets, extra_files)
+
+
+def _file_args(args: Iterable[str], root: Path) -> Iterator[str]:
+    """Arguments (or ``--opt=value`` values) naming existing files: config files."""
+    for arg in args:
+        for value in (arg, arg.split("=", 1)[-1]):
+            if value and not value.startswith("-") and (root / value).is_file():
+                yield value
+                break
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+class ProcessGroups:
+    """The tool processes running now, so an interrupt can end them (by process group:
+    a wrapper script's children too)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._closed = False
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            closed = self._closed
+        if closed:  # started after an interrupt: end it at once
+            kill_group(proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            procs = list(self._procs)
+        for proc in procs:
+            kill_group(proc)
+
+
+@dataclass(frozen=True)
+class Execution:
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    error: str = ""
+
+
+def tool_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _COLOUR_VARS}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def execute(
+    argv: tuple[str, ...], root: Path, timeout: float, processes: ProcessGroups
+) -> Execution:
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=tool_environment(),
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+    except OSError as exc:
+        return Execution(None, "", "", time.perf_counter() - start, error=str(exc))
+    processes.add(proc)
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            out, err = proc.communicate()
+            timed_out = True
+    finally:
+        kill_group(proc)
+        processes.discard(proc)
+    return Execution(
+        proc.returncode,
+        out.decode("utf-8", errors="replace"),
+        err.decode("utf-8", errors="replace"),
+        time.perf_counter() - start,
+        timed_out,
+    )
+
+
+def tool_version(
+    prefix: tuple[str, ...], root: Path, timeout: float, processes: ProcessGroups
+) -> str | None:
+    """The first line ``<tool> --version`` prints, None when it fails."""
+    result = execute((*prefix, "--version"), root, min(timeout, _VERSION_TIMEOUT), processes)
+    if result.exit_code != 0:
+        return None
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def tail(text: str) -> str:
+    lines = text.rstrip().splitlines()[-_TAIL_LINES:]
+    joined = "\n".join(lines)
+    return joined[-_TAIL_CHARS:]
+
+
+def evaluate(
+    plan: ToolPlan, run: Execution, root: Path, version: str, redact: Redact
+) -> ToolResult:
+    """Turn a finished tool run into a result: findings, or why the tool did not work."""
+    spec = plan.spec
+    command = shlex.join(plan.argv)
+    base = ToolResult(
+        tool=spec.name,
+        outcome="ok",
+        argv=tuple(redact(a) for a in plan.argv),
+        exit_code=run.exit_code,
+        version=version,
+        duration=round(run.duration, 3),
+        stderr_tail=redact(tail(run.stderr)),
+        stdout_tail=redact(tail(run.stdout)),
+    )
+    if run.error:
+        return replace(
+            base,
+            outcome="crashed",
+            message=redact(f"{spec.name}: could not start `{command}`: {run.error}"),
+        )
+    if run.timed_out:
+        return replace(
+            base,
+            outcome="timeout",
+            message=redact(
+                f"{spec.name}: `{command}` did not finish within {run.duration:.0f}s and was "
+                "killed; raise the gate's timeout or check targets"
+            ),
+        )
+    assert run.exit_code is not None
+    try:
+        findings = spec.parse(ToolOutput(run.stdout, run.stderr, run.exit_code, root))
+        problem = ""
+    except ParseError as exc:
+        findings, problem = [], str(exc)
+    code = run.exit_code
+    failing = [f for f in findings if f.fails]
+    if not problem and (code == 0 or (code in spec.finding_codes and failing)):
+        return replace(base, findings=tuple(findings))
+    if code < 0:
+        what = f"was killed by signal {-code}"
+    elif problem:
+        what = f"exited with code {code} and its output could not be read ({problem})"
+    else:
+        expected = ", ".join(str(c) for c in sorted(spec.finding_codes))
+        what = (
+            f"exited with code {code} without reporting a finding "
+            f"(expected 0 = clean, or {expected} with findings)"
+        )
+    lines = [f"{spec.name}: `{command}` {what}."]
+    if "No module named" in run.stderr:
+        lines.append(f"The tool is not installed for that interpreter: {spec.install_hint}")
+    if run.stderr.strip():
+        lines += ["stderr:", tail(run.stderr)]
+    if run.stdout.strip() and (problem or not run.stderr.strip()):
+        lines += ["stdout:", tail(run.stdout)]
+    return replace(base, outcome="crashed", message=redact("\n".join(lines)))
+
+
+# -- cache ---------------------------------------------------------------------------------
+
+
+def _walk_files(root: Path, target: str) -> Iterator[Path]:
+    start = root / target
+    if start.is_file():
+        yield start
+        return
+    for dirpath, dirnames, filenames in os.walk(start):
+        if "pyvenv.cfg" in filenames and Path(dirpath) != root:
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and d not in SKIP_DIRS and not d.endswith(".egg-info")
+        )
+        for name in sorted(filenames):
+            if name in CONFIG_NAMES or os.path.splitext(name)[1] in SOURCE_SUFFIXES:
+                yield Path(dirpath) / name
+
+
+def files_digest(root: Path, targets: Iterable[str], extra_files: Iterable[str] = ()) -> str:
+    """One hash over the content of the files a tool's result depends on."""
+    paths: set[Path] = {root / name for name in CONFIG_NAMES if (root / name).is_file()}
+    paths.update(root / name for name in extra_files)
+    for target in targets or (".",):
+        paths.update(_walk_files(root, target))
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        try:
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            content = f"unreadable: {exc.__class__.__name__}"
+        rel = os.path.relpath(path, root)
+        digest.update(f"{rel}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def installed_distributions() -> str:
+    """Hash of the ``*.dist-info`` / ``*.egg-info`` names (name and version) on
+    ``sys.path``: a changed plugin or stub package invalidates cached results."""
+    names: list[str] = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                names.extend(
+                    e.name for e in it if e.name.endswith((".dist-info", ".egg-info", ".pth"))
+                )
+        except OSError:
+            continue
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def cache_key(
+    plan: ToolPlan, version: str, files: str, distributions: str, environ: Mapping[str, str]
+) -> str:
+    env = sorted(
+        (k, v)
+        for k, v in environ.items()
+        if plan.spec.env_prefixes and k.startswith(plan.spec.env_prefixes)
+    )
+    material = {
+        "format": CACHE_FORMAT,
+        "tool": plan.spec.name,
+        "argv": plan.argv,
+        "version": version,
+        "env": env,
+        "files": files,
+        "distributions": distributions,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class LintCache:
+    """One JSON file per gate and tool under ``<rootdir>/.pytest-release/cache/lint``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _file(self, gate_name: str, tool: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", gate_name)
+        return self.directory / f"{safe}--{tool}.json"
+
+    def get(self, gate_name: str, tool: str, key: str) -> ToolResult | None:
+        try:
+            data = json.loads(self._file(gate_name, tool).read_text(encoding="utf-8"))
+            if data.get("key") != key:
+                return None
+            return replace(ToolResult.from_dict(data["result"]), cached=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, gate_name: str, tool: str, key: str, result: ToolResult) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# created by pytest-release\n*\n", encoding="utf-8")
+            write_json_atomic(self._file(gate_name, tool), {"key": key, "result": result.to_dict()})
+        except OSError:
+            pass  # a read-only checkout still lints, just without a cache
+
+
+# -- the gate's run ------------------------------------------------------------------------
+
+
+def run_tool(
+    gate_name: str,
+    plan: ToolPlan,
+    root: Path,
+    timeout: float,
+    cache: LintCache | None,
+    digests: Mapping[tuple[str, ...], str],
+    distributions: str,
+    processes: ProcessGroups,
+    redact: Redact,
+) -> ToolResult:
+    spec = plan.spec
+    if plan.problem:
+        return ToolResult(
+            tool=spec.name,
+            outcome=plan.problem_outcome,
+            message=redact(plan.problem),
+            argv=tuple(redact(a) for a in plan.prefix),
+        )
+    version = tool_version(plan.prefix, root, timeout, processes)
+    key = ""
+    if cache is not None and spec.cacheable and version is not None:
+        files = digests[(*plan.targets, "\0", *plan.extra_files)]
+        key = cache_key(plan, version, files, distributions, os.environ)
+        hit = cache.get(gate_name, spec.name, key)
+        if hit is not None:
+            return hit
+    run = execute(plan.argv, root, timeout, processes)
+    result = evaluate(plan, run, root, version or "unknown", redact)
+    if key and cache is not None and result.ok:
+        cache.put(gate_name, spec.name, key, replace(result, cache_key=key))
+    return replace(result, cache_key=key)
+
+
+def run_gate(
+    gate_name: str,
+    gate: LintGateConfig,
+    root: Path,
+    *,
+    use_cache: bool = True,
+    redact: Redact = _no_redaction,
+) -> dict[str, ToolResult]:
+    """Run every tool of the gate concurrently; tool name -> result."""
+    plans = [plan_tool(gate_name, gate, tool, root) for tool in gate.tools]
+    cache = LintCache(root / CACHE_DIR) if gate.cache and use_cache else None
+    digests: dict[tuple[str, ...], str] = {}
+    distributions = ""
+    if cache is not None:
+        distributions = installed_distributions()
+        for plan in plans:
+            key = (*plan.targets, "\0", *plan.extra_files)
+            if plan.spec.cacheable and not plan.problem and key not in digests:
+                digests[key] = files_digest(root, plan.targets, plan.extra_files)
+    processes = ProcessGroups()
+    with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="lint") as pool:
+        futures = {
+            plan.spec.name: pool.submit(
+                run_tool,
+                gate_name,
+                plan,
+                root,
+                gate.timeout,
+                cache,
+                digests,
+                distributions,
+                processes,
+                redact,
+            )
+            for plan in plans
+        }
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except BaseException:
+            processes.kill_all()
+            raise
