@@ -360,8 +360,9 @@ def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:
 
 def gate_location(config: ReleaseConfig, gate_name: str) -> tuple[Path | None, int | None]:
     """Where the gate's table is in the configuration file (for reports of items that
-    have no source of their own): the file, and the line of ``[...gates.<name>...]``
-    (None when the gate only has built-in defaults or the file cannot be read)."""
+    have no source of their own): the file, and the line of ``[...gates.<name>]``, else of
+    its first sub-table ``[...gates.<name>.<key>]`` (None when the gate only has built-in
+    defaults there or the file cannot be read)."""
     path = Path(config.source)
     if not path.is_file():
         return None, None
@@ -369,8 +370,13 @@ def gate_location(config: ReleaseConfig, gate_name: str) -> tuple[Path | None, i
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return path, None
-    needles = (f"gates.{gate_name}]", f"gates.{gate_name}.", f'gates."{gate_name}"')
+    name = re.escape(gate_name)
+    table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\s*\]')
+    sub_table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\.')
+    first_sub: int | None = None
     for number, line in enumerate(lines, start=1):
-        if line.lstrip().startswith("[") and any(n in line for n in needles):
+        if table.match(line):
             return path, number
-    return path, None
+        if first_sub is None and sub_table.match(line):
+            first_sub = number
+    return path, first_sub

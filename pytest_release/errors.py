@@ -12,7 +12,7 @@ Catch :class:`ReleaseError` for all of them, or one branch::
     │   ├── gates.docker.dependencies.DependencyFailed
     │   ├── gates.lint.tools.ParseError
     │   ├── gates.newman.collection.CollectionError
-    │   └── gates.newman.runner.NewmanSetupError
+    │   └── gates.newman.collection_run.NewmanSetupError
     ├── EvidenceError             an evidence source (e.g. Prometheus) could not answer
     └── RolloutError              a rollout step did not reach the state it must reach
         ├── PlatformError         the platform could not start, stop or report replicas

@@ -17,7 +17,7 @@ import pytest
 from pytest_release.config import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
-from pytest_release.gates.e2e.plugin import E2EGateConfig
+from pytest_release.gates.e2e.config import E2EGateConfig
 from tests.spine_support import XDIST_MODES, junit, project, run_stage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

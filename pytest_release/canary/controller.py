@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -444,7 +445,6 @@ class Controller:
             "rollback_errors": self.rollback_errors,
             "pid": os.getpid(),
         }
-        try:
+        # Unwritable: the end of the stage then finds no result and rolls back what it finds.
+        with suppress(OSError):
             write_json_atomic(self.host.run_dir / RESULT_FILE.format(gate=self.settings.gate), data)
-        except OSError:
-            pass  # the end of the stage then finds no result and rolls back what it finds

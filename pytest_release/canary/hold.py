@@ -90,7 +90,8 @@ class Hold:
 
         if not self.started:
             self.start()
-        assert self.sampler is not None and self.judge is not None
+        assert self.sampler is not None
+        assert self.judge is not None
         assert self.started_at is not None
         start, end = self.started_at + window[0], self.started_at + window[1]
         while (remaining := end - self.clock()) > 0:

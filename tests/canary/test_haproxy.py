@@ -42,7 +42,7 @@ def backends() -> Iterator[dict[str, list[str]]]:
                 )
             )
             groups[group].append(f"127.0.0.1:{port}")
-        from pytest_release.canary.platforms.local.platform import probe_health
+        from pytest_release.canary.platforms.local.runtimes import probe_health
 
         for endpoint in groups["stable"] + groups["canary"]:
             for _ in range(200):

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.platforms.local.platform import probe_health
+from pytest_release.canary.platforms.local.runtimes import probe_health
 from pytest_release.canary.sampler import (
     MetricSample,
     PrometheusClient,

@@ -34,56 +34,19 @@ import shlex
 import shutil
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from pydantic import Field, field_validator
 
 from pytest_release.config import GateConfig
 from pytest_release.errors import GateCheckFailed
 from pytest_release.gate_node import GateItem, GateNode
+from pytest_release.gates.e2e.config import ATTACHMENT, KIND, PLAYWRIGHT_DEFAULTS, E2EGateConfig
 from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageRun
     from pytest_release.stage_session import StageSession
-
-KIND = "e2e"
-ATTACHMENT = "attachment"
-# pytest-playwright's options this gate gives a default, with that plugin's own default.
-_PLAYWRIGHT_DEFAULTS = {"output": "test-results", "screenshot": "off", "tracing": "off"}
-
-
-class E2EGateConfig(GateConfig):
-    kind: str = KIND
-    base_url: str | None = Field(
-        default=None, description="Base URL of the target (``page.goto('/')``)."
-    )
-    executable_path: str | None = Field(
-        default=None, description="Browser executable, e.g. /usr/bin/chromium."
-    )
-    args: tuple[str, ...] = Field(default=(), description="Browser command-line arguments.")
-    headless: bool = Field(default=True, description="Run the browser without a window.")
-    screenshot: Literal["on", "off", "only-on-failure"] = Field(
-        default="only-on-failure", description="pytest-playwright --screenshot default."
-    )
-    tracing: Literal["on", "off", "retain-on-failure"] = Field(
-        default="retain-on-failure", description="pytest-playwright --tracing default."
-    )
-    output: str | None = Field(
-        default=None,
-        description="Artifacts directory relative to the rootdir; default "
-        "<reports-dir>/<stage>/e2e.",
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(
-                "must be an absolute http:// or https:// URL, e.g. 'http://127.0.0.1:8000'"
-            )
-        return value
 
 
 _E2E_KEYS = frozenset(set(E2EGateConfig.model_fields) - set(GateConfig.model_fields))
@@ -159,7 +122,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     option = config.option
     if gate.base_url is not None and not getattr(option, "base_url", None):
         option.base_url = gate.base_url
-    if not _given(config, "--output") and option.output == _PLAYWRIGHT_DEFAULTS["output"]:
+    if not _given(config, "--output") and option.output == PLAYWRIGHT_DEFAULTS["output"]:
         option.output = str(output_dir(stage.run, gate))
     if not _given(config, "--screenshot") and option.screenshot == "off":
         option.screenshot = gate.screenshot

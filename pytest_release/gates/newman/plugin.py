@@ -30,23 +30,14 @@ Configuration (``[tool.pytest-release.gates.<name>]`` with ``kind = "newman"``):
 from __future__ import annotations
 
 import glob
-import hashlib
-import os
-import re
-import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING
 
 import pytest
-from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config_types import parse_duration
-from pytest_release.errors import GateCheckFailed, GateSetupError
-from pytest_release.gate_node import GateItem, GateNode
+from pytest_release.gate_node import GateNode
 from pytest_release.gates.newman.collection import (
     Collection,
     CollectionError,
@@ -54,150 +45,16 @@ from pytest_release.gates.newman.collection import (
     load_collection,
     read_json_file,
 )
-from pytest_release.gates.newman.runner import (
-    NewmanCommand,
-    RunOutcome,
-    Verdict,
-    failed,
-    request_verdict,
-    run_newman,
-    status_verdict,
+from pytest_release.gates.newman.collection_run import CollectionRun, resolve_path
+from pytest_release.gates.newman.config import KIND, STATUS_NAME, NewmanGateConfig
+from pytest_release.gates.newman.items import (
+    NewmanProblemItem,
+    NewmanRequestItem,
+    NewmanStatusItem,
 )
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageRun
-    from pytest_release.stage_session import StageSession
-
-KIND: Literal["newman"] = "newman"
-STATUS_NAME = "(newman run)"
-DEFAULT_COLLECTIONS = (
-    "tests/newman/*.postman_collection.json",
-    "suites/newman/*.postman_collection.json",
-)
-LOCAL_BINARY = "node_modules/.bin/newman"
-INSTALL_HINT = (
-    "install it with `npm install --save-dev newman@6` in {rootdir} (or `npm install -g "
-    'newman@6`), or set newman = "path/to/newman" in [tool.pytest-release.gates.{gate}]'
-)
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# newman flags the gate sets itself, with the key to use instead.
-_RESERVED_FLAGS = {
-    "-r": "(the gate needs its JSON reporter)",
-    "--reporters": "(the gate needs its JSON reporter)",
-    "--reporter-json-export": "(the gate reads the report itself)",
-    "-e": "environment",
-    "--environment": "environment",
-    "-g": "globals",
-    "--globals": "globals",
-    "-d": "iteration_data",
-    "--iteration-data": "iteration_data",
-    "-n": "iterations",
-    "--iteration-count": "iterations",
-    "--env-var": "env_vars",
-    "--global-var": "global_vars",
-    "--timeout": "timeout",
-    "--timeout-request": "timeout_request",
-    "--timeout-script": "timeout_script",
-    "--bail": "bail",
-    "--folder": "(items are made from the whole collection)",
-    "-x": "(the gate does not trust the exit code alone anyway)",
-    "--suppress-exit-code": "(the gate does not trust the exit code alone anyway)",
-}
-
-
-class NewmanGateConfig(GateConfig):
-    """A gate whose items are the requests of Postman collections, run by newman."""
-
-    kind: Literal["newman"] = KIND
-    collections: tuple[str, ...] = Field(
-        default=DEFAULT_COLLECTIONS,
-        description="Glob patterns (relative to the rootdir) of Postman collection files "
-        "(v2.1). A configured pattern that matches nothing is a failure.",
-    )
-    environment: str | None = Field(default=None, description="Postman environment file.")
-    globals: str | None = Field(default=None, description="Postman globals file.")
-    iteration_data: str | None = Field(
-        default=None, description="JSON array or CSV file; one iteration per row."
-    )
-    iterations: int | None = Field(default=None, ge=1, description="newman -n.")
-    env_vars: dict[str, str] = Field(
-        default_factory=dict,
-        description="--env-var overrides; ${NAME} is replaced by the environment variable.",
-    )
-    global_vars: dict[str, str] = Field(default_factory=dict, description="--global-var.")
-    timeout: float = Field(default=600.0, description="Seconds for the whole newman run.")
-    timeout_request: float | None = Field(
-        default=None,
-        description="Seconds per request (newman --timeout-request); unset: newman's "
-        "default, no limit.",
-    )
-    timeout_script: float | None = Field(
-        default=None,
-        description="Seconds per pre-request or test script (newman --timeout-script); "
-        "unset: newman's default, no limit.",
-    )
-    newman: str | None = Field(
-        default=None,
-        description="newman executable (path relative to the rootdir, or a name on PATH). "
-        f"Default: <rootdir>/{LOCAL_BINARY}, then newman on PATH.",
-    )
-    bail: bool = Field(
-        default=False,
-        description="Stop the run at the first failure (newman --bail); the requests not "
-        "run are reported as skipped.",
-    )
-    args: tuple[str, ...] = Field(default=(), description="Further newman command-line flags.")
-
-    @field_validator("timeout", "timeout_request", "timeout_script", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float | None:
-        if value is None:
-            return None
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise ValueError(f"must be a positive duration such as '30s' or '10m', got {value!r}")
-        return seconds
-
-    @field_validator("collections")
-    @classmethod
-    def _collections(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError(
-                "lists no collection; give glob patterns such as "
-                "['tests/newman/*.postman_collection.json']"
-            )
-        if any(not pattern.strip() for pattern in value):
-            raise ValueError("contains an empty pattern")
-        return value
-
-    @field_validator("env_vars", "global_vars")
-    @classmethod
-    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not key or "=" in key:
-                raise ValueError(
-                    f"variable name {key!r} is invalid: it must be non-empty and contain no '='"
-                )
-        return value
-
-    @field_validator("args")
-    @classmethod
-    def _args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for arg in value:
-            flag = arg.split("=", 1)[0]
-            if flag in _RESERVED_FLAGS or flag.startswith("--reporter-"):
-                instead = _RESERVED_FLAGS.get(flag, "(the gate needs its JSON reporter)")
-                use = instead if instead.startswith("(") else f"use the key '{instead}' instead"
-                raise ValueError(f"newman flag {flag!r} is set by the gate; {use}")
-        return value
-
-    @model_validator(mode="after")
-    def _paths(self) -> NewmanGateConfig:
-        for key in ("environment", "globals", "iteration_data", "newman"):
-            value = getattr(self, key)
-            if value is not None and not value.strip():
-                raise ValueError(f"{key} is empty; remove the key or name a file")
-        return self
 
 
 # -- hooks ----------------------------------------------------------------------------------
@@ -302,14 +159,14 @@ class _GateSetup:
         for key, what in (("environment", "environment"), ("globals", "globals")):
             value = getattr(gate, key)
             if value is not None:
-                path = _resolve(run.rootdir, value)
+                path = resolve_path(run.rootdir, value)
                 try:
                     read_json_file(path, what, run.relative(path))
                 except CollectionError as exc:
                     problems.append(f"{exc.message} (gate key {key} = {value!r})")
         iterations = gate.iterations or 1
         if gate.iteration_data is not None:
-            path = _resolve(run.rootdir, gate.iteration_data)
+            path = resolve_path(run.rootdir, gate.iteration_data)
             try:
                 rows = count_iteration_data(path, run.relative(path))
             except CollectionError as exc:
@@ -317,11 +174,6 @@ class _GateSetup:
             else:
                 iterations = gate.iterations or rows
         return cls(iterations=iterations, problem="\n".join(problems) or None)
-
-
-def _resolve(rootdir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
 
 
 def _collection_items(
@@ -370,212 +222,3 @@ def _collection_items(
                 )
             )
     return items
-
-
-# -- run time -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CollectionRun:
-    """Runs newman for one collection, once per session across processes."""
-
-    gate_name: str
-    gate: NewmanGateConfig
-    rootdir: Path
-    collection: Collection
-    key: str
-    iterations: int
-    setup_problem: str | None
-
-    @property
-    def status_name(self) -> str:
-        return f"{self.key}::{STATUS_NAME}"
-
-    @cached_property
-    def expected_names(self) -> dict[int, str]:
-        return {spec.position: spec.name for spec in self.collection.requests}
-
-    def outcome(self, config: pytest.Config) -> RunOutcome:
-        session = stage_session(config)
-        run_key = f"newman:{self.gate_name}:{self.collection.path}"
-        export = session.run_dir.path / (
-            "newman-" + hashlib.sha256(run_key.encode()).hexdigest()[:16] + ".json"
-        )
-        value = session.run_dir.run_once(run_key, lambda: self._run(export).to_json())
-        return RunOutcome.from_json(cast("Mapping[str, Any]", value))
-
-    def _run(self, export: Path) -> RunOutcome:
-        if self.setup_problem is not None:
-            return failed(f"newman was not started: {self.setup_problem}")
-        try:
-            binary = resolve_newman(self.gate.newman, self.rootdir, self.gate_name)
-        except NewmanSetupError as exc:
-            return failed(str(exc))
-        try:
-            command = self.command(binary, export)
-        except NewmanSetupError as exc:
-            return failed(f"newman was not started: {exc}")
-        try:
-            return run_newman(command, cwd=self.rootdir)
-        except Exception as exc:  # an unexpected crash must still fail the status item
-            return failed(f"running newman failed unexpectedly: {exc!r}")
-
-    def command(self, binary: str, export: Path) -> NewmanCommand:
-        gate = self.gate
-
-        def optional(value: str | None) -> Path | None:
-            return None if value is None else _resolve(self.rootdir, value)
-
-        return NewmanCommand(
-            binary=binary,
-            collection=self.collection.path,
-            export=export,
-            environment=optional(gate.environment),
-            globals=optional(gate.globals),
-            iteration_data=optional(gate.iteration_data),
-            iterations=gate.iterations,
-            env_vars=tuple(_expand(gate.env_vars, "env_vars").items()),
-            global_vars=tuple(_expand(gate.global_vars, "global_vars").items()),
-            timeout=gate.timeout,
-            timeout_request=gate.timeout_request,
-            timeout_script=gate.timeout_script,
-            bail=gate.bail,
-            args=gate.args,
-        )
-
-
-class NewmanSetupError(GateSetupError):
-    """newman cannot be started (not installed, bad variable reference)."""
-
-
-def resolve_newman(configured: str | None, rootdir: Path, gate_name: str) -> str:
-    """The newman executable: the configured one, else ``<rootdir>/node_modules/.bin``,
-    else PATH; :class:`NewmanSetupError` with the install command when none exists."""
-    hint = INSTALL_HINT.format(rootdir=rootdir, gate=gate_name)
-    if configured is not None:
-        if "/" in configured or os.sep in configured:
-            path = _resolve(rootdir, configured)
-            if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
-            state = "is not executable" if path.is_file() else "does not exist"
-            raise NewmanSetupError(
-                f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) "
-                f"{state} at {path}; {hint}"
-            )
-        found = shutil.which(configured)
-        if found:
-            return found
-        raise NewmanSetupError(
-            f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) is not "
-            f"on PATH; {hint}"
-        )
-    local = rootdir / LOCAL_BINARY
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("newman")
-    if found:
-        return found
-    raise NewmanSetupError(
-        f"newman is not installed: looked for {local} and for 'newman' on PATH; {hint}"
-    )
-
-
-def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
-    expanded: dict[str, str] = {}
-    for name, value in variables.items():
-
-        def replace(match: re.Match[str], name: str = name) -> str:
-            env = match.group(1)
-            if env not in os.environ:
-                raise NewmanSetupError(
-                    f"{key}.{name} refers to ${{{env}}}, but the environment variable {env} is "
-                    "not set; export it (and list it in [tool.pytest-release] secrets if it is "
-                    "a secret)"
-                )
-            return os.environ[env]
-
-        expanded[name] = _ENV_REFERENCE.sub(replace, value)
-    return expanded
-
-
-def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
-
-    return require_stage_session(config)
-
-
-# -- items ----------------------------------------------------------------------------------
-class _NewmanItem(GateItem):
-    def _report(self, verdict: Verdict) -> None:
-        redact = stage_session(self.config).redact
-        for key, value in verdict.properties:
-            self.user_properties.append((key, value))
-        if verdict.outcome == "skipped":
-            pytest.skip(redact(verdict.message))
-        if verdict.outcome == "failed":
-            raise GateCheckFailed(redact(verdict.message))
-        if verdict.message:
-            self.add_report_section("call", "newman", redact(verdict.message))
-
-
-class NewmanProblemItem(_NewmanItem):
-    """A collection that cannot be used (missing, malformed): always fails with why."""
-
-    def __init__(self, *, message: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.message = message
-
-    def runtest(self) -> None:
-        self._report(Verdict("failed", self.message))
-
-
-class NewmanStatusItem(_NewmanItem):
-    """Did newman run the collection to the end?  Fails for anything that is not a
-    request's own result: newman missing, bad input files, timeout, run errors."""
-
-    def __init__(self, *, runner: CollectionRun, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.runner = runner
-
-    def runtest(self) -> None:
-        outcome = self.runner.outcome(self.config)
-        self._report(
-            status_verdict(
-                outcome,
-                expected_iterations=self.runner.iterations,
-                expected=self.runner.expected_names,
-            )
-        )
-
-
-class NewmanRequestItem(_NewmanItem):
-    """One request of a collection in one iteration: its ``pm.test`` assertions."""
-
-    def __init__(
-        self,
-        *,
-        runner: CollectionRun,
-        position: int,
-        request_name: str,
-        iteration: int,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.runner = runner
-        self.position = position
-        self.request_name = request_name
-        self.iteration = iteration
-
-    def runtest(self) -> None:
-        outcome = self.runner.outcome(self.config)
-        if outcome.problem is not None:
-            first = outcome.problem.splitlines()[0]
-            self._report(
-                Verdict(
-                    "failed",
-                    f"newman did not run {self.runner.collection.path.name}: {first}\n"
-                    f"(details in {self.runner.status_name})",
-                )
-            )
-            return
-        self._report(
-            request_verdict(outcome, self.position, self.iteration, expected_name=self.request_name)
-        )

@@ -1,6 +1,6 @@
 """Rollout steps on Kubernetes: the canary gate's steps over a
-:class:`~pytest_release.canary.platforms.kubernetes.platform.KubernetesPlatform` and a Traefik or Gateway
-API router, in an order that keeps a ready backend behind every weight.
+:class:`~.platform.KubernetesPlatform` and a Traefik or Gateway API router, in an order
+that keeps a ready backend behind every weight.
 
 It offers the methods of :class:`pytest_release.canary.rollout.Rollout` that the canary
 gate calls.  The differences are Kubernetes': members are Services, not endpoints, and a

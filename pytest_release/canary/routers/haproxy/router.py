@@ -10,6 +10,10 @@ drained (their in-flight requests finish) before they go into maintenance.
 
 HAProxy outlives the pytest session: its PID, port, socket and slot table are kept in
 ``<state_dir>/haproxy/router.json`` and the next stage re-attaches.
+
+Over 500 lines on purpose: one class holds the whole conversation with HAProxy's runtime API
+(slots, weights, drain, read-back) and its state file; split, each half would need the other's
+invariants.
 """
 
 from __future__ import annotations

@@ -1,0 +1,118 @@
+"""pytest-release: a service's release pipeline as ordered pytest sessions.
+
+The public API, for authors of gate plugins (see ``docs/api.md``).  Importing this
+package is cheap: each name is imported on first use, so ``pytest`` without ``--stage``
+stays as fast as before.
+
+Writing a gate kind takes three hooks in a module registered as a pytest plugin
+(a ``conftest.py`` or an installed ``pytest11`` entry point):
+
+* ``pytest_release_gate_kinds()`` maps the kind to its table, a :class:`GateConfig`
+  subclass;
+* ``pytest_release_gate_items(gate_node)`` returns the gate's items, subclasses of
+  :class:`GateItem` made with ``Item.from_parent(gate_node, name=...)``, whose
+  ``runtest`` raises :class:`GateCheckFailed` with the message to show;
+* optionally ``pytest_release_stage_finished(config, run, outcome)``.
+
+:func:`get_stage_session` gives the running stage (its :class:`StageRun`, the
+:class:`RunDir` shared with xdist workers, the redactor); every error the plugin raises
+on purpose is a :class:`ReleaseError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_release.config import GateConfig, ReleaseConfig
+    from pytest_release.config_types import Duration, HttpPath, PositiveDuration
+    from pytest_release.errors import (
+        EvidenceError,
+        GateCheckFailed,
+        GateSetupError,
+        LedgerError,
+        PlatformError,
+        ReleaseConfigError,
+        ReleaseError,
+        RolloutError,
+        RouterError,
+    )
+    from pytest_release.gate_node import GateItem, GateNode
+    from pytest_release.run_dir import RunDir
+    from pytest_release.stage import GateResult, StageOutcome, StageRun
+    from pytest_release.stage_session import (
+        StageSession,
+        get_stage_session,
+        require_stage_session,
+    )
+
+__all__ = [
+    "Duration",
+    "EvidenceError",
+    "GateCheckFailed",
+    "GateConfig",
+    "GateItem",
+    "GateNode",
+    "GateResult",
+    "GateSetupError",
+    "HttpPath",
+    "LedgerError",
+    "PlatformError",
+    "PositiveDuration",
+    "ReleaseConfig",
+    "ReleaseConfigError",
+    "ReleaseError",
+    "RolloutError",
+    "RouterError",
+    "RunDir",
+    "StageOutcome",
+    "StageRun",
+    "StageSession",
+    "get_stage_session",
+    "require_stage_session",
+]
+
+_WHERE = {
+    "GateConfig": "config",
+    "ReleaseConfig": "config",
+    "Duration": "config_types",
+    "HttpPath": "config_types",
+    "PositiveDuration": "config_types",
+    "GateItem": "gate_node",
+    "GateNode": "gate_node",
+    "RunDir": "run_dir",
+    "GateResult": "stage",
+    "StageOutcome": "stage",
+    "StageRun": "stage",
+    "StageSession": "stage_session",
+    "get_stage_session": "stage_session",
+    "require_stage_session": "stage_session",
+    **dict.fromkeys(
+        [
+            "EvidenceError",
+            "GateCheckFailed",
+            "GateSetupError",
+            "LedgerError",
+            "PlatformError",
+            "ReleaseConfigError",
+            "ReleaseError",
+            "RolloutError",
+            "RouterError",
+        ],
+        "errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_release' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pytest_release.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

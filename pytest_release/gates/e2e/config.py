@@ -1,0 +1,50 @@
+"""The ``e2e`` gate's table (``kind = "e2e"``): pytest-playwright settings for the gate's tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from pytest_release.config import GateConfig
+
+if TYPE_CHECKING:
+    pass
+
+
+KIND = "e2e"
+ATTACHMENT = "attachment"
+# pytest-playwright's options this gate gives a default, with that plugin's own default.
+PLAYWRIGHT_DEFAULTS = {"output": "test-results", "screenshot": "off", "tracing": "off"}
+
+
+class E2EGateConfig(GateConfig):
+    kind: str = KIND
+    base_url: str | None = Field(
+        default=None, description="Base URL of the target (``page.goto('/')``)."
+    )
+    executable_path: str | None = Field(
+        default=None, description="Browser executable, e.g. /usr/bin/chromium."
+    )
+    args: tuple[str, ...] = Field(default=(), description="Browser command-line arguments.")
+    headless: bool = Field(default=True, description="Run the browser without a window.")
+    screenshot: Literal["on", "off", "only-on-failure"] = Field(
+        default="only-on-failure", description="pytest-playwright --screenshot default."
+    )
+    tracing: Literal["on", "off", "retain-on-failure"] = Field(
+        default="retain-on-failure", description="pytest-playwright --tracing default."
+    )
+    output: str | None = Field(
+        default=None,
+        description="Artifacts directory relative to the rootdir; default "
+        "<reports-dir>/<stage>/e2e.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be an absolute http:// or https:// URL, e.g. 'http://127.0.0.1:8000'"
+            )
+        return value

@@ -1,0 +1,173 @@
+"""Running newman for one collection, once per session across processes, and finding the
+newman executable."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+
+from pytest_release.errors import GateSetupError
+from pytest_release.gates.newman.collection import (
+    Collection,
+)
+from pytest_release.gates.newman.config import (
+    ENV_REFERENCE,
+    INSTALL_HINT,
+    LOCAL_BINARY,
+    STATUS_NAME,
+    NewmanGateConfig,
+)
+from pytest_release.gates.newman.runner import (
+    NewmanCommand,
+    RunOutcome,
+    failed,
+    run_newman,
+)
+
+if TYPE_CHECKING:
+    from pytest_release.stage_session import StageSession
+
+
+def resolve_path(rootdir: Path, value: str) -> Path:
+    """A configured path: ``~`` expanded, relative to the rootdir."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else rootdir / path
+
+
+# -- run time -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectionRun:
+    """Runs newman for one collection, once per session across processes."""
+
+    gate_name: str
+    gate: NewmanGateConfig
+    rootdir: Path
+    collection: Collection
+    key: str
+    iterations: int
+    setup_problem: str | None
+
+    @property
+    def status_name(self) -> str:
+        return f"{self.key}::{STATUS_NAME}"
+
+    @cached_property
+    def expected_names(self) -> dict[int, str]:
+        return {spec.position: spec.name for spec in self.collection.requests}
+
+    def outcome(self, config: pytest.Config) -> RunOutcome:
+        session = stage_session(config)
+        run_key = f"newman:{self.gate_name}:{self.collection.path}"
+        export = session.run_dir.path / (
+            "newman-" + hashlib.sha256(run_key.encode()).hexdigest()[:16] + ".json"
+        )
+        value = session.run_dir.run_once(run_key, lambda: self._run(export).to_json())
+        return RunOutcome.from_json(cast("Mapping[str, Any]", value))
+
+    def _run(self, export: Path) -> RunOutcome:
+        if self.setup_problem is not None:
+            return failed(f"newman was not started: {self.setup_problem}")
+        try:
+            binary = resolve_newman(self.gate.newman, self.rootdir, self.gate_name)
+        except NewmanSetupError as exc:
+            return failed(str(exc))
+        try:
+            command = self.command(binary, export)
+        except NewmanSetupError as exc:
+            return failed(f"newman was not started: {exc}")
+        try:
+            return run_newman(command, cwd=self.rootdir)
+        except Exception as exc:  # an unexpected crash must still fail the status item
+            return failed(f"running newman failed unexpectedly: {exc!r}")
+
+    def command(self, binary: str, export: Path) -> NewmanCommand:
+        gate = self.gate
+
+        def optional(value: str | None) -> Path | None:
+            return None if value is None else resolve_path(self.rootdir, value)
+
+        return NewmanCommand(
+            binary=binary,
+            collection=self.collection.path,
+            export=export,
+            environment=optional(gate.environment),
+            globals=optional(gate.globals),
+            iteration_data=optional(gate.iteration_data),
+            iterations=gate.iterations,
+            env_vars=tuple(_expand(gate.env_vars, "env_vars").items()),
+            global_vars=tuple(_expand(gate.global_vars, "global_vars").items()),
+            timeout=gate.timeout,
+            timeout_request=gate.timeout_request,
+            timeout_script=gate.timeout_script,
+            bail=gate.bail,
+            args=gate.args,
+        )
+
+
+class NewmanSetupError(GateSetupError):
+    """newman cannot be started (not installed, bad variable reference)."""
+
+
+def resolve_newman(configured: str | None, rootdir: Path, gate_name: str) -> str:
+    """The newman executable: the configured one, else ``<rootdir>/node_modules/.bin``,
+    else PATH; :class:`NewmanSetupError` with the install command when none exists."""
+    hint = INSTALL_HINT.format(rootdir=rootdir, gate=gate_name)
+    if configured is not None:
+        if "/" in configured or os.sep in configured:
+            path = resolve_path(rootdir, configured)
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+            state = "is not executable" if path.is_file() else "does not exist"
+            raise NewmanSetupError(
+                f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) "
+                f"{state} at {path}; {hint}"
+            )
+        found = shutil.which(configured)
+        if found:
+            return found
+        raise NewmanSetupError(
+            f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) is not "
+            f"on PATH; {hint}"
+        )
+    local = rootdir / LOCAL_BINARY
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("newman")
+    if found:
+        return found
+    raise NewmanSetupError(
+        f"newman is not installed: looked for {local} and for 'newman' on PATH; {hint}"
+    )
+
+
+def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
+    expanded: dict[str, str] = {}
+    for name, value in variables.items():
+
+        def replace(match: re.Match[str], name: str = name) -> str:
+            env = match.group(1)
+            if env not in os.environ:
+                raise NewmanSetupError(
+                    f"{key}.{name} refers to ${{{env}}}, but the environment variable {env} is "
+                    "not set; export it (and list it in [tool.pytest-release] secrets if it is "
+                    "a secret)"
+                )
+            return os.environ[env]
+
+        expanded[name] = ENV_REFERENCE.sub(replace, value)
+    return expanded
+
+
+def stage_session(config: pytest.Config) -> StageSession:
+    from pytest_release.stage_session import require_stage_session
+
+    return require_stage_session(config)

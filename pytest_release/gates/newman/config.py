@@ -1,0 +1,146 @@
+"""The ``newman`` gate's table (``kind = "newman"``) and its constants."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pytest_release.config import GateConfig
+from pytest_release.config_types import parse_duration
+
+if TYPE_CHECKING:
+    pass
+
+
+KIND: Literal["newman"] = "newman"
+STATUS_NAME = "(newman run)"
+DEFAULT_COLLECTIONS = (
+    "tests/newman/*.postman_collection.json",
+    "suites/newman/*.postman_collection.json",
+)
+LOCAL_BINARY = "node_modules/.bin/newman"
+INSTALL_HINT = (
+    "install it with `npm install --save-dev newman@6` in {rootdir} (or `npm install -g "
+    'newman@6`), or set newman = "path/to/newman" in [tool.pytest-release.gates.{gate}]'
+)
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# newman flags the gate sets itself, with the key to use instead.
+_RESERVED_FLAGS = {
+    "-r": "(the gate needs its JSON reporter)",
+    "--reporters": "(the gate needs its JSON reporter)",
+    "--reporter-json-export": "(the gate reads the report itself)",
+    "-e": "environment",
+    "--environment": "environment",
+    "-g": "globals",
+    "--globals": "globals",
+    "-d": "iteration_data",
+    "--iteration-data": "iteration_data",
+    "-n": "iterations",
+    "--iteration-count": "iterations",
+    "--env-var": "env_vars",
+    "--global-var": "global_vars",
+    "--timeout": "timeout",
+    "--timeout-request": "timeout_request",
+    "--timeout-script": "timeout_script",
+    "--bail": "bail",
+    "--folder": "(items are made from the whole collection)",
+    "-x": "(the gate does not trust the exit code alone anyway)",
+    "--suppress-exit-code": "(the gate does not trust the exit code alone anyway)",
+}
+
+
+class NewmanGateConfig(GateConfig):
+    """A gate whose items are the requests of Postman collections, run by newman."""
+
+    kind: Literal["newman"] = KIND
+    collections: tuple[str, ...] = Field(
+        default=DEFAULT_COLLECTIONS,
+        description="Glob patterns (relative to the rootdir) of Postman collection files "
+        "(v2.1). A configured pattern that matches nothing is a failure.",
+    )
+    environment: str | None = Field(default=None, description="Postman environment file.")
+    globals: str | None = Field(default=None, description="Postman globals file.")
+    iteration_data: str | None = Field(
+        default=None, description="JSON array or CSV file; one iteration per row."
+    )
+    iterations: int | None = Field(default=None, ge=1, description="newman -n.")
+    env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="--env-var overrides; ${NAME} is replaced by the environment variable.",
+    )
+    global_vars: dict[str, str] = Field(default_factory=dict, description="--global-var.")
+    timeout: float = Field(default=600.0, description="Seconds for the whole newman run.")
+    timeout_request: float | None = Field(
+        default=None,
+        description="Seconds per request (newman --timeout-request); unset: newman's "
+        "default, no limit.",
+    )
+    timeout_script: float | None = Field(
+        default=None,
+        description="Seconds per pre-request or test script (newman --timeout-script); "
+        "unset: newman's default, no limit.",
+    )
+    newman: str | None = Field(
+        default=None,
+        description="newman executable (path relative to the rootdir, or a name on PATH). "
+        f"Default: <rootdir>/{LOCAL_BINARY}, then newman on PATH.",
+    )
+    bail: bool = Field(
+        default=False,
+        description="Stop the run at the first failure (newman --bail); the requests not "
+        "run are reported as skipped.",
+    )
+    args: tuple[str, ...] = Field(default=(), description="Further newman command-line flags.")
+
+    @field_validator("timeout", "timeout_request", "timeout_script", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float | None:
+        if value is None:
+            return None
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError(f"must be a positive duration such as '30s' or '10m', got {value!r}")
+        return seconds
+
+    @field_validator("collections")
+    @classmethod
+    def _collections(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(
+                "lists no collection; give glob patterns such as "
+                "['tests/newman/*.postman_collection.json']"
+            )
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("contains an empty pattern")
+        return value
+
+    @field_validator("env_vars", "global_vars")
+    @classmethod
+    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or "=" in key:
+                raise ValueError(
+                    f"variable name {key!r} is invalid: it must be non-empty and contain no '='"
+                )
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arg in value:
+            flag = arg.split("=", 1)[0]
+            if flag in _RESERVED_FLAGS or flag.startswith("--reporter-"):
+                instead = _RESERVED_FLAGS.get(flag, "(the gate needs its JSON reporter)")
+                use = instead if instead.startswith("(") else f"use the key '{instead}' instead"
+                raise ValueError(f"newman flag {flag!r} is set by the gate; {use}")
+        return value
+
+    @model_validator(mode="after")
+    def _paths(self) -> NewmanGateConfig:
+        for key in ("environment", "globals", "iteration_data", "newman"):
+            value = getattr(self, key)
+            if value is not None and not value.strip():
+                raise ValueError(f"{key} is empty; remove the key or name a file")
+        return self
