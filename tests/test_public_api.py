@@ -54,7 +54,8 @@ def test_the_documented_gate_runs_as_written(pytester: pytest.Pytester, xdist: l
         ["*release stage docs-check: failed*", "*gate docs: failed*1 passed, 1 failed*"]
     )
     junit = (pytester.path / "reports" / "docs-check.xml").read_text(encoding="utf-8")
-    assert 'name="README.md"' in junit and 'name="CHANGELOG.md"' in junit
+    assert 'name="README.md"' in junit
+    assert 'name="CHANGELOG.md"' in junit
 
     (pytester.path / "CHANGELOG.md").write_text("1.0: first\n", encoding="utf-8")
     passed = pytester.runpytest_subprocess(

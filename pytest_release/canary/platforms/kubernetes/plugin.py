@@ -36,9 +36,8 @@ def pytest_release_ledger_store(
 
 
 def _kubernetes_platforms(run: StageRun) -> list[KubernetesPlatformConfig]:
-    from pytest_release.gates.canary.config import canary_gates
-
     from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+    from pytest_release.gates.canary.config import canary_gates
 
     found = []
     for _, gate in canary_gates(run):
