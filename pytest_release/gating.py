@@ -8,7 +8,7 @@ xdist, the controller with it.  Workers learn which gates are closed from
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,11 +57,35 @@ class GateTracker:
         self.failed_gates: set[str] = set()
         self._tally = {gate: _GateTally() for gate in plan.order}
         self._item_state: dict[str, str] = {}
+        self.selected: set[str] | None = None  # items left after deselection
+        self.finished: set[str] = set()
 
     def set_members(self, members: Mapping[str, str]) -> None:
         # In place: the JUnit recorder shares this mapping.
         self.members.clear()
         self.members.update(members)
+
+    def set_selected(self, nodeids: Iterable[str]) -> None:
+        """The items that run (after ``-k``, ``-m``, ``--deselect``, ``--lf``)."""
+        self.selected = set(nodeids)
+
+    def deselected(self) -> int:
+        """Stage items collected but deselected."""
+        if self.selected is None:
+            return 0
+        return sum(1 for nodeid in self.members if nodeid not in self.selected)
+
+    def not_run(self, gate: str | None = None) -> list[str]:
+        """Selected items (of ``gate``) that never reported a final outcome."""
+        if self.selected is None:
+            return []
+        return sorted(
+            nodeid
+            for nodeid in self.selected
+            if nodeid not in self.finished
+            and nodeid in self.members
+            and (gate is None or self.members[nodeid] == gate)
+        )
 
     def closed_by(self, gate: str) -> str | None:
         """The reason ``gate`` is closed (an upstream gate failed), or None."""
@@ -96,6 +120,7 @@ class GateTracker:
         return gate
 
     def _finish_item(self, gate: str, nodeid: str) -> None:
+        self.finished.add(nodeid)
         state = self._item_state.pop(nodeid, "passed")
         tally = self._tally[gate]
         setattr(tally, state, getattr(tally, state) + 1)
@@ -106,8 +131,12 @@ class GateTracker:
             tally = self._tally[gate]
             status: GateStatus
             reason = ""
+            not_run = len(self.not_run(gate))
             if tally.failed:
                 status = "failed"
+            elif not_run:
+                status = "interrupted"
+                reason = f"{not_run} item(s) never ran"
             elif tally.closed or (
                 not tally.passed and not tally.skipped and self.closed_by(gate) is not None
             ):
@@ -132,6 +161,7 @@ class GateTracker:
                     tally.closed,
                     duration,
                     reason,
+                    not_run,
                 )
             )
         return tuple(results)

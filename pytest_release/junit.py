@@ -213,3 +213,19 @@ def _add_case(suite: ET.Element, case: CaseRecord) -> None:
             out.text = _xml_text("\n".join(case.output))
     elif case.outcome == "skipped":
         ET.SubElement(element, "skipped", type="pytest.skip", message=_xml_text(case.message))
+
+
+def not_run_case(run: StageRun, nodeid: str, gate: str, result: str) -> CaseRecord:
+    """A selected item that never reported an outcome (the stage ended first): listed as
+    skipped, so no reader counts it as passed."""
+    classname, name = _names(nodeid, gate)
+    return CaseRecord(
+        nodeid=nodeid,
+        gate=gate,
+        file=run.relative(nodeid.split("::", 1)[0]),
+        line=None,
+        classname=classname,
+        name=name,
+        outcome="skipped",
+        message=f"not run: the stage ended ({result}) before this item reported an outcome",
+    )

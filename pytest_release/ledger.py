@@ -49,6 +49,7 @@ class LedgerEntry:
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
     override_requires: str | None = None
     only_gates: list[str] | None = None  # a partial run (--gate) satisfies no requires
+    partial: str | None = None  # why the run selected less than the stage (-k, node ids...)
     approval: dict[str, str] | None = None  # --approved-via: through what, who, which run
     ci: dict[str, str] = field(default_factory=dict)  # CI run context (GitHub Actions)
     message: str = ""
@@ -87,12 +88,14 @@ class LedgerEntry:
         gates: Iterable[GateResult],
         message: str = "",
         details: Mapping[str, Any] | None = None,
+        partial: str | None = None,
     ) -> LedgerEntry:
         return replace(
             self,
             outcome=outcome,
             finished=utc_now(),
             message=message,
+            partial=partial or self.partial,
             gates={
                 g.gate: {
                     "status": g.status,
@@ -100,6 +103,7 @@ class LedgerEntry:
                     "failed": g.failed,
                     "skipped": g.skipped,
                     "closed": g.closed,
+                    "not_run": g.not_run,
                     "duration": round(g.duration, 3),
                 }
                 for g in gates
@@ -257,7 +261,9 @@ class Ledger:
 
     def latest(self, release_id: str, stage: str) -> LedgerEntry | None:
         runs = [
-            e for e in self.for_release(release_id) if e.stage == stage and e.only_gates is None
+            e
+            for e in self.for_release(release_id)
+            if e.stage == stage and e.only_gates is None and e.partial is None
         ]
         return runs[-1] if runs else None
 
@@ -302,6 +308,8 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
         )
         if e.only_gates is not None:
             line += f"  [partial: {', '.join(e.only_gates)}]"
+        if e.partial:
+            line += f"  [partial run: {e.partial}]"
         if e.approval:
             line += f"  [approved via {e.approval.get('via')} by {e.approval.get('actor', '?')}]"
         if e.override_requires:
@@ -309,4 +317,32 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
         if e.message:
             line += f"  ({e.message})"
         lines.append(line)
+    failure = unresolved_rollback_failure(entries)
+    if failure is not None:
+        lines.append(rollback_failure_warning(failure))
     return "\n".join(lines)
+
+
+def unresolved_rollback_failure(entries: Iterable[LedgerEntry]) -> LedgerEntry | None:
+    """The last run whose rollback failed, unless a later run of a stage passed (a
+    rollback stage or a rollout that reached a known state), else None."""
+    failure: LedgerEntry | None = None
+    for entry in entries:
+        if entry.outcome == "rollback-failed":
+            failure = entry
+        elif (
+            failure is not None
+            and entry.outcome in ("passed", "rolled-back")
+            and not (entry.partial or entry.only_gates)
+        ):
+            failure = None
+    return failure
+
+
+def rollback_failure_warning(entry: LedgerEntry) -> str:
+    return (
+        f"!! ROLLBACK FAILED in stage '{entry.stage}' of release {entry.release_id} "
+        f"(started {entry.started}): {entry.message or 'no reason recorded'}\n"
+        "!! The service may still run the canary or an unknown version. Fix the cause, then "
+        "run `pytest --stage=rollback` (or roll back by hand) before any other rollout."
+    )

@@ -56,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = StageSession(config, run)
     if not session.is_worker:
         session.check_requirements()
+        if not session.collect_only:
+            session.check_report_paths()
         session.acquire_rollout_lock()
     config.pluginmanager.register(session, STAGE_SESSION_NAME)
     if _uses_xdist(config):

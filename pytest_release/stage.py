@@ -9,8 +9,10 @@ from typing import Literal
 from pytest_release.config import ReleaseConfig, StageConfig
 from pytest_release.plan import StagePlan
 
-StageResult = Literal["running", "passed", "failed", "rolled-back", "interrupted"]
-GateStatus = Literal["passed", "failed", "skipped", "closed", "empty"]
+StageResult = Literal[
+    "running", "passed", "failed", "rolled-back", "interrupted", "rollback-failed"
+]
+GateStatus = Literal["passed", "failed", "skipped", "closed", "empty", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,11 @@ class GateResult:
     closed: int
     duration: float
     reason: str = ""
+    not_run: int = 0  # selected items that never reported an outcome (interrupted)
 
     @property
     def total(self) -> int:
-        return self.passed + self.failed + self.skipped + self.closed
+        return self.passed + self.failed + self.skipped + self.closed + self.not_run
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class StageOutcome:
     result: StageResult
     gates: tuple[GateResult, ...]
     message: str = ""
+    partial: str | None = None  # why this run does not count as the whole stage
 
     @property
     def passed(self) -> bool:

@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 from collections.abc import Generator, Iterable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,10 +26,18 @@ from pytest_release import github
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
-from pytest_release.junit import CaseRecorder, write_junit
-from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
+from pytest_release.junit import CaseRecorder, not_run_case, write_junit
+from pytest_release.ledger import (
+    Ledger,
+    LedgerEntry,
+    open_store,
+    rollback_failure_warning,
+    unresolved_rollback_failure,
+    utc_now,
+)
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
+from pytest_release.signals import signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 
 STAGE_SESSION_NAME = "pytest-release-stage"
@@ -52,6 +60,34 @@ def require_stage_session(config: pytest.Config) -> StageSession:
             "this runs only within a release stage: pass --stage=NAME (see --release-status)"
         )
     return session
+
+
+def _narrowing_args(config: pytest.Config) -> list[str]:
+    """Command-line arguments that select less than the stage: test files and node ids.
+    Directories are where the stage's tests live, not a narrower selection."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    narrowing = []
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        if "::" in arg or path.is_file():
+            narrowing.append(arg)
+    if not narrowing:
+        return []
+    shown = ", ".join(narrowing[:3]) + (
+        f" and {len(narrowing) - 3} more" if len(narrowing) > 3 else ""
+    )
+    return [f"only {shown} given on the command line"]
+
+
+def _appendable(path: Path) -> bool:
+    if path.is_dir():
+        return False
+    if path.exists():
+        return os.access(path, os.W_OK)
+    return path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -91,7 +127,11 @@ class StageSession:
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
-        self._previous_sigterm: Any = None
+        self._previous_handlers: dict[int, Any] = {}
+        self.signals_received: list[int] = []
+        self.startup_warnings: list[str] = []
+        self.report_errors: list[str] = []
+        self.partial_args = _narrowing_args(config)
         self._held = ExitStack()  # the rollout lock of a rollout stage
 
     # -- public API for gate plugins -----------------------------------------------------
@@ -125,16 +165,39 @@ class StageSession:
             raise pytest.UsageError(f"cannot start stage '{self.run.stage}': {exc}") from None
 
     def check_requirements(self) -> None:
-        """Refuse to start unless the required stages passed for this release."""
+        """Refuse to start unless the required stages passed for this release, and refuse
+        a rollout while an earlier rollback failed (the service is on an unknown version)."""
         requires = self.run.stage_config.requires
         try:
             unmet = self.ledger.unmet_requirements(self.run.release_id, requires)
+            entries = self.ledger.entries()
         except LedgerError as exc:
             raise pytest.UsageError(str(exc)) from None
+        rollout = self.run.stage_config.rollout
+        failure = unresolved_rollback_failure(entries)
+        if failure is not None:
+            warning = rollback_failure_warning(failure)
+            if rollout is not None and rollout.action != "rollback":
+                raise pytest.UsageError(
+                    f"stage '{self.run.stage}' refused: {warning} (ledger {self.ledger.location})"
+                )
+            self.startup_warnings.append(warning)
         if unmet and not self.run.override_requires:
             described = []
             for stage, latest in unmet:
                 state = "has not run" if latest is None else f"last run {latest.outcome}"
+                partial = [
+                    e
+                    for e in entries
+                    if e.release_id == self.run.release_id
+                    and e.stage == stage
+                    and (e.partial or e.only_gates is not None)
+                ]
+                if latest is None and partial:
+                    state = (
+                        f"only partial runs ({len(partial)}), which satisfy no requirement: "
+                        "run the whole stage"
+                    )
                 described.append(f"'{stage}' ({state})")
             raise pytest.UsageError(
                 f"stage '{self.run.stage}' requires {', '.join(described)} to have passed for "
@@ -143,10 +206,47 @@ class StageSession:
                 "(recorded in the ledger)"
             )
 
+    def check_report_paths(self) -> None:
+        """Every report the stage writes at its end can be written: a usage error now,
+        before any test runs, instead of a traceback after (and a ledger left running)."""
+        reports = self.run.reports_dir
+        problems = []
+        if reports.exists() and not reports.is_dir():
+            problems.append(f"the reports directory {reports} is a file (--reports-dir)")
+        else:
+            try:
+                reports.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problems.append(f"the reports directory {reports} cannot be created: {exc}")
+            else:
+                if not os.access(reports, os.W_OK | os.X_OK):
+                    problems.append(f"the reports directory {reports} is not writable")
+        junit = self.run.junit_path
+        if junit.is_dir():
+            problems.append(f"the JUnit report path {junit} is a directory")
+        elif junit.exists() and not os.access(junit, os.W_OK):
+            problems.append(f"the JUnit report {junit} is not writable")
+        if github.in_github_actions():
+            for variable in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+                target = os.environ.get(variable)
+                if target and not _appendable(Path(target)):
+                    problems.append(f"${variable} = {target!r} cannot be appended to")
+        if problems:
+            raise pytest.UsageError(
+                f"stage '{self.run.stage}' cannot write its reports: "
+                + "; ".join(problems)
+                + ". Fix the path or pass --reports-dir=DIR (a writable directory)"
+            )
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.is_worker or self.collect_only:
             return
+        last_failed = self.config.pluginmanager.get_plugin("lfplugin")
+        if self.config.getoption("lf", False) and getattr(last_failed, "lastfailed", None):
+            # --lf collects only the tests that failed last time: nothing is deselected,
+            # so say it now (the cache is rewritten at the end of the session).
+            self.partial_args.append("only the last failed tests (--lf)")
         ci = github.run_context()
         self.entry = LedgerEntry.start(
             release_id=self.run.release_id,
@@ -162,7 +262,7 @@ class StageSession:
             self.ledger.append(self.entry)
         except LedgerError as exc:
             raise pytest.UsageError(str(exc)) from None
-        self._install_sigterm()
+        self._install_signal_handlers()
 
     def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
         if not self.run.approved_via:
@@ -175,20 +275,30 @@ class StageSession:
             approval["run"] = ci["run_url"]
         return approval
 
-    def _install_sigterm(self) -> None:
+    def _install_signal_handlers(self) -> None:
         # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so
-        # sessionfinish runs and the ledger says "interrupted" instead of "running".
+        # sessionfinish runs and the ledger says "interrupted" instead of "running".  Only
+        # the first signal interrupts: CI runners send SIGTERM then more, people press
+        # Ctrl-C twice, and a second KeyboardInterrupt inside the end of the stage (the
+        # rollback, the ledger update) would leave a record that is not true.
         def interrupt(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt(f"received signal {signum}")
+            self.signals_received.append(signum)
+            if len(self.signals_received) == 1:
+                raise KeyboardInterrupt(f"received signal {signum}")
+            with suppress(OSError):
+                os.write(
+                    2,
+                    f"\npytest-release: signal {signum} ignored: the stage is being stopped "
+                    "and recorded (rollback, ledger); SIGKILL ends it without a record\n".encode(),
+                )
 
-        try:
-            self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
-        except ValueError:  # not the main thread
-            self._previous_sigterm = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(ValueError):  # not the main thread
+                self._previous_handlers[sig] = signal.signal(sig, interrupt)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
         self._held.close()
         self.run_dir.remove()
 
@@ -200,6 +310,9 @@ class StageSession:
         ]
         if self.run.override_requires:
             lines.append(f"requires overridden: {self.redact(self.run.override_requires)}")
+        if self.partial_args:
+            lines.append(f"partial run: {'; '.join(self.partial_args)} (satisfies no requires)")
+        lines += self.startup_warnings
         return lines
 
     # -- collection ----------------------------------------------------------------------
@@ -267,23 +380,57 @@ class StageSession:
         self.recorder.record(report)
 
     # -- finish --------------------------------------------------------------------------
+    def _partial_reason(self) -> str | None:
+        """Why this run selected less than the whole stage, or None (``--gate`` is
+        recorded separately as ``only_gates``)."""
+        reasons = list(self.partial_args)
+        deselected = self.tracker.deselected()
+        if deselected:
+            reasons.append(f"{deselected} item(s) deselected (-k, -m, --deselect, --lf)")
+        return "; ".join(reasons) or None
+
     def _decide(self, session: pytest.Session, exitstatus: int) -> tuple[StageOutcome, int]:
         gates = self.tracker.results()
+        partial = self._partial_reason()
+
+        def outcome(result: StageResult, message: str = "") -> StageOutcome:
+            return StageOutcome(result, gates, message, partial)
+
         total = sum(g.total for g in gates)
+        not_run = self.tracker.not_run()
         if self.collection_errors:
             # pytest reports collection errors as "Interrupted"; the stage did not stop,
             # it could not start: that is a failure to fix, not an interruption.
             message = f"{self.collection_errors} error(s) during collection"
-            return StageOutcome("failed", gates, message), int(pytest.ExitCode.TESTS_FAILED)
-        if exitstatus == pytest.ExitCode.INTERRUPTED and not session.shouldfail:
-            return StageOutcome("interrupted", gates, "the stage was interrupted"), exitstatus
+            return outcome("failed", message), int(pytest.ExitCode.TESTS_FAILED)
+        if self.result_override is not None and self.result_override[0] == "rollback-failed":
+            # The worst end: nothing may run on a service in an unknown state.
+            return outcome("rollback-failed", self.result_override[1]), max(int(exitstatus), 1)
+        stopped_by_failure = bool(session.shouldfail) or any(g.failed for g in gates)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(self.signals_received)
+        if (interrupted or not_run) and not stopped_by_failure:
+            # A stage passes only when every selected item reported an outcome.
+            message = "the stage was interrupted"
+            if not_run:
+                message += (
+                    f": {len(not_run)} of {len(self.tracker.selected or ())} item(s) never ran"
+                )
+            if self.result_override is not None and self.result_override[0] == "rolled-back":
+                message += f"; {self.result_override[1]}"
+            code = exitstatus if exitstatus != pytest.ExitCode.OK else pytest.ExitCode.INTERRUPTED
+            return outcome("interrupted", message), int(code)
         if self.result_override is not None:
             result, message = self.result_override
             code = exitstatus if result == "passed" else max(int(exitstatus), 1)
-            return StageOutcome(result, gates, message), code
+            return outcome(result, message), code
         failed = [g.gate for g in gates if g.status == "failed"]
         if failed:
-            return StageOutcome("failed", gates, f"gate(s) failed: {', '.join(failed)}"), 1
+            message = f"gate(s) failed: {', '.join(failed)}"
+            if not_run:
+                message += (
+                    f"; {len(not_run)} item(s) not run after the first failure (-x/--maxfail)"
+                )
+            return outcome("failed", message), 1
         if total == 0 and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             empty = ", ".join(g.gate for g in gates)
             message = (
@@ -291,42 +438,83 @@ class StageSession:
                 f"({empty}); mark tests with @pytest.mark.gate(NAME) or set the gates' "
                 f"'paths' in {self.run.config.source}"
             )
-            return StageOutcome("failed", gates, message), int(pytest.ExitCode.TESTS_FAILED)
+            return outcome("failed", message), int(pytest.ExitCode.TESTS_FAILED)
         if exitstatus != pytest.ExitCode.OK:
-            return StageOutcome(
-                "failed", gates, f"pytest exited with status {exitstatus}"
-            ), exitstatus
-        return StageOutcome("passed", gates), exitstatus
+            return outcome("failed", f"pytest exited with status {exitstatus}"), exitstatus
+        return outcome("passed"), exitstatus
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if not self.is_worker and not self.uses_xdist:
+            self.tracker.set_selected(item.nodeid for item in session.items)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker or self.collect_only:
             return
-        outcome, code = self._decide(session, int(exitstatus))
+        # A signal now must not cut the record short: it is deferred (the stage is already
+        # ending) and the ledger entry is finished first, then the reports.
+        with signals_deferred(reraise=False) as late_signals:
+            self._finish(session, int(exitstatus))
+        self.signals_received += late_signals
+
+    def _finish(self, session: pytest.Session, exitstatus: int) -> None:
+        outcome, code = self._decide(session, exitstatus)
         self.outcome = outcome
-        session.config.hook.pytest_release_stage_finished(
-            config=session.config, run=self.run, outcome=outcome
-        )
+        try:
+            session.config.hook.pytest_release_stage_finished(
+                config=session.config, run=self.run, outcome=outcome
+            )
+        except Exception as exc:
+            self.report_errors.append(f"a plugin failed at the end of the stage: {exc!r}")
+            if outcome.passed:
+                self.set_result("failed", f"a plugin failed at the end of the stage: {exc}")
         if self.result_override is not None and self.outcome.result != self.result_override[0]:
-            outcome, code = self._decide(session, int(exitstatus))
+            outcome, code = self._decide(session, exitstatus)
             self.outcome = outcome
+        if self.entry is not None:
+            try:
+                self.ledger.update(
+                    self.entry.finish(
+                        outcome.result,
+                        outcome.gates,
+                        self.redact(outcome.message),
+                        partial=outcome.partial,
+                    )
+                )
+            except LedgerError as exc:
+                self.report_errors.append(f"the ledger could not be updated: {exc}")
+        self._write_reports(outcome)
+        if self.report_errors and code == 0:
+            code = int(pytest.ExitCode.TESTS_FAILED)
         session.exitstatus = code
+
+    def _write_reports(self, outcome: StageOutcome) -> None:
+        """JUnit, step summary and outputs; a failure is reported, never a traceback."""
         # A stage that failed without a failing test (empty, interrupted, rolled back)
         # gets a failing case of its own so JUnit readers cannot show it green.
         failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-        write_junit(
-            self.run.junit_path,
-            self.run,
-            outcome.gates,
-            self.recorder.cases.values(),
-            self.redact,
-            stage_failure=outcome.message if failing_case else None,
-        )
-        if self.entry is not None:
-            self.ledger.update(
-                self.entry.finish(outcome.result, outcome.gates, self.redact(outcome.message))
+        cases = list(self.recorder.cases.values())
+        cases += [
+            not_run_case(self.run, nodeid, self.tracker.members[nodeid], outcome.result)
+            for nodeid in self.tracker.not_run()
+            if nodeid not in self.recorder.cases
+        ]
+        try:
+            write_junit(
+                self.run.junit_path,
+                self.run,
+                outcome.gates,
+                cases,
+                self.redact,
+                stage_failure=outcome.message if failing_case else None,
             )
-        if github.in_github_actions():
+        except OSError as exc:
+            self.report_errors.append(
+                f"the JUnit report {self.run.junit_path} could not be written: {exc}"
+            )
+        if not github.in_github_actions():
+            return
+        try:
             github.write_step_summary(github.step_summary(self.run, outcome, self.redact))
             github.write_outputs(
                 {
@@ -335,6 +523,10 @@ class StageSession:
                     "release_id": self.run.release_id,
                     "junit": self.run.relative(self.run.junit_path),
                 }
+            )
+        except OSError as exc:
+            self.report_errors.append(
+                f"the GitHub step summary or outputs could not be written: {exc}"
             )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -356,13 +548,23 @@ class StageSession:
         )
         if outcome.message:
             tr.write_line(self.redact(outcome.message))
+        if outcome.partial:
+            tr.write_line(
+                f"partial run ({self.redact(outcome.partial)}): recorded as such, it satisfies "
+                "no stage's requires",
+                yellow=True,
+            )
+        for warning in self.startup_warnings:
+            tr.write_line(warning, red=True, bold=True)
+        for error in self.report_errors:
+            tr.write_line(f"ERROR: {self.redact(error)}", red=True, bold=True)
         for g in outcome.gates:
             counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
             extra = f" ({g.reason})" if g.reason else ""
             tr.write_line(
                 f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
                 green=g.status == "passed",
-                red=g.status in ("failed", "closed"),
+                red=g.status in ("failed", "closed", "interrupted"),
                 yellow=g.status in ("skipped", "empty"),
             )
         tr.write_line(

@@ -158,6 +158,7 @@ class GateScheduling:
         self.collection = self.node2collection[first]
         members, finalizers = self._read_members(first)
         self.tracker.set_members(members)
+        self.tracker.set_selected(self.collection)
         self.undispatched = {key: deque() for key in self._keys()}
         self.remaining = dict.fromkeys(self.undispatched, 0)
         for index, nodeid in enumerate(self.collection):

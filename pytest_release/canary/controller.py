@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pytest_release.atomic import write_json_atomic
-from pytest_release.canary.signals import signals_deferred
 from pytest_release.errors import GateCheckFailed, RolloutError
+from pytest_release.signals import signals_deferred
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from pytest_release.canary.signals import signals_deferred
+from pytest_release.signals import signals_deferred
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
@@ -29,10 +29,13 @@ def say(config: pytest.Config, message: str, *, red: bool) -> None:
             reporter.write_line(f"canary: {message}", red=red, green=not red)
 
 
+RollbackState = Literal["not-needed", "rolled-back", "failed"]
+
+
 def final_rollback(
     config: pytest.Config, run: StageRun, settings: CanarySettings, outcome: StageOutcome
-) -> tuple[str, bool]:
-    """Roll back what the stage left behind; (message, whether it rolled back)."""
+) -> tuple[str, RollbackState]:
+    """Roll back what the stage left behind: (message, what happened)."""
     from pytest_release.canary.platforms import build_rollout
 
     with signals_deferred(reraise=False):
@@ -43,20 +46,20 @@ def final_rollback(
                 rollout.previous_for(status, run.image) is not None
             )
             if not needed:
-                return "", False
+                return "", "not-needed"
             status = rollout.rollback(run.image)
             check = rollout.verify_main(None, None, settings.verify_requests)
         except Exception as exc:
             message = f"rollback after '{outcome.result}' FAILED: {exc}"
             say(config, message, red=True)
-            return message, False
+            return message, "failed"
     message = (
         f"rolled back after the stage was {outcome.result}: traffic 100% to the main "
         f"deployment ({check.status.stable_image}, {len(check.status.group('stable'))} "
         f"replica(s)), canary removed, {check.requests} requests served"
     )
     say(config, message, red=False)
-    return message, True
+    return message, "rolled-back"
 
 
 def notify(

@@ -124,10 +124,23 @@ def pytest_release_stage_finished(
         keep = result.get("problem") == "insufficient evidence" and (
             not settings.rollback_on_insufficient
         )
+        rollback_errors = [str(e) for e in result.get("rollback_errors") or []]
         if not outcome.passed and action != "rollback" and not rolled_back and not keep:
-            details, rolled_back = final_rollback(config, run, settings, outcome)
+            details, state = final_rollback(config, run, settings, outcome)
+            rolled_back = state == "rolled-back"
             if rolled_back:
+                # The end state was verified: earlier failed rollback steps were repaired.
+                if rollback_errors:
+                    details += f" (after failed rollback steps: {'; '.join(rollback_errors)})"
+                rollback_errors = []
                 stage_session.set_result("rolled-back", details)
+            elif state == "failed":
+                rollback_errors.append(details)
+        if rollback_errors:
+            # The service is on no known version: the worst end a stage can have.
+            stage_session.set_result(
+                "rollback-failed", "rollback failed: " + "; ".join(rollback_errors)
+            )
         notify(config, stage_session, settings, outcome, result, rolled_back, details)
 
 
