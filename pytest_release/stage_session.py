@@ -493,18 +493,24 @@ class StageSession:
         # A stage that failed without a failing test (empty, interrupted, rolled back)
         # gets a failing case of its own so JUnit readers cannot show it green.
         failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-        cases = list(self.recorder.cases.values())
-        cases += [
-            not_run_case(self.run, nodeid, self.tracker.members[nodeid], outcome.result)
-            for nodeid in self.tracker.not_run()
-            if nodeid not in self.recorder.cases
-        ]
+        cases = dict(self.recorder.cases)
+        for nodeid in self.tracker.not_run():
+            # Never finished (maybe set up, then interrupted): not passed, whatever the
+            # reports before the interrupt said.
+            unfinished = not_run_case(
+                self.run, nodeid, self.tracker.members[nodeid], outcome.result
+            )
+            started = cases.get(nodeid)
+            if started is not None and started.outcome == "passed":
+                started.outcome, started.message = unfinished.outcome, unfinished.message
+            elif started is None:
+                cases[nodeid] = unfinished
         try:
             write_junit(
                 self.run.junit_path,
                 self.run,
                 outcome.gates,
-                cases,
+                cases.values(),
                 self.redact,
                 stage_failure=outcome.message if failing_case else None,
             )
