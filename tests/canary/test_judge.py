@@ -56,6 +56,7 @@ def test_healthy_interval_passes_every_check() -> None:
         "error_rate",
         "p95_latency",
         "restarts",
+        "health_failure_share",
         "health_consecutive_failures",
         "no_success",
         "sustained_error_rate",
@@ -64,21 +65,24 @@ def test_healthy_interval_passes_every_check() -> None:
         "compare_latency",
     }
     assert all(c.verdict == "pass" for c in verdict.checks)
-    assert verdict.failure_message() == "all 9 canary checks passed over 12:00:00-12:01:00 UTC"
+    assert verdict.failure_message() == "all 10 canary checks passed over 12:00:00-12:01:00 UTC"
 
 
 def test_error_rate_above_threshold_fails_with_value_threshold_window_and_count() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 20 == 0),  # 6 of 120 = 5 %
+        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 10 == 0),  # 12 of 120 = 10 %
         *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
         *probes(T0, T0 + MINUTE),
     ]
     verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
     result = check(verdict, "error_rate")
     assert result.verdict == "fail"
-    assert (result.value, result.threshold, result.unit, result.samples) == (5.0, 1.0, "%", 120)
+    assert (result.value, result.threshold, result.unit, result.samples) == (10.0, 1.0, "%", 120)
+    # One window at the first look: alpha 0.005 / (3 checks * 15 looks) = 1.1e-4.
     assert result.message == (
-        "canary error rate 5.0% > 1.0% over 12:00:00-12:01:00 UTC (n=120, 6 errors)"
+        "canary error rate 10.0% > 1.0%: the lower 99.99% confidence bound 2.7% is above "
+        "1.0% over 12:00:00-12:01:00 UTC (since the hold began) "
+        "(n=120, 12 errors; stable n=360, 0 errors)"
     )
     assert verdict.verdict == "fail"
     assert result.message in verdict.failure_message()
@@ -117,7 +121,7 @@ def test_min_requests_is_configurable() -> None:
 
 def test_p95_latency_above_threshold_fails() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", latency=lambda i: 700.0 if i % 10 == 0 else 50.0),
+        *traffic(T0, T0 + MINUTE, "canary", latency=lambda i: 700.0 if i % 4 == 0 else 50.0),
         *probes(T0, T0 + MINUTE),
     ]
     verdict = judge(comparison={"enabled": False}).judge_interval(
@@ -126,7 +130,10 @@ def test_p95_latency_above_threshold_fails() -> None:
     result = check(verdict, "p95_latency")
     assert result.verdict == "fail"
     assert result.value == pytest.approx(700.0)
-    assert result.message == "canary p95 latency 700 ms > 500 ms over 12:00:00-12:01:00 UTC (n=120)"
+    assert result.message.startswith(
+        "canary p95 latency 700 ms (25.0% of responses slower than 500 ms) > 500 ms: the lower "
+    )
+    assert "(n=120, 30 slower than 500 ms;" in result.message
     assert only_failures(verdict) == {"p95_latency"}
 
 
@@ -409,10 +416,10 @@ class TestComparison:
         assert result.verdict == "fail"
         assert result.value is not None
         assert result.threshold is not None
-        assert result.value < result.threshold == pytest.approx(0.05 / 30)
+        assert result.value < result.threshold == pytest.approx(0.005 / 30)
         assert "significantly higher than stable" in result.message
         assert "Fisher exact one-sided" in result.message
-        assert "(n=600 canary, 600 stable)" in result.message
+        assert "(since the hold began; n=600 canary, 600 stable)" in result.message
         assert only_failures(verdict) == {"compare_error_rate"}
 
     def test_clearly_slower_canary_fails(self) -> None:
@@ -476,7 +483,7 @@ class TestComparison:
         rng = random.Random(13)
         samples = comparison_samples(rng, T0, T0 + MINUTE)
         the_judge = Judge(JudgeConfig.model_validate(LOOSE), planned_looks=2)
-        assert the_judge.alpha_per_test == pytest.approx(0.05 / 4)
+        assert the_judge.alpha_per_test == pytest.approx(0.005 / 8)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         third = the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
@@ -521,12 +528,13 @@ def test_false_alarm_rate_of_the_comparison_stays_below_alpha() -> None:
     )
     assert false_alarms / runs <= alpha, f"{false_alarms} false alarms in {runs} A/A holds"
 
-    # Naive: every test at every look at the full alpha (alpha * 2 tests * 5 looks budget).
+    # Naive: every test at every look near the full alpha (0.9 over 2 tests, 2 windows and
+    # 5 looks: 0.045 per test).
     naive_config = JudgeConfig.model_validate(
-        {**zero_tolerance, "comparison": {**comparison, "alpha": 0.5}}
+        {**zero_tolerance, "comparison": {**comparison, "alpha": 0.9}}
     )
     naive = Judge(naive_config, planned_looks=looks)
-    assert naive.alpha_per_test == pytest.approx(alpha)
+    assert naive.alpha_per_test == pytest.approx(0.045)
     rng = random.Random(20260101)
     naive_runs = 150
     naive_alarms = sum(
@@ -607,7 +615,7 @@ class TestStageVerdict:
 
 def test_properties_carry_value_threshold_window_and_samples_per_check() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 20 == 0),
+        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 10 == 0),
         *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
         *probes(T0, T0 + MINUTE),
     ]
@@ -620,7 +628,9 @@ def test_properties_carry_value_threshold_window_and_samples_per_check() -> None
     assert as_dict["judge.window"] == "12:00:00-12:01:00 UTC"
     assert as_dict["judge.window_start"] == "2026-01-01T12:00:00.000Z"
     assert as_dict["judge.error_rate.verdict"] == "fail"
-    assert as_dict["judge.error_rate.value"] == "5"
+    assert as_dict["judge.error_rate.value"] == "10"
+    assert as_dict["judge.health_failure_share.canary-0.probes"] == "12"
+    assert as_dict["judge.health_failure_share.canary-0.failed"] == "0"
     assert as_dict["judge.error_rate.threshold"] == "1"
     assert as_dict["judge.error_rate.unit"] == "%"
     assert as_dict["judge.error_rate.window"] == "12:00:00-12:01:00 UTC"
