@@ -824,17 +824,18 @@ def study_figure(
         raw[rate_name] = {"flagger": f_label, "kayenta": k_label}
         for bg, outs in aa.items():
             n = len(outs)
+            flagger_fa = sum(1 for o in outs if flagger_look(o, *f_params) is not None)
+            kayenta_fa = sum(1 for o in outs if kayenta_look(o, k_alpha) is not None)
+            seed_fa = sum(1 for o in outs if flagger_look(o, 1, 500.0) is not None)
             fa_table.rows.append(
                 [
                     rate_name,
                     f"{bg * 100:g} %",
                     str(n),
                     rate_text(ours_fa[bg], n),
-                    f"{rate_text(sum(1 for o in outs if flagger_look(o, *f_params) is not None), n)} "
-                    f"({f_label})",
-                    f"{rate_text(sum(1 for o in outs if kayenta_look(o, k_alpha) is not None), n)} "
-                    f"({k_label})",
-                    rate_text(sum(1 for o in outs if flagger_look(o, 1, 500.0) is not None), n),
+                    f"{rate_text(flagger_fa, n)} ({f_label})",
+                    f"{rate_text(kayenta_fa, n)} ({k_label})",
+                    rate_text(seed_fa, n),
                 ]
             )
             raw[rate_name][f"aa_{bg}"] = {"runs": n, "ours": ours_fa[bg]}
