@@ -229,10 +229,14 @@ class TestConsecutiveHealthFailures:
         result = self.run(probes(T0, T0 + MINUTE), history)
         assert (result.verdict, result.value) == ("pass", 0.0)
 
-    def test_no_probe_in_the_interval_is_insufficient(self) -> None:
+    def test_no_probe_in_the_hold_is_insufficient(self) -> None:
         result = self.run([])
         assert result.verdict == "insufficient"
         assert "no /health probe of the canary over 12:00:00-12:01:00 UTC" in result.message
+
+    def test_an_interval_a_loaded_sampler_missed_is_judged_on_the_hold(self) -> None:
+        result = self.run([], [health(T0 - 30 + i * 5) for i in range(5)])
+        assert (result.verdict, result.value) == ("pass", 0.0)
 
 
 class TestNoSuccessWindow:
