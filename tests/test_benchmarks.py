@@ -268,8 +268,7 @@ def test_committed_recordings_replay_through_the_judge_as_regressions(
     for name in ("good", "errors-5", "latency-300", "crash-loop"):
         rec = judge.load_recording(judge.DATA_DIR / f"{name}.json")
         verdicts[name] = [
-            judge.judge_run(run, settings, config).verdict
-            for run in judge.live_runs(rec, settings)
+            judge.judge_run(run, settings, config).verdict for run in judge.live_runs(rec, settings)
         ]
     assert verdicts["good"]
     assert set(verdicts["good"]) == {"pass"}, verdicts["good"]
