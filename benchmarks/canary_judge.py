@@ -1,22 +1,26 @@
-"""Figure 4: canary judge - detection time and false alarms, vs a Flagger-style rule.
+"""Figure 4: canary judge on realistic noise - false alarms and detection time, against a
+Flagger-style per-interval rule and a Kayenta-style fixed-horizon Mann-Whitney.
 
+0. Study (the headline): synthetic holds (``_canary.simulate_hold``) with Poisson
+   arrivals, random error draws, background errors of 0, 0.5 and 0.8 % on both versions,
+   shared host-load episodes, at the demo profile's request rate (sampler defaults: 10
+   req/s directly to each version) and 5x lower, in the shipped 15 x 60 s hold.  Faults:
+   +1.5 % and +4.5 % errors, +300 ms, latency growing over the hold, crash loop, one
+   failing endpoint at 10 % of requests, flapping /health.  >= 200 A/A holds per
+   background rate and request rate go through the real ``Judge`` (and
+   ``Judge.stage_can_still_pass`` for the rollback time); the reference rules judge the
+   same samples and are tuned to at most our false alarms.
 1. Record (real): for each scenario, the engine's local platform (process mode) runs a
    stable ``v1`` replica and one canary replica of ``tests/services/fault_service.py``
    behind the engine's HAProxy router at 10 % canary weight; the engine's ``Sampler``
-   measures for ``--record-seconds`` (router 20 req/s, 10 req/s directly to each group,
-   /health and platform status every 0.5 s).  Samples are stored compactly as JSON in
+   measures for ``--record-seconds``.  Samples are stored compactly as JSON in
    ``benchmarks/data/canary/<scenario>.json``.
-2. Replay: the engine's ``Judge`` (default thresholds, time windows compressed like the
-   hold: 5 s intervals for 1 min ones, 12 looks) runs over (a) each recording in time order
-   (the live run) and (b) block-bootstrap runs: each interval of a run is a random
-   contiguous interval-long stretch of the scenario's recording (restart counts rebased),
-   so a run keeps real temporal structure; >= 20 runs per fault scenario, >= 100 A/A runs.
-3. The same runs go through a Flagger-style rule implemented here (per interval: canary
-   success rate >= 99 % and p99 latency <= L ms, else a failed check; roll back after N
-   failed checks, as Flagger's analysis ``threshold``).  N and L are tuned on the A/A runs
-   so the rule's false-alarm rate is at most the judge's, then detection times are compared.
+2. Replay: the engine's ``Judge`` (time windows compressed like the hold: 5 s intervals
+   for 1 min ones, 12 looks) runs over each recording in time order and over
+   block-bootstrap runs; the same runs go through the Flagger-style rule.  These replays
+   are the regression check that the real samples still give the expected verdicts.
 
-    python benchmarks/canary_judge.py [--quick] [--replay-only] [--runs N] [--out DIR]
+    python benchmarks/canary_judge.py [--quick] [--replay-only] [--study-runs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from _canary import AA, DEMO_DIRECT_RATE, FAULTS, SIM_INTERVAL, SIM_LOOKS, Fault, simulate_hold
 from _common import (
     REPO,
     BenchmarkError,
@@ -49,6 +54,7 @@ from _common import (
 
 from pytest_release.canary.judge import Judge, JudgeConfig
 from pytest_release.canary.samples import ReplicaStatus, Sample, Target
+from pytest_release.canary.stats import mann_whitney_greater
 
 DATA_DIR = REPO / "benchmarks" / "data" / "canary"
 DATA_FORMAT = "pytest-release-canary-samples-1"
@@ -580,6 +586,331 @@ def describe_recording(rec: Recording) -> list[str]:
     ]
 
 
+# -- synthetic study (the figure's headline): >= 200 A/A holds per background rate ----------------
+STUDY_BACKGROUNDS = (0.0, 0.005, 0.008)
+FAULT_BACKGROUND = 0.005
+STUDY_RATES = (("demo", DEMO_DIRECT_RATE), ("demo/5", DEMO_DIRECT_RATE / 5.0))
+FLAGGER_LATENCIES = (50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2000.0)
+KAYENTA_ALPHAS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12)
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    fault: str  # "A/A" or a Fault name
+    background: float
+    rate_name: str
+    rate: float
+    seed: int
+    looks: int
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    task: StudyTask
+    ours_look: int | None  # look at which our judge rolled back (fail or cannot pass)
+    ours_verdict: str
+    ours_checks: tuple[str, ...]
+    # per interval: canary errors, canary requests, canary p99 (ms, or -1), Mann-Whitney
+    # one-sided p of the canary's latency and of its errors (0/1) against stable's
+    intervals: tuple[tuple[int, int, float, float, float], ...]
+
+
+def _fault(name: str) -> Fault:
+    return AA if name == AA.name else next(f for f in FAULTS if f.name == name)
+
+
+def run_study_task(task: StudyTask) -> StudyOutcome:
+    run = simulate_hold(task.seed, _fault(task.fault), task.background, task.rate, looks=task.looks)
+    times = [s.timestamp for s in run.samples]
+    status_times = [st.timestamp for st in run.statuses]
+    judge = Judge(JudgeConfig(), planned_looks=task.looks)
+    verdicts = []
+    ours_look: int | None = None
+    checks: tuple[str, ...] = ()
+    intervals = []
+    for look in range(1, task.looks + 1):
+        start = run.start + (look - 1) * SIM_INTERVAL
+        end = start + SIM_INTERVAL
+        lo, hi = bisect_left(times, start), bisect_left(times, end)
+        window = run.samples[lo:hi]
+        canary = [s for s in window if s.target == "canary" and s.kind == "http"]
+        stable = [s for s in window if s.target == "stable" and s.kind == "http"]
+        lat_c = [s.latency_ms for s in canary if s.latency_ms is not None]
+        lat_s = [s.latency_ms for s in stable if s.latency_ms is not None]
+        err_c = sum(1 for s in canary if not s.ok)
+        p_lat = mann_whitney_greater(lat_c, lat_s).p_value if lat_c and lat_s else 1.0
+        p_err = (
+            mann_whitney_greater(
+                [0.0 if s.ok else 1.0 for s in canary], [0.0 if s.ok else 1.0 for s in stable]
+            ).p_value
+            if canary and stable
+            else 1.0
+        )
+        p99 = percentile(lat_c, 99) if lat_c else -1.0
+        intervals.append((err_c, len(canary), p99, p_lat, p_err))
+        if ours_look is None:
+            s_lo, s_hi = bisect_left(status_times, start), bisect_left(status_times, end)
+            verdict = judge.judge_interval(
+                window, run.statuses[s_lo:s_hi], start, end, run.samples[:hi], look=look
+            )
+            verdicts.append(verdict)
+            reason = judge.stage_can_still_pass(verdicts, task.looks - look)
+            if reason is not None:
+                ours_look = look
+                checks = tuple(c.name for c in verdict.checks if c.verdict != "pass")
+    stage = judge.judge_stage(verdicts)
+    return StudyOutcome(task, ours_look, stage.verdict, checks, tuple(intervals))
+
+
+def flagger_look(outcome: StudyOutcome, n: int, latency: float) -> int | None:
+    """Flagger-style: a check fails when the interval's success rate is below 99 % or its
+    p99 above ``latency`` (or no request); roll back at the ``n``-th failed check."""
+    failed = 0
+    for look, (errors, requests, p99, _, _) in enumerate(outcome.intervals, 1):
+        if requests == 0 or errors / requests > MAX_ERROR_RATE or p99 > latency:
+            failed += 1
+            if failed >= n:
+                return look
+    return None
+
+
+def kayenta_look(outcome: StudyOutcome, alpha: float) -> int | None:
+    """Kayenta-style fixed horizon: every interval, one-sided Mann-Whitney of the canary
+    against stable on that interval's latencies and errors, each at ``alpha`` with no
+    correction for repeated looks; roll back at the first interval where one is below."""
+    for look, (_, requests, _, p_lat, p_err) in enumerate(outcome.intervals, 1):
+        if requests == 0 or min(p_lat, p_err) < alpha:
+            return look
+    return None
+
+
+def _ours_look(outcome: StudyOutcome) -> int | None:
+    if outcome.ours_look is not None:
+        return outcome.ours_look
+    return None if outcome.ours_verdict == "pass" else outcome.task.looks
+
+
+def _tune(
+    aa: Mapping[float, Sequence[StudyOutcome]],
+    faults: Sequence[StudyOutcome],
+    ours_fa: Mapping[float, int],
+    candidates: Sequence[tuple[str, Any]],
+    detect: Any,
+    looks: int,
+) -> tuple[str, Any]:
+    """The candidate with the lowest mean detection look over the fault runs among those
+    whose A/A false alarms are at most ours at every background rate (ties: the first)."""
+    best: tuple[float, str, Any] | None = None
+    for label, params in candidates:
+        if any(
+            sum(1 for o in outs if detect(o, params) is not None) > ours_fa[bg]
+            for bg, outs in aa.items()
+        ):
+            continue
+        looks_ = [detect(o, params) for o in faults]
+        mean = sum(looks + 1 if x is None else x for x in looks_) / max(1, len(looks_))
+        if best is None or mean < best[0]:
+            best = (mean, label, params)
+    if best is None:
+        return candidates[-1]
+    return best[1], best[2]
+
+
+def _looks_text(values: Sequence[int | None], looks: int) -> str:
+    detected = sorted(v for v in values if v is not None)
+    if not detected:
+        return f"never (0/{len(values)})"
+    ordered = sorted(looks + 1 if v is None else v for v in values)
+    med = percentile([float(v) for v in ordered], 50)
+    p90 = percentile([float(v) for v in ordered], 90)
+    med_text = f"{med:g}" if med <= looks else "never"
+    p90_text = f"{p90:g}" if p90 <= looks else "never"
+    return f"{med_text} (p90 {p90_text}; {len(detected)}/{len(values)} detected)"
+
+
+def _median_look(values: Sequence[int | None], looks: int) -> float:
+    return percentile([float(looks + 1 if v is None else v) for v in values], 50)
+
+
+def run_study(
+    runs_aa: int,
+    runs_fault: int,
+    looks: int,
+    rates: Sequence[tuple[str, float]],
+    seed: int,
+    workers: int,
+) -> list[StudyOutcome]:
+    tasks = []
+    counter = seed * 1_000_000
+    for rate_name, rate in rates:
+        for bg in STUDY_BACKGROUNDS:
+            for _ in range(runs_aa):
+                counter += 1
+                tasks.append(StudyTask(AA.name, bg, rate_name, rate, counter, looks))
+        for fault in FAULTS:
+            for _ in range(runs_fault):
+                counter += 1
+                tasks.append(
+                    StudyTask(fault.name, FAULT_BACKGROUND, rate_name, rate, counter, looks)
+                )
+    print(f"study: {len(tasks)} synthetic holds on {workers} processes", flush=True)
+    if workers <= 1:
+        return [run_study_task(t) for t in tasks]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(run_study_task, tasks, chunksize=4)
+
+
+def study_figure(
+    figure: Figure, outcomes: Sequence[StudyOutcome], looks: int, seed: int, seconds: float
+) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    fa_table = figure.table(
+        "A/A false alarms (synthetic holds: same version on both sides, background errors on "
+        f"both, Poisson arrivals; {looks} looks of {SIM_INTERVAL:g} s); a false alarm is a "
+        "rollback; 95 % Wilson interval. The reference rules are tuned per request rate to at "
+        "most our false alarms at every background rate",
+        [
+            "request rate",
+            "background errors",
+            "runs",
+            "our judge",
+            "Flagger-style (tuned)",
+            "Kayenta-style (tuned)",
+            "seed rule (per-interval point estimate)",
+        ],
+    )
+    det_table = figure.table(
+        f"Detection: intervals from the start of the hold to the rollback ({SIM_INTERVAL:g} s "
+        f"intervals, {looks} looks), median (p90; detected), faults over "
+        f"{FAULT_BACKGROUND * 100:g} % background errors on both versions",
+        [
+            "request rate",
+            "scenario",
+            "runs",
+            "our judge",
+            "Flagger-style (tuned)",
+            "Kayenta-style (tuned)",
+            "caught first by (ours)",
+        ],
+    )
+    for rate_name, _ in STUDY_RATES:
+        mine = [o for o in outcomes if o.task.rate_name == rate_name]
+        if not mine:
+            continue
+        aa = {
+            bg: [o for o in mine if o.task.fault == AA.name and o.task.background == bg]
+            for bg in STUDY_BACKGROUNDS
+        }
+        faults = [o for o in mine if o.task.fault != AA.name]
+        ours_fa = {bg: sum(1 for o in outs if _ours_look(o) is not None) for bg, outs in aa.items()}
+        f_label, f_params = _tune(
+            aa,
+            faults,
+            ours_fa,
+            [
+                (f"N={n}, p99 <= {lat:g} ms", (n, lat))
+                for n in range(1, looks + 1)
+                for lat in FLAGGER_LATENCIES
+            ],
+            lambda o, p: flagger_look(o, p[0], p[1]),
+            looks,
+        )
+        k_label, k_alpha = _tune(
+            aa,
+            faults,
+            ours_fa,
+            [(f"alpha {a:g}", a) for a in KAYENTA_ALPHAS],
+            lambda o, a: kayenta_look(o, a),
+            looks,
+        )
+        raw[rate_name] = {"flagger": f_label, "kayenta": k_label}
+        for bg, outs in aa.items():
+            n = len(outs)
+            flagger_fa = sum(1 for o in outs if flagger_look(o, *f_params) is not None)
+            kayenta_fa = sum(1 for o in outs if kayenta_look(o, k_alpha) is not None)
+            seed_fa = sum(1 for o in outs if flagger_look(o, 1, 500.0) is not None)
+            fa_table.rows.append(
+                [
+                    rate_name,
+                    f"{bg * 100:g} %",
+                    str(n),
+                    rate_text(ours_fa[bg], n),
+                    f"{rate_text(flagger_fa, n)} ({f_label})",
+                    f"{rate_text(kayenta_fa, n)} ({k_label})",
+                    rate_text(seed_fa, n),
+                ]
+            )
+            raw[rate_name][f"aa_{bg}"] = {"runs": n, "ours": ours_fa[bg]}
+        for fault in FAULTS:
+            outs = [o for o in faults if o.task.fault == fault.name]
+            ours = [_ours_look(o) for o in outs]
+            flag = [flagger_look(o, *f_params) for o in outs]
+            kay = [kayenta_look(o, k_alpha) for o in outs]
+            caught: Counter[str] = Counter(c for o in outs for c in o.ours_checks)
+            det_table.rows.append(
+                [
+                    rate_name,
+                    fault.name,
+                    str(len(outs)),
+                    _looks_text(ours, looks),
+                    _looks_text(flag, looks),
+                    _looks_text(kay, looks),
+                    ", ".join(f"{c} ({k})" for c, k in caught.most_common(3)) or "-",
+                ]
+            )
+            raw[rate_name][fault.name] = {
+                "ours": ours,
+                "flagger": flag,
+                "kayenta": kay,
+                "median": [_median_look(x, looks) for x in (ours, flag, kay)],
+            }
+    demo = raw.get("demo", {})
+    if demo:
+        worst = max(
+            (rate_text(v["ours"], v["runs"]) for k, v in demo.items() if k.startswith("aa_")),
+            key=lambda t: float(t.split("%")[0]),
+        )
+        figure.summary.append(f"A/A false alarms of our judge at the demo rate: at most {worst}")
+        for name in ("errors+4.5%", "crash-loop", "latency+300ms"):
+            if name in demo:
+                m = demo[name]["median"]
+                figure.summary.append(
+                    f"{name} at the demo rate: detected after {m[0]:g} intervals (median); "
+                    f"Flagger-style {m[1]:g}, Kayenta-style {m[2]:g} (tuned to the same "
+                    "false-alarm rate)"
+                )
+        if "errors+1.5%" in demo:
+            ours = demo["errors+1.5%"]["ours"]
+            k = sum(1 for x in ours if x is not None)
+            figure.summary.append(
+                f"2 % errors over a 0.5 % stable: rolled back before the hold ended in "
+                f"{rate_text(k, len(ours))} of runs"
+            )
+    figure.notes += [
+        f"Synthetic holds (benchmarks/_canary.py simulate_hold, seed {seed}): per version "
+        "Poisson arrivals at the sampler's direct rate (demo: sampler defaults, 10 req/s to "
+        "each version; demo/5: 2 req/s), each request an error with probability background (+ "
+        "the fault), log-normal latency (median 8 ms, sigma 0.6) plus 50-300 ms pauses on 0.5 % "
+        "of requests, and host-load episodes (x1.5-4 for 20-90 s, about every 3 min) that slow "
+        "both versions alike; /health every 1 s; replica status every 5 s. The real Judge "
+        f"(default configuration, planned looks {looks}) judges each interval and the stage; "
+        "a run is rolled back at the first interval after which "
+        "Judge.stage_can_still_pass returns a reason, or at the end when the stage is not a pass.",
+        "Flagger-style rule: per interval a check fails when the canary's success rate is below "
+        "99 % or its p99 above L ms; roll back after N failed checks. Kayenta-style rule: per "
+        "interval (fixed horizon, no correction for repeated looks) one-sided Mann-Whitney of "
+        "the canary's latencies and of its errors (0/1) against stable's at level alpha. Each "
+        "reference rule is tuned per request rate (N, L or alpha over a grid): the lowest mean "
+        "detection time over the fault runs among the settings whose A/A false alarms are at "
+        "most ours at every background rate, on the same runs (which favours them). The seed "
+        "rule column is the old per-interval point estimate (error rate > 1 % fails).",
+        f"The study took {seconds:.0f} s.",
+    ]
+    return raw
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument(
@@ -597,6 +928,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=None, help="bootstrap runs per fault scenario")
     p.add_argument("--aa-runs", type=int, default=None, help="bootstrap runs of the A/A scenario")
     p.add_argument("--seed", type=int, default=20261123, help="bootstrap random seed")
+    p.add_argument(
+        "--study-runs", type=int, default=None, help="synthetic A/A holds per background rate"
+    )
+    p.add_argument(
+        "--study-fault-runs", type=int, default=None, help="synthetic holds per fault scenario"
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes for the synthetic study")
     args = p.parse_args(argv)
     out = out_dir(args)
     base = QUICK if args.quick else FULL
@@ -618,6 +956,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.replay_only:
         record_all(scenarios, settings, data_dir)
     recordings = {s.name: load_recording(data_dir / f"{s.name}.json") for s in scenarios}
+
+    study_aa = args.study_runs or (4 if args.quick else 200)
+    study_faults = args.study_fault_runs or (2 if args.quick else 100)
+    if not args.quick and study_aa < 200:
+        raise SystemExit("the figure needs --study-runs >= 200")
+    study_looks = 3 if args.quick else SIM_LOOKS
+    study_rates = STUDY_RATES[:1] if args.quick else STUDY_RATES
+    started = time.perf_counter()
+    outcomes = run_study(
+        study_aa, study_faults, study_looks, study_rates, args.seed, max(1, args.workers)
+    )
+    study_raw = study_figure(
+        figure, outcomes, study_looks, args.seed, time.perf_counter() - started
+    )
 
     config = settings.judge_config()
     rng = random.Random(args.seed)
@@ -650,7 +1002,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return [flagger_detection(c, n, latency, settings.interval) for c in result.flagger]
 
     rec_table = figure.table(
-        f"Recorded samples (real processes through HAProxy; canary weight {WEIGHT} %, router "
+        f"Recorded samples, replayed as regression runs below (real processes through HAProxy; "
+        f"canary weight {WEIGHT} %, router "
         f"{ROUTER_RATE:g} req/s, {settings.direct_rate:g} req/s directly to each group); "
         "latencies in ms",
         [
@@ -807,7 +1160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compressed alike (no_success 30 s, sustained_error 120 s, slow_response 60 s divided "
         f"by {settings.compression:g}); all other judge settings are the defaults (error rate "
         "<= 1 %, p95 <= 500 ms, 0 restarts, 3 consecutive /health failures, min 20 requests "
-        "per interval, Fisher/Mann-Whitney comparison at alpha 0.05 over the planned looks).",
+        "per interval, threshold checks at judge.alpha 0.005 and Fisher/Mann-Whitney comparison "
+        "at judge.comparison.alpha 0.005, both spent over the planned looks).",
         f"Times are in compressed seconds: multiply by {settings.compression:g} for real "
         f"{REAL_INTERVAL:g} s intervals. The engine judges at interval ends, so detection "
         "times are whole intervals.",
@@ -835,6 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Replay of {sum(len(r.ours) for r in results.values())} runs took {replay_seconds:.0f} s.",
     ]
     figure.raw = {
+        "study": study_raw,
         "settings": {
             "interval_s": settings.interval,
             "looks": settings.looks,

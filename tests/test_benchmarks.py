@@ -253,3 +253,44 @@ def test_bootstrap_rebases_restarts_and_flagger_counts_failed_checks(
     assert judge.flagger_detection(checks, 1, 500.0, 5.0) == 5.0
     assert judge.flagger_detection(checks, 2, 500.0, 5.0) == 15.0
     assert judge.flagger_detection(checks, 4, 500.0, 5.0) is None
+
+
+def test_committed_recordings_replay_through_the_judge_as_regressions(
+    bench: Callable[[str], ModuleType],
+) -> None:
+    """Real samples (real processes through HAProxy, benchmarks/data/canary) replayed in
+    time order through the real Judge: the A/A recording passes every run, the faults
+    are rolled back (no timing asserted)."""
+    judge = bench("canary_judge")
+    settings = judge.FULL
+    config = settings.judge_config()
+    verdicts: dict[str, list[str]] = {}
+    for name in ("good", "errors-5", "latency-300", "crash-loop"):
+        rec = judge.load_recording(judge.DATA_DIR / f"{name}.json")
+        verdicts[name] = [
+            judge.judge_run(run, settings, config).verdict for run in judge.live_runs(rec, settings)
+        ]
+    assert verdicts["good"]
+    assert set(verdicts["good"]) == {"pass"}, verdicts["good"]
+    for name in ("errors-5", "latency-300", "crash-loop"):
+        assert verdicts[name]
+        assert set(verdicts[name]) == {"fail"}, (name, verdicts[name])
+
+
+def test_synthetic_holds_feed_the_real_judge_and_the_reference_rules(
+    bench: Callable[[str], ModuleType],
+) -> None:
+    judge = bench("canary_judge")
+    task = judge.StudyTask("errors+4.5%", 0.005, "demo", 10.0, seed=7, looks=3)
+    outcome = judge.run_study_task(task)
+    assert outcome.ours_look is not None, "5 % errors at the demo rate are rolled back"
+    assert "error_rate" in outcome.ours_checks or "compare_error_rate" in outcome.ours_checks
+    assert len(outcome.intervals) == 3
+    errors, requests, _p99, _p_latency, _p_errors = outcome.intervals[0]
+    assert 450 < requests < 750, "Poisson arrivals at 10 req/s over 60 s"
+    assert 0 < errors < requests
+    assert judge.flagger_look(outcome, 1, 1e9) == 1  # > 1 % errors in the first interval
+    assert judge.kayenta_look(outcome, 1e-300) is None
+    aa = judge.run_study_task(judge.StudyTask("A/A", 0.005, "demo", 10.0, seed=8, looks=3))
+    assert aa.ours_look is None
+    assert aa.ours_verdict == "pass"

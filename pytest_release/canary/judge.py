@@ -8,9 +8,14 @@ passed and no more than ``max_insufficient_intervals`` were insufficient.
 Checks per interval (names are stable; the gate, plot and reports key on them):
 
 ==============================  ====================================================
-``error_rate``                  canary HTTP error rate in the interval <= ``max_error_rate``
-                                (insufficient below ``min_requests`` requests)
-``p95_latency``                 canary p95 latency in the interval <= ``max_p95_latency_ms``
+``error_rate``                  canary HTTP error rate <= ``max_error_rate``, judged with
+                                evidence (see below; insufficient below ``min_requests``
+                                canary requests in the interval)
+``p95_latency``                 canary p95 latency <= ``max_p95_latency_ms``, judged with
+                                evidence: "p95 <= L" is "at most 5 % of responses slower
+                                than L"
+``health_failure_share``        share of failed /health probes per canary replica
+                                <= ``max_health_failure_share``, judged with evidence
 ``restarts``                    restarts of canary replicas (platform status) <= ``max_restarts``
 ``health_consecutive_failures`` consecutive failed canary /health probes per replica
                                 <= ``max_consecutive_health_failures``
@@ -25,15 +30,65 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 ``compare_latency``             canary latency not significantly higher than stable's
 ==============================  ====================================================
 
-The first two judge the interval's own samples; the alarm rules (health, no-success,
-sustained, slow) look at the whole history so a condition that began in an earlier
-interval is measured in full, and report a condition that is still going on in, or ended
-in, the current interval.
+The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
+deterministic rules: they look at the whole history so a condition that began in an
+earlier interval is measured in full, and report a condition that is still going on in,
+or ended in, the current interval.
 
-Canary-versus-stable comparison and false-alarm control
--------------------------------------------------------
-At every look (interval) the comparison uses all samples since the hold began
-(cumulative), and runs two one-sided tests:
+Threshold checks with evidence
+------------------------------
+``error_rate``, ``p95_latency`` and ``health_failure_share`` keep the user's contract
+("error rate <= 1 %", "p95 <= 500 ms", "at most 5 % of /health probes fail") but judge
+it with a one-sided exact binomial test (Clopper-Pearson bound) instead of a point
+estimate:
+
+* **fail** when the data say, at the configured confidence, that the canary is over the
+  threshold: the lower confidence bound of the canary's error rate (share of responses
+  slower than the limit; share of failed probes of a replica) is above the limit;
+* **pass** when the data are consistent with being within it (the lower bound is at or
+  below the limit) and there is enough data (``min_requests`` canary requests in the
+  interval; at least one /health probe);
+* **insufficient** otherwise (too little data, or the look is beyond the planned ones).
+
+At every look each check tests two windows: everything since the hold began (power for
+small excesses) and the current interval (a fault that starts late is not diluted by
+the good part of the hold).
+
+False-alarm guarantee over all looks
+------------------------------------
+``judge.alpha`` (default 0.005) is the false-alarm budget of the threshold checks over
+the whole hold; ``judge.comparison.alpha`` (default 0.005) that of the comparison.  Each
+budget is spent by Bonferroni over its tests, the two windows and the planned looks
+(``ceil(hold / interval)``, passed by the gate): a threshold test runs at ``alpha / (checks
+* 2 * planned_looks)`` (the first look has one window and uses both shares).  By the
+union bound, whatever the correlation between looks:
+
+* a canary whose true error rate, share of responses slower than the p95 limit and share
+  of failed /health probes are all within their limits fails a threshold check at some
+  look of the hold with probability at most ``judge.alpha``;
+* a canary that behaves exactly like stable fails the comparison at some look with
+  probability at most ``judge.comparison.alpha``;
+
+so an A/A canary is rolled back by the statistical checks with probability at most
+``judge.alpha + judge.comparison.alpha`` (1 % by default).  A look beyond the plan has no
+alpha left: the statistical checks report ``insufficient`` instead of testing.  The bound
+assumes independent requests; it is conservative (Bonferroni ignores the overlap of the
+looks and the binomial is discrete), the benchmark measures the real rate.
+
+Stable is the control
+---------------------
+Stable is measured in the same window by the same sampler.  When a threshold check finds
+the canary over the limit and stable's own estimate in that window is over it too, the
+check says "stable also exceeds ...: the environment, not the canary" and does not blame
+the canary: ``judge.stable_exceeds`` decides the verdict -- ``insufficient`` (default; it
+counts against ``max_insufficient_intervals``), ``hold`` (insufficient, but the interval
+does not count against ``max_insufficient_intervals``; the stage still needs a passing
+interval) or ``fail`` (the absolute contract wins).  Never ``pass``.  A canary that is
+worse than stable is caught by the comparison regardless.
+
+Canary-versus-stable comparison
+-------------------------------
+Two one-sided tests on the same two windows:
 
 * errors: Fisher's exact test (hypergeometric tail) that the canary's error proportion is
   higher than stable's; it fails only when also ``canary rate - stable rate >
@@ -41,18 +96,17 @@ At every look (interval) the comparison uses all samples since the hold began
 * latency: Mann-Whitney U (normal approximation, tie and continuity corrections) that the
   canary's latencies are stochastically greater than stable's *shifted by the tolerance*
   (``stable * (1 + latency_tolerance) + latency_tolerance_ms``), i.e. the null hypothesis is
-  "the canary is at most that much slower".
+  "the canary is at most that much slower".  Host load that slows both versions in the
+  window slows stable too, so it does not fail the canary.
 
-Repeated looks at accumulating data inflate the false-alarm rate if each look used the
-full ``alpha``.  The judge spends ``alpha`` by Bonferroni over the planned looks and both
-tests: each test at each look runs at ``alpha / (2 * planned_looks)``.  By the union
-bound, the probability that an A/A canary (same version as stable) fails the comparison
-at any look of the stage is at most ``alpha`` (default 5 %), whatever the correlation
-between looks.  ``planned_looks`` is ``ceil(hold / interval)`` (the gate passes it; the
-config value is the fallback).  A look beyond the plan has no alpha left: the comparison
-reports ``insufficient`` instead of testing.  Below ``min_samples`` per version the
-comparison is ``insufficient`` (the normal approximation and the power need samples).
-Threshold checks are deterministic rules and are not part of the alpha budget.
+Below ``min_samples`` per version the comparison is ``insufficient``.
+
+Stopping early
+--------------
+:meth:`Judge.stage_can_still_pass` tells the controller, after each interval, whether
+the stage can still pass with the looks that remain (a failed interval, or more
+insufficient intervals than ``max_insufficient_intervals`` allows, or no look left
+without a pass): if not, roll back at once.
 """
 
 from __future__ import annotations
@@ -70,6 +124,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_release.canary.samples import ReplicaStatus, Sample
 from pytest_release.canary.stats import (
+    binomial_lower_bound,
+    binomial_sf,
     fisher_exact_greater,
     mann_whitney_greater,
     median,
@@ -81,6 +137,7 @@ Verdict = Literal["pass", "fail", "insufficient"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
 _SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
 _COMPARISON_TESTS = 2  # errors and latency share alpha
+_P95 = 95.0
 
 
 class ComparisonConfig(BaseModel):
@@ -94,10 +151,13 @@ class ComparisonConfig(BaseModel):
         "against stable; false: thresholds only.",
     )
     alpha: float = Field(
-        default=0.05,
+        default=0.005,
         gt=0.0,
         lt=1.0,
-        description="Probability of failing an A/A canary over the whole stage.",
+        description="False-alarm budget of the comparison over the whole hold: a canary that "
+        "behaves like stable fails compare_error_rate or compare_latency at some look with "
+        "probability at most this (Bonferroni over both tests, two windows and the planned "
+        "looks). Together with judge.alpha: 1 % false rollbacks of an A/A canary at most.",
     )
     planned_looks: int = Field(
         default=15, ge=1, description="Intervals alpha is spread over (ceil(hold/interval))."
@@ -126,14 +186,43 @@ class JudgeConfig(BaseModel):
         default=0.01,
         ge=0.0,
         le=1.0,
-        description="Fail an interval whose canary HTTP error rate is above this fraction "
-        "(default 0.01: error rate <= 1 %).",
+        description="The canary's HTTP error rate must be at most this fraction (default "
+        "0.01: error rate <= 1 %). Judged with evidence: an interval fails when the lower "
+        "confidence bound of the error rate (since the hold began, or in the interval) is "
+        "above it.",
     )
     max_p95_latency_ms: float = Field(
         default=500.0,
         gt=0.0,
-        description="Fail an interval whose canary p95 latency is above this, in ms "
-        "(default: p95 <= 500 ms).",
+        description="The canary's p95 latency must be at most this, in ms (default: p95 <= "
+        "500 ms). Judged with evidence: an interval fails when the data show, at the "
+        "configured confidence, more than 5 % of canary responses slower than this.",
+    )
+    alpha: float = Field(
+        default=0.005,
+        gt=0.0,
+        lt=1.0,
+        description="False-alarm budget of the threshold checks (error_rate, p95_latency, "
+        "health_failure_share) over the whole hold: a canary within all of them fails one at "
+        "some look with probability at most this (Bonferroni over the checks, two windows and "
+        "the planned looks; see docs/judge.md).",
+    )
+    stable_exceeds: Literal["insufficient", "hold", "fail"] = Field(
+        default="insufficient",
+        description="Verdict of a threshold check when the canary is over the threshold and "
+        "stable, measured in the same window, is over it too (the environment, not the "
+        "canary): insufficient (counts against max_insufficient_intervals), hold "
+        "(insufficient, but the interval does not count against max_insufficient_intervals) "
+        "or fail (the absolute threshold wins). Never pass.",
+    )
+    max_health_failure_share: float | None = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of failed /health probes allowed per canary replica (default 0.05: "
+        "5 %), judged with evidence like the error rate; false: check off. At 5 % random "
+        "failures a 3-failures-in-a-row readiness rule evicts a replica about once in 8000 "
+        "probes (2 h at 1 s probes); at 20 % every 2 minutes: flapping shows above 5 %.",
     )
     max_restarts: int | None = Field(
         default=0,
@@ -190,6 +279,15 @@ class JudgeConfig(BaseModel):
         "queries if any), for platforms whose pods this process cannot send requests to.",
     )
 
+    @field_validator("max_health_failure_share", mode="before")
+    @classmethod
+    def _disable_share(cls, value: object) -> object:
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError("expected a fraction such as 0.05, or false to disable the check")
+        return value
+
     @field_validator("max_restarts", "max_consecutive_health_failures", mode="before")
     @classmethod
     def _disable(cls, value: object) -> object:
@@ -224,6 +322,12 @@ class CheckResult:
     window_end: float
     samples: int
     message: str
+    # True when stable, measured in the same window, is over the threshold too: the
+    # environment, not the canary (the verdict then follows judge.stable_exceeds).
+    stable_exceeds: bool = False
+    # Extra (key, value) pairs reported as JUnit properties judge.<check>.<key>, e.g. the
+    # failed /health probes per replica.
+    details: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,6 +365,9 @@ class CanaryVerdict:
                     (f"{prefix}.samples", str(check.samples)),
                 ]
             )
+            if check.stable_exceeds:
+                props.append((f"{prefix}.stable_exceeds", "true"))
+            props.extend((f"{prefix}.{key}", value) for key, value in check.details)
         return props
 
     def failure_message(self) -> str:
@@ -292,7 +399,14 @@ class CanaryVerdict:
             window_start=float(data["window_start"]),
             window_end=float(data["window_end"]),
             checks=tuple(
-                CheckResult(**{**c, "verdict": _verdict(c["verdict"])}) for c in data["checks"]
+                CheckResult(
+                    **{
+                        **c,
+                        "verdict": _verdict(c["verdict"]),
+                        "details": tuple((str(k), str(v)) for k, v in c.get("details", ())),
+                    }
+                )
+                for c in data["checks"]
             ),
         )
 
@@ -335,6 +449,22 @@ def format_seconds(value: float) -> str:
     return f"{value:.0f} s" if abs(value) >= 10 else f"{value:.1f} s"
 
 
+def format_confidence(alpha: float) -> str:
+    """``1 - alpha`` as a percentage with the digits that matter (99.98%)."""
+    confidence = (1.0 - alpha) * 100.0
+    for digits in range(0, 8):
+        text = f"{confidence:.{digits}f}"
+        if float(text) < 100.0 and abs(float(text) - confidence) <= alpha * 100.0 / 2:
+            return f"{text}%"
+    return f"{confidence:.8f}%"
+
+
+def threshold_text(name: str, limit: float, unit: str) -> str:
+    if name == "p95_latency":
+        return "the p95 limit"
+    return format_percent(limit)
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
@@ -344,6 +474,10 @@ def _number(value: float | None) -> str:
 
 def _canary_http(samples: Iterable[Sample]) -> list[Sample]:
     return [s for s in samples if s.target == "canary" and s.kind == "http"]
+
+
+def _stable_http(samples: Iterable[Sample]) -> list[Sample]:
+    return [s for s in samples if s.target == "stable" and s.kind == "http"]
 
 
 def _sustained_runs(
@@ -380,6 +514,29 @@ def _sustained_runs(
 # -- the judge ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One window a statistical check tests at a look."""
+
+    label: str  # "since the hold began" / "in the interval"
+    start: float
+    end: float
+    canary: tuple[Sample, ...]
+    stable: tuple[Sample, ...]
+
+
+@dataclass(frozen=True)
+class _BinomialTest:
+    """The canary's count over the limit in one window, and stable's for the control."""
+
+    window: _Window
+    k: int
+    n: int
+    p_value: float
+    stable_k: int
+    stable_n: int
+
+
 class Judge:
     """Turns samples and replica statuses into verdicts (see the module docstring)."""
 
@@ -391,9 +548,20 @@ class Judge:
         self._looks = 0
 
     @property
+    def threshold_checks(self) -> int:
+        """Statistical threshold checks sharing ``judge.alpha``."""
+        return 3 if self.config.max_health_failure_share is not None else 2
+
+    @property
     def alpha_per_test(self) -> float:
-        """Significance level of each comparison test at each look (Bonferroni)."""
-        return self.config.comparison.alpha / (_COMPARISON_TESTS * self.planned_looks)
+        """Significance level of each comparison test at each look and window (Bonferroni
+        over both tests, the two windows and the planned looks)."""
+        return self.config.comparison.alpha / (_COMPARISON_TESTS * 2 * self.planned_looks)
+
+    @property
+    def threshold_alpha_per_test(self) -> float:
+        """Significance level of each threshold test at each look and window."""
+        return self.config.alpha / (self.threshold_checks * 2 * self.planned_looks)
 
     # -- interval ----------------------------------------------------------------------
     def judge_interval(
@@ -420,10 +588,11 @@ class Judge:
         everything = sorted([*earlier, *samples], key=lambda s: s.timestamp)
         hold_start = min(window_start, everything[0].timestamp) if everything else window_start
         current = _canary_http(samples)
+        windows = self._windows(everything, samples, hold_start, window_start, window_end)
         cfg = self.config
         checks: list[CheckResult] = [
-            self._error_rate(current, window_start, window_end),
-            self._p95(current, window_start, window_end),
+            self._error_rate(windows, len(current), window_start, window_end, look_number),
+            self._p95(windows, current, window_start, window_end, look_number),
         ]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
@@ -434,6 +603,10 @@ class Judge:
                 checks=tuple(checks),
                 window_start=window_start,
                 window_end=window_end,
+            )
+        if cfg.max_health_failure_share is not None:
+            checks.append(
+                self._health_share(everything, hold_start, window_start, window_end, look_number)
             )
         if cfg.max_consecutive_health_failures is not None:
             checks.append(
@@ -446,7 +619,7 @@ class Judge:
         checks.append(self._sustained_errors(canary_all, window_start, window_end))
         checks.append(self._slow(canary_all, window_start, window_end))
         if cfg.comparison.enabled:
-            checks.extend(self._compare(everything, hold_start, window_end, look_number))
+            checks.extend(self._compare(windows, hold_start, window_end, look_number))
         return CanaryVerdict(
             verdict=_worst(c.verdict for c in checks),
             checks=tuple(checks),
@@ -454,67 +627,315 @@ class Judge:
             window_end=window_end,
         )
 
-    def _error_rate(self, canary: Sequence[Sample], start: float, end: float) -> CheckResult:
-        n = len(canary)
-        errors = sum(1 for s in canary if not s.ok)
-        limit = self.config.max_error_rate
-        window = format_window(start, end)
-        rate = errors / n if n else None
-        verdict: Verdict
-        if n < self.config.min_requests or rate is None:
-            verdict = "insufficient"
-            message = (
-                f"canary error rate: only {n} canary requests over {window}, "
-                f"need at least {self.config.min_requests} (judge.min_requests)"
-            )
-        else:
-            verdict = "fail" if rate > limit else "pass"
-            message = (
-                f"canary error rate {format_percent(rate)} "
-                f"{'>' if verdict == 'fail' else '<='} {format_percent(limit)} "
-                f"over {window} (n={n}, {errors} errors)"
-            )
-        return CheckResult(
-            name="error_rate",
-            verdict=verdict,
-            value=None if rate is None else rate * 100.0,
-            threshold=limit * 100.0,
-            unit="%",
-            window_start=start,
-            window_end=end,
-            samples=n,
-            message=message,
+    @staticmethod
+    def _windows(
+        everything: Sequence[Sample],
+        samples: Sequence[Sample],
+        hold_start: float,
+        start: float,
+        end: float,
+    ) -> list[_Window]:
+        """The windows tested at this look: since the hold began, and (from the second
+        look on, when it differs) the current interval."""
+        cumulative = _Window(
+            "since the hold began",
+            hold_start,
+            end,
+            tuple(_canary_http(everything)),
+            tuple(_stable_http(everything)),
+        )
+        if hold_start >= start:
+            return [cumulative]
+        interval = _Window(
+            "in the interval",
+            start,
+            end,
+            tuple(_canary_http(samples)),
+            tuple(_stable_http(samples)),
+        )
+        return [cumulative, interval]
+
+    def _look_alpha(self, per_test: float, windows: Sequence[_Window]) -> float:
+        # Both windows share the look's budget; a single window (first look) uses it all.
+        return per_test * 2 / len(windows)
+
+    def _beyond_plan(self, look: int, budget: str) -> str | None:
+        if look <= self.planned_looks:
+            return None
+        return (
+            f"look {look} is beyond the {self.planned_looks} planned looks: the false-alarm "
+            f"budget ({budget}) is spent; the gate plans ceil(hold / interval) looks "
+            "(judge.comparison.planned_looks is the fallback)"
         )
 
-    def _p95(self, canary: Sequence[Sample], start: float, end: float) -> CheckResult:
-        latencies = [s.latency_ms for s in canary if s.latency_ms is not None]
-        n = len(latencies)
-        limit = self.config.max_p95_latency_ms
-        window = format_window(start, end)
-        p95 = percentile(latencies, 95.0) if latencies else None
+    def _binomial(
+        self,
+        windows: Sequence[_Window],
+        limit: float,
+        count: Callable[[Sequence[Sample]], tuple[int, int]],
+    ) -> _BinomialTest:
+        """The window with the smallest p-value of "the canary's share is at most
+        ``limit``" (exact binomial), with stable's counts in the same window."""
+        best: _BinomialTest | None = None
+        for window in windows:
+            k, n = count(window.canary)
+            stable_k, stable_n = count(window.stable)
+            p = binomial_sf(k, n, limit) if n else 1.0
+            test = _BinomialTest(window, k, n, p, stable_k, stable_n)
+            if best is None or test.p_value < best.p_value:
+                best = test
+        assert best is not None
+        return best
+
+    def _threshold_result(
+        self,
+        *,
+        name: str,
+        test: _BinomialTest,
+        alpha: float,
+        limit: float,
+        value: float | None,
+        threshold: float,
+        unit: str,
+        estimate: str,
+        over: str,
+        within: str,
+        stable_estimate: str,
+        stable_over: bool,
+        counts: str,
+        details: tuple[tuple[str, str], ...] = (),
+    ) -> CheckResult:
+        lower = binomial_lower_bound(test.k, test.n, alpha) if test.n else 0.0
+        confidence = f"{format_confidence(alpha)} confidence"
+        window = test.window
+        where = f"over {format_window(window.start, window.end)} ({window.label})"
+        credible = test.p_value < alpha
         verdict: Verdict
-        if n < self.config.min_requests or p95 is None:
-            verdict = "insufficient"
+        if credible and stable_over:
+            mode = self.config.stable_exceeds
+            verdict = "fail" if mode == "fail" else "insufficient"
             message = (
-                f"canary p95 latency: only {n} canary responses over {window}, "
-                f"need at least {self.config.min_requests} (judge.min_requests)"
+                f"{estimate} {over}, but stable also exceeds {threshold_text(name, limit, unit)} "
+                f"({stable_estimate}) in the same window: the environment, not the canary "
+                f"(judge.stable_exceeds = {mode}) {where} ({counts})"
+            )
+        elif credible:
+            verdict = "fail"
+            message = (
+                f"{estimate} {over}: the lower {confidence} bound {format_percent(lower)} is "
+                f"above {format_percent(limit)} {where} ({counts})"
             )
         else:
-            verdict = "fail" if p95 > limit else "pass"
+            verdict = "pass"
             message = (
-                f"canary p95 latency {format_ms(p95)} {'>' if verdict == 'fail' else '<='} "
-                f"{format_ms(limit)} over {window} (n={n})"
+                f"{estimate} consistent with {within} (lower {confidence} bound "
+                f"{format_percent(lower)}) {where} ({counts})"
             )
         return CheckResult(
-            name="p95_latency",
+            name=name,
             verdict=verdict,
+            value=value,
+            threshold=threshold,
+            unit=unit,
+            window_start=window.start,
+            window_end=window.end,
+            samples=test.n,
+            message=message,
+            stable_exceeds=credible and stable_over,
+            details=details,
+        )
+
+    def _error_rate(
+        self, windows: Sequence[_Window], in_interval: int, start: float, end: float, look: int
+    ) -> CheckResult:
+        limit = self.config.max_error_rate
+        window = format_window(start, end)
+        beyond = self._beyond_plan(look, f"judge.alpha {self.config.alpha}")
+        if in_interval < self.config.min_requests or beyond:
+            return CheckResult(
+                name="error_rate",
+                verdict="insufficient",
+                value=None,
+                threshold=limit * 100.0,
+                unit="%",
+                window_start=start,
+                window_end=end,
+                samples=in_interval,
+                message=beyond
+                or f"canary error rate: only {in_interval} canary requests over {window}, "
+                f"need at least {self.config.min_requests} (judge.min_requests)",
+            )
+
+        def count(chosen: Sequence[Sample]) -> tuple[int, int]:
+            return sum(1 for s in chosen if not s.ok), len(chosen)
+
+        test = self._binomial(windows, limit, count)
+        rate = test.k / test.n
+        stable_rate = test.stable_k / test.stable_n if test.stable_n else None
+        return self._threshold_result(
+            name="error_rate",
+            test=test,
+            alpha=self._look_alpha(self.threshold_alpha_per_test, windows),
+            limit=limit,
+            value=rate * 100.0,
+            threshold=limit * 100.0,
+            unit="%",
+            estimate=f"canary error rate {format_percent(rate)}",
+            over=f"> {format_percent(limit)}",
+            within=f"<= {format_percent(limit)}",
+            stable_estimate="no stable requests"
+            if stable_rate is None
+            else f"stable error rate {format_percent(stable_rate)}, n={test.stable_n}",
+            stable_over=stable_rate is not None and stable_rate > limit,
+            counts=f"n={test.n}, {test.k} errors; stable n={test.stable_n}, {test.stable_k} errors",
+        )
+
+    def _p95(
+        self,
+        windows: Sequence[_Window],
+        current: Sequence[Sample],
+        start: float,
+        end: float,
+        look: int,
+    ) -> CheckResult:
+        limit = self.config.max_p95_latency_ms
+        window = format_window(start, end)
+        n_current = sum(1 for s in current if s.latency_ms is not None)
+        beyond = self._beyond_plan(look, f"judge.alpha {self.config.alpha}")
+        if n_current < self.config.min_requests or beyond:
+            return CheckResult(
+                name="p95_latency",
+                verdict="insufficient",
+                value=None,
+                threshold=limit,
+                unit="ms",
+                window_start=start,
+                window_end=end,
+                samples=n_current,
+                message=beyond
+                or f"canary p95 latency: only {n_current} canary responses over {window}, "
+                f"need at least {self.config.min_requests} (judge.min_requests)",
+            )
+
+        def count(chosen: Sequence[Sample]) -> tuple[int, int]:
+            latencies = [s.latency_ms for s in chosen if s.latency_ms is not None]
+            return sum(1 for v in latencies if v > limit), len(latencies)
+
+        share = 1.0 - _P95 / 100.0
+        test = self._binomial(windows, share, count)
+        canary_latencies = [s.latency_ms for s in test.window.canary if s.latency_ms is not None]
+        stable_latencies = [s.latency_ms for s in test.window.stable if s.latency_ms is not None]
+        p95 = percentile(canary_latencies, _P95)
+        stable_p95 = percentile(stable_latencies, _P95) if stable_latencies else None
+        return self._threshold_result(
+            name="p95_latency",
+            test=test,
+            alpha=self._look_alpha(self.threshold_alpha_per_test, windows),
+            limit=share,
             value=p95,
             threshold=limit,
             unit="ms",
-            window_start=start,
-            window_end=end,
-            samples=n,
-            message=message,
+            estimate=f"canary p95 latency {format_ms(p95)} "
+            f"({format_percent(test.k / test.n)} of responses slower than {format_ms(limit)})",
+            over=f"> {format_ms(limit)}",
+            within=f"p95 <= {format_ms(limit)}",
+            stable_estimate="no stable responses"
+            if stable_p95 is None
+            else f"stable p95 {format_ms(stable_p95)}, n={test.stable_n}",
+            stable_over=stable_p95 is not None and stable_p95 > limit,
+            counts=f"n={test.n}, {test.k} slower than {format_ms(limit)}; stable n="
+            f"{test.stable_n}, {test.stable_k} slower",
+        )
+
+    def _health_share(
+        self,
+        everything: Sequence[Sample],
+        hold_start: float,
+        start: float,
+        end: float,
+        look: int,
+    ) -> CheckResult:
+        limit = self.config.max_health_failure_share
+        assert limit is not None
+        probes = [s for s in everything if s.kind == "health" and s.timestamp < end]
+        canary = [s for s in probes if s.target == "canary"]
+        stable = [s for s in probes if s.target == "stable"]
+        in_window = sum(1 for s in canary if s.timestamp >= start)
+        beyond = self._beyond_plan(look, f"judge.alpha {self.config.alpha}")
+        # A loaded sampler can miss the probes of one short interval: the hold's probes
+        # so far are the evidence; none at all is insufficient.
+        if not canary or beyond:
+            return CheckResult(
+                name="health_failure_share",
+                verdict="insufficient",
+                value=None,
+                threshold=limit * 100.0,
+                unit="%",
+                window_start=start,
+                window_end=end,
+                samples=in_window,
+                message=beyond
+                or f"canary health: no /health probe of the canary since the hold began "
+                f"({format_window(hold_start, end)}; set judge.max_health_failure_share = "
+                "false to disable this check)",
+            )
+        by_replica: dict[str, list[Sample]] = {}
+        for probe in canary:
+            by_replica.setdefault(probe.replica or "canary", []).append(probe)
+        details: list[tuple[str, str]] = []
+        per_replica: list[str] = []
+        for replica, replica_probes in sorted(by_replica.items()):
+            failed = sum(1 for s in replica_probes if not s.ok)
+            details += [
+                (f"{replica}.probes", str(len(replica_probes))),
+                (f"{replica}.failed", str(failed)),
+                (f"{replica}.failed_share", _number(failed / len(replica_probes))),
+            ]
+            per_replica.append(
+                f"{replica} {failed} of {len(replica_probes)} failed "
+                f"({format_percent(failed / len(replica_probes))})"
+            )
+        # Bonferroni over the replicas too: the worst replica is tested.
+        replicas = len(by_replica)
+        worst: tuple[_BinomialTest, str] | None = None
+        for replica, replica_probes in by_replica.items():
+            windows = [
+                _Window("since the hold began", hold_start, end, tuple(replica_probes), ()),
+            ]
+            if hold_start < start:
+                recent = tuple(s for s in replica_probes if s.timestamp >= start)
+                windows.append(_Window("in the interval", start, end, recent, ()))
+
+            def count(chosen: Sequence[Sample]) -> tuple[int, int]:
+                return sum(1 for s in chosen if not s.ok), len(chosen)
+
+            test = self._binomial(windows, limit, count)
+            if worst is None or test.p_value < worst[0].p_value:
+                worst = (test, replica)
+        assert worst is not None
+        test, replica = worst
+        n_windows = 2 if hold_start < start else 1
+        alpha = self.threshold_alpha_per_test * 2 / n_windows / replicas
+        stable_failed = sum(1 for s in stable if not s.ok)
+        stable_share = stable_failed / len(stable) if stable else None
+        return self._threshold_result(
+            name="health_failure_share",
+            test=test,
+            alpha=alpha,
+            limit=limit,
+            value=test.k / test.n * 100.0 if test.n else 0.0,
+            threshold=limit * 100.0,
+            unit="%",
+            estimate=f"canary /health failures on {replica} "
+            f"{format_percent(test.k / test.n if test.n else 0.0)} of probes",
+            over=f"> {format_percent(limit)}",
+            within=f"<= {format_percent(limit)}",
+            stable_estimate="no stable probes"
+            if stable_share is None
+            else f"stable {format_percent(stable_share)} of {len(stable)} probes failed",
+            stable_over=stable_share is not None and stable_share > limit,
+            counts="; ".join(per_replica),
+            details=tuple(details),
         )
 
     @staticmethod
@@ -562,7 +983,9 @@ class Judge:
         probes = [s for s in everything if s.target == "canary" and s.kind == "health"]
         in_window = sum(1 for s in probes if s.timestamp >= start)
         window = format_window(start, end)
-        if in_window == 0:
+        # A loaded sampler can miss the probes of one short interval; runs of failures
+        # are measured over the whole hold, so only no probe at all is insufficient.
+        if not probes:
             return CheckResult(
                 name="health_consecutive_failures",
                 verdict="insufficient",
@@ -756,13 +1179,11 @@ class Judge:
 
     # -- comparison --------------------------------------------------------------------
     def _compare(
-        self, everything: Sequence[Sample], hold_start: float, end: float, look: int
+        self, windows: Sequence[_Window], hold_start: float, end: float, look: int
     ) -> list[CheckResult]:
         cmp = self.config.comparison
-        canary = [s for s in everything if s.target == "canary" and s.kind == "http"]
-        stable = [s for s in everything if s.target == "stable" and s.kind == "http"]
-        window = format_window(hold_start, end)
-        alpha = self.alpha_per_test
+        cumulative = windows[0]
+        alpha = self._look_alpha(self.alpha_per_test, windows)
 
         def insufficient(name: str, n_c: int, n_s: int, why: str) -> CheckResult:
             return CheckResult(
@@ -777,104 +1198,173 @@ class Judge:
                 message=why,
             )
 
-        if look > self.planned_looks:
-            why = (
-                f"look {look} is beyond the {self.planned_looks} planned looks: the "
-                f"comparison's false-alarm budget (alpha {cmp.alpha}) is spent; raise "
-                "judge.comparison.planned_looks to ceil(hold / interval)"
-            )
+        n_c, n_s = len(cumulative.canary), len(cumulative.stable)
+        beyond = self._beyond_plan(look, f"judge.comparison.alpha {cmp.alpha}")
+        if beyond:
             return [
-                insufficient("compare_error_rate", len(canary), len(stable), why),
-                insufficient("compare_latency", len(canary), len(stable), why),
+                insufficient("compare_error_rate", n_c, n_s, beyond),
+                insufficient("compare_latency", n_c, n_s, beyond),
             ]
+        return [self._compare_errors(windows, alpha), self._compare_latency(windows, alpha)]
 
-        results: list[CheckResult] = []
-        n_c, n_s = len(canary), len(stable)
-        if min(n_c, n_s) < cmp.min_samples:
-            results.append(
-                insufficient(
-                    "compare_error_rate",
-                    n_c,
-                    n_s,
-                    f"canary vs stable error rate: {n_c} canary and {n_s} stable requests "
-                    f"over {window}, need {cmp.min_samples} each "
-                    "(judge.comparison.min_samples)",
-                )
-            )
-        else:
-            e_c = sum(1 for s in canary if not s.ok)
-            e_s = sum(1 for s in stable if not s.ok)
+    def _compare_errors(self, windows: Sequence[_Window], alpha: float) -> CheckResult:
+        cmp = self.config.comparison
+        tested: list[tuple[float, _Window, int, int, int, int]] = []
+        for window in windows:
+            n_c, n_s = len(window.canary), len(window.stable)
+            if min(n_c, n_s) < cmp.min_samples:
+                continue
+            e_c = sum(1 for s in window.canary if not s.ok)
+            e_s = sum(1 for s in window.stable if not s.ok)
             p = fisher_exact_greater(e_c, n_c, e_s, n_s)
-            rate_c, rate_s = e_c / n_c, e_s / n_s
-            failed = p < alpha and rate_c - rate_s > cmp.error_rate_margin
-            relation = "significantly higher than" if failed else "not significantly above"
-            margin = (
-                f", margin {format_percent(cmp.error_rate_margin)}" if cmp.error_rate_margin else ""
+            if e_c / n_c - e_s / n_s <= cmp.error_rate_margin:
+                p = max(p, alpha)  # within the margin: not a failure whatever p says
+            tested.append((p, window, e_c, n_c, e_s, n_s))
+        if not tested:
+            cumulative = windows[0]
+            n_c, n_s = len(cumulative.canary), len(cumulative.stable)
+            return CheckResult(
+                name="compare_error_rate",
+                verdict="insufficient",
+                value=None,
+                threshold=alpha,
+                unit="p",
+                window_start=cumulative.start,
+                window_end=cumulative.end,
+                samples=n_c + n_s,
+                message=f"canary vs stable error rate: {n_c} canary and {n_s} stable requests "
+                f"over {format_window(cumulative.start, cumulative.end)}, need "
+                f"{cmp.min_samples} each (judge.comparison.min_samples)",
             )
-            results.append(
-                CheckResult(
-                    name="compare_error_rate",
-                    verdict="fail" if failed else "pass",
-                    value=p,
-                    threshold=alpha,
-                    unit="p",
-                    window_start=hold_start,
-                    window_end=end,
-                    samples=n_c + n_s,
-                    message=f"canary error rate {format_percent(rate_c)} {relation} stable "
-                    f"{format_percent(rate_s)} (Fisher exact one-sided p={p:.2g} "
-                    f"{'<' if p < alpha else '>='} alpha {alpha:.2g}{margin}) over {window} "
-                    f"(n={n_c} canary, {n_s} stable)",
-                )
-            )
+        p, window, e_c, n_c, e_s, n_s = min(tested, key=lambda t: t[0])
+        rate_c, rate_s = e_c / n_c, e_s / n_s
+        failed = p < alpha
+        relation = "significantly higher than" if failed else "not significantly above"
+        margin = (
+            f", margin {format_percent(cmp.error_rate_margin)}" if cmp.error_rate_margin else ""
+        )
+        return CheckResult(
+            name="compare_error_rate",
+            verdict="fail" if failed else "pass",
+            value=p,
+            threshold=alpha,
+            unit="p",
+            window_start=window.start,
+            window_end=window.end,
+            samples=n_c + n_s,
+            message=f"canary error rate {format_percent(rate_c)} {relation} stable "
+            f"{format_percent(rate_s)} (Fisher exact one-sided p={p:.2g} "
+            f"{'<' if failed else '>='} alpha {alpha:.2g}{margin}) over "
+            f"{format_window(window.start, window.end)} ({window.label}; n={n_c} canary, "
+            f"{n_s} stable)",
+        )
 
-        lat_c = [s.latency_ms for s in canary if s.latency_ms is not None]
-        lat_s = [s.latency_ms for s in stable if s.latency_ms is not None]
-        if min(len(lat_c), len(lat_s)) < cmp.min_samples:
-            results.append(
-                insufficient(
-                    "compare_latency",
-                    len(lat_c),
-                    len(lat_s),
-                    f"canary vs stable latency: {len(lat_c)} canary and {len(lat_s)} stable "
-                    f"responses over {window}, need {cmp.min_samples} each "
-                    "(judge.comparison.min_samples)",
-                )
-            )
-        else:
+    def _compare_latency(self, windows: Sequence[_Window], alpha: float) -> CheckResult:
+        cmp = self.config.comparison
+        tested: list[tuple[float, _Window, list[float], list[float]]] = []
+        for window in windows:
+            lat_c = [s.latency_ms for s in window.canary if s.latency_ms is not None]
+            lat_s = [s.latency_ms for s in window.stable if s.latency_ms is not None]
+            if min(len(lat_c), len(lat_s)) < cmp.min_samples:
+                continue
             shifted = [v * (1.0 + cmp.latency_tolerance) + cmp.latency_tolerance_ms for v in lat_s]
-            test = mann_whitney_greater(lat_c, shifted)
-            failed = test.p_value < alpha
-            relation = "significantly slower than" if failed else "not significantly slower than"
-            tolerance = (
-                f"stable +{cmp.latency_tolerance * 100:.0f}% +{format_ms(cmp.latency_tolerance_ms)}"
+            tested.append((mann_whitney_greater(lat_c, shifted).p_value, window, lat_c, lat_s))
+        if not tested:
+            cumulative = windows[0]
+            n_c = sum(1 for s in cumulative.canary if s.latency_ms is not None)
+            n_s = sum(1 for s in cumulative.stable if s.latency_ms is not None)
+            return CheckResult(
+                name="compare_latency",
+                verdict="insufficient",
+                value=None,
+                threshold=alpha,
+                unit="p",
+                window_start=cumulative.start,
+                window_end=cumulative.end,
+                samples=n_c + n_s,
+                message=f"canary vs stable latency: {n_c} canary and {n_s} stable responses "
+                f"over {format_window(cumulative.start, cumulative.end)}, need "
+                f"{cmp.min_samples} each (judge.comparison.min_samples)",
             )
-            results.append(
-                CheckResult(
-                    name="compare_latency",
-                    verdict="fail" if failed else "pass",
-                    value=test.p_value,
-                    threshold=alpha,
-                    unit="p",
-                    window_start=hold_start,
-                    window_end=end,
-                    samples=len(lat_c) + len(lat_s),
-                    message=f"canary latency (median {format_ms(median(lat_c))}, p95 "
-                    f"{format_ms(percentile(lat_c, 95.0))}) {relation} {tolerance} "
-                    f"(median {format_ms(median(lat_s))}, p95 "
-                    f"{format_ms(percentile(lat_s, 95.0))}; Mann-Whitney one-sided "
-                    f"p={test.p_value:.2g} {'<' if failed else '>='} alpha {alpha:.2g}) "
-                    f"over {window} (n={len(lat_c)} canary, {len(lat_s)} stable)",
-                )
-            )
-        return results
+        p, window, lat_c, lat_s = min(tested, key=lambda t: t[0])
+        failed = p < alpha
+        relation = "significantly slower than" if failed else "not significantly slower than"
+        tolerance = (
+            f"stable +{cmp.latency_tolerance * 100:.0f}% +{format_ms(cmp.latency_tolerance_ms)}"
+        )
+        return CheckResult(
+            name="compare_latency",
+            verdict="fail" if failed else "pass",
+            value=p,
+            threshold=alpha,
+            unit="p",
+            window_start=window.start,
+            window_end=window.end,
+            samples=len(lat_c) + len(lat_s),
+            message=f"canary latency (median {format_ms(median(lat_c))}, p95 "
+            f"{format_ms(percentile(lat_c, 95.0))}) {relation} {tolerance} "
+            f"(median {format_ms(median(lat_s))}, p95 "
+            f"{format_ms(percentile(lat_s, 95.0))}, same window, same sampler; Mann-Whitney "
+            f"one-sided p={p:.2g} {'<' if failed else '>='} alpha {alpha:.2g}) over "
+            f"{format_window(window.start, window.end)} ({window.label}; n={len(lat_c)} "
+            f"canary, {len(lat_s)} stable)",
+        )
 
     # -- stage -------------------------------------------------------------------------
+    def _held(self, verdict: CanaryVerdict) -> bool:
+        """An insufficient interval only because stable exceeds a threshold too, with
+        ``judge.stable_exceeds = "hold"``: it does not count against
+        ``max_insufficient_intervals``."""
+        if self.config.stable_exceeds != "hold" or verdict.verdict != "insufficient":
+            return False
+        lacking = [c for c in verdict.checks if c.verdict == "insufficient"]
+        return bool(lacking) and all(c.stable_exceeds for c in lacking)
+
+    def _counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
+        counts = {name: 0 for name in (*VERDICTS, "held")}
+        for verdict in verdicts:
+            counts["held" if self._held(verdict) else verdict.verdict] += 1
+        return counts
+
+    def stage_can_still_pass(
+        self, verdicts: Sequence[CanaryVerdict], remaining_looks: int
+    ) -> str | None:
+        """``None`` while the stage can still pass; otherwise the reason it cannot, for
+        the controller to roll back at once instead of keeping the canary for the rest
+        of the hold.  Call it after every interval with the verdicts so far and the
+        number of intervals still to come.
+
+        It cannot pass when an interval failed, when more intervals were insufficient
+        than ``max_insufficient_intervals`` allows (an insufficient interval never turns
+        into a pass later), or when no look remains and none passed.
+        """
+        if remaining_looks < 0:
+            raise ValueError(f"remaining_looks must not be negative, got {remaining_looks}")
+        counts = self._counts(verdicts)
+        allowed = self.config.max_insufficient_intervals
+        if counts["fail"]:
+            first = next(v for v in verdicts if v.verdict == "fail")
+            return (
+                f"an interval failed ({format_window(first.window_start, first.window_end)}): "
+                + "; ".join(c.message for c in first.failed_checks)
+            )
+        if counts["insufficient"] > allowed:
+            return (
+                f"{counts['insufficient']} of {len(verdicts)} intervals so far had insufficient "
+                f"evidence, more than judge.max_insufficient_intervals = {allowed} allows: "
+                f"the stage can no longer pass, {remaining_looks} looks early"
+            )
+        if remaining_looks == 0 and counts["pass"] == 0:
+            return f"no interval passed in {len(verdicts)} looks and none remains"
+        return None
+
     def judge_stage(self, verdicts: Sequence[CanaryVerdict]) -> CanaryVerdict:
         """Overall verdict: any failing interval fails the stage; otherwise the stage
         passes only if an interval passed and at most ``max_insufficient_intervals`` were
-        insufficient.  Checks: an ``intervals`` summary, then per check name its first
-        failure, else (insufficient stage) its first insufficient result, else its latest.
+        insufficient (intervals held because stable exceeded a threshold too, with
+        ``judge.stable_exceeds = "hold"``, do not count).  Checks: an ``intervals``
+        summary, then per check name its first failure, else (insufficient stage) its
+        first insufficient result, else its latest.
         """
         if not verdicts:
             now = time.time()
@@ -898,7 +1388,7 @@ class Judge:
             )
         start = min(v.window_start for v in verdicts)
         end = max(v.window_end for v in verdicts)
-        counts = {name: sum(1 for v in verdicts if v.verdict == name) for name in VERDICTS}
+        counts = self._counts(verdicts)
         allowed = self.config.max_insufficient_intervals
         if counts["fail"]:
             overall: Verdict = "fail"
@@ -907,6 +1397,11 @@ class Judge:
         else:
             overall = "pass"
         total = len(verdicts)
+        held = (
+            f", {counts['held']} held (stable also exceeded a threshold: the environment)"
+            if counts["held"]
+            else ""
+        )
         summary = CheckResult(
             name="intervals",
             verdict=overall,
@@ -918,7 +1413,7 @@ class Judge:
             samples=total,
             message=f"{counts['pass']} of {total} intervals passed, {counts['fail']} failed, "
             f"{counts['insufficient']} insufficient (judge.max_insufficient_intervals="
-            f"{allowed}) over {format_window(start, end)}",
+            f"{allowed}){held} over {format_window(start, end)}",
         )
         by_name: dict[str, list[CheckResult]] = {}
         for verdict in verdicts:

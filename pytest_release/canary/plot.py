@@ -123,6 +123,48 @@ class _Panel:
         return self.top + self.height * (1.0 - min(max(value, 0.0), self.y_max) / self.y_max)
 
 
+@dataclass(frozen=True)
+class HealthProbes:
+    """/health probes of one replica over the hold: how many, how many failed, and the
+    longest run of failures (flapping shows as a high share with short runs)."""
+
+    replica: str
+    target: str
+    probes: int
+    failed: int
+    longest_run: int
+
+    @property
+    def share(self) -> float:
+        return self.failed / self.probes if self.probes else 0.0
+
+    def text(self) -> str:
+        return (
+            f"{self.replica} {self.failed} of {self.probes} failed "
+            f"({format_percent(self.share)}, longest run {self.longest_run})"
+        )
+
+
+def health_probes(samples: Sequence[Sample]) -> list[HealthProbes]:
+    """Per replica (canary first), from the /health samples."""
+    by_replica: dict[tuple[str, str], list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: s.timestamp):
+        if sample.kind == "health":
+            key = (sample.target, sample.replica or sample.target)
+            by_replica.setdefault(key, []).append(sample)
+    result = []
+    for (target, replica), probes in sorted(
+        by_replica.items(), key=lambda kv: (kv[0][0] != "canary", kv[0][1])
+    ):
+        run = longest = 0
+        for probe in probes:
+            run = 0 if probe.ok else run + 1
+            longest = max(longest, run)
+        failed = sum(1 for p in probes if not p.ok)
+        result.append(HealthProbes(replica, target, len(probes), failed, longest))
+    return result
+
+
 def render_svg(samples: Sequence[Sample], verdicts: Sequence[CanaryVerdict], title: str) -> str:
     """The plot as an SVG document (a string)."""
     points = interval_points(samples, verdicts)
@@ -142,6 +184,17 @@ def render_svg(samples: Sequence[Sample], verdicts: Sequence[CanaryVerdict], tit
     _sub(svg, "title", title)
     _sub(svg, "rect", x="0", y="0", width=str(_WIDTH), height=str(height), fill="white")
     _sub(svg, "text", title, x=str(_LEFT), y="22", font_size="15", font_weight="bold")
+    health = health_probes(samples)
+    if health:
+        _sub(
+            svg,
+            "text",
+            "/health: " + "; ".join(h.text() for h in health),
+            x=str(_LEFT),
+            y="38",
+            font_size="11",
+            class_="health",
+        )
     if not points:
         _sub(
             svg,
@@ -473,6 +526,18 @@ def markdown_summary(
                 wanted = "fail" if point.verdict.verdict == "fail" else "insufficient"
                 lines += [f"  - {c.message}" for c in point.verdict.checks if c.verdict == wanted]
             lines += ["", "</details>"]
+    health = health_probes(samples)
+    if health:
+        lines += [
+            "",
+            "| replica | version | /health probes | failed | failed share | longest failing run |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {_cell(h.replica)} | {h.target} | {h.probes} | {h.failed} | "
+            f"{format_percent(h.share)} | {h.longest_run} |"
+            for h in health
+        ]
     if points:
         lines += ["", *mermaid_charts(points)]
     if svg_path:

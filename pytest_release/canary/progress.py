@@ -2,7 +2,9 @@
 
 On a TTY one live line is rewritten in place (carriage return) with elapsed and remaining
 time and the current error rate and p95 latency of canary and stable; every finished
-interval leaves one permanent line with its verdict.  Elsewhere (CI logs) nothing is
+interval leaves one permanent line with its verdict and the failed /health probes of every
+canary replica since the hold began (count and share of probes, so flapping shows even
+when no run of failures is long).  Elsewhere (CI logs) nothing is
 rewritten: one line per interval.
 
 The writer is anything with ``write(str)``: pytest's ``TerminalWriter`` or
@@ -17,7 +19,7 @@ from typing import Protocol
 from pytest_release.canary.judge import CanaryVerdict, format_ms, format_percent, format_window
 from pytest_release.canary.stats import IntervalStats, interval_stats
 
-__all__ = ["HoldProgress", "IntervalStats", "format_stats", "interval_stats"]
+__all__ = ["HoldProgress", "IntervalStats", "format_health", "format_stats", "interval_stats"]
 
 
 class TextWriter(Protocol):
@@ -40,6 +42,28 @@ def format_stats(name: str, stats: IntervalStats | None) -> str:
         parts.append(f"{format_percent(stats.error_rate)} err")
     parts.append(f"p95 {format_ms(stats.p95_ms)}" if stats.p95_ms is not None else "p95 -")
     return f"{name}: {', '.join(parts)}"
+
+
+def health_by_replica(verdict: CanaryVerdict) -> list[tuple[str, int, int]]:
+    """(replica, failed, probes) from the verdict's ``health_failure_share`` check."""
+    check = verdict.check("health_failure_share")
+    if check is None:
+        return []
+    values = dict(check.details)
+    replicas = [key.removesuffix(".probes") for key in values if key.endswith(".probes")]
+    return [
+        (replica, int(values.get(f"{replica}.failed", "0")), int(values[f"{replica}.probes"]))
+        for replica in replicas
+    ]
+
+
+def format_health(verdict: CanaryVerdict) -> str:
+    """``/health failed: canary-0 3/60 (5.0%)``, or "" without health data."""
+    parts = [
+        f"{replica} {failed}/{probes} ({format_percent(failed / probes if probes else 0.0)})"
+        for replica, failed, probes in health_by_replica(verdict)
+    ]
+    return f"/health failed: {', '.join(parts)}" if parts else ""
 
 
 def _terminal_width(writer: object, is_tty: bool) -> int | None:
@@ -91,6 +115,9 @@ class HoldProgress:
         self.intervals += 1
         window = format_window(verdict.window_start, verdict.window_end)
         line = f"{self._status_line()} | interval {self.intervals} {window}: {verdict.verdict}"
+        health = format_health(verdict)
+        if health:
+            line += f" | {health}"
         lines = [self._fit(line)]
         if verdict.verdict != "pass":
             lines.extend(f"    {text}" for text in verdict.failure_message().splitlines())

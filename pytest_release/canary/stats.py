@@ -10,6 +10,15 @@
   ``x`` is stochastically greater than ``y``: midranks for ties, the tie-corrected variance
   and the normal approximation with a continuity correction of 1/2 (as
   ``scipy.stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic")``).
+* :func:`binomial_sf` -- exact binomial upper tail ``P(X >= k)`` through the regularized
+  incomplete beta function (continued fraction), and from it the one-sided exact
+  (Clopper-Pearson) bounds :func:`binomial_lower_bound` / :func:`binomial_upper_bound`:
+  the judge's threshold checks ("error rate <= 1 %", "p95 <= 500 ms" as "at most 5 % of
+  responses slower than 500 ms", "/health failure share <= 5 %") are one-sided exact
+  binomial tests of these.
+* :func:`main_errors_credibly_above` -- the rule for rollback / promotion checks
+  (``verify_main``): is main's error count credibly above stable's own rate measured
+  before the change?
 * :class:`IntervalStats` / :func:`interval_stats` -- the per-interval numbers shown in
   the terminal, the plot and the step summary.
 """
@@ -25,8 +34,13 @@ from pytest_release.canary.samples import Sample, SampleKind, Target
 __all__ = [
     "IntervalStats",
     "MannWhitneyResult",
+    "betainc",
+    "binomial_lower_bound",
+    "binomial_sf",
+    "binomial_upper_bound",
     "fisher_exact_greater",
     "interval_stats",
+    "main_errors_credibly_above",
     "mann_whitney_greater",
     "median",
     "normal_sf",
@@ -106,6 +120,141 @@ def fisher_exact_greater(errors_a: int, total_a: int, errors_b: int, total_b: in
         if term < tail * 1e-17:
             break
     return min(1.0, tail)
+
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = tiny if abs(d) < tiny else d
+    d = 1.0 / d
+    h = d
+    for m in range(1, 10_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = tiny if abs(d) < tiny else d
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function ``I_x(a, b)`` (``scipy.special.betainc``)."""
+    if a <= 0 or b <= 0:
+        raise ValueError(f"betainc needs a > 0 and b > 0, got a={a!r}, b={b!r}")
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"betainc needs 0 <= x <= 1, got {x!r}")
+    if x in (0.0, 1.0):
+        return x
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return min(1.0, front * _beta_continued_fraction(a, b, x) / a)
+    return max(0.0, 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b)
+
+
+def _check_counts(k: int, n: int) -> None:
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= events <= trials, got {k} of {n}")
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``, exactly (``scipy.stats.binom.sf(k - 1, n,
+    p)``): ``I_p(k, n - k + 1)``."""
+    _check_counts(k, n)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a probability must be between 0 and 1, got {p!r}")
+    if k == 0:
+        return 1.0
+    if p == 0.0:
+        return 0.0
+    if p == 1.0:
+        return 1.0
+    return betainc(float(k), float(n - k + 1), p)
+
+
+def binomial_lower_bound(k: int, n: int, alpha: float) -> float:
+    """One-sided exact (Clopper-Pearson) lower confidence bound at level ``1 - alpha`` for
+    a proportion seen ``k`` times in ``n`` trials: the smallest ``p`` with
+    ``P_p(X >= k) >= alpha``.  The true proportion is below it with probability at most
+    ``alpha``; ``binomial_lower_bound(k, n, a) > p0`` exactly when
+    ``binomial_sf(k, n, p0) < a``."""
+    _check_counts(k, n)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if k == 0:
+        return 0.0
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2.0
+        if binomial_sf(k, n, middle) < alpha:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def binomial_upper_bound(k: int, n: int, alpha: float) -> float:
+    """One-sided exact (Clopper-Pearson) upper confidence bound at level ``1 - alpha``:
+    the largest ``p`` with ``P_p(X <= k) >= alpha`` (1 when ``k == n``)."""
+    _check_counts(k, n)
+    if k == n:
+        return 1.0
+    return 1.0 - binomial_lower_bound(n - k, n, alpha)
+
+
+def main_errors_credibly_above(
+    errors: int,
+    total: int,
+    baseline_errors: int,
+    baseline_total: int,
+    alpha: float = 0.01,
+    *,
+    fallback_rate: float = 0.0,
+) -> bool:
+    """Whether main's ``errors`` out of ``total`` requests (checked after a rollback or a
+    promotion) are credibly above stable's own error rate measured before the change,
+    ``baseline_errors`` out of ``baseline_total`` (e.g. the sampler's stable samples of
+    the hold, or a burst of requests to main before the rollback).
+
+    The rule is the one-sided Fisher exact test of "main's error proportion is higher
+    than the baseline's" at level ``alpha``: ``True`` (verification fails) when its
+    p-value is below ``alpha``.  For a main whose rate equals the baseline's the check
+    fails with probability at most ``alpha`` (it is conditional on the total number of
+    errors, so it does not need the true rate), so a healthy stable with 0.5 % errors no
+    longer fails 1 verification in 7 as "20 of 20 must succeed" did; a main answering
+    3 of 20 requests with errors over a 0.5 % baseline still fails (p about 1e-4).
+
+    Without a baseline (``baseline_total == 0``) it is a one-sided exact binomial test
+    against ``fallback_rate``: with the default 0 any error counts as credibly above,
+    which is the old "every request must succeed" rule.
+    """
+    _check_counts(errors, total)
+    _check_counts(baseline_errors, baseline_total)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if errors == 0:
+        return False
+    if baseline_total == 0:
+        return binomial_sf(errors, total, fallback_rate) < alpha
+    return fisher_exact_greater(errors, total, baseline_errors, baseline_total) < alpha
 
 
 @dataclass(frozen=True)

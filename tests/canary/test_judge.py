@@ -56,6 +56,7 @@ def test_healthy_interval_passes_every_check() -> None:
         "error_rate",
         "p95_latency",
         "restarts",
+        "health_failure_share",
         "health_consecutive_failures",
         "no_success",
         "sustained_error_rate",
@@ -64,21 +65,24 @@ def test_healthy_interval_passes_every_check() -> None:
         "compare_latency",
     }
     assert all(c.verdict == "pass" for c in verdict.checks)
-    assert verdict.failure_message() == "all 9 canary checks passed over 12:00:00-12:01:00 UTC"
+    assert verdict.failure_message() == "all 10 canary checks passed over 12:00:00-12:01:00 UTC"
 
 
 def test_error_rate_above_threshold_fails_with_value_threshold_window_and_count() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 20 == 0),  # 6 of 120 = 5 %
+        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 10 == 0),  # 12 of 120 = 10 %
         *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
         *probes(T0, T0 + MINUTE),
     ]
     verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
     result = check(verdict, "error_rate")
     assert result.verdict == "fail"
-    assert (result.value, result.threshold, result.unit, result.samples) == (5.0, 1.0, "%", 120)
+    assert (result.value, result.threshold, result.unit, result.samples) == (10.0, 1.0, "%", 120)
+    # One window at the first look: alpha 0.005 / (3 checks * 15 looks) = 1.1e-4.
     assert result.message == (
-        "canary error rate 5.0% > 1.0% over 12:00:00-12:01:00 UTC (n=120, 6 errors)"
+        "canary error rate 10.0% > 1.0%: the lower 99.99% confidence bound 2.7% is above "
+        "1.0% over 12:00:00-12:01:00 UTC (since the hold began) "
+        "(n=120, 12 errors; stable n=360, 0 errors)"
     )
     assert verdict.verdict == "fail"
     assert result.message in verdict.failure_message()
@@ -117,7 +121,7 @@ def test_min_requests_is_configurable() -> None:
 
 def test_p95_latency_above_threshold_fails() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", latency=lambda i: 700.0 if i % 10 == 0 else 50.0),
+        *traffic(T0, T0 + MINUTE, "canary", latency=lambda i: 700.0 if i % 4 == 0 else 50.0),
         *probes(T0, T0 + MINUTE),
     ]
     verdict = judge(comparison={"enabled": False}).judge_interval(
@@ -126,7 +130,10 @@ def test_p95_latency_above_threshold_fails() -> None:
     result = check(verdict, "p95_latency")
     assert result.verdict == "fail"
     assert result.value == pytest.approx(700.0)
-    assert result.message == "canary p95 latency 700 ms > 500 ms over 12:00:00-12:01:00 UTC (n=120)"
+    assert result.message.startswith(
+        "canary p95 latency 700 ms (25.0% of responses slower than 500 ms) > 500 ms: the lower "
+    )
+    assert "(n=120, 30 slower than 500 ms;" in result.message
     assert only_failures(verdict) == {"p95_latency"}
 
 
@@ -222,10 +229,14 @@ class TestConsecutiveHealthFailures:
         result = self.run(probes(T0, T0 + MINUTE), history)
         assert (result.verdict, result.value) == ("pass", 0.0)
 
-    def test_no_probe_in_the_interval_is_insufficient(self) -> None:
+    def test_no_probe_in_the_hold_is_insufficient(self) -> None:
         result = self.run([])
         assert result.verdict == "insufficient"
         assert "no /health probe of the canary over 12:00:00-12:01:00 UTC" in result.message
+
+    def test_an_interval_a_loaded_sampler_missed_is_judged_on_the_hold(self) -> None:
+        result = self.run([], [health(T0 - 30 + i * 5) for i in range(5)])
+        assert (result.verdict, result.value) == ("pass", 0.0)
 
 
 class TestNoSuccessWindow:
@@ -409,10 +420,10 @@ class TestComparison:
         assert result.verdict == "fail"
         assert result.value is not None
         assert result.threshold is not None
-        assert result.value < result.threshold == pytest.approx(0.05 / 30)
+        assert result.value < result.threshold == pytest.approx(0.005 / 30)
         assert "significantly higher than stable" in result.message
         assert "Fisher exact one-sided" in result.message
-        assert "(n=600 canary, 600 stable)" in result.message
+        assert "(since the hold began; n=600 canary, 600 stable)" in result.message
         assert only_failures(verdict) == {"compare_error_rate"}
 
     def test_clearly_slower_canary_fails(self) -> None:
@@ -476,7 +487,7 @@ class TestComparison:
         rng = random.Random(13)
         samples = comparison_samples(rng, T0, T0 + MINUTE)
         the_judge = Judge(JudgeConfig.model_validate(LOOSE), planned_looks=2)
-        assert the_judge.alpha_per_test == pytest.approx(0.05 / 4)
+        assert the_judge.alpha_per_test == pytest.approx(0.005 / 8)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         third = the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
@@ -521,12 +532,13 @@ def test_false_alarm_rate_of_the_comparison_stays_below_alpha() -> None:
     )
     assert false_alarms / runs <= alpha, f"{false_alarms} false alarms in {runs} A/A holds"
 
-    # Naive: every test at every look at the full alpha (alpha * 2 tests * 5 looks budget).
+    # Naive: every test at every look near the full alpha (0.9 over 2 tests, 2 windows and
+    # 5 looks: 0.045 per test).
     naive_config = JudgeConfig.model_validate(
-        {**zero_tolerance, "comparison": {**comparison, "alpha": 0.5}}
+        {**zero_tolerance, "comparison": {**comparison, "alpha": 0.9}}
     )
     naive = Judge(naive_config, planned_looks=looks)
-    assert naive.alpha_per_test == pytest.approx(alpha)
+    assert naive.alpha_per_test == pytest.approx(0.045)
     rng = random.Random(20260101)
     naive_runs = 150
     naive_alarms = sum(
@@ -607,7 +619,7 @@ class TestStageVerdict:
 
 def test_properties_carry_value_threshold_window_and_samples_per_check() -> None:
     samples = [
-        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 20 == 0),
+        *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i % 10 == 0),
         *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
         *probes(T0, T0 + MINUTE),
     ]
@@ -620,7 +632,9 @@ def test_properties_carry_value_threshold_window_and_samples_per_check() -> None
     assert as_dict["judge.window"] == "12:00:00-12:01:00 UTC"
     assert as_dict["judge.window_start"] == "2026-01-01T12:00:00.000Z"
     assert as_dict["judge.error_rate.verdict"] == "fail"
-    assert as_dict["judge.error_rate.value"] == "5"
+    assert as_dict["judge.error_rate.value"] == "10"
+    assert as_dict["judge.health_failure_share.canary-0.probes"] == "12"
+    assert as_dict["judge.health_failure_share.canary-0.failed"] == "0"
     assert as_dict["judge.error_rate.threshold"] == "1"
     assert as_dict["judge.error_rate.unit"] == "%"
     assert as_dict["judge.error_rate.window"] == "12:00:00-12:01:00 UTC"
@@ -688,3 +702,327 @@ class TestConfig:
     def test_window_must_not_end_before_it_starts(self) -> None:
         with pytest.raises(ValueError, match="window ends before it starts"):
             judge().judge_interval([], [], T0 + 10, T0)
+
+
+# -- evidence-based thresholds, stable as control, health share, stopping early --------------
+
+
+def noisy(
+    rng: random.Random,
+    start: float,
+    end: float,
+    target: str,
+    *,
+    per_second: float,
+    error: float,
+    latency_ms: float = 20.0,
+) -> list[Sample]:
+    """Random error draws (not every n-th request) at a steady request rate."""
+    assert target in ("stable", "canary")
+    return traffic(
+        start,
+        end,
+        "canary" if target == "canary" else "stable",
+        per_second=per_second,
+        fail=lambda i: rng.random() < error,
+        latency=lambda i: latency_ms * (0.8 + 0.4 * rng.random()),
+    )
+
+
+def test_one_error_in_50_over_a_noisy_stable_is_not_a_failure() -> None:
+    # The issue's example: 1 error in 50 requests (2.0 % > 1.0 % as a point estimate) used
+    # to roll back an identical canary; the lower confidence bound is far below 1 %.
+    samples = [
+        *traffic(T0, T0 + 50, "canary", per_second=1.0, fail=lambda i: i == 7),
+        *traffic(T0, T0 + 50, "stable", per_second=4.0, fail=lambda i: i == 99),
+        *probes(T0, T0 + 50),
+    ]
+    result = check(judge().judge_interval(samples, OK_STATUS, T0, T0 + 50), "error_rate")
+    assert result.verdict == "pass"
+    assert result.value == pytest.approx(2.0)
+    assert result.message.startswith("canary error rate 2.0% consistent with <= 1.0% (lower ")
+    assert "(n=50, 1 errors; stable n=200, 1 errors)" in result.message
+
+
+def test_credibly_over_needs_evidence_not_a_point_estimate() -> None:
+    # 3 of 120 (2.5 %) is over 1 % as a point estimate but not credibly: pass. 15 of 120
+    # (12.5 %) is credibly over: fail, with the lower bound in the message.
+    for errors, expected in ((3, "pass"), (15, "fail")):
+        samples = [
+            *traffic(T0, T0 + MINUTE, "canary", fail=lambda i, e=errors: i < e),
+            *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
+            *probes(T0, T0 + MINUTE),
+        ]
+        result = check(judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE), "error_rate")
+        assert result.verdict == expected, result.message
+
+
+def test_cumulative_window_finds_a_small_excess_that_no_single_interval_shows() -> None:
+    # 3 % errors, judged look by look: one interval of 120 requests is not enough, the
+    # hold so far is.
+    the_judge = Judge(JudgeConfig(comparison=ComparisonConfig(enabled=False)), planned_looks=10)
+    history: list[Sample] = []
+    verdicts = []
+    for look in range(10):
+        start = T0 + look * MINUTE
+        current = [
+            *traffic(start, start + MINUTE, "canary", per_second=4, fail=lambda i: i % 33 == 5),
+            *traffic(start, start + MINUTE, "stable", per_second=4),
+            *probes(start, start + MINUTE),
+        ]
+        history += current
+        verdicts.append(
+            the_judge.judge_interval(current, [status(start)], start, start + MINUTE, history)
+        )
+    first = next(i for i, v in enumerate(verdicts) if v.verdict == "fail")
+    assert first >= 1, "one interval alone is not credible evidence"
+    result = check(verdicts[first], "error_rate")
+    assert result.verdict == "fail"
+    assert "(since the hold began)" in result.message
+
+
+def test_interval_window_finds_a_fault_that_starts_late() -> None:
+    the_judge = Judge(JudgeConfig(comparison=ComparisonConfig(enabled=False)), planned_looks=10)
+    history: list[Sample] = []
+    verdict = None
+    for look in range(10):
+        start = T0 + look * MINUTE
+        late = look == 9
+        current = [
+            *traffic(start, start + MINUTE, "canary", per_second=4, fail=lambda i, x=late: x),
+            *traffic(start, start + MINUTE, "stable", per_second=4),
+            *probes(start, start + MINUTE),
+        ]
+        history += current
+        verdict = the_judge.judge_interval(current, [], start, start + MINUTE, history)
+    assert verdict is not None
+    result = check(verdict, "error_rate")
+    assert result.verdict == "fail"
+    assert "(in the interval)" in result.message
+
+
+def both_over(stable_exceeds: str) -> CanaryVerdict:
+    rng = random.Random(3)
+    samples = [
+        *noisy(rng, T0, T0 + MINUTE, "canary", per_second=4.0, error=0.2),
+        *noisy(rng, T0, T0 + MINUTE, "stable", per_second=4.0, error=0.2),
+        *probes(T0, T0 + MINUTE),
+    ]
+    return judge(stable_exceeds=stable_exceeds).judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+
+
+def test_stable_over_the_threshold_too_is_the_environment_not_the_canary() -> None:
+    verdict = both_over("insufficient")
+    result = check(verdict, "error_rate")
+    assert result.verdict == "insufficient"
+    assert result.stable_exceeds
+    assert "but stable also exceeds 1.0%" in result.message
+    assert "the environment, not the canary (judge.stable_exceeds = insufficient)" in (
+        result.message
+    )
+    assert check(verdict, "compare_error_rate").verdict == "pass"
+    assert verdict.verdict == "insufficient"
+    assert ("judge.error_rate.stable_exceeds", "true") in verdict.properties()
+
+
+def test_stable_exceeds_fail_lets_the_absolute_threshold_win() -> None:
+    result = check(both_over("fail"), "error_rate")
+    assert result.verdict == "fail"
+    assert "stable also exceeds" in result.message
+
+
+def test_stable_exceeds_hold_does_not_count_against_insufficient_intervals() -> None:
+    held = both_over("hold")
+    assert held.verdict == "insufficient"
+    passing = judge().judge_interval(
+        healthy_interval(T0 + MINUTE, T0 + 2 * MINUTE), OK_STATUS, T0 + MINUTE, T0 + 2 * MINUTE
+    )
+    hold_judge = judge(stable_exceeds="hold")
+    stage = hold_judge.judge_stage([held, passing])
+    assert stage.verdict == "pass"
+    assert "1 held (stable also exceeded a threshold: the environment)" in stage.checks[0].message
+    assert hold_judge.stage_can_still_pass([held], remaining_looks=1) is None
+    # The default counts it: the stage cannot pass with max_insufficient_intervals = 0.
+    default = judge()
+    assert default.judge_stage([both_over("insufficient"), passing]).verdict == "insufficient"
+    assert "more than judge.max_insufficient_intervals = 0" in (
+        default.stage_can_still_pass([both_over("insufficient")], remaining_looks=5) or ""
+    )
+
+
+def test_stable_exceeds_is_never_pass() -> None:
+    with pytest.raises(ValidationError, match="stable_exceeds"):
+        JudgeConfig.model_validate({"stable_exceeds": "pass"})
+
+
+def test_host_load_that_slows_both_versions_does_not_fail_the_canary() -> None:
+    # The issue's case: canary p95 800 ms, stable 757 ms, same sampler, same window.
+    rng = random.Random(5)
+    samples = [
+        *noisy(rng, T0, T0 + MINUTE, "canary", per_second=4.0, error=0.0, latency_ms=700.0),
+        *noisy(rng, T0, T0 + MINUTE, "stable", per_second=6.0, error=0.0, latency_ms=680.0),
+        *probes(T0, T0 + MINUTE),
+    ]
+    verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    p95 = check(verdict, "p95_latency")
+    assert p95.verdict == "insufficient"
+    assert p95.stable_exceeds
+    assert "stable also exceeds the p95 limit (stable p95" in p95.message
+    assert check(verdict, "compare_latency").verdict == "pass"
+    assert "fail" not in {c.verdict for c in verdict.checks}
+
+
+def test_slow_canary_with_a_fast_stable_fails_p95_with_evidence() -> None:
+    rng = random.Random(6)
+    samples = [
+        *noisy(rng, T0, T0 + MINUTE, "canary", per_second=4.0, error=0.0, latency_ms=700.0),
+        *noisy(rng, T0, T0 + MINUTE, "stable", per_second=6.0, error=0.0, latency_ms=20.0),
+        *probes(T0, T0 + MINUTE),
+    ]
+    verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    assert check(verdict, "p95_latency").verdict == "fail"
+    assert not check(verdict, "p95_latency").stable_exceeds
+    assert check(verdict, "compare_latency").verdict == "fail"
+
+
+def flapping(share_failed: float, replica: str = "canary-0") -> list[Sample]:
+    # Every k-th probe fails: never more than one failure in a row.
+    every = round(1 / share_failed)
+    return [health(T0 + i, ok=i % every != 0, replica=replica) for i in range(int(MINUTE))]
+
+
+def test_flapping_health_fails_the_share_check_without_a_long_run() -> None:
+    samples = [
+        *traffic(T0, T0 + MINUTE, "canary"),
+        *traffic(T0, T0 + MINUTE, "stable", per_second=6.0),
+        *flapping(0.25),
+        *[health(T0 + i + 0.5, replica="canary-1") for i in range(int(MINUTE))],
+    ]
+    verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    share = check(verdict, "health_failure_share")
+    assert share.verdict == "fail"
+    assert check(verdict, "health_consecutive_failures").verdict == "pass"
+    assert "canary-0 15 of 60 failed (25.0%)" in share.message
+    assert "canary-1 0 of 60 failed (0.0%)" in share.message
+    details = dict(share.details)
+    assert details["canary-0.failed"] == "15"
+    assert details["canary-0.probes"] == "60"
+    assert details["canary-0.failed_share"] == "0.25"
+    assert details["canary-1.failed"] == "0"
+    props = dict(verdict.properties())
+    assert props["judge.health_failure_share.canary-0.failed"] == "15"
+    restored = CanaryVerdict.from_dict(json.loads(json.dumps(verdict.to_dict())))
+    assert restored == verdict
+
+
+def test_a_rare_failed_probe_passes_the_share_check() -> None:
+    samples = [*traffic(T0, T0 + MINUTE, "canary"), *flapping(1 / 30)]
+    share = check(
+        judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE), "health_failure_share"
+    )
+    assert share.verdict == "pass"
+    assert "consistent with <= 5.0%" in share.message
+
+
+def test_health_share_without_probes_is_insufficient_and_can_be_switched_off() -> None:
+    samples = traffic(T0, T0 + MINUTE, "canary")
+    verdict = judge().judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    assert check(verdict, "health_failure_share").verdict == "insufficient"
+    off = judge(max_health_failure_share=False).judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    assert off.check("health_failure_share") is None
+    with pytest.raises(ValidationError, match="fraction"):
+        JudgeConfig.model_validate({"max_health_failure_share": True})
+
+
+def test_threshold_checks_beyond_the_planned_looks_are_insufficient() -> None:
+    the_judge = Judge(JudgeConfig(), planned_looks=1)
+    samples = healthy_interval(T0, T0 + MINUTE)
+    the_judge.judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    second = the_judge.judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    result = check(second, "error_rate")
+    assert result.verdict == "insufficient"
+    assert "look 2 is beyond the 1 planned looks" in result.message
+    assert "judge.alpha 0.005" in result.message
+
+
+def test_alpha_is_spent_over_checks_windows_and_looks() -> None:
+    the_judge = Judge(JudgeConfig(alpha=0.03), planned_looks=5)
+    assert the_judge.threshold_alpha_per_test == pytest.approx(0.03 / (3 * 2 * 5))
+    two_checks = Judge(JudgeConfig(alpha=0.03, max_health_failure_share=False), planned_looks=5)
+    assert two_checks.threshold_alpha_per_test == pytest.approx(0.03 / (2 * 2 * 5))
+
+
+def test_false_alarm_rate_of_the_thresholds_at_the_limit_stays_below_alpha() -> None:
+    """The hardest null case: the canary's true error rate is exactly the limit (5 %).
+    Seeded holds of 6 looks; the share of holds failing error_rate at any look stays at
+    or below alpha, while testing every look at the full alpha exceeds it."""
+    looks, runs, alpha = 6, 200, 0.1
+    base = {
+        "max_error_rate": 0.05,
+        "max_health_failure_share": False,
+        "max_consecutive_health_failures": False,
+        "max_restarts": False,
+        "sustained_error_rate": 1.0,
+        "comparison": {"enabled": False},
+    }
+
+    def hold(config: JudgeConfig, rng: random.Random) -> bool:
+        the_judge = Judge(config, planned_looks=looks)
+        history: list[Sample] = []
+        for look in range(looks):
+            start = T0 + look * MINUTE
+            current = noisy(rng, start, start + MINUTE, "canary", per_second=2.0, error=0.05)
+            history += current
+            verdict = the_judge.judge_interval(current, [], start, start + MINUTE, history)
+            if check(verdict, "error_rate").verdict == "fail":
+                return True
+        return False
+
+    rng = random.Random(20261201)
+    config = JudgeConfig.model_validate({**base, "alpha": alpha})
+    alarms = sum(hold(config, rng) for _ in range(runs))
+    assert alarms / runs <= alpha, f"{alarms} false alarms in {runs} holds"
+    # Naive: each test at nearly the full alpha (0.95 over 2 checks, 2 windows, 6 looks
+    # would be 0.04 per test; 0.95 is the most the config allows).
+    naive = JudgeConfig.model_validate({**base, "alpha": 0.95})
+    rng = random.Random(20261201)
+    naive_alarms = sum(hold(naive, rng) for _ in range(runs))
+    assert naive_alarms > alarms
+
+
+class TestStageCanStillPass:
+    def test_none_while_the_stage_can_pass(self) -> None:
+        the_judge = judge(max_insufficient_intervals=1)
+        ok = interval(T0, "pass")
+        lacking = interval(T0 + MINUTE, "insufficient")
+        assert the_judge.stage_can_still_pass([], remaining_looks=3) is None
+        assert the_judge.stage_can_still_pass([ok, lacking], remaining_looks=1) is None
+        assert the_judge.stage_can_still_pass([lacking], remaining_looks=1) is None
+
+    def test_too_many_insufficient_intervals_stop_the_stage_early(self) -> None:
+        the_judge = judge(max_insufficient_intervals=1)
+        lacking = [interval(T0, "insufficient"), interval(T0 + MINUTE, "insufficient")]
+        reason = the_judge.stage_can_still_pass(lacking, remaining_looks=8)
+        assert reason == (
+            "2 of 2 intervals so far had insufficient evidence, more than "
+            "judge.max_insufficient_intervals = 1 allows: the stage can no longer pass, "
+            "8 looks early"
+        )
+        assert the_judge.judge_stage(lacking).verdict == "insufficient"
+
+    def test_a_failed_interval_cannot_pass(self) -> None:
+        reason = judge().stage_can_still_pass([interval(T0, "fail")], remaining_looks=4)
+        assert reason is not None
+        assert reason.startswith("an interval failed (12:00:00-12:01:00 UTC)")
+
+    def test_no_look_left_and_no_pass(self) -> None:
+        the_judge = judge(max_insufficient_intervals=2)
+        lacking = [interval(T0, "insufficient")]
+        assert the_judge.stage_can_still_pass(lacking, remaining_looks=1) is None
+        assert the_judge.stage_can_still_pass(lacking, remaining_looks=0) == (
+            "no interval passed in 1 looks and none remains"
+        )
+
+    def test_negative_remaining_looks_is_an_error(self) -> None:
+        with pytest.raises(ValueError, match="must not be negative"):
+            judge().stage_can_still_pass([], remaining_looks=-1)

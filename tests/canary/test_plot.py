@@ -21,6 +21,7 @@ def hold() -> tuple[list[Sample], list[CanaryVerdict]]:
     and slow), pass-by-thresholds."""
     judge = Judge(JudgeConfig(comparison=ComparisonConfig(enabled=False)), planned_looks=4)
     history: list[Sample] = []
+    judged: list[Sample] = []
     verdicts: list[CanaryVerdict] = []
     for k in range(4):
         start = T0 + 60 * k
@@ -45,9 +46,11 @@ def hold() -> tuple[list[Sample], list[CanaryVerdict]]:
         else:
             current = healthy_interval(start, start + 60)
         verdicts.append(
-            judge.judge_interval(current, [status(start)], start, start + 60, history=history)
+            judge.judge_interval(current, [status(start)], start, start + 60, history=judged)
         )
         history.extend(current)
+        if k != 2:  # the gate stops after a failure; the judge's history leaves the failing
+            judged.extend(current)  # interval out so that a pass can follow for the plot
     assert [v.verdict for v in verdicts] == ["pass", "insufficient", "fail", "pass"]
     return history, verdicts
 
@@ -149,9 +152,13 @@ def test_markdown_summary_table() -> None:
     assert rows[1].endswith("| error_rate (insufficient), p95_latency (insufficient) |")
     assert rows[2].startswith("| 3 | 12:02:00-12:03:00 UTC | ❌ fail | 120 | 10.0% |")
     assert "error_rate 10.0% (limit 1.0%), p95_latency 639 ms (limit 500 ms) |" in rows[2]
-    assert "  - canary error rate 10.0% > 1.0% over 12:02:00-12:03:00 UTC (n=120, 12 errors)" in (
-        lines
+    assert any(
+        line.startswith("  - canary error rate 10.0% > 1.0%: the lower ")
+        and "over 12:02:00-12:03:00 UTC (in the interval) (n=120, 12 errors;" in line
+        for line in lines
     )
+    # Failed /health probes per replica: count, share and the longest run.
+    assert "| canary-0 | canary | 48 | 0 | 0.0% | 0 |" in lines
     assert lines[-1] == (
         "Plot of error rate and p95 latency per interval: "
         "[`reports/canary-1.svg`](reports/canary-1.svg)"

@@ -14,7 +14,7 @@ from pytest_release.canary.progress import (
     format_clock,
     interval_stats,
 )
-from tests.canary.judge_support import T0, healthy_interval, probes, status, traffic
+from tests.canary.judge_support import T0, health, healthy_interval, probes, status, traffic
 
 CANARY = IntervalStats(requests=412, errors=2, error_rate=2 / 412, p95_ms=120.0)
 STABLE = IntervalStats(requests=3700, errors=15, error_rate=15 / 3700, p95_ms=110.0)
@@ -29,9 +29,11 @@ def passing_verdict() -> CanaryVerdict:
 
 def failing_verdict() -> CanaryVerdict:
     samples = [
-        *traffic(T0 + 60, T0 + 120, "canary", fail=lambda i: i % 20 == 0),
+        *traffic(T0 + 60, T0 + 120, "canary", fail=lambda i: i % 10 == 0),
         *traffic(T0 + 60, T0 + 120, "stable", per_second=6.0),
         *probes(T0 + 60, T0 + 120),
+        health(T0 + 61, ok=False),
+        health(T0 + 62, ok=False),
     ]
     return Judge(JudgeConfig()).judge_interval(samples, [status(T0)], T0 + 60, T0 + 120)
 
@@ -67,7 +69,8 @@ def test_tty_rewrites_one_live_line_and_keeps_interval_lines() -> None:
     # The live line is erased, then the interval's permanent line ends with a newline.
     assert text.endswith(
         "canary hold 01:00/15:00 (14:00 left) | canary: 412 req, 0.5% err, p95 120 ms | "
-        "stable: 3700 req, 0.4% err, p95 110 ms | interval 1 12:00:00-12:01:00 UTC: pass\n"
+        "stable: 3700 req, 0.4% err, p95 110 ms | interval 1 12:00:00-12:01:00 UTC: pass"
+        " | /health failed: canary-0 0/12 (0.0%)\n"
     )
     assert text.count("\n") == 1
 
@@ -107,14 +110,16 @@ def test_non_tty_writes_one_line_per_interval() -> None:
     assert lines[0] == (
         "canary-1 hold 00:59/02:00 (01:01 left) | canary: 412 req, 0.5% err, p95 120 ms | "
         "stable: 3700 req, 0.4% err, p95 110 ms | interval 1 12:00:00-12:01:00 UTC: pass"
+        " | /health failed: canary-0 0/12 (0.0%)"
     )
     assert lines[1].startswith("canary-1 hold 02:00/02:00 (00:00 left)")
-    assert lines[1].endswith("interval 2 12:01:00-12:02:00 UTC: fail")
-    # The reason follows a failing interval, indented.
-    assert lines[2] == (
-        "    canary error rate 5.0% > 1.0% over 12:01:00-12:02:00 UTC (n=120, 6 errors)"
+    # Failed /health probes per replica, as count and share, even without a long run.
+    assert lines[1].endswith(
+        "interval 2 12:01:00-12:02:00 UTC: fail | /health failed: canary-0 2/14 (14.3%)"
     )
-    assert lines[3].startswith("    canary error rate 5.0% significantly higher than stable 0.0%")
+    # The reason follows a failing interval, indented.
+    assert lines[2].startswith("    canary error rate 10.0% > 1.0%: the lower ")
+    assert lines[3].startswith("    canary error rate 10.0% significantly higher than stable 0.0%")
     assert len(lines) == 4
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import random
 from fractions import Fraction
 
 import pytest
 
 from pytest_release.canary.stats import (
+    betainc,
+    binomial_lower_bound,
+    binomial_sf,
+    binomial_upper_bound,
     fisher_exact_greater,
     interval_stats,
+    main_errors_credibly_above,
     mann_whitney_greater,
     median,
     normal_sf,
@@ -148,3 +154,87 @@ def test_interval_stats_counts_target_kind_and_window() -> None:
         None,
         False,
     )
+
+
+def exact_binomial_sf(k: int, n: int, p: Fraction) -> Fraction:
+    return sum(
+        (Fraction(math.comb(n, i)) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)),
+        Fraction(0),
+    )
+
+
+class TestBinomial:
+    @pytest.mark.parametrize(
+        ("k", "n", "p"),
+        [(0, 10, "1/10"), (1, 20, "1/200"), (4, 80, "1/100"), (7, 50, "1/20"), (30, 60, "1/2")],
+    )
+    def test_upper_tail_matches_exact_arithmetic(self, k: int, n: int, p: str) -> None:
+        expected = float(exact_binomial_sf(k, n, Fraction(p)))
+        assert binomial_sf(k, n, float(Fraction(p))) == pytest.approx(expected, rel=1e-9)
+
+    def test_large_counts(self) -> None:
+        # Normal approximation sanity: 9000 trials at 1 %, 120 events is 3.2 sd above 90.
+        assert 1e-4 < binomial_sf(120, 9000, 0.01) < 2e-3
+        assert binomial_sf(50, 9000, 0.01) == pytest.approx(1.0, abs=1e-5)
+
+    def test_edges(self) -> None:
+        assert binomial_sf(0, 5, 0.3) == 1.0
+        assert binomial_sf(1, 5, 0.0) == 0.0
+        assert binomial_sf(5, 5, 1.0) == 1.0
+        assert betainc(2.0, 3.0, 0.0) == 0.0
+        assert betainc(2.0, 3.0, 1.0) == 1.0
+        # I_x(a, b) = 1 - I_{1-x}(b, a)
+        assert betainc(2.5, 7.0, 0.3) == pytest.approx(1 - betainc(7.0, 2.5, 0.7), rel=1e-12)
+        with pytest.raises(ValueError, match="0 <= events <= trials"):
+            binomial_sf(6, 5, 0.5)
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            binomial_sf(1, 5, 1.5)
+        with pytest.raises(ValueError, match="a > 0 and b > 0"):
+            betainc(0.0, 1.0, 0.5)
+
+    def test_clopper_pearson_bounds(self) -> None:
+        # Zero events: the upper bound is 1 - alpha**(1/n) (the "rule of three" for 95 %).
+        assert binomial_upper_bound(0, 300, 0.05) == pytest.approx(1 - 0.05 ** (1 / 300))
+        assert binomial_lower_bound(0, 300, 0.05) == 0.0
+        assert binomial_upper_bound(300, 300, 0.05) == 1.0
+        # The lower bound is where the upper tail equals alpha.
+        lower = binomial_lower_bound(4, 80, 0.05)
+        assert binomial_sf(4, 80, lower) == pytest.approx(0.05, rel=1e-6)
+        assert 0.01 < lower < 4 / 80
+        # Decision and bound agree: lower bound above p0 <=> tail at p0 below alpha.
+        for k in range(0, 12):
+            assert (binomial_lower_bound(k, 100, 0.01) > 0.03) == (binomial_sf(k, 100, 0.03) < 0.01)
+
+
+class TestMainErrorsCrediblyAbove:
+    def test_a_healthy_baseline_tolerates_a_stray_error(self) -> None:
+        # Stable had 0.5 % errors before the rollback; 1 error in 20 is not evidence.
+        assert not main_errors_credibly_above(1, 20, 50, 10_000)
+        assert not main_errors_credibly_above(0, 20, 50, 10_000)
+
+    def test_a_broken_main_is_credibly_above(self) -> None:
+        assert main_errors_credibly_above(3, 20, 50, 10_000)
+        assert main_errors_credibly_above(20, 20, 50, 10_000)
+
+    def test_without_a_baseline_any_error_counts_unless_a_fallback_rate_is_given(self) -> None:
+        assert main_errors_credibly_above(1, 20, 0, 0)
+        assert not main_errors_credibly_above(1, 20, 0, 0, fallback_rate=0.05)
+
+    def test_false_failures_of_a_healthy_rollback_stay_below_alpha(self) -> None:
+        # 0.5 % errors before and after: "20 of 20 must succeed" fails about 1 in 10
+        # verifications; the rule at alpha 1 % fails at most 1 %.
+        rng = random.Random(11)
+        runs, strict, credible = 2000, 0, 0
+        for _ in range(runs):
+            baseline = sum(rng.random() < 0.005 for _ in range(2000))
+            errors = sum(rng.random() < 0.005 for _ in range(20))
+            strict += errors > 0
+            credible += main_errors_credibly_above(errors, 20, baseline, 2000, 0.01)
+        assert strict / runs > 0.05
+        assert credible / runs <= 0.01
+
+    def test_bad_input(self) -> None:
+        with pytest.raises(ValueError, match="0 <= events <= trials"):
+            main_errors_credibly_above(21, 20, 0, 100)
+        with pytest.raises(ValueError, match="alpha"):
+            main_errors_credibly_above(1, 20, 0, 100, alpha=0.0)

@@ -11,6 +11,11 @@ flag                   env                          effect
 ``--version``          ``VERSION``                  reported on ``/``, ``/version``
 ``--error-rate``       ``FAULT_ERROR_RATE``         share of app requests answered 500
                                                     (deterministic: every 1/rate-th)
+``--background-error-rate``  ``FAULT_BACKGROUND_ERROR_RATE``  each app request also
+                                                    answers 500 with this probability
+                                                    (random draws, as real noise)
+``--health-flap``      ``FAULT_HEALTH_FLAP``        probability that a ``/health`` probe
+                                                    answers 503 (random: flapping)
 ``--latency-ms``       ``FAULT_LATENCY_MS``         added latency of app requests
 ``--crash-after``      ``FAULT_CRASH_AFTER``        exit(3) after N app requests
 ``--fail-health``      ``FAULT_FAIL_HEALTH``        ``/health`` answers 503 (1/true)
@@ -27,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -55,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0") or 0))
     parser.add_argument("--version", default=os.environ.get("VERSION", "dev"))
     parser.add_argument("--error-rate", type=float, default=_env_float("FAULT_ERROR_RATE", 0.0))
+    parser.add_argument(
+        "--background-error-rate",
+        type=float,
+        default=_env_float("FAULT_BACKGROUND_ERROR_RATE", 0.0),
+    )
+    parser.add_argument("--health-flap", type=float, default=_env_float("FAULT_HEALTH_FLAP", 0.0))
     parser.add_argument("--latency-ms", type=float, default=_env_float("FAULT_LATENCY_MS", 0.0))
     parser.add_argument("--crash-after", type=int, default=int(_env_float("FAULT_CRASH_AFTER", 0)))
     parser.add_argument(
@@ -70,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error(f"--error-rate/FAULT_ERROR_RATE must be within 0..1, got {args.error_rate}")
+    for name in ("background_error_rate", "health_flap"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            flag = name.replace("_", "-")
+            parser.error(f"--{flag} must be within 0..1, got {getattr(args, name)}")
     if args.latency_ms < 0:
         parser.error(f"--latency-ms/FAULT_LATENCY_MS must be >= 0, got {args.latency_ms}")
     if args.port <= 0:
@@ -91,10 +107,15 @@ class FaultState:
             n = self.requests
         rate = self.args.error_rate
         fail = rate > 0 and math.floor(n * rate) > math.floor((n - 1) * rate)
+        background = self.args.background_error_rate
+        if background > 0 and random.random() < background:
+            fail = True
         return n, fail
 
     def health_ok(self) -> bool:
         if self.args.fail_health:
+            return False
+        if self.args.health_flap > 0 and random.random() < self.args.health_flap:
             return False
         after = self.args.fail_health_after
         return not (after >= 0 and time.monotonic() - self.started >= after)
