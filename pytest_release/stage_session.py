@@ -31,14 +31,13 @@ from pytest_release.ledger import (
     Ledger,
     LedgerEntry,
     open_store,
-    rollback_failure_warning,
-    unresolved_rollback_failure,
     utc_now,
 )
 from pytest_release.redact import Redactor
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
+from pytest_release.stage_checks import check_report_paths, check_requirements, narrowing_args
 
 STAGE_SESSION_NAME = "pytest-release-stage"
 GATE_KEY = pytest.StashKey[str]()
@@ -60,34 +59,6 @@ def require_stage_session(config: pytest.Config) -> StageSession:
             "this runs only within a release stage: pass --stage=NAME (see --release-status)"
         )
     return session
-
-
-def _narrowing_args(config: pytest.Config) -> list[str]:
-    """Command-line arguments that select less than the stage: test files and node ids.
-    Directories are where the stage's tests live, not a narrower selection."""
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        return []
-    narrowing = []
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0])
-        if not path.is_absolute():
-            path = config.invocation_params.dir / path
-        if "::" in arg or path.is_file():
-            narrowing.append(arg)
-    if not narrowing:
-        return []
-    shown = ", ".join(narrowing[:3]) + (
-        f" and {len(narrowing) - 3} more" if len(narrowing) > 3 else ""
-    )
-    return [f"only {shown} given on the command line"]
-
-
-def _appendable(path: Path) -> bool:
-    if path.is_dir():
-        return False
-    if path.exists():
-        return os.access(path, os.W_OK)
-    return path.parent.is_dir() and os.access(path.parent, os.W_OK | os.X_OK)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -131,7 +102,7 @@ class StageSession:
         self.signals_received: list[int] = []
         self.startup_warnings: list[str] = []
         self.report_errors: list[str] = []
-        self.partial_args = _narrowing_args(config)
+        self.partial_args = narrowing_args(config)
         self._held = ExitStack()  # the rollout lock of a rollout stage
 
     # -- public API for gate plugins -----------------------------------------------------
@@ -150,6 +121,15 @@ class StageSession:
         self.recorder.redact = self.redact
 
     # -- start ---------------------------------------------------------------------------
+    def check_requirements(self) -> None:
+        """Refuse to start unless the required stages passed for this release, and refuse
+        a rollout while an earlier rollback failed (:mod:`.stage_checks`)."""
+        check_requirements(self)
+
+    def check_report_paths(self) -> None:
+        """Every report the stage writes at its end can be written (:mod:`.stage_checks`)."""
+        check_report_paths(self)
+
     def acquire_rollout_lock(self) -> None:
         """Rollout stages hold the ledger's rollout lock for the whole session, so two
         rollouts of one service never overlap."""
@@ -163,80 +143,6 @@ class StageSession:
             self._held.enter_context(self.ledger.store.rollout_lock(owner))
         except LedgerError as exc:
             raise pytest.UsageError(f"cannot start stage '{self.run.stage}': {exc}") from None
-
-    def check_requirements(self) -> None:
-        """Refuse to start unless the required stages passed for this release, and refuse
-        a rollout while an earlier rollback failed (the service is on an unknown version)."""
-        requires = self.run.stage_config.requires
-        try:
-            unmet = self.ledger.unmet_requirements(self.run.release_id, requires)
-            entries = self.ledger.entries()
-        except LedgerError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        rollout = self.run.stage_config.rollout
-        failure = unresolved_rollback_failure(entries)
-        if failure is not None:
-            warning = rollback_failure_warning(failure)
-            if rollout is not None and rollout.action != "rollback":
-                raise pytest.UsageError(
-                    f"stage '{self.run.stage}' refused: {warning} (ledger {self.ledger.location})"
-                )
-            self.startup_warnings.append(warning)
-        if unmet and not self.run.override_requires:
-            described = []
-            for stage, latest in unmet:
-                state = "has not run" if latest is None else f"last run {latest.outcome}"
-                partial = [
-                    e
-                    for e in entries
-                    if e.release_id == self.run.release_id
-                    and e.stage == stage
-                    and (e.partial or e.only_gates is not None)
-                ]
-                if latest is None and partial:
-                    state = (
-                        f"only partial runs ({len(partial)}), which satisfy no requirement: "
-                        "run the whole stage"
-                    )
-                described.append(f"'{stage}' ({state})")
-            raise pytest.UsageError(
-                f"stage '{self.run.stage}' requires {', '.join(described)} to have passed for "
-                f"release {self.run.release_id} (ledger {self.ledger.location}); run the "
-                "missing stage first, or pass --override-requires=REASON to run anyway "
-                "(recorded in the ledger)"
-            )
-
-    def check_report_paths(self) -> None:
-        """Every report the stage writes at its end can be written: a usage error now,
-        before any test runs, instead of a traceback after (and a ledger left running)."""
-        reports = self.run.reports_dir
-        problems = []
-        if reports.exists() and not reports.is_dir():
-            problems.append(f"the reports directory {reports} is a file (--reports-dir)")
-        else:
-            try:
-                reports.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                problems.append(f"the reports directory {reports} cannot be created: {exc}")
-            else:
-                if not os.access(reports, os.W_OK | os.X_OK):
-                    problems.append(f"the reports directory {reports} is not writable")
-        junit = self.run.junit_path
-        if junit.is_dir():
-            problems.append(f"the JUnit report path {junit} is a directory")
-        elif junit.exists() and not os.access(junit, os.W_OK):
-            problems.append(f"the JUnit report {junit} is not writable")
-        if github.in_github_actions():
-            for variable in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
-                target = os.environ.get(variable)
-                if target and not _appendable(Path(target)):
-                    problems.append(f"${variable} = {target!r} cannot be appended to")
-        if problems:
-            raise pytest.UsageError(
-                f"stage '{self.run.stage}' cannot write its reports: "
-                + "; ".join(problems)
-                + ". Fix the path or pass --reports-dir=DIR (a writable directory)"
-            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:

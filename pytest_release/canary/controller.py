@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pytest_release.atomic import write_json_atomic
+from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.errors import GateCheckFailed, RolloutError
 from pytest_release.signals import signals_deferred
 
@@ -275,6 +276,15 @@ class Controller:
             self.problem = f"{self._current} failed: judging stopped"
             self.end_hold()
             raise GateCheckFailed(judgement.failure_message())
+        if judgement.cannot_pass is not None:
+            # Insufficient intervals already exceed what the stage allows: roll back now
+            # instead of keeping the canary for the rest of the hold.
+            self.problem = INSUFFICIENT
+            self.end_hold()
+            raise GateCheckFailed(
+                f"{judgement.cannot_pass}; judging stopped early\n"
+                + judgement.verdict.failure_message()
+            )
         if window[1] >= hold_seconds - 1e-9:
             self.end_hold()
         if judgement.verdict.verdict == "insufficient":
@@ -323,7 +333,9 @@ class Controller:
         rollout = self.rollout()
         replicas = self.rollout_config.replicas
         rollout.promote(self.image, replicas)
-        check = rollout.verify_main(self.image, replicas, self.settings.verify_requests)
+        check = rollout.verify_main(
+            self.image, replicas, self.settings.verify_requests, self.error_baseline()
+        )
         props += [
             ("main.image", self.image),
             ("main.replicas", str(len(check.status.group("stable")))),
@@ -392,7 +404,9 @@ class Controller:
         target = self._target_main(rollout)
         if target is not None:
             rollout.restore_main(target)
-        check = rollout.verify_main(target, None, self.settings.verify_requests)
+        check = rollout.verify_main(
+            target, None, self.settings.verify_requests, self.error_baseline()
+        )
         self.rolled_back = True
         props += [
             ("main.image", str(check.status.stable_image)),
@@ -407,6 +421,17 @@ class Controller:
             )
             self.host.set_result("rolled-back", self.rollback_message)
 
+    def error_baseline(self) -> ErrorBaseline:
+        """Stable's own errors in the hold (direct requests), or, without a hold, the
+        judge's error-rate threshold as the assumed rate."""
+        samples = self.hold.samples() if self.hold else []
+        stable = [s for s in samples if s.target == "stable" and s.kind == "http"]
+        return ErrorBaseline(
+            errors=sum(1 for s in stable if not s.ok),
+            total=len(stable),
+            fallback_rate=self.settings.judge.max_error_rate or 0.0,
+        )
+
     # -- reports ---------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop sampling and the live display (idempotent)."""
@@ -418,7 +443,8 @@ class Controller:
             return
         self.reported = True
         from pytest_release import github
-        from pytest_release.canary.plot import markdown_summary, write_plot
+        from pytest_release.canary.plot import write_plot
+        from pytest_release.canary.summary import markdown_summary
 
         samples = self.hold.samples()
         path = self.host.reports_dir / f"{self.host.stage}-canary.svg"

@@ -42,6 +42,7 @@ class IntervalJudgement:
     verdict: CanaryVerdict
     metric_failures: tuple[str, ...]
     properties: tuple[tuple[str, str], ...]
+    cannot_pass: str | None = None  # why the stage can no longer pass (stop early)
 
     @property
     def failed(self) -> bool:
@@ -119,7 +120,11 @@ class Hold:
             )
             properties += metric_properties
         properties += [("sampler.error", error) for error in self.sampler.errors()]
-        return IntervalJudgement(verdict, tuple(failures), tuple(properties))
+        remaining = max(0, self.planned_looks - len(self.verdicts))
+        cannot_pass = self.judge.stage_can_still_pass(self.verdicts, remaining)
+        if cannot_pass is not None and verdict.verdict != "fail":
+            properties.append(("judge.stopped_early", cannot_pass))
+        return IntervalJudgement(verdict, tuple(failures), tuple(properties), cannot_pass)
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:

@@ -15,9 +15,7 @@ from pathlib import Path
 
 from pytest_release.canary.judge import (
     CanaryVerdict,
-    CheckResult,
     Verdict,
-    format_ms,
     format_percent,
     format_window,
 )
@@ -30,7 +28,7 @@ COLORS = {"canary": "#e8590c", "stable": "#1c7ed6", "threshold": "#c92a2a"}
 BANDS = {"fail": "#fa5252", "insufficient": "#adb5bd"}
 _WIDTH, _PANEL_HEIGHT = 760, 210
 _LEFT, _RIGHT, _TOP, _GAP, _BOTTOM = 70, 110, 46, 56, 64
-_BADGE: dict[Verdict, str] = {
+BADGE: dict[Verdict, str] = {
     "pass": "✅ pass",
     "fail": "❌ fail",
     "insufficient": "⚠️ insufficient",
@@ -102,7 +100,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _fmt(value: float) -> str:
+def format_number(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".") or "0"
 
 
@@ -214,14 +212,14 @@ def render_svg(samples: Sequence[Sample], verdicts: Sequence[CanaryVerdict], tit
             "error_rate",
             lambda s: None if s.error_rate is None else s.error_rate * 100.0,
             _threshold(verdicts, "error_rate"),
-            lambda v: f"{_fmt(v)}%",
+            lambda v: f"{format_number(v)}%",
         ),
         _Metric(
             "p95 latency (ms)",
             "p95_latency",
             lambda s: s.p95_ms,
             _threshold(verdicts, "p95_latency"),
-            lambda v: f"{_fmt(v)} ms",
+            lambda v: f"{format_number(v)} ms",
         ),
     ]
     for number, metric in enumerate(metrics):
@@ -282,7 +280,7 @@ def _draw_threshold(group: ET.Element, panel: _Panel, metric: _Metric, threshold
         "line",
         class_="threshold",
         data_check=metric.name,
-        data_value=_fmt(threshold),
+        data_value=format_number(threshold),
         x1=str(_LEFT),
         x2=f"{_LEFT + panel.width:.1f}",
         y1=f"{y:.1f}",
@@ -448,138 +446,3 @@ def write_plot(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_svg(samples, verdicts, title) + "\n", encoding="utf-8")
     return path
-
-
-# -- Markdown -----------------------------------------------------------------------------
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _short(check: CheckResult) -> str:
-    def number(value: float | None) -> str:
-        if value is None:
-            return "-"
-        if check.unit == "%":
-            return format_percent(value / 100.0)
-        if check.unit == "ms":
-            return format_ms(value)
-        if check.unit == "p":
-            return f"p={value:.2g}"
-        return f"{_fmt(value)} {check.unit}"
-
-    return f"{check.name} {number(check.value)} (limit {number(check.threshold)})"
-
-
-def _stats_cells(stats: IntervalStats) -> list[str]:
-    return [
-        str(stats.requests),
-        "-" if stats.error_rate is None else format_percent(stats.error_rate),
-        "-" if stats.p95_ms is None else format_ms(stats.p95_ms),
-    ]
-
-
-def markdown_summary(
-    verdicts: Sequence[CanaryVerdict],
-    samples: Sequence[Sample],
-    *,
-    svg_path: str | None = None,
-    title: str = "Canary metrics",
-    stage_verdict: CanaryVerdict | None = None,
-) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``: one table row per interval (canary and
-    stable requests, error rate, p95, verdict, failing checks), the reasons for failing
-    intervals, and a link to the SVG plot."""
-    lines = [f"### {title}", ""]
-    if stage_verdict is not None:
-        lines += [f"**Stage verdict: {_BADGE[stage_verdict.verdict]}**", ""]
-    points = interval_points(samples, verdicts)
-    if not points:
-        lines.append("_No interval was judged._")
-    else:
-        lines += [
-            "| # | window | verdict | canary req | canary err | canary p95 "
-            "| stable req | stable err | stable p95 | checks not passed |",
-            "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for point in points:
-            v = point.verdict
-            not_passed = [c for c in v.checks if c.verdict != "pass"]
-            notes = ", ".join(
-                _short(c) if c.verdict == "fail" else f"{c.name} (insufficient)" for c in not_passed
-            )
-            cells = [
-                str(point.index),
-                format_window(v.window_start, v.window_end),
-                _BADGE[v.verdict],
-                *_stats_cells(point.canary),
-                *_stats_cells(point.stable),
-                notes,
-            ]
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        reasons = [p for p in points if p.verdict.verdict != "pass"]
-        if reasons:
-            lines += ["", "<details><summary>Why intervals did not pass</summary>", ""]
-            for point in reasons:
-                lines.append(f"- **Interval {point.index}** ({point.verdict.verdict}):")
-                wanted = "fail" if point.verdict.verdict == "fail" else "insufficient"
-                lines += [f"  - {c.message}" for c in point.verdict.checks if c.verdict == wanted]
-            lines += ["", "</details>"]
-    health = health_probes(samples)
-    if health:
-        lines += [
-            "",
-            "| replica | version | /health probes | failed | failed share | longest failing run |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {_cell(h.replica)} | {h.target} | {h.probes} | {h.failed} | "
-            f"{format_percent(h.share)} | {h.longest_run} |"
-            for h in health
-        ]
-    if points:
-        lines += ["", *mermaid_charts(points)]
-    if svg_path:
-        lines += [
-            "",
-            f"Plot of error rate and p95 latency per interval: [`{svg_path}`]({svg_path})",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def mermaid_charts(points: Sequence[IntervalPoint]) -> list[str]:
-    """Canary (first line) and stable (second line) error rate and p95 per interval as
-    Mermaid ``xychart-beta`` blocks: GitHub renders them in the step summary itself,
-    where a local SVG file cannot be shown.  Intervals without data plot as 0."""
-
-    def series(values: list[float | None]) -> str:
-        return "[" + ", ".join(f"{v:.2f}" if v is not None else "0" for v in values) + "]"
-
-    def error_pct(stats: IntervalStats) -> float | None:
-        return None if stats.error_rate is None else stats.error_rate * 100
-
-    def p95(stats: IntervalStats) -> float | None:
-        return stats.p95_ms
-
-    axis = "[" + ", ".join(f'"{p.index}"' for p in points) + "]"
-    charts: list[str] = []
-    metrics: tuple[tuple[str, str, Callable[[IntervalStats], float | None]], ...] = (
-        ("Error rate, canary vs stable", "%", error_pct),
-        ("p95 latency, canary vs stable", "ms", p95),
-    )
-    for title, unit, pick in metrics:
-        canary = [pick(p.canary) for p in points]
-        stable = [pick(p.stable) for p in points]
-        top = max([v for v in canary + stable if v is not None] or [1.0]) * 1.2 or 1.0
-        charts += [
-            "```mermaid",
-            "xychart-beta",
-            f'    title "{title} (first line: canary)"',
-            f'    x-axis "interval" {axis}',
-            f'    y-axis "{unit}" 0 --> {top:.2f}',
-            f"    line {series(canary)}",
-            f"    line {series(stable)}",
-            "```",
-        ]
-    return charts

@@ -19,7 +19,7 @@ from pytest_release.canary.router import TrafficRouter, Weights
 from pytest_release.canary.sampler import Targets
 from pytest_release.errors import RolloutError
 
-__all__ = ["MainCheck", "Rollout", "RolloutError", "previous_for"]
+__all__ = ["NO_BASELINE", "ErrorBaseline", "MainCheck", "Rollout", "RolloutError", "previous_for"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,32 @@ class MainCheck:
     weights: Weights
     requests: int
     failures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ErrorBaseline:
+    """What the main deployment's error rate is compared with after a promotion or a
+    rollback: stable's own errors measured before the change (the hold's stable samples),
+    or, with none measured, an assumed ``fallback_rate``."""
+
+    errors: int = 0
+    total: int = 0
+    fallback_rate: float = 0.0
+
+    def credibly_exceeded(self, errors: int, total: int, alpha: float = 0.01) -> bool:
+        from pytest_release.canary.stats import main_errors_credibly_above
+
+        return main_errors_credibly_above(
+            errors, total, self.errors, self.total, alpha, fallback_rate=self.fallback_rate
+        )
+
+    def describe(self) -> str:
+        if self.total:
+            return f"stable's own {self.errors} error(s) in {self.total} requests before the change"
+        return f"an assumed error rate of {self.fallback_rate:.2%}"
+
+
+NO_BASELINE = ErrorBaseline()
 
 
 def previous_for(status: PlatformStatus, release_image: str | None) -> str | None:
@@ -87,9 +113,17 @@ class Rollout(Protocol):
         """See :func:`previous_for`."""
         ...
 
-    def verify_main(self, image: str | None, replicas: int | None, requests: int) -> MainCheck:
-        """The end state of a promotion or rollback, checked end to end; raises
-        :class:`RolloutError` naming every difference."""
+    def verify_main(
+        self,
+        image: str | None,
+        replicas: int | None,
+        requests: int,
+        baseline: ErrorBaseline = NO_BASELINE,
+    ) -> MainCheck:
+        """The end state of a promotion or rollback, checked end to end: the version and
+        replicas, the router's split, and ``requests`` requests through the router whose
+        errors are not credibly above ``baseline``; raises :class:`RolloutError` naming
+        every difference."""
         ...
 
     def targets(self) -> Targets:

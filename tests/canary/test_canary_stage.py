@@ -152,7 +152,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
     xdist: list[str],
 ) -> None:
     port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="3s", slack=True))
+    project(pytester, canary_toml(router_port=port, hold="10s", slack=True))
     bootstrap_main(canary_root, port)
     with slack_receiver() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pytest_release.canary.judge import CanaryVerdict, ComparisonConfig, Judge, JudgeConfig
-from pytest_release.canary.plot import markdown_summary, render_svg, write_plot
+from pytest_release.canary.plot import render_svg, write_plot
 from pytest_release.canary.samples import Sample
+from pytest_release.canary.summary import markdown_summary
 from tests.canary.judge_support import T0, healthy_interval, probes, status, traffic
 
 NS = {"svg": "http://www.w3.org/2000/svg"}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
+from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.signals import signals_deferred
 
 if TYPE_CHECKING:
@@ -48,7 +49,12 @@ def final_rollback(
             if not needed:
                 return "", "not-needed"
             status = rollout.rollback(run.image)
-            check = rollout.verify_main(None, None, settings.verify_requests)
+            check = rollout.verify_main(
+                None,
+                None,
+                settings.verify_requests,
+                ErrorBaseline(fallback_rate=settings.judge.max_error_rate or 0.0),
+            )
         except Exception as exc:
             message = f"rollback after '{outcome.result}' FAILED: {exc}"
             say(config, message, red=True)

@@ -19,7 +19,7 @@ from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
-from pytest_release.canary.rollout import MainCheck, previous_for
+from pytest_release.canary.rollout import NO_BASELINE, ErrorBaseline, MainCheck, previous_for
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.canary.sampler import Targets
@@ -158,7 +158,13 @@ class KubernetesRollout:
         return Targets(router_url=None, stable=(), canary=(), names=names)
 
     # -- verification ------------------------------------------------------------------------
-    def verify_main(self, image: str | None, replicas: int | None, requests: int) -> MainCheck:
+    def verify_main(
+        self,
+        image: str | None,
+        replicas: int | None,
+        requests: int,
+        baseline: ErrorBaseline = NO_BASELINE,
+    ) -> MainCheck:
         """Main on ``image`` with ``replicas`` ready pods, no canary resources, 100 % of the
         traffic to the main Service (read back) and the main Service with ready endpoints.
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.rollout import MainCheck, previous_for
+from pytest_release.canary.rollout import NO_BASELINE, ErrorBaseline, MainCheck, previous_for
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.sampler import Targets
@@ -183,9 +183,16 @@ class LocalRollout:
         )
 
     # -- verification ----------------------------------------------------------------------
-    def verify_main(self, image: str | None, replicas: int | None, requests: int) -> MainCheck:
+    def verify_main(
+        self,
+        image: str | None,
+        replicas: int | None,
+        requests: int,
+        baseline: ErrorBaseline = NO_BASELINE,
+    ) -> MainCheck:
         """Main on ``image`` with ``replicas`` ready replicas, no canary, 100 % of the
-        traffic (read back), and ``requests`` requests through the router all served."""
+        traffic (read back), and of ``requests`` requests through the router no more
+        errors than stable's own rate allows (``baseline``; transport errors count)."""
         status = self.platform.status()
         weights = self.router.weights()
         problems = []
@@ -208,10 +215,10 @@ class LocalRollout:
                 f"replicas are {sorted(status.endpoints('stable'))}"
             )
         failures = tuple(self._probe_router(requests)) if not problems else ()
-        if failures:
+        if failures and baseline.credibly_exceeded(len(failures), requests):
             problems.append(
-                f"{len(failures)} of {requests} requests through the router failed: "
-                + "; ".join(failures[:5])
+                f"{len(failures)} of {requests} requests through the router failed, credibly "
+                f"more than {baseline.describe()}: " + "; ".join(failures[:5])
             )
         if problems:
             raise RolloutError(

@@ -1,0 +1,186 @@
+"""The judge's table, ``[tool.pytest-release.gates.<name>.judge]``: thresholds, the
+false-alarm budget and the canary-versus-stable comparison (see :mod:`.judge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pytest_release.config_types import parse_duration
+
+Verdict = Literal["pass", "fail", "insufficient"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
+_SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
+_COMPARISON_TESTS = 2  # errors and latency share alpha
+_P95 = 95.0
+
+
+class ComparisonConfig(BaseModel):
+    """Statistical canary-versus-stable comparison (the ``judge.comparison`` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True,
+        description="Run the compare_error_rate and compare_latency checks of the canary "
+        "against stable; false: thresholds only.",
+    )
+    alpha: float = Field(
+        default=0.005,
+        gt=0.0,
+        lt=1.0,
+        description="False-alarm budget of the comparison over the whole hold: a canary that "
+        "behaves like stable fails compare_error_rate or compare_latency at some look with "
+        "probability at most this (Bonferroni over both tests, two windows and the planned "
+        "looks). Together with judge.alpha: 1 % false rollbacks of an A/A canary at most.",
+    )
+    planned_looks: int = Field(
+        default=15, ge=1, description="Intervals alpha is spread over (ceil(hold/interval))."
+    )
+    min_samples: int = Field(default=30, ge=2, description="Per version, else insufficient.")
+    error_rate_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fail only if canary error rate exceeds stable's by more than this.",
+    )
+    latency_tolerance: float = Field(
+        default=0.2, ge=0.0, description="Relative slowdown tolerated (0.2 = 20 %)."
+    )
+    latency_tolerance_ms: float = Field(
+        default=5.0, ge=0.0, description="Absolute slowdown tolerated, in ms."
+    )
+
+
+class JudgeConfig(BaseModel):
+    """Thresholds of the canary judge (the ``judge`` sub-table of the canary gate)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="The canary's HTTP error rate must be at most this fraction (default "
+        "0.01: error rate <= 1 %). Judged with evidence: an interval fails when the lower "
+        "confidence bound of the error rate (since the hold began, or in the interval) is "
+        "above it.",
+    )
+    max_p95_latency_ms: float = Field(
+        default=500.0,
+        gt=0.0,
+        description="The canary's p95 latency must be at most this, in ms (default: p95 <= "
+        "500 ms). Judged with evidence: an interval fails when the data show, at the "
+        "configured confidence, more than 5 % of canary responses slower than this.",
+    )
+    alpha: float = Field(
+        default=0.005,
+        gt=0.0,
+        lt=1.0,
+        description="False-alarm budget of the threshold checks (error_rate, p95_latency, "
+        "health_failure_share) over the whole hold: a canary within all of them fails one at "
+        "some look with probability at most this (Bonferroni over the checks, two windows and "
+        "the planned looks; see docs/judge.md).",
+    )
+    stable_exceeds: Literal["insufficient", "hold", "fail"] = Field(
+        default="insufficient",
+        description="Verdict of a threshold check when the canary is over the threshold and "
+        "stable, measured in the same window, is over it too (the environment, not the "
+        "canary): insufficient (counts against max_insufficient_intervals), hold "
+        "(insufficient, but the interval does not count against max_insufficient_intervals) "
+        "or fail (the absolute threshold wins). Never pass.",
+    )
+    max_health_failure_share: float | None = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of failed /health probes allowed per canary replica (default 0.05: "
+        "5 %), judged with evidence like the error rate; false: check off. At 5 % random "
+        "failures a 3-failures-in-a-row readiness rule evicts a replica about once in 8000 "
+        "probes (2 h at 1 s probes); at 20 % every 2 minutes: flapping shows above 5 %.",
+    )
+    max_restarts: int | None = Field(
+        default=0,
+        ge=0,
+        description="Canary replica restarts allowed in total (default 0: any restart "
+        "fails); false: check off.",
+    )
+    max_consecutive_health_failures: int | None = Field(
+        default=3,
+        ge=0,
+        description="Fail when more than this many /health probes of one canary replica "
+        "fail in a row (default 3); false: check off.",
+    )
+    no_success_window: float = Field(
+        default=30.0,
+        description="Fail when this many seconds pass without a successful canary request.",
+    )
+    sustained_error_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Alarm error rate, a fraction (0.05 = 5 %): fail when the canary's "
+        "rolling error rate stays above it for sustained_error_window.",
+    )
+    sustained_error_window: float = Field(
+        default=120.0,
+        description="Seconds the error rate must stay above sustained_error_rate to fail "
+        "(the rate rolls over a quarter of this window).",
+    )
+    slow_response_ms: float = Field(
+        default=5000.0,
+        gt=0.0,
+        description="Alarm latency, in ms: fail when the canary's rolling median latency "
+        "stays above it for slow_response_window.",
+    )
+    slow_response_window: float = Field(
+        default=60.0,
+        description="Seconds the median latency must stay above slow_response_ms to fail "
+        "(the median rolls over a quarter of this window).",
+    )
+    min_requests: int = Field(
+        default=20, ge=1, description="Canary requests an interval needs, else insufficient."
+    )
+    max_insufficient_intervals: int = Field(
+        default=0, ge=0, description="Insufficient intervals a passing stage may contain."
+    )
+    comparison: ComparisonConfig = Field(
+        default_factory=ComparisonConfig,
+        description="Statistical comparison of the canary with stable.",
+    )
+    http_checks: bool = Field(
+        default=True,
+        description="false: judge the canary on platform status only (restarts, and Prometheus "
+        "queries if any), for platforms whose pods this process cannot send requests to.",
+    )
+
+    @field_validator("max_health_failure_share", mode="before")
+    @classmethod
+    def _disable_share(cls, value: object) -> object:
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError("expected a fraction such as 0.05, or false to disable the check")
+        return value
+
+    @field_validator("max_restarts", "max_consecutive_health_failures", mode="before")
+    @classmethod
+    def _disable(cls, value: object) -> object:
+        # TOML has no null: ``false`` switches the check off.
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError("expected a whole number, or false to disable the check, got true")
+        return value
+
+    @field_validator(
+        "no_success_window", "sustained_error_window", "slow_response_window", mode="before"
+    )
+    @classmethod
+    def _window(cls, value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError(f"a window must be longer than 0 s, got {value!r}")
+        return seconds
