@@ -234,7 +234,7 @@ def test_crashing_canary_is_restarted_counted_and_rolled_back(
     port = new_port()
     # Errors while a replica restarts are expected; this test is about the restarts.
     judge = {"max_error_rate": 0.9, "sustained_error_rate": 1.0, "comparison": {"enabled": False}}
-    project(pytester, canary_toml(router_port=port, judge=judge))
+    project(pytester, canary_toml(router_port=port, hold="30s", judge=judge))
     bootstrap_main(canary_root, port)
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-crash")

@@ -134,10 +134,13 @@ def test_load_is_bounded_by_rate_concurrency_and_total() -> None:
 
 def test_timeouts_and_refused_connections_are_failed_samples() -> None:
     dead = f"127.0.0.1:{free_port()}"
+    # The timeout is far below the slow service's 3 s and far above what a refused
+    # connection takes even on a loaded machine (a short one turned refusals into
+    # timeouts under load).
     with service("--version", "v2", "--latency-ms", "3000") as slow:
-        config = SamplerConfig(rate=0, direct_rate=5, timeout=0.3, health_interval=10)
+        config = SamplerConfig(rate=0, direct_rate=5, timeout=1.5, health_interval=10)
         sampler = Sampler(config, Targets(None, (dead,), (slow,)))
-        _run(sampler, 1.0)
+        _run(sampler, 2.0)
         samples = [s for s in sampler.samples() if s.kind == "http"]
     slow_samples = [s for s in samples if s.target == "canary"]
     dead_samples = [s for s in samples if s.target == "stable"]
