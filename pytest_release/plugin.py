@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "gate(name): put the test in the release gate NAME (see --stage)"
     )
     stage = options.cli_or_ini(config, options.STAGE)
-    if not stage or config.getoption(options.RELEASE_STATUS.dest):
+    if stage is None or config.getoption(options.RELEASE_STATUS.dest):
         return
     from pytest_release.resolve import resolve_run
     from pytest_release.stage_session import (

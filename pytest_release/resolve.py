@@ -61,6 +61,12 @@ def resolve_ledger_path(config: pytest.Config, release_config: ReleaseConfig) ->
 
 def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     release_config = load_config(config)
+    if not stage.strip():
+        # `--stage=` (an unset CI variable) must not silently run plain pytest.
+        raise pytest.UsageError(
+            f"--stage is empty: pass --stage=NAME, one of the stages in "
+            f"{release_config.source}: {', '.join(release_config.stages)}"
+        )
     try:
         only = config.getoption(options.ONLY_GATES.dest)
         plan = build_plan(release_config, stage, tuple(only) if only else None)
