@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pytest_release.config_types import Duration
+from pytest_release.config_types import Duration, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
 
@@ -117,6 +117,11 @@ class LedgerConfig(_Strict):
     path: str = Field(
         default=".pytest-release/ledger.json",
         description="Ledger file, relative to the rootdir (--ledger, ini release_ledger).",
+    )
+    lock_timeout: PositiveDuration = Field(
+        default=60.0,
+        description="file: seconds to wait for the ledger's write lock (held by another stage "
+        "writing the ledger) before the stage stops with an error.",
     )
     namespace: str = Field(
         default="default", description="kubernetes: namespace of the ConfigMap and the Lease."
@@ -262,12 +267,30 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 
 def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
     """The ``[tool.pytest-release]`` table of a pyproject.toml, or a whole release TOML."""
+    if path.is_dir():
+        raise ReleaseConfigError(
+            f"release configuration {path} is a directory, not a file; pass the path of a "
+            f"TOML file to --release-config, e.g. {path / 'release.toml'}"
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ReleaseConfigError(
             f"release configuration file {path} does not exist; "
             "pass an existing TOML file to --release-config"
+        ) from None
+    except OSError as exc:
+        raise ReleaseConfigError(
+            f"cannot read the release configuration file {path}: {exc.strerror or exc}; "
+            "fix its permissions or pass another TOML file to --release-config"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseConfigError(
+            f"release configuration file {path} is not UTF-8 text (byte "
+            f"0x{data[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
+            "UTF-8; check that --release-config names the right file"
         ) from None
     try:
         data = tomllib.loads(text)

@@ -55,8 +55,13 @@ def pytest_configure(config: pytest.Config) -> None:
     run = resolve_run(config, stage)
     session = StageSession(config, run)
     if not session.is_worker:
-        session.check_requirements()
-        session.acquire_rollout_lock()
+        try:
+            session.check_requirements()
+            session.acquire_rollout_lock()
+        except BaseException:
+            # Refused before the session is registered: nothing else removes its run dir.
+            session.run_dir.remove()
+            raise
     config.pluginmanager.register(session, STAGE_SESSION_NAME)
     if _uses_xdist(config):
         config.pluginmanager.register(XdistController(session), f"{STAGE_SESSION_NAME}-xdist")

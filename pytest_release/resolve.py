@@ -35,6 +35,12 @@ def load_config(config: pytest.Config) -> ReleaseConfig:
         if explicit:
             tables = []
             for value in explicit:
+                if not value.strip():
+                    raise ReleaseConfigError(
+                        f"{options.RELEASE_CONFIG.flag} is empty; pass the path of a TOML file "
+                        "(e.g. --release-config=release.toml), or leave the option out to use "
+                        "[tool.pytest-release] in pyproject.toml"
+                    )
                 path = Path(value)
                 if not path.is_absolute():
                     path = Path(config.invocation_params.dir) / path

@@ -186,6 +186,20 @@ class StageSession:
         except ValueError:  # not the main thread
             self._previous_sigterm = None
 
+    @pytest.hookimpl(wrapper=True, specname="pytest_sessionfinish")
+    def _ledger_error_ends_the_stage(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        """A ledger that cannot be written at the end of the stage (corrupted, locked or
+        made read-only while the tests ran) stops the stage with what, where and how to
+        fix, and exit 1, instead of a traceback; the ledger is left as it is."""
+        try:
+            return (yield)
+        except LedgerError as exc:
+            pytest.exit(
+                f"pytest-release: stage '{self.run.stage}' ran, but its result could not be "
+                f"recorded in the ledger: {exc}",
+                returncode=max(int(session.exitstatus), 1),
+            )
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
