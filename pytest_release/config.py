@@ -273,7 +273,7 @@ def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
             f"TOML file to --release-config, e.g. {path / 'release.toml'}"
         )
     try:
-        data = path.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ReleaseConfigError(
             f"release configuration file {path} does not exist; "
@@ -285,11 +285,11 @@ def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
             "fix its permissions or pass another TOML file to --release-config"
         ) from None
     try:
-        text = data.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ReleaseConfigError(
             f"release configuration file {path} is not UTF-8 text (byte "
-            f"0x{data[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
+            f"0x{raw[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
             "UTF-8; check that --release-config names the right file"
         ) from None
     try:
