@@ -187,7 +187,9 @@ class StageSession:
             self._previous_sigterm = None
 
     @pytest.hookimpl(wrapper=True, specname="pytest_sessionfinish")
-    def _ledger_error_ends_the_stage(self, session: pytest.Session) -> Generator[None, Any, Any]:
+    def pytest_sessionfinish_ledger_error(
+        self, session: pytest.Session
+    ) -> Generator[None, Any, Any]:
         """A ledger that cannot be written at the end of the stage (corrupted, locked or
         made read-only while the tests ran) stops the stage with what, where and how to
         fix, and exit 1, instead of a traceback; the ledger is left as it is."""
