@@ -235,12 +235,13 @@ def _format_errors(source: str, prefix: str, error: ValidationError) -> str:
 
 
 def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
-    """User tables replace defaults key by key, one level deep (a stage's ``gates`` list
-    replaces the default list; keys it does not set keep their default)."""
+    """User tables replace defaults key by key, sub-tables too (a stage's ``gates`` list
+    replaces the default list; keys it does not set keep their default, so a profile that
+    sets only ``[stages.canary-2.rollout] hold`` keeps canary-2's weight and replicas)."""
     merged: dict[str, Any] = {name: dict(table) for name, table in defaults.items()}
     for name, table in user.items():
         if isinstance(table, Mapping) and isinstance(merged.get(name), dict):
-            merged[name] = {**merged[name], **table}
+            merged[name] = _deep_merge(merged[name], table)
         else:
             merged[name] = table
     return merged

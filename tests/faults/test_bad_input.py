@@ -8,6 +8,8 @@ Cases (test -> what is refused):
   ``nan`` or a number too large for a float.
 * ``test_too_many_judged_intervals_are_refused_at_load`` — ``hold``/``interval`` giving
   more than 10,000 intervals (one case used 23.8 GB and was OOM-killed).
+* ``test_a_partial_rollout_table_keeps_the_stage_defaults`` — a profile setting only
+  ``hold`` of canary-2 silently reset its weight and replicas (found by the weight check).
 * ``test_canary_weights_must_increase_along_requires`` — a canary stage whose weight is
   not above the canary stage it requires.
 * ``test_canary_step_weight_must_be_between_0_and_100`` — weight 0 or 100 for ``canary``.
@@ -34,6 +36,8 @@ import json
 
 import pytest
 
+from pytest_release.config import load_release_config
+from pytest_release.gates import builtin_gate_kinds
 from tests.spine_support import project, run_stage
 
 CI = """
@@ -118,6 +122,25 @@ def test_too_many_judged_intervals_are_refused_at_load(
 
 
 # -- weights, replicas, evidence ----------------------------------------------------------
+def test_a_partial_rollout_table_keeps_the_stage_defaults() -> None:
+    # The demo profile (suites/demo.toml) sets only hold and interval of canary-2: its
+    # rollout table used to replace the built-in one, so canary-2 ran 1 replica at 10 %
+    # (the model's defaults) instead of 2 at 50 % — now also a non-increasing weight.
+    config = load_release_config(
+        {"stages": {"canary-2": {"rollout": {"hold": "12s", "interval": "4s"}}}},
+        "demo.toml",
+        builtin_gate_kinds(),
+    )
+    rollout = config.stages["canary-2"].rollout
+    assert rollout is not None
+    assert (rollout.action, rollout.replicas, rollout.weight, rollout.hold) == (
+        "canary",
+        2,
+        50,
+        12.0,
+    )
+
+
 def test_canary_weights_must_increase_along_requires(pytester: pytest.Pytester) -> None:
     project(
         pytester,
