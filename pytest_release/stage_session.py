@@ -196,6 +196,9 @@ class StageSession:
         try:
             return (yield)
         except LedgerError as exc:
+            terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+            if terminal is not None:
+                terminal.ensure_newline()
             pytest.exit(
                 f"pytest-release: stage '{self.run.stage}' ran, but its result could not be "
                 f"recorded in the ledger: {exc}",

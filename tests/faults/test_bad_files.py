@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.spine_support import project, run_stage
+from tests.spine_support import XDIST_MODES, project, run_stage
 
 CI = """
 [gates.unit]
@@ -204,7 +204,8 @@ def test_ledger_lock_held_longer_than_the_timeout(pytester: pytest.Pytester) -> 
     assert path.read_bytes() == content
 
 
-def test_ledger_corrupted_mid_run(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_ledger_corrupted_mid_run(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
         CI,
@@ -216,7 +217,7 @@ def test_ledger_corrupted_mid_run(pytester: pytest.Pytester) -> None:
             """
         },
     )
-    result = run_stage(pytester, "ci")
+    result = run_stage(pytester, "ci", *xdist)
     assert_clean_error(
         result,
         pytest.ExitCode.TESTS_FAILED,
