@@ -287,6 +287,12 @@ class FileLedgerStore:
                 f"another rollout holds the lock ({current}); wait for it to finish. "
                 f"Lock file: {lock_path}"
             ) from None
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot take the rollout lock {lock_path}: {exc.strerror or exc}; make "
+                f"{self.path.parent} writable, or point --ledger (ledger.path) at a writable "
+                "place"
+            ) from None
         try:
             holder.write_text(owner, encoding="utf-8")
             yield

@@ -178,13 +178,26 @@ def read_only_dir(pytester: pytest.Pytester) -> Iterator[Path]:
         directory.chmod(0o755)
 
 
-def test_read_only_ledger_directory(pytester: pytest.Pytester, read_only_dir: Path) -> None:
-    project(pytester, CI, **UNIT_TEST)
+ROLLOUT = "[stages.ci.rollout]\naction = 'promote'\nreplicas = 1\nhold = 0\n"
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (CI, "*cannot write the ledger *ledger.json: * not permitted*"),
+        (CI + ROLLOUT, "*cannot take the rollout lock *ledger.json.rollout.lock: * not permitted*"),
+    ],
+    ids=["stage", "rollout-stage"],
+)
+def test_read_only_ledger_directory(
+    pytester: pytest.Pytester, read_only_dir: Path, toml: str, expected: str
+) -> None:
+    project(pytester, toml, **UNIT_TEST)
     assert_clean_error(
         run_stage(pytester, "ci"),
         pytest.ExitCode.USAGE_ERROR,
-        "*cannot write the ledger *ledger.json: * not permitted*; make *.pytest-release "
-        "writable, or point --ledger (ledger.path) at a writable place*",
+        expected + "; make *.pytest-release writable, or point --ledger (ledger.path) at a "
+        "writable place*",
     )
     assert list(read_only_dir.iterdir()) == []
 
@@ -256,7 +269,7 @@ def test_refused_runs_leave_no_temp_dir(
         + {
             "requires-unmet": 'requires = ["uat"]\n',
             "ledger-malformed": "",
-            "rollout-locked": "[stages.ci.rollout]\naction = 'promote'\nreplicas = 1\nhold = 0\n",
+            "rollout-locked": ROLLOUT,
         }[refusal]
     )
     project(pytester, toml, **UNIT_TEST)
