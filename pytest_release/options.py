@@ -35,7 +35,8 @@ STAGE = Option(
 RELEASE_ID = Option(
     "--release-id",
     "release_id",
-    "release identifier (default: $GITHUB_SHA, else `git rev-parse HEAD`)",
+    "release identifier: one printable word of at most 128 characters, no whitespace "
+    "(default: $GITHUB_SHA, else `git rev-parse HEAD`)",
     metavar="ID",
 )
 IMAGE = Option(
