@@ -103,7 +103,8 @@ def _rollout_problems(stages: Mapping[str, StageConfig]) -> list[str]:
 
 
 def _previous_canary_stages(stages: Mapping[str, StageConfig], name: str) -> list[str]:
-    """The nearest canary stages ``name`` requires, directly or through other stages."""
+    """The nearest canary stages ``name`` requires, directly or through stages without a
+    rollout (a promote or rollback ends a rollout: the weights start again after it)."""
     found: list[str] = []
     seen = {name}
     stack = list(stages[name].requires)
@@ -113,8 +114,8 @@ def _previous_canary_stages(stages: Mapping[str, StageConfig], name: str) -> lis
             continue
         seen.add(required)
         rollout = stages[required].rollout
-        if rollout is not None and rollout.action == "canary":
-            found.append(required)
-        else:
+        if rollout is None:
             stack.extend(stages[required].requires)
+        elif rollout.action == "canary":
+            found.append(required)
     return sorted(found)
