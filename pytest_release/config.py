@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pytest_release.config_types import Duration
+from pytest_release.config_checks import stage_problems
+from pytest_release.config_types import Duration, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
 
@@ -83,9 +84,18 @@ class RolloutConfig(_Strict):
         "deployment and clean up the canary; rollback: return to the previous version.",
     )
     replicas: int = Field(default=1, ge=0, description="Replicas of the new version.")
-    weight: int = Field(default=10, ge=0, le=100, description="Percent of traffic to canary.")
+    weight: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Percent of traffic to canary; for action 'canary' 1 to 99, and above the "
+        "weight of the canary stage it requires.",
+    )
     hold: Duration = Field(default=900.0, description="Seconds the canary is judged.")
-    interval: Duration = Field(default=60.0, description="Seconds per judged interval.")
+    interval: Duration = Field(
+        default=60.0,
+        description="Seconds per judged interval; a hold has at most 10000 intervals.",
+    )
 
 
 class StageConfig(_Strict):
@@ -113,6 +123,11 @@ class LedgerConfig(_Strict):
     path: str = Field(
         default=".pytest-release/ledger.json",
         description="Ledger file, relative to the rootdir (--ledger, ini release_ledger).",
+    )
+    lock_timeout: PositiveDuration = Field(
+        default=60.0,
+        description="file: seconds to wait for the ledger's write lock (held by another stage "
+        "writing the ledger) before the stage stops with an error.",
     )
     namespace: str = Field(
         default="default", description="kubernetes: namespace of the ConfigMap and the Lease."
@@ -226,12 +241,13 @@ def _format_errors(source: str, prefix: str, error: ValidationError) -> str:
 
 
 def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
-    """User tables replace defaults key by key, one level deep (a stage's ``gates`` list
-    replaces the default list; keys it does not set keep their default)."""
+    """User tables replace defaults key by key, sub-tables too (a stage's ``gates`` list
+    replaces the default list; keys it does not set keep their default, so a profile that
+    sets only ``[stages.canary-2.rollout] hold`` keeps canary-2's weight and replicas)."""
     merged: dict[str, Any] = {name: dict(table) for name, table in defaults.items()}
     for name, table in user.items():
         if isinstance(table, Mapping) and isinstance(merged.get(name), dict):
-            merged[name] = {**merged[name], **table}
+            merged[name] = _deep_merge(merged[name], table)
         else:
             merged[name] = table
     return merged
@@ -258,12 +274,30 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 
 def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
     """The ``[tool.pytest-release]`` table of a pyproject.toml, or a whole release TOML."""
+    if path.is_dir():
+        raise ReleaseConfigError(
+            f"release configuration {path} is a directory, not a file; pass the path of a "
+            f"TOML file to --release-config, e.g. {path / 'release.toml'}"
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ReleaseConfigError(
             f"release configuration file {path} does not exist; "
             "pass an existing TOML file to --release-config"
+        ) from None
+    except OSError as exc:
+        raise ReleaseConfigError(
+            f"cannot read the release configuration file {path}: {exc.strerror or exc}; "
+            "fix its permissions or pass another TOML file to --release-config"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseConfigError(
+            f"release configuration file {path} is not UTF-8 text (byte "
+            f"0x{raw[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
+            "UTF-8; check that --release-config names the right file"
         ) from None
     try:
         data = tomllib.loads(text)
@@ -318,6 +352,11 @@ def load_release_config(
                 f"  stages.{stage_name}: invalid stage name; use lower-case letters, digits, "
                 "'-', '_' or '.'"
             )
+        if not stage.gates:
+            problems.append(
+                f"  stages.{stage_name}.gates = []: a stage needs at least one gate; list the "
+                f'gates it runs, e.g. gates = ["unit"] (gates: {", ".join(gates)})'
+            )
         for gate_name in stage.gates:
             if gate_name not in gates:
                 problems.append(
@@ -330,6 +369,7 @@ def load_release_config(
                     f"  stages.{stage_name}.requires: unknown stage {required!r}; "
                     f"stages: {', '.join(model.stages)}"
                 )
+    problems += stage_problems(model.stages)
     for gate_name, gate in gates.items():
         for dep in gate.after or ():
             if dep not in gates:

@@ -165,7 +165,63 @@ def parse_document(text: str, location: str) -> Runs:
             f"the ledger {location} has version {document.get('version')!r}; this "
             f"pytest-release reads version {LEDGER_VERSION}. Upgrade pytest-release"
         )
-    return list(document["runs"])
+    runs: Runs = document["runs"]
+    problems = [problem for i, run in enumerate(runs) if (problem := _entry_problem(i, run))]
+    if problems:
+        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise LedgerError(
+            f"the ledger {location} has {len(problems)} malformed entr"
+            f"{'y' if len(problems) == 1 else 'ies'}; it was left untouched:\n"
+            + "\n".join(f"  {line}" for line in shown)
+            + "\nRepair or remove these entries (each is a JSON object with at least "
+            f"{', '.join(_REQUIRED)}), restore the ledger from a backup or CI artifact, or "
+            "move it away to start a new ledger"
+        )
+    return list(runs)
+
+
+# Keys every entry has, and the JSON types of the others this module reads (keys it does
+# not know are kept as they are: a newer pytest-release may add some).
+_REQUIRED = ("run_id", "release_id", "stage", "outcome", "started")
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    **{key: (str,) for key in _REQUIRED},
+    "image": (str, type(None)),
+    "finished": (str, type(None)),
+    "host": (str,),
+    "pid": (int,),
+    "report": (str, type(None)),
+    "gates": (dict,),
+    "override_requires": (str, type(None)),
+    "only_gates": (list, type(None)),
+    "approval": (dict, type(None)),
+    "ci": (dict,),
+    "message": (str,),
+    "details": (dict,),
+}
+_TYPE_NAMES = {str: "a string", int: "a number", dict: "an object", list: "a list"}
+
+
+def _entry_problem(index: int, run: object) -> str | None:
+    """What is wrong with ``runs[index]``, or None."""
+    if not isinstance(run, dict):
+        return f"runs[{index}] = {_short(run)}: not an object"
+    missing = [key for key in _REQUIRED if key not in run]
+    if missing:
+        return f"runs[{index}] = {_short(run)}: misses {', '.join(missing)}"
+    for key, types in _JSON_TYPES.items():
+        if key in run and (not isinstance(run[key], types) or isinstance(run[key], bool)):
+            expected = " or ".join(_TYPE_NAMES.get(t, "null") for t in types)
+            return f"runs[{index}].{key} = {_short(run[key])}: expected {expected}"
+    if isinstance(run.get("gates"), dict) and not all(
+        isinstance(g, dict) for g in run["gates"].values()
+    ):
+        return f"runs[{index}].gates = {_short(run['gates'])}: expected an object per gate"
+    return None
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def render_document(runs: Runs) -> str:
@@ -176,24 +232,50 @@ def render_document(runs: Runs) -> str:
 class FileLedgerStore:
     """The default backend: one JSON file, rewritten atomically under a file lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock_timeout: float = 60.0) -> None:
         self.path = path
         self.location = str(path)
-        self._lock = FileLock(str(path) + ".lock", timeout=60)
+        self.lock_timeout = lock_timeout
+        self._lock = FileLock(str(path) + ".lock", timeout=lock_timeout)
 
     def read(self) -> Runs:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
+            raise LedgerError(
+                f"cannot read the ledger {self.path}: {exc.strerror or exc}; point --ledger "
+                "(ledger.path) at a readable JSON file, or fix its permissions"
+            ) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LedgerError(
+                f"the ledger {self.path} is corrupt (not UTF-8 text: byte 0x{data[exc.start]:02x} "
+                f"at offset {exc.start}); it was left untouched. Restore it from a backup or CI "
+                "artifact, or move it away to start a new ledger"
+            ) from None
         return parse_document(text, self.location)
 
     def modify(self, change: Change) -> None:
         self._ensure_dir()
-        with self._lock:
-            write_text_atomic(self.path, render_document(change(self.read())))
+        try:
+            with self._lock:
+                write_text_atomic(self.path, render_document(change(self.read())))
+        except Timeout:
+            raise LedgerError(
+                f"the ledger lock {self._lock.lock_file} was held by another process for more "
+                f"than {self.lock_timeout:g}s (another stage writing the ledger {self.path}, "
+                "or one that hangs); the ledger was left untouched. Wait for it and run again, "
+                "or raise ledger.lock_timeout"
+            ) from None
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot write the ledger {self.path}: {exc.strerror or exc} ({exc.filename}); "
+                f"make {self.path.parent} writable, or point --ledger (ledger.path) at a "
+                "writable place"
+            ) from None
 
     @contextmanager
     def rollout_lock(self, owner: str) -> Iterator[None]:
@@ -208,6 +290,12 @@ class FileLedgerStore:
             raise LedgerError(
                 f"another rollout holds the lock ({current}); wait for it to finish. "
                 f"Lock file: {lock_path}"
+            ) from None
+        except OSError as exc:
+            raise LedgerError(
+                f"cannot take the rollout lock {lock_path}: {exc.strerror or exc}; make "
+                f"{self.path.parent} writable, or point --ledger (ledger.path) at a writable "
+                "place"
             ) from None
         try:
             holder.write_text(owner, encoding="utf-8")
@@ -230,7 +318,7 @@ def open_store(config: LedgerConfig, path: Path, rootdir: Path, hook: Any) -> Le
     plugin offers for ``backend`` through ``pytest_release_ledger_store`` (the Kubernetes
     platform offers ``kubernetes``), so the spine imports no platform."""
     if config.backend == "file":
-        return FileLedgerStore(path)
+        return FileLedgerStore(path, lock_timeout=config.lock_timeout)
     store: LedgerStore | None = hook.pytest_release_ledger_store(
         ledger=config, path=path, rootdir=rootdir
     )

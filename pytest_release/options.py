@@ -35,7 +35,8 @@ STAGE = Option(
 RELEASE_ID = Option(
     "--release-id",
     "release_id",
-    "release identifier (default: $GITHUB_SHA, else `git rev-parse HEAD`)",
+    "release identifier: one printable word of at most 128 characters, no whitespace "
+    "(default: $GITHUB_SHA, else `git rev-parse HEAD`)",
     metavar="ID",
 )
 IMAGE = Option(
@@ -156,12 +157,44 @@ def cli_or_ini(config: pytest.Config, option: Option) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# Release ids name files, GitHub outputs and ledger entries: one printable word, bounded.
+MAX_RELEASE_ID = 128
+
+
+def check_release_id(value: str, origin: str = RELEASE_ID.flag) -> str:
+    """``value`` if it is a usable release id, else a usage error naming ``origin`` (the
+    option or variable it came from), the value and how to fix it."""
+    fix = (
+        "use one printable word without spaces, such as the commit sha or the image tag "
+        f"(at most {MAX_RELEASE_ID} characters)"
+    )
+    if not value:
+        raise pytest.UsageError(f"{origin} is empty; {fix}, e.g. --release-id=$GITHUB_SHA")
+    shown = repr(value if len(value) <= 60 else value[:60] + "...")
+    if len(value) > MAX_RELEASE_ID:
+        raise pytest.UsageError(
+            f"{origin} = {shown} has {len(value)} characters; at most {MAX_RELEASE_ID} are "
+            f"allowed (the id names report files, GitHub outputs and ledger entries): {fix}"
+        )
+    if any(char.isspace() for char in value):
+        raise pytest.UsageError(
+            f"{origin} = {shown} contains whitespace (a space, tab or line break would "
+            f"split GitHub outputs and file names): {fix}"
+        )
+    if not value.isprintable():
+        raise pytest.UsageError(
+            f"{origin} = {shown} contains a control character or another non-printable "
+            f"character: {fix}"
+        )
+    return value
+
+
 def resolve_release_id(explicit: str | None, rootdir: Path) -> str:
-    if explicit:
-        return explicit
+    if explicit is not None:
+        return check_release_id(explicit)
     sha = os.environ.get("GITHUB_SHA", "").strip()
     if sha:
-        return sha
+        return check_release_id(sha, "$GITHUB_SHA")
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "gate(name): put the test in the release gate NAME (see --stage)"
     )
     stage = options.cli_or_ini(config, options.STAGE)
-    if not stage or config.getoption(options.RELEASE_STATUS.dest):
+    if stage is None or config.getoption(options.RELEASE_STATUS.dest):
         return
     from pytest_release.resolve import resolve_run
     from pytest_release.stage_session import (
@@ -55,10 +55,15 @@ def pytest_configure(config: pytest.Config) -> None:
     run = resolve_run(config, stage)
     session = StageSession(config, run)
     if not session.is_worker:
-        session.check_requirements()
-        if not session.collect_only:
-            session.check_report_paths()
-        session.acquire_rollout_lock()
+        try:
+            session.check_requirements()
+            if not session.collect_only:
+                session.check_report_paths()
+            session.acquire_rollout_lock()
+        except BaseException:
+            # Refused before the session is registered: nothing else removes its run dir.
+            session.run_dir.remove()
+            raise
     config.pluginmanager.register(session, STAGE_SESSION_NAME)
     if _uses_xdist(config):
         config.pluginmanager.register(XdistController(session), f"{STAGE_SESSION_NAME}-xdist")

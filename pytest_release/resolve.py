@@ -35,6 +35,12 @@ def load_config(config: pytest.Config) -> ReleaseConfig:
         if explicit:
             tables = []
             for value in explicit:
+                if not value.strip():
+                    raise ReleaseConfigError(
+                        f"{options.RELEASE_CONFIG.flag} is empty; pass the path of a TOML file "
+                        "(e.g. --release-config=release.toml), or leave the option out to use "
+                        "[tool.pytest-release] in pyproject.toml"
+                    )
                 path = Path(value)
                 if not path.is_absolute():
                     path = Path(config.invocation_params.dir) / path
@@ -61,6 +67,12 @@ def resolve_ledger_path(config: pytest.Config, release_config: ReleaseConfig) ->
 
 def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     release_config = load_config(config)
+    if not stage.strip():
+        # `--stage=` (an unset CI variable) must not silently run plain pytest.
+        raise pytest.UsageError(
+            f"--stage is empty: pass --stage=NAME, one of the stages in "
+            f"{release_config.source}: {', '.join(release_config.stages)}"
+        )
     try:
         only = config.getoption(options.ONLY_GATES.dest)
         plan = build_plan(release_config, stage, tuple(only) if only else None)

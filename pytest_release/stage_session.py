@@ -202,6 +202,25 @@ class StageSession:
             with suppress(ValueError):  # not the main thread
                 self._previous_handlers[sig] = signal.signal(sig, interrupt)
 
+    @pytest.hookimpl(wrapper=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_ledger_error(
+        self, session: pytest.Session
+    ) -> Generator[None, Any, Any]:
+        """A ledger that cannot be written at the end of the stage (corrupted, locked or
+        made read-only while the tests ran) stops the stage with what, where and how to
+        fix, and exit 1, instead of a traceback; the ledger is left as it is."""
+        try:
+            return (yield)
+        except LedgerError as exc:
+            terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+            if terminal is not None:
+                terminal.ensure_newline()
+            pytest.exit(
+                f"pytest-release: stage '{self.run.stage}' ran, but its result could not be "
+                f"recorded in the ledger: {exc}",
+                returncode=max(int(session.exitstatus), 1),
+            )
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler)

@@ -6,23 +6,62 @@ pipeline is done with, this ends them (by PID / container id, from the state fil
 removes the state::
 
     python -m pytest_release.canary.teardown [ROOTDIR] [--state-dir .pytest-release/canary]
+        [--ledger .pytest-release/ledger.json] [--force]
+
+While a rollout stage runs it holds the ledger's rollout lock (``<ledger>.rollout.lock``);
+the teardown takes that lock too, so it refuses to pull the platform from under a live
+rollout unless ``--force`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.errors import LedgerError
+from pytest_release.ledger import FileLedgerStore
 from pytest_release.processes import read_json
 
+DEFAULT_LEDGER = ".pytest-release/ledger.json"
 
-def teardown(rootdir: Path, state_dir: str = ".pytest-release/canary") -> list[str]:
-    """End the platform and router kept under ``rootdir/state_dir``; returns what was done."""
+
+class RolloutRunning(ValueError):
+    """A rollout stage holds the ledger's rollout lock."""
+
+
+def teardown(
+    rootdir: Path,
+    state_dir: str = ".pytest-release/canary",
+    *,
+    ledger: str = DEFAULT_LEDGER,
+    force: bool = False,
+) -> list[str]:
+    """End the platform and router kept under ``rootdir/state_dir``; returns what was done.
+    Holds the rollout lock of the file ledger ``ledger`` meanwhile (unless ``force``);
+    :class:`RolloutRunning` when a rollout stage holds it."""
+    ledger_path = Path(ledger) if Path(ledger).is_absolute() else rootdir / ledger
+    with ExitStack() as held:
+        if not force and ledger_path.parent.is_dir():
+            owner = f"teardown, pid {os.getpid()}"
+            try:
+                held.enter_context(FileLedgerStore(ledger_path).rollout_lock(owner))
+            except LedgerError as exc:
+                raise RolloutRunning(
+                    f"a rollout stage is running: {exc}. Tearing down now would end the "
+                    "replicas and the router under it; wait for the stage to end, or pass "
+                    "--force to tear down anyway"
+                ) from None
+        return _teardown(rootdir, state_dir)
+
+
+def _teardown(rootdir: Path, state_dir: str) -> list[str]:
     path = Path(state_dir)
     directory = path if path.is_absolute() else rootdir / path
     done: list[str] = []
@@ -49,9 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         default=".pytest-release/canary",
         help="platform.state_dir of the canary gate (default: .pytest-release/canary)",
     )
+    parser.add_argument(
+        "--ledger",
+        default=DEFAULT_LEDGER,
+        help="the file ledger of the stages, relative to ROOTDIR; its rollout lock is "
+        f"respected (default: {DEFAULT_LEDGER})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="tear down even while a rollout stage holds the ledger's rollout lock",
+    )
     args = parser.parse_args(argv)
     try:
-        done = teardown(Path(args.rootdir).resolve(), args.state_dir)
+        done = teardown(
+            Path(args.rootdir).resolve(), args.state_dir, ledger=args.ledger, force=args.force
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -103,6 +103,8 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
     problem = router_problem(source.platform.type, source.router.type)
     if problem is None and not source.judge.http_checks and source.judge.max_restarts is None:
         problem = "judge.http_checks = false leaves judge.max_restarts as the only check: set it"
+    if problem is None:
+        problem = _evidence_problem(source) or _slots_problem(source, run)
     if problem is not None:
         raise pytest.UsageError(f"gates.{name} in {run.config.source}: {problem}")
     return CanarySettings(
@@ -115,6 +117,50 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
         rollback_on_insufficient=source.rollback_on_insufficient,
         verify_requests=source.verify_requests,
     )
+
+
+def _evidence_problem(gate: CanaryGateConfig) -> str | None:
+    """HTTP checks with no request to judge: every interval would be insufficient."""
+    sampler = gate.sampler
+    if gate.judge.http_checks and sampler.rate == 0 and sampler.direct_rate == 0:
+        queries = "" if sampler.prometheus is None else " (Prometheus queries are not HTTP checks)"
+        return (
+            "sampler: rate = 0 and direct_rate = 0 send no request, so the judge's HTTP checks "
+            f"have nothing to judge{queries}: set sampler.rate (requests/s through the router) "
+            "or sampler.direct_rate above 0, or set judge.http_checks = false to judge on "
+            "replica status and sampler.prometheus queries only"
+        )
+    return None
+
+
+def _slots_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
+    """Replicas the stage puts behind a local HAProxy beyond its server slots."""
+    rollout = run.stage_config.rollout
+    platform = gate.platform
+    if (
+        rollout is None
+        or platform is None
+        or not isinstance(gate.router, HAProxyConfig)
+        or not isinstance(platform, LocalPlatformConfig)
+    ):
+        return None
+    slots = gate.router.slots
+    key = f"stages.{run.stage}.rollout.replicas"
+    if rollout.action == "canary":
+        needed = platform.stable_replicas + rollout.replicas
+        if needed > slots:
+            return (
+                f"router.slots = {slots} is too small: the stage routes {platform.stable_replicas} "
+                f"stable (platform.stable_replicas) + {rollout.replicas} canary ({key}) = "
+                f"{needed} replicas; raise router.slots to at least {needed} (at most 64) or "
+                "use fewer replicas"
+            )
+    elif rollout.replicas > slots:
+        return (
+            f"router.slots = {slots} is too small for {rollout.replicas} replicas ({key}): raise "
+            f"router.slots to at least {rollout.replicas} (at most 64) or use fewer replicas"
+        )
+    return None
 
 
 def rollout_config(run: StageRun, gate_name: str) -> RolloutConfig:

@@ -1,0 +1,306 @@
+"""Catalogue: bad configuration and options get a clear usage error (exit 4) before
+anything runs — never an INTERNALERROR, a traceback, a ledger entry, or a silently
+different run (issue 16, items 6 and 7).
+
+Cases (test -> what is refused):
+
+* ``test_non_finite_durations_are_refused`` — rollout ``hold``/``interval`` of ``inf``,
+  ``nan`` or a number too large for a float.
+* ``test_too_many_judged_intervals_are_refused_at_load`` — ``hold``/``interval`` giving
+  more than 10,000 intervals (one case used 23.8 GB and was OOM-killed).
+* ``test_a_partial_rollout_table_keeps_the_stage_defaults`` — a profile setting only
+  ``hold`` of canary-2 silently reset its weight and replicas (found by the weight check).
+* ``test_canary_weights_must_increase_along_requires`` — a canary stage whose weight is
+  not above the canary stage it requires.
+* ``test_canary_step_weight_must_be_between_0_and_100`` — weight 0 or 100 for ``canary``.
+* ``test_replicas_beyond_the_router_slots_are_refused`` — HAProxy ``slots`` smaller than
+  stable + canary replicas.
+* ``test_zero_ready_timeout_is_refused`` — ``platform.ready_timeout = 0``.
+* ``test_sampler_without_evidence_is_refused`` — ``sampler.rate = 0`` and
+  ``direct_rate = 0`` with HTTP checks on: nothing to judge.
+* ``test_requires_cycles_are_refused`` — a stage requiring itself, or a cycle.
+* ``test_requires_of_an_unknown_stage_is_refused`` — ``requires`` naming no stage.
+* ``test_stage_without_gates_is_a_config_error`` — ``gates = []``: exit 4, no ledger.
+* ``test_empty_stage_option_is_refused`` — ``--stage=`` used to run plain pytest.
+* ``test_bad_release_ids_are_refused`` — ``--release-id`` with a newline (GITHUB_OUTPUT
+  injection), whitespace, control characters, empty, or over 128 characters.
+
+Already refused before issue 16 and kept here as regression tests (they pass on the code
+they were written against): the non-finite durations (``parse_duration`` refuses them),
+``ready_timeout = 0`` (``PositiveDuration``) and the unknown stage in ``requires``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_release.config import load_release_config
+from pytest_release.gates import builtin_gate_kinds
+from tests.spine_support import project, run_stage
+
+CI = """
+[gates.unit]
+paths = ["tests/unit/*"]
+[stages.ci]
+gates = ["unit"]
+"""
+UNIT_TEST = {"tests/unit/test_u.py": "def test_u(): pass\n"}
+
+# A canary stage whose checks run at session start; --collect-only keeps the current
+# (unfixed) code from deploying anything when it accepts the configuration.
+CANARY = """
+[stages.canary-1]
+requires = []
+rollout = {{ action = "canary", replicas = {replicas}, weight = 10, hold = "2s", interval = "1s" }}
+[gates.canary]
+paths = []
+[gates.canary.platform]
+type = "local-process"
+command = ["python3", "-c", "pass", "{{port}}"]
+stable_image = "v1"
+{platform}
+{extra}
+"""
+
+
+def assert_refused(result: pytest.RunResult, *lines: str) -> None:
+    """Exit 4 with ``lines`` in the error, and no traceback."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert "INTERNALERROR" not in output, output
+    assert "Traceback" not in output, output
+    result.stderr.fnmatch_lines(list(lines))
+
+
+def assert_no_ledger(pytester: pytest.Pytester) -> None:
+    assert not (pytester.path / ".pytest-release" / "ledger.json").exists()
+
+
+# -- durations and intervals -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rollout", "expected"),
+    [
+        ("hold = inf", "*stages.canary-1.rollout.hold = inf*finite*"),
+        ("interval = nan", "*stages.canary-1.rollout.interval = nan*finite*"),
+        (f'hold = "{"9" * 400}s"', "*stages.canary-1.rollout.hold = '999*finite*"),
+    ],
+    ids=["hold-inf", "interval-nan", "hold-overflow"],
+)
+def test_non_finite_durations_are_refused(
+    pytester: pytest.Pytester, rollout: str, expected: str
+) -> None:
+    project(
+        pytester,
+        CI + f'[stages.canary-1.rollout]\naction = "canary"\n{rollout}\n',
+        **UNIT_TEST,
+    )
+    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
+    assert_no_ledger(pytester)
+
+
+@pytest.mark.parametrize(
+    ("hold", "interval"), [("10001s", "1s"), ("1000h", "1ms")], ids=["just-over", "millions"]
+)
+def test_too_many_judged_intervals_are_refused_at_load(
+    pytester: pytest.Pytester, hold: str, interval: str
+) -> None:
+    # The bad canary stage is not the one run: the configuration is checked as a whole at
+    # load time, so nothing builds millions of items (or runs out of memory) first.
+    project(
+        pytester,
+        CI + f'[stages.canary-1.rollout]\nhold = "{hold}"\ninterval = "{interval}"\n',
+        **UNIT_TEST,
+    )
+    assert_refused(
+        run_stage(pytester, "ci"),
+        "*stages.canary-1.rollout: hold = * with interval = * gives * judged intervals; "
+        "at most 10000 are allowed*raise interval or shorten hold*",
+    )
+    assert_no_ledger(pytester)
+
+
+# -- weights, replicas, evidence ----------------------------------------------------------
+def test_a_partial_rollout_table_keeps_the_stage_defaults() -> None:
+    # The demo profile (suites/demo.toml) sets only hold and interval of canary-2: its
+    # rollout table used to replace the built-in one, so canary-2 ran 1 replica at 10 %
+    # (the model's defaults) instead of 2 at 50 % — now also a non-increasing weight.
+    config = load_release_config(
+        {"stages": {"canary-2": {"rollout": {"hold": "12s", "interval": "4s"}}}},
+        "demo.toml",
+        builtin_gate_kinds(),
+    )
+    rollout = config.stages["canary-2"].rollout
+    assert rollout is not None
+    assert (rollout.action, rollout.replicas, rollout.weight, rollout.hold) == (
+        "canary",
+        2,
+        50,
+        12.0,
+    )
+
+
+def test_canary_weights_must_increase_along_requires(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        CI
+        + "[stages.canary-1.rollout]\nweight = 50\n"
+        + "[stages.canary-2.rollout]\nweight = 30\n",
+        **UNIT_TEST,
+    )
+    assert_refused(
+        run_stage(pytester, "ci"),
+        "*stages.canary-2.rollout.weight = 30: must be above 50, the weight of canary stage "
+        "'canary-1' before it (requires)*",
+    )
+    assert_no_ledger(pytester)
+
+
+@pytest.mark.parametrize("weight", [0, 100])
+def test_canary_step_weight_must_be_between_0_and_100(
+    pytester: pytest.Pytester, weight: int
+) -> None:
+    project(
+        pytester,
+        CI + f"[stages.canary-2.rollout]\nweight = {weight}\n[stages.canary-3]\nrequires = []\n",
+        **UNIT_TEST,
+    )
+    assert_refused(
+        run_stage(pytester, "ci"),
+        f"*stages.canary-2.rollout.weight = {weight}: a canary step sends between 1 and 99 "
+        "percent of the traffic to the canary*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_replicas_beyond_the_router_slots_are_refused(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        CANARY.format(
+            replicas=3,
+            platform="stable_replicas = 2",
+            extra="[gates.canary.router]\nslots = 4\n",
+        ),
+    )
+    assert_refused(
+        run_stage(pytester, "canary-1", "--collect-only"),
+        "*gates.canary in *pyproject.toml: router.slots = 4 is too small: the stage routes "
+        "2 stable (platform.stable_replicas) + 3 canary (stages.canary-1.rollout.replicas) = "
+        "5 replicas; raise router.slots*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_zero_ready_timeout_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester, CANARY.format(replicas=1, platform="ready_timeout = 0", extra=""))
+    assert_refused(
+        run_stage(pytester, "canary-1", "--collect-only"),
+        "*gates.canary.platform.ready_timeout = 0*more than 0 seconds*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_sampler_without_evidence_is_refused(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        CANARY.format(
+            replicas=1, platform="", extra="[gates.canary.sampler]\nrate = 0\ndirect_rate = 0\n"
+        ),
+    )
+    assert_refused(
+        run_stage(pytester, "canary-1", "--collect-only"),
+        "*gates.canary in *pyproject.toml: sampler: rate = 0 and direct_rate = 0 send no "
+        "request*nothing to judge*",
+    )
+    assert_no_ledger(pytester)
+
+
+# -- stages -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [
+        (
+            '[stages.ci]\ngates = ["unit"]\nrequires = ["ci"]\n',
+            "*stages.ci.requires: stage 'ci' requires itself; remove 'ci' from its requires*",
+        ),
+        (
+            '[stages.ci]\ngates = ["unit"]\nrequires = ["b"]\n'
+            '[stages.a]\ngates = ["unit"]\nrequires = ["ci"]\n'
+            '[stages.b]\ngates = ["unit"]\nrequires = ["a"]\n',
+            "*stages.*.requires: the stages a, b, ci require each other in a cycle "
+            "(* -> * -> * -> *); none of them could ever run: remove one of these requires*",
+        ),
+    ],
+    ids=["itself", "cycle"],
+)
+def test_requires_cycles_are_refused(pytester: pytest.Pytester, stages: str, expected: str) -> None:
+    project(pytester, '[gates.unit]\npaths = ["tests/unit/*"]\n' + stages, **UNIT_TEST)
+    assert_refused(run_stage(pytester, "ci"), expected)
+    assert_no_ledger(pytester)
+
+
+def test_requires_of_an_unknown_stage_is_refused(pytester: pytest.Pytester) -> None:
+    # Regression test: this was already refused before issue 16.
+    project(pytester, CI + 'requires = ["uta"]\n', **UNIT_TEST)
+    assert_refused(run_stage(pytester, "ci"), "*stages.ci.requires: unknown stage 'uta'*")
+    assert_no_ledger(pytester)
+
+
+def test_stage_without_gates_is_a_config_error(pytester: pytest.Pytester) -> None:
+    project(pytester, "[stages.ci]\ngates = []\n", **UNIT_TEST)
+    assert_refused(
+        run_stage(pytester, "ci"),
+        "*invalid release configuration in *pyproject.toml:",
+        "*stages.ci.gates = []: a stage needs at least one gate*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_empty_stage_option_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester, CI, **UNIT_TEST)
+    result = pytester.runpytest_subprocess("--stage=", "--release-id=r1", "-p", "no:cacheprovider")
+    assert_refused(
+        result,
+        "*--stage is empty: pass --stage=NAME, one of the stages in *pyproject.toml: uat, *, ci",
+    )
+    assert_no_ledger(pytester)
+
+
+# -- release ids ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("release_id", "expected"),
+    [
+        ("x\nstage_result=passed", "*--release-id = 'x\\nstage_result=passed'*whitespace*"),
+        ("v1 beta", "*--release-id = 'v1 beta'*whitespace*"),
+        ("v1\x1b[31m", "*--release-id = 'v1\\x1b[[]31m'*control character*"),
+        ("", "*--release-id is empty*"),
+        ("a" * 129, "*--release-id = 'aaa*129 characters; at most 128*"),
+    ],
+    ids=["newline", "space", "escape", "empty", "too-long"],
+)
+def test_bad_release_ids_are_refused(
+    pytester: pytest.Pytester, release_id: str, expected: str
+) -> None:
+    project(pytester, CI, **UNIT_TEST)
+    result = run_stage(pytester, "ci", release=release_id)
+    assert_refused(result, expected)
+    assert_no_ledger(pytester)
+
+
+def test_release_id_from_github_sha_is_checked_too(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(pytester, CI, **UNIT_TEST)
+    monkeypatch.setenv("GITHUB_SHA", "abc def")
+    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
+    assert_refused(result, "*$GITHUB_SHA = 'abc def'*whitespace*")
+    assert_no_ledger(pytester)
+
+
+def test_a_good_release_id_still_runs(pytester: pytest.Pytester) -> None:
+    project(pytester, CI, **UNIT_TEST)
+    result = run_stage(pytester, "ci", release="shop:1.2.3+build.4_ghcr.io/acme@sha256-ab")
+    assert result.ret == 0, result.stdout.str()
+    runs = json.loads((pytester.path / ".pytest-release/ledger.json").read_text())["runs"]
+    assert runs[0]["release_id"] == "shop:1.2.3+build.4_ghcr.io/acme@sha256-ab"
