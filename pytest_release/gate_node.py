@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from pytest_release.config import gate_location
 from pytest_release.errors import GateCheckFailed
 
 if TYPE_CHECKING:
@@ -78,4 +80,60 @@ class GateItem(pytest.Item):
     def reportinfo(self) -> tuple[Path | str, int | None, str]:
         path: Path | str = self.source_path or self.path
         line = self.source_line - 1 if self.source_line else None
+        if self.source_path is None:
+            # No source of its own (a setup problem, a status item): the gate's table
+            # in the configuration file, never the rootdir (``file="."`` in JUnit).
+            node = self.getparent(GateNode)
+            if node is not None:
+                found, found_line = config_location(node.run, node.gate_name)
+                if found is not None:
+                    path, line = found, None if found_line is None else found_line - 1
         return path, line, self.name
+
+
+def config_location(run: StageRun, gate_name: str) -> tuple[Path | None, int | None]:
+    """Where ``gate_name`` is configured: its ``[...gates.<name>]`` table, else the table of
+    the stage that lists it, else ``[tool.pytest-release]`` (1-based line; the file alone
+    when no line is found; ``(None, None)`` when there is no configuration file)."""
+    try:
+        version = Path(run.config.source).stat().st_mtime_ns
+    except OSError:
+        version = None
+    key = (run.config.source, version, run.stage, gate_name)
+    if key not in _LOCATIONS:
+        _LOCATIONS[key] = _find_config_location(run, gate_name)
+    return _LOCATIONS[key]
+
+
+# Every closed item asks; the file is read once per (file version, stage, gate).
+_LOCATIONS: dict[tuple[str, int | None, str, str], tuple[Path | None, int | None]] = {}
+
+
+def _find_config_location(run: StageRun, gate_name: str) -> tuple[Path | None, int | None]:
+    path, line = gate_location(run.config, gate_name)
+    if path is None or line is not None:
+        return path, line
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return path, None
+    name = re.escape(run.stage)
+    tables = (
+        re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?stages\.(?:{name}|"{name}")\s*\]'),
+        re.compile(r"^\s*\[\s*tool\.pytest-release\s*\]"),
+    )
+    for table in tables:
+        for number, text in enumerate(lines, start=1):
+            if table.match(text):
+                return path, number
+    return path, None
+
+
+def skip_location(item: pytest.Item, gate_name: str, run: StageRun) -> tuple[str, int | None]:
+    """Where pytest's short summary places the skip of an item of a closed gate: the
+    gate's configuration, else the item itself (never the plugin that skipped it)."""
+    path, line = config_location(run, gate_name) if gate_name else (None, None)
+    if path is not None:
+        return str(path), line
+    fspath, lineno, _ = item.reportinfo()
+    return str(fspath), None if lineno is None else lineno + 1

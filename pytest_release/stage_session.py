@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import warnings
 from collections.abc import Generator, Iterable
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,10 +26,11 @@ import pytest
 from pytest_release import github
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
-from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
+from pytest_release.gate_node import skip_location
+from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker, was_closed
 from pytest_release.junit import CaseRecorder, write_junit
 from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
-from pytest_release.redact import Redactor
+from pytest_release.redact import Redactor, mask_node_ids
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 
@@ -102,11 +104,7 @@ class StageSession:
     def add_secrets(self, values: Iterable[str]) -> None:
         """Mask ``values`` too, everywhere this session writes (gate plugins call it for
         secrets they read from their own settings, e.g. a Slack webhook)."""
-        new = [v for v in values if len(v) >= 4]
-        if not new:
-            return
-        known = {*self.redact.values, *new}
-        self.redact = Redactor(values=tuple(sorted(known, key=len, reverse=True)))
+        self.redact = self.redact.with_values(values)
         self.recorder.redact = self.redact
 
     # -- start ---------------------------------------------------------------------------
@@ -151,9 +149,9 @@ class StageSession:
         self.entry = LedgerEntry.start(
             release_id=self.run.release_id,
             stage=self.run.stage,
-            image=self.run.image,
+            image=self._redacted(self.run.image),
             report=self.run.relative(self.run.junit_path),
-            override_requires=self.run.override_requires,
+            override_requires=self._redacted(self.run.override_requires),
             only_gates=list(self.run.plan.order) if self.run.partial else None,
             approval=self._approval(ci),
             ci=ci,
@@ -167,13 +165,16 @@ class StageSession:
     def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
         if not self.run.approved_via:
             return None
-        approval = {"via": self.run.approved_via, "at": utc_now()}
+        approval = {"via": self.redact(self.run.approved_via), "at": utc_now()}
         actor = ci.get("triggering_actor") or ci.get("actor") or os.environ.get("USER")
         if actor:
             approval["actor"] = actor
         if "run_url" in ci:
             approval["run"] = ci["run_url"]
         return approval
+
+    def _redacted(self, text: str | None) -> str | None:
+        return None if text is None else self.redact(text)
 
     def _install_sigterm(self) -> None:
         # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so
@@ -196,7 +197,7 @@ class StageSession:
         lines = [
             f"release stage: {self.run.stage} (gates: {' -> '.join(self.run.plan.order)})",
             f"release id: {self.run.release_id}",
-            f"image: {self.run.image or '(none)'}",
+            f"image: {self.redact(self.run.image or '(none)')}",
         ]
         if self.run.override_requires:
             lines.append(f"requires overridden: {self.redact(self.run.override_requires)}")
@@ -207,6 +208,7 @@ class StageSession:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        mask_node_ids(items, self.redact)
         members = assign_items(session, config, items, self.run)
         for item in items:
             item.stash[GATE_KEY] = members[item.nodeid]
@@ -237,6 +239,16 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        if call.excinfo is not None and report.failed:
+            # The <failure type=...> of JUnit (the longrepr may be flattened below).
+            report.release_error_type = call.excinfo.typename
+        if was_closed(report) and isinstance(report.longrepr, tuple):
+            # pytest places a skip where pytest.skip was raised: in this plugin.  A
+            # closed gate's items point at the gate's configuration instead.
+            gate = item.stash.get(GATE_KEY, "")
+            report.longrepr = (*skip_location(item, gate, self.run), report.longrepr[2])
+        if isinstance(getattr(report, "wasxfail", None), str):
+            report.wasxfail = self.redact(report.wasxfail)
         crash = getattr(report.longrepr, "reprcrash", None)
         if report.failed and crash is not None:
             # Kept beside the (possibly redacted, flattened) longrepr: annotations point
@@ -255,6 +267,26 @@ class StageSession:
             (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
         ]
         return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        report = yield
+        if report.longrepr is not None:
+            text = report.longreprtext
+            clean = self.redact(text)
+            if clean != text:
+                report.longrepr = clean
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        text = str(warning_message.message)
+        clean = self.redact(text)
+        if clean != text:
+            # The category (printed by name) is kept; only the text is replaced.
+            warning_message.message = UserWarning(clean)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and not self.is_worker:
