@@ -90,9 +90,11 @@ def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
         status = f"{_STATUS_ICON.get(g.status, '')} {g.status}"
         if g.reason:
             status += f" ({g.reason})"
+        skipped = f"{g.skipped} (+{g.xfailed} xfailed)" if g.xfailed else str(g.skipped)
+        duration = "—" if g.status == "closed" else _duration(g.duration)  # never ran
         lines.append(
-            f"| {g.gate} | {status} | {g.passed} | {g.failed} | {g.skipped} | "
-            f"{g.closed} | {_duration(g.duration)} |"
+            f"| {g.gate} | {status} | {g.passed} | {g.failed} | {skipped} | "
+            f"{g.closed} | {duration} |"
         )
     return redact("\n".join(lines) + "\n")
 

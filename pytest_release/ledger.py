@@ -100,6 +100,7 @@ class LedgerEntry:
                     "failed": g.failed,
                     "skipped": g.skipped,
                     "closed": g.closed,
+                    "xfailed": g.xfailed,
                     "duration": round(g.duration, 3),
                 }
                 for g in gates

@@ -62,10 +62,11 @@ class GateResult:
     closed: int
     duration: float
     reason: str = ""
+    xfailed: int = 0  # expected failures (pytest's "xfailed"), not skips
 
     @property
     def total(self) -> int:
-        return self.passed + self.failed + self.skipped + self.closed
+        return self.passed + self.failed + self.skipped + self.closed + self.xfailed
 
 
 @dataclass(frozen=True)

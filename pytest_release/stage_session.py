@@ -390,9 +390,11 @@ class StageSession:
             tr.write_line(self.redact(outcome.message))
         for g in outcome.gates:
             counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
+            counts += f", {g.xfailed} xfailed" if g.xfailed else ""
             extra = f" ({g.reason})" if g.reason else ""
+            took = "" if g.status == "closed" else f" in {g.duration:.2f}s"  # closed: never ran
             tr.write_line(
-                f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
+                f"gate {g.gate}: {g.status}{extra} - {counts}{took}",
                 green=g.status == "passed",
                 red=g.status in ("failed", "closed"),
                 yellow=g.status in ("skipped", "empty"),
