@@ -129,11 +129,28 @@ def _find_config_location(run: StageRun, gate_name: str) -> tuple[Path | None, i
     return path, None
 
 
-def skip_location(item: pytest.Item, gate_name: str, run: StageRun) -> tuple[str, int | None]:
-    """Where pytest's short summary places the skip of an item of a closed gate: the
-    gate's configuration, else the item itself (never the plugin that skipped it)."""
-    path, line = config_location(run, gate_name) if gate_name else (None, None)
-    if path is not None:
-        return str(path), line
+_PLUGIN_DIR = Path(__file__).resolve().parent
+
+
+def skip_location(
+    item: pytest.Item, gate_name: str, run: StageRun, raised_at: str, closed: bool
+) -> tuple[str, int | None] | None:
+    """Where pytest's short summary places a skip (``raised_at``: where ``pytest.skip``
+    was raised).  An item of a closed gate: the gate's configuration; a skip raised
+    inside this plugin (a generated item's verdict): the item; never the plugin.  None:
+    leave pytest's location (a skip in the user's own code)."""
+    if closed and gate_name:
+        path, line = config_location(run, gate_name)
+        if path is not None:
+            return str(path), line
+    elif not _inside(Path(raised_at), _PLUGIN_DIR):
+        return None
     fspath, lineno, _ = item.reportinfo()
     return str(fspath), None if lineno is None else lineno + 1
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(directory)
+    except OSError:
+        return False

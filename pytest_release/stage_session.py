@@ -242,11 +242,13 @@ class StageSession:
         if call.excinfo is not None and report.failed:
             # The <failure type=...> of JUnit (the longrepr may be flattened below).
             report.release_error_type = call.excinfo.typename
-        if was_closed(report) and isinstance(report.longrepr, tuple):
-            # pytest places a skip where pytest.skip was raised: in this plugin.  A
-            # closed gate's items point at the gate's configuration instead.
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # pytest places a skip where pytest.skip was raised, often in this plugin:
+            # point at the gate's configuration (closed gates) or the item instead.
             gate = item.stash.get(GATE_KEY, "")
-            report.longrepr = (*skip_location(item, gate, self.run), report.longrepr[2])
+            where = skip_location(item, gate, self.run, report.longrepr[0], was_closed(report))
+            if where is not None:
+                report.longrepr = (*where, report.longrepr[2])
         if isinstance(getattr(report, "wasxfail", None), str):
             report.wasxfail = self.redact(report.wasxfail)
         crash = getattr(report.longrepr, "reprcrash", None)
