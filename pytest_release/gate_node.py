@@ -80,14 +80,16 @@ class GateItem(pytest.Item):
     def reportinfo(self) -> tuple[Path | str, int | None, str]:
         path: Path | str = self.source_path or self.path
         line = self.source_line - 1 if self.source_line else None
-        if self.source_path is None:
-            # No source of its own (a setup problem, a status item): the gate's table
-            # in the configuration file, never the rootdir (``file="."`` in JUnit).
-            node = self.getparent(GateNode)
-            if node is not None:
-                found, found_line = config_location(node.run, node.gate_name)
-                if found is not None:
-                    path, line = found, None if found_line is None else found_line - 1
+        node = self.getparent(GateNode)
+        if node is not None and (
+            self.source_path is None
+            or (self.source_line is None and self.source_path == Path(node.run.config.source))
+        ):
+            # No source of its own (a setup problem, a status item), or the configuration
+            # file without a line: the gate's table (never ``file="."`` in JUnit).
+            found, found_line = config_location(node.run, node.gate_name)
+            if found is not None:
+                path, line = found, None if found_line is None else found_line - 1
         return path, line, self.name
 
 

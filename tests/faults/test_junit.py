@@ -8,7 +8,8 @@ Cases:
 * 9a ``test_control_characters_in_paths_keep_the_xml_well_formed`` - a directory name
   with a control character; also ``<failure type=...>`` of a plain test.
 * 9b ``test_parameter_ids_with_double_colons_keep_their_classname``.
-* 9c ``test_items_without_a_source_point_at_the_configuration`` - no ``file="."``.
+* 9c ``test_items_without_a_source_point_at_the_configuration`` - no ``file="."``, and
+  ``test_lint_status_items_without_a_gate_table_point_at_the_stage_table``.
 * 9d ``test_failure_message_names_the_failed_assertions_and_has_a_type`` (newman).
 * 9e ``test_skipped_newman_assertions_are_reported_as_skipped`` (``pm.test.skip``).
 * 9f ``test_newman_missing_is_reported_once_with_a_count`` and
@@ -97,6 +98,21 @@ def test_items_without_a_source_point_at_the_configuration(
     (case,) = cases(root).values()
     assert case.get("file") == "pyproject.toml"
     assert case.get("line") == str(line_of(root / "pyproject.toml", "gates.newman]"))
+
+
+def test_lint_status_items_without_a_gate_table_point_at_the_stage_table(
+    pytester: pytest.Pytester,
+) -> None:
+    root = project(
+        pytester,
+        '[stages.check]\ngates = ["lint"]\n',
+        **{"src/shop.py": "def answer() -> int:\n    return 42\n"},
+    )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(passed=3)
+    line = str(line_of(root / "pyproject.toml", "stages.check]"))
+    found = {(c.get("file"), c.get("line")) for c in _testcases(root, "check").values()}
+    assert found == {("pyproject.toml", line)}
 
 
 def test_failure_message_names_the_failed_assertions_and_has_a_type(

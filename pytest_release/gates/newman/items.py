@@ -79,12 +79,11 @@ class NewmanRequestItem(_NewmanItem):
         outcome = self.runner.outcome(self.config)
         if outcome.problem is not None:
             # Reported once, by the status item, with the number of requests not run.
-            first = outcome.problem.splitlines()[0]
             self._report(
                 Verdict(
                     "skipped",
-                    f"newman did not run {self.runner.collection.path.name}: {first} "
-                    f"(reported once, by {self.runner.status_name})",
+                    f"not run: newman did not run {self.runner.collection.path.name} "
+                    f"(why is reported once, by {self.runner.status_name})",
                 )
             )
             return
