@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from pytest_release.config import gate_location
 from pytest_release.errors import GateCheckFailed
 
 if TYPE_CHECKING:
@@ -78,4 +80,79 @@ class GateItem(pytest.Item):
     def reportinfo(self) -> tuple[Path | str, int | None, str]:
         path: Path | str = self.source_path or self.path
         line = self.source_line - 1 if self.source_line else None
+        node = self.getparent(GateNode)
+        if node is not None and (
+            self.source_path is None
+            or (self.source_line is None and self.source_path == Path(node.run.config.source))
+        ):
+            # No source of its own (a setup problem, a status item), or the configuration
+            # file without a line: the gate's table (never ``file="."`` in JUnit).
+            found, found_line = config_location(node.run, node.gate_name)
+            if found is not None:
+                path, line = found, None if found_line is None else found_line - 1
         return path, line, self.name
+
+
+def config_location(run: StageRun, gate_name: str) -> tuple[Path | None, int | None]:
+    """Where ``gate_name`` is configured: its ``[...gates.<name>]`` table, else the table of
+    the stage that lists it, else ``[tool.pytest-release]`` (1-based line; the file alone
+    when no line is found; ``(None, None)`` when there is no configuration file)."""
+    try:
+        version = Path(run.config.source).stat().st_mtime_ns
+    except OSError:
+        version = None
+    key = (run.config.source, version, run.stage, gate_name)
+    if key not in _LOCATIONS:
+        _LOCATIONS[key] = _find_config_location(run, gate_name)
+    return _LOCATIONS[key]
+
+
+# Every closed item asks; the file is read once per (file version, stage, gate).
+_LOCATIONS: dict[tuple[str, int | None, str, str], tuple[Path | None, int | None]] = {}
+
+
+def _find_config_location(run: StageRun, gate_name: str) -> tuple[Path | None, int | None]:
+    path, line = gate_location(run.config, gate_name)
+    if path is None or line is not None:
+        return path, line
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return path, None
+    name = re.escape(run.stage)
+    tables = (
+        re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?stages\.(?:{name}|"{name}")\s*\]'),
+        re.compile(r"^\s*\[\s*tool\.pytest-release\s*\]"),
+    )
+    for table in tables:
+        for number, text in enumerate(lines, start=1):
+            if table.match(text):
+                return path, number
+    return path, None
+
+
+_PLUGIN_DIR = Path(__file__).resolve().parent
+
+
+def skip_location(
+    item: pytest.Item, gate_name: str, run: StageRun, raised_at: str, closed: bool
+) -> tuple[str, int | None] | None:
+    """Where pytest's short summary places a skip (``raised_at``: where ``pytest.skip``
+    was raised).  An item of a closed gate: the gate's configuration; a skip raised
+    inside this plugin (a generated item's verdict): the item; never the plugin.  None:
+    leave pytest's location (a skip in the user's own code)."""
+    if closed and gate_name:
+        path, line = config_location(run, gate_name)
+        if path is not None:
+            return str(path), line
+    elif not _inside(Path(raised_at), _PLUGIN_DIR):
+        return None
+    fspath, lineno, _ = item.reportinfo()
+    return str(fspath), None if lineno is None else lineno + 1
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(directory)
+    except OSError:
+        return False

@@ -43,6 +43,7 @@ class _GateTally:
     failed: int = 0
     skipped: int = 0
     closed: int = 0
+    xfailed: int = 0
     first_start: float | None = None
     last_stop: float | None = None
     reasons: list[str] = field(default_factory=list)
@@ -102,6 +103,8 @@ class GateTracker:
         tally = self._tally[gate]
         start = getattr(report, "start", None)
         stop = getattr(report, "stop", None)
+        if was_closed(report):  # a closed gate never ran: it has no duration
+            start = stop = None
         if isinstance(start, float):
             tally.first_start = (
                 start if tally.first_start is None else min(tally.first_start, start)
@@ -114,6 +117,8 @@ class GateTracker:
             self.failed_gates.add(gate)
         elif report.skipped and state == "passed":
             state = "closed" if was_closed(report) else "skipped"
+            if hasattr(report, "wasxfail"):
+                state = "xfailed"
         self._item_state[report.nodeid] = state
         if report.when == "teardown" or report.when not in ("setup", "call"):
             self._finish_item(gate, report.nodeid)
@@ -138,13 +143,14 @@ class GateTracker:
                 status = "interrupted"
                 reason = f"{not_run} item(s) never ran"
             elif tally.closed or (
-                not tally.passed and not tally.skipped and self.closed_by(gate) is not None
+                not (tally.passed or tally.skipped or tally.xfailed)
+                and self.closed_by(gate) is not None
             ):
                 status = "closed"
                 reason = self.closed_by(gate) or ""
             elif tally.passed:
                 status = "passed"
-            elif tally.skipped:
+            elif tally.skipped or tally.xfailed:
                 status = "skipped"
             else:
                 status = "empty"
@@ -161,7 +167,8 @@ class GateTracker:
                     tally.closed,
                     duration,
                     reason,
-                    not_run,
+                    not_run=not_run,
+                    xfailed=tally.xfailed,
                 )
             )
         return tuple(results)

@@ -6,6 +6,8 @@ Used only when ``GITHUB_ACTIONS=true``, and only by the controller under xdist.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -88,9 +90,11 @@ def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
         status = f"{_STATUS_ICON.get(g.status, '')} {g.status}"
         if g.reason:
             status += f" ({g.reason})"
+        skipped = f"{g.skipped} (+{g.xfailed} xfailed)" if g.xfailed else str(g.skipped)
+        duration = "—" if g.status == "closed" else _duration(g.duration)  # never ran
         lines.append(
-            f"| {g.gate} | {status} | {g.passed} | {g.failed} | {g.skipped} | "
-            f"{g.closed} | {_duration(g.duration)} |"
+            f"| {g.gate} | {status} | {g.passed} | {g.failed} | {skipped} | "
+            f"{g.closed} | {duration} |"
         )
     return redact("\n".join(lines) + "\n")
 
@@ -103,8 +107,30 @@ def write_step_summary(text: str, environ: Mapping[str, str] | None = None) -> N
 
 
 def write_outputs(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> None:
+    """Append step outputs to ``$GITHUB_OUTPUT`` in GitHub's multiline syntax
+    (``name<<DELIM`` ... ``DELIM``), with a random delimiter that occurs in no value: a
+    value holding a newline (a hostile release id) cannot add or override an output."""
     target = (os.environ if environ is None else environ).get("GITHUB_OUTPUT")
     if target:
         with Path(target).open("a", encoding="utf-8") as handle:
-            for key, value in values.items():
-                handle.write(f"{key}={value}\n")
+            handle.write(format_outputs(values))
+
+
+def format_outputs(values: Mapping[str, str]) -> str:
+    lines = []
+    for key, value in values.items():
+        if not _OUTPUT_NAME.fullmatch(key):
+            raise ValueError(f"invalid GitHub output name {key!r}")
+        delimiter = _delimiter(value)
+        lines += [f"{key}<<{delimiter}", value, delimiter]
+    return "".join(f"{line}\n" for line in lines)
+
+
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _delimiter(value: str) -> str:
+    while True:
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        if delimiter not in value:
+            return delimiter

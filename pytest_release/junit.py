@@ -42,6 +42,7 @@ class CaseRecord:
     name: str
     duration: float = 0.0
     outcome: str = "passed"  # passed | failure | error | skipped
+    error_type: str = ""  # the exception's type, for <failure type=...>
     crash_line: int | None = None  # the failing line, when it is in ``file``
     message: str = ""
     text: str = ""
@@ -50,7 +51,13 @@ class CaseRecord:
 
 
 def _names(nodeid: str, gate: str) -> tuple[str, str]:
-    path, *rest = nodeid.split("::")
+    """``(classname, name)``; a parameter id (``[...]``, which may hold ``::``) stays
+    part of the name."""
+    path, sep, tail = nodeid.partition("::")
+    head, bracket, params = tail.partition("[")
+    rest = head.split("::") if sep else []
+    if rest:
+        rest[-1] += bracket + params
     dotted = re.sub(r"\.py$", "", path).replace("/", ".")
     parts = [dotted, *rest]
     return f"{gate}." + ".".join(parts[:-1]) if len(parts) > 1 else gate, parts[-1]
@@ -72,7 +79,7 @@ class CaseRecorder:
         case = self.cases.get(report.nodeid)
         if case is None:
             fspath, lineno, _ = report.location
-            classname, name = _names(report.nodeid, gate)
+            classname, name = _names(self.redact(report.nodeid), gate)
             case = CaseRecord(
                 nodeid=report.nodeid,
                 gate=gate,
@@ -90,6 +97,7 @@ class CaseRecorder:
             kind = "failure" if report.when == "call" else "error"
             if case.outcome != "failure":
                 case.outcome = kind
+            case.error_type = case.error_type or getattr(report, "release_error_type", "")
             text = self.redact(_XDIST_HEADER.sub("", report.longreprtext, count=1))
             case.message = case.message or _first_line(text, report.when)
             crash = getattr(report, "release_crash", None)
@@ -185,7 +193,9 @@ def write_junit(
         element = ET.SubElement(
             suite, "testcase", classname=f"stage.{run.stage}", name="stage", time="0"
         )
-        failure = ET.SubElement(element, "failure", message=_xml_text(redact(stage_failure)))
+        failure = ET.SubElement(
+            element, "failure", type="stage", message=_xml_text(redact(stage_failure))
+        )
         failure.text = _xml_text(redact(stage_failure))
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
@@ -193,9 +203,9 @@ def write_junit(
 
 def _add_case(suite: ET.Element, case: CaseRecord) -> None:
     attrs = {
-        "classname": case.classname,
+        "classname": _xml_text(case.classname),
         "name": _xml_text(case.name),
-        "file": case.file,
+        "file": _xml_text(case.file),
         "time": f"{case.duration:.3f}",
     }
     if case.line is not None:
@@ -206,7 +216,12 @@ def _add_case(suite: ET.Element, case: CaseRecord) -> None:
         for key, value in case.properties:
             ET.SubElement(props, "property", name=_xml_text(key), value=_xml_text(value))
     if case.outcome in ("failure", "error"):
-        child = ET.SubElement(element, case.outcome, message=_xml_text(case.message))
+        child = ET.SubElement(
+            element,
+            case.outcome,
+            type=_xml_text(case.error_type or case.outcome),
+            message=_xml_text(case.message),
+        )
         child.text = _xml_text(case.text)
         if case.output:
             out = ET.SubElement(element, "system-out")

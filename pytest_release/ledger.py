@@ -104,6 +104,7 @@ class LedgerEntry:
                     "skipped": g.skipped,
                     "closed": g.closed,
                     "not_run": g.not_run,
+                    "xfailed": g.xfailed,
                     "duration": round(g.duration, 3),
                 }
                 for g in gates

@@ -1,23 +1,50 @@
-"""Keep secrets out of every report: JUnit, annotations, step summary, ledger, Slack."""
+"""Keep secrets out of every report: JUnit, annotations, step summary, ledger, Slack.
+
+A :class:`Redactor` masks the configured secret values (and the escaped forms pytest
+shows in parameter ids and reprs) and anything shaped like a token or webhook URL.  It
+compiles one pattern when it is made, so a call costs one regex pass (plus a second, only
+for text that contains ``...``).
+
+Truncated secrets: pytest cuts long reprs in the middle (``'Authorizatio...r abc.def.ghi'``)
+or at the end (``'ghp_01234567...'``).  A piece of a known secret of at least
+:data:`MIN_PIECE` characters is masked when it ends right before a ``...`` (a prefix of
+the secret) or starts right after one (a suffix).
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 MASK = "***"
+MIN_PIECE = 6  # a shorter piece of a secret next to "..." is ordinary text
+_ELLIPSIS = "..."
 
 # Shapes of credentials that must never be printed, whether configured or not.
 _PATTERNS = (
-    re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[^\s\"'<>]+"),
-    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9\-._~+/]{8,}=*"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{8,}"),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
+    r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[^\s\"'<>]+",
+    r"(?i:(?<=bearer )[A-Za-z0-9\-._~+/]{8,}=*)",
+    r"\bxox[abposr]-[A-Za-z0-9-]{8,}",
+    r"\bgh[pousr]_[A-Za-z0-9]{20,}",
+    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+    # The same token shapes cut short by a truncated repr.
+    r"\b(?:gh[pousr]_|github_pat_|xox[abposr]-)[A-Za-z0-9_-]*(?=\.\.\.)",
 )
+_SHAPES = re.compile("|".join(_PATTERNS))
 _MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+
+
+def _variants(value: str) -> set[str]:
+    """``value`` as printed: itself, repr-escaped (``'a\\nb'``) and id-escaped."""
+    found = {value, value.encode("unicode_escape").decode("ascii")}
+    found.add(repr(value)[1:-1])
+    return {v for v in found if len(v) >= _MIN_SECRET_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -25,6 +52,17 @@ class Redactor:
     """Masks configured secret values and anything shaped like a token or webhook URL."""
 
     values: tuple[str, ...] = ()
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _pieces: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        variants = {v for value in self.values for v in _variants(value)}
+        # Longest first, so a secret containing another is masked whole.
+        ordered = sorted(variants, key=len, reverse=True)
+        alternatives = [re.escape(v) for v in ordered]
+        pattern = re.compile("|".join([*alternatives, _SHAPES.pattern]))
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_pieces", tuple(v for v in ordered if len(v) > MIN_PIECE))
 
     @classmethod
     def from_env(
@@ -36,14 +74,105 @@ class Redactor:
         env = os.environ if environ is None else environ
         values = [env[name] for name in names if env.get(name)]
         values.extend(v for v in extra_values if v)
-        usable = {v for v in values if len(v) >= _MIN_SECRET_LENGTH}
-        # Longest first, so a secret containing another is masked whole.
-        return cls(values=tuple(sorted(usable, key=len, reverse=True)))
+        return cls().with_values(values)
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        """A redactor that also masks ``values`` (too short ones are ignored)."""
+        usable = {*self.values, *(v for v in values if len(v) >= _MIN_SECRET_LENGTH)}
+        if usable == set(self.values):
+            return self
+        return Redactor(values=tuple(sorted(usable, key=len, reverse=True)))
 
     def __call__(self, text: str) -> str:
-        for value in self.values:
-            if value in text:
-                text = text.replace(value, MASK)
-        for pattern in _PATTERNS:
-            text = pattern.sub(MASK, text)
+        if not text:
+            return text
+        text = self._pattern.sub(MASK, text)
+        if self._pieces and _ELLIPSIS in text:
+            text = self._mask_cut_pieces(text)
         return text
+
+    def _mask_cut_pieces(self, text: str) -> str:
+        """Mask a prefix of a secret right before ``...`` and a suffix right after one."""
+        spans: list[tuple[int, int]] = []
+        start = text.find(_ELLIPSIS)
+        while start != -1:
+            end = start + len(_ELLIPSIS)
+            for secret in self._pieces:
+                length = _longest_prefix_before(text, start, secret)
+                if length:
+                    spans.append((start - length, start))
+                    break
+            for secret in self._pieces:
+                length = _longest_suffix_after(text, end, secret)
+                if length:
+                    spans.append((end, end + length))
+                    break
+            start = text.find(_ELLIPSIS, end)
+        if not spans:
+            return text
+        pieces = []
+        cursor = 0
+        for begin, finish in sorted(spans):
+            if begin < cursor:  # overlapping spans: extend the mask already written
+                cursor = max(cursor, finish)
+                continue
+            pieces += [text[cursor:begin], MASK]
+            cursor = finish
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
+
+def _longest_prefix_before(text: str, end: int, secret: str) -> int:
+    """The length of the longest prefix of ``secret`` (at least :data:`MIN_PIECE`
+    characters, shorter than the secret) that ``text[:end]`` ends with, or 0."""
+    if secret[:MIN_PIECE] not in text[max(0, end - len(secret) + 1) : end]:
+        return 0
+    for length in range(min(len(secret) - 1, end), MIN_PIECE - 1, -1):
+        if text.endswith(secret[:length], 0, end):
+            return length
+    return 0
+
+
+def _longest_suffix_after(text: str, start: int, secret: str) -> int:
+    """The length of the longest suffix of ``secret`` (at least :data:`MIN_PIECE`
+    characters) that ``text[start:]`` starts with, or 0."""
+    if secret[-MIN_PIECE:] not in text[start : start + len(secret)]:
+        return 0
+    for length in range(min(len(secret), len(text) - start), MIN_PIECE - 1, -1):
+        if text.startswith(secret[-length:], start):
+            return length
+    return 0
+
+
+def mask_node_ids(items: Iterable[pytest.Item], redact: Redactor) -> None:
+    """Mask secrets in the names and node ids of collected items (parameter ids, auto or
+    ``ids=``), before pytest prints or reports any of them.  Done at collection on every
+    process, so xdist workers agree on the ids; a masked id that would repeat another
+    gets a number, as pytest numbers duplicate ids."""
+    items = list(items)
+    taken = {item.nodeid for item in items}
+    for item in items:
+        name, nodeid = redact(item.name), redact(item.nodeid)
+        if name == item.name and nodeid == item.nodeid:
+            continue
+        base_name, base_id, number = name, nodeid, 0
+        while nodeid in taken:
+            name, nodeid = _numbered(base_name, number), _numbered(base_id, number)
+            number += 1
+        taken.add(nodeid)
+        item.name = name
+        _set_node_id(item, nodeid)
+        item.__dict__.pop("location", None)  # a cached property of pytest.Item
+
+
+def _set_node_id(item: pytest.Item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest >= 9.1: a structured NodeId
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        setattr(item, "_nodeid", nodeid)  # noqa: B010
+
+
+def _numbered(text: str, number: int) -> str:
+    return f"{text[:-1]}{number}]" if text.endswith("]") else f"{text}{number}"

@@ -65,10 +65,11 @@ class GateResult:
     duration: float
     reason: str = ""
     not_run: int = 0  # selected items that never reported an outcome (interrupted)
+    xfailed: int = 0  # expected failures (pytest's "xfailed"), not skips
 
     @property
     def total(self) -> int:
-        return self.passed + self.failed + self.skipped + self.closed + self.not_run
+        return self.passed + self.failed + self.skipped + self.closed + self.not_run + self.xfailed
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import warnings
 from collections.abc import Generator, Iterable
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -25,15 +26,11 @@ import pytest
 from pytest_release import github
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
-from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
+from pytest_release.gate_node import skip_location
+from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker, was_closed
 from pytest_release.junit import CaseRecorder, not_run_case, write_junit
-from pytest_release.ledger import (
-    Ledger,
-    LedgerEntry,
-    open_store,
-    utc_now,
-)
-from pytest_release.redact import Redactor
+from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
+from pytest_release.redact import Redactor, mask_node_ids
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
@@ -113,11 +110,7 @@ class StageSession:
     def add_secrets(self, values: Iterable[str]) -> None:
         """Mask ``values`` too, everywhere this session writes (gate plugins call it for
         secrets they read from their own settings, e.g. a Slack webhook)."""
-        new = [v for v in values if len(v) >= 4]
-        if not new:
-            return
-        known = {*self.redact.values, *new}
-        self.redact = Redactor(values=tuple(sorted(known, key=len, reverse=True)))
+        self.redact = self.redact.with_values(values)
         self.recorder.redact = self.redact
 
     # -- start ---------------------------------------------------------------------------
@@ -157,9 +150,9 @@ class StageSession:
         self.entry = LedgerEntry.start(
             release_id=self.run.release_id,
             stage=self.run.stage,
-            image=self.run.image,
+            image=self._redacted(self.run.image),
             report=self.run.relative(self.run.junit_path),
-            override_requires=self.run.override_requires,
+            override_requires=self._redacted(self.run.override_requires),
             only_gates=list(self.run.plan.order) if self.run.partial else None,
             approval=self._approval(ci),
             ci=ci,
@@ -173,13 +166,16 @@ class StageSession:
     def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
         if not self.run.approved_via:
             return None
-        approval = {"via": self.run.approved_via, "at": utc_now()}
+        approval = {"via": self.redact(self.run.approved_via), "at": utc_now()}
         actor = ci.get("triggering_actor") or ci.get("actor") or os.environ.get("USER")
         if actor:
             approval["actor"] = actor
         if "run_url" in ci:
             approval["run"] = ci["run_url"]
         return approval
+
+    def _redacted(self, text: str | None) -> str | None:
+        return None if text is None else self.redact(text)
 
     def _install_signal_handlers(self) -> None:
         # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so
@@ -231,7 +227,7 @@ class StageSession:
         lines = [
             f"release stage: {self.run.stage} (gates: {' -> '.join(self.run.plan.order)})",
             f"release id: {self.run.release_id}",
-            f"image: {self.run.image or '(none)'}",
+            f"image: {self.redact(self.run.image or '(none)')}",
         ]
         if self.run.override_requires:
             lines.append(f"requires overridden: {self.redact(self.run.override_requires)}")
@@ -245,6 +241,7 @@ class StageSession:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        mask_node_ids(items, self.redact)
         members = assign_items(session, config, items, self.run)
         for item in items:
             item.stash[GATE_KEY] = members[item.nodeid]
@@ -275,6 +272,18 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        if call.excinfo is not None and report.failed:
+            # The <failure type=...> of JUnit (the longrepr may be flattened below).
+            report.release_error_type = call.excinfo.typename
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # pytest places a skip where pytest.skip was raised, often in this plugin:
+            # point at the gate's configuration (closed gates) or the item instead.
+            gate = item.stash.get(GATE_KEY, "")
+            where = skip_location(item, gate, self.run, report.longrepr[0], was_closed(report))
+            if where is not None:
+                report.longrepr = (*where, report.longrepr[2])
+        if isinstance(getattr(report, "wasxfail", None), str):
+            report.wasxfail = self.redact(report.wasxfail)
         crash = getattr(report.longrepr, "reprcrash", None)
         if report.failed and crash is not None:
             # Kept beside the (possibly redacted, flattened) longrepr: annotations point
@@ -293,6 +302,26 @@ class StageSession:
             (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
         ]
         return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        report = yield
+        if report.longrepr is not None:
+            text = report.longreprtext
+            clean = self.redact(text)
+            if clean != text:
+                report.longrepr = clean
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        text = str(warning_message.message)
+        clean = self.redact(text)
+        if clean != text:
+            # The category (printed by name) is kept; only the text is replaced.
+            warning_message.message = UserWarning(clean)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and not self.is_worker:
@@ -491,9 +520,11 @@ class StageSession:
             tr.write_line(f"ERROR: {self.redact(error)}", red=True, bold=True)
         for g in outcome.gates:
             counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
+            counts += f", {g.xfailed} xfailed" if g.xfailed else ""
             extra = f" ({g.reason})" if g.reason else ""
+            took = "" if g.status == "closed" else f" in {g.duration:.2f}s"  # closed: never ran
             tr.write_line(
-                f"gate {g.gate}: {g.status}{extra} - {counts} in {g.duration:.2f}s",
+                f"gate {g.gate}: {g.status}{extra} - {counts}{took}",
                 green=g.status == "passed",
                 red=g.status in ("failed", "closed", "interrupted"),
                 yellow=g.status in ("skipped", "empty"),

@@ -58,6 +58,7 @@ def test_stage_run_is_recorded(pytester: pytest.Pytester, xdist: list[str]) -> N
             "failed": 0,
             "skipped": 0,
             "closed": 0,
+            "xfailed": 0,
             "duration": run["gates"]["first"]["duration"],
         }
     }

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_release.github import escape_data, escape_property
 from pytest_release.redact import Redactor
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.spine_support import XDIST_MODES, github_outputs, junit, ledger_runs, project, run_stage
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 TOKEN = "s3cr3t-deploy-token-value"
@@ -119,7 +119,10 @@ def test_github_annotations_summary_and_outputs(
     assert "pytest-release stage `ci`: failed" in text
     assert "| unit | ❌ failed | 1 | 1 | 0 | 0 |" in text
     assert "| integration | ⛔ closed (gate 'unit' failed) | 0 | 0 | 0 | 1 |" in text
-    assert outputs.read_text().splitlines()[:2] == ["stage=ci", "stage_result=failed"]
+    assert list(github_outputs(outputs).items())[:2] == [
+        ("stage", "ci"),
+        ("stage_result", "failed"),
+    ]
 
 
 def test_passing_stage_outputs_passed_and_exit_zero(
@@ -129,7 +132,7 @@ def test_passing_stage_outputs_passed_and_exit_zero(
     project(pytester, "[stages.ci]\ngates = ['integration']\n", **FILES)
     result = run_stage(pytester, "ci")
     assert result.ret == 0
-    assert "stage_result=passed" in outputs.read_text().splitlines()
+    assert github_outputs(outputs)["stage_result"] == "passed"
     assert not [line for line in result.stdout.lines if line.startswith("::error")]
 
 

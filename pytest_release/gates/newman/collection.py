@@ -223,3 +223,22 @@ def read_json_file(path: Path, what: str, label: str | None = None) -> None:
         raise CollectionError(
             f"{what} file {shown} must hold a JSON object (a Postman {what} export)", line=1
         )
+
+
+def secret_values(path: Path) -> list[str]:
+    """The values of the variables marked ``"type": "secret"`` in a Postman environment
+    or globals file (none when the file cannot be read: the gate reports that itself)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    entries = data.get("values") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [
+        entry["value"]
+        for entry in entries
+        if isinstance(entry, dict)
+        and entry.get("type") == "secret"
+        and isinstance(entry.get("value"), str)
+    ]

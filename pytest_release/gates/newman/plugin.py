@@ -44,6 +44,7 @@ from pytest_release.gates.newman.collection import (
     count_iteration_data,
     load_collection,
     read_json_file,
+    secret_values,
 )
 from pytest_release.gates.newman.collection_run import CollectionRun, resolve_path
 from pytest_release.gates.newman.config import KIND, STATUS_NAME, NewmanGateConfig
@@ -52,6 +53,7 @@ from pytest_release.gates.newman.items import (
     NewmanRequestItem,
     NewmanStatusItem,
 )
+from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageRun
@@ -94,6 +96,24 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
             continue
         items += _collection_items(gate_node, gate, setup, key, collection)
     return items
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mask the values of variables marked ``"type": "secret"`` in the gates' Postman
+    environment and globals files, on every process, before anything is reported."""
+    stage_session = get_stage_session(session.config)
+    if stage_session is None:
+        return
+    run = stage_session.run
+    values: list[str] = []
+    for name in run.plan.order:
+        gate = run.config.gates[name]
+        if isinstance(gate, NewmanGateConfig):
+            for value in (gate.environment, gate.globals):
+                if value is not None:
+                    values += secret_values(resolve_path(run.rootdir, value))
+    stage_session.add_secrets(values)
 
 
 # -- collection time ------------------------------------------------------------------------

@@ -153,6 +153,15 @@ class RunOutcome:
             }
         )
 
+    def first_with_request_error(self, error: str | None) -> Execution | None:
+        """The first execution that failed with ``error`` (None for no error)."""
+        if not error:
+            return None
+        return next((ex for ex in self.executions if ex.request_error == error), None)
+
+    def count_request_error(self, error: str | None) -> int:
+        return sum(1 for ex in self.executions if error and ex.request_error == error)
+
     def executions_at(self, position: int, iteration: int) -> tuple[Execution, ...]:
         return tuple(
             ex for ex in self.executions if ex.position == position and ex.iteration == iteration

@@ -69,6 +69,15 @@ def request_verdict(
             "newman did not execute this request in this iteration (the collection's flow "
             "skipped it, e.g. pm.execution.setNextRequest)",
         )
+    first = outcome.first_with_request_error(executions[0].request_error)
+    if executions[0].request_error and first is not None and first is not executions[0]:
+        # The same request error (connection refused, unknown host) is reported once,
+        # by the first request that met it, with a count.
+        return Verdict(
+            "skipped",
+            f"not checked: {executions[0].request_error} (reported once, by request "
+            f"{first.name!r} in iteration {first.iteration + 1})",
+        )
     wrong = [ex.name for ex in executions if ex.name != expected_name]
     if wrong:
         return Verdict(
@@ -86,8 +95,19 @@ def request_verdict(
             properties.append(("newman_response_time_ms", f"{ex.time_ms:g}"))
     failing = [ex for ex in executions if ex.failed]
     if not failing:
+        assertions = [a for ex in executions for a in ex.assertions]
+        if assertions and all(a.skipped for a in assertions):
+            names = ", ".join(repr(a.name) for a in assertions)
+            return Verdict(
+                "skipped",
+                f"every assertion was skipped (pm.test.skip): {names}",
+                tuple(properties),
+            )
         return Verdict("passed", "\n".join(lines), tuple(properties))
     summary = _failure_summary(failing)
+    same = outcome.count_request_error(failing[0].request_error)
+    if same > 1:
+        summary += f" (the same for {same} requests; the others are skipped)"
     return Verdict("failed", "\n".join([summary, *lines]), tuple(properties))
 
 
@@ -95,11 +115,13 @@ def _failure_summary(failing: Sequence[Execution]) -> str:
     request_errors = [ex.request_error for ex in failing if ex.request_error]
     if request_errors:
         return f"request error: {request_errors[0]}"
-    counted = sum(len(ex.failed_assertions) for ex in failing)
+    failed = [a.name for ex in failing for a in ex.failed_assertions]
+    counted = len(failed)
     scripts = sum(len(ex.script_errors) + len(ex.other_errors) for ex in failing)
     parts = []
     if counted:
-        parts.append(f"{counted} assertion{'s' if counted != 1 else ''} failed")
+        names = ", ".join(repr(name) for name in failed)
+        parts.append(f"{counted} assertion{'s' if counted != 1 else ''} failed: {names}")
     if scripts:
         parts.append(f"{scripts} script error{'s' if scripts != 1 else ''}")
     return ", ".join(parts)
@@ -117,7 +139,11 @@ def status_verdict(
     if outcome.exit_code is not None:
         properties.append(("newman_exit_code", str(outcome.exit_code)))
     if outcome.problem is not None:
-        return Verdict("failed", _with_output(outcome.problem, outcome), tuple(properties))
+        count = len(expected) * expected_iterations
+        not_run = f"\n({count} request item(s) not run, skipped)" if count else ""
+        return Verdict(
+            "failed", _with_output(outcome.problem + not_run, outcome), tuple(properties)
+        )
     problems: list[str] = []
     if outcome.run_error:
         problems.append(f"newman reported a run error: {outcome.run_error}")
