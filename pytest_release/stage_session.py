@@ -28,13 +28,14 @@ from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gate_node import skip_location
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker, was_closed
-from pytest_release.junit import CaseRecorder, not_run_case, write_junit
+from pytest_release.junit import CaseRecorder
 from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
 from pytest_release.redact import Redactor, mask_node_ids
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 from pytest_release.stage_checks import check_report_paths, check_requirements, narrowing_args
+from pytest_release.stage_report import write_stage_reports, write_terminal_summary
 
 STAGE_SESSION_NAME = "pytest-release-stage"
 GATE_KEY = pytest.StashKey[str]()
@@ -436,103 +437,22 @@ class StageSession:
                     )
                 )
             except LedgerError as exc:
-                self.report_errors.append(f"the ledger could not be updated: {exc}")
+                # The reports are still written; then the ledger wrapper stops the stage
+                # with what, where and how to fix (exit 1).
+                self._write_reports(outcome)
+                session.exitstatus = max(code, 1)
+                raise exc from None
         self._write_reports(outcome)
         if self.report_errors and code == 0:
             code = int(pytest.ExitCode.TESTS_FAILED)
         session.exitstatus = code
 
     def _write_reports(self, outcome: StageOutcome) -> None:
-        """JUnit, step summary and outputs; a failure is reported, never a traceback."""
-        # A stage that failed without a failing test (empty, interrupted, rolled back)
-        # gets a failing case of its own so JUnit readers cannot show it green.
-        failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-        cases = dict(self.recorder.cases)
-        for nodeid in self.tracker.not_run():
-            # Never finished (maybe set up, then interrupted): not passed, whatever the
-            # reports before the interrupt said.
-            unfinished = not_run_case(
-                self.run, nodeid, self.tracker.members[nodeid], outcome.result
-            )
-            started = cases.get(nodeid)
-            if started is not None and started.outcome == "passed":
-                started.outcome, started.message = unfinished.outcome, unfinished.message
-            elif started is None:
-                cases[nodeid] = unfinished
-        try:
-            write_junit(
-                self.run.junit_path,
-                self.run,
-                outcome.gates,
-                cases.values(),
-                self.redact,
-                stage_failure=outcome.message if failing_case else None,
-            )
-        except OSError as exc:
-            self.report_errors.append(
-                f"the JUnit report {self.run.junit_path} could not be written: {exc}"
-            )
-        if not github.in_github_actions():
-            return
-        try:
-            github.write_step_summary(github.step_summary(self.run, outcome, self.redact))
-            github.write_outputs(
-                {
-                    "stage": self.run.stage,
-                    "stage_result": outcome.result,
-                    "release_id": self.run.release_id,
-                    "junit": self.run.relative(self.run.junit_path),
-                }
-            )
-        except OSError as exc:
-            self.report_errors.append(
-                f"the GitHub step summary or outputs could not be written: {exc}"
-            )
+        write_stage_reports(self, outcome)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.outcome is None:
-            return
-        tr = terminalreporter
-        if github.in_github_actions():
-            for line in github.error_annotations(
-                self.recorder.cases.values(), self.run.stage, self.redact
-            ):
-                tr.write_line(line)
-        outcome = self.outcome
-        tr.write_sep(
-            "=",
-            f"release stage {self.run.stage}: {outcome.result}",
-            green=outcome.passed,
-            red=not outcome.passed,
-            bold=True,
-        )
-        if outcome.message:
-            tr.write_line(self.redact(outcome.message))
-        if outcome.partial:
-            tr.write_line(
-                f"partial run ({self.redact(outcome.partial)}): recorded as such, it satisfies "
-                "no stage's requires",
-                yellow=True,
-            )
-        for warning in self.startup_warnings:
-            tr.write_line(warning, red=True, bold=True)
-        for error in self.report_errors:
-            tr.write_line(f"ERROR: {self.redact(error)}", red=True, bold=True)
-        for g in outcome.gates:
-            counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
-            counts += f", {g.xfailed} xfailed" if g.xfailed else ""
-            extra = f" ({g.reason})" if g.reason else ""
-            took = "" if g.status == "closed" else f" in {g.duration:.2f}s"  # closed: never ran
-            tr.write_line(
-                f"gate {g.gate}: {g.status}{extra} - {counts}{took}",
-                green=g.status == "passed",
-                red=g.status in ("failed", "closed", "interrupted"),
-                yellow=g.status in ("skipped", "empty"),
-            )
-        tr.write_line(
-            f"junit: {self.run.relative(self.run.junit_path)}  "
-            f"ledger: {self.run.relative(self.run.ledger_path)}"
-        )
+        if self.outcome is not None:
+            write_terminal_summary(self, self.outcome, terminalreporter)
 
 
 class XdistController:

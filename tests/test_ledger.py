@@ -58,6 +58,7 @@ def test_stage_run_is_recorded(pytester: pytest.Pytester, xdist: list[str]) -> N
             "failed": 0,
             "skipped": 0,
             "closed": 0,
+            "not_run": 0,
             "xfailed": 0,
             "duration": run["gates"]["first"]["duration"],
         }
@@ -240,7 +241,7 @@ def test_partial_run_with_gate_option_satisfies_no_requires(pytester: pytest.Pyt
     assert run["outcome"] == "passed"
     refused = run_stage(pytester, "two")
     assert refused.ret == 4
-    refused.stderr.fnmatch_lines(["*requires 'one' (has not run)*"])
+    refused.stderr.fnmatch_lines(["*requires 'one' (only partial runs (1)*run the whole stage)*"])
     bad = run_stage(pytester, "one", "--gate=nope")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*--gate nope: not a gate of stage 'one'; its gates: first, extra*"])

@@ -1,0 +1,105 @@
+"""What a stage writes at its end, on the process that saw every report: JUnit, the
+GitHub step summary and outputs, and the terminal summary.  A report that cannot be
+written is an error line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pytest_release import github
+from pytest_release.junit import not_run_case, write_junit
+
+if TYPE_CHECKING:
+    from pytest_release.stage import StageOutcome
+    from pytest_release.stage_session import StageSession
+
+
+def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
+    """JUnit, step summary and outputs; a failure is reported, never a traceback."""
+    # A stage that failed without a failing test (empty, interrupted, rolled back)
+    # gets a failing case of its own so JUnit readers cannot show it green.
+    failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
+    cases = dict(session.recorder.cases)
+    for nodeid in session.tracker.not_run():
+        # Never finished (maybe set up, then interrupted): not passed, whatever the
+        # reports before the interrupt said.
+        unfinished = not_run_case(
+            session.run, nodeid, session.tracker.members[nodeid], outcome.result
+        )
+        started = cases.get(nodeid)
+        if started is not None and started.outcome == "passed":
+            started.outcome, started.message = unfinished.outcome, unfinished.message
+        elif started is None:
+            cases[nodeid] = unfinished
+    try:
+        write_junit(
+            session.run.junit_path,
+            session.run,
+            outcome.gates,
+            cases.values(),
+            session.redact,
+            stage_failure=outcome.message if failing_case else None,
+        )
+    except OSError as exc:
+        session.report_errors.append(
+            f"the JUnit report {session.run.junit_path} could not be written: {exc}"
+        )
+    if not github.in_github_actions():
+        return
+    try:
+        github.write_step_summary(github.step_summary(session.run, outcome, session.redact))
+        github.write_outputs(
+            {
+                "stage": session.run.stage,
+                "stage_result": outcome.result,
+                "release_id": session.run.release_id,
+                "junit": session.run.relative(session.run.junit_path),
+            }
+        )
+    except OSError as exc:
+        session.report_errors.append(
+            f"the GitHub step summary or outputs could not be written: {exc}"
+        )
+
+
+def write_terminal_summary(session: StageSession, outcome: StageOutcome, tr: Any) -> None:
+    """The stage's verdict, partial-run and error lines, one line per gate."""
+    if github.in_github_actions():
+        for line in github.error_annotations(
+            session.recorder.cases.values(), session.run.stage, session.redact
+        ):
+            tr.write_line(line)
+    tr.write_sep(
+        "=",
+        f"release stage {session.run.stage}: {outcome.result}",
+        green=outcome.passed,
+        red=not outcome.passed,
+        bold=True,
+    )
+    if outcome.message:
+        tr.write_line(session.redact(outcome.message))
+    if outcome.partial:
+        tr.write_line(
+            f"partial run ({session.redact(outcome.partial)}): recorded as such, it satisfies "
+            "no stage's requires",
+            yellow=True,
+        )
+    for warning in session.startup_warnings:
+        tr.write_line(warning, red=True, bold=True)
+    for error in session.report_errors:
+        tr.write_line(f"ERROR: {session.redact(error)}", red=True, bold=True)
+    for g in outcome.gates:
+        counts = f"{g.passed} passed, {g.failed} failed, {g.skipped} skipped, {g.closed} closed"
+        counts += f", {g.xfailed} xfailed" if g.xfailed else ""
+        extra = f" ({g.reason})" if g.reason else ""
+        took = "" if g.status == "closed" else f" in {g.duration:.2f}s"  # closed: never ran
+        tr.write_line(
+            f"gate {g.gate}: {g.status}{extra} - {counts}{took}",
+            green=g.status == "passed",
+            red=g.status in ("failed", "closed", "interrupted"),
+            yellow=g.status in ("skipped", "empty"),
+        )
+    tr.write_line(
+        f"junit: {session.run.relative(session.run.junit_path)}  "
+        f"ledger: {session.run.relative(session.run.ledger_path)}"
+    )
