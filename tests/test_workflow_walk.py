@@ -46,7 +46,8 @@ gates = ["unit"]
 
 def _suites_conftest() -> Any:
     spec = importlib.util.spec_from_file_location("suites_conftest", ROOT / "suites/conftest.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -127,7 +128,8 @@ def test_jobs_in_needs_order_pass_and_carry_the_ledger(tmp_path: Path, productio
     ]
     images = {e["stage"]: e["image"] for e in mine}
     assert images["canary-1"] == f"ghcr.io/acme/shop:{sha}"  # repository lower-cased
-    assert images["uat"] is None and images["smoke"] is None
+    assert images["uat"] is None
+    assert images["smoke"] is None
     approvals = {e["stage"]: e["approval"] for e in mine}
     assert approvals["canary-1"]["via"] == "production"
     assert approvals["canary-1"]["run"] == "https://github.com/Acme/Shop/actions/runs/42"
