@@ -60,8 +60,12 @@ def needs_order(jobs: dict[str, dict[str, Any]]) -> list[str]:
 
 def stage_step(job: dict[str, Any]) -> dict[str, Any]:
     """The job's step that uses the stage action."""
-    found = [s for s in job["steps"] if s.get("uses") == "./"]
-    assert len(found) == 1, f"expected one step using ./ (action.yml), found {len(found)}"
+    found = [
+        s
+        for s in job["steps"]
+        if s.get("uses") == "./" or str(s.get("uses")).startswith("pytest-release/pytest-release@")
+    ]
+    assert len(found) == 1, f"expected one step using the stage action, found {len(found)}"
     return found[0]
 
 

@@ -26,8 +26,8 @@ class E2EGateConfig(GateConfig):
     executable_path: str | None = Field(
         default=None,
         description="Browser executable, e.g. /usr/bin/chromium (Debian's Chromium); unset "
-        "or \"\": the browser `playwright install chromium` installed (e.g. a CI profile "
-        "layered over a local configuration sets \"\").",
+        'or "": the browser `playwright install chromium` installed (e.g. a CI profile '
+        'layered over a local configuration sets "").',
     )
     args: tuple[str, ...] = Field(default=(), description="Browser command-line arguments.")
     headless: bool = Field(default=True, description="Run the browser without a window.")
