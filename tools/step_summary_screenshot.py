@@ -5,7 +5,7 @@
 SUMMARY.md is the file a stage wrote to $GITHUB_STEP_SUMMARY. The Markdown is rendered
 with `markdown` (PyPI, tables extension) into a page styled like GitHub's job summary and
 captured by Debian's Chromium (headless, through Playwright; /usr/bin/chromium or
-$CHROMIUM).
+$CHROMIUM). Emoji need a font: apt-get install fonts-noto-color-emoji.
 """
 
 from __future__ import annotations
