@@ -109,6 +109,12 @@ class StageConfig(_Strict):
     rollout: RolloutConfig | None = Field(
         default=None, description="The rollout step of a canary/promote/rollback stage."
     )
+    environment: str | None = Field(
+        default=None,
+        description="GitHub environment the stage's job runs in (`python -m pytest_release "
+        "workflow`); its protection rules (required reviewers) approve the stage, recorded in "
+        "the ledger with --approved-via=<environment>.",
+    )
 
 
 class LedgerConfig(_Strict):
@@ -255,7 +261,8 @@ def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[
 
 def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Layered configuration files: tables merge recursively, a later file's value
-    replaces an earlier one's (lists included)."""
+    replaces an earlier one's (lists included); a table whose ``type`` a later file
+    changes is replaced whole (e.g. a profile switching the platform)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = _deep_merge(merged, layer)
@@ -265,8 +272,11 @@ def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = _deep_merge(result[key], value)
+        below = result.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            # A table that switches its ``type`` (a platform profile) replaces the table.
+            switched = "type" in value and "type" in below and value["type"] != below["type"]
+            result[key] = dict(value) if switched else _deep_merge(below, value)
         else:
             result[key] = value
     return result

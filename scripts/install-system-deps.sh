@@ -13,6 +13,7 @@ declare -A want=(
   [npm]=npm                  # newman
   [docker-registry]=docker-registry  # local registry for the build stage
   [curl]=curl
+  [shellcheck]=shellcheck    # actionlint checks the workflow's run: scripts with it
 )
 missing=()
 for cmd in "${!want[@]}"; do

@@ -1,55 +1,232 @@
-"""The GitHub Actions workflow shipped for the reference service."""
+"""The GitHub Actions workflow: generated from the stages, current, and lint-clean.
+
+The job walk is tests/test_workflow_walk.py; the collect equivalence with
+scripts/pipeline.py is tests/test_workflow_collect.py.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-WORKFLOW = Path(__file__).parent.parent / ".github" / "workflows" / "release.yml"
-STAGES = ["uat", "build", "canary-1", "canary-2", "canary-3", "smoke", "rollback"]
+from pytest_release import workflow
+from pytest_release.config import merge_layers
+from pytest_release.gates.e2e.config import E2EGateConfig
+from tests.workflow_support import ACTION, ROOT, WORKFLOW, load_yaml, needs_order, stage_step
 
 
-def _actionlint() -> str:
-    found = os.environ.get("ACTIONLINT") or shutil.which("actionlint")
+def _tool(name: str, env: str, install: str) -> str:
+    found = os.environ.get(env) or shutil.which(name)
     if not found:
-        pytest.fail(
-            "actionlint is not installed: run `bash scripts/install-actionlint.sh` and put "
-            "its directory on PATH (or set ACTIONLINT=/path/to/actionlint)"
-        )
+        pytest.fail(f"{name} is not installed: {install} (or set {env}=/path/to/{name})")
     return found
 
 
-def test_workflow_passes_actionlint() -> None:
-    result = subprocess.run(
-        [_actionlint(), "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
+def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")  # actionlint uses it
+    binary = _tool(
+        "actionlint", "ACTIONLINT", "bash scripts/install-actionlint.sh, then put it on PATH"
     )
+    return subprocess.run(
+        [binary, "-no-color", str(path)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+def test_committed_workflow_is_the_generators_output() -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    argv = workflow.recorded_argv(text)
+    assert text == workflow.generate(argv, ROOT), (
+        ".github/workflows/release.yml is stale: run `python -m pytest_release "
+        "workflow --check .github/workflows/release.yml` for the command that regenerates it"
+    )
+
+
+def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
+    stale = tmp_path / "release.yml"
+    stale.write_text(WORKFLOW.read_text().replace("needs: [canary-1]", "needs: [build]"))
+    command = [sys.executable, "-m", "pytest_release", "workflow", "--check"]
+    done = subprocess.run(
+        [*command, str(stale)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "is stale: regenerate it with" in done.stderr
+    assert "--release-config=suites/release.toml" in done.stderr
+    ok = subprocess.run(
+        [*command, str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_workflow_passes_actionlint_with_shellcheck() -> None:
+    result = _actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
+def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text(WORKFLOW.read_text().replace("needs: [canary-2]", "needs: [canary-two]", 1))
-    result = subprocess.run(
-        [_actionlint(), "-no-color", str(broken)], capture_output=True, text=True, check=False
-    )
+    text = WORKFLOW.read_text()
+    text = text.replace("needs: [canary-2]", "needs: [canary-two]", 1)
+    text = text.replace("        run: npm install", "        run: cd $HOME && npm install", 1)
+    broken.write_text(text)
+    result = _actionlint(broken)
     assert result.returncode == 1
     assert "canary-two" in result.stdout
+    assert "SC2086" in result.stdout  # unquoted $HOME: shellcheck ran
 
 
-def test_every_stage_is_a_job_whose_logic_is_pytest_stage() -> None:
-    text = WORKFLOW.read_text()
-    for stage in STAGES:
-        assert f"\n  {stage}:\n" in text, f"no job for stage {stage}"
-        assert f"python -m pytest --stage={stage}" in text
-    runs = [line.strip() for line in text.splitlines() if line.strip().startswith("run: ")]
-    logic = [r for r in runs if "pytest" in r]
-    assert len(logic) == len(STAGES)
-    assert "environment: release-approval" in text
-    assert "--approved-via=release-approval" in text
-    assert "cancel-in-progress: false" in text
-    assert "mikepenz/action-junit-report" in text
+def test_action_scripts_pass_shellcheck() -> None:
+    """actionlint does not look into a composite action's scripts; shellcheck does."""
+    shellcheck = _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
+    for step in load_yaml(ACTION)["runs"]["steps"]:
+        if "run" in step:
+            assert "${{" not in step["run"], f"{step['name']}: pass inputs through env"
+            done = subprocess.run(
+                [shellcheck, "-s", "bash", "-"],
+                input=step["run"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, f"{step['name']}:\n{done.stdout}"
+
+
+def test_every_stage_is_a_job_using_the_action() -> None:
+    data = load_yaml(WORKFLOW)
+    config = workflow.load(["suites/release.toml", "suites/github.toml"], ROOT)
+    assert list(data["jobs"]) == list(config.stages)
+    for name, job in data["jobs"].items():
+        assert stage_step(job)["with"]["stage"] == name
+        if name != "rollback":
+            assert job.get("needs", []) == list(config.stage(name).requires)
+    assert data["jobs"]["canary-1"]["environment"] == "production"
+    assert stage_step(data["jobs"]["canary-1"])["with"]["approved-via"] == "production"
+    assert data["concurrency"]["cancel-in-progress"] is False
+    assert data["env"]["SLACK_WEBHOOK_URL"] == "${{ secrets.SLACK_WEBHOOK_URL }}"
+    uat = stage_step(data["jobs"]["uat"])["with"]
+    assert uat["playwright-browsers"] == "chromium"
+    assert data["jobs"]["build"]["permissions"]["packages"] == "write"
+    assert needs_order(data["jobs"])[-1] == "rollback"
+
+
+def _render(tmp_path: Path, toml: str, *extra: str) -> dict[str, object]:
+    (tmp_path / "release.toml").write_text(toml)
+    argv = ["--release-config=release.toml", *extra]
+    text = workflow.generate(argv, tmp_path)
+    (tmp_path / "out.yml").write_text(text)
+    return load_yaml(tmp_path / "out.yml")
+
+
+def test_an_added_stage_becomes_a_job_with_its_needs_and_environment(tmp_path: Path) -> None:
+    data = _render(
+        tmp_path,
+        '[stages.staging]\ngates = ["smoke"]\nrequires = ["build"]\nenvironment = "staging"\n'
+        '[stages.canary-1]\nrequires = ["staging"]\n',
+    )
+    jobs = data["jobs"]
+    assert isinstance(jobs, dict)
+    assert jobs["staging"]["needs"] == ["build"]
+    assert jobs["staging"]["environment"] == "staging"
+    assert stage_step(jobs["staging"])["with"]["approved-via"] == "staging"
+    assert stage_step(jobs["staging"])["with"]["ledger-from"] == "build"
+    assert jobs["canary-1"]["needs"] == ["staging"]
+    assert needs_order(jobs).index("staging") < needs_order(jobs).index("canary-1")
+    # staging runs after a deployment?  No: it requires build only; rollback needs the rest.
+    assert jobs["rollback"]["needs"] == ["canary-1", "canary-2", "canary-3", "smoke"]
+    # No e2e/newman/docker configured here: the default install has the extras anyway.
+    assert stage_step(jobs["uat"])["with"]["install"].startswith("pytest-release[")
+
+
+def test_install_steps_follow_the_gate_kinds(tmp_path: Path) -> None:
+    data = _render(
+        tmp_path,
+        '[stages.uat]\ngates = ["unit"]\n[stages.check]\ngates = ["newman", "e2e"]\n'
+        '[gates.pub]\nkind = "docker"\npush = true\n[stages.pub]\ngates = ["pub"]\n',
+        "--image=registry.example.com/shop:${{ github.sha }}",
+    )
+    jobs = data["jobs"]
+    assert isinstance(jobs, dict)
+    names = [s.get("name", s.get("uses")) for s in jobs["check"]["steps"]]
+    assert "Install newman (gate kind newman)" in names
+    assert stage_step(jobs["check"])["with"]["playwright-browsers"] == "chromium"
+    assert "playwright-browsers" not in stage_step(jobs["uat"])["with"]
+    login = next(s for s in jobs["pub"]["steps"] if s.get("uses") == "docker/login-action@v3")
+    assert login["with"]["registry"] == "registry.example.com"
+    assert login["with"]["password"] == "${{ secrets.REGISTRY_PASSWORD }}"
+    assert stage_step(jobs["pub"])["with"]["image"] == "${{ env.IMAGE }}"
+
+
+def test_generated_workflow_for_another_project_passes_actionlint(tmp_path: Path) -> None:
+    (tmp_path / "release.toml").write_text(
+        '[stages.staging]\ngates = ["smoke"]\nrequires = ["build"]\nenvironment = "staging"\n'
+    )
+    out = tmp_path / ".github" / "workflows" / "release.yml"
+    argv = ["--release-config=release.toml", f"--output={out}"]
+    assert workflow.main(argv, tmp_path) == 0
+    result = _actionlint(out)
+    assert result.returncode == 0, result.stdout
+
+
+def test_generator_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "release.toml").write_text('[stages.x]\nrequires = ["nope"]\n')
+    assert workflow.main(["--release-config=release.toml"], tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "stages.x.requires: unknown stage 'nope'" in err
+    with pytest.raises(SystemExit):
+        workflow.parser().parse_args(["--stage-env=smoke"])
+
+
+def test_main_module_lists_its_commands() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_release"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "workflow" in done.stderr
+    assert "merge-ledgers" in done.stderr
+
+
+def test_merge_ledgers_unites_runs_by_run_id(tmp_path: Path) -> None:
+    def doc(*runs: dict[str, object]) -> str:
+        return json.dumps({"format": "pytest-release/ledger", "version": 1, "runs": list(runs)})
+
+    a = {"run_id": "a", "stage": "uat", "started": "1", "finished": "2"}
+    b_running = {"run_id": "b", "stage": "build", "started": "3", "finished": None}
+    b_done = {**b_running, "finished": "4"}
+    (tmp_path / "1.json").write_text(doc(a))
+    (tmp_path / "2.json").write_text(doc(a, b_done))
+    into = tmp_path / "out" / "ledger.json"
+    into.parent.mkdir()
+    into.write_text(doc(b_running))
+    count = workflow.merge_ledgers([tmp_path / "1.json", tmp_path / "2.json"], into)
+    runs = json.loads(into.read_text())["runs"]
+    assert count == 2
+    assert [(r["run_id"], r["finished"]) for r in runs] == [("a", "2"), ("b", "4")]
+
+
+def test_a_layer_that_switches_type_replaces_the_table() -> None:
+    local = {"gates": {"canary": {"platform": {"type": "local-docker", "ready_timeout": "2m"}}}}
+    cluster = {"gates": {"canary": {"platform": {"type": "kubernetes", "app": "shop"}}}}
+    same = {"gates": {"canary": {"platform": {"type": "local-docker", "stable_image": "x"}}}}
+    merged = merge_layers([local, cluster])
+    assert merged["gates"]["canary"]["platform"] == {"type": "kubernetes", "app": "shop"}
+    kept = merge_layers([local, same])["gates"]["canary"]["platform"]
+    assert kept == {"type": "local-docker", "ready_timeout": "2m", "stable_image": "x"}
+
+
+def test_the_github_profile_uses_playwrights_browser_and_a_public_base() -> None:
+    local = workflow.load(["suites/release.toml"], ROOT)
+    github = workflow.load(["suites/release.toml", "suites/github.toml"], ROOT)
+    assert local.gates["e2e"].executable_path == "/usr/bin/chromium"  # type: ignore[attr-defined]
+    assert github.gates["e2e"].executable_path is None  # type: ignore[attr-defined]
+    assert E2EGateConfig(executable_path="").executable_path is None
+    assert "BASE" not in local.gates["docker"].build_args  # type: ignore[attr-defined]
+    assert github.gates["build"].build_args["BASE"].startswith("python:")  # type: ignore[attr-defined]
+    assert github.gates["canary"].platform.type == "kubernetes"  # type: ignore[attr-defined]
+    dockerfile = (ROOT / "examples" / "shop" / "Dockerfile").read_text()
+    assert "ARG BASE=local/python:bookworm" in dockerfile

@@ -24,7 +24,10 @@ class E2EGateConfig(GateConfig):
         default=None, description="Base URL of the target (``page.goto('/')``)."
     )
     executable_path: str | None = Field(
-        default=None, description="Browser executable, e.g. /usr/bin/chromium."
+        default=None,
+        description="Browser executable, e.g. /usr/bin/chromium (Debian's Chromium); unset "
+        'or "": the browser `playwright install chromium` installed (e.g. a CI profile '
+        'layered over a local configuration sets "").',
     )
     args: tuple[str, ...] = Field(default=(), description="Browser command-line arguments.")
     headless: bool = Field(default=True, description="Run the browser without a window.")
@@ -39,6 +42,11 @@ class E2EGateConfig(GateConfig):
         description="Artifacts directory relative to the rootdir; default "
         "<reports-dir>/<stage>/e2e.",
     )
+
+    @field_validator("executable_path")
+    @classmethod
+    def _executable(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("base_url")
     @classmethod

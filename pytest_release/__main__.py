@@ -1,0 +1,38 @@
+"""``python -m pytest_release COMMAND``: helpers around the pytest plugin.
+
+* ``workflow``: write the GitHub Actions workflow of the configured stages;
+* ``merge-ledgers``: unite the ledgers of CI jobs (the stage action runs it).
+
+Each command's module is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {
+    "workflow": "write the GitHub Actions workflow of the configured stages",
+    "merge-ledgers": "unite ledger files of CI jobs into one",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        usage = "\n".join(f"  {name:<14} {text}" for name, text in COMMANDS.items())
+        stream = sys.stdout if args and args[0] in ("-h", "--help") else sys.stderr
+        unknown = (
+            f"unknown command {args[0]!r}\n" if args and args[0] not in ("-h", "--help") else ""
+        )
+        print(f"{unknown}usage: python -m pytest_release COMMAND [ARGS]\n{usage}", file=stream)
+        return 0 if stream is sys.stdout else 2
+    from pytest_release import workflow
+
+    if args[0] == "workflow":
+        return workflow.main(args[1:])
+    return workflow.merge_main(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

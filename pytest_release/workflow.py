@@ -1,0 +1,492 @@
+"""Generate the GitHub Actions workflow of a release pipeline from its configured stages.
+
+``python -m pytest_release workflow --release-config=suites/release.toml ...`` writes
+one job per stage: ``needs:`` from ``requires``, the stage's ``environment`` (its
+approval, recorded with ``--approved-via``), the install steps its gate kinds need, and
+the composite action of this repository (``action.yml``) that installs pytest-release,
+runs ``pytest --stage=<stage>``, carries the ledger between jobs and renders JUnit.
+The arguments are written into the workflow's header, so ``--check`` (and the drift
+test) regenerate it from the same arguments.
+
+``python -m pytest_release merge-ledgers --into LEDGER FILE...`` unites the ledgers
+of the jobs a job needs (the action runs it; runs are told apart by their ``run_id``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_release.config import ReleaseConfig
+
+ARGS_MARKER = "# pytest-release-workflow-args:"
+DEFAULT_IMAGE = "ghcr.io/${{ github.repository }}:${{ github.sha }}"
+DEFAULT_ACTION = "pytest-release/pytest-release@main"
+NEWMAN_INSTALL = "npm install --no-save --no-package-lock --no-audit --no-fund newman@6"
+# pip extras of pytest-release a gate kind needs.
+KIND_EXTRAS = {"lint": "lint", "docker": "docker", "e2e": "e2e", "canary": "canary"}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the workflow is generated from besides the release configuration."""
+
+    release_configs: tuple[str, ...] = ()
+    pytest_args: str = ""
+    install: str | None = None  # pip arguments; None: pytest-release with the needed extras
+    action: str = DEFAULT_ACTION
+    image: str = DEFAULT_IMAGE
+    python_version: str = "3.11"
+    branch: str = "main"
+    name: str = "release"
+    stage_env: tuple[tuple[str, str, str], ...] = ()  # (stage, NAME, value)
+
+    def argv(self) -> list[str]:
+        """The command-line arguments that reproduce these options."""
+        args = [f"--release-config={c}" for c in self.release_configs]
+        if self.pytest_args:
+            args.append(f"--pytest-args={self.pytest_args}")
+        if self.install is not None:
+            args.append(f"--install={self.install}")
+        defaults = Options()
+        for flag, value, default in (
+            ("--action", self.action, defaults.action),
+            ("--image", self.image, defaults.image),
+            ("--python-version", self.python_version, defaults.python_version),
+            ("--branch", self.branch, defaults.branch),
+            ("--name", self.name, defaults.name),
+        ):
+            if value != default:
+                args.append(f"{flag}={value}")
+        args += [f"--stage-env={s}:{n}={v}" for s, n, v in self.stage_env]
+        return args
+
+
+@dataclass
+class Job:
+    stage: str
+    description: str
+    needs: list[str]
+    condition: str | None = None
+    environment: str | None = None
+    packages_write: bool = False
+    registry: str | None = None
+    newman: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+# -- reading the configuration ---------------------------------------------------------------
+def load(release_configs: Sequence[str], rootdir: Path) -> ReleaseConfig:
+    """The release configuration as ``pytest --release-config=...`` would see it (the
+    built-in gate kinds validate the gate tables; no pytest session is started)."""
+    from pytest_release.config import load_release_config, merge_layers, read_table
+    from pytest_release.gates import builtin_gate_kinds
+
+    if release_configs:
+        paths = [rootdir / c for c in release_configs]
+        tables = [read_table(p, pyproject=p.name == "pyproject.toml") for p in paths]
+        table, source = merge_layers(tables), " + ".join(release_configs)
+    else:
+        path = rootdir / "pyproject.toml"
+        table = read_table(path, pyproject=True) if path.is_file() else {}
+        source = "pyproject.toml" if path.is_file() else "the built-in defaults"
+    return load_release_config(table, source, builtin_gate_kinds())
+
+
+def _gates(config: ReleaseConfig, stage: str) -> list[tuple[str, Any]]:
+    return [(name, config.gates[name]) for name in config.stage(stage).gates]
+
+
+def _canary_settings(config: ReleaseConfig, gate: Any) -> Any:
+    other = getattr(gate, "settings_from", None)
+    return config.gates.get(other, gate) if other else gate
+
+
+def _uses_kubernetes(config: ReleaseConfig, stage: str) -> bool:
+    for _, gate in _gates(config, stage):
+        if gate.kind == "canary":
+            platform = getattr(_canary_settings(config, gate), "platform", None)
+            if getattr(platform, "type", None) == "kubernetes":
+                return True
+    return False
+
+
+def _pushes(config: ReleaseConfig, stage: str) -> bool:
+    return any(g.kind == "docker" and getattr(g, "push", False) for _, g in _gates(config, stage))
+
+
+def _is_rollback(config: ReleaseConfig, stage: str) -> bool:
+    rollout = config.stage(stage).rollout
+    return rollout is not None and rollout.action == "rollback"
+
+
+def _deploys(config: ReleaseConfig, stage: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether the stage changes production, or runs after a stage that does."""
+    stage_config = config.stage(stage)
+    if stage_config.rollout is not None and not _is_rollback(config, stage):
+        return True
+    return any(_deploys(config, r, seen | {stage}) for r in stage_config.requires if r not in seen)
+
+
+def _extras(config: ReleaseConfig) -> list[str]:
+    extras: set[str] = set()
+    for stage in config.stages:
+        for _, gate in _gates(config, stage):
+            if gate.kind in KIND_EXTRAS:
+                extras.add(KIND_EXTRAS[gate.kind])
+        if _uses_kubernetes(config, stage):
+            extras.add("kubernetes")
+    return sorted(extras)
+
+
+def _registry(image: str) -> str:
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first) else "docker.io"
+
+
+def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
+    install = options.install
+    if install is None:
+        extras = _extras(config)
+        install = "pytest-release" + (f"[{','.join(extras)}]" if extras else "")
+    jobs = []
+    for stage, stage_config in config.stages.items():
+        if _is_rollback(config, stage):
+            needs = [s for s in config.stages if s != stage and _deploys(config, s)]
+            condition = "${{ failure() && contains(needs.*.result, 'failure') }}"
+        else:
+            needs, condition = list(stage_config.requires), None
+        kinds = {gate.kind for _, gate in _gates(config, stage)}
+        job = Job(
+            stage=stage,
+            description=stage_config.description,
+            needs=needs,
+            condition=condition,
+            environment=stage_config.environment,
+            newman="newman" in kinds,
+        )
+        inputs = job.inputs
+        inputs["stage"] = stage
+        if options.release_configs:
+            inputs["release-config"] = " ".join(options.release_configs)
+        if options.pytest_args:
+            inputs["pytest-args"] = options.pytest_args
+        inputs["install"] = install
+        if options.python_version != Options.python_version:
+            inputs["python-version"] = options.python_version
+        rollout = stage_config.rollout
+        if _pushes(config, stage) or (rollout is not None and not _is_rollback(config, stage)):
+            inputs["image"] = "${{ env.IMAGE }}"
+        if _pushes(config, stage):
+            job.packages_write = True
+            job.registry = _registry(options.image)
+        if "e2e" in kinds:
+            inputs["playwright-browsers"] = "chromium"
+        if stage_config.environment:
+            inputs["approved-via"] = stage_config.environment
+        if _uses_kubernetes(config, stage) or config.ledger.backend == "kubernetes":
+            inputs["kubeconfig"] = "${{ secrets.KUBECONFIG }}"
+            inputs["require-kubeconfig"] = "true"
+        if config.reports_dir != "reports":
+            inputs["reports-dir"] = config.reports_dir
+        if config.ledger.backend == "file":
+            if config.ledger.path != ".pytest-release/ledger.json":
+                inputs["ledger"] = config.ledger.path
+            if needs:
+                inputs["ledger-from"] = " ".join(needs)
+        else:
+            inputs["ledger-artifacts"] = "false"
+        for env_stage, name, value in options.stage_env:
+            if env_stage == stage:
+                job.env[name] = value
+        if job.env:
+            inputs["required-env"] = " ".join(job.env)
+        jobs.append(job)
+    return jobs
+
+
+# -- writing YAML ------------------------------------------------------------------------
+def _scalar(value: str) -> str:
+    """A YAML scalar: plain when that reads back as the same string, else double-quoted
+    (JSON strings are YAML double-quoted scalars)."""
+    plain_ok = (
+        value != ""
+        and value.strip() == value
+        and value[0] not in "!&*[]{}|>'\"%@`#,?:-"
+        and ": " not in value
+        and " #" not in value
+        and value.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "~")
+        and not value.replace(".", "", 1).isdigit()
+    )
+    if value.startswith("${{") or value.startswith("-e "):
+        plain_ok = ": " not in value and " #" not in value and not value.startswith("-")
+    return value if plain_ok else json.dumps(value)
+
+
+def _flow_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(_scalar(i) for i in items) + "]"
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    return [f"{indent}# {text}"] if text else []
+
+
+def render(config: ReleaseConfig, options: Options) -> str:
+    jobs = plan_jobs(config, options)
+    lines = [
+        "# Generated by `python -m pytest_release workflow` from the release configuration; do",
+        "# not edit by hand: change the configuration (or the arguments below) and regenerate",
+        "# with them (docs/github-actions.md). `--check` says whether this file is current.",
+        f"{ARGS_MARKER} {shlex.join(options.argv())}",
+        "#",
+        "# One job per stage, `needs:` from the stages' `requires`. Every job runs",
+        "# `pytest --stage=<stage>` through the composite action of pytest-release, which",
+        "# installs it, carries the ledger between jobs (artifacts ledger-<stage>), keeps the",
+        "# reports (reports-<stage>) and renders the JUnit report.",
+        f"name: {_scalar(options.name)}",
+        "",
+        "on:",
+        "  push:",
+        f"    branches: [{_scalar(options.branch)}]",
+        "  workflow_dispatch:",
+        "",
+        "# One release at a time per branch; a rollout is never cancelled half-way.",
+        "concurrency:",
+        "  group: ${{ github.workflow }}-${{ github.ref }}",
+        "  cancel-in-progress: false",
+        "",
+        "permissions:",
+        "  contents: read",
+        "  checks: write",
+        "",
+        "env:",
+        f"  IMAGE: {_scalar(options.image)}",
+    ]
+    for secret in config.secrets:
+        lines.append(f"  {secret}: ${{{{ secrets.{secret} }}}}")
+    lines += ["", "jobs:"]
+    for index, job in enumerate(jobs):
+        if index:
+            lines.append("")
+        lines += _comment(job.description, "  ")
+        lines.append(f"  {job.stage}:")
+        lines.append(f"    name: {_scalar('stage ' + job.stage)}")
+        if job.needs:
+            lines.append(f"    needs: {_flow_list(job.needs)}")
+        if job.condition:
+            lines += [
+                "    # After a failed rollout or smoke stage only (not when nothing was deployed).",
+                f"    if: {job.condition}",
+            ]
+        lines.append("    runs-on: ubuntu-latest")
+        if job.environment:
+            lines.append(f"    environment: {_scalar(job.environment)}")
+        if job.packages_write:
+            lines += [
+                "    permissions:",
+                "      contents: read",
+                "      checks: write",
+                "      packages: write",
+            ]
+        if job.env:
+            lines.append("    env:")
+            lines += [f"      {name}: {_scalar(value)}" for name, value in job.env.items()]
+        lines += ["    steps:", "      - uses: actions/checkout@v4"]
+        if job.newman:
+            lines += [
+                "      - name: Install newman (gate kind newman)",
+                f"        run: {NEWMAN_INSTALL}",
+            ]
+        if job.registry:
+            lines += _login(job.registry)
+        lines += [
+            f"      - name: {_scalar('Stage ' + job.stage)}",
+            f"        uses: {options.action}",
+            "        with:",
+        ]
+        lines += [f"          {key}: {_scalar(value)}" for key, value in job.inputs.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _login(registry: str) -> list[str]:
+    if registry == "ghcr.io":
+        user, password = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
+    else:
+        user, password = "${{ vars.REGISTRY_USERNAME }}", "${{ secrets.REGISTRY_PASSWORD }}"
+    return [
+        f"      - name: Log in to {registry} (gate kind docker, push)",
+        "        uses: docker/login-action@v3",
+        "        with:",
+        f"          registry: {registry}",
+        f"          username: {user}",
+        f"          password: {password}",
+    ]
+
+
+# -- command line ------------------------------------------------------------------------
+def _stage_env(value: str) -> tuple[str, str, str]:
+    stage, sep, rest = value.partition(":")
+    name, sep2, env_value = rest.partition("=")
+    if not (sep and sep2 and stage and name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected STAGE:NAME=VALUE, e.g. 'smoke:SHOP_URL=${{{{ vars.SHOP_URL }}}}'"
+        )
+    return stage, name, env_value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pytest_release workflow",
+        description="Write the GitHub Actions workflow of the configured release stages.",
+    )
+    p.add_argument(
+        "--release-config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="release configuration layers, as given to pytest (repeatable; default: "
+        "[tool.pytest-release] of pyproject.toml)",
+    )
+    p.add_argument("--pytest-args", default="", help="more pytest arguments, e.g. test paths")
+    p.add_argument(
+        "--install",
+        default=None,
+        help="pip arguments installing pytest-release (default: pytest-release with the "
+        "extras the gates need)",
+    )
+    p.add_argument(
+        "--action", default=DEFAULT_ACTION, help="the stage action (default: %(default)s)"
+    )
+    p.add_argument("--image", default=DEFAULT_IMAGE, help="the release image reference")
+    p.add_argument("--python-version", default=Options.python_version)
+    p.add_argument("--branch", default=Options.branch, help="the branch whose pushes release")
+    p.add_argument("--name", default=Options.name, help="the workflow's name")
+    p.add_argument(
+        "--stage-env",
+        action="append",
+        default=[],
+        type=_stage_env,
+        metavar="STAGE:NAME=VALUE",
+        help="an environment variable of one stage's job; the job fails when it is empty",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
+    out.add_argument(
+        "--check",
+        metavar="PATH",
+        help="regenerate PATH from the arguments in its header; exit 1 when it differs",
+    )
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    return Options(
+        release_configs=tuple(args.release_config),
+        pytest_args=args.pytest_args,
+        install=args.install,
+        action=args.action,
+        image=args.image,
+        python_version=args.python_version,
+        branch=args.branch,
+        name=args.name,
+        stage_env=tuple(args.stage_env),
+    )
+
+
+def recorded_argv(text: str) -> list[str]:
+    """The generator arguments written into a generated workflow's header."""
+    for line in text.splitlines():
+        if line.startswith(ARGS_MARKER):
+            return shlex.split(line[len(ARGS_MARKER) :])
+    raise ValueError(f"not a generated workflow: no line starting with {ARGS_MARKER!r}")
+
+
+def generate(argv: Sequence[str], rootdir: Path) -> str:
+    return render(load(parser().parse_args(argv).release_config, rootdir), _opts(argv))
+
+
+def _opts(argv: Sequence[str]) -> Options:
+    return options_from(parser().parse_args(argv))
+
+
+def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
+    from pytest_release.errors import ReleaseConfigError
+
+    args = parser().parse_args(argv)
+    root = rootdir or Path.cwd()
+    try:
+        if args.check:
+            path = root / args.check
+            current = path.read_text(encoding="utf-8")
+            recorded = recorded_argv(current)
+            expected = generate(recorded, root)
+            if current != expected:
+                print(
+                    f"{args.check} is stale: regenerate it with\n  python -m pytest_release "
+                    f"workflow {shlex.join(recorded)} -o {args.check}",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{args.check} is up to date")
+            return 0
+        text = render(load(args.release_config, root), options_from(args))
+    except (ReleaseConfigError, ValueError, OSError) as exc:
+        print(f"pytest_release workflow: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        out = root / args.output
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- merging ledgers ---------------------------------------------------------------------
+def merge_ledgers(sources: Sequence[Path], into: Path) -> int:
+    """Unite the runs of ``sources`` (ledger files) and ``into`` by ``run_id``; a finished
+    record wins over a running one. Returns the number of runs written."""
+    from pytest_release.ledger import FileLedgerStore, parse_document
+
+    documents = [(str(p), p.read_text(encoding="utf-8")) for p in sources]
+    incoming = [run for location, text in documents for run in parse_document(text, location)]
+
+    def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        by_id: dict[str, dict[str, Any]] = {}
+        for run in [*runs, *incoming]:
+            key = str(run.get("run_id"))
+            known = by_id.get(key)
+            if known is None or (known.get("finished") is None and run.get("finished")):
+                by_id[key] = run
+        return sorted(by_id.values(), key=lambda r: str(r.get("started", "")))
+
+    store = FileLedgerStore(into)
+    store.modify(change)
+    return len(store.read())
+
+
+def merge_main(argv: Sequence[str]) -> int:
+    from pytest_release.errors import LedgerError
+
+    p = argparse.ArgumentParser(
+        prog="python -m pytest_release merge-ledgers",
+        description="Unite ledger files (of the jobs this one needs) into one.",
+    )
+    p.add_argument("--into", required=True, type=Path, help="the ledger to write")
+    p.add_argument("sources", nargs="*", type=Path, help="ledger files to merge in")
+    args = p.parse_args(argv)
+    try:
+        count = merge_ledgers(args.sources, args.into)
+    except (LedgerError, OSError) as exc:
+        print(f"pytest_release merge-ledgers: {exc}", file=sys.stderr)
+        return 2
+    print(f"ledger {args.into}: {count} runs from {len(args.sources)} file(s)")
+    return 0
