@@ -195,9 +195,11 @@ def test_merge_ledgers_unites_runs_by_run_id(tmp_path: Path) -> None:
     def doc(*runs: dict[str, object]) -> str:
         return json.dumps({"format": "pytest-release/ledger", "version": 1, "runs": list(runs)})
 
-    a = {"run_id": "a", "stage": "uat", "started": "1", "finished": "2"}
-    b_running = {"run_id": "b", "stage": "build", "started": "3", "finished": None}
-    b_done = {**b_running, "finished": "4"}
+    a = {"run_id": "a", "release_id": "r", "stage": "uat", "outcome": "passed"}
+    a |= {"started": "1", "finished": "2"}
+    b_running = {"run_id": "b", "release_id": "r", "stage": "build", "outcome": "running"}
+    b_running |= {"started": "3", "finished": None}
+    b_done = {**b_running, "outcome": "passed", "finished": "4"}
     (tmp_path / "1.json").write_text(doc(a))
     (tmp_path / "2.json").write_text(doc(a, b_done))
     into = tmp_path / "out" / "ledger.json"
