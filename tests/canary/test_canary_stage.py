@@ -287,14 +287,17 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
     out = result.stdout.str()
     assert result.ret == 1, out
     cases = _cases(canary_root, "canary-1")
-    for name in ("health@1s", "health@2s"):
-        assert cases[name][0] == "skipped"
-        assert "insufficient evidence" in cases[name][1]
-        assert cases[name][2]["judge.verdict"] == "insufficient"
-    outcome, message, props = cases["verdict"]
+    # The first insufficient interval already exceeds max_insufficient_intervals = 0: the
+    # stage can no longer pass, so judging stops at once (no wait for the rest).
+    outcome, message, props = cases["health@1s"]
     assert outcome == "failure"
-    assert "insufficient evidence is never a pass" in message
+    assert "insufficient evidence" in message
+    assert "judging stopped early" in message
     assert props["judge.verdict"] == "insufficient"
+    assert "can no longer pass" in props["judge.stopped_early"]
+    assert cases["health@2s"][0] == "skipped"
+    assert cases["verdict"][0] == "skipped"
+    assert "insufficient evidence" in cases["verdict"][1]
     if roll_back:
         assert cases["rollback:main"][0] == "passed"
         _assert_rolled_back_to(canary_root, "v1", 1)
