@@ -10,8 +10,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.kubernetes_node.apps import (
     PORT,
     apply,
