@@ -483,6 +483,7 @@ class NodeCluster:
         (pki / "tokens.csv").write_text(
             f'{self.traefik_token},traefik,traefik-uid,"system:masters"\n'
         )
+        (pki / "traefik.token").write_text(self.traefik_token)
 
     def _signed(self, pki: Path, name: str, subject: str, san: str | None, usage: str) -> None:
         key, csr, crt = (pki / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
@@ -763,14 +764,15 @@ fileCheckFrequency: 10s
             "--log.level=INFO",
             "--providers.kubernetesCRD=true",
             f"--providers.kubernetesCRD.endpoint={self.api_url}",
-            f"--providers.kubernetesCRD.token={self.traefik_token}",
+            f"--providers.kubernetesCRD.token={pki / 'traefik.token'}",
             f"--providers.kubernetesCRD.certAuthFilePath={pki / 'ca.crt'}",
         ]
         if self.gateway_api:
             command += [
                 "--providers.kubernetesGateway=true",
                 f"--providers.kubernetesGateway.endpoint={self.api_url}",
-                f"--providers.kubernetesGateway.token={self.traefik_token}",
+                f"--providers.kubernetesGateway.token={pki / 'traefik.token'}",
+                f"--providers.kubernetesGateway.statusAddress.ip={NODE_IP}",
                 f"--providers.kubernetesGateway.certAuthFilePath={pki / 'ca.crt'}",
             ]
         return command
