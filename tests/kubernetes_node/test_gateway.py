@@ -48,7 +48,7 @@ def test_gateway_api_httproute_weights(
                         }
                     ],
                 },
-            },  # fmt: skip
+            },
             {
                 "apiVersion": "gateway.networking.k8s.io/v1",
                 "kind": "HTTPRoute",
