@@ -70,6 +70,7 @@ NODE_NAME = "node-1"
 PAUSE_IMAGE = "localhost/pytest-release/pause:1"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 WORK_ROOT = Path(tempfile.gettempdir())
 NAME_PREFIX = "pytest-release-node-"
 
@@ -807,6 +808,7 @@ fileCheckFrequency: 10s
         step("unmount", self._unmount)
         step("delete the netns", self._delete_netns)
         step("remove cgroups", self._remove_cgroups)
+        step("remove container log links", self._remove_log_links)
         step("remove the directory", lambda: shutil.rmtree(self.workdir, ignore_errors=False))
         self.timings["teardown"] = time.monotonic() - started
         return problems
@@ -902,6 +904,20 @@ fileCheckFrequency: 10s
                     directory.rmdir()
             top.rmdir()
 
+    def log_links(self) -> list[Path]:
+        """The kubelet's symlinks in /var/log/containers (a fixed path) into this cluster."""
+        if not CONTAINER_LOG_LINKS.is_dir():
+            return []
+        return [
+            link
+            for link in CONTAINER_LOG_LINKS.iterdir()
+            if link.is_symlink() and str(self.workdir) in os.readlink(link)
+        ]
+
+    def _remove_log_links(self) -> None:
+        for link in self.log_links():
+            link.unlink(missing_ok=True)
+
     # ---- leftovers -----------------------------------------------------------------------
 
     def leftovers(self) -> dict[str, list[str]]:
@@ -921,7 +937,8 @@ fileCheckFrequency: 10s
             "mounts": mounts_under(self.workdir),
             "netns": [self.netns] if netns_exists(self.netns) else [],
             "cgroups": [str(d) for d in cgroup_dirs(self.cgroup_root)],
-            "files": [str(self.workdir)] if self.workdir.exists() else [],
+            "files": [str(self.workdir)] * self.workdir.exists()
+            + [str(link) for link in self.log_links()],
         }
 
 
