@@ -254,6 +254,18 @@ class NodeCluster:
     def log_path(self, component: str) -> Path:
         return self.workdir / "logs" / f"{component}.log"
 
+    def environment(self) -> dict[str, str]:
+        """Variables that tell a process (run inside the netns) where the cluster is."""
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTEST_RELEASE_NODE_NETNS": self.netns,
+            "PYTEST_RELEASE_NODE_IP": NODE_IP,
+            "PYTEST_RELEASE_NODE_TRAEFIK_URL": self.traefik_url,
+            "PYTEST_RELEASE_NODE_TRAEFIK_API_URL": self.traefik_api_url,
+            "PYTEST_RELEASE_NODE_CONTAINERD": str(self.containerd_socket),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
     def netns_command(self, command: Sequence[str]) -> list[str]:
         """``command`` wrapped to run inside the cluster's network namespace."""
         return ["ip", "netns", "exec", self.netns, *command]
@@ -985,3 +997,40 @@ def stale_clusters() -> Iterator[NodeCluster]:
             traefik_dir=Path(marker.get("traefik_dir", "/nonexistent")),
             pids={str(k): int(v) for k, v in pids.items()},
         )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.kubernetes_node.cluster run [--image DOCKER_REF]... -- COMMAND...``:
+    start a cluster, import the images, run COMMAND inside its netns with
+    :meth:`NodeCluster.environment` (KUBECONFIG, PYTEST_RELEASE_NODE_TRAEFIK_URL, ...), tear the
+    cluster down and exit with COMMAND's status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.kubernetes_node.cluster")
+    sub = parser.add_subparsers(dest="action", required=True)
+    run = sub.add_parser("run", help="start a cluster, run a command inside its netns, stop")
+    run.add_argument("--image", action="append", default=[], help="docker image to import")
+    run.add_argument("command", nargs="+")
+    sub.add_parser("clean", help="tear down clusters whose owner process is gone")
+    args = parser.parse_args(argv)
+    if args.action == "clean":
+        for stale in stale_clusters():
+            print(f"{stale.name}: {stale.stop() or 'removed'}")
+        return 0
+    bin_dir = Path(_run(["bash", str(TESTBED_SCRIPT)], timeout=3600).stdout.split()[-1])
+    traefik_dir = Path(_run(["bash", str(TRAEFIK_SCRIPT)], timeout=3600).stdout.split()[-1])
+    cluster = NodeCluster.create(bin_dir, traefik_dir)
+    try:
+        cluster.start()
+        for image in args.image:
+            cluster.import_image(image)
+        print(f"cluster {cluster.name} started: {json.dumps(cluster.timings)}", flush=True)
+        command = cluster.netns_command(args.command)
+        return subprocess.run(command, env={**os.environ, **cluster.environment()}).returncode
+    finally:
+        problems = cluster.stop()
+        print(f"cluster {cluster.name} stopped in {cluster.timings['teardown']:.1f} s {problems}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
