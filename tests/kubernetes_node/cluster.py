@@ -91,6 +91,10 @@ class ClusterError(RuntimeError):
     """The cluster could not be started or a command against it failed."""
 
 
+class ComponentDied(ClusterError):
+    """A component's process is gone: waiting longer cannot help."""
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
     """Poll ``check`` until it returns true; raise ClusterError naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
@@ -99,6 +103,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
         try:
             if check():
                 return
+        except ComponentDied:
+            raise
         except (subprocess.SubprocessError, OSError, ClusterError, ValueError) as exc:
             last_error = f": last error: {exc}"
         if time.monotonic() > deadline:
@@ -325,6 +331,7 @@ class NodeCluster:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self._write_marker()
         self._make_netns()
+        self._make_cgroup_root()
         self._make_certificates()
         self._write_configs()
         pause_archive = self._build_pause_image()
@@ -381,10 +388,26 @@ class NodeCluster:
         # Some components look for the interface of the default route.
         _run([*ns, "route", "add", "default", "dev", NODE_BRIDGE])
 
+    def _make_cgroup_root(self) -> None:
+        """The kubelet wants its cgroup root to exist in every v1 hierarchy (cgroupfs driver);
+        a cgroup root of its own keeps this cluster's ``kubepods`` apart from any other's."""
+        if not CGROUP_FS.is_dir():
+            return
+        for hierarchy in sorted(CGROUP_FS.iterdir()):
+            if hierarchy.is_symlink() or hierarchy.name == "unified":
+                continue
+            if not (hierarchy / "cgroup.procs").exists():
+                continue  # not a cgroup hierarchy (cgroup v2 has no such subdirectories)
+            root = hierarchy / self.cgroup_root.strip("/")
+            root.mkdir(exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):  # empty in a new cpuset cgroup
+                if (hierarchy / name).exists():
+                    (root / name).write_text((hierarchy / name).read_text())
+
     def _alive(self, component: str) -> bool:
         pid = self.pids.get(component)
         if pid is None or not _pid_alive(pid):
-            raise ClusterError(
+            raise ComponentDied(
                 f"{component} is not running; the end of {self.log_path(component)}:\n"
                 + self._log_tail(component)
             )
@@ -773,6 +796,7 @@ fileCheckFrequency: 10s
             f"--entryPoints.web.address={NODE_IP}:{TRAEFIK_WEB_PORT}",
             f"--entryPoints.traefik.address={NODE_IP}:{TRAEFIK_API_PORT}",
             "--api.insecure=true",
+            "--api.dashboard=false",
             "--ping=true",
             "--log.level=INFO",
             "--providers.kubernetesCRD=true",
