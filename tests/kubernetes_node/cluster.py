@@ -71,6 +71,16 @@ PAUSE_IMAGE = "localhost/pytest-release/pause:1"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
+# Host paths the kubelet (device plugins, container log links) and libcni (result cache) use
+# whatever their configuration; removed by the last cluster, deepest first.
+SHARED_HOST_PATHS = (
+    Path("/var/lib/kubelet/device-plugins/kubelet.sock"),
+    Path("/var/lib/kubelet/device-plugins"),
+    Path("/var/lib/kubelet"),
+    Path("/var/lib/cni/results"),
+    Path("/var/lib/cni"),
+    CONTAINER_LOG_LINKS,
+)
 WORK_ROOT = Path(tempfile.gettempdir())
 NAME_PREFIX = "pytest-release-node-"
 
@@ -823,10 +833,12 @@ fileCheckFrequency: 10s
         problems: list[str] = []
 
         def step(what: str, action: Callable[[], None]) -> None:
+            begun = time.monotonic()
             try:
                 action()
             except Exception as exc:  # every step runs whatever the one before did
                 problems.append(f"{what}: {exc}")
+            self.timings[f"teardown: {what}"] = time.monotonic() - begun
 
         step("delete the pods", self._delete_pods)
         for component in (
@@ -845,6 +857,7 @@ fileCheckFrequency: 10s
         step("delete the netns", self._delete_netns)
         step("remove cgroups", self._remove_cgroups)
         step("remove container log links", self._remove_log_links)
+        step("remove shared host paths", self._remove_shared_host_paths)
         step("remove the directory", lambda: shutil.rmtree(self.workdir, ignore_errors=False))
         self.timings["teardown"] = time.monotonic() - started
         return problems
@@ -953,6 +966,19 @@ fileCheckFrequency: 10s
     def _remove_log_links(self) -> None:
         for link in self.log_links():
             link.unlink(missing_ok=True)
+
+    def _remove_shared_host_paths(self) -> None:
+        """The kubelet and libcni use a few fixed host paths whatever their configuration
+        (SHARED_HOST_PATHS).  The last cluster on the machine removes them when nothing but
+        the kubelet's device-plugin socket is left in them."""
+        if any(WORK_ROOT.glob(NAME_PREFIX + "*")):
+            return  # another cluster runs: they are its too
+        for path in SHARED_HOST_PATHS:
+            if path.is_socket():
+                path.unlink(missing_ok=True)
+            elif path.is_dir():
+                with contextlib.suppress(OSError):
+                    path.rmdir()  # only when empty
 
     # ---- leftovers -----------------------------------------------------------------------
 
