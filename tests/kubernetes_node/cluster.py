@@ -857,8 +857,8 @@ fileCheckFrequency: 10s
         step("delete the netns", self._delete_netns)
         step("remove cgroups", self._remove_cgroups)
         step("remove container log links", self._remove_log_links)
-        step("remove shared host paths", self._remove_shared_host_paths)
         step("remove the directory", lambda: shutil.rmtree(self.workdir, ignore_errors=False))
+        step("remove shared host paths", self._remove_shared_host_paths)
         self.timings["teardown"] = time.monotonic() - started
         return problems
 
@@ -1001,6 +1001,11 @@ fileCheckFrequency: 10s
             "cgroups": [str(d) for d in cgroup_dirs(self.cgroup_root)],
             "files": [str(self.workdir)] * self.workdir.exists()
             + [str(link) for link in self.log_links()],
+            # Host paths the kubelet and libcni use whatever their configuration: left while
+            # another cluster runs, removed by the last one.
+            "shared": [str(p) for p in SHARED_HOST_PATHS if p.exists()]
+            if not any(WORK_ROOT.glob(NAME_PREFIX + "*"))
+            else [],
         }
 
 

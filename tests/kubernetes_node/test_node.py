@@ -174,6 +174,7 @@ def test_teardown_leaves_nothing_behind(node_binaries: tuple[Path, Path], base_i
         "netns": [],
         "cgroups": [],
         "files": [],
+        "shared": [],
     }
     after = host_snapshot()
     assert after["links"] <= before["links"], after["links"] - before["links"]
