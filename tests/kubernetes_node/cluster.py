@@ -71,13 +71,14 @@ PAUSE_IMAGE = "localhost/pytest-release/pause:1"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
+CNI_RESULTS = Path("/var/lib/cni/results")
 # Host paths the kubelet (device plugins, container log links) and libcni (result cache) use
 # whatever their configuration; removed by the last cluster, deepest first.
 SHARED_HOST_PATHS = (
     Path("/var/lib/kubelet/device-plugins/kubelet.sock"),
     Path("/var/lib/kubelet/device-plugins"),
     Path("/var/lib/kubelet"),
-    Path("/var/lib/cni/results"),
+    CNI_RESULTS,
     Path("/var/lib/cni"),
     CONTAINER_LOG_LINKS,
 )
@@ -215,6 +216,7 @@ class NodeCluster:
     traefik_token: str = field(default_factory=lambda: secrets.token_hex(24))
     gateway_api: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    container_ids: set[str] = field(default_factory=set)
     _started_at: float = 0.0
 
     # ---- creation and public API -------------------------------------------------------
@@ -850,13 +852,14 @@ fileCheckFrequency: 10s
             "etcd",
         ):
             step(f"stop {component}", lambda c=component: self._stop_process(c))  # type: ignore[misc]
+        step("list containers", self._list_containers)
         step("kill container processes", self._kill_cgroup_processes)
         step("stop containerd", lambda: self._stop_process("containerd"))
         step("stop container shims", self._stop_shims)
         step("unmount", self._unmount)
         step("delete the netns", self._delete_netns)
         step("remove cgroups", self._remove_cgroups)
-        step("remove container log links", self._remove_log_links)
+        step("remove container log links and CNI results", self._remove_log_links)
         step("remove the directory", lambda: shutil.rmtree(self.workdir, ignore_errors=False))
         step("remove shared host paths", self._remove_shared_host_paths)
         self.timings["teardown"] = time.monotonic() - started
@@ -877,6 +880,23 @@ fileCheckFrequency: 10s
         # The kubelet stops the sandboxes (CNI teardown, netns unmount) once the pods are gone.
         with contextlib.suppress(ClusterError):
             wait_for("the pod sandboxes to stop", self._no_running_tasks, 60)
+
+    def _list_containers(self) -> None:
+        """Remember the container IDs (their libcni result files are removed later)."""
+        if self._running("containerd"):
+            ids = self.ctr("containers", "list", "--quiet", timeout=30).stdout.split()
+            self.container_ids.update(ids)
+
+    def cni_results(self) -> list[Path]:
+        """libcni's cached results for this cluster's containers (``/var/lib/cni/results``,
+        fixed); the CNI DEL of a stopped sandbox removes them, a kubelet that died does not."""
+        if not CNI_RESULTS.is_dir() or not self.container_ids:
+            return []
+        return [
+            path
+            for path in CNI_RESULTS.iterdir()
+            if any(f"-{cid}-" in path.name for cid in self.container_ids)
+        ]
 
     def _no_running_tasks(self) -> bool:
         result = self.ctr("tasks", "list", timeout=30)
@@ -966,6 +986,8 @@ fileCheckFrequency: 10s
     def _remove_log_links(self) -> None:
         for link in self.log_links():
             link.unlink(missing_ok=True)
+        for path in self.cni_results():
+            path.unlink(missing_ok=True)
 
     def _remove_shared_host_paths(self) -> None:
         """The kubelet and libcni use a few fixed host paths whatever their configuration
@@ -1000,7 +1022,8 @@ fileCheckFrequency: 10s
             "netns": [self.netns] if netns_exists(self.netns) else [],
             "cgroups": [str(d) for d in cgroup_dirs(self.cgroup_root)],
             "files": [str(self.workdir)] * self.workdir.exists()
-            + [str(link) for link in self.log_links()],
+            + [str(link) for link in self.log_links()]
+            + [str(path) for path in self.cni_results()],
             # Host paths the kubelet and libcni use whatever their configuration: left while
             # another cluster runs, removed by the last one.
             "shared": [str(p) for p in SHARED_HOST_PATHS if p.exists()]
