@@ -72,6 +72,7 @@ CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 CNI_RESULTS = Path("/var/lib/cni/results")
+SHIM_SOCKETS = Path("/run/containerd/s")
 # Host paths the kubelet (device plugins, container log links) and libcni (result cache) use
 # whatever their configuration; removed by the last cluster, deepest first.
 SHARED_HOST_PATHS = (
@@ -948,6 +949,19 @@ fileCheckFrequency: 10s
             for pid in pids:
                 _signal(pid, signal.SIGKILL)
             time.sleep(0.2)
+        for socket in self.shim_sockets():
+            socket.unlink(missing_ok=True)
+
+    def shim_sockets(self) -> list[Path]:
+        """Sockets of this containerd's shims in the fixed ``/run/containerd/s`` (containerd
+        1.6 names them sha256(<grpc address>/<namespace>/<id>)); a shim that exits cleanly
+        removes its own, a killed one leaves it."""
+        found = []
+        for cid in self.container_ids:
+            digest = hashlib.sha256(f"{self.containerd_socket}/k8s.io/{cid}".encode()).hexdigest()
+            if (SHIM_SOCKETS / digest).exists():
+                found.append(SHIM_SOCKETS / digest)
+        return found
 
     def _unmount(self) -> None:
         for _ in range(3):
@@ -1023,7 +1037,8 @@ fileCheckFrequency: 10s
             "cgroups": [str(d) for d in cgroup_dirs(self.cgroup_root)],
             "files": [str(self.workdir)] * self.workdir.exists()
             + [str(link) for link in self.log_links()]
-            + [str(path) for path in self.cni_results()],
+            + [str(path) for path in self.cni_results()]
+            + [str(path) for path in self.shim_sockets()],
             # Host paths the kubelet and libcni use whatever their configuration: left while
             # another cluster runs, removed by the last one.
             "shared": [str(p) for p in SHARED_HOST_PATHS if p.exists()]

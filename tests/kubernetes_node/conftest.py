@@ -102,6 +102,9 @@ def node_cluster(node_binaries: tuple[Path, Path]) -> Iterator[NodeCluster]:
     finally:
         problems = cluster.stop()
         assert not problems, f"teardown of {cluster.name}: {problems}"
+        # The graceful path (pods deleted through the API first) leaves nothing either.
+        left = {kind: items for kind, items in cluster.leftovers().items() if items}
+        assert not left, f"teardown of {cluster.name} left {left}"
 
 
 @pytest.fixture(scope="session")
