@@ -151,20 +151,26 @@ def test_killed_container_shows_a_real_restart(
     assert last["exitCode"] == 137, last
 
 
-def test_teardown_leaves_nothing_behind(node_binaries: tuple[Path, Path], base_image: str) -> None:
-    """A cluster of its own (the session's keeps running): started, a pod running on the pod
-    network, then torn down; no process, mount, netns, cgroup, bridge, iptables chain or
-    directory of it is left."""
+def test_teardown_leaves_nothing_behind_even_after_a_crash(
+    node_binaries: tuple[Path, Path], base_image: str
+) -> None:
+    """A cluster of its own (the session's keeps running): started, two pods running on the
+    pod network, then the kubelet and the API server are killed (so nothing can delete the
+    pods the normal way) and the cluster torn down: no process, mount, netns, cgroup, bridge,
+    iptables chain, shim socket or file of it is left.  (The session fixture asserts the same
+    after the graceful teardown.)"""
     bin_dir, traefik_dir = node_binaries
     before = host_snapshot()
     cluster = NodeCluster.create(bin_dir, traefik_dir, gateway_api=False)
     try:
         cluster.start()
         image = cluster.import_image(base_image)
-        apply(cluster, "default", deployment("web", image, "v1"))
+        apply(cluster, "default", deployment("web", image, "v1", replicas=2))
         rollout(cluster, "default", "web")
         assert cluster.cgroup_pids(), "the pod's processes should be in the cluster's cgroups"
         assert cluster.leftovers()["mounts"], "a running pod has mounts under the cluster dir"
+        for component in ("kubelet", "kube-apiserver"):
+            os.kill(cluster.pids[component], signal.SIGKILL)
     finally:
         problems = cluster.stop()
     assert problems == []
