@@ -45,6 +45,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -53,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+FORWARDER = Path(__file__).with_name("forward.py")
 TESTBED_SCRIPT = REPO / "scripts" / "build-k8s-testbed.sh"
 TRAEFIK_SCRIPT = REPO / "scripts" / "build-traefik.sh"
 
@@ -218,6 +220,7 @@ class NodeCluster:
     gateway_api: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     container_ids: set[str] = field(default_factory=set)
+    host_ports: dict[str, int] = field(default_factory=dict)
     _started_at: float = 0.0
 
     # ---- creation and public API -------------------------------------------------------
@@ -282,6 +285,9 @@ class NodeCluster:
             "PYTEST_RELEASE_NODE_TRAEFIK_URL": self.traefik_url,
             "PYTEST_RELEASE_NODE_TRAEFIK_API_URL": self.traefik_api_url,
             "PYTEST_RELEASE_NODE_CONTAINERD": str(self.containerd_socket),
+            # The same, through loopback ports of the host's namespace (forward.py).
+            "PYTEST_RELEASE_NODE_HOST_KUBECONFIG": str(self.host_kubeconfig),
+            "PYTEST_RELEASE_NODE_HOST_TRAEFIK_URL": self.host_traefik_url,
             "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
@@ -372,8 +378,47 @@ class NodeCluster:
             timeout,
         )
         self._mark("traefik ready")
+        self._start_forwarder(timeout)
         wait_for("the default service account", self._default_service_account, timeout)
         self._mark("started")
+
+    def _start_forwarder(self, timeout: float) -> None:
+        """Loopback ports in the host's namespace that lead to the API server and Traefik
+        inside the cluster's (forward.py): the host kubeconfig and URLs."""
+        ports_file = self.workdir / "forward.json"
+        targets = [self._api_target, self._traefik_target, self._traefik_api_target]
+        command = [sys.executable, str(FORWARDER), f"/run/netns/{self.netns}", str(ports_file)]
+        self._start("forwarder", [*command, *targets], in_netns=False)
+        wait_for(
+            "the loopback forwarder",
+            lambda: self._alive("forwarder") and ports_file.exists(),
+            timeout,
+            interval=0.2,
+        )
+        self.host_ports = {k: int(v) for k, v in json.loads(ports_file.read_text()).items()}
+        server = f"https://127.0.0.1:{self.host_ports[self._api_target]}"
+        self.host_kubeconfig.write_text(
+            self.kubeconfig.read_text().replace(f"server: {self.api_url}", f"server: {server}")
+        )
+
+    _api_target = f"127.0.0.1:{API_PORT}"
+    _traefik_target = f"{NODE_IP}:{TRAEFIK_WEB_PORT}"
+    _traefik_api_target = f"{NODE_IP}:{TRAEFIK_API_PORT}"
+
+    @property
+    def host_kubeconfig(self) -> Path:
+        """The admin kubeconfig through a loopback port of the host's namespace (forward.py):
+        usable by any process on the host, e.g. the plugin's Kubernetes client in pytest."""
+        return self.workdir / "host.kubeconfig"
+
+    @property
+    def host_traefik_url(self) -> str:
+        """Traefik's ``web`` entrypoint through a loopback port of the host's namespace."""
+        return f"http://127.0.0.1:{self.host_ports[self._traefik_target]}"
+
+    @property
+    def host_traefik_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_ports[self._traefik_api_target]}"
 
     def _mark(self, what: str) -> None:
         self.timings[what] = time.monotonic() - self._started_at
@@ -432,7 +477,7 @@ class NodeCluster:
         except OSError:
             return "(no log)"
 
-    def _start(self, component: str, command: Sequence[str]) -> None:
+    def _start(self, component: str, command: Sequence[str], *, in_netns: bool = True) -> None:
         """Start ``command`` inside the netns.  ``nsenter`` execs the binary, so the PID we
         keep is the component's own (stopped by PID at teardown).  Only the network namespace
         changes: mounts made by the kubelet and containerd are in the host's mount namespace,
@@ -444,8 +489,9 @@ class NodeCluster:
                 raise ClusterError(f"{binary} is not installed (scripts/install-system-deps.sh)")
             binary = found
         with self.log_path(component).open("ab") as log:
+            prefix = ["nsenter", f"--net=/run/netns/{self.netns}"] if in_netns else []
             process = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.netns}", binary, *command[1:]],
+                [*prefix, binary, *command[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -845,6 +891,7 @@ fileCheckFrequency: 10s
 
         step("delete the pods", self._delete_pods)
         for component in (
+            "forwarder",
             "traefik",
             "kubelet",
             "kube-scheduler",

@@ -186,3 +186,22 @@ def test_teardown_leaves_nothing_behind_even_after_a_crash(
     assert after["links"] <= before["links"], after["links"] - before["links"]
     assert after["kube_chains"] <= before["kube_chains"]
     print(f"timings: {json.dumps({k: round(v, 1) for k, v in cluster.timings.items()})}")
+
+
+def test_host_loopback_forwards_reach_the_api_server_and_traefik(
+    node_cluster: NodeCluster,
+) -> None:
+    """From the host's namespace (this pytest process), through 127.0.0.1 only."""
+    import subprocess
+    import urllib.request
+
+    assert "server: https://127.0.0.1:" in node_cluster.host_kubeconfig.read_text()
+    nodes = subprocess.run(
+        [str(node_cluster.bin_dir / "kubectl"), "--kubeconfig", str(node_cluster.host_kubeconfig),
+         "get", "nodes", "-o", "name"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert nodes.strip() == "node/node-1"
+    assert node_cluster.host_traefik_url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(f"{node_cluster.host_traefik_api_url}/ping", timeout=10) as r:
+        assert r.read() == b"OK"
