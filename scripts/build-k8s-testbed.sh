@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Build the binaries of the kwok test cluster (tests/kubernetes) from Go modules:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from the wrapper
-# module tools/k8s-testbed, and kwok/kwokctl with `go install`. No release downloads: only the
-# Go module proxy. Binaries are cached outside the repository, keyed by version, and built only
+# Build the binaries of the test clusters from Go modules: kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubectl, kubelet and etcd from the wrapper module
+# tools/k8s-testbed, kwok/kwokctl with `go install` (the kwok cluster, tests/kubernetes), and
+# Traefik with scripts/build-traefik.sh (the real one-node cluster, tests/kubernetes_node).
+# No release downloads: only the Go module proxy. Binaries are cached outside the repository, keyed by version, and built only
 # when missing (a cold build takes 20-40 min on 2 cores; a warm run takes a second).
 #
 #   scripts/build-k8s-testbed.sh              build what is missing, print the binary dir
+#                                             (last line of stdout; Traefik's directory is
+#                                             `scripts/build-traefik.sh --print-dir`)
 #   scripts/build-k8s-testbed.sh --print-dir  print the binary dir, build nothing
 #
 # Environment: PYTEST_RELEASE_K8S_CACHE (default /var/cache/pytest-release/k8s-testbed),
@@ -29,7 +32,7 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   exit 0
 fi
 
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 all_bins=("${k8s_bins[@]}" etcd kwok kwokctl)
 missing() {
   local b
@@ -42,7 +45,15 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/.build.lock"
 flock 9
 
+traefik() {
+  # Its own lock and cache directory; warm, it returns at once. Its directory goes to stderr
+  # so that the binary dir stays the last line of stdout.
+  bash "$repo/scripts/build-traefik.sh" >&2
+}
+
 if [[ "${FORCE:-0}" != "1" ]] && ! missing; then
+  flock -u 9
+  traefik
   echo "$bin_dir"
   exit 0
 fi
@@ -94,4 +105,7 @@ fi
 etcd_version_line="$("$bin_dir/etcd" --version)"
 echo "${etcd_version_line%%$'\n'*}" >&2
 "$bin_dir/kwokctl" --version >&2
+"$bin_dir/kubelet" --version >&2
+flock -u 9
+traefik
 echo "$bin_dir"

@@ -14,10 +14,27 @@ declare -A want=(
   [docker-registry]=docker-registry  # local registry for the build stage
   [curl]=curl
   [shellcheck]=shellcheck    # actionlint checks the workflow's run: scripts with it
+  # The real one-node Kubernetes cluster (tests/kubernetes_node): its own containerd with the
+  # CRI plugin and runc, CNI bridge/host-local/loopback plugins, a network namespace with a
+  # bridge (ip), per-cluster certificates (openssl), a static pause binary (gcc + libc.a).
+  [containerd]=containerd
+  [runc]=runc
+  [/usr/lib/cni/bridge]=containernetworking-plugins
+  [iptables]=iptables
+  [nft]=nftables
+  [ip]=iproute2
+  [openssl]=openssl
+  [gcc]=gcc
+  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
+  [flock]=util-linux
 )
 missing=()
-for cmd in "${!want[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+for probe in "${!want[@]}"; do
+  if [[ "$probe" == /* ]]; then
+    [[ -e "$probe" ]] || missing+=("${want[$probe]}")
+  else
+    command -v "$probe" >/dev/null 2>&1 || missing+=("${want[$probe]}")
+  fi
 done
 if ((${#missing[@]})); then
   apt-get update -q
