@@ -24,6 +24,9 @@ class Option:
     ini: str | None = None
     metavar: str | None = None
     repeatable: bool = False
+    # A shorter, generic name, registered only when no other plugin or conftest uses it
+    # (a suite that tests containers may well define --image itself).
+    alias: str | None = None
 
 
 STAGE = Option(
@@ -40,11 +43,12 @@ RELEASE_ID = Option(
     metavar="ID",
 )
 IMAGE = Option(
-    "--image",
+    "--release-image",
     "release_image",
     "container image reference being released",
     ini="release_image",
     metavar="REF",
+    alias="--image",
 )
 RELEASE_CONFIG = Option(
     "--release-config",
@@ -57,18 +61,20 @@ RELEASE_CONFIG = Option(
     repeatable=True,
 )
 REPORTS_DIR = Option(
-    "--reports-dir",
+    "--release-reports-dir",
     "release_reports_dir",
     "directory for JUnit XML and stage reports (default: reports/)",
     ini="release_reports_dir",
     metavar="DIR",
+    alias="--reports-dir",
 )
 LEDGER = Option(
-    "--ledger",
+    "--release-ledger",
     "release_ledger",
     "ledger file (default: .pytest-release/ledger.json)",
     ini="release_ledger",
     metavar="PATH",
+    alias="--ledger",
 )
 OVERRIDE_REQUIRES = Option(
     "--override-requires",
@@ -85,11 +91,13 @@ APPROVED_VIA = Option(
     metavar="NAME",
 )
 ONLY_GATES = Option(
-    "--gate",
+    "--release-gate",
     "release_only_gates",
     "run only gate NAME of the stage (repeatable); a partial run never satisfies "
     "another stage's requires",
     metavar="NAME",
+    repeatable=True,
+    alias="--gate",
 )
 RELEASE_STATUS = Option(
     "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
@@ -135,6 +143,38 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help=RELEASE_STATUS.help,
     )
+
+
+ALIASED = (IMAGE, REPORTS_DIR, LEDGER, ONLY_GATES)
+
+
+def taken_flags(parser: pytest.Parser) -> set[str]:
+    """Every option string registered so far, by any plugin or conftest."""
+    groups = [parser._anonymous, *parser._groups]
+    return {name for group in groups for option in group.options for name in option.names()}
+
+
+def add_aliases(parser: pytest.Parser) -> list[str]:
+    """Register the short generic names (``--image``, ``--gate``, ...) where nobody else
+    did; called once every plugin and initial conftest has added its options.  Returns the
+    names left to their other owner (the ``--release-*`` names always work)."""
+    group = parser.getgroup(GROUP)
+    taken = taken_flags(parser)
+    left = []
+    for option in ALIASED:
+        assert option.alias is not None
+        if option.alias in taken:
+            left.append(option.alias)
+            continue
+        group.addoption(
+            option.alias,
+            dest=option.dest,
+            default=None,
+            metavar=option.metavar,
+            help=f"same as {option.flag}",
+            action="append" if option.repeatable else "store",
+        )
+    return left
 
 
 def cli_or_ini_list(config: pytest.Config, option: Option) -> list[str]:

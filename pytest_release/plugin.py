@@ -7,6 +7,7 @@ before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes ov
 from __future__ import annotations
 
 import importlib
+from collections.abc import Generator
 
 import pytest
 
@@ -34,6 +35,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    # Every plugin and initial conftest has added its options now: only here can the
+    # short names (--image, --gate, ...) be added without ever colliding with theirs.
+    result = yield
+    options.add_aliases(parser)
+    return result
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -102,3 +102,83 @@ def test_outcomes_are_plain_pytests_under_xdist(pytester: pytest.Pytester) -> No
     assert with_plugin.ret == plain.ret == 1
     assert with_plugin.parseoutcomes() == plain.parseoutcomes()
     assert with_plugin.parseoutcomes()["passed"] == 5
+
+
+GENERIC_NAMES = ["--image", "--gate", "--ledger", "--reports-dir"]
+
+
+@pytest.mark.parametrize("name", GENERIC_NAMES)
+def test_a_conftest_that_defines_a_generic_option_name_still_runs(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    # The plugin registers --release-* names; the short ones only when nobody else did.
+    dest = name.lstrip("-").replace("-", "_")
+    pytester.makeconftest(
+        f"""
+        def pytest_addoption(parser):
+            parser.addoption("{name}", dest="suite_{dest}", default="unset")
+
+        def pytest_report_header(config):
+            return "suite option: " + config.getoption("suite_{dest}")
+        """
+    )
+    pytester.makepyfile(test_a="def test_a():\n    pass\n")
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"{name}=mine")
+    assert plain.ret == 0, plain.stderr.str()
+    plain.stdout.fnmatch_lines(["suite option: mine"])
+
+
+def test_the_release_names_work_beside_a_suites_own_image_option(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_addoption(parser):
+            parser.addoption("--image", dest="suite_image", default="unset")
+
+        def test_nothing():
+            pass
+        """
+    )
+    pytester.makepyprojecttoml(
+        '[tool.pytest-release.gates.unit]\npaths = ["test_*.py"]\n'
+        '[tool.pytest-release.stages.one]\ngates = ["unit"]\nrequires = []\n'
+    )
+    pytester.makepyfile(
+        test_a="""
+        def test_a(request):
+            assert request.config.getoption("suite_image") == "theirs"
+            assert request.config.getoption("release_image") == "ours:1"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--stage=one",
+        "--release-id=r1",
+        "--image=theirs",
+        "--release-image=ours:1",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["image: ours:1"])
+
+
+def test_the_short_names_are_aliases_when_free(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest-release.gates.unit]\npaths = ["test_*.py"]\n'
+        '[tool.pytest-release.stages.one]\ngates = ["unit"]\nrequires = []\n'
+    )
+    pytester.makepyfile(test_a="def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--stage=one",
+        "--release-id=r1",
+        "--image=ours:2",
+        "--gate",
+        "unit",
+        "--reports-dir=out",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["image: ours:2"])
+    assert (pytester.path / "out" / "one.xml").is_file()
