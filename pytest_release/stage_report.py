@@ -4,6 +4,10 @@ written is an error line and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_release import github
@@ -12,6 +16,26 @@ from pytest_release.junit import not_run_case, write_junit
 if TYPE_CHECKING:
     from pytest_release.stage import StageOutcome
     from pytest_release.stage_session import StageSession
+
+
+def keep_other_release(path: Path, release_id: str) -> Path | None:
+    """``reports/<stage>.xml`` always holds the latest run (CI readers look there); when the
+    file there belongs to another release, it is kept as ``<stage>.<release>.xml`` instead
+    of being overwritten.  Returns where it went, or None."""
+    if not path.is_file():
+        return None
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        previous = "unreadable"
+    else:
+        found = root.find(".//property[@name='release_id']")
+        previous = found.get("value", "") if found is not None else "unknown"
+    if previous == release_id:
+        return None
+    target = path.with_name(f"{path.stem}.{re.sub(r'[^A-Za-z0-9._-]', '_', previous)}.xml")
+    os.replace(path, target)
+    return target
 
 
 def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
@@ -32,6 +56,7 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
         elif started is None:
             cases[nodeid] = unfinished
     try:
+        keep_other_release(session.run.junit_path, session.run.release_id)
         write_junit(
             session.run.junit_path,
             session.run,

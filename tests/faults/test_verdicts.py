@@ -316,3 +316,30 @@ def test_a_report_that_fails_at_the_end_leaves_a_finished_ledger_entry(
     assert run["outcome"] == "passed"
     assert run["finished"]
     assert json.loads((pytester.path / ".pytest-release" / "ledger.json").read_text())
+
+
+def test_the_report_of_another_release_is_kept_not_overwritten(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester, PIPELINE, **TESTS)
+    assert run_stage(pytester, "one", release="r1").ret == 0
+    first = (pytester.path / "reports" / "one.xml").read_text(encoding="utf-8")
+    assert run_stage(pytester, "one", release="r1").ret == 0  # same release: replaced
+    assert sorted(p.name for p in (pytester.path / "reports").iterdir()) == ["one.xml"]
+    assert run_stage(pytester, "one", release="r2").ret == 0
+    names = sorted(p.name for p in (pytester.path / "reports").iterdir())
+    assert names == ["one.r1.xml", "one.xml"]
+    kept = (pytester.path / "reports" / "one.r1.xml").read_text(encoding="utf-8")
+    assert 'name="release_id" value="r1"' in kept
+    assert 'name="release_id" value="r2"' in (pytester.path / "reports" / "one.xml").read_text()
+    assert first.count("<testcase") == kept.count("<testcase")
+
+
+def test_the_ledger_keeps_its_file_mode(pytester: pytest.Pytester) -> None:
+    project(pytester, PIPELINE, **TESTS)
+    assert run_stage(pytester, "one").ret == 0
+    ledger = pytester.path / ".pytest-release" / "ledger.json"
+    ledger.chmod(0o644)
+    assert run_stage(pytester, "two").ret == 0
+    assert ledger.stat().st_mode & 0o777 == 0o644
+    assert len(ledger_runs(pytester.path)) == 2
