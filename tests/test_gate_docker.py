@@ -87,7 +87,7 @@ def cases(root: ET.Element) -> dict[str, ET.Element]:
     [
         ({"helth_path": "/health"}, "gates.img.helth_path: unknown key (value '/health')"),
         ({"port": 70000}, "gates.img.port = 70000: Input should be less than or equal to 65535"),
-        ({"port": 8000, "health_path": "health"}, "must be an HTTP path starting with '/'"),
+        ({"port": 8000, "health_path": "health"}, "must start with '/', e.g. '/health'"),
         ({"health_path": "/health"}, "health_path = '/health' needs 'port'"),
         ({"required_env": ["APP-ENV"]}, "not environment variable names: 'APP-ENV'"),
         ({"health_timeout": "soon"}, "expected a duration such as 30, '30s'"),

@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config_types import parse_duration
+from pytest_release.config_types import Duration, HttpPath
 
 KIND = "docker"
 DEFAULT_SECRET_NAMES = (
@@ -82,19 +82,19 @@ class DockerGateConfig(GateConfig):
     port: int | None = Field(
         default=None, ge=1, le=65535, description="Port the service listens on (127.0.0.1)."
     )
-    health_path: str | None = Field(
+    health_path: HttpPath | None = Field(
         default=None, description="HTTP path probed on 127.0.0.1:port until it answers 2xx."
     )
-    health_timeout: float = Field(
+    health_timeout: Duration = Field(
         default=60.0, description="How long the container may take to become healthy."
     )
-    stay_up: float = Field(
+    stay_up: Duration = Field(
         default=2.0, description="The container must still run this long after becoming healthy."
     )
     required_env: tuple[str, ...] = Field(
         default=(), description="Variables that must be set (non-empty) in the container."
     )
-    env_endpoint: str | None = Field(
+    env_endpoint: HttpPath | None = Field(
         default=None,
         description="HTTP path returning the service's view of its environment as a JSON "
         "object; required_env and env must be visible there.",
@@ -119,18 +119,6 @@ class DockerGateConfig(GateConfig):
     log_lines: int = Field(
         default=200, ge=1, description="Container log lines attached to failures."
     )
-
-    @field_validator("health_timeout", "stay_up", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
-
-    @field_validator("health_path", "env_endpoint")
-    @classmethod
-    def _http_path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"must be an HTTP path starting with '/', e.g. '/{value}'")
-        return value
 
     @field_validator("pass_env", "required_env", "allowed_env")
     @classmethod
