@@ -38,7 +38,29 @@ _MODULE_PATH = re.compile(r"\b(?:[a-z_][\w]*\.)+(?=[A-Za-z_])")
 _QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
 
 
+def _plain(annotation: Any) -> Any:
+    """``Annotated[float, validator]`` -> ``float`` (also inside ``X | None``)."""
+    import types
+    import typing
+
+    if get_origin(annotation) is typing.Annotated:
+        return _plain(get_args(annotation)[0])
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        parts = [_plain(a) for a in get_args(annotation)]
+        if any(p is not a for p, a in zip(parts, get_args(annotation), strict=True)):
+            names = " | ".join("None" if p is type(None) else _type_name(p) for p in parts)
+            return _Rendered(names)
+    return annotation
+
+
+class _Rendered(str):
+    """A type already rendered for the table."""
+
+
 def _type_name(annotation: Any) -> str:
+    annotation = _plain(annotation)
+    if isinstance(annotation, _Rendered):
+        return str(annotation)
     text = str(annotation)
     if isinstance(annotation, type) and "[" not in text:
         text = annotation.__name__
