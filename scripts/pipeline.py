@@ -129,7 +129,7 @@ def _pipeline_number(ledger: Path) -> int:
 
 def _overlay(path: Path, version: str, bad: bool) -> Path:
     """The per-run layer: what the build stage bakes into the image."""
-    knobs = ', SHOP_ERROR_RATE = "0.05"' if bad else ""
+    knobs = ', SHOP_ERROR_RATE = "0.20"' if bad else ""
     path.write_text(
         "# written by scripts/pipeline.py for one pipeline run\n"
         "[gates.build]\n"
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bad",
         action="store_true",
-        help="release a version with 5 %% errors: canary-1 must roll it back",
+        help="release a version with 20 %% errors: canary-1 must roll it back",
     )
     parser.add_argument(
         "--stages", default=",".join(STAGES), help="comma-separated stages to run (default: all)"
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         ROOT / "suites" / "demo.toml",
         _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
     ]
-    bad_note = " (deliberately bad: 5 % errors)" if args.bad else ""
+    bad_note = " (deliberately bad: 20 % errors)" if args.bad else ""
     say(f"\nrelease {release_id}: image {image}{bad_note}")
     runs: list[StageRun] = []
     for stage in [s for s in STAGES if s in args.stages.split(",")]:

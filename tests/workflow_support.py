@@ -283,9 +283,8 @@ def _inputs(text: str, given: dict[str, str], action: dict[str, Any], workdir: P
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key] = value
-    return values
+    """A ``GITHUB_OUTPUT``/``GITHUB_ENV`` file as the runner reads it: ``name=value`` and
+    ``name<<DELIMITER`` ... ``DELIMITER``."""
+    from tests.spine_support import github_outputs
+
+    return github_outputs(path)

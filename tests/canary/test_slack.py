@@ -103,7 +103,8 @@ def notifier(url: str | None, *, warnings: list[str] | None = None, **config: An
 
 def failing_verdict() -> Any:
     samples = [
-        *traffic(T0, T0 + 60, "canary", fail=lambda i: i % 20 == 0),  # 5 % errors
+        # 20 % errors: one interval of the judge's evidence is enough to fail it.
+        *traffic(T0, T0 + 60, "canary", fail=lambda i: i % 5 == 0),
         *traffic(T0, T0 + 60, "stable", per_second=6.0),
         *probes(T0, T0 + 60),
     ]
@@ -126,7 +127,9 @@ def test_failed_stage_message_names_check_value_and_threshold(receiver: Receiver
     payload = request.json
     assert payload["channel"] == "#releases"
     assert payload["text"].startswith(":x: Stage canary-1 failed (release abc1234): ")
-    assert "canary error rate 5.0% &gt; 1.0% over 12:00:00-12:01:00 UTC (n=120" in (payload["text"])
+    assert "canary error rate 20.0% &gt; 1.0%" in payload["text"]
+    assert "12:00:00-12:01:00 UTC" in payload["text"]
+    assert "(n=120" in payload["text"]
     header = payload["blocks"][0]
     assert header == {
         "type": "header",
@@ -140,7 +143,7 @@ def test_failed_stage_message_names_check_value_and_threshold(receiver: Receiver
         "*Window*\n12:00:00-12:01:00 UTC",
     ]
     why = payload["blocks"][2]["text"]["text"]
-    assert why.startswith("*Why*\n• canary error rate 5.0% &gt; 1.0%")
+    assert why.startswith("*Why*\n• canary error rate 20.0% &gt; 1.0%")
 
 
 @pytest.mark.parametrize(
