@@ -83,7 +83,22 @@ class KubernetesPlatformConfig(ClusterAccess):
     )
     health_path: HttpPath = Field(
         default="/health",
-        description="Readiness probe path of the Deployments the platform creates.",
+        description="Readiness and liveness probe path of the Deployments the platform "
+        "creates, and the path the hold probes on every pod (with sample_pods).",
+    )
+    termination_grace_period: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="terminationGracePeriodSeconds of the Deployments the platform creates.",
+    )
+    sample_pods: bool = Field(
+        default=False,
+        description="Pod IPs (container_port) and router.url are reachable from the process "
+        "that runs the stages (it runs inside the cluster's network, e.g. as a Job): the "
+        "hold sends requests through router.url and to every pod, probes health_path on "
+        "every pod, and the promotion's check sends its requests through router.url, so "
+        "judge.http_checks can be on. false: pod status only (restarts, readiness).",
     )
     rollout_timeout: PositiveDuration = Field(
         default=300.0,
