@@ -1,0 +1,259 @@
+"""The seed scenario on the real node: the Kubernetes platform and the Traefik router roll
+out the fault service with the judge's HTTP checks on.
+
+The stages are real pytest sessions run inside the cluster's network namespace (where pod
+IPs and Traefik's entrypoint are reachable), with ``platform.sample_pods = true`` and
+``router.url`` = Traefik's ``web`` entrypoint: the hold sends requests through Traefik and
+directly to every pod, probes ``/health`` on every pod and reads restarts from the pods'
+real status.  A good release goes 10 % -> 50 % -> main at 100 % with 3 pods; a bad one
+(half of its requests answer 500) is rolled back by the canary gate itself.  The ledger
+and the rollout lock are the ConfigMap and the Lease of the same cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_release.canary.platforms.kubernetes.client import LEASES, KubeApi
+from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+from tests.kubernetes.k8s_support import (
+    image_and_replicas,
+    ledger_runs,
+    pods,
+    service_exists,
+    weights_of,
+)
+from tests.kubernetes_node.apps import apply
+from tests.kubernetes_node.cluster import NodeCluster, wait_for
+from tests.spine_support import nest_tables
+
+FAULT_SERVICE = Path(__file__).parents[1] / "services" / "fault_service.py"
+REPO = "localhost/pytest-release/fault"
+# tag -> environment baked into the image (the platform sets only the image).
+RELEASES = {
+    "1": {"VERSION": "1"},
+    "2": {"VERSION": "2"},
+    "3-bad": {"VERSION": "3-bad", "FAULT_ERROR_RATE": "0.5"},
+}
+DOCKERFILE = """\
+FROM {base}
+COPY fault_service.py /app/fault_service.py
+ENV HOST=0.0.0.0 PORT=8080 {env}
+CMD ["python3", "/app/fault_service.py"]
+"""
+
+
+@pytest.fixture(scope="module")
+def fault_images(
+    node_cluster: NodeCluster,
+    node_image: str,
+    base_image: str,
+    docker_client: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The fault service built on the base image, one tag per release, imported into the
+    node in one archive (the base layers once)."""
+    refs = {}
+    for tag, env in RELEASES.items():
+        context = tmp_path_factory.mktemp(f"fault-{tag}")
+        knobs = " ".join(f"{k}={v}" for k, v in env.items())
+        (context / "Dockerfile").write_text(DOCKERFILE.format(base=base_image, env=knobs))
+        (context / "fault_service.py").write_bytes(FAULT_SERVICE.read_bytes())
+        ref = f"{REPO}:{tag}"
+        docker_client.images.build(path=str(context), tag=ref, rm=True, network_mode="host")
+        refs[tag] = ref
+    archive = tmp_path_factory.mktemp("fault-archive") / "fault.tar"
+    with archive.open("wb") as out:
+        for chunk in docker_client.api.get_image(list(refs.values())):  # docker save
+            out.write(chunk)
+    node_cluster.ctr("images", "import", "--no-unpack=false", str(archive))
+    return refs
+
+
+def stage_toml(namespace: str, kubeconfig: Path, router_url: str) -> str:
+    rollout = 'action = "canary", hold = "6s", interval = "2s"'
+    return f"""
+[ledger]
+backend = "kubernetes"
+namespace = "{namespace}"
+application = "shop"
+kubeconfig = "{kubeconfig}"
+lease_duration = 30
+
+[stages.canary-1]
+requires = []
+rollout = {{ {rollout}, replicas = 1, weight = 10 }}
+[stages.canary-2]
+rollout = {{ {rollout}, replicas = 2, weight = 50 }}
+[stages.canary-3]
+rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+
+[gates.canary]
+paths = []
+verify_requests = 20
+
+[gates.canary.platform]
+type = "kubernetes"
+namespace = "{namespace}"
+app = "shop"
+kubeconfig = "{kubeconfig}"
+stable_image = "{REPO}:1"
+stable_replicas = 1
+termination_grace_period = 2
+sample_pods = true
+rollout_timeout = "240s"
+
+[gates.canary.router]
+type = "traefik"
+url = "{router_url}"
+
+[gates.canary.sampler]
+rate = 10
+direct_rate = 20
+concurrency = 32
+health_interval = "0.5s"
+status_interval = "0.5s"
+timeout = 5
+
+[gates.canary.judge]
+http_checks = true
+max_restarts = 0
+min_requests = 10
+max_p95_latency_ms = 3000
+comparison = {{ alpha = 0.001, min_samples = 10 }}
+"""
+
+
+def ingress_route(namespace: str) -> dict[str, Any]:
+    """Traefik's ``web`` entrypoint -> the TraefikService the router manages (named after
+    the main Deployment).  Other tests route by Host, which Traefik ranks first."""
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": {"name": "shop", "namespace": namespace},
+        "spec": {
+            "entryPoints": ["web"],
+            "routes": [
+                {
+                    "match": "PathPrefix(`/`)",
+                    "kind": "Rule",
+                    "services": [{"name": "shop", "kind": "TraefikService"}],
+                }
+            ],
+        },
+    }
+
+
+class Project:
+    """A project directory whose stages run inside the cluster's netns."""
+
+    def __init__(self, cluster: NodeCluster, root: Path, namespace: str) -> None:
+        self.cluster = cluster
+        self.root = root
+        self.namespace = namespace
+        self.durations: dict[str, float] = {}
+        toml = stage_toml(namespace, cluster.kubeconfig, cluster.traefik_url)
+        (root / "pyproject.toml").write_text(
+            "[tool.pytest-release]\n" + nest_tables(toml), encoding="utf-8"
+        )
+
+    def stage(self, stage: str, image: str, release: str) -> tuple[int, str]:
+        command = [
+            "env", "-C", str(self.root), sys.executable, "-m", "pytest",
+            f"--stage={stage}", f"--release-id={release}", f"--release-image={image}",
+            "-p", "no:cacheprovider", "-rA",
+        ]  # fmt: skip
+        env = {**_host_env(), **self.cluster.environment()}
+        started = time.monotonic()
+        result = self.cluster.run_in_netns(command, timeout=900, check=False, env=env)
+        self.durations[f"{stage} {image}"] = time.monotonic() - started
+        return result.returncode, result.stdout + result.stderr
+
+
+def _host_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+
+@pytest.fixture
+def api(node_cluster: NodeCluster) -> KubeApi:
+    """The API server through the host's loopback forward (127.0.0.1 only)."""
+    return KubeApi(ClusterAccess(kubeconfig=str(node_cluster.host_kubeconfig)))
+
+
+@pytest.fixture
+def project(node_cluster: NodeCluster, namespace: str, tmp_path: Path) -> Iterator[Project]:
+    apply(node_cluster, namespace, ingress_route(namespace))
+    try:
+        yield Project(node_cluster, tmp_path, namespace)
+    finally:
+        node_cluster.kubectl(
+            "delete", "ingressroute", "shop", "-n", namespace, "--wait=false", check=False
+        )
+
+
+def _images(api: KubeApi, namespace: str, version: str) -> list[str]:
+    return [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, version)]
+
+
+def test_good_release_promoted_bad_release_rolled_back(
+    node_cluster: NodeCluster,
+    fault_images: dict[str, str],
+    project: Project,
+    api: KubeApi,
+    namespace: str,
+) -> None:
+    good, bad = fault_images["2"], fault_images["3-bad"]
+
+    rc, out = project.stage("canary-1", good, "r2")
+    assert rc == 0, out
+    assert image_and_replicas(api, namespace, "shop") == (fault_images["1"], 1)
+    assert image_and_replicas(api, namespace, "shop-canary") == (good, 1)
+    assert weights_of(api, namespace) == {"shop": 90, "shop-canary": 10}
+
+    rc, out = project.stage("canary-2", good, "r2")
+    assert rc == 0, out
+    assert image_and_replicas(api, namespace, "shop-canary") == (good, 2)
+    assert len(pods(api, namespace, "canary")) == 2
+    assert weights_of(api, namespace) == {"shop": 50, "shop-canary": 50}
+
+    rc, out = project.stage("canary-3", good, "r2")
+    assert rc == 0, out
+    assert image_and_replicas(api, namespace, "shop") == (good, 3)
+
+    def settled() -> bool:
+        return _images(api, namespace, "stable") == [good] * 3
+
+    wait_for("the main Deployment's old pods to terminate", settled, timeout=120)
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert pods(api, namespace, "canary") == []
+    assert weights_of(api, namespace) == {"shop": 100}
+
+    # A bad release: half of its requests answer 500.  The gate rolls it back itself.
+    rc, out = project.stage("canary-1", bad, "r3")
+    assert rc == 1, out
+    assert "release stage canary-1: rolled-back" in out, out
+    assert weights_of(api, namespace) == {"shop": 100}
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert image_and_replicas(api, namespace, "shop") == (good, 3)
+
+    runs = ledger_runs(api, namespace)  # the ConfigMap ledger of this cluster
+    assert [(r["stage"], r["outcome"]) for r in runs] == [
+        ("canary-1", "passed"),
+        ("canary-2", "passed"),
+        ("canary-3", "passed"),
+        ("canary-1", "rolled-back"),
+    ], json.dumps(runs, indent=1)[:3000]
+    lease = api.get(LEASES, namespace, "pytest-release-rollout-shop")
+    assert lease is not None
+    assert not lease["spec"].get("holderIdentity")  # released after every stage
+    print("stage durations:", {k: round(v, 1) for k, v in project.durations.items()})
