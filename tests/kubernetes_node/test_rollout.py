@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -71,9 +72,7 @@ def fault_images(
         docker_client.images.build(path=str(context), tag=ref, rm=True, network_mode="host")
         refs[tag] = ref
     archive = tmp_path_factory.mktemp("fault-archive") / "fault.tar"
-    with archive.open("wb") as out:
-        for chunk in docker_client.api.get_image(list(refs.values())):  # docker save
-            out.write(chunk)
+    subprocess.run(["docker", "save", "-o", str(archive), *refs.values()], check=True, timeout=600)
     node_cluster.ctr("images", "import", "--no-unpack=false", str(archive))
     return refs
 
