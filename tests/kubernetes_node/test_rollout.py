@@ -174,7 +174,9 @@ class Project:
         started = time.monotonic()
         result = self.cluster.run_in_netns(command, timeout=900, check=False, env=env)
         self.durations[f"{stage} {image}"] = time.monotonic() - started
-        return result.returncode, result.stdout + result.stderr
+        out = result.stdout + result.stderr
+        (self.root / f"{stage}-{release}.log").write_text(out, encoding="utf-8")
+        return result.returncode, out
 
 
 def _host_env() -> dict[str, str]:
