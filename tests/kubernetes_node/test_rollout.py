@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from tests.kubernetes.k8s_support import (
 )
 from tests.kubernetes_node.apps import apply
 from tests.kubernetes_node.cluster import NodeCluster, wait_for
-from tests.spine_support import nest_tables
+from tests.spine_support import junit, nest_tables
 
 FAULT_SERVICE = Path(__file__).parents[1] / "services" / "fault_service.py"
 REPO = "localhost/pytest-release/fault"
@@ -75,6 +76,60 @@ def fault_images(
     subprocess.run(["docker", "save", "-o", str(archive), *refs.values()], check=True, timeout=600)
     node_cluster.ctr("images", "import", "--no-unpack=false", str(archive))
     return refs
+
+
+# Continuous GETs through Traefik from inside the netns until the stop file exists; counts
+# start at the first answer (the TraefikService is created by the first stage).  500 is the
+# fault service's own error (the bad release); anything else that is not 200 (404: no
+# route, 502/503: no backend, transport errors) is a request the rollout lost.
+LOAD = """\
+import json, os, sys, time, urllib.error, urllib.request
+url, stop = sys.argv[1], sys.argv[2]
+counts, lost, app_errors, started = {}, [], 0, False
+while not os.path.exists(stop):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            version = response.headers.get("X-Version", "?")
+            counts[version] = counts.get(version, 0) + 1
+            started = True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 500 and started:
+            app_errors += 1
+        elif started:
+            lost.append(f"{time.time():.3f} HTTP {exc.code}")
+    except Exception as exc:
+        if started:
+            lost.append(f"{time.time():.3f} {exc!r}")
+    time.sleep(0.02)
+print(json.dumps({"versions": counts, "lost": lost, "app_errors": app_errors}))
+"""
+
+
+class Load:
+    """The load loop in the background, inside the netns."""
+
+    def __init__(self, cluster: NodeCluster, root: Path) -> None:
+        self.stop_file = root / "load.stop"
+        command = cluster.netns_command(
+            [sys.executable, "-c", LOAD, cluster.traefik_url + "/", str(self.stop_file)]
+        )
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.result()
+
+    def result(self) -> dict[str, Any]:
+        self.stop_file.touch()
+        try:
+            out, _ = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # our own child, by PID
+            out, _ = self.process.communicate()
+        self.stop_file.unlink(missing_ok=True)
+        parsed = json.loads(out)
+        assert isinstance(parsed, dict)
+        return parsed
 
 
 def stage_toml(namespace: str, kubeconfig: Path, router_url: str) -> str:
@@ -200,6 +255,40 @@ def project(node_cluster: NodeCluster, namespace: str, tmp_path: Path) -> Iterat
         )
 
 
+def _cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """JUnit test case -> (outcome, message, properties)."""
+    cases = {}
+    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
+        outcome, message, properties = "passed", "", {}
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome, message = child.tag, child.get("message", "") + (child.text or "")
+            for prop in child.iter("property"):
+                properties[prop.get("name", "")] = prop.get("value", "")
+        cases[case.get("name", "")] = (outcome, message, properties)
+    return cases
+
+
+def _judged_requests(out: str) -> list[tuple[int, int]]:
+    """(canary, stable) requests of each progress line of a hold."""
+    found = re.findall(r"canary: (\d+) req, .*?\| stable: (\d+) req", out)
+    return [(int(c), int(s)) for c, s in found]
+
+
+@pytest.fixture
+def load(node_cluster: NodeCluster, tmp_path: Path) -> Iterator[Callable[[], Load]]:
+    """Start load loops through Traefik; the ones still running are stopped afterwards."""
+    started: list[Load] = []
+
+    def start() -> Load:
+        started.append(Load(node_cluster, tmp_path))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
+
+
 def _images(api: KubeApi, namespace: str, version: str) -> list[str]:
     return [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, version)]
 
@@ -210,14 +299,20 @@ def test_good_release_promoted_bad_release_rolled_back(
     project: Project,
     api: KubeApi,
     namespace: str,
+    load: Callable[[], Load],
 ) -> None:
     good, bad = fault_images["2"], fault_images["3-bad"]
+    during_good = load()  # counts from the first answer: through every weight change
 
     rc, out = project.stage("canary-1", good, "r2")
     assert rc == 0, out
     assert image_and_replicas(api, namespace, "shop") == (fault_images["1"], 1)
     assert image_and_replicas(api, namespace, "shop-canary") == (good, 1)
     assert weights_of(api, namespace) == {"shop": 90, "shop-canary": 10}
+    # The HTTP checks judged real requests to the pods (direct) in every interval.
+    judged = _judged_requests(out)
+    assert judged, out
+    assert all(c > 0 and s > 0 for c, s in judged), out
 
     rc, out = project.stage("canary-2", good, "r2")
     assert rc == 0, out
@@ -228,6 +323,9 @@ def test_good_release_promoted_bad_release_rolled_back(
     rc, out = project.stage("canary-3", good, "r2")
     assert rc == 0, out
     assert image_and_replicas(api, namespace, "shop") == (good, 3)
+    outcome, _, properties = _cases(project.root, "canary-3")["promote:main"]
+    assert outcome == "passed"
+    assert properties["router.requests_checked"] == "20"  # through Traefik
 
     def settled() -> bool:
         return _images(api, namespace, "stable") == [good] * 3
@@ -237,15 +335,32 @@ def test_good_release_promoted_bad_release_rolled_back(
     assert not service_exists(api, namespace, "shop-canary")
     assert pods(api, namespace, "canary") == []
     assert weights_of(api, namespace) == {"shop": 100}
+    traffic = during_good.result()
+    assert traffic["lost"] == [], traffic
+    assert traffic["app_errors"] == 0, traffic
+    assert traffic["versions"].get("1", 0) > 0, traffic
+    assert traffic["versions"].get("2", 0) > 0, traffic
 
     # A bad release: half of its requests answer 500.  The gate rolls it back itself.
+    during_bad = load()
     rc, out = project.stage("canary-1", bad, "r3")
     assert rc == 1, out
     assert "release stage canary-1: rolled-back" in out, out
+    failed = [
+        message
+        for name, (outcome, message, _) in _cases(project.root, "canary-1").items()
+        if name.startswith("health@") and outcome == "failure"
+    ]
+    assert failed, out
+    assert "canary error rate" in failed[0], out
     assert weights_of(api, namespace) == {"shop": 100}
     assert image_and_replicas(api, namespace, "shop-canary") is None
     assert not service_exists(api, namespace, "shop-canary")
     assert image_and_replicas(api, namespace, "shop") == (good, 3)
+    traffic_bad = during_bad.result()
+    # 500s of the bad canary are its own errors; no request is lost by the rollback.
+    assert traffic_bad["lost"] == [], traffic_bad
+    assert traffic_bad["versions"].get("2", 0) > 0, traffic_bad
 
     runs = ledger_runs(api, namespace)  # the ConfigMap ledger of this cluster
     assert [(r["stage"], r["outcome"]) for r in runs] == [
@@ -258,3 +373,4 @@ def test_good_release_promoted_bad_release_rolled_back(
     assert lease is not None
     assert not lease["spec"].get("holderIdentity")  # released after every stage
     print("stage durations:", {k: round(v, 1) for k, v in project.durations.items()})
+    print("through Traefik:", traffic, {k: v for k, v in traffic_bad.items() if k != "lost"})
