@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import HttpPath, PositiveDuration
+from pytest_release.config_types import Duration, HttpPath, PositiveDuration
 
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -148,6 +148,12 @@ class ServiceRouterConfig(BaseModel):
         default=True,
         description="Create the routing object (all traffic to the main Service) when it "
         "does not exist; false: a missing object is an error.",
+    )
+    drain_delay: Duration = Field(
+        default=2.0,
+        description="How long the canary Service stays up after it left the routing object "
+        "(the router applies changes asynchronously: Traefik within about a second), so "
+        "no request is sent to a deleted pod; 0: delete at once.",
     )
 
     @field_validator("name")

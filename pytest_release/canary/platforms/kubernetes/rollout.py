@@ -111,6 +111,7 @@ class KubernetesRollout:
         self.platform.update_main(image, replicas, record_previous=record_previous)
         self.wait_endpoints(self.main_service, replicas)
         self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        self.drain()
         self.platform.rollback()
         return self.router.weights()
 
@@ -127,9 +128,18 @@ class KubernetesRollout:
         return self.router.set_weights(stable=100, canary=0)
 
     def remove_canary(self) -> PlatformStatus:
-        """The canary Service leaves the router, then the canary resources are deleted."""
+        """The canary Service leaves the router, then (after ``router.drain_delay``, when
+        it had canary pods) the canary resources are deleted."""
+        had_canary = bool(self.platform.status().group("canary"))
         self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        if had_canary:
+            self.drain()
         return self.platform.rollback()
+
+    def drain(self) -> None:
+        """Requests the router still sends to the canary (it applies changes
+        asynchronously) reach live pods: wait ``router.drain_delay``."""
+        time.sleep(self.router.config.drain_delay)
 
     def restore_main(self, image: str) -> PlatformStatus:
         """Main Deployment back on ``image`` (its ReplicaSet revision), verified."""
