@@ -44,6 +44,7 @@ RELEASES = {
     "1": {"VERSION": "1"},
     "2": {"VERSION": "2"},
     "3-bad": {"VERSION": "3-bad", "FAULT_ERROR_RATE": "0.5"},
+    "4-crash": {"VERSION": "4-crash", "FAULT_CRASH_AFTER": "15"},
 }
 DOCKERFILE = """\
 FROM {base}
@@ -56,7 +57,6 @@ CMD ["python3", "/app/fault_service.py"]
 @pytest.fixture(scope="module")
 def fault_images(
     node_cluster: NodeCluster,
-    node_image: str,
     base_image: str,
     docker_client: Any,
     tmp_path_factory: pytest.TempPathFactory,
@@ -362,11 +362,28 @@ def test_good_release_promoted_bad_release_rolled_back(
     assert traffic_bad["lost"] == [], traffic_bad
     assert traffic_bad["versions"].get("2", 0) > 0, traffic_bad
 
+    # A crashing release: the container exits after 15 requests, the kubelet restarts it.
+    rc, out = project.stage("canary-1", fault_images["4-crash"], "r4")
+    assert rc == 1, out
+    assert "release stage canary-1: rolled-back" in out, out
+    failed = [
+        message
+        for name, (outcome, message, _) in _cases(project.root, "canary-1").items()
+        if name.startswith("health@") and outcome == "failure"
+    ]
+    # Its requests are refused while the kubelet restarts it, its /health probes fail.
+    assert failed, out
+    assert "/health failed" in out, out
+    assert weights_of(api, namespace) == {"shop": 100}
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert image_and_replicas(api, namespace, "shop") == (good, 3)
+
     runs = ledger_runs(api, namespace)  # the ConfigMap ledger of this cluster
     assert [(r["stage"], r["outcome"]) for r in runs] == [
         ("canary-1", "passed"),
         ("canary-2", "passed"),
         ("canary-3", "passed"),
+        ("canary-1", "rolled-back"),
         ("canary-1", "rolled-back"),
     ], json.dumps(runs, indent=1)[:3000]
     lease = api.get(LEASES, namespace, "pytest-release-rollout-shop")
