@@ -373,7 +373,7 @@ def test_good_release_promoted_bad_release_rolled_back(
     ]
     # Its requests are refused while the kubelet restarts it, its /health probes fail.
     assert failed, out
-    assert "/health failed" in out, out
+    assert re.search(r"/health failed: shop-canary-\S+ [1-9]\d*/\d+", out), out
     assert weights_of(api, namespace) == {"shop": 100}
     assert image_and_replicas(api, namespace, "shop-canary") is None
     assert image_and_replicas(api, namespace, "shop") == (good, 3)
