@@ -6,8 +6,9 @@ IPs and Traefik's entrypoint are reachable), with ``platform.sample_pods = true`
 ``router.url`` = Traefik's ``web`` entrypoint: the hold sends requests through Traefik and
 directly to every pod, probes ``/health`` on every pod and reads restarts from the pods'
 real status.  A good release goes 10 % -> 50 % -> main at 100 % with 3 pods; a bad one
-(half of its requests answer 500) is rolled back by the canary gate itself.  The ledger
-and the rollout lock are the ConfigMap and the Lease of the same cluster.
+(half of its requests answer 500) and a crashing one are rolled back by the canary gate
+itself; a load loop through Traefik loses no request meanwhile.  The ledger and the
+rollout lock are the ConfigMap and the Lease of the same cluster.
 """
 
 from __future__ import annotations
