@@ -19,7 +19,15 @@ from pytest_release.canary.router import TrafficRouter, Weights
 from pytest_release.canary.sampler import Targets
 from pytest_release.errors import RolloutError
 
-__all__ = ["NO_BASELINE", "ErrorBaseline", "MainCheck", "Rollout", "RolloutError", "previous_for"]
+__all__ = [
+    "NO_BASELINE",
+    "ErrorBaseline",
+    "MainCheck",
+    "Rollout",
+    "RolloutError",
+    "previous_for",
+    "probe_router",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,33 @@ def previous_for(status: PlatformStatus, release_image: str | None) -> str | Non
     if status.previous_image and (release_image is None or status.stable_image == release_image):
         return status.previous_image if status.previous_image != status.stable_image else None
     return None
+
+
+def probe_router(url: str, requests: int) -> list[str]:
+    """``requests`` GETs of ``/`` through the router at ``url`` (one kept-alive connection,
+    reopened after a transport error); the failures (status >= 400 or transport error)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    failures = []
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        for _ in range(requests):
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                response.read()
+                if response.status >= 400:
+                    failures.append(f"GET / -> {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(f"GET / -> {type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=10)
+    finally:
+        conn.close()
+    return failures
 
 
 class Rollout(Protocol):

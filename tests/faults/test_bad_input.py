@@ -18,6 +18,8 @@ Cases (test -> what is refused):
 * ``test_zero_ready_timeout_is_refused`` — ``platform.ready_timeout = 0``.
 * ``test_sampler_without_evidence_is_refused`` — ``sampler.rate = 0`` and
   ``direct_rate = 0`` with HTTP checks on: nothing to judge.
+* ``test_http_checks_on_kubernetes_without_sample_pods_are_refused`` — HTTP checks on a
+  Kubernetes platform whose pods this process does not sample: nothing to judge.
 * ``test_requires_cycles_are_refused`` — a stage requiring itself, or a cycle.
 * ``test_requires_of_an_unknown_stage_is_refused`` — ``requires`` naming no stage.
 * ``test_stage_without_gates_is_a_config_error`` — ``gates = []``: exit 4, no ledger.
@@ -212,6 +214,28 @@ def test_sampler_without_evidence_is_refused(pytester: pytest.Pytester) -> None:
         run_stage(pytester, "canary-1", "--collect-only"),
         "*gates.canary in *pyproject.toml: sampler: rate = 0 and direct_rate = 0 send no "
         "request*nothing to judge*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_http_checks_on_kubernetes_without_sample_pods_are_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    project(
+        pytester,
+        """
+        [stages.canary-1]
+        requires = []
+        [gates.canary.platform]
+        type = "kubernetes"
+        app = "shop"
+        [gates.canary.router]
+        type = "traefik"
+        """,
+    )
+    assert_refused(
+        run_stage(pytester, "canary-1", "--collect-only"),
+        "*judge.http_checks = true on Kubernetes needs platform.sample_pods = true*",
     )
     assert_no_ledger(pytester)
 

@@ -122,6 +122,19 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
 def _evidence_problem(gate: CanaryGateConfig) -> str | None:
     """HTTP checks with no request to judge: every interval would be insufficient."""
     sampler = gate.sampler
+    platform = gate.platform
+    if (
+        gate.judge.http_checks
+        and platform is not None
+        and platform.type == "kubernetes"
+        and not getattr(platform, "sample_pods", False)
+    ):
+        return (
+            "judge.http_checks = true on Kubernetes needs platform.sample_pods = true (pod IPs "
+            "and router.url reachable from the process that runs the stages); otherwise no "
+            "request reaches a pod and every interval is insufficient: set "
+            "judge.http_checks = false to judge on pod status (judge.max_restarts)"
+        )
     if gate.judge.http_checks and sampler.rate == 0 and sampler.direct_rate == 0:
         queries = "" if sampler.prometheus is None else " (Prometheus queries are not HTTP checks)"
         return (

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import HttpPath, PositiveDuration
+from pytest_release.config_types import Duration, HttpPath, PositiveDuration
 
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -83,7 +83,22 @@ class KubernetesPlatformConfig(ClusterAccess):
     )
     health_path: HttpPath = Field(
         default="/health",
-        description="Readiness probe path of the Deployments the platform creates.",
+        description="Readiness and liveness probe path of the Deployments the platform "
+        "creates, and the path the hold probes on every pod (with sample_pods).",
+    )
+    termination_grace_period: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="terminationGracePeriodSeconds of the Deployments the platform creates.",
+    )
+    sample_pods: bool = Field(
+        default=False,
+        description="Pod IPs (container_port) and router.url are reachable from the process "
+        "that runs the stages (it runs inside the cluster's network, e.g. as a Job): the "
+        "hold sends requests through router.url and to every pod, probes health_path on "
+        "every pod, and the promotion's check sends its requests through router.url, so "
+        "judge.http_checks can be on. false: pod status only (restarts, readiness).",
     )
     rollout_timeout: PositiveDuration = Field(
         default=300.0,
@@ -133,6 +148,12 @@ class ServiceRouterConfig(BaseModel):
         default=True,
         description="Create the routing object (all traffic to the main Service) when it "
         "does not exist; false: a missing object is an error.",
+    )
+    drain_delay: Duration = Field(
+        default=2.0,
+        description="How long the canary Service stays up after it left the routing object "
+        "(the router applies changes asynchronously: Traefik within about a second), so "
+        "no request is sent to a deleted pod; 0: delete at once.",
     )
 
     @field_validator("name")

@@ -204,9 +204,16 @@ class KubernetesPlatform:
     def _new_deployment(self, name: str, image: str, replicas: int, version: Group) -> JSON:
         labels = self._labels(version)
         container = self.config.container or self.config.app
-        probe = {
-            "httpGet": {"path": self.config.health_path, "port": self.config.container_port},
+        http_get = {"path": self.config.health_path, "port": self.config.container_port}
+        readiness = {"httpGet": http_get, "periodSeconds": 2, "failureThreshold": 2}
+        # Liveness restarts a pod that stopped answering (the restarts count as evidence);
+        # lenient, so a slow start or a loaded node does not kill healthy pods.
+        liveness = {
+            "httpGet": http_get,
+            "initialDelaySeconds": 10,
             "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 6,
         }
         return {
             "apiVersion": "apps/v1",
@@ -222,14 +229,18 @@ class KubernetesPlatform:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        "terminationGracePeriodSeconds": self.config.termination_grace_period,
                         "containers": [
                             {
                                 "name": container,
                                 "image": image,
-                                "ports": [{"containerPort": self.config.container_port}],
-                                "readinessProbe": probe,
+                                "ports": [
+                                    {"name": "http", "containerPort": self.config.container_port}
+                                ],
+                                "readinessProbe": readiness,
+                                "livenessProbe": liveness,
                             }
-                        ]
+                        ],
                     },
                 },
             },

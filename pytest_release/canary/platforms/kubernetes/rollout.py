@@ -19,7 +19,13 @@ from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
-from pytest_release.canary.rollout import NO_BASELINE, ErrorBaseline, MainCheck, previous_for
+from pytest_release.canary.rollout import (
+    NO_BASELINE,
+    ErrorBaseline,
+    MainCheck,
+    previous_for,
+    probe_router,
+)
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.canary.sampler import Targets
@@ -105,6 +111,7 @@ class KubernetesRollout:
         self.platform.update_main(image, replicas, record_previous=record_previous)
         self.wait_endpoints(self.main_service, replicas)
         self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        self.drain()
         self.platform.rollback()
         return self.router.weights()
 
@@ -121,9 +128,18 @@ class KubernetesRollout:
         return self.router.set_weights(stable=100, canary=0)
 
     def remove_canary(self) -> PlatformStatus:
-        """The canary Service leaves the router, then the canary resources are deleted."""
+        """The canary Service leaves the router, then (after ``router.drain_delay``, when
+        it had canary pods) the canary resources are deleted."""
+        had_canary = bool(self.platform.status().group("canary"))
         self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
+        if had_canary:
+            self.drain()
         return self.platform.rollback()
+
+    def drain(self) -> None:
+        """Requests the router still sends to the canary (it applies changes
+        asynchronously) reach live pods: wait ``router.drain_delay``."""
+        time.sleep(self.router.config.drain_delay)
 
     def restore_main(self, image: str) -> PlatformStatus:
         """Main Deployment back on ``image`` (its ReplicaSet revision), verified."""
@@ -150,12 +166,25 @@ class KubernetesRollout:
 
     previous_for = staticmethod(previous_for)
 
+    @property
+    def samples_pods(self) -> bool:
+        """Pods and the router are reachable from this process (``platform.sample_pods``)."""
+        return self.platform.config.sample_pods
+
     def targets(self) -> Targets:
-        """Pod IPs are the cluster's network, not this machine's: the hold judges pod
-        status (restarts, readiness) only."""
+        """With ``platform.sample_pods``: every pod at ``podIP:container_port`` and the
+        router at ``router.url``.  Otherwise pod IPs are the cluster's network, not this
+        machine's: the hold judges pod status (restarts, readiness) only."""
         status = self.platform.status()
         names = {r.endpoint: r.name for r in status.replicas}
-        return Targets(router_url=None, stable=(), canary=(), names=names)
+        if not self.samples_pods:
+            return Targets(router_url=None, stable=(), canary=(), names=names)
+        return Targets(
+            router_url=self.router.url or None,
+            stable=tuple(e for e in status.endpoints("stable") if not e.startswith("-:")),
+            canary=tuple(e for e in status.endpoints("canary") if not e.startswith("-:")),
+            names=names,
+        )
 
     # -- verification ------------------------------------------------------------------------
     def verify_main(
@@ -168,8 +197,10 @@ class KubernetesRollout:
         """Main on ``image`` with ``replicas`` ready pods, no canary resources, 100 % of the
         traffic to the main Service (read back) and the main Service with ready endpoints.
 
-        No request is sent: the pods of a cluster are not reachable from here in general
-        (``router.url`` is reported only), so ``requests`` is 0 in the result."""
+        With ``platform.sample_pods`` and ``router.url`` set, ``requests`` requests go
+        through the router, and no more of them may fail than stable's own error rate
+        allows (``baseline``; transport errors count).  Otherwise no request is sent (the
+        router is not reachable from here in general) and ``requests`` is 0 in the result."""
         status = self.platform.status()
         weights = self.router.weights()
         problems = []
@@ -198,13 +229,21 @@ class KubernetesRollout:
                 f"the main Service '{self.main_service}' has {endpoints} ready endpoint(s) for "
                 f"{len(main)} pod(s)"
             )
+        sent, failures = 0, tuple[str, ...]()
+        if not problems and self.samples_pods and self.router.url and requests > 0:
+            sent, failures = requests, tuple(probe_router(self.router.url, requests))
+            if failures and baseline.credibly_exceeded(len(failures), requests):
+                problems.append(
+                    f"{len(failures)} of {requests} requests through {self.router.url} failed, "
+                    f"credibly more than {baseline.describe()}: " + "; ".join(failures[:5])
+                )
         if problems:
             raise RolloutError(
                 "the main deployment is not in the expected state:\n  "
                 + "\n  ".join(problems)
                 + f"\npods: {status.describe()}"
             )
-        return MainCheck(status, weights, 0, ())
+        return MainCheck(status, weights, sent, failures)
 
 
 def build_rollout(settings: CanarySettings, rootdir: Path | None) -> KubernetesRollout:

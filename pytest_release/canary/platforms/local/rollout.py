@@ -10,13 +10,18 @@ it reads back, and :meth:`Rollout.verify_main` checks the end state end to end.
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.rollout import NO_BASELINE, ErrorBaseline, MainCheck, previous_for
+from pytest_release.canary.rollout import (
+    NO_BASELINE,
+    ErrorBaseline,
+    MainCheck,
+    previous_for,
+    probe_router,
+)
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.sampler import Targets
@@ -214,7 +219,7 @@ class LocalRollout:
                 f"router sends main traffic to {sorted(weights.stable_members)}, but the main "
                 f"replicas are {sorted(status.endpoints('stable'))}"
             )
-        failures = tuple(self._probe_router(requests)) if not problems else ()
+        failures = tuple(probe_router(self.router.url, requests)) if not problems else ()
         if failures and baseline.credibly_exceeded(len(failures), requests):
             problems.append(
                 f"{len(failures)} of {requests} requests through the router failed, credibly "
@@ -227,23 +232,3 @@ class LocalRollout:
                 + f"\nreplicas: {status.describe()}"
             )
         return MainCheck(status, weights, requests, failures)
-
-    def _probe_router(self, requests: int) -> list[str]:
-        host, _, port = self.router.url.removeprefix("http://").rpartition(":")
-        failures = []
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        try:
-            for _ in range(requests):
-                try:
-                    conn.request("GET", "/")
-                    response = conn.getresponse()
-                    response.read()
-                    if response.status >= 400:
-                        failures.append(f"GET / -> {response.status}")
-                except (OSError, http.client.HTTPException) as exc:
-                    failures.append(f"GET / -> {type(exc).__name__}: {exc}")
-                    conn.close()
-                    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        finally:
-            conn.close()
-        return failures
