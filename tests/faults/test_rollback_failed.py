@@ -77,9 +77,18 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
             time.sleep(0.1)
         # The router goes away for good: HAProxy (started by the stage) is ended by PID
         # and another program takes its port.
-        assert terminate(_haproxy(canary_root))
+        # The stage's router may bring HAProxy back in between (any read of the weights
+        # restarts it): end it again by PID until the port is ours.
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        blocker.bind(("127.0.0.1", port))
+        deadline = time.monotonic() + 60
+        while True:
+            terminate(_haproxy(canary_root))
+            try:
+                blocker.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "HAProxy's port never became free"
+                time.sleep(0.1)
         blocker.listen()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=180)
