@@ -34,14 +34,11 @@ class AlarmRules(JudgeBase):
         canary = [s for s in statuses if s.version == "canary"]
         window = format_window(start, end)
         if not canary:
-            return CheckResult(
-                name="restarts",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "restarts",
                 threshold=float(limit),
                 unit="restarts",
-                window_start=start,
-                window_end=end,
+                window=(start, end),
                 samples=0,
                 message=f"canary restarts: the platform reported no canary replica over "
                 f"{window} (set judge.max_restarts = false to disable this check)",
@@ -75,14 +72,11 @@ class AlarmRules(JudgeBase):
         # A loaded sampler can miss the probes of one short interval; runs of failures
         # are measured over the whole hold, so only no probe at all is insufficient.
         if not probes:
-            return CheckResult(
-                name="health_consecutive_failures",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "health_consecutive_failures",
                 threshold=float(limit),
                 unit="probes",
-                window_start=start,
-                window_end=end,
+                window=(start, end),
                 samples=0,
                 message=f"canary health: no /health probe of the canary over {window} (set "
                 "judge.max_consecutive_health_failures = false to disable this check)",

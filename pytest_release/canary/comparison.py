@@ -32,14 +32,11 @@ class CanaryComparison(JudgeBase):
         alpha = self._look_alpha(self.alpha_per_test, windows)
 
         def insufficient(name: str, n_c: int, n_s: int, why: str) -> CheckResult:
-            return CheckResult(
-                name=name,
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                name,
                 threshold=alpha,
                 unit="p",
-                window_start=hold_start,
-                window_end=end,
+                window=(hold_start, end),
                 samples=n_c + n_s,
                 message=why,
             )
@@ -69,14 +66,11 @@ class CanaryComparison(JudgeBase):
         if not tested:
             cumulative = windows[0]
             n_c, n_s = len(cumulative.canary), len(cumulative.stable)
-            return CheckResult(
-                name="compare_error_rate",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "compare_error_rate",
                 threshold=alpha,
                 unit="p",
-                window_start=cumulative.start,
-                window_end=cumulative.end,
+                window=(cumulative.start, cumulative.end),
                 samples=n_c + n_s,
                 message=f"canary vs stable error rate: {n_c} canary and {n_s} stable requests "
                 f"over {format_window(cumulative.start, cumulative.end)}, need "
@@ -119,14 +113,11 @@ class CanaryComparison(JudgeBase):
             cumulative = windows[0]
             n_c = sum(1 for s in cumulative.canary if s.latency_ms is not None)
             n_s = sum(1 for s in cumulative.stable if s.latency_ms is not None)
-            return CheckResult(
-                name="compare_latency",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "compare_latency",
                 threshold=alpha,
                 unit="p",
-                window_start=cumulative.start,
-                window_end=cumulative.end,
+                window=(cumulative.start, cumulative.end),
                 samples=n_c + n_s,
                 message=f"canary vs stable latency: {n_c} canary and {n_s} stable responses "
                 f"over {format_window(cumulative.start, cumulative.end)}, need "

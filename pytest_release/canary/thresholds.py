@@ -111,14 +111,11 @@ class ThresholdChecks(JudgeBase):
         window = format_window(start, end)
         beyond = self._beyond_plan(look, f"judge.alpha {self.config.alpha}")
         if in_interval < self.config.min_requests or beyond:
-            return CheckResult(
-                name="error_rate",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "error_rate",
                 threshold=limit * 100.0,
                 unit="%",
-                window_start=start,
-                window_end=end,
+                window=(start, end),
                 samples=in_interval,
                 message=beyond
                 or f"canary error rate: only {in_interval} canary requests over {window}, "
@@ -162,14 +159,11 @@ class ThresholdChecks(JudgeBase):
         n_current = sum(1 for s in current if s.latency_ms is not None)
         beyond = self._beyond_plan(look, f"judge.alpha {self.config.alpha}")
         if n_current < self.config.min_requests or beyond:
-            return CheckResult(
-                name="p95_latency",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "p95_latency",
                 threshold=limit,
                 unit="ms",
-                window_start=start,
-                window_end=end,
+                window=(start, end),
                 samples=n_current,
                 message=beyond
                 or f"canary p95 latency: only {n_current} canary responses over {window}, "
@@ -224,14 +218,11 @@ class ThresholdChecks(JudgeBase):
         # A loaded sampler can miss the probes of one short interval: the hold's probes
         # so far are the evidence; none at all is insufficient.
         if not canary or beyond:
-            return CheckResult(
-                name="health_failure_share",
-                verdict="insufficient",
-                value=None,
+            return CheckResult.insufficient(
+                "health_failure_share",
                 threshold=limit * 100.0,
                 unit="%",
-                window_start=start,
-                window_end=end,
+                window=(start, end),
                 samples=in_window,
                 message=beyond
                 or f"canary health: no /health probe of the canary since the hold began "

@@ -34,6 +34,22 @@ class CheckResult:
     # failed /health probes per replica.
     details: tuple[tuple[str, str], ...] = ()
 
+    @classmethod
+    def insufficient(
+        cls,
+        name: str,
+        *,
+        threshold: float | None,
+        unit: str,
+        window: tuple[float, float],
+        samples: int,
+        message: str,
+    ) -> CheckResult:
+        """Not enough data for the check: never a pass, the message says what is missing."""
+        return cls(
+            name, "insufficient", None, threshold, unit, window[0], window[1], samples, message
+        )
+
 
 @dataclass(frozen=True)
 class CanaryVerdict:
