@@ -41,18 +41,8 @@ class Stack:
         return self.platform.status().replicas
 
     def targets(self) -> Targets:
-        """What the sampler measures, built like the canary gate builds it."""
-        status = self.platform.status()
-        names = {r.endpoint: r.name for r in status.replicas}
-        for server, endpoint in self.router.server_endpoints().items():
-            if endpoint in names:
-                names[server] = names[endpoint]
-        return Targets(
-            router_url=self.router.url,
-            stable=status.endpoints("stable"),
-            canary=status.endpoints("canary"),
-            names=names,
-        )
+        """What the sampler measures: the rollout's own targets, as in the gate."""
+        return self.rollout.targets()
 
 
 def platform_config(
