@@ -118,6 +118,23 @@ class KwokCluster:
         self.kwokctl("start", "cluster", timeout=180)
         self.wait_ready()
 
+    def diagnostics(self, lines: int = 15) -> str:
+        """Which components are alive and the end of each component's log."""
+        parts = []
+        for pid_file in sorted((self.cluster_dir / "pids").glob("*.pid")):
+            try:
+                pid = int(pid_file.read_text().strip())
+                # The third field of /proc/<pid>/stat: Z is a process that exited (unreaped).
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                state = f"exited (pid {pid})" if stat == "Z" else f"running (pid {pid})"
+            except (ValueError, OSError) as exc:
+                state = f"not running ({exc})"
+            parts.append(f"{pid_file.stem}: {state}")
+        for log in sorted((self.cluster_dir / "logs").glob("*.log")):
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(parts) or f"no pids or logs under {self.cluster_dir}"
+
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         last = ""
@@ -221,15 +238,43 @@ def kube_cluster(
     k8s_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KwokCluster]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"prk-{worker}-{os.getpid()}"
+    failures: list[str] = []
+    # A second attempt with fresh ports when the first cluster does not come up: on a
+    # shared, loaded machine a port picked by _free_port() can be taken by another process
+    # before the component binds it, and the component then exits.  The first failure is
+    # printed with the components' logs, never hidden.
+    for attempt in (1, 2):
+        cluster = _start_cluster(
+            f"prk-{worker}-{os.getpid()}-{attempt}", k8s_bin_dir, tmp_path_factory, failures
+        )
+        if cluster is not None:
+            break
+    else:
+        raise RuntimeError("the kwok cluster did not come up twice:\n" + "\n\n".join(failures))
+    if failures:
+        print("kwok cluster came up on the second attempt; the first failed:\n" + failures[0])
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.kwokctl("delete", "cluster", timeout=120)
+        except Exception as exc:  # report, but do not hide the test's own failure
+            print(f"kwokctl delete cluster {cluster.name} failed: {exc}")
+
+
+def _start_cluster(
+    name: str, bin_dir: Path, tmp_path_factory: pytest.TempPathFactory, failures: list[str]
+) -> KwokCluster | None:
+    """A ready cluster with the CRDs installed, or None (the reason appended to failures,
+    the half-started cluster deleted)."""
     workdir = tmp_path_factory.mktemp("kwok")
     config = workdir / "kwokctl.yaml"
-    cluster = KwokCluster(name, workdir, k8s_bin_dir, workdir / "kubeconfig")
+    cluster = KwokCluster(name, workdir, bin_dir, workdir / "kubeconfig")
     # One creation at a time across xdist workers (ports are taken when components start).
     lock = FileLock(str(tmp_path_factory.getbasetemp().parent / "kwokctl-create.lock"))
     try:
         with lock:
-            config.write_text(_kwokctl_config(k8s_bin_dir), encoding="utf-8")
+            config.write_text(_kwokctl_config(bin_dir), encoding="utf-8")
             cluster.kwokctl(
                 "create",
                 "cluster",
@@ -245,12 +290,16 @@ def kube_cluster(
         cluster.kwokctl("scale", "node", "--replicas", str(NODES))
         cluster.wait_ready()
         _install_crds(cluster)
-        yield cluster
-    finally:
-        try:
+        return cluster
+    except (RuntimeError, KubeApiError, subprocess.TimeoutExpired) as exc:
+        failures.append(f"cluster {name}: {exc}\n{cluster.diagnostics()}")
+        with contextlib.suppress(Exception):
             cluster.kwokctl("delete", "cluster", timeout=120)
-        except Exception as exc:  # report, but do not hide the test's own failure
-            print(f"kwokctl delete cluster {name} failed: {exc}")
+        return None
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cluster.kwokctl("delete", "cluster", timeout=120)
+        raise
 
 
 def _install_crds(cluster: KwokCluster) -> None:
