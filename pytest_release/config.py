@@ -78,10 +78,16 @@ class GateConfig(_Strict):
 class RolloutConfig(_Strict):
     """The rollout step a stage performs (canary engine)."""
 
-    action: Literal["canary", "promote", "rollback"] = Field(
-        default="canary",
-        description="canary: deploy beside stable and judge; promote: update the main "
-        "deployment and clean up the canary; rollback: return to the previous version.",
+    action: Literal["canary", "promote", "rollback", "bluegreen-deploy", "bluegreen-switch"] = (
+        Field(
+            default="canary",
+            description="canary: deploy beside stable and judge; promote: update the main "
+            "deployment and clean up the canary; rollback: return to the previous version. "
+            "Blue/green (docs/blue-green.md): bluegreen-deploy puts the new version beside "
+            "the live one at full size with no production traffic and judges it; "
+            "bluegreen-switch sends all traffic to it in one step and keeps the old version "
+            "warm as the standby (switch back: rollback; retire the standby: promote).",
+        )
     )
     replicas: int = Field(default=1, ge=0, description="Replicas of the new version.")
     weight: int = Field(

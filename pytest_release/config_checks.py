@@ -71,10 +71,10 @@ def _rollout_problems(stages: Mapping[str, StageConfig]) -> list[str]:
     problems: list[str] = []
     for name, stage in stages.items():
         rollout = stage.rollout
-        if rollout is None or rollout.action != "canary":
+        if rollout is None or rollout.action not in ("canary", "bluegreen-deploy"):
             continue
         key = f"stages.{name}.rollout"
-        if not 0 < rollout.weight < 100:
+        if rollout.action == "canary" and not 0 < rollout.weight < 100:
             problems.append(
                 f"  {key}.weight = {rollout.weight}: a canary step sends between 1 and 99 "
                 "percent of the traffic to the canary (0 judges nothing, 100 leaves stable no "
@@ -90,6 +90,8 @@ def _rollout_problems(stages: Mapping[str, StageConfig]) -> list[str]:
                     f"gives {count} judged intervals; at most {MAX_INTERVALS} are allowed "
                     f"(each is a test item): raise interval or shorten hold"
                 )
+        if rollout.action != "canary":
+            continue  # blue/green: the weights are 0 (idle) and 100 (switched)
         for before in _previous_canary_stages(stages, name):
             previous = stages[before].rollout
             assert previous is not None

@@ -18,6 +18,9 @@ action ``promote`` (canary-3)
     ``promote:deploy``, ``promote:traffic`` (100 % to the new version), ``promote:main``
 action ``rollback``
     nothing before the rollback steps
+actions ``bluegreen-deploy``, ``bluegreen-switch``
+    see :mod:`pytest_release.canary.bluegreen` (``deploy``, ``idle``, ``health``,
+    ``verdict``; ``switch``, ``switch:verify``)
 every action ends with
     ``rollback:traffic``, ``rollback:canary``, ``rollback:main`` which run only when the
     stage's steps did not pass (or the action is ``rollback``)
@@ -52,8 +55,11 @@ if TYPE_CHECKING:
 Step = Literal[
     "deploy",
     "traffic",
+    "idle",
     "health",
     "verdict",
+    "switch",
+    "switch:verify",
     "promote:deploy",
     "promote:traffic",
     "promote:main",
@@ -66,7 +72,10 @@ STEPS_OF_ACTION: dict[str, tuple[Step, ...]] = {
     "canary": ("deploy", "traffic", "health", "verdict", *ROLLBACK_STEPS),
     "promote": ("promote:deploy", "promote:traffic", "promote:main", *ROLLBACK_STEPS),
     "rollback": ROLLBACK_STEPS,
+    "bluegreen-deploy": ("deploy", "idle", "health", "verdict", *ROLLBACK_STEPS),
+    "bluegreen-switch": ("switch", "switch:verify", *ROLLBACK_STEPS),
 }
+JUDGED_ACTIONS = ("canary", "bluegreen-deploy")
 RESULT_FILE = "canary-{gate}.json"
 INSUFFICIENT = "insufficient evidence"
 
@@ -147,9 +156,12 @@ class Controller:
         self._steps = {
             "deploy": self._deploy,
             "traffic": self._traffic,
+            "idle": self._idle,
             "health": self._health,
             "verdict": self._verdict,
-            "promote:deploy": self._promote_deploy,
+            "switch": self._switch,
+            "switch:verify": self._switch_verify,
+            "promote:deploy": self._deploy,
             "promote:traffic": self._promote_traffic,
             "promote:main": self._promote_main,
             "rollback:traffic": self._rollback_traffic,
@@ -223,6 +235,9 @@ class Controller:
         main = rollout.ensure_main()
         self.main_before = main.stable_image
         replicas = self.rollout_config.replicas
+        bluegreen = self.rollout_config.action == "bluegreen-deploy"
+        if bluegreen and rollout.router.weights().canary != 0:
+            rollout.shift(0)  # the idle colour must not take production traffic when it joins
         status = rollout.deploy_canary(image, replicas)
         canary = status.group("canary")
         props += [
@@ -245,6 +260,10 @@ class Controller:
                 + "; ".join(problems)
                 + f"\nreplicas: {status.describe()}"
             )
+        if bluegreen:
+            from pytest_release.canary.bluegreen import check_full_size
+
+            check_full_size(status, self.host.stage)
 
     def _traffic(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
         weight = self.rollout_config.weight
@@ -256,6 +275,33 @@ class Controller:
         ]
         if (weights.stable, weights.canary) != (100 - weight, weight):
             raise GateCheckFailed(f"router applies {weights}, expected canary {weight}%")
+
+    def _idle(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
+        """Blue/green: the idle colour is a router member that takes no traffic."""
+        weights = self.rollout().shift(0)
+        props += [
+            ("router.stable_percent", str(weights.stable)),
+            ("router.canary_percent", str(weights.canary)),
+            ("router.canary_members", ", ".join(weights.canary_members)),
+        ]
+        if (weights.stable, weights.canary) != (100, 0):
+            raise GateCheckFailed(f"router applies {weights}, expected the idle colour at 0%")
+
+    # -- blue/green switch (see canary/bluegreen.py) ---------------------------------------
+    def _switch(self, props: list[tuple[str, str]], window: Any) -> None:
+        from pytest_release.canary.bluegreen import require_idle_colour, switch_to_idle_colour
+
+        rollout = self.rollout()
+        require_idle_colour(rollout.platform.status(), self.image, self.host.stage)
+        self.touched = True  # from here on a failure rolls back
+        self.main_before = switch_to_idle_colour(rollout, props)
+
+    def _switch_verify(self, props: list[tuple[str, str]], window: Any) -> None:
+        from pytest_release.canary.bluegreen import verify_live
+
+        props += verify_live(
+            self.rollout(), self.image, self.settings.verify_requests, self.error_baseline()
+        ).properties()
 
     def _health(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
         from pytest_release.canary.hold import Hold
@@ -317,9 +363,6 @@ class Controller:
         raise GateCheckFailed(verdict.failure_message())
 
     # -- promote steps ---------------------------------------------------------------------
-    def _promote_deploy(self, props: list[tuple[str, str]], window: Any) -> None:
-        self._deploy(props, window)
-
     def _promote_traffic(self, props: list[tuple[str, str]], window: Any) -> None:
         weights = self.rollout().shift(100)
         props += [

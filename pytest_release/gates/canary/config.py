@@ -159,7 +159,7 @@ def _slots_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
         return None
     slots = gate.router.slots
     key = f"stages.{run.stage}.rollout.replicas"
-    if rollout.action == "canary":
+    if rollout.action in ("canary", "bluegreen-deploy"):
         needed = platform.stable_replicas + rollout.replicas
         if needed > slots:
             return (
@@ -185,7 +185,7 @@ def rollout_config(run: StageRun, gate_name: str) -> RolloutConfig:
             f"[tool.pytest-release.stages.{run.stage}.rollout] (action, replicas, weight, hold, "
             f"interval) to {run.config.source}"
         )
-    if rollout.action == "canary":
+    if rollout.action in ("canary", "bluegreen-deploy"):
         if rollout.interval <= 0:
             raise pytest.UsageError(
                 f"stages.{run.stage}.rollout.interval = {rollout.interval:g}: must be more than "
@@ -196,6 +196,12 @@ def rollout_config(run: StageRun, gate_name: str) -> RolloutConfig:
                 f"stages.{run.stage}.rollout.replicas = {rollout.replicas}: a canary needs at "
                 "least 1 replica"
             )
+    if rollout.action == "bluegreen-switch" and rollout.hold > 0:
+        raise pytest.UsageError(
+            f"stages.{run.stage}.rollout.hold = {rollout.hold:g}s: action 'bluegreen-switch' "
+            "does not judge (the idle colour is judged in the bluegreen-deploy stage before "
+            "it; smoke tests after the switch belong to a later stage); set hold = 0"
+        )
     if rollout.action == "promote":
         if rollout.replicas < 1:
             raise pytest.UsageError(

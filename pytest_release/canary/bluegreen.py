@@ -1,0 +1,146 @@
+"""Blue/green on the canary engine's groups: the *idle colour* is the canary group, the
+*live colour* the main deployment.
+
+action ``bluegreen-deploy``
+    ``deploy`` the new version as the idle colour at full size (as many replicas as the
+    live colour), ``idle`` (router read back at 0 % to it: it takes no production
+    traffic), ``health`` per interval judged from the sampler's direct requests and
+    /health probes of each colour, ``verdict``.
+action ``bluegreen-switch``
+    ``switch`` all traffic to the idle colour in one router change (read back 0/100),
+    ``switch:verify`` the new colour serves: ready replicas of the release image, the
+    router's split and members, and requests through the router.  The old colour keeps
+    running at 0 %: the warm standby.
+switch back
+    the ``rollback`` action: traffic back to the old colour in one router change, the new
+    colour removed, the main deployment verified.
+finish
+    the ``promote`` action: the new colour becomes the main deployment, the standby stops.
+
+Every router change is one call (:meth:`~pytest_release.canary.router.TrafficRouter.set_weights`),
+so no request finds neither colour: both colours are members of the router throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_release.canary.platform import PlatformStatus
+from pytest_release.canary.rollout import ErrorBaseline, Rollout, probe_router
+from pytest_release.canary.router import Weights
+from pytest_release.errors import GateCheckFailed
+
+__all__ = [
+    "LiveCheck",
+    "check_full_size",
+    "require_idle_colour",
+    "switch_to_idle_colour",
+    "verify_live",
+]
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """What :func:`verify_live` found after a switch."""
+
+    status: PlatformStatus
+    weights: Weights
+    requests: int
+    failures: tuple[str, ...]
+
+    def properties(self) -> list[tuple[str, str]]:
+        return [
+            ("live.image", str(self.status.canary_image)),
+            ("live.replicas", str(len(self.status.group("canary")))),
+            ("standby.image", str(self.status.stable_image)),
+            ("standby.replicas", str(len(self.status.group("stable")))),
+            ("router.requests_checked", str(self.requests)),
+            ("router.requests_failed", str(len(self.failures))),
+        ]
+
+
+def check_full_size(status: PlatformStatus, stage: str) -> None:
+    """Blue/green needs the idle colour as large as the live one: it takes all traffic
+    in one step."""
+    idle, live = len(status.group("canary")), len(status.group("stable"))
+    if idle < live:
+        raise GateCheckFailed(
+            f"the idle colour runs {idle} replica(s), the live colour {live}: blue/green "
+            f"switches all traffic at once, so the idle colour needs full size (set "
+            f"stages.{stage}.rollout.replicas = {live})"
+        )
+
+
+def require_idle_colour(status: PlatformStatus, image: str, stage: str) -> None:
+    """Before a switch: the idle colour runs ``image``, ready, at full size."""
+    idle = status.group("canary")
+    if not idle:
+        raise GateCheckFailed(
+            f"nothing to switch to: no idle colour runs (replicas: {status.describe()}); run "
+            f"the blue/green deploy stage for {image!r} first"
+        )
+    if status.canary_image != image:
+        raise GateCheckFailed(
+            f"the idle colour runs {status.canary_image!r}, not the release image {image!r}: "
+            "deploy this release to the idle colour first"
+        )
+    not_ready = status.not_ready("canary")
+    if not_ready:
+        raise GateCheckFailed(
+            "the idle colour is not ready: "
+            + ", ".join(f"{r.name} ({r.endpoint})" for r in not_ready)
+        )
+    check_full_size(status, stage)
+
+
+def switch_to_idle_colour(rollout: Rollout, props: list[tuple[str, str]]) -> str | None:
+    """All traffic to the idle colour (checked with :func:`require_idle_colour` first) in
+    one router change, read back; the live colour keeps running as the standby.  Returns
+    the standby's version."""
+    status = rollout.platform.status()
+    weights = rollout.shift(100)  # one router change: every request finds a colour
+    props += [
+        ("standby.image", str(status.stable_image)),
+        ("standby.replicas", str(len(status.group("stable")))),
+        ("router.stable_percent", str(weights.stable)),
+        ("router.canary_percent", str(weights.canary)),
+    ]
+    if (weights.stable, weights.canary) != (0, 100):
+        raise GateCheckFailed(f"router applies {weights}, expected the new colour at 100%")
+    return status.stable_image
+
+
+def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBaseline) -> LiveCheck:
+    """After the switch: the new colour runs ``image`` with ready replicas and takes 100 %
+    of the traffic (read back, members included); of ``requests`` requests through the
+    router no more fail than ``baseline`` allows.  Raises :class:`GateCheckFailed` naming
+    every difference."""
+    status = rollout.platform.status()
+    weights = rollout.router.weights()
+    problems = []
+    live = status.group("canary")
+    if status.canary_image != image:
+        problems.append(f"the new colour runs {status.canary_image!r}, expected {image!r}")
+    if not live:
+        problems.append("the new colour has no replica")
+    for r in status.not_ready("canary"):
+        problems.append(f"new colour replica {r.name} ({r.endpoint}) is not running and ready")
+    if (weights.stable, weights.canary) != (0, 100):
+        problems.append(f"router applies {weights}, expected the new colour at 100%")
+    if not weights.canary_members:
+        problems.append("the router has no member for the new colour")
+    failures: tuple[str, ...] = ()
+    if not problems and requests > 0:
+        failures = tuple(probe_router(rollout.router.url, requests))
+        if failures and baseline.credibly_exceeded(len(failures), requests):
+            problems.append(
+                f"{len(failures)} of {requests} requests through the router failed, credibly "
+                f"more than {baseline.describe()}: " + "; ".join(failures[:5])
+            )
+    if problems:
+        raise GateCheckFailed(
+            "after the switch the new colour does not serve as expected:\n  "
+            + "\n  ".join(problems)
+            + f"\nreplicas: {status.describe()}"
+        )
+    return LiveCheck(status, weights, requests, failures)
