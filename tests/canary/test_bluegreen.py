@@ -250,3 +250,63 @@ def test_the_bluegreen_profile_collects_its_steps_over_the_release_pipeline(
         if stage == "bluegreen-deploy":
             assert sum(1 for i in items if i.startswith("health@")) == 10  # 5 min / 30 s
             assert items[items.index("health@5m") + 1] == "verdict"
+
+
+def test_seed_002_profile_walks_5_25_50_percent_then_promotes(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    """suites/seed-002.toml as shipped, layered over a local pipeline; a third layer only
+    shortens the holds and relaxes latency (this test is about the steps, and a loaded CI
+    machine answers slower than 200 ms)."""
+    port = new_port()
+    project(pytester)
+    root = Path(__file__).resolve().parents[2]
+    (pytester.path / "base.toml").write_text(canary_toml(router_port=port))
+    (pytester.path / "seed-002.toml").write_text((root / "suites" / "seed-002.toml").read_text())
+    fast = "\n".join(
+        f'[stages.canary-{n}.rollout]\nhold = "6s"\ninterval = "3s"' for n in (1, 2, 3)
+    )
+    fast += "\n[gates.canary.judge]\nmax_p95_latency_ms = 5000\nstable_exceeds = 'hold'\n"
+    fast += "max_insufficient_intervals = 1\n"
+    (pytester.path / "fast.toml").write_text(fast)
+    layers = [f"--release-config={name}" for name in ("base.toml", "seed-002.toml", "fast.toml")]
+    bootstrap_main(canary_root, port)
+    with load_through(port) as load:
+        for stage in ("canary-1", "canary-2", "canary-3", "canary-4"):
+            result = run_stage(pytester, stage, "--image=v2", *layers)
+            assert result.ret == 0, result.stdout.str()
+    assert load.failures == []
+    weights = [_cases(canary_root, f"canary-{n}")["traffic"][1] for n in (1, 2, 3)]
+    assert [w["router.canary_percent"] for w in weights] == ["5", "25", "50"]
+    promoted = _cases(canary_root, "canary-4")["promote:main"]
+    assert promoted[0] == "passed"
+    assert promoted[1]["main.replicas"] == "3"
+    status, split = _state(canary_root)
+    assert (status.stable_image, split) == ("v2", (100, 0))
+
+
+def test_seed_002_profile_sets_the_seed_thresholds_and_rollback_triggers() -> None:
+    import tomllib
+
+    from pytest_release.config import load_release_config, merge_layers
+    from pytest_release.gates import builtin_gate_kinds
+
+    root = Path(__file__).resolve().parents[2]
+    layers = [
+        tomllib.loads((root / "suites" / name).read_text())
+        for name in ("release.toml", "seed-002.toml")
+    ]
+    config = load_release_config(merge_layers(layers), "seed-002", builtin_gate_kinds())
+    rollouts = {n: config.stages[f"canary-{n}"].rollout for n in (1, 2, 3, 4)}
+    assert [(r.action, r.weight) for r in rollouts.values() if r] == [
+        ("canary", 5),
+        ("canary", 25),
+        ("canary", 50),
+        ("promote", 100),
+    ]
+    assert config.stages["smoke"].requires == ("canary-4",)
+    judge = config.gates["canary"].judge  # type: ignore[attr-defined]
+    assert (judge.max_error_rate, judge.max_p95_latency_ms) == (0.01, 200)
+    assert (judge.sustained_error_rate, judge.sustained_error_window) == (0.05, 120.0)
+    assert (judge.slow_response_ms, judge.slow_response_window) == (5000, 60.0)
+    assert (judge.max_consecutive_health_failures, judge.no_success_window) == (3, 30.0)
