@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_release.config_checks import stage_problems
+from pytest_release.config_errors import format_errors as _format_errors
 from pytest_release.config_types import Duration, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
@@ -115,6 +116,12 @@ class StageConfig(_Strict):
     rollout: RolloutConfig | None = Field(
         default=None, description="The rollout step of a canary/promote/rollback stage."
     )
+    target: str | None = Field(
+        default=None,
+        description="The deployment environment (a table of `environments`, e.g. 'staging') "
+        "the stage works on: its gate settings and environment variables apply. Unset: "
+        "production, the gates as configured.",
+    )
     environment: str | None = Field(
         default=None,
         description="GitHub environment the stage's job runs in (`python -m pytest_release "
@@ -166,6 +173,25 @@ class LedgerConfig(_Strict):
     context: str | None = Field(default=None, description="kubernetes: kubeconfig context.")
 
 
+class EnvironmentConfig(_Strict):
+    """A deployment environment other than production (e.g. staging): the same gates
+    with other settings (another router port, state directory, namespace), chosen by a
+    stage's ``target``."""
+
+    description: str = Field(default="", description="Shown in reports.")
+    gates: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="Per gate, settings merged over the gate's own table for stages that "
+        "target this environment, e.g. { canary = { router = { port = 18100 } } }.",
+    )
+    env: dict[str, str] = Field(
+        default={},
+        description="Environment variables a stage targeting this environment exports to "
+        "its processes and tools (e.g. the URL its smoke tests call); they replace values "
+        "already set.",
+    )
+
+
 class ReleaseConfigModel(_Strict):
     reports_dir: str = Field(
         default="reports",
@@ -181,6 +207,21 @@ class ReleaseConfigModel(_Strict):
     gates: dict[str, dict[str, Any]] = Field(
         default={}, description="Gates by name, merged over the built-in ones."
     )
+    environments: dict[str, EnvironmentConfig] = Field(
+        default={},
+        description="Deployment environments other than production (e.g. staging) by name; "
+        "a stage works on one with `target`.",
+    )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A validated deployment environment: every gate with its settings merged in."""
+
+    name: str
+    description: str
+    env: Mapping[str, str]
+    gates: Mapping[str, GateConfig]
 
 
 @dataclass(frozen=True)
@@ -193,6 +234,15 @@ class ReleaseConfig:
     ledger: LedgerConfig
     stages: Mapping[str, StageConfig]
     gates: Mapping[str, GateConfig]
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+
+    def for_stage(self, name: str) -> ReleaseConfig:
+        """The configuration as stage ``name`` sees it: with a ``target``, that
+        environment's gate settings replace the production ones."""
+        target = self.stage(name).target
+        if target is None:
+            return self
+        return replace(self, gates=self.environments[target].gates)
 
     def stage(self, name: str) -> StageConfig:
         try:
@@ -201,55 +251,6 @@ class ReleaseConfig:
             raise ReleaseConfigError(
                 f"unknown stage {name!r}; stages in {self.source}: {', '.join(self.stages)}"
             ) from None
-
-
-def _describe_location(loc: Sequence[int | str]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-_MEMBER = re.compile(r"^(?:[A-Z]\w*(?:Config|Model)|function-\w+\[.*\])$")
-
-
-def _is_member(part: int | str) -> bool:
-    """A union member in an error location (``KubernetesPlatformConfig``), not a key."""
-    return isinstance(part, str) and bool(_MEMBER.match(part))
-
-
-def _union_errors(errors: Sequence[Any]) -> list[Any]:
-    """Of a union of tables told apart by ``type`` (platform, router), keep the errors of
-    the members whose ``type`` matched; drop the ones that only say the type is another."""
-    wrong_type: set[tuple[int | str, ...]] = set()
-    members: set[tuple[int | str, ...]] = set()
-    for err in errors:
-        loc = tuple(err["loc"])
-        for i, part in enumerate(loc):
-            if _is_member(part):
-                members.add(loc[: i + 1])
-                if loc[i + 1 :] == ("type",):
-                    wrong_type.add(loc[: i + 1])
-    kept = []
-    for err in errors:
-        loc = tuple(err["loc"])
-        member = next((loc[: i + 1] for i, part in enumerate(loc) if _is_member(part)), None)
-        siblings = {m for m in members if member is not None and m[:-1] == member[:-1]}
-        if member in wrong_type and siblings - wrong_type:
-            continue
-        kept.append({**err, "loc": tuple(part for part in loc if not _is_member(part))})
-    return kept
-
-
-def _format_errors(source: str, prefix: str, error: ValidationError) -> str:
-    lines = [f"invalid release configuration in {source}:"]
-    for err in _union_errors(error.errors()):
-        key = ".".join(p for p in (prefix, _describe_location(err["loc"])) if p)
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (value {value!r}); check the spelling")
-        elif err["type"] == "missing":
-            lines.append(f"  {key}: required key is missing")
-        else:
-            lines.append(f"  {key} = {value!r}: {err['msg']}")
-    return "\n".join(lines)
 
 
 def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
@@ -347,19 +348,11 @@ def load_release_config(
     except ValidationError as exc:
         raise ReleaseConfigError(_format_errors(source, "", exc)) from None
 
-    gates: dict[str, GateConfig] = {}
-    for name, gate_table in model.gates.items():
-        kind = gate_table.get("kind", "tests")
-        gate_model = gate_kinds.get(kind) if isinstance(kind, str) else None
-        if gate_model is None:
-            raise ReleaseConfigError(
-                f"invalid release configuration in {source}:\n  gates.{name}.kind = {kind!r}: "
-                f"unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
-            )
-        try:
-            gates[name] = gate_model.model_validate(gate_table)
-        except ValidationError as exc:
-            raise ReleaseConfigError(_format_errors(source, f"gates.{name}", exc)) from None
+    gates = _validate_gates(model.gates, gate_kinds, source, "gates")
+    environments = {
+        env_name: _environment(env_name, env, model.gates, gate_kinds, source)
+        for env_name, env in model.environments.items()
+    }
 
     problems: list[str] = []
     for stage_name, stage in model.stages.items():
@@ -379,6 +372,15 @@ def load_release_config(
                     f"  stages.{stage_name}.gates: unknown gate {gate_name!r}; "
                     f"gates: {', '.join(gates)}"
                 )
+        if stage.target is not None and stage.target not in environments:
+            problems.append(
+                f"  stages.{stage_name}.target = {stage.target!r}: unknown environment; "
+                + (
+                    f"environments: {', '.join(environments)}"
+                    if environments
+                    else "define it as a table [environments.<name>]"
+                )
+            )
         for required in stage.requires:
             if required not in model.stages:
                 problems.append(
@@ -403,7 +405,53 @@ def load_release_config(
         ledger=model.ledger,
         stages=dict(model.stages),
         gates=gates,
+        environments=environments,
     )
+
+
+def _validate_gates(
+    tables: Mapping[str, Mapping[str, Any]],
+    gate_kinds: Mapping[str, type[GateConfig]],
+    source: str,
+    prefix: str,
+) -> dict[str, GateConfig]:
+    gates: dict[str, GateConfig] = {}
+    for name, gate_table in tables.items():
+        kind = gate_table.get("kind", "tests")
+        gate_model = gate_kinds.get(kind) if isinstance(kind, str) else None
+        if gate_model is None:
+            raise ReleaseConfigError(
+                f"invalid release configuration in {source}:\n  {prefix}.{name}.kind = "
+                f"{kind!r}: unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
+            )
+        try:
+            gates[name] = gate_model.model_validate(gate_table)
+        except ValidationError as exc:
+            raise ReleaseConfigError(_format_errors(source, f"{prefix}.{name}", exc)) from None
+    return gates
+
+
+def _environment(
+    name: str,
+    env: EnvironmentConfig,
+    gate_tables: Mapping[str, Mapping[str, Any]],
+    gate_kinds: Mapping[str, type[GateConfig]],
+    source: str,
+) -> Environment:
+    """The gates as ``name`` sees them, validated like the production ones (errors name
+    ``environments.<name>.gates.<gate>``)."""
+    unknown = [g for g in env.gates if g not in gate_tables]
+    if unknown:
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  environments.{name}.gates: "
+            f"unknown gate {unknown[0]!r}; gates: {', '.join(gate_tables)}"
+        )
+    tables = {
+        gate: _deep_merge(dict(table), env.gates.get(gate, {}))
+        for gate, table in gate_tables.items()
+    }
+    gates = _validate_gates(tables, gate_kinds, source, f"environments.{name}.gates")
+    return Environment(name, env.description, dict(env.env), gates)
 
 
 def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:

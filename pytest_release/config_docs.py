@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from pytest_release.config import (
+    EnvironmentConfig,
     GateConfig,
     LedgerConfig,
     ReleaseConfigModel,
@@ -102,6 +103,7 @@ def model_sections() -> list[tuple[str, type[BaseModel], str, set[str]]]:
     sections: list[tuple[str, type[BaseModel], str, set[str]]] = [
         ("Top level", ReleaseConfigModel, "", set()),
         ("`ledger`", LedgerConfig, "ledger.", set()),
+        ("`environments.<name>`", EnvironmentConfig, "environments.<name>.", set()),
         ("`stages.<name>`", StageConfig, "stages.<name>.", set()),
         ("`stages.<name>.rollout`", RolloutConfig, "stages.<name>.rollout.", set()),
         ("`gates.<name>` (every kind)", GateConfig, "gates.<name>.", set()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,14 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     try:
         only = config.getoption(options.ONLY_GATES.dest)
         plan = build_plan(release_config, stage, tuple(only) if only else None)
+        release_config = release_config.for_stage(stage)
     except ReleaseConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    target = release_config.stages[stage].target
+    if target is not None:
+        # The stage works on that environment: its tools and tests (and xdist workers,
+        # started later) see its variables, e.g. the URL the smoke tests call.
+        os.environ.update(release_config.environments[target].env)
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
     return StageRun(
         stage=stage,
