@@ -5,8 +5,11 @@ of the stages (on purpose: canary-2 picks up what canary-1 deployed).  When a lo
 pipeline is done with, this ends them (by PID / container id, from the state files) and
 removes the state::
 
-    python -m pytest_release.canary.teardown [ROOTDIR] [--state-dir .pytest-release/canary]
+    python -m pytest_release.canary.teardown [ROOTDIR] [--state-dir DIR ...]
         [--ledger .pytest-release/ledger.json] [--force]
+
+Without ``--state-dir`` it ends every platform kept under ``ROOTDIR/.pytest-release/``
+(production's ``canary`` and each environment's, e.g. ``staging``).
 
 While a rollout stage runs it holds the ledger's rollout lock (``<ledger>.rollout.lock``);
 the teardown takes that lock too, so it refuses to pull the platform from under a live
@@ -85,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rootdir", nargs="?", default=".", help="project directory (default: .)")
     parser.add_argument(
         "--state-dir",
-        default=".pytest-release/canary",
-        help="platform.state_dir of the canary gate (default: .pytest-release/canary)",
+        action="append",
+        help="platform.state_dir of a canary gate, repeatable (default: every directory "
+        "under ROOTDIR/.pytest-release with a platform or router state)",
     )
     parser.add_argument(
         "--ledger",
@@ -100,15 +104,26 @@ def main(argv: list[str] | None = None) -> int:
         help="tear down even while a rollout stage holds the ledger's rollout lock",
     )
     args = parser.parse_args(argv)
-    try:
-        done = teardown(
-            Path(args.rootdir).resolve(), args.state_dir, ledger=args.ledger, force=args.force
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print("\n".join(done) if done else f"nothing runs under {args.rootdir}/{args.state_dir}")
+    rootdir = Path(args.rootdir).resolve()
+    state_dirs = args.state_dir or kept_state_dirs(rootdir)
+    done = []
+    for state_dir in state_dirs:
+        try:
+            done += teardown(rootdir, state_dir, ledger=args.ledger, force=args.force)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print("\n".join(done) if done else f"nothing runs under {', '.join(state_dirs) or rootdir}")
     return 0
+
+
+def kept_state_dirs(rootdir: Path) -> list[str]:
+    """The state directories under ``rootdir/.pytest-release`` with a platform or router."""
+    found = []
+    for directory in sorted((rootdir / ".pytest-release").glob("*/")):
+        if (directory / "platform.json").exists() or (directory / "haproxy").is_dir():
+            found.append(str(directory.relative_to(rootdir)))
+    return found
 
 
 if __name__ == "__main__":

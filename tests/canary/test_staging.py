@@ -5,6 +5,8 @@ for both environments."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,16 @@ def test_bad_release_stops_at_staging_and_staging_returns_to_its_version(
     refused = run_stage(pytester, "canary-1", "--image=v2-errors")
     assert refused.ret == 4
     assert "requires 'staging' (last run rolled-back)" in refused.stderr.str()
+    # The teardown command finds both environments' platforms and routers by itself.
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_release.canary.teardown", str(pytester.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert done.count("router: ended HAProxy") == 2, done
+    assert done.count("platform local-process: ended") == 2, done
 
 
 def test_unknown_target_and_bad_environment_settings_are_usage_errors(
