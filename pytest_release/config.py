@@ -187,8 +187,8 @@ class EnvironmentConfig(_Strict):
     env: dict[str, str] = Field(
         default={},
         description="Environment variables a stage targeting this environment exports to "
-        "its processes and tools (e.g. the URL its smoke tests call); they replace values "
-        "already set.",
+        "its processes and tools (e.g. the URL its smoke tests call); a variable already set "
+        "in the job's environment wins.",
     )
 
 

@@ -83,8 +83,10 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
     target = release_config.stages[stage].target
     if target is not None:
         # The stage works on that environment: its tools and tests (and xdist workers,
-        # started later) see its variables, e.g. the URL the smoke tests call.
-        os.environ.update(release_config.environments[target].env)
+        # started later) see its variables, e.g. the URL the smoke tests call.  A variable
+        # the job already sets wins (a CI variable beats the file, as the CLI does).
+        for name, value in release_config.environments[target].env.items():
+            os.environ.setdefault(name, value)
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
     return StageRun(
         stage=stage,

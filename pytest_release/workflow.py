@@ -102,7 +102,9 @@ def load(release_configs: Sequence[str], rootdir: Path) -> ReleaseConfig:
 
 
 def _gates(config: ReleaseConfig, stage: str) -> list[tuple[str, Any]]:
-    return [(name, config.gates[name]) for name in config.stage(stage).gates]
+    """The stage's gates with the settings it runs with (its target environment's)."""
+    gates = config.for_stage(stage).gates
+    return [(name, gates[name]) for name in config.stage(stage).gates]
 
 
 def _canary_settings(config: ReleaseConfig, gate: Any) -> Any:
@@ -129,9 +131,11 @@ def _is_rollback(config: ReleaseConfig, stage: str) -> bool:
 
 
 def _deploys(config: ReleaseConfig, stage: str, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether the stage changes production, or runs after a stage that does."""
+    """Whether the stage changes production, or runs after a stage that does (a stage
+    with a ``target`` deploys to that environment, not to production)."""
     stage_config = config.stage(stage)
-    if stage_config.rollout is not None and not _is_rollback(config, stage):
+    production = stage_config.target is None
+    if stage_config.rollout is not None and production and not _is_rollback(config, stage):
         return True
     return any(_deploys(config, r, seen | {stage}) for r in stage_config.requires if r not in seen)
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Run the reference service's whole release pipeline on this machine, stage by stage.
 
-    python scripts/pipeline.py          # uat -> build -> canary-1 -> canary-2 -> canary-3 -> smoke
-    python scripts/pipeline.py --bad    # a deliberately bad release: canary-1 rolls it back
+    python scripts/pipeline.py              # uat -> build -> staging -> canary-1 -> canary-2
+                                            #   -> canary-3 -> smoke
+    python scripts/pipeline.py --bad        # a slow release (+800 ms): canary-1 rolls it back
+    python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
 
 Each stage is one ``pytest --stage=...`` session (the same command CI runs) with
 ``suites/release.toml`` and the demo profile ``suites/demo.toml`` (holds of seconds).
@@ -30,7 +32,12 @@ SCRIPTS = ROOT / "scripts"
 REGISTRY = "127.0.0.1:5000"
 ROUTER_URL = "http://127.0.0.1:18000"
 STABLE_IMAGE = "local/shop:stable"
-STAGES = ["uat", "build", "canary-1", "canary-2", "canary-3", "smoke"]
+STAGES = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke"]
+# What a deliberately bad release gets baked in (--bad=<where it must be stopped>).
+BAD_RELEASES = {
+    "staging": ('SHOP_ERROR_RATE = "0.20"', "20 % errors", "staging"),
+    "canary": ('SHOP_LATENCY_MS = "800"', "+800 ms on every request", "canary-1"),
+}
 
 
 class SetupError(Exception):
@@ -127,9 +134,9 @@ def _pipeline_number(ledger: Path) -> int:
     return len({r["release_id"] for r in runs if r.get("stage") == "uat"}) + 1
 
 
-def _overlay(path: Path, version: str, bad: bool) -> Path:
+def _overlay(path: Path, version: str, bad: str | None) -> Path:
     """The per-run layer: what the build stage bakes into the image."""
-    knobs = ', SHOP_ERROR_RATE = "0.20"' if bad else ""
+    knobs = f", {BAD_RELEASES[bad][0]}" if bad else ""
     path.write_text(
         "# written by scripts/pipeline.py for one pipeline run\n"
         "[gates.build]\n"
@@ -142,11 +149,11 @@ def run_stage(stage: str, release_id: str, image: str, configs: list[Path], log:
     command = [sys.executable, "-m", "pytest", "suites", f"--stage={stage}"]
     command += [f"--release-config={c}" for c in configs]
     command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
-    if stage in ("build", "canary-1", "canary-2", "canary-3"):
+    if stage in ("build", "staging", "canary-1", "canary-2", "canary-3"):
         command.append(f"--image={image}")
     env = dict(os.environ)
     if stage == "smoke":  # smoke tests target production: the router
-        env["SHOP_URL"] = ROUTER_URL
+        env["SHOP_URL"] = ROUTER_URL  # (the staging stage's environment sets staging's)
     start = time.monotonic()
     with log.open("w") as handle:
         handle.write("$ " + " ".join(command) + "\n")
@@ -219,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--bad",
-        action="store_true",
-        help="release a version with 20 %% errors: canary-1 must roll it back",
+        nargs="?",
+        const="canary",
+        choices=sorted(BAD_RELEASES),
+        help="release a deliberately bad version: 'canary' (the default) adds 800 ms to every "
+        "request, which staging's functional checks pass and canary-1 must roll back; "
+        "'staging' answers 20 %% of requests with 500, which staging must stop",
     )
     parser.add_argument(
         "--stages", default=",".join(STAGES), help="comma-separated stages to run (default: all)"
@@ -245,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         ROOT / "suites" / "demo.toml",
         _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
     ]
-    bad_note = " (deliberately bad: 20 % errors)" if args.bad else ""
+    bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
     say(f"\nrelease {release_id}: image {image}{bad_note}")
     runs: list[StageRun] = []
     for stage in [s for s in STAGES if s in args.stages.split(",")]:
@@ -263,15 +274,16 @@ def main(argv: list[str] | None = None) -> int:
             break
     summary(runs, release_id, ledger, reports)
     if args.bad:
-        rolled_back = any(
-            _ledger_entry(ledger, release_id, r.stage).get("outcome") == "rolled-back" for r in runs
-        )
+        where = BAD_RELEASES[args.bad][2]
+        rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"
+        later = STAGES[STAGES.index(where) + 1 :]
+        stopped = rolled_back and not any(r.stage in later for r in runs)
         say(
-            "the bad release was rolled back automatically"
-            if rolled_back
-            else "the bad release was NOT rolled back"
+            f"the bad release was rolled back automatically in {where}"
+            if stopped
+            else f"the bad release was NOT stopped in {where}"
         )
-        return 0 if rolled_back else 1
+        return 0 if stopped else 1
     return 0 if runs and all(r.code == 0 for r in runs) else 1
 
 

@@ -2,7 +2,7 @@
 
 Runs ``scripts/pipeline.py`` (real Docker, registry, HAProxy, Chromium, newman) in a
 copy of the repository's examples, suites and scripts, once green and once with a
-deliberately bad release that canary-1 must roll back.
+deliberately bad releases: one staging stops (errors), one canary-1 rolls back (latency).
 """
 
 from __future__ import annotations
@@ -86,23 +86,45 @@ def _release(output: str) -> str:
     raise AssertionError(f"no release line in:\n{output}")
 
 
-def test_pipeline_runs_green_then_a_bad_release_is_rolled_back(pipeline_copy: Path) -> None:
+def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) -> None:
     good = _pipeline(pipeline_copy)
     assert good.returncode == 0, _explain(pipeline_copy, good)
     release = _release(good.stdout)
-    assert _outcomes(pipeline_copy, release) == dict.fromkeys(
-        ["uat", "build", "canary-1", "canary-2", "canary-3", "smoke"], "passed"
-    )
+    stages = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke"]
+    assert _outcomes(pipeline_copy, release) == dict.fromkeys(stages, "passed")
     assert "pipeline summary for release" in good.stdout
     assert "health@" in good.stdout
-    for stage in ("uat", "build", "canary-1", "canary-2", "canary-3", "smoke"):
+    for stage in stages:
         assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
+    staging_cases = _cases(pipeline_copy / "reports" / "staging.xml")
+    assert staging_cases["test_repeated_requests_all_succeed"] == "passed"
+    assert staging_cases["promote:main"] == "passed"
 
-    bad = _pipeline(pipeline_copy, "--bad")
-    assert bad.returncode == 0, _explain(pipeline_copy, bad)
-    bad_release = _release(bad.stdout)
-    outcomes = _outcomes(pipeline_copy, bad_release)
+    # 20 % errors: staging stops it; production never sees it.
+    errors = _pipeline(pipeline_copy, "--bad=staging")
+    assert errors.returncode == 0, _explain(pipeline_copy, errors)
+    outcomes = _outcomes(pipeline_copy, _release(errors.stdout))
+    assert outcomes["staging"] == "rolled-back"
+    assert "canary-1" not in outcomes
+    assert "the bad release was rolled back automatically in staging" in errors.stdout
+
+    # +800 ms: functional checks pass on staging, canary-1's judge rolls it back.
+    slow = _pipeline(pipeline_copy, "--bad")
+    assert slow.returncode == 0, _explain(pipeline_copy, slow)
+    outcomes = _outcomes(pipeline_copy, _release(slow.stdout))
+    assert outcomes["staging"] == "passed"
     assert outcomes["canary-1"] == "rolled-back"
     assert "canary-2" not in outcomes
-    assert "the bad release was rolled back automatically" in bad.stdout
-    assert "canary error rate" in bad.stdout
+    assert "the bad release was rolled back automatically in canary-1" in slow.stdout
+    assert "canary p95 latency" in slow.stdout
+
+
+def _cases(junit: Path) -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    cases = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        failed = any(child.tag in ("failure", "error") for child in case)
+        skipped = any(child.tag == "skipped" for child in case)
+        cases[case.get("name", "")] = "failed" if failed else "skipped" if skipped else "passed"
+    return cases

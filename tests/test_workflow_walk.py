@@ -7,7 +7,8 @@ environment files, the ledger artifacts between jobs, ``needs``/``if``). What ru
   (stage, release configs, suites, --image, --approved-via, --ledger), plus one extra
   configuration layer that gives the stages which cannot run here quick gates: uat runs
   its unit and integration gates, smoke its real smoke gate against a shop started here
-  (the emulated ``vars.SHOP_URL``), build / canary-1..3 / rollback run the unit gate
+  (the emulated ``vars.SHOP_URL``), staging the same smoke gate (``vars.STAGING_URL``),
+  build / canary-1..3 / rollback run the unit gate
   (no image build, no cluster);
 * so the order of the jobs, ``needs`` against ``requires``, the ledger carried between
   jobs, the approval, the outputs, the step summary and the rollback condition are
@@ -33,6 +34,8 @@ QUICK = """
 gates = ["unit", "integration"]
 [stages.build]
 gates = ["unit"]
+[stages.staging]
+gates = ["smoke"]
 [stages.canary-1]
 gates = ["unit"]
 [stages.canary-2]
@@ -64,7 +67,9 @@ def production() -> Iterator[str]:
         suites.stop_shop(process)
 
 
-def _runner(tmp_path: Path, workflow: dict[str, Any], shop_url: str) -> tuple[Runner, str]:
+def _runner(
+    tmp_path: Path, workflow: dict[str, Any], shop_url: str, staging_url: str | None = None
+) -> tuple[Runner, str]:
     sha = "walk" + uuid.uuid4().hex
     quick = tmp_path / "quick.toml"
     quick.write_text(QUICK)
@@ -78,7 +83,10 @@ def _runner(tmp_path: Path, workflow: dict[str, Any], shop_url: str) -> tuple[Ru
             "workflow": "release",
         },
         secrets={"SLACK_WEBHOOK_URL": SLACK, "KUBECONFIG": "apiVersion: v1\nkind: Config\n"},
-        vars={"SHOP_URL": shop_url},
+        vars={
+            "SHOP_URL": shop_url,
+            "STAGING_URL": shop_url if staging_url is None else staging_url,
+        },
     )
     runner = Runner(
         workflow,
@@ -112,24 +120,27 @@ def test_jobs_in_needs_order_pass_and_carry_the_ledger(tmp_path: Path, productio
     assert [r.name for r in runs] == [
         "uat",
         "build",
+        "staging",
         "canary-1",
         "canary-2",
         "canary-3",
         "smoke",
         "rollback",
     ]
-    assert [r.result for r in runs[:-1]] == ["success"] * 6, _explain(runs)
+    assert [r.result for r in runs[:-1]] == ["success"] * 7, _explain(runs)
     assert by_name["rollback"].result == "skipped"  # nothing failed
 
     ledger = _ledger(by_name["smoke"], tmp_path)
     mine = [e for e in ledger if e["release_id"] == sha]
     assert [(e["stage"], e["outcome"]) for e in mine] == [
-        (s, "passed") for s in ("uat", "build", "canary-1", "canary-2", "canary-3", "smoke")
+        (s, "passed")
+        for s in ("uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke")
     ]
     images = {e["stage"]: e["image"] for e in mine}
     assert images["canary-1"] == f"ghcr.io/acme/shop:{sha}"  # repository lower-cased
     assert images["uat"] is None
     assert images["smoke"] is None
+    assert images["staging"] == f"ghcr.io/acme/shop:{sha}"
     approvals = {e["stage"]: e["approval"] for e in mine}
     assert approvals["canary-1"]["via"] == "production"
     assert approvals["canary-1"]["run"] == "https://github.com/Acme/Shop/actions/runs/42"
@@ -144,8 +155,9 @@ def test_jobs_in_needs_order_pass_and_carry_the_ledger(tmp_path: Path, productio
     assert SLACK not in everything
 
 
-def test_a_failed_smoke_stage_runs_the_rollback_job(tmp_path: Path) -> None:
-    runner, sha = _runner(tmp_path, load_yaml(WORKFLOW), "http://127.0.0.1:9")  # nothing there
+def test_a_failed_smoke_stage_runs_the_rollback_job(tmp_path: Path, production: str) -> None:
+    # Staging answers; production (vars.SHOP_URL) has nothing there.
+    runner, sha = _runner(tmp_path, load_yaml(WORKFLOW), "http://127.0.0.1:9", production)
     runs = {r.name: r for r in runner.walk()}
     assert runs["smoke"].result == "failure", _explain(list(runs.values()))
     assert runs["rollback"].result == "success", _explain(list(runs.values()))
@@ -184,3 +196,14 @@ def _without_needs(job: str) -> dict[str, Any]:
     step = next(s for s in data["steps"] if s.get("uses") == "./")
     step["with"].pop("ledger-from", None)
     return dict(data)
+
+
+def test_a_failed_staging_stage_stops_the_release_before_production(tmp_path: Path) -> None:
+    runner, sha = _runner(tmp_path, load_yaml(WORKFLOW), "", "http://127.0.0.1:9")
+    runs = {r.name: r for r in runner.walk()}
+    assert runs["staging"].result == "failure", _explain(list(runs.values()))
+    assert runs["canary-1"].result == "skipped"
+    # Production was never touched: the rollback job has nothing to do.
+    assert runs["rollback"].result == "skipped"
+    ledger = [e for e in _ledger(runs["staging"], tmp_path) if e["release_id"] == sha]
+    assert [(e["stage"], e["outcome"]) for e in ledger][-1] == ("staging", "failed")

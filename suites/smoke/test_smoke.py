@@ -1,7 +1,7 @@
 """Smoke checks against the deployed service (gate: smoke).
 
-Run after canary-3 with ``SHOP_URL`` pointing at production (the router); locally they
-start their own shop.
+Run in the staging stage (``SHOP_URL``: staging's router) and after canary-3 with
+``SHOP_URL`` pointing at production (the router); locally they start their own shop.
 """
 
 from __future__ import annotations
@@ -31,3 +31,16 @@ def test_page_renders(shop_url: str) -> None:
     status, body = get(f"{shop_url}/")
     assert status == 200
     assert b'id="checkout"' in body
+
+
+def test_repeated_requests_all_succeed(shop_url: str) -> None:
+    failed = []
+    for _ in range(20):
+        try:
+            status, _body = get(f"{shop_url}/api/products")
+        except OSError as exc:  # urllib raises HTTPError (an OSError) for 5xx
+            failed.append(str(exc))
+            continue
+        if status != 200:
+            failed.append(str(status))
+    assert failed == [], f"{len(failed)} of 20 requests failed: {failed[:3]}"
