@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -240,3 +241,16 @@ def test_configuration_errors_name_the_value_and_the_fix() -> None:
         platform_config("http://127.0.0.1:1", canary_tag="stable")
     with pytest.raises(ValidationError, match="set api_endpoint"):
         platform_config(None)
+
+
+def test_missing_application_default_credentials_say_where_they_are_looked_for(
+    emulator: CloudRunEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    config = platform_config(emulator.endpoint, credentials="application-default")
+    with pytest.raises(PlatformError) as excinfo:
+        CloudRunPlatform(config).status()
+    message = str(excinfo.value)
+    assert "no Google Cloud credentials found" in message
+    assert "missing.json" in message
+    assert "gcloud auth application-default login" in message
