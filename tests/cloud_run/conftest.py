@@ -17,8 +17,6 @@ from pytest_release.canary.platforms.cloud_run.rollout import CloudRunRollout
 from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
 from tests.cloud_run.emulator import CloudRunEmulator
 
-pytest.importorskip("google.cloud.run_v2")
-
 PROJECT, REGION, SERVICE = "demo-project", "europe-west1", "shop"
 IMAGE_ENV = {
     "v2-errors": {"FAULT_ERROR_RATE": "0.2"},

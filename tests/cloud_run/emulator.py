@@ -49,8 +49,9 @@ CODE_OF = {"FAILED_PRECONDITION": 9, "INTERNAL": 13}
 
 
 class ApiError(Exception):
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, http: int | None = None) -> None:
         super().__init__(message)
+        self.http = http or HTTP_OF.get(status, 500)
         self.status = status
         self.message = message
 
@@ -98,6 +99,7 @@ class CloudRunEmulator:
         self.operations: dict[str, operations_pb2.Operation] = {}
         self.denied: set[str] = set()  # permissions answered 403, e.g. run.services.update
         self.conflicts = 0  # next N updates: another writer changes the service first
+        self.etag_conflict = ("ABORTED", 409)  # how a stale etag is refused (or 412)
         self.fail_operations: list[str] = []  # next updates' operations fail with these
         self.updates = 0  # services.patch requests answered (any outcome)
         self.broken_images: set[str] = set()  # images whose container does not start
@@ -149,7 +151,7 @@ class CloudRunEmulator:
                 try:
                     status, data = 200, emulator.handle(self.command, path, body)
                 except ApiError as exc:
-                    status = HTTP_OF.get(exc.status, 500)
+                    status = exc.http
                     data = {"error": {"code": status, "message": exc.message, "status": exc.status}}
                 raw = json.dumps(data).encode()
                 self.send_response(status)
@@ -242,9 +244,10 @@ class CloudRunEmulator:
                 service.etag = self._etag(service)
             if wanted.etag and wanted.etag != service.etag:
                 raise ApiError(
-                    "ABORTED",
+                    self.etag_conflict[0],
                     f"The service '{name.rsplit('/', 1)[-1]}' has been modified since the "
                     f"etag {wanted.etag} was read; read it again and retry.",
+                    self.etag_conflict[1],
                 )
             new_revision = self._template_changed(state, wanted.template)
             self._check_traffic(state, wanted, new_revision)

@@ -127,9 +127,13 @@ def test_a_second_canary_replaces_the_first_at_its_share(
     assert first not in emulator.state(NAME).revisions
 
 
+@pytest.mark.parametrize(
+    "refusal", [("ABORTED", 409), ("FAILED_PRECONDITION", 412)], ids=["409-aborted", "412"]
+)
 def test_etag_conflicts_are_retried_then_named_after_the_last_attempt(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: CloudRunRollout, refusal: tuple[str, int]
 ) -> None:
+    emulator.etag_conflict = refusal
     rollout.ensure_main()
     rollout.deploy_canary("v2", 1)
     before = emulator.updates
