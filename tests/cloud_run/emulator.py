@@ -100,6 +100,8 @@ class CloudRunEmulator:
         self.denied: set[str] = set()  # permissions answered 403, e.g. run.services.update
         self.conflicts = 0  # next N updates: another writer changes the service first
         self.etag_conflict = ("ABORTED", 409)  # how a stale etag is refused (or 412)
+        self.operations_run = threading.Event()  # cleared: operations stay pending
+        self.operations_run.set()
         self.fail_operations: list[str] = []  # next updates' operations fail with these
         self.updates = 0  # services.patch requests answered (any outcome)
         self.broken_images: set[str] = set()  # images whose container does not start
@@ -342,6 +344,7 @@ class CloudRunEmulator:
         operation: operations_pb2.Operation,
         failure: str | None,
     ) -> None:
+        self.operations_run.wait()
         error = failure
         if revision is not None and error is None:
             error = self._start(state, revision)

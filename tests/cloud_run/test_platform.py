@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from pytest_release.canary.platforms import router_problem
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform
 from pytest_release.canary.platforms.cloud_run.rollout import CloudRunRollout
 from pytest_release.errors import PlatformError, RouterError
@@ -245,6 +246,29 @@ def test_configuration_errors_name_the_value_and_the_fix() -> None:
         platform_config("http://127.0.0.1:1", canary_tag="stable")
     with pytest.raises(ValidationError, match="set api_endpoint"):
         platform_config(None)
+
+
+def test_an_operation_that_does_not_finish_in_time_names_the_timeout(
+    emulator: CloudRunEmulator, rollout: CloudRunRollout
+) -> None:
+    rollout.ensure_main()
+    platform = CloudRunPlatform(platform_config(emulator.endpoint, operation_timeout="1s"))
+    emulator.operations_run.clear()  # Cloud Run is still working on it
+    try:
+        with pytest.raises(PlatformError) as excinfo:
+            platform.deploy_canary("v2", 1)
+    finally:
+        emulator.operations_run.set()
+    message = str(excinfo.value)
+    assert "deploying revision" in message
+    assert "did not finish within 1s (platform.operation_timeout)" in message
+
+
+def test_a_platform_with_another_router_type_is_told_which_fits() -> None:
+    problem = router_problem("cloud-run", "haproxy")
+    assert problem is not None
+    assert "set router.type = 'cloud-run'" in problem
+    assert router_problem("cloud-run", "cloud-run") is None
 
 
 def test_missing_application_default_credentials_say_where_they_are_looked_for(
