@@ -15,6 +15,10 @@ from pytest_release.config_types import Duration, PositiveDuration
 
 if TYPE_CHECKING:
     from pytest_release.canary.judge import JudgeConfig
+    from pytest_release.canary.platforms.cloud_run.config import (
+        CloudRunPlatformConfig,
+        CloudRunRouterConfig,
+    )
     from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
     from pytest_release.canary.platforms.local.config import LocalPlatformConfig
     from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
@@ -22,8 +26,8 @@ if TYPE_CHECKING:
     from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
     from pytest_release.canary.slack import SlackConfig
 
-    PlatformConfig = LocalPlatformConfig | KubernetesPlatformConfig
-    RouterConfig = HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig
+    PlatformConfig = LocalPlatformConfig | KubernetesPlatformConfig | CloudRunPlatformConfig
+    RouterConfig = HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig | CloudRunRouterConfig
 
 
 class PrometheusQuery(BaseModel):

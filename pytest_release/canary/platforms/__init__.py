@@ -44,6 +44,11 @@ PLATFORMS: dict[str, PlatformEntry] = {
         "set router.type = 'traefik' (a weighted TraefikService) or 'gateway' (a Gateway API "
         "HTTPRoute)",
     ),
+    "cloud-run": PlatformEntry(
+        "pytest_release.canary.platforms.cloud_run.rollout",
+        ("cloud-run",),
+        "set router.type = 'cloud-run' (the service splits traffic between its revisions)",
+    ),
 }
 
 

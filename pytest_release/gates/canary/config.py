@@ -9,6 +9,10 @@ from pydantic import Field
 
 from pytest_release.canary.config import CanarySettings, SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
+from pytest_release.canary.platforms.cloud_run.config import (
+    CloudRunPlatformConfig,
+    CloudRunRouterConfig,
+)
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
@@ -33,17 +37,22 @@ class CanaryGateConfig(GateConfig):
         description="Another canary gate whose platform, router, sampler, judge and slack "
         "settings this gate uses (the default 'rollback' gate uses 'canary').",
     )
-    platform: LocalPlatformConfig | KubernetesPlatformConfig | None = Field(
-        default=None,
-        description="Where the stable and canary replicas run: a table with type = "
-        "'local-process', 'local-docker' or 'kubernetes'. Required, unless settings_from "
-        "names a gate that has one.",
+    platform: LocalPlatformConfig | KubernetesPlatformConfig | CloudRunPlatformConfig | None = (
+        Field(
+            default=None,
+            description="Where the stable and canary replicas run: a table with type = "
+            "'local-process', 'local-docker', 'kubernetes' or 'cloud-run'. Required, unless "
+            "settings_from names a gate that has one.",
+        )
     )
-    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig = Field(
-        default_factory=HAProxyConfig,
-        description="What splits the traffic between stable and canary: type = 'haproxy' "
-        "(default, a local HAProxy; local platforms only), 'traefik' or 'gateway' "
-        "(kubernetes platform only).",
+    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig | CloudRunRouterConfig = (
+        Field(
+            default_factory=HAProxyConfig,
+            description="What splits the traffic between stable and canary: type = 'haproxy' "
+            "(default, a local HAProxy; local platforms only), 'traefik' or 'gateway' "
+            "(kubernetes platform only), 'cloud-run' (the Cloud Run service's own split; "
+            "cloud-run platform only).",
+        )
     )
     sampler: SamplerConfig = Field(
         default_factory=SamplerConfig,

@@ -1,0 +1,165 @@
+"""``platform`` with ``type = "cloud-run"`` and ``router`` with ``type = "cloud-run"``
+(pydantic only, light import)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_release.config_types import HttpPath, PositiveDuration
+
+_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_SERVICE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
+_TAG = re.compile(r"^[a-z]([-a-z0-9]{0,44}[a-z0-9])?$")
+
+
+class CloudRunPlatformConfig(BaseModel):
+    """``[tool.pytest-release.gates.canary.platform]`` with ``type = "cloud-run"``: the
+    revisions of one Cloud Run service. The main revision carries the traffic tag
+    ``stable_tag``, the canary revision ``canary_tag`` and the main revision before the
+    last promotion ``previous_tag``; traffic is split by the service itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["cloud-run"] = Field(
+        description="Run the service on Cloud Run (Admin API v2): the canary is a new "
+        "revision of the service, traffic is split by percent between revisions."
+    )
+    project: str = Field(description="Google Cloud project ID of the service.")
+    region: str = Field(description="Region of the service, e.g. europe-west1.")
+    service: str = Field(description="Name of the Cloud Run service (it must exist).")
+    container: str | None = Field(
+        default=None,
+        description="Name of the container whose image is released; unset: the first.",
+    )
+    health_path: HttpPath = Field(
+        default="/health",
+        description="Path the hold probes on every revision's tag URL.",
+    )
+    stable_tag: str = Field(default="stable", description="Traffic tag of the main revision.")
+    canary_tag: str = Field(default="canary", description="Traffic tag of the canary revision.")
+    previous_tag: str = Field(
+        default="previous",
+        description="Traffic tag (0 %) of the main revision before the last promotion: the "
+        "revision a rollback returns to.",
+    )
+    api_endpoint: str | None = Field(
+        default=None,
+        description="Admin API endpoint, e.g. http://127.0.0.1:8089 for an emulator; unset: "
+        "run.googleapis.com (REST over HTTPS).",
+    )
+    credentials: Literal["application-default", "anonymous"] = Field(
+        default="application-default",
+        description="application-default: Application Default Credentials "
+        "(GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, or the "
+        "metadata server); anonymous: no credentials (an emulator only).",
+    )
+    operation_timeout: PositiveDuration = Field(
+        default=600.0,
+        description="How long a long-running operation (new revision, traffic change, "
+        "revision deletion) may take before the step fails.",
+    )
+    request_timeout: PositiveDuration = Field(
+        default=30.0, description="Timeout of one request to the Admin API."
+    )
+    etag_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Attempts of a service update whose etag another writer changed "
+        "meanwhile (each attempt re-reads the service) before the step fails.",
+    )
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _PROJECT.match(value):
+            raise ValueError(
+                f"project {value!r} is not a Google Cloud project ID: use 6 to 30 lower-case "
+                "letters, digits and '-', starting with a letter (the ID, not the project name "
+                "or number)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(
+                f"region {value!r} is not a Cloud Run region such as 'europe-west1' or "
+                "'us-central1'"
+            )
+        return value
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, value: str) -> str:
+        if not _SERVICE.match(value):
+            raise ValueError(
+                f"service {value!r} is not a Cloud Run service name: use at most 49 lower-case "
+                "letters, digits and '-', starting with a letter and not ending with '-'"
+            )
+        return value
+
+    @field_validator("stable_tag", "canary_tag", "previous_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if not _TAG.match(value):
+            raise ValueError(
+                f"traffic tag {value!r} is not valid: use at most 46 lower-case letters, "
+                "digits and '-', starting with a letter"
+            )
+        return value
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(https?://)?[^/\s]+$", value):
+            raise ValueError(
+                f"api_endpoint {value!r} must be a host[:port], optionally with http:// or "
+                "https://, and no path, e.g. http://127.0.0.1:8089"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_tags(self) -> CloudRunPlatformConfig:
+        tags = [self.stable_tag, self.canary_tag, self.previous_tag]
+        if len(set(tags)) != 3:
+            raise ValueError(
+                f"stable_tag, canary_tag and previous_tag must differ, got {tags}: each marks "
+                "another revision"
+            )
+        if self.credentials == "anonymous" and self.api_endpoint is None:
+            raise ValueError(
+                "credentials = 'anonymous' is for an emulator: set api_endpoint to it (the "
+                "real Admin API refuses anonymous requests), or use 'application-default'"
+            )
+        return self
+
+    @property
+    def location(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    @property
+    def service_name(self) -> str:
+        """The service's resource name."""
+        return f"{self.location}/services/{self.service}"
+
+
+class CloudRunRouterConfig(BaseModel):
+    """``router`` with ``type = "cloud-run"``: the service's own traffic split (the
+    ``traffic`` of the service, read back from its ``traffic_statuses``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["cloud-run"] = Field(
+        description="The Cloud Run service splits traffic between its revisions itself."
+    )
+    url: str | None = Field(
+        default=None,
+        description="Where clients reach the service (e.g. a custom domain); unset: the "
+        "service's URL as the API reports it.",
+    )
