@@ -403,3 +403,19 @@ def test_trivy_not_on_path_uses_the_osv_export(
     result.assert_outcomes(passed=1, failed=1)
     case = _cases(root)["vulnerability-scan"]
     assert _properties(case, "vulnerability_source") == ["OSV export osv"]
+
+
+def test_debian_packages_of_the_image_match_a_zipped_debian_export(
+    pytester: pytest.Pytester, images: dict[str, str]
+) -> None:
+    """The real dpkg listing of bookworm (source package zlib, epoch 1) against a zip."""
+    root = _scan_project(pytester, images["clean"], '{ osv = "debian.zip", python = false }')
+    with zipfile.ZipFile(root / "debian.zip", "w") as archive:
+        for file in (DATA / "osv-debian").glob("*.json"):
+            archive.write(file, f"Debian/{file.name}")
+    result = run_stage(pytester, "check", "-k", "vulnerab")
+    result.assert_outcomes(passed=1, failed=1)
+    message = _failure(_cases(root)["vulnerabilities"])
+    assert (
+        "DEBIAN-CVE-2023-45853: zlib1g (source zlib) 1:1.2.13.dfsg-1 (Debian, no fixed version)"
+    ) in message
