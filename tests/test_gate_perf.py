@@ -1,7 +1,9 @@
 """The perf gate: real Locust (headless, as a subprocess) against real HTTP services on
 127.0.0.1 — the reference shop, and a small server with a deliberately slow route and a
 broken one.  No timing assertions: the slow route sleeps 300 ms against a 200 ms limit,
-far apart, and the messages are checked for the measured value, not its size."""
+far apart, and the messages are checked for the measured value, not its size.  Runs
+last 5 s with min_requests = 3: on a loaded machine (2 shared cores) Locust's users can
+take most of a shorter run to start."""
 
 from __future__ import annotations
 
@@ -195,8 +197,8 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
         locustfile = "perf/locustfile.py"
         locust = "{_wrapper(pytester.path)}"
         users = 4
-        duration = "3s"
-        min_requests = 5
+        duration = "5s"
+        min_requests = 3
         p95_below_ms = 2000
         """,
         locustfile,
@@ -213,7 +215,7 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     for name in names:
         properties = _properties(cases[name])
         assert properties["perf_report"] == report
-        assert int(properties["perf_requests"]) >= 5
+        assert int(properties["perf_requests"]) >= 3
         assert float(properties["perf_error_rate"]) == 0.0
         assert float(properties["perf_p95_ms"]) > 0
     assert cases["GET /api/products"].get("file") == "perf/locustfile.py"
@@ -232,10 +234,12 @@ def test_slow_endpoint_fails_with_its_measured_p95(
         host = "{faulty}"
         locustfile = "perf/locustfile.py"
         users = 4
-        duration = "3s"
+        duration = "5s"
         min_requests = 3
-        p95_below_ms = 200
-        endpoints = {{ "GET /broken" = {{ error_rate_below = 1.0 }} }}
+        p95_below_ms = 3000   # generous: the machine may be loaded; /slow has its own
+        [gates.perf.endpoints]
+        "GET /slow" = {{ p95_below_ms = 200 }}
+        "GET /broken" = {{ error_rate_below = 1.0 }}
         """,
         FAULTY_LOCUSTFILE,
     )
@@ -263,9 +267,9 @@ def test_endpoint_with_errors_and_too_few_requests_fail(
         host = "{faulty}"
         locustfile = "perf/locustfile.py"
         users = 4
-        duration = "2s"
+        duration = "5s"
         min_requests = 3
-        p95_below_ms = 1000
+        p95_below_ms = 3000
         [gates.perf.endpoints]
         "GET /fast" = {{ min_requests = 1000000 }}
         "GET /never" = {{}}
@@ -348,7 +352,7 @@ def test_locust_problems_fail_the_status_item(
 ) -> None:
     root = _perf_project(
         pytester,
-        f'host = "{faulty}"\nlocustfile = "perf/locustfile.py"\nduration = "1s"\n{gate}\n',
+        f'host = "{faulty}"\nlocustfile = "perf/locustfile.py"\nduration = "3s"\n{gate}\n',
         locustfile,
     )
     result = run_stage(pytester, "load")
