@@ -27,6 +27,7 @@ BUILTIN_GATE_PLUGINS: tuple[str, ...] = (
     "pytest_release.gates.docker.plugin",
     "pytest_release.gates.e2e.plugin",
     "pytest_release.gates.canary.plugin",
+    "pytest_release.gates.perf.plugin",
 )
 
 

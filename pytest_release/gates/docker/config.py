@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
 from pytest_release.config_types import Duration, HttpPath
+from pytest_release.gates.docker.scan_config import ScanConfig
 
 KIND = "docker"
 DEFAULT_SECRET_NAMES = (
@@ -118,6 +119,12 @@ class DockerGateConfig(GateConfig):
     )
     log_lines: int = Field(
         default=200, ge=1, description="Container log lines attached to failures."
+    )
+    scan: ScanConfig | None = Field(
+        default=None,
+        description="Vulnerability scan of the image against an OSV export (items "
+        "'vulnerability-scan' and 'vulnerabilities'), e.g. { osv = 'security/osv', allow = "
+        "[{ id = 'GHSA-...', reason = '...', expires = 2027-01-31 }] }; docs/perf-and-scan.md.",
     )
 
     @field_validator("pass_env", "required_env", "allowed_env")

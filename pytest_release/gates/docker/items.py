@@ -241,3 +241,13 @@ class _Checks:
                 "Pass secrets at run time (env/pass_env, a secret store), not with ENV, ARG "
                 "or LABEL; exempt a harmless name with allowed_env"
             )
+
+    def check_vulnerability_scan(self) -> None:
+        from pytest_release.gates.docker.scan import check_scan
+
+        check_scan(self.state, self.gate_name, self.item)
+
+    def check_vulnerabilities(self) -> None:
+        from pytest_release.gates.docker.scan import check_findings
+
+        check_findings(self.state, self.gate_name, self.item)

@@ -16,7 +16,9 @@ Items, in order (their ``reportinfo`` points at the relevant Dockerfile line):
 * ``required-env``: ``required_env`` are set in the container, and visible (with the
   configured ``env`` values) at ``env_endpoint`` when set;
 * ``image-size``: the image is within ``max_image_size_mb``;
-* ``no-secrets``: no secret-looking value in the image's ENV or labels (shown redacted).
+* ``no-secrets``: no secret-looking value in the image's ENV or labels (shown redacted);
+* ``vulnerability-scan`` and ``vulnerabilities`` (with ``scan``): the image's packages
+  against OSV advisories (:mod:`.scan`);
 
 The image is built and the container started once per session, also under xdist
 (:meth:`RunDir.run_once`); tests in the gate get the fixtures ``release_container``,
@@ -106,6 +108,8 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     if gate.max_image_size_mb is not None:
         checks.append(("image-size", ("FROM",)))
     checks.append(("no-secrets", ("ENV", "LABEL", "ARG", "FROM")))
+    if gate.scan is not None:
+        checks += [("vulnerability-scan", ("FROM",)), ("vulnerabilities", ("FROM",))]
     if gate.push:
         checks.append(("push", ("FROM",)))
     items: list[pytest.Item] = []

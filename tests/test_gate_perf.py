@@ -1,0 +1,400 @@
+"""The perf gate: real Locust (headless, as a subprocess) against real HTTP services on
+127.0.0.1 — the reference shop, and a small server with a deliberately slow route and a
+broken one.  No timing assertions: the slow route sleeps 300 ms against a 200 ms limit,
+far apart, and the messages are checked for the measured value, not its size.  Runs
+last 5 s with min_requests = 3: on a loaded machine (2 shared cores) Locust's users can
+take most of a shorter run to start."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pytest_release.gates.perf.locustfile import endpoints_in
+from tests.spine_support import XDIST_MODES, junit, project, run_stage
+
+REPO = Path(__file__).resolve().parents[1]
+LOCUST = Path(sys.executable).parent / "locust"
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the service exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within 30 s")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def shop() -> Iterator[str]:
+    """The reference shop (examples/shop) as a process on 127.0.0.1."""
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(REPO / "examples" / "shop")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shop"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/health", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def faulty() -> Iterator[str]:
+    """``/fast`` answers at once, ``/slow`` after 300 ms, ``/broken`` with 500."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            status = 200
+            if self.path == "/slow":
+                time.sleep(0.3)
+            elif self.path == "/broken":
+                status = 500
+            body = b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+FAULTY_LOCUSTFILE = """
+from locust import HttpUser, constant, task
+
+OTHER = "/other"   # not a literal in the call: its name is known only at run time
+
+class User(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def fast(self):
+        self.client.get("/fast")
+
+    @task
+    def slow(self):
+        self.client.get("/slow")
+
+    @task
+    def broken(self):
+        self.client.get("/broken")
+
+    @task
+    def other(self):
+        self.client.get(OTHER)
+"""
+
+
+def _wrapper(root: Path) -> str:
+    """A Locust wrapper logging each start to ``locust-starts.log``."""
+    if not LOCUST.is_file():
+        pytest.fail(f"Locust is not installed at {LOCUST}: pip install 'pytest-release[perf]'")
+    script = root / "locust-wrapper"
+    script.write_text(f'#!/bin/sh\necho "$$" >> "{root}/locust-starts.log"\nexec "{LOCUST}" "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def _starts(root: Path) -> int:
+    log = root / "locust-starts.log"
+    return len(log.read_text().split()) if log.exists() else 0
+
+
+def _perf_project(pytester: pytest.Pytester, gate: str, locustfile: str | None) -> Path:
+    root = project(
+        pytester,
+        f"""
+        [gates.perf]
+        kind = "perf"
+        {gate}
+        [stages.load]
+        gates = ["perf"]
+        """,
+    )
+    if locustfile is not None:
+        (root / "perf").mkdir(exist_ok=True)
+        (root / "perf" / "locustfile.py").write_text(locustfile)
+    return root
+
+
+def _outcomes(result: pytest.RunResult, **expected: int) -> None:
+    """``assert_outcomes``, showing the run's output when it does not match."""
+    try:
+        result.assert_outcomes(**expected)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{result.stdout.str()[-6000:]}") from None
+
+
+def _cases(root: Path) -> dict[str, ET.Element]:
+    return {c.get("name", ""): c for c in junit(root / "reports" / "load.xml").iter("testcase")}
+
+
+def _properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+def _failure(case: ET.Element) -> str:
+    failure = case.find("failure")
+    assert failure is not None, f"{case.get('name')} did not fail"
+    return (failure.get("message") or "") + (failure.text or "")
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
+    pytester: pytest.Pytester, shop: str, xdist: list[str]
+) -> None:
+    locustfile = (REPO / "suites" / "perf" / "locustfile.py").read_text()
+    root = _perf_project(
+        pytester,
+        f"""
+        host = "{shop}"
+        locustfile = "perf/locustfile.py"
+        locust = "{_wrapper(pytester.path)}"
+        users = 4
+        duration = "5s"
+        min_requests = 3
+        p95_below_ms = 2000
+        """,
+        locustfile,
+    )
+    result = run_stage(pytester, "load", "-v", *xdist)
+    names = ["GET /api/products", "GET /api/products/[id]", "GET /", "GET /health"]
+    _outcomes(result, passed=2 + len(names))
+    assert _starts(root) == 1, "Locust must run once per session"
+    cases = _cases(root)
+    assert set(cases) == {"(locust run)", "(other endpoints)", *names}
+    report = "reports/load/perf/perf.html"
+    assert (root / report).is_file()
+    assert "<html" in (root / report).read_text()[:2000].lower()
+    for name in names:
+        properties = _properties(cases[name])
+        assert properties["perf_report"] == report
+        assert int(properties["perf_requests"]) >= 3
+        assert float(properties["perf_error_rate"]) == 0.0
+        assert float(properties["perf_p95_ms"]) > 0
+    assert cases["GET /api/products"].get("file") == "perf/locustfile.py"
+    status = _properties(cases["(locust run)"])
+    assert status["perf_report"] == report
+    assert int(status["perf_endpoints"]) == len(names)
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_slow_endpoint_fails_with_its_measured_p95(
+    pytester: pytest.Pytester, faulty: str, xdist: list[str]
+) -> None:
+    root = _perf_project(
+        pytester,
+        f"""
+        host = "{faulty}"
+        locustfile = "perf/locustfile.py"
+        users = 4
+        duration = "5s"
+        min_requests = 3
+        p95_below_ms = 3000   # generous: the machine may be loaded; /slow has its own
+        [gates.perf.endpoints]
+        "GET /slow" = {{ p95_below_ms = 200 }}
+        "GET /broken" = {{ error_rate_below = 1.0 }}
+        """,
+        FAULTY_LOCUSTFILE,
+    )
+    result = run_stage(pytester, "load", "-v", *xdist)
+    cases = _cases(root)
+    message = _failure(cases["GET /slow"])
+    measured = re.search(r"p95 = (\d+) ms, limit < 200 ms", message)
+    assert measured, message
+    assert float(_properties(cases["GET /slow"])["perf_p95_ms"]) == float(measured.group(1))
+    assert int(measured.group(1)) >= 300  # the route sleeps 300 ms; Locust rounds
+    for name in ("(locust run)", "GET /fast", "(other endpoints)"):
+        assert cases[name].find("failure") is None, name
+    # Every request to /broken failed, but its limit allows 100 %: only ">= 1.0" fails.
+    assert "100.0% of requests failed" in _failure(cases["GET /broken"])
+    assert _properties(cases["(other endpoints)"])["perf_other_endpoints"] == "1"
+    assert result.ret == 1
+
+
+def test_endpoint_with_errors_and_too_few_requests_fail(
+    pytester: pytest.Pytester, faulty: str
+) -> None:
+    root = _perf_project(
+        pytester,
+        f"""
+        host = "{faulty}"
+        locustfile = "perf/locustfile.py"
+        users = 4
+        duration = "5s"
+        min_requests = 3
+        p95_below_ms = 3000
+        [gates.perf.endpoints]
+        "GET /fast" = {{ min_requests = 1000000 }}
+        "GET /never" = {{}}
+        """,
+        FAULTY_LOCUSTFILE,
+    )
+    result = run_stage(pytester, "load", "-rA")
+    cases = _cases(root)
+    broken = _failure(cases["GET /broken"])
+    assert "100.0% of requests failed" in broken
+    assert "limit < 1.0%" in broken
+    assert "HTTPError('500 Server Error" in broken
+    fast = _failure(cases["GET /fast"])
+    assert "insufficient evidence" in fast
+    assert "min_requests = 1000000" in fast
+    never = _failure(cases["GET /never"])
+    assert "Locust recorded no request" in never
+    assert cases["GET /slow"].find("failure") is None
+    assert cases["(locust run)"].find("failure") is None
+    _outcomes(result, passed=3, failed=3)
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_missing_locustfile_fails_the_status_item(
+    pytester: pytest.Pytester, shop: str, xdist: list[str]
+) -> None:
+    root = _perf_project(
+        pytester, f'host = "{shop}"\nlocustfile = "perf/nope.py"\n', locustfile=None
+    )
+    result = run_stage(pytester, "load", *xdist)
+    _outcomes(result, failed=1, skipped=1)
+    message = _failure(_cases(root)["(locust run)"])
+    assert "locustfile perf/nope.py does not exist" in message
+    assert "[tool.pytest-release.gates.perf]" in message
+
+
+def test_refused_target_fails_the_status_item_and_skips_endpoints(
+    pytester: pytest.Pytester,
+) -> None:
+    port = _free_port()
+    root = _perf_project(
+        pytester,
+        f'host = "http://127.0.0.1:{port}"\nlocustfile = "perf/locustfile.py"\n',
+        FAULTY_LOCUSTFILE,
+    )
+    result = run_stage(pytester, "load")
+    _outcomes(result, failed=1, skipped=4)
+    message = _failure(_cases(root)["(locust run)"])
+    assert f"the target http://127.0.0.1:{port} refused the connection" in message
+    assert "Locust was not started" in message
+
+
+@pytest.mark.parametrize(
+    ("gate", "locustfile", "expected"),
+    [
+        pytest.param(
+            'locust = "no-such-locust"',
+            FAULTY_LOCUSTFILE,
+            "Locust is not installed: locust = 'no-such-locust'",
+            id="not-installed",
+        ),
+        pytest.param(
+            f'locust = "{LOCUST}"',
+            "import no_such_module_for_locust\n",
+            "without writing its statistics",
+            id="broken-locustfile",
+        ),
+        pytest.param(
+            f'locust = "{LOCUST}"',
+            "from locust import HttpUser, task, constant\n"
+            "class U(HttpUser):\n    wait_time = constant(0.05)\n"
+            "    @task\n    def t(self):\n        raise RuntimeError('task bug')\n",
+            "raised 1 kind(s) of exception",
+            id="task-raises",
+        ),
+    ],
+)
+def test_locust_problems_fail_the_status_item(
+    pytester: pytest.Pytester, faulty: str, gate: str, locustfile: str, expected: str
+) -> None:
+    root = _perf_project(
+        pytester,
+        f'host = "{faulty}"\nlocustfile = "perf/locustfile.py"\nduration = "3s"\n{gate}\n',
+        locustfile,
+    )
+    result = run_stage(pytester, "load")
+    assert result.ret == 1
+    cases = _cases(root)
+    assert expected in _failure(cases["(locust run)"])
+    for name, case in cases.items():
+        if name != "(locust run)":
+            assert case.find("skipped") is not None, name
+
+
+def test_bad_configuration_names_the_key(pytester: pytest.Pytester) -> None:
+    _perf_project(pytester, 'host = "127.0.0.1:8080"\nargs = ["--csv=x"]\n', None)
+    result = run_stage(pytester, "load")
+    assert result.ret == 4
+    err = result.stderr.str()
+    assert "host" in err
+    assert "must be an http(s) base URL" in err
+    assert "'--csv' is set by the gate" in err
+
+
+def test_endpoints_read_from_a_locustfile(tmp_path: Path) -> None:
+    path = tmp_path / "locustfile.py"
+    path.write_text(
+        "class U:\n"
+        "    def t(self):\n"
+        '        self.client.get("/a")\n'
+        '        self.client.post("/orders", json={}, name="place order")\n'
+        '        self.client.request("patch", "http://x.test/b?q=1")\n'
+        '        self.client.get(f"/p/{self.n}", name="/p/[n]")\n'
+        '        self.client.get(f"/dyn/{self.n}")\n'
+        '        self.client.get("/a")\n'
+        '        other.get("/not-a-client")\n'
+    )
+    found = [(e.key, e.line) for e in endpoints_in(path)]
+    assert found == [
+        ("GET /a", 3),
+        ("POST place order", 4),
+        ("PATCH /b?q=1", 5),
+        ("GET /p/[n]", 6),
+    ]
+
+
+def test_locust_is_installed_beside_python() -> None:
+    assert LOCUST.is_file() or shutil.which("locust"), "pip install 'pytest-release[perf]'"
