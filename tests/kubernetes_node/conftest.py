@@ -19,12 +19,16 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
 
+from pytest_release.canary.platforms.kubernetes.client import KubeApi
+from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+from tests.kubernetes_node.apps import apply
 from tests.kubernetes_node.cluster import (
     CNI_BIN_DIR,
     TESTBED_SCRIPT,
@@ -33,6 +37,13 @@ from tests.kubernetes_node.cluster import (
     ClusterError,
     NodeCluster,
     stale_clusters,
+)
+from tests.kubernetes_node.stages import (
+    Load,
+    Project,
+    build_fault_images,
+    ingress_route,
+    stage_toml,
 )
 
 REQUIRED_COMMANDS = ("ip", "nsenter", "containerd", "containerd-shim-runc-v2", "runc", "ctr",
@@ -122,3 +133,50 @@ def namespace(node_cluster: NodeCluster) -> Iterator[str]:
     node_cluster.kubectl("create", "namespace", name)
     yield name
     node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def fault_images(
+    node_cluster: NodeCluster,
+    base_image: str,
+    docker_client: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The fault service's release images (stages.RELEASES), imported into the node."""
+    workdir = tmp_path_factory.mktemp("fault-images")
+    return build_fault_images(node_cluster, base_image, docker_client, workdir)
+
+
+@pytest.fixture
+def api(node_cluster: NodeCluster) -> Iterator[KubeApi]:
+    """The API server through the host's loopback forward (127.0.0.1 only)."""
+    client = KubeApi(ClusterAccess(kubeconfig=str(node_cluster.host_kubeconfig)))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def project(node_cluster: NodeCluster, namespace: str, tmp_path: Path) -> Iterator[Project]:
+    """The seed scenario's project (stages.stage_toml), routed by an IngressRoute."""
+    apply(node_cluster, namespace, ingress_route(namespace))
+    toml = stage_toml(namespace, node_cluster.kubeconfig, node_cluster.traefik_url)
+    try:
+        yield Project(node_cluster, tmp_path, namespace, toml)
+    finally:
+        node_cluster.kubectl(
+            "delete", "ingressroute", "shop", "-n", namespace, "--wait=false", check=False
+        )
+
+
+@pytest.fixture
+def load(node_cluster: NodeCluster, tmp_path: Path) -> Iterator[Callable[[], Load]]:
+    """Start load loops through Traefik; the ones still running are stopped afterwards."""
+    started: list[Load] = []
+
+    def start() -> Load:
+        started.append(Load(node_cluster, tmp_path))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
