@@ -124,6 +124,7 @@ def test_crash_loop_and_killed_container_are_named_in_the_rollback(
     assert rc == 1, out
     assert "release stage canary-1: rolled-back" in out, out
     failed = "\n".join(project.failures("canary-1"))
+    print(failed)  # pytest -s
     assert "cannot roll out" in failed, out
     assert "CrashLoopBackOff after " in failed, failed
     assert "last terminated: OOMKilled (exit code 137)" in failed, failed
@@ -153,6 +154,7 @@ def test_crash_loop_and_killed_container_are_named_in_the_rollback(
     assert stage.returncode == 1, out
     assert "release stage canary-kill: rolled-back" in out, out
     failed = "\n".join(project.failures("canary-kill", "health@"))
+    print(failed)  # pytest -s
     name = pod["metadata"]["name"]
     assert f"canary replicas restarted 1 times ({name} x1) > 0" in failed, failed
     assert "last terminated: Error (exit code 137)" in failed, failed
