@@ -81,9 +81,11 @@ def stage_toml(
     stable_image: str | None = f"{REPO}:1",
     judge: str = SEED_JUDGE,
     extra: str = "",
+    router: str = 'type = "traefik"',
 ) -> str:
     """The seed scenario's stages (canary-1 10 %, canary-2 50 %, canary-3 promotes) on the
-    kubernetes platform, the Traefik router and the cluster's ConfigMap ledger."""
+    kubernetes platform, the Traefik router (or ``router``'s) and the cluster's ConfigMap
+    ledger."""
     rollout = 'action = "canary", hold = "6s", interval = "2s"'
     stable = f'stable_image = "{stable_image}"' if stable_image else ""
     return f"""
@@ -118,7 +120,7 @@ sample_pods = true
 rollout_timeout = "240s"
 
 [gates.canary.router]
-type = "traefik"
+{router}
 url = "{router_url}"
 
 [gates.canary.sampler]
