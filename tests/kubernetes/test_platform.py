@@ -501,6 +501,19 @@ def test_crash_looping_canary_ends_the_rollout_wait_with_its_status_and_events(
             "source": {"component": "kubelet"},
         },
     )
+    api.create(  # newer, but not the release's doing: listed after the BackOff
+        EVENTS,
+        namespace,
+        {
+            "metadata": {"name": f"{name}.dns"},
+            "involvedObject": {"kind": "Pod", "namespace": namespace, "name": name},
+            "reason": "MissingClusterDNS",
+            "message": "kubelet does not have ClusterDNS IP configured",
+            "type": "Warning",
+            "lastTimestamp": "2099-01-01T00:00:00Z",
+            "source": {"component": "kubelet"},
+        },
+    )
     oom = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
     waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}
     api.merge_patch(
@@ -536,4 +549,9 @@ def test_crash_looping_canary_ends_the_rollout_wait_with_its_status_and_events(
     assert f"BackOff (x3): Back-off restarting failed container {container} in pod" in message
     [canary] = rollout.platform.status().group("canary")
     assert canary.restarts == 2
-    assert "last terminated: OOMKilled (exit code 137)" in canary.events
+    assert canary.events[:3] == (
+        "waiting: CrashLoopBackOff: back-off 20s",
+        "last terminated: OOMKilled (exit code 137)",
+        f"BackOff (x3): Back-off restarting failed container {container} in pod {name}",
+    )
+    assert canary.events[3].startswith("MissingClusterDNS: kubelet does not have")

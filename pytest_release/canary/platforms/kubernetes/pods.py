@@ -13,7 +13,7 @@ check and the rollout's failure messages quote.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_release.canary.platform import Group
@@ -29,7 +29,10 @@ from pytest_release.canary.platforms.kubernetes.client import (
 HOPELESS_WAITING = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 # CrashLoopBackOff after this many restarts: the release crashes at every start.
 CRASH_LOOP_RESTARTS = 2
-MAX_EVENTS = 5  # per pod, newest first
+MAX_EVENTS = 5  # per pod: the release's own failures first, then the newest others
+# The reasons a release causes (crashes, failed probes, failed starts); others (e.g. a
+# node's DNS configuration) come after them.
+RELEASE_REASONS = ("BackOff", "Failed", "Unhealthy", "OOMKilling", "ProbeWarning")
 MAX_MESSAGE = 240
 
 
@@ -153,9 +156,10 @@ def format_event(event: Mapping[str, Any]) -> str:
 
 
 def warning_events(api: KubeApi, namespace: str, pods: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Warning events of ``pods`` (names in ``namespace``), newest first, at most
-    :data:`MAX_EVENTS` per pod.  Events the credentials may not list give none: they are
-    evidence, not a condition of the rollout."""
+    """Warning events of ``pods`` (names in ``namespace``): those of
+    :data:`RELEASE_REASONS` first, newest first, at most :data:`MAX_EVENTS` per pod.
+    Events the credentials may not list give none: they are evidence, not a condition of
+    the rollout."""
     wanted = set(pods)
     if not wanted:
         return {}
@@ -169,10 +173,12 @@ def warning_events(api: KubeApi, namespace: str, pods: Iterable[str]) -> dict[st
         name = str(involved.get("name") or "")
         if name in wanted:
             found.setdefault(name, []).append(event)
+
+    def order(event: Mapping[str, Any]) -> tuple[bool, str]:
+        return (event.get("reason") in RELEASE_REASONS, _event_time(event))
+
     return {
-        name: tuple(
-            format_event(e) for e in sorted(events, key=_event_time, reverse=True)[:MAX_EVENTS]
-        )
+        name: tuple(format_event(e) for e in sorted(events, key=order, reverse=True)[:MAX_EVENTS])
         for name, events in found.items()
     }
 
@@ -180,6 +186,4 @@ def warning_events(api: KubeApi, namespace: str, pods: Iterable[str]) -> dict[st
 def with_events(
     pods: Sequence[PodStatus], events: Mapping[str, tuple[str, ...]]
 ) -> list[PodStatus]:
-    from dataclasses import replace
-
     return [replace(p, events=events.get(p.name, ())) for p in pods]
