@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from tests.kubernetes_node.cluster import (
     ClusterError,
     NodeCluster,
     stale_clusters,
+    wait_for,
 )
 from tests.kubernetes_node.stages import (
     Load,
@@ -132,7 +134,25 @@ def namespace(node_cluster: NodeCluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     node_cluster.kubectl("create", "namespace", name)
     yield name
+    # The routes first, and until Traefik has dropped them: tests route the same entrypoint
+    # (``PathPrefix(`/`)``), and a namespace takes a while to go.
+    node_cluster.kubectl(
+        "delete", "ingressroutes.traefik.io,httproutes.gateway.networking.k8s.io,"
+        "gateways.gateway.networking.k8s.io", "--all", "-n", name, check=False,
+    )  # fmt: skip
+    wait_for(
+        f"Traefik to drop the routes of namespace {name}",
+        lambda: name not in _traefik_routers(node_cluster),
+        timeout=60,
+    )
     node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _traefik_routers(cluster: NodeCluster) -> str:
+    """Traefik's HTTP routers as its API lists them (their names carry the namespace)."""
+    url = f"{cluster.host_traefik_api_url}/api/http/routers?per_page=1000"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
 
 
 @pytest.fixture(scope="session")
