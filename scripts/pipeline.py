@@ -149,13 +149,15 @@ def set_up_kubernetes(args: argparse.Namespace, overlay: Path) -> Path:
     gate at them (platform kubernetes, router traefik)."""
     say("set-up (kubernetes):")
     if not args.kubeconfig or not Path(args.kubeconfig).is_file():
+        given = f"--kubeconfig {args.kubeconfig} is not a file" if args.kubeconfig else ""
         raise SetupError(
-            f"--kubeconfig {args.kubeconfig!r} is not a file\n  fix: pass the kubeconfig of "
-            "the cluster (e.g. ~/.kube/config)"
+            f"{given or '--platform kubernetes needs --kubeconfig'}\n  fix: pass the "
+            "kubeconfig of the cluster, e.g. --kubeconfig ~/.kube/config"
         )
     if not args.image:
         raise SetupError(
-            "--platform kubernetes needs --image: the release image, pullable by the cluster"
+            "--platform kubernetes needs --image\n  fix: pass the release image, one the "
+            "cluster can pull, e.g. --image ghcr.io/acme/shop:1.1.0"
         )
     from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, KubeApi
     from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     kubernetes = args.platform == "kubernetes"
+    if kubernetes and args.bad:
+        parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
     if args.stages is None:
         default = STAGES
         if kubernetes:
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if profile is not None:
         configs.append(profile)
-    router_url = args.router_url or ROUTER_URL if kubernetes else ROUTER_URL
+    router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
     production = (
         f"production (Traefik): {args.router_url or '(no --router-url)'}, namespace "
         f"{args.namespace}"
