@@ -5,6 +5,9 @@
                                             #   -> canary-3 -> smoke
     python scripts/pipeline.py --bad        # a slow release (+800 ms): canary-1 rolls it back
     python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
+    python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
+        --namespace shop --image REGISTRY/shop:1.1 --router-url http://traefik.example
+                                            # the cluster stages on a Kubernetes cluster
 
 Each stage is one ``pytest --stage=...`` session (the same command CI runs) with
 ``suites/release.toml`` and the demo profile ``suites/demo.toml`` (holds of seconds).
@@ -38,6 +41,9 @@ BAD_RELEASES = {
     "staging": ('SHOP_ERROR_RATE = "0.20"', "20 % errors", "staging"),
     "canary": ('SHOP_LATENCY_MS = "800"', "+800 ms on every request", "canary-1"),
 }
+# On Kubernetes: the stages that run on the cluster (uat and build run on a build machine
+# and push an image the cluster can pull; pass it with --image).
+KUBERNETES_STAGES = ["canary-1", "canary-2", "canary-3", "smoke"]
 
 
 class SetupError(Exception):
@@ -145,7 +151,70 @@ def _overlay(path: Path, version: str, bad: str | None) -> Path:
     return path
 
 
-def run_stage(stage: str, release_id: str, image: str, configs: list[Path], log: Path) -> StageRun:
+def set_up_kubernetes(args: argparse.Namespace, overlay: Path) -> Path:
+    """Check the cluster and its main Deployment; write the profile that points the canary
+    gate at them (platform kubernetes, router traefik)."""
+    say("set-up (kubernetes):")
+    if not args.kubeconfig or not Path(args.kubeconfig).is_file():
+        given = f"--kubeconfig {args.kubeconfig} is not a file" if args.kubeconfig else ""
+        raise SetupError(
+            f"{given or '--platform kubernetes needs --kubeconfig'}\n  fix: pass the "
+            "kubeconfig of the cluster, e.g. --kubeconfig ~/.kube/config"
+        )
+    if not args.image:
+        raise SetupError(
+            "--platform kubernetes needs --image\n  fix: pass the release image, one the "
+            "cluster can pull, e.g. --image ghcr.io/acme/shop:1.1.0"
+        )
+    from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, KubeApi
+    from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+    from pytest_release.errors import PlatformError
+
+    kubeconfig = str(Path(args.kubeconfig).resolve())
+    try:
+        api = KubeApi(ClusterAccess(kubeconfig=kubeconfig))
+        main = api.get(DEPLOYMENTS, args.namespace, "shop")
+    except PlatformError as exc:
+        raise SetupError(f"{exc}\n  fix: check --kubeconfig and that the cluster is up") from None
+    if main is None:
+        raise SetupError(
+            f"no Deployment 'shop' in namespace '{args.namespace}'\n  fix: kubectl apply -n "
+            f"{args.namespace} -f deploy/kubernetes/example/ (the main Deployment, Service, "
+            "IngressRoute; set its image to the version in production)"
+        )
+    image = main["spec"]["template"]["spec"]["containers"][0]["image"]
+    say(f"  cluster            {api.server} (namespace {args.namespace})")
+    say(f"  main deployment    shop on {image}")
+    sample = "true" if args.sample_pods else "false"
+    url = f'url = "{args.router_url}"' if args.router_url else ""
+    overlay.write_text(
+        "# written by scripts/pipeline.py --platform kubernetes\n"
+        "[gates.canary.platform]\n"
+        'type = "kubernetes"\n'
+        f'kubeconfig = "{kubeconfig}"\n'
+        f'namespace = "{args.namespace}"\n'
+        'app = "shop"\n'
+        f"sample_pods = {sample}\n"
+        'rollout_timeout = "300s"\n'
+        "[gates.canary.router]\n"
+        'type = "traefik"\n'
+        f"{url}\n"
+        "[stages.canary-1]\n"
+        "requires = []  # built and pushed elsewhere: --image\n"
+        "[gates.canary.judge]\n"
+        f"http_checks = {sample}  # requests reach the pods and the router only from inside\n"
+    )
+    return overlay
+
+
+def run_stage(
+    stage: str,
+    release_id: str,
+    image: str,
+    configs: list[Path],
+    log: Path,
+    router_url: str = ROUTER_URL,
+) -> StageRun:
     command = [sys.executable, "-m", "pytest", "suites", f"--stage={stage}"]
     command += [f"--release-config={c}" for c in configs]
     command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
@@ -153,7 +222,7 @@ def run_stage(stage: str, release_id: str, image: str, configs: list[Path], log:
         command.append(f"--image={image}")
     env = dict(os.environ)
     if stage == "smoke":  # smoke tests target production: the router
-        env["SHOP_URL"] = ROUTER_URL  # (the staging stage's environment sets staging's)
+        env["SHOP_URL"] = router_url  # (the staging stage's environment sets staging's)
     start = time.monotonic()
     with log.open("w") as handle:
         handle.write("$ " + " ".join(command) + "\n")
@@ -196,7 +265,13 @@ def _verdicts(junit: Path) -> list[str]:
     return lines
 
 
-def summary(runs: list[StageRun], release_id: str, ledger: Path, reports: Path) -> None:
+def summary(
+    runs: list[StageRun],
+    release_id: str,
+    ledger: Path,
+    reports: Path,
+    production: str = f"production (HAProxy): {ROUTER_URL}",
+) -> None:
     say()
     say(f"pipeline summary for release {release_id}")
     say(f"  {'stage':<10} {'outcome':<12} {'time':>7}  gates")
@@ -218,8 +293,9 @@ def summary(runs: list[StageRun], release_id: str, ledger: Path, reports: Path) 
         f"status: python -m pytest --release-status --release-id={release_id} "
         "--release-config=suites/release.toml"
     )
-    say(f"production (HAProxy): {ROUTER_URL}")
-    say("stop the platform: python -m pytest_release.canary.teardown")
+    say(production)
+    if production.startswith("production (HAProxy)"):
+        say("stop the platform: python -m pytest_release.canary.teardown")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,45 +310,92 @@ def main(argv: list[str] | None = None) -> int:
         "'staging' answers 20 %% of requests with 500, which staging must stop",
     )
     parser.add_argument(
-        "--stages", default=",".join(STAGES), help="comma-separated stages to run (default: all)"
+        "--stages",
+        default=None,
+        help="comma-separated stages to run (default: all; on kubernetes: canary-1, "
+        "canary-2, canary-3 and, with --router-url, smoke)",
+    )
+    parser.add_argument(
+        "--platform",
+        choices=["local", "kubernetes"],
+        default="local",
+        help="local: Docker and HAProxy on this machine (default); kubernetes: the cluster "
+        "of --kubeconfig with Traefik (stages canary-1, canary-2, canary-3, smoke)",
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig of the cluster (--platform kubernetes)")
+    parser.add_argument("--namespace", default="shop", help="namespace of the shop Deployment")
+    parser.add_argument(
+        "--image", help="release image the cluster can pull (--platform kubernetes)"
+    )
+    parser.add_argument(
+        "--router-url", help="where Traefik serves the shop, for the smoke stage and the holds"
+    )
+    parser.add_argument(
+        "--sample-pods",
+        action="store_true",
+        help="this machine reaches pod IPs and --router-url (it runs inside the cluster's "
+        "network): the holds judge real requests (judge.http_checks), not pod status only",
     )
     args = parser.parse_args(argv)
+    kubernetes = args.platform == "kubernetes"
+    if kubernetes and args.bad:
+        parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
+    if args.stages is None:
+        default = STAGES
+        if kubernetes:
+            default = KUBERNETES_STAGES if args.router_url else KUBERNETES_STAGES[:-1]
+        args.stages = ",".join(default)
     reports = ROOT / "reports"
     demo = reports / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     ledger = ROOT / ".pytest-release" / "ledger.json"
     try:
-        set_up(demo)
+        profile = set_up_kubernetes(args, demo / "kubernetes.toml") if kubernetes else None
+        if not kubernetes:
+            set_up(demo)
     except SetupError as exc:
         say(f"\npipeline stopped during set-up: {exc}")
         return 2
 
     number = _pipeline_number(ledger)
+    if kubernetes:  # no uat here: count the releases that reached the cluster
+        runs_so_far = json.loads(ledger.read_text()).get("runs", []) if ledger.exists() else []
+        number = len({r["release_id"] for r in runs_so_far if r.get("stage") == "canary-1"}) + 1
     sha = _git_sha()
     release_id = f"{sha[:12]}-{number}"
-    image = f"{REGISTRY}/shop:canary-{number}"
+    image = args.image if kubernetes else f"{REGISTRY}/shop:canary-{number}"
     configs = [
         ROOT / "suites" / "release.toml",
         ROOT / "suites" / "demo.toml",
         _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
     ]
+    if profile is not None:
+        configs.append(profile)
+    router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
+    production = (
+        f"production (Traefik): {args.router_url or '(no --router-url)'}, namespace "
+        f"{args.namespace}"
+        if kubernetes
+        else f"production (HAProxy): {ROUTER_URL}"
+    )
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
     say(f"\nrelease {release_id}: image {image}{bad_note}")
     runs: list[StageRun] = []
     for stage in [s for s in STAGES if s in args.stages.split(",")]:
         say(f"  {stage:<10} running ...")
-        run = run_stage(stage, release_id, image, configs, demo / f"{stage}.log")
+        run = run_stage(stage, release_id, image, configs, demo / f"{stage}.log", router_url)
         runs.append(run)
         outcome = _ledger_entry(ledger, release_id, stage).get("outcome", f"exit {run.code}")
         say(f"  {stage:<10} {outcome} in {run.seconds:.0f}s  (log {run.log.relative_to(ROOT)})")
         if run.code != 0:
             if stage == "smoke":
                 say("  smoke failed: rolling back")
+                rollback_log = demo / "rollback.log"
                 runs.append(
-                    run_stage("rollback", release_id, image, configs, demo / "rollback.log")
+                    run_stage("rollback", release_id, image, configs, rollback_log, router_url)
                 )
             break
-    summary(runs, release_id, ledger, reports)
+    summary(runs, release_id, ledger, reports, production)
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"

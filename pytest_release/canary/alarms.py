@@ -44,8 +44,10 @@ class AlarmRules(JudgeBase):
                 f"{window} (set judge.max_restarts = false to disable this check)",
             )
         per_replica: dict[str, int] = {}
-        for status in canary:
+        evidence: dict[str, tuple[str, ...]] = {}  # the newest report's, per replica
+        for status in sorted(canary, key=lambda s: s.timestamp):
             per_replica[status.name] = max(per_replica.get(status.name, 0), status.restarts)
+            evidence[status.name] = status.events or evidence.get(status.name, ())
         total = sum(per_replica.values())
         failed = total > limit
         restarted = ", ".join(f"{name} x{count}" for name, count in per_replica.items() if count)
@@ -61,7 +63,8 @@ class AlarmRules(JudgeBase):
             samples=len(canary),
             message=f"canary replicas restarted {total} times{detail} "
             f"{'>' if failed else '<='} {limit} over {window} "
-            f"({len(per_replica)} replicas, {len(canary)} status reports)",
+            f"({len(per_replica)} replicas, {len(canary)} status reports)"
+            + "".join(f"\n  {n}: {'; '.join(e)}" for n, e in evidence.items() if e),
         )
 
     @staticmethod

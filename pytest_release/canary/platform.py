@@ -48,6 +48,7 @@ class PlatformStatus:
             f"{r.name} ({r.version}, {r.image}, {r.endpoint}): "
             f"{'running' if r.running else 'not running'}, "
             f"{'ready' if r.ready else 'not ready'}, {r.restarts} restart(s)"
+            + (f" [{'; '.join(r.events)}]" if r.events else "")
             for r in self.replicas
         )
 

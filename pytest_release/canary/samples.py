@@ -35,3 +35,6 @@ class ReplicaStatus:
     ready: bool
     restarts: int
     endpoint: str  # e.g. "127.0.0.1:18081"
+    # Why the platform says it is in this state, one line each (Kubernetes: the container's
+    # waiting reason, last termination, warning events such as BackOff or Unhealthy).
+    events: tuple[str, ...] = ()

@@ -459,3 +459,99 @@ def test_lease_lock_stops_a_second_rollout_and_expires_after_a_crash(
         taken = api.get(LEASES, namespace, "pytest-release-rollout-shop")
         assert taken is not None
         assert taken["spec"]["holderIdentity"].startswith("stage canary-3")
+
+
+def test_crash_looping_canary_ends_the_rollout_wait_with_its_status_and_events(
+    kube_cluster: KwokCluster, namespace: str
+) -> None:
+    """What the kubelet would write (kwok runs no container): the canary pod's container
+    waits in CrashLoopBackOff after two OOM kills, and a BackOff warning event."""
+    from pytest_release.canary.platforms.kubernetes.client import EVENTS, PODS
+
+    rollout = rollout_for(namespace, kube_cluster.kubeconfig, rollout_timeout=600)
+    rollout.ensure_main()
+    api = kube_cluster.api()
+    api.merge_patch(  # no kwok node matches: the canary pod stays Pending, unready
+        *_deployment(namespace, "shop"),
+        {"spec": {"template": {"spec": {"nodeSelector": {"disk": "none"}}}}},
+    )
+    failure: list[BaseException] = []
+
+    def deploy() -> None:
+        try:
+            rollout.platform.deploy_canary("shop:2.0", 1)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=deploy, daemon=True)
+    thread.start()
+    pod = wait_for("the canary pod", lambda: (pods(api, namespace, "canary") or [None])[0])
+    name = pod["metadata"]["name"]
+    container = pod["spec"]["containers"][0]["name"]
+    api.create(
+        EVENTS,
+        namespace,
+        {
+            "metadata": {"name": f"{name}.backoff"},
+            "involvedObject": {"kind": "Pod", "namespace": namespace, "name": name},
+            "reason": "BackOff",
+            "message": f"Back-off restarting failed container {container} in pod {name}",
+            "type": "Warning",
+            "count": 3,
+            "source": {"component": "kubelet"},
+        },
+    )
+    api.create(  # newer, but not the release's doing: listed after the BackOff
+        EVENTS,
+        namespace,
+        {
+            "metadata": {"name": f"{name}.dns"},
+            "involvedObject": {"kind": "Pod", "namespace": namespace, "name": name},
+            "reason": "MissingClusterDNS",
+            "message": "kubelet does not have ClusterDNS IP configured",
+            "type": "Warning",
+            "lastTimestamp": "2099-01-01T00:00:00Z",
+            "source": {"component": "kubelet"},
+        },
+    )
+    oom = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}
+    api.merge_patch(
+        PODS,
+        namespace,
+        name,
+        {
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": container,
+                        "image": "shop:2.0",
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 2,
+                        "state": waiting,
+                        "lastState": oom,
+                    }
+                ]
+            }
+        },
+        subresource="status",
+    )
+    thread.join(60)
+    assert not thread.is_alive(), "the wait did not stop at the crash loop"
+    [error] = failure
+    assert isinstance(error, PlatformError)
+    message = str(error)
+    assert f"pod {name} is in CrashLoopBackOff after 2 restarts" in message
+    assert "2 restart(s)" in message
+    assert "waiting: CrashLoopBackOff: back-off 20s" in message
+    assert "last terminated: OOMKilled (exit code 137)" in message
+    assert f"BackOff (x3): Back-off restarting failed container {container} in pod" in message
+    [canary] = rollout.platform.status().group("canary")
+    assert canary.restarts == 2
+    assert canary.events[:3] == (
+        "waiting: CrashLoopBackOff: back-off 20s",
+        "last terminated: OOMKilled (exit code 137)",
+        f"BackOff (x3): Back-off restarting failed container {container} in pod {name}",
+    )
+    assert canary.events[3].startswith("MissingClusterDNS: kubelet does not have")

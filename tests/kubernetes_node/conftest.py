@@ -18,13 +18,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
 
+from pytest_release.canary.platforms.kubernetes.client import KubeApi
+from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+from tests.kubernetes_node.apps import apply
 from tests.kubernetes_node.cluster import (
     CNI_BIN_DIR,
     TESTBED_SCRIPT,
@@ -33,6 +38,14 @@ from tests.kubernetes_node.cluster import (
     ClusterError,
     NodeCluster,
     stale_clusters,
+    wait_for,
+)
+from tests.kubernetes_node.stages import (
+    Load,
+    Project,
+    build_fault_images,
+    ingress_route,
+    stage_toml,
 )
 
 REQUIRED_COMMANDS = ("ip", "nsenter", "containerd", "containerd-shim-runc-v2", "runc", "ctr",
@@ -121,4 +134,69 @@ def namespace(node_cluster: NodeCluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     node_cluster.kubectl("create", "namespace", name)
     yield name
+    # The routes first, and until Traefik has dropped them: tests route the same entrypoint
+    # (``PathPrefix(`/`)``), and a namespace takes a while to go.
+    node_cluster.kubectl(
+        "delete", "ingressroutes.traefik.io,httproutes.gateway.networking.k8s.io,"
+        "gateways.gateway.networking.k8s.io", "--all", "-n", name, check=False,
+    )  # fmt: skip
+    wait_for(
+        f"Traefik to drop the routes of namespace {name}",
+        lambda: name not in _traefik_routers(node_cluster),
+        timeout=60,
+    )
     node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _traefik_routers(cluster: NodeCluster) -> str:
+    """Traefik's HTTP routers as its API lists them (their names carry the namespace)."""
+    url = f"{cluster.host_traefik_api_url}/api/http/routers?per_page=1000"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+@pytest.fixture(scope="session")
+def fault_images(
+    node_cluster: NodeCluster,
+    base_image: str,
+    docker_client: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The fault service's release images (stages.RELEASES), imported into the node."""
+    workdir = tmp_path_factory.mktemp("fault-images")
+    return build_fault_images(node_cluster, base_image, docker_client, workdir)
+
+
+@pytest.fixture
+def api(node_cluster: NodeCluster) -> Iterator[KubeApi]:
+    """The API server through the host's loopback forward (127.0.0.1 only)."""
+    client = KubeApi(ClusterAccess(kubeconfig=str(node_cluster.host_kubeconfig)))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def project(node_cluster: NodeCluster, namespace: str, tmp_path: Path) -> Iterator[Project]:
+    """The seed scenario's project (stages.stage_toml), routed by an IngressRoute."""
+    apply(node_cluster, namespace, ingress_route(namespace))
+    toml = stage_toml(namespace, node_cluster.kubeconfig, node_cluster.traefik_url)
+    try:
+        yield Project(node_cluster, tmp_path, namespace, toml)
+    finally:
+        node_cluster.kubectl(
+            "delete", "ingressroute", "shop", "-n", namespace, "--wait=false", check=False
+        )
+
+
+@pytest.fixture
+def load(node_cluster: NodeCluster, tmp_path: Path) -> Iterator[Callable[[], Load]]:
+    """Start load loops through Traefik; the ones still running are stopped afterwards."""
+    started: list[Load] = []
+
+    def start() -> Load:
+        started.append(Load(node_cluster, tmp_path))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()

@@ -1,12 +1,20 @@
 """Traefik's Gateway API provider on the real node: an HTTPRoute's backendRefs weights split
-the traffic like a TraefikService's."""
+the traffic like a TraefikService's, and the seed stages run with ``router.type =
+"gateway"`` (the HTTPRoute the router creates on a Gateway of Traefik's) with the HTTP
+checks through it."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from pathlib import Path
 
+from pytest_release.canary.platforms.kubernetes.client import KubeApi
+from tests.kubernetes.k8s_support import image_and_replicas, weights_of
 from tests.kubernetes_node.apps import apply, deployment, rollout, send, service, split, wait_routed
 from tests.kubernetes_node.cluster import TRAEFIK_WEB_PORT, NodeCluster, wait_for
+from tests.kubernetes_node.stages import Load, Project, stage_toml
 
 
 def test_gateway_api_httproute_weights(
@@ -98,3 +106,94 @@ def test_gateway_api_httproute_weights(
         assert split(result) == {"canary": 100}
     finally:
         node_cluster.kubectl("delete", "gatewayclass", gateway_class, "--wait=false", check=False)
+
+
+def test_seed_stages_through_traefiks_gateway_api_provider(
+    node_cluster: NodeCluster,
+    fault_images: dict[str, str],
+    namespace: str,
+    api: KubeApi,
+    tmp_path: Path,
+    load: Callable[[], Load],
+) -> None:
+    """router.type = "gateway": the stages weight the backendRefs of the HTTPRoute the
+    router creates on a Gateway of Traefik's; the holds' HTTP checks go through it."""
+    gateway_class = f"traefik-{namespace}"
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(_gateway_class(gateway_class)))
+    try:
+        apply(
+            node_cluster,
+            namespace,
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "Gateway",
+                "metadata": {"name": "gw"},
+                "spec": {
+                    "gatewayClassName": gateway_class,
+                    "listeners": [
+                        {
+                            "name": "web",
+                            "port": TRAEFIK_WEB_PORT,
+                            "protocol": "HTTP",
+                            "allowedRoutes": {"namespaces": {"from": "Same"}},
+                        }
+                    ],
+                },
+            },
+        )
+        wait_for("the Gateway to be Programmed", lambda: _programmed(node_cluster, namespace), 120)
+        toml = stage_toml(
+            namespace,
+            node_cluster.kubeconfig,
+            node_cluster.traefik_url,
+            router='type = "gateway"\nparent_gateway = "gw"',
+        )
+        project = Project(node_cluster, tmp_path, namespace, toml)
+        good, bad = fault_images["2"], fault_images["3-bad"]
+        traffic = load()
+
+        rc, out = project.stage("canary-1", good, "r2")
+        assert rc == 0, out
+        assert weights_of(api, namespace, "gateway") == {"shop": 90, "shop-canary": 10}
+        judged = re.findall(r"canary: (\d+) req, .*?\| stable: (\d+) req", out)
+        assert judged, out
+        rc, out = project.stage("canary-2", good, "r2")
+        assert rc == 0, out
+        assert weights_of(api, namespace, "gateway") == {"shop": 50, "shop-canary": 50}
+        rc, out = project.stage("canary-3", good, "r2")
+        assert rc == 0, out
+        _, _, properties = project.cases("canary-3")["promote:main"]
+        assert properties["router.requests_checked"] == "20"  # through the Gateway
+        assert image_and_replicas(api, namespace, "shop") == (good, 3)
+        assert weights_of(api, namespace, "gateway") == {"shop": 100}
+
+        rc, out = project.stage("canary-1", bad, "r3")
+        assert rc == 1, out
+        assert "release stage canary-1: rolled-back" in out, out
+        failed = project.failures("canary-1", "health@")
+        assert failed, out
+        assert "canary error rate" in failed[0], failed
+        assert weights_of(api, namespace, "gateway") == {"shop": 100}
+        assert image_and_replicas(api, namespace, "shop-canary") is None
+        assert image_and_replicas(api, namespace, "shop") == (good, 3)
+        result = traffic.result()
+        assert result["lost"] == [], result
+        assert result["versions"].get("2", 0) > 0, result
+    finally:
+        node_cluster.kubectl("delete", "gatewayclass", gateway_class, "--wait=false", check=False)
+
+
+def _gateway_class(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": "traefik.io/gateway-controller"},
+    }
+
+
+def _programmed(cluster: NodeCluster, namespace: str) -> bool:
+    gateway = cluster.kubectl_json("get", "gateway", "gw", "-n", namespace)
+    status = gateway.get("status")
+    conditions = status.get("conditions", []) if isinstance(status, dict) else []
+    return any(c.get("type") == "Programmed" and c.get("status") == "True" for c in conditions)

@@ -72,6 +72,7 @@ DEPLOYMENTS = Kind("apps", "v1", "deployments", "Deployment")
 REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet")
 ENDPOINT_SLICES = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 LEASES = Kind("coordination.k8s.io", "v1", "leases", "Lease")
+EVENTS = Kind("", "v1", "events", "Event")
 CRDS = Kind(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
 )
@@ -223,9 +224,16 @@ class KubeApi:
             raise
 
     def list(
-        self, kind: Kind, namespace: str | None, label_selector: str | None = None
+        self,
+        kind: Kind,
+        namespace: str | None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[JSON]:
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         items = self.request("GET", kind, namespace, query=query).get("items") or []
         return [i for i in items if isinstance(i, dict)]
 

@@ -90,7 +90,8 @@ class KubernetesPlatformConfig(ClusterAccess):
         default=10,
         ge=0,
         le=3600,
-        description="terminationGracePeriodSeconds of the Deployments the platform creates.",
+        description="terminationGracePeriodSeconds of the Deployments the platform creates, "
+        "plus their preStop sleep of router.drain_delay.",
     )
     sample_pods: bool = Field(
         default=False,
@@ -153,7 +154,9 @@ class ServiceRouterConfig(BaseModel):
         default=2.0,
         description="How long the canary Service stays up after it left the routing object "
         "(the router applies changes asynchronously: Traefik within about a second), so "
-        "no request is sent to a deleted pod; 0: delete at once.",
+        "no request is sent to a deleted pod; also the preStop sleep (whole seconds) of the "
+        "Deployments the platform creates, so a terminating pod serves on while the router "
+        "drops it; 0: delete at once, no preStop hook.",
     )
 
     @field_validator("name")

@@ -19,9 +19,9 @@ shares one set of label and annotation conventions, kept in one place.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ from pytest_release.canary.platforms.kubernetes.client import (
     conditions,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.kubernetes.pods import (
+    PodStatus,
+    pod_status,
+    warning_events,
+    with_events,
+)
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
 
@@ -44,27 +50,6 @@ PREVIOUS_IMAGE = "pytest-release.io/previous-image"
 REVISION = "deployment.kubernetes.io/revision"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-release"}
 POLL = 0.25
-
-
-@dataclass(frozen=True)
-class PodStatus:
-    """One pod as the API server reports it (more than a ``ReplicaStatus`` carries)."""
-
-    name: str
-    version: Group
-    image: str
-    phase: str
-    ready: bool
-    restarts: int
-    node: str
-    ip: str
-
-    def describe(self) -> str:
-        return (
-            f"{self.name} ({self.version}, {self.image}): {self.phase}, "
-            f"{'ready' if self.ready else 'not ready'}, {self.restarts} restart(s), "
-            f"node {self.node or '(unscheduled)'}"
-        )
 
 
 class KubernetesPlatform:
@@ -75,8 +60,13 @@ class KubernetesPlatform:
         config: KubernetesPlatformConfig,
         rootdir: Path | None = None,
         api: KubeApi | None = None,
+        *,
+        drain_delay: float = 0.0,
     ) -> None:
         self.config = config
+        # Pods of the Deployments created here keep serving this long after their
+        # deletion began (preStop sleep), while the router drops their endpoints.
+        self.drain_seconds = math.ceil(drain_delay)
         self.rootdir = rootdir
         self._api = api
         self.namespace = config.namespace
@@ -132,32 +122,10 @@ class KubernetesPlatform:
             if meta.get("deletionTimestamp"):
                 continue  # terminating: leaving the group
             labels = meta.get("labels") or {}
-            version: Group = "canary" if labels.get("version") == "canary" else "stable"
-            found.append(self._pod_status(pod, version))
-        return found
-
-    def _pod_status(self, pod: Mapping[str, Any], version: Group) -> PodStatus:
-        spec = pod.get("spec") or {}
-        status = pod.get("status") or {}
-        container = self._container_name(spec.get("containers") or [])
-        image = ""
-        for c in spec.get("containers") or []:
-            if c.get("name") == container:
-                image = str(c.get("image", ""))
-        restarts = sum(
-            int(s.get("restartCount") or 0) for s in status.get("containerStatuses") or []
-        )
-        ready_condition = conditions(pod).get("Ready") or {}
-        return PodStatus(
-            name=str(pod["metadata"]["name"]),
-            version=version,
-            image=image,
-            phase=str(status.get("phase") or "Unknown"),
-            ready=ready_condition.get("status") == "True",
-            restarts=restarts,
-            node=str(spec.get("nodeName") or ""),
-            ip=str(status.get("podIP") or ""),
-        )
+            group: Group = "canary" if labels.get("version") == "canary" else "stable"
+            found.append(pod_status(pod, group, self.config.container))
+        events = warning_events(self.api, self.namespace, (p.name for p in found))
+        return with_events(found, events)
 
     def _replica(self, pod: PodStatus, now: float) -> ReplicaStatus:
         return ReplicaStatus(
@@ -169,6 +137,7 @@ class KubernetesPlatform:
             ready=pod.ready,
             restarts=pod.restarts,
             endpoint=f"{pod.ip or '-'}:{self.config.container_port}",
+            events=pod.evidence(),
         )
 
     def _container_name(self, containers: list[Any]) -> str | None:
@@ -204,6 +173,13 @@ class KubernetesPlatform:
     def _new_deployment(self, name: str, image: str, replicas: int, version: Group) -> JSON:
         labels = self._labels(version)
         container = self.config.container or self.config.app
+        grace = self.config.termination_grace_period
+        lifecycle: JSON = {}
+        if self.drain_seconds:
+            # Serve on while the router drops the endpoint of a terminating pod (a rolling
+            # update of the main Deployment, a deleted canary); SIGTERM comes after.
+            lifecycle = {"lifecycle": {"preStop": {"sleep": {"seconds": self.drain_seconds}}}}
+            grace += self.drain_seconds
         http_get = {"path": self.config.health_path, "port": self.config.container_port}
         readiness = {"httpGet": http_get, "periodSeconds": 2, "failureThreshold": 2}
         # Liveness restarts a pod that stopped answering (the restarts count as evidence);
@@ -229,7 +205,7 @@ class KubernetesPlatform:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "terminationGracePeriodSeconds": self.config.termination_grace_period,
+                        "terminationGracePeriodSeconds": grace,
                         "containers": [
                             {
                                 "name": container,
@@ -239,6 +215,9 @@ class KubernetesPlatform:
                                 ],
                                 "readinessProbe": readiness,
                                 "livenessProbe": liveness,
+                                # A crash's last log lines become its termination message.
+                                "terminationMessagePolicy": "FallbackToLogsOnError",
+                                **lifecycle,
                             }
                         ],
                     },
@@ -500,6 +479,8 @@ class KubernetesPlatform:
         """Wait until Deployment ``name`` has rolled out completely."""
         timeout = self.config.rollout_timeout
         deadline = time.monotonic() + timeout
+        looked = 0.0
+        group: Group = "canary" if name == self.canary_name else "stable"
         while True:
             deployment = self.api.get(DEPLOYMENTS, self.namespace, name)
             if deployment is None:
@@ -507,6 +488,17 @@ class KubernetesPlatform:
             problem = rollout_problem(deployment)
             if problem is None:
                 return deployment
+            if time.monotonic() - looked >= 1.0:  # a crash loop does not wait out the timeout
+                looked = time.monotonic()
+                group_pods = [p for p in self._pods() if p.version == group]
+                hopeless = [(p, why) for p in group_pods if (why := p.crash_looping())]
+                if hopeless:
+                    raise PlatformError(
+                        f"Deployment '{name}' in namespace '{self.namespace}' cannot roll out: "
+                        + "; ".join(f"pod {p.name} is in {why}" for p, why in hopeless)
+                        + ". Pods: "
+                        + "; ".join(p.describe() for p in group_pods)
+                    )
             progressing = conditions(deployment).get("Progressing") or {}
             if progressing.get("reason") == "ProgressDeadlineExceeded" or (
                 time.monotonic() > deadline

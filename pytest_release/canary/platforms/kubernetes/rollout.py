@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
-from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.kubernetes.config import (
+    KubernetesPlatformConfig,
+    ServiceRouterConfig,
+)
 from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
 from pytest_release.canary.rollout import (
     NO_BASELINE,
@@ -260,7 +263,8 @@ def build_rollout(settings: CanarySettings, rootdir: Path | None) -> KubernetesR
         api = KubeApi(platform, rootdir, platform.request_timeout)
     except KubeApiError as exc:
         raise PlatformError(str(exc)) from None
-    kubernetes_platform = KubernetesPlatform(platform, rootdir, api)
+    drain = router.drain_delay if isinstance(router, ServiceRouterConfig) else 0.0
+    kubernetes_platform = KubernetesPlatform(platform, rootdir, api, drain_delay=drain)
     kubernetes_router: WeightedServiceRouter
     if isinstance(router, TraefikRouterConfig):
         kubernetes_router = TraefikRouter(router, platform, rootdir, api)
