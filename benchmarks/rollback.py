@@ -11,7 +11,10 @@ A. canary with 5 % errors at 10 % weight; the engine's ``Sampler`` and ``Judge``
 B. a good canary at 10 %, then ``promote`` (100 % to it, old main drained and stopped,
    canary relabelled main) and ``verify_main``;
 C. emergency rollback of that promotion: ``rollback(release_image)`` brings the previous
-   version back as main (new replicas, traffic shifted, promoted ones drained).
+   version back as main (new replicas, traffic shifted, promoted ones drained);
+D. blue/green: the next version as the idle colour at full size at 0 %, the switch (all
+   traffic in one router change, ``verify_live``), then the switch back (``rollback_traffic``,
+   the new colour drained and stopped, ``verify_main``).
 
 Times are ratios to one bare HAProxy runtime-API round trip (``show servers state``) measured
 in the same round; failed requests are counted per phase, with the steady state before
@@ -68,6 +71,10 @@ class Round:
     promotion: tuple[int, int]
     restore_time: float
     restore: tuple[int, int]
+    switch_time: float
+    switch: tuple[int, int]
+    switch_back_time: float
+    switch_back: tuple[int, int]
     failures: tuple[str, ...]
 
 
@@ -194,6 +201,32 @@ def one_round(stack: Stack, load: LoadLoop, k: int) -> Round:
     if status.stable_image == good:
         raise BenchmarkError(f"rollback({good!r}) left {good} as the main deployment")
 
+    # D. blue/green: switch to the idle colour and back.
+    from pytest_release.canary.bluegreen import verify_live
+    from pytest_release.canary.rollout import NO_BASELINE
+
+    green = f"green-{k}"
+    rollout.shift(0)
+    rollout.deploy_canary(green, 1)
+    time.sleep(0.3)
+    s0 = time.time()
+    weights = rollout.shift(100)
+    if (weights.stable, weights.canary) != (0, 100):
+        raise BenchmarkError(f"the switch left the router at {weights}")
+    verify_live(rollout, green, 20, NO_BASELINE)
+    s1 = time.time()
+    time.sleep(0.3)
+    b0 = time.time()
+    rollout.rollback_traffic()
+    rollout.remove_canary()
+    rollout.verify_main(status.stable_image, None, 20)
+    b1 = time.time()
+    time.sleep(0.2)
+    switched, text = count(load, s0, s1 + 0.2, None)
+    failures += text
+    switched_back, text = count(load, b0, b1 + 0.2, None)
+    failures += text
+
     return Round(
         api_round_trip=trip,
         verdict_look=look,
@@ -207,6 +240,10 @@ def one_round(stack: Stack, load: LoadLoop, k: int) -> Round:
         promotion=promoted,
         restore_time=r1 - r0,
         restore=restored,
+        switch_time=s1 - s0,
+        switch=switched,
+        switch_back_time=b1 - b0,
+        switch_back=switched_back,
         failures=tuple(failures),
     )
 
@@ -291,6 +328,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             [r.restore for r in results],
             [r.restore_time for r in results],
         ),
+        (
+            "blue/green switch (one router change + `verify_live`)",
+            [r.switch for r in results],
+            [r.switch_time for r in results],
+        ),
+        (
+            "blue/green switch back (`rollback_traffic`, `remove_canary`, `verify_main`)",
+            [r.switch_back for r in results],
+            [r.switch_back_time for r in results],
+        ),
     )
     for label, pairs, durations in phases:
         requests, bad = total(pairs)
@@ -306,13 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     looks = [r.verdict_look for r in results]
     rate = total_requests / load_seconds if load_seconds else 0.0
     median_traffic = summarize([r.to_traffic for r in results]).median
-    all_failed = sum(r.rollback[1] + r.promotion[1] + r.restore[1] for r in results)
-    all_requests = sum(r.rollback[0] + r.promotion[0] + r.restore[0] for r in results)
+    phases_of = ("rollback", "promotion", "restore", "switch", "switch_back")
+    all_failed = sum(getattr(r, name)[1] for r in results for name in phases_of)
+    all_requests = sum(getattr(r, name)[0] for r in results for name in phases_of)
     figure.summary += [
         f"failing verdict -> router at 100 % stable: {fmt_seconds(median_traffic)} median "
         f"({fmt_ratio(summarize([r.to_traffic / r.api_round_trip for r in results]))} one "
         "runtime-API round trip)",
-        f"failed requests during rollbacks and promotions: {all_failed} of {all_requests}",
+        f"failed requests during rollbacks, promotions and blue/green switches: {all_failed} "
+        f"of {all_requests}",
     ]
     figure.notes += [
         f"Load: 4 closed-loop client threads with keep-alive through HAProxy, about "

@@ -141,6 +141,9 @@ def test_rollback_quick(tmp_path: Path) -> None:
     assert only["to_traffic"] > 0
     assert only["to_removed"] >= only["to_traffic"]
     assert only["rollback"][0] > 0, "the load kept sending requests during the rollback"
+    assert only["switch"][0] > 0, "the load kept sending requests during the blue/green switch"
+    assert only["switch"][1] == 0, only
+    assert only["switch_back"][1] == 0, only
 
 
 def test_bad_arguments_are_reported(tmp_path: Path) -> None:
