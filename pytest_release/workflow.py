@@ -79,6 +79,7 @@ class Job:
     packages_write: bool = False
     registry: str | None = None
     newman: bool = False
+    google_auth: bool = False  # a Cloud Run stage: Workload Identity Federation first
     env: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
 
@@ -112,13 +113,21 @@ def _canary_settings(config: ReleaseConfig, gate: Any) -> Any:
     return config.gates.get(other, gate) if other else gate
 
 
-def _uses_kubernetes(config: ReleaseConfig, stage: str) -> bool:
+def _platform_types(config: ReleaseConfig, stage: str) -> set[str]:
+    types = set()
     for _, gate in _gates(config, stage):
         if gate.kind == "canary":
             platform = getattr(_canary_settings(config, gate), "platform", None)
-            if getattr(platform, "type", None) == "kubernetes":
-                return True
-    return False
+            types.add(str(getattr(platform, "type", None)))
+    return types
+
+
+def _uses_kubernetes(config: ReleaseConfig, stage: str) -> bool:
+    return "kubernetes" in _platform_types(config, stage)
+
+
+def _uses_cloud_run(config: ReleaseConfig, stage: str) -> bool:
+    return "cloud-run" in _platform_types(config, stage)
 
 
 def _pushes(config: ReleaseConfig, stage: str) -> bool:
@@ -148,6 +157,8 @@ def _extras(config: ReleaseConfig) -> list[str]:
                 extras.add(KIND_EXTRAS[gate.kind])
         if _uses_kubernetes(config, stage):
             extras.add("kubernetes")
+        if _uses_cloud_run(config, stage):
+            extras.add("cloud-run")
     return sorted(extras)
 
 
@@ -176,6 +187,7 @@ def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
             condition=condition,
             environment=stage_config.environment,
             newman="newman" in kinds,
+            google_auth=_uses_cloud_run(config, stage),
         )
         inputs = job.inputs
         inputs["stage"] = stage
@@ -293,13 +305,12 @@ def render(config: ReleaseConfig, options: Options) -> str:
         lines.append("    runs-on: ubuntu-latest")
         if job.environment:
             lines.append(f"    environment: {_scalar(job.environment)}")
-        if job.packages_write:
-            lines += [
-                "    permissions:",
-                "      contents: read",
-                "      checks: write",
-                "      packages: write",
-            ]
+        if job.packages_write or job.google_auth:
+            lines += ["    permissions:", "      contents: read", "      checks: write"]
+            if job.packages_write:
+                lines.append("      packages: write")
+            if job.google_auth:
+                lines.append("      id-token: write  # Workload Identity Federation")
         if job.env:
             lines.append("    env:")
             lines += [f"      {name}: {_scalar(value)}" for name, value in job.env.items()]
@@ -311,6 +322,8 @@ def render(config: ReleaseConfig, options: Options) -> str:
             ]
         if job.registry:
             lines += _login(job.registry)
+        if job.google_auth:
+            lines += GOOGLE_AUTH
         lines += [
             f"      - name: {_scalar('Stage ' + job.stage)}",
             f"        uses: {options.action}",
@@ -318,6 +331,17 @@ def render(config: ReleaseConfig, options: Options) -> str:
         ]
         lines += [f"          {key}: {_scalar(value)}" for key, value in job.inputs.items()]
     return "\n".join(lines) + "\n"
+
+
+# Application Default Credentials for the Cloud Run platform (docs/cloud-run.md): the
+# action writes a credentials file and sets GOOGLE_APPLICATION_CREDENTIALS for later steps.
+GOOGLE_AUTH = [
+    "      - name: Authenticate to Google Cloud (platform cloud-run)",
+    "        uses: google-github-actions/auth@v2",
+    "        with:",
+    "          workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+    "          service_account: ${{ vars.GCP_SERVICE_ACCOUNT }}",
+]
 
 
 def _login(registry: str) -> list[str]:

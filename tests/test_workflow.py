@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,56 @@ def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_committed_workflow_is_the_generators_output() -> None:
-    text = WORKFLOW.read_text(encoding="utf-8")
+# The first pipeline (Kubernetes canary) and the second (staging, Cloud Run, seed 002).
+CLOUD_RUN_WORKFLOW = ROOT / ".github" / "workflows" / "release-cloud-run.yml"
+WORKFLOWS = [
+    pytest.param(WORKFLOW, id="release.yml"),
+    pytest.param(CLOUD_RUN_WORKFLOW, id="release-cloud-run.yml"),
+]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS)
+def test_committed_workflow_is_the_generators_output(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
     argv = workflow.recorded_argv(text)
     assert text == workflow.generate(argv, ROOT), (
-        ".github/workflows/release.yml is stale: run `python -m pytest_release "
-        "workflow --check .github/workflows/release.yml` for the command that regenerates it"
+        f"{path.name} is stale: run `python -m pytest_release workflow --check "
+        f".github/workflows/{path.name}` for the command that regenerates it"
     )
+
+
+def load_yaml_text(text: str) -> dict[str, Any]:
+    import yaml
+
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_cloud_run_workflow_authenticates_the_cloud_run_jobs_only() -> None:
+    jobs = load_yaml(CLOUD_RUN_WORKFLOW)["jobs"]
+    assert needs_order(jobs)[:4] == ["uat", "build", "staging", "canary-1"]
+    assert [j for j in jobs if j.startswith("canary-")] == [
+        "canary-1", "canary-2", "canary-3", "canary-4"
+    ]  # fmt: skip
+    for name, job in jobs.items():
+        uses = [step.get("uses", "") for step in job["steps"]]
+        on_cloud_run = name in (
+            "staging",
+            "canary-1",
+            "canary-2",
+            "canary-3",
+            "canary-4",
+            "rollback",
+        )
+        assert ("google-github-actions/auth@v2" in uses) == on_cloud_run, name
+        if on_cloud_run:
+            assert job["permissions"]["id-token"] == "write", name
+            assert uses.index("google-github-actions/auth@v2") < len(uses) - 1  # before the stage
+    # Without --install the jobs install pytest-release with the extras the stages need.
+    argv = [a for a in workflow.recorded_argv(CLOUD_RUN_WORKFLOW.read_text()) if "install" not in a]
+    generated = load_yaml_text(workflow.generate(argv, ROOT))["jobs"]
+    assert "cloud-run" in stage_step(generated["canary-1"])["with"]["install"]
 
 
 def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
@@ -63,8 +107,9 @@ def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
 
 
-def test_workflow_passes_actionlint_with_shellcheck() -> None:
-    result = _actionlint(WORKFLOW)
+@pytest.mark.parametrize("path", WORKFLOWS)
+def test_workflow_passes_actionlint_with_shellcheck(path: Path) -> None:
+    result = _actionlint(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
