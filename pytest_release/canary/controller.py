@@ -218,6 +218,8 @@ class Controller:
                 self.problem = self.problem or f"{name} failed"
                 self.stop()
                 raise GateCheckFailed(f"{name}: {exc}") from None
+            except StepSkipped:
+                raise  # e.g. an insufficient interval the stage still allows: go on
             except Exception:
                 self.problem = self.problem or f"{name} failed"
                 self.stop()
@@ -276,9 +278,8 @@ class Controller:
         if (weights.stable, weights.canary) != (100 - weight, weight):
             raise GateCheckFailed(f"router applies {weights}, expected canary {weight}%")
 
-    def _idle(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
-        """Blue/green: the idle colour is a router member that takes no traffic."""
-        weights = self.rollout().shift(0)
+    def _idle(self, props: list[tuple[str, str]], window: Any) -> None:
+        weights = self.rollout().shift(0)  # blue/green: a router member taking no traffic
         props += [
             ("router.stable_percent", str(weights.stable)),
             ("router.canary_percent", str(weights.canary)),
