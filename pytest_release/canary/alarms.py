@@ -62,6 +62,7 @@ class AlarmRules(JudgeBase):
             message=f"canary replicas restarted {total} times{detail} "
             f"{'>' if failed else '<='} {limit} over {window} "
             f"({len(per_replica)} replicas, {len(canary)} status reports)",
+            source="platform",
         )
 
     @staticmethod

@@ -18,6 +18,7 @@ from pytest_release.canary.judge import CanaryVerdict, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample
@@ -63,6 +64,7 @@ class Hold:
     clock: Callable[[], float] = time.time
     sampler: Sampler | None = None
     judge: Judge | None = None
+    router_stats: RouterStatsPoller | None = None
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -82,8 +84,24 @@ class Hold:
             health_path=self.settings.platform.health_path,
         )
         self.judge = Judge(self.settings.judge, planned_looks=max(1, self.planned_looks))
+        if "router" in self.settings.judge.evidence:
+            self.router_stats = self._router_poller()
+            self.router_stats.start()
         self.sampler.start()
         self.started_at = self.clock()
+
+    def _router_poller(self) -> RouterStatsPoller:
+        from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+        from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
+        from pytest_release.errors import EvidenceError
+
+        router = getattr(self.rollout, "router", None)
+        if not isinstance(router, HAProxyRouter):
+            raise EvidenceError(
+                "judge.evidence includes 'router', which reads the local HAProxy router's "
+                f"counters, but this rollout's router is {type(router).__name__}"
+            )
+        return haproxy_stats_poller(router, self.settings.sampler.status_interval)
 
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
@@ -100,6 +118,8 @@ class Hold:
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
         self.sampler.settle(end)
+        if self.router_stats is not None:
+            self.router_stats.settle(end)
         verdict = self.judge.judge_interval(
             self.sampler.samples(start, end),
             self.sampler.statuses(start, end),
@@ -107,6 +127,7 @@ class Hold:
             end,
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
+            router=self.router_stats.evidence(end) if self.router_stats is not None else None,
         )
         self.verdicts.append(verdict)
         if self.display is not None:
@@ -142,6 +163,8 @@ class Hold:
         """Stop sampling and the display (idempotent)."""
         if self.sampler is not None:
             self.sampler.stop()
+        if self.router_stats is not None:
+            self.router_stats.stop()
         if self.display is not None:
             display, self.display = self.display, None
             display.close()

@@ -114,12 +114,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pytest_release.canary.alarms import AlarmRules
-from pytest_release.canary.comparison import CanaryComparison
 from pytest_release.canary.judge_config import VERDICTS, ComparisonConfig, JudgeConfig, Verdict
+from pytest_release.canary.judge_router import RouterChecks
 from pytest_release.canary.samples import ReplicaStatus, Sample
-from pytest_release.canary.thresholds import ThresholdChecks
 from pytest_release.canary.verdicts import (
     CanaryVerdict,
     CheckResult,
@@ -130,6 +131,9 @@ from pytest_release.canary.verdicts import (
     format_seconds,
     format_window,
 )
+
+if TYPE_CHECKING:
+    from pytest_release.canary.evidence.router_stats import RouterEvidence
 
 __all__ = [
     "VERDICTS",
@@ -147,7 +151,7 @@ __all__ = [
 ]
 
 
-class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
+class Judge(RouterChecks, AlarmRules):
     """Turns samples and replica statuses into verdicts (see the module docstring)."""
 
     # -- interval ----------------------------------------------------------------------
@@ -160,12 +164,15 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
         history: Sequence[Sample] = (),
         *,
         look: int | None = None,
+        router: RouterEvidence | None = None,
     ) -> CanaryVerdict:
         """Verdict for ``[window_start, window_end)``.
 
         ``samples`` are the interval's samples; ``history`` all samples of the hold so far
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
+        ``router`` is the router's evidence of the hold so far (``judge.evidence`` with
+        ``"router"``; see :mod:`.judge_router`).
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
@@ -177,14 +184,26 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
         current = _canary_http(samples)
         windows = self._windows(everything, samples, hold_start, window_start, window_end)
         cfg = self.config
-        checks: list[CheckResult] = [
-            self._error_rate(windows, len(current), window_start, window_end, look_number),
-            self._p95(windows, current, window_start, window_end, look_number),
-        ]
+        sampler = "sampler" in cfg.evidence
+        checks: list[CheckResult] = []
+        if sampler:
+            checks += [
+                self._error_rate(windows, len(current), window_start, window_end, look_number),
+                self._p95(windows, current, window_start, window_end, look_number),
+            ]
+        router_checks: list[CheckResult] = []
+        router_samples: list[Sample] = []
+        if "router" in cfg.evidence:
+            router_checks, router_samples = self._router_http(
+                router, hold_start, window_start, window_end, look_number
+            )
+        router_compare = [c for c in router_checks if "compare_" in c.name]
+        checks += [c for c in router_checks if "compare_" not in c.name]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
         if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts"]
+            checks = [c for c in checks if c.name == "restarts" or c.source == "router"]
+            checks += router_compare
             return CanaryVerdict(
                 verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
                 checks=tuple(checks),
@@ -201,12 +220,20 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
                     everything, cfg.max_consecutive_health_failures, window_start, window_end
                 )
             )
-        canary_all = _canary_http(everything)
-        checks.append(self._no_success(canary_all, hold_start, window_start, window_end))
-        checks.append(self._sustained_errors(canary_all, window_start, window_end))
-        checks.append(self._slow(canary_all, window_start, window_end))
-        if cfg.comparison.enabled:
+        # The alarm rules watch the sampler's requests, or the router's real ones without.
+        canary_all = _canary_http(everything if sampler else router_samples)
+        alarms = [
+            self._no_success(canary_all, hold_start, window_start, window_end),
+            self._sustained_errors(canary_all, window_start, window_end),
+        ]
+        if sampler:  # the router's counts carry no per-request latency
+            alarms.append(self._slow(canary_all, window_start, window_end))
+        else:
+            alarms = [replace(c, source="router") for c in alarms]
+        checks += alarms
+        if cfg.comparison.enabled and sampler:
             checks.extend(self._compare(windows, hold_start, window_end, look_number))
+        checks += router_compare
         return CanaryVerdict(
             verdict=_worst(c.verdict for c in checks),
             checks=tuple(checks),

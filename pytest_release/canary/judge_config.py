@@ -15,6 +15,7 @@ VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
 _SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
 _COMPARISON_TESTS = 2  # errors and latency share alpha
 _P95 = 95.0
+EvidenceSource = Literal["sampler", "router"]
 
 
 class ComparisonConfig(BaseModel):
@@ -150,11 +151,28 @@ class JudgeConfig(BaseModel):
         default_factory=ComparisonConfig,
         description="Statistical comparison of the canary with stable.",
     )
+    evidence: tuple[EvidenceSource, ...] = Field(
+        default=("sampler",),
+        description="Which measurements the error-rate, latency and comparison checks judge: "
+        "'sampler' (the sampler's own requests, default), 'router' (what the router counted "
+        "per version: real traffic; HAProxy only; its latency is HAProxy's average of the last "
+        "1024 requests, see docs/canary-metrics.md), or both (each check once per source, "
+        "router checks named router.<check>; the false-alarm budget is shared).",
+    )
     http_checks: bool = Field(
         default=True,
         description="false: judge the canary on platform status only (restarts, and Prometheus "
         "queries if any), for platforms whose pods this process cannot send requests to.",
     )
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, value: tuple[EvidenceSource, ...]) -> tuple[EvidenceSource, ...]:
+        if not value:
+            raise ValueError("name at least one evidence source, e.g. ['sampler'] or ['router']")
+        if len(set(value)) != len(value):
+            raise ValueError(f"each evidence source at most once, got {list(value)!r}")
+        return value
 
     @field_validator("max_health_failure_share", mode="before")
     @classmethod
