@@ -18,10 +18,11 @@ from pytest_release.canary.judge import CanaryVerdict, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.evidence.prometheus import PrometheusEvidence
     from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
-    from pytest_release.canary.samples import Sample
+    from pytest_release.canary.samples import Sample, Target
     from pytest_release.canary.stats import IntervalStats
 
 
@@ -65,6 +66,7 @@ class Hold:
     sampler: Sampler | None = None
     judge: Judge | None = None
     router_stats: RouterStatsPoller | None = None
+    prometheus: PrometheusEvidence | None = None
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -87,6 +89,11 @@ class Hold:
         if "router" in self.settings.judge.evidence:
             self.router_stats = self._router_poller()
             self.router_stats.start()
+        prometheus = self.settings.judge.prometheus
+        if prometheus is not None and "prometheus" in self.settings.judge.evidence:
+            from pytest_release.canary.evidence.prometheus import PrometheusEvidence
+
+            self.prometheus = PrometheusEvidence(prometheus, self._selectors)
         self.sampler.start()
         self.started_at = self.clock()
 
@@ -102,6 +109,31 @@ class Hold:
                 f"counters, but this rollout's router is {type(router).__name__}"
             )
         return haproxy_stats_poller(router, self.settings.sampler.status_interval)
+
+    def _selectors(self) -> dict[Target, str]:
+        """Each version's PromQL label matchers: configured, or (local HAProxy router, its
+        exporter's labels) the version's current servers."""
+        config = self.settings.judge.prometheus
+        assert config is not None
+        selectors: dict[Target, str] = {"stable": config.stable_selector}
+        selectors["canary"] = config.canary_selector
+        router = getattr(self.rollout, "router", None)
+        if all(selectors.values()) or config.template != "haproxy" or router is None:
+            return selectors
+        from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
+
+        if isinstance(router, HAProxyRouter):
+            weights = router.weights()
+            servers = router.server_endpoints()
+            groups: tuple[tuple[Target, tuple[str, ...]], ...] = (
+                ("stable", weights.stable_members),
+                ("canary", weights.canary_members),
+            )
+            for target, members in groups:
+                names = sorted(name for name, ep in servers.items() if ep in members)
+                if not selectors[target] and names:
+                    selectors[target] = f'proxy="{BACKEND}",server=~"{"|".join(names)}"'
+        return selectors
 
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
@@ -120,6 +152,12 @@ class Hold:
         self.sampler.settle(end)
         if self.router_stats is not None:
             self.router_stats.settle(end)
+        if self.prometheus is not None:
+            # Prometheus needs the scrapes after the end: wait ``lag``, then count.
+            lag_end = end + self.prometheus.config.lag
+            while (remaining := lag_end - self.clock()) > 0:
+                time.sleep(min(0.25, remaining))
+            self.prometheus.collect(start, end)
         verdict = self.judge.judge_interval(
             self.sampler.samples(start, end),
             self.sampler.statuses(start, end),
@@ -128,6 +166,7 @@ class Hold:
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
             router=self.router_stats.evidence(end) if self.router_stats is not None else None,
+            prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
         )
         self.verdicts.append(verdict)
         if self.display is not None:

@@ -165,14 +165,15 @@ class Judge(RouterChecks, AlarmRules):
         *,
         look: int | None = None,
         router: RouterEvidence | None = None,
+        prometheus: RouterEvidence | None = None,
     ) -> CanaryVerdict:
         """Verdict for ``[window_start, window_end)``.
 
         ``samples`` are the interval's samples; ``history`` all samples of the hold so far
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
-        ``router`` is the router's evidence of the hold so far (``judge.evidence`` with
-        ``"router"``; see :mod:`.judge_router`).
+        ``router`` and ``prometheus`` are the counted evidence of the hold so far when
+        ``judge.evidence`` names them (see :mod:`.judge_router`).
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
@@ -191,19 +192,24 @@ class Judge(RouterChecks, AlarmRules):
                 self._error_rate(windows, len(current), window_start, window_end, look_number),
                 self._p95(windows, current, window_start, window_end, look_number),
             ]
-        router_checks: list[CheckResult] = []
-        router_samples: list[Sample] = []
-        if "router" in cfg.evidence:
-            router_checks, router_samples = self._router_http(
-                router, hold_start, window_start, window_end, look_number
+        counted_checks: list[CheckResult] = []
+        counted_samples: list[Sample] = []  # the first counted source's, for the alarms
+        counted = {"router": router, "prometheus": prometheus}
+        for source in cfg.evidence:
+            if source == "sampler":
+                continue
+            found, source_samples = self._router_http(
+                counted[source], hold_start, window_start, window_end, look_number, source
             )
-        router_compare = [c for c in router_checks if "compare_" in c.name]
-        checks += [c for c in router_checks if "compare_" not in c.name]
+            counted_checks += found
+            counted_samples = counted_samples or source_samples
+        counted_compare = [c for c in counted_checks if "compare_" in c.name]
+        checks += [c for c in counted_checks if "compare_" not in c.name]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
         if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts" or c.source == "router"]
-            checks += router_compare
+            checks = [c for c in checks if c.name == "restarts" or c.source not in ("sampler",)]
+            checks += counted_compare
             return CanaryVerdict(
                 verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
                 checks=tuple(checks),
@@ -220,8 +226,8 @@ class Judge(RouterChecks, AlarmRules):
                     everything, cfg.max_consecutive_health_failures, window_start, window_end
                 )
             )
-        # The alarm rules watch the sampler's requests, or the router's real ones without.
-        canary_all = _canary_http(everything if sampler else router_samples)
+        # The alarm rules watch the sampler's requests, or else the first counted source's.
+        canary_all = _canary_http(everything if sampler else counted_samples)
         alarms = [
             self._no_success(canary_all, hold_start, window_start, window_end),
             self._sustained_errors(canary_all, window_start, window_end),
@@ -229,11 +235,20 @@ class Judge(RouterChecks, AlarmRules):
         if sampler:  # the router's counts carry no per-request latency
             alarms.append(self._slow(canary_all, window_start, window_end))
         else:
-            alarms = [replace(c, source="router") for c in alarms]
+            first = next(source for source in cfg.evidence if source != "sampler")
+            alarms = [replace(c, source=first) for c in alarms]
         checks += alarms
         if cfg.comparison.enabled and sampler:
             checks.extend(self._compare(windows, hold_start, window_end, look_number))
-        checks += router_compare
+        checks += counted_compare
+        if sampler and cfg.evidence[0] != "sampler":
+            names = {"error_rate", "p95_latency", "compare_error_rate", "compare_latency"}
+            checks = [
+                replace(c, name=f"sampler.{c.name}")
+                if c.name in names and c.source == "sampler"
+                else c
+                for c in checks
+            ]
         return CanaryVerdict(
             verdict=_worst(c.verdict for c in checks),
             checks=tuple(checks),

@@ -39,7 +39,6 @@ from pytest_release.canary.verdicts import (
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
 
-_ROUTER = "router (HAProxy counters)"
 _MARKOV_SHARE = 0.05  # mean <= 5 % of the limit: at most 5 % of requests slower than it
 
 
@@ -51,16 +50,10 @@ def _mean(reads: list[RouterLatency]) -> float | None:
 class RouterChecks(ThresholdChecks, CanaryComparison):
     """Error-rate, latency and comparison checks on the router's per-version counts."""
 
-    def _router_name(self, name: str) -> str:
-        return f"router.{name}" if "sampler" in self.config.evidence else name
-
-    def _router_label(self, check: CheckResult) -> CheckResult:
-        return replace(
-            check,
-            name=self._router_name(check.name),
-            source="router",
-            message=f"{_ROUTER}: {check.message}",
-        )
+    def _source_name(self, source: str, name: str) -> str:
+        """Checks of the first source in ``judge.evidence`` keep their names; the others'
+        are ``<source>.<check>``."""
+        return name if self.config.evidence[0] == source else f"{source}.{name}"
 
     def _router_http(
         self,
@@ -69,9 +62,20 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
         start: float,
         end: float,
         look: int,
+        source: str = "router",
     ) -> tuple[list[CheckResult], list[Sample]]:
-        """The router's threshold checks, its comparison checks (if enabled), and all its
-        samples of the hold up to ``end`` (for the alarm rules)."""
+        """The threshold and comparison checks (if enabled) on counted evidence (router or
+        Prometheus), and all its samples of the hold up to ``end`` (for the alarm rules)."""
+        label = router.label if router is not None else source
+
+        def name_of(name: str) -> str:
+            return self._source_name(source, name)
+
+        def labelled(check: CheckResult) -> CheckResult:
+            return replace(
+                check, name=name_of(check.name), source=source, message=f"{label}: {check.message}"
+            )
+
         names = ["error_rate", "p95_latency"]
         if self.config.comparison.enabled:
             names += ["compare_error_rate", "compare_latency"]
@@ -80,20 +84,20 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
         ]
         if router is None or router.reads == 0 or failed_reads:
             why = (
-                "the router's counters could not be read in the interval: "
+                f"the {source} evidence could not be read in the interval: "
                 + "; ".join(failed_reads[:3])
                 if failed_reads
-                else "the router's counters were never read (no router evidence)"
+                else f"the {source} evidence was never read"
             )
             return [
                 CheckResult.insufficient(
-                    self._router_name(name),
+                    name_of(name),
                     threshold=None,
                     unit="",
                     window=(start, end),
                     samples=0,
-                    message=f"{_ROUTER}: {name}: {why}",
-                    source="router",
+                    message=f"{label}: {name}: {why}",
+                    source=source,
                 )
                 for name in names
             ], []
@@ -103,8 +107,8 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
         windows = self._windows(everything, current, hold_start, start, end)
         n_current = len(_canary_http(current))
         checks = [
-            self._router_label(self._error_rate(windows, n_current, start, end, look)),
-            self._router_latency(router, n_current, start, end, look),
+            labelled(self._error_rate(windows, n_current, start, end, look)),
+            self._router_latency(router, n_current, start, end, look, source),
         ]
         if self.config.comparison.enabled:
             alpha = self._look_alpha(self.alpha_per_test, windows)
@@ -114,27 +118,34 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
             if beyond:
                 checks += [
                     CheckResult.insufficient(
-                        self._router_name(name),
+                        name_of(name),
                         threshold=alpha,
                         unit="p",
                         window=(hold_start, end),
                         samples=len(everything),
-                        message=f"{_ROUTER}: {beyond}",
-                        source="router",
+                        message=f"{label}: {beyond}",
+                        source=source,
                     )
                     for name in ("compare_error_rate", "compare_latency")
                 ]
             else:
-                checks.append(self._router_label(self._compare_errors(windows, alpha)))
-                checks.append(self._router_compare_latency(router, current, start, end))
+                checks.append(labelled(self._compare_errors(windows, alpha)))
+                checks.append(self._router_compare_latency(router, current, start, end, source))
         return checks, everything
 
     def _router_latency(
-        self, router: RouterEvidence, n_current: int, start: float, end: float, look: int
+        self,
+        router: RouterEvidence,
+        n_current: int,
+        start: float,
+        end: float,
+        look: int,
+        source: str,
     ) -> CheckResult:
         cfg = self.config
         limit = cfg.max_p95_latency_ms
-        name = self._router_name("p95_latency")
+        name = self._source_name(source, "p95_latency")
+        label = router.label
         reads = [x for x in router.latencies if start <= x.timestamp <= end]
         canary = _mean([x for x in reads if x.target == "canary"])
         stable = _mean([x for x in reads if x.target == "stable"])
@@ -146,19 +157,16 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
                 unit="ms",
                 window=(start, end),
                 samples=n_current,
-                message=f"{_ROUTER}: "
+                message=f"{label}: "
                 + (
                     beyond
                     or f"canary latency: only {n_current} real canary requests over "
                     f"{format_window(start, end)}, need at least {cfg.min_requests} "
                     "(judge.min_requests)"
                 ),
-                source="router",
+                source=source,
             )
-        what = (
-            f"canary average response time {format_ms(canary)} (HAProxy rtime: the average of "
-            f"each canary server's last 1024 requests; HAProxy keeps no percentiles)"
-        )
+        what = f"canary average response time {format_ms(canary)} ({router.latency_note})"
         stable_text = "no stable reads" if stable is None else f"stable {format_ms(stable)}"
         counts = f"{n_current} canary requests, {stable_text}, over {format_window(start, end)}"
         stable_over = stable is not None and stable > limit
@@ -200,17 +208,18 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
             window_start=start,
             window_end=end,
             samples=n_current,
-            message=f"{_ROUTER}: {message}",
+            message=f"{label}: {message}",
             stable_exceeds=canary > limit and stable_over,
-            details=(("statistic", "mean of HAProxy rtime (last 1024 requests)"),),
-            source="router",
+            details=(("statistic", router.latency_note),),
+            source=source,
         )
 
     def _router_compare_latency(
-        self, router: RouterEvidence, current: list[Sample], start: float, end: float
+        self, router: RouterEvidence, current: list[Sample], start: float, end: float, source: str
     ) -> CheckResult:
         cmp = self.config.comparison
-        name = self._router_name("compare_latency")
+        name = self._source_name(source, "compare_latency")
+        label = router.label
         reads = [x for x in router.latencies if start <= x.timestamp <= end]
         canary = _mean([x for x in reads if x.target == "canary"])
         stable = _mean([x for x in reads if x.target == "stable"])
@@ -223,10 +232,10 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
                 unit="ms",
                 window=(start, end),
                 samples=n_c + n_s,
-                message=f"{_ROUTER}: canary vs stable latency: {n_c} canary and {n_s} stable "
+                message=f"{label}: canary vs stable latency: {n_c} canary and {n_s} stable "
                 f"real requests over {format_window(start, end)}, need {cmp.min_samples} each "
                 "(judge.comparison.min_samples)",
-                source="router",
+                source=source,
             )
         allowed = stable * (1.0 + cmp.latency_tolerance) + cmp.latency_tolerance_ms
         failed = canary > allowed
@@ -240,11 +249,11 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
             window_start=start,
             window_end=end,
             samples=n_c + n_s,
-            message=f"{_ROUTER}: canary average response time {format_ms(canary)} {relation} "
+            message=f"{label}: canary average response time {format_ms(canary)} {relation} "
             f"stable's {format_ms(stable)} +{cmp.latency_tolerance * 100:.0f}% "
-            f"+{format_ms(cmp.latency_tolerance_ms)} = {format_ms(allowed)} (HAProxy averages "
-            f"of the last 1024 requests; no significance test: the router keeps no "
-            f"distribution) over {format_window(start, end)} (n={n_c} canary, {n_s} stable)",
-            details=(("statistic", "mean of HAProxy rtime (last 1024 requests)"),),
-            source="router",
+            f"+{format_ms(cmp.latency_tolerance_ms)} = {format_ms(allowed)} "
+            f"({router.latency_note}; no significance test without a distribution) over "
+            f"{format_window(start, end)} (n={n_c} canary, {n_s} stable)",
+            details=(("statistic", router.latency_note),),
+            source=source,
         )

@@ -60,12 +60,20 @@ class RouterLatency:
 
 @dataclass(frozen=True)
 class RouterEvidence:
-    """Everything the router poller measured up to a time, for the judge."""
+    """Counted evidence for the judge: requests and errors per version (as samples without
+    latency) and mean latencies; what the router poller measured up to a time, or what
+    Prometheus counted (:mod:`.prometheus`)."""
 
     samples: tuple[Sample, ...]
     latencies: tuple[RouterLatency, ...]
     errors: tuple[tuple[float, str], ...] = ()  # (time, reason) of failed reads
     reads: int = 0
+    source: str = "router"  # the judge.evidence name
+    label: str = "router (HAProxy counters)"  # how messages name it
+    latency_note: str = (
+        "HAProxy rtime: the average of each server's last 1024 requests; HAProxy keeps no "
+        "percentiles"
+    )
 
 
 def _int(value: str | None) -> int:
