@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_release.canary.judge import CanaryVerdict, Judge
+from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.prometheus import PrometheusEvidence
     from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
@@ -67,6 +68,7 @@ class Hold:
     judge: Judge | None = None
     router_stats: RouterStatsPoller | None = None
     prometheus: PrometheusEvidence | None = None
+    alerts: list[AlertsRead] = field(default_factory=list)
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -145,7 +147,18 @@ class Hold:
         assert self.judge is not None
         assert self.started_at is not None
         start, end = self.started_at + window[0], self.started_at + window[1]
+        alerting = self.settings.judge.alertmanager
+        asked = len(self.alerts)
+        next_ask = self.clock()
         while (remaining := end - self.clock()) > 0:
+            if alerting is not None and self.clock() >= next_ask:
+                from pytest_release.canary.evidence.alertmanager import firing_alerts
+
+                self.alerts.append(firing_alerts(alerting))
+                next_ask = self.clock() + alerting.interval
+                if self.alerts[-1].alerts:
+                    end = self.clock()  # a matching alert fails the interval at once
+                    break
             time.sleep(min(0.25, remaining))
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
@@ -167,6 +180,7 @@ class Hold:
             look=len(self.verdicts) + 1,
             router=self.router_stats.evidence(end) if self.router_stats is not None else None,
             prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
+            extra=self._alerts_check(asked, start, end),
         )
         self.verdicts.append(verdict)
         if self.display is not None:
@@ -185,6 +199,15 @@ class Hold:
         if cannot_pass is not None and verdict.verdict != "fail":
             properties.append(("judge.stopped_early", cannot_pass))
         return IntervalJudgement(verdict, tuple(failures), tuple(properties), cannot_pass)
+
+    def _alerts_check(self, asked: int, start: float, end: float) -> list[CheckResult]:
+        if self.settings.judge.alertmanager is None:
+            return []
+        from pytest_release.canary.evidence.alertmanager import alerts_check, firing_alerts
+
+        if len(self.alerts) == asked:  # a short interval: ask once at its end
+            self.alerts.append(firing_alerts(self.settings.judge.alertmanager))
+        return [alerts_check(self.alerts[asked:], start, end)]
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:

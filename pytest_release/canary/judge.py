@@ -166,6 +166,7 @@ class Judge(RouterChecks, AlarmRules):
         look: int | None = None,
         router: RouterEvidence | None = None,
         prometheus: RouterEvidence | None = None,
+        extra: Sequence[CheckResult] = (),
     ) -> CanaryVerdict:
         """Verdict for ``[window_start, window_end)``.
 
@@ -173,7 +174,8 @@ class Judge(RouterChecks, AlarmRules):
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
         ``router`` and ``prometheus`` are the counted evidence of the hold so far when
-        ``judge.evidence`` names them (see :mod:`.judge_router`).
+        ``judge.evidence`` names them (see :mod:`.judge_router`); ``extra`` checks made
+        outside the judge (the ``alerts`` trigger) join the verdict.
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
@@ -207,8 +209,9 @@ class Judge(RouterChecks, AlarmRules):
         checks += [c for c in counted_checks if "compare_" not in c.name]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
+        checks += extra
         if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts" or c.source not in ("sampler",)]
+            checks = [c for c in checks if c.name == "restarts" or c.source != "sampler"]
             checks += counted_compare
             return CanaryVerdict(
                 verdict=_worst(c.verdict for c in checks) if checks else "insufficient",

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.config_types import parse_duration
 
@@ -167,6 +168,11 @@ class JudgeConfig(BaseModel):
         description="Where the 'prometheus' evidence comes from: url, template (haproxy, "
         "traefik, custom) and version selectors. Required when judge.evidence names "
         "'prometheus'.",
+    )
+    alertmanager: AlertmanagerConfig | None = Field(
+        default=None,
+        description="Roll back at once when a matching alert fires during the hold (the "
+        "alerts check): url, labels (default severity = critical), service. Unset: off.",
     )
     http_checks: bool = Field(
         default=True,

@@ -164,6 +164,18 @@ def test_missing_and_stale_series_are_insufficient_never_a_pass(tmp_path: Path) 
         verdict, message = _judge_error_rate(missing, now - 2, now)
         assert verdict == "insufficient"
         assert "no canary series" in message
+        # A custom query over the same counters reads (no data yet is no error, just 0).
+        custom = PrometheusEvidenceConfig(
+            url=prom.url,
+            template="custom",
+            requests=f"sum({SERIES}{{{{selector}}}})",
+            errors=f'sum({SERIES}{{{{selector}},code="5xx"}})',
+        )
+        counted = PrometheusEvidence(custom, lambda: selectors)
+        now = time.time()
+        counted.collect(now - 2, now)
+        assert counted.evidence().errors == ()
+        assert counted.evidence().reads == 1
         # Stale: the target stops answering; its newest samples age past max_staleness (5 s).
         server.shutdown()
         server.server_close()

@@ -52,19 +52,19 @@ class Queries:
 
 TEMPLATES: Mapping[str, Queries] = {
     "haproxy": Queries(
-        requests="sum(haproxy_server_http_responses_total{{{selector}}})",
-        errors='sum(haproxy_server_http_responses_total{{{selector},code="5xx"}})',
-        latency_ms="1000 * avg(haproxy_server_response_time_average_seconds{{{selector}}})",
+        requests="sum(haproxy_server_http_responses_total{{selector}})",
+        errors='sum(haproxy_server_http_responses_total{{selector},code="5xx"})',
+        latency_ms="1000 * avg(haproxy_server_response_time_average_seconds{{selector}})",
         freshness="max(max_over_time(timestamp(haproxy_server_http_responses_total"
-        "{{{selector}}})[{lookback}:1s]))",
+        "{{selector}})[{lookback}:1s]))",
     ),
     "traefik": Queries(
-        requests="sum(traefik_service_requests_total{{{selector}}})",
-        errors='sum(traefik_service_requests_total{{{selector},code=~"5.."}})',
+        requests="sum(traefik_service_requests_total{{selector}})",
+        errors='sum(traefik_service_requests_total{{selector},code=~"5.."})',
         latency_ms="1000 * sum(rate(traefik_service_request_duration_seconds_sum"
-        "{{{selector}}}[{window}])) / sum(rate(traefik_service_request_duration_seconds_count"
-        "{{{selector}}}[{window}]))",
-        freshness="max(max_over_time(timestamp(traefik_service_requests_total{{{selector}}})"
+        "{{selector}}[{window}])) / sum(rate(traefik_service_request_duration_seconds_count"
+        "{{selector}}[{window}]))",
+        freshness="max(max_over_time(timestamp(traefik_service_requests_total{{selector}})"
         "[{lookback}:1s]))",
     ),
 }
@@ -138,6 +138,14 @@ class PrometheusEvidenceConfig(BaseModel):
         return TEMPLATES[self.template]
 
 
+def fill(promql: str, **values: str) -> str:
+    """``promql`` with ``{selector}``, ``{window}``, ``{lookback}`` replaced (other braces,
+    such as PromQL's own label matchers, stay as written)."""
+    for key, value in values.items():
+        promql = promql.replace("{" + key + "}", value)
+    return promql
+
+
 def window_text(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds * 1000))}ms"
 
@@ -167,7 +175,7 @@ class PrometheusEvidence:
         def one(
             target: str, name: str, promql: str, selector: str, at: float = end
         ) -> float | None:
-            text = promql.format(selector=selector, window=window, lookback=lookback)
+            text = fill(promql, selector=selector, window=window, lookback=lookback)
             result = client.query(f"{target}.{name}", text, at=at)
             values = [m.value for m in result if m.value is not None]
             return None if not values or math.isnan(values[0]) else values[0]
@@ -195,7 +203,7 @@ class PrometheusEvidence:
                         )
                 requests = one(target, "requests", queries.requests, selector)
                 if requests is None:
-                    promql = queries.requests.format(selector=selector)
+                    promql = fill(queries.requests, selector=selector)
                     raise PrometheusError(
                         f"no {target} series: {promql} returned nothing (wrong selector or "
                         "metric name, or nothing scraped yet)"
