@@ -76,9 +76,12 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
                 check, name=name_of(check.name), source=source, message=f"{label}: {check.message}"
             )
 
+        latency = router is None or router.has_latency
         names = ["error_rate", "p95_latency"]
         if self.config.comparison.enabled:
             names += ["compare_error_rate", "compare_latency"]
+        if not latency:
+            names = [name for name in names if "latency" not in name]
         failed_reads = [
             reason for at, reason in (router.errors if router else ()) if start <= at < end
         ]
@@ -106,10 +109,9 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
         hold_start = min([hold_start, *(s.timestamp for s in everything[:1])])
         windows = self._windows(everything, current, hold_start, start, end)
         n_current = len(_canary_http(current))
-        checks = [
-            labelled(self._error_rate(windows, n_current, start, end, look)),
-            self._router_latency(router, n_current, start, end, look, source),
-        ]
+        checks = [labelled(self._error_rate(windows, n_current, start, end, look))]
+        if latency:
+            checks.append(self._router_latency(router, n_current, start, end, look, source))
         if self.config.comparison.enabled:
             alpha = self._look_alpha(self.alpha_per_test, windows)
             beyond = self._beyond_plan(
@@ -126,11 +128,13 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
                         message=f"{label}: {beyond}",
                         source=source,
                     )
-                    for name in ("compare_error_rate", "compare_latency")
+                    for name in names
+                    if name.startswith("compare_")
                 ]
             else:
                 checks.append(labelled(self._compare_errors(windows, alpha)))
-                checks.append(self._router_compare_latency(router, current, start, end, source))
+                if latency:
+                    checks.append(self._router_compare_latency(router, current, start, end, source))
         return checks, everything
 
     def _router_latency(

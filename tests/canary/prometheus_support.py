@@ -78,8 +78,10 @@ def running_prometheus(
     *,
     rules: str = "",
     alertmanager: str | None = None,
+    file_sd: Path | None = None,
 ) -> Iterator[Prometheus]:
-    """Prometheus scraping ``targets`` (host:port, path /metrics) every second."""
+    """Prometheus scraping ``targets`` (host:port, path /metrics) every second, and the
+    targets listed in the JSON file ``file_sd`` (re-read when it changes)."""
     binary = _need("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -92,6 +94,13 @@ def running_prometheus(
         "    static_configs:",
         f"      - targets: {json.dumps(list(targets))}",
     ]
+    if file_sd is not None:
+        lines += [
+            "  - job_name: replicas",
+            "    file_sd_configs:",
+            f"      - files: [{json.dumps(str(file_sd))}]",
+            "        refresh_interval: 1s",
+        ]
     if rules:
         (workdir / "rules.yml").write_text(rules, encoding="utf-8")
         lines += ["rule_files:", f"  - {workdir / 'rules.yml'}"]

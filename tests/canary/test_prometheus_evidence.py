@@ -8,6 +8,7 @@ with the reason, never a pass.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,13 @@ from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.samples import Target
 from pytest_release.processes import free_port
 from tests.canary import canary_support
-from tests.canary.canary_support import canary_root, canary_toml, new_port, platform_config
+from tests.canary.canary_support import (
+    bootstrap_main,
+    canary_root,
+    canary_toml,
+    new_port,
+    platform_config,
+)
 from tests.canary.prometheus_support import running_prometheus
 from tests.canary.test_canary_stage import _cases
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
@@ -67,8 +74,8 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
         }
         toml = canary_toml(
             router_port=port,
-            hold="8s",
-            interval="2s",
+            hold="12s",
+            interval="3s",
             sampler={"rate": 0, "direct_rate": 0},
             judge=judge,
         ).replace(
@@ -90,6 +97,87 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
     for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
         assert cases[step][0] == "passed", cases[step]
     _rolled_back(canary_root)
+
+
+@contextmanager
+def _replica_targets(root: Path, path: Path) -> Iterator[None]:
+    """Keep ``path`` (Prometheus file_sd) listing every replica the platform runs."""
+    stop = threading.Event()
+    path.write_text("[]", encoding="utf-8")
+
+    def write() -> None:
+        platform = LocalPlatform(platform_config(), root)
+        written = ""
+        while not stop.wait(0.2):
+            try:
+                endpoints = sorted(r.endpoint for r in platform.status().replicas)
+            except Exception:  # the state file is being written: look again
+                continue
+            text = json.dumps([{"targets": endpoints}])
+            if text != written:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
+                written = text
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_good_canary_judged_from_the_replicas_own_metrics_is_promoted(
+    pytester: pytest.Pytester, canary_root: Path, tmp_path: Path
+) -> None:
+    """A custom template over the fault service's /metrics (http_requests_total by
+    version), the replicas found by Prometheus file_sd."""
+    port = new_port()
+    bootstrap_main(canary_root, port)
+    targets = tmp_path / "targets.json"
+    with (
+        _replica_targets(canary_root, targets),
+        running_prometheus(tmp_path / "prom", [], file_sd=targets) as prom,
+    ):
+        prom.wait_for('http_requests_total{version="v1"}')
+        prometheus = {
+            "url": prom.url,
+            "template": "custom",
+            "requests": "sum(http_requests_total{{selector}})",
+            "errors": 'sum(http_requests_total{{selector},code="500"})',
+            "latency_ms": "1000 * sum(http_request_duration_seconds_sum{{selector}}) / "
+            "sum(http_request_duration_seconds_count{{selector}})",
+            "canary_selector": 'version="v2"',
+            "stable_selector": 'version="v1"',
+            # A new replica is found (file_sd) and scraped a few seconds after it starts.
+            "lag": "3s",
+        }
+        judge = {
+            "evidence": ["prometheus"],
+            "min_requests": 10,
+            "comparison": {"min_samples": 10, "latency_tolerance_ms": 100},
+            "prometheus": prometheus,
+        }
+        sampler = {"rate": 0, "direct_rate": 0}
+        project(
+            pytester,
+            canary_toml(router_port=port, hold="12s", interval="4s", sampler=sampler, judge=judge),
+        )
+        with _real_traffic(port, threads=3) as loops:
+            result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == 0, result.stdout.str()
+    assert all(loop.failures == [] for loop in loops)
+    cases = _cases(canary_root, "canary-1")
+    passed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "passed"]
+    assert len(passed) == 3, cases
+    for _, _, props in passed:
+        assert props["judge.error_rate.source"] == "prometheus"
+        assert props["judge.error_rate.verdict"] == "pass"
+        assert int(props["judge.error_rate.samples"]) >= 10
+        assert props["judge.p95_latency.verdict"] == "pass"
+    assert cases["verdict"][0] == "passed"
 
 
 def _judge_error_rate(evidence: PrometheusEvidence, start: float, end: float) -> tuple[str, str]:

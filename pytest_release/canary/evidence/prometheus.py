@@ -238,6 +238,7 @@ class PrometheusEvidence:
             errors=tuple(self._errors),
             reads=self._reads,
             source="prometheus",
+            has_latency=self.config.queries().latency_ms is not None,
             label=f"prometheus ({self.config.template} queries)",
             latency_note="the mean of the window from Prometheus"
             + (

@@ -69,6 +69,7 @@ class RouterEvidence:
     errors: tuple[tuple[float, str], ...] = ()  # (time, reason) of failed reads
     reads: int = 0
     source: str = "router"  # the judge.evidence name
+    has_latency: bool = True  # False: no latency measured, the latency checks are left out
     label: str = "router (HAProxy counters)"  # how messages name it
     latency_note: str = (
         "HAProxy rtime: the average of each server's last 1024 requests; HAProxy keeps no "
