@@ -28,7 +28,14 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
                                 ``slow_response_ms`` for ``slow_response_window`` seconds
 ``compare_error_rate``          canary error rate not significantly higher than stable's
 ``compare_latency``             canary latency not significantly higher than stable's
+``alerts``                      no matching Alertmanager alert fired (``judge.alertmanager``;
+                                made by the hold, see :mod:`.evidence.alertmanager`)
 ==============================  ====================================================
+
+``judge.evidence`` chooses what ``error_rate``, ``p95_latency`` and the comparison judge:
+the sampler's requests, the router's per-version counters, Prometheus counters, or several
+(see :mod:`.judge_router`); the first source's checks keep these names, the others' are
+``<source>.<check>``, and every check's ``source`` says which evidence it judged.
 
 The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
 deterministic rules: they look at the whole history so a condition that began in an
