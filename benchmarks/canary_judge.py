@@ -911,6 +911,153 @@ def study_figure(
     return raw
 
 
+# -- router-evidence variant ---------------------------------------------------------------------
+ROUTER_VARIANT_RATE = 300.0  # real users' requests/s through HAProxy (Poisson arrivals)
+ROUTER_VARIANT_SCENARIOS = ("good", "errors-5")
+
+
+@dataclass(frozen=True)
+class RouterVariantRun:
+    scenario: str
+    verdicts: tuple[str, ...]
+    detection: float | None  # seconds from the hold's start to the first failed interval
+    canary_requests: int  # counted by the router over the run
+
+
+def _poisson_users(url: str, rate: float, stop: Any, rng: random.Random) -> None:
+    """Requests through the router with exponential gaps (Poisson arrivals at ``rate``/s),
+    each on its own short-lived thread so a slow answer does not delay the next arrival."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            pass  # the router counts it; the judge sees it there
+        finally:
+            conn.close()
+
+    next_at = time.monotonic()
+    while not stop.is_set():
+        next_at += rng.expovariate(rate)
+        delay = next_at - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            return
+        threading.Thread(target=one, daemon=True).start()
+
+
+def router_variant(settings: Settings, runs: int, seed: int) -> list[RouterVariantRun]:
+    """Real traffic only: Poisson users through HAProxy, no sampler requests; the judge
+    reads the router's per-version counters (``judge.evidence = ["router"]``)."""
+    import threading
+
+    from _canary import local_stack
+
+    from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
+
+    scenarios = [s for s in SCENARIOS if s.name in ROUTER_VARIANT_SCENARIOS]
+    # Only the router is read here: no /health probes, no platform status.
+    config = settings.judge_config().model_copy(
+        update={
+            "evidence": ("router",),
+            "max_health_failure_share": None,
+            "max_consecutive_health_failures": None,
+            "max_restarts": None,
+        }
+    )
+    rng = random.Random(seed)
+    results: list[RouterVariantRun] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="pytest-release-bench-router-") as state,
+        local_stack(Path(state), {s.image: s.env for s in scenarios}) as stack,
+    ):
+        for scenario in scenarios:
+            for run in range(runs):
+                print(f"router variant {scenario.name} run {run + 1}/{runs}", flush=True)
+                stack.rollout.deploy_canary(scenario.image, 1)
+                stack.rollout.shift(WEIGHT)
+                stop = threading.Event()
+                users = threading.Thread(
+                    target=_poisson_users,
+                    args=(stack.router.url, ROUTER_VARIANT_RATE, stop, rng),
+                    daemon=True,
+                )
+                poller = haproxy_stats_poller(stack.router, PROBE_INTERVAL)
+                judge = Judge(config, planned_looks=settings.looks)
+                users.start()
+                poller.start()
+                t0 = time.time()
+                verdicts: list[str] = []
+                detection = None
+                try:
+                    for look in range(1, settings.looks + 1):
+                        end = t0 + look * settings.interval
+                        start = end - settings.interval
+                        time.sleep(max(0.0, end - time.time()))
+                        poller.settle(end)
+                        verdict = judge.judge_interval(
+                            [], [], start, end, look=look, router=poller.evidence(end)
+                        )
+                        verdicts.append(verdict.verdict)
+                        if verdict.verdict == "fail":
+                            detection = end - t0
+                            break
+                finally:
+                    stop.set()
+                    poller.stop()
+                    users.join(10)
+                counted = poller.evidence().samples
+                results.append(
+                    RouterVariantRun(
+                        scenario.name,
+                        tuple(verdicts),
+                        detection,
+                        sum(1 for x in counted if x.target == "canary"),
+                    )
+                )
+                stack.rollout.rollback_traffic()
+                stack.rollout.remove_canary()
+    return results
+
+
+def router_variant_table(figure: Figure, settings: Settings, runs: list[RouterVariantRun]) -> None:
+    table = figure.table(
+        f"Router-evidence variant (real traffic only): Poisson users at "
+        f"{ROUTER_VARIANT_RATE:g} req/s through HAProxy, canary weight {WEIGHT} %, no sampler "
+        f"requests; the judge reads HAProxy's per-version counters (judge.evidence = "
+        f"['router']; no /health or restart checks), {settings.looks} looks of "
+        f"{settings.interval:g} s",
+        ["scenario", "runs", "failed", "passed all looks", "detection median", "canary requests"],
+    )
+    for name in ROUTER_VARIANT_SCENARIOS:
+        mine = [r for r in runs if r.scenario == name]
+        if not mine:
+            continue
+        detected = sorted(r.detection for r in mine if r.detection is not None)
+        table.rows.append(
+            [
+                name,
+                str(len(mine)),
+                str(sum(1 for r in mine if "fail" in r.verdicts)),
+                str(sum(1 for r in mine if r.verdicts and set(r.verdicts) == {"pass"})),
+                f"{detected[len(detected) // 2]:.1f} s" if detected else "-",
+                str(sum(r.canary_requests for r in mine) // len(mine)) + " per run",
+            ]
+        )
+    figure.notes.append(
+        "Router variant: HAProxy keeps no latency percentiles; its p95_latency check judges "
+        "the average of the last 1024 requests (pass at <= 5 % of the limit by Markov's "
+        "inequality, fail above the limit), see docs/canary-metrics.md."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument(
@@ -935,6 +1082,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--study-fault-runs", type=int, default=None, help="synthetic holds per fault scenario"
     )
     p.add_argument("--workers", type=int, default=2, help="processes for the synthetic study")
+    p.add_argument(
+        "--router-runs",
+        type=int,
+        default=None,
+        help="runs per scenario of the router-evidence variant (real traffic only; "
+        "default 1 with --quick, 5 otherwise; 0: skip)",
+    )
     args = p.parse_args(argv)
     out = out_dir(args)
     base = QUICK if args.quick else FULL
@@ -1188,8 +1342,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bootstrap's random stretches make the per-interval counts vary.",
         f"Replay of {sum(len(r.ours) for r in results.values())} runs took {replay_seconds:.0f} s.",
     ]
+    router_runs = args.router_runs if args.router_runs is not None else (1 if args.quick else 5)
+    router_results = router_variant(settings, router_runs, args.seed) if router_runs else []
+    if router_results:
+        router_variant_table(figure, settings, router_results)
     figure.raw = {
         "study": study_raw,
+        "router_variant": [
+            {
+                "scenario": r.scenario,
+                "verdicts": list(r.verdicts),
+                "detection_s": r.detection,
+                "canary_requests": r.canary_requests,
+            }
+            for r in router_results
+        ],
         "settings": {
             "interval_s": settings.interval,
             "looks": settings.looks,

@@ -65,6 +65,7 @@ class AlarmRules(JudgeBase):
             f"{'>' if failed else '<='} {limit} over {window} "
             f"({len(per_replica)} replicas, {len(canary)} status reports)"
             + "".join(f"\n  {n}: {'; '.join(e)}" for n, e in evidence.items() if e),
+            source="platform",
         )
 
     @staticmethod

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_release.canary.judge import CanaryVerdict, Judge
+from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.evidence.alertmanager import AlertsRead
+    from pytest_release.canary.evidence.prometheus import PrometheusEvidence
+    from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
-    from pytest_release.canary.samples import Sample
+    from pytest_release.canary.samples import Sample, Target
     from pytest_release.canary.stats import IntervalStats
 
 
@@ -63,6 +66,9 @@ class Hold:
     clock: Callable[[], float] = time.time
     sampler: Sampler | None = None
     judge: Judge | None = None
+    router_stats: RouterStatsPoller | None = None
+    prometheus: PrometheusEvidence | None = None
+    alerts: list[AlertsRead] = field(default_factory=list)
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -82,8 +88,54 @@ class Hold:
             health_path=self.settings.platform.health_path,
         )
         self.judge = Judge(self.settings.judge, planned_looks=max(1, self.planned_looks))
+        if "router" in self.settings.judge.evidence:
+            self.router_stats = self._router_poller()
+            self.router_stats.start()
+        prometheus = self.settings.judge.prometheus
+        if prometheus is not None and "prometheus" in self.settings.judge.evidence:
+            from pytest_release.canary.evidence.prometheus import PrometheusEvidence
+
+            self.prometheus = PrometheusEvidence(prometheus, self._selectors)
         self.sampler.start()
         self.started_at = self.clock()
+
+    def _router_poller(self) -> RouterStatsPoller:
+        from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+        from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
+        from pytest_release.errors import EvidenceError
+
+        router = getattr(self.rollout, "router", None)
+        if not isinstance(router, HAProxyRouter):
+            raise EvidenceError(
+                "judge.evidence includes 'router', which reads the local HAProxy router's "
+                f"counters, but this rollout's router is {type(router).__name__}"
+            )
+        return haproxy_stats_poller(router, self.settings.sampler.status_interval)
+
+    def _selectors(self) -> dict[Target, str]:
+        """Each version's PromQL label matchers: configured, or (local HAProxy router, its
+        exporter's labels) the version's current servers."""
+        config = self.settings.judge.prometheus
+        assert config is not None
+        selectors: dict[Target, str] = {"stable": config.stable_selector}
+        selectors["canary"] = config.canary_selector
+        router = getattr(self.rollout, "router", None)
+        if all(selectors.values()) or config.template != "haproxy" or router is None:
+            return selectors
+        from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
+
+        if isinstance(router, HAProxyRouter):
+            weights = router.weights()
+            servers = router.server_endpoints()
+            groups: tuple[tuple[Target, tuple[str, ...]], ...] = (
+                ("stable", weights.stable_members),
+                ("canary", weights.canary_members),
+            )
+            for target, members in groups:
+                names = sorted(name for name, ep in servers.items() if ep in members)
+                if not selectors[target] and names:
+                    selectors[target] = f'proxy="{BACKEND}",server=~"{"|".join(names)}"'
+        return selectors
 
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
@@ -95,11 +147,30 @@ class Hold:
         assert self.judge is not None
         assert self.started_at is not None
         start, end = self.started_at + window[0], self.started_at + window[1]
+        alerting = self.settings.judge.alertmanager
+        asked = len(self.alerts)
+        next_ask = self.clock()
         while (remaining := end - self.clock()) > 0:
+            if alerting is not None and self.clock() >= next_ask:
+                from pytest_release.canary.evidence.alertmanager import firing_alerts
+
+                self.alerts.append(firing_alerts(alerting))
+                next_ask = self.clock() + alerting.interval
+                if self.alerts[-1].alerts:
+                    end = self.clock()  # a matching alert fails the interval at once
+                    break
             time.sleep(min(0.25, remaining))
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
         self.sampler.settle(end)
+        if self.router_stats is not None:
+            self.router_stats.settle(end)
+        if self.prometheus is not None:
+            # Prometheus needs the scrapes after the end: wait ``lag``, then count.
+            lag_end = end + self.prometheus.config.lag
+            while (remaining := lag_end - self.clock()) > 0:
+                time.sleep(min(0.25, remaining))
+            self.prometheus.collect(start, end)
         verdict = self.judge.judge_interval(
             self.sampler.samples(start, end),
             self.sampler.statuses(start, end),
@@ -107,6 +178,9 @@ class Hold:
             end,
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
+            router=self.router_stats.evidence(end) if self.router_stats is not None else None,
+            prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
+            extra=self._alerts_check(asked, start, end),
         )
         self.verdicts.append(verdict)
         if self.display is not None:
@@ -126,6 +200,15 @@ class Hold:
             properties.append(("judge.stopped_early", cannot_pass))
         return IntervalJudgement(verdict, tuple(failures), tuple(properties), cannot_pass)
 
+    def _alerts_check(self, asked: int, start: float, end: float) -> list[CheckResult]:
+        if self.settings.judge.alertmanager is None:
+            return []
+        from pytest_release.canary.evidence.alertmanager import alerts_check, firing_alerts
+
+        if len(self.alerts) == asked:  # a short interval: ask once at its end
+            self.alerts.append(firing_alerts(self.settings.judge.alertmanager))
+        return [alerts_check(self.alerts[asked:], start, end)]
+
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:
             return
@@ -142,6 +225,8 @@ class Hold:
         """Stop sampling and the display (idempotent)."""
         if self.sampler is not None:
             self.sampler.stop()
+        if self.router_stats is not None:
+            self.router_stats.stop()
         if self.display is not None:
             display, self.display = self.display, None
             display.close()

@@ -28,7 +28,14 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
                                 ``slow_response_ms`` for ``slow_response_window`` seconds
 ``compare_error_rate``          canary error rate not significantly higher than stable's
 ``compare_latency``             canary latency not significantly higher than stable's
+``alerts``                      no matching Alertmanager alert fired (``judge.alertmanager``;
+                                made by the hold, see :mod:`.evidence.alertmanager`)
 ==============================  ====================================================
+
+``judge.evidence`` chooses what ``error_rate``, ``p95_latency`` and the comparison judge:
+the sampler's requests, the router's per-version counters, Prometheus counters, or several
+(see :mod:`.judge_router`); the first source's checks keep these names, the others' are
+``<source>.<check>``, and every check's ``source`` says which evidence it judged.
 
 The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
 deterministic rules: they look at the whole history so a condition that began in an
@@ -114,12 +121,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pytest_release.canary.alarms import AlarmRules
-from pytest_release.canary.comparison import CanaryComparison
 from pytest_release.canary.judge_config import VERDICTS, ComparisonConfig, JudgeConfig, Verdict
+from pytest_release.canary.judge_router import RouterChecks
 from pytest_release.canary.samples import ReplicaStatus, Sample
-from pytest_release.canary.thresholds import ThresholdChecks
 from pytest_release.canary.verdicts import (
     CanaryVerdict,
     CheckResult,
@@ -130,6 +138,9 @@ from pytest_release.canary.verdicts import (
     format_seconds,
     format_window,
 )
+
+if TYPE_CHECKING:
+    from pytest_release.canary.evidence.router_stats import RouterEvidence
 
 __all__ = [
     "VERDICTS",
@@ -147,7 +158,7 @@ __all__ = [
 ]
 
 
-class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
+class Judge(RouterChecks, AlarmRules):
     """Turns samples and replica statuses into verdicts (see the module docstring)."""
 
     # -- interval ----------------------------------------------------------------------
@@ -160,12 +171,18 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
         history: Sequence[Sample] = (),
         *,
         look: int | None = None,
+        router: RouterEvidence | None = None,
+        prometheus: RouterEvidence | None = None,
+        extra: Sequence[CheckResult] = (),
     ) -> CanaryVerdict:
         """Verdict for ``[window_start, window_end)``.
 
         ``samples`` are the interval's samples; ``history`` all samples of the hold so far
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
+        ``router`` and ``prometheus`` are the counted evidence of the hold so far when
+        ``judge.evidence`` names them (see :mod:`.judge_router`); ``extra`` checks made
+        outside the judge (the ``alerts`` trigger) join the verdict.
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
@@ -177,14 +194,32 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
         current = _canary_http(samples)
         windows = self._windows(everything, samples, hold_start, window_start, window_end)
         cfg = self.config
-        checks: list[CheckResult] = [
-            self._error_rate(windows, len(current), window_start, window_end, look_number),
-            self._p95(windows, current, window_start, window_end, look_number),
-        ]
+        sampler = "sampler" in cfg.evidence
+        checks: list[CheckResult] = []
+        if sampler:
+            checks += [
+                self._error_rate(windows, len(current), window_start, window_end, look_number),
+                self._p95(windows, current, window_start, window_end, look_number),
+            ]
+        counted_checks: list[CheckResult] = []
+        counted_samples: list[Sample] = []  # the first counted source's, for the alarms
+        counted = {"router": router, "prometheus": prometheus}
+        for source in cfg.evidence:
+            if source == "sampler":
+                continue
+            found, source_samples = self._router_http(
+                counted[source], hold_start, window_start, window_end, look_number, source
+            )
+            counted_checks += found
+            counted_samples = counted_samples or source_samples
+        counted_compare = [c for c in counted_checks if "compare_" in c.name]
+        checks += [c for c in counted_checks if "compare_" not in c.name]
         if cfg.max_restarts is not None:
             checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
+        checks += extra
         if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts"]
+            checks = [c for c in checks if c.name == "restarts" or c.source != "sampler"]
+            checks += counted_compare
             return CanaryVerdict(
                 verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
                 checks=tuple(checks),
@@ -201,12 +236,29 @@ class Judge(ThresholdChecks, AlarmRules, CanaryComparison):
                     everything, cfg.max_consecutive_health_failures, window_start, window_end
                 )
             )
-        canary_all = _canary_http(everything)
-        checks.append(self._no_success(canary_all, hold_start, window_start, window_end))
-        checks.append(self._sustained_errors(canary_all, window_start, window_end))
-        checks.append(self._slow(canary_all, window_start, window_end))
-        if cfg.comparison.enabled:
+        # The alarm rules watch the sampler's requests, or else the first counted source's.
+        canary_all = _canary_http(everything if sampler else counted_samples)
+        alarms = [
+            self._no_success(canary_all, hold_start, window_start, window_end),
+            self._sustained_errors(canary_all, window_start, window_end),
+        ]
+        if sampler:  # the router's counts carry no per-request latency
+            alarms.append(self._slow(canary_all, window_start, window_end))
+        else:
+            first = next(source for source in cfg.evidence if source != "sampler")
+            alarms = [replace(c, source=first) for c in alarms]
+        checks += alarms
+        if cfg.comparison.enabled and sampler:
             checks.extend(self._compare(windows, hold_start, window_end, look_number))
+        checks += counted_compare
+        if sampler and cfg.evidence[0] != "sampler":
+            names = {"error_rate", "p95_latency", "compare_error_rate", "compare_latency"}
+            checks = [
+                replace(c, name=f"sampler.{c.name}")
+                if c.name in names and c.source == "sampler"
+                else c
+                for c in checks
+            ]
         return CanaryVerdict(
             verdict=_worst(c.verdict for c in checks),
             checks=tuple(checks),

@@ -47,13 +47,15 @@ class JudgeBase:
     @property
     def threshold_checks(self) -> int:
         """Statistical threshold checks sharing ``judge.alpha``."""
-        return 3 if self.config.max_health_failure_share is not None else 2
+        health = 1 if self.config.max_health_failure_share is not None else 0
+        return 2 * len(self.config.evidence) + health
 
     @property
     def alpha_per_test(self) -> float:
         """Significance level of each comparison test at each look and window (Bonferroni
         over both tests, the two windows and the planned looks)."""
-        return self.config.comparison.alpha / (_COMPARISON_TESTS * 2 * self.planned_looks)
+        tests = _COMPARISON_TESTS * len(self.config.evidence)
+        return self.config.comparison.alpha / (tests * 2 * self.planned_looks)
 
     @property
     def threshold_alpha_per_test(self) -> float:

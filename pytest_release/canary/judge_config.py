@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
+from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.config_types import parse_duration
 
 Verdict = Literal["pass", "fail", "insufficient"]
@@ -15,6 +17,7 @@ VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
 _SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
 _COMPARISON_TESTS = 2  # errors and latency share alpha
 _P95 = 95.0
+EvidenceSource = Literal["sampler", "router", "prometheus"]
 
 
 class ComparisonConfig(BaseModel):
@@ -150,11 +153,50 @@ class JudgeConfig(BaseModel):
         default_factory=ComparisonConfig,
         description="Statistical comparison of the canary with stable.",
     )
+    evidence: tuple[EvidenceSource, ...] = Field(
+        default=("sampler",),
+        description="Which measurements the error-rate, latency and comparison checks judge: "
+        "'sampler' (the sampler's own requests, default), 'router' (what the router counted "
+        "per version: real traffic; HAProxy only; its latency is HAProxy's average of the last "
+        "1024 requests, see docs/canary-metrics.md), 'prometheus' (counts from Prometheus "
+        "queries, judge.prometheus), or several: each check once per source; the first "
+        "source's checks keep their names, the others' are <source>.<check>; the false-alarm "
+        "budget is shared.",
+    )
+    prometheus: PrometheusEvidenceConfig | None = Field(
+        default=None,
+        description="Where the 'prometheus' evidence comes from: url, template (haproxy, "
+        "traefik, custom) and version selectors. Required when judge.evidence names "
+        "'prometheus'.",
+    )
+    alertmanager: AlertmanagerConfig | None = Field(
+        default=None,
+        description="Roll back at once when a matching alert fires during the hold (the "
+        "alerts check): url, labels (default severity = critical), service. Unset: off.",
+    )
     http_checks: bool = Field(
         default=True,
         description="false: judge the canary on platform status only (restarts, and Prometheus "
         "queries if any), for platforms whose pods this process cannot send requests to.",
     )
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, value: tuple[EvidenceSource, ...]) -> tuple[EvidenceSource, ...]:
+        if not value:
+            raise ValueError("name at least one evidence source, e.g. ['sampler'] or ['router']")
+        if len(set(value)) != len(value):
+            raise ValueError(f"each evidence source at most once, got {list(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _prometheus_needed(self) -> JudgeConfig:
+        if "prometheus" in self.evidence and self.prometheus is None:
+            raise ValueError(
+                "judge.evidence names 'prometheus' but judge.prometheus is not set: add "
+                "judge.prometheus = { url = 'http://127.0.0.1:9090', template = 'haproxy' }"
+            )
+        return self
 
     @field_validator("max_health_failure_share", mode="before")
     @classmethod

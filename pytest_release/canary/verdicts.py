@@ -33,6 +33,8 @@ class CheckResult:
     # Extra (key, value) pairs reported as JUnit properties judge.<check>.<key>, e.g. the
     # failed /health probes per replica.
     details: tuple[tuple[str, str], ...] = ()
+    # Which evidence the check judged: sampler, router or platform.
+    source: str = "sampler"
 
     @classmethod
     def insufficient(
@@ -44,10 +46,20 @@ class CheckResult:
         window: tuple[float, float],
         samples: int,
         message: str,
+        source: str = "sampler",
     ) -> CheckResult:
         """Not enough data for the check: never a pass, the message says what is missing."""
         return cls(
-            name, "insufficient", None, threshold, unit, window[0], window[1], samples, message
+            name,
+            "insufficient",
+            None,
+            threshold,
+            unit,
+            window[0],
+            window[1],
+            samples,
+            message,
+            source=source,
         )
 
 
@@ -84,6 +96,7 @@ class CanaryVerdict:
                     (f"{prefix}.unit", check.unit),
                     (f"{prefix}.window", format_window(check.window_start, check.window_end)),
                     (f"{prefix}.samples", str(check.samples)),
+                    (f"{prefix}.source", check.source),
                 ]
             )
             if check.stable_exceeds:

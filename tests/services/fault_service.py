@@ -22,7 +22,10 @@ flag                   env                          effect
 ``--fail-health-after``  ``FAULT_FAIL_HEALTH_AFTER``  ... only once N seconds after start
 =====================  ===========================  =================================
 
-App requests are every path except ``/health``.  Responses carry ``X-Version`` and
+App requests are every path except ``/health`` and ``/metrics``.  ``/metrics`` serves the
+app requests answered so far in the Prometheus text format (written by hand: standard
+library only), ``http_requests_total{version="...",code="200"|"500"}``, and
+``http_request_duration_seconds_sum`` / ``_count``.  Responses carry ``X-Version`` and
 ``X-Replica`` (``host:port``).  SIGTERM shuts the server down cleanly (exit 0).
 """
 
@@ -99,6 +102,32 @@ class FaultState:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.requests = 0
+        self.answered: dict[int, int] = {}  # status code -> app requests answered
+        self.seconds = 0.0  # total time spent answering them
+
+    def answer(self, status: int, seconds: float) -> None:
+        with self.lock:
+            self.answered[status] = self.answered.get(status, 0) + 1
+            self.seconds += seconds
+
+    def metrics(self, version: str) -> str:
+        with self.lock:
+            answered, seconds = dict(self.answered), self.seconds
+        lines = [
+            "# HELP http_requests_total App requests answered, by status code.",
+            "# TYPE http_requests_total counter",
+        ]
+        for code in sorted({200, 500} | set(answered)):
+            lines.append(
+                f'http_requests_total{{version="{version}",code="{code}"}} {answered.get(code, 0)}'
+            )
+        lines += [
+            "# HELP http_request_duration_seconds Time spent answering app requests.",
+            "# TYPE http_request_duration_seconds summary",
+            f'http_request_duration_seconds_sum{{version="{version}"}} {seconds:.6f}',
+            f'http_request_duration_seconds_count{{version="{version}"}} {sum(answered.values())}',
+        ]
+        return "\n".join(lines) + "\n"
 
     def next_request(self) -> tuple[int, bool]:
         """Count an app request; returns (number, whether it must fail)."""
@@ -148,6 +177,16 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(503, {"status": "failing", "version": args.version})
                 return
+            if path == "/metrics":
+                data = state.metrics(args.version).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
+            started = time.monotonic()
             n, fail = state.next_request()
             if args.crash_after and n > args.crash_after:
                 sys.stderr.write(f"fault_service: crashing after {args.crash_after} requests\n")
@@ -155,6 +194,8 @@ def make_handler(state: FaultState) -> type[BaseHTTPRequestHandler]:
                 os._exit(3)
             if args.latency_ms:
                 time.sleep(args.latency_ms / 1000.0)
+            status = 500 if fail else 200
+            state.answer(status, time.monotonic() - started)
             if fail:
                 self._send(500, {"error": "injected fault", "version": args.version})
             else:

@@ -1,6 +1,8 @@
 """The shop's HTTP server (standard library only, so it runs in a minimal image).
 
-Endpoints: ``GET /`` (HTML page), ``GET /health``, ``GET /version``,
+Endpoints: ``GET /`` (HTML page), ``GET /health``, ``GET /version``, ``GET /metrics``
+(Prometheus text format: ``http_requests_total{version,code}`` and
+``http_request_duration_seconds_sum``/``_count`` of the app requests, written by hand),
 ``GET /api/products``, ``GET /api/products/<id>``, ``POST /api/orders``,
 ``GET /api/orders/<id>``.  Logs are one JSON object per line on stderr.
 """
@@ -28,6 +30,35 @@ def log(event: str, **fields: Any) -> None:
     sys.stderr.flush()
 
 
+class Metrics:
+    """Counters of the app requests (not /health, /version, /metrics) for Prometheus."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answered: dict[int, int] = {}
+        self.seconds = 0.0
+
+    def observe(self, status: int, seconds: float) -> None:
+        with self.lock:
+            self.answered[status] = self.answered.get(status, 0) + 1
+            self.seconds += seconds
+
+    def text(self, version: str) -> str:
+        with self.lock:
+            answered, seconds = dict(self.answered), self.seconds
+        lines = ["# TYPE http_requests_total counter"]
+        lines += [
+            f'http_requests_total{{version="{version}",code="{code}"}} {count}'
+            for code, count in sorted(answered.items())
+        ]
+        lines += [
+            "# TYPE http_request_duration_seconds summary",
+            f'http_request_duration_seconds_sum{{version="{version}"}} {seconds:.6f}',
+            f'http_request_duration_seconds_count{{version="{version}"}} {sum(answered.values())}',
+        ]
+        return "\n".join(lines) + "\n"
+
+
 class ShopServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -39,6 +70,7 @@ class ShopServer(ThreadingHTTPServer):
         self.faults = faults
         self.environment = environment
         self.catalog = Catalog()
+        self.metrics = Metrics()
 
 
 class ShopHandler(BaseHTTPRequestHandler):
@@ -65,6 +97,8 @@ class ShopHandler(BaseHTTPRequestHandler):
                 status, body = 200, {"status": "ok", "version": self.server.version}
         elif path == "/version":
             status, body = 200, {"version": self.server.version}
+        elif path == "/metrics":
+            status, body = 200, self.server.metrics.text(self.server.version)
         else:
             fail, crash = self.server.faults.on_request()
             if self.server.faults.latency_ms:
@@ -73,6 +107,7 @@ class ShopHandler(BaseHTTPRequestHandler):
                 status, body = 500, {"error": "injected failure (SHOP_ERROR_RATE)"}
             else:
                 status, body = self._route(method, path)
+            self.server.metrics.observe(status, time.monotonic() - started)
         self._send(status, body, method, path, started)
         if crash:
             log("crash", reason="SHOP_CRASH_AFTER reached")
@@ -111,7 +146,9 @@ class ShopHandler(BaseHTTPRequestHandler):
         return payload
 
     def _send(self, status: int, body: Any, method: str, path: str, started: float) -> None:
-        if isinstance(body, str):
+        if path == "/metrics":
+            data, content_type = str(body).encode(), "text/plain; version=0.0.4"
+        elif isinstance(body, str):
             data, content_type = body.encode(), "text/html; charset=utf-8"
         else:
             data, content_type = json.dumps(body).encode(), "application/json"

@@ -132,6 +132,13 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
     """HTTP checks with no request to judge: every interval would be insufficient."""
     sampler = gate.sampler
     platform = gate.platform
+    evidence = gate.judge.evidence
+    if "router" in evidence and not isinstance(gate.router, HAProxyConfig):
+        return (
+            f"judge.evidence = {list(evidence)!r}: router evidence reads the counters of the "
+            f"local HAProxy router, not of router.type = {gate.router.type!r}; use 'sampler' "
+            "(and Prometheus queries with Traefik's metrics, see docs/canary-metrics.md)"
+        )
     if (
         gate.judge.http_checks
         and platform is not None
@@ -144,13 +151,19 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
             "request reaches a pod and every interval is insufficient: set "
             "judge.http_checks = false to judge on pod status (judge.max_restarts)"
         )
-    if gate.judge.http_checks and sampler.rate == 0 and sampler.direct_rate == 0:
+    if (
+        gate.judge.http_checks
+        and "sampler" in evidence
+        and sampler.rate == 0
+        and sampler.direct_rate == 0
+    ):
         queries = "" if sampler.prometheus is None else " (Prometheus queries are not HTTP checks)"
         return (
             "sampler: rate = 0 and direct_rate = 0 send no request, so the judge's HTTP checks "
             f"have nothing to judge{queries}: set sampler.rate (requests/s through the router) "
-            "or sampler.direct_rate above 0, or set judge.http_checks = false to judge on "
-            "replica status and sampler.prometheus queries only"
+            "or sampler.direct_rate above 0, judge real traffic with judge.evidence = "
+            "['router'], or set judge.http_checks = false to judge on replica status and "
+            "sampler.prometheus queries only"
         )
     return None
 

@@ -25,6 +25,13 @@ class HAProxyConfig(BaseModel):
     port: int = Field(
         default=0, ge=0, le=65535, description="Frontend port on 127.0.0.1 (0: pick a free one)."
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve HAProxy's built-in Prometheus exporter (per-server counters, "
+        "haproxy_server_*) on 127.0.0.1:PORT/metrics for Prometheus to scrape; unset: off.",
+    )
     slots: int = Field(
         default=8, ge=2, le=64, description="Server slots (stable + canary replicas at most)."
     )
@@ -42,3 +49,13 @@ class HAProxyConfig(BaseModel):
         description="HAProxy 'timeout server': seconds a replica may stay silent while "
         "answering a request before HAProxy gives up on it.",
     )
+
+    def exporter_lines(self, host: str) -> list[str]:
+        """The HAProxy config of the Prometheus exporter frontend (none without a port)."""
+        if self.metrics_port is None:
+            return []
+        return [
+            "frontend metrics",
+            f"    bind {host}:{self.metrics_port}",
+            "    http-request use-service prometheus-exporter",
+        ]

@@ -161,8 +161,7 @@ class HAProxyRouter:
             state = RouterState(port=port, socket=self._socket_path())
         else:
             state = RouterState.from_json(data)
-        if len(state.slots) < self.config.slots:
-            state.slots += [None] * (self.config.slots - len(state.slots))
+        state.slots += [None] * max(0, self.config.slots - len(state.slots))
         return state
 
     def _socket_path(self) -> str:
@@ -200,6 +199,7 @@ class HAProxyRouter:
             "frontend release",
             f"    bind {HOST}:{state.port}",
             f"    default_backend {BACKEND}",
+            *c.exporter_lines(HOST),
             f"backend {BACKEND}",
             "    balance roundrobin",
             "    http-response set-header X-Release-Server %s",

@@ -1,0 +1,169 @@
+"""Alertmanager as a rollback trigger: a firing alert that matches the configured labels
+during the hold fails the interval at once.
+
+The hold asks Alertmanager's API (``GET /api/v2/alerts`` with ``filter`` matchers, active
+and neither silenced nor inhibited) every ``interval`` seconds while it waits for an
+interval to end; the first matching alert ends the interval early and the ``alerts`` check
+fails, naming each alert, its labels and when it started.  An Alertmanager that cannot be
+asked makes the check ``insufficient`` with the reason (never a pass).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pytest_release.config_types import Duration
+
+if TYPE_CHECKING:
+    from pytest_release.canary.verdicts import CheckResult
+
+
+class AlertmanagerConfig(BaseModel):
+    """``judge.alertmanager``: which alerts roll the canary back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"severity": "critical"},
+        description="Label values an alert must have to roll back (exact matches; default "
+        "severity = critical).",
+    )
+    service: str | None = Field(
+        default=None,
+        description="The service's own label value: alerts must also carry service_label = "
+        "this (unset: any service).",
+    )
+    service_label: str = Field(default="service", description="The label naming the service.")
+    interval: Duration = Field(
+        default=1.0, description="Seconds between asks while an interval runs."
+    )
+    timeout: Duration = Field(default=5.0, description="Seconds per request.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9093, got {value!r}")
+        return value.rstrip("/")
+
+    def matchers(self) -> dict[str, str]:
+        wanted = dict(self.labels)
+        if self.service is not None:
+            wanted[self.service_label] = self.service
+        return wanted
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    labels: Mapping[str, str]
+    starts_at: str  # as Alertmanager reports it (RFC 3339)
+
+    def describe(self) -> str:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return f"{self.name} {{{labels}}} firing since {self.starts_at}"
+
+
+@dataclass(frozen=True)
+class AlertsRead:
+    """One ask: the matching firing alerts, or why Alertmanager could not be asked."""
+
+    timestamp: float
+    alerts: tuple[Alert, ...] = ()
+    error: str | None = None
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def firing_alerts(config: AlertmanagerConfig) -> AlertsRead:
+    """The firing alerts that match ``config`` now."""
+    import httpx
+
+    now = time.time()
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("active", "true"),
+        ("silenced", "false"),
+        ("inhibited", "false"),
+    ]
+    params += [("filter", f'{k}="{_escape(v)}"') for k, v in sorted(config.matchers().items())]
+    endpoint = f"{config.url}/api/v2/alerts"
+    try:
+        response = httpx.get(endpoint, params=params, timeout=config.timeout)
+        response.raise_for_status()
+        body = json.loads(response.text)
+    except (httpx.HTTPError, ValueError) as exc:
+        return AlertsRead(now, error=f"{endpoint}: {type(exc).__name__}: {exc}")
+    if not isinstance(body, list):
+        return AlertsRead(now, error=f"{endpoint}: not a list of alerts: {response.text[:200]!r}")
+    wanted = config.matchers()
+    alerts = []
+    for item in body:
+        labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
+        state = (item.get("status") or {}).get("state", "active")
+        if state != "active" or any(labels.get(k) != v for k, v in wanted.items()):
+            continue
+        alerts.append(Alert(labels.get("alertname", "?"), labels, str(item.get("startsAt", "?"))))
+    return AlertsRead(now, tuple(alerts))
+
+
+def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResult:
+    """The ``alerts`` check of the interval from the asks made in it."""
+    from pytest_release.canary.verdicts import CheckResult, format_window
+
+    window = format_window(start, end)
+    firing = {a.describe(): a for r in reads for a in r.alerts}
+    details = tuple(
+        (f"{alert.name}.{key}", value)
+        for alert in firing.values()
+        for key, value in (("labels", json.dumps(dict(alert.labels))), ("since", alert.starts_at))
+    )
+    if firing:
+        return CheckResult(
+            name="alerts",
+            verdict="fail",
+            value=float(len(firing)),
+            threshold=0.0,
+            unit="alerts",
+            window_start=start,
+            window_end=end,
+            samples=len(reads),
+            message=f"alertmanager: {len(firing)} matching alert(s) firing during the hold "
+            f"over {window}: " + "; ".join(firing),
+            details=details,
+            source="alertmanager",
+        )
+    failed = [r.error for r in reads if r.error]
+    if not reads or len(failed) == len(reads):
+        why = failed[-1] if failed else "it was not asked"
+        return CheckResult.insufficient(
+            "alerts",
+            threshold=0.0,
+            unit="alerts",
+            window=(start, end),
+            samples=0,
+            message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
+            source="alertmanager",
+        )
+    return CheckResult(
+        name="alerts",
+        verdict="pass",
+        value=0.0,
+        threshold=0.0,
+        unit="alerts",
+        window_start=start,
+        window_end=end,
+        samples=len(reads),
+        message=f"alertmanager: no matching alert firing over {window} ({len(reads)} asks"
+        + (f", {len(failed)} failed" if failed else "")
+        + ")",
+        source="alertmanager",
+    )

@@ -1,0 +1,249 @@
+"""Prometheus evidence: request and error counts (and a mean latency) per version over
+each judged interval, from built-in query templates or custom PromQL.
+
+Templates (``judge.prometheus.template``), like Flagger's ``request-success-rate`` and
+``request-duration``, with the metric names of each router:
+
+``haproxy``  HAProxy 2.6's built-in exporter: ``haproxy_server_http_responses_total``
+             (errors: ``code="5xx"``); latency is ``haproxy_server_response_time_average_seconds``,
+             HAProxy's average of the last 1024 requests (HAProxy has no histograms).
+``traefik``  Traefik's ``traefik_service_requests_total`` (errors: ``code=~"5.."``);
+             latency is the mean from ``traefik_service_request_duration_seconds_sum`` /
+             ``_count``.
+``custom``   ``requests``, ``errors`` and optionally ``latency_ms`` PromQL of your own.
+
+Every query is formatted with ``{selector}`` (the version's label matchers: ``canary_selector``
+/ ``stable_selector``; on the local HAProxy router, by default ``proxy="app",server=~"slot1|.."``
+of the version's current servers) and ``{window}`` (the interval, e.g. ``2000ms``), once
+``lag`` seconds after the interval's end have passed (so the scrapes after the end are in).
+
+Results feed the judge as counts: the request and error queries are counters, evaluated at
+the interval's start and end; the difference (exact: no ``increase()`` extrapolation) is the
+interval's requests and errors, which become samples of the interval, judged by the same
+binomial and Fisher tests as the sampler's.  What is not evidence is said, never passed:
+Prometheus down or a failed query, a version with no series, and a series whose newest
+sample is older than ``max_staleness`` make the interval's Prometheus checks
+``insufficient`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
+from pytest_release.canary.samples import Sample, Target
+from pytest_release.config_types import Duration
+
+Template = Literal["haproxy", "traefik", "custom"]
+
+
+@dataclass(frozen=True)
+class Queries:
+    requests: str
+    errors: str
+    latency_ms: str | None  # mean latency in ms over the window, or None
+    freshness: str | None  # newest sample time of the version's series within {lookback}
+
+
+TEMPLATES: Mapping[str, Queries] = {
+    "haproxy": Queries(
+        requests="sum(haproxy_server_http_responses_total{{selector}})",
+        errors='sum(haproxy_server_http_responses_total{{selector},code="5xx"})',
+        latency_ms="1000 * avg(haproxy_server_response_time_average_seconds{{selector}})",
+        freshness="max(max_over_time(timestamp(haproxy_server_http_responses_total"
+        "{{selector}})[{lookback}:1s]))",
+    ),
+    "traefik": Queries(
+        requests="sum(traefik_service_requests_total{{selector}})",
+        errors='sum(traefik_service_requests_total{{selector},code=~"5.."})',
+        latency_ms="1000 * sum(rate(traefik_service_request_duration_seconds_sum"
+        "{{selector}}[{window}])) / sum(rate(traefik_service_request_duration_seconds_count"
+        "{{selector}}[{window}]))",
+        freshness="max(max_over_time(timestamp(traefik_service_requests_total{{selector}})"
+        "[{lookback}:1s]))",
+    ),
+}
+
+
+class PrometheusEvidenceConfig(BaseModel):
+    """``judge.prometheus``: where the ``prometheus`` evidence comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    template: Template = Field(
+        default="haproxy",
+        description="Built-in queries by router: haproxy (HAProxy 2.6 exporter), traefik "
+        "(Traefik metrics), or custom (requests, errors, latency_ms below).",
+    )
+    canary_selector: str = Field(
+        default="",
+        description="PromQL label matchers of the canary's series, e.g. "
+        "'service=~\"default-shop-canary-.*\"'; empty on the local HAProxy router: its "
+        "current canary servers.",
+    )
+    stable_selector: str = Field(default="", description="Likewise for stable.")
+    requests: str = Field(
+        default="",
+        description="custom: PromQL giving a version's requests so far, a counter (the "
+        "interval's count is its value at the end minus at the start), with {selector}, e.g. "
+        "'sum(http_requests_total{{selector}})'.",
+    )
+    errors: str = Field(
+        default="", description="custom: a version's failed requests so far, likewise."
+    )
+    latency_ms: str = Field(
+        default="", description="custom: a version's mean latency in ms (optional)."
+    )
+    lag: Duration = Field(
+        default=2.0,
+        description="Seconds after an interval's end before querying (two scrape intervals).",
+    )
+    max_staleness: Duration = Field(
+        default=30.0,
+        description="A version whose newest request sample is older than this is stale: the "
+        "interval is insufficient, not passed.",
+    )
+    timeout: Duration = Field(default=5.0, description="Seconds per query request.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _custom(self) -> PrometheusEvidenceConfig:
+        if self.template == "custom" and not (self.requests and self.errors):
+            raise ValueError(
+                "template = 'custom' needs the requests and errors queries (PromQL with "
+                "{selector}), or choose template = 'haproxy' or 'traefik'"
+            )
+        return self
+
+    def queries(self) -> Queries:
+        if self.template == "custom":
+            return Queries(
+                self.requests,
+                self.errors,
+                self.latency_ms or None,
+                None,  # a custom query's series are not known: no staleness check
+            )
+        return TEMPLATES[self.template]
+
+
+def fill(promql: str, **values: str) -> str:
+    """``promql`` with ``{selector}``, ``{window}``, ``{lookback}`` replaced (other braces,
+    such as PromQL's own label matchers, stay as written)."""
+    for key, value in values.items():
+        promql = promql.replace("{" + key + "}", value)
+    return promql
+
+
+def window_text(seconds: float) -> str:
+    return f"{max(1, math.ceil(seconds * 1000))}ms"
+
+
+@dataclass
+class PrometheusEvidence:
+    """Queries Prometheus once per judged interval and accumulates the counts."""
+
+    config: PrometheusEvidenceConfig
+    selectors: Callable[[], Mapping[Target, str]]  # version -> label matchers
+    _samples: list[Sample] = field(default_factory=list)
+    _latencies: list[RouterLatency] = field(default_factory=list)
+    _errors: list[tuple[float, str]] = field(default_factory=list)
+    _reads: int = 0
+
+    def collect(self, start: float, end: float) -> None:
+        """Count the interval ``[start, end)`` (call once ``end + lag`` has passed)."""
+        from pytest_release.canary.sampler import PrometheusClient, PrometheusError
+
+        samples, latencies, errors = self._samples, self._latencies, self._errors
+        client = PrometheusClient(self.config.url, self.config.timeout)
+        queries = self.config.queries()
+        window = window_text(end - start)
+
+        lookback = window_text(self.config.max_staleness * 10)
+
+        def one(
+            target: str, name: str, promql: str, selector: str, at: float = end
+        ) -> float | None:
+            text = fill(promql, selector=selector, window=window, lookback=lookback)
+            result = client.query(f"{target}.{name}", text, at=at)
+            values = [m.value for m in result if m.value is not None]
+            return None if not values or math.isnan(values[0]) else values[0]
+
+        try:
+            selectors = self.selectors()
+            counted: list[tuple[Target, int, int, float | None]] = []
+            for target in ("stable", "canary"):
+                selector = selectors.get(target, "")
+                if not selector:
+                    raise PrometheusError(f"no label selector for {target}: set {target}_selector")
+                if queries.freshness:
+                    newest = one(target, "freshness", queries.freshness, selector)
+                    if newest is None:
+                        raise PrometheusError(
+                            f"no {target} series: nothing matches {selector} in the last "
+                            f"{lookback} (wrong selector or metric name, or never scraped)"
+                        )
+                    if end - newest > self.config.max_staleness:
+                        raise PrometheusError(
+                            f"stale {target} series: the newest sample is {end - newest:.0f} s "
+                            "older than the interval's end, more than "
+                            f"judge.prometheus.max_staleness = {self.config.max_staleness:g} s "
+                            "(is the target still scraped?)"
+                        )
+                requests = one(target, "requests", queries.requests, selector)
+                if requests is None:
+                    promql = fill(queries.requests, selector=selector)
+                    raise PrometheusError(
+                        f"no {target} series: {promql} returned nothing (wrong selector or "
+                        "metric name, or nothing scraped yet)"
+                    )
+                # Counters: the interval's count is the value at its end minus at its start
+                # (a series that began in the interval counts from 0; a reset from its end).
+                before = one(target, "requests", queries.requests, selector, at=start) or 0.0
+                errors_end = one(target, "errors", queries.errors, selector) or 0.0
+                errors_start = one(target, "errors", queries.errors, selector, at=start) or 0.0
+                n = requests - before if requests >= before else requests
+                k = errors_end - errors_start if errors_end >= errors_start else errors_end
+                latency = (
+                    one(target, "latency_ms", queries.latency_ms, selector)
+                    if queries.latency_ms
+                    else None
+                )
+                count = max(0, round(n))
+                counted.append((target, count, min(count, max(0, round(k))), latency))
+        except PrometheusError as exc:
+            errors.append((start, str(exc)))
+            return
+        self._reads += 1
+        for target, n, k, latency in counted:
+            samples += spread(target, "prometheus", start, end - 1e-6, n, k)
+            if latency is not None and n:
+                latencies.append(RouterLatency((start + end) / 2.0, target, latency, n))
+
+    def evidence(self) -> RouterEvidence:
+        return RouterEvidence(
+            samples=tuple(self._samples),
+            latencies=tuple(self._latencies),
+            errors=tuple(self._errors),
+            reads=self._reads,
+            source="prometheus",
+            has_latency=self.config.queries().latency_ms is not None,
+            label=f"prometheus ({self.config.template} queries)",
+            latency_note="the mean of the window from Prometheus"
+            + (
+                " (HAProxy's average of its last 1024 requests; no percentiles)"
+                if self.config.template == "haproxy"
+                else "; no percentiles"
+            ),
+        )

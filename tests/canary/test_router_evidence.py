@@ -1,0 +1,262 @@
+"""Router-side evidence: the judge reads what a real HAProxy counted per version.
+
+The poller is checked against the requests a client sent through a real HAProxy; the
+canary stages run with the sampler sending no request at all (``sampler.rate = 0``,
+``direct_rate = 0``): only the real traffic the test sends through the HAProxy frontend
+is judged.
+"""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from pytest_release.canary.evidence.router_stats import parse_show_stat, spread
+from pytest_release.canary.judge import Judge, JudgeConfig
+from pytest_release.canary.platforms.local.platform import LocalPlatform
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
+from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
+from pytest_release.processes import free_port
+from tests.canary import canary_support
+from tests.canary.canary_support import (
+    FAULT_SERVICE,
+    LoadLoop,
+    bootstrap_main,
+    canary_root,
+    canary_toml,
+    new_port,
+    platform_config,
+)
+from tests.canary.test_canary_stage import _cases
+from tests.spine_support import XDIST_MODES, project, run_stage
+
+__all__ = ["canary_root"]
+
+ROUTER_ONLY = {"rate": 0, "direct_rate": 0}
+
+
+@contextmanager
+def _service(*args: str) -> Iterator[str]:
+    from pytest_release.canary.platforms.local.runtimes import probe_health
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while not probe_health(endpoint, "/health", 0.2)[0]:
+            assert time.monotonic() < deadline, f"fault service {args} did not come up"
+            time.sleep(0.05)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_poller_counts_exactly_the_requests_and_errors_haproxy_served(tmp_path: Path) -> None:
+    with (
+        _service("--version", "v1") as stable,
+        _service("--version", "v2", "--error-rate", "0.3") as canary,
+    ):
+        router = HAProxyRouter(HAProxyConfig(slots=4), tmp_path)
+        try:
+            router.start()
+            router.set_members(stable=[stable], canary=[canary])
+            router.set_weights(stable=50, canary=50)
+            poller = haproxy_stats_poller(router, interval=60.0)  # reads only when told
+            poller.start()
+            seen: Counter[str] = Counter()
+            host, _, port = router.url.removeprefix("http://").rpartition(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            for _ in range(200):
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                response.read()
+                version = response.getheader("X-Version") or "?"
+                seen[f"{version} {'error' if response.status >= 500 else 'ok'}"] += 1
+            conn.close()
+            poller.poll()
+            evidence = poller.evidence()
+            poller.stop()
+        finally:
+            router.stop()
+    counted = Counter(
+        f"{'v1' if s.target == 'stable' else 'v2'} {'ok' if s.ok else 'error'}"
+        for s in evidence.samples
+    )
+    assert counted == seen
+    assert seen["v2 error"] > 0  # the canary's injected errors were counted as errors
+    assert {x.target for x in evidence.latencies} == {"stable", "canary"}
+    assert evidence.errors == ()
+
+
+def test_unreadable_router_makes_the_router_checks_insufficient_never_a_pass(
+    tmp_path: Path,
+) -> None:
+    router = HAProxyRouter(HAProxyConfig(slots=2), tmp_path)  # never started: no socket
+    poller = haproxy_stats_poller(router, interval=60.0)
+    poller.poll()
+    evidence = poller.evidence()
+    assert evidence.reads == 0
+    assert "runtime API" in evidence.errors[0][1]
+    now = time.time()
+    judge = Judge(JudgeConfig(evidence=("router",), max_restarts=None), planned_looks=1)
+    verdict = judge.judge_interval([], [], now - 1, now + 1, router=evidence)
+    error_rate = verdict.check("error_rate")
+    assert error_rate is not None
+    assert error_rate.verdict == "insufficient"
+    assert error_rate.source == "router"
+    assert "could not be read" in error_rate.message
+    assert verdict.verdict != "pass"
+
+
+def test_parse_show_stat_rejects_an_answer_that_is_not_show_stat() -> None:
+    with pytest.raises(ValueError, match="not a 'show stat' answer"):
+        parse_show_stat("Unknown command\n", BACKEND)
+
+
+def test_router_latency_passes_only_with_an_average_far_below_the_limit() -> None:
+    from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
+
+    now = 1000.0
+    samples = (
+        *spread("canary", "c", now, now + 1, 50, 0),
+        *spread("stable", "s", now, now + 1, 50, 0),
+    )
+
+    def latency(canary_ms: float) -> str:
+        evidence = RouterEvidence(
+            samples=samples,
+            latencies=(
+                RouterLatency(now + 0.5, "canary", canary_ms, 50),
+                RouterLatency(now + 0.5, "stable", 2.0, 50),
+            ),
+            reads=2,
+        )
+        config = JudgeConfig(evidence=("router",), max_p95_latency_ms=200, min_requests=10)
+        verdict = Judge(config, planned_looks=1).judge_interval(
+            [], [], now, now + 1.01, router=evidence
+        )
+        check = verdict.check("p95_latency")
+        assert check is not None
+        assert check.source == "router"
+        assert "HAProxy keeps no percentiles" in check.message
+        return check.verdict
+
+    assert latency(5.0) == "pass"  # <= 5 % of 200 ms: Markov bounds the p95
+    assert latency(50.0) == "insufficient"  # an average cannot tell
+    assert latency(400.0) == "fail"
+
+
+@contextmanager
+def _real_traffic(port: int, threads: int) -> Iterator[list[LoadLoop]]:
+    """Real users: ``threads`` clients sending requests through the HAProxy frontend."""
+    with ExitStack() as stack:
+        loops = []
+        for _ in range(threads):
+            loop = LoadLoop(port, interval=0.0).start()
+            stack.callback(loop.stop)
+            loops.append(loop)
+        yield loops
+
+
+def _rolled_back(root: Path) -> None:
+    platform = LocalPlatform(platform_config(), root)
+    router = HAProxyRouter(HAProxyConfig(), platform.state_dir)
+    assert platform.status().group("canary") == ()
+    weights = router.weights()
+    assert (weights.stable, weights.canary) == (100, 0)
+
+
+def _router_stage(pytester: pytest.Pytester, port: int, **judge: object) -> None:
+    settings = {"evidence": ["router"], "min_requests": 10, **judge}
+    project(
+        pytester,
+        canary_toml(
+            router_port=port, hold="8s", interval="2s", sampler=ROUTER_ONLY, judge=settings
+        ),
+    )
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_canary_with_errors_in_real_traffic_only_is_rolled_back_on_router_counts(
+    pytester: pytest.Pytester,
+    canary_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: list[str],
+) -> None:
+    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
+    port = new_port()
+    _router_stage(pytester, port)
+    bootstrap_main(canary_root, port)
+    with _real_traffic(port, threads=3):
+        result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
+    assert result.ret == 1, result.stdout.str()
+    cases = _cases(canary_root, "canary-1")
+    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
+    assert len(failed) == 1, cases
+    _, message, props = failed[0]
+    assert props["judge.error_rate.verdict"] == "fail"
+    assert props["judge.error_rate.source"] == "router"
+    assert int(props["judge.error_rate.samples"]) >= 10
+    assert "router (HAProxy counters): canary error rate" in message
+    assert "judge.compare_latency.source" in props
+    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
+        assert cases[step][0] == "passed", cases[step]
+    _rolled_back(canary_root)
+
+
+def test_slow_canary_in_real_traffic_only_is_rolled_back_on_router_latency(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    # v2-slow answers after 800 ms; each client waits for it, so fewer canary requests.
+    _router_stage(pytester, port, max_p95_latency_ms=300, min_requests=4)
+    bootstrap_main(canary_root, port)
+    with _real_traffic(port, threads=8):
+        result = run_stage(pytester, "canary-1", "--image=v2-slow")
+    assert result.ret == 1, result.stdout.str()
+    cases = _cases(canary_root, "canary-1")
+    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
+    assert len(failed) == 1, cases
+    _, message, props = failed[0]
+    assert props["judge.p95_latency.verdict"] == "fail"
+    assert props["judge.p95_latency.source"] == "router"
+    assert float(props["judge.p95_latency.value"]) > 300
+    assert "HAProxy keeps no percentiles" in message
+    _rolled_back(canary_root)
+
+
+def test_good_canary_in_real_traffic_only_is_promoted_on_router_counts(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    # Averages of a loaded shared machine wobble by more than the default 5 ms.
+    _router_stage(pytester, port, comparison={"min_samples": 10, "latency_tolerance_ms": 100})
+    bootstrap_main(canary_root, port)
+    with _real_traffic(port, threads=3) as loops:
+        result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == 0, result.stdout.str()
+    assert all(loop.failures == [] for loop in loops)
+    cases = _cases(canary_root, "canary-1")
+    health = [c for n, c in cases.items() if n.startswith("health@")]
+    assert len(health) == 4
+    for outcome, message, props in health:
+        assert outcome == "passed", message
+        for check in ("error_rate", "p95_latency", "compare_error_rate", "compare_latency"):
+            assert props[f"judge.{check}.source"] == "router"
+            assert props[f"judge.{check}.verdict"] == "pass"
+        assert int(props["judge.error_rate.samples"]) >= 10
+    assert cases["verdict"][0] == "passed"
