@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -197,6 +197,49 @@ class ReleaseConfig:
             ) from None
 
 
+class _Gates(Mapping[str, GateConfig]):
+    """Gates by name, each validated with the model of its kind.  A built-in gate the
+    configuration leaves as it is (its default table, valid by construction) is validated
+    when first read: a stage that does not use its kind never imports that kind."""
+
+    def __init__(self, source: str, kinds: Mapping[str, type[GateConfig]]) -> None:
+        self._source = source
+        self._kinds = kinds
+        self._tables: dict[str, Mapping[str, Any]] = {}
+        self._models: dict[str, GateConfig] = {}
+
+    def add(self, name: str, table: Mapping[str, Any], *, validate: bool) -> None:
+        self._tables[name] = table
+        if validate:
+            self._models[name] = self._validate(name)
+
+    def validated(self) -> list[str]:
+        return list(self._models)
+
+    def _validate(self, name: str) -> GateConfig:
+        table = self._tables[name]
+        try:
+            return self._kinds[table.get("kind", "tests")].model_validate(table)
+        except ValidationError as exc:
+            raise ReleaseConfigError(_format_errors(self._source, f"gates.{name}", exc)) from None
+
+    def __getitem__(self, name: str) -> GateConfig:
+        if name not in self._models:
+            if name not in self._tables:
+                raise KeyError(name)
+            self._models[name] = self._validate(name)
+        return self._models[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
 def _describe_location(loc: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -341,19 +384,15 @@ def load_release_config(
     except ValidationError as exc:
         raise ReleaseConfigError(_format_errors(source, "", exc)) from None
 
-    gates: dict[str, GateConfig] = {}
+    gates = _Gates(source, gate_kinds)
     for name, gate_table in model.gates.items():
         kind = gate_table.get("kind", "tests")
-        gate_model = gate_kinds.get(kind) if isinstance(kind, str) else None
-        if gate_model is None:
+        if not isinstance(kind, str) or kind not in gate_kinds:
             raise ReleaseConfigError(
                 f"invalid release configuration in {source}:\n  gates.{name}.kind = {kind!r}: "
                 f"unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
             )
-        try:
-            gates[name] = gate_model.model_validate(gate_table)
-        except ValidationError as exc:
-            raise ReleaseConfigError(_format_errors(source, f"gates.{name}", exc)) from None
+        gates.add(name, gate_table, validate=gate_table != DEFAULT_GATES.get(name))
 
     problems: list[str] = []
     for stage_name, stage in model.stages.items():
@@ -380,8 +419,8 @@ def load_release_config(
                     f"stages: {', '.join(model.stages)}"
                 )
     problems += stage_problems(model.stages)
-    for gate_name, gate in gates.items():
-        for dep in gate.after or ():
+    for gate_name in gates.validated():
+        for dep in gates[gate_name].after or ():
             if dep not in gates:
                 problems.append(
                     f"  gates.{gate_name}.after: unknown gate {dep!r}; gates: {', '.join(gates)}"

@@ -103,7 +103,8 @@ class GateTracker:
         tally = self._tally[gate]
         start = getattr(report, "start", None)
         stop = getattr(report, "stop", None)
-        if was_closed(report):  # a closed gate never ran: it has no duration
+        closed = not report.passed and was_closed(report)
+        if closed:  # a closed gate never ran: it has no duration
             start = stop = None
         if isinstance(start, float):
             tally.first_start = (
@@ -116,7 +117,7 @@ class GateTracker:
             state = "failed"
             self.failed_gates.add(gate)
         elif report.skipped and state == "passed":
-            state = "closed" if was_closed(report) else "skipped"
+            state = "closed" if closed else "skipped"
             if hasattr(report, "wasxfail"):
                 state = "xfailed"
         self._item_state[report.nodeid] = state
