@@ -90,6 +90,8 @@ class GateTracker:
 
     def closed_by(self, gate: str) -> str | None:
         """The reason ``gate`` is closed (an upstream gate failed), or None."""
+        if not self.failed_gates:  # the common case, asked before every test
+            return None
         for upstream in self.plan.upstream(gate):
             if upstream in self.failed_gates:
                 return closed_reason(upstream)
@@ -103,7 +105,7 @@ class GateTracker:
         tally = self._tally[gate]
         start = getattr(report, "start", None)
         stop = getattr(report, "stop", None)
-        closed = not report.passed and was_closed(report)
+        closed = was_closed(report)  # every phase: teardown reports pass
         if closed:  # a closed gate never ran: it has no duration
             start = stop = None
         if isinstance(start, float):

@@ -282,6 +282,15 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        if (
+            report.passed
+            and report.longrepr is None
+            and not report.sections
+            and not hasattr(report, "wasxfail")
+        ):
+            # Most reports: nothing to mask but custom properties.
+            self._mask_properties(report)
+            return report
         if call.excinfo is not None and report.failed:
             # The <failure type=...> of JUnit (the longrepr may be flattened below).
             report.release_error_type = call.excinfo.typename
@@ -313,6 +322,10 @@ class StageSession:
             sections = [(title, self.redact(content)) for title, content in report.sections]
             if sections != report.sections:
                 report.sections = sections
+        self._mask_properties(report)
+        return report
+
+    def _mask_properties(self, report: pytest.TestReport) -> None:
         safe = self._safe_values
         if any(
             isinstance(v, str) and v not in safe and self.redact(v) != v
@@ -321,7 +334,6 @@ class StageSession:
             report.user_properties = [
                 (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
             ]
-        return report
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(
