@@ -1,27 +1,36 @@
-"""Figure 1: plugin overhead on 2,000 trivial tests, and the plugin's import time.
+"""Figure 1: plugin overhead on 2,000 trivial tests and on a real suite, and import time.
 
-Variants (same generated project, same flags ``-q -p no:cacheprovider``):
+Suites: 2,000 generated trivial tests, and (not with ``--quick``) four test modules of
+``packaging`` 26.4 (its PyPI sdist; it and its test dependencies are installed by this
+script into a target directory of its own).  Variants (same flags ``-q -p no:cacheprovider``):
 
 * ``plain``: ``pytest -p no:release`` (the plugin is installed but blocked) - the baseline;
 * ``inert``: ``pytest`` (plugin loaded, no ``--stage``);
 * ``stage``: ``pytest --stage=all`` (one gate selecting every test: JUnit, ledger, gating);
 
-each serially and with ``-n 2``.  Import time: ``python -X importtime`` of
+each serially and with ``-n 2``: wall time, CPU time and peak memory (``ru_maxrss`` of the
+largest process, pytest or an xdist worker), ratios paired per round against ``plain``.
+
+Import time: ``python -X importtime`` of
 ``import pytest_release.plugin`` after ``import pytest`` (baseline: ``import pytest``), and
 the modules only a stage run imports (set difference against a plain run, self times
 summed; baseline: all modules of the plain run).
 
-    python benchmarks/overhead.py [--quick] [--reps N] [--out DIR]
+    python benchmarks/overhead.py [--quick] [--reps N] [--out DIR] [--no-real-suite]
 """
 
 from __future__ import annotations
 
-import resource
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
@@ -38,7 +47,6 @@ from _common import (
     parser,
     reps,
     summarize,
-    timed_run,
 )
 
 PYPROJECT = """\
@@ -72,22 +80,98 @@ def make_project(root: Path, tests: int, per_file: int = 100) -> None:
         written += count
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+PACKAGING = "packaging==26.4"
+PACKAGING_TEST_DEPS = ("pretend", "tomli_w")
+PACKAGING_TESTS = (
+    "tests/test_specifiers.py",
+    "tests/test_markers.py",
+    "tests/test_tags.py",
+    "tests/test_metadata.py",
+)
 
 
-def timed_with_cpu(cmd: Sequence[str], cwd: Path, cpu: list[float]) -> float:
-    """Wall time of ``cmd``; appends its CPU time (user + sys, xdist workers included: they
-    are waited for by pytest) to ``cpu`` - much less sensitive to other jobs' load."""
-    before = children_cpu()
-    wall = timed_run(cmd, cwd)
-    cpu.append(children_cpu() - before)
-    return wall
+def make_real_suite(root: Path) -> tuple[Path, dict[str, str]]:
+    """``packaging``'s sdist (tests included) unpacked in ``root``, with the release table
+    appended to its pyproject.toml; returns the environment that finds its test
+    dependencies (installed with pip into ``root/deps``)."""
+    download = root / "download"
+    deps = root / "deps"
+    for cmd in (
+        ["download", "--no-deps", "--no-binary", ":all:", PACKAGING, "-d", str(download)],
+        ["install", "--target", str(deps), PACKAGING, *PACKAGING_TEST_DEPS],
+    ):
+        done = subprocess.run(
+            [PYTHON, "-m", "pip", "--disable-pip-version-check", "-q", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise BenchmarkError(f"pip {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    (sdist,) = download.glob("packaging-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(root, filter="data")
+    (project,) = (p for p in root.glob("packaging-*") if p.is_dir())
+    pyproject = project / "pyproject.toml"
+    release = PYPROJECT.split("\n\n", 1)[1]  # the [tool.pytest-release...] tables
+    pyproject.write_text(pyproject.read_text(encoding="utf-8") + "\n" + release, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(deps), os.environ.get("PYTHONPATH", "")) if p)
+    return project, {**os.environ, "PYTHONPATH": path}
+
+
+@dataclass(frozen=True)
+class Usage:
+    wall: float  # s
+    cpu: float  # s, user + sys of pytest and its xdist workers
+    rss: float  # MiB, peak resident memory of the largest of those processes
+
+
+def measured_run(cmd: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> Usage:
+    """Run ``cmd`` once; ``os.wait4`` gives its CPU time and peak memory (the child's and
+    those of the processes it waited for: xdist workers)."""
+    with tempfile.TemporaryFile() as output:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            output.seek(0)
+            tail = output.read().decode(errors="replace")[-3000:]
+            raise BenchmarkError(
+                f"{' '.join(cmd)} (in {cwd}) exited with {proc.returncode}:\n{tail}"
+            )
+    return Usage(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def pytest_cmd(mode: str, xdist: bool) -> list[str]:
     return [PYTHON, "-m", "pytest", *FLAGS, *MODES[mode], *(["-n", "2"] if xdist else [])]
+
+
+def before_notes(path: Path) -> list[str]:
+    """The headline lines of an earlier run's ``overhead.json``, marked as the before."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        machine = data["machine"]
+        when = f"commit {machine['commit']}, {data['date']}, load average at start " + (
+            " / ".join(f"{v:.2f}" for v in machine["load_average_start"])
+        )
+        return [f"Before ({when}): {line}" for line in data["summary"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchmarkError(
+            f"--before {path}: not an overhead.json of this script: {exc}"
+        ) from None
+
+
+def _record(usage: list[Usage], run: Usage) -> float:
+    usage.append(run)
+    return run.wall
 
 
 # -- import time --------------------------------------------------------------------------
@@ -145,6 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--tests", type=int, default=None, help="number of trivial tests (2000)")
     p.add_argument("--no-xdist", action="store_true", help="skip the -n 2 variants")
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="overhead.json of an earlier run (e.g. the previous commit): its headline "
+        "ratios are listed under this run's, as the before of a change",
+    )
+    p.add_argument(
+        "--no-real-suite", action="store_true", help=f"skip the {PACKAGING} suite (needs PyPI)"
+    )
     args = p.parse_args(argv)
     out = out_dir(args)
     rounds = reps(args, full=7, quick=1)
@@ -156,53 +250,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="pytest-release-bench-overhead-"))
     try:
         make_project(root, tests)
-        variants: dict[str, Callable[[], float]] = {}
-        cpu: dict[str, list[float]] = {}
-        for xdist in (False, True) if with_xdist else (False,):
-            for mode in MODES:
-                cmd = pytest_cmd(mode, xdist)
-                name = mode + (" -n 2" if xdist else "")
-                if not args.quick:
-                    # Warm-up (bytecode, page cache) before measuring; checks that it passes.
-                    timed_run(cmd, root)
-                cpu[name] = []
-                variants[name] = lambda cmd=cmd, c=cpu[name]: timed_with_cpu(  # type: ignore[misc]
-                    cmd, root, c
+        suites: list[tuple[str, Path, dict[str, str] | None, str]] = [
+            ("trivial", root, None, f"{tests} trivial tests")
+        ]
+        if not (args.quick or args.no_real_suite):
+            print(f"overhead: installing {PACKAGING} (sdist) and its test dependencies", flush=True)
+            project, real_env = make_real_suite(root / "real")
+            suites.append(
+                (
+                    "packaging",
+                    project,
+                    real_env,
+                    f"{PACKAGING} (sdist), {len(PACKAGING_TESTS)} test modules",
                 )
-        print(f"overhead: {tests} trivial tests, {rounds} rounds", flush=True)
-        times = interleaved(variants, rounds)
-
-        table = figure.table(
-            f"`pytest` on {tests} trivial tests: wall time and CPU time (user + sys of pytest "
-            "and its xdist workers), ratios to `pytest -p no:release` (same round, same -n)",
-            [
-                "variant",
-                "command",
-                "wall time",
-                "wall ratio to plain",
-                "CPU time",
-                "CPU ratio to plain",
-                "n",
-            ],
-        )
-        for name, values in times.items():
-            xdist = name.endswith("-n 2")
-            plain = "plain -n 2" if xdist else "plain"
-            mode = name.split()[0]
-            shown = " ".join(["pytest", *MODES[mode], *(["-n", "2"] if xdist else [])])
-            table.rows.append(
-                [
-                    name,
-                    f"`{shown}`",
-                    fmt_spread(summarize(values)),
-                    fmt_ratio(summarize(paired_ratios(values, times[plain]))),
-                    fmt_spread(summarize(cpu[name])),
-                    fmt_ratio(summarize(paired_ratios(cpu[name], cpu[plain]))),
-                    str(rounds),
-                ]
             )
+        times: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        rss: dict[str, list[float]] = {}
+        for suite, cwd, suite_env, label in suites:
+            paths = list(PACKAGING_TESTS) if suite == "packaging" else []
+            variants: dict[str, Callable[[], float]] = {}
+            usage: dict[str, list[Usage]] = {}
+            for xdist in (False, True) if with_xdist else (False,):
+                for mode in MODES:
+                    cmd = [*pytest_cmd(mode, xdist), *paths]
+                    name = mode + (" -n 2" if xdist else "")
+                    if not args.quick:
+                        # Warm-up (bytecode, page cache) before measuring; checks that it passes.
+                        measured_run(cmd, cwd, suite_env)
+                    usage[name] = []
+                    variants[name] = lambda cmd=cmd, u=usage[name], cwd=cwd, env=suite_env: _record(  # type: ignore[misc]
+                        u, measured_run(cmd, cwd, env)
+                    )
+            print(f"overhead: {label}, {rounds} rounds", flush=True)
+            walls = interleaved(variants, rounds)
+            key = "" if suite == "trivial" else f"{suite} "
+            for name, values in walls.items():
+                times[key + name] = values
+                cpu[key + name] = [u.cpu for u in usage[name]]
+                rss[key + name] = [u.rss for u in usage[name]]
+            table = figure.table(
+                f"`pytest` on {label}: wall time, CPU time (user + sys of pytest and its xdist "
+                "workers) and peak memory (largest process), ratios to `pytest -p no:release` "
+                "(same round, same -n)",
+                [
+                    "variant",
+                    "command",
+                    "wall time",
+                    "wall ratio to plain",
+                    "CPU time",
+                    "CPU ratio to plain",
+                    "peak RSS (MiB)",
+                    "RSS ratio to plain",
+                    "n",
+                ],
+            )
+            for name in walls:
+                xdist = name.endswith("-n 2")
+                plain = key + ("plain -n 2" if xdist else "plain")
+                mode = name.split()[0]
+                shown = " ".join(["pytest", *MODES[mode], *(["-n", "2"] if xdist else [])])
+                table.rows.append(
+                    [
+                        name,
+                        f"`{shown}`",
+                        fmt_spread(summarize(times[key + name])),
+                        fmt_ratio(summarize(paired_ratios(times[key + name], times[plain]))),
+                        fmt_spread(summarize(cpu[key + name])),
+                        fmt_ratio(summarize(paired_ratios(cpu[key + name], cpu[plain]))),
+                        fmt_spread(summarize(rss[key + name]), lambda v: f"{v:.0f}"),
+                        fmt_ratio(summarize(paired_ratios(rss[key + name], rss[plain]))),
+                        str(rounds),
+                    ]
+                )
         figure.raw["wall_times_s"] = times
         figure.raw["cpu_times_s"] = cpu
+        figure.raw["peak_rss_mib"] = rss
         figure.raw["tests"] = tests
 
         # Import time.
@@ -254,19 +377,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             figure.raw[f"import_extra_{mode}_s"] = extra[mode]
             figure.raw[f"import_plain_total_s_{mode}"] = base[mode]
 
-        for name in ("inert", "stage"):
-            parts = []
-            for suffix in ("", " -n 2") if with_xdist else ("",):
-                plain = "plain" + suffix
-                wall = summarize(paired_ratios(times[name + suffix], times[plain]))
-                used = summarize(paired_ratios(cpu[name + suffix], cpu[plain]))
-                parts.append(
-                    f"{'serial' if not suffix else '-n 2'} {wall.median:.2f}x wall / "
-                    f"{used.median:.2f}x CPU"
+        for suite, _, _, label in suites:
+            key = "" if suite == "trivial" else f"{suite} "
+            for name in ("inert", "stage"):
+                parts = []
+                for suffix in ("", " -n 2") if with_xdist else ("",):
+                    plain = key + "plain" + suffix
+                    wall = summarize(paired_ratios(times[key + name + suffix], times[plain]))
+                    used = summarize(paired_ratios(cpu[key + name + suffix], cpu[plain]))
+                    mem = summarize(paired_ratios(rss[key + name + suffix], rss[plain]))
+                    parts.append(
+                        f"{'serial' if not suffix else '-n 2'} {wall.median:.2f}x wall / "
+                        f"{used.median:.2f}x CPU / {mem.median:.2f}x peak RSS"
+                    )
+                figure.summary.append(
+                    f"{name} vs plain pytest on {label} (median ratios): " + ", ".join(parts)
                 )
-            figure.summary.append(
-                f"{name} vs plain pytest on {tests} tests (median ratios): " + ", ".join(parts)
-            )
         figure.summary.append(
             f"import pytest_release.plugin: {fmt_seconds(summarize(plugin).median)} "
             f"({fmt_ratio(summarize(ratios))} of import pytest)"
@@ -282,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         if not with_xdist:
             figure.notes.append("The -n 2 variants were skipped (--quick or --no-xdist).")
+        if args.before is not None:
+            figure.notes += before_notes(args.before)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     figure.write(out)

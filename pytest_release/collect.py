@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,9 @@ def _matches(relpath: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def gate_of(item: pytest.Item, run: StageRun) -> str | None:
+def gate_of(
+    item: pytest.Item, run: StageRun, relpaths: dict[Path, str] | None = None
+) -> str | None:
     """The gate ``item`` belongs to in this stage, None when it is in none of them.
 
     An explicit ``@pytest.mark.gate(name)`` wins; then the gates' ``markers``; then
@@ -43,7 +46,10 @@ def gate_of(item: pytest.Item, run: StageRun) -> str | None:
     for name, gate in gates:
         if gate.markers and any(item.get_closest_marker(m) for m in gate.markers):
             return name
-    relpath = run.relative(item.path)
+    if relpaths is None:
+        relpath = run.relative(item.path)
+    else:  # one per file, not per test
+        relpath = relpaths.get(item.path) or relpaths.setdefault(item.path, run.relative(item.path))
     for name, gate in gates:
         if gate.paths and _matches(relpath, gate.paths):
             return name
@@ -56,8 +62,9 @@ def assign_items(
     """Filter and order ``items`` in place for the stage; returns nodeid -> gate."""
     by_gate: dict[str, list[pytest.Item]] = {gate: [] for gate in run.plan.order}
     deselected: list[pytest.Item] = []
+    relpaths: dict[Path, str] = {}
     for item in items:
-        gate = gate_of(item, run)
+        gate = gate_of(item, run, relpaths)
         if gate is None:
             deselected.append(item)
         else:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_release.config_checks import stage_problems
 from pytest_release.config_errors import format_errors as _format_errors
+from pytest_release.config_gates import GateTables as _Gates
 from pytest_release.config_types import Duration, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
@@ -348,7 +349,10 @@ def load_release_config(
     except ValidationError as exc:
         raise ReleaseConfigError(_format_errors(source, "", exc)) from None
 
-    gates = _validate_gates(model.gates, gate_kinds, source, "gates")
+    gates = _Gates(source, gate_kinds)
+    for name, gate_table in model.gates.items():
+        _check_kind(name, gate_table, gate_kinds, source, "gates")
+        gates.add(name, gate_table, validate=gate_table != DEFAULT_GATES.get(name))
     environments = {
         env_name: _environment(env_name, env, model.gates, gate_kinds, source)
         for env_name, env in model.environments.items()
@@ -388,8 +392,8 @@ def load_release_config(
                     f"stages: {', '.join(model.stages)}"
                 )
     problems += stage_problems(model.stages)
-    for gate_name, gate in gates.items():
-        for dep in gate.after or ():
+    for gate_name in gates.validated():
+        for dep in gates[gate_name].after or ():
             if dep not in gates:
                 problems.append(
                     f"  gates.{gate_name}.after: unknown gate {dep!r}; gates: {', '.join(gates)}"
@@ -409,26 +413,19 @@ def load_release_config(
     )
 
 
-def _validate_gates(
-    tables: Mapping[str, Mapping[str, Any]],
+def _check_kind(
+    name: str,
+    table: Mapping[str, Any],
     gate_kinds: Mapping[str, type[GateConfig]],
     source: str,
     prefix: str,
-) -> dict[str, GateConfig]:
-    gates: dict[str, GateConfig] = {}
-    for name, gate_table in tables.items():
-        kind = gate_table.get("kind", "tests")
-        gate_model = gate_kinds.get(kind) if isinstance(kind, str) else None
-        if gate_model is None:
-            raise ReleaseConfigError(
-                f"invalid release configuration in {source}:\n  {prefix}.{name}.kind = "
-                f"{kind!r}: unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
-            )
-        try:
-            gates[name] = gate_model.model_validate(gate_table)
-        except ValidationError as exc:
-            raise ReleaseConfigError(_format_errors(source, f"{prefix}.{name}", exc)) from None
-    return gates
+) -> None:
+    kind = table.get("kind", "tests")
+    if not isinstance(kind, str) or kind not in gate_kinds:
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  {prefix}.{name}.kind = {kind!r}: "
+            f"unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
+        )
 
 
 def _environment(
@@ -446,11 +443,13 @@ def _environment(
             f"invalid release configuration in {source}:\n  environments.{name}.gates: "
             f"unknown gate {unknown[0]!r}; gates: {', '.join(gate_tables)}"
         )
-    tables = {
-        gate: _deep_merge(dict(table), env.gates.get(gate, {}))
-        for gate, table in gate_tables.items()
-    }
-    gates = _validate_gates(tables, gate_kinds, source, f"environments.{name}.gates")
+    prefix = f"environments.{name}.gates"
+    gates = _Gates(source, gate_kinds, prefix)
+    for gate, table in gate_tables.items():
+        merged = _deep_merge(dict(table), env.gates.get(gate, {}))
+        _check_kind(gate, merged, gate_kinds, source, prefix)
+        # What the environment changes is checked now; the rest as the production gates.
+        gates.add(gate, merged, validate=gate in env.gates or merged != DEFAULT_GATES.get(gate))
     return Environment(name, env.description, dict(env.env), gates)
 
 

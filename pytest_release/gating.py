@@ -90,6 +90,8 @@ class GateTracker:
 
     def closed_by(self, gate: str) -> str | None:
         """The reason ``gate`` is closed (an upstream gate failed), or None."""
+        if not self.failed_gates:  # the common case, asked before every test
+            return None
         for upstream in self.plan.upstream(gate):
             if upstream in self.failed_gates:
                 return closed_reason(upstream)
@@ -103,7 +105,8 @@ class GateTracker:
         tally = self._tally[gate]
         start = getattr(report, "start", None)
         stop = getattr(report, "stop", None)
-        if was_closed(report):  # a closed gate never ran: it has no duration
+        closed = was_closed(report)  # every phase: teardown reports pass
+        if closed:  # a closed gate never ran: it has no duration
             start = stop = None
         if isinstance(start, float):
             tally.first_start = (
@@ -116,7 +119,7 @@ class GateTracker:
             state = "failed"
             self.failed_gates.add(gate)
         elif report.skipped and state == "passed":
-            state = "closed" if was_closed(report) else "skipped"
+            state = "closed" if closed else "skipped"
             if hasattr(report, "wasxfail"):
                 state = "xfailed"
         self._item_state[report.nodeid] = state

@@ -10,7 +10,7 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,22 +32,31 @@ def _xml_text(text: str) -> str:
     return _ILLEGAL_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRecord:
+    """What JUnit needs of one item: compact (the XML is built once, at the end), so a
+    passed test costs a few shared strings and numbers."""
+
     nodeid: str
     gate: str
     file: str
     line: int | None
-    classname: str
-    name: str
     duration: float = 0.0
     outcome: str = "passed"  # passed | failure | error | skipped
     error_type: str = ""  # the exception's type, for <failure type=...>
     crash_line: int | None = None  # the failing line, when it is in ``file``
     message: str = ""
     text: str = ""
-    properties: list[tuple[str, str]] = field(default_factory=list)
-    output: list[str] = field(default_factory=list)
+    properties: tuple[tuple[str, str], ...] = ()
+    output: tuple[str, ...] = ()
+
+    @property
+    def classname(self) -> str:
+        return _names(self.nodeid, self.gate)[0]
+
+    @property
+    def name(self) -> str:
+        return _names(self.nodeid, self.gate)[1]
 
 
 def _names(nodeid: str, gate: str) -> tuple[str, str]:
@@ -58,7 +67,7 @@ def _names(nodeid: str, gate: str) -> tuple[str, str]:
     rest = head.split("::") if sep else []
     if rest:
         rest[-1] += bracket + params
-    dotted = re.sub(r"\.py$", "", path).replace("/", ".")
+    dotted = path.removesuffix(".py").replace("/", ".")
     parts = [dotted, *rest]
     return f"{gate}." + ".".join(parts[:-1]) if len(parts) > 1 else gate, parts[-1]
 
@@ -71,28 +80,35 @@ class CaseRecorder:
         self.members = members
         self.redact = redact
         self.cases: dict[str, CaseRecord] = {}
+        self._files: dict[str, str] = {}  # report location -> repo-relative path
 
-    def record(self, report: pytest.TestReport) -> CaseRecord | None:
-        gate = report_gate(report, self.members)
+    def _file(self, fspath: str) -> str:
+        found = self._files.get(fspath)
+        if found is None:
+            found = self._files[fspath] = self.run.relative(fspath)
+        return found
+
+    def record(self, report: pytest.TestReport, gate: str | None = None) -> CaseRecord | None:
+        """Account ``report`` (of ``gate`` when the caller knows it)."""
+        gate = gate or report_gate(report, self.members)
         if gate is None:
             return None
         case = self.cases.get(report.nodeid)
         if case is None:
             fspath, lineno, _ = report.location
-            classname, name = _names(self.redact(report.nodeid), gate)
             case = CaseRecord(
                 nodeid=report.nodeid,
                 gate=gate,
-                file=self.run.relative(fspath),
+                file=self._file(fspath),
                 line=None if lineno is None else lineno + 1,
-                classname=classname,
-                name=name,
             )
             self.cases[report.nodeid] = case
         case.duration += report.duration
         for key, value in report.user_properties:
             if key != GATE_PROPERTY and (key, str(value)) not in case.properties:
-                case.properties.append((str(key), self.redact(str(value))))
+                case.properties += ((str(key), self.redact(str(value))),)
+        if report.passed:
+            return case
         if report.failed:
             kind = "failure" if report.when == "call" else "error"
             if case.outcome != "failure":
@@ -104,8 +120,9 @@ class CaseRecorder:
             if crash and case.crash_line is None and crash[0] == case.file:
                 case.crash_line = int(crash[1])
             case.text = f"{case.text}\n{text}".strip() if case.text else text
-            for title, content in report.sections:
-                case.output.append(self.redact(f"----- {title} -----\n{content}"))
+            case.output += tuple(
+                self.redact(f"----- {title} -----\n{content}") for title, content in report.sections
+            )
         elif report.skipped and case.outcome == "passed":
             case.outcome = "skipped"
             if was_closed(report):
@@ -176,7 +193,7 @@ def write_junit(
         for key, value in suite_properties:
             ET.SubElement(props, "property", name=key, value=_xml_text(redact(value)))
         for case in members:
-            _add_case(suite, case)
+            _add_case(suite, case, redact)
     if stage_failure:
         suite = ET.SubElement(
             root,
@@ -201,10 +218,11 @@ def write_junit(
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _add_case(suite: ET.Element, case: CaseRecord) -> None:
+def _add_case(suite: ET.Element, case: CaseRecord, redact: Redactor) -> None:
+    classname, name = _names(redact(case.nodeid), case.gate)
     attrs = {
-        "classname": _xml_text(case.classname),
-        "name": _xml_text(case.name),
+        "classname": _xml_text(classname),
+        "name": _xml_text(name),
         "file": _xml_text(case.file),
         "time": f"{case.duration:.3f}",
     }
@@ -233,14 +251,11 @@ def _add_case(suite: ET.Element, case: CaseRecord) -> None:
 def not_run_case(run: StageRun, nodeid: str, gate: str, result: str) -> CaseRecord:
     """A selected item that never reported an outcome (the stage ended first): listed as
     skipped, so no reader counts it as passed."""
-    classname, name = _names(nodeid, gate)
     return CaseRecord(
         nodeid=nodeid,
         gate=gate,
         file=run.relative(nodeid.split("::", 1)[0]),
         line=None,
-        classname=classname,
-        name=name,
         outcome="skipped",
         message=f"not run: the stage ended ({result}) before this item reported an outcome",
     )

@@ -7,26 +7,47 @@ before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes ov
 from __future__ import annotations
 
 import importlib
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_release import gates, hookspecs, options
 
+if TYPE_CHECKING:
+    from pytest_release.config import ReleaseConfig
+
 # Plugins of the spine that are not gate kinds: coverage thresholds of any gate, and the
 # Kubernetes platform's ledger store and end-of-stage reachability check.
-SUPPORT_PLUGINS: tuple[str, ...] = (
-    "pytest_release.coverage",
-    "pytest_release.canary.platforms.kubernetes.plugin",
-)
+COVERAGE_PLUGIN = "pytest_release.coverage"
+KUBERNETES_PLUGIN = "pytest_release.canary.platforms.kubernetes.plugin"
+SUPPORT_PLUGINS: tuple[str, ...] = (COVERAGE_PLUGIN, KUBERNETES_PLUGIN)
 
 
-def _register_builtin_plugins(config: pytest.Config) -> None:
-    """Register the built-in gate plugins and support plugins (stage mode only)."""
-    for module_name in (*gates.BUILTIN_GATE_PLUGINS, *SUPPORT_PLUGINS):
+def _register(config: pytest.Config, module_names: Iterable[str]) -> None:
+    for module_name in module_names:
         name = f"pytest-release:{module_name}"
         if config.pluginmanager.get_plugin(name) is None:
             config.pluginmanager.register(importlib.import_module(module_name), name)
+
+
+def _register_builtin_plugins(config: pytest.Config) -> None:
+    """Register every built-in gate plugin and support plugin (``--release-status``)."""
+    _register(config, (*gates.BUILTIN_GATE_PLUGINS, *SUPPORT_PLUGINS))
+
+
+def stage_plugins(release_config: ReleaseConfig, gate_names: Iterable[str]) -> list[str]:
+    """The built-in plugins a stage of ``gate_names`` needs: those of its gates' kinds,
+    coverage when one of them has a threshold, Kubernetes for its ledger or canaries.
+    The others are not imported: their hooks would run for every test for nothing."""
+    used = [release_config.gates[name] for name in gate_names]
+    kinds = {gate.kind for gate in used}
+    needed = [gates.builtin_gate_plugin(kind) for kind in gates.BUILTIN_GATES if kind in kinds]
+    if any(gate.coverage is not None for gate in used):
+        needed.append(COVERAGE_PLUGIN)
+    if "canary" in kinds or release_config.ledger.backend == "kubernetes":
+        needed.append(KUBERNETES_PLUGIN)
+    return needed
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -63,8 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
         _uses_xdist,
     )
 
-    _register_builtin_plugins(config)
     run = resolve_run(config, stage)
+    _register(config, stage_plugins(run.config, run.plan.order))
     session = StageSession(config, run)
     if not session.is_worker:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,25 @@ from pytest_release.plan import build_plan
 from pytest_release.stage import StageRun
 
 
-def gate_kinds(config: pytest.Config) -> dict[str, type[GateConfig]]:
-    kinds: dict[str, type[GateConfig]] = {"tests": GateConfig}
+def gate_kinds(config: pytest.Config) -> Mapping[str, type[GateConfig]]:
+    """``tests``, the built-in kinds (a kind's table is imported only when the
+    configuration names it) and the kinds other plugins add with the hook."""
+    from pytest_release.gates import BUILTIN_GATES, GateKinds, builtin_gate_model
+
+    extra: dict[str, type[GateConfig]] = {}
     for contributed in config.hook.pytest_release_gate_kinds():
         for kind, model in (contributed or {}).items():
-            if kind in kinds and kinds[kind] is not model:
+            known = extra.get(kind) or (
+                GateConfig
+                if kind == "tests"
+                else builtin_gate_model(kind)
+                if kind in BUILTIN_GATES
+                else None
+            )
+            if known is not None and known is not model:
                 raise pytest.UsageError(f"gate kind {kind!r} is provided by two plugins")
-            kinds[kind] = model
-    return kinds
+            extra[kind] = model
+    return GateKinds(extra)
 
 
 def load_config(config: pytest.Config) -> ReleaseConfig:

@@ -86,6 +86,9 @@ class StageSession:
         else:
             self.run_dir = RunDir.create()
         self.closed_file = ClosedGatesFile(self.run_dir.path / "closed-gates.json")
+        self._closed_seen: dict[str, str | None] = {}  # worker: gate -> closed reason
+        # Values that never need masking (gate names are the configuration's own keys).
+        self._safe_values = frozenset(run.plan.order)
         self.uses_xdist = _uses_xdist(config)
         # --collect-only inspects a stage: it runs nothing, so it records nothing.
         self.collect_only = bool(config.option.collectonly)
@@ -261,18 +264,33 @@ class StageSession:
         gate = item.stash.get(GATE_KEY, None)
         if gate is None:
             return
-        reason = (
-            self.closed_file.read().get(gate) if self.is_worker else self.tracker.closed_by(gate)
-        )
+        reason = self._worker_closed(gate) if self.is_worker else self.tracker.closed_by(gate)
         if reason is not None:
             item.user_properties.append((CLOSED_PROPERTY, reason))
             pytest.skip(reason)
+
+    def _worker_closed(self, gate: str) -> str | None:
+        """Whether ``gate`` is closed, read once per gate: the controller decides it, and
+        writes the file, before it lets the gate's first item start, and never changes
+        it afterwards (:mod:`.xdist_scheduler`)."""
+        if gate not in self._closed_seen:
+            self._closed_seen[gate] = self.closed_file.read().get(gate)
+        return self._closed_seen[gate]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        if (
+            report.passed
+            and report.longrepr is None
+            and not report.sections
+            and not hasattr(report, "wasxfail")
+        ):
+            # Most reports: nothing to mask but custom properties.
+            self._mask_properties(report)
+            return report
         if call.excinfo is not None and report.failed:
             # The <failure type=...> of JUnit (the longrepr may be flattened below).
             report.release_error_type = call.excinfo.typename
@@ -298,11 +316,24 @@ class StageSession:
         elif isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
             path, line, message = report.longrepr
             report.longrepr = (path, line, self.redact(str(message)))
-        report.sections = [(title, self.redact(content)) for title, content in report.sections]
-        report.user_properties = [
-            (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
-        ]
+        # Captured output and properties are printed (-rA, failures) and sent to the
+        # controller: masked here, but a list is only rebuilt when a value changes.
+        if report.sections:
+            sections = [(title, self.redact(content)) for title, content in report.sections]
+            if sections != report.sections:
+                report.sections = sections
+        self._mask_properties(report)
         return report
+
+    def _mask_properties(self, report: pytest.TestReport) -> None:
+        safe = self._safe_values
+        if any(
+            isinstance(v, str) and v not in safe and self.redact(v) != v
+            for _, v in report.user_properties
+        ):
+            report.user_properties = [
+                (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
+            ]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(
@@ -331,8 +362,8 @@ class StageSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        self.tracker.record(report)
-        self.recorder.record(report)
+        gate = self.tracker.record(report)
+        self.recorder.record(report, gate)
 
     # -- finish --------------------------------------------------------------------------
     def _partial_reason(self) -> str | None:

@@ -333,3 +333,91 @@ def test_unknown_gate_in_marker_is_a_usage_error(pytester: pytest.Pytester) -> N
     result = run_stage(pytester, "check")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*@pytest.mark.gate('unti') names no configured gate; gates in*"])
+
+
+LOADED = """
+import json, sys
+
+def pytest_sessionfinish(session):
+    plugins = [n for n, _ in session.config.pluginmanager.list_name_plugin()]
+    modules = sorted(m for m in sys.modules if m.startswith("pytest_release.gates."))
+    name = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    with open(f"loaded-{name}.json", "w") as f:
+        json.dump({"plugins": plugins, "modules": modules}, f)
+"""
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_a_stage_loads_only_the_gate_kinds_it_runs(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    import json
+
+    project(
+        pytester,
+        """
+        [gates.unit]
+        paths = ["tests"]
+        [gates.checks]
+        kind = "lint"
+        tools = ["ruff-check"]
+        [stages.check]
+        gates = ["unit"]
+        """,
+        **{"conftest.py": LOADED, "tests/test_u.py": "def test_u(): pass\n"},
+    )
+    result = run_stage(pytester, "check", *xdist)
+    result.assert_outcomes(passed=1)
+    reports = sorted(pytester.path.glob("loaded-*.json"))
+    assert len(reports) == (3 if xdist else 1)
+    for report in reports:
+        loaded = json.loads(report.read_text())
+        # The lint gate is configured (its table was validated: its config module), but
+        # no gate of the stage is a lint, e2e, docker, newman or canary gate.
+        assert "pytest_release.gates.lint.config" in loaded["modules"]
+        assert not [m for m in loaded["modules"] if m.endswith(".plugin")], loaded
+        assert not [m for m in loaded["modules"] if ".canary" in m or ".e2e" in m], loaded
+        ours = [p for p in loaded["plugins"] if p.startswith("pytest-release:")]
+        assert ours == [], ours  # no gate plugin, no coverage, no Kubernetes
+
+
+def test_a_stage_still_checks_the_gates_it_does_not_run(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        """
+        [gates.unit]
+        paths = ["tests"]
+        [gates.e2e]
+        headless = "sometimes"
+        [stages.check]
+        gates = ["unit"]
+        """,
+        **{"tests/test_u.py": "def test_u(): pass\n"},
+    )
+    result = run_stage(pytester, "check")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*gates.e2e.headless*sometimes*"])
+
+
+def test_a_stage_registers_the_plugins_of_its_gate_kinds(pytester: pytest.Pytester) -> None:
+    import json
+
+    project(
+        pytester,
+        """
+        [gates.unit]
+        paths = ["tests"]
+        coverage = { fail_under = 0 }
+        [stages.check]
+        gates = ["unit", "e2e"]
+        """,
+        **{"conftest.py": LOADED, "tests/test_u.py": "def test_u(): pass\n"},
+    )
+    result = run_stage(pytester, "check")
+    result.assert_outcomes(passed=2)  # the test and the coverage item
+    loaded = json.loads((pytester.path / "loaded-main.json").read_text())
+    ours = {p for p in loaded["plugins"] if p.startswith("pytest-release:")}
+    assert ours == {
+        "pytest-release:pytest_release.gates.e2e.plugin",
+        "pytest-release:pytest_release.coverage",
+    }

@@ -196,3 +196,12 @@ def test_github_context_and_approval_are_recorded_in_the_ledger(
     assert run["ci"]["actor"] == "alice"
     status = pytester.runpytest_subprocess("--release-status", "--release-id=r1")
     status.stdout.fnmatch_lines(["*[approved via release-approval by bob]*"])
+
+
+def test_the_redactor_says_whether_masking_would_change_a_text() -> None:
+    redact = Redactor.from_env(["TOKEN"], {"TOKEN": "s3cr3t-value"})
+    assert redact.finds("id test_x[s3cr3t-value]")
+    assert redact.finds("token ghp_" + "a" * 30)  # a token shape, configured or not
+    assert redact.finds("cut short: 's3cr3t...'")  # a piece before "..."
+    assert not redact.finds("test_x[plain]\ntests/test_a.py::test_x[plain]")
+    assert not redact.finds("s3cr3t\n-value")  # lines are searched one by one
