@@ -88,8 +88,9 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
         )
     try:
         only = config.getoption(options.ONLY_GATES.dest)
-        plan = build_plan(release_config, stage, tuple(only) if only else None)
+        # The gates as the stage runs them (its target environment's settings), then its plan.
         release_config = release_config.for_stage(stage)
+        plan = build_plan(release_config, stage, tuple(only) if only else None)
     except ReleaseConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     target = release_config.stages[stage].target
