@@ -176,6 +176,17 @@ def test_switch_without_an_idle_colour_changes_nothing(
     assert _cases(canary_root, "bluegreen-switch")["rollback:traffic"][0] == "skipped"
 
 
+def test_deploy_judged_on_router_evidence_only_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    toml = canary_toml(
+        router_port=new_port(), judge={"evidence": ["router"]}, extra=BLUEGREEN_STAGES
+    )
+    project(pytester, toml)
+    result = run_stage(pytester, "bluegreen-deploy", "--image=v2")
+    assert result.ret == 4
+    assert "judges the idle colour of a blue/green deploy" in result.stderr.str()
+    assert "include 'sampler' in judge.evidence" in result.stderr.str()
+
+
 def test_switch_stage_that_holds_is_a_usage_error(pytester: pytest.Pytester) -> None:
     extra = BLUEGREEN_STAGES.replace(
         'action = "bluegreen-switch", replicas = 1, hold = "0s"',

@@ -113,7 +113,9 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
     if problem is None and not source.judge.http_checks and source.judge.max_restarts is None:
         problem = "judge.http_checks = false leaves judge.max_restarts as the only check: set it"
     if problem is None:
-        problem = _evidence_problem(source) or _slots_problem(source, run)
+        problem = (
+            _evidence_problem(source) or _slots_problem(source, run) or _idle_problem(source, run)
+        )
     if problem is not None:
         raise pytest.UsageError(f"gates.{name} in {run.config.source}: {problem}")
     return CanarySettings(
@@ -125,6 +127,22 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
         slack=source.slack,
         rollback_on_insufficient=source.rollback_on_insufficient,
         verify_requests=source.verify_requests,
+    )
+
+
+def _idle_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
+    """Blue/green judges the idle colour while the router sends it nothing: only the
+    sampler's direct requests (or platform status) can reach it."""
+    rollout = run.stage_config.rollout
+    if rollout is None or rollout.action != "bluegreen-deploy" or not gate.judge.http_checks:
+        return None
+    if "sampler" in gate.judge.evidence and gate.sampler.direct_rate > 0:
+        return None
+    return (
+        f"stages.{run.stage} judges the idle colour of a blue/green deploy, which the router "
+        f"sends no traffic: judge.evidence = {list(gate.judge.evidence)!r} with "
+        f"sampler.direct_rate = {gate.sampler.direct_rate:g} gives it no request; include "
+        "'sampler' in judge.evidence with sampler.direct_rate > 0"
     )
 
 
