@@ -162,3 +162,41 @@ def test_canary_with_errors_is_rolled_back_through_the_service_traffic(
     platform = CloudRunPlatform(platform_config(emulator.endpoint))
     weights = CloudRunRouter(platform, CloudRunRouterConfig(type="cloud-run")).weights()
     assert (weights.stable, weights.canary, weights.canary_members) == (100, 0, ())
+
+
+BLUEGREEN = """
+[stages.bluegreen-deploy]
+gates = ["canary"]
+requires = []
+rollout = { action = "bluegreen-deploy", replicas = 1, hold = "4s", interval = "2s" }
+[stages.bluegreen-switch]
+gates = ["canary"]
+requires = ["bluegreen-deploy"]
+rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
+"""
+
+
+def test_blue_green_switch_and_switch_back_through_the_service_traffic(
+    pytester: pytest.Pytester, emulator: CloudRunEmulator
+) -> None:
+    """The idle colour is a tagged revision at 0 % (judged through its tag URL), the switch
+    one traffic update to 100 %, the switch back the rollback stage; the load through the
+    service URL loses no request."""
+    project(pytester, _toml(emulator.endpoint) + BLUEGREEN)
+    service_url = emulator.state(NAME).service.uri
+    with load_through(_port(service_url)) as load:
+        deploy = run_stage(pytester, "bluegreen-deploy", "--image=v2")
+        assert deploy.ret == 0, deploy.stdout.str()
+        assert _served(emulator) == {"stable": (100, "v1"), "canary": (0, "v2")}
+        assert set(load.versions) == {"v1"}  # no production request reached the idle colour
+        switch = run_stage(pytester, "bluegreen-switch", "--image=v2")
+        assert switch.ret == 0, switch.stdout.str()
+        assert _served(emulator) == {"stable": (0, "v1"), "canary": (100, "v2")}
+        back = run_stage(pytester, "rollback", "--image=v2")
+        assert back.ret == 0, back.stdout.str()
+    assert _served(emulator) == {"stable": (100, "v1")}
+    assert load.failures == []
+    assert set(load.versions) == {"v1", "v2"}
+    verified = _cases(pytester.path, "bluegreen-switch")["switch:verify"]
+    assert verified[0] == "passed", verified
+    assert verified[2]["live.image"] == "v2"
