@@ -90,6 +90,7 @@ class ShopHandler(BaseHTTPRequestHandler):
         started = time.monotonic()
         path = self.path.split("?", 1)[0]
         crash = False
+        body: Any  # JSON, an HTML page, or the /metrics text
         if path == "/health":
             if self.server.faults.fail_health:
                 status, body = 503, {"status": "failing", "version": self.server.version}
