@@ -14,7 +14,9 @@ largest process, pytest or an xdist worker), ratios paired per round against ``p
 Import time: ``python -X importtime`` of
 ``import pytest_release.plugin`` after ``import pytest`` (baseline: ``import pytest``), and
 the modules only a stage run imports (set difference against a plain run, self times
-summed; baseline: all modules of the plain run).
+summed; baseline: all modules of the plain run), also by package.  Where the time goes: a
+serial stage run profiled with cProfile on a CPU clock (``--profile-before DIR`` profiles
+an older ``pytest_release`` package beside it, as the before).
 
     python benchmarks/overhead.py [--quick] [--reps N] [--out DIR] [--no-real-suite]
 """
@@ -224,6 +226,137 @@ def extra_imports(plain: dict[str, int], other: dict[str, int]) -> tuple[float, 
     return sum(extra) / 1e6, sum(plain.values()) / 1e6, len(extra)
 
 
+# -- where the time goes -----------------------------------------------------------------
+PROFILE_RUNNER = """\
+import cProfile, sys, time
+import pytest
+profile = cProfile.Profile(time.process_time)  # CPU time: load on the machine does not count
+profile.enable()
+try:
+    code = pytest.main(sys.argv[2:])
+finally:
+    profile.disable()
+    profile.dump_stats(sys.argv[1])
+sys.exit(int(code))
+"""
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    function: str
+    calls: int
+    cumulative: float  # CPU s, profiled
+
+
+@dataclass(frozen=True)
+class Profile:
+    total: float  # CPU s of the profiled run
+    plugin_self: float  # CPU s spent in pytest_release's own code (self time)
+    pydantic_self: float  # CPU s in pydantic and pydantic_core (import, validation)
+    rows: tuple[ProfileRow, ...]  # the plugin's functions, largest cumulative time first
+
+
+def profile_stage(cwd: Path, args: Sequence[str], env: Mapping[str, str] | None) -> Profile:
+    """Run ``pytest args`` once under cProfile (CPU time) and summarise the plugin's part."""
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "stage.prof"
+        done = subprocess.run(
+            [PYTHON, "-c", PROFILE_RUNNER, str(out), *args],
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            raise BenchmarkError(f"profiled run failed ({done.returncode}):\n{done.stdout[-2000:]}")
+        stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    total = plugin_self = pydantic_self = 0.0
+    rows: list[ProfileRow] = []
+    for (filename, line, name), (_, calls, tottime, cumulative, _) in stats.items():
+        total += tottime
+        if "/pydantic" in filename:
+            pydantic_self += tottime
+        marker = "/pytest_release/"
+        if marker in filename:
+            plugin_self += tottime
+            module = filename.split(marker, 1)[1].removesuffix(".py").replace("/", ".")
+            rows.append(ProfileRow(f"{module}:{line} {name}", calls, cumulative))
+    rows.sort(key=lambda r: -r.cumulative)
+    return Profile(total, plugin_self, pydantic_self, tuple(rows))
+
+
+def profile_tables(
+    figure: Figure,
+    label: str,
+    profiles: Sequence[tuple[str, Profile]],
+    top: int,
+) -> None:
+    summary = figure.table(
+        f"Where a serial stage run on {label} spends its CPU time (cProfile with a CPU "
+        "clock, one run each; profiling inflates Python-heavy code, so compare shares, "
+        "not seconds, with the timings above)",
+        ["code", "profiled CPU", "plugin code (self time)", "share", "pydantic (self time)"],
+    )
+    for name, prof in profiles:
+        summary.rows.append(
+            [
+                name,
+                fmt_seconds(prof.total),
+                fmt_seconds(prof.plugin_self),
+                f"{100 * prof.plugin_self / prof.total:.1f} %",
+                fmt_seconds(prof.pydantic_self),
+            ]
+        )
+    for name, prof in profiles:
+        table = figure.table(
+            f"{name}: the plugin's functions with the largest cumulative CPU time (includes "
+            "what they call; module bodies are imports)",
+            ["function", "calls", "cumulative CPU", "share of the run"],
+        )
+        for row in prof.rows[:top]:
+            table.rows.append(
+                [
+                    f"`{row.function}`",
+                    str(row.calls),
+                    fmt_seconds(row.cumulative),
+                    f"{100 * row.cumulative / prof.total:.1f} %",
+                ]
+            )
+
+
+IMPORT_FAMILIES = (
+    ("pydantic", ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")),
+    ("pytest_release.config* (the validated tables)", ("pytest_release.config",)),
+    ("other pytest_release modules", ("pytest_release",)),
+    ("filelock", ("filelock",)),
+)
+
+
+def import_families(plain: dict[str, int], stage: dict[str, int]) -> dict[str, int]:
+    """Self import time (us) of the modules ``stage`` imports and ``plain`` does not, by
+    package family (the first family whose prefix matches; the rest as "other")."""
+    totals: dict[str, int] = {}
+    for name, us in stage.items():
+        if name in plain:
+            continue
+        family = next(
+            (
+                label
+                for label, prefixes in IMPORT_FAMILIES
+                if any(
+                    name == p or name.startswith(p + ".") or name.startswith(p + "_")
+                    for p in prefixes
+                )
+            ),
+            "other (standard library and dependencies)",
+        )
+        totals[family] = totals.get(family, 0) + us
+    return totals
+
+
 # -- main ---------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
@@ -238,6 +371,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--no-real-suite", action="store_true", help=f"skip the {PACKAGING} suite (needs PyPI)"
+    )
+    p.add_argument(
+        "--profile-before",
+        type=Path,
+        default=None,
+        help="a directory holding an older pytest_release package (e.g. `git archive` of "
+        "an earlier commit): its profile is listed beside this tree's, as the before",
     )
     args = p.parse_args(argv)
     out = out_dir(args)
@@ -323,6 +463,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         str(rounds),
                     ]
                 )
+        # Where the time goes: a profile of the stage on the real suite (else the trivial one).
+        suite, cwd, suite_env, label = suites[-1]
+        paths = list(PACKAGING_TESTS) if suite == "packaging" else []
+        stage_args = [*FLAGS, *MODES["stage"], *paths]
+        profiles = [("this tree", profile_stage(cwd, stage_args, suite_env))]
+        if args.profile_before is not None:
+            before_env = dict(suite_env if suite_env is not None else os.environ)
+            before_env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(args.profile_before), before_env.get("PYTHONPATH", "")) if p
+            )
+            profiles.insert(0, ("before", profile_stage(cwd, stage_args, before_env)))
+        profile_tables(figure, label, profiles, top=5 if args.quick else 14)
+        figure.raw["profile"] = {
+            name: {
+                "total_s": prof.total,
+                "plugin_self_s": prof.plugin_self,
+                "pydantic_self_s": prof.pydantic_self,
+                "top": [[r.function, r.calls, r.cumulative] for r in prof.rows[:30]],
+            }
+            for name, prof in profiles
+        }
         figure.raw["wall_times_s"] = times
         figure.raw["cpu_times_s"] = cpu
         figure.raw["peak_rss_mib"] = rss
@@ -356,12 +517,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra: dict[str, list[float]] = {"inert": [], "stage": []}
         base: dict[str, list[float]] = {"inert": [], "stage": []}
         counts: dict[str, int] = {}
+        families: dict[str, list[float]] = {}
         for _ in range(module_reps):
             runs = {mode: module_self_times(root, mode) for mode in MODES}
             for mode in ("inert", "stage"):
                 e, b, counts[mode] = extra_imports(runs["plain"], runs[mode])
                 extra[mode].append(e)
                 base[mode].append(b)
+            for family, us in import_families(runs["plain"], runs["stage"]).items():
+                families.setdefault(family, []).append(us / 1e6)
         for mode in ("inert", "stage"):
             label = "plugin loaded, no --stage" if mode == "inert" else "--stage=all"
             imports.rows.append(
@@ -376,6 +540,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             figure.raw[f"import_extra_{mode}_s"] = extra[mode]
             figure.raw[f"import_plain_total_s_{mode}"] = base[mode]
+        by_family = figure.table(
+            "Modules only a stage run imports (per process: the controller and each xdist "
+            "worker import them), self times summed by package",
+            ["package", "self time", "n"],
+        )
+        for family, values in sorted(families.items(), key=lambda kv: -sum(kv[1])):
+            by_family.rows.append([family, fmt_spread(summarize(values)), str(len(values))])
+        figure.raw["import_families_s"] = families
 
         for suite, _, _, label in suites:
             key = "" if suite == "trivial" else f"{suite} "

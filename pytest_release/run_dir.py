@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from filelock import FileLock
-
 from pytest_release.atomic import write_text_atomic
 
 WORKERINPUT_KEY = "pytest_release_run_dir"
@@ -48,6 +46,8 @@ class RunDir:
         results out to items on any worker."""
         digest = hashlib.sha256(key.encode()).hexdigest()[:24]
         target = self.path / f"once-{digest}.json"
+        from filelock import FileLock  # only gates that run a tool once need the lock
+
         with FileLock(str(target) + ".lock"):
             if target.exists():
                 return json.loads(target.read_text(encoding="utf-8"))

@@ -19,23 +19,24 @@ from collections.abc import Generator, Iterable
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release import github
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
-from pytest_release.gate_node import skip_location
-from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker, was_closed
-from pytest_release.junit import CaseRecorder
-from pytest_release.ledger import Ledger, LedgerEntry, open_store, utc_now
+from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.redact import Redactor, mask_node_ids
+from pytest_release.report_prep import prepare_report
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
-from pytest_release.stage_checks import check_report_paths, check_requirements, narrowing_args
-from pytest_release.stage_report import write_stage_reports, write_terminal_summary
+
+if TYPE_CHECKING:
+    # Controller-only modules (the ledger and its file lock, JUnit, GitHub output) are
+    # imported where the controller uses them: an xdist worker never loads them.
+    from pytest_release.junit import CaseRecorder
+    from pytest_release.ledger import Ledger, LedgerEntry
 
 STAGE_SESSION_NAME = "pytest-release-stage"
 GATE_KEY = pytest.StashKey[str]()
@@ -79,7 +80,6 @@ class StageSession:
         self.is_worker = _is_worker(config)
         self.redact = Redactor.from_env(run.config.secrets)
         self.tracker = GateTracker(run.plan)
-        self.recorder = CaseRecorder(run, self.tracker.members, self.redact)
         if self.is_worker:
             workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
             self.run_dir = RunDir(Path(workerinput[WORKERINPUT_KEY]), owner=False)
@@ -93,9 +93,20 @@ class StageSession:
         # --collect-only inspects a stage: it runs nothing, so it records nothing.
         self.collect_only = bool(config.option.collectonly)
         self.collection_errors = 0
-        self.ledger = Ledger(
-            open_store(run.config.ledger, run.ledger_path, run.rootdir, config.hook)
-        )
+        # Set on the process that sees every report (the controller), never on a worker.
+        self.recorder: CaseRecorder
+        self.ledger: Ledger
+        self.partial_args: list[str] = []
+        if not self.is_worker:
+            from pytest_release.junit import CaseRecorder
+            from pytest_release.ledger import Ledger, open_store
+            from pytest_release.stage_checks import narrowing_args
+
+            self.recorder = CaseRecorder(run, self.tracker.members, self.redact)
+            self.ledger = Ledger(
+                open_store(run.config.ledger, run.ledger_path, run.rootdir, config.hook)
+            )
+            self.partial_args = narrowing_args(config)
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
@@ -103,7 +114,6 @@ class StageSession:
         self.signals_received: list[int] = []
         self.startup_warnings: list[str] = []
         self.report_errors: list[str] = []
-        self.partial_args = narrowing_args(config)
         self._held = ExitStack()  # the rollout lock of a rollout stage
 
     # -- public API for gate plugins -----------------------------------------------------
@@ -115,16 +125,21 @@ class StageSession:
         """Mask ``values`` too, everywhere this session writes (gate plugins call it for
         secrets they read from their own settings, e.g. a Slack webhook)."""
         self.redact = self.redact.with_values(values)
-        self.recorder.redact = self.redact
+        if not self.is_worker:
+            self.recorder.redact = self.redact
 
     # -- start ---------------------------------------------------------------------------
     def check_requirements(self) -> None:
         """Refuse to start unless the required stages passed for this release, and refuse
         a rollout while an earlier rollback failed (:mod:`.stage_checks`)."""
+        from pytest_release.stage_checks import check_requirements
+
         check_requirements(self)
 
     def check_report_paths(self) -> None:
         """Every report the stage writes at its end can be written (:mod:`.stage_checks`)."""
+        from pytest_release.stage_checks import check_report_paths
+
         check_report_paths(self)
 
     def acquire_rollout_lock(self) -> None:
@@ -150,6 +165,9 @@ class StageSession:
             # --lf collects only the tests that failed last time: nothing is deselected,
             # so say it now (the cache is rewritten at the end of the session).
             self.partial_args.append("only the last failed tests (--lf)")
+        from pytest_release import github
+        from pytest_release.ledger import LedgerEntry
+
         ci = github.run_context()
         self.entry = LedgerEntry.start(
             release_id=self.run.release_id,
@@ -170,6 +188,8 @@ class StageSession:
     def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
         if not self.run.approved_via:
             return None
+        from pytest_release.ledger import utc_now
+
         approval = {"via": self.redact(self.run.approved_via), "at": utc_now()}
         actor = ci.get("triggering_actor") or ci.get("actor") or os.environ.get("USER")
         if actor:
@@ -282,58 +302,9 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
-        if (
-            report.passed
-            and report.longrepr is None
-            and not report.sections
-            and not hasattr(report, "wasxfail")
-        ):
-            # Most reports: nothing to mask but custom properties.
-            self._mask_properties(report)
-            return report
-        if call.excinfo is not None and report.failed:
-            # The <failure type=...> of JUnit (the longrepr may be flattened below).
-            report.release_error_type = call.excinfo.typename
-        if report.skipped and isinstance(report.longrepr, tuple):
-            # pytest places a skip where pytest.skip was raised, often in this plugin:
-            # point at the gate's configuration (closed gates) or the item instead.
-            gate = item.stash.get(GATE_KEY, "")
-            where = skip_location(item, gate, self.run, report.longrepr[0], was_closed(report))
-            if where is not None:
-                report.longrepr = (*where, report.longrepr[2])
-        if isinstance(getattr(report, "wasxfail", None), str):
-            report.wasxfail = self.redact(report.wasxfail)
-        crash = getattr(report.longrepr, "reprcrash", None)
-        if report.failed and crash is not None:
-            # Kept beside the (possibly redacted, flattened) longrepr: annotations point
-            # at the failing line, not at the test's def line.
-            report.release_crash = (self.run.relative(crash.path), crash.lineno)
-        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
-            text = report.longreprtext
-            clean = self.redact(text)
-            if clean != text:
-                report.longrepr = clean
-        elif isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
-            path, line, message = report.longrepr
-            report.longrepr = (path, line, self.redact(str(message)))
-        # Captured output and properties are printed (-rA, failures) and sent to the
-        # controller: masked here, but a list is only rebuilt when a value changes.
-        if report.sections:
-            sections = [(title, self.redact(content)) for title, content in report.sections]
-            if sections != report.sections:
-                report.sections = sections
-        self._mask_properties(report)
+        gate = item.stash.get(GATE_KEY, "")
+        prepare_report(report, item, call, self.run, gate, self.redact, self._safe_values)
         return report
-
-    def _mask_properties(self, report: pytest.TestReport) -> None:
-        safe = self._safe_values
-        if any(
-            isinstance(v, str) and v not in safe and self.redact(v) != v
-            for _, v in report.user_properties
-        ):
-            report.user_properties = [
-                (k, self.redact(v) if isinstance(v, str) else v) for k, v in report.user_properties
-            ]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(
@@ -479,10 +450,14 @@ class StageSession:
         session.exitstatus = code
 
     def _write_reports(self, outcome: StageOutcome) -> None:
+        from pytest_release.stage_report import write_stage_reports
+
         write_stage_reports(self, outcome)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.outcome is not None:
+            from pytest_release.stage_report import write_terminal_summary
+
             write_terminal_summary(self, self.outcome, terminalreporter)
 
 

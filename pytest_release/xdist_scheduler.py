@@ -209,7 +209,14 @@ class GateScheduling:
             return
         self._release_ready_gates()
         target = self._target()
-        outgoing: dict[WorkerController, list[int]] = {node: [] for node in self.nodes}
+        # Refill a worker only once its queue has run down to half the target, then up to
+        # the target: one message per several items (as xdist's load scheduling does),
+        # not one per finished test.  A queue of 2 or less is always refilled, so a worker
+        # never waits for its next item while it still could run one.
+        low = max(3, target // 2)
+        outgoing: dict[WorkerController, list[int]] = {
+            node: [] for node in self.nodes if len(self.node2pending[node]) < low
+        }
         # Round-robin, one item per node per round, so released gates spread over workers.
         progress = True
         while progress:

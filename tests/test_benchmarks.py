@@ -81,6 +81,12 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert raw["import_plugin_s"][0] > 0
     # The stage run imports the gate modules that plain pytest never imports.
     assert raw["import_extra_stage_s"][0] > raw["import_extra_inert_s"][0]
+    # The profile names the plugin's own functions and the stage's configuration import.
+    profile = raw["profile"]["this tree"]
+    assert 0 < profile["plugin_self_s"] < profile["total_s"]
+    functions = [row[0] for row in profile["top"]]
+    assert any(name.startswith("plugin:") and "pytest_configure" in name for name in functions)
+    assert "pydantic" in raw["import_families_s"]
 
 
 def test_scheduling_quick(tmp_path: Path) -> None:
