@@ -53,6 +53,20 @@ def junit(path: Path) -> ET.Element:
     return ET.parse(path).getroot()
 
 
+def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """JUnit test case name -> (outcome, message, properties) of the report the stage
+    ``stage`` wrote in ``root/reports``; outcome is passed, failure, error or skipped."""
+    cases = {}
+    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome, message = child.tag, child.get("message", "") + (child.text or "")
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        cases[case.get("name", "")] = (outcome, message, props)
+    return cases
+
+
 def ledger_runs(root: Path) -> list[dict[str, Any]]:
     data = json.loads((root / ".pytest-release" / "ledger.json").read_text())
     runs: list[dict[str, Any]] = data["runs"]

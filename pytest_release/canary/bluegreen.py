@@ -137,11 +137,9 @@ def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBase
         requests = 0
     if not problems and requests > 0 and router_url:
         failures = tuple(probe_router(router_url, requests))
-        if failures and baseline.credibly_exceeded(len(failures), requests):
-            problems.append(
-                f"{len(failures)} of {requests} requests through the router failed, credibly "
-                f"more than {baseline.describe()}: " + "; ".join(failures[:5])
-            )
+        excess = baseline.excess(failures, requests, "the router")
+        if excess:
+            problems.append(excess)
     if problems:
         raise GateCheckFailed(
             "after the switch the new colour does not serve as expected:\n  "

@@ -11,6 +11,7 @@ Gateway API route); :func:`pytest_release.canary.platforms.build_rollout` picks 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,6 +56,16 @@ class ErrorBaseline:
 
         return main_errors_credibly_above(
             errors, total, self.errors, self.total, alpha, fallback_rate=self.fallback_rate
+        )
+
+    def excess(self, failures: Sequence[str], requests: int, where: str) -> str | None:
+        """The problem to report when ``failures`` of ``requests`` requests through
+        ``where`` are credibly more than this baseline allows, else None."""
+        if not failures or not self.credibly_exceeded(len(failures), requests):
+            return None
+        return (
+            f"{len(failures)} of {requests} requests through {where} failed, credibly more "
+            f"than {self.describe()}: " + "; ".join(failures[:5])
         )
 
     def describe(self) -> str:

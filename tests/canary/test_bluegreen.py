@@ -24,7 +24,7 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -58,15 +58,6 @@ def _state(root: Path) -> tuple[PlatformStatus, tuple[int, int]]:
     platform = LocalPlatform(platform_config(), root)
     weights = HAProxyRouter(HAProxyConfig(), platform.state_dir).weights()
     return platform.status(), (weights.stable, weights.canary)
-
-
-def _cases(root: Path, stage: str) -> dict[str, tuple[str, dict[str, str]]]:
-    cases = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, props)
-    return cases
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
@@ -116,14 +107,14 @@ def test_deploy_switch_switch_back_then_finish_without_a_failed_request(
     assert (status.stable_image, status.group("canary"), split) == ("v2", (), (100, 0))
     assert status.previous_image == "v1"
 
-    deploy_cases = _cases(canary_root, "bluegreen-deploy")
-    assert deploy_cases["idle"] == ("passed", deploy_cases["idle"][1])
-    assert deploy_cases["idle"][1]["router.canary_percent"] == "0"
+    deploy_cases = stage_cases(canary_root, "bluegreen-deploy")
+    assert deploy_cases["idle"][0] == "passed"
+    assert deploy_cases["idle"][2]["router.canary_percent"] == "0"
     assert deploy_cases["verdict"][0] == "passed"
-    switch_cases = _cases(canary_root, "bluegreen-switch")
-    assert switch_cases["switch"][1]["standby.image"] == "v1"
-    assert switch_cases["switch:verify"][1]["live.image"] == "v2"
-    assert int(switch_cases["switch:verify"][1]["router.requests_checked"]) > 0
+    switch_cases = stage_cases(canary_root, "bluegreen-switch")
+    assert switch_cases["switch"][2]["standby.image"] == "v1"
+    assert switch_cases["switch:verify"][2]["live.image"] == "v2"
+    assert int(switch_cases["switch:verify"][2]["router.requests_checked"]) > 0
     outcomes = [(r["stage"], r["release_id"], r["outcome"]) for r in ledger_runs(canary_root)]
     assert outcomes == [
         ("bluegreen-deploy", "r1", "passed"),
@@ -152,9 +143,9 @@ def test_bad_idle_colour_is_removed_before_it_takes_any_traffic(
     assert set(load.versions) == {"v1"}
     status, split = _state(canary_root)
     assert (status.stable_image, status.group("canary"), split) == ("v1", (), (100, 0))
-    cases = _cases(canary_root, "bluegreen-deploy")
+    cases = stage_cases(canary_root, "bluegreen-deploy")
     assert cases["verdict"][0] == "failure" or any(
-        outcome == "failure" for name, (outcome, _) in cases.items() if name.startswith("health")
+        outcome == "failure" for name, (outcome, _, _) in cases.items() if name.startswith("health")
     )
     assert cases["rollback:canary"][0] == "passed"
     assert ledger_runs(canary_root)[-1]["outcome"] == "rolled-back"
@@ -173,7 +164,7 @@ def test_switch_without_an_idle_colour_changes_nothing(
     assert "run the blue/green deploy stage for 'v2' first" in out
     status, split = _state(canary_root)
     assert (status.stable_image, status.group("canary"), split) == ("v1", (), (100, 0))
-    assert _cases(canary_root, "bluegreen-switch")["rollback:traffic"][0] == "skipped"
+    assert stage_cases(canary_root, "bluegreen-switch")["rollback:traffic"][0] == "skipped"
 
 
 def test_deploy_judged_on_router_evidence_only_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -287,11 +278,11 @@ def test_seed_002_profile_walks_5_25_50_percent_then_promotes(
             result = run_stage(pytester, stage, "--image=v2", *layers)
             assert result.ret == 0, result.stdout.str()
     assert load.failures == []
-    weights = [_cases(canary_root, f"canary-{n}")["traffic"][1] for n in (1, 2, 3)]
+    weights = [stage_cases(canary_root, f"canary-{n}")["traffic"][2] for n in (1, 2, 3)]
     assert [w["router.canary_percent"] for w in weights] == ["5", "25", "50"]
-    promoted = _cases(canary_root, "canary-4")["promote:main"]
+    promoted = stage_cases(canary_root, "canary-4")["promote:main"]
     assert promoted[0] == "passed"
-    assert promoted[1]["main.replicas"] == "3"
+    assert promoted[2]["main.replicas"] == "3"
     status, split = _state(canary_root)
     assert (status.stable_image, split) == ("v2", (100, 0))
 

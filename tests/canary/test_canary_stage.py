@@ -28,25 +28,11 @@ from tests.canary.canary_support import (
     platform_config,
     slack_receiver,
 )
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
 SECRET = "T0CANARY/B0CANARY/s3cr3tW3bh00kT0k3n"
-
-
-def _cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
-    """name -> (outcome, message, properties) from the stage's JUnit file."""
-    tree = junit(root / "reports" / f"{stage}.xml")
-    cases = {}
-    for case in tree.iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, message, props)
-    return cases
 
 
 def _platform_state(root: Path) -> tuple[LocalPlatform, HAProxyRouter]:
@@ -101,7 +87,7 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
     assert "canary error rate" in str(slack.posts[0])  # the checks of a passed canary
     assert not any(SECRET in raw for raw in slack.raw if not raw.startswith("/services/"))
 
-    c1 = _cases(canary_root, "canary-1")
+    c1 = stage_cases(canary_root, "canary-1")
     assert c1["deploy"][2]["canary.replicas"] == "1"
     assert c1["traffic"][2]["router.canary_percent"] == "10"
     for name in ("health@1s", "health@2s", "verdict"):
@@ -111,10 +97,10 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
     assert c1["rollback:traffic"][0] == "skipped"
     svg = (canary_root / "reports" / "canary-1-canary.svg").read_text()
     assert svg.startswith("<svg") or "<svg" in svg[:200]
-    c2 = _cases(canary_root, "canary-2")
+    c2 = stage_cases(canary_root, "canary-2")
     assert c2["deploy"][2]["canary.replicas"] == "2"
     assert c2["traffic"][2]["router.canary_percent"] == "50"
-    c3 = _cases(canary_root, "canary-3")
+    c3 = stage_cases(canary_root, "canary-3")
     assert [c3[n][0] for n in ("promote:deploy", "promote:traffic", "promote:main")] == [
         "passed"
     ] * 3
@@ -128,7 +114,7 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
     assert promoted.group("canary") == ()
     assert promoted.previous_image == "v1"
 
-    c4 = _cases(canary_root, "rollback")
+    c4 = stage_cases(canary_root, "rollback")
     assert [c4[n][0] for n in ("rollback:traffic", "rollback:canary", "rollback:main")] == [
         "passed"
     ] * 3
@@ -166,7 +152,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
     # Requests the canary itself answered 500 (its injected fault) are not the router's.
     assert load.failures_except("HTTP 500 from v2-errors") == []
 
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     health = [name for name in cases if name.startswith("health@")]
     assert health == [f"health@{t}s" for t in range(1, 11)]
     failed = [name for name in health if cases[name][0] == "failure"]
@@ -218,7 +204,7 @@ def test_canary_with_800ms_added_latency_is_rolled_back(
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
     assert result.ret == 1, result.stdout.str()
     assert load.failures == []
-    failed = [c for c in _cases(canary_root, "canary-1").values() if c[0] == "failure"]
+    failed = [c for c in stage_cases(canary_root, "canary-1").values() if c[0] == "failure"]
     assert len(failed) == 1
     _, message, props = failed[0]
     assert props["judge.p95_latency.verdict"] == "fail"
@@ -240,7 +226,7 @@ def test_crashing_canary_is_restarted_counted_and_rolled_back(
         result = run_stage(pytester, "canary-1", "--image=v2-crash")
     assert result.ret == 1, result.stdout.str()
     assert load.failures == []
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for c in cases.values() if c[0] == "failure"]
     assert len(failed) == 1
     props = failed[0][2]
@@ -262,7 +248,7 @@ def test_canary_whose_health_check_starts_failing_is_rolled_back(
         result = run_stage(pytester, "canary-1", "--image=v2-sickens")  # /health 503 after 3 s
     assert result.ret == 1, result.stdout.str()
     assert load.failures == []
-    failed = [c for c in _cases(canary_root, "canary-1").values() if c[0] == "failure"]
+    failed = [c for c in stage_cases(canary_root, "canary-1").values() if c[0] == "failure"]
     assert len(failed) == 1
     _, message, props = failed[0]
     assert props["judge.health_consecutive_failures.verdict"] == "fail"
@@ -286,7 +272,7 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
     result = run_stage(pytester, "canary-1", "--image=v2")
     out = result.stdout.str()
     assert result.ret == 1, out
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     # The first insufficient interval already exceeds max_insufficient_intervals = 0: the
     # stage can no longer pass, so judging stops at once (no wait for the rest).
     outcome, message, props = cases["health@1s"]
@@ -387,7 +373,7 @@ def test_a_stage_without_image_fails_before_deploying_anything(
     project(pytester, canary_toml(router_port=new_port()))
     result = run_stage(pytester, "canary-1")
     assert result.ret == 1
-    outcome, message, _ = _cases(canary_root, "canary-1")["deploy"]
+    outcome, message, _ = stage_cases(canary_root, "canary-1")["deploy"]
     assert outcome == "failure"
     assert "no image was given: pass --image=REF" in message
     assert not (canary_root / ".pytest-release" / "canary" / "platform.json").exists()

@@ -21,25 +21,12 @@ import pytest
 
 from tests.canary import canary_support
 from tests.canary.canary_support import bootstrap_main, canary_root, canary_toml, new_port
-from tests.spine_support import junit, project, run_stage
+from tests.spine_support import project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
 # The shipped alphas: these tests are about the default evidence rules.
 JUDGE = {"alpha": 0.005, "comparison": {"alpha": 0.005, "min_samples": 30}}
-
-
-def _cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
-    tree = junit(root / "reports" / f"{stage}.xml")
-    cases = {}
-    for case in tree.iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, message, props)
-    return cases
 
 
 def test_noisy_aa_canary_is_promoted(
@@ -52,7 +39,7 @@ def test_noisy_aa_canary_is_promoted(
     result = run_stage(pytester, "canary-1", "--image=v2")
     out = result.stdout.str()
     assert result.ret == 0, out
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     health = [name for name in cases if name.startswith("health@")]
     assert len(health) == 4
     for name in health:
@@ -72,7 +59,7 @@ def test_noisy_bad_canary_is_rolled_back_with_evidence(
     result = run_stage(pytester, "canary-1", "--image=v2-errors")  # 5 % errors on top
     out = result.stdout.str()
     assert result.ret == 1, out
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]
@@ -93,7 +80,7 @@ def test_flapping_health_is_rolled_back_and_reported_per_replica(
     bootstrap_main(canary_root, port)
     result = run_stage(pytester, "canary-1", "--image=v2-flaps")
     assert result.ret == 1, result.stdout.str()
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]

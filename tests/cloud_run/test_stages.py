@@ -4,8 +4,6 @@ revisions are real processes; a load loop through the service URL counts every r
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_release.canary.platforms.cloud_run.config import CloudRunRouterConfig
@@ -14,7 +12,7 @@ from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
 from tests.canary.canary_support import load_through
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 
@@ -58,18 +56,6 @@ max_insufficient_intervals = {insufficient}
 """
 
 
-def _cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
-    cases = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, message, props)
-    return cases
-
-
 def _served(emulator: CloudRunEmulator) -> dict[str, tuple[int, str]]:
     """tag -> (percent, image) as the emulator serves it."""
     state = emulator.state(NAME)
@@ -105,18 +91,18 @@ def test_good_canary_is_promoted_then_the_release_is_rolled_back_to_the_previous
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
 
-    c1 = _cases(pytester.path, "canary-1")
+    c1 = stage_cases(pytester.path, "canary-1")
     assert c1["deploy"][2]["canary.image"] == "v2"
     assert c1["traffic"][2]["router.canary_percent"] == "10"
     assert c1["verdict"][0] == "passed", c1["verdict"]
     assert int(c1["health@2s"][2]["judge.error_rate.samples"]) >= 10
-    c2 = _cases(pytester.path, "canary-2")
+    c2 = stage_cases(pytester.path, "canary-2")
     assert c2["deploy"][2]["canary.replicas"] == "2"  # min instances of the new revision
-    c3 = _cases(pytester.path, "canary-3")
+    c3 = stage_cases(pytester.path, "canary-3")
     assert c3["promote:main"][2]["main.replicas"] == "3"
     assert c3["promote:main"][2]["main.previous_image"] == "v1"
     assert int(c3["promote:main"][2]["router.requests_checked"]) == 10
-    c4 = _cases(pytester.path, "rollback")
+    c4 = stage_cases(pytester.path, "rollback")
     assert [c4[n][0] for n in ("rollback:traffic", "rollback:canary", "rollback:main")] == [
         "passed"
     ] * 3
@@ -141,7 +127,7 @@ def test_canary_with_errors_is_rolled_back_through_the_service_traffic(
     assert load.failures_except("HTTP 500 from v2-errors") == []
     assert load.versions.get("v2-errors", 0) > 0
 
-    cases = _cases(pytester.path, "canary-1")
+    cases = stage_cases(pytester.path, "canary-1")
     failed = [n for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     props = cases[failed[0]][2]
@@ -197,6 +183,6 @@ def test_blue_green_switch_and_switch_back_through_the_service_traffic(
     assert _served(emulator) == {"stable": (100, "v1")}
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
-    verified = _cases(pytester.path, "bluegreen-switch")["switch:verify"]
+    verified = stage_cases(pytester.path, "bluegreen-switch")["switch:verify"]
     assert verified[0] == "passed", verified
     assert verified[2]["live.image"] == "v2"

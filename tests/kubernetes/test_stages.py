@@ -28,18 +28,7 @@ from tests.kubernetes.k8s_support import (
     wait_for,
     weights_of,
 )
-from tests.spine_support import junit, project, run_stage
-
-
-def _cases(root: Path, stage: str) -> dict[str, tuple[str, str]]:
-    cases = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        cases[case.get("name", "")] = (outcome, message)
-    return cases
+from tests.spine_support import project, run_stage, stage_cases
 
 
 def test_good_canary_promoted_through_10_50_100_percent(
@@ -72,7 +61,7 @@ def test_good_canary_promoted_through_10_50_100_percent(
     assert pods(api, namespace, "canary") == []
     assert weights_of(api, namespace) == {"shop": 100}
 
-    cases = _cases(pytester.path, "canary-3")
+    cases = stage_cases(pytester.path, "canary-3")
     assert cases["promote:main"][0] == "passed"
     runs = ledger_runs(api, namespace)  # the ledger lives in the cluster
     assert [(r["stage"], r["outcome"]) for r in runs] == [
@@ -118,8 +107,8 @@ def test_canary_with_restarts_is_rolled_back(
     result = run_stage(pytester, "canary-1", "--image=shop:2.0")
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*release stage canary-1: rolled-back*"])
-    cases = _cases(pytester.path, "canary-1")
-    outcome, message = cases["health@1s"]
+    cases = stage_cases(pytester.path, "canary-1")
+    outcome, message, _ = cases["health@1s"]
     assert outcome == "failure"
     assert "canary replicas restarted 3 times" in message
     assert "> 0" in message
@@ -156,7 +145,7 @@ def test_rollback_stage_restores_the_previous_image_and_deletes_canary_resources
     assert not service_exists(api, namespace, "shop-canary")
     assert pods(api, namespace, "canary") == []
     assert weights_of(api, namespace) == {"shop": 100}
-    cases = _cases(pytester.path, "rollback")
+    cases = stage_cases(pytester.path, "rollback")
     assert {name: c[0] for name, c in cases.items()} == {
         "rollback:traffic": "passed",
         "rollback:canary": "passed",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubernetes_node.cluster import NodeCluster
-from tests.spine_support import junit, nest_tables
+from tests.spine_support import nest_tables, stage_cases
 
 FAULT_SERVICE = Path(__file__).parents[1] / "services" / "fault_service.py"
 REPO = "localhost/pytest-release/fault"
@@ -202,16 +202,7 @@ class Project:
 
     def cases(self, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
         """JUnit test case -> (outcome, message, properties)."""
-        cases = {}
-        for case in junit(self.root / "reports" / f"{stage}.xml").iter("testcase"):
-            outcome, message, properties = "passed", "", {}
-            for child in case:
-                if child.tag in ("failure", "error", "skipped"):
-                    outcome, message = child.tag, child.get("message", "") + (child.text or "")
-                for prop in child.iter("property"):
-                    properties[prop.get("name", "")] = prop.get("value", "")
-            cases[case.get("name", "")] = (outcome, message, properties)
-        return cases
+        return stage_cases(self.root, stage)
 
     def failures(self, stage: str, prefix: str = "") -> list[str]:
         """Messages of the failed JUnit cases of ``stage`` whose names start with ``prefix``."""

@@ -162,11 +162,9 @@ class CloudRunRollout:
         failures: tuple[str, ...] = ()
         if not problems and requests > 0:
             failures = tuple(probe(self.router.url, requests))
-            if failures and baseline.credibly_exceeded(len(failures), requests):
-                problems.append(
-                    f"{len(failures)} of {requests} requests through {self.router.url} "
-                    f"failed, credibly more than {baseline.describe()}: " + "; ".join(failures[:5])
-                )
+            excess = baseline.excess(failures, requests, self.router.url)
+            if excess:
+                problems.append(excess)
         if problems:
             raise RolloutError(
                 "the main revision is not in the expected state:\n  "

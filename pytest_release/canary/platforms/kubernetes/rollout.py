@@ -235,11 +235,9 @@ class KubernetesRollout:
         sent, failures = 0, tuple[str, ...]()
         if not problems and self.samples_pods and self.router.url and requests > 0:
             sent, failures = requests, tuple(probe_router(self.router.url, requests))
-            if failures and baseline.credibly_exceeded(len(failures), requests):
-                problems.append(
-                    f"{len(failures)} of {requests} requests through {self.router.url} failed, "
-                    f"credibly more than {baseline.describe()}: " + "; ".join(failures[:5])
-                )
+            excess = baseline.excess(failures, requests, self.router.url)
+            if excess:
+                problems.append(excess)
         if problems:
             raise RolloutError(
                 "the main deployment is not in the expected state:\n  "

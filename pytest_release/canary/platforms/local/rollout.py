@@ -220,11 +220,9 @@ class LocalRollout:
                 f"replicas are {sorted(status.endpoints('stable'))}"
             )
         failures = tuple(probe_router(self.router.url, requests)) if not problems else ()
-        if failures and baseline.credibly_exceeded(len(failures), requests):
-            problems.append(
-                f"{len(failures)} of {requests} requests through the router failed, credibly "
-                f"more than {baseline.describe()}: " + "; ".join(failures[:5])
-            )
+        excess = baseline.excess(failures, requests, "the router")
+        if excess:
+            problems.append(excess)
         if problems:
             raise RolloutError(
                 "the main deployment is not in the expected state:\n  "
