@@ -73,8 +73,10 @@ union bound, whatever the correlation between looks:
 * a canary whose true error rate, share of responses slower than the p95 limit and share
   of failed /health probes are all within their limits fails a threshold check at some
   look of the hold with probability at most ``judge.alpha``;
-* a canary that behaves exactly like stable fails the comparison at some look with
-  probability at most ``judge.comparison.alpha``;
+* a canary whose error rate is at most stable's and whose latencies are at most stable's
+  stretched by the tolerance (``stable * (1 + latency_tolerance) + latency_tolerance_ms``,
+  in distribution; a canary that behaves exactly like stable is one) fails the comparison
+  at some look with probability at most ``judge.comparison.alpha``;
 
 so an A/A canary is rolled back by the statistical checks with probability at most
 ``judge.alpha + judge.comparison.alpha`` (1 % by default).  A look beyond the plan has no
@@ -104,7 +106,15 @@ Two one-sided tests on the same two windows:
   canary's latencies are stochastically greater than stable's *shifted by the tolerance*
   (``stable * (1 + latency_tolerance) + latency_tolerance_ms``), i.e. the null hypothesis is
   "the canary is at most that much slower".  Host load that slows both versions in the
-  window slows stable too, so it does not fail the canary.
+  window slows stable too, so it does not fail the canary.  The tolerance is a practical
+  margin, not what makes the test valid (an A/A canary is within it at any tolerance,
+  0 included): the relative ``latency_tolerance`` (20 %) is the slowdown a release may
+  bring unremarked; ``latency_tolerance_ms`` (1 ms) only absorbs the jitter of timing a
+  request.  A larger absolute margin blinds the test on fast services (5 ms is +60 % on
+  an 8 ms service: a latency growing 20 ms a minute went unseen in the first minute at
+  2 requests/s; the benchmark, docs/benchmarks.md section 4, measures it).  The router's
+  and Prometheus' averages have no distribution to test: their comparison uses at least
+  ``average_latency_tolerance_ms`` (5 ms, see :mod:`.judge_router`).
 
 Below ``min_samples`` per version the comparison is ``insufficient``.
 

@@ -50,10 +50,27 @@ class ComparisonConfig(BaseModel):
         description="Fail only if canary error rate exceeds stable's by more than this.",
     )
     latency_tolerance: float = Field(
-        default=0.2, ge=0.0, description="Relative slowdown tolerated (0.2 = 20 %)."
+        default=0.2,
+        ge=0.0,
+        description="Relative slowdown tolerated (0.2 = 20 %): compare_latency tests the null "
+        "hypothesis 'the canary is at most stable * (1 + this) + latency_tolerance_ms', so a "
+        "canary within that (e.g. one like stable) fails it with probability at most its "
+        "share of judge.comparison.alpha.",
     )
     latency_tolerance_ms: float = Field(
-        default=5.0, ge=0.0, description="Absolute slowdown tolerated, in ms."
+        default=1.0,
+        ge=0.0,
+        description="Absolute slowdown tolerated by compare_latency's per-request test, in ms "
+        "(default 1 ms: the jitter of timing a request, not a practical margin; the relative "
+        "latency_tolerance is that).",
+    )
+    average_latency_tolerance_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="Absolute slowdown tolerated, in ms, by compare_latency on router or "
+        "Prometheus evidence, which compares averages without a significance test and so "
+        "needs a margin above their noise: it uses the larger of this and "
+        "latency_tolerance_ms.",
     )
 
 

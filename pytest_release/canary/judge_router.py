@@ -12,8 +12,10 @@ the router counted for each version over the interval (real traffic).
   a few very slow outliers can pull an average up while the p95 stays below; the message
   says so), and is ``insufficient`` in between.
 * ``compare_latency``: the canary's average against stable's, shifted by the tolerance
-  (``stable * (1 + latency_tolerance) + latency_tolerance_ms``); averages only, no
-  significance test (the router keeps no distribution).
+  (``stable * (1 + latency_tolerance) + max(latency_tolerance_ms,
+  average_latency_tolerance_ms)``); averages only, no significance test (the router keeps
+  no distribution), so the absolute margin is at least ``average_latency_tolerance_ms``
+  (5 ms by default) where the sampler's per-request test needs only 1 ms.
 
 With both sampler and router evidence the router checks are named ``router.<check>``;
 every check's ``source`` says which evidence it judged.  A failed read of the router's
@@ -241,7 +243,8 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
                 "(judge.comparison.min_samples)",
                 source=source,
             )
-        allowed = stable * (1.0 + cmp.latency_tolerance) + cmp.latency_tolerance_ms
+        margin_ms = max(cmp.latency_tolerance_ms, cmp.average_latency_tolerance_ms)
+        allowed = stable * (1.0 + cmp.latency_tolerance) + margin_ms
         failed = canary > allowed
         relation = "above" if failed else "within"
         return CheckResult(
@@ -255,7 +258,7 @@ class RouterChecks(ThresholdChecks, CanaryComparison):
             samples=n_c + n_s,
             message=f"{label}: canary average response time {format_ms(canary)} {relation} "
             f"stable's {format_ms(stable)} +{cmp.latency_tolerance * 100:.0f}% "
-            f"+{format_ms(cmp.latency_tolerance_ms)} = {format_ms(allowed)} "
+            f"+{format_ms(margin_ms)} = {format_ms(allowed)} "
             f"({router.latency_note}; no significance test without a distribution) over "
             f"{format_window(start, end)} (n={n_c} canary, {n_s} stable)",
             details=(("statistic", router.latency_note),),

@@ -432,7 +432,7 @@ class TestComparison:
         verdict = judge(**LOOSE).judge_interval(samples, [], T0, T0 + 5 * MINUTE)
         result = check(verdict, "compare_latency")
         assert result.verdict == "fail"
-        assert "significantly slower than stable +20% +5.0 ms" in result.message
+        assert "significantly slower than stable +20% +1.0 ms" in result.message
         assert only_failures(verdict) == {"compare_latency"}
 
     def test_a_slowdown_within_the_tolerance_passes(self) -> None:
@@ -447,6 +447,25 @@ class TestComparison:
             ).verdict
             == "fail"
         )
+
+    def test_a_fast_service_that_slows_by_more_than_the_tolerance_fails_at_once(self) -> None:
+        """An 8 ms service whose canary adds 4 ms (+50 %) in one minute at 2 req/s: the
+        default tolerance (20 % + 1 ms) sees it; the old 5 ms absolute margin (+60 % at
+        8 ms) hid it."""
+        rng = random.Random(12)
+        samples = []
+        for i in range(120):
+            t = T0 + i / 2.0
+            samples.append(http(t, "stable", latency_ms=8.0 * rng.lognormvariate(0.0, 0.3)))
+            samples.append(http(t, "canary", latency_ms=8.0 * rng.lognormvariate(0.0, 0.3) + 4))
+        verdict = judge(**LOOSE).judge_interval(samples, [], T0, T0 + MINUTE)
+        result = check(verdict, "compare_latency")
+        assert result.verdict == "fail", result.message
+        assert "+20% +1.0 ms" in result.message
+        old = judge(**LOOSE, comparison={"latency_tolerance_ms": 5.0})
+        assert check(
+            old.judge_interval(samples, [], T0, T0 + MINUTE), "compare_latency"
+        ).verdict == ("pass")
 
     def test_error_rate_margin_ignores_small_differences(self) -> None:
         samples = [

@@ -160,6 +160,47 @@ def test_router_latency_passes_only_with_an_average_far_below_the_limit() -> Non
     assert latency(400.0) == "fail"
 
 
+def test_router_latency_comparison_keeps_a_margin_above_the_noise_of_averages() -> None:
+    """Averages carry no distribution to test: their comparison tolerates at least
+    judge.comparison.average_latency_tolerance_ms (5 ms), where the per-request test
+    tolerates 1 ms."""
+    from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
+
+    now = 1000.0
+    samples = (
+        *spread("canary", "c", now, now + 1, 50, 0),
+        *spread("stable", "s", now, now + 1, 50, 0),
+    )
+
+    def compare(canary_ms: float, **comparison: float) -> str:
+        evidence = RouterEvidence(
+            samples=samples,
+            latencies=(
+                RouterLatency(now + 0.5, "canary", canary_ms, 50),
+                RouterLatency(now + 0.5, "stable", 10.0, 50),
+            ),
+            reads=2,
+        )
+        config = JudgeConfig.model_validate(
+            {
+                "evidence": ["router"],
+                "min_requests": 10,
+                "comparison": {"min_samples": 10, **comparison},
+            }
+        )
+        verdict = Judge(config, planned_looks=1).judge_interval(
+            [], [], now, now + 1.01, router=evidence
+        )
+        check = verdict.check("compare_latency")
+        assert check is not None
+        return f"{check.verdict} {check.threshold:g}"
+
+    assert compare(16.5) == "pass 17"  # 10 ms * 1.2 + 5 ms
+    assert compare(17.5) == "fail 17"
+    assert compare(17.5, average_latency_tolerance_ms=0.0) == "fail 13"  # + 1 ms
+    assert compare(17.5, latency_tolerance_ms=100.0) == "pass 112"  # the larger margin
+
+
 @contextmanager
 def _real_traffic(port: int, threads: int) -> Iterator[list[LoadLoop]]:
     """Real users: ``threads`` clients sending requests through the HAProxy frontend."""

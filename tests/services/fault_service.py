@@ -11,6 +11,12 @@ flag                   env                          effect
 ``--version``          ``VERSION``                  reported on ``/``, ``/version``
 ``--error-rate``       ``FAULT_ERROR_RATE``         share of app requests answered 500
                                                     (deterministic: every 1/rate-th)
+``--error-draws``      ``FAULT_ERROR_DRAWS``        ``every-nth`` (default) or ``random``:
+                                                    each app request answers 500 with
+                                                    probability ``--error-rate``
+``--seed``             ``FAULT_SEED``               seed of the random draws (errors,
+                                                    background, health flaps), mixed
+                                                    with ``--version``; unset: unseeded
 ``--background-error-rate``  ``FAULT_BACKGROUND_ERROR_RATE``  each app request also
                                                     answers 500 with this probability
                                                     (random draws, as real noise)
@@ -65,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--version", default=os.environ.get("VERSION", "dev"))
     parser.add_argument("--error-rate", type=float, default=_env_float("FAULT_ERROR_RATE", 0.0))
     parser.add_argument(
+        "--error-draws",
+        choices=("every-nth", "random"),
+        default=os.environ.get("FAULT_ERROR_DRAWS", "").strip() or "every-nth",
+    )
+    seed = os.environ.get("FAULT_SEED", "").strip()
+    parser.add_argument("--seed", default=seed or None)
+    parser.add_argument(
         "--background-error-rate",
         type=float,
         default=_env_float("FAULT_BACKGROUND_ERROR_RATE", 0.0),
@@ -89,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not 0.0 <= getattr(args, name) <= 1.0:
             flag = name.replace("_", "-")
             parser.error(f"--{flag} must be within 0..1, got {getattr(args, name)}")
+    if args.error_draws not in ("every-nth", "random"):
+        parser.error(
+            f"--error-draws/FAULT_ERROR_DRAWS must be every-nth or random, got {args.error_draws!r}"
+        )
     if args.latency_ms < 0:
         parser.error(f"--latency-ms/FAULT_LATENCY_MS must be >= 0, got {args.latency_ms}")
     if args.port <= 0:
@@ -104,6 +121,12 @@ class FaultState:
         self.requests = 0
         self.answered: dict[int, int] = {}  # status code -> app requests answered
         self.seconds = 0.0  # total time spent answering them
+        # Seeded per version: canary and stable draw different sequences from one seed.
+        self.rng = random.Random(None if args.seed is None else f"{args.seed}:{args.version}")
+
+    def draw(self) -> float:
+        with self.lock:
+            return self.rng.random()
 
     def answer(self, status: int, seconds: float) -> None:
         with self.lock:
@@ -135,16 +158,19 @@ class FaultState:
             self.requests += 1
             n = self.requests
         rate = self.args.error_rate
-        fail = rate > 0 and math.floor(n * rate) > math.floor((n - 1) * rate)
+        if self.args.error_draws == "random":
+            fail = rate > 0 and self.draw() < rate
+        else:
+            fail = rate > 0 and math.floor(n * rate) > math.floor((n - 1) * rate)
         background = self.args.background_error_rate
-        if background > 0 and random.random() < background:
+        if background > 0 and self.draw() < background:
             fail = True
         return n, fail
 
     def health_ok(self) -> bool:
         if self.args.fail_health:
             return False
-        if self.args.health_flap > 0 and random.random() < self.args.health_flap:
+        if self.args.health_flap > 0 and self.draw() < self.args.health_flap:
             return False
         after = self.args.fail_health_after
         return not (after >= 0 and time.monotonic() - self.started >= after)
