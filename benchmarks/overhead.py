@@ -7,6 +7,8 @@ script into a target directory of its own).  Variants (same flags ``-q -p no:cac
 * ``plain``: ``pytest -p no:release`` (the plugin is installed but blocked) - the baseline;
 * ``inert``: ``pytest`` (plugin loaded, no ``--stage``);
 * ``stage``: ``pytest --stage=all`` (one gate selecting every test: JUnit, ledger, gating);
+* ``plain-junit``: ``pytest -p no:release --junitxml=...``: plain pytest writing its own
+  JUnit report, as a stage always does (a second baseline);
 
 each serially and with ``-n 2``: wall time, CPU time and peak memory (``ru_maxrss`` of the
 largest process, pytest or an xdist worker), ratios paired per round against ``plain``.
@@ -65,6 +67,9 @@ gates = ["all"]
 FLAGS = ["-q", "-p", "no:cacheprovider"]
 MODES: dict[str, list[str]] = {
     "plain": ["-p", "no:release"],
+    # pytest's own JUnit report: what a stage always writes, so its cost is part of the
+    # stage's, and this is the baseline that has it too.
+    "plain-junit": ["-p", "no:release", "--junitxml=reports/plain-junit.xml"],
     "inert": [],
     "stage": ["--stage=all", "--release-id=bench"],
 }
@@ -519,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts: dict[str, int] = {}
         families: dict[str, list[float]] = {}
         for _ in range(module_reps):
-            runs = {mode: module_self_times(root, mode) for mode in MODES}
+            runs = {mode: module_self_times(root, mode) for mode in ("plain", "inert", "stage")}
             for mode in ("inert", "stage"):
                 e, b, counts[mode] = extra_imports(runs["plain"], runs[mode])
                 extra[mode].append(e)
@@ -565,6 +570,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 figure.summary.append(
                     f"{name} vs plain pytest on {label} (median ratios): " + ", ".join(parts)
                 )
+            parts = []
+            for suffix in ("", " -n 2") if with_xdist else ("",):
+                junit = key + "plain-junit" + suffix
+                wall = summarize(paired_ratios(times[key + "stage" + suffix], times[junit]))
+                used = summarize(paired_ratios(cpu[key + "stage" + suffix], cpu[junit]))
+                parts.append(
+                    f"{'serial' if not suffix else '-n 2'} {wall.median:.2f}x wall / "
+                    f"{used.median:.2f}x CPU"
+                )
+            figure.summary.append(
+                f"stage vs plain pytest --junitxml (pytest's own JUnit report) on {label} "
+                "(median ratios): " + ", ".join(parts)
+            )
         figure.summary.append(
             f"import pytest_release.plugin: {fmt_seconds(summarize(plugin).median)} "
             f"({fmt_ratio(summarize(ratios))} of import pytest)"

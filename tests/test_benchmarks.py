@@ -75,7 +75,7 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     data = _check_output(tmp_path, "overhead")
     variants = [row[0] for row in data["tables"][0]["rows"]]
-    assert variants == ["plain", "inert", "stage"]
+    assert variants == ["plain", "plain-junit", "inert", "stage"]
     raw = data["raw"]
     assert all(t > 0 for t in raw["wall_times_s"]["stage"])
     assert raw["import_plugin_s"][0] > 0
