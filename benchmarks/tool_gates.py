@@ -405,6 +405,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             summarize(paired_ratios(newman_times["newman gate"], newman_times["bare newman run"]))
         )
     )
+
+    def plus(a: list[float], b: list[float]) -> list[float]:
+        return [x + y for x, y in zip(a, b, strict=True)]
+
+    # The goal of the gates: a gate costs the bare tool plus pytest's own start-up, no more.
+    for state in ("cold", "warm"):
+        bound = plus(lint_times[f"bare concurrent, {state}"], startup_lint)
+        ratio = summarize(paired_ratios(lint_times[f"lint gate, {state}"], bound))
+        figure.summary.append(
+            f"lint gate vs bare tools (concurrent) + pytest start-up, {state}: {fmt_ratio(ratio)}"
+        )
+    bound = plus(newman_times["bare newman run"], startup_newman)
+    figure.summary.append(
+        "newman gate vs bare newman run + pytest start-up: "
+        + fmt_ratio(summarize(paired_ratios(newman_times["newman gate"], bound)))
+    )
     figure.notes += [
         "Cold: `.ruff_cache`, `.mypy_cache` and the gate's `.pytest-release/cache/lint` removed "
         "before the run. Warm: the same variant ran just before (untimed). A warm gate reuses "
