@@ -29,10 +29,9 @@ from tests.canary.canary_support import (
     platform_config,
 )
 from tests.canary.prometheus_support import running_alertmanager, running_prometheus
-from tests.canary.test_canary_stage import _cases
 from tests.canary.test_prometheus_evidence import _bootstrap
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -73,7 +72,7 @@ def _when_canary_runs(root: Path, action: object) -> Iterator[None]:
 
 
 def _alert_failure(root: Path) -> tuple[str, dict[str, str]]:
-    cases = _cases(root, "canary-1")
+    cases = stage_cases(root, "canary-1")
     failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]
@@ -113,7 +112,7 @@ def test_alert_posted_to_alertmanager_during_the_hold_rolls_back_at_once(
     assert json.loads(props["judge.alerts.CanaryBurning.labels"])["service"] == "shop"
     assert props["judge.alerts.CanaryBurning.since"]
     # At once: the intervals after the failed one were never judged.
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     health = [n for n in cases if n.startswith("health@")]
     failed = next(n for n in health if cases[n][0] == "failure")
     assert health.index(failed) < len(health) - 1

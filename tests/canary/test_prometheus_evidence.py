@@ -38,9 +38,8 @@ from tests.canary.canary_support import (
     platform_config,
 )
 from tests.canary.prometheus_support import running_prometheus
-from tests.canary.test_canary_stage import _cases
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -86,7 +85,7 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
         with _real_traffic(port, threads=3):
             result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]
@@ -169,7 +168,7 @@ def test_good_canary_judged_from_the_replicas_own_metrics_is_promoted(
             result = run_stage(pytester, "canary-1", "--image=v2")
     assert result.ret == 0, result.stdout.str()
     assert all(loop.failures == [] for loop in loops)
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     passed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "passed"]
     assert len(passed) == 3, cases
     for _, _, props in passed:

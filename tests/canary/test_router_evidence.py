@@ -36,8 +36,7 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.canary.test_canary_stage import _cases
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -245,7 +244,7 @@ def test_canary_with_errors_in_real_traffic_only_is_rolled_back_on_router_counts
     with _real_traffic(port, threads=3):
         result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]
@@ -269,7 +268,7 @@ def test_slow_canary_in_real_traffic_only_is_rolled_back_on_router_latency(
     with _real_traffic(port, threads=8):
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
     assert result.ret == 1, result.stdout.str()
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
     assert len(failed) == 1, cases
     _, message, props = failed[0]
@@ -291,7 +290,7 @@ def test_good_canary_in_real_traffic_only_is_promoted_on_router_counts(
         result = run_stage(pytester, "canary-1", "--image=v2")
     assert result.ret == 0, result.stdout.str()
     assert all(loop.failures == [] for loop in loops)
-    cases = _cases(canary_root, "canary-1")
+    cases = stage_cases(canary_root, "canary-1")
     health = [c for n, c in cases.items() if n.startswith("health@")]
     assert len(health) == 4
     for outcome, message, props in health:
