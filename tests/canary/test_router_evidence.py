@@ -25,6 +25,7 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
 from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
+from pytest_release.canary.verdicts import CanaryVerdict
 from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
@@ -126,28 +127,32 @@ def test_parse_show_stat_rejects_an_answer_that_is_not_show_stat() -> None:
         parse_show_stat("Unknown command\n", BACKEND)
 
 
-def test_router_latency_passes_only_with_an_average_far_below_the_limit() -> None:
+def _judge_router_averages(
+    config: JudgeConfig, canary_ms: float, stable_ms: float
+) -> CanaryVerdict:
+    """One interval judged on router evidence: 50 requests each, no error, the given
+    average latencies (HAProxy's only latency figure)."""
     from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
 
     now = 1000.0
-    samples = (
-        *spread("canary", "c", now, now + 1, 50, 0),
-        *spread("stable", "s", now, now + 1, 50, 0),
+    evidence = RouterEvidence(
+        samples=(
+            *spread("canary", "c", now, now + 1, 50, 0),
+            *spread("stable", "s", now, now + 1, 50, 0),
+        ),
+        latencies=(
+            RouterLatency(now + 0.5, "canary", canary_ms, 50),
+            RouterLatency(now + 0.5, "stable", stable_ms, 50),
+        ),
+        reads=2,
     )
+    return Judge(config, planned_looks=1).judge_interval([], [], now, now + 1.01, router=evidence)
 
+
+def test_router_latency_passes_only_with_an_average_far_below_the_limit() -> None:
     def latency(canary_ms: float) -> str:
-        evidence = RouterEvidence(
-            samples=samples,
-            latencies=(
-                RouterLatency(now + 0.5, "canary", canary_ms, 50),
-                RouterLatency(now + 0.5, "stable", 2.0, 50),
-            ),
-            reads=2,
-        )
         config = JudgeConfig(evidence=("router",), max_p95_latency_ms=200, min_requests=10)
-        verdict = Judge(config, planned_looks=1).judge_interval(
-            [], [], now, now + 1.01, router=evidence
-        )
+        verdict = _judge_router_averages(config, canary_ms, stable_ms=2.0)
         check = verdict.check("p95_latency")
         assert check is not None
         assert check.source == "router"
@@ -163,23 +168,8 @@ def test_router_latency_comparison_keeps_a_margin_above_the_noise_of_averages() 
     """Averages carry no distribution to test: their comparison tolerates at least
     judge.comparison.average_latency_tolerance_ms (5 ms), where the per-request test
     tolerates 1 ms."""
-    from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
-
-    now = 1000.0
-    samples = (
-        *spread("canary", "c", now, now + 1, 50, 0),
-        *spread("stable", "s", now, now + 1, 50, 0),
-    )
 
     def compare(canary_ms: float, **comparison: float) -> str:
-        evidence = RouterEvidence(
-            samples=samples,
-            latencies=(
-                RouterLatency(now + 0.5, "canary", canary_ms, 50),
-                RouterLatency(now + 0.5, "stable", 10.0, 50),
-            ),
-            reads=2,
-        )
         config = JudgeConfig.model_validate(
             {
                 "evidence": ["router"],
@@ -187,9 +177,7 @@ def test_router_latency_comparison_keeps_a_margin_above_the_noise_of_averages() 
                 "comparison": {"min_samples": 10, **comparison},
             }
         )
-        verdict = Judge(config, planned_looks=1).judge_interval(
-            [], [], now, now + 1.01, router=evidence
-        )
+        verdict = _judge_router_averages(config, canary_ms, stable_ms=10.0)
         check = verdict.check("compare_latency")
         assert check is not None
         return f"{check.verdict} {check.threshold:g}"
