@@ -1,6 +1,7 @@
 """Small building blocks for state that outlives a pytest session.
 
-* ending a tool's process group (:func:`kill_group`);
+* running a tool once with a deadline in its own process group (:func:`run_tool`), and
+  ending that group (:func:`kill_group`);
 * process identity that survives PID reuse: a PID plus its start time from
   ``/proc/<pid>/stat``; zombies count as dead;
 * ending a process by PID: SIGTERM, wait, SIGKILL.
@@ -24,12 +25,14 @@ from pytest_release.atomic import read_json, write_json_atomic
 
 __all__ = [
     "ProcessRef",
+    "ToolRun",
     "free_port",
     "keepable_port",
     "kill_group",
     "pid_alive",
     "port_open",
     "read_json",
+    "run_tool",
     "terminate",
     "wait_bindable",
     "write_json_atomic",
@@ -45,6 +48,51 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         process.kill()
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What :func:`run_tool` saw: the exit code (None when killed at the deadline), the
+    output, the time it took."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def run_tool(argv: list[str], cwd: Path, deadline: float) -> ToolRun:
+    """Run ``argv`` in a process group of its own, killed (with its children) after
+    ``deadline`` seconds, and also when this process is interrupted while it waits
+    (Ctrl-C, SIGTERM turned into KeyboardInterrupt), so no tool outlives its stage.
+    Raises OSError when the tool cannot be started."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        try:
+            stdout, stderr = process.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            kill_group(process)
+            stdout, stderr = process.communicate()
+            return ToolRun(None, stdout or "", stderr or "", time.monotonic() - started)
+    finally:
+        if process.poll() is None:
+            kill_group(process)
+            process.wait()
+    return ToolRun(process.returncode, stdout or "", stderr or "", time.monotonic() - started)
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -10,14 +10,12 @@ worker can read the result (:meth:`pytest_release.run_dir.RunDir.run_once`).
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_release.processes import kill_group
+from pytest_release.processes import run_tool
 
 # Seconds the subprocess may run past newman's own --timeout before it is killed.
 KILL_GRACE = 30.0
@@ -175,38 +173,20 @@ def failed(problem: str, **kwargs: Any) -> RunOutcome:
 def run_newman(command: NewmanCommand, cwd: Path) -> RunOutcome:
     """Run newman (killed after ``timeout + KILL_GRACE``) and read its report."""
     command.export.unlink(missing_ok=True)
-    started = time.monotonic()
     try:
-        process = subprocess.Popen(
-            command.argv(),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        tool = run_tool(command.argv(), cwd, command.timeout + KILL_GRACE)
     except OSError as exc:
         return failed(f"cannot start newman {command.binary}: {exc}")
-    try:
-        stdout, stderr = process.communicate(timeout=command.timeout + KILL_GRACE)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        stdout, stderr = process.communicate()
+    stdout, stderr, duration = tool.stdout, tool.stderr, tool.duration
+    if tool.timed_out:
         return failed(
             f"newman did not finish within timeout = {command.timeout:g}s "
             f"(+{KILL_GRACE:g}s grace) and was killed",
             stderr=_tail(stderr or stdout),
-            duration=time.monotonic() - started,
+            duration=duration,
         )
-    finally:
-        if process.poll() is None:
-            kill_group(process)
-            process.wait()
-    duration = time.monotonic() - started
     output = _tail("\n".join(part for part in (stderr.strip(), stdout.strip()) if part))
-    code = process.returncode
+    code = tool.returncode
     if not command.export.is_file():
         if "callback timed out" in output:
             reason = f"the run exceeded timeout = {command.timeout:g}s (newman --timeout)"

@@ -19,15 +19,13 @@ import json
 import math
 import re
 import socket
-import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_release.processes import kill_group
+from pytest_release.processes import run_tool
 
 _TAIL = 4000
 _REFUSED = ("ConnectionRefusedError", "Connection refused")
@@ -148,39 +146,25 @@ def run_locust(command: LocustCommand, cwd: Path) -> PerfOutcome:
         Path(f"{command.csv_prefix}{suffix}").unlink(missing_ok=True)
     command.html.unlink(missing_ok=True)
     command.csv_prefix.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     try:
-        process = subprocess.Popen(
-            command.argv(),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
+        tool = run_tool(command.argv(), cwd, command.duration + command.timeout)
     except OSError as exc:
         return failed(f"cannot start Locust {command.binary}: {exc}")
-    try:
-        stdout, stderr = process.communicate(timeout=command.duration + command.timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        stdout, stderr = process.communicate()
+    stdout, stderr, duration = tool.stdout, tool.stderr, tool.duration
+    if tool.timed_out:
         return failed(
             f"Locust did not finish within duration + timeout = "
             f"{command.duration + command.timeout:g}s and was killed",
             stderr=_tail(stderr or stdout),
         )
-    duration = time.monotonic() - started
     tail = _tail(stderr or stdout)
     stats_file = Path(f"{command.csv_prefix}.json")
     if not stats_file.is_file():
         return failed(
-            f"Locust exited with code {process.returncode} without writing its statistics "
+            f"Locust exited with code {tool.returncode} without writing its statistics "
             f"({stats_file.name}): it did not run the load (a broken locustfile or a crash); "
             f"its output ends:\n{tail}",
-            exit_code=process.returncode,
+            exit_code=tool.returncode,
             stderr=tail,
             duration=duration,
         )
@@ -190,12 +174,12 @@ def run_locust(command: LocustCommand, cwd: Path) -> PerfOutcome:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return failed(
             f"cannot read Locust's statistics {stats_file}: {exc}",
-            exit_code=process.returncode,
+            exit_code=tool.returncode,
             stderr=tail,
             duration=duration,
         )
     outcome = PerfOutcome(
-        exit_code=process.returncode,
+        exit_code=tool.returncode,
         stderr=tail,
         duration=duration,
         endpoints=endpoints,
