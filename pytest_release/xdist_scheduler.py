@@ -64,6 +64,8 @@ class GateScheduling:
         self.closed: dict[str, str] = {}
         # Serial gates run all their items, in order, on the first worker given one.
         self.serial_owner: dict[str, WorkerController] = {}
+        # A worker whose queue is shorter than this is refilled (set by each _advance).
+        self._refill_mark = 3
 
     # -- the Scheduling protocol ------------------------------------------------------
     @property
@@ -114,9 +116,15 @@ class GateScheduling:
     def mark_test_complete(
         self, node: WorkerController, item_index: int, duration: float = 0
     ) -> None:
-        self.node2pending[node].remove(item_index)
-        self.remaining[self.gate_of_index[item_index]] -= 1
-        self._advance()
+        queue = self.node2pending[node]
+        queue.remove(item_index)
+        key = self.gate_of_index[item_index]
+        self.remaining[key] -= 1
+        # Only two things can change what to send: a barrier completing (gates to release,
+        # closed gates to decide) or this worker's queue running below the refill mark.
+        # Otherwise a completion costs no pass over the gates (one per finished test).
+        if self.remaining[key] == 0 or len(queue) < self._refill_mark:
+            self._advance()
 
     def mark_test_pending(self, item: str) -> None:
         assert self.collection is not None
@@ -213,7 +221,7 @@ class GateScheduling:
         # the target: one message per several items (as xdist's load scheduling does),
         # not one per finished test.  A queue of 2 or less is always refilled, so a worker
         # never waits for its next item while it still could run one.
-        low = max(3, target // 2)
+        low = self._refill_mark = max(3, target // 2)
         outgoing: dict[WorkerController, list[int]] = {
             node: [] for node in self.nodes if len(self.node2pending[node]) < low
         }
