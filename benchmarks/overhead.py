@@ -231,6 +231,40 @@ def extra_imports(plain: dict[str, int], other: dict[str, int]) -> tuple[float, 
     return sum(extra) / 1e6, sum(plain.values()) / 1e6, len(extra)
 
 
+# -- the validation floor ----------------------------------------------------------------
+FLOOR_RUNNER = """\
+import json, resource, sys, time
+import pytest  # what every run has loaded already
+from pathlib import Path
+
+def now():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.process_time()
+
+rss0, cpu0 = now()
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+rss1, cpu1 = now()
+from pytest_release.config import load_release_config, read_table
+from pytest_release.gates import GateKinds
+rss2, cpu2 = now()
+load_release_config(read_table(Path("pyproject.toml"), pyproject=True), "bench", GateKinds({}))
+rss3, cpu3 = now()
+json.dump({"pydantic": [rss1 - rss0, cpu1 - cpu0],
+           "models": [rss2 - rss1, cpu2 - cpu1],
+           "validation": [rss3 - rss2, cpu3 - cpu2]}, sys.stdout)
+"""
+
+
+def validation_floor(cwd: Path) -> dict[str, tuple[float, float]]:
+    """Peak-RSS growth (MiB) and CPU (s) of what every stage process must load to
+    validate its configuration: pydantic, the configuration models, one validation."""
+    done = subprocess.run(
+        [PYTHON, "-c", FLOOR_RUNNER], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise BenchmarkError(f"validation floor run failed:\n{done.stderr[-2000:]}")
+    return {part: (float(v[0]), float(v[1])) for part, v in json.loads(done.stdout).items()}
+
+
 # -- where the time goes -----------------------------------------------------------------
 PROFILE_RUNNER = """\
 import cProfile, sys, time
@@ -553,6 +587,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         for family, values in sorted(families.items(), key=lambda kv: -sum(kv[1])):
             by_family.rows.append([family, fmt_spread(summarize(values)), str(len(values))])
         figure.raw["import_families_s"] = families
+
+        # The floor: what validating the configuration costs every stage process, against
+        # the goal's budget (5 % of plain pytest's peak RSS and CPU on the trivial suite).
+        floors = [validation_floor(root) for _ in range(1 if args.quick else 5)]
+        plain_rss = summarize(rss["plain"]).median
+        plain_cpu = summarize(cpu["plain"]).median
+        floor = figure.table(
+            "The validation floor: peak-RSS growth and CPU time of what every stage process "
+            "loads to validate its configuration (measured in one process after `import "
+            "pytest`), against 5 % of plain pytest on the trivial tests "
+            f"({0.05 * plain_rss:.1f} MiB, {fmt_seconds(0.05 * plain_cpu)} CPU)",
+            [
+                "part",
+                "peak RSS growth",
+                "share of the 5 % RSS budget",
+                "CPU",
+                "share of the 5 % CPU budget",
+                "n",
+            ],
+        )
+        for part, label in (
+            ("pydantic", "import pydantic (BaseModel, Field, validators)"),
+            ("models", "the core configuration models (class creation builds their schemas)"),
+            ("validation", "validating the project's configuration"),
+        ):
+            mib = [f[part][0] for f in floors]
+            secs = [f[part][1] for f in floors]
+            floor.rows.append(
+                [
+                    label,
+                    fmt_spread(summarize(mib), lambda v: f"{v:.1f} MiB"),
+                    f"{summarize(mib).median / (0.05 * plain_rss):.0%}",
+                    fmt_spread(summarize(secs)),
+                    f"{summarize(secs).median / (0.05 * plain_cpu):.0%}",
+                    str(len(floors)),
+                ]
+            )
+        total_mib = sum(summarize([f[p][0] for f in floors]).median for p in floors[0])
+        total_cpu = sum(summarize([f[p][1] for f in floors]).median for p in floors[0])
+        figure.summary.append(
+            f"validation floor per stage process: {total_mib:.1f} MiB peak RSS "
+            f"({total_mib / plain_rss:.0%} of plain pytest's {plain_rss:.0f} MiB) and "
+            f"{fmt_seconds(total_cpu)} CPU ({total_cpu / plain_cpu:.0%} of plain's "
+            f"{fmt_seconds(plain_cpu)}) on {tests} trivial tests"
+        )
+        figure.raw["validation_floor"] = floors
 
         for suite, _, _, label in suites:
             key = "" if suite == "trivial" else f"{suite} "

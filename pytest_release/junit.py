@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import socket
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,6 +151,49 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return report.longreprtext
 
 
+def _attr(text: str) -> str:
+    """An attribute value, escaped; line breaks and tabs as character references, so a
+    parser gives them back (attribute values are normalised)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _cdata(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _open(tag: str, attrs: Iterable[tuple[str, str]]) -> str:
+    """A start tag with (already escaped) attributes."""
+    return f"<{tag}" + "".join(f' {key}="{value}"' for key, value in attrs) + ">"
+
+
+def _element(tag: str, attrs: Iterable[tuple[str, str]], text: str | None = None) -> str:
+    """A whole element with (already escaped) attributes; ``text`` is escaped here."""
+    head = "".join(f' {key}="{value}"' for key, value in attrs)
+    if text is None:
+        return f"<{tag}{head} />"
+    return f"<{tag}{head}>{_cdata(text)}</{tag}>"
+
+
 def write_junit(
     path: Path,
     run: StageRun,
@@ -160,28 +202,38 @@ def write_junit(
     redact: Redactor,
     stage_failure: str | None = None,
 ) -> None:
+    """Write the report once, at the end, as text: building an ElementTree of every
+    case and serialising it costs several times what the tests of a fast suite cost."""
     cases = list(cases)
-    root = ET.Element("testsuites", name=f"pytest-release {run.stage}")
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    host = socket.gethostname()
+    host = _attr(socket.gethostname())
+    # Node ids were masked at collection; a secret that became known since (added to
+    # the redactor during the run) is searched for once over all of them, not per case.
+    mask_ids = redact.finds("\n".join(c.nodeid for c in cases))
+    by_gate: dict[str, list[CaseRecord]] = {}
+    for case in cases:
+        by_gate.setdefault(case.gate, []).append(case)
+    parts = [
+        "<?xml version='1.0' encoding='utf-8'?>\n",
+        f'<testsuites name="{_attr(f"pytest-release {run.stage}")}">',
+    ]
     for result in gates:
-        members = [c for c in cases if c.gate == result.gate]
-        failures = sum(c.outcome == "failure" for c in members)
-        errors = sum(c.outcome == "error" for c in members)
-        skipped = sum(c.outcome == "skipped" for c in members)
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=result.gate,
-            tests=str(len(members)),
-            failures=str(failures),
-            errors=str(errors),
-            skipped=str(skipped),
-            time=f"{result.duration:.3f}",
-            timestamp=timestamp,
-            hostname=host,
-        )
-        props = ET.SubElement(suite, "properties")
+        members = by_gate.get(result.gate, [])
+        counts = {"failure": 0, "error": 0, "skipped": 0}
+        for case in members:
+            if case.outcome in counts:
+                counts[case.outcome] += 1
+        suite_attrs = [
+            ("name", _attr(result.gate)),
+            ("tests", str(len(members))),
+            ("failures", str(counts["failure"])),
+            ("errors", str(counts["error"])),
+            ("skipped", str(counts["skipped"])),
+            ("time", f"{result.duration:.3f}"),
+            ("timestamp", timestamp),
+            ("hostname", host),
+        ]
+        parts.append(_open("testsuite", suite_attrs))
         suite_properties = [
             ("stage", run.stage),
             ("release_id", run.release_id),
@@ -190,62 +242,79 @@ def write_junit(
         ]
         if run.image:
             suite_properties.append(("image", run.image))
-        for key, value in suite_properties:
-            ET.SubElement(props, "property", name=key, value=_xml_text(redact(value)))
-        for case in members:
-            _add_case(suite, case, redact)
+        parts.append("<properties>")
+        parts += (
+            _element("property", [("name", _attr(key)), ("value", _attr(redact(value)))])
+            for key, value in suite_properties
+        )
+        parts.append("</properties>")
+        parts += (_case_xml(case, redact, mask_ids) for case in members)
+        parts.append("</testsuite>")
     if stage_failure:
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name="stage",
-            tests="1",
-            failures="1",
-            errors="0",
-            skipped="0",
-            time="0",
-            timestamp=timestamp,
-            hostname=host,
-        )
-        element = ET.SubElement(
-            suite, "testcase", classname=f"stage.{run.stage}", name="stage", time="0"
-        )
-        failure = ET.SubElement(
-            element, "failure", type="stage", message=_xml_text(redact(stage_failure))
-        )
-        failure.text = _xml_text(redact(stage_failure))
+        message = _attr(redact(stage_failure))
+        parts += [
+            _open(
+                "testsuite",
+                [
+                    ("name", "stage"),
+                    ("tests", "1"),
+                    ("failures", "1"),
+                    ("errors", "0"),
+                    ("skipped", "0"),
+                    ("time", "0"),
+                    ("timestamp", timestamp),
+                    ("hostname", host),
+                ],
+            ),
+            f'<testcase classname="{_attr(f"stage.{run.stage}")}" name="stage" time="0">',
+            _element("failure", [("type", "stage"), ("message", message)], redact(stage_failure)),
+            "</testcase></testsuite>",
+        ]
+    parts.append("</testsuites>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    # Characters XML forbids cannot be in the markup written here, only in values: one
+    # pass over the document makes them legal (escaping neither adds nor removes any).
+    path.write_text(_xml_text("".join(parts)), encoding="utf-8")
 
 
-def _add_case(suite: ET.Element, case: CaseRecord, redact: Redactor) -> None:
-    classname, name = _names(redact(case.nodeid), case.gate)
-    attrs = {
-        "classname": _xml_text(classname),
-        "name": _xml_text(name),
-        "file": _xml_text(case.file),
-        "time": f"{case.duration:.3f}",
-    }
+def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
+    classname, name = _names(redact(case.nodeid) if mask_ids else case.nodeid, case.gate)
+    attrs = [
+        ("classname", _attr(classname)),
+        ("name", _attr(name)),
+        ("file", _attr(case.file)),
+        ("time", f"{case.duration:.3f}"),
+    ]
     if case.line is not None:
-        attrs["line"] = str(case.line)
-    element = ET.SubElement(suite, "testcase", attrs)
+        attrs.append(("line", str(case.line)))
+    children: list[str] = []
     if case.properties:
-        props = ET.SubElement(element, "properties")
-        for key, value in case.properties:
-            ET.SubElement(props, "property", name=_xml_text(key), value=_xml_text(value))
-    if case.outcome in ("failure", "error"):
-        child = ET.SubElement(
-            element,
-            case.outcome,
-            type=_xml_text(case.error_type or case.outcome),
-            message=_xml_text(case.message),
+        children.append("<properties>")
+        children += (
+            _element("property", [("name", _attr(key)), ("value", _attr(value))])
+            for key, value in case.properties
         )
-        child.text = _xml_text(case.text)
+        children.append("</properties>")
+    if case.outcome in ("failure", "error"):
+        children.append(
+            _element(
+                case.outcome,
+                [
+                    ("type", _attr(case.error_type or case.outcome)),
+                    ("message", _attr(case.message)),
+                ],
+                case.text,
+            )
+        )
         if case.output:
-            out = ET.SubElement(element, "system-out")
-            out.text = _xml_text("\n".join(case.output))
+            children.append(_element("system-out", [], "\n".join(case.output)))
     elif case.outcome == "skipped":
-        ET.SubElement(element, "skipped", type="pytest.skip", message=_xml_text(case.message))
+        children.append(
+            _element("skipped", [("type", "pytest.skip"), ("message", _attr(case.message))])
+        )
+    if not children:
+        return _element("testcase", attrs)
+    return _open("testcase", attrs) + "".join(children) + "</testcase>"
 
 
 def not_run_case(run: StageRun, nodeid: str, gate: str, result: str) -> CaseRecord:

@@ -3,7 +3,8 @@
 A :class:`Redactor` masks the configured secret values (and the escaped forms pytest
 shows in parameter ids and reprs) and anything shaped like a token or webhook URL.  It
 compiles one pattern when it is made, so a call costs one regex pass (plus a second, only
-for text that contains ``...``).
+for text that contains ``...``), and none for text that holds no configured value and
+no anchor of a credential shape (``ghp_``, ``xox``, ``bearer ``, ...).
 
 Truncated secrets: pytest cuts long reprs in the middle (``'Authorizatio...r abc.def.ghi'``)
 or at the end (``'ghp_01234567...'``).  A piece of a known secret of at least
@@ -26,17 +27,36 @@ MASK = "***"
 MIN_PIECE = 6  # a shorter piece of a secret next to "..." is ordinary text
 _ELLIPSIS = "..."
 
-# Shapes of credentials that must never be printed, whether configured or not.
-_PATTERNS = (
-    r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[^\s\"'<>]+",
-    r"(?i:(?<=bearer )[A-Za-z0-9\-._~+/]{8,}=*)",
-    r"\bxox[abposr]-[A-Za-z0-9-]{8,}",
-    r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+# Shapes of credentials that must never be printed, whether configured or not, each with
+# its anchors: strings that every match contains (in lower case, for a text lowered).  A
+# text with no anchor and no configured value is returned without a regex pass, which on
+# the node ids of a whole suite is most of the cost (the look-behind tries every position).
+_SHAPE_TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[^\s\"'<>]+",
+        ("hooks.slack",),
+    ),
+    (r"(?i:(?<=bearer )[A-Za-z0-9\-._~+/]{8,}=*)", ("bearer ",)),
+    (r"\bxox[abposr]-[A-Za-z0-9-]{8,}", ("xox",)),
+    (r"\bgh[pousr]_[A-Za-z0-9]{20,}", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    (r"\bgithub_pat_[A-Za-z0-9_]{20,}", ("github_pat_",)),
     # The same token shapes cut short by a truncated repr.
-    r"\b(?:gh[pousr]_|github_pat_|xox[abposr]-)[A-Za-z0-9_-]*(?=\.\.\.)",
+    (
+        r"\b(?:gh[pousr]_|github_pat_|xox[abposr]-)[A-Za-z0-9_-]*(?=\.\.\.)",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox"),
+    ),
 )
+_PATTERNS = tuple(pattern for pattern, _ in _SHAPE_TABLE)
 _SHAPES = re.compile("|".join(_PATTERNS))
+_ANCHORS = tuple(sorted({anchor for _, anchors in _SHAPE_TABLE for anchor in anchors}))
+
+
+def _may_have_shape(text: str) -> bool:
+    """False only when no credential shape can match ``text`` (no anchor in it)."""
+    lowered = text.lower()
+    return any(anchor in lowered for anchor in _ANCHORS)
+
+
 _MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 
 
@@ -54,6 +74,7 @@ class Redactor:
     values: tuple[str, ...] = ()
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _pieces: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         variants = {v for value in self.values for v in _variants(value)}
@@ -63,6 +84,7 @@ class Redactor:
         pattern = re.compile("|".join([*alternatives, _SHAPES.pattern]))
         object.__setattr__(self, "_pattern", pattern)
         object.__setattr__(self, "_pieces", tuple(v for v in ordered if len(v) > MIN_PIECE))
+        object.__setattr__(self, "_literals", tuple(ordered))
 
     @classmethod
     def from_env(
@@ -86,7 +108,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        text = self._pattern.sub(MASK, text)
+        if self._may_match(text):
+            text = self._pattern.sub(MASK, text)
         if self._pieces and _ELLIPSIS in text:
             text = self._mask_cut_pieces(text)
         return text
@@ -95,7 +118,12 @@ class Redactor:
         """Whether masking ``text`` could change it (one search, nothing replaced)."""
         if self._pieces and _ELLIPSIS in text:
             return True
-        return self._pattern.search(text) is not None
+        return self._may_match(text) and self._pattern.search(text) is not None
+
+    def _may_match(self, text: str) -> bool:
+        """A cheap pre-test of the pattern: False only when it cannot match (no configured
+        value and no anchor of a credential shape is in ``text``)."""
+        return any(v in text for v in self._literals) or _may_have_shape(text)
 
     def _mask_cut_pieces(self, text: str) -> str:
         """Mask a prefix of a secret right before ``...`` and a suffix right after one."""

@@ -138,6 +138,33 @@ def test_truncated_and_split_secrets_are_masked() -> None:
     assert MASK in quoted("test_x[p\\\\a\\nss-word]")
 
 
+def test_the_cheap_pre_test_never_skips_a_text_the_pattern_would_mask() -> None:
+    """The redactor skips its regex pass for text with no configured value and no anchor
+    of a credential shape; on texts mixing every shape's pieces (any case, cut by
+    ``...``, next to configured values) it must mask exactly what the full pass masks."""
+    import random
+
+    redact = Redactor.from_env(["T", "H"], {"T": TOKEN, "H": "Authorization: Bearer abc.def.ghi"})
+    pieces = [
+        "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "GHP_", "github_pat_", "xoxb-", "xoxp-",
+        "XOXB-", "Bearer ", "BEARER ", "bEaReR ", "bearer", "https://hooks.slack.com/services/",
+        "https://hooks.slack-gov.com/workflows/", "HOOKS.SLACK.COM/", "...", " ", "\n", "'",
+        "0123456789", "abcdefghijABCDEFGHIJ", "_", "-", "=", TOKEN, TOKEN[:9], "tok-9f8e",
+        "abc.def.ghi", "gh", "xo", "\u017f", "\u212a",
+    ]  # fmt: skip
+    rng = random.Random(20261202)
+    skipped = 0
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        full = redact._pattern.sub(MASK, text)  # what masking was before the pre-test
+        if redact._pieces and "..." in full:
+            full = redact._mask_cut_pieces(full)
+        assert redact(text) == full, text
+        assert redact.finds(text) == (full != text or ("..." in text)), text
+        skipped += not redact._may_match(text)
+    assert skipped > 500  # the pre-test does skip ordinary text
+
+
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_truncated_assertion_reprs_are_masked_in_every_report(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
