@@ -20,13 +20,23 @@ summed; baseline: all modules of the plain run), also by package.  Where the tim
 serial stage run profiled with cProfile on a CPU clock (``--profile-before DIR`` profiles
 an older ``pytest_release`` package beside it, as the before).
 
+Instructions (``--instructions``, needs valgrind): every variant once under valgrind's
+cachegrind (``--cache-sim=no``, children traced: xdist workers count), instructions summed
+over processes.  Wall and CPU time on a shared VM vary by +-15 % between identical runs;
+instruction counts repeat within 0.1 %, so they resolve the few-percent differences the
+goal is about.  With them, the stage's extra instructions on the trivial suite are split
+into: importing pydantic, the configuration models, the plugin's other modules,
+start-up and collection work, and running and reporting.
+
     python benchmarks/overhead.py [--quick] [--reps N] [--out DIR] [--no-real-suite]
+                                  [--instructions]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,6 +241,107 @@ def extra_imports(plain: dict[str, int], other: dict[str, int]) -> tuple[float, 
     return sum(extra) / 1e6, sum(plain.values()) / 1e6, len(extra)
 
 
+# -- instruction counts ------------------------------------------------------------------
+_IREFS = re.compile(r"^==\d+== I\s+refs:\s+([\d,]+)", re.MULTILINE)
+
+
+def valgrind() -> str:
+    found = shutil.which("valgrind")
+    if found is None:
+        raise BenchmarkError(
+            "--instructions needs valgrind (cachegrind counts the instructions): "
+            "apt-get install -y valgrind"
+        )
+    return found
+
+
+def instructions(cmd: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> int:
+    """Instructions executed by ``cmd`` and every process it starts (xdist workers)."""
+    done = subprocess.run(
+        [
+            valgrind(),
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--trace-children=yes",
+            "--cachegrind-out-file=/dev/null",
+            *cmd,
+        ],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    counts = [int(n.replace(",", "")) for n in _IREFS.findall(done.stderr)]
+    if done.returncode not in (0, 5) or not counts:
+        raise BenchmarkError(
+            f"valgrind {' '.join(cmd)} (in {cwd}) exited with {done.returncode}:\n"
+            + (done.stdout + done.stderr)[-3000:]
+        )
+    return sum(counts)
+
+
+def python_instructions(code: str, cwd: Path) -> int:
+    return instructions([PYTHON, "-c", code], cwd)
+
+
+def stage_modules(cwd: Path) -> list[str]:
+    """The modules of this package (and filelock) a stage run imports, in import order."""
+    rows = importtime(["-m", "pytest", *FLAGS, *MODES["stage"], "--co"], cwd)
+    names = [name for name, _, _, _ in rows]
+    wanted = [n for n in names if n.split(".")[0] in ("pytest_release", "filelock")]
+    return list(dict.fromkeys(wanted))
+
+
+def instruction_parts(cwd: Path) -> dict[str, int]:
+    """The stage's extra instructions on the project in ``cwd``, by where they go.
+
+    The imports are measured on top of every module a plain ``pytest --co`` run imports
+    (standard library included), so a module both runs need is not counted as the
+    stage's."""
+    rows = importtime(["-m", "pytest", *FLAGS, *MODES["plain"], "--co"], cwd)
+    plain_modules = list(dict.fromkeys(name for name, _, _, _ in rows))
+    imports = (
+        "import importlib\n"
+        f"for m in {plain_modules!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    base = python_instructions(imports, cwd)
+    pydantic = python_instructions(
+        imports + "from pydantic import AfterValidator, BaseModel, BeforeValidator, "
+        "ConfigDict, Field, ValidationError\n",
+        cwd,
+    )
+    config = python_instructions(imports + "import pytest_release.config\n", cwd)
+    modules = stage_modules(cwd)
+    everything = python_instructions(
+        imports + f"for m in {modules!r}: importlib.import_module(m)\n", cwd
+    )
+    collect = {
+        mode: instructions([*pytest_cmd(mode, False), "--co"], cwd) for mode in ("plain", "stage")
+    }
+    full = {mode: instructions(pytest_cmd(mode, False), cwd) for mode in ("plain", "stage")}
+    startup = collect["stage"] - collect["plain"]
+    return {
+        "plain": full["plain"],
+        "stage": full["stage"],
+        "import pydantic": pydantic - base,
+        "the configuration models (pytest_release.config and what it imports)": config - pydantic,
+        f"the plugin's other modules and filelock ({len(modules)} modules in all)": (
+            everything - config
+        ),
+        "start-up and collection work (configuration, ledger checks, gate assignment)": (
+            startup - (everything - base)
+        ),
+        "running and reporting (per-test hooks, JUnit, ledger, stage report)": (
+            full["stage"] - full["plain"] - startup
+        ),
+    }
+
+
 # -- the validation floor ----------------------------------------------------------------
 FLOOR_RUNNER = """\
 import json, resource, sys, time
@@ -397,6 +508,70 @@ def import_families(plain: dict[str, int], stage: dict[str, int]) -> dict[str, i
 
 
 # -- main ---------------------------------------------------------------------------------------
+def instruction_tables(
+    figure: Figure,
+    suites: Sequence[tuple[str, Path, dict[str, str] | None, str]],
+    with_xdist: bool,
+) -> None:
+    """Instruction counts of every variant, and where the stage's extra ones go."""
+    counts: dict[str, int] = {}
+    for suite, cwd, suite_env, label in suites:
+        paths = list(PACKAGING_TESTS) if suite == "packaging" else []
+        key = "" if suite == "trivial" else f"{suite} "
+        table = figure.table(
+            f"Instructions executed on {label} (valgrind cachegrind, every process: pytest "
+            "and its xdist workers; one run each, repeatable within 0.1 %)",
+            ["variant", "instructions", "ratio to plain", "ratio to plain-junit"],
+        )
+        for suffix in ("", " -n 2") if with_xdist else ("",):
+            for mode in MODES:
+                print(f"overhead: instructions, {label}, {mode}{suffix}", flush=True)
+                cmd = [*pytest_cmd(mode, bool(suffix)), *paths]
+                counts[key + mode + suffix] = instructions(cmd, cwd, suite_env)
+            plain = counts[key + "plain" + suffix]
+            junit = counts[key + "plain-junit" + suffix]
+            for mode in MODES:
+                n = counts[key + mode + suffix]
+                table.rows.append(
+                    [
+                        mode + suffix,
+                        f"{n / 1e9:.3f} G",
+                        f"{n / plain:.3f}x",
+                        f"{n / junit:.3f}x",
+                    ]
+                )
+        parts = []
+        for suffix in ("", " -n 2") if with_xdist else ("",):
+            stage = counts[key + "stage" + suffix]
+            parts.append(
+                f"{'serial' if not suffix else '-n 2'} "
+                f"{stage / counts[key + 'plain' + suffix]:.3f}x "
+                f"({stage / counts[key + 'plain-junit' + suffix]:.3f}x of plain --junitxml)"
+            )
+        figure.summary.append(
+            f"instructions, stage vs plain pytest on {label}: " + ", ".join(parts)
+        )
+    figure.raw["instructions"] = counts
+
+    suite, cwd, _, label = suites[0]
+    print("overhead: instructions, where the stage's extra ones go", flush=True)
+    split = instruction_parts(cwd)
+    plain, stage = split.pop("plain"), split.pop("stage")
+    table = figure.table(
+        f"Where a serial stage's extra instructions go on {label}: imports measured in "
+        "`python -c` after `import pytest`, start-up and collection as `--co` runs (stage "
+        "minus plain, minus those imports), running and reporting as the rest; shares of "
+        f"plain pytest's {plain / 1e9:.3f} G",
+        ["part", "instructions", "share of plain pytest"],
+    )
+    for part, n in split.items():
+        table.rows.append([part, f"{n / 1e6:.0f} M", f"{n / plain:.1%}"])
+    table.rows.append(
+        ["total (stage minus plain)", f"{(stage - plain) / 1e6:.0f} M", f"{stage / plain - 1:.1%}"]
+    )
+    figure.raw["instruction_parts"] = {"plain": plain, "stage": stage, **split}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--tests", type=int, default=None, help="number of trivial tests (2000)")
@@ -417,6 +592,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="a directory holding an older pytest_release package (e.g. `git archive` of "
         "an earlier commit): its profile is listed beside this tree's, as the before",
+    )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions with valgrind (cachegrind): exact to 0.1%%, where "
+        "times on a shared machine vary by 15%%; takes several minutes",
     )
     args = p.parse_args(argv)
     out = out_dir(args)
@@ -633,6 +814,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{fmt_seconds(plain_cpu)}) on {tests} trivial tests"
         )
         figure.raw["validation_floor"] = floors
+
+        if args.instructions:
+            instruction_tables(figure, suites, with_xdist)
 
         for suite, _, _, label in suites:
             key = "" if suite == "trivial" else f"{suite} "

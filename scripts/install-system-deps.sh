@@ -16,6 +16,7 @@ declare -A want=(
   [docker-registry]=docker-registry  # local registry for the build stage
   [curl]=curl
   [shellcheck]=shellcheck    # actionlint checks the workflow's run: scripts with it
+  [valgrind]=valgrind        # benchmarks/overhead.py --instructions (cachegrind counts)
   # The real one-node Kubernetes cluster (tests/kubernetes_node): its own containerd with the
   # CRI plugin and runc, CNI bridge/host-local/loopback plugins, a network namespace with a
   # bridge (ip), per-cluster certificates (openssl), a static pause binary (gcc + libc.a).

@@ -196,6 +196,31 @@ def test_importtime_parsing(bench: Callable[[str], ModuleType]) -> None:
     assert rows == [("pytest_release", 181, 181, 1), ("pytest_release.plugin", 1354, 5010, 0)]
 
 
+def test_instruction_counts_include_child_processes(
+    bench: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    """``--instructions`` counts every process (xdist workers are children): a process
+    that runs the same work in a child costs at least that work more."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (scripts/install-system-deps.sh installs it)")
+    overhead = bench("overhead")
+    work = "sum(i * i for i in range(300_000))"
+    alone = overhead.python_instructions(work, tmp_path)
+    with_child = overhead.python_instructions(
+        f"import subprocess, sys\n{work}\n"
+        f"subprocess.run([sys.executable, '-c', {work!r}], check=True)",
+        tmp_path,
+    )
+    startup = overhead.python_instructions("pass", tmp_path)
+    assert startup < alone
+    # The child repeats the work (and a start-up): counted, not only the parent.
+    assert with_child > 2 * alone - startup
+    # Repeatable: the same run counts the same instructions within 0.5 %.
+    assert abs(overhead.python_instructions(work, tmp_path) - alone) < 0.005 * alone
+
+
 def test_scheduling_bound(bench: Callable[[str], ModuleType]) -> None:
     scheduling = bench("scheduling")
     assert scheduling.total_work(scheduling.DAG) == pytest.approx(13.0)
