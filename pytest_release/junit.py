@@ -151,34 +151,25 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return report.longreprtext
 
 
-def _attr(text: str) -> str:
-    """An attribute value, escaped; line breaks and tabs as character references, so a
-    parser gives them back (attribute values are normalised)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
+_TEXT_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+# In attribute values, line breaks and tabs as character references, so a parser gives
+# them back (attribute values are normalised).
+_ATTR_ESCAPES = (*_TEXT_ESCAPES, ('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+def _escape(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    for char, reference in escapes:
+        if char in text:
+            text = text.replace(char, reference)
     return text
+
+
+def _attr(text: str) -> str:
+    return _escape(text, _ATTR_ESCAPES)
 
 
 def _cdata(text: str) -> str:
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
+    return _escape(text, _TEXT_ESCAPES)
 
 
 def _open(tag: str, attrs: Iterable[tuple[str, str]]) -> str:
