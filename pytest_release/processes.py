@@ -1,7 +1,7 @@
 """Small building blocks for state that outlives a pytest session.
 
 * running a tool once with a deadline in its own process group (:func:`run_tool`), and
-  ending that group (:func:`kill_group`);
+  ending that group (:func:`kill_group`), or every running one (:class:`ProcessGroups`);
 * process identity that survives PID reuse: a PID plus its start time from
   ``/proc/<pid>/stat``; zombies count as dead;
 * ending a process by PID: SIGTERM, wait, SIGKILL.
@@ -15,8 +15,9 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from pytest_release.atomic import read_json, write_json_atomic
 
 __all__ = [
+    "ProcessGroups",
     "ProcessRef",
     "ToolRun",
     "free_port",
@@ -65,15 +67,54 @@ class ToolRun:
         return self.returncode is None
 
 
-def run_tool(argv: list[str], cwd: Path, deadline: float) -> ToolRun:
+class ProcessGroups:
+    """The tool processes running now, so an interrupt can end them (by process group:
+    a wrapper script's children too).  For tools run from threads: the interrupt reaches
+    the main thread, which calls :meth:`kill_all`; a tool started after that is ended at
+    once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[Any]] = set()
+        self._closed = False
+
+    def add(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            closed = self._closed
+        if closed:  # started after an interrupt: end it at once
+            kill_group(proc)
+
+    def discard(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            procs = list(self._procs)
+        for proc in procs:
+            kill_group(proc)
+
+
+def run_tool(
+    argv: Sequence[str],
+    cwd: Path,
+    deadline: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    running: ProcessGroups | None = None,
+) -> ToolRun:
     """Run ``argv`` in a process group of its own, killed (with its children) after
     ``deadline`` seconds, and also when this process is interrupted while it waits
     (Ctrl-C, SIGTERM turned into KeyboardInterrupt), so no tool outlives its stage.
-    Raises OSError when the tool cannot be started."""
+    ``running`` lists it while it runs (tools run from threads, ended by the main
+    thread).  Raises OSError when the tool cannot be started."""
     started = time.monotonic()
     process = subprocess.Popen(
-        argv,
+        list(argv),
         cwd=cwd,
+        env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -81,6 +122,8 @@ def run_tool(argv: list[str], cwd: Path, deadline: float) -> ToolRun:
         errors="replace",
         start_new_session=True,
     )
+    if running is not None:
+        running.add(process)
     try:
         try:
             stdout, stderr = process.communicate(timeout=deadline)
@@ -92,6 +135,8 @@ def run_tool(argv: list[str], cwd: Path, deadline: float) -> ToolRun:
         if process.poll() is None:
             kill_group(process)
             process.wait()
+        if running is not None:
+            running.discard(process)
     return ToolRun(process.returncode, stdout or "", stderr or "", time.monotonic() - started)
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
 import pytest
 
-from pytest_release.processes import pid_alive, run_tool
+from pytest_release.processes import ProcessGroups, pid_alive, run_tool
 
 # The child writes its PID, then waits far longer than any test.
 TOOL = "sleep 300 & echo $! > child.pid; wait"
@@ -58,3 +59,33 @@ def test_a_tool_that_cannot_start_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         run_tool([str(tmp_path / "no-such-tool")], tmp_path, deadline=5)
     assert os.listdir(tmp_path) == []
+
+
+def test_tools_run_from_threads_end_when_the_main_thread_kills_the_running_ones(
+    tmp_path: Path,
+) -> None:
+    """The lint gate runs its tools from threads; an interrupt reaches the main thread,
+    which ends every running tool (and its children); one started after that ends at
+    once."""
+    running = ProcessGroups()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(run_tool, ["sh", "-c", TOOL], tmp_path / "a", 120, running=running)
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "a" / "child.pid").exists():
+            assert time.monotonic() < deadline, "the tool did not start"
+            time.sleep(0.05)
+        running.kill_all()
+        killed = first.result(timeout=30)
+    assert killed.returncode is not None
+    assert killed.returncode < 0
+    assert _child_gone(tmp_path / "a" / "child.pid")
+    late = run_tool(["sh", "-c", "sleep 300"], tmp_path / "b", 120, running=running)
+    assert late.returncode is not None
+    assert late.returncode < 0  # killed when started, not after its 300 s
+
+
+def test_a_tool_sees_the_environment_it_is_given(tmp_path: Path) -> None:
+    run = run_tool(["sh", "-c", 'echo "$MARK"'], tmp_path, 30, env={"MARK": "from-env"})
+    assert run.stdout == "from-env\n"

@@ -25,10 +25,8 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +43,8 @@ from pytest_release.gates.lint.cache import (
 from pytest_release.gates.lint.config import LintGateConfig
 from pytest_release.gates.lint.model import Outcome, ToolResult
 from pytest_release.gates.lint.tools import TOOLS, ParseError, ToolOutput, ToolSpec
-from pytest_release.processes import kill_group
+from pytest_release.processes import ProcessGroups
+from pytest_release.processes import run_tool as run_with_deadline
 
 # Colour codes would break parsing; tools honour these to force colour on.
 _COLOUR_VARS = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "MYPY_FORCE_COLOR")
@@ -148,34 +147,6 @@ def _file_args(args: Iterable[str], root: Path) -> Iterator[str]:
 # -- running -------------------------------------------------------------------------------
 
 
-class ProcessGroups:
-    """The tool processes running now, so an interrupt can end them (by process group:
-    a wrapper script's children too)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen[bytes]] = set()
-        self._closed = False
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.add(proc)
-            closed = self._closed
-        if closed:  # started after an interrupt: end it at once
-            kill_group(proc)
-
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.discard(proc)
-
-    def kill_all(self) -> None:
-        with self._lock:
-            self._closed = True
-            procs = list(self._procs)
-        for proc in procs:
-            kill_group(proc)
-
-
 @dataclass(frozen=True)
 class Execution:
     exit_code: int | None
@@ -197,36 +168,10 @@ def execute(
 ) -> Execution:
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=tool_environment(),
-            start_new_session=True,  # its own process group, killed as a whole
-        )
+        run = run_with_deadline(argv, root, timeout, env=tool_environment(), running=processes)
     except OSError as exc:
         return Execution(None, "", "", time.perf_counter() - start, error=str(exc))
-    processes.add(proc)
-    try:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            out, err = proc.communicate()
-            timed_out = True
-    finally:
-        kill_group(proc)
-        processes.discard(proc)
-    return Execution(
-        proc.returncode,
-        out.decode("utf-8", errors="replace"),
-        err.decode("utf-8", errors="replace"),
-        time.perf_counter() - start,
-        timed_out,
-    )
+    return Execution(run.returncode, run.stdout, run.stderr, run.duration, run.timed_out)
 
 
 def tool_version(
