@@ -103,6 +103,6 @@ def _problem(owner: _Owner, first: _Owner, claim: DeploymentClaim) -> str:
     return (
         f"  {owner.key}: {claim.describe()} names the {claim.what} of {first.name} too "
         f"({first.key}): a stage targeting {owner.environment!r} would deploy to and switch "
-        f"{first.name}'s deployment; an environment shares no deployment with another: give "
+        f"the deployment of {first.name}; an environment shares no deployment with another: give "
         f"{owner.key} " + claim.fix.format(environment=owner.environment or "production")
     )
