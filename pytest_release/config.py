@@ -185,7 +185,11 @@ class LedgerConfig(_Strict):
 class EnvironmentConfig(_Strict):
     """A deployment environment other than production (e.g. staging): the same gates
     with other settings (another router port, state directory, namespace), chosen by a
-    stage's ``target``."""
+    stage's ``target``. It shares no deployment with production or another environment:
+    a canary gate its stages run needs its own local ``platform.state_dir`` and HAProxy
+    ports, its own Kubernetes namespace (or Deployment, app label and routing object) or
+    cluster context, its own Cloud Run service; otherwise loading fails and names the
+    keys."""
 
     description: str = Field(default="", description="Shown in reports.")
     gates: dict[str, dict[str, Any]] = Field(
