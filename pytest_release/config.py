@@ -22,7 +22,7 @@ from pytest_release.config_errors import format_errors as _format_errors
 from pytest_release.config_gates import GateTables as _Gates
 from pytest_release.config_gates import deployment_claims
 from pytest_release.config_identity import DeploymentClaim, identity_problems
-from pytest_release.config_types import Duration, EnvVars, PositiveDuration
+from pytest_release.config_types import MAX_DURATION, Duration, EnvVars, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
 
@@ -171,6 +171,7 @@ class LedgerConfig(_Strict):
     lease_duration: int = Field(
         default=60,
         ge=5,
+        le=int(MAX_DURATION),
         description="kubernetes: seconds a rollout lock lives without renewal (renewed every "
         "third of it while a stage runs; a crashed run's lock expires after it).",
     )

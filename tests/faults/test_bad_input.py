@@ -10,7 +10,8 @@ Cases (test -> what is refused):
   more than 10,000 intervals (one case used 23.8 GB and was OOM-killed).
 * ``test_absurd_durations_are_refused_with_the_allowed_range`` — ``hold = 1e308`` with
   ``interval = 1e-300`` (an INTERNALERROR OverflowError), and such values in any duration
-  field (platform, lint): a duration is 0 or from 1 ms to 30 days (issue 24, item 7).
+  field (platform, lint, slack, the ledger lease): a duration is 0 or from 1 ms to 30
+  days (issue 24, item 7).
 * ``test_an_empty_release_config_file_is_refused`` — an empty ``--release-config`` file,
   ``/dev/null``, a file of comments, an empty ``[tool.pytest-release]`` table or a named
   pyproject.toml without one ran the stage on the built-in defaults (issue 24, item 8).
@@ -157,8 +158,26 @@ def test_too_many_judged_intervals_are_refused_at_load(
             "[gates.lint]\ntimeout = 1e-9\n",
             ["*gates.lint.timeout = 1e-09*too short: a duration is 0 or from 1ms to 30 days*"],
         ),
+        (
+            '[gates.canary.platform]\ntype = "local-process"\ncommand = ["x"]\n'
+            '[gates.canary.slack]\nwebhook_env = "SLACK_URL"\ntimeout = inf\n',
+            ["*gates.canary.slack.timeout = inf*a duration must be finite*"],
+        ),
+        (
+            "[ledger]\nlease_duration = 100000000000000000000\n",
+            [
+                "*ledger.lease_duration = 100000000000000000000: Input should be less than or "
+                "equal to 2592000"
+            ],
+        ),
     ],
-    ids=["hold-and-interval-overflow", "platform-timeout", "lint-timeout"],
+    ids=[
+        "hold-and-interval-overflow",
+        "platform-timeout",
+        "lint-timeout",
+        "slack-timeout",
+        "ledger-lease",
+    ],
 )
 def test_absurd_durations_are_refused_with_the_allowed_range(
     pytester: pytest.Pytester, toml: str, expected: list[str]
