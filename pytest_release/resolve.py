@@ -57,7 +57,15 @@ def load_config(config: pytest.Config) -> ReleaseConfig:
                 path = Path(value)
                 if not path.is_absolute():
                     path = Path(config.invocation_params.dir) / path
-                tables.append((path, read_table(path, pyproject=path.name == "pyproject.toml")))
+                pyproject = path.name == "pyproject.toml"
+                table = read_table(path, pyproject=pyproject)
+                if pyproject and not table:
+                    raise ReleaseConfigError(
+                        f"{path} has no [tool.pytest-release] table (or an empty one), but "
+                        f"{options.RELEASE_CONFIG.flag} names it; add the table, or pass the "
+                        "file that holds your stages and gates"
+                    )
+                tables.append((path, table))
             table = merge_layers([t for _, t in tables])
             source = " + ".join(str(p) for p, _ in tables)
         else:
