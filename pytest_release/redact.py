@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 MASK = "***"
 MIN_PIECE = 6  # a shorter piece of a secret next to "..." is ordinary text
-_ELLIPSIS = "..."
+_ELLIPSIS = "..."  # pytest's cut
+_ELLIPSIS_CHAR = "\u2026"  # Chai's (newman's assertion messages)
 
 # Shapes of credentials that must never be printed, whether configured or not, each with
 # its anchors: strings that every match contains (in lower case, for a text lowered).  A
@@ -129,14 +130,14 @@ class Redactor:
             text = self._mask_base64(text)
         if self._grams and self._has_gram(text):
             text = self._mask_fragments(text)
-        if self._pieces and _ELLIPSIS in text:
+        if self._pieces and (_ELLIPSIS in text or _ELLIPSIS_CHAR in text):
             text = self._mask_cut_pieces(text)
         return text
 
     def finds(self, text: str) -> bool:
         """Whether masking ``text`` could change it (no false "no"; a fragment of a
         secret that is plain text may answer yes and still be left)."""
-        if self._pieces and _ELLIPSIS in text:
+        if self._pieces and (_ELLIPSIS in text or _ELLIPSIS_CHAR in text):
             return True
         if self._base64 and any(core in text for core in self._base64):
             return True
@@ -194,22 +195,24 @@ class Redactor:
         return _replace_spans(text, [s for s in spans if looks_random(text[s[0] : s[1]])])
 
     def _mask_cut_pieces(self, text: str) -> str:
-        """Mask a prefix of a secret right before ``...`` and a suffix right after one."""
+        """Mask a prefix of a secret right before ``...`` (or ``\u2026``) and a suffix
+        right after one."""
         spans: list[tuple[int, int]] = []
-        start = text.find(_ELLIPSIS)
-        while start != -1:
-            end = start + len(_ELLIPSIS)
-            for secret in self._pieces:
-                length = _longest_prefix_before(text, start, secret)
-                if length:
-                    spans.append((start - length, start))
-                    break
-            for secret in self._pieces:
-                length = _longest_suffix_after(text, end, secret)
-                if length:
-                    spans.append((end, end + length))
-                    break
-            start = text.find(_ELLIPSIS, end)
+        for marker in (_ELLIPSIS, _ELLIPSIS_CHAR):
+            start = text.find(marker)
+            while start != -1:
+                end = start + len(marker)
+                for secret in self._pieces:
+                    length = _longest_prefix_before(text, start, secret)
+                    if length:
+                        spans.append((start - length, start))
+                        break
+                for secret in self._pieces:
+                    length = _longest_suffix_after(text, end, secret)
+                    if length:
+                        spans.append((end, end + length))
+                        break
+                start = text.find(marker, end)
         return _replace_spans(text, spans)
 
 

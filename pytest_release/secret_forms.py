@@ -8,7 +8,8 @@ This module lists, for one secret value:
 
 * :func:`literal_forms` - exact strings to mask: the value, its ``repr``/``ascii``/id
   escapes, ``bytes`` repr, JSON string (both ``ensure_ascii`` settings, and the ``repr`` of
-  that), URL-encoded (``quote(v, safe="")``, ``quote(v)``, ``quote_plus(v)``), and each line
+  that), URL-encoded (``quote(v, safe="")``, ``quote(v)``, ``quote_plus(v)``, and as
+  JavaScript's ``encodeURI`` does, as newman's URLs show it), and each line
   of a multi-line value of :data:`MIN_LINE` characters or more;
 * :func:`base64_cores` - the characters of ``base64(... + value + ...)`` that do not
   depend on what surrounds the value: the value starts at one of three byte alignments,
@@ -32,6 +33,8 @@ FRAGMENT = 6  # a fragment is at least this long (the issue's "20 of 21 characte
 # length: shorter ones are words a secret shares with ordinary text ("secret",
 # "https://", "Authorization: Bearer").
 PLAIN_FRAGMENT = 24
+# What JavaScript's encodeURI leaves as it is (besides letters, digits and -_.).
+_URI_RESERVED = "!#$&'()*+,/:;=?@~"
 _MIN_BASE64_CORE = 8  # characters: 6 bytes of the secret, never an accidental match
 
 
@@ -46,6 +49,7 @@ def literal_forms(value: str) -> set[str]:
         quote(value, safe=""),
         quote(value),
         quote_plus(value),
+        quote(value, safe=_URI_RESERVED),  # JavaScript's encodeURI: newman's URLs
     }
     for ensure_ascii in (True, False):
         escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]

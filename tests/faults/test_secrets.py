@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -508,3 +509,133 @@ def test_secrets_that_mask_nothing_are_warned_about(
         assert out.count(text) == 2, (text, out)
     assert "9z7" not in out
     assert "API_TOKEN" not in out
+
+
+_FROM_SECRETS = 'fromSecrets = "${LISTED_SECRET}"'
+
+
+def _newman_credentials_project(
+    pytester: pytest.Pytester, api: Api, newman_bin: str, gate_extra: str = ""
+) -> Path:
+    """A collection whose one request sends credentials of every origin in its URL and
+    fails an assertion that prints them."""
+    root = newman_project(
+        pytester,
+        f"""
+        collections = ["api/creds.postman_collection.json"]
+        environment = "api/ci.postman_environment.json"
+        newman = "{newman_bin}"
+        env_vars = {{ baseUrl = "{api.url}", accessToken = "${{ACCESS_TOKEN}}", {_FROM_SECRETS} }}
+        {gate_extra}
+        """,
+        extra='secrets = ["LISTED_SECRET"]',
+    )
+    query = "&".join(
+        f"{name}={{{{{name}}}}}"
+        for name in ("apiKey", "password", "accessToken", "fromSecrets", "clientSecret", "region")
+    )
+    collection = {
+        "info": {
+            "name": "creds",
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "variable": [{"key": "clientSecret", "value": "cs7w3Rt9yU2e"}],
+        "item": [
+            {
+                "name": "credentials",
+                "request": {"method": "GET", "url": "{{baseUrl}}/health?" + query},
+                "event": [
+                    {
+                        "listen": "test",
+                        "script": {
+                            "exec": [
+                                "pm.test('url', () => "
+                                "pm.expect(pm.request.url.toString()).to.eql('nothing'));"
+                            ]
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    (root / "api" / "creds.postman_collection.json").write_text(json.dumps(collection))
+    environment = {
+        "name": "ci",
+        "values": [
+            {"key": "apiKey", "value": "ak5Tg8Hy2Kq7", "type": "default", "enabled": True},
+            {"key": "password", "value": "pw3Xc6Vb9Nm4", "type": "default", "enabled": True},
+            {"key": "region", "value": "eu-west-1z9", "type": "default", "enabled": True},
+        ],
+    }
+    (root / "api" / "ci.postman_environment.json").write_text(json.dumps(environment))
+    return root
+
+
+NEWMAN_CREDENTIALS = {
+    "ak5Tg8Hy2Kq7": "apiKey in the environment file (type default)",
+    "pw3Xc6Vb9Nm4": "password in the environment file (type default)",
+    "at8Jk4Lp1Zx6": "accessToken in env_vars, from $ACCESS_TOKEN (not in secrets)",
+    "7Dk+2Ws/9Qp 4Rf=8Ty!1": "fromSecrets in env_vars, from $LISTED_SECRET (in secrets)",
+    "cs7w3Rt9yU2e": "clientSecret, a variable of the collection",
+}
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_newman_masks_credential_variables_and_listed_secrets(
+    pytester: pytest.Pytester,
+    api: Api,
+    newman_bin: str,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: list[str],
+) -> None:
+    """Issue 24 item 6: newman prints variables named like credentials (environment
+    file, env_vars, the collection's variables) and values listed in ``secrets`` (in the
+    URL newman encodes): masked in the terminal, JUnit, annotations and the step summary,
+    and in what the run leaves in the run directory (outcome and newman's JSON report)."""
+    monkeypatch.setenv("ACCESS_TOKEN", "at8Jk4Lp1Zx6")
+    monkeypatch.setenv("LISTED_SECRET", "7Dk+2Ws/9Qp 4Rf=8Ty!1")
+    run_dirs = pytester.path / "run-dirs"
+    run_dirs.mkdir()
+    monkeypatch.setenv("TMPDIR", str(run_dirs))
+    extra = _github_env(pytester, monkeypatch)
+    root = _newman_credentials_project(pytester, api, newman_bin)
+    # Keep the run directory to read what newman wrote there.
+    (root / "conftest.py").write_text(
+        "from pytest_release.run_dir import RunDir\nRunDir.remove = lambda self: None\n"
+    )
+    result = run_stage(pytester, "api", "-rA", *xdist)
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "region=eu-west-1z9" in out  # not a credential's name: shown
+    texts = {"stdout": out, "stderr": result.stderr.str()}
+    for path in (root / "reports" / "api.xml", *extra, *run_dirs.rglob("*.json")):
+        texts[str(path)] = path.read_text(encoding="utf-8")
+    assert any("newman-" in where for where in texts)  # newman's report was kept
+    pieces: set[str] = set()
+    for value in NEWMAN_CREDENTIALS:
+        pieces |= _windows(value) | _windows(quote(value, safe=""))
+    assert all(any(c.isdigit() for c in piece) for piece in pieces)  # none is plain text
+    assert _found(pieces, texts) == {}
+
+
+def test_newman_secret_variables_are_configurable(
+    pytester: pytest.Pytester, api: Api, newman_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``secret_variables`` replaces the default name patterns: here only ``*region*``."""
+    monkeypatch.setenv("ACCESS_TOKEN", "at8Jk4Lp1Zx6")
+    monkeypatch.setenv("LISTED_SECRET", "7Dk+2Ws/9Qp 4Rf=8Ty!1")
+    _newman_credentials_project(pytester, api, newman_bin, 'secret_variables = ["*REGION*"]')
+    result = run_stage(pytester, "api", "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "region=***" in out
+    assert "eu-west-1z9" not in out
+    assert "apiKey=ak5Tg8Hy2Kq7" in out  # no longer a credential's name
+    assert "7Dk+2Ws" not in out  # listed in secrets: masked whatever the patterns
+
+
+def test_newman_secret_variables_must_be_patterns(pytester: pytest.Pytester) -> None:
+    newman_project(pytester, 'secret_variables = ["*token*", " "]')
+    result = run_stage(pytester, "api")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*secret_variables*contains an empty pattern (' ')*"])
