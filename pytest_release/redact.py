@@ -1,10 +1,16 @@
 """Keep secrets out of every report: JUnit, annotations, step summary, ledger, Slack.
 
-A :class:`Redactor` masks the configured secret values (and the escaped forms pytest
-shows in parameter ids and reprs) and anything shaped like a token or webhook URL.  It
-compiles one pattern when it is made, so a call costs one regex pass (plus a second, only
-for text that contains ``...``), and none for text that holds no configured value and
-no anchor of a credential shape (``ghp_``, ``xox``, ``bearer ``, ...).
+A :class:`Redactor` masks the configured secret values in every form a test prints them
+(:mod:`.secret_forms`: escaped, URL-encoded, JSON, base64, line by line, fragments) and
+anything shaped like a token or webhook URL (docs/secrets.md).  It compiles one pattern
+when it is made, so a call costs one regex pass, and none for text that holds no form of
+a configured value and no anchor of a credential shape (``ghp_``, ``xox``, ``bearer ``,
+...); base64 words, fragments and cut pieces are searched only when a pre-test finds a
+base64 core, a 6-character piece of a secret, or a ``...``.
+
+Fragments: a run of text whose every 6-character window is a piece of a secret is
+masked when it looks random (:func:`.secret_forms.looks_random`): near-equal assertions,
+diffs and ``pprint``'s wraps show a secret in pieces.
 
 Truncated secrets: pytest cuts long reprs in the middle (``'Authorizatio...r abc.def.ghi'``)
 or at the end (``'ghp_01234567...'``).  A piece of a known secret of at least

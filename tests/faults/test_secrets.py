@@ -19,6 +19,21 @@ Cases:
   environment file (real newman).
 * 6  ``test_github_output_cannot_be_injected_through_the_release_id`` - a release id with a
   newline cannot append ``stage_result=passed``.
+
+Issue 24 "Secrets in any encoding" (items 4-6; the rules are in docs/secrets.md):
+
+* 4  ``test_multi_line_secrets_are_masked_line_by_line`` - a PEM key in an exception
+  message (``E   `` before each line), a ``-vv`` dict diff, CRLF output (serial, ``-n 2``).
+* 5  ``test_encoded_and_split_secrets_are_masked`` - URL, JSON, base64 Basic header, bytes
+  repr, a near-equal assertion, ``pprint``'s wrap at ``-vv`` (serial, ``-n 2``);
+  ``test_unit_encodings_and_fragment_rule`` - each form and the fragment rule, unit level.
+* 6  ``test_secret_in_the_release_id_is_masked_everywhere`` - GITHUB_OUTPUT, ledger, JUnit,
+  ``--release-status`` and a later stage's requires;
+  ``test_secrets_that_mask_nothing_are_warned_about`` - unset, invalid and too-short
+  names (serial, ``-n 2``);
+  ``test_newman_masks_credential_variables_and_listed_secrets`` (serial, ``-n 2``),
+  ``test_newman_secret_variables_are_configurable``,
+  ``test_newman_secret_variables_must_be_patterns`` - newman's ``secret_variables``.
 """
 
 from __future__ import annotations
@@ -609,7 +624,8 @@ def test_newman_masks_credential_variables_and_listed_secrets(
     out = result.stdout.str()
     assert "region=eu-west-1z9" in out  # not a credential's name: shown
     texts = {"stdout": out, "stderr": result.stderr.str()}
-    for path in (root / "reports" / "api.xml", *extra, *run_dirs.rglob("*.json")):
+    ledger = root / ".pytest-release" / "ledger.json"
+    for path in (root / "reports" / "api.xml", ledger, *extra, *run_dirs.rglob("*.json")):
         texts[str(path)] = path.read_text(encoding="utf-8")
     assert any("newman-" in where for where in texts)  # newman's report was kept
     pieces: set[str] = set()
