@@ -29,6 +29,7 @@ Issue 24 "Secrets in any encoding" (items 4-6; the rules are in docs/secrets.md)
   ``test_unit_encodings_and_fragment_rule`` - each form and the fragment rule, unit level.
 * 6  ``test_secret_in_the_release_id_is_masked_everywhere`` - GITHUB_OUTPUT, ledger, JUnit,
   ``--release-status`` and a later stage's requires;
+  ``test_a_refused_release_id_is_quoted_masked`` - the usage error quoting it;
   ``test_secrets_that_mask_nothing_are_warned_about`` - unset, invalid and too-short
   names (serial, ``-n 2``);
   ``test_newman_masks_credential_variables_and_listed_secrets`` (serial, ``-n 2``),
@@ -495,6 +496,23 @@ def test_secret_in_the_release_id_is_masked_everywhere(
     deploy = run_stage(pytester, "deploy", release=release)
     assert deploy.ret == 0, deploy.stdout.str()
     assert TOKEN not in deploy.stdout.str()
+
+
+def test_a_refused_release_id_is_quoted_masked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release id refused as a usage error (here: a space) is quoted in the error with
+    its secret masked."""
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    project(
+        pytester,
+        'secrets = ["API_TOKEN"]\n[stages.ci]\ngates = ["unit"]\n',
+        **{"tests/unit/test_ok.py": "def test_ok():\n    pass\n"},
+    )
+    result = run_stage(pytester, "ci", release=f"build 42 {TOKEN}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--release-id = 'build 42 ***' contains whitespace" in result.stderr.str()
+    assert TOKEN not in result.stdout.str() + result.stderr.str()
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
