@@ -73,13 +73,13 @@ def _may_have_shape(text: str) -> bool:
     return any(anchor in lowered for anchor in _ANCHORS)
 
 
-_MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
+MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 
 
 def _variants(value: str) -> set[str]:
     """``value`` as printed (:func:`.secret_forms.literal_forms`), long enough to mask."""
-    return {v for v in literal_forms(value) if len(v) >= _MIN_SECRET_LENGTH}
+    return {v for v in literal_forms(value) if len(v) >= MIN_SECRET_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Redactor:
 
     def with_values(self, values: Iterable[str]) -> Redactor:
         """A redactor that also masks ``values`` (too short ones are ignored)."""
-        usable = {*self.values, *(v for v in values if len(v) >= _MIN_SECRET_LENGTH)}
+        usable = {*self.values, *(v for v in values if len(v) >= MIN_SECRET_LENGTH)}
         if usable == set(self.values):
             return self
         return Redactor(values=tuple(sorted(usable, key=len, reverse=True)))
@@ -251,7 +251,7 @@ def secret_warnings(names: Iterable[str], environ: Mapping[str, str] | None = No
     names = list(dict.fromkeys(names))
     invalid = [n for n in names if not _ENV_NAME.fullmatch(n)]
     unset = [n for n in names if n not in invalid and not env.get(n)]
-    short = [n for n in names if n not in invalid and 0 < len(env.get(n, "")) < _MIN_SECRET_LENGTH]
+    short = [n for n in names if n not in invalid and 0 < len(env.get(n, "")) < MIN_SECRET_LENGTH]
     warnings = []
     if invalid:
         warnings.append(
@@ -266,7 +266,7 @@ def secret_warnings(names: Iterable[str], environ: Mapping[str, str] | None = No
         )
     if short:
         warnings.append(
-            f"secrets: the value of {_names(short)} shorter than {_MIN_SECRET_LENGTH} "
+            f"secrets: the value of {_names(short)} shorter than {MIN_SECRET_LENGTH} "
             "characters: too short to mask safely (it would hide ordinary text), so it is NOT "
             "masked; use a longer secret"
         )

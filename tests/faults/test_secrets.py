@@ -599,6 +599,7 @@ def _newman_credentials_project(
             {"key": "apiKey", "value": "ak5Tg8Hy2Kq7", "type": "default", "enabled": True},
             {"key": "password", "value": "pw3Xc6Vb9Nm4", "type": "default", "enabled": True},
             {"key": "region", "value": "eu-west-1z9", "type": "default", "enabled": True},
+            {"key": "pin", "value": "7q1", "type": "secret", "enabled": True},
         ],
     }
     (root / "api" / "ci.postman_environment.json").write_text(json.dumps(environment))
@@ -641,6 +642,9 @@ def test_newman_masks_credential_variables_and_listed_secrets(
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
     assert "region=eu-west-1z9" in out  # not a credential's name: shown
+    # Too short to mask: said once per stage (header and summary), by the controller.
+    warning = "Postman variable(s) 'pin' is shorter than 4 characters: too short to mask"
+    assert out.count(warning) == 2, out
     texts = {"stdout": out, "stderr": result.stderr.str()}
     ledger = root / ".pytest-release" / "ledger.json"
     for path in (root / "reports" / "api.xml", ledger, *extra, *run_dirs.rglob("*.json")):

@@ -243,10 +243,12 @@ def read_json_file(path: Path, what: str, label: str | None = None) -> None:
         )
 
 
-def secret_values(path: Path, is_secret: Callable[[str], bool] = lambda name: False) -> list[str]:
-    """The values of the variables marked ``"type": "secret"`` in a Postman environment
-    or globals file, and of those whose name ``is_secret`` (none when the file cannot be
-    read: the gate reports that itself)."""
+def secret_values(
+    path: Path, is_secret: Callable[[str], bool] = lambda name: False
+) -> list[tuple[str, str]]:
+    """``(name, value)`` of the variables marked ``"type": "secret"`` in a Postman
+    environment or globals file, and of those whose name ``is_secret`` (none when the
+    file cannot be read: the gate reports that itself)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -259,4 +261,4 @@ def secret_values(path: Path, is_secret: Callable[[str], bool] = lambda name: Fa
         for entry in entries
         if isinstance(entry, dict) and entry.get("type") == "secret"
     }
-    return [value for key, value in _variables(entries) if key in marked or is_secret(key)]
+    return [(key, value) for key, value in _variables(entries) if key in marked or is_secret(key)]

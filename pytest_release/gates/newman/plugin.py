@@ -59,6 +59,7 @@ from pytest_release.gates.newman.items import (
     NewmanRequestItem,
     NewmanStatusItem,
 )
+from pytest_release.redact import MIN_SECRET_LENGTH
 from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if stage_session is None:
         return
     run = stage_session.run
-    values: list[str] = []
+    found: list[tuple[str, str]] = []
     for name in run.plan.order:
         gate = run.config.gates[name]
         if isinstance(gate, NewmanGateConfig):
@@ -140,12 +141,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
             for value in (gate.environment, gate.globals):
                 if value is not None:
-                    values += secret_values(resolve_path(run.rootdir, value), is_secret)
+                    found += secret_values(resolve_path(run.rootdir, value), is_secret)
             for variables in (gate.env_vars, gate.global_vars):
-                values += [
-                    expand_known(value) for key, value in variables.items() if is_secret(key)
+                found += [
+                    (key, expand_known(value)) for key, value in variables.items() if is_secret(key)
                 ]
-    stage_session.add_secrets(values)
+    stage_session.add_secrets(value for _, value in found)
+    short = sorted({key for key, value in found if 0 < len(value) < MIN_SECRET_LENGTH})
+    if short and not stage_session.is_worker:
+        stage_session.startup_warnings.append(
+            f"newman: the value of Postman variable(s) {', '.join(map(repr, short))} is "
+            f"shorter than {MIN_SECRET_LENGTH} characters: too short to mask safely (it "
+            "would hide ordinary text), so it is NOT masked; use a longer secret"
+        )
 
 
 # -- collection time ------------------------------------------------------------------------
