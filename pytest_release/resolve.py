@@ -109,11 +109,18 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
         for name, value in release_config.environments[target].env.items():
             os.environ.setdefault(name, value)
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
+    try:
+        release_id = options.resolve_release_id(
+            options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
+        )
+    except pytest.UsageError as exc:
+        # The refused id is quoted in the message: mask the secrets it may hold.
+        from pytest_release.redact import Redactor
+
+        raise pytest.UsageError(Redactor.from_env(release_config.secrets)(str(exc))) from None
     return StageRun(
         stage=stage,
-        release_id=options.resolve_release_id(
-            options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
-        ),
+        release_id=release_id,
         image=options.cli_or_ini(config, options.IMAGE),
         config=release_config,
         plan=plan,
