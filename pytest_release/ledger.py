@@ -405,6 +405,8 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
             line += f"  [requires overridden: {e.override_requires}]"
         if e.message:
             line += f"  ({e.message})"
+        if isinstance(e.details.get("rollback"), str):
+            line += f"  [rollback: {e.details['rollback']}]"
         lines.append(line)
     failure = unresolved_rollback_failure(entries)
     if failure is not None:
