@@ -6,6 +6,13 @@ Real HAProxy, real replica processes, real pytest stages (tests/canary's local p
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +32,24 @@ __all__ = ["canary_root"]
 # These tests are about what a stage leaves behind, not about judging: thresholds only
 # (a loaded machine can make one canary replica credibly slower than three stable ones).
 THRESHOLDS_ONLY = {"comparison": {"enabled": False}}
+PIPELINE = Path(__file__).resolve().parents[2] / "scripts" / "pipeline.py"
+# scripts/pipeline.py's stage loop over a test project (the README's pipeline needs
+# Docker images built by its uat and build stages; the loop and its signal handling are
+# the same): canary-1 of release r1 with image v2.
+PIPELINE_DRIVER = """
+import runpy, sys
+from pathlib import Path
+pipeline = runpy.run_path(sys.argv[1])
+root = Path.cwd()
+def run_one(stage):
+    return pipeline["run_stage"](
+        stage, "r1", "v2", [], root / f"{stage}.log", project=root, tests="."
+    )
+runs, code = pipeline["run_stages"](
+    ["canary-1"], run_one, root / ".pytest-release" / "ledger.json", "r1"
+)
+sys.exit(0 if code is None else code)
+"""
 
 
 def _main_and_canary(root: Path) -> tuple[str | None, int, int, int]:
@@ -42,6 +67,80 @@ def _main_and_canary(root: Path) -> tuple[str | None, int, int, int]:
         len(status.group("canary")),
         weights.canary,
     )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.1)
+
+
+def _versions_through(port: int, requests: int) -> dict[str, int]:
+    """``requests`` GETs through the router: how many each version answered."""
+    seen: dict[str, int] = {}
+    for _ in range(requests):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            version = f"{response.status} {response.getheader('X-Version')}"
+        finally:
+            conn.close()
+        seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
+def test_sigint_to_the_pipelines_process_group_during_a_hold_rolls_back_and_exits_130(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, hold="120s", judge=THRESHOLDS_ONLY))
+    bootstrap_main(canary_root, port)
+    log = canary_root / "canary-1.log"
+    # Its own process group, as a shell gives a foreground job: Ctrl-C signals the group.
+    pipeline = subprocess.Popen(
+        [sys.executable, "-c", PIPELINE_DRIVER, str(PIPELINE)],
+        cwd=canary_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+    )
+    try:
+        _wait_for(
+            lambda: (
+                pipeline.poll() is None
+                and log.exists()
+                and "interval 1 " in log.read_text(errors="replace")
+            ),
+            "canary-1's first judged interval (the hold runs)",
+        )
+        assert _main_and_canary(canary_root)[2:] == (1, 10)
+        os.killpg(pipeline.pid, signal.SIGINT)
+        out, err = pipeline.communicate(timeout=300)
+    finally:
+        if pipeline.poll() is None:
+            os.killpg(pipeline.pid, signal.SIGKILL)
+            pipeline.communicate()
+    stage_log = log.read_text(errors="replace")
+    assert pipeline.returncode == 130, out + err + stage_log
+    assert "Traceback" not in out + err, out + err
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith(
+        "pipeline interrupted by SIGINT during canary-1: the stage exited 2, ledger says "
+        "interrupted (the stage was interrupted"
+    ), out
+    assert "rolled back after the stage was interrupted" in summary
+    # The stage got one signal (from the pipeline), not a second one from the terminal.
+    assert "ignored: the stage is being stopped" not in stage_log
+    entry = ledger_runs(canary_root)[-1]
+    assert (entry["stage"], entry["outcome"]) == ("canary-1", "interrupted")
+    assert "traffic 100% to the main deployment (v1" in entry["message"]
+    assert _main_and_canary(canary_root) == ("v1", 1, 0, 0)
+    assert _versions_through(port, 40) == {"200 v1": 40}
 
 
 def test_rollback_of_a_release_that_never_promoted_removes_only_its_canary(
