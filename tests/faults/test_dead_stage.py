@@ -7,6 +7,7 @@ Real HAProxy, real replica processes, real pytest stages (tests/canary's local p
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -210,3 +211,85 @@ def test_rollback_of_a_release_with_nothing_recorded_refuses_unless_the_target_i
     assert named.ret == 0, named.stdout.str()
     assert _main_and_canary(canary_root) == ("v1", 3, 0, 0)
     assert "main deployment to v1 (--to)" in ledger_runs(canary_root)[-1]["details"]["rollback"]
+
+
+def _start_stage(root: Path, log: Path, stage: str, *args: str) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", f"--stage={stage}", "-p", "no:cacheprovider", *args],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+        )
+
+
+def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    port = new_port()
+    ledger = '[ledger]\nlease_ttl = "3s"\n'
+    project(
+        pytester,
+        canary_toml(router_port=port, hold="300s", judge=THRESHOLDS_ONLY, extra=ledger),
+    )
+    bootstrap_main(canary_root, port)
+    log = canary_root / "canary-1.log"
+    stage = _start_stage(canary_root, log, "canary-1", "--release-id=r1", "--image=v2")
+    try:
+        _wait_for(
+            lambda: stage.poll() is None and "interval 1 " in log.read_text(errors="replace"),
+            "canary-1's first judged interval (the hold runs)",
+        )
+        assert _main_and_canary(canary_root)[2:] == (1, 10)
+        killed_at = time.time()
+        os.kill(stage.pid, signal.SIGKILL)  # no handler runs: no rollback, no record
+        stage.wait(timeout=60)
+    finally:
+        if stage.poll() is None:
+            os.kill(stage.pid, signal.SIGKILL)
+            stage.wait()
+
+    # The supervisor's dead man's switch: the canary still runs, but takes no traffic.
+    switched = canary_root / ".pytest-release" / "canary" / "supervisor" / "switched.json"
+    _wait_for(switched.exists, "the supervisor's dead man's switch", timeout=180)
+    record = json.loads(switched.read_text())
+    print(f"traffic 100% stable {record['at'] - killed_at:.2f}s after SIGKILL (lease ttl 3s)")
+    assert record["pid"] == stage.pid
+    assert _main_and_canary(canary_root) == ("v1", 1, 1, 0)
+    assert _versions_through(port, 40) == {"200 v1": 40}
+    entry = ledger_runs(canary_root)[-1]
+    assert (entry["stage"], entry["outcome"]) == ("canary-1", "running")
+
+    status = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
+    assert "ABANDONED" in status
+    assert f"pid {stage.pid}" in status
+    assert "last heartbeat was" in status
+    assert "pytest --stage=rollback --release-id=r1" in status
+
+    # Every other stage, of any release, refuses until it is reconciled.
+    for refused in (
+        run_stage(pytester, "canary-1", "--image=v3", release="r2"),
+        run_stage(pytester, "canary-2", "--image=v2"),
+        run_stage(pytester, "rollback", release="r2"),
+    ):
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
+        assert "a rollout stage was abandoned" in refused.stderr.str()
+        assert f"pid {stage.pid}" in refused.stderr.str()
+
+    reconcile = run_stage(pytester, "rollback")
+    assert reconcile.ret == 0, reconcile.stdout.str()
+    assert _main_and_canary(canary_root) == ("v1", 1, 0, 0)
+    runs = ledger_runs(canary_root)
+    dead = next(r for r in runs if r["stage"] == "canary-1")
+    assert dead["outcome"] == "rolled-back"
+    assert dead["message"].startswith("abandoned: the stage process died without ending")
+    assert dead["details"]["abandoned"]["pid"] == stage.pid
+    assert runs[-1]["stage"] == "rollback"
+    assert runs[-1]["outcome"] == "passed"
+    assert "only its canary is removed" in runs[-1]["details"]["rollback"]
+    status = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
+    assert "rolled-back (abandoned)" in status
+    assert "ABANDONED" not in status
+    assert list((canary_root / ".pytest-release").glob("ledger.json.leases/*")) == []
