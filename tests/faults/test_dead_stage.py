@@ -26,6 +26,8 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
+from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
+from tests.faults.test_verdicts import TESTS
 from tests.spine_support import ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
@@ -33,7 +35,7 @@ __all__ = ["canary_root"]
 # These tests are about what a stage leaves behind, not about judging: thresholds only
 # (a loaded machine can make one canary replica credibly slower than three stable ones).
 THRESHOLDS_ONLY = {"comparison": {"enabled": False}}
-PIPELINE = Path(__file__).resolve().parents[2] / "scripts" / "pipeline.py"
+PIPELINE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pipeline.py"
 # scripts/pipeline.py's stage loop over a test project (the README's pipeline needs
 # Docker images built by its uat and build stages; the loop and its signal handling are
 # the same): canary-1 of release r1 with image v2.
@@ -102,7 +104,7 @@ def test_sigint_to_the_pipelines_process_group_during_a_hold_rolls_back_and_exit
     log = canary_root / "canary-1.log"
     # Its own process group, as a shell gives a foreground job: Ctrl-C signals the group.
     pipeline = subprocess.Popen(
-        [sys.executable, "-c", PIPELINE_DRIVER, str(PIPELINE)],
+        [sys.executable, "-c", PIPELINE_DRIVER, str(PIPELINE_SCRIPT)],
         cwd=canary_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -293,3 +295,23 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     assert "rolled-back (abandoned)" in status
     assert "ABANDONED" not in status
     assert list((canary_root / ".pytest-release").glob("ledger.json.leases/*")) == []
+
+
+def test_an_earlier_entry_never_points_at_a_later_releases_report(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester, TWO_STAGES, **TESTS)
+    reports = pytester.path / "reports"
+    assert run_stage(pytester, "one", release="r1").ret == 0
+    assert run_stage(pytester, "one", release="r1").ret == 0  # same release: replaced
+    assert run_stage(pytester, "one", release="r2").ret == 0
+    first, again, other = ledger_runs(pytester.path)
+    # r1's report was kept as one.r1.xml: both r1 entries point there, not at r2's.
+    assert other["report"] == "reports/one.xml"
+    assert 'name="release_id" value="r2"' in (reports / "one.xml").read_text()
+    assert again["report"] == "reports/one.r1.xml"
+    assert 'name="release_id" value="r1"' in (reports / "one.r1.xml").read_text()
+    assert "report_replaced_by" not in again["details"]
+    # The first run of r1 had its report replaced by the re-run: the entry says so.
+    assert first["report"] == "reports/one.r1.xml"
+    assert first["details"]["report_replaced_by"] == again["run_id"]
