@@ -6,6 +6,7 @@ Real HAProxy, real replica processes, real pytest stages (tests/canary's local p
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -28,7 +29,7 @@ from tests.canary.canary_support import (
 )
 from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.spine_support import ledger_runs, project, run_stage, stage_cases
+from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -227,8 +228,9 @@ def _start_stage(root: Path, log: Path, stage: str, *args: str) -> subprocess.Po
         )
 
 
+@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
-    pytester: pytest.Pytester, canary_root: Path
+    pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
     port = new_port()
     ledger = '[ledger]\nlease_ttl = "3s"\n'
@@ -238,20 +240,32 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     )
     bootstrap_main(canary_root, port)
     log = canary_root / "canary-1.log"
-    stage = _start_stage(canary_root, log, "canary-1", "--release-id=r1", "--image=v2")
+    stage = _start_stage(
+        canary_root, log, "canary-1", "--release-id=r1", "--image=v2", "-v", *xdist
+    )
+
+    def first_interval_passed() -> bool:
+        lines = log.read_text(errors="replace").splitlines()
+        return any("health@1s" in line and "PASSED" in line for line in lines)
+
     try:
         _wait_for(
-            lambda: stage.poll() is None and "interval 1 " in log.read_text(errors="replace"),
-            "canary-1's first judged interval (the hold runs)",
+            lambda: stage.poll() is None and first_interval_passed(),
+            "canary-1's first judged interval to pass (the hold runs)",
         )
         assert _main_and_canary(canary_root)[2:] == (1, 10)
         killed_at = time.time()
-        os.kill(stage.pid, signal.SIGKILL)  # no handler runs: no rollback, no record
+        # The stage's (controller's) process only, as the OOM killer picks one: no handler
+        # runs, so no rollback and no record.
+        os.kill(stage.pid, signal.SIGKILL)
         stage.wait(timeout=60)
     finally:
         if stage.poll() is None:
             os.kill(stage.pid, signal.SIGKILL)
             stage.wait()
+        # xdist workers it started (its process group) must not outlive the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(stage.pid, signal.SIGKILL)
 
     # The supervisor's dead man's switch: the canary still runs, but takes no traffic.
     switched = canary_root / ".pytest-release" / "canary" / "supervisor" / "switched.json"
