@@ -1,7 +1,7 @@
 """A rollout stage's lease: a file its process renews while it runs.
 
 The rollout lock (an ``flock``) says whether a rollout runs *now*; it vanishes with the
-process, whatever killed it.  The lease stays: ``<ledger>.leases/<host>-<pid>.json``
+process, whatever killed it.  The lease stays: ``<ledger>.leases/<host>-<pid>-<token>.json``
 holds who took it (host, pid, when) and when it was last renewed.  A daemon thread of
 the stage renews it every quarter of its time to live and the stage removes it when it
 ends, so a lease that is still there after it expired belongs to a stage that died
@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,7 +99,8 @@ class LeaseHolder:
     def __init__(self, directory: Path, owner: str, ttl: float) -> None:
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self.path = directory / f"{self.host}-{self.pid}.json"
+        # A token too: a later process with a reused pid must not overwrite a dead one's.
+        self.path = directory / f"{self.host}-{self.pid}-{uuid.uuid4().hex[:8]}.json"
         self.owner = owner
         self.ttl = ttl
         self.started = datetime.now(UTC).isoformat(timespec="seconds")

@@ -240,6 +240,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     )
     bootstrap_main(canary_root, port)
     log = canary_root / "canary-1.log"
+    switched = canary_root / ".pytest-release" / "canary" / "supervisor" / "switched.json"
     stage = _start_stage(
         canary_root, log, "canary-1", "--release-id=r1", "--image=v2", "-v", *xdist
     )
@@ -253,6 +254,15 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
             lambda: stage.poll() is None and first_interval_passed(),
             "canary-1's first judged interval to pass (the hold runs)",
         )
+        # While the stage lives, its lease is renewed past its time to live and nothing
+        # treats it as dead.
+        (lease_file,) = (canary_root / ".pytest-release" / "ledger.json.leases").glob("*.json")
+        first_seen = json.loads(lease_file.read_text())["renewed"]
+        _wait_for(
+            lambda: json.loads(lease_file.read_text())["renewed"] > first_seen + 6,
+            "the live stage's lease to be renewed for twice its time to live",
+        )
+        assert not switched.exists()
         assert _main_and_canary(canary_root)[2:] == (1, 10)
         killed_at = time.time()
         # The stage's (controller's) process only, as the OOM killer picks one: no handler
@@ -268,7 +278,6 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
             os.killpg(stage.pid, signal.SIGKILL)
 
     # The supervisor's dead man's switch: the canary still runs, but takes no traffic.
-    switched = canary_root / ".pytest-release" / "canary" / "supervisor" / "switched.json"
     _wait_for(switched.exists, "the supervisor's dead man's switch", timeout=180)
     record = json.loads(switched.read_text())
     print(f"traffic 100% stable {record['at'] - killed_at:.2f}s after SIGKILL (lease ttl 3s)")
