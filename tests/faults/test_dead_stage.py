@@ -338,3 +338,65 @@ def test_an_earlier_entry_never_points_at_a_later_releases_report(
     # The first run of r1 had its report replaced by the re-run: the entry says so.
     assert first["report"] == "reports/one.r1.xml"
     assert first["details"]["report_replaced_by"] == again["run_id"]
+
+
+# A stand-in for a stage under tox: it records every signal it gets, "rolls back" for a
+# few seconds after the first one, then exits 2 as an interrupted stage does.
+SIGNAL_RECORDER = """
+import pathlib, signal, sys, time
+log = pathlib.Path("signals.txt")
+got = []
+def record(signum, frame):
+    got.append(signum)
+    with log.open("a") as handle:
+        handle.write(signal.Signals(signum).name + "\\n")
+for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, record)
+pathlib.Path("ready").touch()
+while not got:
+    time.sleep(0.05)
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    time.sleep(0.05)
+pathlib.Path("rolled-back").touch()
+sys.exit(2)
+"""
+
+
+def test_tox_envs_let_the_stage_roll_back_after_ctrl_c(tmp_path: Path) -> None:
+    import configparser
+
+    pytest.importorskip("tox", reason="tox is not installed: pip install tox")
+    shipped = configparser.ConfigParser(interpolation=None)
+    shipped.read(PIPELINE_SCRIPT.parents[1] / "tox.ini")
+    timeouts = {
+        key: shipped["testenv"][key]
+        for key in ("suicide_timeout", "interrupt_timeout", "terminate_timeout")
+        if key in shipped["testenv"]
+    }
+    (tmp_path / "stage.py").write_text(SIGNAL_RECORDER)
+    (tmp_path / "tox.ini").write_text(
+        "[tox]\nno_package = true\n[testenv:stage]\nskip_install = true\n"
+        + "".join(f"{key} = {value}\n" for key, value in timeouts.items())
+        + "commands = python stage.py\n"
+    )
+    tox = subprocess.Popen(
+        [sys.executable, "-m", "tox", "-e", "stage"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: (tmp_path / "ready").exists() or tox.poll() is not None, "the stage")
+        assert tox.poll() is None, tox.communicate()[0]
+        os.killpg(tox.pid, signal.SIGINT)  # Ctrl-C: the terminal's whole foreground group
+        out, _ = tox.communicate(timeout=120)
+    finally:
+        if tox.poll() is None:
+            os.killpg(tox.pid, signal.SIGKILL)
+            tox.communicate()
+    # One SIGINT (the terminal's), none from tox, and time to finish the rollback.
+    assert (tmp_path / "signals.txt").read_text().split() == ["SIGINT"], out
+    assert (tmp_path / "rolled-back").exists(), out
