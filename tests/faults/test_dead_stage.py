@@ -228,22 +228,19 @@ def _start_stage(root: Path, log: Path, stage: str, *args: str) -> subprocess.Po
         )
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
-def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
-    pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
-) -> None:
+def _kill_canary_1_during_its_hold(
+    pytester: pytest.Pytester, root: Path, xdist: list[str]
+) -> tuple[int, int, float]:
+    """canary-1 of r1 (lease_ttl 3 s) SIGKILLed in its hold: (router port, pid, when)."""
     port = new_port()
     ledger = '[ledger]\nlease_ttl = "3s"\n'
     project(
         pytester,
         canary_toml(router_port=port, hold="300s", judge=THRESHOLDS_ONLY, extra=ledger),
     )
-    bootstrap_main(canary_root, port)
-    log = canary_root / "canary-1.log"
-    switched = canary_root / ".pytest-release" / "canary" / "supervisor" / "switched.json"
-    stage = _start_stage(
-        canary_root, log, "canary-1", "--release-id=r1", "--image=v2", "-v", *xdist
-    )
+    bootstrap_main(root, port)
+    log = root / "canary-1.log"
+    stage = _start_stage(root, log, "canary-1", "--release-id=r1", "--image=v2", "-v", *xdist)
 
     def first_interval_passed() -> bool:
         lines = log.read_text(errors="replace").splitlines()
@@ -256,14 +253,14 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
         )
         # While the stage lives, its lease is renewed past its time to live and nothing
         # treats it as dead.
-        (lease_file,) = (canary_root / ".pytest-release" / "ledger.json.leases").glob("*.json")
+        (lease_file,) = (root / ".pytest-release" / "ledger.json.leases").glob("*.json")
         first_seen = json.loads(lease_file.read_text())["renewed"]
         _wait_for(
             lambda: json.loads(lease_file.read_text())["renewed"] > first_seen + 6,
             "the live stage's lease to be renewed for twice its time to live",
         )
-        assert not switched.exists()
-        assert _main_and_canary(canary_root)[2:] == (1, 10)
+        assert not (root / SWITCHED).exists()
+        assert _main_and_canary(root)[2:] == (1, 10)
         killed_at = time.time()
         # The stage's (controller's) process only, as the OOM killer picks one: no handler
         # runs, so no rollback and no record.
@@ -276,12 +273,23 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
         # xdist workers it started (its process group) must not outlive the test.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(stage.pid, signal.SIGKILL)
+    return port, stage.pid, killed_at
 
+
+SWITCHED = ".pytest-release/canary/supervisor/switched.json"
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
+    pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
+) -> None:
+    port, pid, killed_at = _kill_canary_1_during_its_hold(pytester, canary_root, xdist)
+    switched = canary_root / SWITCHED
     # The supervisor's dead man's switch: the canary still runs, but takes no traffic.
     _wait_for(switched.exists, "the supervisor's dead man's switch", timeout=180)
     record = json.loads(switched.read_text())
     print(f"traffic 100% stable {record['at'] - killed_at:.2f}s after SIGKILL (lease ttl 3s)")
-    assert record["pid"] == stage.pid
+    assert record["pid"] == pid
     assert _main_and_canary(canary_root) == ("v1", 1, 1, 0)
     assert _versions_through(port, 40) == {"200 v1": 40}
     entry = ledger_runs(canary_root)[-1]
@@ -289,7 +297,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
 
     status = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
     assert "ABANDONED" in status
-    assert f"pid {stage.pid}" in status
+    assert f"pid {pid}" in status
     assert "last heartbeat was" in status
     assert "pytest --stage=rollback --release-id=r1" in status
 
@@ -301,7 +309,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     ):
         assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
         assert "a rollout stage was abandoned" in refused.stderr.str()
-        assert f"pid {stage.pid}" in refused.stderr.str()
+        assert f"pid {pid}" in refused.stderr.str()
 
     reconcile = run_stage(pytester, "rollback")
     assert reconcile.ret == 0, reconcile.stdout.str()
@@ -310,7 +318,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     dead = next(r for r in runs if r["stage"] == "canary-1")
     assert dead["outcome"] == "rolled-back"
     assert dead["message"].startswith("abandoned: the stage process died without ending")
-    assert dead["details"]["abandoned"]["pid"] == stage.pid
+    assert dead["details"]["abandoned"]["pid"] == pid
     assert runs[-1]["stage"] == "rollback"
     assert runs[-1]["outcome"] == "passed"
     assert "only its canary is removed" in runs[-1]["details"]["rollback"]
@@ -400,3 +408,32 @@ def test_tox_envs_let_the_stage_roll_back_after_ctrl_c(tmp_path: Path) -> None:
     # One SIGINT (the terminal's), none from tox, and time to finish the rollback.
     assert (tmp_path / "signals.txt").read_text().split() == ["SIGINT"], out
     assert (tmp_path / "rolled-back").exists(), out
+
+
+def test_a_teardown_of_every_platform_settles_an_abandoned_rollout(
+    pytester: pytest.Pytester, canary_root: Path
+) -> None:
+    _, pid, _ = _kill_canary_1_during_its_hold(pytester, canary_root, [])
+    _wait_for((canary_root / SWITCHED).exists, "the supervisor's dead man's switch", 180)
+    refused = run_stage(pytester, "canary-1", "--image=v3", "--collect-only", release="r2")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
+
+    teardown = subprocess.run(
+        [sys.executable, "-m", "pytest_release.canary.teardown", str(canary_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert teardown.returncode == 0, teardown.stderr
+    assert "recorded the abandoned rollout of stage canary-1 of release r1" in teardown.stdout
+    (entry,) = ledger_runs(canary_root)
+    assert entry["outcome"] == "interrupted"
+    assert "not rolled back: every local platform and router was torn down" in entry["message"]
+    assert entry["details"]["abandoned"]["pid"] == pid
+    assert entry["details"]["abandoned"]["reconciled_by"] == "teardown"
+    status = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
+    assert "interrupted (abandoned)" in status
+    assert "ABANDONED" not in status
+    allowed = run_stage(pytester, "canary-1", "--image=v3", "--collect-only", release="r2")
+    assert allowed.ret == 0, allowed.stdout.str() + allowed.stderr.str()
