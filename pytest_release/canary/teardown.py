@@ -13,7 +13,9 @@ Without ``--state-dir`` it ends every platform kept under ``ROOTDIR/.pytest-rele
 
 While a rollout stage runs it holds the ledger's rollout lock (``<ledger>.rollout.lock``);
 the teardown takes that lock too, so it refuses to pull the platform from under a live
-rollout unless ``--force`` is given.
+rollout unless ``--force`` is given.  Once every platform is gone (no ``--state-dir``),
+an abandoned rollout (a stage that died, its lease expired) is recorded ``interrupted``
+and its lease removed: its canary no longer exists.
 """
 
 from __future__ import annotations
