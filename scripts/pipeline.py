@@ -15,6 +15,10 @@ The script does its own set-up (Docker daemon, base image, registry on 127.0.0.1
 newman, the image the main deployment starts from) and stops with the install command
 when a system tool is missing. At the end it prints every stage's outcome, its gates,
 the canary verdicts and where the JUnit files are.
+
+Ctrl-C (or SIGTERM) reaches the running stage once, through the pipeline: the stage rolls
+back and records itself, the pipeline waits for it (``PIPELINE_STOP_GRACE`` seconds, 300
+by default) and exits 130 with one line saying what the ledger recorded.
 """
 
 from __future__ import annotations
