@@ -157,6 +157,13 @@ class LedgerConfig(_Strict):
         description="file: seconds to wait for the ledger's write lock (held by another stage "
         "writing the ledger) before the stage stops with an error.",
     )
+    lease_ttl: PositiveDuration = Field(
+        default=10.0,
+        description="file: a rollout stage renews its lease (<ledger>.leases/) every quarter "
+        "of this; a lease older than this means the stage died without ending (abandoned: "
+        "--release-status says so, other stages refuse until `--stage=rollback` reconciles "
+        "it, and the local-process platform's supervisor sets 100% stable).",
+    )
     namespace: str = Field(
         default="default", description="kubernetes: namespace of the ConfigMap and the Lease."
     )

@@ -107,7 +107,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption(options.RELEASE_STATUS.dest):
         return None
     from pytest_release.errors import LedgerError
-    from pytest_release.ledger import Ledger, format_status, open_store
+    from pytest_release.ledger import Ledger, abandoned_rollouts, format_status, open_store
     from pytest_release.redact import Redactor
     from pytest_release.resolve import load_config, resolve_ledger_path
 
@@ -125,8 +125,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             config.rootpath,
             config.hook,
         )
-        entries = Ledger(store).for_release(release_id)
+        ledger = Ledger(store)
+        all_entries = ledger.entries()
+        abandoned = abandoned_rollouts(store, all_entries)
     except LedgerError as exc:
         raise pytest.UsageError(str(exc)) from None
-    print(format_status(entries, release_id))
+    entries = [e for e in all_entries if e.release_id == release_id]
+    print(format_status(entries, release_id, abandoned))
     return 0

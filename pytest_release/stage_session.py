@@ -128,6 +128,13 @@ class StageSession:
         """Let a gate plugin record a non-default result (e.g. ``rolled-back``)."""
         self.result_override = (result, message)
 
+    def record_details(self, details: dict[str, Any]) -> None:
+        """Let a gate plugin add to the ledger entry's ``details`` (before it is finished)."""
+        if self.entry is not None:
+            from dataclasses import replace
+
+            self.entry = replace(self.entry, details={**self.entry.details, **details})
+
     def add_secrets(self, values: Iterable[str]) -> None:
         """Mask ``values`` too, everywhere this session writes (gate plugins call it for
         secrets they read from their own settings, e.g. a Slack webhook)."""
