@@ -15,20 +15,50 @@ of the jobs a job needs (the action runs it; runs are told apart by their ``run_
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_release.errors import ReleaseConfigError
 
 if TYPE_CHECKING:
     from pytest_release.config import ReleaseConfig
 
 ARGS_MARKER = "# pytest-release-workflow-args:"
 DEFAULT_IMAGE = "ghcr.io/${{ github.repository }}:${{ github.sha }}"
-DEFAULT_ACTION = "pytest-release/pytest-release@main"
+ACTION_REPOSITORY = "pytest-release/pytest-release"
+# A released version (the tag ``v<version>`` exists); a dev or local build has no tag.
+RELEASED_VERSION = re.compile(r"\d+(\.\d+)*")
+
+
+class WorkflowError(ReleaseConfigError):
+    """The workflow cannot be written from this configuration or these options."""
+
+
+def default_action(version: str | None = None) -> str:
+    """The stage action at the released tag of this pytest-release (``v<version>``), as
+    published actions are used: the workflow and the action it runs belong together."""
+    if version is None:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        try:
+            version = installed("pytest-release")
+        except PackageNotFoundError:
+            version = "unknown"
+    if not RELEASED_VERSION.fullmatch(version):
+        raise WorkflowError(
+            f"pytest-release {version} is not a released version, so there is no tag "
+            f"v{version} of the action to pin: pass --action={ACTION_REPOSITORY}@<tag or "
+            "commit sha> (or --action=./ inside the pytest-release repository)"
+        )
+    return f"{ACTION_REPOSITORY}@v{version}"
+
+
 NEWMAN_INSTALL = "npm install --no-save --no-package-lock --no-audit --no-fund newman@6"
 # pip extras of pytest-release a gate kind needs.
 KIND_EXTRAS = {"lint": "lint", "docker": "docker", "e2e": "e2e", "canary": "canary"}
@@ -41,7 +71,7 @@ class Options:
     release_configs: tuple[str, ...] = ()
     pytest_args: str = ""
     install: str | None = None  # pip arguments; None: pytest-release with the needed extras
-    action: str = DEFAULT_ACTION
+    action: str = ""  # empty: default_action(), the tag of this version
     image: str = DEFAULT_IMAGE
     python_version: str = "3.11"
     branch: str = "main"
@@ -57,7 +87,7 @@ class Options:
             args.append(f"--install={self.install}")
         defaults = Options()
         for flag, value, default in (
-            ("--action", self.action, defaults.action),
+            ("--action", self.action, defaults.action),  # "" is the default, not written
             ("--image", self.image, defaults.image),
             ("--python-version", self.python_version, defaults.python_version),
             ("--branch", self.branch, defaults.branch),
@@ -229,34 +259,158 @@ def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
     return jobs
 
 
+# -- the workflow as data ----------------------------------------------------------------
+# GitHub job ids (and so stage names here): a letter or "_" first, then letters, digits,
+# "-" and "_" (docs.github.com, "jobs.<job_id>").
+JOB_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+ROLLBACK_NOTE = "After a failed rollout or smoke stage only (not when nothing was deployed)."
+
+
+def check_job_ids(config: ReleaseConfig) -> None:
+    """Every stage becomes a job: a name GitHub cannot take as a job id is an error here,
+    not a workflow GitHub rejects."""
+    bad = [stage for stage in config.stages if not JOB_ID.fullmatch(stage)]
+    if bad:
+        names = ", ".join(repr(s) for s in bad)
+        raise WorkflowError(
+            f"stage name(s) {names} cannot be GitHub Actions job ids: a job id starts with a "
+            "letter or '_' and holds only letters, digits, '-' and '_'; rename the stage "
+            "(e.g. 'v1.2' -> 'v1-2', '1st' -> 'stage-1st') in the release configuration"
+        )
+
+
+def check_options(config: ReleaseConfig, options: Options) -> None:
+    """Option values are written into the workflow's header comment (to regenerate it) and
+    into its data: a line break or control character there could end the comment."""
+    unknown = sorted({s for s, _, _ in options.stage_env if s not in config.stages})
+    if unknown:
+        raise WorkflowError(
+            f"--stage-env names stage(s) {', '.join(map(repr, unknown))}, which are not "
+            f"configured; configured stages: {', '.join(config.stages)}"
+        )
+    values = [*options.release_configs, options.pytest_args, options.install or ""]
+    values += [options.action, options.image, options.python_version, options.branch]
+    values += [options.name, *(f"{s}:{n}={v}" for s, n, v in options.stage_env)]
+    for value in values:
+        if any(not (c.isprintable() or c == "\t") for c in value):
+            raise WorkflowError(
+                f"option value {value!r} holds a line break or control character; the "
+                "workflow generator takes single-line values only"
+            )
+
+
+def _secrets_of(config: ReleaseConfig, stage: str) -> list[str]:
+    """The configured secrets the stage's step gets in its ``env``: a secret that is a
+    canary gate's Slack webhook goes only to the stages running such a gate; any other
+    secret (its user is not known here) to every stage."""
+    slack_envs: dict[str, set[str]] = {}
+    for name in config.stages:
+        for _, gate in _gates(config, name):
+            if gate.kind == "canary":
+                slack = getattr(_canary_settings(config, gate), "slack", None)
+                if slack is not None:
+                    slack_envs.setdefault(slack.webhook_env, set()).add(name)
+    return [s for s in config.secrets if s not in slack_envs or stage in slack_envs[s]]
+
+
+def _job_data(job: Job, options: Options, secrets: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": f"stage {job.stage}"}
+    if job.needs:
+        data["needs"] = list(job.needs)
+    if job.condition:
+        data["if"] = job.condition
+    data["runs-on"] = "ubuntu-latest"
+    if job.environment:
+        data["environment"] = job.environment
+    if job.packages_write or job.google_auth:
+        permissions = {"contents": "read", "checks": "write"}
+        if job.packages_write:
+            permissions["packages"] = "write"
+        if job.google_auth:
+            permissions["id-token"] = "write"  # Workload Identity Federation
+        data["permissions"] = permissions
+    if job.env:
+        data["env"] = dict(job.env)
+    steps: list[dict[str, Any]] = [{"uses": "actions/checkout@v4"}]
+    if job.newman:
+        steps.append({"name": "Install newman (gate kind newman)", "run": NEWMAN_INSTALL})
+    if job.registry:
+        steps.append(_login(job.registry))
+    if job.google_auth:
+        steps.append(GOOGLE_AUTH)
+    action = options.action or default_action()
+    stage_step: dict[str, Any] = {"name": f"Stage {job.stage}", "uses": action}
+    if secrets:
+        # Only the stage's step sees the secrets, not the workflow's other steps.
+        stage_step["env"] = {name: f"${{{{ secrets.{name} }}}}" for name in secrets}
+    stage_step["with"] = dict(job.inputs)
+    steps.append(stage_step)
+    data["steps"] = steps
+    return data
+
+
+def workflow_data(config: ReleaseConfig, options: Options) -> dict[str, Any]:
+    """The workflow as the data GitHub reads (``render`` writes it as YAML)."""
+    check_job_ids(config)
+    check_options(config, options)
+    jobs = plan_jobs(config, options)
+    return {
+        "name": options.name,
+        "on": {"push": {"branches": [options.branch]}, "workflow_dispatch": None},
+        "concurrency": {
+            "group": "${{ github.workflow }}-${{ github.ref }}",
+            "cancel-in-progress": False,
+        },
+        "permissions": {"contents": "read", "checks": "write"},
+        "env": {"IMAGE": options.image},
+        "jobs": {
+            job.stage: _job_data(job, options, _secrets_of(config, job.stage)) for job in jobs
+        },
+    }
+
+
 # -- writing YAML ------------------------------------------------------------------------
-def _scalar(value: str) -> str:
-    """A YAML scalar: plain when that reads back as the same string, else double-quoted
-    (JSON strings are YAML double-quoted scalars)."""
-    plain_ok = (
-        value != ""
-        and value.strip() == value
-        and value[0] not in "!&*[]{}|>'\"%@`#,?:-"
-        and ": " not in value
-        and " #" not in value
-        and value.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "~")
-        and not value.replace(".", "", 1).isdigit()
+def _dump(data: dict[str, Any]) -> str:
+    """``data`` as block-style YAML written by PyYAML's safe dumper (every scalar quoted
+    as YAML needs, key order kept, no line folding), sequences indented under their key."""
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise WorkflowError(
+            "the workflow generator needs PyYAML: pip install 'pytest-release[workflow]'"
+        ) from exc
+
+    class Dumper(yaml.SafeDumper):
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    # ``workflow_dispatch:`` as GitHub's documentation writes it (an empty value is null).
+    Dumper.add_representer(
+        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "")
     )
-    if value.startswith("${{") or value.startswith("-e "):
-        plain_ok = ": " not in value and " #" not in value and not value.startswith("-")
-    return value if plain_ok else json.dumps(value)
 
-
-def _flow_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(_scalar(i) for i in items) + "]"
+    return yaml.dump(
+        data,
+        Dumper=Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )
 
 
 def _comment(text: str, indent: str) -> list[str]:
-    return [f"{indent}# {text}"] if text else []
+    """``text`` as comment lines: every line break ends a line that gets its own ``#``,
+    so no text can leave the comment; characters YAML does not allow are escaped."""
+    lines = []
+    for line in text.splitlines():
+        clean = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in line)
+        lines.append(f"{indent}# {clean}".rstrip())
+    return lines
 
 
 def render(config: ReleaseConfig, options: Options) -> str:
-    jobs = plan_jobs(config, options)
+    data = workflow_data(config, options)
     lines = [
         "# Generated by `python -m pytest_release workflow` from the release configuration; do",
         "# not edit by hand: change the configuration (or the arguments below) and regenerate",
@@ -267,96 +421,48 @@ def render(config: ReleaseConfig, options: Options) -> str:
         "# `pytest --stage=<stage>` through the composite action of pytest-release, which",
         "# installs it, carries the ledger between jobs (artifacts ledger-<stage>), keeps the",
         "# reports (reports-<stage>) and renders the JUnit report.",
-        f"name: {_scalar(options.name)}",
-        "",
-        "on:",
-        "  push:",
-        f"    branches: [{_scalar(options.branch)}]",
-        "  workflow_dispatch:",
-        "",
+        _dump({"name": data["name"]}),
+        _dump({"on": data["on"]}),
         "# One release at a time per branch; a rollout is never cancelled half-way.",
-        "concurrency:",
-        "  group: ${{ github.workflow }}-${{ github.ref }}",
-        "  cancel-in-progress: false",
-        "",
-        "permissions:",
-        "  contents: read",
-        "  checks: write",
-        "",
-        "env:",
-        f"  IMAGE: {_scalar(options.image)}",
+        _dump({"concurrency": data["concurrency"]}),
+        _dump({"permissions": data["permissions"]}),
+        _dump({"env": data["env"]}),
+        "jobs:",
     ]
-    for secret in config.secrets:
-        lines.append(f"  {secret}: ${{{{ secrets.{secret} }}}}")
-    lines += ["", "jobs:"]
-    for index, job in enumerate(jobs):
+    descriptions = {job.stage: job for job in plan_jobs(config, options)}
+    for index, (job_id, job) in enumerate(data["jobs"].items()):
         if index:
             lines.append("")
-        lines += _comment(job.description, "  ")
-        lines.append(f"  {job.stage}:")
-        lines.append(f"    name: {_scalar('stage ' + job.stage)}")
-        if job.needs:
-            lines.append(f"    needs: {_flow_list(job.needs)}")
-        if job.condition:
-            lines += [
-                "    # After a failed rollout or smoke stage only (not when nothing was deployed).",
-                f"    if: {job.condition}",
-            ]
-        lines.append("    runs-on: ubuntu-latest")
-        if job.environment:
-            lines.append(f"    environment: {_scalar(job.environment)}")
-        if job.packages_write or job.google_auth:
-            lines += ["    permissions:", "      contents: read", "      checks: write"]
-            if job.packages_write:
-                lines.append("      packages: write")
-            if job.google_auth:
-                lines.append("      id-token: write  # Workload Identity Federation")
-        if job.env:
-            lines.append("    env:")
-            lines += [f"      {name}: {_scalar(value)}" for name, value in job.env.items()]
-        lines += ["    steps:", "      - uses: actions/checkout@v4"]
-        if job.newman:
-            lines += [
-                "      - name: Install newman (gate kind newman)",
-                f"        run: {NEWMAN_INSTALL}",
-            ]
-        if job.registry:
-            lines += _login(job.registry)
-        if job.google_auth:
-            lines += GOOGLE_AUTH
-        lines += [
-            f"      - name: {_scalar('Stage ' + job.stage)}",
-            f"        uses: {options.action}",
-            "        with:",
-        ]
-        lines += [f"          {key}: {_scalar(value)}" for key, value in job.inputs.items()]
+        lines += _comment(descriptions[job_id].description, "  ")
+        if descriptions[job_id].condition:
+            lines += _comment(ROLLBACK_NOTE, "  ")
+        # Dumped under "jobs" so the dumper indents it; that first line is written above.
+        lines.append(_dump({"jobs": {job_id: job}}).split("\n", 1)[1].rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
 # Application Default Credentials for the Cloud Run platform (docs/cloud-run.md): the
 # action writes a credentials file and sets GOOGLE_APPLICATION_CREDENTIALS for later steps.
-GOOGLE_AUTH = [
-    "      - name: Authenticate to Google Cloud (platform cloud-run)",
-    "        uses: google-github-actions/auth@v2",
-    "        with:",
-    "          workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
-    "          service_account: ${{ vars.GCP_SERVICE_ACCOUNT }}",
-]
+GOOGLE_AUTH: dict[str, Any] = {
+    "name": "Authenticate to Google Cloud (platform cloud-run)",
+    "uses": "google-github-actions/auth@v2",
+    "with": {
+        "workload_identity_provider": "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+        "service_account": "${{ vars.GCP_SERVICE_ACCOUNT }}",
+    },
+}
 
 
-def _login(registry: str) -> list[str]:
+def _login(registry: str) -> dict[str, Any]:
     if registry == "ghcr.io":
         user, password = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
     else:
         user, password = "${{ vars.REGISTRY_USERNAME }}", "${{ secrets.REGISTRY_PASSWORD }}"
-    return [
-        f"      - name: Log in to {registry} (gate kind docker, push)",
-        "        uses: docker/login-action@v3",
-        "        with:",
-        f"          registry: {registry}",
-        f"          username: {user}",
-        f"          password: {password}",
-    ]
+    return {
+        "name": f"Log in to {registry} (gate kind docker, push)",
+        "uses": "docker/login-action@v3",
+        "with": {"registry": registry, "username": user, "password": password},
+    }
 
 
 # -- command line ------------------------------------------------------------------------
@@ -391,7 +497,10 @@ def parser() -> argparse.ArgumentParser:
         "extras the gates need)",
     )
     p.add_argument(
-        "--action", default=DEFAULT_ACTION, help="the stage action (default: %(default)s)"
+        "--action",
+        default="",
+        help=f"the stage action (default: {ACTION_REPOSITORY}@v<this version>, the tag of "
+        "the pytest-release that generates the workflow)",
     )
     p.add_argument("--image", default=DEFAULT_IMAGE, help="the release image reference")
     p.add_argument("--python-version", default=Options.python_version)
@@ -446,8 +555,6 @@ def _opts(argv: Sequence[str]) -> Options:
 
 
 def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    from pytest_release.errors import ReleaseConfigError
-
     args = parser().parse_args(argv)
     root = rootdir or Path.cwd()
     try:
@@ -466,7 +573,7 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
             print(f"{args.check} is up to date")
             return 0
         text = render(load(args.release_config, root), options_from(args))
-    except (ReleaseConfigError, ValueError, OSError) as exc:
+    except (ReleaseConfigError, ValueError, OSError) as exc:  # WorkflowError included
         print(f"pytest_release workflow: {exc}", file=sys.stderr)
         return 2
     if args.output:

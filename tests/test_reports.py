@@ -205,3 +205,61 @@ def test_the_redactor_says_whether_masking_would_change_a_text() -> None:
     assert redact.finds("cut short: 's3cr3t...'")  # a piece before "..."
     assert not redact.finds("test_x[plain]\ntests/test_a.py::test_x[plain]")
     assert not redact.finds("s3cr3t\n-value")  # lines are searched one by one
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_step_summary_names_the_failed_tests_and_the_reports_artifact(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    summary, _ = _github_env(pytester, monkeypatch)
+    monkeypatch.setenv("PYTEST_RELEASE_REPORTS_ARTIFACT", "reports-ci")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
+    monkeypatch.setenv("GITHUB_RUN_ID", "77")
+    project(
+        pytester,
+        'secrets = ["DEPLOY_TOKEN"]\n[stages.ci]\ngates = ["unit", "integration"]\n',
+        **FILES,
+        **{
+            "tests/unit/test_setup.py": """
+                import pytest
+                @pytest.fixture
+                def broken():
+                    raise RuntimeError("no database | at all")
+                def test_needs_db(broken):
+                    pass
+            """
+        },
+    )
+    run_stage(pytester, "ci", *xdist)
+    lines = summary.read_text().splitlines()
+    assert "**Failed tests** (2)" in lines
+    rows = [line for line in lines if line.startswith("| unit | `")]
+    assert sorted(rows) == [
+        "| unit | `test_leaks_secrets` | `tests/unit/test_math.py:8` "
+        "| AssertionError: Authorization: Bearer *** |",
+        "| unit | `test_needs_db` (error) | `tests/unit/test_setup.py:5` "
+        "| RuntimeError: no database \\| at all |",
+    ]
+    assert (
+        "Full reports (JUnit, plots, screenshots) in the artifact `reports-ci` of "
+        "[this run](https://github.com/acme/shop/actions/runs/77#artifacts)."
+    ) in lines
+    assert TOKEN not in summary.read_text()
+
+
+def test_step_summary_lists_at_most_twenty_failed_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary, _ = _github_env(pytester, monkeypatch)
+    monkeypatch.delenv("PYTEST_RELEASE_REPORTS_ARTIFACT", raising=False)
+    tests = "".join(f"def test_{i:02d}():\n    assert {i} == -1\n" for i in range(25))
+    project(pytester, '[stages.ci]\ngates = ["unit"]\n', **{"tests/unit/test_many.py": tests})
+    run_stage(pytester, "ci")
+    text = summary.read_text()
+    assert "**Failed tests** (25)" in text
+    listed = [line for line in text.splitlines() if line.startswith("| unit | `test_")]
+    assert len(listed) == 20
+    assert listed[0] == "| unit | `test_00` | `tests/unit/test_many.py:2` | assert 0 == -1 |"
+    assert "… and 5 more failed tests: see the JUnit report." in text
+    assert "Reports in `reports` on the runner (no artifact keeps them)." in text

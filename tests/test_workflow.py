@@ -93,7 +93,9 @@ def test_cloud_run_workflow_authenticates_the_cloud_run_jobs_only() -> None:
 
 def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
     stale = tmp_path / "release.yml"
-    stale.write_text(WORKFLOW.read_text().replace("needs: [canary-1]", "needs: [build]"))
+    stale.write_text(
+        WORKFLOW.read_text().replace("needs:\n      - canary-1\n", "needs:\n      - build\n")
+    )
     command = [sys.executable, "-m", "pytest_release", "workflow", "--check"]
     done = subprocess.run(
         [*command, str(stale)], cwd=ROOT, capture_output=True, text=True, check=False
@@ -117,7 +119,7 @@ def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
     text = WORKFLOW.read_text()
-    text = text.replace("needs: [canary-2]", "needs: [canary-two]", 1)
+    text = text.replace("needs:\n      - canary-2\n", "needs:\n      - canary-two\n", 1)
     text = text.replace("        run: npm install", "        run: cd $HOME && npm install", 1)
     broken.write_text(text)
     result = _actionlint(broken)
@@ -153,7 +155,13 @@ def test_every_stage_is_a_job_using_the_action() -> None:
     assert data["jobs"]["canary-1"]["environment"] == "production"
     assert stage_step(data["jobs"]["canary-1"])["with"]["approved-via"] == "production"
     assert data["concurrency"]["cancel-in-progress"] is False
-    assert data["env"]["SLACK_WEBHOOK_URL"] == "${{ secrets.SLACK_WEBHOOK_URL }}"
+    # The Slack webhook only in the stage step of the jobs whose canary gate notifies.
+    assert "SLACK_WEBHOOK_URL" not in data["env"]
+    slack = "${{ secrets.SLACK_WEBHOOK_URL }}"
+    notifying = [n for n, j in data["jobs"].items() if stage_step(j).get("env")]
+    assert notifying == ["canary-1", "canary-2", "canary-3", "rollback", "staging"]
+    for name in notifying:
+        assert stage_step(data["jobs"][name])["env"] == {"SLACK_WEBHOOK_URL": slack}
     uat = stage_step(data["jobs"]["uat"])["with"]
     assert uat["playwright-browsers"] == "chromium"
     assert data["jobs"]["build"]["permissions"]["packages"] == "write"

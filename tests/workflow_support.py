@@ -69,6 +69,28 @@ def stage_step(job: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
+def run_action_stage_script(
+    given: dict[str, str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the stage action's ``Stage`` script (the step with ``id: stage``) as a runner
+    would, its ``${{ inputs.* }}`` env taken from ``given`` (else the input's default)."""
+    action = load_yaml(ACTION)
+    script = next(s for s in action["runs"]["steps"] if s.get("id") == "stage")
+    step_env = dict(env)
+    for key, template in script["env"].items():
+        name = template.split("inputs.", 1)[1].rstrip(" }")
+        step_env[key] = given.get(name, _default(action, name))
+    step_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{step_env['PATH']}"
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script["run"]],
+        cwd=cwd,
+        env=step_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @dataclass
 class Context:
     """What ``${{ ... }}`` expressions of the workflow read."""
@@ -176,6 +198,8 @@ class Runner:
         env.update({k: context.evaluate(v) for k, v in job.get("env", {}).items()})
         context.env = env
         step = stage_step(job)
+        # The stage step's own env (the secrets are scoped to it): its scripts see it.
+        env.update({k: context.evaluate(v) for k, v in step.get("env", {}).items()})
         given = {k: context.evaluate(v) for k, v in step["with"].items()}
         if self.extra_configs:
             given["release-config"] = " ".join(

@@ -59,10 +59,11 @@ def markdown_summary(
     svg_path: str | None = None,
     title: str = "Canary metrics",
     stage_verdict: CanaryVerdict | None = None,
+    artifact: str | None = None,
 ) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: one table row per interval (canary and
     stable requests, error rate, p95, verdict, failing checks), the reasons for failing
-    intervals, and a link to the SVG plot."""
+    intervals, and where the SVG plot is (``artifact``: the one holding the reports)."""
     lines = [f"### {title}", ""]
     if stage_verdict is not None:
         lines += [f"**Stage verdict: {BADGE[stage_verdict.verdict]}**", ""]
@@ -113,9 +114,12 @@ def markdown_summary(
     if points:
         lines += ["", *mermaid_charts(points)]
     if svg_path:
+        # A link to the file would 404 (it is on the runner, or inside a zip artifact):
+        # say where it is; the Mermaid charts above show the same series inline.
+        where = f"in the artifact `{artifact}`" if artifact else "on the runner"
         lines += [
             "",
-            f"Plot of error rate and p95 latency per interval: [`{svg_path}`]({svg_path})",
+            f"Plot of error rate and p95 latency per interval (SVG): `{svg_path}` {where}.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -160,10 +160,18 @@ def test_markdown_summary_table() -> None:
     )
     # Failed /health probes per replica: count, share and the longest run.
     assert "| canary-0 | canary | 48 | 0 | 0.0% | 0 |" in lines
+    # The SVG is named where it is (no link: a runner path or a zipped artifact 404s).
     assert lines[-1] == (
-        "Plot of error rate and p95 latency per interval: "
-        "[`reports/canary-1.svg`](reports/canary-1.svg)"
+        "Plot of error rate and p95 latency per interval (SVG): "
+        "`reports/canary-1.svg` on the runner."
     )
+    in_artifact = markdown_summary(
+        verdicts, samples, svg_path="reports/canary-1.svg", artifact="reports-canary-1"
+    )
+    assert in_artifact.splitlines()[-1].endswith(
+        "`reports/canary-1.svg` in the artifact `reports-canary-1`."
+    )
+    assert "](" not in in_artifact
 
 
 def test_markdown_summary_without_intervals_and_pipe_escaping() -> None:
