@@ -65,9 +65,13 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     assert props == {
         "stage": "ci",
         "release_id": "r1",
-        "gate": "unit",
-        "gate_status": "failed",
         "image": "shop:7",
+        "gate.unit.status": "failed",
+    }
+    integration = suites["integration"].find("properties")
+    assert integration is not None
+    assert {p.get("name"): p.get("value") for p in integration} == {
+        "gate.integration.status": "passed"
     }
     cases = {c.get("name"): c for c in root.iter("testcase")}
     adds = cases["test_adds"]

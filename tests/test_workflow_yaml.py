@@ -172,7 +172,7 @@ def test_an_option_value_with_a_line_break_is_refused(
 
 def test_hostile_descriptions_pass_actionlint(tmp_path: Path) -> None:
     stages = "".join(
-        f"[stages.s{i}]\ndescription = {_toml_string(v)}\n"
+        f'[stages.s{i}]\ngates = ["unit"]\ndescription = {_toml_string(v)}\n'
         for i, v in enumerate(HOSTILE + LINE_BREAKS)
     )
     (tmp_path / "release.toml").write_text(stages)
