@@ -7,8 +7,6 @@ scripts/pipeline.py is tests/test_workflow_collect.py.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,25 +17,16 @@ import pytest
 from pytest_release import workflow
 from pytest_release.config import merge_layers
 from pytest_release.gates.e2e.config import E2EGateConfig
-from tests.workflow_support import ACTION, ROOT, WORKFLOW, load_yaml, needs_order, stage_step
-
-
-def _tool(name: str, env: str, install: str) -> str:
-    found = os.environ.get(env) or shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: {install} (or set {env}=/path/to/{name})")
-    return found
-
-
-def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
-    _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")  # actionlint uses it
-    binary = _tool(
-        "actionlint", "ACTIONLINT", "bash scripts/install-actionlint.sh, then put it on PATH"
-    )
-    return subprocess.run(
-        [binary, "-no-color", str(path)], capture_output=True, text=True, check=False, cwd=ROOT
-    )
-
+from tests.workflow_support import (
+    ACTION,
+    ROOT,
+    WORKFLOW,
+    actionlint,
+    load_yaml,
+    needs_order,
+    required_tool,
+    stage_step,
+)
 
 # The first pipeline (Kubernetes canary) and the second (staging, Cloud Run, seed 002).
 CLOUD_RUN_WORKFLOW = ROOT / ".github" / "workflows" / "release-cloud-run.yml"
@@ -111,7 +100,7 @@ def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", WORKFLOWS)
 def test_workflow_passes_actionlint_with_shellcheck(path: Path) -> None:
-    result = _actionlint(path)
+    result = actionlint(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -122,7 +111,7 @@ def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
     text = text.replace("needs:\n      - canary-2\n", "needs:\n      - canary-two\n", 1)
     text = text.replace("        run: npm install", "        run: cd $HOME && npm install", 1)
     broken.write_text(text)
-    result = _actionlint(broken)
+    result = actionlint(broken)
     assert result.returncode == 1
     assert "canary-two" in result.stdout
     assert "SC2086" in result.stdout  # unquoted $HOME: shellcheck ran
@@ -130,7 +119,7 @@ def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
 
 def test_action_scripts_pass_shellcheck() -> None:
     """actionlint does not look into a composite action's scripts; shellcheck does."""
-    shellcheck = _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
+    shellcheck = required_tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
     for step in load_yaml(ACTION)["runs"]["steps"]:
         if "run" in step:
             assert "${{" not in step["run"], f"{step['name']}: pass inputs through env"
@@ -215,14 +204,14 @@ def test_install_steps_follow_the_gate_kinds(tmp_path: Path) -> None:
     assert stage_step(jobs["pub"])["with"]["image"] == "${{ env.IMAGE }}"
 
 
-def test_generated_workflow_for_another_project_passes_actionlint(tmp_path: Path) -> None:
+def test_generated_workflow_for_another_project_passesactionlint(tmp_path: Path) -> None:
     (tmp_path / "release.toml").write_text(
         '[stages.staging]\ngates = ["smoke"]\nrequires = ["build"]\nenvironment = "staging"\n'
     )
     out = tmp_path / ".github" / "workflows" / "release.yml"
     argv = ["--release-config=release.toml", f"--output={out}"]
     assert workflow.main(argv, tmp_path) == 0
-    result = _actionlint(out)
+    result = actionlint(out)
     assert result.returncode == 0, result.stdout
 
 

@@ -18,8 +18,14 @@ import yaml
 
 from pytest_release import workflow
 from pytest_release.options import ALIASED
-from tests.test_workflow import _actionlint
-from tests.workflow_support import ROOT, WORKFLOW, load_yaml, run_action_stage_script, stage_step
+from tests.workflow_support import (
+    ROOT,
+    WORKFLOW,
+    actionlint,
+    load_yaml,
+    run_action_stage_script,
+    stage_step,
+)
 
 # Scalars that a hand-made YAML writer gets wrong: indicators, comments, anchors, aliases,
 # tags, mapping and flow syntax, quotes, YAML 1.1 booleans and numbers, expressions, and
@@ -170,7 +176,7 @@ def test_an_option_value_with_a_line_break_is_refused(
     assert repr(value) in err
 
 
-def test_hostile_descriptions_pass_actionlint(tmp_path: Path) -> None:
+def test_hostile_descriptions_passactionlint(tmp_path: Path) -> None:
     stages = "".join(
         f'[stages.s{i}]\ngates = ["unit"]\ndescription = {_toml_string(v)}\n'
         for i, v in enumerate(HOSTILE + LINE_BREAKS)
@@ -180,7 +186,7 @@ def test_hostile_descriptions_pass_actionlint(tmp_path: Path) -> None:
     assert (
         workflow.main(["--release-config=release.toml", "--action=./", f"-o={out}"], tmp_path) == 0
     )
-    done = _actionlint(out)
+    done = actionlint(out)
     assert done.returncode == 0, done.stdout
 
 

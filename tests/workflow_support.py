@@ -36,6 +36,27 @@ EMULATED_USES = {
 }
 
 
+def required_tool(name: str, env: str, install: str) -> str:
+    """The path of a tool the test needs; the test fails (not skips) saying how to get it."""
+    import pytest
+
+    found = os.environ.get(env) or shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: {install} (or set {env}=/path/to/{name})")
+    return found
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on ``path``, with shellcheck present (it checks the ``run:`` scripts)."""
+    required_tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
+    binary = required_tool(
+        "actionlint", "ACTIONLINT", "bash scripts/install-actionlint.sh, then put it on PATH"
+    )
+    return subprocess.run(
+        [binary, "-no-color", str(path)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     # YAML 1.1 reads the key `on` as True.
