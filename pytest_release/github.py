@@ -75,21 +75,50 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# The exception type of a generated check's failure (a lint finding, a Newman assertion, a
+# canary interval or verdict): its message is the whole story, its location the check's.
+GENERATED_CHECK = "GateCheckFailed"
+
+
 def error_annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor) -> list[str]:
-    """``::error`` workflow commands, one per failed or errored item."""
-    lines = []
+    """``::error`` workflow commands: one per failed or errored test, at its file and
+    failing line.  Generated checks of one gate at one location (the canary's intervals
+    and its stage verdict all point at the gate's table, and the verdict repeats the
+    failing intervals' lines) are one annotation with each line once, not one per item."""
+    groups: dict[tuple[str, ...], list[CaseRecord]] = {}
     for case in cases:
         if case.outcome not in ("failure", "error"):
             continue
-        props = [f"file={escape_property(case.file)}"]
         line = case.crash_line or case.line
+        if case.error_type == GENERATED_CHECK:
+            key: tuple[str, ...] = ("check", case.gate, case.file, str(line))
+        else:
+            key = ("test", case.nodeid)
+        groups.setdefault(key, []).append(case)
+    lines = []
+    for members in groups.values():
+        first = members[0]
+        props = [f"file={escape_property(first.file)}"]
+        line = first.crash_line or first.line
         if line is not None:
             props.append(f"line={line}")
-        title = redact(f"{stage}/{case.gate}: {case.name}")
+        more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
+        title = redact(f"{stage}/{first.gate}: {first.name}{more}")
         props.append(f"title={escape_property(title)}")
-        message = redact(case.text or case.message)
+        texts = [redact(case.text or case.message) for case in members]
+        message = texts[0] if len(texts) == 1 else _distinct_lines(texts)
         lines.append(f"::error {','.join(props)}::{escape_data(message)}")
     return lines
+
+
+def _distinct_lines(texts: Iterable[str]) -> str:
+    """The lines of ``texts`` in order, each once."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip():
+                seen.setdefault(line, None)
+    return "\n".join(seen)
 
 
 def _duration(seconds: float) -> str:

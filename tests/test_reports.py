@@ -267,3 +267,50 @@ def test_step_summary_lists_at_most_twenty_failed_tests(
     assert listed[0] == "| unit | `test_00` | `tests/unit/test_many.py:2` | assert 0 == -1 |"
     assert "… and 5 more failed tests: see the JUnit report." in text
     assert "Reports in `reports` on the runner (no artifact keeps them)." in text
+
+
+def test_a_canary_failure_and_its_stage_verdict_are_one_annotation() -> None:
+    """The failing interval and the stage verdict (which repeats the interval's failing
+    checks) point at the same gate table: one annotation, each line once.  Two failing
+    tests stay two annotations."""
+    from pytest_release.canary.judge import Judge, JudgeConfig
+    from pytest_release.github import GENERATED_CHECK, error_annotations
+    from pytest_release.junit import CaseRecord
+    from tests.canary.test_plot import hold
+
+    _, verdicts = hold()
+    failing = next(v for v in verdicts if v.verdict == "fail")
+    stage_verdict = Judge(JudgeConfig()).judge_stage(verdicts)
+    assert stage_verdict.verdict == "fail"
+
+    def check(name: str, message: str) -> CaseRecord:
+        return CaseRecord(
+            f"release.toml::canary::{name}",
+            "canary",
+            "release.toml",
+            12,
+            outcome="failure",
+            error_type=GENERATED_CHECK,
+            message=message.splitlines()[0],
+            text=message,
+        )
+
+    interval_text, verdict_text = failing.failure_message(), stage_verdict.failure_message()
+    repeated = set(interval_text.splitlines()) & set(verdict_text.splitlines())
+    assert repeated  # the verdict does repeat the interval's lines
+    tests = [
+        CaseRecord(f"tests/test_a.py::test_{n}", "unit", "tests/test_a.py", n, outcome="failure")
+        for n in (3, 7)
+    ]
+    cases = [check("health@120s", interval_text), check("verdict", verdict_text), *tests]
+    annotations = error_annotations(cases, "canary-1", Redactor())
+    assert len(annotations) == 3
+    canary = annotations[0]
+    assert canary.startswith(
+        "::error file=release.toml,line=12,title=canary-1/canary%3A health@120s (+1 more)::"
+    )
+    body = canary.split("::", 2)[2].split("%0A")
+    assert len(body) == len(set(body))  # no line twice
+    every = set(interval_text.splitlines()) | set(verdict_text.splitlines())
+    assert set(body) == {escape_data(line) for line in every}
+    assert [a.split(",", 2)[1] for a in annotations[1:]] == ["line=3", "line=7"]
