@@ -65,7 +65,7 @@ def test_every_secret_and_variable_is_set_up_in_a_step(generated: dict[str, Any]
     secrets = set(re.findall(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)", text))
     variables = set(re.findall(r"vars\.([A-Za-z_][A-Za-z0-9_]*)", text))
     assert secrets == {"GITHUB_TOKEN", "KUBECONFIG", "SLACK_WEBHOOK_URL"}
-    assert variables == {"SHOP_URL", "STAGING_URL"}
+    assert variables == {"SHOP_URL", "STAGING_URL", "PROMETHEUS_URL"}
     adoption = _adoption()
     for name in secrets - {"GITHUB_TOKEN"}:  # GitHub provides GITHUB_TOKEN (step 4)
         assert f"**Secret `{name}`**" in adoption, name
@@ -107,13 +107,28 @@ def test_environments_and_namespaces_are_set_up(generated: dict[str, Any]) -> No
     assert "imagePullSecrets" in cluster_step
 
 
-def test_the_canary_evidence_step_says_what_the_profile_judges_on() -> None:
+def test_the_canary_evidence_step_says_what_the_profile_judges_on(
+    generated: dict[str, Any],
+) -> None:
     config = workflow.load(["suites/release.toml", "suites/github.toml"], ROOT)
-    judge = config.gates["canary"].judge  # type: ignore[attr-defined]
-    step = next(b for b in _steps().values() if b.startswith("**Decide what the canary"))
+    step = next(b for b in _steps().values() if b.startswith("**Expose the canary's evidence"))
     words = " ".join(step.split())
-    assert f"judge.http_checks = {str(judge.http_checks).lower()}" in words
-    assert f"judge.max_restarts = {judge.max_restarts}" in words
+    for stage in ("staging", "canary-1", "canary-2", "canary-3"):
+        judge = config.for_stage(stage).gates["canary"].judge  # type: ignore[attr-defined]
+        assert f"judge.http_checks = {str(judge.http_checks).lower()}" in words
+        assert f"judge.max_restarts = {judge.max_restarts}" in words
+        assert f'judge.evidence = ["{judge.evidence[0]}"]' in words
+        assert len(judge.evidence) == 1
+        prometheus = judge.prometheus
+        assert f'template = "{prometheus.template}"' in words
+        assert f'url_env = "{prometheus.url_env}"' in words
+        # The job of each judged stage has the variable, and fails early without it.
+        job = generated["jobs"][stage]
+        assert job["env"][prometheus.url_env] == f"${{{{ vars.{prometheus.url_env} }}}}"
+        assert prometheus.url_env in stage_step(job)["with"]["required-env"].split()
+        for selector in (prometheus.stable_selector, prometheus.canary_selector):
+            label = selector.split('"')[1].split("@")[0]
+            assert f"`{label}@...`" in step or label.startswith("shop-staging-"), label
 
 
 def test_examples_shop_is_what_the_workflow_builds() -> None:
