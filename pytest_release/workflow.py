@@ -5,19 +5,13 @@ one job per stage: ``needs:`` from ``requires``, the stage's ``environment`` (it
 approval, recorded with ``--approved-via``), the install steps its gate kinds need, and
 the composite action of this repository (``action.yml``) that installs pytest-release,
 runs ``pytest --stage=<stage>``, carries the ledger between jobs and renders JUnit.
-The arguments are written into the workflow's header, so ``--check`` (and the drift
-test) regenerate it from the same arguments.
-
-``python -m pytest_release merge-ledgers --into LEDGER FILE...`` unites the ledgers
-of the jobs a job needs (the action runs it; runs are told apart by their ``run_id``).
+This module plans the jobs and builds the workflow as data (``workflow_data``);
+``workflow_file`` writes it as YAML and is the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +22,6 @@ from pytest_release.errors import ReleaseConfigError
 if TYPE_CHECKING:
     from pytest_release.config import ReleaseConfig
 
-ARGS_MARKER = "# pytest-release-workflow-args:"
 DEFAULT_IMAGE = "ghcr.io/${{ github.repository }}:${{ github.sha }}"
 ACTION_REPOSITORY = "pytest-release/pytest-release"
 # A released version (the tag ``v<version>`` exists); a dev or local build has no tag.
@@ -77,6 +70,7 @@ class Options:
     branch: str = "main"
     name: str = "release"
     stage_env: tuple[tuple[str, str, str], ...] = ()  # (stage, NAME, value)
+    split_gates: tuple[str, ...] = ()  # stages whose gates run as a job matrix
 
     def argv(self) -> list[str]:
         """The command-line arguments that reproduce these options."""
@@ -96,6 +90,7 @@ class Options:
             if value != default:
                 args.append(f"{flag}={value}")
         args += [f"--stage-env={s}:{n}={v}" for s, n, v in self.stage_env]
+        args += [f"--split-gates={stage}" for stage in self.split_gates]
         return args
 
 
@@ -299,6 +294,76 @@ def check_options(config: ReleaseConfig, options: Options) -> None:
             )
 
 
+def check_splits(config: ReleaseConfig, options: Options) -> None:
+    """A stage split across jobs runs its gates without each other (``--release-gate``):
+    only a stage of more than one gate, with no rollout (a rollout is one ordered run)."""
+    for stage in options.split_gates:
+        if stage not in config.stages:
+            raise WorkflowError(
+                f"--split-gates names stage {stage!r}, which is not configured; configured "
+                f"stages: {', '.join(config.stages)}"
+            )
+        stage_config = config.stage(stage)
+        if stage_config.rollout is not None:
+            raise WorkflowError(
+                f"--split-gates={stage}: the stage has a rollout ({stage_config.rollout.action}), "
+                "whose steps must run in order in one job; split a stage of checks only"
+            )
+        if len(stage_config.gates) < 2:
+            raise WorkflowError(
+                f"--split-gates={stage}: the stage has one gate ({', '.join(stage_config.gates)}); "
+                "there is nothing to split"
+            )
+        bad = [g for g in stage_config.gates if not JOB_ID.fullmatch(g)]
+        if bad:
+            raise WorkflowError(
+                f"--split-gates={stage}: gate name(s) {', '.join(map(repr, bad))} cannot be "
+                "part of artifact and job names (letters, digits, '-' and '_' only); rename "
+                "the gate"
+            )
+
+
+def _split(config: ReleaseConfig, job: Job, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The jobs of a stage split by gate: ``<stage>-shards``, a matrix with one job per
+    gate (``--release-gate``), and ``<stage>``, which records the stage as one run from
+    the shards' ledgers (``merge-shards``) so later jobs need and read it as before."""
+    gates = list(config.stage(job.stage).gates)
+    shards = {key: value for key, value in data.items() if key != "steps"}
+    shards["name"] = f"stage {job.stage} (${{{{ matrix.gate }}}})"
+    shards["strategy"] = {"fail-fast": False, "matrix": {"gate": gates}}
+    steps = [dict(step) for step in data["steps"]]
+    stage_step = steps[-1]
+    stage_step["with"] = {
+        **stage_step["with"],
+        "gates": "${{ matrix.gate }}",
+        "artifact-suffix": "-${{ matrix.gate }}",
+    }
+    shards["steps"] = steps
+    merge_inputs = {
+        key: value
+        for key, value in job.inputs.items()
+        if key in ("stage", "release-config", "install", "python-version", "ledger")
+    }
+    merge_inputs["ledger-from"] = " ".join(f"{job.stage}-{gate}" for gate in gates)
+    merge_inputs["merge-shards"] = "true"
+    merge: dict[str, Any] = {
+        "name": f"stage {job.stage}",
+        "needs": [f"{job.stage}-shards"],
+        # Also after a failed shard: the stage is then recorded as failed, with the reason.
+        "if": "${{ !cancelled() }}",
+        "runs-on": "ubuntu-latest",
+        "steps": [
+            {"uses": "actions/checkout@v4"},
+            {
+                "name": f"Stage {job.stage} from its shards",
+                "uses": stage_step["uses"],
+                "with": merge_inputs,
+            },
+        ],
+    }
+    return {f"{job.stage}-shards": shards, job.stage: merge}
+
+
 def _secrets_of(config: ReleaseConfig, stage: str) -> list[str]:
     """The configured secrets the stage's step gets in its ``env``: a secret that is a
     canary gate's Slack webhook goes only to the stages running such a gate; any other
@@ -353,7 +418,14 @@ def workflow_data(config: ReleaseConfig, options: Options) -> dict[str, Any]:
     """The workflow as the data GitHub reads (``render`` writes it as YAML)."""
     check_job_ids(config)
     check_options(config, options)
-    jobs = plan_jobs(config, options)
+    check_splits(config, options)
+    jobs: dict[str, dict[str, Any]] = {}
+    for job in plan_jobs(config, options):
+        data = _job_data(job, options, _secrets_of(config, job.stage))
+        if job.stage in options.split_gates:
+            jobs.update(_split(config, job, data))
+        else:
+            jobs[job.stage] = data
     return {
         "name": options.name,
         "on": {"push": {"branches": [options.branch]}, "workflow_dispatch": None},
@@ -363,82 +435,8 @@ def workflow_data(config: ReleaseConfig, options: Options) -> dict[str, Any]:
         },
         "permissions": {"contents": "read", "checks": "write"},
         "env": {"IMAGE": options.image},
-        "jobs": {
-            job.stage: _job_data(job, options, _secrets_of(config, job.stage)) for job in jobs
-        },
+        "jobs": jobs,
     }
-
-
-# -- writing YAML ------------------------------------------------------------------------
-def _dump(data: dict[str, Any]) -> str:
-    """``data`` as block-style YAML written by PyYAML's safe dumper (every scalar quoted
-    as YAML needs, key order kept, no line folding), sequences indented under their key."""
-    try:
-        import yaml
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise WorkflowError(
-            "the workflow generator needs PyYAML: pip install 'pytest-release[workflow]'"
-        ) from exc
-
-    class Dumper(yaml.SafeDumper):
-        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-            super().increase_indent(flow, False)
-
-    # ``workflow_dispatch:`` as GitHub's documentation writes it (an empty value is null).
-    Dumper.add_representer(
-        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "")
-    )
-
-    return yaml.dump(
-        data,
-        Dumper=Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-    )
-
-
-def _comment(text: str, indent: str) -> list[str]:
-    """``text`` as comment lines: every line break ends a line that gets its own ``#``,
-    so no text can leave the comment; characters YAML does not allow are escaped."""
-    lines = []
-    for line in text.splitlines():
-        clean = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in line)
-        lines.append(f"{indent}# {clean}".rstrip())
-    return lines
-
-
-def render(config: ReleaseConfig, options: Options) -> str:
-    data = workflow_data(config, options)
-    lines = [
-        "# Generated by `python -m pytest_release workflow` from the release configuration; do",
-        "# not edit by hand: change the configuration (or the arguments below) and regenerate",
-        "# with them (docs/github-actions.md). `--check` says whether this file is current.",
-        f"{ARGS_MARKER} {shlex.join(options.argv())}",
-        "#",
-        "# One job per stage, `needs:` from the stages' `requires`. Every job runs",
-        "# `pytest --stage=<stage>` through the composite action of pytest-release, which",
-        "# installs it, carries the ledger between jobs (artifacts ledger-<stage>), keeps the",
-        "# reports (reports-<stage>) and renders the JUnit report.",
-        _dump({"name": data["name"]}),
-        _dump({"on": data["on"]}),
-        "# One release at a time per branch; a rollout is never cancelled half-way.",
-        _dump({"concurrency": data["concurrency"]}),
-        _dump({"permissions": data["permissions"]}),
-        _dump({"env": data["env"]}),
-        "jobs:",
-    ]
-    descriptions = {job.stage: job for job in plan_jobs(config, options)}
-    for index, (job_id, job) in enumerate(data["jobs"].items()):
-        if index:
-            lines.append("")
-        lines += _comment(descriptions[job_id].description, "  ")
-        if descriptions[job_id].condition:
-            lines += _comment(ROLLBACK_NOTE, "  ")
-        # Dumped under "jobs" so the dumper indents it; that first line is written above.
-        lines.append(_dump({"jobs": {job_id: job}}).split("\n", 1)[1].rstrip("\n"))
-    return "\n".join(lines) + "\n"
 
 
 # Application Default Credentials for the Cloud Run platform (docs/cloud-run.md): the
@@ -463,165 +461,3 @@ def _login(registry: str) -> dict[str, Any]:
         "uses": "docker/login-action@v3",
         "with": {"registry": registry, "username": user, "password": password},
     }
-
-
-# -- command line ------------------------------------------------------------------------
-def _stage_env(value: str) -> tuple[str, str, str]:
-    stage, sep, rest = value.partition(":")
-    name, sep2, env_value = rest.partition("=")
-    if not (sep and sep2 and stage and name.isidentifier()):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: expected STAGE:NAME=VALUE, e.g. 'smoke:SHOP_URL=${{{{ vars.SHOP_URL }}}}'"
-        )
-    return stage, name, env_value
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release workflow",
-        description="Write the GitHub Actions workflow of the configured release stages.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="release configuration layers, as given to pytest (repeatable; default: "
-        "[tool.pytest-release] of pyproject.toml)",
-    )
-    p.add_argument("--pytest-args", default="", help="more pytest arguments, e.g. test paths")
-    p.add_argument(
-        "--install",
-        default=None,
-        help="pip arguments installing pytest-release (default: pytest-release with the "
-        "extras the gates need)",
-    )
-    p.add_argument(
-        "--action",
-        default="",
-        help=f"the stage action (default: {ACTION_REPOSITORY}@v<this version>, the tag of "
-        "the pytest-release that generates the workflow)",
-    )
-    p.add_argument("--image", default=DEFAULT_IMAGE, help="the release image reference")
-    p.add_argument("--python-version", default=Options.python_version)
-    p.add_argument("--branch", default=Options.branch, help="the branch whose pushes release")
-    p.add_argument("--name", default=Options.name, help="the workflow's name")
-    p.add_argument(
-        "--stage-env",
-        action="append",
-        default=[],
-        type=_stage_env,
-        metavar="STAGE:NAME=VALUE",
-        help="an environment variable of one stage's job; the job fails when it is empty",
-    )
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
-    out.add_argument(
-        "--check",
-        metavar="PATH",
-        help="regenerate PATH from the arguments in its header; exit 1 when it differs",
-    )
-    return p
-
-
-def options_from(args: argparse.Namespace) -> Options:
-    return Options(
-        release_configs=tuple(args.release_config),
-        pytest_args=args.pytest_args,
-        install=args.install,
-        action=args.action,
-        image=args.image,
-        python_version=args.python_version,
-        branch=args.branch,
-        name=args.name,
-        stage_env=tuple(args.stage_env),
-    )
-
-
-def recorded_argv(text: str) -> list[str]:
-    """The generator arguments written into a generated workflow's header."""
-    for line in text.splitlines():
-        if line.startswith(ARGS_MARKER):
-            return shlex.split(line[len(ARGS_MARKER) :])
-    raise ValueError(f"not a generated workflow: no line starting with {ARGS_MARKER!r}")
-
-
-def generate(argv: Sequence[str], rootdir: Path) -> str:
-    return render(load(parser().parse_args(argv).release_config, rootdir), _opts(argv))
-
-
-def _opts(argv: Sequence[str]) -> Options:
-    return options_from(parser().parse_args(argv))
-
-
-def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    args = parser().parse_args(argv)
-    root = rootdir or Path.cwd()
-    try:
-        if args.check:
-            path = root / args.check
-            current = path.read_text(encoding="utf-8")
-            recorded = recorded_argv(current)
-            expected = generate(recorded, root)
-            if current != expected:
-                print(
-                    f"{args.check} is stale: regenerate it with\n  python -m pytest_release "
-                    f"workflow {shlex.join(recorded)} -o {args.check}",
-                    file=sys.stderr,
-                )
-                return 1
-            print(f"{args.check} is up to date")
-            return 0
-        text = render(load(args.release_config, root), options_from(args))
-    except (ReleaseConfigError, ValueError, OSError) as exc:  # WorkflowError included
-        print(f"pytest_release workflow: {exc}", file=sys.stderr)
-        return 2
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-# -- merging ledgers ---------------------------------------------------------------------
-def merge_ledgers(sources: Sequence[Path], into: Path) -> int:
-    """Unite the runs of ``sources`` (ledger files) and ``into`` by ``run_id``; a finished
-    record wins over a running one. Returns the number of runs written."""
-    from pytest_release.ledger import FileLedgerStore, parse_document
-
-    documents = [(str(p), p.read_text(encoding="utf-8")) for p in sources]
-    incoming = [run for location, text in documents for run in parse_document(text, location)]
-
-    def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        by_id: dict[str, dict[str, Any]] = {}
-        for run in [*runs, *incoming]:
-            key = str(run.get("run_id"))
-            known = by_id.get(key)
-            if known is None or (known.get("finished") is None and run.get("finished")):
-                by_id[key] = run
-        return sorted(by_id.values(), key=lambda r: str(r.get("started", "")))
-
-    store = FileLedgerStore(into)
-    store.modify(change)
-    return len(store.read())
-
-
-def merge_main(argv: Sequence[str]) -> int:
-    from pytest_release.errors import LedgerError
-
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release merge-ledgers",
-        description="Unite ledger files (of the jobs this one needs) into one.",
-    )
-    p.add_argument("--into", required=True, type=Path, help="the ledger to write")
-    p.add_argument("sources", nargs="*", type=Path, help="ledger files to merge in")
-    args = p.parse_args(argv)
-    try:
-        count = merge_ledgers(args.sources, args.into)
-    except (LedgerError, OSError) as exc:
-        print(f"pytest_release merge-ledgers: {exc}", file=sys.stderr)
-        return 2
-    print(f"ledger {args.into}: {count} runs from {len(args.sources)} file(s)")
-    return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_release import workflow
+from pytest_release import shards, workflow, workflow_file
 from pytest_release.config import merge_layers
 from pytest_release.gates.e2e.config import E2EGateConfig
 from tests.workflow_support import (
@@ -39,8 +39,8 @@ WORKFLOWS = [
 @pytest.mark.parametrize("path", WORKFLOWS)
 def test_committed_workflow_is_the_generators_output(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    argv = workflow.recorded_argv(text)
-    assert text == workflow.generate(argv, ROOT), (
+    argv = workflow_file.recorded_argv(text)
+    assert text == workflow_file.generate(argv, ROOT), (
         f"{path.name} is stale: run `python -m pytest_release workflow --check "
         f".github/workflows/{path.name}` for the command that regenerates it"
     )
@@ -75,8 +75,10 @@ def test_cloud_run_workflow_authenticates_the_cloud_run_jobs_only() -> None:
             assert job["permissions"]["id-token"] == "write", name
             assert uses.index("google-github-actions/auth@v2") < len(uses) - 1  # before the stage
     # Without --install the jobs install pytest-release with the extras the stages need.
-    argv = [a for a in workflow.recorded_argv(CLOUD_RUN_WORKFLOW.read_text()) if "install" not in a]
-    generated = load_yaml_text(workflow.generate(argv, ROOT))["jobs"]
+    argv = [
+        a for a in workflow_file.recorded_argv(CLOUD_RUN_WORKFLOW.read_text()) if "install" not in a
+    ]
+    generated = load_yaml_text(workflow_file.generate(argv, ROOT))["jobs"]
     assert "cloud-run" in stage_step(generated["canary-1"])["with"]["install"]
 
 
@@ -160,7 +162,7 @@ def test_every_stage_is_a_job_using_the_action() -> None:
 def _render(tmp_path: Path, toml: str, *extra: str) -> dict[str, object]:
     (tmp_path / "release.toml").write_text(toml)
     argv = ["--release-config=release.toml", *extra]
-    text = workflow.generate(argv, tmp_path)
+    text = workflow_file.generate(argv, tmp_path)
     (tmp_path / "out.yml").write_text(text)
     return load_yaml(tmp_path / "out.yml")
 
@@ -210,18 +212,18 @@ def test_generated_workflow_for_another_project_passesactionlint(tmp_path: Path)
     )
     out = tmp_path / ".github" / "workflows" / "release.yml"
     argv = ["--release-config=release.toml", f"--output={out}"]
-    assert workflow.main(argv, tmp_path) == 0
+    assert workflow_file.main(argv, tmp_path) == 0
     result = actionlint(out)
     assert result.returncode == 0, result.stdout
 
 
 def test_generator_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "release.toml").write_text('[stages.x]\nrequires = ["nope"]\n')
-    assert workflow.main(["--release-config=release.toml"], tmp_path) == 2
+    assert workflow_file.main(["--release-config=release.toml"], tmp_path) == 2
     err = capsys.readouterr().err
     assert "stages.x.requires: unknown stage 'nope'" in err
     with pytest.raises(SystemExit):
-        workflow.parser().parse_args(["--stage-env=smoke"])
+        workflow_file.parser().parse_args(["--stage-env=smoke"])
 
 
 def test_main_module_lists_its_commands() -> None:
@@ -247,7 +249,7 @@ def test_merge_ledgers_unites_runs_by_run_id(tmp_path: Path) -> None:
     into = tmp_path / "out" / "ledger.json"
     into.parent.mkdir()
     into.write_text(doc(b_running))
-    count = workflow.merge_ledgers([tmp_path / "1.json", tmp_path / "2.json"], into)
+    count = shards.merge_ledgers([tmp_path / "1.json", tmp_path / "2.json"], into)
     runs = json.loads(into.read_text())["runs"]
     assert count == 2
     assert [(r["run_id"], r["finished"]) for r in runs] == [("a", "2"), ("b", "4")]

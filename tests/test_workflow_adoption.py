@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_release import workflow
+from pytest_release import workflow, workflow_file
 from tests.workflow_support import ROOT, WORKFLOW, load_yaml, needs_order, stage_step
 
 DOCS = ROOT / "docs" / "github-actions.md"
@@ -45,12 +45,12 @@ def _command() -> list[str]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("adoption") / "release.yml"
-    assert workflow.main([*_command(), "-o", str(out)], ROOT) == 0
+    assert workflow_file.main([*_command(), "-o", str(out)], ROOT) == 0
     return load_yaml(out)
 
 
 def test_the_documented_command_is_the_one_of_the_committed_workflow() -> None:
-    assert _command() == workflow.recorded_argv(WORKFLOW.read_text(encoding="utf-8"))
+    assert _command() == workflow_file.recorded_argv(WORKFLOW.read_text(encoding="utf-8"))
     assert [n for n in _steps()] == list(range(1, len(_steps()) + 1))  # in order, none missed
 
 

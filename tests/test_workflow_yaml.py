@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_release import workflow
+from pytest_release import workflow, workflow_file
 from pytest_release.options import ALIASED
 from tests.workflow_support import (
     ROOT,
@@ -110,10 +110,10 @@ def _toml_string(value: str) -> str:
 
 @pytest.mark.parametrize("path", [WORKFLOW, ROOT / ".github/workflows/release-cloud-run.yml"])
 def test_committed_workflows_read_back_as_the_generators_data(path: Path) -> None:
-    argv = workflow.recorded_argv(path.read_text(encoding="utf-8"))
-    args = workflow.parser().parse_args(argv)
+    argv = workflow_file.recorded_argv(path.read_text(encoding="utf-8"))
+    args = workflow_file.parser().parse_args(argv)
     config = workflow.load(args.release_config, ROOT)
-    data = workflow.workflow_data(config, workflow.options_from(args))
+    data = workflow.workflow_data(config, workflow_file.options_from(args))
     assert _read(path.read_text(encoding="utf-8")) == data
 
 
@@ -127,7 +127,7 @@ def test_a_hostile_description_stays_a_comment(tmp_path: Path, value: str) -> No
         """,
     )
     options = workflow.Options(release_configs=("release.toml",), action="./")
-    text = workflow.render(config, options)
+    text = workflow_file.render(config, options)
     data = _read(text)
     assert data == workflow.workflow_data(config, options)
     assert list(data) == ["name", "on", "concurrency", "permissions", "env", "jobs"]
@@ -149,7 +149,7 @@ def test_hostile_option_values_round_trip(tmp_path: Path, value: str) -> None:
         name=value,
         stage_env=(("uat", "SHOP_URL", value), ("smoke", "OTHER", value)),
     )
-    text = workflow.render(config, options)
+    text = workflow_file.render(config, options)
     data = _read(text)
     assert data == workflow.workflow_data(config, options)
     assert data["name"] == value
@@ -161,7 +161,7 @@ def test_hostile_option_values_round_trip(tmp_path: Path, value: str) -> None:
         assert with_["pytest-args"] == value
     assert with_["install"] == value
     # The header records the arguments: they regenerate the same file.
-    assert workflow.generate(workflow.recorded_argv(text), tmp_path) == text
+    assert workflow_file.generate(workflow_file.recorded_argv(text), tmp_path) == text
 
 
 @pytest.mark.parametrize("value", LINE_BREAKS, ids=repr)
@@ -170,7 +170,7 @@ def test_an_option_value_with_a_line_break_is_refused(
 ) -> None:
     (tmp_path / "release.toml").write_text("[stages.uat]\n")
     argv = ["--release-config=release.toml", "--action=./", f"--pytest-args={value}"]
-    assert workflow.main(argv, tmp_path) == 2
+    assert workflow_file.main(argv, tmp_path) == 2
     err = capsys.readouterr().err
     assert "holds a line break or control character" in err
     assert repr(value) in err
@@ -184,7 +184,8 @@ def test_hostile_descriptions_passactionlint(tmp_path: Path) -> None:
     (tmp_path / "release.toml").write_text(stages)
     out = tmp_path / ".github" / "workflows" / "release.yml"
     assert (
-        workflow.main(["--release-config=release.toml", "--action=./", f"-o={out}"], tmp_path) == 0
+        workflow_file.main(["--release-config=release.toml", "--action=./", f"-o={out}"], tmp_path)
+        == 0
     )
     done = actionlint(out)
     assert done.returncode == 0, done.stdout
@@ -195,7 +196,7 @@ def test_a_stage_name_github_cannot_take_as_job_id_is_a_clear_error(
     tmp_path: Path, stage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "release.toml").write_text(f'[stages."{stage}"]\ngates = ["unit"]\n')
-    assert workflow.main(["--release-config=release.toml", "--action=./"], tmp_path) == 2
+    assert workflow_file.main(["--release-config=release.toml", "--action=./"], tmp_path) == 2
     err = capsys.readouterr().err
     assert f"stage name(s) {stage!r} cannot be GitHub Actions job ids" in err
     assert "rename the stage" in err
@@ -206,7 +207,7 @@ def test_stage_env_of_an_unknown_stage_is_a_clear_error(
 ) -> None:
     (tmp_path / "release.toml").write_text("[stages.uat]\n")
     argv = ["--release-config=release.toml", "--action=./", "--stage-env=smoek:URL=x"]
-    assert workflow.main(argv, tmp_path) == 2
+    assert workflow_file.main(argv, tmp_path) == 2
     err = capsys.readouterr().err
     assert "--stage-env names stage(s) 'smoek', which are not configured" in err
     assert "smoke" in err  # the configured stages are listed
@@ -217,7 +218,7 @@ def test_the_action_is_pinned_to_the_tag_of_this_version(tmp_path: Path) -> None
     from importlib.metadata import version
 
     (tmp_path / "release.toml").write_text("[stages.uat]\n")
-    data = _read(workflow.generate(["--release-config=release.toml"], tmp_path))
+    data = _read(workflow_file.generate(["--release-config=release.toml"], tmp_path))
     uses = {stage_step(job)["uses"] for job in data["jobs"].values()}
     assert uses == {f"pytest-release/pytest-release@v{version('pytest-release')}"}
     assert workflow.default_action("1.4.2") == "pytest-release/pytest-release@v1.4.2"

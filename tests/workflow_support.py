@@ -95,12 +95,18 @@ def run_action_stage_script(
 ) -> subprocess.CompletedProcess[str]:
     """Run the stage action's ``Stage`` script (the step with ``id: stage``) as a runner
     would, its ``${{ inputs.* }}`` env taken from ``given`` (else the input's default)."""
+    return run_action_script("stage", given, cwd, env)
+
+
+def run_action_script(
+    step: str, given: dict[str, str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the action's ``run:`` step whose id or name is ``step``, likewise."""
     action = load_yaml(ACTION)
-    script = next(s for s in action["runs"]["steps"] if s.get("id") == "stage")
+    script = next(s for s in action["runs"]["steps"] if step in (s.get("id"), s.get("name")))
     step_env = dict(env)
     for key, template in script["env"].items():
-        name = template.split("inputs.", 1)[1].rstrip(" }")
-        step_env[key] = given.get(name, _default(action, name))
+        step_env[key] = _inputs(template, given, action, cwd)
     step_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{step_env['PATH']}"
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script["run"]],

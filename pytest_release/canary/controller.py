@@ -500,7 +500,6 @@ class Controller:
                 svg_path=self.host.relative(path),
                 title=f"Canary metrics: {self.host.stage}",
                 stage_verdict=self.stage_verdict,
-                artifact=github.reports_artifact(),
             )
             github.write_step_summary(self.host.redact(summary))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from pytest_release.canary.judge import (
@@ -21,6 +22,10 @@ from pytest_release.canary.plot import (
 )
 from pytest_release.canary.samples import Sample
 from pytest_release.canary.stats import IntervalStats
+
+# The artifact the stage action keeps the reports in (github.REPORTS_ARTIFACT_ENV; the
+# engine does not import the spine's github module).
+REPORTS_ARTIFACT_ENV = "PYTEST_RELEASE_REPORTS_ARTIFACT"
 
 # -- Markdown -----------------------------------------------------------------------------
 
@@ -63,7 +68,10 @@ def markdown_summary(
 ) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: one table row per interval (canary and
     stable requests, error rate, p95, verdict, failing checks), the reasons for failing
-    intervals, and where the SVG plot is (``artifact``: the one holding the reports)."""
+    intervals, and where the SVG plot is (``artifact``: the one holding the reports;
+    None: the one the stage action names in the environment, if any)."""
+    if artifact is None:
+        artifact = os.environ.get(REPORTS_ARTIFACT_ENV) or None
     lines = [f"### {title}", ""]
     if stage_verdict is not None:
         lines += [f"**Stage verdict: {BADGE[stage_verdict.verdict]}**", ""]

@@ -135,7 +135,12 @@ def test_empty_hold_still_renders(tmp_path: Path) -> None:
     assert root.findall("svg:g[@data-series]", NS) == []
 
 
-def test_markdown_summary_table() -> None:
+def test_markdown_summary_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_release import github
+    from pytest_release.canary import summary
+
+    assert summary.REPORTS_ARTIFACT_ENV == github.REPORTS_ARTIFACT_ENV
+    monkeypatch.delenv("PYTEST_RELEASE_REPORTS_ARTIFACT", raising=False)
     samples, verdicts = hold()
     stage = Judge(JudgeConfig()).judge_stage(verdicts)
     text = markdown_summary(
@@ -165,9 +170,8 @@ def test_markdown_summary_table() -> None:
         "Plot of error rate and p95 latency per interval (SVG): "
         "`reports/canary-1.svg` on the runner."
     )
-    in_artifact = markdown_summary(
-        verdicts, samples, svg_path="reports/canary-1.svg", artifact="reports-canary-1"
-    )
+    monkeypatch.setenv("PYTEST_RELEASE_REPORTS_ARTIFACT", "reports-canary-1")  # the action
+    in_artifact = markdown_summary(verdicts, samples, svg_path="reports/canary-1.svg")
     assert in_artifact.splitlines()[-1].endswith(
         "`reports/canary-1.svg` in the artifact `reports-canary-1`."
     )
