@@ -108,6 +108,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from pytest_release.errors import LedgerError
     from pytest_release.ledger import Ledger, format_status, open_store
+    from pytest_release.redact import Redactor
     from pytest_release.resolve import load_config, resolve_ledger_path
 
     _register_builtin_plugins(config)
@@ -115,6 +116,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     release_id = options.resolve_release_id(
         options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
     )
+    # Stages record a release id that holds a secret masked (stage_session.py).
+    release_id = Redactor.from_env(release_config.secrets)(release_id)
     try:
         store = open_store(
             release_config.ledger,

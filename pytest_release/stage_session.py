@@ -10,6 +10,7 @@ a flag) is what makes the plugin inert without ``--stage``.  Roles:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ import pytest
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
-from pytest_release.redact import Redactor, mask_node_ids
+from pytest_release.redact import Redactor, mask_node_ids, secret_warnings
 from pytest_release.report_prep import prepare_report
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import signals_deferred
@@ -76,9 +77,13 @@ def _uses_xdist(config: pytest.Config) -> bool:
 class StageSession:
     def __init__(self, config: pytest.Config, run: StageRun) -> None:
         self.config = config
-        self.run = run
         self.is_worker = _is_worker(config)
         self.redact = Redactor.from_env(run.config.secrets)
+        # A release id holding a secret is used masked everywhere (ledger, outputs, JUnit,
+        # lookups of required stages), on every process alike.
+        if self.redact(run.release_id) != run.release_id:
+            run = dataclasses.replace(run, release_id=self.redact(run.release_id))
+        self.run = run
         self.tracker = GateTracker(run.plan)
         if self.is_worker:
             workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
@@ -113,6 +118,8 @@ class StageSession:
         self._previous_handlers: dict[int, Any] = {}
         self.signals_received: list[int] = []
         self.startup_warnings: list[str] = []
+        if not self.is_worker:
+            self.startup_warnings += secret_warnings(run.config.secrets)
         self.report_errors: list[str] = []
         self._held = ExitStack()  # the rollout lock of a rollout stage
 
