@@ -297,6 +297,11 @@ def check_options(config: ReleaseConfig, options: Options) -> None:
 def check_splits(config: ReleaseConfig, options: Options) -> None:
     """A stage split across jobs runs its gates without each other (``--release-gate``):
     only a stage of more than one gate, with no rollout (a rollout is one ordered run)."""
+    if options.split_gates and config.ledger.backend != "file":
+        raise WorkflowError(
+            f"--split-gates: the shards' records are merged from their ledger files, but "
+            f"ledger.backend = {config.ledger.backend!r}; use the file ledger to split a stage"
+        )
     for stage in options.split_gates:
         if stage not in config.stages:
             raise WorkflowError(

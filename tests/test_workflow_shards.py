@@ -188,12 +188,14 @@ def test_a_split_stage_is_a_matrix_of_gates_and_a_merge_job(tmp_path: Path) -> N
         ("canary-1", "--split-gates=canary-1: the stage has a rollout (canary)"),
         ("next", "--split-gates=next: the stage has one gate (unit)"),
         ("nope", "--split-gates names stage 'nope', which is not configured"),
+        ("uat", "--split-gates: the shards' records are merged from their ledger files, but"),
     ],
 )
 def test_a_stage_that_cannot_be_split_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: str, message: str
 ) -> None:
-    (tmp_path / "release.toml").write_text(TOML)
+    ledger = '[ledger]\nbackend = "kubernetes"\n' if "ledger" in message else ""
+    (tmp_path / "release.toml").write_text(ledger + TOML)
     argv = ["--release-config=release.toml", "--action=./", f"--split-gates={stage}"]
     assert workflow_file.main(argv, tmp_path) == 2
     assert message in capsys.readouterr().err
