@@ -100,7 +100,15 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
     if not github.in_github_actions():
         return
     try:
-        github.write_step_summary(github.step_summary(session.run, outcome, session.redact))
+        github.write_step_summary(
+            github.step_summary(
+                session.run,
+                outcome,
+                session.redact,
+                cases.values(),
+                artifact=github.reports_artifact(),
+            )
+        )
         github.write_outputs(
             {
                 "stage": session.run.stage,
