@@ -21,11 +21,11 @@ import pytest
 
 from pytest_release.canary.evidence.router_stats import parse_show_stat, spread
 from pytest_release.canary.judge import Judge, JudgeConfig
+from pytest_release.canary.judge.verdicts import CanaryVerdict
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
 from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-from pytest_release.canary.verdicts import CanaryVerdict
 from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (

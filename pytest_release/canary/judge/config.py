@@ -1,9 +1,8 @@
 """The judge's table, ``[tool.pytest-release.gates.<name>.judge]``: thresholds, the
-false-alarm budget and the canary-versus-stable comparison (see :mod:`.judge`)."""
+false-alarm budget and the canary-versus-stable comparison (see docs/judge.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,11 +11,6 @@ from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.config_types import parse_duration
 
-Verdict = Literal["pass", "fail", "insufficient"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
-_SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
-_COMPARISON_TESTS = 2  # errors and latency share alpha
-_P95 = 95.0
 EvidenceSource = Literal["sampler", "router", "prometheus"]
 
 

@@ -29,12 +29,12 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 ``compare_error_rate``          canary error rate not significantly higher than stable's
 ``compare_latency``             canary latency not significantly higher than stable's
 ``alerts``                      no matching Alertmanager alert fired (``judge.alertmanager``;
-                                made by the hold, see :mod:`.evidence.alertmanager`)
+                                made by the hold, see :mod:`.alerts`)
 ==============================  ====================================================
 
 ``judge.evidence`` chooses what ``error_rate``, ``p95_latency`` and the comparison judge:
 the sampler's requests, the router's per-version counters, Prometheus counters, or several
-(see :mod:`.judge_router`); the first source's checks keep these names, the others' are
+(see :mod:`.counted_latency`); the first source's checks keep these names, the others' are
 ``<source>.<check>``, and every check's ``source`` says which evidence it judged.
 
 The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
@@ -114,7 +114,7 @@ Two one-sided tests on the same two windows:
   an 8 ms service: a latency growing 20 ms a minute went unseen in the first minute at
   2 requests/s; the benchmark, docs/benchmarks.md section 4, measures it).  The router's
   and Prometheus' averages have no distribution to test: their comparison uses at least
-  ``average_latency_tolerance_ms`` (5 ms, see :mod:`.judge_router`).
+  ``average_latency_tolerance_ms`` (5 ms, see :mod:`.counted_latency`).
 
 Below ``min_samples`` per version the comparison is ``insufficient``.
 
@@ -131,45 +131,109 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pytest_release.canary.alarms import AlarmRules
-from pytest_release.canary.judge_config import VERDICTS, ComparisonConfig, JudgeConfig, Verdict
-from pytest_release.canary.judge_router import RouterChecks
-from pytest_release.canary.samples import ReplicaStatus, Sample
-from pytest_release.canary.verdicts import (
+from pytest_release.canary.judge.check import Check
+from pytest_release.canary.judge.compare_errors import CompareErrorRate
+from pytest_release.canary.judge.compare_latency import CompareLatency
+from pytest_release.canary.judge.config import JudgeConfig
+from pytest_release.canary.judge.consecutive_health import ConsecutiveHealthFailures
+from pytest_release.canary.judge.counted_latency import (
+    CountedCompareLatency,
+    CountedP95Latency,
+)
+from pytest_release.canary.judge.error_rate import ErrorRate
+from pytest_release.canary.judge.evidence import SAMPLER, Evidence
+from pytest_release.canary.judge.health_share import HealthFailureShare
+from pytest_release.canary.judge.no_success import NoSuccess
+from pytest_release.canary.judge.p95_latency import P95Latency
+from pytest_release.canary.judge.restarts import Restarts
+from pytest_release.canary.judge.statistics import comparison_budget, threshold_budget
+from pytest_release.canary.judge.sustained import SlowResponses, SustainedErrorRate
+from pytest_release.canary.judge.verdicts import (
+    VERDICTS,
     CanaryVerdict,
     CheckResult,
-    _canary_http,
-    _worst,
-    format_ms,
-    format_percent,
-    format_seconds,
+    Verdict,
     format_window,
+    worst,
 )
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.router_stats import RouterEvidence
-
-__all__ = [
-    "VERDICTS",
-    "CanaryVerdict",
-    "CheckResult",
-    "ComparisonConfig",
-    "Judge",
-    "JudgeConfig",
-    "Verdict",
-    "format_ms",
-    "format_percent",
-    "format_seconds",
-    "format_window",
-    "planned_looks",
-]
+    from pytest_release.canary.samples import ReplicaStatus, Sample
 
 
-class Judge(RouterChecks, AlarmRules):
+def checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
+    """The judge's checks, in the order of a verdict's results (the extra checks, such as
+    ``alerts``, join after ``restarts``)."""
+    thresholds = threshold_budget(config, planned_looks)
+    counted = [source for source in config.evidence if source != SAMPLER]
+    checks: list[Check] = []
+    if SAMPLER in config.evidence and config.http_checks:
+        checks += [ErrorRate(config, thresholds), P95Latency(config, thresholds)]
+    for source in counted:
+        checks += [
+            ErrorRate(config, thresholds, source),
+            CountedP95Latency(config, thresholds, source),
+        ]
+    if config.max_restarts is not None:
+        checks.append(Restarts(config.max_restarts))
+    return checks
+
+
+def late_checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
+    """The checks after ``restarts`` and the extra checks."""
+    thresholds = threshold_budget(config, planned_looks)
+    comparison = comparison_budget(config, planned_looks)
+    sampler = SAMPLER in config.evidence
+    counted = [source for source in config.evidence if source != SAMPLER]
+    checks: list[Check] = []
+    if config.http_checks:
+        if config.max_health_failure_share is not None:
+            checks.append(HealthFailureShare(config, thresholds))
+        if config.max_consecutive_health_failures is not None:
+            checks.append(ConsecutiveHealthFailures(config.max_consecutive_health_failures))
+        checks += [NoSuccess(config), SustainedErrorRate(config)]
+        if sampler:  # counted sources carry no per-request latency
+            checks.append(SlowResponses(config))
+        if config.comparison.enabled and sampler:
+            checks += [CompareErrorRate(config, comparison), CompareLatency(config, comparison)]
+    if config.comparison.enabled:
+        for source in counted:
+            checks += [
+                CompareErrorRate(config, comparison, source),
+                CountedCompareLatency(config, comparison, source),
+            ]
+    return checks
+
+
+class Judge:
     """Turns samples and replica statuses into verdicts (see the module docstring)."""
+
+    def __init__(self, config: JudgeConfig, *, planned_looks: int | None = None) -> None:
+        if planned_looks is not None and planned_looks < 1:
+            raise ValueError(f"planned_looks must be at least 1, got {planned_looks}")
+        self.config = config
+        self.planned_looks = planned_looks or config.comparison.planned_looks
+        self.looks = 0
+        self.checks = checks_for(config, self.planned_looks)
+        self.late_checks = late_checks_for(config, self.planned_looks)
+
+    @property
+    def threshold_checks(self) -> int:
+        """Statistical threshold checks sharing ``judge.alpha``."""
+        return threshold_budget(self.config, self.planned_looks).tests
+
+    @property
+    def alpha_per_test(self) -> float:
+        """Significance level of each comparison test at each look and window."""
+        return comparison_budget(self.config, self.planned_looks).per_test
+
+    @property
+    def threshold_alpha_per_test(self) -> float:
+        """Significance level of each threshold test at each look and window."""
+        return threshold_budget(self.config, self.planned_looks).per_test
 
     # -- interval ----------------------------------------------------------------------
     def judge_interval(
@@ -191,93 +255,38 @@ class Judge(RouterChecks, AlarmRules):
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
         ``router`` and ``prometheus`` are the counted evidence of the hold so far when
-        ``judge.evidence`` names them (see :mod:`.judge_router`); ``extra`` checks made
-        outside the judge (the ``alerts`` trigger) join the verdict.
+        ``judge.evidence`` names them; ``extra`` checks made outside the judge (the
+        ``alerts`` check) join the verdict.
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
-        self._looks += 1
-        look_number = look if look is not None else self._looks
-        earlier = [s for s in history if s.timestamp < window_start]
-        everything = sorted([*earlier, *samples], key=lambda s: s.timestamp)
-        hold_start = min(window_start, everything[0].timestamp) if everything else window_start
-        current = _canary_http(samples)
-        windows = self._windows(everything, samples, hold_start, window_start, window_end)
-        cfg = self.config
-        sampler = "sampler" in cfg.evidence
-        checks: list[CheckResult] = []
-        if sampler:
-            checks += [
-                self._error_rate(windows, len(current), window_start, window_end, look_number),
-                self._p95(windows, current, window_start, window_end, look_number),
-            ]
-        counted_checks: list[CheckResult] = []
-        counted_samples: list[Sample] = []  # the first counted source's, for the alarms
-        counted = {"router": router, "prometheus": prometheus}
-        for source in cfg.evidence:
-            if source == "sampler":
-                continue
-            found, source_samples = self._router_http(
-                counted[source], hold_start, window_start, window_end, look_number, source
-            )
-            counted_checks += found
-            counted_samples = counted_samples or source_samples
-        counted_compare = [c for c in counted_checks if "compare_" in c.name]
-        checks += [c for c in counted_checks if "compare_" not in c.name]
-        if cfg.max_restarts is not None:
-            checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
-        checks += extra
-        if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts" or c.source != "sampler"]
-            checks += counted_compare
-            return CanaryVerdict(
-                verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
-                checks=tuple(checks),
-                window_start=window_start,
-                window_end=window_end,
-            )
-        if cfg.max_health_failure_share is not None:
-            checks.append(
-                self._health_share(everything, hold_start, window_start, window_end, look_number)
-            )
-        if cfg.max_consecutive_health_failures is not None:
-            checks.append(
-                self._health(
-                    everything, cfg.max_consecutive_health_failures, window_start, window_end
-                )
-            )
-        # The alarm rules watch the sampler's requests, or else the first counted source's.
-        canary_all = _canary_http(everything if sampler else counted_samples)
-        alarms = [
-            self._no_success(canary_all, hold_start, window_start, window_end),
-            self._sustained_errors(canary_all, window_start, window_end),
-        ]
-        if sampler:  # the router's counts carry no per-request latency
-            alarms.append(self._slow(canary_all, window_start, window_end))
-        else:
-            first = next(source for source in cfg.evidence if source != "sampler")
-            alarms = [replace(c, source=first) for c in alarms]
-        checks += alarms
-        if cfg.comparison.enabled and sampler:
-            checks.extend(self._compare(windows, hold_start, window_end, look_number))
-        checks += counted_compare
-        if sampler and cfg.evidence[0] != "sampler":
-            names = {"error_rate", "p95_latency", "compare_error_rate", "compare_latency"}
-            checks = [
-                replace(c, name=f"sampler.{c.name}")
-                if c.name in names and c.source == "sampler"
-                else c
-                for c in checks
-            ]
+        self.looks += 1
+        evidence = Evidence.at_look(
+            look=look if look is not None else self.looks,
+            samples=samples,
+            statuses=statuses,
+            start=window_start,
+            end=window_end,
+            history=history,
+            counted={"router": router, "prometheus": prometheus},
+            extra=extra,
+        )
+        return self.judge(evidence)
+
+    def judge(self, evidence: Evidence) -> CanaryVerdict:
+        """The verdict of one look: every check's result, the worst decides."""
+        results = [check.result(evidence) for check in self.checks]
+        results += evidence.extra
+        results += [check.result(evidence) for check in self.late_checks]
         return CanaryVerdict(
-            verdict=_worst(c.verdict for c in checks),
-            checks=tuple(checks),
-            window_start=window_start,
-            window_end=window_end,
+            verdict=worst(c.verdict for c in results) if results else "insufficient",
+            checks=tuple(results),
+            window_start=evidence.start,
+            window_end=evidence.end,
         )
 
     # -- stage -------------------------------------------------------------------------
-    def _held(self, verdict: CanaryVerdict) -> bool:
+    def held(self, verdict: CanaryVerdict) -> bool:
         """An insufficient interval only because stable exceeds a threshold too, with
         ``judge.stable_exceeds = "hold"``: it does not count against
         ``max_insufficient_intervals``."""
@@ -286,10 +295,10 @@ class Judge(RouterChecks, AlarmRules):
         lacking = [c for c in verdict.checks if c.verdict == "insufficient"]
         return bool(lacking) and all(c.stable_exceeds for c in lacking)
 
-    def _counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
+    def counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
         counts = {name: 0 for name in (*VERDICTS, "held")}
         for verdict in verdicts:
-            counts["held" if self._held(verdict) else verdict.verdict] += 1
+            counts["held" if self.held(verdict) else verdict.verdict] += 1
         return counts
 
     def stage_can_still_pass(
@@ -306,7 +315,7 @@ class Judge(RouterChecks, AlarmRules):
         """
         if remaining_looks < 0:
             raise ValueError(f"remaining_looks must not be negative, got {remaining_looks}")
-        counts = self._counts(verdicts)
+        counts = self.counts(verdicts)
         allowed = self.config.max_insufficient_intervals
         if counts["fail"]:
             first = next(v for v in verdicts if v.verdict == "fail")
@@ -354,7 +363,7 @@ class Judge(RouterChecks, AlarmRules):
             )
         start = min(v.window_start for v in verdicts)
         end = max(v.window_end for v in verdicts)
-        counts = self._counts(verdicts)
+        counts = self.counts(verdicts)
         allowed = self.config.max_insufficient_intervals
         if counts["fail"]:
             overall: Verdict = "fail"

@@ -1,0 +1,89 @@
+"""``p95_latency`` on the sampler's requests: "p95 <= L" is "at most 5 % of responses
+slower than L", judged with an exact binomial test."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pytest_release.canary.judge.config import JudgeConfig
+from pytest_release.canary.judge.evidence import Evidence, canary_http
+from pytest_release.canary.judge.labels import labelled
+from pytest_release.canary.judge.statistics import P95, Budget, binomial_in_windows
+from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
+from pytest_release.canary.judge.verdicts import (
+    CheckResult,
+    format_ms,
+    format_percent,
+    format_window,
+)
+from pytest_release.canary.samples import Sample
+from pytest_release.canary.stats import percentile
+
+
+@dataclass(frozen=True)
+class P95Latency:
+    config: JudgeConfig
+    budget: Budget
+    source: str = "sampler"
+    name: str = "p95_latency"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.source,)
+
+    def result(self, evidence: Evidence) -> CheckResult:
+        requests = evidence.requests(self.source)
+        start, end = evidence.start, evidence.end
+        limit = self.config.max_p95_latency_ms
+        current = canary_http(requests.interval)
+        n_current = sum(1 for s in current if s.latency_ms is not None)
+        beyond = self.budget.beyond_plan(evidence.look)
+        if n_current < self.config.min_requests or beyond:
+            return labelled(
+                self.config,
+                requests,
+                CheckResult.insufficient(
+                    self.name,
+                    threshold=limit,
+                    unit="ms",
+                    window=(start, end),
+                    samples=n_current,
+                    message=beyond
+                    or f"canary p95 latency: only {n_current} canary responses over "
+                    f"{format_window(start, end)}, need at least {self.config.min_requests} "
+                    "(judge.min_requests)",
+                ),
+            )
+
+        def count(chosen: Sequence[Sample]) -> tuple[int, int]:
+            latencies = [s.latency_ms for s in chosen if s.latency_ms is not None]
+            return sum(1 for v in latencies if v > limit), len(latencies)
+
+        share = 1.0 - P95 / 100.0
+        windows = requests.windows(start, end)
+        test = binomial_in_windows(windows, share, count)
+        canary_latencies = [s.latency_ms for s in test.window.canary if s.latency_ms is not None]
+        stable_latencies = [s.latency_ms for s in test.window.stable if s.latency_ms is not None]
+        p95 = percentile(canary_latencies, P95)
+        stable_p95 = percentile(stable_latencies, P95) if stable_latencies else None
+        found = ThresholdFinding(
+            name=self.name,
+            test=test,
+            alpha=self.budget.at_look(len(windows)),
+            limit=share,
+            value=p95,
+            threshold=limit,
+            unit="ms",
+            estimate=f"canary p95 latency {format_ms(p95)} "
+            f"({format_percent(test.k / test.n)} of responses slower than {format_ms(limit)})",
+            over=f"> {format_ms(limit)}",
+            within=f"p95 <= {format_ms(limit)}",
+            stable_estimate="no stable responses"
+            if stable_p95 is None
+            else f"stable p95 {format_ms(stable_p95)}, n={test.stable_n}",
+            stable_over=stable_p95 is not None and stable_p95 > limit,
+            counts=f"n={test.n}, {test.k} slower than {format_ms(limit)}; stable n="
+            f"{test.stable_n}, {test.stable_k} slower",
+        )
+        return labelled(self.config, requests, threshold_result(self.config, found))
