@@ -27,6 +27,8 @@ class Check(Protocol):
         ``alertmanager``."""
         ...
 
-    def result(self, evidence: Evidence) -> CheckResult:
-        """The check's verdict at the look ``evidence`` describes."""
+    def result(self, evidence: Evidence) -> CheckResult | None:
+        """The check's verdict at the look ``evidence`` describes; ``None`` when its
+        evidence does not measure what it checks by design (a counted source without
+        latencies), so the check does not apply."""
         ...

@@ -1,16 +1,18 @@
 """``compare_error_rate``: the canary's error rate is not significantly higher than
-stable's in the same windows (Fisher's exact test, one-sided); it fails only when also
-``canary rate - stable rate > judge.comparison.error_rate_margin``."""
+stable's in the same windows (Fisher's exact test, one-sided), on all the requests the
+chosen sources saw; it fails only when also ``canary rate - stable rate >
+judge.comparison.error_rate_margin``.  The level of each look and window comes from the
+spending plan of :mod:`.statistics`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.labels import labelled, unavailable
-from pytest_release.canary.judge.statistics import Budget
+from pytest_release.canary.judge.statistics import ComparisonPlan
 from pytest_release.canary.judge.verdicts import CheckResult, format_percent, format_window
 from pytest_release.canary.stats import fisher_exact_greater
 
@@ -18,68 +20,67 @@ from pytest_release.canary.stats import fisher_exact_greater
 @dataclass(frozen=True)
 class CompareErrorRate:
     config: JudgeConfig
-    budget: Budget
-    source: str = "sampler"
+    plan: ComparisonPlan
+    sources: tuple[str, ...] = ("sampler",)
     name: str = "compare_error_rate"
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return (self.source,)
+        return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.requests(self.source)
+        requests = evidence.joined(self.sources)
         start, end = evidence.start, evidence.end
         if requests.unavailable:
-            return unavailable(self.config, requests, self.name, requests.unavailable, start, end)
+            return unavailable(requests, self.name, start, end)
         windows = requests.windows(start, end)
-        alpha = self.budget.at_look(len(windows))
-        beyond = self.budget.beyond_plan(evidence.look)
+        beyond = self.plan.beyond_plan(evidence.look)
         if beyond:
-            cumulative = windows[0]
-            n = len(cumulative.canary) + len(cumulative.stable)
-            if self.source != "sampler":
-                n = len(requests.everything)
             return labelled(
-                self.config,
                 requests,
+                self.name,
                 CheckResult.insufficient(
-                    self.name,
-                    threshold=alpha,
+                    "compare_error_rate",
+                    threshold=self.plan.cumulative_alpha(self.plan.planned_looks),
                     unit="p",
                     window=(requests.hold_start, end),
-                    samples=n,
+                    samples=len(requests.everything),
                     message=beyond,
                 ),
             )
-        return labelled(self.config, requests, self._tested(windows, alpha))
+        alphas = self.plan.window_alphas(evidence.look, len(windows))
+        result = self._tested(windows, alphas)
+        return labelled(requests, self.name, replace(result, details=requests.contributions()))
 
-    def _tested(self, windows: Sequence[Window], alpha: float) -> CheckResult:
+    def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:
         cmp = self.config.comparison
-        tested: list[tuple[float, Window, int, int, int, int]] = []
-        for window in windows:
+        tested: list[tuple[float, float, Window, int, int, int, int]] = []
+        for window, alpha in zip(windows, alphas, strict=True):
             n_c, n_s = len(window.canary), len(window.stable)
-            if min(n_c, n_s) < cmp.min_samples:
+            if min(n_c, n_s) < cmp.min_samples or alpha <= 0.0:
                 continue
             e_c = sum(1 for s in window.canary if not s.ok)
             e_s = sum(1 for s in window.stable if not s.ok)
             p = fisher_exact_greater(e_c, n_c, e_s, n_s)
             if e_c / n_c - e_s / n_s <= cmp.error_rate_margin:
                 p = max(p, alpha)  # within the margin: not a failure whatever p says
-            tested.append((p, window, e_c, n_c, e_s, n_s))
+            tested.append((p, alpha, window, e_c, n_c, e_s, n_s))
         if not tested:
             cumulative = windows[0]
             n_c, n_s = len(cumulative.canary), len(cumulative.stable)
             return CheckResult.insufficient(
                 "compare_error_rate",
-                threshold=alpha,
+                threshold=alphas[0],
                 unit="p",
                 window=(cumulative.start, cumulative.end),
                 samples=n_c + n_s,
                 message=f"canary vs stable error rate: {n_c} canary and {n_s} stable requests "
                 f"over {format_window(cumulative.start, cumulative.end)}, need "
                 f"{cmp.min_samples} each (judge.comparison.min_samples)",
+                pending=True,
             )
-        p, window, e_c, n_c, e_s, n_s = min(tested, key=lambda t: t[0])
+        # The window furthest below its level (a failing one if any), else the cumulative.
+        p, alpha, window, e_c, n_c, e_s, n_s = min(tested, key=lambda t: t[0] / t[1])
         rate_c, rate_s = e_c / n_c, e_s / n_s
         failed = p < alpha
         relation = "significantly higher than" if failed else "not significantly above"

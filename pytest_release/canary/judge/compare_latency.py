@@ -1,16 +1,17 @@
 """``compare_latency`` on the sampler's per-request latencies: the canary's latencies are
 not stochastically greater than stable's stretched by the tolerance (``stable * (1 +
-latency_tolerance) + latency_tolerance_ms``), by a one-sided Mann-Whitney U test."""
+latency_tolerance) + latency_tolerance_ms``), by a one-sided Mann-Whitney U test at the
+levels of the spending plan (:mod:`.statistics`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.labels import labelled, unavailable
-from pytest_release.canary.judge.statistics import Budget
+from pytest_release.canary.judge.statistics import ComparisonPlan
 from pytest_release.canary.judge.verdicts import CheckResult, format_ms, format_window
 from pytest_release.canary.stats import mann_whitney_greater, median, percentile
 
@@ -18,66 +19,66 @@ from pytest_release.canary.stats import mann_whitney_greater, median, percentile
 @dataclass(frozen=True)
 class CompareLatency:
     config: JudgeConfig
-    budget: Budget
-    source: str = "sampler"
+    plan: ComparisonPlan
     name: str = "compare_latency"
+    sources: tuple[str, ...] = ("sampler",)  # per-request latencies: the sampler's only
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return (self.source,)
+        return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.requests(self.source)
+        requests = evidence.joined(self.sources)
         start, end = evidence.start, evidence.end
         if requests.unavailable:
-            return unavailable(self.config, requests, self.name, requests.unavailable, start, end)
+            return unavailable(requests, self.name, start, end)
         windows = requests.windows(start, end)
-        alpha = self.budget.at_look(len(windows))
-        beyond = self.budget.beyond_plan(evidence.look)
+        beyond = self.plan.beyond_plan(evidence.look)
         if beyond:
-            cumulative = windows[0]
-            n = len(cumulative.canary) + len(cumulative.stable)
-            if self.source != "sampler":
-                n = len(requests.everything)
             return labelled(
-                self.config,
                 requests,
+                self.name,
                 CheckResult.insufficient(
-                    self.name,
-                    threshold=alpha,
+                    "compare_latency",
+                    threshold=self.plan.cumulative_alpha(self.plan.planned_looks),
                     unit="p",
                     window=(requests.hold_start, end),
-                    samples=n,
+                    samples=len(requests.everything),
                     message=beyond,
                 ),
             )
-        return labelled(self.config, requests, self._tested(windows, alpha))
+        alphas = self.plan.window_alphas(evidence.look, len(windows))
+        result = self._tested(windows, alphas)
+        return labelled(requests, self.name, replace(result, details=requests.contributions()))
 
-    def _tested(self, windows: Sequence[Window], alpha: float) -> CheckResult:
+    def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:
         cmp = self.config.comparison
-        tested: list[tuple[float, Window, list[float], list[float]]] = []
-        for window in windows:
+        tested: list[tuple[float, float, Window, list[float], list[float]]] = []
+        for window, alpha in zip(windows, alphas, strict=True):
             lat_c = [s.latency_ms for s in window.canary if s.latency_ms is not None]
             lat_s = [s.latency_ms for s in window.stable if s.latency_ms is not None]
-            if min(len(lat_c), len(lat_s)) < cmp.min_samples:
+            if min(len(lat_c), len(lat_s)) < cmp.min_samples or alpha <= 0.0:
                 continue
             shifted = [v * (1.0 + cmp.latency_tolerance) + cmp.latency_tolerance_ms for v in lat_s]
-            tested.append((mann_whitney_greater(lat_c, shifted).p_value, window, lat_c, lat_s))
+            p = mann_whitney_greater(lat_c, shifted).p_value
+            tested.append((p, alpha, window, lat_c, lat_s))
         if not tested:
             cumulative = windows[0]
             n_c = sum(1 for s in cumulative.canary if s.latency_ms is not None)
             n_s = sum(1 for s in cumulative.stable if s.latency_ms is not None)
             return CheckResult.insufficient(
                 "compare_latency",
-                threshold=alpha,
+                threshold=alphas[0],
                 unit="p",
                 window=(cumulative.start, cumulative.end),
                 samples=n_c + n_s,
                 message=f"canary vs stable latency: {n_c} canary and {n_s} stable responses "
                 f"over {format_window(cumulative.start, cumulative.end)}, need "
                 f"{cmp.min_samples} each (judge.comparison.min_samples)",
+                pending=True,
             )
-        p, window, lat_c, lat_s = min(tested, key=lambda t: t[0])
+        # The window furthest below its level (a failing one if any), else the cumulative.
+        p, alpha, window, lat_c, lat_s = min(tested, key=lambda t: t[0] / t[1])
         failed = p < alpha
         relation = "significantly slower than" if failed else "not significantly slower than"
         tolerance = (

@@ -1,5 +1,7 @@
 """Latency checks on counted evidence (router or Prometheus), which has per-version
-averages but no per-request latencies.
+averages but no per-request latencies; both look at the hold so far (every read since
+the hold began, weighted by its requests) and are no statistical tests, so they spend no
+false-alarm budget.
 
 * ``p95_latency``: HAProxy keeps only the average response time of a server's last 1024
   requests, not a percentile.  The check passes when that average is at most 5 % of the
@@ -20,8 +22,7 @@ from dataclasses import dataclass
 from pytest_release.canary.evidence.router_stats import RouterLatency
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, canary_http
-from pytest_release.canary.judge.labels import check_name, labelled, unavailable
-from pytest_release.canary.judge.statistics import Budget
+from pytest_release.canary.judge.labels import unavailable
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
     Verdict,
@@ -40,7 +41,6 @@ def mean_latency(reads: list[RouterLatency]) -> float | None:
 @dataclass(frozen=True)
 class CountedP95Latency:
     config: JudgeConfig
-    budget: Budget
     source: str
     name: str = "p95_latency"
 
@@ -48,37 +48,37 @@ class CountedP95Latency:
     def needs(self) -> tuple[str, ...]:
         return (self.source,)
 
-    def result(self, evidence: Evidence) -> CheckResult:
+    def result(self, evidence: Evidence) -> CheckResult | None:
         requests = evidence.requests(self.source)
-        start, end, look, source = evidence.start, evidence.end, evidence.look, self.source
+        if requests.counted is not None and not requests.counted.has_latency:
+            return None  # this source measures no latency: nothing to check
+        start, end, source = evidence.start, evidence.end, self.source
         if requests.unavailable or requests.counted is None:
-            why = requests.unavailable or f"the {source} evidence was never read"
-            return unavailable(self.config, requests, self.name, why, start, end)
+            return unavailable(requests, self.name, start, end)
         router = requests.counted
-        n_current = len(canary_http(requests.interval))
+        # The hold so far: every request it counted (judge.min_requests is a whole-hold
+        # minimum), from the first read on.
+        start = requests.hold_start
+        n_current = len(canary_http(requests.everything))
         cfg = self.config
         limit = cfg.max_p95_latency_ms
-        name = check_name(cfg, source, "p95_latency")
+        name = self.name
         label = router.label
-        reads = [x for x in router.latencies if start <= x.timestamp <= end]
+        reads = [x for x in router.latencies if x.timestamp <= end]
         canary = mean_latency([x for x in reads if x.target == "canary"])
         stable = mean_latency([x for x in reads if x.target == "stable"])
-        beyond = self.budget.beyond_plan(look)
-        if n_current < cfg.min_requests or canary is None or beyond:
+        if n_current < cfg.min_requests or canary is None:
             return CheckResult.insufficient(
                 name,
                 threshold=limit,
                 unit="ms",
                 window=(start, end),
                 samples=n_current,
-                message=f"{label}: "
-                + (
-                    beyond
-                    or f"canary latency: only {n_current} real canary requests over "
-                    f"{format_window(start, end)}, need at least {cfg.min_requests} "
-                    "(judge.min_requests)"
-                ),
+                message=f"{label}: canary latency: only {n_current} real canary requests "
+                f"since the hold began ({format_window(start, end)}), need at least "
+                f"{cfg.min_requests} (judge.min_requests)",
                 source=source,
+                pending=n_current < cfg.min_requests,
             )
         what = f"canary average response time {format_ms(canary)} ({router.latency_note})"
         stable_text = "no stable reads" if stable is None else f"stable {format_ms(stable)}"
@@ -132,7 +132,6 @@ class CountedP95Latency:
 @dataclass(frozen=True)
 class CountedCompareLatency:
     config: JudgeConfig
-    budget: Budget
     source: str
     name: str = "compare_latency"
 
@@ -140,33 +139,20 @@ class CountedCompareLatency:
     def needs(self) -> tuple[str, ...]:
         return (self.source,)
 
-    def result(self, evidence: Evidence) -> CheckResult:
+    def result(self, evidence: Evidence) -> CheckResult | None:
         requests = evidence.requests(self.source)
+        if requests.counted is not None and not requests.counted.has_latency:
+            return None  # this source measures no latency: nothing to check
         start, end, source = evidence.start, evidence.end, self.source
         if requests.unavailable or requests.counted is None:
-            why = requests.unavailable or f"the {source} evidence was never read"
-            return unavailable(self.config, requests, self.name, why, start, end)
-        beyond = self.budget.beyond_plan(evidence.look)
-        if beyond:
-            windows = requests.windows(start, end)
-            return labelled(
-                self.config,
-                requests,
-                CheckResult.insufficient(
-                    self.name,
-                    threshold=self.budget.at_look(len(windows)),
-                    unit="p",
-                    window=(requests.hold_start, end),
-                    samples=len(requests.everything),
-                    message=beyond,
-                ),
-            )
+            return unavailable(requests, self.name, start, end)
         router = requests.counted
-        current = list(requests.interval)
+        start = requests.hold_start  # the hold so far, like the p95 check
+        current = list(requests.everything)
         cmp = self.config.comparison
-        name = check_name(self.config, source, "compare_latency")
+        name = self.name
         label = router.label
-        reads = [x for x in router.latencies if start <= x.timestamp <= end]
+        reads = [x for x in router.latencies if x.timestamp <= end]
         canary = mean_latency([x for x in reads if x.target == "canary"])
         stable = mean_latency([x for x in reads if x.target == "stable"])
         n_c = sum(1 for s in current if s.target == "canary")
@@ -179,9 +165,10 @@ class CountedCompareLatency:
                 window=(start, end),
                 samples=n_c + n_s,
                 message=f"{label}: canary vs stable latency: {n_c} canary and {n_s} stable "
-                f"real requests over {format_window(start, end)}, need {cmp.min_samples} each "
-                "(judge.comparison.min_samples)",
+                f"real requests since the hold began ({format_window(start, end)}), need "
+                f"{cmp.min_samples} each (judge.comparison.min_samples)",
                 source=source,
+                pending=min(n_c, n_s) < cmp.min_samples,
             )
         margin_ms = max(cmp.latency_tolerance_ms, cmp.average_latency_tolerance_ms)
         allowed = stable * (1.0 + cmp.latency_tolerance) + margin_ms

@@ -1,5 +1,7 @@
-"""``error_rate``: the canary's HTTP error rate is at most ``judge.max_error_rate``,
-judged with an exact binomial test on one source's requests."""
+"""``error_rate``: the canary's HTTP error rate is at most ``judge.max_error_rate``, judged
+on all the canary requests the chosen sources saw since the hold began (always-valid
+test) and in the current interval (the late-fault window), see
+:mod:`.statistics`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, canary_http
 from pytest_release.canary.judge.labels import labelled, unavailable
-from pytest_release.canary.judge.statistics import Budget, binomial_in_windows, errors_of
+from pytest_release.canary.judge.statistics import ThresholdPlan, errors_of, share_test
 from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
 from pytest_release.canary.judge.verdicts import CheckResult, format_percent, format_window
 
@@ -16,46 +18,44 @@ from pytest_release.canary.judge.verdicts import CheckResult, format_percent, fo
 @dataclass(frozen=True)
 class ErrorRate:
     config: JudgeConfig
-    budget: Budget
-    source: str = "sampler"
+    plan: ThresholdPlan
+    sources: tuple[str, ...] = ("sampler",)
     name: str = "error_rate"
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return (self.source,)
+        return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.requests(self.source)
+        requests = evidence.joined(self.sources)
         start, end = evidence.start, evidence.end
         if requests.unavailable:
-            return unavailable(self.config, requests, self.name, requests.unavailable, start, end)
+            return unavailable(requests, self.name, start, end)
         limit = self.config.max_error_rate
-        in_interval = len(canary_http(requests.interval))
-        beyond = self.budget.beyond_plan(evidence.look)
-        if in_interval < self.config.min_requests or beyond:
+        so_far = len(canary_http(requests.everything))
+        contributions = requests.contributions()
+        if so_far < self.config.min_requests:
             return labelled(
-                self.config,
                 requests,
+                self.name,
                 CheckResult.insufficient(
-                    self.name,
+                    "error_rate",
                     threshold=limit * 100.0,
                     unit="%",
-                    window=(start, end),
-                    samples=in_interval,
-                    message=beyond
-                    or f"canary error rate: only {in_interval} canary requests over "
-                    f"{format_window(start, end)}, need at least {self.config.min_requests} "
-                    "(judge.min_requests)",
+                    window=(requests.hold_start, end),
+                    samples=so_far,
+                    message=f"canary error rate: only {so_far} canary requests since the hold "
+                    f"began ({format_window(requests.hold_start, end)}), need at least "
+                    f"{self.config.min_requests} (judge.min_requests)",
+                    pending=True,
                 ),
             )
-        windows = requests.windows(start, end)
-        test = binomial_in_windows(windows, limit, errors_of)
-        rate = test.k / test.n
+        test = share_test(requests.windows(start, end), limit, errors_of, self.plan, evidence.look)
+        rate = test.k / test.n if test.n else 0.0
         stable_rate = test.stable_k / test.stable_n if test.stable_n else None
         found = ThresholdFinding(
-            name=self.name,
+            name="error_rate",
             test=test,
-            alpha=self.budget.at_look(len(windows)),
             limit=limit,
             value=rate * 100.0,
             threshold=limit * 100.0,
@@ -68,5 +68,7 @@ class ErrorRate:
             else f"stable error rate {format_percent(stable_rate)}, n={test.stable_n}",
             stable_over=stable_rate is not None and stable_rate > limit,
             counts=f"n={test.n}, {test.k} errors; stable n={test.stable_n}, {test.stable_k} errors",
+            details=contributions,
         )
-        return labelled(self.config, requests, threshold_result(self.config, found))
+        result = threshold_result(self.config, found)
+        return labelled(requests, self.name, result)

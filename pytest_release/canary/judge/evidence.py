@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 SAMPLER = "sampler"
 
 
+def _when(sample: Sample) -> float:
+    return sample.timestamp
+
+
 def canary_http(samples: Iterable[Sample]) -> list[Sample]:
     """The canary's HTTP requests (not /health probes, not requests through the front)."""
     return [s for s in samples if s.target == "canary" and s.kind == "http"]
@@ -83,6 +87,19 @@ class SourceRequests:
     hold_start: float
     unavailable: str | None  # why the source cannot be judged at this look, if it cannot
     counted: RouterEvidence | None  # the counted evidence itself (None for the sampler)
+    # Each source's canary and stable requests of the hold, when several are joined.
+    parts: tuple[tuple[str, int, int], ...] = ()  # (source, canary, stable)
+
+    def contributions(self) -> tuple[tuple[str, str], ...]:
+        """JUnit details: how many canary and stable requests each source contributed."""
+        parts = self.parts or (
+            (self.source, len(canary_http(self.everything)), len(stable_http(self.everything))),
+        )
+        return tuple(
+            (f"requests.{source}.{target}", str(count))
+            for source, canary, stable in parts
+            for target, count in (("canary", canary), ("stable", stable))
+        )
 
     def windows(self, start: float, end: float) -> list[Window]:
         return windows_of(self.everything, self.interval, self.hold_start, start, end)
@@ -130,6 +147,32 @@ class Evidence:
             statuses=tuple(statuses),
             counted=dict(counted or {}),
             extra=tuple(extra),
+        )
+
+    def joined(self, sources: Sequence[str]) -> SourceRequests:
+        """The requests of all ``sources`` together.  No request is counted twice: the
+        sampler's own requests go straight to a version's replicas (target ``canary`` or
+        ``stable``) and so never pass through the router, whose counters hold everything
+        that did (the sampler's requests through the front, target ``router``, are left to
+        the router's counts; see :func:`canary_http`).  Two counted sources would count
+        the same front traffic, so the judge joins the sampler with one of them."""
+        if len(sources) == 1:
+            return self.requests(sources[0])
+        each = [self.requests(source) for source in sources]
+        missing = [r.unavailable for r in each if r.unavailable]
+        counted = next((r.counted for r in each if r.counted is not None), None)
+        return SourceRequests(
+            source="+".join(sources),
+            label=" + ".join(r.label for r in each),
+            everything=tuple(sorted((s for r in each for s in r.everything), key=_when)),
+            interval=tuple(sorted((s for r in each for s in r.interval), key=_when)),
+            hold_start=min(r.hold_start for r in each),
+            unavailable="; ".join(missing) if missing else None,
+            counted=counted,
+            parts=tuple(
+                (r.source, len(canary_http(r.everything)), len(stable_http(r.everything)))
+                for r in each
+            ),
         )
 
     def requests(self, source: str) -> SourceRequests:

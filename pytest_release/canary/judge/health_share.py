@@ -1,6 +1,6 @@
 """``health_failure_share``: the share of failed /health probes of each canary replica is
 at most ``judge.max_health_failure_share``, judged like the error rate (the worst
-replica is tested; Bonferroni over the replicas)."""
+replica is tested; Bonferroni over the replicas; see :mod:`.statistics`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
-from pytest_release.canary.judge.statistics import BinomialTest, Budget, binomial_in_windows
+from pytest_release.canary.judge.statistics import ShareTest, ThresholdPlan, share_test
 from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
@@ -23,7 +23,7 @@ from pytest_release.canary.samples import Sample
 @dataclass(frozen=True)
 class HealthFailureShare:
     config: JudgeConfig
-    budget: Budget
+    plan: ThresholdPlan
     name: str = "health_failure_share"
     needs: tuple[str, ...] = ("sampler",)
 
@@ -36,18 +36,16 @@ class HealthFailureShare:
         canary = [s for s in probes if s.target == "canary"]
         stable = [s for s in probes if s.target == "stable"]
         in_window = sum(1 for s in canary if s.timestamp >= start)
-        beyond = self.budget.beyond_plan(evidence.look)
         # A loaded sampler can miss the probes of one short interval: the hold's probes
         # so far are the evidence; none at all is insufficient.
-        if not canary or beyond:
+        if not canary:
             return CheckResult.insufficient(
                 "health_failure_share",
                 threshold=limit * 100.0,
                 unit="%",
                 window=(start, end),
                 samples=in_window,
-                message=beyond
-                or f"canary health: no /health probe of the canary since the hold began "
+                message=f"canary health: no /health probe of the canary since the hold began "
                 f"({format_window(hold_start, end)}; set judge.max_health_failure_share = "
                 "false to disable this check)",
             )
@@ -69,7 +67,8 @@ class HealthFailureShare:
             )
         # Bonferroni over the replicas too: the worst replica is tested.
         replicas = len(by_replica)
-        worst: tuple[BinomialTest, str] | None = None
+        plan = self.plan.split(replicas)
+        worst: tuple[ShareTest, str] | None = None
         for replica, replica_probes in by_replica.items():
             windows = [
                 Window("since the hold began", hold_start, end, tuple(replica_probes), ()),
@@ -81,19 +80,16 @@ class HealthFailureShare:
             def count(chosen: Sequence[Sample]) -> tuple[int, int]:
                 return sum(1 for s in chosen if not s.ok), len(chosen)
 
-            test = binomial_in_windows(windows, limit, count)
-            if worst is None or test.p_value < worst[0].p_value:
+            test = share_test(windows, limit, count, plan, evidence.look)
+            if worst is None or (test.credible, test.lower) > (worst[0].credible, worst[0].lower):
                 worst = (test, replica)
         assert worst is not None
         test, replica = worst
-        n_windows = 2 if hold_start < start else 1
-        alpha = self.budget.per_test * 2 / n_windows / replicas
         stable_failed = sum(1 for s in stable if not s.ok)
         stable_share = stable_failed / len(stable) if stable else None
         found = ThresholdFinding(
             name="health_failure_share",
             test=test,
-            alpha=alpha,
             limit=limit,
             value=test.k / test.n * 100.0 if test.n else 0.0,
             threshold=limit * 100.0,

@@ -9,8 +9,8 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 
 ==============================  ====================================================
 ``error_rate``                  canary HTTP error rate <= ``max_error_rate``, judged with
-                                evidence (see below; insufficient below ``min_requests``
-                                canary requests in the interval)
+                                evidence on all chosen sources (see below; pending below
+                                ``min_requests`` canary requests since the hold began)
 ``p95_latency``                 canary p95 latency <= ``max_p95_latency_ms``, judged with
                                 evidence: "p95 <= L" is "at most 5 % of responses slower
                                 than L"
@@ -34,8 +34,10 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 
 ``judge.evidence`` chooses what ``error_rate``, ``p95_latency`` and the comparison judge:
 the sampler's requests, the router's per-version counters, Prometheus counters, or several
-(see :mod:`.counted_latency`); the first source's checks keep these names, the others' are
-``<source>.<check>``, and every check's ``source`` says which evidence it judged.
+(:func:`evidence_sources`): the sampler's and the first counted source's requests are one
+sample (:meth:`.evidence.Evidence.joined`: no request counted twice); a second counted
+source gets ``<source>.<check>`` checks; every check's ``source`` says which evidence it
+judged and its details how many requests each source contributed.
 
 The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
 deterministic rules: they look at the whole history so a condition that began in an
@@ -46,43 +48,14 @@ Threshold checks with evidence
 ------------------------------
 ``error_rate``, ``p95_latency`` and ``health_failure_share`` keep the user's contract
 ("error rate <= 1 %", "p95 <= 500 ms", "at most 5 % of /health probes fail") but judge
-it with a one-sided exact binomial test (Clopper-Pearson bound) instead of a point
-estimate:
-
-* **fail** when the data say, at the configured confidence, that the canary is over the
-  threshold: the lower confidence bound of the canary's error rate (share of responses
-  slower than the limit; share of failed probes of a replica) is above the limit;
-* **pass** when the data are consistent with being within it (the lower bound is at or
-  below the limit) and there is enough data (``min_requests`` canary requests in the
-  interval; at least one /health probe);
-* **insufficient** otherwise (too little data, or the look is beyond the planned ones).
-
-At every look each check tests two windows: everything since the hold began (power for
-small excesses) and the current interval (a fault that starts late is not diluted by
-the good part of the hold).
-
-False-alarm guarantee over all looks
-------------------------------------
-``judge.alpha`` (default 0.005) is the false-alarm budget of the threshold checks over
-the whole hold; ``judge.comparison.alpha`` (default 0.005) that of the comparison.  Each
-budget is spent by Bonferroni over its tests, the two windows and the planned looks
-(``ceil(hold / interval)``, passed by the gate): a threshold test runs at ``alpha / (checks
-* 2 * planned_looks)`` (the first look has one window and uses both shares).  By the
-union bound, whatever the correlation between looks:
-
-* a canary whose true error rate, share of responses slower than the p95 limit and share
-  of failed /health probes are all within their limits fails a threshold check at some
-  look of the hold with probability at most ``judge.alpha``;
-* a canary whose error rate is at most stable's and whose latencies are at most stable's
-  stretched by the tolerance (``stable * (1 + latency_tolerance) + latency_tolerance_ms``,
-  in distribution; a canary that behaves exactly like stable is one) fails the comparison
-  at some look with probability at most ``judge.comparison.alpha``;
-
-so an A/A canary is rolled back by the statistical checks with probability at most
-``judge.alpha + judge.comparison.alpha`` (1 % by default).  A look beyond the plan has no
-alpha left: the statistical checks report ``insufficient`` instead of testing.  The bound
-assumes independent requests; it is conservative (Bonferroni ignores the overlap of the
-looks and the binomial is discrete), the benchmark measures the real rate.
+it with evidence: **fail** when the data say, at the configured confidence, that the
+canary is over the threshold; **pass** when they are consistent with being within it and
+the hold so far has ``min_requests`` canary requests; **insufficient** otherwise
+(*pending* while the hold so far is too short: a later look decides).  Each look tests
+the evidence since the hold began with an always-valid mixture test and the current
+interval (the late-fault window) with an exact binomial test; how ``judge.alpha`` and
+``judge.comparison.alpha`` are spent over checks, windows and looks is
+:mod:`.statistics`, the guarantee and its assumptions are docs/judge.md.
 
 Stable is the control
 ---------------------
@@ -116,7 +89,7 @@ Two one-sided tests on the same two windows:
   and Prometheus' averages have no distribution to test: their comparison uses at least
   ``average_latency_tolerance_ms`` (5 ms, see :mod:`.counted_latency`).
 
-Below ``min_samples`` per version the comparison is ``insufficient``.
+Below ``min_samples`` per version since the hold began the comparison is pending.
 
 Stopping early
 --------------
@@ -148,7 +121,13 @@ from pytest_release.canary.judge.health_share import HealthFailureShare
 from pytest_release.canary.judge.no_success import NoSuccess
 from pytest_release.canary.judge.p95_latency import P95Latency
 from pytest_release.canary.judge.restarts import Restarts
-from pytest_release.canary.judge.statistics import comparison_budget, threshold_budget
+from pytest_release.canary.judge.statistics import (
+    ComparisonPlan,
+    ThresholdPlan,
+    comparison_plan,
+    threshold_plan,
+    threshold_tests,
+)
 from pytest_release.canary.judge.sustained import SlowResponses, SustainedErrorRate
 from pytest_release.canary.judge.verdicts import (
     VERDICTS,
@@ -164,18 +143,34 @@ if TYPE_CHECKING:
     from pytest_release.canary.samples import ReplicaStatus, Sample
 
 
+def evidence_sources(config: JudgeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sources joined for the plainly named checks (the sampler, when it sends
+    requests, and the first counted source), and the further counted sources, which count
+    the same front traffic again and so get their own ``<source>.<check>`` checks."""
+    counted = tuple(source for source in config.evidence if source != SAMPLER)
+    sampler = (SAMPLER,) if SAMPLER in config.evidence and config.http_checks else ()
+    return sampler + counted[:1], counted[1:]
+
+
 def checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
     """The judge's checks, in the order of a verdict's results (the extra checks, such as
     ``alerts``, join after ``restarts``)."""
-    thresholds = threshold_budget(config, planned_looks)
-    counted = [source for source in config.evidence if source != SAMPLER]
+    plan = threshold_plan(config, planned_looks)
+    joined, further = evidence_sources(config)
+    sampler = SAMPLER in joined
+    counted = [source for source in joined if source != SAMPLER]
     checks: list[Check] = []
-    if SAMPLER in config.evidence and config.http_checks:
-        checks += [ErrorRate(config, thresholds), P95Latency(config, thresholds)]
+    if joined:
+        checks.append(ErrorRate(config, plan, joined))
+    if sampler:
+        checks.append(P95Latency(config, plan))
     for source in counted:
+        name = f"{source}.p95_latency" if sampler else "p95_latency"
+        checks.append(CountedP95Latency(config, source, name))
+    for source in further:
         checks += [
-            ErrorRate(config, thresholds, source),
-            CountedP95Latency(config, thresholds, source),
+            ErrorRate(config, plan, (source,), f"{source}.error_rate"),
+            CountedP95Latency(config, source, f"{source}.p95_latency"),
         ]
     if config.max_restarts is not None:
         checks.append(Restarts(config.max_restarts))
@@ -184,27 +179,34 @@ def checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
 
 def late_checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
     """The checks after ``restarts`` and the extra checks."""
-    thresholds = threshold_budget(config, planned_looks)
-    comparison = comparison_budget(config, planned_looks)
-    sampler = SAMPLER in config.evidence
-    counted = [source for source in config.evidence if source != SAMPLER]
+    plan = threshold_plan(config, planned_looks)
+    comparison = comparison_plan(config, planned_looks)
+    joined, further = evidence_sources(config)
+    sampler = SAMPLER in joined
+    counted = [source for source in joined if source != SAMPLER]
     checks: list[Check] = []
     if config.http_checks:
         if config.max_health_failure_share is not None:
-            checks.append(HealthFailureShare(config, thresholds))
+            checks.append(HealthFailureShare(config, plan))
         if config.max_consecutive_health_failures is not None:
             checks.append(ConsecutiveHealthFailures(config.max_consecutive_health_failures))
         checks += [NoSuccess(config), SustainedErrorRate(config)]
         if sampler:  # counted sources carry no per-request latency
             checks.append(SlowResponses(config))
-        if config.comparison.enabled and sampler:
-            checks += [CompareErrorRate(config, comparison), CompareLatency(config, comparison)]
-    if config.comparison.enabled:
-        for source in counted:
-            checks += [
-                CompareErrorRate(config, comparison, source),
-                CountedCompareLatency(config, comparison, source),
-            ]
+    if not config.comparison.enabled:
+        return checks
+    if joined:
+        checks.append(CompareErrorRate(config, comparison, joined))
+    if sampler:
+        checks.append(CompareLatency(config, comparison))
+    for source in counted:
+        name = f"{source}.compare_latency" if sampler else "compare_latency"
+        checks.append(CountedCompareLatency(config, source, name))
+    for source in further:
+        checks += [
+            CompareErrorRate(config, comparison, (source,), f"{source}.compare_error_rate"),
+            CountedCompareLatency(config, source, f"{source}.compare_latency"),
+        ]
     return checks
 
 
@@ -223,17 +225,17 @@ class Judge:
     @property
     def threshold_checks(self) -> int:
         """Statistical threshold checks sharing ``judge.alpha``."""
-        return threshold_budget(self.config, self.planned_looks).tests
+        return threshold_tests(self.config)
 
     @property
-    def alpha_per_test(self) -> float:
-        """Significance level of each comparison test at each look and window."""
-        return comparison_budget(self.config, self.planned_looks).per_test
+    def threshold_plan(self) -> ThresholdPlan:
+        """How each threshold check spends its share of ``judge.alpha``."""
+        return threshold_plan(self.config, self.planned_looks)
 
     @property
-    def threshold_alpha_per_test(self) -> float:
-        """Significance level of each threshold test at each look and window."""
-        return threshold_budget(self.config, self.planned_looks).per_test
+    def comparison_plan(self) -> ComparisonPlan:
+        """How each comparison test spends its share of ``judge.comparison.alpha``."""
+        return comparison_plan(self.config, self.planned_looks)
 
     # -- interval ----------------------------------------------------------------------
     def judge_interval(
@@ -275,9 +277,9 @@ class Judge:
 
     def judge(self, evidence: Evidence) -> CanaryVerdict:
         """The verdict of one look: every check's result, the worst decides."""
-        results = [check.result(evidence) for check in self.checks]
+        results = [r for r in (check.result(evidence) for check in self.checks) if r]
         results += evidence.extra
-        results += [check.result(evidence) for check in self.late_checks]
+        results += [r for r in (check.result(evidence) for check in self.late_checks) if r]
         return CanaryVerdict(
             verdict=worst(c.verdict for c in results) if results else "insufficient",
             checks=tuple(results),
@@ -296,9 +298,13 @@ class Judge:
         return bool(lacking) and all(c.stable_exceeds for c in lacking)
 
     def counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
-        counts = {name: 0 for name in (*VERDICTS, "held")}
+        counts = {name: 0 for name in (*VERDICTS, "held", "pending")}
         for verdict in verdicts:
-            counts["held" if self.held(verdict) else verdict.verdict] += 1
+            if verdict.pending:
+                kind = "pending"
+            else:
+                kind = "held" if self.held(verdict) else verdict.verdict
+            counts[kind] += 1
         return counts
 
     def stage_can_still_pass(
@@ -311,7 +317,9 @@ class Judge:
 
         It cannot pass when an interval failed, when more intervals were insufficient
         than ``max_insufficient_intervals`` allows (an insufficient interval never turns
-        into a pass later), or when no look remains and none passed.
+        into a pass later), or when no look remains and none passed.  An interval that
+        is insufficient only because the hold has not gathered enough evidence yet
+        (:attr:`CanaryVerdict.pending`) counts neither way: a later look can decide.
         """
         if remaining_looks < 0:
             raise ValueError(f"remaining_looks must not be negative, got {remaining_looks}")
@@ -377,6 +385,12 @@ class Judge:
             if counts["held"]
             else ""
         )
+        pending = (
+            f", {counts['pending']} still gathering evidence (judge.min_requests and "
+            "judge.comparison.min_samples count the whole hold)"
+            if counts["pending"]
+            else ""
+        )
         summary = CheckResult(
             name="intervals",
             verdict=overall,
@@ -388,7 +402,7 @@ class Judge:
             samples=total,
             message=f"{counts['pass']} of {total} intervals passed, {counts['fail']} failed, "
             f"{counts['insufficient']} insufficient (judge.max_insufficient_intervals="
-            f"{allowed}){held} over {format_window(start, end)}",
+            f"{allowed}){held}{pending} over {format_window(start, end)}",
         )
         by_name: dict[str, list[CheckResult]] = {}
         for verdict in verdicts:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import SAMPLER, SourceRequests
 from pytest_release.canary.judge.verdicts import CheckResult
 
 
-def check_name(config: JudgeConfig, source: str, name: str) -> str:
-    """Checks of the first source in ``judge.evidence`` keep their names; the others' are
-    ``<source>.<check>``."""
-    return name if config.evidence[0] == source else f"{source}.{name}"
-
-
-def labelled(config: JudgeConfig, requests: SourceRequests, result: CheckResult) -> CheckResult:
-    """``result`` named for its source; a counted source's message says which it is."""
-    name = check_name(config, requests.source, result.name)
+def labelled(requests: SourceRequests, name: str, result: CheckResult) -> CheckResult:
+    """``result`` named ``name`` and for its source; the message of a check on counted
+    evidence says which it is."""
     if requests.source == SAMPLER:
         return replace(result, name=name)
     return replace(
@@ -25,19 +18,17 @@ def labelled(config: JudgeConfig, requests: SourceRequests, result: CheckResult)
     )
 
 
-def unavailable(
-    config: JudgeConfig, requests: SourceRequests, name: str, why: str, start: float, end: float
-) -> CheckResult:
-    """An insufficient result: ``requests`` cannot be judged (``why``)."""
+def unavailable(requests: SourceRequests, name: str, start: float, end: float) -> CheckResult:
+    """An insufficient result: ``requests`` cannot be judged at this look."""
     return labelled(
-        config,
         requests,
+        name,
         CheckResult.insufficient(
             name,
             threshold=None,
             unit="",
             window=(start, end),
             samples=0,
-            message=f"{name}: {why}",
+            message=f"{name.rsplit('.', 1)[-1]}: {requests.unavailable}",
         ),
     )

@@ -1,5 +1,5 @@
 """``p95_latency`` on the sampler's requests: "p95 <= L" is "at most 5 % of responses
-slower than L", judged with an exact binomial test."""
+slower than L", judged like the error rate (see :mod:`.statistics`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, canary_http
 from pytest_release.canary.judge.labels import labelled
-from pytest_release.canary.judge.statistics import P95, Budget, binomial_in_windows
+from pytest_release.canary.judge.statistics import P95, ThresholdPlan, share_test
 from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
@@ -24,35 +24,29 @@ from pytest_release.canary.stats import percentile
 @dataclass(frozen=True)
 class P95Latency:
     config: JudgeConfig
-    budget: Budget
-    source: str = "sampler"
+    plan: ThresholdPlan
     name: str = "p95_latency"
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return (self.source,)
+    needs: tuple[str, ...] = ("sampler",)
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.requests(self.source)
+        requests = evidence.requests("sampler")
         start, end = evidence.start, evidence.end
         limit = self.config.max_p95_latency_ms
-        current = canary_http(requests.interval)
-        n_current = sum(1 for s in current if s.latency_ms is not None)
-        beyond = self.budget.beyond_plan(evidence.look)
-        if n_current < self.config.min_requests or beyond:
+        so_far = sum(1 for s in canary_http(requests.everything) if s.latency_ms is not None)
+        if so_far < self.config.min_requests:
             return labelled(
-                self.config,
                 requests,
+                self.name,
                 CheckResult.insufficient(
-                    self.name,
+                    "p95_latency",
                     threshold=limit,
                     unit="ms",
-                    window=(start, end),
-                    samples=n_current,
-                    message=beyond
-                    or f"canary p95 latency: only {n_current} canary responses over "
-                    f"{format_window(start, end)}, need at least {self.config.min_requests} "
-                    "(judge.min_requests)",
+                    window=(requests.hold_start, end),
+                    samples=so_far,
+                    message=f"canary p95 latency: only {so_far} canary responses since the "
+                    f"hold began ({format_window(requests.hold_start, end)}), need at least "
+                    f"{self.config.min_requests} (judge.min_requests)",
+                    pending=True,
                 ),
             )
 
@@ -61,16 +55,14 @@ class P95Latency:
             return sum(1 for v in latencies if v > limit), len(latencies)
 
         share = 1.0 - P95 / 100.0
-        windows = requests.windows(start, end)
-        test = binomial_in_windows(windows, share, count)
+        test = share_test(requests.windows(start, end), share, count, self.plan, evidence.look)
         canary_latencies = [s.latency_ms for s in test.window.canary if s.latency_ms is not None]
         stable_latencies = [s.latency_ms for s in test.window.stable if s.latency_ms is not None]
         p95 = percentile(canary_latencies, P95)
         stable_p95 = percentile(stable_latencies, P95) if stable_latencies else None
         found = ThresholdFinding(
-            name=self.name,
+            name="p95_latency",
             test=test,
-            alpha=self.budget.at_look(len(windows)),
             limit=share,
             value=p95,
             threshold=limit,
@@ -86,4 +78,4 @@ class P95Latency:
             counts=f"n={test.n}, {test.k} slower than {format_ms(limit)}; stable n="
             f"{test.stable_n}, {test.stable_k} slower",
         )
-        return labelled(self.config, requests, threshold_result(self.config, found))
+        return labelled(requests, self.name, threshold_result(self.config, found))

@@ -1,13 +1,13 @@
 """The verdict of a threshold check judged with evidence (error rate, p95 latency, share of
-failed /health probes): a one-sided exact binomial test of "the canary's share is at
-most the limit", with stable as the control."""
+failed /health probes): a one-sided test of "the canary's share is at most the limit"
+(:func:`.statistics.share_test`), with stable as the control."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pytest_release.canary.judge.config import JudgeConfig
-from pytest_release.canary.judge.statistics import BinomialTest
+from pytest_release.canary.judge.statistics import ShareTest
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
     Verdict,
@@ -16,7 +16,6 @@ from pytest_release.canary.judge.verdicts import (
     format_window,
     threshold_text,
 )
-from pytest_release.canary.stats import binomial_lower_bound
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,7 @@ class ThresholdFinding:
     """What a threshold check found and how its message names it."""
 
     name: str
-    test: BinomialTest
-    alpha: float
+    test: ShareTest
     limit: float
     value: float | None
     threshold: float
@@ -43,12 +41,11 @@ def threshold_result(config: JudgeConfig, found: ThresholdFinding) -> CheckResul
     """fail when the lower confidence bound is above the limit (unless stable is over it
     too: then ``judge.stable_exceeds`` decides), else pass."""
     test = found.test
-    alpha = found.alpha
-    lower = binomial_lower_bound(test.k, test.n, alpha) if test.n else 0.0
-    confidence = f"{format_confidence(alpha)} confidence"
+    lower = test.lower
+    confidence = f"{format_confidence(test.alpha)} {test.method} confidence"
     window = test.window
     where = f"over {format_window(window.start, window.end)} ({window.label})"
-    credible = test.p_value < alpha
+    credible = test.credible
     verdict: Verdict
     if credible and found.stable_over:
         mode = config.stable_exceeds

@@ -32,8 +32,13 @@ class CheckResult:
     # Extra (key, value) pairs reported as JUnit properties judge.<check>.<key>, e.g. the
     # failed /health probes per replica.
     details: tuple[tuple[str, str], ...] = ()
-    # Which evidence the check judged: sampler, router or platform.
+    # Which evidence the check judged: sampler, router, prometheus, several joined by
+    # "+" (sampler+router), platform or alertmanager.
     source: str = "sampler"
+    # True for an insufficient result only because the hold has not gathered enough
+    # evidence yet (e.g. fewer than judge.min_requests canary requests so far): a later
+    # look can decide, so the stage does not count it against max_insufficient_intervals.
+    pending: bool = False
 
     @classmethod
     def insufficient(
@@ -46,6 +51,7 @@ class CheckResult:
         samples: int,
         message: str,
         source: str = "sampler",
+        pending: bool = False,
     ) -> CheckResult:
         """Not enough data for the check: never a pass, the message says what is missing."""
         return cls(
@@ -59,6 +65,7 @@ class CheckResult:
             samples,
             message,
             source=source,
+            pending=pending,
         )
 
 
@@ -71,6 +78,12 @@ class CanaryVerdict:
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def pending(self) -> bool:
+        """Insufficient only because the hold has not gathered enough evidence yet."""
+        lacking = [c for c in self.checks if c.verdict == "insufficient"]
+        return self.verdict == "insufficient" and bool(lacking) and all(c.pending for c in lacking)
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -100,6 +113,8 @@ class CanaryVerdict:
             )
             if check.stable_exceeds:
                 props.append((f"{prefix}.stable_exceeds", "true"))
+            if check.pending:
+                props.append((f"{prefix}.pending", "true"))
             props.extend((f"{prefix}.{key}", value) for key, value in check.details)
         return props
 
