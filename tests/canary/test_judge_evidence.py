@@ -123,6 +123,8 @@ def test_sampler_and_router_counts_join_without_double_counting() -> None:
     properties = dict(verdict.properties())
     assert properties["judge.error_rate.requests.sampler.canary"] == "120"
     assert properties["judge.error_rate.requests.router.canary"] == "180"
+    assert properties["judge.error_rate.requests.sampler.canary_errors"] == "12"
+    assert properties["judge.error_rate.requests.router.canary_errors"] == "9"
     assert properties["judge.compare_error_rate.requests.router.stable"] == "1620"
     assert verdict.check("router.error_rate") is None  # one check on all the evidence
 

@@ -77,6 +77,22 @@ def windows_of(
 
 
 @dataclass(frozen=True)
+class SourceCounts:
+    """What one source counted of the hold so far."""
+
+    source: str
+    canary: int
+    canary_errors: int
+    stable: int
+
+    @classmethod
+    def of(cls, source: str, samples: Iterable[Sample]) -> SourceCounts:
+        canary = canary_http(samples)
+        errors = sum(1 for s in canary if not s.ok)
+        return cls(source, len(canary), errors, len(stable_http(samples)))
+
+
+@dataclass(frozen=True)
 class SourceRequests:
     """One source's requests of the hold up to the look's end, and its hold start."""
 
@@ -87,18 +103,21 @@ class SourceRequests:
     hold_start: float
     unavailable: str | None  # why the source cannot be judged at this look, if it cannot
     counted: RouterEvidence | None  # the counted evidence itself (None for the sampler)
-    # Each source's canary and stable requests of the hold, when several are joined.
-    parts: tuple[tuple[str, int, int], ...] = ()  # (source, canary, stable)
+    # Each source's part of the hold, when several are joined.
+    parts: tuple[SourceCounts, ...] = ()
 
     def contributions(self) -> tuple[tuple[str, str], ...]:
-        """JUnit details: how many canary and stable requests each source contributed."""
-        parts = self.parts or (
-            (self.source, len(canary_http(self.everything)), len(stable_http(self.everything))),
-        )
+        """JUnit details: how many canary and stable requests (and canary errors) each
+        source contributed."""
+        parts = self.parts or (SourceCounts.of(self.source, self.everything),)
         return tuple(
-            (f"requests.{source}.{target}", str(count))
-            for source, canary, stable in parts
-            for target, count in (("canary", canary), ("stable", stable))
+            (f"requests.{part.source}.{key}", str(count))
+            for part in parts
+            for key, count in (
+                ("canary", part.canary),
+                ("canary_errors", part.canary_errors),
+                ("stable", part.stable),
+            )
         )
 
     def windows(self, start: float, end: float) -> list[Window]:
@@ -169,10 +188,7 @@ class Evidence:
             hold_start=min(r.hold_start for r in each),
             unavailable="; ".join(missing) if missing else None,
             counted=counted,
-            parts=tuple(
-                (r.source, len(canary_http(r.everything)), len(stable_http(r.everything)))
-                for r in each
-            ),
+            parts=tuple(SourceCounts.of(r.source, r.everything) for r in each),
         )
 
     def requests(self, source: str) -> SourceRequests:
