@@ -79,10 +79,10 @@ def test_error_rate_above_threshold_fails_with_value_threshold_window_and_count(
     result = check(verdict, "error_rate")
     assert result.verdict == "fail"
     assert (result.value, result.threshold, result.unit, result.samples) == (10.0, 1.0, "%", 120)
-    # The hold so far, by the always-valid test at half the check's share of judge.alpha:
-    # 0.005 / 3 checks / 2 = 8.3e-4.
+    # The hold so far, by the always-valid test at three quarters of the check's share of
+    # judge.alpha: 0.005 / 3 checks * 0.75 = 1.25e-3.
     assert result.message == (
-        "canary error rate 10.0% > 1.0%: the lower 99.9% always-valid confidence bound 2.3% "
+        "canary error rate 10.0% > 1.0%: the lower 99.9% always-valid confidence bound 2.4% "
         "is above "
         "1.0% over 12:00:00-12:01:00 UTC (since the hold began) "
         "(n=120, 12 errors; stable n=360, 0 errors)"
@@ -983,9 +983,9 @@ def test_alpha_is_spent_over_checks_windows_and_looks() -> None:
     the_judge = Judge(JudgeConfig(alpha=0.03), planned_looks=5)
     plan = the_judge.threshold_plan
     assert plan.alpha == pytest.approx(0.03 / 3)  # Bonferroni over the 3 threshold checks
-    assert plan.cumulative_alpha == pytest.approx(0.03 / 3 / 2)  # the always-valid half
+    assert plan.cumulative_alpha == pytest.approx(0.03 / 3 * 0.75)  # the always-valid part
     assert plan.late_alpha(1) is None  # no late window at the first look
-    assert plan.late_alpha(2) == pytest.approx(0.03 / 3 / 2 / 4)  # looks 2..5 share the rest
+    assert plan.late_alpha(2) == pytest.approx(0.03 / 3 / 4 / 4)  # looks 2..5 share the rest
     assert plan.late_alpha(6) is None  # beyond the plan
     two_checks = Judge(JudgeConfig(alpha=0.03, max_health_failure_share=False), planned_looks=5)
     assert two_checks.threshold_plan.alpha == pytest.approx(0.03 / 2)

@@ -127,6 +127,10 @@ def test_sampler_and_router_counts_join_without_double_counting() -> None:
     assert properties["judge.error_rate.requests.router.canary_errors"] == "9"
     assert properties["judge.compare_error_rate.requests.router.stable"] == "1620"
     assert verdict.check("router.error_rate") is None  # one check on all the evidence
+    for alarm in ("no_success", "sustained_error_rate"):  # the alarm rules watch both too
+        found = verdict.check(alarm)
+        assert found is not None
+        assert found.source == "sampler+router"
 
 
 def test_two_percent_over_half_a_percent_is_failed_within_the_seed_hold() -> None:
@@ -201,3 +205,15 @@ def test_mixture_likelihood_ratio_against_scipy() -> None:
             float(stats.binom.pmf(k, n, q) / stats.binom.pmf(k, n, limit)) for q in shares
         ) / len(shares)
         assert mixture_likelihood_ratio(k, n, limit) == pytest.approx(reference, rel=1e-9)
+
+
+def test_a_crash_loop_fails_at_the_first_look_below_min_requests() -> None:
+    """judge.min_requests gates a pass, not a failure: the test is valid at any sample
+    size, so 15 failed requests of 15 fail the first look (not pending)."""
+    verdicts = judge_hold(ROUTER_ONLY, 12, [15] * 12, [15] * 12)
+    assert len(verdicts) == 1
+    error_rate = verdicts[0].check("error_rate")
+    assert error_rate is not None
+    assert error_rate.verdict == "fail"
+    assert error_rate.samples == 15
+    assert not error_rate.pending

@@ -96,8 +96,9 @@ class JudgeConfig(BaseModel):
         lt=1.0,
         description="False-alarm budget of the threshold checks (error_rate, p95_latency, "
         "health_failure_share) over the whole hold: a canary within all of them fails one at "
-        "some look with probability at most this (split over the checks; each spends half on "
-        "an always-valid test of the hold so far and half on the late-fault window; see "
+        "some look with probability at most this (split over the checks; each spends three "
+        "quarters on an always-valid test of the hold so far and a quarter on the late-fault "
+        "window; see "
         "docs/judge.md).",
     )
     stable_exceeds: Literal["insufficient", "hold", "fail"] = Field(
@@ -161,8 +162,8 @@ class JudgeConfig(BaseModel):
         ge=1,
         description="Canary requests the hold needs so far (all chosen sources together) "
         "before error_rate and p95_latency can pass; until then a look is pending (neither "
-        "a pass nor a reason to stop). Counted over the whole hold since 2026-12 (it was per "
-        "interval).",
+        "a pass nor a reason to stop; a credible excess still fails at once). Counted over "
+        "the whole hold since 2026-12 (it was per interval).",
     )
     max_insufficient_intervals: int = Field(
         default=0, ge=0, description="Insufficient intervals a passing stage may contain."

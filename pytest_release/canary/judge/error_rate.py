@@ -34,7 +34,7 @@ class ErrorRate:
         limit = self.config.max_error_rate
         so_far = len(canary_http(requests.everything))
         contributions = requests.contributions()
-        if so_far < self.config.min_requests:
+        if so_far == 0:
             return labelled(
                 requests,
                 self.name,
@@ -43,9 +43,9 @@ class ErrorRate:
                     threshold=limit * 100.0,
                     unit="%",
                     window=(requests.hold_start, end),
-                    samples=so_far,
-                    message=f"canary error rate: only {so_far} canary requests since the hold "
-                    f"began ({format_window(requests.hold_start, end)}), need at least "
+                    samples=0,
+                    message=f"no canary requests since the hold began "
+                    f"({format_window(requests.hold_start, end)}), need at least "
                     f"{self.config.min_requests} (judge.min_requests)",
                     pending=True,
                 ),
@@ -71,4 +71,18 @@ class ErrorRate:
             details=contributions,
         )
         result = threshold_result(self.config, found)
+        if result.verdict == "pass" and so_far < self.config.min_requests:
+            # The test is valid at any sample size, so a credible excess fails at once (a
+            # crash loop at the first look); a pass needs the hold's minimum.
+            result = CheckResult.insufficient(
+                "error_rate",
+                threshold=result.threshold,
+                unit=result.unit,
+                window=(requests.hold_start, end),
+                samples=so_far,
+                message=f"{result.message}; but only {so_far} canary requests since the hold "
+                f"began ({format_window(requests.hold_start, end)}), need at least "
+                f"{self.config.min_requests} to pass (judge.min_requests)",
+                pending=True,
+            )
         return labelled(requests, self.name, result)

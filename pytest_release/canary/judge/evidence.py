@@ -220,13 +220,14 @@ class Evidence:
 
 
 def alarm_requests(evidence: Evidence, sources: Sequence[str]) -> tuple[list[Sample], str]:
-    """The canary requests the alarm rules watch, and their source: the sampler's when it
-    is chosen, else the first counted source that could be read."""
-    if SAMPLER in sources:
-        return canary_http(evidence.samples), SAMPLER
-    first = next(source for source in sources if source != SAMPLER)
-    for source in sources:
-        requests = evidence.requests(source)
-        if requests.unavailable is None:
-            return canary_http(requests.everything), first
-    return [], first
+    """The canary requests the alarm rules watch, and their source: those of the sampler
+    and the first counted source together (like the error rate), leaving out a source
+    that could not be read; else the first further counted source that could."""
+    counted = [source for source in sources if source != SAMPLER]
+    chosen = [SAMPLER] * (SAMPLER in sources) + counted[:1]
+    readable = [source for source in chosen if evidence.requests(source).unavailable is None]
+    if not readable:
+        readable = [s for s in counted[1:] if evidence.requests(s).unavailable is None][:1]
+    if not readable:
+        return [], "+".join(chosen)
+    return canary_http(evidence.joined(readable).everything), "+".join(readable)

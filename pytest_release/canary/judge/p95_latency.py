@@ -33,7 +33,7 @@ class P95Latency:
         start, end = evidence.start, evidence.end
         limit = self.config.max_p95_latency_ms
         so_far = sum(1 for s in canary_http(requests.everything) if s.latency_ms is not None)
-        if so_far < self.config.min_requests:
+        if so_far == 0:
             return labelled(
                 requests,
                 self.name,
@@ -42,9 +42,9 @@ class P95Latency:
                     threshold=limit,
                     unit="ms",
                     window=(requests.hold_start, end),
-                    samples=so_far,
-                    message=f"canary p95 latency: only {so_far} canary responses since the "
-                    f"hold began ({format_window(requests.hold_start, end)}), need at least "
+                    samples=0,
+                    message=f"no canary responses since the hold began "
+                    f"({format_window(requests.hold_start, end)}), need at least "
                     f"{self.config.min_requests} (judge.min_requests)",
                     pending=True,
                 ),
@@ -78,4 +78,19 @@ class P95Latency:
             counts=f"n={test.n}, {test.k} slower than {format_ms(limit)}; stable n="
             f"{test.stable_n}, {test.stable_k} slower",
         )
-        return labelled(requests, self.name, threshold_result(self.config, found))
+        result = threshold_result(self.config, found)
+        if result.verdict == "pass" and so_far < self.config.min_requests:
+            # The test is valid at any sample size, so a credible excess fails at once (a
+            # crash loop at the first look); a pass needs the hold's minimum.
+            result = CheckResult.insufficient(
+                "p95_latency",
+                threshold=result.threshold,
+                unit=result.unit,
+                window=(requests.hold_start, end),
+                samples=so_far,
+                message=f"{result.message}; but only {so_far} canary responses since the hold "
+                f"began ({format_window(requests.hold_start, end)}), need at least "
+                f"{self.config.min_requests} to pass (judge.min_requests)",
+                pending=True,
+            )
+        return labelled(requests, self.name, result)

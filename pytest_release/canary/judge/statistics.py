@@ -27,6 +27,9 @@ def errors_of(chosen: Sequence[Sample]) -> tuple[int, int]:
 # over" to "broken" so that a small excess is found with a long hold and a gross one at
 # the first look.
 MIXTURE_RATIOS = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+# The share of a threshold check's alpha spent on the hold so far (the rest: the
+# late-fault window), see ThresholdPlan.
+CUMULATIVE_SHARE = 0.75
 
 
 def mixture_likelihood_ratio(k: int, n: int, limit: float) -> float:
@@ -83,24 +86,27 @@ class ShareTest:
 
 @dataclass(frozen=True)
 class ThresholdPlan:
-    """How one threshold check spends its share ``alpha`` of ``judge.alpha``: half on an
-    always-valid test of the evidence since the hold began (valid at every look, planned
-    or not), half on the late-fault window (the current interval, exact binomial), spent
-    evenly over the planned looks 2..``planned_looks`` (Bonferroni)."""
+    """How one threshold check spends its share ``alpha`` of ``judge.alpha``: three
+    quarters on an always-valid test of the evidence since the hold began (valid at every
+    look, planned or not), a quarter on the late-fault window (the current interval, exact
+    binomial), spent evenly over the planned looks 2..``planned_looks`` (Bonferroni).
+    The larger share goes to the hold so far because the mixture test pays for being
+    always valid (its line is 1/alpha); a late fault big enough to matter shows in one
+    interval even at the smaller level."""
 
     alpha: float
     planned_looks: int
 
     @property
     def cumulative_alpha(self) -> float:
-        return self.alpha / 2.0
+        return self.alpha * CUMULATIVE_SHARE
 
     def late_alpha(self, look: int) -> float | None:
         """The late window's level at ``look``; ``None`` when it has none (the first look,
         or a look beyond the plan)."""
         if look < 2 or look > self.planned_looks:
             return None
-        return self.alpha / 2.0 / (self.planned_looks - 1)
+        return self.alpha * (1.0 - CUMULATIVE_SHARE) / (self.planned_looks - 1)
 
     def split(self, parts: int) -> ThresholdPlan:
         """The plan of one of ``parts`` tests sharing this one (Bonferroni)."""
