@@ -32,6 +32,7 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("tool_gates", "3. Tool gates"),
     ("canary_judge", "4. Canary judge"),
     ("rollback", "5. Rollback"),
+    ("canary_power", "6. Canary judge power on router evidence"),
 )
 _TITLES = dict(FIGURES)
 

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-FIGURES = ("overhead", "scheduling", "tool_gates", "canary_judge", "rollback")
+FIGURES = ("overhead", "scheduling", "tool_gates", "canary_judge", "rollback", "canary_power")
 
 
 @pytest.fixture
@@ -137,6 +137,15 @@ def test_canary_judge_replays_the_committed_recordings(tmp_path: Path) -> None:
     done = _run("canary_judge", "--quick", "--replay-only", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     _check_output(tmp_path, "canary_judge")
+
+
+def test_canary_power_quick(tmp_path: Path) -> None:
+    """The power table runs, and its decision rule is the real Judge's (the script replays
+    simulated holds through the Judge and exits non-zero on any difference)."""
+    done = _run("canary_power", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = _check_output(tmp_path, "canary_power")
+    assert any("real Judge" in note for note in data["notes"])
 
 
 def test_rollback_quick(tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ class Hold:
     def _alerts_check(self, asked: int, start: float, end: float) -> list[CheckResult]:
         if self.settings.judge.alertmanager is None:
             return []
-        from pytest_release.canary.evidence.alertmanager import alerts_check, firing_alerts
+        from pytest_release.canary.evidence.alertmanager import firing_alerts
+        from pytest_release.canary.judge.alerts import alerts_check
 
         if len(self.alerts) == asked:  # a short interval: ask once at its end
             self.alerts.append(firing_alerts(self.settings.judge.alertmanager))

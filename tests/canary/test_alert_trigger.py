@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.evidence.alertmanager import (
-    AlertmanagerConfig,
-    alerts_check,
-    firing_alerts,
-)
+from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig, firing_alerts
+from pytest_release.canary.judge.alerts import alerts_check
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.processes import free_port
 from tests.canary import canary_support

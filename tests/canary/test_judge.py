@@ -4,6 +4,7 @@ stage aggregation, JUnit properties, and the comparison's false-alarm rate."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -78,9 +79,11 @@ def test_error_rate_above_threshold_fails_with_value_threshold_window_and_count(
     result = check(verdict, "error_rate")
     assert result.verdict == "fail"
     assert (result.value, result.threshold, result.unit, result.samples) == (10.0, 1.0, "%", 120)
-    # One window at the first look: alpha 0.005 / (3 checks * 15 looks) = 1.1e-4.
+    # The hold so far, by the always-valid test at three quarters of the check's share of
+    # judge.alpha: 0.005 / 3 checks * 0.75 = 1.25e-3.
     assert result.message == (
-        "canary error rate 10.0% > 1.0%: the lower 99.99% confidence bound 2.7% is above "
+        "canary error rate 10.0% > 1.0%: the lower 99.9% always-valid confidence bound 2.4% "
+        "is above "
         "1.0% over 12:00:00-12:01:00 UTC (since the hold began) "
         "(n=120, 12 errors; stable n=360, 0 errors)"
     )
@@ -108,7 +111,13 @@ def test_too_few_requests_is_insufficient_not_pass() -> None:
     assert verdict.verdict == "insufficient"
     message = verdict.failure_message()
     assert message.startswith("insufficient evidence over 12:00:00-12:01:00 UTC:")
-    assert "only 10 canary requests over 12:00:00-12:01:00 UTC, need at least 20" in message
+    assert (
+        "only 10 canary requests since the hold began (12:00:00-12:01:00 UTC), need at least 20"
+        in message
+    )
+    # Too few so far is not final: a later look of the hold can decide.
+    assert check(verdict, "error_rate").pending
+    assert verdict.pending
 
 
 def test_min_requests_is_configurable() -> None:
@@ -420,7 +429,10 @@ class TestComparison:
         assert result.verdict == "fail"
         assert result.value is not None
         assert result.threshold is not None
-        assert result.value < result.threshold == pytest.approx(0.005 / 30)
+        # The first of 15 planned looks spends ln(1 + (e - 1) / 15) of the cumulative half
+        # of the test's share (Lan-DeMets, Pocock type).
+        first_look = 0.005 / 2 / 2 * math.log(1 + (math.e - 1) / 15)
+        assert result.value < result.threshold == pytest.approx(first_look)
         assert "significantly higher than stable" in result.message
         assert "Fisher exact one-sided" in result.message
         assert "(since the hold began; n=600 canary, 600 stable)" in result.message
@@ -506,7 +518,7 @@ class TestComparison:
         rng = random.Random(13)
         samples = comparison_samples(rng, T0, T0 + MINUTE)
         the_judge = Judge(JudgeConfig.model_validate(LOOSE), planned_looks=2)
-        assert the_judge.alpha_per_test == pytest.approx(0.005 / 8)
+        assert the_judge.comparison_plan.alpha == pytest.approx(0.005 / 2)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
         third = the_judge.judge_interval(samples, [], T0, T0 + MINUTE)
@@ -551,13 +563,12 @@ def test_false_alarm_rate_of_the_comparison_stays_below_alpha() -> None:
     )
     assert false_alarms / runs <= alpha, f"{false_alarms} false alarms in {runs} A/A holds"
 
-    # Naive: every test at every look near the full alpha (0.9 over 2 tests, 2 windows and
-    # 5 looks: 0.045 per test).
+    # Naive: a budget of 0.9 (0.45 per test, spent over the 5 looks and two windows).
     naive_config = JudgeConfig.model_validate(
         {**zero_tolerance, "comparison": {**comparison, "alpha": 0.9}}
     )
     naive = Judge(naive_config, planned_looks=looks)
-    assert naive.alpha_per_test == pytest.approx(0.045)
+    assert naive.comparison_plan.alpha == pytest.approx(0.45)
     rng = random.Random(20260101)
     naive_runs = 150
     naive_alarms = sum(
@@ -953,22 +964,37 @@ def test_health_share_without_probes_is_insufficient_and_can_be_switched_off() -
         JudgeConfig.model_validate({"max_health_failure_share": True})
 
 
-def test_threshold_checks_beyond_the_planned_looks_are_insufficient() -> None:
+def test_threshold_checks_beyond_the_planned_looks_stay_valid() -> None:
+    """The test of the hold so far is always valid: a look beyond the plan is still
+    judged (only the late-fault window has no budget left there)."""
     the_judge = Judge(JudgeConfig(), planned_looks=1)
-    samples = healthy_interval(T0, T0 + MINUTE)
-    the_judge.judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
-    second = the_judge.judge_interval(samples, OK_STATUS, T0, T0 + MINUTE)
+    the_judge.judge_interval(healthy_interval(T0, T0 + MINUTE), OK_STATUS, T0, T0 + MINUTE)
+    late = [*traffic(T0 + MINUTE, T0 + 2 * MINUTE, "canary", fail=lambda i: True)]
+    history = [*healthy_interval(T0, T0 + MINUTE), *late]
+    second = the_judge.judge_interval(
+        late, OK_STATUS, T0 + MINUTE, T0 + 2 * MINUTE, history, look=2
+    )
     result = check(second, "error_rate")
-    assert result.verdict == "insufficient"
-    assert "look 2 is beyond the 1 planned looks" in result.message
-    assert "judge.alpha 0.005" in result.message
+    assert result.verdict == "fail"
+    assert "(since the hold began)" in result.message
 
 
 def test_alpha_is_spent_over_checks_windows_and_looks() -> None:
     the_judge = Judge(JudgeConfig(alpha=0.03), planned_looks=5)
-    assert the_judge.threshold_alpha_per_test == pytest.approx(0.03 / (3 * 2 * 5))
+    plan = the_judge.threshold_plan
+    assert plan.alpha == pytest.approx(0.03 / 3)  # Bonferroni over the 3 threshold checks
+    assert plan.cumulative_alpha == pytest.approx(0.03 / 3 * 0.75)  # the always-valid part
+    assert plan.late_alpha(1) is None  # no late window at the first look
+    assert plan.late_alpha(2) == pytest.approx(0.03 / 3 / 4 / 4)  # looks 2..5 share the rest
+    assert plan.late_alpha(6) is None  # beyond the plan
     two_checks = Judge(JudgeConfig(alpha=0.03, max_health_failure_share=False), planned_looks=5)
-    assert two_checks.threshold_alpha_per_test == pytest.approx(0.03 / (2 * 2 * 5))
+    assert two_checks.threshold_plan.alpha == pytest.approx(0.03 / 2)
+    comparison = the_judge.comparison_plan
+    assert comparison.alpha == pytest.approx(0.005 / 2)  # both comparison tests
+    spent = [comparison.cumulative_alpha(look) for look in range(1, 6)]
+    assert sum(spent) == pytest.approx(0.005 / 2 / 2)  # Lan-DeMets: all of the half by the end
+    late = sum(comparison.late_alpha(look) or 0.0 for look in range(1, 6))
+    assert late == pytest.approx(0.005 / 2 / 2)
 
 
 def test_false_alarm_rate_of_the_thresholds_at_the_limit_stays_below_alpha() -> None:

@@ -238,3 +238,77 @@ class TestMainErrorsCrediblyAbove:
             main_errors_credibly_above(21, 20, 0, 100)
         with pytest.raises(ValueError, match="alpha"):
             main_errors_credibly_above(1, 20, 0, 100, alpha=0.0)
+
+
+# -- against scipy.stats on a grid (issue 23, item 4) -----------------------------------
+# The hand-written numerics stay (plain and UAT stages do not import scipy); these prove
+# them against scipy to 1e-9 over small and large n, ties and zero counts.
+
+GRID_N = (1, 2, 5, 20, 120, 1000, 20000)
+GRID_P = (1e-4, 0.005, 0.01, 0.05, 0.3, 0.5, 0.99)
+
+
+def grid_counts(n: int) -> list[int]:
+    return sorted({0, 1, 2, n // 100, n // 20, n // 10, n // 2, n - 1, n} & set(range(n + 1)))
+
+
+def close(mine: float, reference: float) -> bool:
+    return math.isclose(mine, reference, rel_tol=1e-9, abs_tol=1e-300) or (
+        abs(mine - reference) <= 1e-9 * max(reference, 1e-12)
+    )
+
+
+def test_binomial_tail_and_bounds_match_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    checked = 0
+    for n in GRID_N:
+        for k in grid_counts(n):
+            for p in GRID_P:
+                reference = float(stats.binom.sf(k - 1, n, p))
+                assert close(binomial_sf(k, n, p), reference), (k, n, p, reference)
+                checked += 1
+            for alpha in (1e-6, 8.3e-4, 0.05):
+                lower = float(stats.beta.ppf(alpha, k, n - k + 1)) if k else 0.0
+                assert binomial_lower_bound(k, n, alpha) == pytest.approx(lower, abs=1e-9)
+                upper = float(stats.beta.isf(alpha, k + 1, n - k)) if k < n else 1.0
+                assert binomial_upper_bound(k, n, alpha) == pytest.approx(upper, abs=1e-9)
+    assert checked > 250
+
+
+def test_fisher_exact_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for n_a, n_b in ((1, 1), (5, 40), (30, 30), (120, 1080), (2000, 18000)):
+        for a in grid_counts(n_a):
+            for b in grid_counts(n_b):
+                table = [[a, n_a - a], [b, n_b - b]]
+                reference = float(stats.fisher_exact(table, alternative="greater").pvalue)
+                mine = fisher_exact_greater(a, n_a, b, n_b)
+                assert mine == pytest.approx(reference, rel=1e-9, abs=1e-12), (table, reference)
+
+
+def test_mann_whitney_matches_scipy_with_and_without_ties() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(23)
+    cases: list[tuple[list[float], list[float]]] = [
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),  # all tied pairwise
+        ([5.0] * 10, [5.0] * 7 + [4.0]),  # mostly one value
+    ]
+    for n_x, n_y in ((3, 4), (30, 30), (200, 1800)):
+        cases.append(
+            (
+                [rng.lognormvariate(3, 0.5) for _ in range(n_x)],
+                [rng.lognormvariate(3, 0.5) for _ in range(n_y)],
+            )
+        )
+        # Rounded to whole milliseconds: many ties.
+        cases.append(
+            (
+                [float(round(rng.lognormvariate(2, 0.3))) for _ in range(n_x)],
+                [float(round(rng.lognormvariate(2.1, 0.3))) for _ in range(n_y)],
+            )
+        )
+    for x, y in cases:
+        reference = stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic")
+        mine = mann_whitney_greater(x, y)
+        assert mine.u == pytest.approx(float(reference.statistic), abs=1e-9)
+        assert mine.p_value == pytest.approx(float(reference.pvalue), rel=1e-9, abs=1e-12)

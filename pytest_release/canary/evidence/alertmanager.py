@@ -14,14 +14,10 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_release.config_types import Duration
-
-if TYPE_CHECKING:
-    from pytest_release.canary.verdicts import CheckResult
 
 
 class AlertmanagerConfig(BaseModel):
@@ -113,57 +109,3 @@ def firing_alerts(config: AlertmanagerConfig) -> AlertsRead:
             continue
         alerts.append(Alert(labels.get("alertname", "?"), labels, str(item.get("startsAt", "?"))))
     return AlertsRead(now, tuple(alerts))
-
-
-def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResult:
-    """The ``alerts`` check of the interval from the asks made in it."""
-    from pytest_release.canary.verdicts import CheckResult, format_window
-
-    window = format_window(start, end)
-    firing = {a.describe(): a for r in reads for a in r.alerts}
-    details = tuple(
-        (f"{alert.name}.{key}", value)
-        for alert in firing.values()
-        for key, value in (("labels", json.dumps(dict(alert.labels))), ("since", alert.starts_at))
-    )
-    if firing:
-        return CheckResult(
-            name="alerts",
-            verdict="fail",
-            value=float(len(firing)),
-            threshold=0.0,
-            unit="alerts",
-            window_start=start,
-            window_end=end,
-            samples=len(reads),
-            message=f"alertmanager: {len(firing)} matching alert(s) firing during the hold "
-            f"over {window}: " + "; ".join(firing),
-            details=details,
-            source="alertmanager",
-        )
-    failed = [r.error for r in reads if r.error]
-    if not reads or len(failed) == len(reads):
-        why = failed[-1] if failed else "it was not asked"
-        return CheckResult.insufficient(
-            "alerts",
-            threshold=0.0,
-            unit="alerts",
-            window=(start, end),
-            samples=0,
-            message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
-            source="alertmanager",
-        )
-    return CheckResult(
-        name="alerts",
-        verdict="pass",
-        value=0.0,
-        threshold=0.0,
-        unit="alerts",
-        window_start=start,
-        window_end=end,
-        samples=len(reads),
-        message=f"alertmanager: no matching alert firing over {window} ({len(reads)} asks"
-        + (f", {len(failed)} failed" if failed else "")
-        + ")",
-        source="alertmanager",
-    )

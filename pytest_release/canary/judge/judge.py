@@ -9,8 +9,8 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 
 ==============================  ====================================================
 ``error_rate``                  canary HTTP error rate <= ``max_error_rate``, judged with
-                                evidence (see below; insufficient below ``min_requests``
-                                canary requests in the interval)
+                                evidence on all chosen sources (see below; pending below
+                                ``min_requests`` canary requests since the hold began)
 ``p95_latency``                 canary p95 latency <= ``max_p95_latency_ms``, judged with
                                 evidence: "p95 <= L" is "at most 5 % of responses slower
                                 than L"
@@ -29,13 +29,15 @@ Checks per interval (names are stable; the gate, plot and reports key on them):
 ``compare_error_rate``          canary error rate not significantly higher than stable's
 ``compare_latency``             canary latency not significantly higher than stable's
 ``alerts``                      no matching Alertmanager alert fired (``judge.alertmanager``;
-                                made by the hold, see :mod:`.evidence.alertmanager`)
+                                made by the hold, see :mod:`.alerts`)
 ==============================  ====================================================
 
 ``judge.evidence`` chooses what ``error_rate``, ``p95_latency`` and the comparison judge:
 the sampler's requests, the router's per-version counters, Prometheus counters, or several
-(see :mod:`.judge_router`); the first source's checks keep these names, the others' are
-``<source>.<check>``, and every check's ``source`` says which evidence it judged.
+(:func:`evidence_sources`): the sampler's and the first counted source's requests are one
+sample (:meth:`.evidence.Evidence.joined`: no request counted twice); a second counted
+source gets ``<source>.<check>`` checks; every check's ``source`` says which evidence it
+judged and its details how many requests each source contributed.
 
 The alarm rules (restarts, health, no-success, sustained, slow) are the seed's
 deterministic rules: they look at the whole history so a condition that began in an
@@ -46,43 +48,14 @@ Threshold checks with evidence
 ------------------------------
 ``error_rate``, ``p95_latency`` and ``health_failure_share`` keep the user's contract
 ("error rate <= 1 %", "p95 <= 500 ms", "at most 5 % of /health probes fail") but judge
-it with a one-sided exact binomial test (Clopper-Pearson bound) instead of a point
-estimate:
-
-* **fail** when the data say, at the configured confidence, that the canary is over the
-  threshold: the lower confidence bound of the canary's error rate (share of responses
-  slower than the limit; share of failed probes of a replica) is above the limit;
-* **pass** when the data are consistent with being within it (the lower bound is at or
-  below the limit) and there is enough data (``min_requests`` canary requests in the
-  interval; at least one /health probe);
-* **insufficient** otherwise (too little data, or the look is beyond the planned ones).
-
-At every look each check tests two windows: everything since the hold began (power for
-small excesses) and the current interval (a fault that starts late is not diluted by
-the good part of the hold).
-
-False-alarm guarantee over all looks
-------------------------------------
-``judge.alpha`` (default 0.005) is the false-alarm budget of the threshold checks over
-the whole hold; ``judge.comparison.alpha`` (default 0.005) that of the comparison.  Each
-budget is spent by Bonferroni over its tests, the two windows and the planned looks
-(``ceil(hold / interval)``, passed by the gate): a threshold test runs at ``alpha / (checks
-* 2 * planned_looks)`` (the first look has one window and uses both shares).  By the
-union bound, whatever the correlation between looks:
-
-* a canary whose true error rate, share of responses slower than the p95 limit and share
-  of failed /health probes are all within their limits fails a threshold check at some
-  look of the hold with probability at most ``judge.alpha``;
-* a canary whose error rate is at most stable's and whose latencies are at most stable's
-  stretched by the tolerance (``stable * (1 + latency_tolerance) + latency_tolerance_ms``,
-  in distribution; a canary that behaves exactly like stable is one) fails the comparison
-  at some look with probability at most ``judge.comparison.alpha``;
-
-so an A/A canary is rolled back by the statistical checks with probability at most
-``judge.alpha + judge.comparison.alpha`` (1 % by default).  A look beyond the plan has no
-alpha left: the statistical checks report ``insufficient`` instead of testing.  The bound
-assumes independent requests; it is conservative (Bonferroni ignores the overlap of the
-looks and the binomial is discrete), the benchmark measures the real rate.
+it with evidence: **fail** when the data say, at the configured confidence, that the
+canary is over the threshold; **pass** when they are consistent with being within it and
+the hold so far has ``min_requests`` canary requests; **insufficient** otherwise
+(*pending* while the hold so far is too short: a later look decides).  Each look tests
+the evidence since the hold began with an always-valid mixture test and the current
+interval (the late-fault window) with an exact binomial test; how ``judge.alpha`` and
+``judge.comparison.alpha`` are spent over checks, windows and looks is
+:mod:`.statistics`, the guarantee and its assumptions are docs/judge.md.
 
 Stable is the control
 ---------------------
@@ -114,9 +87,9 @@ Two one-sided tests on the same two windows:
   an 8 ms service: a latency growing 20 ms a minute went unseen in the first minute at
   2 requests/s; the benchmark, docs/benchmarks.md section 4, measures it).  The router's
   and Prometheus' averages have no distribution to test: their comparison uses at least
-  ``average_latency_tolerance_ms`` (5 ms, see :mod:`.judge_router`).
+  ``average_latency_tolerance_ms`` (5 ms, see :mod:`.counted_latency`).
 
-Below ``min_samples`` per version the comparison is ``insufficient``.
+Below ``min_samples`` per version since the hold began the comparison is pending.
 
 Stopping early
 --------------
@@ -131,45 +104,138 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pytest_release.canary.alarms import AlarmRules
-from pytest_release.canary.judge_config import VERDICTS, ComparisonConfig, JudgeConfig, Verdict
-from pytest_release.canary.judge_router import RouterChecks
-from pytest_release.canary.samples import ReplicaStatus, Sample
-from pytest_release.canary.verdicts import (
+from pytest_release.canary.judge.check import Check
+from pytest_release.canary.judge.compare_errors import CompareErrorRate
+from pytest_release.canary.judge.compare_latency import CompareLatency
+from pytest_release.canary.judge.config import JudgeConfig
+from pytest_release.canary.judge.consecutive_health import ConsecutiveHealthFailures
+from pytest_release.canary.judge.counted_latency import (
+    CountedCompareLatency,
+    CountedP95Latency,
+)
+from pytest_release.canary.judge.error_rate import ErrorRate
+from pytest_release.canary.judge.evidence import SAMPLER, Evidence
+from pytest_release.canary.judge.health_share import HealthFailureShare
+from pytest_release.canary.judge.no_success import NoSuccess
+from pytest_release.canary.judge.p95_latency import P95Latency
+from pytest_release.canary.judge.restarts import Restarts
+from pytest_release.canary.judge.statistics import (
+    ComparisonPlan,
+    ThresholdPlan,
+    comparison_plan,
+    threshold_plan,
+    threshold_tests,
+)
+from pytest_release.canary.judge.sustained import SlowResponses, SustainedErrorRate
+from pytest_release.canary.judge.verdicts import (
+    VERDICTS,
     CanaryVerdict,
     CheckResult,
-    _canary_http,
-    _worst,
-    format_ms,
-    format_percent,
-    format_seconds,
+    Verdict,
     format_window,
+    worst,
 )
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.router_stats import RouterEvidence
-
-__all__ = [
-    "VERDICTS",
-    "CanaryVerdict",
-    "CheckResult",
-    "ComparisonConfig",
-    "Judge",
-    "JudgeConfig",
-    "Verdict",
-    "format_ms",
-    "format_percent",
-    "format_seconds",
-    "format_window",
-    "planned_looks",
-]
+    from pytest_release.canary.samples import ReplicaStatus, Sample
 
 
-class Judge(RouterChecks, AlarmRules):
+def evidence_sources(config: JudgeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sources joined for the plainly named checks (the sampler, when it sends
+    requests, and the first counted source), and the further counted sources, which count
+    the same front traffic again and so get their own ``<source>.<check>`` checks."""
+    counted = tuple(source for source in config.evidence if source != SAMPLER)
+    sampler = (SAMPLER,) if SAMPLER in config.evidence and config.http_checks else ()
+    return sampler + counted[:1], counted[1:]
+
+
+def checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
+    """The judge's checks, in the order of a verdict's results (the extra checks, such as
+    ``alerts``, join after ``restarts``)."""
+    plan = threshold_plan(config, planned_looks)
+    joined, further = evidence_sources(config)
+    sampler = SAMPLER in joined
+    counted = [source for source in joined if source != SAMPLER]
+    checks: list[Check] = []
+    if joined:
+        checks.append(ErrorRate(config, plan, joined))
+    if sampler:
+        checks.append(P95Latency(config, plan))
+    for source in counted:
+        name = f"{source}.p95_latency" if sampler else "p95_latency"
+        checks.append(CountedP95Latency(config, source, name))
+    for source in further:
+        checks += [
+            ErrorRate(config, plan, (source,), f"{source}.error_rate"),
+            CountedP95Latency(config, source, f"{source}.p95_latency"),
+        ]
+    if config.max_restarts is not None:
+        checks.append(Restarts(config.max_restarts))
+    return checks
+
+
+def late_checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
+    """The checks after ``restarts`` and the extra checks."""
+    plan = threshold_plan(config, planned_looks)
+    comparison = comparison_plan(config, planned_looks)
+    joined, further = evidence_sources(config)
+    sampler = SAMPLER in joined
+    counted = [source for source in joined if source != SAMPLER]
+    checks: list[Check] = []
+    if config.http_checks:
+        if config.max_health_failure_share is not None:
+            checks.append(HealthFailureShare(config, plan))
+        if config.max_consecutive_health_failures is not None:
+            checks.append(ConsecutiveHealthFailures(config.max_consecutive_health_failures))
+        checks += [NoSuccess(config), SustainedErrorRate(config)]
+        if sampler:  # counted sources carry no per-request latency
+            checks.append(SlowResponses(config))
+    if not config.comparison.enabled:
+        return checks
+    if joined:
+        checks.append(CompareErrorRate(config, comparison, joined))
+    if sampler:
+        checks.append(CompareLatency(config, comparison))
+    for source in counted:
+        name = f"{source}.compare_latency" if sampler else "compare_latency"
+        checks.append(CountedCompareLatency(config, source, name))
+    for source in further:
+        checks += [
+            CompareErrorRate(config, comparison, (source,), f"{source}.compare_error_rate"),
+            CountedCompareLatency(config, source, f"{source}.compare_latency"),
+        ]
+    return checks
+
+
+class Judge:
     """Turns samples and replica statuses into verdicts (see the module docstring)."""
+
+    def __init__(self, config: JudgeConfig, *, planned_looks: int | None = None) -> None:
+        if planned_looks is not None and planned_looks < 1:
+            raise ValueError(f"planned_looks must be at least 1, got {planned_looks}")
+        self.config = config
+        self.planned_looks = planned_looks or config.comparison.planned_looks
+        self.looks = 0
+        self.checks = checks_for(config, self.planned_looks)
+        self.late_checks = late_checks_for(config, self.planned_looks)
+
+    @property
+    def threshold_checks(self) -> int:
+        """Statistical threshold checks sharing ``judge.alpha``."""
+        return threshold_tests(self.config)
+
+    @property
+    def threshold_plan(self) -> ThresholdPlan:
+        """How each threshold check spends its share of ``judge.alpha``."""
+        return threshold_plan(self.config, self.planned_looks)
+
+    @property
+    def comparison_plan(self) -> ComparisonPlan:
+        """How each comparison test spends its share of ``judge.comparison.alpha``."""
+        return comparison_plan(self.config, self.planned_looks)
 
     # -- interval ----------------------------------------------------------------------
     def judge_interval(
@@ -191,93 +257,38 @@ class Judge(RouterChecks, AlarmRules):
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
         ``router`` and ``prometheus`` are the counted evidence of the hold so far when
-        ``judge.evidence`` names them (see :mod:`.judge_router`); ``extra`` checks made
-        outside the judge (the ``alerts`` trigger) join the verdict.
+        ``judge.evidence`` names them; ``extra`` checks made outside the judge (the
+        ``alerts`` check) join the verdict.
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
-        self._looks += 1
-        look_number = look if look is not None else self._looks
-        earlier = [s for s in history if s.timestamp < window_start]
-        everything = sorted([*earlier, *samples], key=lambda s: s.timestamp)
-        hold_start = min(window_start, everything[0].timestamp) if everything else window_start
-        current = _canary_http(samples)
-        windows = self._windows(everything, samples, hold_start, window_start, window_end)
-        cfg = self.config
-        sampler = "sampler" in cfg.evidence
-        checks: list[CheckResult] = []
-        if sampler:
-            checks += [
-                self._error_rate(windows, len(current), window_start, window_end, look_number),
-                self._p95(windows, current, window_start, window_end, look_number),
-            ]
-        counted_checks: list[CheckResult] = []
-        counted_samples: list[Sample] = []  # the first counted source's, for the alarms
-        counted = {"router": router, "prometheus": prometheus}
-        for source in cfg.evidence:
-            if source == "sampler":
-                continue
-            found, source_samples = self._router_http(
-                counted[source], hold_start, window_start, window_end, look_number, source
-            )
-            counted_checks += found
-            counted_samples = counted_samples or source_samples
-        counted_compare = [c for c in counted_checks if "compare_" in c.name]
-        checks += [c for c in counted_checks if "compare_" not in c.name]
-        if cfg.max_restarts is not None:
-            checks.append(self._restarts(statuses, cfg.max_restarts, window_start, window_end))
-        checks += extra
-        if not cfg.http_checks:
-            checks = [c for c in checks if c.name == "restarts" or c.source != "sampler"]
-            checks += counted_compare
-            return CanaryVerdict(
-                verdict=_worst(c.verdict for c in checks) if checks else "insufficient",
-                checks=tuple(checks),
-                window_start=window_start,
-                window_end=window_end,
-            )
-        if cfg.max_health_failure_share is not None:
-            checks.append(
-                self._health_share(everything, hold_start, window_start, window_end, look_number)
-            )
-        if cfg.max_consecutive_health_failures is not None:
-            checks.append(
-                self._health(
-                    everything, cfg.max_consecutive_health_failures, window_start, window_end
-                )
-            )
-        # The alarm rules watch the sampler's requests, or else the first counted source's.
-        canary_all = _canary_http(everything if sampler else counted_samples)
-        alarms = [
-            self._no_success(canary_all, hold_start, window_start, window_end),
-            self._sustained_errors(canary_all, window_start, window_end),
-        ]
-        if sampler:  # the router's counts carry no per-request latency
-            alarms.append(self._slow(canary_all, window_start, window_end))
-        else:
-            first = next(source for source in cfg.evidence if source != "sampler")
-            alarms = [replace(c, source=first) for c in alarms]
-        checks += alarms
-        if cfg.comparison.enabled and sampler:
-            checks.extend(self._compare(windows, hold_start, window_end, look_number))
-        checks += counted_compare
-        if sampler and cfg.evidence[0] != "sampler":
-            names = {"error_rate", "p95_latency", "compare_error_rate", "compare_latency"}
-            checks = [
-                replace(c, name=f"sampler.{c.name}")
-                if c.name in names and c.source == "sampler"
-                else c
-                for c in checks
-            ]
+        self.looks += 1
+        evidence = Evidence.at_look(
+            look=look if look is not None else self.looks,
+            samples=samples,
+            statuses=statuses,
+            start=window_start,
+            end=window_end,
+            history=history,
+            counted={"router": router, "prometheus": prometheus},
+            extra=extra,
+        )
+        return self.judge(evidence)
+
+    def judge(self, evidence: Evidence) -> CanaryVerdict:
+        """The verdict of one look: every check's result, the worst decides."""
+        results = [r for r in (check.result(evidence) for check in self.checks) if r]
+        results += evidence.extra
+        results += [r for r in (check.result(evidence) for check in self.late_checks) if r]
         return CanaryVerdict(
-            verdict=_worst(c.verdict for c in checks),
-            checks=tuple(checks),
-            window_start=window_start,
-            window_end=window_end,
+            verdict=worst(c.verdict for c in results) if results else "insufficient",
+            checks=tuple(results),
+            window_start=evidence.start,
+            window_end=evidence.end,
         )
 
     # -- stage -------------------------------------------------------------------------
-    def _held(self, verdict: CanaryVerdict) -> bool:
+    def held(self, verdict: CanaryVerdict) -> bool:
         """An insufficient interval only because stable exceeds a threshold too, with
         ``judge.stable_exceeds = "hold"``: it does not count against
         ``max_insufficient_intervals``."""
@@ -286,10 +297,14 @@ class Judge(RouterChecks, AlarmRules):
         lacking = [c for c in verdict.checks if c.verdict == "insufficient"]
         return bool(lacking) and all(c.stable_exceeds for c in lacking)
 
-    def _counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
-        counts = {name: 0 for name in (*VERDICTS, "held")}
+    def counts(self, verdicts: Sequence[CanaryVerdict]) -> dict[str, int]:
+        counts = {name: 0 for name in (*VERDICTS, "held", "pending")}
         for verdict in verdicts:
-            counts["held" if self._held(verdict) else verdict.verdict] += 1
+            if verdict.pending:
+                kind = "pending"
+            else:
+                kind = "held" if self.held(verdict) else verdict.verdict
+            counts[kind] += 1
         return counts
 
     def stage_can_still_pass(
@@ -302,11 +317,13 @@ class Judge(RouterChecks, AlarmRules):
 
         It cannot pass when an interval failed, when more intervals were insufficient
         than ``max_insufficient_intervals`` allows (an insufficient interval never turns
-        into a pass later), or when no look remains and none passed.
+        into a pass later), or when no look remains and none passed.  An interval that
+        is insufficient only because the hold has not gathered enough evidence yet
+        (:attr:`CanaryVerdict.pending`) counts neither way: a later look can decide.
         """
         if remaining_looks < 0:
             raise ValueError(f"remaining_looks must not be negative, got {remaining_looks}")
-        counts = self._counts(verdicts)
+        counts = self.counts(verdicts)
         allowed = self.config.max_insufficient_intervals
         if counts["fail"]:
             first = next(v for v in verdicts if v.verdict == "fail")
@@ -354,7 +371,7 @@ class Judge(RouterChecks, AlarmRules):
             )
         start = min(v.window_start for v in verdicts)
         end = max(v.window_end for v in verdicts)
-        counts = self._counts(verdicts)
+        counts = self.counts(verdicts)
         allowed = self.config.max_insufficient_intervals
         if counts["fail"]:
             overall: Verdict = "fail"
@@ -368,6 +385,12 @@ class Judge(RouterChecks, AlarmRules):
             if counts["held"]
             else ""
         )
+        pending = (
+            f", {counts['pending']} still gathering evidence (judge.min_requests and "
+            "judge.comparison.min_samples count the whole hold)"
+            if counts["pending"]
+            else ""
+        )
         summary = CheckResult(
             name="intervals",
             verdict=overall,
@@ -379,7 +402,7 @@ class Judge(RouterChecks, AlarmRules):
             samples=total,
             message=f"{counts['pass']} of {total} intervals passed, {counts['fail']} failed, "
             f"{counts['insufficient']} insufficient (judge.max_insufficient_intervals="
-            f"{allowed}){held} over {format_window(start, end)}",
+            f"{allowed}){held}{pending} over {format_window(start, end)}",
         )
         by_name: dict[str, list[CheckResult]] = {}
         for verdict in verdicts:

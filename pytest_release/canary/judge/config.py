@@ -1,9 +1,8 @@
 """The judge's table, ``[tool.pytest-release.gates.<name>.judge]``: thresholds, the
-false-alarm budget and the canary-versus-stable comparison (see :mod:`.judge`)."""
+false-alarm budget and the canary-versus-stable comparison (see docs/judge.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,11 +11,6 @@ from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.config_types import parse_duration
 
-Verdict = Literal["pass", "fail", "insufficient"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
-_SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
-_COMPARISON_TESTS = 2  # errors and latency share alpha
-_P95 = 95.0
 EvidenceSource = Literal["sampler", "router", "prometheus"]
 
 
@@ -36,8 +30,9 @@ class ComparisonConfig(BaseModel):
         lt=1.0,
         description="False-alarm budget of the comparison over the whole hold: a canary that "
         "behaves like stable fails compare_error_rate or compare_latency at some look with "
-        "probability at most this (Bonferroni over both tests, two windows and the planned "
-        "looks). Together with judge.alpha: 1 % false rollbacks of an A/A canary at most.",
+        "probability at most this (split over both tests; each spends half on the hold so far "
+        "by Lan-DeMets Pocock-type spending over the planned looks, half on the late-fault "
+        "window). Together with judge.alpha: 1 % false rollbacks of an A/A canary at most.",
     )
     planned_looks: int = Field(
         default=15, ge=1, description="Intervals alpha is spread over (ceil(hold/interval))."
@@ -101,8 +96,10 @@ class JudgeConfig(BaseModel):
         lt=1.0,
         description="False-alarm budget of the threshold checks (error_rate, p95_latency, "
         "health_failure_share) over the whole hold: a canary within all of them fails one at "
-        "some look with probability at most this (Bonferroni over the checks, two windows and "
-        "the planned looks; see docs/judge.md).",
+        "some look with probability at most this (split over the checks; each spends three "
+        "quarters on an always-valid test of the hold so far and a quarter on the late-fault "
+        "window; see "
+        "docs/judge.md).",
     )
     stable_exceeds: Literal["insufficient", "hold", "fail"] = Field(
         default="insufficient",
@@ -161,7 +158,12 @@ class JudgeConfig(BaseModel):
         "(the median rolls over a quarter of this window).",
     )
     min_requests: int = Field(
-        default=20, ge=1, description="Canary requests an interval needs, else insufficient."
+        default=20,
+        ge=1,
+        description="Canary requests the hold needs so far (all chosen sources together) "
+        "before error_rate and p95_latency can pass; until then a look is pending (neither "
+        "a pass nor a reason to stop; a credible excess still fails at once). Counted over "
+        "the whole hold since 2026-12 (it was per interval).",
     )
     max_insufficient_intervals: int = Field(
         default=0, ge=0, description="Insufficient intervals a passing stage may contain."
@@ -176,9 +178,10 @@ class JudgeConfig(BaseModel):
         "'sampler' (the sampler's own requests, default), 'router' (what the router counted "
         "per version: real traffic; HAProxy only; its latency is HAProxy's average of the last "
         "1024 requests, see docs/canary-metrics.md), 'prometheus' (counts from Prometheus "
-        "queries, judge.prometheus), or several: each check once per source; the first "
-        "source's checks keep their names, the others' are <source>.<check>; the false-alarm "
-        "budget is shared.",
+        "queries, judge.prometheus), or several: the sampler's requests and the first counted "
+        "source's are judged together as one sample (no request counted twice; each source's "
+        "contribution is reported); a second counted source gets its own <source>.<check> "
+        "checks; the false-alarm budget is shared.",
     )
     prometheus: PrometheusEvidenceConfig | None = Field(
         default=None,

@@ -1,17 +1,16 @@
 """What the judge returns: a verdict per check (:class:`CheckResult`) and per interval or
-stage (:class:`CanaryVerdict`), how they are written for people, and the sample
-selections every check uses."""
+stage (:class:`CanaryVerdict`), and how they are written for people."""
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pytest_release.canary.judge_config import _SEVERITY, VERDICTS, Verdict
-from pytest_release.canary.samples import Sample
+Verdict = Literal["pass", "fail", "insufficient"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "insufficient")
+SEVERITY: Mapping[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,13 @@ class CheckResult:
     # Extra (key, value) pairs reported as JUnit properties judge.<check>.<key>, e.g. the
     # failed /health probes per replica.
     details: tuple[tuple[str, str], ...] = ()
-    # Which evidence the check judged: sampler, router or platform.
+    # Which evidence the check judged: sampler, router, prometheus, several joined by
+    # "+" (sampler+router), platform or alertmanager.
     source: str = "sampler"
+    # True for an insufficient result only because the hold has not gathered enough
+    # evidence yet (e.g. fewer than judge.min_requests canary requests so far): a later
+    # look can decide, so the stage does not count it against max_insufficient_intervals.
+    pending: bool = False
 
     @classmethod
     def insufficient(
@@ -47,6 +51,7 @@ class CheckResult:
         samples: int,
         message: str,
         source: str = "sampler",
+        pending: bool = False,
     ) -> CheckResult:
         """Not enough data for the check: never a pass, the message says what is missing."""
         return cls(
@@ -60,6 +65,7 @@ class CheckResult:
             samples,
             message,
             source=source,
+            pending=pending,
         )
 
 
@@ -74,6 +80,12 @@ class CanaryVerdict:
         return next((c for c in self.checks if c.name == name), None)
 
     @property
+    def pending(self) -> bool:
+        """Insufficient only because the hold has not gathered enough evidence yet."""
+        lacking = [c for c in self.checks if c.verdict == "insufficient"]
+        return self.verdict == "insufficient" and bool(lacking) and all(c.pending for c in lacking)
+
+    @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
         return tuple(c for c in self.checks if c.verdict == "fail")
 
@@ -83,16 +95,16 @@ class CanaryVerdict:
         props: list[tuple[str, str]] = [
             ("judge.verdict", self.verdict),
             ("judge.window", format_window(self.window_start, self.window_end)),
-            ("judge.window_start", _iso(self.window_start)),
-            ("judge.window_end", _iso(self.window_end)),
+            ("judge.window_start", iso_text(self.window_start)),
+            ("judge.window_end", iso_text(self.window_end)),
         ]
         for check in self.checks:
             prefix = f"judge.{check.name}"
             props.extend(
                 [
                     (f"{prefix}.verdict", check.verdict),
-                    (f"{prefix}.value", _number(check.value)),
-                    (f"{prefix}.threshold", _number(check.threshold)),
+                    (f"{prefix}.value", number_text(check.value)),
+                    (f"{prefix}.threshold", number_text(check.threshold)),
                     (f"{prefix}.unit", check.unit),
                     (f"{prefix}.window", format_window(check.window_start, check.window_end)),
                     (f"{prefix}.samples", str(check.samples)),
@@ -101,6 +113,8 @@ class CanaryVerdict:
             )
             if check.stable_exceeds:
                 props.append((f"{prefix}.stable_exceeds", "true"))
+            if check.pending:
+                props.append((f"{prefix}.pending", "true"))
             props.extend((f"{prefix}.{key}", value) for key, value in check.details)
         return props
 
@@ -129,14 +143,14 @@ class CanaryVerdict:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CanaryVerdict:
         return cls(
-            verdict=_verdict(data["verdict"]),
+            verdict=parse_verdict(data["verdict"]),
             window_start=float(data["window_start"]),
             window_end=float(data["window_end"]),
             checks=tuple(
                 CheckResult(
                     **{
                         **c,
-                        "verdict": _verdict(c["verdict"]),
+                        "verdict": parse_verdict(c["verdict"]),
                         "details": tuple((str(k), str(v)) for k, v in c.get("details", ())),
                     }
                 )
@@ -145,7 +159,7 @@ class CanaryVerdict:
         )
 
 
-def _verdict(value: object) -> Verdict:
+def parse_verdict(value: object) -> Verdict:
     for verdict in VERDICTS:
         if value == verdict:
             return verdict
@@ -155,17 +169,17 @@ def _verdict(value: object) -> Verdict:
 # -- formatting ------------------------------------------------------------------------
 
 
-def _clock(timestamp: float) -> str:
+def clock_text(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(timestamp))
 
 
-def _iso(timestamp: float) -> str:
+def iso_text(timestamp: float) -> str:
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp))
     return f"{whole}.{round((timestamp % 1) * 1000) % 1000:03d}Z"
 
 
 def format_window(start: float, end: float) -> str:
-    return f"{_clock(start)}-{_clock(end)} UTC"
+    return f"{clock_text(start)}-{clock_text(end)} UTC"
 
 
 def format_percent(fraction: float) -> str:
@@ -199,59 +213,14 @@ def threshold_text(name: str, limit: float, unit: str) -> str:
     return format_percent(limit)
 
 
-def _number(value: float | None) -> str:
+def number_text(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-# -- helpers over samples --------------------------------------------------------------
-
-
-def _canary_http(samples: Iterable[Sample]) -> list[Sample]:
-    return [s for s in samples if s.target == "canary" and s.kind == "http"]
-
-
-def _stable_http(samples: Iterable[Sample]) -> list[Sample]:
-    return [s for s in samples if s.target == "stable" and s.kind == "http"]
-
-
-def _sustained_runs(
-    samples: Sequence[Sample],
-    lookback: float,
-    add: Callable[[Sample], None],
-    remove: Callable[[Sample], None],
-    condition: Callable[[], bool],
-) -> list[tuple[float, float]]:
-    """Runs (first, last timestamp) of consecutive samples at which ``condition`` held,
-    evaluated at each sample over the samples of the trailing ``lookback`` seconds
-    (maintained incrementally through ``add``/``remove``)."""
-    runs: list[tuple[float, float]] = []
-    window: deque[Sample] = deque()
-    run_start: float | None = None
-    last_true = 0.0
-    for sample in samples:
-        window.append(sample)
-        add(sample)
-        while window and window[0].timestamp <= sample.timestamp - lookback:
-            remove(window.popleft())
-        if condition():
-            if run_start is None:
-                run_start = sample.timestamp
-            last_true = sample.timestamp
-        elif run_start is not None:
-            runs.append((run_start, last_true))
-            run_start = None
-    if run_start is not None:
-        runs.append((run_start, last_true))
-    return runs
-
-
-def _worst(verdicts: Iterable[Verdict]) -> Verdict:
-    worst: Verdict = "pass"
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """The most severe verdict: fail over insufficient over pass."""
+    found: Verdict = "pass"
     for verdict in verdicts:
-        if _SEVERITY[verdict] > _SEVERITY[worst]:
-            worst = verdict
-    return worst
-
-
-def _rate(samples: Sequence[Sample]) -> float:
-    return sum(1 for s in samples if not s.ok) / len(samples) if samples else 0.0
+        if SEVERITY[verdict] > SEVERITY[found]:
+            found = verdict
+    return found

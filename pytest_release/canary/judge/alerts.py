@@ -1,0 +1,61 @@
+"""``alerts``: no matching Alertmanager alert fired during the interval (the hold asks
+Alertmanager while it waits, see :mod:`pytest_release.canary.evidence.alertmanager`)."""
+
+from __future__ import annotations
+
+import json
+
+from pytest_release.canary.evidence.alertmanager import AlertsRead
+from pytest_release.canary.judge.verdicts import CheckResult, format_window
+
+
+def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResult:
+    """The ``alerts`` check of the interval from the asks made in it."""
+    window = format_window(start, end)
+    firing = {a.describe(): a for r in reads for a in r.alerts}
+    details = tuple(
+        (f"{alert.name}.{key}", value)
+        for alert in firing.values()
+        for key, value in (("labels", json.dumps(dict(alert.labels))), ("since", alert.starts_at))
+    )
+    if firing:
+        return CheckResult(
+            name="alerts",
+            verdict="fail",
+            value=float(len(firing)),
+            threshold=0.0,
+            unit="alerts",
+            window_start=start,
+            window_end=end,
+            samples=len(reads),
+            message=f"alertmanager: {len(firing)} matching alert(s) firing during the hold "
+            f"over {window}: " + "; ".join(firing),
+            details=details,
+            source="alertmanager",
+        )
+    failed = [r.error for r in reads if r.error]
+    if not reads or len(failed) == len(reads):
+        why = failed[-1] if failed else "it was not asked"
+        return CheckResult.insufficient(
+            "alerts",
+            threshold=0.0,
+            unit="alerts",
+            window=(start, end),
+            samples=0,
+            message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
+            source="alertmanager",
+        )
+    return CheckResult(
+        name="alerts",
+        verdict="pass",
+        value=0.0,
+        threshold=0.0,
+        unit="alerts",
+        window_start=start,
+        window_end=end,
+        samples=len(reads),
+        message=f"alertmanager: no matching alert firing over {window} ({len(reads)} asks"
+        + (f", {len(failed)} failed" if failed else "")
+        + ")",
+        source="alertmanager",
+    )
