@@ -75,6 +75,11 @@ class GateConfig(_Strict):
         description="Gates that must finish first. Unset: the previous gate in the stage. "
         "[]: none, the gate may run in parallel with others.",
     )
+    allow_empty: bool = Field(
+        default=False,
+        description="A gate that selects no test (and generates no item) in a full run "
+        "fails the stage; true lets it be empty.",
+    )
 
 
 class RolloutConfig(_Strict):
