@@ -1,7 +1,8 @@
 """``python -m pytest_release COMMAND``: helpers around the pytest plugin.
 
 * ``workflow``: write the GitHub Actions workflow of the configured stages;
-* ``merge-ledgers``: unite the ledgers of CI jobs (the stage action runs it).
+* ``merge-ledgers``: unite the ledgers of CI jobs (the stage action runs it);
+* ``merge-shards``: record a stage whose gates ran in separate jobs as one run.
 
 Each command's module is imported only when it runs.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "workflow": "write the GitHub Actions workflow of the configured stages",
     "merge-ledgers": "unite ledger files of CI jobs into one",
+    "merge-shards": "record a stage whose gates ran in separate jobs as one run",
 }
 
 
@@ -27,11 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"{unknown}usage: python -m pytest_release COMMAND [ARGS]\n{usage}", file=stream)
         return 0 if stream is sys.stdout else 2
-    from pytest_release import workflow
-
     if args[0] == "workflow":
-        return workflow.main(args[1:])
-    return workflow.merge_main(args[1:])
+        from pytest_release import workflow_file
+
+        return workflow_file.main(args[1:])
+    from pytest_release import shards
+
+    if args[0] == "merge-shards":
+        return shards.merge_main(args[1:])
+    return shards.merge_ledgers_main(args[1:])
 
 
 if __name__ == "__main__":

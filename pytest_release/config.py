@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_release.config_checks import stage_problems
 from pytest_release.config_errors import format_errors as _format_errors
 from pytest_release.config_gates import GateTables as _Gates
-from pytest_release.config_types import Duration, PositiveDuration
+from pytest_release.config_gates import deployment_claims
+from pytest_release.config_identity import DeploymentClaim, identity_problems
+from pytest_release.config_types import MAX_DURATION, Duration, EnvVars, PositiveDuration
 from pytest_release.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.errors import ReleaseConfigError
 
@@ -80,6 +82,12 @@ class GateConfig(_Strict):
         description="A gate that selects no test (and generates no item) in a full run "
         "fails the stage; true lets it be empty.",
     )
+
+    def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
+        """What of a deployment a stage running this gate acts on, which no other
+        environment may share (:mod:`pytest_release.config_identity`); a gate kind that
+        deploys overrides it (the canary gate: its platform and router)."""
+        return ()
 
 
 class RolloutConfig(_Strict):
@@ -154,6 +162,13 @@ class LedgerConfig(_Strict):
         description="file: seconds to wait for the ledger's write lock (held by another stage "
         "writing the ledger) before the stage stops with an error.",
     )
+    lease_ttl: PositiveDuration = Field(
+        default=10.0,
+        description="file: a rollout stage renews its lease (<ledger>.leases/) every quarter "
+        "of this; a lease older than this means the stage died without ending (abandoned: "
+        "--release-status says so, other stages refuse until `--stage=rollback` reconciles "
+        "it, and the local-process platform's supervisor sets 100% stable).",
+    )
     namespace: str = Field(
         default="default", description="kubernetes: namespace of the ConfigMap and the Lease."
     )
@@ -168,6 +183,7 @@ class LedgerConfig(_Strict):
     lease_duration: int = Field(
         default=60,
         ge=5,
+        le=int(MAX_DURATION),
         description="kubernetes: seconds a rollout lock lives without renewal (renewed every "
         "third of it while a stage runs; a crashed run's lock expires after it).",
     )
@@ -182,7 +198,11 @@ class LedgerConfig(_Strict):
 class EnvironmentConfig(_Strict):
     """A deployment environment other than production (e.g. staging): the same gates
     with other settings (another router port, state directory, namespace), chosen by a
-    stage's ``target``."""
+    stage's ``target``. It shares no deployment with production or another environment:
+    a canary gate its stages run needs its own local ``platform.state_dir`` and HAProxy
+    ports, its own Kubernetes namespace (or Deployment, app label and routing object) or
+    cluster context, its own Cloud Run service; otherwise loading fails and names the
+    keys."""
 
     description: str = Field(default="", description="Shown in reports.")
     gates: dict[str, dict[str, Any]] = Field(
@@ -190,7 +210,7 @@ class EnvironmentConfig(_Strict):
         description="Per gate, settings merged over the gate's own table for stages that "
         "target this environment, e.g. { canary = { router = { port = 18100 } } }.",
     )
-    env: dict[str, str] = Field(
+    env: EnvVars = Field(
         default={},
         description="Environment variables a stage targeting this environment exports to "
         "its processes and tools (e.g. the URL its smoke tests call); a variable already set "
@@ -331,6 +351,14 @@ def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
         tool = data.get("tool", {})
         if isinstance(tool, dict) and "pytest-release" in tool and len(data) == 1:
             data = tool["pytest-release"]
+        if not data:
+            # Named on purpose and empty (/dev/null, a file not yet written, an unset CI
+            # variable's path): running on the built-in defaults would be a different run.
+            raise ReleaseConfigError(
+                f"release configuration file {path} is empty (no settings in it); pass the "
+                "TOML file with your stages and gates to --release-config, or leave the "
+                "option out to use [tool.pytest-release] in pyproject.toml"
+            )
         return data
     table = data.get("tool", {}).get("pytest-release", {})
     if not isinstance(table, dict):
@@ -397,6 +425,10 @@ def load_release_config(
                     f"stages: {', '.join(model.stages)}"
                 )
     problems += stage_problems(model.stages)
+    tables: dict[str | None, Mapping[str, GateConfig]] = {None: gates}
+    tables.update({name: env.gates for name, env in environments.items()})
+    runs = [(stage.target, stage.gates) for stage in model.stages.values()]
+    problems += identity_problems(deployment_claims(runs, tables))
     for gate_name in gates.validated():
         for dep in gates[gate_name].after or ():
             if dep not in gates:

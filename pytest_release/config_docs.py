@@ -29,7 +29,8 @@ HEADER = """# Configuration reference
 
 All keys live in `[tool.pytest-release]` of `pyproject.toml` (or in the file given with
 `--release-config`). Unknown keys are errors. Durations accept seconds (`90`) or strings
-(`"90s"`, `"15m"`, `"1h"`, `"250ms"`).
+(`"90s"`, `"15m"`, `"1h"`, `"250ms"`): 0, or from 1 ms to 30 days. Tables of environment
+variables (`env`) take names of letters, digits and `_`, not starting with a digit.
 """
 
 

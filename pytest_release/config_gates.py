@@ -3,7 +3,7 @@ first read (a stage that does not use a kind never imports it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -13,6 +13,7 @@ from pytest_release.errors import ReleaseConfigError
 
 if TYPE_CHECKING:
     from pytest_release.config import GateConfig
+    from pytest_release.config_identity import DeploymentClaim
 
 
 class GateTables(Mapping[str, "GateConfig"]):
@@ -36,6 +37,12 @@ class GateTables(Mapping[str, "GateConfig"]):
 
     def validated(self) -> list[str]:
         return list(self._models)
+
+    def settings_from(self, name: str) -> str | None:
+        """The gate whose settings gate ``name`` uses (``settings_from``, read from its
+        table without validating it), or None."""
+        other = self._tables[name].get("settings_from")
+        return other if isinstance(other, str) else None
 
     def _validate(self, name: str) -> GateConfig:
         table = self._tables[name]
@@ -61,3 +68,25 @@ class GateTables(Mapping[str, "GateConfig"]):
 
     def __len__(self) -> int:
         return len(self._tables)
+
+
+def deployment_claims(
+    runs: Iterable[tuple[str | None, Sequence[str]]],
+    tables: Mapping[str | None, Mapping[str, GateConfig]],
+) -> dict[str | None, dict[str, tuple[DeploymentClaim, ...]]]:
+    """Per environment (None: production, first), what the gates its stages run (and the
+    gates they take settings from) deploy to.  ``runs``: each stage's target and gates;
+    ``tables``: each environment's gates.  Only gates validated at load time can claim
+    anything: a built-in gate left as it is deploys nowhere (it has no platform), and is
+    not validated here, so a stage that does not use its kind never imports it."""
+    runs = list(runs)
+    claims: dict[str | None, dict[str, tuple[DeploymentClaim, ...]]] = {}
+    for environment, gates in tables.items():
+        if not isinstance(gates, GateTables):
+            continue
+        used = {g for target, names in runs if target == environment for g in names}
+        used &= set(gates)
+        used |= {o for g in used if (o := gates.settings_from(g)) is not None and o in gates}
+        claimed = used & set(gates.validated())
+        claims[environment] = {g: gates[g].deployment_claims() for g in gates if g in claimed}
+    return claims

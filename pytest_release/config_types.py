@@ -1,8 +1,13 @@
-"""Field types shared by every configuration model: durations and HTTP paths.
+"""Field types shared by every configuration model: durations, HTTP paths and
+environment variables.
 
 ``Duration`` accepts ``90``, ``"90s"``, ``"15m"``, ``"1.5h"`` or ``"250ms"`` and stores
 seconds; ``PositiveDuration`` also refuses 0; ``HttpPath`` must start with ``/``.
-Infinite and NaN durations are refused: a hold of ``inf`` never ends.
+A duration is 0 or between 1 ms and 30 days: infinite, NaN and absurd values are
+refused at load time, because a hold of ``inf`` never ends and ``1e308 / 1e-300``
+overflows every later computation (an INTERNALERROR, not a message).
+``EnvVars`` is a mapping that becomes a process's environment: its names must be
+portable environment variable names.
 """
 
 from __future__ import annotations
@@ -13,11 +18,30 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["Duration", "HttpPath", "PositiveDuration", "check_http_path", "parse_duration"]
+__all__ = [
+    "MAX_DURATION",
+    "MIN_DURATION",
+    "Duration",
+    "EnvVars",
+    "EnvVarsPerKey",
+    "HttpPath",
+    "PositiveDuration",
+    "check_env_vars",
+    "check_env_vars_per_key",
+    "check_http_path",
+    "parse_duration",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _EXPECTED = "expected a duration such as 30, '30s', '15m' or '1h'"
+
+# The shortest non-zero duration: the finest unit a duration is written in.
+MIN_DURATION = 0.001
+# The longest: far beyond any hold or timeout a release waits for, and small enough that
+# deadlines, interval counts and sleeps computed from it stay ordinary floats.
+MAX_DURATION = 30 * 24 * 3600.0
+_RANGE = "a duration is 0 or from 1ms to 30 days (2592000s)"
 
 
 def parse_duration(value: object) -> float:
@@ -34,6 +58,10 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"{_EXPECTED}, got {value!r}: a duration must be finite")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is too long: {_RANGE}")
+    if 0 < seconds < MIN_DURATION:
+        raise ValueError(f"{value!r} is too short: {_RANGE}")
     return seconds
 
 
@@ -50,6 +78,39 @@ def check_http_path(value: str) -> str:
     return value
 
 
+# POSIX portable names: what every shell, Docker and Kubernetes accept as a variable.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_env_vars(value: dict[str, str]) -> dict[str, str]:
+    """Names of a mapping that becomes a process's environment must be variable names (a
+    name with '=' or a space is silently mangled or refused by the OS, a NUL ends it)."""
+    for name, text in value.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(
+                f"{name!r} is not a valid environment variable name: use letters, digits "
+                "and '_', not starting with a digit (e.g. SHOP_URL)"
+            )
+        if "\x00" in text:
+            raise ValueError(
+                f"the value of {name} contains a NUL character, which no process environment "
+                "can hold; remove it"
+            )
+    return value
+
+
+def check_env_vars_per_key(value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """``check_env_vars`` of every mapping of a table of them (e.g. per image)."""
+    for key, env in value.items():
+        try:
+            check_env_vars(env)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_positive_duration)]
 HttpPath = Annotated[str, AfterValidator(check_http_path)]
+EnvVars = Annotated[dict[str, str], AfterValidator(check_env_vars)]
+EnvVarsPerKey = Annotated[dict[str, dict[str, str]], AfterValidator(check_env_vars_per_key)]

@@ -5,6 +5,7 @@ Catch :class:`ReleaseError` for all of them, or one branch::
 
     ReleaseError
     ├── ReleaseConfigError        [tool.pytest-release] / --release-config is invalid
+    │   └── workflow.WorkflowError    the GitHub workflow cannot be generated from it
     ├── LedgerError               the ledger cannot be read or written, or is locked
     ├── GateCheckFailed           a generated check failed (shown as is, no traceback)
     ├── GateSetupError            a gate could not run its tool or read its input

@@ -16,6 +16,11 @@ from pytest_release.redact import Redactor
 from pytest_release.stage import StageOutcome, StageRun
 
 _STATUS_ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "closed": "⛔", "empty": "⚪"}
+# The stage action names the artifact that keeps the reports directory (action.yml).
+REPORTS_ARTIFACT_ENV = "PYTEST_RELEASE_REPORTS_ARTIFACT"
+# Failed tests named in the step summary; the rest are counted (GitHub caps a summary at
+# 1 MiB, and a long list hides the first failure, which is usually the cause).
+FAILED_LISTED = 20
 
 
 def in_github_actions(environ: Mapping[str, str] | None = None) -> bool:
@@ -43,6 +48,25 @@ def run_context(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {key: value for key, value in context.items() if value}
 
 
+def reports_artifact(environ: Mapping[str, str] | None = None) -> str | None:
+    """The artifact the stage action uploads the reports directory as, when it runs us."""
+    return (os.environ if environ is None else environ).get(REPORTS_ARTIFACT_ENV) or None
+
+
+def where_reports_are(
+    reports_dir: str, artifact: str | None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Markdown saying where the full reports are: the artifact (of this run, linked to
+    the run's page, which lists its artifacts), else the directory on the runner."""
+    if artifact is None:
+        return f"reports in `{reports_dir}` on the runner (no artifact keeps them)"
+    run_url = run_context(environ).get("run_url")
+    where = f"the artifact `{artifact}`"
+    if run_url:
+        where += f" of [this run]({run_url}#artifacts)"
+    return f"full reports (JUnit, plots, screenshots) in {where}"
+
+
 def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -51,28 +75,108 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# The exception type of a generated check's failure (a lint finding, a Newman assertion, a
+# canary interval or verdict): its message is the whole story, its location the check's.
+GENERATED_CHECK = "GateCheckFailed"
+
+
 def error_annotations(cases: Iterable[CaseRecord], stage: str, redact: Redactor) -> list[str]:
-    """``::error`` workflow commands, one per failed or errored item."""
-    lines = []
+    """``::error`` workflow commands: one per failed or errored test, at its file and
+    failing line.  Generated checks of one gate at one location (the canary's intervals
+    and its stage verdict all point at the gate's table, and the verdict repeats the
+    failing intervals' lines) are one annotation with each line once, not one per item."""
+    groups: dict[tuple[str, ...], list[CaseRecord]] = {}
     for case in cases:
         if case.outcome not in ("failure", "error"):
             continue
-        props = [f"file={escape_property(case.file)}"]
         line = case.crash_line or case.line
+        if case.error_type == GENERATED_CHECK:
+            key: tuple[str, ...] = ("check", case.gate, case.file, str(line))
+        else:
+            key = ("test", case.nodeid)
+        groups.setdefault(key, []).append(case)
+    lines = []
+    for members in groups.values():
+        first = members[0]
+        props = [f"file={escape_property(first.file)}"]
+        line = first.crash_line or first.line
         if line is not None:
             props.append(f"line={line}")
-        title = redact(f"{stage}/{case.gate}: {case.name}")
+        more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
+        title = redact(f"{stage}/{first.gate}: {first.name}{more}")
         props.append(f"title={escape_property(title)}")
-        message = redact(case.text or case.message)
+        texts = [redact(case.text or case.message) for case in members]
+        message = texts[0] if len(texts) == 1 else _distinct_lines(texts)
         lines.append(f"::error {','.join(props)}::{escape_data(message)}")
     return lines
+
+
+def _distinct_lines(texts: Iterable[str]) -> str:
+    """The lines of ``texts`` in order, each once."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip():
+                seen.setdefault(line, None)
+    return "\n".join(seen)
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}min"
 
 
-def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code that no backtick in it can end."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _message_line(case: CaseRecord) -> str:
+    for line in (case.message or case.text).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def failed_tests(cases: Iterable[CaseRecord], limit: int = FAILED_LISTED) -> list[str]:
+    """Markdown lines naming the failed and errored tests (file:line and the first line
+    of the message), at most ``limit`` of them; empty when none failed."""
+    failed = [c for c in cases if c.outcome in ("failure", "error")]
+    if not failed:
+        return []
+    lines = [
+        f"**Failed tests** ({len(failed)})",
+        "",
+        "| gate | test | where | message |",
+        "|---|---|---|---|",
+    ]
+    for case in failed[:limit]:
+        line = case.crash_line or case.line
+        where = f"{case.file}:{line}" if line is not None else case.file
+        kind = "" if case.outcome == "failure" else " (error)"
+        message = _message_line(case)
+        if len(message) > 200:
+            message = message[:199] + "…"
+        lines.append(
+            f"| {_cell(case.gate)} | {_cell(_code(case.name))}{kind} | {_cell(_code(where))} "
+            f"| {_cell(message)} |"
+        )
+    if len(failed) > limit:
+        lines += ["", f"… and {len(failed) - limit} more failed tests: see the JUnit report."]
+    return [*lines, ""]
+
+
+def step_summary(
+    run: StageRun,
+    outcome: StageOutcome,
+    redact: Redactor,
+    cases: Iterable[CaseRecord] = (),
+    artifact: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
     icon = "✅" if outcome.passed else "❌"
     lines = [f"### {icon} pytest-release stage `{run.stage}`: {outcome.result}", ""]
     facts = [f"release `{run.release_id}`"]
@@ -96,6 +200,10 @@ def step_summary(run: StageRun, outcome: StageOutcome, redact: Redactor) -> str:
             f"| {g.gate} | {status} | {g.passed} | {g.failed} | {skipped} | "
             f"{g.closed} | {duration} |"
         )
+    lines += ["", *failed_tests(cases)]
+    reports_dir = run.relative(run.junit_path.parent)
+    where = where_reports_are(reports_dir, artifact, environ)
+    lines.append(where[0].upper() + where[1:] + ".")
     return redact("\n".join(lines) + "\n")
 
 

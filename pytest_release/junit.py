@@ -1,7 +1,10 @@
 """JUnit XML for a stage: one ``<testsuite>`` per gate, xunit1 attributes (file, line).
 
 Written by the process that sees every report (the controller under xdist), with
-repo-relative paths, stage/release/gate properties, and every text redacted.
+repo-relative paths, stage/release/gate properties, and every text redacted.  Elements
+and attributes are those of the Jenkins JUnit schema (xunit-plugin's junit-10.xsd), but
+for ``<properties>`` inside a ``<testcase>`` (as pytest's xunit1 writes them; the
+judged canary intervals carry their evidence there); no property name repeats in a report.
 """
 
 from __future__ import annotations
@@ -208,6 +211,12 @@ def write_junit(
         "<?xml version='1.0' encoding='utf-8'?>\n",
         f'<testsuites name="{_attr(f"pytest-release {run.stage}")}">',
     ]
+    # Readers that fold every suite into one (xunitparser asserts that no property name
+    # repeats) need each property name once per report: the stage's own properties go
+    # into the first suite, each gate's status is named after the gate.
+    stage_properties = [("stage", run.stage), ("release_id", run.release_id)]
+    if run.image:
+        stage_properties.append(("image", run.image))
     for result in gates:
         members = by_gate.get(result.gate, [])
         counts = {"failure": 0, "error": 0, "skipped": 0}
@@ -225,20 +234,9 @@ def write_junit(
             ("hostname", host),
         ]
         parts.append(_open("testsuite", suite_attrs))
-        suite_properties = [
-            ("stage", run.stage),
-            ("release_id", run.release_id),
-            ("gate", result.gate),
-            ("gate_status", result.status),
-        ]
-        if run.image:
-            suite_properties.append(("image", run.image))
-        parts.append("<properties>")
-        parts += (
-            _element("property", [("name", _attr(key)), ("value", _attr(redact(value)))])
-            for key, value in suite_properties
-        )
-        parts.append("</properties>")
+        suite_properties = [*stage_properties, (f"gate.{result.gate}.status", result.status)]
+        stage_properties = []
+        parts += _properties(suite_properties, redact)
         parts += (_case_xml(case, redact, mask_ids) for case in members)
         parts.append("</testsuite>")
     if stage_failure:
@@ -257,6 +255,7 @@ def write_junit(
                     ("hostname", host),
                 ],
             ),
+            *_properties(stage_properties, redact),
             f'<testcase classname="{_attr(f"stage.{run.stage}")}" name="stage" time="0">',
             _element("failure", [("type", "stage"), ("message", message)], redact(stage_failure)),
             "</testcase></testsuite>",
@@ -266,6 +265,35 @@ def write_junit(
     # Characters XML forbids cannot be in the markup written here, only in values: one
     # pass over the document makes them legal (escaping neither adds nor removes any).
     path.write_text(_xml_text("".join(parts)), encoding="utf-8")
+
+
+def _properties(properties: list[tuple[str, str]], redact: Redactor) -> list[str]:
+    if not properties:
+        return []
+    return [
+        "<properties>",
+        *(
+            _element("property", [("name", _attr(key)), ("value", _attr(redact(value)))])
+            for key, value in properties
+        ),
+        "</properties>",
+    ]
+
+
+def java_frame(file: str, line: int | None) -> str | None:
+    """A Java stack frame naming ``file:line``, for readers that take a failure's location
+    only from the stack trace in its text (dorny/test-reporter: ``at PKG.Class(Name:LINE)``,
+    the file found among the repository's files by its name and the package as its
+    directories).  None where such a reader cannot map it: no line, a file at the top
+    of the repository, or a directory a package name cannot spell (a dot in it, or not
+    starting with a lower-case letter or ``_``, which such readers take for a class)."""
+    directory, _, name = file.rpartition("/")
+    parts = directory.split("/")
+    if line is None or not directory or any(not p or "." in p or p[0] <= "Z" for p in parts):
+        return None
+    if not name or any(c in name for c in "()\n\r"):
+        return None
+    return f"    at {'.'.join(parts)}.<test>({name}:{line})"
 
 
 def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
@@ -287,6 +315,7 @@ def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
         )
         children.append("</properties>")
     if case.outcome in ("failure", "error"):
+        frame = java_frame(case.file, case.crash_line or case.line)
         children.append(
             _element(
                 case.outcome,
@@ -294,7 +323,7 @@ def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
                     ("type", _attr(case.error_type or case.outcome)),
                     ("message", _attr(case.message)),
                 ],
-                case.text,
+                f"{case.text}\n{frame}" if frame else case.text,
             )
         )
         if case.output:

@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from pytest_release.atomic import write_text_atomic
 from pytest_release.config import LedgerConfig
 from pytest_release.errors import LedgerError
+from pytest_release.lease import Lease, LeaseHolder, expired_leases
 from pytest_release.stage import GateResult, StageResult
 
 LEDGER_FORMAT = "pytest-release/ledger"
@@ -233,11 +234,16 @@ def render_document(runs: Runs) -> str:
 class FileLedgerStore:
     """The default backend: one JSON file, rewritten atomically under a file lock."""
 
-    def __init__(self, path: Path, lock_timeout: float = 60.0) -> None:
+    def __init__(self, path: Path, lock_timeout: float = 60.0, lease_ttl: float = 10.0) -> None:
         self.path = path
         self.location = str(path)
         self.lock_timeout = lock_timeout
         self._lock = FileLock(str(path) + ".lock", timeout=lock_timeout)
+        # The leases of rollout stages (:mod:`pytest_release.lease`); ``lease_path`` is
+        # this process's while it holds the rollout lock.
+        self.lease_dir = path.with_name(path.name + ".leases")
+        self.lease_ttl = lease_ttl
+        self.lease_path: Path | None = None
 
     def read(self) -> Runs:
         try:
@@ -298,12 +304,22 @@ class FileLedgerStore:
                 f"{self.path.parent} writable, or point --ledger (ledger.path) at a writable "
                 "place"
             ) from None
+        lease: LeaseHolder | None = None
         try:
             holder.write_text(owner, encoding="utf-8")
+            lease = LeaseHolder(self.lease_dir, owner, self.lease_ttl).start()
+            self.lease_path = lease.path
             yield
         finally:
+            if lease is not None:
+                lease.release()
+            self.lease_path = None
             holder.unlink(missing_ok=True)
             lock.release()
+
+    def abandoned(self) -> list[Lease]:
+        """Leases of rollout stages that died without ending (expired, still there)."""
+        return [lease for lease in expired_leases(self.lease_dir) if lease.path != self.lease_path]
 
     def _ensure_dir(self) -> None:
         try:
@@ -319,7 +335,7 @@ def open_store(config: LedgerConfig, path: Path, rootdir: Path, hook: Any) -> Le
     plugin offers for ``backend`` through ``pytest_release_ledger_store`` (the Kubernetes
     platform offers ``kubernetes``), so the spine imports no platform."""
     if config.backend == "file":
-        return FileLedgerStore(path, lock_timeout=config.lock_timeout)
+        return FileLedgerStore(path, lock_timeout=config.lock_timeout, lease_ttl=config.lease_ttl)
     store: LedgerStore | None = hook.pytest_release_ledger_store(
         ledger=config, path=path, rootdir=rootdir
     )
@@ -382,17 +398,62 @@ class Ledger:
         self.store.modify(change)
 
 
-def format_status(entries: list[LedgerEntry], release_id: str) -> str:
+@dataclass(frozen=True)
+class Abandoned:
+    """A rollout stage whose lease expired: its process died without ending the stage.
+    ``entry`` is its ledger entry (still ``running``), if it wrote one."""
+
+    lease: Lease
+    entry: LedgerEntry | None
+
+    def warning(self) -> str:
+        what = (
+            f"stage '{self.entry.stage}' of release {self.entry.release_id}"
+            if self.entry is not None
+            else "a rollout stage (no ledger entry)"
+        )
+        release = f" --release-id={self.entry.release_id}" if self.entry is not None else ""
+        return (
+            f"!! ABANDONED: {what} died without ending: {self.lease.describe()}.\n"
+            "!! Its canary may still take traffic unjudged (the local platform's supervisor "
+            "sets 100% stable when the lease expires). Run "
+            f"`pytest --stage=rollback{release}` to reconcile (100% stable, orphan canary "
+            f"removed, recorded rolled-back (abandoned)). Lease file: {self.lease.path}"
+        )
+
+
+def abandoned_rollouts(store: LedgerStore, entries: Iterable[LedgerEntry]) -> list[Abandoned]:
+    """Expired leases of the ``store`` (file backend) with the ``running`` entries of the
+    processes that held them."""
+    if not isinstance(store, FileLedgerStore):
+        return []
+    running = [e for e in entries if e.outcome == "running"]
+    found = []
+    for lease in store.abandoned():
+        mine = [e for e in running if e.host == lease.host and e.pid == lease.pid]
+        found.append(Abandoned(lease, mine[-1] if mine else None))
+    return found
+
+
+def format_status(
+    entries: list[LedgerEntry], release_id: str, abandoned: Iterable[Abandoned] = ()
+) -> str:
     """A table of the stage runs recorded for a release (``pytest --release-status``)."""
+    abandoned = list(abandoned)
+    warnings = [a.warning() for a in abandoned]
+    dead_runs = {a.entry.run_id for a in abandoned if a.entry is not None}
     if not entries:
-        return f"release {release_id}: no stage has run yet"
+        return "\n".join([f"release {release_id}: no stage has run yet", *warnings])
     lines = [f"release {release_id}:"]
     header = f"  {'stage':<12} {'outcome':<12} {'started':<26} {'finished':<26} {'host':<16} gates"
     lines.append(header)
     for e in entries:
         gates = ", ".join(f"{name} {g.get('status')}" for name, g in e.gates.items())
+        outcome: str = "ABANDONED" if e.run_id in dead_runs else e.outcome
+        if e.details.get("abandoned"):
+            outcome = f"{e.outcome} (abandoned)"
         line = (
-            f"  {e.stage:<12} {e.outcome:<12} {e.started:<26} {e.finished or '-':<26} "
+            f"  {e.stage:<12} {outcome:<12} {e.started:<26} {e.finished or '-':<26} "
             f"{e.host[:16]:<16} {gates}"
         )
         if e.only_gates is not None:
@@ -405,11 +466,13 @@ def format_status(entries: list[LedgerEntry], release_id: str) -> str:
             line += f"  [requires overridden: {e.override_requires}]"
         if e.message:
             line += f"  ({e.message})"
+        if isinstance(e.details.get("rollback"), str):
+            line += f"  [rollback: {e.details['rollback']}]"
         lines.append(line)
     failure = unresolved_rollback_failure(entries)
     if failure is not None:
         lines.append(rollback_failure_warning(failure))
-    return "\n".join(lines)
+    return "\n".join(lines + warnings)
 
 
 def unresolved_rollback_failure(entries: Iterable[LedgerEntry]) -> LedgerEntry | None:

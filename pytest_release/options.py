@@ -99,6 +99,14 @@ ONLY_GATES = Option(
     repeatable=True,
     alias="--gate",
 )
+ROLLBACK_TO = Option(
+    "--rollback-to",
+    "release_rollback_to",
+    "the image the main deployment must run after a rollback stage (default: what the "
+    "ledger says the release changed)",
+    metavar="REF",
+    alias="--to",
+)
 RELEASE_STATUS = Option(
     "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
 )
@@ -112,6 +120,7 @@ VALUE_OPTIONS = (
     LEDGER,
     OVERRIDE_REQUIRES,
     APPROVED_VIA,
+    ROLLBACK_TO,
 )
 
 
@@ -145,7 +154,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-ALIASED = (IMAGE, REPORTS_DIR, LEDGER, ONLY_GATES)
+ALIASED = (IMAGE, REPORTS_DIR, LEDGER, ONLY_GATES, ROLLBACK_TO)
 
 
 def taken_flags(parser: pytest.Parser) -> set[str]:

@@ -111,7 +111,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption(options.RELEASE_STATUS.dest):
         return None
     from pytest_release.errors import LedgerError
-    from pytest_release.ledger import Ledger, format_status, open_store
+    from pytest_release.ledger import Ledger, abandoned_rollouts, format_status, open_store
+    from pytest_release.redact import Redactor
     from pytest_release.resolve import load_config, resolve_ledger_path
 
     _register_builtin_plugins(config)
@@ -119,6 +120,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     release_id = options.resolve_release_id(
         options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
     )
+    # Stages record a release id that holds a secret masked (stage_session.py).
+    release_id = Redactor.from_env(release_config.secrets)(release_id)
     try:
         store = open_store(
             release_config.ledger,
@@ -126,8 +129,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             config.rootpath,
             config.hook,
         )
-        entries = Ledger(store).for_release(release_id)
+        ledger = Ledger(store)
+        all_entries = ledger.entries()
+        abandoned = abandoned_rollouts(store, all_entries)
     except LedgerError as exc:
         raise pytest.UsageError(str(exc)) from None
-    print(format_status(entries, release_id))
+    entries = [e for e in all_entries if e.release_id == release_id]
+    print(format_status(entries, release_id, abandoned))
     return 0

@@ -57,7 +57,15 @@ def load_config(config: pytest.Config) -> ReleaseConfig:
                 path = Path(value)
                 if not path.is_absolute():
                     path = Path(config.invocation_params.dir) / path
-                tables.append((path, read_table(path, pyproject=path.name == "pyproject.toml")))
+                pyproject = path.name == "pyproject.toml"
+                table = read_table(path, pyproject=pyproject)
+                if pyproject and not table:
+                    raise ReleaseConfigError(
+                        f"{path} has no [tool.pytest-release] table (or an empty one), but "
+                        f"{options.RELEASE_CONFIG.flag} names it; add the table, or pass the "
+                        "file that holds your stages and gates"
+                    )
+                tables.append((path, table))
             table = merge_layers([t for _, t in tables])
             source = " + ".join(str(p) for p, _ in tables)
         else:
@@ -101,11 +109,18 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
         for name, value in release_config.environments[target].env.items():
             os.environ.setdefault(name, value)
     reports_dir = options.cli_or_ini(config, options.REPORTS_DIR) or release_config.reports_dir
+    try:
+        release_id = options.resolve_release_id(
+            options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
+        )
+    except pytest.UsageError as exc:
+        # The refused id is quoted in the message: mask the secrets it may hold.
+        from pytest_release.redact import Redactor
+
+        raise pytest.UsageError(Redactor.from_env(release_config.secrets)(str(exc))) from None
     return StageRun(
         stage=stage,
-        release_id=options.resolve_release_id(
-            options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
-        ),
+        release_id=release_id,
         image=options.cli_or_ini(config, options.IMAGE),
         config=release_config,
         plan=plan,

@@ -13,9 +13,14 @@ import pytest
 
 from pytest_release import github
 from pytest_release.errors import LedgerError
-from pytest_release.ledger import rollback_failure_warning, unresolved_rollback_failure
+from pytest_release.ledger import (
+    abandoned_rollouts,
+    rollback_failure_warning,
+    unresolved_rollback_failure,
+)
 
 if TYPE_CHECKING:
+    from pytest_release.ledger import LedgerEntry
     from pytest_release.stage_session import StageSession
 
 
@@ -57,6 +62,7 @@ def check_requirements(session: StageSession) -> None:
     except LedgerError as exc:
         raise pytest.UsageError(str(exc)) from None
     rollout = session.run.stage_config.rollout
+    check_abandoned(session, entries)
     failure = unresolved_rollback_failure(entries)
     if failure is not None:
         warning = rollback_failure_warning(failure)
@@ -109,6 +115,31 @@ def check_release_image(session: StageSession) -> None:
         "for platform.type 'local-process' REF is the version the command template "
         "receives as {image}"
     )
+
+
+def check_abandoned(session: StageSession, entries: list[LedgerEntry]) -> None:
+    """Refuse every stage while a rollout stage lies abandoned (its lease expired), except
+    the rollback stage of that release, which reconciles it (docs/outcomes.md)."""
+    try:
+        abandoned = abandoned_rollouts(session.ledger.store, entries)
+    except LedgerError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not abandoned:
+        return
+    rollout = session.run.stage_config.rollout
+    releases = {a.entry.release_id for a in abandoned if a.entry is not None}
+    reconciles = (
+        rollout is not None
+        and rollout.action == "rollback"
+        and releases <= {session.run.release_id}
+    )
+    warnings = "\n".join(a.warning() for a in abandoned)
+    if not reconciles:
+        raise pytest.UsageError(
+            f"stage '{session.run.stage}' of release {session.run.release_id} refused: a "
+            f"rollout stage was abandoned (ledger {session.ledger.location}):\n{warnings}"
+        )
+    session.startup_warnings.append(warnings)
 
 
 def check_report_paths(session: StageSession) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_release import github
+from pytest_release.errors import LedgerError
 from pytest_release.junit import not_run_case, write_junit
 
 if TYPE_CHECKING:
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
     from pytest_release.stage_session import StageSession
 
 
-def keep_other_release(path: Path, release_id: str) -> Path | None:
+def keep_other_release(path: Path, release_id: str) -> tuple[Path, str] | None:
     """``reports/<stage>.xml`` always holds the latest run (CI readers look there); when the
     file there belongs to another release, it is kept as ``<stage>.<release>.xml`` instead
-    of being overwritten.  Returns where it went, or None."""
+    of being overwritten.  Returns where it went and its release, or None."""
     if not path.is_file():
         return None
     try:
@@ -35,7 +36,29 @@ def keep_other_release(path: Path, release_id: str) -> Path | None:
         return None
     target = path.with_name(f"{path.stem}.{re.sub(r'[^A-Za-z0-9._-]', '_', previous)}.xml")
     os.replace(path, target)
-    return target
+    return target, previous
+
+
+def repoint_ledger(session: StageSession, moved: tuple[Path, str] | None) -> None:
+    """Earlier ledger entries never point at this run's report: the entries of the release
+    whose report was kept under another name point there; any other entry that named the
+    same file says it was replaced (``details.report_replaced_by``)."""
+    if session.entry is None:
+        return
+    report = session.run.relative(session.run.junit_path)
+    me = session.entry.run_id
+
+    def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for run in runs:
+            if run.get("report") != report or run.get("run_id") == me:
+                continue
+            if moved is not None and run.get("release_id") == moved[1]:
+                run["report"] = session.run.relative(moved[0])
+            elif isinstance(run.get("details"), dict):
+                run["details"].setdefault("report_replaced_by", me)
+        return runs
+
+    session.ledger.store.modify(change)
 
 
 def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
@@ -56,7 +79,7 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
         elif started is None:
             cases[nodeid] = unfinished
     try:
-        keep_other_release(session.run.junit_path, session.run.release_id)
+        moved = keep_other_release(session.run.junit_path, session.run.release_id)
         write_junit(
             session.run.junit_path,
             session.run,
@@ -69,10 +92,23 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
         session.report_errors.append(
             f"the JUnit report {session.run.junit_path} could not be written: {exc}"
         )
+    else:
+        try:
+            repoint_ledger(session, moved)
+        except LedgerError as exc:
+            session.report_errors.append(f"the ledger's report paths were not updated: {exc}")
     if not github.in_github_actions():
         return
     try:
-        github.write_step_summary(github.step_summary(session.run, outcome, session.redact))
+        github.write_step_summary(
+            github.step_summary(
+                session.run,
+                outcome,
+                session.redact,
+                cases.values(),
+                artifact=github.reports_artifact(),
+            )
+        )
         github.write_outputs(
             {
                 "stage": session.run.stage,

@@ -10,6 +10,7 @@ a flag) is what makes the plugin inert without ``--stage``.  Roles:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -26,7 +27,7 @@ from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
 from pytest_release.invocation import no_test_option
 from pytest_release.narrowing import Uncollected, VisitedFiles, read_visited, uncollected_files
-from pytest_release.redact import Redactor, mask_node_ids
+from pytest_release.redact import Redactor, mask_node_ids, secret_warnings
 from pytest_release.report_prep import prepare_report
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
 from pytest_release.signals import StageSignals, signals_deferred
@@ -77,9 +78,13 @@ def _uses_xdist(config: pytest.Config) -> bool:
 class StageSession:
     def __init__(self, config: pytest.Config, run: StageRun) -> None:
         self.config = config
-        self.run = run
         self.is_worker = _is_worker(config)
         self.redact = Redactor.from_env(run.config.secrets)
+        # A release id holding a secret is used masked everywhere (ledger, outputs, JUnit,
+        # lookups of required stages), on every process alike.
+        if self.redact(run.release_id) != run.release_id:
+            run = dataclasses.replace(run, release_id=self.redact(run.release_id))
+        self.run = run
         self.tracker = GateTracker(run.plan)
         if self.is_worker:
             workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
@@ -91,8 +96,7 @@ class StageSession:
         # Values that never need masking (gate names are the configuration's own keys).
         self._safe_values = frozenset(run.plan.order)
         self.uses_xdist = _uses_xdist(config)
-        # --collect-only, --setup-plan, --fixtures...: pytest runs no test, so the stage
-        # records nothing (a record would claim a run that did not happen).
+        # pytest runs no test (--collect-only, --setup-plan, ...): the stage records nothing.
         self.runs_no_test = no_test_option(config)
         self.visited = VisitedFiles(run, config.getini("python_files"))
         self._uncollected: list[Uncollected] | None = None
@@ -117,6 +121,8 @@ class StageSession:
         self.signals = StageSignals()
         self.signals_received = self.signals.received
         self.startup_warnings: list[str] = []
+        if not self.is_worker:
+            self.startup_warnings += secret_warnings(run.config.secrets)
         self.report_errors: list[str] = []
         self._held = ExitStack()  # the rollout lock of a rollout stage
 
@@ -124,6 +130,13 @@ class StageSession:
     def set_result(self, result: StageResult, message: str) -> None:
         """Let a gate plugin record a non-default result (e.g. ``rolled-back``)."""
         self.result_override = (result, message)
+
+    def record_details(self, details: dict[str, Any]) -> None:
+        """Let a gate plugin add to the ledger entry's ``details`` (before it is finished)."""
+        if self.entry is not None:
+            from dataclasses import replace
+
+            self.entry = replace(self.entry, details={**self.entry.details, **details})
 
     def add_secrets(self, values: Iterable[str]) -> None:
         """Mask ``values`` too, everywhere this session writes (gate plugins call it for
@@ -167,8 +180,7 @@ class StageSession:
             raise pytest.UsageError(f"cannot start stage '{self.run.stage}': {exc}") from None
 
     def pytest_configure(self, config: pytest.Config) -> None:
-        # Called when the session is registered (after the checks, with the lock held):
-        # from here on a signal is held until the stage can record it (:class:`StageSignals`).
+        # On registration (checks done, lock held): signals held from here (StageSignals).
         if not self.is_worker and not self.runs_no_test:
             self.signals.install()
 
@@ -356,15 +368,12 @@ class StageSession:
         return "; ".join(reasons) or None
 
     def uncollected(self) -> list[Uncollected]:
-        """Test files the gates' paths name that this run did not collect (computed once,
-        at the end: the disk is walked, :mod:`.narrowing`)."""
+        """Gate test files on disk this run did not collect (once, at the end; narrowing.py)."""
         if self._uncollected is None:
             visited = read_visited(self.run_dir.path) if self.uses_xdist else self.visited.files
+            ini = self.config.getini
             self._uncollected = uncollected_files(
-                self.run,
-                visited,
-                self.config.getini("python_files"),
-                self.config.getini("norecursedirs"),
+                self.run, visited, ini("python_files"), ini("norecursedirs")
             )
         return self._uncollected
 

@@ -5,30 +5,53 @@ one job per stage: ``needs:`` from ``requires``, the stage's ``environment`` (it
 approval, recorded with ``--approved-via``), the install steps its gate kinds need, and
 the composite action of this repository (``action.yml``) that installs pytest-release,
 runs ``pytest --stage=<stage>``, carries the ledger between jobs and renders JUnit.
-The arguments are written into the workflow's header, so ``--check`` (and the drift
-test) regenerate it from the same arguments.
-
-``python -m pytest_release merge-ledgers --into LEDGER FILE...`` unites the ledgers
-of the jobs a job needs (the action runs it; runs are told apart by their ``run_id``).
+This module plans the jobs and builds the workflow as data (``workflow_data``);
+``workflow_file`` writes it as YAML and is the command line.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
-import sys
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.errors import ReleaseConfigError
+
 if TYPE_CHECKING:
     from pytest_release.config import ReleaseConfig
 
-ARGS_MARKER = "# pytest-release-workflow-args:"
 DEFAULT_IMAGE = "ghcr.io/${{ github.repository }}:${{ github.sha }}"
-DEFAULT_ACTION = "pytest-release/pytest-release@main"
+ACTION_REPOSITORY = "pytest-release/pytest-release"
+# A released version (the tag ``v<version>`` exists); a dev or local build has no tag.
+RELEASED_VERSION = re.compile(r"\d+(\.\d+)*")
+
+
+class WorkflowError(ReleaseConfigError):
+    """The workflow cannot be written from this configuration or these options."""
+
+
+def default_action(version: str | None = None) -> str:
+    """The stage action at the released tag of this pytest-release (``v<version>``), as
+    published actions are used: the workflow and the action it runs belong together."""
+    if version is None:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        try:
+            version = installed("pytest-release")
+        except PackageNotFoundError:
+            version = "unknown"
+    if not RELEASED_VERSION.fullmatch(version):
+        raise WorkflowError(
+            f"pytest-release {version} is not a released version, so there is no tag "
+            f"v{version} of the action to pin: pass --action={ACTION_REPOSITORY}@<tag or "
+            "commit sha> (or --action=./ inside the pytest-release repository)"
+        )
+    return f"{ACTION_REPOSITORY}@v{version}"
+
+
 NEWMAN_INSTALL = "npm install --no-save --no-package-lock --no-audit --no-fund newman@6"
 # pip extras of pytest-release a gate kind needs.
 KIND_EXTRAS = {"lint": "lint", "docker": "docker", "e2e": "e2e", "canary": "canary"}
@@ -41,12 +64,13 @@ class Options:
     release_configs: tuple[str, ...] = ()
     pytest_args: str = ""
     install: str | None = None  # pip arguments; None: pytest-release with the needed extras
-    action: str = DEFAULT_ACTION
+    action: str = ""  # empty: default_action(), the tag of this version
     image: str = DEFAULT_IMAGE
     python_version: str = "3.11"
     branch: str = "main"
     name: str = "release"
     stage_env: tuple[tuple[str, str, str], ...] = ()  # (stage, NAME, value)
+    split_gates: tuple[str, ...] = ()  # stages whose gates run as a job matrix
 
     def argv(self) -> list[str]:
         """The command-line arguments that reproduce these options."""
@@ -57,7 +81,7 @@ class Options:
             args.append(f"--install={self.install}")
         defaults = Options()
         for flag, value, default in (
-            ("--action", self.action, defaults.action),
+            ("--action", self.action, defaults.action),  # "" is the default, not written
             ("--image", self.image, defaults.image),
             ("--python-version", self.python_version, defaults.python_version),
             ("--branch", self.branch, defaults.branch),
@@ -66,6 +90,7 @@ class Options:
             if value != default:
                 args.append(f"{flag}={value}")
         args += [f"--stage-env={s}:{n}={v}" for s, n, v in self.stage_env]
+        args += [f"--split-gates={stage}" for stage in self.split_gates]
         return args
 
 
@@ -229,292 +254,215 @@ def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
     return jobs
 
 
-# -- writing YAML ------------------------------------------------------------------------
-def _scalar(value: str) -> str:
-    """A YAML scalar: plain when that reads back as the same string, else double-quoted
-    (JSON strings are YAML double-quoted scalars)."""
-    plain_ok = (
-        value != ""
-        and value.strip() == value
-        and value[0] not in "!&*[]{}|>'\"%@`#,?:-"
-        and ": " not in value
-        and " #" not in value
-        and value.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "~")
-        and not value.replace(".", "", 1).isdigit()
-    )
-    if value.startswith("${{") or value.startswith("-e "):
-        plain_ok = ": " not in value and " #" not in value and not value.startswith("-")
-    return value if plain_ok else json.dumps(value)
+# -- the workflow as data ----------------------------------------------------------------
+# GitHub job ids (and so stage names here): a letter or "_" first, then letters, digits,
+# "-" and "_" (docs.github.com, "jobs.<job_id>").
+JOB_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+ROLLBACK_NOTE = "After a failed rollout or smoke stage only (not when nothing was deployed)."
 
 
-def _flow_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(_scalar(i) for i in items) + "]"
+def check_job_ids(config: ReleaseConfig) -> None:
+    """Every stage becomes a job: a name GitHub cannot take as a job id is an error here,
+    not a workflow GitHub rejects."""
+    bad = [stage for stage in config.stages if not JOB_ID.fullmatch(stage)]
+    if bad:
+        names = ", ".join(repr(s) for s in bad)
+        raise WorkflowError(
+            f"stage name(s) {names} cannot be GitHub Actions job ids: a job id starts with a "
+            "letter or '_' and holds only letters, digits, '-' and '_'; rename the stage "
+            "(e.g. 'v1.2' -> 'v1-2', '1st' -> 'stage-1st') in the release configuration"
+        )
 
 
-def _comment(text: str, indent: str) -> list[str]:
-    return [f"{indent}# {text}"] if text else []
+def check_options(config: ReleaseConfig, options: Options) -> None:
+    """Option values are written into the workflow's header comment (to regenerate it) and
+    into its data: a line break or control character there could end the comment."""
+    unknown = sorted({s for s, _, _ in options.stage_env if s not in config.stages})
+    if unknown:
+        raise WorkflowError(
+            f"--stage-env names stage(s) {', '.join(map(repr, unknown))}, which are not "
+            f"configured; configured stages: {', '.join(config.stages)}"
+        )
+    values = [*options.release_configs, options.pytest_args, options.install or ""]
+    values += [options.action, options.image, options.python_version, options.branch]
+    values += [options.name, *(f"{s}:{n}={v}" for s, n, v in options.stage_env)]
+    for value in values:
+        if any(not (c.isprintable() or c == "\t") for c in value):
+            raise WorkflowError(
+                f"option value {value!r} holds a line break or control character; the "
+                "workflow generator takes single-line values only"
+            )
 
 
-def render(config: ReleaseConfig, options: Options) -> str:
-    jobs = plan_jobs(config, options)
-    lines = [
-        "# Generated by `python -m pytest_release workflow` from the release configuration; do",
-        "# not edit by hand: change the configuration (or the arguments below) and regenerate",
-        "# with them (docs/github-actions.md). `--check` says whether this file is current.",
-        f"{ARGS_MARKER} {shlex.join(options.argv())}",
-        "#",
-        "# One job per stage, `needs:` from the stages' `requires`. Every job runs",
-        "# `pytest --stage=<stage>` through the composite action of pytest-release, which",
-        "# installs it, carries the ledger between jobs (artifacts ledger-<stage>), keeps the",
-        "# reports (reports-<stage>) and renders the JUnit report.",
-        f"name: {_scalar(options.name)}",
-        "",
-        "on:",
-        "  push:",
-        f"    branches: [{_scalar(options.branch)}]",
-        "  workflow_dispatch:",
-        "",
-        "# One release at a time per branch; a rollout is never cancelled half-way.",
-        "concurrency:",
-        "  group: ${{ github.workflow }}-${{ github.ref }}",
-        "  cancel-in-progress: false",
-        "",
-        "permissions:",
-        "  contents: read",
-        "  checks: write",
-        "",
-        "env:",
-        f"  IMAGE: {_scalar(options.image)}",
-    ]
-    for secret in config.secrets:
-        lines.append(f"  {secret}: ${{{{ secrets.{secret} }}}}")
-    lines += ["", "jobs:"]
-    for index, job in enumerate(jobs):
-        if index:
-            lines.append("")
-        lines += _comment(job.description, "  ")
-        lines.append(f"  {job.stage}:")
-        lines.append(f"    name: {_scalar('stage ' + job.stage)}")
-        if job.needs:
-            lines.append(f"    needs: {_flow_list(job.needs)}")
-        if job.condition:
-            lines += [
-                "    # After a failed rollout or smoke stage only (not when nothing was deployed).",
-                f"    if: {job.condition}",
-            ]
-        lines.append("    runs-on: ubuntu-latest")
-        if job.environment:
-            lines.append(f"    environment: {_scalar(job.environment)}")
-        if job.packages_write or job.google_auth:
-            lines += ["    permissions:", "      contents: read", "      checks: write"]
-            if job.packages_write:
-                lines.append("      packages: write")
-            if job.google_auth:
-                lines.append("      id-token: write  # Workload Identity Federation")
-        if job.env:
-            lines.append("    env:")
-            lines += [f"      {name}: {_scalar(value)}" for name, value in job.env.items()]
-        lines += ["    steps:", "      - uses: actions/checkout@v4"]
-        if job.newman:
-            lines += [
-                "      - name: Install newman (gate kind newman)",
-                f"        run: {NEWMAN_INSTALL}",
-            ]
-        if job.registry:
-            lines += _login(job.registry)
+def check_splits(config: ReleaseConfig, options: Options) -> None:
+    """A stage split across jobs runs its gates without each other (``--release-gate``):
+    only a stage of more than one gate, with no rollout (a rollout is one ordered run)."""
+    if options.split_gates and config.ledger.backend != "file":
+        raise WorkflowError(
+            f"--split-gates: the shards' records are merged from their ledger files, but "
+            f"ledger.backend = {config.ledger.backend!r}; use the file ledger to split a stage"
+        )
+    for stage in options.split_gates:
+        if stage not in config.stages:
+            raise WorkflowError(
+                f"--split-gates names stage {stage!r}, which is not configured; configured "
+                f"stages: {', '.join(config.stages)}"
+            )
+        stage_config = config.stage(stage)
+        if stage_config.rollout is not None:
+            raise WorkflowError(
+                f"--split-gates={stage}: the stage has a rollout ({stage_config.rollout.action}), "
+                "whose steps must run in order in one job; split a stage of checks only"
+            )
+        if len(stage_config.gates) < 2:
+            raise WorkflowError(
+                f"--split-gates={stage}: the stage has one gate ({', '.join(stage_config.gates)}); "
+                "there is nothing to split"
+            )
+        bad = [g for g in stage_config.gates if not JOB_ID.fullmatch(g)]
+        if bad:
+            raise WorkflowError(
+                f"--split-gates={stage}: gate name(s) {', '.join(map(repr, bad))} cannot be "
+                "part of artifact and job names (letters, digits, '-' and '_' only); rename "
+                "the gate"
+            )
+
+
+def _split(config: ReleaseConfig, job: Job, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The jobs of a stage split by gate: ``<stage>-shards``, a matrix with one job per
+    gate (``--release-gate``), and ``<stage>``, which records the stage as one run from
+    the shards' ledgers (``merge-shards``) so later jobs need and read it as before."""
+    gates = list(config.stage(job.stage).gates)
+    shards = {key: value for key, value in data.items() if key != "steps"}
+    shards["name"] = f"stage {job.stage} (${{{{ matrix.gate }}}})"
+    shards["strategy"] = {"fail-fast": False, "matrix": {"gate": gates}}
+    steps = [dict(step) for step in data["steps"]]
+    stage_step = steps[-1]
+    stage_step["with"] = {
+        **stage_step["with"],
+        "gates": "${{ matrix.gate }}",
+        "artifact-suffix": "-${{ matrix.gate }}",
+    }
+    shards["steps"] = steps
+    merge_inputs = {
+        key: value
+        for key, value in job.inputs.items()
+        if key in ("stage", "release-config", "install", "python-version", "ledger")
+    }
+    merge_inputs["ledger-from"] = " ".join(f"{job.stage}-{gate}" for gate in gates)
+    merge_inputs["merge-shards"] = "true"
+    merge: dict[str, Any] = {
+        "name": f"stage {job.stage}",
+        "needs": [f"{job.stage}-shards"],
+        # Also after a failed shard: the stage is then recorded as failed, with the reason.
+        "if": "${{ !cancelled() }}",
+        "runs-on": "ubuntu-latest",
+        "steps": [
+            {"uses": "actions/checkout@v4"},
+            {
+                "name": f"Stage {job.stage} from its shards",
+                "uses": stage_step["uses"],
+                "with": merge_inputs,
+            },
+        ],
+    }
+    return {f"{job.stage}-shards": shards, job.stage: merge}
+
+
+def _secrets_of(config: ReleaseConfig, stage: str) -> list[str]:
+    """The configured secrets the stage's step gets in its ``env``: a secret that is a
+    canary gate's Slack webhook goes only to the stages running such a gate; any other
+    secret (its user is not known here) to every stage."""
+    slack_envs: dict[str, set[str]] = {}
+    for name in config.stages:
+        for _, gate in _gates(config, name):
+            if gate.kind == "canary":
+                slack = getattr(_canary_settings(config, gate), "slack", None)
+                if slack is not None:
+                    slack_envs.setdefault(slack.webhook_env, set()).add(name)
+    return [s for s in config.secrets if s not in slack_envs or stage in slack_envs[s]]
+
+
+def _job_data(job: Job, options: Options, secrets: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": f"stage {job.stage}"}
+    if job.needs:
+        data["needs"] = list(job.needs)
+    if job.condition:
+        data["if"] = job.condition
+    data["runs-on"] = "ubuntu-latest"
+    if job.environment:
+        data["environment"] = job.environment
+    if job.packages_write or job.google_auth:
+        permissions = {"contents": "read", "checks": "write"}
+        if job.packages_write:
+            permissions["packages"] = "write"
         if job.google_auth:
-            lines += GOOGLE_AUTH
-        lines += [
-            f"      - name: {_scalar('Stage ' + job.stage)}",
-            f"        uses: {options.action}",
-            "        with:",
-        ]
-        lines += [f"          {key}: {_scalar(value)}" for key, value in job.inputs.items()]
-    return "\n".join(lines) + "\n"
+            permissions["id-token"] = "write"  # Workload Identity Federation
+        data["permissions"] = permissions
+    if job.env:
+        data["env"] = dict(job.env)
+    steps: list[dict[str, Any]] = [{"uses": "actions/checkout@v4"}]
+    if job.newman:
+        steps.append({"name": "Install newman (gate kind newman)", "run": NEWMAN_INSTALL})
+    if job.registry:
+        steps.append(_login(job.registry))
+    if job.google_auth:
+        steps.append(GOOGLE_AUTH)
+    action = options.action or default_action()
+    stage_step: dict[str, Any] = {"name": f"Stage {job.stage}", "uses": action}
+    if secrets:
+        # Only the stage's step sees the secrets, not the workflow's other steps.
+        stage_step["env"] = {name: f"${{{{ secrets.{name} }}}}" for name in secrets}
+    stage_step["with"] = dict(job.inputs)
+    steps.append(stage_step)
+    data["steps"] = steps
+    return data
+
+
+def workflow_data(config: ReleaseConfig, options: Options) -> dict[str, Any]:
+    """The workflow as the data GitHub reads (``render`` writes it as YAML)."""
+    check_job_ids(config)
+    check_options(config, options)
+    check_splits(config, options)
+    jobs: dict[str, dict[str, Any]] = {}
+    for job in plan_jobs(config, options):
+        data = _job_data(job, options, _secrets_of(config, job.stage))
+        if job.stage in options.split_gates:
+            jobs.update(_split(config, job, data))
+        else:
+            jobs[job.stage] = data
+    return {
+        "name": options.name,
+        "on": {"push": {"branches": [options.branch]}, "workflow_dispatch": None},
+        "concurrency": {
+            "group": "${{ github.workflow }}-${{ github.ref }}",
+            "cancel-in-progress": False,
+        },
+        "permissions": {"contents": "read", "checks": "write"},
+        "env": {"IMAGE": options.image},
+        "jobs": jobs,
+    }
 
 
 # Application Default Credentials for the Cloud Run platform (docs/cloud-run.md): the
 # action writes a credentials file and sets GOOGLE_APPLICATION_CREDENTIALS for later steps.
-GOOGLE_AUTH = [
-    "      - name: Authenticate to Google Cloud (platform cloud-run)",
-    "        uses: google-github-actions/auth@v2",
-    "        with:",
-    "          workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
-    "          service_account: ${{ vars.GCP_SERVICE_ACCOUNT }}",
-]
+GOOGLE_AUTH: dict[str, Any] = {
+    "name": "Authenticate to Google Cloud (platform cloud-run)",
+    "uses": "google-github-actions/auth@v2",
+    "with": {
+        "workload_identity_provider": "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+        "service_account": "${{ vars.GCP_SERVICE_ACCOUNT }}",
+    },
+}
 
 
-def _login(registry: str) -> list[str]:
+def _login(registry: str) -> dict[str, Any]:
     if registry == "ghcr.io":
         user, password = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
     else:
         user, password = "${{ vars.REGISTRY_USERNAME }}", "${{ secrets.REGISTRY_PASSWORD }}"
-    return [
-        f"      - name: Log in to {registry} (gate kind docker, push)",
-        "        uses: docker/login-action@v3",
-        "        with:",
-        f"          registry: {registry}",
-        f"          username: {user}",
-        f"          password: {password}",
-    ]
-
-
-# -- command line ------------------------------------------------------------------------
-def _stage_env(value: str) -> tuple[str, str, str]:
-    stage, sep, rest = value.partition(":")
-    name, sep2, env_value = rest.partition("=")
-    if not (sep and sep2 and stage and name.isidentifier()):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: expected STAGE:NAME=VALUE, e.g. 'smoke:SHOP_URL=${{{{ vars.SHOP_URL }}}}'"
-        )
-    return stage, name, env_value
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release workflow",
-        description="Write the GitHub Actions workflow of the configured release stages.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="release configuration layers, as given to pytest (repeatable; default: "
-        "[tool.pytest-release] of pyproject.toml)",
-    )
-    p.add_argument("--pytest-args", default="", help="more pytest arguments, e.g. test paths")
-    p.add_argument(
-        "--install",
-        default=None,
-        help="pip arguments installing pytest-release (default: pytest-release with the "
-        "extras the gates need)",
-    )
-    p.add_argument(
-        "--action", default=DEFAULT_ACTION, help="the stage action (default: %(default)s)"
-    )
-    p.add_argument("--image", default=DEFAULT_IMAGE, help="the release image reference")
-    p.add_argument("--python-version", default=Options.python_version)
-    p.add_argument("--branch", default=Options.branch, help="the branch whose pushes release")
-    p.add_argument("--name", default=Options.name, help="the workflow's name")
-    p.add_argument(
-        "--stage-env",
-        action="append",
-        default=[],
-        type=_stage_env,
-        metavar="STAGE:NAME=VALUE",
-        help="an environment variable of one stage's job; the job fails when it is empty",
-    )
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
-    out.add_argument(
-        "--check",
-        metavar="PATH",
-        help="regenerate PATH from the arguments in its header; exit 1 when it differs",
-    )
-    return p
-
-
-def options_from(args: argparse.Namespace) -> Options:
-    return Options(
-        release_configs=tuple(args.release_config),
-        pytest_args=args.pytest_args,
-        install=args.install,
-        action=args.action,
-        image=args.image,
-        python_version=args.python_version,
-        branch=args.branch,
-        name=args.name,
-        stage_env=tuple(args.stage_env),
-    )
-
-
-def recorded_argv(text: str) -> list[str]:
-    """The generator arguments written into a generated workflow's header."""
-    for line in text.splitlines():
-        if line.startswith(ARGS_MARKER):
-            return shlex.split(line[len(ARGS_MARKER) :])
-    raise ValueError(f"not a generated workflow: no line starting with {ARGS_MARKER!r}")
-
-
-def generate(argv: Sequence[str], rootdir: Path) -> str:
-    return render(load(parser().parse_args(argv).release_config, rootdir), _opts(argv))
-
-
-def _opts(argv: Sequence[str]) -> Options:
-    return options_from(parser().parse_args(argv))
-
-
-def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    from pytest_release.errors import ReleaseConfigError
-
-    args = parser().parse_args(argv)
-    root = rootdir or Path.cwd()
-    try:
-        if args.check:
-            path = root / args.check
-            current = path.read_text(encoding="utf-8")
-            recorded = recorded_argv(current)
-            expected = generate(recorded, root)
-            if current != expected:
-                print(
-                    f"{args.check} is stale: regenerate it with\n  python -m pytest_release "
-                    f"workflow {shlex.join(recorded)} -o {args.check}",
-                    file=sys.stderr,
-                )
-                return 1
-            print(f"{args.check} is up to date")
-            return 0
-        text = render(load(args.release_config, root), options_from(args))
-    except (ReleaseConfigError, ValueError, OSError) as exc:
-        print(f"pytest_release workflow: {exc}", file=sys.stderr)
-        return 2
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-# -- merging ledgers ---------------------------------------------------------------------
-def merge_ledgers(sources: Sequence[Path], into: Path) -> int:
-    """Unite the runs of ``sources`` (ledger files) and ``into`` by ``run_id``; a finished
-    record wins over a running one. Returns the number of runs written."""
-    from pytest_release.ledger import FileLedgerStore, parse_document
-
-    documents = [(str(p), p.read_text(encoding="utf-8")) for p in sources]
-    incoming = [run for location, text in documents for run in parse_document(text, location)]
-
-    def change(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        by_id: dict[str, dict[str, Any]] = {}
-        for run in [*runs, *incoming]:
-            key = str(run.get("run_id"))
-            known = by_id.get(key)
-            if known is None or (known.get("finished") is None and run.get("finished")):
-                by_id[key] = run
-        return sorted(by_id.values(), key=lambda r: str(r.get("started", "")))
-
-    store = FileLedgerStore(into)
-    store.modify(change)
-    return len(store.read())
-
-
-def merge_main(argv: Sequence[str]) -> int:
-    from pytest_release.errors import LedgerError
-
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release merge-ledgers",
-        description="Unite ledger files (of the jobs this one needs) into one.",
-    )
-    p.add_argument("--into", required=True, type=Path, help="the ledger to write")
-    p.add_argument("sources", nargs="*", type=Path, help="ledger files to merge in")
-    args = p.parse_args(argv)
-    try:
-        count = merge_ledgers(args.sources, args.into)
-    except (LedgerError, OSError) as exc:
-        print(f"pytest_release merge-ledgers: {exc}", file=sys.stderr)
-        return 2
-    print(f"ledger {args.into}: {count} runs from {len(args.sources)} file(s)")
-    return 0
+    return {
+        "name": f"Log in to {registry} (gate kind docker, push)",
+        "uses": "docker/login-action@v3",
+        "with": {"registry": registry, "username": user, "password": password},
+    }

@@ -15,6 +15,10 @@ The script does its own set-up (Docker daemon, base image, registry on 127.0.0.1
 newman, the image the main deployment starts from) and stops with the install command
 when a system tool is missing. At the end it prints every stage's outcome, its gates,
 the canary verdicts and where the JUnit files are.
+
+Ctrl-C (or SIGTERM) reaches the running stage once, through the pipeline: the stage rolls
+back and records itself, the pipeline waits for it (``PIPELINE_STOP_GRACE`` seconds, 300
+by default) and exits 130 with one line saying what the ledger recorded.
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -46,8 +55,26 @@ BAD_RELEASES = {
 KUBERNETES_STAGES = ["canary-1", "canary-2", "canary-3", "smoke"]
 
 
+# How long an interrupted pipeline waits for the running stage to roll back and record
+# itself (a rollback drains, stops replicas and checks the main deployment end to end).
+STOP_GRACE_SECONDS = float(os.environ.get("PIPELINE_STOP_GRACE", "300"))
+EXIT_INTERRUPTED = 130
+
+
 class SetupError(Exception):
     """A system tool is missing or did not start; the message says how to fix it."""
+
+
+class PipelineInterrupted(Exception):
+    """SIGINT/SIGTERM reached the pipeline while ``stage`` ran; ``code`` is the stage's exit
+    status, or None when it was still running after the grace period (``left``)."""
+
+    def __init__(self, signum: int, stage: str, code: int | None, left: str = "") -> None:
+        super().__init__(f"signal {signum} during {stage}")
+        self.signum = signum
+        self.stage = stage
+        self.code = code
+        self.left = left
 
 
 @dataclass(frozen=True)
@@ -214,8 +241,11 @@ def run_stage(
     configs: list[Path],
     log: Path,
     router_url: str = ROUTER_URL,
+    *,
+    project: Path = ROOT,
+    tests: str = "suites",
 ) -> StageRun:
-    command = [sys.executable, "-m", "pytest", "suites", f"--stage={stage}"]
+    command = [sys.executable, "-m", "pytest", tests, f"--stage={stage}"]
     command += [f"--release-config={c}" for c in configs]
     command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
     if stage in ("build", "staging", "canary-1", "canary-2", "canary-3"):
@@ -227,10 +257,103 @@ def run_stage(
     with log.open("w") as handle:
         handle.write("$ " + " ".join(command) + "\n")
         handle.flush()
-        code = subprocess.run(
-            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
-        ).returncode
+        code = run_forwarding_signals(stage, command, project, env, handle)
     return StageRun(stage, code, time.monotonic() - start, log)
+
+
+def run_forwarding_signals(
+    stage: str, command: list[str], cwd: Path, env: dict[str, str], output: TextIO
+) -> int:
+    """Run a stage and return its exit status; SIGINT/SIGTERM to the pipeline reach the
+    stage exactly once, and the pipeline waits for it to roll back and record itself.
+
+    The stage runs in its own process group: Ctrl-C in a terminal signals the terminal's
+    whole foreground group, and ``subprocess.run`` kills its child when interrupted; either
+    would stop a rollout mid-hold or give the stage a second signal.  Here the pipeline
+    alone passes the first signal on, then waits up to :data:`STOP_GRACE_SECONDS` and
+    raises :class:`PipelineInterrupted`."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    received: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            with suppress(ProcessLookupError):
+                process.send_signal(signum)
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = _wait(process, received)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        left = ""
+        if code is None:
+            left = (
+                f"the stage (pid {process.pid}, process group {process.pid}) was still running "
+                f"{STOP_GRACE_SECONDS:g}s after the signal; it was left running to finish its "
+                "rollback: check --release-status, or run the rollback stage"
+            )
+        raise PipelineInterrupted(received[0], stage, code, left)
+    assert code is not None
+    return code
+
+
+def _wait(process: subprocess.Popen[bytes], received: list[int]) -> int | None:
+    """The stage's exit status; after a signal, None when it outlives the grace period."""
+    deadline: float | None = None
+    while True:
+        if received and deadline is None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+        timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+
+def run_stages(
+    stages: list[str], run_one: Callable[[str], StageRun], ledger: Path, release_id: str
+) -> tuple[list[StageRun], int | None]:
+    """Run ``stages`` in order until one fails (a failed smoke stage is rolled back); the
+    runs, and the exit status when SIGINT/SIGTERM stopped the pipeline (else None)."""
+    runs: list[StageRun] = []
+    try:
+        for stage in stages:
+            say(f"  {stage:<10} running ...")
+            run = run_one(stage)
+            runs.append(run)
+            outcome = _ledger_entry(ledger, release_id, stage).get("outcome", f"exit {run.code}")
+            log = run.log.relative_to(ROOT) if run.log.is_relative_to(ROOT) else run.log
+            say(f"  {stage:<10} {outcome} in {run.seconds:.0f}s  (log {log})")
+            if run.code != 0:
+                if stage == "smoke":
+                    say("  smoke failed: rolling back")
+                    runs.append(run_one("rollback"))
+                break
+    except PipelineInterrupted as exc:
+        say(interrupted_summary(exc, ledger, release_id))
+        return runs, EXIT_INTERRUPTED
+    return runs, None
+
+
+def interrupted_summary(exc: PipelineInterrupted, ledger: Path, release_id: str) -> str:
+    """One line: which signal stopped the pipeline in which stage, and what the stage's
+    ledger entry says (its rollback), or what was left running."""
+    name = signal.Signals(exc.signum).name
+    entry = _ledger_entry(ledger, release_id, exc.stage)
+    if exc.code is None:
+        return f"pipeline interrupted by {name} during {exc.stage}: {exc.left}"
+    recorded = str(entry.get("outcome", "no ledger entry"))
+    message = str(entry.get("message") or "")
+    return (
+        f"pipeline interrupted by {name} during {exc.stage}: the stage exited {exc.code}, "
+        f"ledger says {recorded}" + (f" ({message})" if message else "")
+    )
 
 
 def _ledger_entry(ledger: Path, release_id: str, stage: str) -> dict[str, object]:
@@ -380,21 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
     say(f"\nrelease {release_id}: image {image}{bad_note}")
-    runs: list[StageRun] = []
-    for stage in [s for s in STAGES if s in args.stages.split(",")]:
-        say(f"  {stage:<10} running ...")
-        run = run_stage(stage, release_id, image, configs, demo / f"{stage}.log", router_url)
-        runs.append(run)
-        outcome = _ledger_entry(ledger, release_id, stage).get("outcome", f"exit {run.code}")
-        say(f"  {stage:<10} {outcome} in {run.seconds:.0f}s  (log {run.log.relative_to(ROOT)})")
-        if run.code != 0:
-            if stage == "smoke":
-                say("  smoke failed: rolling back")
-                rollback_log = demo / "rollback.log"
-                runs.append(
-                    run_stage("rollback", release_id, image, configs, rollback_log, router_url)
-                )
-            break
+
+    def run_one(stage: str) -> StageRun:
+        return run_stage(stage, release_id, image, configs, demo / f"{stage}.log", router_url)
+
+    stages = [s for s in STAGES if s in args.stages.split(",")]
+    runs, interrupted = run_stages(stages, run_one, ledger, release_id)
+    if interrupted is not None:
+        return interrupted
     summary(runs, release_id, ledger, reports, production)
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
@@ -411,4 +527,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # during set-up or between stages: no stage was running
+        say("\npipeline interrupted (no stage was running)")
+        sys.exit(EXIT_INTERRUPTED)

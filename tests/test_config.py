@@ -130,6 +130,31 @@ def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(0, 0.0), ("1ms", 0.001), ("720h", 2592000.0), (2592000, 2592000.0)],
+    ids=["zero", "shortest", "longest-in-hours", "longest-in-seconds"],
+)
+def test_durations_within_the_range_are_accepted(value: object, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (2592000.5, "2592000.5 is too long"),
+        ("721h", "'721h' is too long"),
+        (1e308, "1e+308 is too long"),
+        (0.0009, "0.0009 is too short"),
+        (1e-300, "1e-300 is too short"),
+    ],
+)
+def test_durations_outside_the_range_name_the_range(value: object, problem: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        parse_duration(value)
+    assert str(excinfo.value) == f"{problem}: a duration is 0 or from 1ms to 30 days (2592000s)"
+
+
 def test_unknown_stage_lists_configured_stages(pytester: pytest.Pytester) -> None:
     project(pytester, "[stages.perf]\ngates = ['unit']\n")
     result = run_stage(pytester, "canary-9")

@@ -3,12 +3,15 @@ line breaks, tabs, control characters, secrets) comes back as a reader would sho
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from pytest_release.config import load_release_config
 from pytest_release.gates import GateKinds
-from pytest_release.junit import CaseRecord, write_junit
+from pytest_release.junit import CaseRecord, java_frame, write_junit
 from pytest_release.plan import build_plan
 from pytest_release.redact import Redactor
 from pytest_release.stage import GateResult, StageRun
@@ -82,9 +85,8 @@ def test_values_round_trip_through_the_xml(tmp_path: Path) -> None:
     assert props == {
         "stage": "uat",
         "release_id": "r-1",
-        "gate": "unit",
-        "gate_status": "failed",
         "image": "registry.local/shop:1.2",
+        "gate.unit.status": "failed",
     }
     ok, bad, skip, err = suite.findall("testcase")
     assert ok.attrib == {
@@ -103,7 +105,8 @@ def test_values_round_trip_through_the_xml(tmp_path: Path) -> None:
     assert failure is not None
     assert failure.get("type") == "AssertionError"
     assert failure.get("message") == legal  # \n, \t, \r survive attribute normalisation
-    assert failure.text == f"E  assert {legal}".replace("\r", "\n")  # XML text: CR -> LF
+    frame = "    at tests.<test>(test_a.py:9)"  # for dorny/test-reporter
+    assert failure.text == f"E  assert {legal}\n{frame}".replace("\r", "\n")  # CR -> LF
     case_props = [(p.get("name"), p.get("value")) for p in bad.findall("properties/property")]
     assert case_props == [("url", "http://127.0.0.1/?q=1&r=2"), ("note", legal)]
     out = bad.find("system-out")
@@ -146,3 +149,196 @@ def test_secrets_known_only_at_the_end_are_masked_in_node_ids_and_the_stage_fail
     assert failure is not None
     assert failure.get("message") == "rollback failed: token *** refused"
     assert stage.get("failures") == "1"
+
+
+# -- the readers of the report (issue 26, defect 6) ----------------------------------------
+def _report(tmp_path: Path) -> Path:
+    """A report with a failed, an errored, a skipped and a passed test in two gates, and
+    the stage's own failure suite."""
+    cases = [
+        CaseRecord(
+            "tests/unit/test_math.py::test_bad",
+            "unit",
+            "tests/unit/test_math.py",
+            6,
+            outcome="failure",
+            error_type="AssertionError",
+            crash_line=8,
+            message="assert 1 == 2",
+            text="E   assert 1 == 2\n\ntests/unit/test_math.py:8: AssertionError",
+            properties=(("endpoint", "/orders"),),
+        ),
+        CaseRecord("tests/unit/test_math.py::test_ok", "unit", "tests/unit/test_math.py", 2),
+        CaseRecord(
+            "tests/integration/test_flow.py::test_db",
+            "integration",
+            "tests/integration/test_flow.py",
+            3,
+            outcome="error",
+            message="RuntimeError: no database",
+            text="E   RuntimeError: no database",
+        ),
+        CaseRecord(
+            "tests/integration/test_flow.py::test_later",
+            "integration",
+            "tests/integration/test_flow.py",
+            9,
+            outcome="skipped",
+            message="later",
+        ),
+    ]
+    path = tmp_path / "reports" / "uat.xml"
+    gates = [_result("unit", "failed"), _result("integration", "failed")]
+    write_junit(path, _run(tmp_path), gates, cases, Redactor(), stage_failure="gate(s) failed")
+    return path
+
+
+def test_xunitparser_reads_the_report(tmp_path: Path) -> None:
+    """xunitparser folds every suite into one and asserts that no property name repeats;
+    a property per suite with the same name (stage, release_id, ...) crashed it."""
+    import xunitparser
+
+    with _report(tmp_path).open("rb") as handle:
+        suite, result = xunitparser.parse(handle)
+    assert result.testsRun == 5  # the four tests and the stage's failure
+    assert (len(result.failures), len(result.errors), len(result.skipped)) == (2, 1, 1)
+    assert suite.properties == {
+        "stage": "uat",
+        "release_id": "r-1",
+        "image": "registry.local/shop:1.2",
+        "gate.unit.status": "failed",
+        "gate.integration.status": "failed",
+    }
+
+
+def test_junitparser_reads_the_report(tmp_path: Path) -> None:
+    from junitparser import Error, Failure, JUnitXml, Skipped
+
+    xml = JUnitXml.fromfile(str(_report(tmp_path)))
+    suites = {suite.name: suite for suite in xml}
+    assert list(suites) == ["unit", "integration", "stage"]
+    kinds = {
+        case.name: [
+            type(r).__name__ for r in case.result if isinstance(r, Failure | Error | Skipped)
+        ]
+        for suite in xml
+        for case in suite
+    }
+    assert kinds == {
+        "test_bad": ["Failure"],
+        "test_ok": [],
+        "test_db": ["Error"],
+        "test_later": ["Skipped"],
+        "stage": ["Failure"],
+    }
+
+
+# dorny/test-reporter (src/parsers/java-junit/java-junit-parser.ts, its Python-xunit reader
+# is the same class; read at commit 29672c5) ignores the file and line attributes: it finds
+# a failure's location in the failure text, in a Java stack frame `at PKG.Class(Name:LINE)`,
+# taking the first frame whose file name is a tracked file and whose package (the dotted
+# parts before the first one starting with a character up to 'Z') are that file's last
+# directories.  A model of that lookup (the action itself cannot run here):
+_DORNY_FRAME = re.compile(r"^\s*at (\S+\/\S*\/)?(.*)\((.*):(\d+)\)$")
+
+
+def _dorny_location(details: str, tracked: list[str]) -> tuple[str, int] | None:
+    for text_line in re.split(r"\r?\n", details):
+        match = _DORNY_FRAME.match(text_line)
+        if not match:
+            continue
+        trace_path, file_name, line = match.group(2), match.group(3), int(match.group(4))
+        package = trace_path.split(".")
+        cut = next((i for i, part in enumerate(package) if part and part[0] <= "Z"), None)
+        package = package[:cut] if cut is not None else package
+        if not package:
+            continue
+        for path in tracked:
+            directories = path.rpartition("/")[0].split("/")
+            tail = directories[len(directories) - len(package) :]
+            fits = len(package) <= len(directories) and tail == package
+            if path.rpartition("/")[2] == file_name and fits:
+                return path, line
+    return None
+
+
+def test_dorny_test_reporter_finds_the_failing_line(tmp_path: Path) -> None:
+    root = ET.parse(_report(tmp_path)).getroot()
+    tracked = ["tests/unit/test_math.py", "tests/integration/test_flow.py", "other/test_math.py"]
+    found = {}
+    for case in root.iter("testcase"):
+        for kind in ("failure", "error"):
+            element = case.find(kind)
+            if element is not None:
+                found[case.get("name")] = _dorny_location(element.text or "", tracked)
+    assert found == {
+        "test_bad": ("tests/unit/test_math.py", 8),  # the failing line, not the def line
+        "test_db": ("tests/integration/test_flow.py", 3),
+        "stage": None,  # the stage's own failure has no file
+    }
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "frame"),
+    [
+        ("tests/unit/test_a.py", 4, "    at tests.unit.<test>(test_a.py:4)"),
+        ("test_top.py", 4, None),  # no directory: no package to match
+        ("tests/v1.2/test_a.py", 4, None),  # a dot would split the package
+        ("Tests/test_a.py", 4, None),  # a capital is read as the class
+        ("tests/test_a.py", None, None),
+    ],
+)
+def test_java_frame_only_where_the_reader_can_map_it(
+    file: str, line: int | None, frame: str | None
+) -> None:
+    assert java_frame(file, line) == frame
+    if frame is not None:
+        assert _dorny_location(frame, [file]) == (file, line)
+
+
+# The Jenkins JUnit schema (jenkinsci/xunit-plugin, types/model/xsd/junit-10.xsd): the
+# elements, their attributes and their children it allows.
+JENKINS_JUNIT = {
+    "testsuites": ({"name", "time", "tests", "failures", "disabled", "errors"}, {"testsuite"}),
+    "testsuite": (
+        {
+            "name", "tests", "failures", "errors", "time", "disabled", "skipped", "skips",
+            "timestamp", "hostname", "id", "package", "assertions", "file", "skip", "log",
+            "url",
+        },
+        {"testsuite", "properties", "testcase", "system-out", "system-err"},
+    ),
+    "properties": (set(), {"property"}),
+    "property": ({"name", "value"}, set()),
+    "testcase": (
+        {
+            "name", "assertions", "time", "timestamp", "classname", "status", "class", "file",
+            "line", "log", "group", "url",
+        },
+        {"skipped", "error", "failure", "rerunFailure", "rerunError", "system-out",
+         "system-err"},
+    ),
+    "failure": ({"type", "message"}, set()),
+    "error": ({"type", "message"}, set()),
+    "skipped": ({"type", "message"}, set()),
+    "system-out": (set(), set()),
+    "system-err": (set(), set()),
+}  # fmt: skip
+REQUIRED = {"testsuite": {"tests"}, "testcase": {"name"}, "property": {"name", "value"}}
+
+
+def test_the_report_follows_the_jenkins_junit_schema(tmp_path: Path) -> None:
+    """Every element, attribute and nesting is one junit-10.xsd allows, but for
+    <properties> inside <testcase> (pytest's xunit1 writes them too; Jenkins' JUnit
+    plugin reads them; the canary's verdicts carry their evidence there)."""
+    root = ET.parse(_report(tmp_path)).getroot()
+    assert root.tag == "testsuites"
+    outside = []
+    for parent in root.iter():
+        attributes, children = JENKINS_JUNIT[parent.tag]
+        assert set(parent.attrib) <= attributes, (parent.tag, parent.attrib)
+        assert REQUIRED.get(parent.tag, set()) <= set(parent.attrib), parent.tag
+        for child in parent:
+            if child.tag not in children:
+                outside.append(f"{parent.tag}/{child.tag}")
+    assert outside == ["testcase/properties"]

@@ -65,9 +65,13 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     assert props == {
         "stage": "ci",
         "release_id": "r1",
-        "gate": "unit",
-        "gate_status": "failed",
         "image": "shop:7",
+        "gate.unit.status": "failed",
+    }
+    integration = suites["integration"].find("properties")
+    assert integration is not None
+    assert {p.get("name"): p.get("value") for p in integration} == {
+        "gate.integration.status": "passed"
     }
     cases = {c.get("name"): c for c in root.iter("testcase")}
     adds = cases["test_adds"]
@@ -205,4 +209,113 @@ def test_the_redactor_says_whether_masking_would_change_a_text() -> None:
     assert redact.finds("token ghp_" + "a" * 30)  # a token shape, configured or not
     assert redact.finds("cut short: 's3cr3t...'")  # a piece before "..."
     assert not redact.finds("test_x[plain]\ntests/test_a.py::test_x[plain]")
-    assert not redact.finds("s3cr3t\n-value")  # lines are searched one by one
+    assert not redact.finds("s3cr3\nt-val")  # lines are searched one by one
+    # A fragment of 6+ characters that looks random is masked, but not searched for in
+    # node ids (pytest shows a parameter value whole there).
+    assert redact("s3cr3t\n") == "***\n"
+    assert not redact.finds("s3cr3t\n")
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_step_summary_names_the_failed_tests_and_the_reports_artifact(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    summary, _ = _github_env(pytester, monkeypatch)
+    monkeypatch.setenv("PYTEST_RELEASE_REPORTS_ARTIFACT", "reports-ci")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
+    monkeypatch.setenv("GITHUB_RUN_ID", "77")
+    project(
+        pytester,
+        'secrets = ["DEPLOY_TOKEN"]\n[stages.ci]\ngates = ["unit", "integration"]\n',
+        **FILES,
+        **{
+            "tests/unit/test_setup.py": """
+                import pytest
+                @pytest.fixture
+                def broken():
+                    raise RuntimeError("no database | at all")
+                def test_needs_db(broken):
+                    pass
+            """
+        },
+    )
+    run_stage(pytester, "ci", *xdist)
+    lines = summary.read_text().splitlines()
+    assert "**Failed tests** (2)" in lines
+    rows = [line for line in lines if line.startswith("| unit | `")]
+    assert sorted(rows) == [
+        "| unit | `test_leaks_secrets` | `tests/unit/test_math.py:8` "
+        "| AssertionError: Authorization: Bearer *** |",
+        "| unit | `test_needs_db` (error) | `tests/unit/test_setup.py:5` "
+        "| RuntimeError: no database \\| at all |",
+    ]
+    assert (
+        "Full reports (JUnit, plots, screenshots) in the artifact `reports-ci` of "
+        "[this run](https://github.com/acme/shop/actions/runs/77#artifacts)."
+    ) in lines
+    assert TOKEN not in summary.read_text()
+
+
+def test_step_summary_lists_at_most_twenty_failed_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary, _ = _github_env(pytester, monkeypatch)
+    monkeypatch.delenv("PYTEST_RELEASE_REPORTS_ARTIFACT", raising=False)
+    tests = "".join(f"def test_{i:02d}():\n    assert {i} == -1\n" for i in range(25))
+    project(pytester, '[stages.ci]\ngates = ["unit"]\n', **{"tests/unit/test_many.py": tests})
+    run_stage(pytester, "ci")
+    text = summary.read_text()
+    assert "**Failed tests** (25)" in text
+    listed = [line for line in text.splitlines() if line.startswith("| unit | `test_")]
+    assert len(listed) == 20
+    assert listed[0] == "| unit | `test_00` | `tests/unit/test_many.py:2` | assert 0 == -1 |"
+    assert "… and 5 more failed tests: see the JUnit report." in text
+    assert "Reports in `reports` on the runner (no artifact keeps them)." in text
+
+
+def test_a_canary_failure_and_its_stage_verdict_are_one_annotation() -> None:
+    """The failing interval and the stage verdict (which repeats the interval's failing
+    checks) point at the same gate table: one annotation, each line once.  Two failing
+    tests stay two annotations."""
+    from pytest_release.canary.judge import Judge, JudgeConfig
+    from pytest_release.github import GENERATED_CHECK, error_annotations
+    from pytest_release.junit import CaseRecord
+    from tests.canary.test_plot import hold
+
+    _, verdicts = hold()
+    failing = next(v for v in verdicts if v.verdict == "fail")
+    stage_verdict = Judge(JudgeConfig()).judge_stage(verdicts)
+    assert stage_verdict.verdict == "fail"
+
+    def check(name: str, message: str) -> CaseRecord:
+        return CaseRecord(
+            f"release.toml::canary::{name}",
+            "canary",
+            "release.toml",
+            12,
+            outcome="failure",
+            error_type=GENERATED_CHECK,
+            message=message.splitlines()[0],
+            text=message,
+        )
+
+    interval_text, verdict_text = failing.failure_message(), stage_verdict.failure_message()
+    repeated = set(interval_text.splitlines()) & set(verdict_text.splitlines())
+    assert repeated  # the verdict does repeat the interval's lines
+    tests = [
+        CaseRecord(f"tests/test_a.py::test_{n}", "unit", "tests/test_a.py", n, outcome="failure")
+        for n in (3, 7)
+    ]
+    cases = [check("health@120s", interval_text), check("verdict", verdict_text), *tests]
+    annotations = error_annotations(cases, "canary-1", Redactor())
+    assert len(annotations) == 3
+    canary = annotations[0]
+    assert canary.startswith(
+        "::error file=release.toml,line=12,title=canary-1/canary%3A health@120s (+1 more)::"
+    )
+    body = canary.split("::", 2)[2].split("%0A")
+    assert len(body) == len(set(body))  # no line twice
+    every = set(interval_text.splitlines()) | set(verdict_text.splitlines())
+    assert set(body) == {escape_data(line) for line in every}
+    assert [a.split(",", 2)[1] for a in annotations[1:]] == ["line=3", "line=7"]

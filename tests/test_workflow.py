@@ -7,8 +7,6 @@ scripts/pipeline.py is tests/test_workflow_collect.py.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,28 +14,19 @@ from typing import Any
 
 import pytest
 
-from pytest_release import workflow
+from pytest_release import shards, workflow, workflow_file
 from pytest_release.config import merge_layers
 from pytest_release.gates.e2e.config import E2EGateConfig
-from tests.workflow_support import ACTION, ROOT, WORKFLOW, load_yaml, needs_order, stage_step
-
-
-def _tool(name: str, env: str, install: str) -> str:
-    found = os.environ.get(env) or shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed: {install} (or set {env}=/path/to/{name})")
-    return found
-
-
-def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
-    _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")  # actionlint uses it
-    binary = _tool(
-        "actionlint", "ACTIONLINT", "bash scripts/install-actionlint.sh, then put it on PATH"
-    )
-    return subprocess.run(
-        [binary, "-no-color", str(path)], capture_output=True, text=True, check=False, cwd=ROOT
-    )
-
+from tests.workflow_support import (
+    ACTION,
+    ROOT,
+    WORKFLOW,
+    actionlint,
+    load_yaml,
+    needs_order,
+    required_tool,
+    stage_step,
+)
 
 # The first pipeline (Kubernetes canary) and the second (staging, Cloud Run, seed 002).
 CLOUD_RUN_WORKFLOW = ROOT / ".github" / "workflows" / "release-cloud-run.yml"
@@ -50,8 +39,8 @@ WORKFLOWS = [
 @pytest.mark.parametrize("path", WORKFLOWS)
 def test_committed_workflow_is_the_generators_output(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    argv = workflow.recorded_argv(text)
-    assert text == workflow.generate(argv, ROOT), (
+    argv = workflow_file.recorded_argv(text)
+    assert text == workflow_file.generate(argv, ROOT), (
         f"{path.name} is stale: run `python -m pytest_release workflow --check "
         f".github/workflows/{path.name}` for the command that regenerates it"
     )
@@ -86,14 +75,18 @@ def test_cloud_run_workflow_authenticates_the_cloud_run_jobs_only() -> None:
             assert job["permissions"]["id-token"] == "write", name
             assert uses.index("google-github-actions/auth@v2") < len(uses) - 1  # before the stage
     # Without --install the jobs install pytest-release with the extras the stages need.
-    argv = [a for a in workflow.recorded_argv(CLOUD_RUN_WORKFLOW.read_text()) if "install" not in a]
-    generated = load_yaml_text(workflow.generate(argv, ROOT))["jobs"]
+    argv = [
+        a for a in workflow_file.recorded_argv(CLOUD_RUN_WORKFLOW.read_text()) if "install" not in a
+    ]
+    generated = load_yaml_text(workflow_file.generate(argv, ROOT))["jobs"]
     assert "cloud-run" in stage_step(generated["canary-1"])["with"]["install"]
 
 
 def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
     stale = tmp_path / "release.yml"
-    stale.write_text(WORKFLOW.read_text().replace("needs: [canary-1]", "needs: [build]"))
+    stale.write_text(
+        WORKFLOW.read_text().replace("needs:\n      - canary-1\n", "needs:\n      - build\n")
+    )
     command = [sys.executable, "-m", "pytest_release", "workflow", "--check"]
     done = subprocess.run(
         [*command, str(stale)], cwd=ROOT, capture_output=True, text=True, check=False
@@ -109,7 +102,7 @@ def test_check_command_reports_a_stale_workflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", WORKFLOWS)
 def test_workflow_passes_actionlint_with_shellcheck(path: Path) -> None:
-    result = _actionlint(path)
+    result = actionlint(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -117,10 +110,10 @@ def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
     text = WORKFLOW.read_text()
-    text = text.replace("needs: [canary-2]", "needs: [canary-two]", 1)
+    text = text.replace("needs:\n      - canary-2\n", "needs:\n      - canary-two\n", 1)
     text = text.replace("        run: npm install", "        run: cd $HOME && npm install", 1)
     broken.write_text(text)
-    result = _actionlint(broken)
+    result = actionlint(broken)
     assert result.returncode == 1
     assert "canary-two" in result.stdout
     assert "SC2086" in result.stdout  # unquoted $HOME: shellcheck ran
@@ -128,7 +121,7 @@ def test_actionlint_checks_run_scripts_with_shellcheck(tmp_path: Path) -> None:
 
 def test_action_scripts_pass_shellcheck() -> None:
     """actionlint does not look into a composite action's scripts; shellcheck does."""
-    shellcheck = _tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
+    shellcheck = required_tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
     for step in load_yaml(ACTION)["runs"]["steps"]:
         if "run" in step:
             assert "${{" not in step["run"], f"{step['name']}: pass inputs through env"
@@ -153,7 +146,13 @@ def test_every_stage_is_a_job_using_the_action() -> None:
     assert data["jobs"]["canary-1"]["environment"] == "production"
     assert stage_step(data["jobs"]["canary-1"])["with"]["approved-via"] == "production"
     assert data["concurrency"]["cancel-in-progress"] is False
-    assert data["env"]["SLACK_WEBHOOK_URL"] == "${{ secrets.SLACK_WEBHOOK_URL }}"
+    # The Slack webhook only in the stage step of the jobs whose canary gate notifies.
+    assert "SLACK_WEBHOOK_URL" not in data["env"]
+    slack = "${{ secrets.SLACK_WEBHOOK_URL }}"
+    notifying = [n for n, j in data["jobs"].items() if stage_step(j).get("env")]
+    assert notifying == ["canary-1", "canary-2", "canary-3", "rollback", "staging"]
+    for name in notifying:
+        assert stage_step(data["jobs"][name])["env"] == {"SLACK_WEBHOOK_URL": slack}
     uat = stage_step(data["jobs"]["uat"])["with"]
     assert uat["playwright-browsers"] == "chromium"
     assert data["jobs"]["build"]["permissions"]["packages"] == "write"
@@ -163,7 +162,7 @@ def test_every_stage_is_a_job_using_the_action() -> None:
 def _render(tmp_path: Path, toml: str, *extra: str) -> dict[str, object]:
     (tmp_path / "release.toml").write_text(toml)
     argv = ["--release-config=release.toml", *extra]
-    text = workflow.generate(argv, tmp_path)
+    text = workflow_file.generate(argv, tmp_path)
     (tmp_path / "out.yml").write_text(text)
     return load_yaml(tmp_path / "out.yml")
 
@@ -207,24 +206,24 @@ def test_install_steps_follow_the_gate_kinds(tmp_path: Path) -> None:
     assert stage_step(jobs["pub"])["with"]["image"] == "${{ env.IMAGE }}"
 
 
-def test_generated_workflow_for_another_project_passes_actionlint(tmp_path: Path) -> None:
+def test_generated_workflow_for_another_project_passesactionlint(tmp_path: Path) -> None:
     (tmp_path / "release.toml").write_text(
         '[stages.staging]\ngates = ["smoke"]\nrequires = ["build"]\nenvironment = "staging"\n'
     )
     out = tmp_path / ".github" / "workflows" / "release.yml"
     argv = ["--release-config=release.toml", f"--output={out}"]
-    assert workflow.main(argv, tmp_path) == 0
-    result = _actionlint(out)
+    assert workflow_file.main(argv, tmp_path) == 0
+    result = actionlint(out)
     assert result.returncode == 0, result.stdout
 
 
 def test_generator_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "release.toml").write_text('[stages.x]\nrequires = ["nope"]\n')
-    assert workflow.main(["--release-config=release.toml"], tmp_path) == 2
+    assert workflow_file.main(["--release-config=release.toml"], tmp_path) == 2
     err = capsys.readouterr().err
     assert "stages.x.requires: unknown stage 'nope'" in err
     with pytest.raises(SystemExit):
-        workflow.parser().parse_args(["--stage-env=smoke"])
+        workflow_file.parser().parse_args(["--stage-env=smoke"])
 
 
 def test_main_module_lists_its_commands() -> None:
@@ -250,7 +249,7 @@ def test_merge_ledgers_unites_runs_by_run_id(tmp_path: Path) -> None:
     into = tmp_path / "out" / "ledger.json"
     into.parent.mkdir()
     into.write_text(doc(b_running))
-    count = workflow.merge_ledgers([tmp_path / "1.json", tmp_path / "2.json"], into)
+    count = shards.merge_ledgers([tmp_path / "1.json", tmp_path / "2.json"], into)
     runs = json.loads(into.read_text())["runs"]
     assert count == 2
     assert [(r["run_id"], r["finished"]) for r in runs] == [("a", "2"), ("b", "4")]

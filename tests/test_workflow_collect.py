@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 
-from tests.workflow_support import ACTION, ROOT, WORKFLOW, load_yaml, stage_step
+from tests.workflow_support import (
+    ROOT,
+    WORKFLOW,
+    load_yaml,
+    run_action_stage_script,
+    stage_step,
+)
 
 # scripts/pipeline.py passes -q and -p no:cacheprovider itself; the workflow adds them here.
 COLLECT = ["--collect-only", "--override-requires=collect"]
@@ -68,8 +74,6 @@ def _pipeline_command(stage: str, tmp_path: Path) -> list[str]:
 
 def _workflow_command_output(job: str, tmp_path: Path) -> str:
     """Run the action's stage script with the job's inputs plus --collect-only."""
-    action = load_yaml(ACTION)
-    script = next(s for s in action["runs"]["steps"] if s.get("id") == "stage")
     given = {k: str(v) for k, v in stage_step(load_yaml(WORKFLOW)["jobs"][job])["with"].items()}
     if "image" in given:
         given["image"] = "ghcr.io/acme/shop:collect"
@@ -79,18 +83,7 @@ def _workflow_command_output(job: str, tmp_path: Path) -> str:
     given["ledger"] = str(tmp_path / "wf-ledger.json")
     given["reports-dir"] = str(tmp_path / "wf-reports")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    for key, template in script["env"].items():
-        name = template.split("inputs.", 1)[1].rstrip(" }")
-        env[key] = given.get(name, str(action["inputs"][name].get("default", "")))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script["run"]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_action_stage_script(given, ROOT, env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

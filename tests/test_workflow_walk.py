@@ -86,6 +86,8 @@ def _runner(
         vars={
             "SHOP_URL": shop_url,
             "STAGING_URL": shop_url if staging_url is None else staging_url,
+            # The canary stages run a quick gate here: no Prometheus is asked.
+            "PROMETHEUS_URL": "http://127.0.0.1:9",
         },
     )
     runner = Runner(

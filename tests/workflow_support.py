@@ -36,6 +36,27 @@ EMULATED_USES = {
 }
 
 
+def required_tool(name: str, env: str, install: str) -> str:
+    """The path of a tool the test needs; the test fails (not skips) saying how to get it."""
+    import pytest
+
+    found = os.environ.get(env) or shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: {install} (or set {env}=/path/to/{name})")
+    return found
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on ``path``, with shellcheck present (it checks the ``run:`` scripts)."""
+    required_tool("shellcheck", "SHELLCHECK", "apt-get install -y shellcheck")
+    binary = required_tool(
+        "actionlint", "ACTIONLINT", "bash scripts/install-actionlint.sh, then put it on PATH"
+    )
+    return subprocess.run(
+        [binary, "-no-color", str(path)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     # YAML 1.1 reads the key `on` as True.
@@ -67,6 +88,34 @@ def stage_step(job: dict[str, Any]) -> dict[str, Any]:
     ]
     assert len(found) == 1, f"expected one step using the stage action, found {len(found)}"
     return found[0]
+
+
+def run_action_stage_script(
+    given: dict[str, str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the stage action's ``Stage`` script (the step with ``id: stage``) as a runner
+    would, its ``${{ inputs.* }}`` env taken from ``given`` (else the input's default)."""
+    return run_action_script("stage", given, cwd, env)
+
+
+def run_action_script(
+    step: str, given: dict[str, str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the action's ``run:`` step whose id or name is ``step``, likewise."""
+    action = load_yaml(ACTION)
+    script = next(s for s in action["runs"]["steps"] if step in (s.get("id"), s.get("name")))
+    step_env = dict(env)
+    for key, template in script["env"].items():
+        step_env[key] = _inputs(template, given, action, cwd)
+    step_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{step_env['PATH']}"
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script["run"]],
+        cwd=cwd,
+        env=step_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @dataclass
@@ -176,6 +225,8 @@ class Runner:
         env.update({k: context.evaluate(v) for k, v in job.get("env", {}).items()})
         context.env = env
         step = stage_step(job)
+        # The stage step's own env (the secrets are scoped to it): its scripts see it.
+        env.update({k: context.evaluate(v) for k, v in step.get("env", {}).items()})
         given = {k: context.evaluate(v) for k, v in step["with"].items()}
         if self.extra_configs:
             given["release-config"] = " ".join(

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pytest_release.atomic import write_json_atomic
+from pytest_release.canary.rollback_target import main_target_of, rollback_record
 from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.errors import GateCheckFailed, RolloutError
 from pytest_release.signals import signals_deferred
@@ -413,11 +414,8 @@ class Controller:
             raise GateCheckFailed(f"{name}: {exc}") from None
 
     def _target_main(self, rollout: Rollout) -> str | None:
-        if self.rollout_config.action == "rollback":
-            # With --image, only a main deployment running that image is rolled back (a
-            # release whose canary never got promoted leaves the main as it is).
-            status = rollout.platform.status()
-            return rollout.previous_for(status, self.host.image) or status.stable_image
+        if self.rollout_config.action == "rollback":  # undo what the release changed
+            return main_target_of(self.host.run_dir, rollout, self.host.image)
         if self.main_before is not None:
             return self.main_before
         status = rollout.platform.status()
@@ -457,7 +455,9 @@ class Controller:
             ("main.replicas", str(len(check.status.group("stable")))),
             ("router.requests_checked", str(check.requests)),
         ]
-        if self.rollout_config.action != "rollback":
+        if self.rollout_config.action == "rollback":
+            self.rollback_message = rollback_record(self.host.run_dir, check, props)
+        else:
             reason = self.rollback_needed() or "rolled back"
             self.rollback_message = (
                 f"stage '{self.host.stage}' rolled back ({reason}); main deployment on "

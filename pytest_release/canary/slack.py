@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from pytest_release.canary.judge import CanaryVerdict, format_window
+from pytest_release.config_types import PositiveDuration
 
 SlackEvent = Literal["passed", "failed", "rolled-back", "awaiting-approval"]
 EVENTS: tuple[SlackEvent, ...] = ("passed", "failed", "rolled-back", "awaiting-approval")
@@ -70,7 +71,7 @@ class SlackConfig(BaseModel):
         description="Stage outcomes that are posted: any of 'passed', 'failed', "
         "'rolled-back', 'awaiting-approval' (default: all).",
     )
-    timeout: float = Field(default=5.0, gt=0.0, description="Seconds before giving up.")
+    timeout: PositiveDuration = Field(default=5.0, description="Seconds before giving up.")
 
     @field_validator("webhook_env")
     @classmethod

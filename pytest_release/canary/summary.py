@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from pytest_release.canary.judge import (
@@ -21,6 +22,10 @@ from pytest_release.canary.plot import (
 )
 from pytest_release.canary.samples import Sample
 from pytest_release.canary.stats import IntervalStats
+
+# The artifact the stage action keeps the reports in (github.REPORTS_ARTIFACT_ENV; the
+# engine does not import the spine's github module).
+REPORTS_ARTIFACT_ENV = "PYTEST_RELEASE_REPORTS_ARTIFACT"
 
 # -- Markdown -----------------------------------------------------------------------------
 
@@ -59,10 +64,14 @@ def markdown_summary(
     svg_path: str | None = None,
     title: str = "Canary metrics",
     stage_verdict: CanaryVerdict | None = None,
+    artifact: str | None = None,
 ) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: one table row per interval (canary and
     stable requests, error rate, p95, verdict, failing checks), the reasons for failing
-    intervals, and a link to the SVG plot."""
+    intervals, and where the SVG plot is (``artifact``: the one holding the reports;
+    None: the one the stage action names in the environment, if any)."""
+    if artifact is None:
+        artifact = os.environ.get(REPORTS_ARTIFACT_ENV) or None
     lines = [f"### {title}", ""]
     if stage_verdict is not None:
         lines += [f"**Stage verdict: {BADGE[stage_verdict.verdict]}**", ""]
@@ -113,9 +122,12 @@ def markdown_summary(
     if points:
         lines += ["", *mermaid_charts(points)]
     if svg_path:
+        # A link to the file would 404 (it is on the runner, or inside a zip artifact):
+        # say where it is; the Mermaid charts above show the same series inline.
+        where = f"in the artifact `{artifact}`" if artifact else "on the runner"
         lines += [
             "",
-            f"Plot of error rate and p95 latency per interval: [`{svg_path}`]({svg_path})",
+            f"Plot of error rate and p95 latency per interval (SVG): `{svg_path}` {where}.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,9 @@ Without ``--state-dir`` it ends every platform kept under ``ROOTDIR/.pytest-rele
 
 While a rollout stage runs it holds the ledger's rollout lock (``<ledger>.rollout.lock``);
 the teardown takes that lock too, so it refuses to pull the platform from under a live
-rollout unless ``--force`` is given.
+rollout unless ``--force`` is given.  Once every platform is gone (no ``--state-dir``),
+an abandoned rollout (a stage that died, its lease expired) is recorded ``interrupted``
+and its lease removed: its canary no longer exists.
 """
 
 from __future__ import annotations
@@ -113,8 +115,54 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    if not args.state_dir:
+        # Every platform is gone, and with it any canary an abandoned stage left behind.
+        done += settle_abandoned(rootdir, args.ledger)
     print("\n".join(done) if done else f"nothing runs under {', '.join(state_dirs) or rootdir}")
     return 0
+
+
+def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
+    """After every platform was torn down: the abandoned rollouts of the file ledger are
+    recorded ``interrupted`` (not rolled back: nothing runs any more) and their leases
+    removed, so the next stage is not refused for a canary that no longer exists."""
+    from dataclasses import replace
+
+    from pytest_release.ledger import Ledger, abandoned_rollouts, utc_now
+
+    ledger_path = Path(ledger) if Path(ledger).is_absolute() else rootdir / ledger
+    if not ledger_path.exists():
+        return []
+    store = FileLedgerStore(ledger_path)
+    done = []
+    for abandoned in abandoned_rollouts(store, Ledger(store).entries()):
+        lease, entry = abandoned.lease, abandoned.entry
+        if entry is not None:
+            Ledger(store).update(
+                replace(
+                    entry,
+                    outcome="interrupted",
+                    finished=utc_now(),
+                    message=(
+                        f"abandoned: the stage process died without ending ({lease.describe()}); "
+                        "not rolled back: every local platform and router was torn down "
+                        "(python -m pytest_release.canary.teardown), nothing runs any more"
+                    ),
+                    details={
+                        **entry.details,
+                        "abandoned": {
+                            "host": lease.host,
+                            "pid": lease.pid,
+                            "last_heartbeat": lease.renewed,
+                            "expired": lease.expires,
+                            "reconciled_by": "teardown",
+                        },
+                    },
+                )
+            )
+        lease.path.unlink(missing_ok=True)
+        done.append(f"ledger: recorded the abandoned rollout of {lease.owner} as interrupted")
+    return done
 
 
 def kept_state_dirs(rootdir: Path) -> list[str]:

@@ -135,7 +135,12 @@ def test_empty_hold_still_renders(tmp_path: Path) -> None:
     assert root.findall("svg:g[@data-series]", NS) == []
 
 
-def test_markdown_summary_table() -> None:
+def test_markdown_summary_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_release import github
+    from pytest_release.canary import summary
+
+    assert summary.REPORTS_ARTIFACT_ENV == github.REPORTS_ARTIFACT_ENV
+    monkeypatch.delenv("PYTEST_RELEASE_REPORTS_ARTIFACT", raising=False)
     samples, verdicts = hold()
     stage = Judge(JudgeConfig()).judge_stage(verdicts)
     text = markdown_summary(
@@ -160,10 +165,17 @@ def test_markdown_summary_table() -> None:
     )
     # Failed /health probes per replica: count, share and the longest run.
     assert "| canary-0 | canary | 48 | 0 | 0.0% | 0 |" in lines
+    # The SVG is named where it is (no link: a runner path or a zipped artifact 404s).
     assert lines[-1] == (
-        "Plot of error rate and p95 latency per interval: "
-        "[`reports/canary-1.svg`](reports/canary-1.svg)"
+        "Plot of error rate and p95 latency per interval (SVG): "
+        "`reports/canary-1.svg` on the runner."
     )
+    monkeypatch.setenv("PYTEST_RELEASE_REPORTS_ARTIFACT", "reports-canary-1")  # the action
+    in_artifact = markdown_summary(verdicts, samples, svg_path="reports/canary-1.svg")
+    assert in_artifact.splitlines()[-1].endswith(
+        "`reports/canary-1.svg` in the artifact `reports-canary-1`."
+    )
+    assert "](" not in in_artifact
 
 
 def test_markdown_summary_without_intervals_and_pipe_escaping() -> None:

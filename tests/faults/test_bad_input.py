@@ -8,6 +8,16 @@ Cases (test -> what is refused):
   ``nan`` or a number too large for a float.
 * ``test_too_many_judged_intervals_are_refused_at_load`` — ``hold``/``interval`` giving
   more than 10,000 intervals (one case used 23.8 GB and was OOM-killed).
+* ``test_absurd_durations_are_refused_with_the_allowed_range`` — ``hold = 1e308`` with
+  ``interval = 1e-300`` (an INTERNALERROR OverflowError), and such values in any duration
+  field (platform, lint, slack, the ledger lease): a duration is 0 or from 1 ms to 30
+  days (issue 24, item 7).
+* ``test_an_empty_release_config_file_is_refused`` — an empty ``--release-config`` file,
+  ``/dev/null``, a file of comments, an empty ``[tool.pytest-release]`` table or a named
+  pyproject.toml without one ran the stage on the built-in defaults (issue 24, item 8).
+* ``test_environment_variable_names_are_refused`` — ``env`` tables (environments,
+  platform, platform.image_env, the docker gate) with names such as ``"BAD NAME"`` or a
+  NUL in a value (an INTERNALERROR when exported) (issue 24, item 8).
 * ``test_a_partial_rollout_table_keeps_the_stage_defaults`` — a profile setting only
   ``hold`` of canary-2 silently reset its weight and replicas (found by the weight check).
 * ``test_canary_weights_must_increase_along_requires`` — a canary stage whose weight is
@@ -49,6 +59,7 @@ paths = ["tests/unit/*"]
 gates = ["unit"]
 """
 UNIT_TEST = {"tests/unit/test_u.py": "def test_u(): pass\n"}
+SMOKE_TEST = {"tests/smoke/test_s.py": "def test_s(): pass\n"}
 
 # A canary stage whose checks run at session start; --collect-only keeps the current
 # (unfixed) code from deploying anything when it accepts the configuration.
@@ -103,7 +114,7 @@ def test_non_finite_durations_are_refused(
 
 
 @pytest.mark.parametrize(
-    ("hold", "interval"), [("10001s", "1s"), ("1000h", "1ms")], ids=["just-over", "millions"]
+    ("hold", "interval"), [("10001s", "1s"), ("700h", "1ms")], ids=["just-over", "millions"]
 )
 def test_too_many_judged_intervals_are_refused_at_load(
     pytester: pytest.Pytester, hold: str, interval: str
@@ -120,6 +131,149 @@ def test_too_many_judged_intervals_are_refused_at_load(
         "*stages.canary-1.rollout: hold = * with interval = * gives * judged intervals; "
         "at most 10000 are allowed*raise interval or shorten hold*",
     )
+    assert_no_ledger(pytester)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            "[stages.canary-1.rollout]\nhold = 1e308\ninterval = 1e-300\n",
+            [
+                "*stages.canary-1.rollout.hold = 1e+308: Value error, 1e+308 is too long: a "
+                "duration is 0 or from 1ms to 30 days (2592000s)",
+                "*stages.canary-1.rollout.interval = 1e-300: Value error, 1e-300 is too short: "
+                "a duration is 0 or from 1ms to 30 days (2592000s)",
+            ],
+        ),
+        (
+            '[gates.canary.platform]\ntype = "local-process"\ncommand = ["x"]\n'
+            'ready_timeout = "800h"\n',
+            [
+                "*gates.canary.platform.ready_timeout = '800h'*too long: a duration is 0 or from "
+                "1ms to 30 days*"
+            ],
+        ),
+        (
+            "[gates.lint]\ntimeout = 1e-9\n",
+            ["*gates.lint.timeout = 1e-09*too short: a duration is 0 or from 1ms to 30 days*"],
+        ),
+        (
+            '[gates.canary.platform]\ntype = "local-process"\ncommand = ["x"]\n'
+            '[gates.canary.slack]\nwebhook_env = "SLACK_URL"\ntimeout = inf\n',
+            ["*gates.canary.slack.timeout = inf*a duration must be finite*"],
+        ),
+        (
+            "[ledger]\nlease_duration = 100000000000000000000\n",
+            [
+                "*ledger.lease_duration = 100000000000000000000: Input should be less than or "
+                "equal to 2592000"
+            ],
+        ),
+    ],
+    ids=[
+        "hold-and-interval-overflow",
+        "platform-timeout",
+        "lint-timeout",
+        "slack-timeout",
+        "ledger-lease",
+    ],
+)
+def test_absurd_durations_are_refused_with_the_allowed_range(
+    pytester: pytest.Pytester, toml: str, expected: list[str]
+) -> None:
+    project(pytester, CI + toml, **UNIT_TEST)
+    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", *expected)
+    assert_no_ledger(pytester)
+
+
+# -- configuration files and environment variables ----------------------------------------
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.toml", ""),
+        ("/dev/null", None),
+        ("comments.toml", "# the stages will come here\n\n"),
+        ("tool.toml", "[tool.pytest-release]\n"),
+    ],
+    ids=["empty", "dev-null", "only-comments", "empty-tool-table"],
+)
+def test_an_empty_release_config_file_is_refused(
+    pytester: pytest.Pytester, name: str, content: str | None
+) -> None:
+    # The built-in `smoke` stage with its requires overridden ran (and passed) on the
+    # defaults: the file the user named must say something.
+    project(pytester, CI, **SMOKE_TEST)
+    if content is not None:
+        (pytester.path / name).write_text(content, encoding="utf-8")
+    path = name if content is None else str(pytester.path / name)
+    result = run_stage(pytester, "smoke", "--override-requires=testing", f"--release-config={path}")
+    assert_refused(
+        result,
+        f"*release configuration file {path} is empty (no settings in it); pass the TOML file "
+        "with your stages and gates to --release-config*",
+    )
+    assert_no_ledger(pytester)
+
+
+def test_a_named_pyproject_without_the_table_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester, CI, **SMOKE_TEST)
+    other = pytester.path / "other" / "pyproject.toml"
+    other.parent.mkdir()
+    other.write_text('[project]\nname = "shop"\n', encoding="utf-8")
+    result = run_stage(
+        pytester, "smoke", "--override-requires=testing", "--release-config=other/pyproject.toml"
+    )
+    assert_refused(
+        result,
+        "*other/pyproject.toml has no [[]tool.pytest-release] table (or an empty one), but "
+        "--release-config names it*",
+    )
+    assert_no_ledger(pytester)
+
+
+ENV_CI = CI + 'target = "staging"\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            ENV_CI + '[environments.staging]\nenv = { "BAD NAME" = "x" }\n',
+            "*environments.staging.env = {'BAD NAME': 'x'}: Value error, 'BAD NAME' is not a "
+            "valid environment variable name: use letters, digits and '_', not starting with a "
+            "digit (e.g. SHOP_URL)",
+        ),
+        (
+            ENV_CI + '[environments.staging]\nenv = { SHOP_URL = "a\\u0000b" }\n',
+            "*environments.staging.env = {'SHOP_URL': 'a\\x00b'}: Value error, the value of "
+            "SHOP_URL contains a NUL character*",
+        ),
+        (
+            CI + '[gates.canary.platform]\ntype = "local-process"\ncommand = ["x"]\n'
+            'env = { "1ST" = "x" }\n',
+            "*gates.canary.platform.env = {'1ST': 'x'}*'1ST' is not a valid environment "
+            "variable name*",
+        ),
+        (
+            CI + '[gates.canary.platform]\ntype = "local-process"\ncommand = ["x"]\n'
+            '[gates.canary.platform.image_env]\nv2 = { "FAULT RATE" = "1" }\n',
+            "*gates.canary.platform.image_env = *v2: 'FAULT RATE' is not a valid environment "
+            "variable name*",
+        ),
+        (
+            CI + '[gates.docker]\nenv = { "APP=ENV" = "ci" }\n',
+            "*gates.docker.env = {'APP=ENV': 'ci'}*'APP=ENV' is not a valid environment "
+            "variable name*",
+        ),
+    ],
+    ids=["environment", "environment-nul-value", "platform", "platform-image-env", "docker"],
+)
+def test_environment_variable_names_are_refused(
+    pytester: pytest.Pytester, toml: str, expected: str
+) -> None:
+    project(pytester, toml, **UNIT_TEST)
+    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
     assert_no_ledger(pytester)
 
 

@@ -29,6 +29,8 @@ sample is older than ``max_staleness`` make the interval's Prometheus checks
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -75,7 +77,16 @@ class PrometheusEvidenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    url: str = Field(
+        default="",
+        description="Prometheus base URL, e.g. http://127.0.0.1:9090; or give url_env.",
+    )
+    url_env: str = Field(
+        default="",
+        description="Environment variable holding the base URL instead of url (a CI "
+        "variable such as PROMETHEUS_URL); unset or empty when the stage runs: every "
+        "interval's Prometheus checks are insufficient, with the reason.",
+    )
     template: Template = Field(
         default="haproxy",
         description="Built-in queries by router: haproxy (HAProxy 2.6 exporter), traefik "
@@ -114,8 +125,46 @@ class PrometheusEvidenceConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                f"must name an environment variable such as PROMETHEUS_URL, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_url(self) -> PrometheusEvidenceConfig:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError(
+                "give the Prometheus base URL as url = 'http://...' or name the environment "
+                "variable holding it with url_env = 'PROMETHEUS_URL' (one of the two)"
+            )
+        return self
+
+    def base_url(self, environ: Mapping[str, str] | None = None) -> str:
+        """The base URL: ``url``, or the value of ``url_env`` now (PrometheusError when
+        that is unset, empty or not an http(s) URL)."""
+        from pytest_release.canary.sampler import PrometheusError
+
+        if self.url:
+            return self.url
+        value = (os.environ if environ is None else environ).get(self.url_env, "").strip()
+        if not value:
+            raise PrometheusError(
+                f"judge.prometheus.url_env: the environment variable {self.url_env} is not set "
+                "or empty, so Prometheus could not be asked (set it where the stage runs)"
+            )
+        if not value.startswith(("http://", "https://")):
+            raise PrometheusError(
+                f"judge.prometheus.url_env: {self.url_env} = {value!r} is not an http(s) URL "
+                "such as https://prometheus.example.com"
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -166,7 +215,11 @@ class PrometheusEvidence:
         from pytest_release.canary.sampler import PrometheusClient, PrometheusError
 
         samples, latencies, errors = self._samples, self._latencies, self._errors
-        client = PrometheusClient(self.config.url, self.config.timeout)
+        try:
+            client = PrometheusClient(self.config.base_url(), self.config.timeout)
+        except PrometheusError as exc:
+            errors.append((start, str(exc)))
+            return
         queries = self.config.queries()
         window = window_text(end - start)
 

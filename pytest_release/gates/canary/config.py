@@ -20,6 +20,7 @@ from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config import GateConfig, RolloutConfig
+from pytest_release.config_identity import DeploymentClaim
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageRun
@@ -74,6 +75,12 @@ class CanaryGateConfig(GateConfig):
     verify_requests: int = Field(
         default=20, ge=1, description="Requests through the router that check the main."
     )
+
+    def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
+        """Its platform's and router's (none with settings_from: the other gate claims)."""
+        if self.platform is None:
+            return ()
+        return (*self.platform.deployment_claims(), *self.router.deployment_claims(self.platform))
 
 
 def canary_gates(run: StageRun) -> list[tuple[str, CanaryGateConfig]]:

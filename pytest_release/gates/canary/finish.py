@@ -109,3 +109,47 @@ def notify(
         verdict=verdict,
         details=text,
     )
+
+
+def reconcile_abandoned(config: pytest.Config, session: StageSession, message: str) -> list[str]:
+    """After a rollback stage passed: the abandoned rollouts of its release are recorded
+    ``rolled-back`` (``details.abandoned``) and their leases removed; what was reconciled."""
+    from dataclasses import replace
+
+    from pytest_release.ledger import abandoned_rollouts, utc_now
+
+    ledger = session.ledger
+    reconciled = []
+    for abandoned in abandoned_rollouts(ledger.store, ledger.entries()):
+        entry = abandoned.entry
+        if entry is not None and entry.release_id != session.run.release_id:
+            continue
+        lease = abandoned.lease
+        if entry is not None:
+            by = session.entry.run_id if session.entry is not None else "?"
+            ledger.update(
+                replace(
+                    entry,
+                    outcome="rolled-back",
+                    finished=utc_now(),
+                    message=session.redact(
+                        f"abandoned: the stage process died without ending "
+                        f"({lease.describe()}); reconciled by the rollback stage (run {by}): "
+                        f"{message}"
+                    ),
+                    details={
+                        **entry.details,
+                        "abandoned": {
+                            "host": lease.host,
+                            "pid": lease.pid,
+                            "last_heartbeat": lease.renewed,
+                            "expired": lease.expires,
+                            "reconciled_by": by,
+                        },
+                    },
+                )
+            )
+        lease.path.unlink(missing_ok=True)
+        reconciled.append(lease.describe())
+        say(config, f"reconciled the abandoned rollout of {lease.describe()}", red=False)
+    return reconciled

@@ -26,7 +26,7 @@ from pytest_release.gates.canary.config import (
     resolve_settings,
     rollout_config,
 )
-from pytest_release.gates.canary.finish import final_rollback, notify
+from pytest_release.gates.canary.finish import final_rollback, notify, reconcile_abandoned
 from pytest_release.gates.canary.items import CONTROLLERS, CanaryItem
 from pytest_release.stage_session import get_stage_session
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_release.config import GateConfig
     from pytest_release.gate_node import GateNode
     from pytest_release.stage import StageOutcome, StageRun
+    from pytest_release.stage_session import StageSession
 
 
 def _offset(seconds: float) -> str:
@@ -94,6 +95,57 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if settings.slack.webhook_url is not None:
                 extra.append(settings.slack.webhook_url.get_secret_value())
     stage_session.add_secrets(extra)
+    rollout = stage_session.run.stage_config.rollout
+    if rollout is not None and rollout.action == "rollback" and not stage_session.is_worker:
+        _decide_rollback_target(session.config)
+    if rollout is not None and not stage_session.is_worker:
+        _arm_dead_mans_switch(stage_session)
+
+
+def _arm_dead_mans_switch(stage_session: StageSession) -> None:
+    """Point the platform's watchdog at this stage's lease (local-process: the replica
+    supervisor), so a canary this stage leaves behind when it dies loses its traffic."""
+    from pathlib import Path
+
+    lease = getattr(stage_session.ledger.store, "lease_path", None)
+    if not isinstance(lease, Path):
+        return
+    for name, gate in canary_gates(stage_session.run):
+        settings = resolve_settings(name, gate, stage_session.run)
+        if settings.platform.type == "local-process":
+            from pytest_release.canary.platforms.local.lease_watch import watch_lease
+
+            watch_lease(settings.platform, stage_session.run.rootdir, lease)
+
+
+def _decide_rollback_target(config: pytest.Config) -> None:
+    """What this rollback stage undoes, from the ledger (before the stage's own entry is
+    written); a usage error when nothing names it (:mod:`.canary.rollback_target`)."""
+    from pytest_release.canary.rollback_target import decide_rollback_target, write_target
+    from pytest_release.errors import ReleaseError
+    from pytest_release.options import ROLLBACK_TO, cli_or_ini
+
+    stage_session = get_stage_session(config)
+    if stage_session is None or stage_session.runs_no_test:
+        return
+    run = stage_session.run
+    action_of = {
+        name: stage.rollout.action
+        for name, stage in run.config.stages.items()
+        if stage.rollout is not None
+    }
+    try:
+        target = decide_rollback_target(
+            stage_session.ledger.entries(),
+            run.release_id,
+            action_of,
+            image=run.image,
+            to=cli_or_ini(config, ROLLBACK_TO),
+            ledger_location=stage_session.ledger.location,
+        )
+    except ReleaseError as exc:
+        raise pytest.UsageError(f"stage '{run.stage}' refused: {exc}") from None
+    write_target(stage_session.run_dir.path, target)
 
 
 def pytest_release_stage_finished(
@@ -118,7 +170,15 @@ def pytest_release_stage_finished(
         result = read_result(stage_session.run_dir.path, name)
         rolled_back = bool(result.get("rolled_back"))
         details = ""
-        if rolled_back and result.get("rollback_message"):
+        if action == "rollback" and result.get("rollback_message"):
+            # What the rollback stage undid and the end state it verified, in the ledger.
+            record = stage_session.redact(str(result["rollback_message"]))
+            stage_session.record_details({"rollback": record})
+            if outcome.passed:
+                reconciled = reconcile_abandoned(config, stage_session, record)
+                if reconciled:
+                    stage_session.record_details({"reconciled": reconciled})
+        elif rolled_back and result.get("rollback_message"):
             # Under xdist the rollback items ran on a worker; the result is decided here.
             stage_session.set_result("rolled-back", str(result["rollback_message"]))
         keep = result.get("problem") == "insufficient evidence" and (

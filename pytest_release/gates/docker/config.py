@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config_types import Duration, HttpPath
+from pytest_release.config_types import Duration, EnvVars, HttpPath
 from pytest_release.gates.docker.scan_config import ScanConfig
 
 KIND = "docker"
@@ -74,7 +74,7 @@ class DockerGateConfig(GateConfig):
         "characters), {stage}.",
     )
     command: tuple[str, ...] | None = Field(default=None, description="Override the image's CMD.")
-    env: dict[str, str] = Field(default={}, description="Environment of the container.")
+    env: EnvVars = Field(default={}, description="Environment of the container.")
     pass_env: tuple[str, ...] = Field(
         default=(),
         description="Variables copied from the environment of pytest into the container "

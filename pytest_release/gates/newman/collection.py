@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class Collection:
     path: Path
     name: str
     requests: tuple[RequestSpec, ...]
+    # The collection's own variables (``"variable"``), name and value.
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 def load_collection(path: Path, label: str | None = None) -> Collection:
@@ -97,7 +99,23 @@ def load_collection(path: Path, label: str | None = None) -> Collection:
         )
     locator = _Locator(text)
     requests = tuple(_requests(data["item"], (), locator, shown))
-    return Collection(path=path, name=str(info.get("name") or path.stem), requests=requests)
+    return Collection(
+        path=path,
+        name=str(info.get("name") or path.stem),
+        requests=requests,
+        variables=tuple(_variables(data.get("variable"))),
+    )
+
+
+def _variables(entries: object) -> Iterator[tuple[str, str]]:
+    """``(key, value)`` of a Postman variable list (values as newman prints them)."""
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            value = entry.get("value")
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                yield entry["key"], str(value)
 
 
 def _requests(
@@ -225,9 +243,12 @@ def read_json_file(path: Path, what: str, label: str | None = None) -> None:
         )
 
 
-def secret_values(path: Path) -> list[str]:
-    """The values of the variables marked ``"type": "secret"`` in a Postman environment
-    or globals file (none when the file cannot be read: the gate reports that itself)."""
+def secret_values(
+    path: Path, is_secret: Callable[[str], bool] = lambda name: False
+) -> list[tuple[str, str]]:
+    """``(name, value)`` of the variables marked ``"type": "secret"`` in a Postman
+    environment or globals file, and of those whose name ``is_secret`` (none when the
+    file cannot be read: the gate reports that itself)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -235,10 +256,9 @@ def secret_values(path: Path) -> list[str]:
     entries = data.get("values") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return []
-    return [
-        entry["value"]
+    marked = {
+        entry.get("key")
         for entry in entries
-        if isinstance(entry, dict)
-        and entry.get("type") == "secret"
-        and isinstance(entry.get("value"), str)
-    ]
+        if isinstance(entry, dict) and entry.get("type") == "secret"
+    }
+    return [(key, value) for key, value in _variables(entries) if key in marked or is_secret(key)]

@@ -4,10 +4,12 @@ newman executable."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,8 +72,17 @@ class CollectionRun:
         export = session.run_dir.path / (
             "newman-" + hashlib.sha256(run_key.encode()).hexdigest()[:16] + ".json"
         )
-        value = session.run_dir.run_once(run_key, lambda: self._run(export).to_json())
+        value = session.run_dir.run_once(run_key, lambda: self._masked_run(export, session.redact))
         return RunOutcome.from_json(cast("Mapping[str, Any]", value))
+
+    def _masked_run(self, export: Path, redact: Callable[[str], str]) -> dict[str, Any]:
+        """Run newman, then mask secrets in what it printed and reported: the condensed
+        outcome (shared with xdist workers through the run dir) and its JSON report."""
+        outcome = _masked(self._run(export).to_json(), redact)
+        with suppress(OSError, ValueError):
+            report = json.loads(export.read_text(encoding="utf-8"))
+            export.write_text(json.dumps(_masked(report, redact)), encoding="utf-8")
+        return cast("dict[str, Any]", outcome)
 
     def _run(self, export: Path) -> RunOutcome:
         if self.setup_problem is not None:
@@ -147,6 +158,24 @@ def resolve_newman(configured: str | None, rootdir: Path, gate_name: str) -> str
     raise NewmanSetupError(
         f"newman is not installed: looked for {local} and for 'newman' on PATH; {hint}"
     )
+
+
+def _masked(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` (parsed JSON) with every string value masked (keys are newman's own
+    field names, and the outcome's, which must stay)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):  # the outcome's dataclasses.asdict keeps tuples
+        return [_masked(v, redact) for v in value]
+    return value
+
+
+def expand_known(value: str) -> str:
+    """``value`` with each ``${NAME}`` replaced by the environment variable, where set (a
+    name not set is left: the run reports it)."""
+    return ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
 
 
 def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +25,18 @@ LOCAL_BINARY = "node_modules/.bin/newman"
 INSTALL_HINT = (
     "install it with `npm install --save-dev newman@6` in {rootdir} (or `npm install -g "
     'newman@6`), or set newman = "path/to/newman" in [tool.pytest-release.gates.{gate}]'
+)
+# Postman variable names whose values are credentials (matched case-insensitively).
+SECRET_VARIABLES = (
+    "*token*",
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*apikey*",
+    "*api_key*",
+    "*api-key*",
+    "*credential*",
+    "*private*key*",
 )
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # newman flags the gate sets itself, with the key to use instead.
@@ -93,6 +106,13 @@ class NewmanGateConfig(GateConfig):
         "run are reported as skipped.",
     )
     args: tuple[str, ...] = Field(default=(), description="Further newman command-line flags.")
+    secret_variables: tuple[str, ...] = Field(
+        default=SECRET_VARIABLES,
+        description="Glob patterns (case-insensitive) of Postman variable names whose values "
+        "are masked in every report, as the values of `secrets` are: variables of the "
+        "environment and globals files, of the collections, and of env_vars and global_vars. "
+        'Variables of `"type": "secret"` are masked whatever their name; [] masks only those.',
+    )
 
     @field_validator("timeout", "timeout_request", "timeout_script", mode="before")
     @classmethod
@@ -126,6 +146,17 @@ class NewmanGateConfig(GateConfig):
                 )
         return value
 
+    @field_validator("secret_variables")
+    @classmethod
+    def _secret_variables(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not pattern.strip():
+                raise ValueError(
+                    f"contains an empty pattern ({pattern!r}); give glob patterns of variable "
+                    "names such as '*token*', or [] to mask only variables of type secret"
+                )
+        return value
+
     @field_validator("args")
     @classmethod
     def _args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -144,3 +175,9 @@ class NewmanGateConfig(GateConfig):
             if value is not None and not value.strip():
                 raise ValueError(f"{key} is empty; remove the key or name a file")
         return self
+
+
+def is_secret_variable(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the Postman variable ``name`` holds a credential (``secret_variables``)."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)

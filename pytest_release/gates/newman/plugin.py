@@ -25,6 +25,7 @@ Configuration (``[tool.pytest-release.gates.<name>]`` with ``kind = "newman"``):
     newman = "node_modules/.bin/newman"   # default: <rootdir>/node_modules/.bin/newman, PATH
     bail = false
     args = ["--insecure"]     # other newman flags
+    secret_variables = ["*token*", "*password*", ...]   # names whose values are masked
 """
 
 from __future__ import annotations
@@ -46,13 +47,19 @@ from pytest_release.gates.newman.collection import (
     read_json_file,
     secret_values,
 )
-from pytest_release.gates.newman.collection_run import CollectionRun, resolve_path
-from pytest_release.gates.newman.config import KIND, STATUS_NAME, NewmanGateConfig
+from pytest_release.gates.newman.collection_run import CollectionRun, expand_known, resolve_path
+from pytest_release.gates.newman.config import (
+    KIND,
+    STATUS_NAME,
+    NewmanGateConfig,
+    is_secret_variable,
+)
 from pytest_release.gates.newman.items import (
     NewmanProblemItem,
     NewmanRequestItem,
     NewmanStatusItem,
 )
+from pytest_release.redact import MIN_SECRET_LENGTH
 from pytest_release.stage_session import get_stage_session
 
 if TYPE_CHECKING:
@@ -94,26 +101,59 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
                 )
             )
             continue
+        _mask_collection_secrets(gate_node, gate, collection)
         items += _collection_items(gate_node, gate, setup, key, collection)
     return items
 
 
+def _mask_collection_secrets(
+    gate_node: GateNode, gate: NewmanGateConfig, collection: Collection
+) -> None:
+    """The values of the collection's own variables named like credentials are masked
+    from now on (read at collection, on every process, before any item reports)."""
+    values = [
+        value
+        for key, value in collection.variables
+        if is_secret_variable(key, gate.secret_variables)
+    ]
+    stage_session = get_stage_session(gate_node.config)
+    if values and stage_session is not None:
+        stage_session.add_secrets(values)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Mask the values of variables marked ``"type": "secret"`` in the gates' Postman
-    environment and globals files, on every process, before anything is reported."""
+    """Mask the values of the gates' Postman variables that are secrets (``"type":
+    "secret"``, or a name matching ``secret_variables``) in the environment and globals
+    files, env_vars and global_vars, on every process, before anything is reported (the
+    collections' own variables are added when they are read)."""
     stage_session = get_stage_session(session.config)
     if stage_session is None:
         return
     run = stage_session.run
-    values: list[str] = []
+    found: list[tuple[str, str]] = []
     for name in run.plan.order:
         gate = run.config.gates[name]
         if isinstance(gate, NewmanGateConfig):
+
+            def is_secret(variable: str, gate: NewmanGateConfig = gate) -> bool:
+                return is_secret_variable(variable, gate.secret_variables)
+
             for value in (gate.environment, gate.globals):
                 if value is not None:
-                    values += secret_values(resolve_path(run.rootdir, value))
-    stage_session.add_secrets(values)
+                    found += secret_values(resolve_path(run.rootdir, value), is_secret)
+            for variables in (gate.env_vars, gate.global_vars):
+                found += [
+                    (key, expand_known(value)) for key, value in variables.items() if is_secret(key)
+                ]
+    stage_session.add_secrets(value for _, value in found)
+    short = sorted({key for key, value in found if 0 < len(value) < MIN_SECRET_LENGTH})
+    if short and not stage_session.is_worker:
+        stage_session.startup_warnings.append(
+            f"newman: the value of Postman variable(s) {', '.join(map(repr, short))} is "
+            f"shorter than {MIN_SECRET_LENGTH} characters: too short to mask safely (it "
+            "would hide ordinary text), so it is NOT masked; use a longer secret"
+        )
 
 
 # -- collection time ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_release.config_identity import DeploymentClaim
 from pytest_release.config_types import HttpPath, PositiveDuration
 
 _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -148,6 +149,22 @@ class CloudRunPlatformConfig(BaseModel):
         """The service's resource name."""
         return f"{self.location}/services/{self.service}"
 
+    def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
+        """The service: its revisions, tags and traffic split are the deployment (unset
+        api_endpoint: the real Admin API)."""
+        return (
+            DeploymentClaim(
+                "Cloud Run service",
+                (
+                    ("platform.api_endpoint", self.api_endpoint),
+                    ("platform.project", self.project),
+                    ("platform.region", self.region),
+                    ("platform.service", self.service),
+                ),
+                "its own platform.service (e.g. service = 'shop-{environment}'), region or project",
+            ),
+        )
+
 
 class CloudRunRouterConfig(BaseModel):
     """``router`` with ``type = "cloud-run"``: the service's own traffic split (the
@@ -163,3 +180,7 @@ class CloudRunRouterConfig(BaseModel):
         description="Where clients reach the service (e.g. a custom domain); unset: the "
         "service's URL as the API reports it.",
     )
+
+    def deployment_claims(self, platform: object) -> tuple[DeploymentClaim, ...]:
+        """Nothing of its own: the traffic split is the service's (the platform claims it)."""
+        return ()

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pytest_release.config_identity import DeploymentClaim
 from pytest_release.config_types import Duration, HttpPath, PositiveDuration
 
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
@@ -128,6 +129,31 @@ class KubernetesPlatformConfig(ClusterAccess):
     def canary_name(self) -> str:
         return f"{self.main_name}-canary"
 
+    @property
+    def cluster(self) -> tuple[tuple[str, object], ...]:
+        """The cluster as the configuration names it (unset: the default one)."""
+        return (("platform.kubeconfig", self.kubeconfig), ("platform.context", self.context))
+
+    def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
+        """The Deployments and Services by name (main and canary), and the pods of the
+        ``app`` label, which the Services select: in one namespace of one cluster, each
+        belongs to one environment."""
+        where = (*self.cluster, ("platform.namespace", self.namespace))
+        fix = "its own platform.namespace (e.g. namespace = '{environment}') or cluster"
+        return (
+            DeploymentClaim(
+                "Deployment and Service", (*where, ("platform.deployment", self.main_name)), fix
+            ),
+            DeploymentClaim(
+                "Deployment and Service",
+                (*where, ("canary Deployment (platform.deployment + '-canary')", self.canary_name)),
+                fix,
+            ),
+            DeploymentClaim(
+                "pods selected by app label", (*where, ("platform.app", self.app)), fix
+            ),
+        )
+
 
 class ServiceRouterConfig(BaseModel):
     """What a router of Kubernetes Services (Traefik, Gateway API) shares."""
@@ -163,6 +189,23 @@ class ServiceRouterConfig(BaseModel):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return None if value is None else check_subdomain(value)
+
+    def deployment_claims(self, platform: object) -> tuple[DeploymentClaim, ...]:
+        """The routing object (by kind, namespace and name) in the platform's cluster."""
+        if not isinstance(platform, KubernetesPlatformConfig):
+            return ()  # a router that does not fit the platform is refused elsewhere
+        kind = getattr(self, "type", "router")
+        return (
+            DeploymentClaim(
+                f"{kind} routing object",
+                (
+                    *platform.cluster,
+                    ("router.namespace", self.namespace or platform.namespace),
+                    ("router.name", self.name or platform.main_name),
+                ),
+                "its own router.name or router.namespace (or a platform in its own namespace)",
+            ),
+        )
 
     @field_validator("namespace")
     @classmethod

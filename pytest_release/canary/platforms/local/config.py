@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pytest_release.config_types import Duration, HttpPath, PositiveDuration
+from pytest_release.config_identity import DeploymentClaim, same_path
+from pytest_release.config_types import (
+    Duration,
+    EnvVars,
+    EnvVarsPerKey,
+    HttpPath,
+    PositiveDuration,
+)
 
 
 class LocalPlatformConfig(BaseModel):
@@ -30,10 +37,10 @@ class LocalPlatformConfig(BaseModel):
         "'{port}']; local-docker: overrides the image's CMD. Placeholders: {port}, {image}, "
         "{replica}.",
     )
-    env: dict[str, str] = Field(
+    env: EnvVars = Field(
         default_factory=dict, description="Environment of every replica (same placeholders)."
     )
-    image_env: dict[str, dict[str, str]] = Field(
+    image_env: EnvVarsPerKey = Field(
         default_factory=dict,
         description="Extra environment for the replicas of one image/version.",
     )
@@ -73,3 +80,14 @@ class LocalPlatformConfig(BaseModel):
                 "template, e.g. command = ['python3', 'app.py', '--port', '{port}']"
             )
         return self
+
+    def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
+        """The state directory is the deployment: its replicas, the router's HAProxy and
+        admin socket, and (local-docker) the label of its containers all derive from it."""
+        return (
+            DeploymentClaim(
+                "local platform state directory (its replicas, HAProxy and admin socket)",
+                (("platform.state_dir", same_path(self.state_dir)),),
+                "its own platform.state_dir, e.g. state_dir = '.pytest-release/{environment}'",
+            ),
+        )

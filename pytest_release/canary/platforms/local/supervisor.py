@@ -12,6 +12,14 @@ stage re-attaches through the files in ``DIR``:
   restarted, its last exit code and start error.
 * ``logs/NAME.log``: each replica's stdout and stderr.
 
+Dead man's switch: ``lease-watch.json`` (written by each rollout stage) names the
+stage's lease (:mod:`pytest_release.lease`) and the HAProxy router's state.  When that
+lease expires (the stage died without ending), the supervisor sets the weight of every
+canary server to 0 through HAProxy's runtime API (stable servers raised first, so the
+backend never has weight 0 everywhere), checks the weights back, and records what it did
+in ``switched.json``; it polls every :data:`LEASE_POLL` seconds, so an unjudged canary
+keeps traffic at most the lease's time to live plus that after its stage died.
+
 Children that exit while still desired are restarted (exponential back-off from 0.2 s,
 at most 2 s, reset after 10 s of uptime) and their restart count goes up.  Replicas
 removed from ``desired.json`` get SIGTERM, then SIGKILL after ``stop_timeout``.  On
@@ -24,6 +32,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +45,11 @@ POLL = 0.05
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
 STABLE_UPTIME = 10.0
+LEASE_POLL = 0.5
+WATCH_FILE = "lease-watch.json"
+SWITCHED_FILE = "switched.json"
+HAPROXY_BACKEND = "app"
+HAPROXY_MAX_WEIGHT = 256
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -89,6 +103,8 @@ class Supervisor:
         self.stopping = False
         self.last_status: str = ""
         self.last_write = 0.0
+        self.switched: tuple[str, float] | None = None
+        self.next_lease_check = 0.0
 
     # -- desired state -------------------------------------------------------------------
     def _read_desired(self) -> dict[str, Any] | None:
@@ -187,6 +203,39 @@ class Supervisor:
                 child.proc.wait()
             child.proc = None
 
+    # -- dead man's switch ------------------------------------------------------------------
+    def watch_lease(self) -> None:
+        """100 % stable through HAProxy once the watched stage lease expired (once per
+        lease renewal seen); a failure is logged and retried at the next poll."""
+        try:
+            watch = json.loads((self.dir / WATCH_FILE).read_text(encoding="utf-8"))
+            lease = json.loads(Path(watch["lease"]).read_text(encoding="utf-8"))
+            expires = float(lease["renewed"]) + float(lease["ttl"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no rollout stage watched, or it ended (its lease removed)
+        if time.time() <= expires or self.switched == (watch["lease"], expires):
+            return
+        try:
+            done = _canary_to_zero(Path(watch["router_state"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.stdout.write(f"[supervisor] dead man's switch failed, retrying: {exc}\n")
+            sys.stdout.flush()
+            return
+        self.switched = (watch["lease"], expires)
+        record = {
+            "at": time.time(),
+            "lease": watch["lease"],
+            "owner": lease.get("owner"),
+            "pid": lease.get("pid"),
+            "host": lease.get("host"),
+            "last_heartbeat": lease.get("renewed"),
+            "expired": expires,
+            "commands": done,
+        }
+        _write_json_atomic(self.dir / SWITCHED_FILE, record)
+        sys.stdout.write(f"[supervisor] lease expired, 100% stable: {json.dumps(record)}\n")
+        sys.stdout.flush()
+
     # -- status --------------------------------------------------------------------------
     def _status(self) -> dict[str, Any]:
         replicas = {}
@@ -236,6 +285,9 @@ class Supervisor:
                     break
                 self._check(child, now)
             self.write_status()
+            if time.monotonic() >= self.next_lease_check:
+                self.next_lease_check = time.monotonic() + LEASE_POLL
+                self.watch_lease()
             time.sleep(POLL)
         self._stop_children(list(self.children.values()))
         self.children.clear()
@@ -244,6 +296,49 @@ class Supervisor:
         status["updated"] = time.time()
         _write_json_atomic(self.status_path, status)
         return 0
+
+
+def _haproxy(socket_path: str, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5.0)
+        sock.connect(socket_path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _canary_to_zero(router_state: Path) -> list[str]:
+    """Every canary server of the router at weight 0, stable servers at an equal weight
+    above 0 (raised first); raises ValueError when HAProxy reads back otherwise."""
+    state = json.loads(router_state.read_text(encoding="utf-8"))
+    slots = [(i, s["group"]) for i, s in enumerate(state.get("slots", [])) if s]
+    stable = [i for i, group in slots if group == "stable"]
+    canary = [i for i, group in slots if group == "canary"]
+    if not stable:
+        raise ValueError(f"no stable server in {router_state}: nothing to send the traffic to")
+    commands = [f"set server {HAPROXY_BACKEND}/slot{i} weight {HAPROXY_MAX_WEIGHT}" for i in stable]
+    commands += [f"set server {HAPROXY_BACKEND}/slot{i} weight 0" for i in canary]
+    for command in commands:
+        answer = _haproxy(str(state["socket"]), command).strip()
+        if answer:
+            raise ValueError(f"HAProxy answered {answer!r} to {command!r}")
+    text = _haproxy(str(state["socket"]), f"show servers state {HAPROXY_BACKEND}")
+    weights: dict[int, int] = {}
+    header: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("# be_id"):
+            header = line[2:].split()
+            continue
+        row = dict(zip(header, line.split(), strict=False))
+        name = row.get("srv_name", "")
+        if row.get("be_name") == HAPROXY_BACKEND and name[4:].isdigit():
+            weights[int(name[4:])] = int(row["srv_uweight"])
+    wrong = [i for i in canary if weights.get(i) != 0]
+    if wrong or not any(weights.get(i) for i in stable):
+        raise ValueError(f"HAProxy reads back weights {weights} after {commands}")
+    return commands
 
 
 def main(argv: list[str] | None = None) -> int:

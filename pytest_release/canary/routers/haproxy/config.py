@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_release.config_identity import DeploymentClaim
 from pytest_release.config_types import Duration
+
+# One thing for the front and the metrics port: one environment's front port cannot be
+# another's metrics port either.
+_PORT = "port HAProxy listens on (127.0.0.1)"
 
 
 class HAProxyConfig(BaseModel):
@@ -59,3 +64,25 @@ class HAProxyConfig(BaseModel):
             f"    bind {host}:{self.metrics_port}",
             "    http-request use-service prometheus-exporter",
         ]
+
+    def deployment_claims(self, platform: object) -> tuple[DeploymentClaim, ...]:
+        """Fixed ports on 127.0.0.1 (0 picks a free port once per state directory, which
+        the platform claims)."""
+        claims = []
+        if self.port:
+            claims.append(
+                DeploymentClaim(
+                    _PORT,
+                    (("router.port", self.port),),
+                    "its own router.port (or router.port = 0: a free port picked once)",
+                )
+            )
+        if self.metrics_port is not None:
+            claims.append(
+                DeploymentClaim(
+                    _PORT,
+                    (("router.metrics_port", self.metrics_port),),
+                    "its own router.metrics_port",
+                )
+            )
+        return tuple(claims)

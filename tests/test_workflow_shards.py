@@ -1,0 +1,232 @@
+"""A stage across runners (issue 26, item 9): the generated workflow runs a stage's gates
+as a job matrix (``--split-gates``), and ``merge-shards`` records the stage as one run.
+
+The shards run here as separate pytest processes with separate ledgers, as separate jobs
+would (GitHub's run context set as a runner sets it); the merged stage satisfies a later
+stage's ``requires`` only when every gate ran once, in full, in the same CI run, and
+passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_release import workflow_file
+from pytest_release.shards import merge_ledgers
+from tests.spine_support import project, run_stage
+from tests.workflow_support import actionlint, load_yaml, run_action_script, stage_step
+
+TOML = """
+[stages.uat]
+gates = ["unit", "integration"]
+[stages.next]
+gates = ["unit"]
+requires = ["uat"]
+"""
+FILES = {
+    "tests/unit/test_a.py": "def test_a():\n    pass\n",
+    "tests/integration/test_b.py": (
+        "import os\ndef test_b():\n    assert os.environ.get('BREAK_B') != '1'\n"
+    ),
+    "tests/integration/test_c.py": "def test_c():\n    pass\n",
+}
+
+
+@pytest.fixture
+def shards(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    project(pytester, TOML, **FILES)
+    for key, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKFLOW": "release",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_RUN_ATTEMPT": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    return pytester
+
+
+def _shard(pytester: pytest.Pytester, gate: str, ledger: str) -> pytest.RunResult:
+    return run_stage(pytester, "uat", f"--release-gate={gate}", f"--release-ledger={ledger}")
+
+
+def _merge(pytester: pytest.Pytester, *sources: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest_release", "merge-shards", "--stage=uat"]
+    command += ["--release-id=r1", "--into=ledger.json", *sources]
+    return subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, check=False)
+
+
+def _next_stage(pytester: pytest.Pytester) -> pytest.RunResult:
+    return run_stage(pytester, "next", "--release-ledger=ledger.json")
+
+
+def _runs(path: Path) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = json.loads(path.read_text())["runs"]
+    return runs
+
+
+def _merged(pytester: pytest.Pytester) -> dict[str, Any]:
+    runs = [r for r in _runs(pytester.path / "ledger.json") if r["stage"] == "uat"]
+    merged = [r for r in runs if r["only_gates"] is None]
+    assert len(merged) == 1
+    return merged[0]
+
+
+def test_every_gate_once_and_passed_is_the_stage_run_in_full(shards: pytest.Pytester) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    assert _shard(shards, "integration", "integration.json").ret == 0
+    # One shard's ledger alone: the stage has not run (a partial run satisfies nothing).
+    (shards.path / "ledger.json").write_text((shards.path / "unit.json").read_text())
+    assert _next_stage(shards).ret == 4
+    (shards.path / "ledger.json").unlink()
+
+    done = _merge(shards, "unit.json", "integration.json")
+    assert done.returncode == 0, done.stderr
+    assert "stage uat of release r1: merged from 2 shards" in done.stdout
+    merged = _merged(shards)
+    assert merged["outcome"] == "passed"
+    assert sorted(merged["gates"]) == ["integration", "unit"]
+    assert merged["gates"]["unit"]["passed"] == 1
+    assert len(merged["details"]["merged_from"]) == 2
+    assert merged["ci"]["run_id"] == "4242"
+    assert _next_stage(shards).ret == 0
+
+
+def test_a_missing_shard_is_a_clear_failure(shards: pytest.Pytester) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    done = _merge(shards, "unit.json")
+    assert done.returncode == 1
+    assert "gate 'integration': no shard ran it" in done.stderr
+    assert _merged(shards)["outcome"] == "failed"
+    assert _next_stage(shards).ret == 4
+
+
+def test_a_duplicated_shard_is_a_clear_failure(shards: pytest.Pytester) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    assert _shard(shards, "unit", "unit-again.json").ret == 0
+    assert _shard(shards, "integration", "integration.json").ret == 0
+    done = _merge(shards, "unit.json", "unit-again.json", "integration.json")
+    assert done.returncode == 1
+    assert "gate 'unit': ran in 2 shards" in done.stderr
+    assert _next_stage(shards).ret == 4
+
+
+def test_a_failed_shard_fails_the_stage(
+    shards: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    monkeypatch.setenv("BREAK_B", "1")
+    assert _shard(shards, "integration", "integration.json").ret == 1
+    done = _merge(shards, "unit.json", "integration.json")
+    assert done.returncode == 1
+    assert "shard integration (run " in done.stderr
+    assert ": failed" in done.stderr
+    assert _merged(shards)["outcome"] == "failed"
+    assert _next_stage(shards).ret == 4
+
+
+def test_shards_of_another_ci_run_or_partial_are_not_the_stage(
+    shards: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    monkeypatch.setenv("GITHUB_RUN_ID", "4243")  # another run: maybe another commit
+    assert _shard(shards, "integration", "integration.json").ret == 0
+    done = _merge(shards, "unit.json", "integration.json")
+    assert done.returncode == 1
+    assert "the shards come from different CI runs" in done.stderr
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    result = run_stage(
+        shards, "uat", "--release-gate=integration", "--release-ledger=k.json", "-k", "not test_c"
+    )
+    assert result.ret == 0  # passed, but without test_c: recorded as partial
+    (shards.path / "ledger.json").unlink()
+    done = _merge(shards, "unit.json", "k.json")
+    assert done.returncode == 1
+    assert "not run in full" in done.stderr
+
+
+# -- the generated workflow ---------------------------------------------------------------
+def _generate(tmp_path: Path, *extra: str) -> dict[str, Any]:
+    (tmp_path / "release.toml").write_text(TOML)
+    out = tmp_path / ".github" / "workflows" / "release.yml"
+    argv = ["--release-config=release.toml", "--action=./", f"-o={out}", *extra]
+    assert workflow_file.main(argv, tmp_path) == 0
+    assert actionlint(out).returncode == 0, actionlint(out).stdout
+    return load_yaml(out)
+
+
+def test_a_split_stage_is_a_matrix_of_gates_and_a_merge_job(tmp_path: Path) -> None:
+    jobs = _generate(tmp_path, "--split-gates=uat")["jobs"]
+    shards_job, merge_job = jobs["uat-shards"], jobs["uat"]
+    assert shards_job["strategy"] == {
+        "fail-fast": False,
+        "matrix": {"gate": ["unit", "integration"]},
+    }
+    inputs = stage_step(shards_job)["with"]
+    assert inputs["gates"] == "${{ matrix.gate }}"
+    assert inputs["artifact-suffix"] == "-${{ matrix.gate }}"
+    assert merge_job["needs"] == ["uat-shards"]
+    assert merge_job["if"] == "${{ !cancelled() }}"
+    merge = stage_step(merge_job)["with"]
+    assert merge["merge-shards"] == "true"
+    assert merge["ledger-from"] == "uat-unit uat-integration"
+    assert jobs["next"]["needs"] == ["uat"]  # later jobs need the merged stage
+    assert stage_step(jobs["next"])["with"]["ledger-from"] == "uat"
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("canary-1", "--split-gates=canary-1: the stage has a rollout (canary)"),
+        ("next", "--split-gates=next: the stage has one gate (unit)"),
+        ("nope", "--split-gates names stage 'nope', which is not configured"),
+        ("uat", "--split-gates: the shards' records are merged from their ledger files, but"),
+    ],
+)
+def test_a_stage_that_cannot_be_split_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: str, message: str
+) -> None:
+    ledger = '[ledger]\nbackend = "kubernetes"\n' if "ledger" in message else ""
+    (tmp_path / "release.toml").write_text(ledger + TOML)
+    argv = ["--release-config=release.toml", "--action=./", f"--split-gates={stage}"]
+    assert workflow_file.main(argv, tmp_path) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_actions_scripts_run_shards_and_merge_them(shards: pytest.Pytester) -> None:
+    """The action's own scripts: the ``gates`` input becomes ``--release-gate``, and
+    ``merge-shards: "true"`` records the stage from the shards' ledgers (as the merge job
+    runs it after its ledger step merged the shard artifacts)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_OUTPUT",)}
+    env["GITHUB_SHA"] = "r1"
+    given = {
+        "stage": "uat",
+        "pytest-args": "-p no:cacheprovider",
+        "reports-dir": str(shards.path / "reports"),
+    }
+    for gate in ("unit", "integration"):
+        ledger = str(shards.path / f"{gate}.json")
+        done = run_action_script(
+            "stage", {**given, "gates": gate, "ledger": ledger}, shards.path, env
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"--release-gate={gate}" in done.stdout
+        [run] = _runs(Path(ledger))
+        assert run["only_gates"] == [gate]
+    # The merge job's ledger step has merged the shard artifacts into its ledger.
+    merge_ledgers(
+        [shards.path / "unit.json", shards.path / "integration.json"], shards.path / "ledger.json"
+    )
+    merge = {"stage": "uat", "merge-shards": "true", "ledger": str(shards.path / "ledger.json")}
+    done = run_action_script("Merge the shards", merge, shards.path, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _merged(shards)["outcome"] == "passed"
+    assert _next_stage(shards).ret == 0
