@@ -78,9 +78,7 @@ class GateConfig(_Strict):
         "[]: none, the gate may run in parallel with others.",
     )
     allow_empty: bool = Field(
-        default=False,
-        description="A gate that selects no test (and generates no item) in a full run "
-        "fails the stage; true lets it be empty.",
+        default=False, description="An empty gate fails a full run of its stage unless true."
     )
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
