@@ -14,7 +14,8 @@ from pytest_release.gating import GATE_PROPERTY
 from pytest_release.stage import StageRun
 
 
-def _matches(relpath: str, patterns: Iterable[str]) -> bool:
+def matches_paths(relpath: str, patterns: Iterable[str]) -> bool:
+    """Whether a gate's ``paths`` globs name ``relpath`` (repo-relative)."""
     for pattern in patterns:
         pattern = pattern.rstrip("/")
         if fnmatch.fnmatchcase(relpath, pattern):
@@ -51,7 +52,7 @@ def gate_of(
     else:  # one per file, not per test
         relpath = relpaths.get(item.path) or relpaths.setdefault(item.path, run.relative(item.path))
     for name, gate in gates:
-        if gate.paths and _matches(relpath, gate.paths):
+        if gate.paths and matches_paths(relpath, gate.paths):
             return name
     return None
 

@@ -77,6 +77,9 @@ class GateConfig(_Strict):
         description="Gates that must finish first. Unset: the previous gate in the stage. "
         "[]: none, the gate may run in parallel with others.",
     )
+    allow_empty: bool = Field(
+        default=False, description="An empty gate fails a full run of its stage unless true."
+    )
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """What of a deployment a stage running this gate acts on, which no other

@@ -76,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     stage = options.cli_or_ini(config, options.STAGE)
     if stage is None or config.getoption(options.RELEASE_STATUS.dest):
         return
+    from pytest_release.invocation import INFORMATION_OPTIONS
     from pytest_release.resolve import resolve_run
     from pytest_release.stage_session import (
         STAGE_SESSION_NAME,
@@ -87,12 +88,15 @@ def pytest_configure(config: pytest.Config) -> None:
     run = resolve_run(config, stage)
     _register(config, stage_plugins(run.config, run.plan.order))
     session = StageSession(config, run)
-    if not session.is_worker:
+    if not session.is_worker and session.runs_no_test not in INFORMATION_OPTIONS:
         try:
+            # Inspecting a stage (--collect-only, --setup-plan, ...) checks that it may
+            # run, but runs nothing: no report is written, no lock taken.
             session.check_requirements()
-            if not session.collect_only:
+            if not session.runs_no_test:
+                session.check_release_image()
                 session.check_report_paths()
-            session.acquire_rollout_lock()
+                session.acquire_rollout_lock()
         except BaseException:
             # Refused before the session is registered: nothing else removes its run dir.
             session.run_dir.remove()

@@ -1,6 +1,7 @@
 """What a stage checks before it starts (usage errors, exit 4, no ledger entry): the
-required stages passed for this release, no earlier rollback failed, every report can be
-written; and which command-line arguments make the run partial."""
+required stages passed for this release, no earlier rollback failed, a rollout stage has
+its release image, every report can be written; and which command-line arguments make the
+run partial."""
 
 from __future__ import annotations
 
@@ -93,6 +94,27 @@ def check_requirements(session: StageSession) -> None:
             "missing stage first, or pass --override-requires=REASON to run anyway "
             "(recorded in the ledger)"
         )
+
+
+def check_release_image(session: StageSession) -> None:
+    """A rollout stage that deploys or switches to the release image refuses to start
+    without one: otherwise it would take the rollout lock and record a failure for a
+    missing option. ``rollback`` returns to the previous version and needs none."""
+    rollout = session.run.stage_config.rollout
+    if rollout is None or rollout.action == "rollback" or session.run.image:
+        return
+    canary_gates = [
+        g for g in session.run.plan.order if session.run.config.gates[g].kind == "canary"
+    ]
+    if not canary_gates:
+        return
+    raise pytest.UsageError(
+        f"stage '{session.run.stage}' (rollout action '{rollout.action}', gate "
+        f"{', '.join(canary_gates)}) deploys the release image, but no image was given: pass "
+        "--release-image=REF (or --image=REF, or release_image in the pytest ini options); "
+        "for platform.type 'local-process' REF is the version the command template "
+        "receives as {image}"
+    )
 
 
 def check_abandoned(session: StageSession, entries: list[LedgerEntry]) -> None:

@@ -164,3 +164,12 @@ def write_terminal_summary(session: StageSession, outcome: StageOutcome, tr: Any
         f"junit: {session.run.relative(session.run.junit_path)}  "
         f"ledger: {session.run.relative(session.run.ledger_path)}"
     )
+
+
+def write_not_run_summary(stage: str, option: str, tr: Any) -> None:
+    """A stage inspected with an option that runs no test (:mod:`.invocation`)."""
+    tr.write_sep("=", f"release stage {stage}: not run, nothing recorded", yellow=True, bold=True)
+    tr.write_line(
+        f"{option} runs no test: no ledger entry, no report, no lock; run without it to "
+        "run the stage"
+    )

@@ -13,13 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import socket
 import warnings
 from collections.abc import Generator, Iterable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,11 +25,14 @@ import pytest
 from pytest_release.collect import assign_items, is_finalizer
 from pytest_release.errors import LedgerError, ReleaseError
 from pytest_release.gating import CLOSED_PROPERTY, ClosedGatesFile, GateTracker
+from pytest_release.invocation import no_test_option
+from pytest_release.narrowing import Uncollected, VisitedFiles, read_visited, uncollected_files
 from pytest_release.redact import Redactor, mask_node_ids, secret_warnings
 from pytest_release.report_prep import prepare_report
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
-from pytest_release.signals import signals_deferred
+from pytest_release.signals import StageSignals, signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
+from pytest_release.stage_verdict import empty_gate_problems
 
 if TYPE_CHECKING:
     # Controller-only modules (the ledger and its file lock, JUnit, GitHub output) are
@@ -95,8 +96,10 @@ class StageSession:
         # Values that never need masking (gate names are the configuration's own keys).
         self._safe_values = frozenset(run.plan.order)
         self.uses_xdist = _uses_xdist(config)
-        # --collect-only inspects a stage: it runs nothing, so it records nothing.
-        self.collect_only = bool(config.option.collectonly)
+        # pytest runs no test (--collect-only, --setup-plan, ...): the stage records nothing.
+        self.runs_no_test = no_test_option(config)
+        self.visited = VisitedFiles(run, config.getini("python_files"))
+        self._uncollected: list[Uncollected] | None = None
         self.collection_errors = 0
         # Set on the process that sees every report (the controller), never on a worker.
         self.recorder: CaseRecorder
@@ -115,8 +118,8 @@ class StageSession:
         self.entry: LedgerEntry | None = None
         self.outcome: StageOutcome | None = None
         self.result_override: tuple[StageResult, str] | None = None
-        self._previous_handlers: dict[int, Any] = {}
-        self.signals_received: list[int] = []
+        self.signals = StageSignals()
+        self.signals_received = self.signals.received
         self.startup_warnings: list[str] = []
         if not self.is_worker:
             self.startup_warnings += secret_warnings(run.config.secrets)
@@ -150,6 +153,12 @@ class StageSession:
 
         check_requirements(self)
 
+    def check_release_image(self) -> None:
+        """A rollout stage that deploys the release image is given one (:mod:`.stage_checks`)."""
+        from pytest_release.stage_checks import check_release_image
+
+        check_release_image(self)
+
     def check_report_paths(self) -> None:
         """Every report the stage writes at its end can be written (:mod:`.stage_checks`)."""
         from pytest_release.stage_checks import check_report_paths
@@ -159,7 +168,7 @@ class StageSession:
     def acquire_rollout_lock(self) -> None:
         """Rollout stages hold the ledger's rollout lock for the whole session, so two
         rollouts of one service never overlap."""
-        if self.run.stage_config.rollout is None or self.collect_only:
+        if self.run.stage_config.rollout is None or self.runs_no_test:
             return
         owner = (
             f"stage {self.run.stage} of release {self.run.release_id}, pid {os.getpid()} "
@@ -170,10 +179,19 @@ class StageSession:
         except LedgerError as exc:
             raise pytest.UsageError(f"cannot start stage '{self.run.stage}': {exc}") from None
 
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # On registration (checks done, lock held): signals held from here (StageSignals).
+        if not self.is_worker and not self.runs_no_test:
+            self.signals.install()
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.is_worker or self.collect_only:
+        if self.is_worker or self.runs_no_test:
             return
+        if self.signals_received:
+            # Stopped before it started: no entry to finish (pytest skips the end of a
+            # session interrupted in its start), so none is written.
+            raise KeyboardInterrupt(f"received signal {self.signals_received[0]}")
         last_failed = self.config.pluginmanager.get_plugin("lfplugin")
         if self.config.getoption("lf", False) and getattr(last_failed, "lastfailed", None):
             # --lf collects only the tests that failed last time: nothing is deselected,
@@ -197,7 +215,13 @@ class StageSession:
             self.ledger.append(self.entry)
         except LedgerError as exc:
             raise pytest.UsageError(str(exc)) from None
-        self._install_signal_handlers()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        # The first point after the start where an interrupt still ends the session with
+        # pytest_sessionfinish (and so with the entry finished).
+        if not self.is_worker and not self.runs_no_test:
+            self.signals.arm()
 
     def _approval(self, ci: dict[str, str]) -> dict[str, str] | None:
         if not self.run.approved_via:
@@ -214,27 +238,6 @@ class StageSession:
 
     def _redacted(self, text: str | None) -> str | None:
         return None if text is None else self.redact(text)
-
-    def _install_signal_handlers(self) -> None:
-        # SIGTERM (CI cancel, kubectl delete) must end the stage like Ctrl-C does, so
-        # sessionfinish runs and the ledger says "interrupted" instead of "running".  Only
-        # the first signal interrupts: CI runners send SIGTERM then more, people press
-        # Ctrl-C twice, and a second KeyboardInterrupt inside the end of the stage (the
-        # rollback, the ledger update) would leave a record that is not true.
-        def interrupt(signum: int, frame: FrameType | None) -> None:
-            self.signals_received.append(signum)
-            if len(self.signals_received) == 1:
-                raise KeyboardInterrupt(f"received signal {signum}")
-            with suppress(OSError):
-                os.write(
-                    2,
-                    f"\npytest-release: signal {signum} ignored: the stage is being stopped "
-                    "and recorded (rollback, ledger); SIGKILL ends it without a record\n".encode(),
-                )
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with suppress(ValueError):  # not the main thread
-                self._previous_handlers[sig] = signal.signal(sig, interrupt)
 
     @pytest.hookimpl(wrapper=True, specname="pytest_sessionfinish")
     def pytest_sessionfinish_ledger_error(
@@ -256,8 +259,7 @@ class StageSession:
             )
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)
+        self.signals.settle()
         self._held.close()
         self.run_dir.remove()
 
@@ -275,6 +277,9 @@ class StageSession:
         return lines
 
     # -- collection ----------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path) -> None:
+        self.visited.visit(file_path)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -289,6 +294,7 @@ class StageSession:
             membership_file(self.run_dir.path, worker_id).write_text(
                 json.dumps({"members": members, "finalizers": finalizers}), encoding="utf-8"
             )
+            self.visited.write(self.run_dir.path, worker_id)
         else:
             self.tracker.set_members(members)
 
@@ -358,7 +364,18 @@ class StageSession:
         deselected = self.tracker.deselected()
         if deselected:
             reasons.append(f"{deselected} item(s) deselected (-k, -m, --deselect, --lf)")
+        reasons += [missing.describe() for missing in self.uncollected()]
         return "; ".join(reasons) or None
+
+    def uncollected(self) -> list[Uncollected]:
+        """Gate test files on disk this run did not collect (once, at the end; narrowing.py)."""
+        if self._uncollected is None:
+            visited = read_visited(self.run_dir.path) if self.uses_xdist else self.visited.files
+            ini = self.config.getini
+            self._uncollected = uncollected_files(
+                self.run, visited, ini("python_files"), ini("norecursedirs")
+            )
+        return self._uncollected
 
     def _decide(self, session: pytest.Session, exitstatus: int) -> tuple[StageOutcome, int]:
         gates = self.tracker.results()
@@ -403,13 +420,19 @@ class StageSession:
                 )
             return outcome("failed", message), 1
         if total == 0 and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            # pytest's own code for a run that collected nothing (5); never a pass.
             empty = ", ".join(g.gate for g in gates)
             message = (
                 f"stage '{self.run.stage}' selected no test: its gates are empty "
                 f"({empty}); mark tests with @pytest.mark.gate(NAME) or set the gates' "
                 f"'paths' in {self.run.config.source}"
             )
-            return outcome("failed", message), int(pytest.ExitCode.TESTS_FAILED)
+            return outcome("failed", message), int(pytest.ExitCode.NO_TESTS_COLLECTED)
+        empty_gates = [] if partial else empty_gate_problems(self.run, gates)
+        if empty_gates:
+            # A full run in which a gate found nothing: its tests moved, its paths are
+            # wrong, or a conftest dropped them; the gate cannot vouch for anything.
+            return outcome("failed", "; ".join(empty_gates)), int(pytest.ExitCode.TESTS_FAILED)
         if exitstatus != pytest.ExitCode.OK:
             return outcome("failed", f"pytest exited with status {exitstatus}"), exitstatus
         return outcome("passed"), exitstatus
@@ -420,13 +443,14 @@ class StageSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or self.collect_only:
+        if self.is_worker or self.runs_no_test:
             return
         # A signal now must not cut the record short: it is deferred (the stage is already
         # ending) and the ledger entry is finished first, then the reports.
         with signals_deferred(reraise=False) as late_signals:
             self._finish(session, int(exitstatus))
         self.signals_received += late_signals
+        self.signals.recorded()
 
     def _finish(self, session: pytest.Session, exitstatus: int) -> None:
         outcome, code = self._decide(session, exitstatus)
@@ -469,6 +493,10 @@ class StageSession:
         write_stage_reports(self, outcome)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.runs_no_test and not self.is_worker:
+            from pytest_release.stage_report import write_not_run_summary
+
+            write_not_run_summary(self.run.stage, self.runs_no_test, terminalreporter)
         if self.outcome is not None:
             from pytest_release.stage_report import write_terminal_summary
 

@@ -131,6 +131,11 @@ def test_default_gate_without_dockerfile_generates_nothing(pytester: pytest.Pyte
     result = run_stage(pytester, "check")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gate docker: empty*"])
+    # An empty gate in a full run vouches for nothing: the stage fails and says how to
+    # allow it (issue 24).
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "gate 'docker' selected no test" in result.stdout.str()
+    assert "set allow_empty = true in [tool.pytest-release.gates.docker]" in result.stdout.str()
 
 
 def test_configured_gate_with_missing_dockerfile_fails(pytester: pytest.Pytester) -> None:

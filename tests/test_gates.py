@@ -309,7 +309,7 @@ def test_stage_selecting_nothing_fails_naming_empty_gates(
 ) -> None:
     project(pytester, THREE_GATES, **{"tests/test_other.py": "def test_x(): pass\n"})
     result = run_stage(pytester, "check", *xdist)
-    assert result.ret == 1
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(
         ["*stage 'check' selected no test: its gates are empty (lint, unit, integration)*"]
     )

@@ -143,7 +143,8 @@ def test_passing_stage_outputs_passed_and_exit_zero(
 def test_terminal_summary_has_one_line_per_gate(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n",
+        "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n"
+        "[gates.integration]\nallow_empty = true\n[gates.e2e]\nallow_empty = true\n",
         **{"tests/unit/test_a.py": "def test_a(): pass\n"},
     )
     result = run_stage(pytester, "ci")

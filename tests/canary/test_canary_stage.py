@@ -375,8 +375,8 @@ def test_a_stage_without_image_fails_before_deploying_anything(
 ) -> None:
     project(pytester, canary_toml(router_port=new_port()))
     result = run_stage(pytester, "canary-1")
-    assert result.ret == 1
-    outcome, message, _ = stage_cases(canary_root, "canary-1")["deploy"]
-    assert outcome == "failure"
-    assert "no image was given: pass --image=REF" in message
+    # A usage error before the stage starts: nothing recorded, no lock taken (issue 24).
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no image was given: pass --release-image=REF" in result.stderr.str()
+    assert not (canary_root / ".pytest-release" / "ledger.json").exists()
     assert not (canary_root / ".pytest-release" / "canary" / "platform.json").exists()

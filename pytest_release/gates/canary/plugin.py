@@ -126,7 +126,7 @@ def _decide_rollback_target(config: pytest.Config) -> None:
     from pytest_release.options import ROLLBACK_TO, cli_or_ini
 
     stage_session = get_stage_session(config)
-    if stage_session is None or stage_session.collect_only:
+    if stage_session is None or stage_session.runs_no_test:
         return
     run = stage_session.run
     action_of = {
