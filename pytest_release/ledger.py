@@ -430,8 +430,9 @@ class Abandoned:
         release = f" --release-id={self.entry.release_id}" if self.entry is not None else ""
         return (
             f"!! ABANDONED: {what} died without ending: {self.lease.describe()}.\n"
-            "!! Its canary may still take traffic unjudged (the local platform's supervisor "
-            "sets 100% stable when the lease expires). Run "
+            "!! Its canary may still take traffic unjudged (unless a dead man's switch set "
+            "100% stable when the lease expired: the local platform's supervisor, the "
+            "Kubernetes watchdog). Run "
             f"`pytest --stage=rollback{release}` to reconcile (100% stable, orphan canary "
             f"removed, recorded rolled-back (abandoned)). Lease: {self.lease.location}"
         )

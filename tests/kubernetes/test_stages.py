@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -362,7 +363,7 @@ def test_unreachable_ledger_cluster_is_a_clear_usage_error(
     )
 
 
-def _stage_leases(api: object, namespace: str) -> list[dict[str, object]]:
+def _stage_leases(api: object, namespace: str) -> list[dict[str, Any]]:
     from pytest_release.canary.platforms.kubernetes.client import KubeApi
     from pytest_release.canary.platforms.kubernetes.stage_lease import STAGE_LEASE_LABEL
 
@@ -396,7 +397,7 @@ def test_sigkill_of_a_stage_during_a_hold_leaves_an_abandoned_lease_that_rollbac
             stage.kill()
             stage.communicate()
     pid = stage.pid
-    notes = leases[0]["metadata"]["annotations"]  # type: ignore[index]
+    notes = leases[0]["metadata"]["annotations"]
     assert notes["pytest-release/pid"] == str(pid)
     assert [(r["stage"], r["outcome"]) for r in ledger_runs(api, namespace)] == [
         ("canary-1", "running")
