@@ -128,7 +128,11 @@ def _parts(
 
 
 def run(args: argparse.Namespace) -> int:
-    store, router, platform = _parts(args)
+    try:
+        store, router, platform = _parts(args)
+    except (KubeApiError, ValueError) as exc:  # no cluster access; pydantic's errors
+        print(f"k8s-watchdog: cannot start: {exc}", file=sys.stderr)
+        return 2
     while True:
         try:
             for lease in switch_expired(store, router, platform):
