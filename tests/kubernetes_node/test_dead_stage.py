@@ -2,17 +2,21 @@
 
 canary-1 of release r2 holds 10 % of the traffic for the fault service's release 2 when
 its process is SIGKILLed (no handler runs, nothing rolls back).  Its stage Lease in the
-cluster (ledger.lease_ttl 3 s) expires: ``--release-status`` shows the rollout
-ABANDONED, the next stage refuses, and ``--stage=rollback --release-id=r2`` reconciles
-it: 100 % stable, the canary gone, the dead stage recorded ``rolled-back`` (abandoned),
-and main left on release 1, since r2 never promoted.
+cluster (ledger.lease_ttl 3 s) expires: the watchdog (``python -m pytest_release
+k8s-watchdog run``, here beside the cluster in its netns) sets 100 % stable and scales the
+canary to 0, so requests through Traefik reach release 1 only; ``--release-status`` shows
+the rollout ABANDONED, the next stage refuses, and ``--stage=rollback --release-id=r2``
+reconciles it: 100 % stable, the canary gone, the dead stage recorded ``rolled-back``
+(abandoned), and main left on release 1, since r2 never promoted.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 from pytest_release.canary.platforms.kubernetes.client import LEASES, KubeApi
@@ -20,6 +24,7 @@ from pytest_release.canary.platforms.kubernetes.stage_lease import STAGE_LEASE_L
 from tests.kubernetes.k8s_support import (
     image_and_replicas,
     ledger_runs,
+    pods,
     service_exists,
     wait_for,
 )
@@ -59,6 +64,19 @@ def test_sigkilled_stage_is_abandoned_refused_and_reconciled_leaving_main_unchan
     dying = Project(node_cluster, project.root, namespace, toml)
     good = fault_images["2"]
 
+    watchdog = subprocess.Popen(
+        node_cluster.netns_command(
+            [
+                sys.executable, "-m", "pytest_release", "k8s-watchdog", "run",
+                f"--namespace={namespace}", "--app=shop",
+                f"--kubeconfig={node_cluster.kubeconfig}", "--interval=0.5",
+            ]
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dying.environment(),
+    )  # fmt: skip
     stage = dying.start_stage("canary-1", good, "r2")
     try:
         wait_for(
@@ -74,15 +92,26 @@ def test_sigkilled_stage_is_abandoned_refused_and_reconciled_leaving_main_unchan
         # The stage's own pytest process, as its Lease names it.
         pid = int(leases[0]["metadata"]["annotations"]["pytest-release/pid"])
         os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
         stage.communicate(timeout=60)
+        wait_for(
+            "the watchdog's switch to 100% stable",
+            lambda: _weights(api, namespace) in ({"shop": 100, "shop-canary": 0}, {"shop": 100}),
+            timeout=120,
+        )
+        print(f"100% stable {time.time() - killed_at:.2f}s after SIGKILL (lease_ttl 3s)")
+        wait_for("the canary's pods to go", lambda: not pods(api, namespace, "canary"), 120)
     finally:
-        if stage.poll() is None:
-            stage.kill()
-            stage.communicate()
+        for process in (stage, watchdog):
+            if process.poll() is None:
+                process.kill()
+        stage.communicate()
+        watched, _ = watchdog.communicate()
+    assert "switched to 100% stable: the stage died: stage canary-1 of release r2" in watched
+    # The watchdog judged nothing: the ledger still says running.
     assert [(r["stage"], r["outcome"]) for r in ledger_runs(api, namespace)] == [
         ("canary-1", "running")
     ]
-    assert _weights(api, namespace) == {"shop": 90, "shop-canary": 10}  # nothing judged it
 
     def abandoned() -> str | None:
         _, out = _pytest(dying, "--release-status", "--release-id=r2")
@@ -106,7 +135,7 @@ def test_sigkilled_stage_is_abandoned_refused_and_reconciled_leaving_main_unchan
     assert image_and_replicas(api, namespace, "shop") == (fault_images["1"], 1)
     traffic = during.result()
     assert traffic["lost"] == [], traffic
-    assert traffic["versions"].get("1", 0) > 0, traffic
+    assert set(traffic["versions"]) == {"1"}, traffic  # after the switch: stable only
 
     runs = ledger_runs(api, namespace)
     dead = next(r for r in runs if r["stage"] == "canary-1")
