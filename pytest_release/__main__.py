@@ -2,7 +2,9 @@
 
 * ``workflow``: write the GitHub Actions workflow of the configured stages;
 * ``merge-ledgers``: unite the ledgers of CI jobs (the stage action runs it);
-* ``merge-shards``: record a stage whose gates ran in separate jobs as one run.
+* ``merge-shards``: record a stage whose gates ran in separate jobs as one run;
+* ``k8s-watchdog``: the Kubernetes dead man's switch (``run``) and its manifest
+  (``manifest``), :mod:`pytest_release.canary.platforms.kubernetes.watchdog`.
 
 Each command's module is imported only when it runs.
 """
@@ -16,6 +18,7 @@ COMMANDS = {
     "workflow": "write the GitHub Actions workflow of the configured stages",
     "merge-ledgers": "unite ledger files of CI jobs into one",
     "merge-shards": "record a stage whose gates ran in separate jobs as one run",
+    "k8s-watchdog": "Kubernetes dead man's switch: run it, or print its manifest",
 }
 
 
@@ -29,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"{unknown}usage: python -m pytest_release COMMAND [ARGS]\n{usage}", file=stream)
         return 0 if stream is sys.stdout else 2
+    if args[0] == "k8s-watchdog":
+        from pytest_release.canary.platforms.kubernetes import watchdog
+
+        return watchdog.main(args[1:])
     if args[0] == "workflow":
         from pytest_release import workflow_file
 

@@ -162,7 +162,8 @@ class LedgerConfig(_Strict):
     )
     lease_ttl: PositiveDuration = Field(
         default=10.0,
-        description="file: a rollout stage renews its lease (<ledger>.leases/) every quarter "
+        description="A rollout stage renews its lease (file: <ledger>.leases/; kubernetes: the "
+        "Lease <lock>-stage-<token>) every quarter "
         "of this; a lease older than this means the stage died without ending (abandoned: "
         "--release-status says so, other stages refuse until `--stage=rollback` reconciles "
         "it, and the local-process platform's supervisor sets 100% stable).",

@@ -38,7 +38,10 @@ def _iso(epoch: float) -> str:
 
 @dataclass(frozen=True)
 class Lease:
-    path: Path
+    """A stage's lease as its backend stores it: ``location`` says where (a lease file,
+    or a Kubernetes Lease object), for the messages and for the store to remove it."""
+
+    location: str
     owner: str
     host: str
     pid: int
@@ -70,7 +73,7 @@ def read_lease(path: Path) -> Lease | None:
         return None
     try:
         return Lease(
-            path=path,
+            location=str(path),
             owner=str(data["owner"]),
             host=str(data["host"]),
             pid=int(data["pid"]),

@@ -138,7 +138,18 @@ class LedgerStore(Protocol):
 
     def rollout_lock(self, owner: str) -> AbstractContextManager[None]:
         """Held for a whole rollout stage; raises :class:`LedgerError` when another
-        run holds it (two rollouts of one service must never overlap)."""
+        run holds it (two rollouts of one service must never overlap).  While held, the
+        stage's lease (:mod:`pytest_release.lease`) is renewed, so a stage that dies
+        without ending leaves an expired lease behind."""
+        ...
+
+    def abandoned(self) -> list[Lease]:
+        """Expired leases of rollout stages that died without ending (not this
+        process's own), oldest first."""
+        ...
+
+    def settle(self, lease: Lease) -> None:
+        """Remove an abandoned ``lease`` once its rollout was reconciled."""
         ...
 
 
@@ -319,7 +330,11 @@ class FileLedgerStore:
 
     def abandoned(self) -> list[Lease]:
         """Leases of rollout stages that died without ending (expired, still there)."""
-        return [lease for lease in expired_leases(self.lease_dir) if lease.path != self.lease_path]
+        own = str(self.lease_path) if self.lease_path is not None else None
+        return [lease for lease in expired_leases(self.lease_dir) if lease.location != own]
+
+    def settle(self, lease: Lease) -> None:
+        Path(lease.location).unlink(missing_ok=True)
 
     def _ensure_dir(self) -> None:
         try:
@@ -415,18 +430,17 @@ class Abandoned:
         release = f" --release-id={self.entry.release_id}" if self.entry is not None else ""
         return (
             f"!! ABANDONED: {what} died without ending: {self.lease.describe()}.\n"
-            "!! Its canary may still take traffic unjudged (the local platform's supervisor "
-            "sets 100% stable when the lease expires). Run "
+            "!! Its canary may still take traffic unjudged (unless a dead man's switch set "
+            "100% stable when the lease expired: the local platform's supervisor, the "
+            "Kubernetes watchdog). Run "
             f"`pytest --stage=rollback{release}` to reconcile (100% stable, orphan canary "
-            f"removed, recorded rolled-back (abandoned)). Lease file: {self.lease.path}"
+            f"removed, recorded rolled-back (abandoned)). Lease: {self.lease.location}"
         )
 
 
 def abandoned_rollouts(store: LedgerStore, entries: Iterable[LedgerEntry]) -> list[Abandoned]:
-    """Expired leases of the ``store`` (file backend) with the ``running`` entries of the
-    processes that held them."""
-    if not isinstance(store, FileLedgerStore):
-        return []
+    """Expired leases of the ``store`` with the ``running`` entries of the processes that
+    held them."""
     running = [e for e in entries if e.outcome == "running"]
     found = []
     for lease in store.abandoned():

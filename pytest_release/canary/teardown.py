@@ -160,7 +160,7 @@ def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
                     },
                 )
             )
-        lease.path.unlink(missing_ok=True)
+        store.settle(lease)
         done.append(f"ledger: recorded the abandoned rollout of {lease.owner} as interrupted")
     return done
 

@@ -73,6 +73,7 @@ def stage_toml(
     hold: str = "2s",
     interval: str = "1s",
     stable_replicas: int = 2,
+    lease_ttl: str = "10s",
 ) -> str:
     """[tool.pytest-release] for canary-1 (10 %), canary-2 (50 %), canary-3 (promote, 3)
     on the test cluster; ``nest_tables`` adds the ``tool.pytest-release.`` prefix."""
@@ -81,7 +82,7 @@ def stage_toml(
         f'kubeconfig = "{kubeconfig}"\nlease_duration = 15\n'
         if ledger == "kubernetes"
         else 'backend = "file"\n'
-    )
+    ) + f'lease_ttl = "{lease_ttl}"\n'
     return f"""
 [ledger]
 {ledger_table}

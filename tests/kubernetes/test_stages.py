@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,3 +361,83 @@ def test_unreachable_ledger_cluster_is_a_clear_usage_error(
     result.stderr.fnmatch_lines(
         ["*the Kubernetes API server at https://127.0.0.1:9 did not answer*configmaps*"]
     )
+
+
+def _stage_leases(api: object, namespace: str) -> list[dict[str, Any]]:
+    from pytest_release.canary.platforms.kubernetes.client import KubeApi
+    from pytest_release.canary.platforms.kubernetes.stage_lease import STAGE_LEASE_LABEL
+
+    assert isinstance(api, KubeApi)
+    return api.list(LEASES, namespace, f"{STAGE_LEASE_LABEL}=true")
+
+
+def test_sigkill_of_a_stage_during_a_hold_leaves_an_abandoned_lease_that_rollback_reconciles(
+    pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
+) -> None:
+    """The Kubernetes ledger carries the stage's lease: a stage killed in its hold (no
+    handler runs) shows ABANDONED once its Lease expired, every other stage refuses, and
+    the release's rollback stage reconciles it (100% stable, canary gone, recorded)."""
+    project(
+        pytester,
+        stage_toml(namespace, kube_cluster.kubeconfig, hold="120s", interval="2s", lease_ttl="2s"),
+    )
+    api = kube_cluster.api()
+    stage = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
+    try:
+        wait_for(
+            "10% of the traffic on the canary",
+            lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
+            timeout=120,
+        )
+        leases = wait_for("the stage's Lease", lambda: _stage_leases(api, namespace))
+        stage.kill()  # SIGKILL: no handler, no rollback
+        stage.communicate(timeout=60)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.communicate()
+    pid = stage.pid
+    notes = leases[0]["metadata"]["annotations"]
+    assert notes["pytest-release/pid"] == str(pid)
+    assert [(r["stage"], r["outcome"]) for r in ledger_runs(api, namespace)] == [
+        ("canary-1", "running")
+    ]
+    # The canary keeps its weight: nothing in the cluster judged it.
+    assert weights_of(api, namespace) == {"shop": 90, "shop-canary": 10}
+
+    def abandoned_status() -> str | None:
+        text = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
+        return text if "ABANDONED" in text else None
+
+    status = wait_for("--release-status to show the rollout abandoned", abandoned_status)
+    assert f"pid {pid}" in status
+    assert "last heartbeat was" in status
+    assert "pytest --stage=rollback --release-id=r1" in status
+    assert f"Lease {namespace}/pytest-release-rollout-shop-stage-" in status
+
+    for refused in (
+        run_stage(pytester, "canary-1", "--image=shop:3.0", release="r2"),
+        run_stage(pytester, "canary-2", "--image=shop:2.0"),
+        run_stage(pytester, "rollback", release="r2"),
+    ):
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
+        assert "a rollout stage was abandoned" in refused.stderr.str()
+        assert f"pid {pid}" in refused.stderr.str()
+
+    # The dead stage's rollout lock (lease_duration 15 s) has not expired yet: the rollback
+    # takes it over because its holder's stage Lease did.
+    reconcile = run_stage(pytester, "rollback")
+    assert reconcile.ret == 0, reconcile.stdout.str()
+    assert weights_of(api, namespace) == {"shop": 100}
+    assert image_and_replicas(api, namespace, "shop") == ("shop:1.0", 2)  # never promoted
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    runs = ledger_runs(api, namespace)
+    dead = next(r for r in runs if r["stage"] == "canary-1")
+    assert dead["outcome"] == "rolled-back"
+    assert dead["message"].startswith("abandoned: the stage process died without ending")
+    assert dead["details"]["abandoned"]["pid"] == pid
+    assert (runs[-1]["stage"], runs[-1]["outcome"]) == ("rollback", "passed")
+    assert _stage_leases(api, namespace) == []
+    status = pytester.runpytest_subprocess("--release-status", "--release-id=r1").stdout.str()
+    assert "rolled-back (abandoned)" in status
+    assert "ABANDONED" not in status

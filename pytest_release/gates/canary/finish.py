@@ -149,7 +149,7 @@ def reconcile_abandoned(config: pytest.Config, session: StageSession, message: s
                     },
                 )
             )
-        lease.path.unlink(missing_ok=True)
+        ledger.store.settle(lease)
         reconciled.append(lease.describe())
         say(config, f"reconciled the abandoned rollout of {lease.describe()}", red=False)
     return reconciled

@@ -12,7 +12,12 @@ to (``[tool.pytest-release.ledger] backend = "kubernetes"``):
   ``pytest-release-rollout-<application>``: taken when free or expired (create, or update
   at the read resourceVersion, so two runs cannot both take it), renewed every third of
   ``lease_duration`` while the stage runs, released at the end.  A crashed run's lock
-  expires after ``lease_duration`` seconds.
+  expires after ``lease_duration`` seconds;
+* while it holds the lock, a rollout stage also renews a Lease of its own
+  (:mod:`~pytest_release.canary.platforms.kubernetes.stage_lease`, time to live
+  ``ledger.lease_ttl``): one still there after it expired is an abandoned rollout
+  (:meth:`KubernetesLedgerStore.abandoned`), the same as the file backend's lease files.
+  Its holder held the lock too, so the lock counts as free once its stage Lease expired.
 """
 
 from __future__ import annotations
@@ -35,8 +40,14 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApiError,
 )
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+from pytest_release.canary.platforms.kubernetes.stage_lease import (
+    StageLeaseHolder,
+    name_in,
+    stage_leases,
+)
 from pytest_release.config import LedgerConfig
 from pytest_release.errors import LedgerError
+from pytest_release.lease import Lease
 from pytest_release.ledger import Change, Runs, parse_document, render_document
 
 DATA_KEY = "ledger.json"
@@ -77,6 +88,7 @@ class KubernetesLedgerStore:
         access: ClusterAccess,
         rootdir: Path | None = None,
         lease_duration: int = 60,
+        lease_ttl: float = 10.0,
         api: KubeApi | None = None,
     ) -> None:
         self.namespace = namespace
@@ -85,6 +97,8 @@ class KubernetesLedgerStore:
         self.access = access
         self.rootdir = rootdir
         self.lease_duration = lease_duration
+        self.lease_ttl = lease_ttl
+        self.stage_lease: StageLeaseHolder | None = None  # this process's, while it holds
         self._api = api
         self.location = f"ConfigMap {namespace}/{configmap} (Kubernetes ledger)"
 
@@ -98,6 +112,7 @@ class KubernetesLedgerStore:
             access=ClusterAccess(kubeconfig=config.kubeconfig, context=config.context),
             rootdir=rootdir,
             lease_duration=config.lease_duration,
+            lease_ttl=config.lease_ttl,
         )
 
     @property
@@ -185,11 +200,48 @@ class KubernetesLedgerStore:
         thread = threading.Thread(target=holder.run, name="pytest-release-lease", daemon=True)
         thread.start()
         try:
+            self.stage_lease = StageLeaseHolder(
+                self.api, self.namespace, self.lease, identity, owner, self.lease_ttl
+            ).start()
+        except KubeApiError as exc:
+            stop.set()
+            self._release(identity)
+            raise LedgerError(
+                f"cannot create the stage's lease beside the rollout lock Lease "
+                f"{self.namespace}/{self.lease}: {exc}"
+            ) from None
+        try:
             yield
         finally:
+            self.stage_lease.release()
+            self.stage_lease = None
             stop.set()
             thread.join(self.lease_duration)
             self._release(identity)
+
+    # -- abandoned rollouts ------------------------------------------------------------------
+    def _expired_stage_leases(self) -> list[tuple[Lease, str]]:
+        own = self.stage_lease.location if self.stage_lease is not None else None
+        try:
+            leases = stage_leases(self.api, self.namespace, self.lease)
+        except KubeApiError as exc:
+            raise LedgerError(f"cannot read the stage leases of {self.location}: {exc}") from None
+        return [(lease, who) for lease, who in leases if lease.expired() and lease.location != own]
+
+    def abandoned(self) -> list[Lease]:
+        """Stage Leases that expired: their stages died without ending."""
+        return [lease for lease, _ in self._expired_stage_leases()]
+
+    def settle(self, lease: Lease) -> None:
+        name = name_in(lease, self.namespace)
+        if name is None:
+            raise LedgerError(
+                f"{lease.location} is not a stage lease of {self.location}; nothing was removed"
+            )
+        try:
+            self.api.delete(LEASES, self.namespace, name)
+        except KubeApiError as exc:
+            raise LedgerError(f"cannot delete the stage lease {lease.location}: {exc}") from None
 
     def _lease_body(self, identity: str | None, version: str | None, acquired: bool) -> JSON:
         now = _micro_time(datetime.now(UTC))
@@ -223,6 +275,8 @@ class KubernetesLedgerStore:
         duration = int(spec.get("leaseDurationSeconds") or self.lease_duration)
         if renewed is not None and renewed + duration < time.time():
             return None  # expired: the holder crashed or lost the cluster
+        if holder in {who for _, who in self._expired_stage_leases()}:
+            return None  # its stage Lease expired: the holder died (an abandoned rollout)
         since = spec.get("acquireTime") or "?"
         return f"{holder}, since {since}, renewed {spec.get('renewTime') or '?'}"
 
