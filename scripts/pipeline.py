@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Run the reference service's whole release pipeline on this machine, stage by stage.
 
-    python scripts/pipeline.py              # uat -> build -> staging -> canary-1 -> canary-2
-                                            #   -> canary-3 -> smoke
-    python scripts/pipeline.py --bad        # a slow release (+800 ms): canary-1 rolls it back
-    python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
-    python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
+    .venv/bin/python scripts/pipeline.py        # uat -> build -> staging -> canary-1
+                                                #   -> canary-2 -> canary-3 -> smoke
+    .venv/bin/python scripts/pipeline.py --bad  # a slow release (+800 ms): canary-1 rolls it back
+    .venv/bin/python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
+    .venv/bin/python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
         --namespace shop --image REGISTRY/shop:1.1 --router-url http://traefik.example
-                                            # the cluster stages on a Kubernetes cluster
+                                                # the cluster stages on a Kubernetes cluster
 
 Each stage is one ``pytest --stage=...`` session (the same command CI runs) with
 ``suites/release.toml`` and the demo profile ``suites/demo.toml`` (holds of seconds).
@@ -388,15 +388,38 @@ def _verdicts(junit: Path) -> list[str]:
     return lines
 
 
+def first_failure(junit: Path) -> str | None:
+    """``check: first line of its message`` for the first failed or errored test case of
+    a stage's JUnit report (already redacted by the stage), None when there is none."""
+    if not junit.exists():
+        return None
+    try:
+        root = ET.parse(junit).getroot()
+    except ET.ParseError as exc:
+        return f"(the JUnit report {junit} cannot be read: {exc})"
+    for case in root.iter("testcase"):
+        for child in case:
+            if child.tag not in ("failure", "error"):
+                continue
+            text = (child.get("message") or child.text or "").strip()
+            first = text.splitlines()[0] if text else "(no message)"
+            return f"{case.get('name', '?')}: {first[:200]}"
+    return None
+
+
 def summary(
     runs: list[StageRun],
     release_id: str,
     ledger: Path,
     reports: Path,
     production: str = f"production (HAProxy): {ROUTER_URL}",
+    partial: list[str] | None = None,
 ) -> None:
+    """The closing table; ``partial`` names the stages run when the user chose fewer than
+    the pipeline's (``--stages``): then the header says so, not a whole release."""
     say()
-    say(f"pipeline summary for release {release_id}")
+    note = f" (partial: only {', '.join(partial)})" if partial else ""
+    say(f"pipeline summary for release {release_id}{note}")
     say(f"  {'stage':<10} {'outcome':<12} {'time':>7}  gates")
     for run in runs:
         entry = _ledger_entry(ledger, release_id, run.stage)
@@ -410,15 +433,33 @@ def summary(
         say(f"  {run.stage:<10} {outcome!s:<12} {run.seconds:6.0f}s  {gate_text}")
         for line in _verdicts(reports / f"{run.stage}.xml"):
             say(line)
+        if outcome != "passed":
+            reason = first_failure(reports / f"{run.stage}.xml")
+            say(f"    reason: {reason or f'no failed check in its JUnit; see {run.log}'}")
     say()
     say(f"JUnit: {reports}/<stage>.xml   logs: {reports}/demo/<stage>.log   ledger: {ledger}")
+    python = shown_python()
     say(
-        f"status: python -m pytest --release-status --release-id={release_id} "
+        f"status: {python} -m pytest --release-status --release-id={release_id} "
         "--release-config=suites/release.toml"
     )
     say(production)
     if production.startswith("production (HAProxy)"):
-        say("stop the platform: python -m pytest_release.canary.teardown")
+        say(f"stop the platform: {python} -m pytest_release.canary.teardown")
+
+
+def shown_python(cwd: Path | None = None) -> str:
+    """The interpreter running the pipeline, as a user types it from ``cwd`` (the
+    repository's venv: ``.venv/bin/python``): a bare ``python`` may lack pytest-release."""
+    cwd = cwd or Path.cwd()
+    executable = Path(sys.executable)
+    if not executable.is_absolute():
+        return str(executable)
+    # Not resolved: the venv's python is a symlink to the system's, which lacks the plugin.
+    absolute = Path(os.path.abspath(executable))
+    with suppress(ValueError):
+        return str(absolute.relative_to(Path(os.path.abspath(cwd))))
+    return str(absolute)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,11 +504,26 @@ def main(argv: list[str] | None = None) -> int:
     kubernetes = args.platform == "kubernetes"
     if kubernetes and args.bad:
         parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
+    known = KUBERNETES_STAGES if kubernetes else STAGES
     if args.stages is None:
-        default = STAGES
+        default = known
         if kubernetes:
             default = KUBERNETES_STAGES if args.router_url else KUBERNETES_STAGES[:-1]
         args.stages = ",".join(default)
+        partial = None
+    else:
+        chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
+        unknown = [s for s in chosen if s not in known]
+        if unknown or not chosen:
+            parser.error(
+                f"--stages {args.stages!r}: "
+                + (f"unknown stage {', '.join(map(repr, unknown))}" if unknown else "empty")
+                + f"; the stages{' on kubernetes' if kubernetes else ''} are "
+                + ", ".join(known)
+                + f" (comma-separated, e.g. --stages {','.join(known[:2])})"
+            )
+        args.stages = ",".join(chosen)
+        partial = [s for s in known if s in chosen] if set(chosen) != set(known) else None
     reports = ROOT / "reports"
     demo = reports / "demo"
     demo.mkdir(parents=True, exist_ok=True)
@@ -511,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted
-    summary(runs, release_id, ledger, reports, production)
+    summary(runs, release_id, ledger, reports, production, partial)
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"

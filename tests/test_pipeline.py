@@ -128,3 +128,84 @@ def _cases(junit: Path) -> dict[str, str]:
         skipped = any(child.tag == "skipped" for child in case)
         cases[case.get("name", "")] = "failed" if failed else "skipped" if skipped else "passed"
     return cases
+
+
+# The pipeline's own messages (issue 30: items 1 and 3), without its set-up: the argument
+# checks run before it, and the summary reads a real stage's ledger entry and JUnit report.
+
+PIPELINE_SCRIPT = ROOT / "scripts" / "pipeline.py"
+
+
+def _pipeline_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("release_pipeline_script", PIPELINE_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("args", "problem", "named"),
+    [
+        (["--stages", "uat,canary"], "unknown stage 'canary'", "uat, build, staging, canary-1"),
+        (["--stages", ","], "empty", "uat, build, staging, canary-1"),
+        (
+            ["--platform", "kubernetes", "--stages", "uat"],
+            "unknown stage 'uat'",
+            "the stages on kubernetes are canary-1, canary-2, canary-3, smoke",
+        ),
+    ],
+    ids=["unknown", "empty", "kubernetes"],
+)
+def test_pipeline_stages_unknown_name_is_an_error_naming_the_stages(
+    args: list[str], problem: str, named: str
+) -> None:
+    run = subprocess.run(
+        [sys.executable, str(PIPELINE_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert problem in run.stderr, run.stderr
+    assert named in run.stderr, run.stderr
+    assert "set-up" not in run.stdout  # refused before anything started
+
+
+def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.spine_support import project, run_stage
+
+    project(
+        pytester,
+        "[gates.unit]\npaths = ['tests/unit/*']\n[stages.check]\ngates = ['unit']\n",
+        **{
+            "tests/unit/test_shop.py": "def test_ok(): pass\n"
+            "def test_price():\n    assert 2 + 2 == 5, 'price is off by one\\nsecond line'\n"
+        },
+    )
+    assert run_stage(pytester, "check", release="r1").ret == 1
+    pipeline = _pipeline_module()
+    venv_python = pytester.path / ".venv" / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(venv_python))
+    runs = [pipeline.StageRun("check", 1, 2.0, pytester.path / "check.log")]
+    capsys.readouterr()
+    pipeline.summary(
+        runs,
+        "r1",
+        pytester.path / ".pytest-release" / "ledger.json",
+        pytester.path / "reports",
+        partial=["check"],
+    )
+    out = capsys.readouterr().out
+    assert "pipeline summary for release r1 (partial: only check)" in out
+    assert "    reason: test_price: AssertionError: price is off by one" in out
+    assert "second line" not in out
+    assert "status: .venv/bin/python -m pytest --release-status --release-id=r1" in out
+    assert "stop the platform: .venv/bin/python -m pytest_release.canary.teardown" in out
