@@ -90,13 +90,14 @@ def say(text: str = "") -> None:
 
 
 def _script(name: str, *args: str, fix: str) -> str:
+    """Run a set-up script; what it said on stderr (its note), else on stdout."""
     result = subprocess.run(
         ["bash", str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True, text=True
     )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise SetupError(f"{name} failed: {' / '.join(detail)}\n  fix: {fix}")
-    return result.stdout.strip()
+    return (result.stderr or result.stdout).strip()
 
 
 def _need(command: str, install: str) -> None:
@@ -117,10 +118,12 @@ def set_up(reports: Path) -> None:
     say("  base image         local/python:bookworm")
     _script("install-newman.sh", fix="npm install newman@6")
     say("  newman             node_modules/.bin/newman")
-    _script(
-        "start-registry.sh", REGISTRY.rsplit(":", 1)[1], fix="apt-get install -y docker-registry"
+    note = _script(
+        "start-registry.sh",
+        REGISTRY.rsplit(":", 1)[1],
+        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
     )
-    say(f"  registry           {REGISTRY}")
+    say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
     _build_stable_image(reports)
     say(f"  main deployment    starts from {STABLE_IMAGE}")
 

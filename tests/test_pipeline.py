@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -209,3 +210,68 @@ def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
     assert "second line" not in out
     assert "status: .venv/bin/python -m pytest --release-status --release-id=r1" in out
     assert "stop the platform: .venv/bin/python -m pytest_release.canary.teardown" in out
+
+
+REGISTRY_SCRIPT = ROOT / "scripts" / "start-registry.sh"
+
+
+def _start_registry(port: int, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REGISTRY_SCRIPT), str(port)],
+        env={**os.environ, "REGISTRY_DIR": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_registry_set_up_refuses_a_port_taken_by_something_else(tmp_path: Path) -> None:
+    """Whatever answers 200 on the registry's port is not taken for a registry (issue 30,
+    item 8): the release images would go there."""
+    import http.server
+    import threading
+
+    from tests.test_gate_docker import free_port
+
+    class AnswersEverything(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), AnswersEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = _start_registry(port, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"127.0.0.1:{port} is taken by something that is not a registry" in run.stderr
+    assert not (tmp_path / "registry.pid").exists()
+
+
+def test_registry_set_up_starts_one_then_says_it_reuses_it(tmp_path: Path) -> None:
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is not installed: apt-get install -y docker-registry")
+    from tests.test_gate_docker import free_port
+
+    port = free_port()
+    started = _start_registry(port, tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"127.0.0.1:{port}"
+        assert f"started docker-registry on 127.0.0.1:{port}" in started.stderr
+        again = _start_registry(port, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert f"reusing the registry that already answers on 127.0.0.1:{port}" in again.stderr
+    finally:
+        pid_file = tmp_path / "registry.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
