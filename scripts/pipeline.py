@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 REGISTRY = "127.0.0.1:5000"
 ROUTER_URL = "http://127.0.0.1:18000"
+STAGING_URL = "http://127.0.0.1:18100"  # [environments.staging] of suites/release.toml
 STABLE_IMAGE = "local/shop:stable"
 STAGES = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke"]
 # What a deliberately bad release gets baked in (--bad=<where it must be stopped>).
@@ -105,14 +108,15 @@ def _need(command: str, install: str) -> None:
         raise SetupError(f"{command} is not installed\n  fix: {install}")
 
 
-def set_up(reports: Path) -> None:
+def set_up(reports: Path) -> dict[str, str]:
+    """Start or check what the stages need; what set-up found or started, per part."""
     say("set-up:")
     _need("dockerd", "apt-get install -y docker.io")
     _need("haproxy", "apt-get install -y haproxy")
     _need("chromium", "apt-get install -y chromium")
     _need("docker-registry", "apt-get install -y docker-registry")
     _need("npm", "apt-get install -y npm")
-    _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
+    docker = _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
     say("  docker daemon      ok")
     _script("build-base-image.sh", fix="apt-get install -y debootstrap (needs Debian's mirror)")
     say("  base image         local/python:bookworm")
@@ -126,6 +130,7 @@ def set_up(reports: Path) -> None:
     say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
     _build_stable_image(reports)
     say(f"  main deployment    starts from {STABLE_IMAGE}")
+    return {"docker": docker, "registry": note}
 
 
 def _build_stable_image(reports: Path) -> None:
@@ -417,6 +422,7 @@ def summary(
     reports: Path,
     production: str = f"production (HAProxy): {ROUTER_URL}",
     partial: list[str] | None = None,
+    set_up_notes: dict[str, str] | None = None,
 ) -> None:
     """The closing table; ``partial`` names the stages run when the user chose fewer than
     the pipeline's (``--stages``): then the header says so, not a whole release."""
@@ -448,7 +454,41 @@ def summary(
     )
     say(production)
     if production.startswith("production (HAProxy)"):
+        for line in leftovers(set_up_notes or {}):
+            say(line)
         say(f"stop the platform: {python} -m pytest_release.canary.teardown")
+
+
+def _listens(url: str) -> bool:
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def leftovers(set_up_notes: dict[str, str]) -> list[str]:
+    """What the pipeline leaves running on this machine: the routers that answer now (and
+    their replicas), the registry and the Docker daemon, each saying whether set-up
+    started it, and how to stop what the teardown does not."""
+    lines = ["left running:"]
+    for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
+        if _listens(url):
+            lines.append(f"  {name:<11} HAProxy {url} and its replicas (the teardown stops them)")
+    registry = set_up_notes.get("registry", "")
+    started = re.search(r"started docker-registry .*\(pid (\d+)", registry)
+    if started:
+        lines.append(f"  registry    {REGISTRY}, started by set-up: stop it with kill {started[1]}")
+    elif registry:
+        lines.append(f"  registry    {REGISTRY}, already running before (not stopped by us)")
+    docker = set_up_notes.get("docker", "")
+    if "starting dockerd" in docker:
+        lines.append(
+            "  dockerd     started by set-up (log /tmp/dockerd.log); it keeps the images "
+            "for the next run: stop it when nothing else uses Docker"
+        )
+    elif docker:
+        lines.append("  dockerd     already running before (not stopped by us)")
+    return lines if len(lines) > 1 else []
 
 
 def shown_python(cwd: Path | None = None) -> str:
@@ -531,10 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = reports / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     ledger = ROOT / ".pytest-release" / "ledger.json"
+    set_up_notes: dict[str, str] = {}
     try:
         profile = set_up_kubernetes(args, demo / "kubernetes.toml") if kubernetes else None
         if not kubernetes:
-            set_up(demo)
+            set_up_notes = set_up(demo)
     except SetupError as exc:
         say(f"\npipeline stopped during set-up: {exc}")
         return 2
@@ -570,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted
-    summary(runs, release_id, ledger, reports, production, partial)
+    summary(runs, release_id, ledger, reports, production, partial, set_up_notes)
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"

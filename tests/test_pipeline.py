@@ -275,3 +275,31 @@ def test_registry_set_up_starts_one_then_says_it_reuses_it(tmp_path: Path) -> No
         pid_file = tmp_path / "registry.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def test_pipeline_lists_what_it_leaves_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closing lines name the routers that still answer, and the registry and dockerd
+    with whether set-up started them (issue 30, item 4: leftovers announced)."""
+    import socket
+
+    pipeline = _pipeline_module()
+    with socket.socket() as production, socket.socket() as gone:
+        production.bind(("127.0.0.1", 0))
+        production.listen()
+        gone.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
+        monkeypatch.setattr(
+            pipeline, "ROUTER_URL", f"http://127.0.0.1:{production.getsockname()[1]}"
+        )
+        monkeypatch.setattr(pipeline, "STAGING_URL", f"http://127.0.0.1:{gone.getsockname()[1]}")
+        lines = pipeline.leftovers(
+            {
+                "registry": "started docker-registry on 127.0.0.1:5000 (pid 4242, data in /x)",
+                "docker": "start-docker: dockerd already answers on /var/run/docker.sock",
+            }
+        )
+    text = "\n".join(lines)
+    assert lines[0] == "left running:"
+    assert f"production  HAProxy {pipeline.ROUTER_URL} and its replicas" in text
+    assert "staging" not in text
+    assert "registry    127.0.0.1:5000, started by set-up: stop it with kill 4242" in text
+    assert "dockerd     already running before (not stopped by us)" in text
