@@ -56,6 +56,22 @@ BAD_RELEASES = {
 # On Kubernetes: the stages that run on the cluster (uat and build run on a build machine
 # and push an image the cluster can pull; pass it with --image).
 KUBERNETES_STAGES = ["canary-1", "canary-2", "canary-3", "smoke"]
+# --profile: a profile of docs/profiles.md layered over suites/release.toml, its stages in
+# order, and the demo holds (seconds) of its stages that suites/demo.toml (canary-1 and
+# canary-2) does not shorten.
+PROFILES: dict[str, tuple[list[str], str]] = {
+    "seed-002": (
+        ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "canary-4", "smoke"],
+        '[stages.canary-3.rollout]\nhold = "12s"\ninterval = "4s"\n',
+    ),
+    "bluegreen": (
+        [
+            *("uat", "build", "staging", "bluegreen-deploy", "bluegreen-switch", "smoke"),
+            "bluegreen-finish",
+        ],
+        '[stages.bluegreen-deploy.rollout]\nhold = "12s"\ninterval = "4s"\n',
+    ),
+}
 
 
 # How long an interrupted pipeline waits for the running stage to roll back and record
@@ -256,7 +272,7 @@ def run_stage(
     command = [sys.executable, "-m", "pytest", tests, f"--stage={stage}"]
     command += [f"--release-config={c}" for c in configs]
     command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
-    if stage in ("build", "staging", "canary-1", "canary-2", "canary-3"):
+    if stage not in ("uat", "smoke", "rollback"):  # the stages that build or deploy it
         command.append(f"--image={image}")
     env = dict(os.environ)
     if stage == "smoke":  # smoke tests target production: the router
@@ -523,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
         "canary-2, canary-3 and, with --router-url, smoke)",
     )
     parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="release through a profile of docs/profiles.md with demo holds: 'seed-002' (5 -> "
+        "25 -> 50 -> 100 %%, canary-4 promotes) or 'bluegreen' (bluegreen-deploy, "
+        "bluegreen-switch, smoke, bluegreen-finish)",
+    )
+    parser.add_argument(
         "--platform",
         choices=["local", "kubernetes"],
         default="local",
@@ -547,7 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     kubernetes = args.platform == "kubernetes"
     if kubernetes and args.bad:
         parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
+    if args.profile and (kubernetes or args.bad):
+        parser.error(
+            f"--profile {args.profile} runs the good release on the local platform; leave out "
+            + ("--platform kubernetes" if kubernetes else "--bad")
+        )
     known = KUBERNETES_STAGES if kubernetes else STAGES
+    if args.profile:
+        known = PROFILES[args.profile][0]
     if args.stages is None:
         default = known
         if kubernetes:
@@ -594,6 +624,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if profile is not None:
         configs.append(profile)
+    if args.profile:
+        demo_holds = demo / f"{args.profile}-demo.toml"
+        demo_holds.write_text(
+            f"# written by scripts/pipeline.py --profile {args.profile}: demo holds\n"
+            + PROFILES[args.profile][1]
+        )
+        configs[1:1] = [ROOT / "suites" / f"{args.profile}.toml"]  # over release.toml
+        configs.insert(3, demo_holds)  # after demo.toml, before the per-run layer
     router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
     production = (
         f"production (Traefik): {args.router_url or '(no --router-url)'}, namespace "
@@ -602,12 +640,13 @@ def main(argv: list[str] | None = None) -> int:
         else f"production (HAProxy): {ROUTER_URL}"
     )
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
-    say(f"\nrelease {release_id}: image {image}{bad_note}")
+    profile_note = f" (profile {args.profile}: {' -> '.join(known)})" if args.profile else ""
+    say(f"\nrelease {release_id}: image {image}{bad_note}{profile_note}")
 
     def run_one(stage: str) -> StageRun:
         return run_stage(stage, release_id, image, configs, demo / f"{stage}.log", router_url)
 
-    stages = [s for s in STAGES if s in args.stages.split(",")]
+    stages = [s for s in known if s in args.stages.split(",")]
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted

@@ -162,6 +162,12 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
         "pytest --release-config=suites/release.toml --release-config=suites/seed-002.toml "
         "--stage=canary-1 --image=127.0.0.1:5000/shop:canary-1",
     ): REGISTRY_RELEASE,
+    ("docs/profiles.md", ".venv/bin/python scripts/pipeline.py --profile seed-002"): NotHere(
+        "a whole pipeline run: tests/test_pipeline.py::test_pipeline_profiles_run_end_to_end"
+    ),
+    ("docs/profiles.md", ".venv/bin/python scripts/pipeline.py --profile bluegreen"): NotHere(
+        "a whole pipeline run: tests/test_pipeline.py::test_pipeline_profiles_run_end_to_end"
+    ),
     # the workflow generator: the documented commands write the committed workflows
     (
         "docs/github-actions.md",

@@ -120,6 +120,23 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "canary p95 latency" in slow.stdout
 
 
+def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
+    """docs/profiles.md's profiles through the pipeline with demo holds (issue 30, item 3):
+    seed-002's four canary steps and blue/green's deploy, switch, smoke and finish."""
+    seed = _pipeline(pipeline_copy, "--profile", "seed-002")
+    assert seed.returncode == 0, _explain(pipeline_copy, seed)
+    stages = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "canary-4", "smoke"]
+    assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
+    assert "profile seed-002: uat -> build" in seed.stdout
+
+    bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")
+    assert bluegreen.returncode == 0, _explain(pipeline_copy, bluegreen)
+    stages = ["uat", "build", "staging", "bluegreen-deploy", "bluegreen-switch", "smoke"]
+    stages.append("bluegreen-finish")
+    outcomes = _outcomes(pipeline_copy, _release(bluegreen.stdout))
+    assert outcomes == dict.fromkeys(stages, "passed")
+
+
 def _cases(junit: Path) -> dict[str, str]:
     import xml.etree.ElementTree as ET
 
@@ -159,8 +176,14 @@ def _pipeline_module() -> Any:
             "unknown stage 'uat'",
             "the stages on kubernetes are canary-1, canary-2, canary-3, smoke",
         ),
+        (
+            ["--profile", "bluegreen", "--stages", "uat,canary-1"],
+            "unknown stage 'canary-1'",
+            "are uat, build, staging, bluegreen-deploy, bluegreen-switch, smoke, bluegreen-finish",
+        ),
+        (["--profile", "seed-002", "--bad"], "--profile seed-002 runs the good release", "--bad"),
     ],
-    ids=["unknown", "empty", "kubernetes"],
+    ids=["unknown", "empty", "kubernetes", "profile", "profile-bad"],
 )
 def test_pipeline_stages_unknown_name_is_an_error_naming_the_stages(
     args: list[str], problem: str, named: str
