@@ -128,6 +128,8 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     stages = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "canary-4", "smoke"]
     assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
     assert "profile seed-002: uat -> build" in seed.stdout
+    assert "left running:\n  production  HAProxy http://127.0.0.1:18000 and its" in seed.stdout
+    assert "  registry    127.0.0.1:5000" in seed.stdout
 
     bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")
     assert bluegreen.returncode == 0, _explain(pipeline_copy, bluegreen)
