@@ -5,6 +5,7 @@
                                                 #   -> canary-2 -> canary-3 -> smoke
     .venv/bin/python scripts/pipeline.py --bad  # a slow release (+800 ms): canary-1 rolls it back
     .venv/bin/python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
+    .venv/bin/python scripts/pipeline.py --profile seed-002   # or bluegreen: docs/profiles.md
     .venv/bin/python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
         --namespace shop --image REGISTRY/shop:1.1 --router-url http://traefik.example
                                                 # the cluster stages on a Kubernetes cluster
