@@ -117,11 +117,17 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     _register_builtin_plugins(config)
     release_config = load_config(config)
-    release_id = options.resolve_release_id(
-        options.cli_or_ini(config, options.RELEASE_ID), config.rootpath
-    )
+    explicit_id = options.cli_or_ini(config, options.RELEASE_ID)
+    release_id: str | None
+    try:
+        release_id = options.resolve_release_id(explicit_id, config.rootpath)
+    except pytest.UsageError:
+        if explicit_id is not None:
+            raise
+        release_id = None  # no default id: list the ledger's recent releases instead
     # Stages record a release id that holds a secret masked (stage_session.py).
-    release_id = Redactor.from_env(release_config.secrets)(release_id)
+    if release_id is not None:
+        release_id = Redactor.from_env(release_config.secrets)(release_id)
     try:
         store = open_store(
             release_config.ledger,
@@ -135,5 +141,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     except LedgerError as exc:
         raise pytest.UsageError(str(exc)) from None
     entries = [e for e in all_entries if e.release_id == release_id]
+    if explicit_id is None and not entries:
+        # The default id (the commit) is often not the id a release was recorded under.
+        from pytest_release.recent_releases import format_recent_releases
+
+        warnings = [a.warning() for a in abandoned]
+        print("\n".join([format_recent_releases(all_entries, release_id), *warnings]))
+        return 0
+    assert release_id is not None  # an empty default id raised above
     print(format_status(entries, release_id, abandoned))
     return 0

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Run the reference service's whole release pipeline on this machine, stage by stage.
 
-    python scripts/pipeline.py              # uat -> build -> staging -> canary-1 -> canary-2
-                                            #   -> canary-3 -> smoke
-    python scripts/pipeline.py --bad        # a slow release (+800 ms): canary-1 rolls it back
-    python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
-    python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
+    .venv/bin/python scripts/pipeline.py        # uat -> build -> staging -> canary-1
+                                                #   -> canary-2 -> canary-3 -> smoke
+    .venv/bin/python scripts/pipeline.py --bad  # a slow release (+800 ms): canary-1 rolls it back
+    .venv/bin/python scripts/pipeline.py --bad=staging  # 20 % errors: stopped at staging
+    .venv/bin/python scripts/pipeline.py --profile seed-002   # or bluegreen: docs/profiles.md
+    .venv/bin/python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config \
         --namespace shop --image REGISTRY/shop:1.1 --router-url http://traefik.example
-                                            # the cluster stages on a Kubernetes cluster
+                                                # the cluster stages on a Kubernetes cluster
 
 Each stage is one ``pytest --stage=...`` session (the same command CI runs) with
 ``suites/release.toml`` and the demo profile ``suites/demo.toml`` (holds of seconds).
@@ -26,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 REGISTRY = "127.0.0.1:5000"
 ROUTER_URL = "http://127.0.0.1:18000"
+STAGING_URL = "http://127.0.0.1:18100"  # [environments.staging] of suites/release.toml
 STABLE_IMAGE = "local/shop:stable"
 STAGES = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke"]
 # What a deliberately bad release gets baked in (--bad=<where it must be stopped>).
@@ -53,6 +57,22 @@ BAD_RELEASES = {
 # On Kubernetes: the stages that run on the cluster (uat and build run on a build machine
 # and push an image the cluster can pull; pass it with --image).
 KUBERNETES_STAGES = ["canary-1", "canary-2", "canary-3", "smoke"]
+# --profile: a profile of docs/profiles.md layered over suites/release.toml, its stages in
+# order, and the demo holds (seconds) of its stages that suites/demo.toml (canary-1 and
+# canary-2) does not shorten.
+PROFILES: dict[str, tuple[list[str], str]] = {
+    "seed-002": (
+        ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "canary-4", "smoke"],
+        '[stages.canary-3.rollout]\nhold = "12s"\ninterval = "4s"\n',
+    ),
+    "bluegreen": (
+        [
+            *("uat", "build", "staging", "bluegreen-deploy", "bluegreen-switch", "smoke"),
+            "bluegreen-finish",
+        ],
+        '[stages.bluegreen-deploy.rollout]\nhold = "12s"\ninterval = "4s"\n',
+    ),
+}
 
 
 # How long an interrupted pipeline waits for the running stage to roll back and record
@@ -90,13 +110,14 @@ def say(text: str = "") -> None:
 
 
 def _script(name: str, *args: str, fix: str) -> str:
+    """Run a set-up script; what it said on stderr (its note), else on stdout."""
     result = subprocess.run(
         ["bash", str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True, text=True
     )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise SetupError(f"{name} failed: {' / '.join(detail)}\n  fix: {fix}")
-    return result.stdout.strip()
+    return (result.stderr or result.stdout).strip()
 
 
 def _need(command: str, install: str) -> None:
@@ -104,25 +125,29 @@ def _need(command: str, install: str) -> None:
         raise SetupError(f"{command} is not installed\n  fix: {install}")
 
 
-def set_up(reports: Path) -> None:
+def set_up(reports: Path) -> dict[str, str]:
+    """Start or check what the stages need; what set-up found or started, per part."""
     say("set-up:")
     _need("dockerd", "apt-get install -y docker.io")
     _need("haproxy", "apt-get install -y haproxy")
     _need("chromium", "apt-get install -y chromium")
     _need("docker-registry", "apt-get install -y docker-registry")
     _need("npm", "apt-get install -y npm")
-    _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
+    docker = _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
     say("  docker daemon      ok")
     _script("build-base-image.sh", fix="apt-get install -y debootstrap (needs Debian's mirror)")
     say("  base image         local/python:bookworm")
     _script("install-newman.sh", fix="npm install newman@6")
     say("  newman             node_modules/.bin/newman")
-    _script(
-        "start-registry.sh", REGISTRY.rsplit(":", 1)[1], fix="apt-get install -y docker-registry"
+    note = _script(
+        "start-registry.sh",
+        REGISTRY.rsplit(":", 1)[1],
+        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
     )
-    say(f"  registry           {REGISTRY}")
+    say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
     _build_stable_image(reports)
     say(f"  main deployment    starts from {STABLE_IMAGE}")
+    return {"docker": docker, "registry": note}
 
 
 def _build_stable_image(reports: Path) -> None:
@@ -248,7 +273,7 @@ def run_stage(
     command = [sys.executable, "-m", "pytest", tests, f"--stage={stage}"]
     command += [f"--release-config={c}" for c in configs]
     command += [f"--release-id={release_id}", "-p", "no:cacheprovider", "-q"]
-    if stage in ("build", "staging", "canary-1", "canary-2", "canary-3"):
+    if stage not in ("uat", "smoke", "rollback"):  # the stages that build or deploy it
         command.append(f"--image={image}")
     env = dict(os.environ)
     if stage == "smoke":  # smoke tests target production: the router
@@ -388,15 +413,39 @@ def _verdicts(junit: Path) -> list[str]:
     return lines
 
 
+def first_failure(junit: Path) -> str | None:
+    """``check: first line of its message`` for the first failed or errored test case of
+    a stage's JUnit report (already redacted by the stage), None when there is none."""
+    if not junit.exists():
+        return None
+    try:
+        root = ET.parse(junit).getroot()
+    except ET.ParseError as exc:
+        return f"(the JUnit report {junit} cannot be read: {exc})"
+    for case in root.iter("testcase"):
+        for child in case:
+            if child.tag not in ("failure", "error"):
+                continue
+            text = (child.get("message") or child.text or "").strip()
+            first = text.splitlines()[0] if text else "(no message)"
+            return f"{case.get('name', '?')}: {first[:200]}"
+    return None
+
+
 def summary(
     runs: list[StageRun],
     release_id: str,
     ledger: Path,
     reports: Path,
     production: str = f"production (HAProxy): {ROUTER_URL}",
+    partial: list[str] | None = None,
+    set_up_notes: dict[str, str] | None = None,
 ) -> None:
+    """The closing table; ``partial`` names the stages run when the user chose fewer than
+    the pipeline's (``--stages``): then the header says so, not a whole release."""
     say()
-    say(f"pipeline summary for release {release_id}")
+    note = f" (partial: only {', '.join(partial)})" if partial else ""
+    say(f"pipeline summary for release {release_id}{note}")
     say(f"  {'stage':<10} {'outcome':<12} {'time':>7}  gates")
     for run in runs:
         entry = _ledger_entry(ledger, release_id, run.stage)
@@ -410,15 +459,67 @@ def summary(
         say(f"  {run.stage:<10} {outcome!s:<12} {run.seconds:6.0f}s  {gate_text}")
         for line in _verdicts(reports / f"{run.stage}.xml"):
             say(line)
+        if outcome != "passed":
+            reason = first_failure(reports / f"{run.stage}.xml")
+            say(f"    reason: {reason or f'no failed check in its JUnit; see {run.log}'}")
     say()
     say(f"JUnit: {reports}/<stage>.xml   logs: {reports}/demo/<stage>.log   ledger: {ledger}")
+    python = shown_python()
     say(
-        f"status: python -m pytest --release-status --release-id={release_id} "
+        f"status: {python} -m pytest --release-status --release-id={release_id} "
         "--release-config=suites/release.toml"
     )
     say(production)
     if production.startswith("production (HAProxy)"):
-        say("stop the platform: python -m pytest_release.canary.teardown")
+        for line in leftovers(set_up_notes or {}):
+            say(line)
+        say(f"stop the platform: {python} -m pytest_release.canary.teardown")
+
+
+def _listens(url: str) -> bool:
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def leftovers(set_up_notes: dict[str, str]) -> list[str]:
+    """What the pipeline leaves running on this machine: the routers that answer now (and
+    their replicas), the registry and the Docker daemon, each saying whether set-up
+    started it, and how to stop what the teardown does not."""
+    lines = ["left running:"]
+    for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
+        if _listens(url):
+            lines.append(f"  {name:<11} HAProxy {url} and its replicas (the teardown stops them)")
+    registry = set_up_notes.get("registry", "")
+    started = re.search(r"started docker-registry .*\(pid (\d+)", registry)
+    if started:
+        lines.append(f"  registry    {REGISTRY}, started by set-up: stop it with kill {started[1]}")
+    elif registry:
+        lines.append(f"  registry    {REGISTRY}, already running before (not stopped by us)")
+    docker = set_up_notes.get("docker", "")
+    if "starting dockerd" in docker:
+        lines.append(
+            "  dockerd     started by set-up (log /tmp/dockerd.log); it keeps the images "
+            "for the next run: stop it when nothing else uses Docker"
+        )
+    elif docker:
+        lines.append("  dockerd     already running before (not stopped by us)")
+    return lines if len(lines) > 1 else []
+
+
+def shown_python(cwd: Path | None = None) -> str:
+    """The interpreter running the pipeline, as a user types it from ``cwd`` (the
+    repository's venv: ``.venv/bin/python``): a bare ``python`` may lack pytest-release."""
+    cwd = cwd or Path.cwd()
+    executable = Path(sys.executable)
+    if not executable.is_absolute():
+        return str(executable)
+    # Not resolved: the venv's python is a symlink to the system's, which lacks the plugin.
+    absolute = Path(os.path.abspath(executable))
+    with suppress(ValueError):
+        return str(absolute.relative_to(Path(os.path.abspath(cwd))))
+    return str(absolute)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,6 +538,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="comma-separated stages to run (default: all; on kubernetes: canary-1, "
         "canary-2, canary-3 and, with --router-url, smoke)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="release through a profile of docs/profiles.md with demo holds: 'seed-002' (5 -> "
+        "25 -> 50 -> 100 %%, canary-4 promotes) or 'bluegreen' (bluegreen-deploy, "
+        "bluegreen-switch, smoke, bluegreen-finish)",
     )
     parser.add_argument(
         "--platform",
@@ -463,19 +571,42 @@ def main(argv: list[str] | None = None) -> int:
     kubernetes = args.platform == "kubernetes"
     if kubernetes and args.bad:
         parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
+    if args.profile and (kubernetes or args.bad):
+        parser.error(
+            f"--profile {args.profile} runs the good release on the local platform; leave out "
+            + ("--platform kubernetes" if kubernetes else "--bad")
+        )
+    known = KUBERNETES_STAGES if kubernetes else STAGES
+    if args.profile:
+        known = PROFILES[args.profile][0]
     if args.stages is None:
-        default = STAGES
+        default = known
         if kubernetes:
             default = KUBERNETES_STAGES if args.router_url else KUBERNETES_STAGES[:-1]
         args.stages = ",".join(default)
+        partial = None
+    else:
+        chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
+        unknown = [s for s in chosen if s not in known]
+        if unknown or not chosen:
+            parser.error(
+                f"--stages {args.stages!r}: "
+                + (f"unknown stage {', '.join(map(repr, unknown))}" if unknown else "empty")
+                + f"; the stages{' on kubernetes' if kubernetes else ''} are "
+                + ", ".join(known)
+                + f" (comma-separated, e.g. --stages {','.join(known[:2])})"
+            )
+        args.stages = ",".join(chosen)
+        partial = [s for s in known if s in chosen] if set(chosen) != set(known) else None
     reports = ROOT / "reports"
     demo = reports / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     ledger = ROOT / ".pytest-release" / "ledger.json"
+    set_up_notes: dict[str, str] = {}
     try:
         profile = set_up_kubernetes(args, demo / "kubernetes.toml") if kubernetes else None
         if not kubernetes:
-            set_up(demo)
+            set_up_notes = set_up(demo)
     except SetupError as exc:
         say(f"\npipeline stopped during set-up: {exc}")
         return 2
@@ -494,6 +625,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if profile is not None:
         configs.append(profile)
+    if args.profile:
+        demo_holds = demo / f"{args.profile}-demo.toml"
+        demo_holds.write_text(
+            f"# written by scripts/pipeline.py --profile {args.profile}: demo holds\n"
+            + PROFILES[args.profile][1]
+        )
+        configs[1:1] = [ROOT / "suites" / f"{args.profile}.toml"]  # over release.toml
+        configs.insert(3, demo_holds)  # after demo.toml, before the per-run layer
     router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
     production = (
         f"production (Traefik): {args.router_url or '(no --router-url)'}, namespace "
@@ -502,16 +641,17 @@ def main(argv: list[str] | None = None) -> int:
         else f"production (HAProxy): {ROUTER_URL}"
     )
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
-    say(f"\nrelease {release_id}: image {image}{bad_note}")
+    profile_note = f" (profile {args.profile}: {' -> '.join(known)})" if args.profile else ""
+    say(f"\nrelease {release_id}: image {image}{bad_note}{profile_note}")
 
     def run_one(stage: str) -> StageRun:
         return run_stage(stage, release_id, image, configs, demo / f"{stage}.log", router_url)
 
-    stages = [s for s in STAGES if s in args.stages.split(",")]
+    stages = [s for s in known if s in args.stages.split(",")]
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted
-    summary(runs, release_id, ledger, reports, production)
+    summary(runs, release_id, ledger, reports, production, partial, set_up_notes)
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"
