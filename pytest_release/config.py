@@ -162,11 +162,10 @@ class LedgerConfig(_Strict):
     )
     lease_ttl: PositiveDuration = Field(
         default=10.0,
-        description="A rollout stage renews its lease (file: <ledger>.leases/; kubernetes: the "
-        "Lease <lock>-stage-<token>) every quarter "
-        "of this; a lease older than this means the stage died without ending (abandoned: "
-        "--release-status says so, other stages refuse until `--stage=rollback` reconciles "
-        "it, and the local-process platform's supervisor sets 100% stable).",
+        description="A rollout stage renews its lease (file: <ledger>.leases/; kubernetes: a "
+        "Lease) every quarter of this; a lease older than this means the stage died (abandoned: "
+        "--release-status says so, other stages refuse until `--stage=rollback` reconciles it; "
+        "the local supervisor and the k8s-watchdog set 100% stable).",
     )
     namespace: str = Field(
         default="default", description="kubernetes: namespace of the ConfigMap and the Lease."

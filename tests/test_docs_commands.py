@@ -204,6 +204,12 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     ("docs/kubernetes.md", "pytest --stage=rollback"): CLUSTER,
     (
         "docs/kubernetes.md",
+        "python -m pytest_release k8s-watchdog manifest --namespace shop --app shop "
+        "--router traefik --image ghcr.io/acme/ci:latest > watchdog.json",
+    ): Run("repo", ""),
+    ("docs/kubernetes.md", "kubectl apply -f watchdog.json"): CLUSTER,
+    (
+        "docs/kubernetes.md",
         "python scripts/pipeline.py --platform kubernetes --kubeconfig ~/.kube/config "
         "--namespace shop --image ghcr.io/acme/shop:1.1.0 "
         "--router-url http://shop.example.com [--sample-pods]",
