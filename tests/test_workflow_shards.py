@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ FILES = {
         "import os\ndef test_b():\n    assert os.environ.get('BREAK_B') != '1'\n"
     ),
     "tests/integration/test_c.py": "def test_c():\n    pass\n",
+    "tests/integration/test_many.py": (
+        "import pytest\n@pytest.mark.parametrize('n', range(10))\ndef test_many(n):\n    pass\n"
+    ),
 }
 
 
@@ -151,6 +155,117 @@ def test_shards_of_another_ci_run_or_partial_are_not_the_stage(
     done = _merge(shards, "unit.json", "k.json")
     assert done.returncode == 1
     assert "not run in full" in done.stderr
+
+
+# -- one gate's tests in N shards (--release-shard=K/N) -----------------------------------
+PASSED = re.compile(r"(tests/\S+::\S+)")
+
+
+def _ran(result: pytest.RunResult) -> set[str]:
+    """The tests a run passed (``-v`` lines, serial or xdist)."""
+    return {
+        m[1] for line in result.outlines if "PASSED" in line for m in [PASSED.search(line)] if m
+    }
+
+
+def _gate_shard(pytester: pytest.Pytester, shard: str, ledger: str, *args: str) -> pytest.RunResult:
+    return run_stage(
+        pytester,
+        "uat",
+        "--release-gate=integration",
+        f"--release-shard={shard}",
+        f"--release-ledger={ledger}",
+        "-v",
+        *args,
+    )
+
+
+def test_the_shards_of_a_gate_run_each_of_its_tests_once(shards: pytest.Pytester) -> None:
+    whole = run_stage(shards, "uat", "--release-gate=integration", "-v")
+    assert whole.ret == 0
+    everything = _ran(whole)
+    assert len(everything) == 12
+    parts = []
+    for k in (1, 2, 3):
+        done = _gate_shard(shards, f"{k}/3", f"i{k}.json")
+        assert done.ret == 0, done.stdout.str()
+        parts.append(_ran(done))
+        [run] = _runs(shards.path / f"i{k}.json")
+        assert (run["shard"], run["only_gates"], run["partial"]) == (
+            f"{k}/3",
+            ["integration"],
+            None,
+        )
+        assert run["gates"]["integration"]["passed"] == len(parts[-1])
+        assert f"{13 - len(parts[-1])} deselected" in done.stdout.str()  # and test_a
+    assert all(parts), parts  # every shard has some of the 12
+    assert set().union(*parts) == everything
+    assert sum(len(p) for p in parts) == len(everything)  # none in two shards
+
+
+def test_a_gate_in_shards_merged_is_the_stage_run_in_full(shards: pytest.Pytester) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    assert _gate_shard(shards, "1/2", "i1.json").ret == 0
+    (shards.path / "ledger.json").write_text((shards.path / "i1.json").read_text())
+    assert _next_stage(shards).ret == 4  # one shard is not the stage
+    (shards.path / "ledger.json").unlink()
+    assert _gate_shard(shards, "2/2", "i2.json").ret == 0
+    done = _merge(shards, "unit.json", "i1.json", "i2.json")
+    assert done.returncode == 0, done.stderr
+    merged = _merged(shards)
+    assert merged["outcome"] == "passed"
+    assert merged["gates"]["integration"]["passed"] == 12  # both halves added
+    assert len(merged["details"]["merged_from"]) == 3
+    assert _next_stage(shards).ret == 0
+
+
+@pytest.mark.parametrize(
+    ("runs", "reason"),
+    [
+        (["1/3", "3/3"], "gate 'integration': shard(s) 2/3 missing"),
+        (["1/2", "1/2", "2/2"], "gate 'integration': shard 1/2 ran 2 times (runs "),
+        (["1/2", "2/2", "1/3"], "gate 'integration': its shards split it in different numbers"),
+        (["whole", "1/2", "2/2"], "gate 'integration': ran in 3 shards (runs "),
+    ],
+)
+def test_missing_duplicated_or_mixed_shards_fail_the_stage(
+    shards: pytest.Pytester, runs: list[str], reason: str
+) -> None:
+    assert _shard(shards, "unit", "unit.json").ret == 0
+    ledgers = ["unit.json"]
+    for n, shard in enumerate(runs):
+        ledger = f"i{n}.json"
+        if shard == "whole":
+            assert _shard(shards, "integration", ledger).ret == 0
+        else:
+            assert _gate_shard(shards, shard, ledger).ret == 0
+        ledgers.append(ledger)
+    done = _merge(shards, *ledgers)
+    assert done.returncode == 1
+    assert reason in done.stderr
+    assert _merged(shards)["outcome"] == "failed"
+    assert reason in _merged(shards)["message"]
+    assert _next_stage(shards).ret == 4
+
+
+def test_a_shard_under_xdist_runs_the_tests_of_the_serial_shard(shards: pytest.Pytester) -> None:
+    serial = _gate_shard(shards, "2/3", "serial.json")
+    parallel = _gate_shard(shards, "2/3", "xdist.json", "-n", "2")
+    assert serial.ret == parallel.ret == 0, parallel.stdout.str()
+    assert _ran(parallel) == _ran(serial) != set()
+    [run] = _runs(shards.path / "xdist.json")
+    assert (run["shard"], run["outcome"], run["partial"]) == ("2/3", "passed", None)
+    assert run["gates"]["integration"]["passed"] == len(_ran(serial))
+
+
+@pytest.mark.parametrize("value", ["0/3", "4/3", "x", "3/0", "1/-2", ""])
+def test_a_bad_shard_is_a_usage_error(shards: pytest.Pytester, value: str) -> None:
+    result = run_stage(shards, "uat", f"--release-shard={value}")
+    assert result.ret == 4
+    err = result.stderr.str()
+    assert f"--release-shard={value!r}" in err
+    assert "K/N with 1 <= K <= N, e.g. --release-shard=1/3" in err
+    assert "INTERNALERROR" not in err + result.stdout.str()
 
 
 # -- the generated workflow ---------------------------------------------------------------
