@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import nullcontext as _no_exit
 from pathlib import Path
 from typing import Any
 
@@ -344,4 +345,85 @@ def test_the_actions_scripts_run_shards_and_merge_them(shards: pytest.Pytester) 
     done = run_action_script("Merge the shards", merge, shards.path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _merged(shards)["outcome"] == "passed"
+    assert _next_stage(shards).ret == 0
+
+
+def test_a_sharded_gate_is_a_matrix_entry_per_shard(tmp_path: Path) -> None:
+    jobs = _generate(tmp_path, "--split-gates=uat", "--shard-gate=uat:integration=3")["jobs"]
+    shards_job, merge_job = jobs["uat-shards"], jobs["uat"]
+    include = shards_job["strategy"]["matrix"]["include"]
+    assert [(e["gate"], e["shard"], e["shard-args"], e["suffix"]) for e in include] == [
+        ("unit", "", "", "-unit"),
+        ("integration", "1/3", "--release-shard=1/3", "-integration-1-of-3"),
+        ("integration", "2/3", "--release-shard=2/3", "-integration-2-of-3"),
+        ("integration", "3/3", "--release-shard=3/3", "-integration-3-of-3"),
+    ]
+    inputs = stage_step(shards_job)["with"]
+    assert inputs["gates"] == "${{ matrix.gate }}"
+    assert inputs["pytest-args"].endswith("${{ matrix.shard-args }}")
+    assert inputs["artifact-suffix"] == "${{ matrix.suffix }}"
+    assert stage_step(merge_job)["with"]["ledger-from"] == (
+        "uat-unit uat-integration-1-of-3 uat-integration-2-of-3 uat-integration-3-of-3"
+    )
+    # The header's arguments regenerate the same file (--check).
+    out = tmp_path / ".github" / "workflows" / "release.yml"
+    assert workflow_file.main([f"--check={out}"], tmp_path) == 0
+
+
+def test_a_stage_of_one_gate_splits_by_shards(tmp_path: Path) -> None:
+    jobs = _generate(tmp_path, "--split-gates=next", "--shard-gate=next:unit=2")["jobs"]
+    include = jobs["next-shards"]["strategy"]["matrix"]["include"]
+    assert [e["shard"] for e in include] == ["1/2", "2/2"]
+    assert stage_step(jobs["next"])["with"]["ledger-from"] == "next-unit-1-of-2 next-unit-2-of-2"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard-gate=uat:integration=3"], "stage 'uat' is not split across jobs; add --split"),
+        (["--split-gates=uat", "--shard-gate=uat:e2e=3"], "stage 'uat' has no gate 'e2e'; its"),
+        (["--split-gates=uat", "--shard-gate=uat:unit=1"], "N must be 2..256"),
+        (["--split-gates=uat", "--shard-gate=uat:unit=257"], "N must be 2..256"),
+        (["--split-gates=uat", "--shard-gate=uat:unit"], "expected STAGE:GATE=N (N jobs)"),
+        (["--split-gates=uat", "--shard-gate=uat:unit=x"], "expected STAGE:GATE=N (N jobs)"),
+        (
+            ["--split-gates=uat", "--shard-gate=uat:unit=2", "--shard-gate=uat:unit=3"],
+            "gate 'unit' of stage 'uat' is sharded twice",
+        ),
+    ],
+)
+def test_a_bad_shard_gate_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    (tmp_path / "release.toml").write_text(TOML)
+    argv = ["--release-config=release.toml", "--action=./", *args]
+    with pytest.raises(SystemExit) if "expected" in message else _no_exit():
+        assert workflow_file.main(argv, tmp_path) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_actions_scripts_run_a_gate_in_shards(shards: pytest.Pytester) -> None:
+    """The matrix's ``shard-args`` reach pytest through the action's ``pytest-args``; the
+    merge job records the stage from the unit job and the two integration shards."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_OUTPUT",)}
+    env["GITHUB_SHA"] = "r1"
+    reports = str(shards.path / "reports")
+    ledgers = []
+    for gate, shard_args, name in [
+        ("unit", "", "unit"),
+        ("integration", "--release-shard=1/2", "i1"),
+        ("integration", "--release-shard=2/2", "i2"),
+    ]:
+        ledger = shards.path / f"{name}.json"
+        given = {"stage": "uat", "gates": gate, "ledger": str(ledger), "reports-dir": reports}
+        given["pytest-args"] = f"-p no:cacheprovider {shard_args}".strip()
+        done = run_action_script("stage", given, shards.path, env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        ledgers.append(ledger)
+    assert [r["shard"] for p in ledgers for r in _runs(p)] == [None, "1/2", "2/2"]
+    merge_ledgers(ledgers, shards.path / "ledger.json")
+    merge = {"stage": "uat", "merge-shards": "true", "ledger": str(shards.path / "ledger.json")}
+    done = run_action_script("Merge the shards", merge, shards.path, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _merged(shards)["gates"]["integration"]["passed"] == 12
     assert _next_stage(shards).ret == 0
