@@ -80,7 +80,7 @@ def _runs(path: Path) -> list[dict[str, Any]]:
 
 def _merged(pytester: pytest.Pytester) -> dict[str, Any]:
     runs = [r for r in _runs(pytester.path / "ledger.json") if r["stage"] == "uat"]
-    merged = [r for r in runs if r["only_gates"] is None]
+    merged = [r for r in runs if r["only_gates"] is None and r.get("shard") is None]
     assert len(merged) == 1
     return merged[0]
 
@@ -217,6 +217,22 @@ def test_a_gate_in_shards_merged_is_the_stage_run_in_full(shards: pytest.Pyteste
     assert merged["outcome"] == "passed"
     assert merged["gates"]["integration"]["passed"] == 12  # both halves added
     assert len(merged["details"]["merged_from"]) == 3
+    assert _next_stage(shards).ret == 0
+
+
+def test_the_whole_stage_in_shards_merged_adds_up(shards: pytest.Pytester) -> None:
+    """Without --release-gate a shard takes its part of every gate; a shard that holds no
+    test of a gate is not an empty gate (the merge counts the gate over all shards)."""
+    for k in (1, 2):
+        done = run_stage(shards, "uat", f"--release-shard={k}/2", f"--release-ledger=s{k}.json")
+        assert done.ret == 0, done.stdout.str()
+        [run] = _runs(shards.path / f"s{k}.json")
+        assert (run["shard"], run["only_gates"], run["partial"]) == (f"{k}/2", None, None)
+    done = _merge(shards, "s1.json", "s2.json")
+    assert done.returncode == 0, done.stderr
+    merged = _merged(shards)
+    assert merged["gates"]["unit"]["passed"] == 1
+    assert merged["gates"]["integration"]["passed"] == 12
     assert _next_stage(shards).ret == 0
 
 
