@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_release import workflow_file
-from pytest_release.shards import merge_ledgers
+from pytest_release.shards import merge_ledgers, merge_shard_runs
 from tests.spine_support import project, run_stage
 from tests.workflow_support import actionlint, load_yaml, run_action_script, stage_step
 
@@ -443,3 +443,41 @@ def test_the_actions_scripts_run_a_gate_in_shards(shards: pytest.Pytester) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert _merged(shards)["gates"]["integration"]["passed"] == 12
     assert _next_stage(shards).ret == 0
+
+
+def _shard_record(shard: str, passed: int) -> dict[str, Any]:
+    gate = {"status": "passed" if passed else "empty", "passed": passed, "failed": 0}
+    return {
+        "run_id": f"run-{shard}",
+        "release_id": "r1",
+        "stage": "uat",
+        "outcome": "passed",
+        "started": "2026-12-06T00:00:00Z",
+        "finished": "2026-12-06T00:01:00Z",
+        "only_gates": ["unit"],
+        "shard": shard,
+        "gates": {"unit": gate},
+        "ci": {"run_id": "4242"},
+    }
+
+
+@pytest.mark.parametrize("allow_empty", [(), ("unit",)])
+def test_a_gate_no_shard_selected_a_test_of_is_not_run(allow_empty: tuple[str, ...]) -> None:
+    runs = [_shard_record("1/2", 0), _shard_record("2/2", 0)]
+    merged = merge_shard_runs(
+        runs, stage="uat", release_id="r1", gates=["unit"], allow_empty=allow_empty
+    )
+    if allow_empty:
+        assert (merged.problems, merged.record["outcome"]) == ((), "passed")
+    else:
+        assert merged.problems == ("gate 'unit': no shard selected any of its tests",)
+        assert merged.record["outcome"] == "failed"
+    both = merge_shard_runs(
+        [_shard_record("1/2", 0), _shard_record("2/2", 3)],
+        stage="uat",
+        release_id="r1",
+        gates=["unit"],
+    )
+    assert both.problems == ()
+    assert both.record["gates"]["unit"]["passed"] == 3
+    assert both.record["gates"]["unit"]["status"] == "passed"
