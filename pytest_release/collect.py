@@ -11,6 +11,7 @@ import pytest
 from pytest_release.config import GateConfig
 from pytest_release.gate_node import GateNode
 from pytest_release.gating import GATE_PROPERTY
+from pytest_release.sharding import keep_shard
 from pytest_release.stage import StageRun
 
 
@@ -79,6 +80,7 @@ def assign_items(
         finalizers = [i for i in generated if is_finalizer(i)]
         others = [i for i in generated if not is_finalizer(i)]
         by_gate[gate_name] = [*others, *by_gate[gate_name], *finalizers]
+    deselected += keep_shard(config, by_gate, is_finalizer)  # --release-shard (sharding.py)
 
     members: dict[str, str] = {}
     ordered: list[pytest.Item] = []

@@ -51,6 +51,7 @@ class LedgerEntry:
     override_requires: str | None = None
     only_gates: list[str] | None = None  # a partial run (--gate) satisfies no requires
     partial: str | None = None  # why the run selected less than the stage (-k, node ids...)
+    shard: str | None = None  # "K/N" (--release-shard): a part of the stage, merged later
     approval: dict[str, str] | None = None  # --approved-via: through what, who, which run
     ci: dict[str, str] = field(default_factory=dict)  # CI run context (GitHub Actions)
     message: str = ""
@@ -68,6 +69,7 @@ class LedgerEntry:
         only_gates: list[str] | None = None,
         approval: dict[str, str] | None = None,
         ci: dict[str, str] | None = None,
+        shard: str | None = None,
     ) -> LedgerEntry:
         return cls(
             run_id=uuid.uuid4().hex,
@@ -79,6 +81,7 @@ class LedgerEntry:
             report=report,
             override_requires=override_requires,
             only_gates=only_gates,
+            shard=shard,
             approval=approval,
             ci=dict(ci or {}),
         )
@@ -206,6 +209,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "gates": (dict,),
     "override_requires": (str, type(None)),
     "only_gates": (list, type(None)),
+    "shard": (str, type(None)),
     "approval": (dict, type(None)),
     "ci": (dict,),
     "message": (str,),
@@ -383,7 +387,7 @@ class Ledger:
         runs = [
             e
             for e in self.for_release(release_id)
-            if e.stage == stage and e.only_gates is None and e.partial is None
+            if e.stage == stage and e.only_gates is None and e.partial is None and e.shard is None
         ]
         return runs[-1] if runs else None
 
@@ -474,6 +478,8 @@ def format_status(
             line += f"  [partial: {', '.join(e.only_gates)}]"
         if e.partial:
             line += f"  [partial run: {e.partial}]"
+        if e.shard:
+            line += f"  [shard {e.shard}]"
         if e.approval:
             line += f"  [approved via {e.approval.get('via')} by {e.approval.get('actor', '?')}]"
         if e.override_requires:
@@ -499,7 +505,7 @@ def unresolved_rollback_failure(entries: Iterable[LedgerEntry]) -> LedgerEntry |
         elif (
             failure is not None
             and entry.outcome in ("passed", "rolled-back")
-            and not (entry.partial or entry.only_gates)
+            and not (entry.partial or entry.only_gates or entry.shard)
         ):
             failure = None
     return failure

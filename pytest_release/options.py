@@ -99,6 +99,13 @@ ONLY_GATES = Option(
     repeatable=True,
     alias="--gate",
 )
+SHARD = Option(
+    "--release-shard",
+    "release_shard",
+    "run only shard K of N of the selected tests (by a stable hash of each node id); "
+    "a shard never satisfies another stage's requires: merge-shards records the stage",
+    metavar="K/N",
+)
 ROLLBACK_TO = Option(
     "--rollback-to",
     "release_rollback_to",
@@ -121,6 +128,7 @@ VALUE_OPTIONS = (
     OVERRIDE_REQUIRES,
     APPROVED_VIA,
     ROLLBACK_TO,
+    SHARD,
 )
 
 

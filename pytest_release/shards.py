@@ -8,16 +8,19 @@ release, in the same CI run, and all of them passed.
 ``python -m pytest_release merge-shards --stage uat --release-id SHA --into LEDGER
 FILE...`` reads the shards' ledgers, writes them and the merged record into ``LEDGER``,
 and exits 1 (with a ``failed`` record saying why) when a shard is missing, duplicated,
-partial, from another CI run, or did not pass.  A shard's own record never satisfies
+partial, from another CI run, or did not pass.  A gate may also run in N jobs by
+test (``--release-shard=K/N`` each): it is covered when the runs 1/N..N/N of one N are
+all there, each once.  A shard's own record never satisfies
 ``requires`` (it is partial); the merged one does when it passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,33 +44,33 @@ def merge_shard_runs(
     stage: str,
     release_id: str,
     gates: Sequence[str],
+    allow_empty: Collection[str] = (),
 ) -> Merged:
     """The stage run made of the finished shard runs of ``stage`` for ``release_id``
-    among ``runs`` (ledger records), ``gates`` being the stage's configured gates."""
+    among ``runs`` (ledger records), ``gates`` being the stage's configured gates (those
+    in ``allow_empty`` may have run no test).
+
+    A gate is covered by one run of it unsharded, or by the runs 1/N..N/N of one N
+    (``--release-shard``), each exactly once."""
     shards = [
         r
         for r in runs
         if r.get("stage") == stage
         and r.get("release_id") == release_id
-        and r.get("only_gates") is not None
+        and (r.get("only_gates") is not None or r.get("shard") is not None)
         and r.get("finished")
     ]
     problems: list[str] = []
     by_gate: dict[str, list[Mapping[str, Any]]] = {}
     for shard in shards:
-        for gate in shard.get("only_gates") or []:
-            by_gate.setdefault(str(gate), []).append(shard)
+        for gate in _gates_of(shard, gates):
+            by_gate.setdefault(gate, []).append(shard)
     for gate in gates:
-        found = by_gate.get(gate, [])
-        if not found:
-            problems.append(f"gate {gate!r}: no shard ran it")
-        elif len(found) > 1:
-            ids = ", ".join(str(s.get("run_id")) for s in found)
-            problems.append(f"gate {gate!r}: ran in {len(found)} shards (runs {ids})")
+        problems += _coverage_problems(gate, by_gate.get(gate, []))
     for gate in sorted(set(by_gate) - set(gates)):
         problems.append(f"gate {gate!r}: a shard ran it, but stage {stage!r} has no such gate")
     for shard in shards:
-        name = f"shard {'+'.join(shard.get('only_gates') or [])} (run {shard.get('run_id')})"
+        name = f"shard {_name(shard, gates)}"
         if shard.get("partial"):
             problems.append(f"{name}: not run in full ({shard['partial']})")
         if shard.get("outcome") != "passed":
@@ -84,8 +87,83 @@ def merge_shard_runs(
     images = {s.get("image") for s in shards}
     if len(images) > 1:
         problems.append(f"the shards name different images: {sorted(map(str, images))}")
-    record = _record(shards, stage, release_id, problems)
+    merged_gates = {gate: _merged_gate(gate, by_gate[gate]) for gate in gates if gate in by_gate}
+    if not problems:
+        # Each shard may select no test of a gate; together they must select some.
+        problems += [
+            f"gate {gate!r}: no shard selected any of its tests"
+            for gate, result in merged_gates.items()
+            if gate not in allow_empty and not _total(result)
+        ]
+    record = _record(shards, stage, release_id, problems, merged_gates)
     return Merged(record, tuple(problems))
+
+
+def _gates_of(shard: Mapping[str, Any], gates: Sequence[str]) -> list[str]:
+    """The gates a shard run ran: its ``--release-gate`` ones, else the whole stage's."""
+    only = shard.get("only_gates")
+    return [str(g) for g in only] if only is not None else list(gates)
+
+
+def _name(shard: Mapping[str, Any], gates: Sequence[str]) -> str:
+    label = f" {shard['shard']}" if shard.get("shard") else ""
+    return f"{'+'.join(_gates_of(shard, gates))}{label} (run {shard.get('run_id')})"
+
+
+def _coverage_problems(gate: str, found: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What keeps the runs ``found`` of ``gate`` from covering it exactly once."""
+    if not found:
+        return [f"gate {gate!r}: no shard ran it"]
+    whole = [s for s in found if not s.get("shard")]
+    if whole:
+        if len(found) == 1:
+            return []
+        ids = ", ".join(str(s.get("run_id")) for s in found)
+        return [f"gate {gate!r}: ran in {len(found)} shards (runs {ids})"]
+    labels = [str(s["shard"]) for s in found]
+    malformed = sorted({label for label in labels if not re.fullmatch(r"\d+/\d+", label)})
+    if malformed:
+        return [f"gate {gate!r}: shard label(s) {', '.join(malformed)} are not of the form K/N"]
+    counts = sorted({label.split("/")[1] for label in labels}, key=int)
+    if len(counts) > 1:
+        return [
+            f"gate {gate!r}: its shards split it in different numbers ({', '.join(labels)}); "
+            "run the shards 1/N..N/N of one N"
+        ]
+    count = int(counts[0])
+    problems = []
+    missing = [f"{k}/{count}" for k in range(1, count + 1) if f"{k}/{count}" not in labels]
+    if missing:
+        problems.append(f"gate {gate!r}: shard(s) {', '.join(missing)} missing")
+    for label in sorted(set(labels), key=lambda v: int(v.split("/")[0])):
+        runs = [s for s in found if s["shard"] == label]
+        if len(runs) > 1:
+            ids = ", ".join(str(s.get("run_id")) for s in runs)
+            problems.append(f"gate {gate!r}: shard {label} ran {len(runs)} times (runs {ids})")
+    return problems
+
+
+_COUNTS = ("passed", "failed", "skipped", "not_run", "xfailed")
+
+
+def _total(result: Mapping[str, Any]) -> int:
+    return sum(int(result.get(key) or 0) for key in _COUNTS)
+
+
+def _merged_gate(gate: str, found: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One gate's result over the runs that ran it: counts and durations added."""
+    results = [dict(s["gates"][gate]) for s in found if gate in (s.get("gates") or {})]
+    if len(results) == 1:
+        return results[0]
+    merged: dict[str, Any] = {key: sum(int(r.get(key) or 0) for r in results) for key in _COUNTS}
+    merged["duration"] = round(sum(float(r.get("duration") or 0) for r in results), 3)
+    merged["closed"] = next((r["closed"] for r in results if r.get("closed")), None)
+    statuses = [str(r.get("status")) for r in results]
+    if "failed" in statuses:
+        merged["status"] = "failed"
+    else:
+        merged["status"] = next((s for s in statuses if s != "empty"), "empty")
+    return merged
 
 
 def _same_run(shard: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -94,15 +172,14 @@ def _same_run(shard: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _record(
-    shards: Sequence[Mapping[str, Any]], stage: str, release_id: str, problems: Sequence[str]
+    shards: Sequence[Mapping[str, Any]],
+    stage: str,
+    release_id: str,
+    problems: Sequence[str],
+    gates: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     from pytest_release.ledger import LedgerEntry, utc_now
 
-    gates: dict[str, dict[str, Any]] = {}
-    for shard in shards:
-        for gate in shard.get("only_gates") or []:
-            if gate in (shard.get("gates") or {}):
-                gates[str(gate)] = dict(shard["gates"][gate])
     now = utc_now()
     entry = LedgerEntry(
         run_id=uuid.uuid4().hex,
@@ -156,6 +233,7 @@ def merge_main(argv: Sequence[str]) -> int:
             stage=args.stage,
             release_id=args.release_id,
             gates=list(config.stage(args.stage).gates),
+            allow_empty={name for name, gate in config.gates.items() if gate.allow_empty},
         )
         store.modify(lambda existing: [*existing, merged.record])
     except (LedgerError, ReleaseConfigError, OSError) as exc:

@@ -30,13 +30,13 @@ from pytest_release.narrowing import Uncollected, VisitedFiles, read_visited, un
 from pytest_release.redact import Redactor, mask_node_ids, secret_warnings
 from pytest_release.report_prep import prepare_report
 from pytest_release.run_dir import WORKERINPUT_KEY, RunDir, membership_file
+from pytest_release.sharding import release_shard
 from pytest_release.signals import StageSignals, signals_deferred
 from pytest_release.stage import StageOutcome, StageResult, StageRun
 from pytest_release.stage_verdict import empty_gate_problems
 
 if TYPE_CHECKING:
-    # Controller-only modules (the ledger and its file lock, JUnit, GitHub output) are
-    # imported where the controller uses them: an xdist worker never loads them.
+    # Controller-only modules (ledger, JUnit, GitHub output): a worker never loads them.
     from pytest_release.junit import CaseRecorder
     from pytest_release.ledger import Ledger, LedgerEntry
 
@@ -99,6 +99,7 @@ class StageSession:
         # pytest runs no test (--collect-only, --setup-plan, ...): the stage records nothing.
         self.runs_no_test = no_test_option(config)
         self.visited = VisitedFiles(run, config.getini("python_files"))
+        self.shard = release_shard(config)  # "K/N" or None; checked here, kept in collect.py
         self._uncollected: list[Uncollected] | None = None
         self.collection_errors = 0
         # Set on the process that sees every report (the controller), never on a worker.
@@ -189,8 +190,7 @@ class StageSession:
         if self.is_worker or self.runs_no_test:
             return
         if self.signals_received:
-            # Stopped before it started: no entry to finish (pytest skips the end of a
-            # session interrupted in its start), so none is written.
+            # Stopped before it started: no entry to finish, so none is written.
             raise KeyboardInterrupt(f"received signal {self.signals_received[0]}")
         last_failed = self.config.pluginmanager.get_plugin("lfplugin")
         if self.config.getoption("lf", False) and getattr(last_failed, "lastfailed", None):
@@ -208,6 +208,7 @@ class StageSession:
             report=self.run.relative(self.run.junit_path),
             override_requires=self._redacted(self.run.override_requires),
             only_gates=list(self.run.plan.order) if self.run.partial else None,
+            shard=self.shard,
             approval=self._approval(ci),
             ci=ci,
         )
@@ -428,10 +429,9 @@ class StageSession:
                 f"'paths' in {self.run.config.source}"
             )
             return outcome("failed", message), int(pytest.ExitCode.NO_TESTS_COLLECTED)
-        empty_gates = [] if partial else empty_gate_problems(self.run, gates)
+        empty_gates = [] if partial or self.shard else empty_gate_problems(self.run, gates)
         if empty_gates:
-            # A full run in which a gate found nothing: its tests moved, its paths are
-            # wrong, or a conftest dropped them; the gate cannot vouch for anything.
+            # A full run in which a gate found nothing: the gate cannot vouch for anything.
             return outcome("failed", "; ".join(empty_gates)), int(pytest.ExitCode.TESTS_FAILED)
         if exitstatus != pytest.ExitCode.OK:
             return outcome("failed", f"pytest exited with status {exitstatus}"), exitstatus

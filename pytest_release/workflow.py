@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_release.errors import ReleaseConfigError
+from pytest_release.workflow_matrix import shard_counts, shard_problem, split_matrix
 
 if TYPE_CHECKING:
     from pytest_release.config import ReleaseConfig
@@ -71,6 +72,7 @@ class Options:
     name: str = "release"
     stage_env: tuple[tuple[str, str, str], ...] = ()  # (stage, NAME, value)
     split_gates: tuple[str, ...] = ()  # stages whose gates run as a job matrix
+    shard_gates: tuple[tuple[str, str, int], ...] = ()  # (stage, gate, N): N jobs by test
 
     def argv(self) -> list[str]:
         """The command-line arguments that reproduce these options."""
@@ -91,6 +93,7 @@ class Options:
                 args.append(f"{flag}={value}")
         args += [f"--stage-env={s}:{n}={v}" for s, n, v in self.stage_env]
         args += [f"--split-gates={stage}" for stage in self.split_gates]
+        args += [f"--shard-gate={s}:{g}={n}" for s, g, n in self.shard_gates]
         return args
 
 
@@ -314,10 +317,10 @@ def check_splits(config: ReleaseConfig, options: Options) -> None:
                 f"--split-gates={stage}: the stage has a rollout ({stage_config.rollout.action}), "
                 "whose steps must run in order in one job; split a stage of checks only"
             )
-        if len(stage_config.gates) < 2:
+        if len(stage_config.gates) < 2 and not shard_counts(options.shard_gates, stage):
             raise WorkflowError(
                 f"--split-gates={stage}: the stage has one gate ({', '.join(stage_config.gates)}); "
-                "there is nothing to split"
+                "there is nothing to split (--shard-gate=STAGE:GATE=N splits a gate's tests)"
             )
         bad = [g for g in stage_config.gates if not JOB_ID.fullmatch(g)]
         if bad:
@@ -326,16 +329,23 @@ def check_splits(config: ReleaseConfig, options: Options) -> None:
                 "part of artifact and job names (letters, digits, '-' and '_' only); rename "
                 "the gate"
             )
+    problem = shard_problem(config, options.split_gates, options.shard_gates)
+    if problem:
+        raise WorkflowError(problem)
 
 
-def _split(config: ReleaseConfig, job: Job, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _split(
+    config: ReleaseConfig, options: Options, job: Job, data: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """The jobs of a stage split by gate: ``<stage>-shards``, a matrix with one job per
     gate (``--release-gate``), and ``<stage>``, which records the stage as one run from
     the shards' ledgers (``merge-shards``) so later jobs need and read it as before."""
     gates = list(config.stage(job.stage).gates)
+    counts = shard_counts(options.shard_gates, job.stage)
+    matrix = split_matrix(gates, counts)
     shards = {key: value for key, value in data.items() if key != "steps"}
     shards["name"] = f"stage {job.stage} (${{{{ matrix.gate }}}})"
-    shards["strategy"] = {"fail-fast": False, "matrix": {"gate": gates}}
+    shards["strategy"] = {"fail-fast": False, "matrix": matrix}
     steps = [dict(step) for step in data["steps"]]
     stage_step = steps[-1]
     stage_step["with"] = {
@@ -343,13 +353,19 @@ def _split(config: ReleaseConfig, job: Job, data: dict[str, Any]) -> dict[str, d
         "gates": "${{ matrix.gate }}",
         "artifact-suffix": "-${{ matrix.gate }}",
     }
+    if counts:
+        shards["name"] = f"stage {job.stage} (${{{{ matrix.gate }}}} ${{{{ matrix.shard }}}})"
+        given = stage_step["with"].get("pytest-args", "")
+        stage_step["with"]["pytest-args"] = f"{given} ${{{{ matrix.shard-args }}}}".strip()
+        stage_step["with"]["artifact-suffix"] = "${{ matrix.suffix }}"
     shards["steps"] = steps
     merge_inputs = {
         key: value
         for key, value in job.inputs.items()
         if key in ("stage", "release-config", "install", "python-version", "ledger")
     }
-    merge_inputs["ledger-from"] = " ".join(f"{job.stage}-{gate}" for gate in gates)
+    suffixes = [e["suffix"] for e in matrix["include"]] if counts else [f"-{g}" for g in gates]
+    merge_inputs["ledger-from"] = " ".join(f"{job.stage}{suffix}" for suffix in suffixes)
     merge_inputs["merge-shards"] = "true"
     merge: dict[str, Any] = {
         "name": f"stage {job.stage}",
@@ -428,7 +444,7 @@ def workflow_data(config: ReleaseConfig, options: Options) -> dict[str, Any]:
     for job in plan_jobs(config, options):
         data = _job_data(job, options, _secrets_of(config, job.stage))
         if job.stage in options.split_gates:
-            jobs.update(_split(config, job, data))
+            jobs.update(_split(config, options, job, data))
         else:
             jobs[job.stage] = data
     return {

@@ -121,6 +121,16 @@ def _stage_env(value: str) -> tuple[str, str, str]:
     return stage, name, env_value
 
 
+def _shard_gate(value: str) -> tuple[str, str, int]:
+    stage, sep, rest = value.partition(":")
+    gate, sep2, count = rest.partition("=")
+    if not (sep and sep2 and stage and gate and count.strip().isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected STAGE:GATE=N (N jobs), e.g. 'uat:integration=4'"
+        )
+    return stage, gate, int(count)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pytest_release workflow",
@@ -167,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
         help="run STAGE's gates as a job matrix, one job per gate, and record the stage as "
         "one run from their ledgers (repeatable; a stage without a rollout)",
     )
+    p.add_argument(
+        "--shard-gate",
+        action="append",
+        default=[],
+        type=_shard_gate,
+        metavar="STAGE:GATE=N",
+        help="run GATE of a split stage (--split-gates) in N jobs, each a deterministic "
+        "shard of its tests (--release-shard=K/N); repeatable",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
     out.add_argument(
@@ -189,6 +208,7 @@ def options_from(args: argparse.Namespace) -> Options:
         name=args.name,
         stage_env=tuple(args.stage_env),
         split_gates=tuple(args.split_gates),
+        shard_gates=tuple(args.shard_gate),
     )
 
 
