@@ -2,7 +2,7 @@
 
 The workflow's pytest command is the one the stage action's script builds from the
 job's inputs (run here with bash, tests/workflow_support.py); the pipeline's is the one
-``scripts/pipeline.py`` builds (its ``subprocess.run`` is intercepted). Both run with
+``scripts/pipeline.py`` builds (its ``run_forwarding_signals`` is intercepted). Both run with
 ``--collect-only -q`` in this repository and a throw-away ledger. The two use different
 profiles on purpose (suites/github.toml: public base image, Playwright's browser, a
 Kubernetes cluster; suites/demo.toml: holds of seconds), so a canary stage's judged
@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -53,15 +52,12 @@ def _pipeline_command(stage: str, tmp_path: Path) -> list[str]:
     pipeline = _pipeline()
     seen: list[list[str]] = []
 
-    class Done:
-        returncode = 0
-
-    def fake_run(command: list[str], **kwargs: Any) -> Done:
+    def record_command(stage: str, command: list[str], *args: Any) -> int:
         seen.append(list(command))
-        return Done()
+        return 0
 
-    # The script's own name for the module, not subprocess itself.
-    pipeline.subprocess = SimpleNamespace(run=fake_run, STDOUT=subprocess.STDOUT)
+    # The script's own function that starts a stage (it forwards signals to it).
+    pipeline.run_forwarding_signals = record_command
     configs = [
         ROOT / "suites" / "release.toml",
         ROOT / "suites" / "demo.toml",
