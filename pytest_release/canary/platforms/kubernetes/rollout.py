@@ -32,7 +32,7 @@ from pytest_release.canary.rollout import (
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.canary.sampler import Targets
-from pytest_release.errors import PlatformError, RolloutError
+from pytest_release.errors import PlatformError, RolloutError, RouterError
 
 if TYPE_CHECKING:
     from pytest_release.canary.config import CanarySettings
@@ -132,10 +132,18 @@ class KubernetesRollout:
 
     def remove_canary(self) -> PlatformStatus:
         """The canary Service leaves the router, then (after ``router.drain_delay``, when
-        it had canary pods) the canary resources are deleted."""
+        it had canary pods or the router still named the canary Service) the canary
+        resources are deleted.  The router applies changes asynchronously: a routing
+        object that still names a deleted Service is invalid (Traefik then answers 404 for
+        the whole route), so the Service goes only once the router has let go of it — also
+        when a dead man's switch already scaled the canary to 0 pods."""
         had_canary = bool(self.platform.status().group("canary"))
+        try:
+            routed_canary = bool(self.router.weights().canary_members)
+        except RouterError:  # unreadable (e.g. every weight 0): drain to be safe
+            routed_canary = True
         self.router.set_members(stable=[self.main_service], canary=[], split=(100, 0))
-        if had_canary:
+        if had_canary or routed_canary:
             self.drain()
         return self.platform.rollback()
 
