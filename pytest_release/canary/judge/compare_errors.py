@@ -7,11 +7,11 @@ spending plan of :mod:`.statistics`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from pytest_release.canary.judge.comparison_look import compare_at_look
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
-from pytest_release.canary.judge.labels import labelled, unavailable
 from pytest_release.canary.judge.statistics import ComparisonPlan
 from pytest_release.canary.judge.verdicts import CheckResult, format_percent, format_window
 from pytest_release.canary.stats import fisher_exact_greater
@@ -29,28 +29,9 @@ class CompareErrorRate:
         return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.joined(self.sources)
-        start, end = evidence.start, evidence.end
-        if requests.unavailable:
-            return unavailable(requests, self.name, start, end)
-        windows = requests.windows(start, end)
-        beyond = self.plan.beyond_plan(evidence.look)
-        if beyond:
-            return labelled(
-                requests,
-                self.name,
-                CheckResult.insufficient(
-                    "compare_error_rate",
-                    threshold=self.plan.cumulative_alpha(self.plan.planned_looks),
-                    unit="p",
-                    window=(requests.hold_start, end),
-                    samples=len(requests.everything),
-                    message=beyond,
-                ),
-            )
-        alphas = self.plan.window_alphas(evidence.look, len(windows))
-        result = self._tested(windows, alphas)
-        return labelled(requests, self.name, replace(result, details=requests.contributions()))
+        return compare_at_look(
+            evidence, self.sources, self.name, "compare_error_rate", self.plan, self._tested
+        )
 
     def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:
         cmp = self.config.comparison

@@ -6,11 +6,11 @@ levels of the spending plan (:mod:`.statistics`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from pytest_release.canary.judge.comparison_look import compare_at_look
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
-from pytest_release.canary.judge.labels import labelled, unavailable
 from pytest_release.canary.judge.statistics import ComparisonPlan
 from pytest_release.canary.judge.verdicts import CheckResult, format_ms, format_window
 from pytest_release.canary.stats import mann_whitney_greater, median, percentile
@@ -28,28 +28,9 @@ class CompareLatency:
         return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.joined(self.sources)
-        start, end = evidence.start, evidence.end
-        if requests.unavailable:
-            return unavailable(requests, self.name, start, end)
-        windows = requests.windows(start, end)
-        beyond = self.plan.beyond_plan(evidence.look)
-        if beyond:
-            return labelled(
-                requests,
-                self.name,
-                CheckResult.insufficient(
-                    "compare_latency",
-                    threshold=self.plan.cumulative_alpha(self.plan.planned_looks),
-                    unit="p",
-                    window=(requests.hold_start, end),
-                    samples=len(requests.everything),
-                    message=beyond,
-                ),
-            )
-        alphas = self.plan.window_alphas(evidence.look, len(windows))
-        result = self._tested(windows, alphas)
-        return labelled(requests, self.name, replace(result, details=requests.contributions()))
+        return compare_at_look(
+            evidence, self.sources, self.name, "compare_latency", self.plan, self._tested
+        )
 
     def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:
         cmp = self.config.comparison

@@ -1,0 +1,51 @@
+"""One look of a canary-versus-stable comparison, whatever its test: the joined evidence
+of the chosen sources, the look's windows and their levels from the spending plan, and
+the result labelled with the sources that contributed.  The checks
+(:mod:`.compare_errors`, :mod:`.compare_latency`) supply only their test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from pytest_release.canary.judge.evidence import Evidence, Window
+from pytest_release.canary.judge.labels import labelled, unavailable
+from pytest_release.canary.judge.statistics import ComparisonPlan
+from pytest_release.canary.judge.verdicts import CheckResult
+
+WindowTest = Callable[[Sequence[Window], Sequence[float]], CheckResult]
+
+
+def compare_at_look(
+    evidence: Evidence,
+    sources: tuple[str, ...],
+    name: str,
+    check: str,
+    plan: ComparisonPlan,
+    test: WindowTest,
+) -> CheckResult:
+    """``test`` run on the look's windows at the plan's levels; insufficient (never a
+    pass) once the look is beyond the plan.  ``name`` labels the result, ``check`` is the
+    check's kind (``compare_error_rate``, ``compare_latency``)."""
+    requests = evidence.joined(sources)
+    start, end = evidence.start, evidence.end
+    if requests.unavailable:
+        return unavailable(requests, name, start, end)
+    windows = requests.windows(start, end)
+    beyond = plan.beyond_plan(evidence.look)
+    if beyond:
+        return labelled(
+            requests,
+            name,
+            CheckResult.insufficient(
+                check,
+                threshold=plan.cumulative_alpha(plan.planned_looks),
+                unit="p",
+                window=(requests.hold_start, end),
+                samples=len(requests.everything),
+                message=beyond,
+            ),
+        )
+    alphas = plan.window_alphas(evidence.look, len(windows))
+    result = test(windows, alphas)
+    return labelled(requests, name, replace(result, details=requests.contributions()))
