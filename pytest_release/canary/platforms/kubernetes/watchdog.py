@@ -185,13 +185,13 @@ def manifest(args: argparse.Namespace) -> str:
     if args.ledger_namespace:
         command.append(f"--ledger-namespace={args.ledger_namespace}")
     # One namespace: the ledger's Leases must live in the service's (a Role is namespaced).
+    # Exactly what switch_expired does (tests/kubernetes/test_watchdog.py checks it with
+    # SubjectAccessReviews); the API group discovery it reads is open to every identity.
     rules = [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
          "verbs": ["get", "list", "patch"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
-        {**routes, "verbs": ["get", "patch", "update"]},
-        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-         "verbs": ["get"]},
+        {**routes, "verbs": ["get", "patch"]},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
     ]  # fmt: skip
     documents = [
