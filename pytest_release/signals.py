@@ -36,6 +36,19 @@ def signals_deferred(*, reraise: bool = True) -> Iterator[list[int]]:
             raise KeyboardInterrupt(f"received signal {received[0]} during a rollback step")
 
 
+def raise_if_interrupted() -> None:
+    """Raise the stage's interrupt again if the first one did not stop it.
+
+    A signal handler runs wherever the main thread happens to be, and Python drops an
+    exception raised inside a finalizer (a weakref callback, ``__del__``): the Kubernetes
+    client's connection pools are closed by such finalizers, so the ``KeyboardInterrupt``
+    of a SIGINT could vanish there ("Exception ignored in: <finalize object>") and the
+    hold went on with the canary live.  Called where a stage waits (the hold) and before
+    each item; a no-op in any process without an interrupted stage."""
+    for stage in list(_INSTALLED):
+        stage.raise_pending()
+
+
 class StageSignals:
     """SIGINT/SIGTERM of a stage session, from the moment it is registered to the end of
     the process.
@@ -56,6 +69,7 @@ class StageSignals:
         self.received: list[int] = []
         self._armed = False
         self._recorded = False
+        self._interrupted = False  # a KeyboardInterrupt was raised for the first signal
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -64,11 +78,19 @@ class StageSignals:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
                 return
+        _INSTALLED.append(self)
+
+    def raise_pending(self) -> None:
+        """The interrupt again, while the stage was interrupted and is not recorded yet
+        (see :func:`raise_if_interrupted`)."""
+        if self._interrupted and not self._recorded:
+            raise KeyboardInterrupt(f"received signal {self.received[0]}")
 
     def arm(self) -> None:
         """From now on the first signal interrupts; one already held interrupts now."""
         self._armed = True
         if self.received and not self._recorded:
+            self._interrupted = True
             raise KeyboardInterrupt(f"received signal {self.received[0]}")
 
     def recorded(self) -> None:
@@ -79,6 +101,8 @@ class StageSignals:
         """At the end of the session: the previous handlers come back, unless a signal
         stopped this stage (the process is ending; the last signals must not kill it
         before it exits with the stage's status)."""
+        if self in _INSTALLED:
+            _INSTALLED.remove(self)
         if self.received:
             return
         for sig, handler in self._previous.items():
@@ -88,6 +112,7 @@ class StageSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         if self._armed and not self._recorded and len(self.received) == 1:
+            self._interrupted = True
             raise KeyboardInterrupt(f"received signal {signum}")
         if not self._armed and not self._recorded and len(self.received) == 1:
             what = "held: the stage stops as soon as it can do so with a true record"
@@ -101,3 +126,7 @@ class StageSignals:
                 f"\npytest-release: signal {signum} {what}; SIGKILL ends it without a "
                 "record\n".encode(),
             )
+
+
+# The installed StageSignals of this process (pytester runs several sessions in one).
+_INSTALLED: list[StageSignals] = []

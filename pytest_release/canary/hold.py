@@ -140,6 +140,7 @@ class Hold:
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
         from pytest_release.canary.sampler import check_metrics
+        from pytest_release.signals import raise_if_interrupted
 
         if not self.started:
             self.start()
@@ -151,6 +152,7 @@ class Hold:
         asked = len(self.alerts)
         next_ask = self.clock()
         while (remaining := end - self.clock()) > 0:
+            raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
             if alerting is not None and self.clock() >= next_ask:
                 from pytest_release.canary.evidence.alertmanager import firing_alerts
 

@@ -1,8 +1,9 @@
 """The Kubernetes dead man's switch (``python -m pytest_release k8s-watchdog``) against a
 real API server: a canary stage SIGKILLed during its hold loses its traffic when its stage
 Lease expires, without any pytest-release stage running; the rollout stays abandoned
-until the rollback stage reconciles it.  The generated manifest is accepted by the API
-server."""
+until the rollback stage reconciles it.  The watchdog runs with a token of its manifest's
+ServiceAccount, so its Role is what is exercised; the manifest passes a server-side dry
+run, and the Role grants exactly what the watchdog does (SubjectAccessReviews)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS
+from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, SERVICE_ACCOUNTS
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
     image_and_replicas,
@@ -23,6 +24,7 @@ from tests.kubernetes.k8s_support import (
     wait_for,
     weights_of,
 )
+from tests.kubernetes.test_platform import _token_kubeconfig
 from tests.kubernetes.test_stages import _stage_leases, _start_stage, weights_of_or_none
 from tests.spine_support import project, run_stage
 
@@ -34,6 +36,36 @@ def _watchdog(namespace: str, *args: str) -> list[str]:
     ]  # fmt: skip
 
 
+WATCHDOG = "pytest-release-watchdog-shop"  # the manifest's names (--app=shop)
+
+
+def _manifest(namespace: str, directory: Path) -> Path:
+    result = subprocess.run(
+        [*_watchdog(namespace, "manifest"), "--image=shop:1.0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path = directory / "watchdog.json"
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def _watchdog_kubeconfig(kube_cluster: KwokCluster, namespace: str, directory: Path) -> Path:
+    """The manifest applied; a kubeconfig with a token of its ServiceAccount (nothing else
+    grants that identity anything)."""
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", str(_manifest(namespace, directory)))
+    token = kube_cluster.api().request(
+        "POST",
+        SERVICE_ACCOUNTS,
+        namespace,
+        WATCHDOG,
+        subresource="token",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )["status"]["token"]
+    return _token_kubeconfig(kube_cluster, token)
+
+
 def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandoned(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
@@ -42,10 +74,11 @@ def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandone
         stage_toml(namespace, kube_cluster.kubeconfig, hold="120s", interval="2s", lease_ttl="2s"),
     )
     api = kube_cluster.api()
+    identity = _watchdog_kubeconfig(kube_cluster, namespace, pytester.path)
     watchdog = subprocess.Popen(
         [
             *_watchdog(namespace, "run"),
-            f"--kubeconfig={kube_cluster.kubeconfig}",
+            f"--kubeconfig={identity}",
             "--interval=0.5",
         ],
         stdout=subprocess.PIPE,
@@ -72,14 +105,17 @@ def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandone
         stage.communicate(timeout=60)
 
         def switched() -> bool:
-            weights = weights_of_or_none(api, namespace) or {}
-            return weights.get("shop") == 100 and weights.get("shop-canary", 0) == 0
+            # The canary Service is no backend at all (not weight 0): Traefik refuses a
+            # TraefikService naming a Service without serving endpoints.
+            return weights_of_or_none(api, namespace) == {"shop": 100}
 
         wait_for("the watchdog's switch to 100% stable", switched, timeout=120)
         print(f"100% stable {time.time() - killed_at:.2f}s after SIGKILL (lease_ttl 2s)")
-        canary = api.get(DEPLOYMENTS, namespace, "shop-canary")
-        assert canary is not None
-        assert canary["spec"]["replicas"] == 0
+        # Scaled to 0 once the router let go of it (here: after --drain-delay, 2 s).
+        wait_for(
+            "the canary scaled to 0",
+            lambda: (api.get(DEPLOYMENTS, namespace, "shop-canary") or {})["spec"]["replicas"] == 0,
+        )
         lease = _stage_leases(api, namespace)[0]
         assert "pytest-release/switched" in lease["metadata"]["annotations"]
     finally:
@@ -89,6 +125,7 @@ def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandone
         stage.communicate()
         output, _ = watchdog.communicate()
     assert "switched to 100% stable: the stage died: stage canary-1 of release r1" in output
+    assert "forbidden" not in output, output  # its Role is enough
     assert output.count("switched to 100% stable") == 1, output  # once per dead stage
     # The watchdog judged nothing: the rollout stays abandoned until the rollback.
     assert [(r["stage"], r["outcome"]) for r in ledger_runs(api, namespace)] == [
@@ -107,18 +144,65 @@ def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandone
 def test_watchdog_manifest_is_accepted_by_the_api_server(
     kube_cluster: KwokCluster, namespace: str, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [*_watchdog(namespace, "manifest"), "--image=shop:1.0"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    document = json.loads(result.stdout)
+    manifest = _manifest(namespace, tmp_path)
+    document = json.loads(manifest.read_text())
     kinds = [item["kind"] for item in document["items"]]
     assert kinds == ["ServiceAccount", "Role", "RoleBinding", "Deployment"]
-    manifest = tmp_path / "watchdog.json"
-    manifest.write_text(result.stdout, encoding="utf-8")
+    dry = kube_cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(manifest))
+    assert f"deployment.apps/{WATCHDOG} created (server dry run)" in dry.stdout
+    assert f"role.rbac.authorization.k8s.io/{WATCHDOG} created (server dry run)" in dry.stdout
     applied = kube_cluster.kubectl("apply", "-n", namespace, "-f", str(manifest))
-    assert "deployment.apps/pytest-release-watchdog-shop created" in applied.stdout
+    assert f"deployment.apps/{WATCHDOG} created" in applied.stdout
     container = document["items"][3]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][:5] == ["python", "-m", "pytest_release", "k8s-watchdog", "run"]
+
+
+# What the watchdog does (read the stage Leases, mark one switched, rewrite the
+# TraefikService after reading the main Service's endpoints, scale the canary by a patch),
+# and what it must not be able to do.
+ALLOWED = [
+    ("list", "leases.coordination.k8s.io"),
+    ("get", "leases.coordination.k8s.io"),
+    ("patch", "leases.coordination.k8s.io"),
+    ("get", "traefikservices.traefik.io"),
+    ("patch", "traefikservices.traefik.io"),
+    ("get", "deployments.apps"),
+    ("patch", "deployments.apps"),
+    ("list", "endpointslices.discovery.k8s.io"),
+]
+DENIED = [
+    ("delete", "leases.coordination.k8s.io"),
+    ("create", "traefikservices.traefik.io"),
+    ("update", "traefikservices.traefik.io"),
+    ("delete", "traefikservices.traefik.io"),
+    ("create", "deployments.apps"),
+    ("delete", "deployments.apps"),
+    ("patch", "services"),
+    ("delete", "services"),
+    ("get", "secrets"),
+    ("get", "configmaps"),
+    ("update", "configmaps"),
+    ("create", "pods"),
+    ("patch", "httproutes.gateway.networking.k8s.io"),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io"),
+]
+
+
+def test_watchdog_role_grants_exactly_what_it_does(
+    kube_cluster: KwokCluster, namespace: str, tmp_path: Path
+) -> None:
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", str(_manifest(namespace, tmp_path)))
+    who = f"--as=system:serviceaccount:{namespace}:{WATCHDOG}"
+
+    def can(verb: str, resource: str, where: str = namespace) -> str:
+        # kubectl auth can-i: a SubjectAccessReview for the impersonated ServiceAccount.
+        answer = kube_cluster.kubectl(
+            "auth", "can-i", verb, resource, "-n", where, who, check=False
+        )
+        return answer.stdout.strip()
+
+    assert {(v, r): can(v, r) for v, r in ALLOWED} == {(v, r): "yes" for v, r in ALLOWED}
+    assert {(v, r): can(v, r) for v, r in DENIED} == {(v, r): "no" for v, r in DENIED}
+    # A Role: nothing in another namespace.
+    assert can("patch", "deployments.apps", "default") == "no"
+    assert can("patch", "traefikservices.traefik.io", "default") == "no"

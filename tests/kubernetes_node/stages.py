@@ -216,27 +216,30 @@ class Project:
 # Continuous GETs through Traefik from inside the netns until the stop file exists; counts
 # start at the first answer (the TraefikService is created by the first stage).  500 is the
 # fault service's own error (the bad release); anything else that is not 200 (404: no
-# route, 502/503: no backend, transport errors) is a request the rollout lost.
+# route, 502/503: no backend, transport errors) is a request the rollout lost.  ``last``:
+# when the last request each version answered was sent (lost ones carry their send time).
 LOAD = """\
 import json, os, sys, time, urllib.error, urllib.request
 url, stop = sys.argv[1], sys.argv[2]
-counts, lost, app_errors, started = {}, [], 0, False
+counts, last, lost, app_errors, started = {}, {}, [], 0, False
 while not os.path.exists(stop):
+    sent = time.time()
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             version = response.headers.get("X-Version", "?")
             counts[version] = counts.get(version, 0) + 1
+            last[version] = sent
             started = True
     except urllib.error.HTTPError as exc:
         if exc.code == 500 and started:
             app_errors += 1
         elif started:
-            lost.append(f"{time.time():.3f} HTTP {exc.code}")
+            lost.append(f"{sent:.3f} HTTP {exc.code}")
     except Exception as exc:
         if started:
-            lost.append(f"{time.time():.3f} {exc!r}")
+            lost.append(f"{sent:.3f} {exc!r}")
     time.sleep(0.02)
-print(json.dumps({"versions": counts, "lost": lost, "app_errors": app_errors}))
+print(json.dumps({"versions": counts, "last": last, "lost": lost, "app_errors": app_errors}))
 """
 
 

@@ -242,6 +242,17 @@ class WeightedServiceRouter:
                     ready += 1
         return ready, total
 
+    def wait_applied(self) -> bool:
+        """Wait until the router applies the stored routing object; False when this router
+        cannot tell (the caller waits ``router.drain_delay`` instead)."""
+        return False
+
+    def release_canary(self) -> Weights:
+        """100 % to the main Service, the canary Service no backend at all: a router may
+        refuse a whole routing object that names a Service without serving endpoints, at
+        weight 0 too (Traefik does), so a canary about to lose its pods must leave it."""
+        return self.set_members(stable=[self.stable_service], canary=[], split=(100, 0))
+
     def ready_endpoints(self, service: str) -> int:
         """Ready endpoints of ``service`` (EndpointSlices)."""
         return self._call(lambda: self._endpoints(service)[0])  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ import pytest
 from pytest_release.canary.controller import Controller, Step, StepSkipped
 from pytest_release.gate_node import GateItem, GateNode
 from pytest_release.gates.canary.config import CanaryGateConfig, resolve_settings, rollout_config
+from pytest_release.signals import raise_if_interrupted
 from pytest_release.stage_session import require_stage_session
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class CanaryItem(GateItem):
         self.window = window
 
     def runtest(self) -> None:
+        raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
         properties: list[tuple[str, str]] = []
         try:
             controller_for(self).execute(self.step, properties, self.window, self.name)

@@ -179,8 +179,10 @@ class ServiceRouterConfig(BaseModel):
     drain_delay: Duration = Field(
         default=2.0,
         description="How long the canary Service stays up after it left the routing object "
-        "(the router applies changes asynchronously: Traefik within about a second), so "
-        "no request is sent to a deleted pod; also the preStop sleep (whole seconds) of the "
+        "(the router applies changes asynchronously: Traefik up to its "
+        "providersThrottleDuration, 2 s by default, later; a Traefik router with api_url "
+        "waits until Traefik reports the change instead), so no request is sent to a "
+        "deleted pod; also the preStop sleep (whole seconds) of the "
         "Deployments the platform creates, so a terminating pod serves on while the router "
         "drops it; 0: delete at once, no preStop hook.",
     )

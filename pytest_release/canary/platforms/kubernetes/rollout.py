@@ -128,7 +128,9 @@ class KubernetesRollout:
                 f"({status.describe()})"
             )
         self.router.start()
-        return self.router.set_weights(stable=100, canary=0)
+        # Not weight 0: Traefik refuses the whole TraefikService (404 for every request)
+        # once a Service it names has no serving endpoint, as a canary about to go has not.
+        return self.router.release_canary()
 
     def remove_canary(self) -> PlatformStatus:
         """The canary Service leaves the router, then (after ``router.drain_delay``, when
@@ -149,8 +151,10 @@ class KubernetesRollout:
 
     def drain(self) -> None:
         """Requests the router still sends to the canary (it applies changes
-        asynchronously) reach live pods: wait ``router.drain_delay``."""
-        time.sleep(self.router.config.drain_delay)
+        asynchronously) reach live pods: wait until the router reports the change applied
+        (Traefik with ``router.api_url``), else ``router.drain_delay``."""
+        if not self.router.wait_applied():
+            time.sleep(self.router.config.drain_delay)
 
     def restore_main(self, image: str) -> PlatformStatus:
         """Main Deployment back on ``image`` (its ReplicaSet revision), verified."""

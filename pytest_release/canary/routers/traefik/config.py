@@ -19,3 +19,11 @@ class TraefikRouterConfig(ServiceRouterConfig):
         description="auto: traefik.io/v1alpha1, falling back to traefik.containo.us/v1alpha1 "
         "(Traefik before v3) when the cluster does not serve it.",
     )
+    api_url: str | None = Field(
+        default=None,
+        description="Traefik's API (its --api entrypoint, e.g. http://traefik:8080), "
+        "reachable from where the stage runs: a Service leaves the TraefikService, and is "
+        "deleted only once Traefik reports the change applied (GET /api/http/services); "
+        "unset: router.drain_delay is waited instead (keep it above Traefik's "
+        "providersThrottleDuration, 2 s by default).",
+    )

@@ -71,3 +71,19 @@ class TraefikRouter(WeightedServiceRouter):
 
     def backends_patch(self, obj: Mapping[str, Any], backends: list[JSON]) -> JSON:
         return {"spec": {"weighted": {"services": backends}}}
+
+    def wait_applied(self) -> bool:
+        """With ``router.api_url``: wait until Traefik applies the stored TraefikService
+        (its API), within ``platform.rollout_timeout``; without: False (not observable)."""
+        if not self.config.api_url:
+            return False
+        from pytest_release.canary.routers.traefik import applied
+
+        stored = self._call(self._ensure)
+        expected = {
+            applied.backend_id(self.namespace, b.service, self.port): b.weight
+            for b in self._backends(stored)
+        }
+        service = applied.service_id(self.namespace, self.name)
+        applied.wait_applied(self.config.api_url, service, expected, self.platform.rollout_timeout)
+        return True
