@@ -310,6 +310,7 @@ class Figure:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (alt text, path from docs/)
 
     def __post_init__(self) -> None:
         if self.figure not in _TITLES:
@@ -334,6 +335,7 @@ class Figure:
             "summary": self.summary,
             "tables": [t.to_dict() for t in self.tables],
             "notes": self.notes,
+            "images": self.images,
             "raw": self.raw,
         }
 
@@ -391,6 +393,8 @@ def render_figure(data: Mapping[str, Any]) -> str:
         lines.append(f"**{line}**  ")
     if data.get("summary"):
         lines.append("")
+    for alt, image in data.get("images", []):
+        lines += [f"![{_md_escape(alt)}]({image})", ""]
     for table in data.get("tables", []):
         lines += [f"{table['title']}:", ""]
         lines.append("| " + " | ".join(_md_escape(c) for c in table["columns"]) + " |")

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import Figure, command_line, out_dir, parser, reps
+from _svg import Panel, write_panels
 
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.judge.statistics import (
@@ -140,6 +141,8 @@ def judge_decision(hold: Hold, looks: int) -> int | None:
             for k, n, ks, ns, cumulative in windows:
                 if cumulative:
                     over = mixture_likelihood_ratio(k, n, LIMIT) >= 1.0 / plan.cumulative_alpha
+                    final = plan.final_alpha(look)
+                    over = over or (final is not None and binomial_sf(k, n, LIMIT) < final)
                 else:
                     late = plan.late_alpha(look)
                     over = late is not None and n > 0 and binomial_sf(k, n, LIMIT) < late
@@ -255,9 +258,22 @@ def main(argv: Sequence[str]) -> int:
         ],
     )
     aa = figure.table(
-        "A/A false alarms (canary errors = stable errors), router evidence only",
-        ["profile", "req/s", "background errors", "holds", "judge", "upper 95 % bound"],
+        "A/A false alarms (canary errors = stable errors), router evidence only; beside the "
+        "judge, the references on the same holds",
+        [
+            "profile",
+            "req/s",
+            "background errors",
+            "holds",
+            "judge",
+            "upper 95 % bound",
+            "oracle (end)",
+            "Flagger-style",
+            "Kayenta-style",
+        ],
     )
+    # (profile, traffic) -> series -> rate -> share of holds failed, for the plot.
+    curves: dict[tuple[str, float], dict[str, dict[float, float]]] = {}
     targets: dict[str, str] = {}
     tally: dict[str, int] = dict.fromkeys(
         (
@@ -291,19 +307,30 @@ def main(argv: Sequence[str]) -> int:
                 ),
                 profile.looks + 1,
             )
+            curve = curves.setdefault((profile.name, traffic), {})
             for background, runs in aa_runs.items():
                 alarms = sum(judge_decision(h, profile.looks) is not None for h in runs)
                 upper = binomial_upper_bound(alarms, len(runs), 0.05)
+                references = {
+                    "oracle (end)": sum(oracle_rejects(h, profile.looks) for h in runs),
+                    "Flagger-style": sum(flagger_decision(h, threshold) is not None for h in runs),
+                    "Kayenta-style": sum(kayenta_rejects(h) for h in runs),
+                }
                 aa.rows.append(
                     [
                         profile.name,
                         f"{traffic:g}",
                         f"{background:.1%}",
                         str(len(runs)),
-                        percent(alarms, len(runs)),
+                        f"{alarms} ({alarms / len(runs):.1%})",
                         f"{upper:.1%}",
+                        *(f"{count} ({count / len(runs):.1%})" for count in references.values()),
                     ]
                 )
+                if background == STABLE_ERRORS:  # canary = stable: the curves' first point
+                    curve.setdefault("judge", {})[background] = alarms / len(runs)
+                    for name, count in references.items():
+                        curve.setdefault(name, {})[background] = count / len(runs)
                 tally["aa rows"] += 1
                 tally["aa met"] += alarms <= 0.01 * len(runs) and upper <= 0.03
                 if profile.name.startswith("fast") and traffic == 30.0 and background == 0.005:
@@ -363,6 +390,13 @@ def main(argv: Sequence[str]) -> int:
                     "kayenta": kayenta,
                 }
                 share = len(detected) / len(runs)
+                for name, count in (
+                    ("judge", len(detected)),
+                    ("oracle (end)", oracle),
+                    ("Flagger-style", len(flagged)),
+                    ("Kayenta-style", kayenta),
+                ):
+                    curve.setdefault(name, {})[rate] = count / len(runs)
                 if detected:
                     tally["power rows"] += 1
                     tally["sample met"] += sample is not None and average / sample <= 1.5
@@ -378,8 +412,23 @@ def main(argv: Sequence[str]) -> int:
                         f"{'met' if share >= 0.95 else 'missed'} ({share:.0%})"
                     )
                     median = median_time(detected, profile.interval)
+                    # No test at this alpha can fail a majority of holds before the oracle
+                    # that knows the horizon does (for the binomial part, by Neyman-Pearson:
+                    # a sequential test stopped by look k is a fixed test at k): the bound.
+                    bound = next(
+                        (
+                            k
+                            for k in range(1, profile.looks + 1)
+                            if sum(oracle_rejects(h, k) for h in runs) >= len(runs) / 2
+                        ),
+                        None,
+                    )
+                    bound_text = f"{bound * profile.interval:g} s" if bound else "beyond the hold"
+                    fast = bool(detected) and sorted(detected)[len(detected) // 2] <= 2
                     targets["fast 30 req/s: 5 % canary failed within 2 intervals (median)"] = (
-                        f"{median} median (2 intervals = {2 * profile.interval:g} s)"
+                        f"{'met' if fast else 'missed'}: {median} median (2 intervals = "
+                        f"{2 * profile.interval:g} s); the oracle that knows its horizon in "
+                        f"advance fails half the holds only with {bound_text} of evidence"
                     )
                 if profile.name.startswith("seed-000") and traffic == 30.0 and rate == 0.02:
                     targets["seed-000 30 req/s: 2 % over 0.5 % failed in >= 90 %"] = (
@@ -408,8 +457,8 @@ def main(argv: Sequence[str]) -> int:
         f"judge's median time to failing <= the tuned Flagger-style rule's: "
         f"{tally['not slower than Flagger']} of {tally['power rows']} rows; power >= Flagger: "
         f"{tally['power >= Flagger']}, >= Kayenta: {tally['power >= Kayenta']} of "
-        f"{tally['power rows']} (Flagger tuned to <= 1 % A/A alarms, the judge has 0 %: "
-        "not equal false alarms)",
+        f"{tally['power rows']} (Flagger tuned to <= 1 % A/A alarms at 0.5 % background; "
+        "its and the judge's A/A alarms are in the A/A table: not equal false alarms)",
     ]
     figure.notes = [
         f"{holds} simulated holds per row of the power table, {aa_holds} per A/A row; "
@@ -424,9 +473,65 @@ def main(argv: Sequence[str]) -> int:
         "Not simulated: the alarm rules (5 % errors sustained for 2 min, no success), which "
         "only make the judge faster; the sampler (router evidence only); the real-process "
         "run is tests/canary/test_router_evidence.py.",
+        "How the judge spends each check's budget (docs/judge.md): 40 % on the hold so far "
+        "at every look (always-valid mixture test; Fisher at Pocock-type Lan-DeMets "
+        "increments), 40 % on the hold so far at the last planned look (exact binomial, "
+        "Fisher: the oracle's tests), 20 % on the late-fault window.  Before (75 % always-"
+        "valid + 25 % late; the comparison halved for a latency test that router evidence "
+        "does not have) the fast profile's 5 % canary at 30 req/s was failed in 69 % of "
+        "holds, the sample target met in 39 of 59 rows.",
+        "Why ≥ 95 % for a 5 % canary at 30 req/s (fast profile) is out of reach at the "
+        "issue's false-alarm level: the hold gives the canary 10 % of 30 req/s for 60 s, "
+        "180 requests, 9 errors expected; to say 'over 1 %' at alpha 0.005 a test needs 7 "
+        "or more errors in 180 (binomial), which a 5 % canary shows in 80 % of holds; "
+        "with Fisher against stable as well, the oracle that knows the sample in advance "
+        "reaches 92 %.  No test at this false-alarm level reaches 95 % on that evidence: a "
+        "longer hold, more weight or the sampler's direct requests (the ci profile: 100 %) "
+        "do.",
+        "Why a 5 % canary at 30 req/s cannot be failed within 2 intervals (10 s): 2 "
+        "intervals hold 30 canary requests, 1.5 errors expected; 3 or more errors in 30 are "
+        "needed to say 'over 1 %' at 0.005, which a 5 % canary shows in 19 % of holds.  "
+        "The bound in the summary is the oracle's: the shortest horizon at which the test "
+        "that knows it in advance fails half the holds.  A crash loop (every request "
+        "failing) is failed at the first look.",
     ]
-    figure.write(out_dir(args))
+    out = out_dir(args)
+    plot = _plot(curves, out / "benchmarks" / "canary_power.svg")
+    figure.images = [
+        (
+            "Power (share of holds failing the canary) against the canary's error rate, "
+            "per profile and traffic: judge, oracle, Flagger-style, Kayenta-style",
+            plot.relative_to(out).as_posix(),
+        )
+    ]
+    figure.write(out)
     return 0
+
+
+def _plot(curves: dict[tuple[str, float], dict[str, dict[float, float]]], path: Path) -> Path:
+    """Power against the canary's error rate (%), one row per profile, one column per
+    traffic level; the first point (0.5 %, canary = stable) is the A/A false-alarm rate."""
+    rows = []
+    for profile in PROFILES:
+        row = []
+        for traffic in TRAFFIC:
+            curve = curves[(profile.name, traffic)]
+            rates = sorted(next(iter(curve.values())))
+            row.append(
+                Panel(
+                    f"{profile.name.split(':')[0]}, {traffic:g} req/s",
+                    [100.0 * rate for rate in rates],
+                    {name: [values.get(rate) for rate in rates] for name, values in curve.items()},
+                )
+            )
+        rows.append(row)
+    return write_panels(
+        path,
+        "Canary failed (share of holds) vs canary error rate, stable 0.5 %",
+        rows,
+        "canary error rate (%)",
+        "share of holds failed",
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +20,16 @@ from pytest_release.processes import free_port
 
 @dataclass(frozen=True)
 class Prometheus:
-    url: str
+    url: str  # where the stage under test reaches it
     config_path: Path
     log_path: Path
+    test_url: str = ""  # where this test process reaches it, when not at ``url``
 
     def query(self, promql: str) -> list[dict[str, object]]:
         from urllib.parse import urlencode
 
         with urllib.request.urlopen(
-            f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=5
+            f"{self.test_url or self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=5
         ) as response:
             body = json.loads(response.read())
         result: list[dict[str, object]] = body["data"]["result"]
@@ -79,12 +80,17 @@ def running_prometheus(
     rules: str = "",
     alertmanager: str | None = None,
     file_sd: Path | None = None,
+    port: int | None = None,
+    wrap: Callable[[list[str]], list[str]] = list,
+    test_url: str = "",
 ) -> Iterator[Prometheus]:
     """Prometheus scraping ``targets`` (host:port, path /metrics) every second, and the
-    targets listed in the JSON file ``file_sd`` (re-read when it changes)."""
+    targets listed in the JSON file ``file_sd`` (re-read when it changes).  ``wrap`` wraps
+    its command (e.g. to run it in another network namespace, listening on ``port`` of
+    that namespace's loopback); ``test_url`` is then where this process reaches it."""
     binary = _need("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     lines = [
         "global:",
         "  scrape_interval: 1s",
@@ -116,20 +122,22 @@ def running_prometheus(
     log = workdir / "prometheus.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-lifecycle",
-            ],
+            wrap(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-lifecycle",
+                ]
+            ),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log, "Prometheus")
-        yield Prometheus(url, config, log)
+        _wait_ready(test_url or url, proc, log, "Prometheus")
+        yield Prometheus(url, config, log, test_url)
     finally:
         proc.terminate()
         proc.wait(15)

@@ -79,10 +79,10 @@ def test_error_rate_above_threshold_fails_with_value_threshold_window_and_count(
     result = check(verdict, "error_rate")
     assert result.verdict == "fail"
     assert (result.value, result.threshold, result.unit, result.samples) == (10.0, 1.0, "%", 120)
-    # The hold so far, by the always-valid test at three quarters of the check's share of
-    # judge.alpha: 0.005 / 3 checks * 0.75 = 1.25e-3.
+    # The hold so far, by the always-valid test at 40 % of the check's share of
+    # judge.alpha: 0.005 / 3 checks * 0.4 = 6.7e-4.
     assert result.message == (
-        "canary error rate 10.0% > 1.0%: the lower 99.9% always-valid confidence bound 2.4% "
+        "canary error rate 10.0% > 1.0%: the lower 99.9% always-valid confidence bound 2.3% "
         "is above "
         "1.0% over 12:00:00-12:01:00 UTC (since the hold began) "
         "(n=120, 12 errors; stable n=360, 0 errors)"
@@ -429,9 +429,9 @@ class TestComparison:
         assert result.verdict == "fail"
         assert result.value is not None
         assert result.threshold is not None
-        # The first of 15 planned looks spends ln(1 + (e - 1) / 15) of the cumulative half
+        # The first of 15 planned looks spends ln(1 + (e - 1) / 15) of the sequential 40 %
         # of the test's share (Lan-DeMets, Pocock type).
-        first_look = 0.005 / 2 / 2 * math.log(1 + (math.e - 1) / 15)
+        first_look = 0.005 / 2 * 0.4 * math.log(1 + (math.e - 1) / 15)
         assert result.value < result.threshold == pytest.approx(first_look)
         assert "significantly higher than stable" in result.message
         assert "Fisher exact one-sided" in result.message
@@ -983,18 +983,55 @@ def test_alpha_is_spent_over_checks_windows_and_looks() -> None:
     the_judge = Judge(JudgeConfig(alpha=0.03), planned_looks=5)
     plan = the_judge.threshold_plan
     assert plan.alpha == pytest.approx(0.03 / 3)  # Bonferroni over the 3 threshold checks
-    assert plan.cumulative_alpha == pytest.approx(0.03 / 3 * 0.75)  # the always-valid part
+    assert plan.cumulative_alpha == pytest.approx(0.03 / 3 * 0.4)  # the always-valid part
+    # The fixed-sample test of the hold so far: at the last planned look only.
+    assert [plan.final_alpha(look) for look in (1, 4, 6)] == [None, None, None]
+    assert plan.final_alpha(5) == pytest.approx(0.03 / 3 * 0.4)
     assert plan.late_alpha(1) is None  # no late window at the first look
-    assert plan.late_alpha(2) == pytest.approx(0.03 / 3 / 4 / 4)  # looks 2..5 share the rest
+    assert plan.late_alpha(2) == pytest.approx(0.03 / 3 * 0.2 / 4)  # looks 2..5 share the rest
     assert plan.late_alpha(6) is None  # beyond the plan
+    one_look = Judge(JudgeConfig(alpha=0.03), planned_looks=1).threshold_plan
+    assert one_look.final_alpha(1) == pytest.approx(0.03 / 3 * 0.6)  # no late window to fund
     two_checks = Judge(JudgeConfig(alpha=0.03, max_health_failure_share=False), planned_looks=5)
     assert two_checks.threshold_plan.alpha == pytest.approx(0.03 / 2)
     comparison = the_judge.comparison_plan
     assert comparison.alpha == pytest.approx(0.005 / 2)  # both comparison tests
     spent = [comparison.cumulative_alpha(look) for look in range(1, 6)]
-    assert sum(spent) == pytest.approx(0.005 / 2 / 2)  # Lan-DeMets: all of the half by the end
+    # Lan-DeMets spends all of the sequential 40 % by the end, the last look adds 40 %.
+    assert sum(spent[:4]) < 0.005 / 2 * 0.4
+    assert sum(spent) == pytest.approx(0.005 / 2 * 0.8)
     late = sum(comparison.late_alpha(look) or 0.0 for look in range(1, 6))
-    assert late == pytest.approx(0.005 / 2 / 2)
+    assert late == pytest.approx(0.005 / 2 * 0.2)
+    # Router evidence alone has no per-request latencies: its latency comparison compares
+    # averages (no test), so Fisher's comparison of the error rates has the whole budget.
+    router_only = Judge(JudgeConfig(evidence=("router",)), planned_looks=5).comparison_plan
+    assert router_only.alpha == pytest.approx(0.005)
+
+
+def test_the_last_planned_look_tests_the_whole_hold_at_the_fixed_sample_level() -> None:
+    """3 errors in each of 4 looks of 100 router-counted canary requests (3 %, limit 1 %):
+    the always-valid test never gets there (12 in 400 is far from its bar), but the last
+    planned look also tests the hold by the exact binomial at its fixed-sample share of
+    the budget, as a test that knew the hold's sample would: failed at look 4, not before."""
+    from pytest_release.canary.evidence.router_stats import RouterEvidence, spread
+
+    config = JudgeConfig(evidence=("router",), max_restarts=None)
+    the_judge = Judge(config, planned_looks=4)
+    samples: list[Sample] = []
+    verdicts = []
+    for look in range(1, 5):
+        start = T0 + (look - 1) * MINUTE
+        end = start + MINUTE
+        samples += spread("canary", "c", start, end - 1e-3, 100, 3)
+        samples += spread("stable", "s", start, end - 1e-3, 300, 0)
+        evidence = RouterEvidence(samples=tuple(samples), latencies=(), reads=look)
+        verdict = the_judge.judge_interval([], [], start, end, look=look, router=evidence)
+        verdicts.append(check(verdict, "error_rate"))
+    assert [v.verdict for v in verdicts[:3]] == ["pass", "pass", "pass"], verdicts
+    last = verdicts[3]
+    assert last.verdict == "fail", last
+    assert "exact binomial, the planned end confidence bound" in last.message
+    assert "(since the hold began) (n=400, 12 errors" in last.message
 
 
 def test_false_alarm_rate_of_the_thresholds_at_the_limit_stays_below_alpha() -> None:

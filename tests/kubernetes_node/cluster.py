@@ -857,6 +857,10 @@ fileCheckFrequency: 10s
             "--api.insecure=true",
             "--api.dashboard=false",
             "--ping=true",
+            # Prometheus metrics on the ``traefik`` entrypoint (its /metrics): per-service
+            # request counters, the judge's Prometheus evidence in the real-node tests.
+            "--metrics.prometheus=true",
+            "--metrics.prometheus.addServicesLabels=true",
             "--log.level=INFO",
             "--providers.kubernetesCRD=true",
             f"--providers.kubernetesCRD.endpoint={self.api_url}",

@@ -32,6 +32,7 @@ RELEASES: dict[str, tuple[dict[str, str], str]] = {
     "4-crash": ({"VERSION": "4-crash", "FAULT_CRASH_AFTER": "15"}, SERVE),
     "5-oom": ({"VERSION": "5-oom"}, OOM),
     "6-slow": ({"VERSION": "6-slow", "FAULT_LATENCY_MS": "800"}, SERVE),
+    "7-errors-5": ({"VERSION": "7-errors-5", "FAULT_ERROR_RATE": "0.05"}, SERVE),
 }
 DOCKERFILE = """\
 FROM {base}

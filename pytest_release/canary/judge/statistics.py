@@ -14,7 +14,6 @@ from pytest_release.canary.samples import Sample
 from pytest_release.canary.stats import binomial_lower_bound, binomial_sf
 
 P95 = 95.0  # the percentile of the p95 latency check
-COMPARISON_TESTS = 2  # errors and latency share judge.comparison.alpha
 
 
 def errors_of(chosen: Sequence[Sample]) -> tuple[int, int]:
@@ -27,9 +26,17 @@ def errors_of(chosen: Sequence[Sample]) -> tuple[int, int]:
 # over" to "broken" so that a small excess is found with a long hold and a gross one at
 # the first look.
 MIXTURE_RATIOS = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
-# The share of a threshold check's alpha spent on the hold so far (the rest: the
-# late-fault window), see ThresholdPlan.
-CUMULATIVE_SHARE = 0.75
+# How a check's alpha is split (ThresholdPlan, ComparisonPlan; union bound): the hold so
+# far at every look (the always-valid test, or the comparison's spending plan), the hold
+# so far once more at the last planned look by the fixed-sample test (which has the
+# power of a test that knows the hold's sample: the sequential part pays for looking at
+# every interval with a higher bar), and the late-fault window (the rest).  Chosen with
+# benchmarks/canary_power.py: from 75 % sequential and 25 % late (no fixed-sample part),
+# a 5 % canary at 30 req/s, 10 %, 60 s / 5 s was failed in 69 % of holds; with 40/40/20,
+# 84 % (the oracle: 90 %), at one interval more in the median.
+CUMULATIVE_SHARE = 0.4
+FINAL_SHARE = 0.4
+LATE_SHARE = 1.0 - CUMULATIVE_SHARE - FINAL_SHARE
 
 
 def mixture_likelihood_ratio(k: int, n: int, limit: float) -> float:
@@ -86,13 +93,12 @@ class ShareTest:
 
 @dataclass(frozen=True)
 class ThresholdPlan:
-    """How one threshold check spends its share ``alpha`` of ``judge.alpha``: three
-    quarters on an always-valid test of the evidence since the hold began (valid at every
-    look, planned or not), a quarter on the late-fault window (the current interval, exact
-    binomial), spent evenly over the planned looks 2..``planned_looks`` (Bonferroni).
-    The larger share goes to the hold so far because the mixture test pays for being
-    always valid (its line is 1/alpha); a late fault big enough to matter shows in one
-    interval even at the smaller level."""
+    """How one threshold check spends its share ``alpha`` of ``judge.alpha`` (union
+    bound): 40 % on an always-valid test of the evidence since the hold began (valid at
+    every look, planned or not), 40 % on the exact binomial test of the same evidence at
+    the last planned look only, 20 % on the late-fault window (the current interval,
+    exact binomial), spent evenly over the planned looks 2..``planned_looks``.  With a
+    single planned look there is no late window: its share goes to the final test."""
 
     alpha: float
     planned_looks: int
@@ -101,12 +107,19 @@ class ThresholdPlan:
     def cumulative_alpha(self) -> float:
         return self.alpha * CUMULATIVE_SHARE
 
+    def final_alpha(self, look: int) -> float | None:
+        """The fixed-sample test's level at ``look``: only at the last planned look."""
+        if look != self.planned_looks:
+            return None
+        late = LATE_SHARE if self.planned_looks == 1 else 0.0
+        return self.alpha * (FINAL_SHARE + late)
+
     def late_alpha(self, look: int) -> float | None:
         """The late window's level at ``look``; ``None`` when it has none (the first look,
         or a look beyond the plan)."""
         if look < 2 or look > self.planned_looks:
             return None
-        return self.alpha * (1.0 - CUMULATIVE_SHARE) / (self.planned_looks - 1)
+        return self.alpha * LATE_SHARE / (self.planned_looks - 1)
 
     def split(self, parts: int) -> ThresholdPlan:
         """The plan of one of ``parts`` tests sharing this one (Bonferroni)."""
@@ -121,8 +134,9 @@ def share_test(
     look: int,
 ) -> ShareTest:
     """The look's test of the canary's share against ``limit``: the cumulative window by
-    the always-valid test, the late window (when it has budget) by the exact binomial;
-    the credible one with the higher lower bound if any, else the cumulative one."""
+    the always-valid test (and at the last planned look by the exact binomial), the late
+    window (when it has budget) by the exact binomial; the credible one with the higher
+    lower bound if any, else the cumulative one."""
     tests: list[ShareTest] = []
     for window in windows:
         k, n = count(window.canary)
@@ -132,6 +146,16 @@ def share_test(
             credible = n > 0 and mixture_likelihood_ratio(k, n, limit) >= 1.0 / alpha
             lower = always_valid_lower_bound(k, n, alpha) if n else 0.0
             method = "always-valid"
+            tests.append(
+                ShareTest(window, k, n, stable_k, stable_n, alpha, credible, lower, method)
+            )
+            final = plan.final_alpha(look)
+            if final is None:
+                continue
+            alpha = final
+            credible = n > 0 and binomial_sf(k, n, limit) < alpha
+            lower = binomial_lower_bound(k, n, alpha) if n else 0.0
+            method = "exact binomial, the planned end"
         else:
             late = plan.late_alpha(look)
             if late is None:
@@ -168,24 +192,30 @@ def spent(alpha: float, fraction: float) -> float:
 
 @dataclass(frozen=True)
 class ComparisonPlan:
-    """How one comparison test spends its share ``alpha`` of ``judge.comparison.alpha``:
-    half on the evidence since the hold began, spent over the planned looks by a
-    Lan-DeMets spending function of Pocock type (the look's increment tested on its own:
-    the union bound keeps the total at most that half, whatever the correlation between
-    looks), half on the late-fault window, evenly over looks 2..``planned_looks``."""
+    """How one comparison test spends its share ``alpha`` of ``judge.comparison.alpha``
+    (union bound): 40 % on the evidence since the hold began, spent over the planned
+    looks by a Lan-DeMets spending function of Pocock type (the look's increment tested
+    on its own: the union bound keeps the total at most that part, whatever the
+    correlation between looks), 40 % more on the same evidence at the last planned look,
+    20 % on the late-fault window, evenly over looks 2..``planned_looks`` (with a single
+    planned look, its share goes to the last look's)."""
 
     alpha: float
     planned_looks: int
     setting: str  # the configuration key, for messages
 
     def cumulative_alpha(self, look: int) -> float:
-        half = self.alpha / 2.0
-        return spent(half, look / self.planned_looks) - spent(half, (look - 1) / self.planned_looks)
+        looks = self.planned_looks
+        sequential = self.alpha * CUMULATIVE_SHARE
+        level = spent(sequential, look / looks) - spent(sequential, (look - 1) / looks)
+        if look == looks:
+            level += self.alpha * (FINAL_SHARE + (LATE_SHARE if looks == 1 else 0.0))
+        return level
 
     def late_alpha(self, look: int) -> float | None:
         if look < 2 or look > self.planned_looks:
             return None
-        return self.alpha / 2.0 / (self.planned_looks - 1)
+        return self.alpha * LATE_SHARE / (self.planned_looks - 1)
 
     def beyond_plan(self, look: int) -> str | None:
         """Why ``look`` has no budget left, or ``None`` while it is within the plan."""
@@ -207,12 +237,16 @@ class ComparisonPlan:
 
 
 def comparison_plan(config: JudgeConfig, planned_looks: int) -> ComparisonPlan:
-    """One comparison test's plan: judge.comparison.alpha shared by both comparison tests
-    of each evidence the comparison runs on (Bonferroni)."""
+    """One comparison test's plan: judge.comparison.alpha shared by the statistical
+    comparison tests of each evidence the comparison runs on (Bonferroni): Fisher's on
+    the error rates, and Mann-Whitney on the latencies where the sampler measures them
+    (counted evidence has averages only: its latency comparison is no test and spends
+    nothing)."""
     counted = [source for source in config.evidence if source != "sampler"]
     evidences = 1 + max(0, len(counted) - 1)
+    tests = 2 if "sampler" in config.evidence else 1
     return ComparisonPlan(
-        config.comparison.alpha / (COMPARISON_TESTS * evidences),
+        config.comparison.alpha / (tests * evidences),
         planned_looks,
         f"judge.comparison.alpha {config.comparison.alpha}",
     )
