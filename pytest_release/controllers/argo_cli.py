@@ -57,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
         help="the release id the analysis stages record: the canary's image (default) or "
         "its pod-template hash",
     )
+    p.add_argument(
+        "--verdict-delay",
+        type=float,
+        default=30.0,
+        help="web: seconds after a stage's hold before its verdict is asked for (default 30)",
+    )
     p.add_argument("-o", "--output", help="write to this file (default: stdout)")
     return p
 
@@ -81,6 +87,7 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
         stages=tuple(s.strip() for s in (args.stages or "").split(",") if s.strip()),
         pytest_args=tuple(args.pytest_arg),
         release_id_from=args.release_id_from,
+        verdict_delay=args.verdict_delay,
     )
     try:
         text = render(resources(load(args.release_config, root), options))

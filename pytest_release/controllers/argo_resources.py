@@ -42,7 +42,7 @@ IMAGE_FIELD = "spec.template.spec.containers[0].image"
 # A Job may take this long beyond the stage's hold (start-up, gates, the record).
 JOB_MARGIN_SECONDS = 600
 # The web measurement waits this long beyond the hold, so the stage has recorded its verdict.
-WEB_MARGIN_SECONDS = 30
+VERDICT_DELAY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class ArgoOptions:
     stages: tuple[str, ...] = ()  # unset: every canary/promote stage in configuration order
     pytest_args: tuple[str, ...] = ()  # more arguments for the Job's pytest
     release_id_from: ReleaseIdFrom = "image"
+    verdict_delay: float = VERDICT_DELAY_SECONDS  # web: seconds after the hold to ask
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _web_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[s
     base = options.analysis_url.rstrip("/")
     return {
         "name": "pytest-release-verdict",
-        "initialDelay": _seconds(config.rollout.hold + WEB_MARGIN_SECONDS),
+        "initialDelay": _seconds(config.rollout.hold + options.verdict_delay),
         "count": 1,
         "failureLimit": 0,
         # 'insufficient', 'running' and 'none' meet neither condition: Inconclusive, pause.

@@ -7,19 +7,14 @@ rolled back."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_release.controllers.verdict import controller_verdict
 from pytest_release.ledger import LedgerEntry
+from tests.analysis_support import analysis_server, get_json
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_root,
@@ -32,31 +27,6 @@ from tests.spine_support import ledger_runs, project, run_stage
 __all__ = ["canary_root"]
 
 
-@contextmanager
-def analysis_server(root: Path) -> Iterator[str]:
-    """The server on a free port of 127.0.0.1, ended by its PID afterwards."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest_release", "analysis-server", "--port", "0"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until it listens (or exits)
-        assert line.startswith("analysis-server listening on "), line + (
-            process.stderr.read() if process.poll() is not None and process.stderr else ""
-        )
-        yield line.split()[-1]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.status == 200
-        return dict(json.load(response))
-
-
 def test_a_passed_stage_is_pass_and_an_unrecorded_one_is_none(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
@@ -64,11 +34,11 @@ def test_a_passed_stage_is_pass_and_an_unrecorded_one_is_none(
     project(pytester, canary_toml(router_port=port))
     bootstrap_main(canary_root, port)
     with analysis_server(canary_root) as url:
-        before = _get(f"{url}/verdict/canary-1?release=r1")
+        before = get_json(f"{url}/verdict/canary-1?release=r1")
         result = run_stage(pytester, "canary-1", "--image=v2")
         assert result.ret == 0, result.stdout.str()
-        after = _get(f"{url}/verdict/canary-1?release=r1")
-        other = _get(f"{url}/verdict/canary-2?release=r1")
+        after = get_json(f"{url}/verdict/canary-1?release=r1")
+        other = get_json(f"{url}/verdict/canary-2?release=r1")
     assert before["verdict"] == "none"
     assert "no run of stage 'canary-1'" in before["message"]
     assert after["verdict"] == "pass", after
@@ -87,7 +57,7 @@ def test_insufficient_evidence_is_insufficient_although_the_stage_rolled_back(
     assert result.ret == 1, result.stdout.str()
     assert ledger_runs(canary_root)[0]["outcome"] == "rolled-back"
     with analysis_server(canary_root) as url:
-        answer = _get(f"{url}/verdict/canary-1?release=r1")
+        answer = get_json(f"{url}/verdict/canary-1?release=r1")
     # Neither 'pass' (successCondition) nor 'fail' (failureCondition): Inconclusive.
     assert answer["verdict"] == "insufficient", answer
     assert answer["judged"]["canary"]["problem"] == "insufficient evidence"
@@ -104,9 +74,9 @@ def test_a_failing_look_is_fail(pytester: pytest.Pytester, canary_root: Path) ->
         result = run_stage(pytester, "canary-1", "--image=v2-sickens")
     assert result.ret == 1, result.stdout.str()
     with analysis_server(canary_root) as url:
-        answer = _get(f"{url}/verdict/canary-1?release=r1")
+        answer = get_json(f"{url}/verdict/canary-1?release=r1")
         with pytest.raises(urllib.error.HTTPError) as missing:
-            _get(f"{url}/verdict/canary-1")
+            get_json(f"{url}/verdict/canary-1")
     assert answer["verdict"] == "fail", answer
     assert answer["outcome"] == "rolled-back"
     assert answer["judged"]["canary"]["verdict"] == "fail"

@@ -1,14 +1,20 @@
 """The Argo Rollouts controller and CRDs for the tests (scripts/build-argo-rollouts.sh,
-cached by version), and installing the CRDs on a test cluster."""
+cached by version), installing the CRDs on a test cluster (fixture ``argo_cluster``) and
+running the controller as a process of the test (ended by its PID)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from pytest_release.processes import free_port
+from tests.kubernetes.conftest import KwokCluster
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-argo-rollouts.sh"
@@ -69,3 +75,40 @@ def install_argo_crds(kubectl: list[str], crd_dir: Path, timeout: float = 60) ->
             if time.monotonic() > deadline:
                 raise AssertionError(f"CRD {name} not established: {state.stdout}{state.stderr}")
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def argo_cluster(kube_cluster: KwokCluster) -> KwokCluster:
+    """The kwok test cluster with the Argo Rollouts CRDs installed."""
+    crd_dir = built_argo_rollouts().parent / "crds"
+    install_argo_crds(
+        [str(kube_cluster.bin_dir / "kubectl"), "--kubeconfig", str(kube_cluster.kubeconfig)],
+        crd_dir,
+    )
+    return kube_cluster
+
+
+@contextmanager
+def rollouts_controller(kubeconfig: Path, namespace: str, log: Path) -> Iterator[int]:
+    """The built controller watching ``namespace`` only (namespaced mode, no leader
+    election, its own metrics and health ports); its output in ``log``; yields its PID."""
+    binary = built_argo_rollouts()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                str(binary), "--kubeconfig", str(kubeconfig), "--namespaced",
+                "--namespace", namespace, "--leader-elect=false", "--loglevel", "info",
+                "--metricsPort", str(free_port("127.0.0.1")),
+                "--healthzPort", str(free_port("127.0.0.1")),
+            ],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)

@@ -12,18 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kubernetes.argo_crds import built_argo_rollouts, install_argo_crds
+from tests.kubernetes.argo_crds import argo_cluster
 from tests.kubernetes.conftest import KwokCluster
 
-
-@pytest.fixture(scope="module")
-def argo_cluster(kube_cluster: KwokCluster) -> KwokCluster:
-    crd_dir = built_argo_rollouts().parent / "crds"
-    install_argo_crds(
-        [str(kube_cluster.bin_dir / "kubectl"), "--kubeconfig", str(kube_cluster.kubeconfig)],
-        crd_dir,
-    )
-    return kube_cluster
+__all__ = ["argo_cluster"]
 
 
 def _generate(tmp_path: Path, namespace: str, *args: str) -> list[dict[str, Any]]:
