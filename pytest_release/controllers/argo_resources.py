@@ -288,6 +288,11 @@ def rollout(
 
 
 def check_options(options: ArgoOptions) -> None:
+    if not 0 <= options.verdict_delay <= 86_400:
+        raise ReleaseConfigError(
+            f"--verdict-delay must be 0..86400 seconds after the hold, got "
+            f"{options.verdict_delay:g}: the time the stage needs to record its verdict"
+        )
     if options.provider in ("job", "both") and not options.runner_image:
         raise ReleaseConfigError(
             f"--provider={options.provider} runs the stage in a Job: name the image it runs "
