@@ -66,7 +66,7 @@ def test_the_generated_resources_pass_the_argo_crd_schemas(
     ("index", "path", "bad"),
     [
         pytest.param(-1, ("spec", "strategy", "canary", "steps", 0), {"setWeigth": 10}, id="typo"),
-        pytest.param(0, ("spec", "metrics", 0), {"count": "once"}, id="wrong-type"),
+        pytest.param(0, ("spec", "metrics", 0), {"successCondition": 5}, id="wrong-type"),
     ],
 )
 def test_a_planted_schema_error_fails_the_dry_run(
