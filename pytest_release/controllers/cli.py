@@ -11,6 +11,10 @@ def main(command: str, argv: Sequence[str]) -> int:
         from pytest_release.controllers import argo_cli
 
         return argo_cli.main(argv)
+    if command == "argo-status":
+        from pytest_release.controllers import argo_status
+
+        return argo_status.main(argv)
     from pytest_release.controllers import analysis_server
 
     return analysis_server.main(argv)

@@ -7,7 +7,10 @@ platform reads what it did (Rollout status and the TraefikService it manages):
 * canary-1 recorded ``fail``: the AnalysisRun fails, the controller aborts, the traffic
   returns to stable;
 * canary-1 recorded ``insufficient``: the AnalysisRun is Inconclusive and the controller
-  pauses with the canary at 10 %: never a silent pass.
+  pauses with the canary at 10 %: never a silent pass;
+
+and ``python -m pytest_release argo-status --stage=canary-1`` records what the controller
+did in canary-1's ledger entry.
 
 kwok runs no containers, so no stage can gather evidence here: the stage records are
 written by the test with the ledger API (a stand-in for the observing stages, whose
@@ -186,6 +189,19 @@ def test_the_controller_acts_on_the_served_verdict(
         finally:
             api.close()
     _assert_end_state(seen, first, expected, runs)
+    # What the controller did, read back from its status, in canary-1's ledger entry.
+    recorded = subprocess.run(
+        [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
+         "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
+         "--release-id=shop:2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    entry = Ledger(tmp_path / ".pytest-release" / "ledger.json").latest("shop:2", "canary-1")
+    assert entry is not None
+    controller = entry.details["controller"]
+    assert controller["action"] == expected, controller
+    assert controller["rollout"] == f"{namespace}/shop"
 
 
 def _assert_end_state(
