@@ -230,6 +230,14 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
         "a server that runs until stopped, on all interfaces; tests/canary/"
         "test_analysis_server.py runs it on 127.0.0.1"
     ),
+    (
+        "docs/argo-rollouts.md",
+        "python -m pytest_release argo-status --namespace shop --rollout shop --stage "
+        "canary-1 --release-id ghcr.io/acme/shop:1.4",
+    ): NotHere(
+        "needs a cluster where Argo Rollouts drives the Rollout; tests/kubernetes/"
+        "test_argo_controller.py runs it against the real controller"
+    ),
     # docs/tutorial.md, in an empty directory with the tutorial's pyproject.toml blocks
     ("docs/tutorial.md", "python3 -m venv .venv && . .venv/bin/activate"): INSTALL,
     ("docs/tutorial.md", "pip install 'pytest-release[canary]'"): INSTALL,
