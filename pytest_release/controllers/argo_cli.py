@@ -51,13 +51,6 @@ def parser() -> argparse.ArgumentParser:
         help="one more argument for the Job's pytest (repeatable)",
     )
     p.add_argument(
-        "--release-id-from",
-        choices=("image", "pod-template-hash"),
-        default="image",
-        help="the release id the analysis stages record: the canary's image (default) or "
-        "its pod-template hash",
-    )
-    p.add_argument(
         "--verdict-delay",
         type=float,
         default=30.0,
@@ -86,7 +79,6 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
         service_account=args.service_account,
         stages=tuple(s.strip() for s in (args.stages or "").split(",") if s.strip()),
         pytest_args=tuple(args.pytest_arg),
-        release_id_from=args.release_id_from,
         verdict_delay=args.verdict_delay,
     )
     try:

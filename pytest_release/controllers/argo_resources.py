@@ -13,10 +13,11 @@ Each rollout stage (``action = "canary"`` or ``"promote"``) becomes two steps of
   none recorded) meets neither, so the measurement and the AnalysisRun are Inconclusive
   and the Rollout pauses: never a silent pass.
 
-The analysis step passes the canary's image (the Rollout's pod template, resolved from its
-``workloadRef``) as ``--release-image``, and as the release id the stages record
-(``release_id_from = "image"``), or the canary's pod-template hash (``"pod-template-hash"``):
-the stages before the Rollout (uat, build) must record under the same id for ``requires``.
+The release id the analysis stages record is the canary's pod-template hash (the
+controller's ``podTemplateHashValue: Latest``). Not the image: with ``workloadRef`` the
+Rollout has no ``spec.template`` of its own, and Argo Rollouts v1.10 refuses a ``fieldRef``
+to it ("invalid path spec.template.spec.containers[0].image in rollout", seen with the real
+controller), so the Rollout would never get past its first analysis step.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ Provider = Literal["job", "web", "both"]
 ROLLOUT_ACTIONS = ("canary", "promote")
 TEMPLATE_PREFIX = "pytest-release-"
 RELEASE_ARG = "release-id"
-IMAGE_ARG = "image"
-ReleaseIdFrom = Literal["image", "pod-template-hash"]
-# The Rollout's first container: the controller resolves the Deployment's template into it.
-IMAGE_FIELD = "spec.template.spec.containers[0].image"
 # A Job may take this long beyond the stage's hold (start-up, gates, the record).
 JOB_MARGIN_SECONDS = 600
 # The web measurement waits this long beyond the hold, so the stage has recorded its verdict.
@@ -56,7 +53,6 @@ class ArgoOptions:
     service_account: str | None = None  # of the analysis Job's pod
     stages: tuple[str, ...] = ()  # unset: every canary/promote stage in configuration order
     pytest_args: tuple[str, ...] = ()  # more arguments for the Job's pytest
-    release_id_from: ReleaseIdFrom = "image"
     verdict_delay: float = VERDICT_DELAY_SECONDS  # web: seconds after the hold to ask
 
 
@@ -163,7 +159,6 @@ def _job_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[s
         "pytest",
         f"--stage={stage}",
         f"--release-id={{{{args.{RELEASE_ARG}}}}}",
-        f"--release-image={{{{args.{IMAGE_ARG}}}}}",
         "-p",
         "no:cacheprovider",
         *options.pytest_args,
@@ -227,22 +222,14 @@ def analysis_template(
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": template_name(stage), "namespace": target.namespace},
-        "spec": {"args": [{"name": RELEASE_ARG}, {"name": IMAGE_ARG}], "metrics": metrics},
+        "spec": {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
     }
 
 
 def rollout(
     stages: list[tuple[str, StageConfig]], target: Target, options: ArgoOptions
 ) -> dict[str, Any]:
-    release_from: dict[str, Any] = (
-        {"fieldRef": {"fieldPath": IMAGE_FIELD}}
-        if options.release_id_from == "image"
-        else {"podTemplateHashValue": "Latest"}
-    )
-    args = [
-        {"name": RELEASE_ARG, "valueFrom": release_from},
-        {"name": IMAGE_ARG, "valueFrom": {"fieldRef": {"fieldPath": IMAGE_FIELD}}},
-    ]
+    args = [{"name": RELEASE_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}]
     steps: list[dict[str, Any]] = []
     for name, stage in stages:
         assert stage.rollout is not None

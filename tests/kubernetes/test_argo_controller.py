@@ -100,10 +100,11 @@ def _workload(namespace: str) -> list[dict[str, Any]]:
     ]
 
 
-def _record(root: Path, stage: str, outcome: str, judged: str) -> None:
-    """The stand-in for the observing stage: its ledger record for release shop:2."""
+def _record(root: Path, release: str, stage: str, outcome: str, judged: str) -> None:
+    """The stand-in for the observing stage: its ledger record for the release (the
+    canary's pod-template hash, as the generated analysis asks)."""
     entry = LedgerEntry.start(
-        release_id="shop:2", stage=stage, image="shop:2", report=None, override_requires=None
+        release_id=release, stage=stage, image="shop:2", report=None, override_requires=None
     )
     finished = LedgerEntry(
         **{
@@ -148,15 +149,13 @@ def test_the_controller_acts_on_the_served_verdict(
     expected: str,
 ) -> None:
     (tmp_path / "pyproject.toml").write_text(CONFIG.format(namespace=namespace))
-    for stage, (outcome, judged) in records.items():
-        _record(tmp_path, stage, outcome, judged)
     workload = tmp_path / "workload.yaml"
     workload.write_text("\n".join(json.dumps(d) + "\n---" for d in _workload(namespace)))
     argo_cluster.kubectl("apply", "-f", str(workload))
     with analysis_server(tmp_path) as url:
         generated = subprocess.run(
             [sys.executable, "-m", "pytest_release", "argo-rollouts", "--provider=web",
-             f"--analysis-url={url}", "--verdict-delay=1", "-o", "argo.yaml"],
+             f"--analysis-url={url}", "--verdict-delay=15", "-o", "argo.yaml"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert generated.returncode == 0, generated.stderr
@@ -174,6 +173,16 @@ def test_the_controller_acts_on_the_served_verdict(
                 # The release: the Deployment's template (which the Rollout references).
                 api.merge_patch(DEPLOYMENTS, namespace, "shop", {"spec": {"template": {
                     "spec": {"containers": [{"name": "shop", "image": "shop:2"}]}}}})  # fmt: skip
+                canary = observer.wait_for(
+                    "the controller to start the canary",
+                    lambda o: o.canary_hash is not None,
+                    timeout=120,
+                )
+                assert canary.canary_hash is not None
+                release = canary.canary_hash
+                # Recorded well inside the first analysis' delay (hold + 15 s).
+                for stage, (outcome, judged) in records.items():
+                    _record(tmp_path, release, stage, outcome, judged)
                 seen = observer.wait_for(
                     f"the controller to reach '{expected}'",
                     lambda o: (
@@ -193,11 +202,11 @@ def test_the_controller_acts_on_the_served_verdict(
     recorded = subprocess.run(
         [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
          "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
-         "--release-id=shop:2"],
+         f"--release-id={release}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr
-    entry = Ledger(tmp_path / ".pytest-release" / "ledger.json").latest("shop:2", "canary-1")
+    entry = Ledger(tmp_path / ".pytest-release" / "ledger.json").latest(release, "canary-1")
     assert entry is not None
     controller = entry.details["controller"]
     assert controller["action"] == expected, controller
