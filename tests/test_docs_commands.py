@@ -233,7 +233,7 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     (
         "docs/argo-rollouts.md",
         "python -m pytest_release argo-status --namespace shop --rollout shop --stage "
-        "canary-1 --release-id ghcr.io/acme/shop:1.4",
+        "canary-1 --release-id 6d4f8b9c7",
     ): NotHere(
         "needs a cluster where Argo Rollouts drives the Rollout; tests/kubernetes/"
         "test_argo_controller.py runs it against the real controller"
