@@ -42,6 +42,7 @@ def test_the_steps_mirror_the_stages_and_the_metrics_answer_with_the_stage(
         "--analysis-url=http://analysis:8080/", "--verdict-delay=5",
     )  # fmt: skip
     assert code == 0, err
+    assert "the analysis Job runs each stage as configured" in err
     *templates, rollout = documents
     canary = rollout["spec"]["strategy"]["canary"]
     assert canary["stableService"] == "shop-main"

@@ -86,6 +86,15 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     except (ReleaseConfigError, ValueError, OSError) as exc:
         print(f"pytest_release argo-rollouts: {exc}", file=sys.stderr)
         return 2
+    if options.provider in ("job", "both"):
+        # Until the observing platform type exists (docs/argo-rollouts.md, "Limits").
+        print(
+            "pytest_release argo-rollouts: warning: the analysis Job runs each stage as "
+            "configured; with platform.type = 'kubernetes' that stage deploys its own canary "
+            "and sets the TraefikService weights beside the controller's (docs/argo-rollouts.md"
+            ", Limits)",
+            file=sys.stderr,
+        )
     if args.output:
         out = root / args.output
         out.parent.mkdir(parents=True, exist_ok=True)
