@@ -3,6 +3,8 @@
 * ``workflow``: write the GitHub Actions workflow of the configured stages;
 * ``merge-ledgers``: unite the ledgers of CI jobs (the stage action runs it);
 * ``merge-shards``: record a stage whose gates ran in separate jobs as one run;
+* ``argo-rollouts``, ``analysis-server``, ``argo-status``: pytest-release as the
+  analysis of Argo Rollouts (:mod:`pytest_release.controllers`);
 * ``k8s-watchdog``: the Kubernetes dead man's switch (``run``) and its manifest
   (``manifest``), :mod:`pytest_release.canary.platforms.kubernetes.watchdog`.
 
@@ -19,6 +21,9 @@ COMMANDS = {
     "merge-ledgers": "unite ledger files of CI jobs into one",
     "merge-shards": "record a stage whose gates ran in separate jobs as one run",
     "k8s-watchdog": "Kubernetes dead man's switch: run it, or print its manifest",
+    "argo-rollouts": "write the Argo Rollouts AnalysisTemplates and Rollout of the stages",
+    "analysis-server": "serve the stages' verdicts as JSON (Argo Rollouts web provider)",
+    "argo-status": "what Argo Rollouts did with a Rollout; record it in the ledger",
 }
 
 
@@ -36,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_release.canary.platforms.kubernetes import watchdog
 
         return watchdog.main(args[1:])
+    if args[0] in ("argo-rollouts", "analysis-server", "argo-status"):
+        from pytest_release.controllers import cli
+
+        return cli.main(args[0], args[1:])
     if args[0] == "workflow":
         from pytest_release import workflow_file
 

@@ -214,6 +214,30 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
         "--namespace shop --image ghcr.io/acme/shop:1.1.0 "
         "--router-url http://shop.example.com [--sample-pods]",
     ): CLUSTER,
+    # docs/argo-rollouts.md
+    (
+        "docs/argo-rollouts.md",
+        "python -m pytest_release argo-rollouts --runner-image ghcr.io/acme/shop-tests:1.4 "
+        "-o argo.yaml",
+    ): NotHere(
+        "needs a project whose canary gate has the kubernetes platform and the traefik "
+        "router; tests/kubernetes/test_argo_resources.py generates from such a project"
+    ),
+    (
+        "docs/argo-rollouts.md",
+        "python -m pytest_release analysis-server --host 0.0.0.0 --port 8080",
+    ): NotHere(
+        "a server that runs until stopped, on all interfaces; tests/canary/"
+        "test_analysis_server.py runs it on 127.0.0.1"
+    ),
+    (
+        "docs/argo-rollouts.md",
+        "python -m pytest_release argo-status --namespace shop --rollout shop --stage "
+        "canary-1 --release-id 6d4f8b9c7",
+    ): NotHere(
+        "needs a cluster where Argo Rollouts drives the Rollout; tests/kubernetes/"
+        "test_argo_controller.py runs it against the real controller"
+    ),
     # docs/tutorial.md, in an empty directory with the tutorial's pyproject.toml blocks
     ("docs/tutorial.md", "python3 -m venv .venv && . .venv/bin/activate"): INSTALL,
     ("docs/tutorial.md", "pip install 'pytest-release[canary]'"): INSTALL,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -148,6 +148,17 @@ def _decide_rollback_target(config: pytest.Config) -> None:
     write_target(stage_session.run_dir.path, target)
 
 
+def _judged(result: dict[str, Any]) -> str | None:
+    """The judge's word on the stage: a failed look, insufficient evidence, or the stage
+    verdict; None when the hold never judged (e.g. the deploy failed)."""
+    if result.get("failed_intervals"):
+        return "fail"
+    if result.get("problem") == "insufficient evidence":
+        return "insufficient"
+    verdict = result.get("verdict")
+    return str(verdict.get("verdict")) if isinstance(verdict, dict) else None
+
+
 def pytest_release_stage_finished(
     config: pytest.Config, run: StageRun, outcome: StageOutcome
 ) -> None:
@@ -169,6 +180,11 @@ def pytest_release_stage_finished(
             local.stop()
         result = read_result(stage_session.run_dir.path, name)
         rolled_back = bool(result.get("rolled_back"))
+        judged = _judged(result)
+        if judged is not None:
+            # The judge's verdict in the ledger: what the analysis server answers with.
+            verdict = {"verdict": judged, "problem": result.get("problem")}
+            stage_session.record_details({"canary_verdicts": {name: verdict}})
         details = ""
         if action == "rollback" and result.get("rollback_message"):
             # What the rollback stage undid and the end state it verified, in the ledger.

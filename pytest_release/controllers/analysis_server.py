@@ -1,0 +1,120 @@
+"""``python -m pytest_release analysis-server``: the stages' verdicts as JSON, for the
+``web`` metric provider of Argo Rollouts (``GET /verdict/<stage>?release=<id>``).
+
+It reads the ledger the stages write (the file, or the Kubernetes ConfigMap of
+``ledger.backend = "kubernetes"``) on every request and writes nothing. ``GET /healthz``
+answers 200 once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from pytest_release.errors import LedgerError, ReleaseConfigError
+
+if TYPE_CHECKING:
+    from pytest_release.ledger import Ledger
+    from pytest_release.redact import Redactor
+
+
+def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir: Path) -> Ledger:
+    """The ledger the stages of this configuration write."""
+    from pytest_release.canary.platforms.kubernetes import plugin as kubernetes_plugin
+    from pytest_release.ledger import Ledger, open_store
+    from pytest_release.workflow import load
+
+    config = load(release_configs, rootdir)
+    path = rootdir / (ledger_path or config.ledger.path)
+    # The ledger backends plugins offer (the Kubernetes ConfigMap), without a pytest session.
+    hook = SimpleNamespace(
+        pytest_release_ledger_store=kubernetes_plugin.pytest_release_ledger_store
+    )
+    return Ledger(open_store(config.ledger, path, rootdir, hook))
+
+
+def make_handler(
+    ledger: Ledger, redact: Redactor, log: Callable[[str], None]
+) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.verdict import verdict_document
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = redact(json.dumps(body, sort_keys=True)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/healthz":
+                self._send(200, {"status": "ok"})
+                return
+            parts = url.path.strip("/").split("/")
+            release = (parse_qs(url.query).get("release") or [""])[0]
+            if len(parts) != 2 or parts[0] != "verdict" or not parts[1] or not release:
+                self._send(
+                    404,
+                    {"error": f"unknown path {url.path!r}: ask GET /verdict/<stage>?release=<id>"},
+                )
+                return
+            try:
+                entry = ledger.latest(release, parts[1])
+            except LedgerError as exc:
+                # The ledger cannot be read: an error (the metric errors), never a verdict.
+                self._send(503, {"error": f"the ledger cannot be read: {exc}"})
+                return
+            self._send(200, verdict_document(parts[1], release, entry))
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log(redact(format % args))
+
+    return Handler
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pytest_release analysis-server",
+        description="Serve the stages' verdicts as JSON for the Argo Rollouts web provider.",
+    )
+    p.add_argument("--release-config", action="append", default=[])
+    p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    return p
+
+
+def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
+    from pytest_release.redact import Redactor
+    from pytest_release.workflow import load
+
+    args = parser().parse_args(argv)
+    root = rootdir or Path.cwd()
+    try:
+        ledger = open_ledger(args.release_config, args.ledger, root)
+        redact = Redactor.from_env(load(args.release_config, root).secrets)
+        server = ThreadingHTTPServer(
+            (args.host, args.port),
+            make_handler(ledger, redact, lambda m: print(m, file=sys.stderr, flush=True)),
+        )
+    except (ReleaseConfigError, LedgerError, ValueError, OSError) as exc:
+        print(f"pytest_release analysis-server: {exc}", file=sys.stderr)
+        return 2
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"analysis-server listening on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,304 @@
+"""The Argo Rollouts resources that mirror the configured rollout stages, as data.
+
+Each rollout stage (``action = "canary"`` or ``"promote"``) becomes two steps of the
+``Rollout``: ``setWeight: <weight>`` and an ``analysis`` step with the stage's
+``AnalysisTemplate``. The template's metrics answer the controller with pytest-release:
+
+* ``job``: a Job runs ``pytest --stage=<stage>`` (the stage observes the rollout the
+  controller drives, runs its gates and the judge, records the ledger); exit 0 is a
+  successful measurement, anything else a failed one.
+* ``web``: after the stage's hold, the analysis server's JSON verdict
+  (``python -m pytest_release analysis-server``). ``pass`` meets ``successCondition``,
+  ``fail`` meets ``failureCondition``; ``insufficient`` (or a stage still running, or
+  none recorded) meets neither, so the measurement and the AnalysisRun are Inconclusive
+  and the Rollout pauses: never a silent pass.
+
+The release id the analysis stages record is the canary's pod-template hash (the
+controller's ``podTemplateHashValue: Latest``). Not the image: with ``workloadRef`` the
+Rollout has no ``spec.template`` of its own, and Argo Rollouts v1.10 refuses a ``fieldRef``
+to it ("invalid path spec.template.spec.containers[0].image in rollout", seen with the real
+controller), so the Rollout would never get past its first analysis step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_release.errors import ReleaseConfigError
+
+if TYPE_CHECKING:
+    from pytest_release.config import ReleaseConfig, StageConfig
+
+Provider = Literal["job", "web", "both"]
+ROLLOUT_ACTIONS = ("canary", "promote")
+TEMPLATE_PREFIX = "pytest-release-"
+RELEASE_ARG = "release-id"
+# A Job may take this long beyond the stage's hold (start-up, gates, the record).
+JOB_MARGIN_SECONDS = 600
+# The web measurement waits this long beyond the hold, so the stage has recorded its verdict.
+VERDICT_DELAY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ArgoOptions:
+    """What the generator needs beyond the stage configuration."""
+
+    provider: Provider = "job"
+    runner_image: str | None = None  # the image the analysis Job runs pytest in
+    analysis_url: str | None = None  # base URL of the analysis server (web provider)
+    rollout_name: str | None = None  # unset: the platform's main Deployment name
+    service_account: str | None = None  # of the analysis Job's pod
+    stages: tuple[str, ...] = ()  # unset: every canary/promote stage in configuration order
+    pytest_args: tuple[str, ...] = ()  # more arguments for the Job's pytest
+    verdict_delay: float = VERDICT_DELAY_SECONDS  # web: seconds after the hold to ask
+
+
+@dataclass(frozen=True)
+class Target:
+    """The service the rollout acts on, from the canary gate's kubernetes platform and
+    traefik router tables."""
+
+    namespace: str
+    app: str
+    deployment: str
+    stable_service: str
+    canary_service: str
+    traefik_service: str
+    port: int
+
+
+def rollout_stages(config: ReleaseConfig, chosen: tuple[str, ...]) -> list[tuple[str, StageConfig]]:
+    """The stages the Rollout's steps mirror, in order."""
+    if not chosen:
+        picked = [
+            (name, stage)
+            for name, stage in config.stages.items()
+            if stage.rollout is not None and stage.rollout.action in ROLLOUT_ACTIONS
+        ]
+        if not picked:
+            raise ReleaseConfigError(
+                f"{config.source}: no stage has a rollout with action 'canary' or 'promote'; "
+                "add one (e.g. [stages.canary-1.rollout] weight = 10) or name the stages "
+                "with --stages"
+            )
+        return picked
+    result = []
+    for name in chosen:
+        stage = config.stages.get(name)
+        if stage is None:
+            raise ReleaseConfigError(
+                f"--stages names {name!r}, which {config.source} does not define; defined: "
+                f"{', '.join(sorted(config.stages))}"
+            )
+        if stage.rollout is None or stage.rollout.action not in ROLLOUT_ACTIONS:
+            action = None if stage.rollout is None else stage.rollout.action
+            raise ReleaseConfigError(
+                f"--stages names {name!r}, whose rollout action is {action!r}: only stages "
+                "with action 'canary' or 'promote' become Rollout steps"
+            )
+        result.append((name, stage))
+    return result
+
+
+def find_target(config: ReleaseConfig, stages: list[tuple[str, StageConfig]]) -> Target:
+    """The kubernetes platform and traefik router of the first mirrored stage's canary gate."""
+    from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+    from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+
+    name, stage = stages[0]
+    gates = config.for_stage(name).gates
+    for gate_name in stage.gates:
+        gate = gates.get(gate_name)
+        other = getattr(gate, "settings_from", None)
+        gate = gates.get(other, gate) if other else gate
+        platform = getattr(gate, "platform", None)
+        router = getattr(gate, "router", None)
+        if platform is None:
+            continue
+        if not isinstance(platform, KubernetesPlatformConfig) or not isinstance(
+            router, TraefikRouterConfig
+        ):
+            raise ReleaseConfigError(
+                f"gate {gate_name!r} of stage {name!r} has platform.type = "
+                f"{getattr(platform, 'type', None)!r} and router.type = "
+                f"{getattr(router, 'type', None)!r}: the Argo Rollouts resources need "
+                "platform.type = 'kubernetes' and router.type = 'traefik'"
+            )
+        return Target(
+            namespace=platform.namespace,
+            app=platform.app,
+            deployment=platform.main_name,
+            stable_service=platform.main_name,
+            canary_service=platform.canary_name,
+            traefik_service=router.name or platform.main_name,
+            port=platform.port,
+        )
+    raise ReleaseConfigError(
+        f"stage {name!r} has no canary gate with a platform table; the Argo Rollouts "
+        "resources need [gates.canary.platform] type = 'kubernetes' (namespace, app) and "
+        "[gates.canary.router] type = 'traefik'"
+    )
+
+
+def template_name(stage: str) -> str:
+    return f"{TEMPLATE_PREFIX}{stage}"
+
+
+def _seconds(value: float) -> str:
+    return f"{math.ceil(value)}s"
+
+
+def _job_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[str, Any]:
+    assert config.rollout is not None
+    command = [
+        "python",
+        "-m",
+        "pytest",
+        f"--stage={stage}",
+        f"--release-id={{{{args.{RELEASE_ARG}}}}}",
+        "-p",
+        "no:cacheprovider",
+        *options.pytest_args,
+    ]
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {"name": "pytest-release", "image": options.runner_image, "command": command}
+        ],
+    }
+    if options.service_account:
+        pod["serviceAccountName"] = options.service_account
+    return {
+        "name": "pytest-release-stage",
+        "failureLimit": 0,
+        "provider": {
+            "job": {
+                "metadata": {"labels": {"app.kubernetes.io/managed-by": "pytest-release"}},
+                "spec": {
+                    # One attempt: a failed stage is a verdict, not a flake to retry.
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": math.ceil(config.rollout.hold) + JOB_MARGIN_SECONDS,
+                    "template": {"spec": pod},
+                },
+            }
+        },
+    }
+
+
+def _web_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[str, Any]:
+    assert config.rollout is not None
+    assert options.analysis_url is not None
+    base = options.analysis_url.rstrip("/")
+    return {
+        "name": "pytest-release-verdict",
+        "initialDelay": _seconds(config.rollout.hold + options.verdict_delay),
+        "count": 1,
+        "failureLimit": 0,
+        # 'insufficient', 'running' and 'none' meet neither condition: Inconclusive, pause.
+        "successCondition": 'result.verdict == "pass"',
+        "failureCondition": 'result.verdict == "fail"',
+        "provider": {
+            "web": {
+                "url": f"{base}/verdict/{stage}?release={{{{args.{RELEASE_ARG}}}}}",
+                "jsonPath": "{$}",
+                "timeoutSeconds": 10,
+            }
+        },
+    }
+
+
+def analysis_template(
+    stage: str, config: StageConfig, target: Target, options: ArgoOptions
+) -> dict[str, Any]:
+    metrics = []
+    if options.provider in ("job", "both"):
+        metrics.append(_job_metric(stage, config, options))
+    if options.provider in ("web", "both"):
+        metrics.append(_web_metric(stage, config, options))
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": template_name(stage), "namespace": target.namespace},
+        "spec": {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
+    }
+
+
+def rollout(
+    stages: list[tuple[str, StageConfig]], target: Target, options: ArgoOptions
+) -> dict[str, Any]:
+    args = [{"name": RELEASE_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}]
+    steps: list[dict[str, Any]] = []
+    for name, stage in stages:
+        assert stage.rollout is not None
+        steps.append({"setWeight": stage.rollout.weight})
+        steps.append(
+            {
+                "analysis": {
+                    "templates": [{"templateName": template_name(name)}],
+                    "args": copy.deepcopy(args),  # no shared objects: no YAML anchors
+                }
+            }
+        )
+    replicas = max(stage.rollout.replicas for _, stage in stages if stage.rollout is not None)
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {
+            "name": options.rollout_name or target.deployment,
+            "namespace": target.namespace,
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": target.app}},
+            # The pods are the existing Deployment's: the Rollout takes its template over.
+            "workloadRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": target.deployment,
+                "scaleDown": "onsuccess",
+            },
+            "strategy": {
+                "canary": {
+                    "stableService": target.stable_service,
+                    "canaryService": target.canary_service,
+                    "trafficRouting": {
+                        "traefik": {"weightedTraefikServiceName": target.traefik_service}
+                    },
+                    "steps": steps,
+                }
+            },
+        },
+    }
+
+
+def check_options(options: ArgoOptions) -> None:
+    if not 0 <= options.verdict_delay <= 86_400:
+        raise ReleaseConfigError(
+            f"--verdict-delay must be 0..86400 seconds after the hold, got "
+            f"{options.verdict_delay:g}: the time the stage needs to record its verdict"
+        )
+    if options.provider in ("job", "both") and not options.runner_image:
+        raise ReleaseConfigError(
+            f"--provider={options.provider} runs the stage in a Job: name the image it runs "
+            "pytest in (your test suite, pytest-release installed) with --runner-image=IMAGE"
+        )
+    if options.provider in ("web", "both"):
+        url = options.analysis_url or ""
+        if not url.startswith(("http://", "https://")):
+            raise ReleaseConfigError(
+                f"--provider={options.provider} reads the verdict from the analysis server: "
+                f"--analysis-url must be its http(s) base URL (got {options.analysis_url!r}), "
+                "e.g. --analysis-url=http://pytest-release-analysis.shop:8080"
+            )
+
+
+def resources(config: ReleaseConfig, options: ArgoOptions) -> list[dict[str, Any]]:
+    """The AnalysisTemplates (one per mirrored stage) and the Rollout, in apply order."""
+    check_options(options)
+    stages = rollout_stages(config, options.stages)
+    target = find_target(config, stages)
+    templates = [analysis_template(name, stage, target, options) for name, stage in stages]
+    return [*templates, rollout(stages, target, options)]

@@ -1,0 +1,239 @@
+"""The real Argo Rollouts controller (built from the Go module proxy) on the kwok API
+server drives the Rollout that ``python -m pytest_release argo-rollouts`` generated, asks
+the analysis server for each stage's verdict (``web`` provider), and the observing
+platform reads what it did (Rollout status and the TraefikService it manages):
+
+* every stage recorded ``pass``: the controller goes 10 % -> 50 % -> 100 % and promotes;
+* canary-1 recorded ``fail``: the AnalysisRun fails, the controller aborts, the traffic
+  returns to stable;
+* canary-1 recorded ``insufficient``: the AnalysisRun is Inconclusive and the controller
+  pauses with the canary at 10 %: never a silent pass;
+
+and ``python -m pytest_release argo-status --stage=canary-1`` records what the controller
+did in canary-1's ledger entry.
+
+kwok runs no containers, so no stage can gather evidence here: the stage records are
+written by the test with the ledger API (a stand-in for the observing stages, whose
+verdicts tests/canary/test_analysis_server.py takes from real stages). The controller,
+the API server, the generated resources, the analysis server and the observer are real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
+from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, Kind
+from pytest_release.ledger import Ledger, LedgerEntry
+from tests.analysis_support import analysis_server
+from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
+from tests.kubernetes.conftest import KwokCluster
+
+__all__ = ["argo_cluster"]
+
+ANALYSIS_RUNS = Kind("argoproj.io", "v1alpha1", "analysisruns", "AnalysisRun")
+STAGES = ("canary-1", "canary-2", "canary-3")
+CONFIG = """\
+[tool.pytest-release.stages.canary-1]
+gates = ["canary"]
+requires = []
+rollout = {{ action = "canary", replicas = 1, weight = 10, hold = "1s", interval = "1s" }}
+[tool.pytest-release.stages.canary-2]
+gates = ["canary"]
+requires = ["canary-1"]
+rollout = {{ action = "canary", replicas = 1, weight = 50, hold = "1s", interval = "1s" }}
+[tool.pytest-release.stages.canary-3]
+gates = ["canary"]
+requires = ["canary-2"]
+rollout = {{ action = "promote", replicas = 1, weight = 100, hold = "0s" }}
+[tool.pytest-release.gates.canary.platform]
+type = "kubernetes"
+namespace = "{namespace}"
+app = "shop"
+[tool.pytest-release.gates.canary.router]
+type = "traefik"
+"""
+
+
+def _service(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }  # fmt: skip
+
+
+def _workload(namespace: str) -> list[dict[str, Any]]:
+    """The service before the release: the Deployment, its Services, the TraefikService."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "shop"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop"}},
+                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
+            },
+        },
+    }
+    traefik_service = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": "shop", "namespace": namespace},
+        "spec": {"weighted": {"services": [
+            {"name": "shop", "port": 80, "weight": 100},
+            {"name": "shop-canary", "port": 80, "weight": 0},
+        ]}},
+    }  # fmt: skip
+    return [
+        deployment,
+        _service("shop", namespace),
+        _service("shop-canary", namespace),
+        traefik_service,
+    ]
+
+
+def _record(root: Path, release: str, stage: str, outcome: str, judged: str) -> None:
+    """The stand-in for the observing stage: its ledger record for the release (the
+    canary's pod-template hash, as the generated analysis asks)."""
+    entry = LedgerEntry.start(
+        release_id=release, stage=stage, image="shop:2", report=None, override_requires=None
+    )
+    finished = LedgerEntry(
+        **{
+            **entry.to_json(),
+            "outcome": outcome,
+            "details": {"canary_verdicts": {"canary": {"verdict": judged, "problem": None}}},
+        }
+    )
+    Ledger(root / ".pytest-release" / "ledger.json").append(finished)
+
+
+def _analysis_runs(cluster: KwokCluster, namespace: str) -> dict[str, str]:
+    """AnalysisRun template -> phase."""
+    api = cluster.api()
+    try:
+        runs = api.list(ANALYSIS_RUNS, namespace)
+    finally:
+        api.close()
+    found = {}
+    for run in runs:
+        # The stage is the one whose verdict the run's web metric asks for.
+        url = run["spec"]["metrics"][0]["provider"]["web"]["url"]
+        found[url.split("/verdict/")[1].split("?")[0]] = str(run.get("status", {}).get("phase"))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        pytest.param({s: ("passed", "pass") for s in STAGES}, "promoted", id="pass-promoted"),
+        pytest.param({"canary-1": ("rolled-back", "fail")}, "aborted", id="fail-aborted"),
+        pytest.param(
+            {"canary-1": ("rolled-back", "insufficient")}, "paused", id="insufficient-paused"
+        ),
+    ],
+)
+def test_the_controller_acts_on_the_served_verdict(
+    argo_cluster: KwokCluster,
+    namespace: str,
+    tmp_path: Path,
+    records: dict[str, tuple[str, str]],
+    expected: str,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(CONFIG.format(namespace=namespace))
+    workload = tmp_path / "workload.yaml"
+    workload.write_text("\n".join(json.dumps(d) + "\n---" for d in _workload(namespace)))
+    argo_cluster.kubectl("apply", "-f", str(workload))
+    with analysis_server(tmp_path) as url:
+        generated = subprocess.run(
+            [sys.executable, "-m", "pytest_release", "argo-rollouts", "--provider=web",
+             f"--analysis-url={url}", "--verdict-delay=15", "-o", "argo.yaml"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert generated.returncode == 0, generated.stderr
+        argo_cluster.kubectl("apply", "--server-side", "-f", str(tmp_path / "argo.yaml"))
+        api = argo_cluster.api()
+        observer = RolloutObserver(api, namespace, "shop")
+        log = tmp_path / "rollouts-controller.log"
+        try:
+            with rollouts_controller(argo_cluster.kubeconfig, namespace, log):
+                first = observer.wait_for(
+                    "the first revision to become stable",
+                    lambda o: o.phase == "Healthy" and o.stable_hash is not None,
+                    timeout=120,
+                )
+                # The release: the Deployment's template (which the Rollout references).
+                api.merge_patch(DEPLOYMENTS, namespace, "shop", {"spec": {"template": {
+                    "spec": {"containers": [{"name": "shop", "image": "shop:2"}]}}}})  # fmt: skip
+                canary = observer.wait_for(
+                    "the controller to start the canary",
+                    lambda o: o.canary_hash is not None,
+                    timeout=120,
+                )
+                assert canary.canary_hash is not None
+                release = canary.canary_hash
+                # Recorded well inside the first analysis' delay (hold + 15 s).
+                for stage, (outcome, judged) in records.items():
+                    _record(tmp_path, release, stage, outcome, judged)
+                seen = observer.wait_for(
+                    f"the controller to reach '{expected}'",
+                    lambda o: (
+                        o.action == expected
+                        and (expected != "promoted" or o.stable_hash != first.stable_hash)
+                    ),
+                    timeout=240,
+                )
+                runs = _analysis_runs(argo_cluster, namespace)
+        except Exception:
+            print(log.read_text(errors="replace")[-6000:])
+            raise
+        finally:
+            api.close()
+    _assert_end_state(seen, first, expected, runs)
+    # What the controller did, read back from its status, in canary-1's ledger entry.
+    recorded = subprocess.run(
+        [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
+         "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
+         f"--release-id={release}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    entry = Ledger(tmp_path / ".pytest-release" / "ledger.json").latest(release, "canary-1")
+    assert entry is not None
+    controller = entry.details["controller"]
+    assert controller["action"] == expected, controller
+    assert controller["rollout"] == f"{namespace}/shop"
+
+
+def _assert_end_state(
+    seen: ObservedRollout, first: ObservedRollout, expected: str, runs: dict[str, str]
+) -> None:
+    record = seen.to_record()
+    assert record["action"] == expected
+    if expected == "promoted":
+        assert seen.stable_hash != first.stable_hash
+        assert seen.canary_hash is None
+        assert seen.router_weights is not None
+        assert seen.router_weights.canary == 0
+        assert runs == dict.fromkeys(STAGES, "Successful"), runs
+    elif expected == "aborted":
+        # Rollback is the controller's: all traffic back on the stable version.
+        assert seen.stable_hash == first.stable_hash
+        assert seen.router_weights is not None
+        assert seen.router_weights.canary == 0
+        assert runs == {"canary-1": "Failed"}, runs
+    else:
+        # Inconclusive: the Rollout waits at canary-1's weight for a human.
+        assert seen.stable_hash == first.stable_hash
+        assert seen.canary_hash is not None
+        assert seen.router_weights is not None
+        assert seen.router_weights.canary == 10
+        assert runs == {"canary-1": "Inconclusive"}, runs
