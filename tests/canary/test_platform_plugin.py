@@ -206,3 +206,24 @@ def test_an_unregistered_platform_type_lists_the_registered_ones(
     errors = result.stderr.str()
     assert "platform.type = 'nomad' is not registered" in errors, errors
     assert "'procs'" in errors, errors
+
+
+def test_a_plugin_that_cannot_load_is_a_usage_error_naming_its_entry_point(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    info = site / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[pytest_release.platforms]\nnomad = no_such_module:PLATFORM\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    project(pytester, _stage_toml(new_port(), COMMAND).replace('type = "procs"', 'type = "nomad"'))
+    result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = result.stderr.str()
+    assert "entry point 'nomad' of group 'pytest_release.platforms'" in errors, errors
+    assert "from broken-plugin" in errors, errors
+    assert "No module named 'no_such_module'" in errors, errors
+    assert "INTERNALERROR" not in result.stdout.str() + errors
