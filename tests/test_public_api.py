@@ -13,7 +13,7 @@ import pytest_release
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
-def example_files() -> dict[str, str]:
+def documented_files() -> dict[str, str]:
     """The fenced code blocks of docs/api.md whose first line names a file."""
     files = {}
     for body in re.findall(r"```(?:python|toml)\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S):
@@ -21,6 +21,23 @@ def example_files() -> dict[str, str]:
         name = first.removeprefix("# ").strip()
         files[name] = rest
     return files
+
+
+def example_files() -> dict[str, str]:
+    """The gate example's files (the platform plug-in's are files of examples/)."""
+    return {k: v for k, v in documented_files().items() if not k.startswith("examples/")}
+
+
+def test_the_documented_platform_plugin_is_the_example_byte_for_byte() -> None:
+    shown = {k: v for k, v in documented_files().items() if k.startswith("examples/")}
+    assert set(shown) == {
+        "examples/platform-plugin/pyproject.toml",
+        "examples/platform-plugin/procs_platform.py",
+    }
+    for name, text in shown.items():
+        assert text == (DOC.parents[1] / name).read_text(encoding="utf-8"), (
+            f"docs/api.md shows another {name} than the one in the repository"
+        )
 
 
 def test_every_exported_name_resolves_and_errors_share_one_root() -> None:

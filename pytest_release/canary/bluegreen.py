@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pytest_release.canary.platform import PlatformStatus
-from pytest_release.canary.rollout import ErrorBaseline, Rollout, probe_router
+from pytest_release.canary.rollout import ErrorBaseline, Rollout
 from pytest_release.canary.router import Weights
 from pytest_release.errors import GateCheckFailed
 
@@ -111,39 +111,8 @@ def switch_to_idle_colour(rollout: Rollout, props: list[tuple[str, str]]) -> str
 
 
 def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBaseline) -> LiveCheck:
-    """After the switch: the new colour runs ``image`` with ready replicas and takes 100 %
-    of the traffic (read back, members included); of ``requests`` requests through the
-    router no more fail than ``baseline`` allows.  Raises :class:`GateCheckFailed` naming
-    every difference."""
-    status = rollout.platform.status()
-    weights = rollout.router.weights()
-    problems = []
-    live = status.group("canary")
-    if status.canary_image != image:
-        problems.append(f"the new colour runs {status.canary_image!r}, expected {image!r}")
-    if not live:
-        problems.append("the new colour has no replica")
-    for r in status.not_ready("canary"):
-        problems.append(f"new colour replica {r.name} ({r.endpoint}) is not running and ready")
-    if (weights.stable, weights.canary) != (0, 100):
-        problems.append(f"router applies {weights}, expected the new colour at 100%")
-    if not weights.canary_members:
-        problems.append("the router has no member for the new colour")
-    failures: tuple[str, ...] = ()
-    # The router as the sampler reaches it (None where this process cannot, e.g. a
-    # cluster's router without router.url): then the read-back above is the evidence.
-    router_url = rollout.targets().router_url
-    if not router_url:
-        requests = 0
-    if not problems and requests > 0 and router_url:
-        failures = tuple(probe_router(router_url, requests))
-        excess = baseline.excess(failures, requests, "the router")
-        if excess:
-            problems.append(excess)
-    if problems:
-        raise GateCheckFailed(
-            "after the switch the new colour does not serve as expected:\n  "
-            + "\n  ".join(problems)
-            + f"\nreplicas: {status.describe()}"
-        )
-    return LiveCheck(status, weights, requests, failures)
+    """See :func:`pytest_release.canary.end_state.verify_live` (the end states of every
+    strategy are asserted in one module)."""
+    from pytest_release.canary.end_state import verify_live as verify
+
+    return verify(rollout, image, requests, baseline)

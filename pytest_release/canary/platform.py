@@ -53,11 +53,22 @@ class PlatformStatus:
         )
 
 
+@dataclass(frozen=True)
+class PlatformTerms:
+    """What a platform calls its parts, for the end-state messages
+    (:mod:`pytest_release.canary.end_state`): "main Deployment has 2 pod(s)"."""
+
+    main: str = "main deployment"  # the stable group as a whole
+    unit: str = "replica"  # one member of a group
+    listing: str = "replicas"  # the heading of PlatformStatus.describe() in messages
+
+
 @runtime_checkable
 class Platform(Protocol):
     """Runs the stable (main) and canary groups of one service."""
 
     name: str
+    terms: PlatformTerms
 
     def status(self) -> PlatformStatus:
         """Every replica now: running, ready, restart count, endpoint, version."""

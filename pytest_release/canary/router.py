@@ -13,9 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pytest_release.errors import RouterError
+
+if TYPE_CHECKING:
+    from pytest_release.canary.platform import Group, PlatformStatus
+
+
+@dataclass(frozen=True)
+class RouterCapabilities:
+    """What a router can do beyond setting and reading back weights; the gate checks a
+    configuration against them (``judge.evidence = ['router']`` needs ``counters``)."""
+
+    weight_step: int = 1  # the smallest change of a weight, in percent
+    counters: bool = False  # per-version request/error counters (router evidence)
+    latency: bool = False  # per-version latency (HAProxy: an average only)
+    sessions: bool = False  # sticky sessions (a client stays on one version)
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,14 @@ class Weights:
 
     def __str__(self) -> str:
         return f"stable {self.stable}% / canary {self.canary}%"
+
+
+@dataclass(frozen=True)
+class VersionCount:
+    """What a router counted for one group since it started (cumulative)."""
+
+    requests: int
+    errors: int  # 5xx answers and requests no server answered
 
 
 def check_weights(stable: int, canary: int) -> None:
@@ -46,9 +68,31 @@ def check_weights(stable: int, canary: int) -> None:
 class TrafficRouter(Protocol):
     """Splits traffic between the stable and canary groups."""
 
+    capabilities: RouterCapabilities
+
     @property
     def url(self) -> str:
         """Where clients send requests (e.g. ``http://127.0.0.1:18080``)."""
+        ...
+
+    @property
+    def describe(self) -> str:
+        """The router in messages ("Traefik TraefikService 'shop' in namespace 'prod'")."""
+        ...
+
+    def members_for(self, status: PlatformStatus, group: Group) -> tuple[str, ...]:
+        """The members this router names for ``group`` of the platform's replicas
+        (endpoints, Services, revisions): what :attr:`Weights.stable_members` must be."""
+        ...
+
+    def counters(self) -> dict[Group, VersionCount] | None:
+        """Requests and errors counted per group so far, or None when the router counts
+        nothing itself (``capabilities.counters`` is False)."""
+        ...
+
+    def backend_problems(self, status: PlatformStatus) -> list[str]:
+        """What the router knows is wrong with the main group's backends (a Service
+        without ready endpoints); empty when it knows nothing more than the weights."""
         ...
 
     def set_members(self, *, stable: Sequence[str], canary: Sequence[str]) -> Weights:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_release.canary.platforms.kubernetes.client import (
     ENDPOINT_SLICES,
@@ -24,10 +24,18 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApiError,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
-from pytest_release.canary.router import Weights, check_weights
+from pytest_release.canary.router import (
+    RouterCapabilities,
+    VersionCount,
+    Weights,
+    check_weights,
+)
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.errors import RouterError
+
+if TYPE_CHECKING:
+    from pytest_release.canary.platform import Group, PlatformStatus
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class WeightedServiceRouter:
     """Base of :class:`TraefikRouter` and :class:`GatewayRouter`."""
 
     object_kind = "routing object"
+    capabilities = RouterCapabilities()  # weights only: no per-version counters here
 
     def __init__(
         self,
@@ -84,6 +93,26 @@ class WeightedServiceRouter:
 
     def server_endpoints(self) -> dict[str, str]:
         return {}
+
+    def members_for(self, status: PlatformStatus, group: Group) -> tuple[str, ...]:
+        """One Service a group (when the group has pods or the canary Deployment exists)."""
+        if group == "stable":
+            return (self.stable_service,)
+        return (self.canary_service,) if status.group("canary") or status.canary_image else ()
+
+    def counters(self) -> dict[Group, VersionCount] | None:
+        return None  # Traefik's and a Gateway's counters are read through Prometheus
+
+    def backend_problems(self, status: PlatformStatus) -> list[str]:
+        """The main Service has a ready endpoint per main pod (at least one)."""
+        pods = len(status.group("stable"))
+        endpoints = self.ready_endpoints(self.stable_service)
+        if endpoints >= max(1, pods):
+            return []
+        return [
+            f"the main Service '{self.stable_service}' has {endpoints} ready endpoint(s) for "
+            f"{pods} pod(s)"
+        ]
 
     # -- implemented by the subclasses -------------------------------------------------------
     def kind(self) -> Kind:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import functools
+import operator
+from typing import TYPE_CHECKING, Literal, cast
 
 import pytest
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from pytest_release.canary.config import CanarySettings, SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
-from pytest_release.canary.platforms.cloud_run.config import (
-    CloudRunPlatformConfig,
-    CloudRunRouterConfig,
-)
-from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
-from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.registry import registry
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
-from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config import GateConfig, RolloutConfig
 from pytest_release.config_identity import DeploymentClaim
@@ -26,6 +22,19 @@ if TYPE_CHECKING:
     from pytest_release.stage import StageRun
 
 KIND: Literal["canary"] = "canary"
+
+# The platform and router tables are the registered ones (built-ins and plug-ins alike,
+# pytest_release/canary/registry.py): a union of their models, told apart by ``type``.
+# mypy sees the built-ins' union (canary/config.py), pydantic the registered models.
+_FOUND = registry()
+if TYPE_CHECKING:
+    from pytest_release.canary.config import PlatformConfig as PlatformTables
+    from pytest_release.canary.config import RouterConfig as RouterTables
+else:
+    PlatformTables = functools.reduce(operator.or_, _FOUND.platform_models())
+    RouterTables = functools.reduce(operator.or_, _FOUND.router_models())
+_PLATFORM_TYPES = ", ".join(repr(name) for name in _FOUND.platforms)
+_ROUTER_TYPES = ", ".join(f"{name!r} ({r.summary})" for name, r in _FOUND.routers.items())
 
 
 class CanaryGateConfig(GateConfig):
@@ -38,22 +47,16 @@ class CanaryGateConfig(GateConfig):
         description="Another canary gate whose platform, router, sampler, judge and slack "
         "settings this gate uses (the default 'rollback' gate uses 'canary').",
     )
-    platform: LocalPlatformConfig | KubernetesPlatformConfig | CloudRunPlatformConfig | None = (
-        Field(
-            default=None,
-            description="Where the stable and canary replicas run: a table with type = "
-            "'local-process', 'local-docker', 'kubernetes' or 'cloud-run'. Required, unless "
-            "settings_from names a gate that has one.",
-        )
+    platform: PlatformTables | None = Field(
+        default=None,
+        description="Where the stable and canary replicas run: a table with type = "
+        f"{_PLATFORM_TYPES} (or a plug-in's). Required, unless settings_from names a gate "
+        "that has one.",
     )
-    router: HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig | CloudRunRouterConfig = (
-        Field(
-            default_factory=HAProxyConfig,
-            description="What splits the traffic between stable and canary: type = 'haproxy' "
-            "(default, a local HAProxy; local platforms only), 'traefik' or 'gateway' "
-            "(kubernetes platform only), 'cloud-run' (the Cloud Run service's own split; "
-            "cloud-run platform only).",
-        )
+    router: RouterTables = Field(
+        default_factory=lambda: cast("RouterTables", _FOUND.default_router()()),
+        description="What splits the traffic between stable and canary: type = "
+        f"{_ROUTER_TYPES} (or a plug-in's).",
     )
     sampler: SamplerConfig = Field(
         default_factory=SamplerConfig,
@@ -76,6 +79,27 @@ class CanaryGateConfig(GateConfig):
         default=20, ge=1, description="Requests through the router that check the main."
     )
 
+    @field_validator("platform", "router", mode="before")
+    @classmethod
+    def _registered_type(cls, value: object, info: ValidationInfo) -> object:
+        """A table whose ``type`` no installed platform or router registers gets one line
+        naming the registered ones, not every member's complaint."""
+        if not isinstance(value, dict) or "type" not in value:
+            return value
+        found = _FOUND.platforms if info.field_name == "platform" else _FOUND.routers
+        if value["type"] in found:
+            return value
+        group = (
+            "pytest_release.platforms"
+            if info.field_name == "platform"
+            else "pytest_release.routers"
+        )
+        raise ValueError(
+            f"{info.field_name}.type = {value['type']!r} is not registered; registered: "
+            f"{', '.join(repr(name) for name in found)} (a plug-in registers more under the "
+            f"entry point group {group!r}: install it)"
+        )
+
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """Its platform's and router's (none with settings_from: the other gate claims)."""
         if self.platform is None:
@@ -94,7 +118,7 @@ def canary_gates(run: StageRun) -> list[tuple[str, CanaryGateConfig]]:
 
 def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> CanarySettings:
     """The gate's effective settings; a usage error names what is missing or does not fit."""
-    from pytest_release.canary.platforms import router_problem
+    from pytest_release.canary.registry import router_problem
 
     source = gate
     if gate.settings_from:
@@ -158,10 +182,12 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
     sampler = gate.sampler
     platform = gate.platform
     evidence = gate.judge.evidence
-    if "router" in evidence and not isinstance(gate.router, HAProxyConfig):
+    counting = [n for n, r in registry().routers.items() if r.capabilities.counters]
+    if "router" in evidence and gate.router.type not in counting:
         return (
-            f"judge.evidence = {list(evidence)!r}: router evidence reads the counters of the "
-            f"local HAProxy router, not of router.type = {gate.router.type!r}; use 'sampler' "
+            f"judge.evidence = {list(evidence)!r}: router evidence reads the router's own "
+            f"per-version counters, which router.type = {gate.router.type!r} does not have "
+            f"(routers with counters: {', '.join(repr(n) for n in counting)}); use 'sampler' "
             "(and Prometheus queries with Traefik's metrics, see docs/canary-metrics.md)"
         )
     if (

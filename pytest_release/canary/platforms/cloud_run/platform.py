@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_release.canary.platform import Group, PlatformStatus
+from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
 from pytest_release.canary.platforms.cloud_run.client import CloudRunApi, short_name
 from pytest_release.canary.platforms.cloud_run.config import CloudRunPlatformConfig
 from pytest_release.canary.samples import ReplicaStatus
@@ -118,6 +118,8 @@ class Snapshot:
 
 class CloudRunPlatform:
     """:class:`~pytest_release.canary.platform.Platform` over one Cloud Run service."""
+
+    terms = PlatformTerms(main="main revision", unit="revision", listing="revisions")
 
     def __init__(self, config: CloudRunPlatformConfig, api: CloudRunApi | None = None) -> None:
         self.config = config

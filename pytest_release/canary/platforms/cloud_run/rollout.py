@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_release.canary.end_state import verify_main
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform
 from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
@@ -38,22 +39,6 @@ def build_rollout(settings: CanarySettings, rootdir: Path | None) -> CloudRunRol
     assert isinstance(router, CloudRunRouterConfig)  # see platforms.router_problem
     platform = CloudRunPlatform(settings.platform)
     return CloudRunRollout(platform, CloudRunRouter(platform, router))
-
-
-def probe(url: str, requests: int, timeout: float = 10.0) -> list[str]:
-    """``requests`` GETs of ``/`` at ``url`` (http or https); the failures."""
-    import httpx
-
-    failures = []
-    with httpx.Client(timeout=timeout) as client:
-        for _ in range(requests):
-            try:
-                response = client.get(url.rstrip("/") + "/")
-                if response.status_code >= 400:
-                    failures.append(f"GET / -> {response.status_code}")
-            except httpx.HTTPError as exc:
-                failures.append(f"GET / -> {type(exc).__name__}: {exc}")
-    return failures
 
 
 class CloudRunRollout:
@@ -137,38 +122,5 @@ class CloudRunRollout:
         requests: int,
         baseline: ErrorBaseline = NO_BASELINE,
     ) -> MainCheck:
-        """Main revision on ``image`` (min instances ``replicas``), ready, no canary tag,
-        100 % to it (read back), and of ``requests`` requests through the service URL no
-        more errors than stable's own rate allows (``baseline``)."""
-        status = self.platform.status()
-        weights = self.router.weights()
-        problems = []
-        main = status.group("stable")
-        if image is not None and status.stable_image != image:
-            problems.append(f"main revision runs {status.stable_image!r}, expected {image!r}")
-        if replicas is not None and len(main) != replicas:
-            problems.append(f"main revision keeps {len(main)} min instance(s), expected {replicas}")
-        if not main:
-            problems.append("there is no main revision")
-        for r in status.not_ready("stable"):
-            problems.append(f"main revision {r.name} is not ready")
-        if status.group("canary") or weights.canary_members:
-            problems.append(f"a canary revision remains: {list(weights.canary_members)}")
-        if (weights.stable, weights.canary) != (100, 0) or len(weights.stable_members) != 1:
-            problems.append(
-                f"{self.router.describe} serves {weights} over {list(weights.stable_members)}, "
-                "expected 100% to the main revision"
-            )
-        failures: tuple[str, ...] = ()
-        if not problems and requests > 0:
-            failures = tuple(probe(self.router.url, requests))
-            excess = baseline.excess(failures, requests, self.router.url)
-            if excess:
-                problems.append(excess)
-        if problems:
-            raise RolloutError(
-                "the main revision is not in the expected state:\n  "
-                + "\n  ".join(problems)
-                + f"\nrevisions: {status.describe()}"
-            )
-        return MainCheck(status, weights, requests, failures)
+        """See :func:`pytest_release.canary.end_state.verify_main`."""
+        return verify_main(self, image, replicas, requests, baseline)

@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_release.canary.platforms.cloud_run.config import CloudRunRouterConfig
+from pytest_release.canary.platforms.cloud_run.entry import CAPABILITIES
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform, Traffic
-from pytest_release.canary.router import Weights, check_weights
+from pytest_release.canary.router import VersionCount, Weights, check_weights
 from pytest_release.errors import RouterError
 
 if TYPE_CHECKING:
     from google.cloud import run_v2
+
+    from pytest_release.canary.platform import Group, PlatformStatus
 
 
 class CloudRunRouter:
@@ -26,6 +29,18 @@ class CloudRunRouter:
         self.config = config
         self._url = config.url if config is not None else None
         self.describe = f"the traffic split of {platform.name}"
+
+    capabilities = CAPABILITIES
+
+    def members_for(self, status: PlatformStatus, group: Group) -> tuple[str, ...]:
+        """The revisions of a group (a revision's instances are ``revision#i``)."""
+        return tuple(dict.fromkeys(r.name.split("#")[0] for r in status.group(group)))
+
+    def backend_problems(self, status: PlatformStatus) -> list[str]:
+        return []
+
+    def counters(self) -> dict[Group, VersionCount] | None:
+        return None  # Cloud Run's request counts are in Cloud Monitoring, not read here
 
     @property
     def url(self) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_release.canary.platform import Group, PlatformStatus
+from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
 from pytest_release.canary.platforms.kubernetes.client import (
     DEPLOYMENTS,
     JSON,
@@ -54,6 +54,8 @@ POLL = 0.25
 
 class KubernetesPlatform:
     """:class:`~pytest_release.canary.platform.Platform` on a Kubernetes namespace."""
+
+    terms = PlatformTerms(main="main Deployment", unit="pod", listing="pods")
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_release.canary.end_state import verify_main
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
 from pytest_release.canary.platforms.kubernetes.config import (
@@ -27,7 +28,6 @@ from pytest_release.canary.rollout import (
     ErrorBaseline,
     MainCheck,
     previous_for,
-    probe_router,
 )
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
@@ -201,7 +201,6 @@ class KubernetesRollout:
             names=names,
         )
 
-    # -- verification ------------------------------------------------------------------------
     def verify_main(
         self,
         image: str | None,
@@ -209,54 +208,8 @@ class KubernetesRollout:
         requests: int,
         baseline: ErrorBaseline = NO_BASELINE,
     ) -> MainCheck:
-        """Main on ``image`` with ``replicas`` ready pods, no canary resources, 100 % of the
-        traffic to the main Service (read back) and the main Service with ready endpoints.
-
-        With ``platform.sample_pods`` and ``router.url`` set, ``requests`` requests go
-        through the router, and no more of them may fail than stable's own error rate
-        allows (``baseline``; transport errors count).  Otherwise no request is sent (the
-        router is not reachable from here in general) and ``requests`` is 0 in the result."""
-        status = self.platform.status()
-        weights = self.router.weights()
-        problems = []
-        main = status.group("stable")
-        if image is not None and status.stable_image != image:
-            problems.append(f"main Deployment runs {status.stable_image!r}, expected {image!r}")
-        if replicas is not None and len(main) != replicas:
-            problems.append(f"main Deployment has {len(main)} pod(s), expected {replicas}")
-        if not main:
-            problems.append("main Deployment has no pod")
-        for r in status.not_ready("stable"):
-            problems.append(f"main pod {r.name} is not running and ready")
-        if status.group("canary") or status.canary_image:
-            problems.append(
-                f"canary resources remain: Deployment image {status.canary_image!r}, pods "
-                f"{[r.name for r in status.group('canary')]}"
-            )
-        if (weights.stable, weights.canary) != (100, 0) or weights.canary_members:
-            problems.append(
-                f"{self.router.describe} applies {weights} with canary backends "
-                f"{list(weights.canary_members)}, expected 100% to the main Service only"
-            )
-        endpoints = self.router.ready_endpoints(self.main_service)
-        if endpoints < max(1, len(main)):
-            problems.append(
-                f"the main Service '{self.main_service}' has {endpoints} ready endpoint(s) for "
-                f"{len(main)} pod(s)"
-            )
-        sent, failures = 0, tuple[str, ...]()
-        if not problems and self.samples_pods and self.router.url and requests > 0:
-            sent, failures = requests, tuple(probe_router(self.router.url, requests))
-            excess = baseline.excess(failures, requests, self.router.url)
-            if excess:
-                problems.append(excess)
-        if problems:
-            raise RolloutError(
-                "the main deployment is not in the expected state:\n  "
-                + "\n  ".join(problems)
-                + f"\npods: {status.describe()}"
-            )
-        return MainCheck(status, weights, sent, failures)
+        """See :func:`pytest_release.canary.end_state.verify_main`."""
+        return verify_main(self, image, replicas, requests, baseline)
 
 
 def build_rollout(settings: CanarySettings, rootdir: Path | None) -> KubernetesRollout:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pytest_release.canary.platform import Group, PlatformStatus
+from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.runtimes import (
     DockerRuntime,
@@ -51,6 +51,8 @@ from pytest_release.processes import (
 
 class LocalPlatform:
     """:class:`~pytest_release.canary.platform.Platform` on this machine."""
+
+    terms = PlatformTerms()
 
     def __init__(self, config: LocalPlatformConfig, rootdir: Path) -> None:
         self.config = config

@@ -13,14 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_release.canary.platform import PlatformStatus
+from pytest_release.canary.end_state import verify_main
+from pytest_release.canary.platform import Platform, PlatformStatus
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.rollout import (
     NO_BASELINE,
     ErrorBaseline,
     MainCheck,
     previous_for,
-    probe_router,
 )
 from pytest_release.canary.router import Weights
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
@@ -49,12 +49,14 @@ def build_rollout(settings: CanarySettings, rootdir: Path) -> LocalRollout:
 
 
 class LocalRollout:
-    """:class:`pytest_release.canary.rollout.Rollout` on the local platform: the router's
-    members are the replicas' endpoints."""
+    """:class:`pytest_release.canary.rollout.Rollout` of any platform whose replicas are
+    endpoints this machine reaches (the local platform, or a plug-in's such as
+    ``examples/platform-plugin``) behind HAProxy: the router's members are the replicas'
+    endpoints."""
 
     def __init__(
         self,
-        platform: LocalPlatform,
+        platform: Platform,
         router: HAProxyRouter,
         *,
         stable_image: str | None,
@@ -187,7 +189,6 @@ class LocalRollout:
             names=names,
         )
 
-    # -- verification ----------------------------------------------------------------------
     def verify_main(
         self,
         image: str | None,
@@ -195,38 +196,5 @@ class LocalRollout:
         requests: int,
         baseline: ErrorBaseline = NO_BASELINE,
     ) -> MainCheck:
-        """Main on ``image`` with ``replicas`` ready replicas, no canary, 100 % of the
-        traffic (read back), and of ``requests`` requests through the router no more
-        errors than stable's own rate allows (``baseline``; transport errors count)."""
-        status = self.platform.status()
-        weights = self.router.weights()
-        problems = []
-        main = status.group("stable")
-        if image is not None and status.stable_image != image:
-            problems.append(f"main deployment runs {status.stable_image!r}, expected {image!r}")
-        if replicas is not None and len(main) != replicas:
-            problems.append(f"main deployment has {len(main)} replica(s), expected {replicas}")
-        if not main:
-            problems.append("main deployment has no replica")
-        for r in status.not_ready("stable"):
-            problems.append(f"main replica {r.name} ({r.endpoint}) is not running and ready")
-        if status.group("canary"):
-            problems.append(f"canary replicas still run: {', '.join(status.endpoints('canary'))}")
-        if (weights.stable, weights.canary) != (100, 0):
-            problems.append(f"router applies {weights}, expected stable 100% / canary 0%")
-        if set(weights.stable_members) != set(status.endpoints("stable")):
-            problems.append(
-                f"router sends main traffic to {sorted(weights.stable_members)}, but the main "
-                f"replicas are {sorted(status.endpoints('stable'))}"
-            )
-        failures = tuple(probe_router(self.router.url, requests)) if not problems else ()
-        excess = baseline.excess(failures, requests, "the router")
-        if excess:
-            problems.append(excess)
-        if problems:
-            raise RolloutError(
-                "the main deployment is not in the expected state:\n  "
-                + "\n  ".join(problems)
-                + f"\nreplicas: {status.describe()}"
-            )
-        return MainCheck(status, weights, requests, failures)
+        """See :func:`pytest_release.canary.end_state.verify_main`."""
+        return verify_main(self, image, replicas, requests, baseline)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pytest_release.canary.platforms.kubernetes.client import JSON, Kind
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
+from pytest_release.canary.routers.gateway.entry import CAPABILITIES
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.errors import RouterError
 
@@ -21,6 +22,7 @@ PLURAL = "httproutes"
 
 class GatewayRouter(WeightedServiceRouter):
     object_kind = "HTTPRoute"
+    capabilities = CAPABILITIES
     config: GatewayRouterConfig
 
     def kind(self) -> Kind:

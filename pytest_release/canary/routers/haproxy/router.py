@@ -19,7 +19,6 @@ invariants.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 import socket
@@ -27,15 +26,24 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from pytest_release.canary.router import Weights, check_weights
+from pytest_release.canary.router import VersionCount, Weights, check_weights
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.routers.haproxy.entry import CAPABILITIES
+from pytest_release.canary.routers.haproxy.state import (
+    RouterState,
+    ServerState,
+    percent,
+    server_weights,
+)
 from pytest_release.errors import RouterError
+
+if TYPE_CHECKING:
+    from pytest_release.canary.platform import Group, PlatformStatus
 from pytest_release.processes import (
     ProcessRef,
     keepable_port,
@@ -47,90 +55,14 @@ from pytest_release.processes import (
 )
 
 BACKEND = "app"
-MAX_WEIGHT = 256
 HOST = "127.0.0.1"
-# srv_admin_state bits that mean "in maintenance": forced, inherited, DNS, hostname (not
-# 0x04, which only records that the config declared the server "disabled").
-_MAINT_BITS = 0x01 | 0x02 | 0x20 | 0x40
-_RUNNING = 2  # srv_op_state SRV_ST_RUNNING
-
-
-@dataclass(frozen=True)
-class ServerState:
-    name: str
-    addr: str
-    port: int
-    weight: int
-    admin_state: int
-    op_state: int
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.addr}:{self.port}"
-
-    @property
-    def in_service(self) -> bool:
-        return not self.admin_state & _MAINT_BITS and self.op_state == _RUNNING
-
-
-def server_weights(stable: int, canary: int, n_stable: int, n_canary: int) -> tuple[int, int]:
-    """Per-server HAProxy weights (stable, canary) giving each group its percentage.
-
-    Exact when it fits HAProxy's 0..256 range, else the closest ratio that does."""
-    if stable == 0:
-        return 0, 1
-    if canary == 0:
-        return 1, 0
-    g = math.gcd(stable, canary)
-    ws, wc = (stable // g) * n_canary, (canary // g) * n_stable
-    g = math.gcd(ws, wc)
-    ws, wc = ws // g, wc // g
-    if max(ws, wc) > MAX_WEIGHT:
-        scale = MAX_WEIGHT / max(ws, wc)
-        ws, wc = max(1, round(ws * scale)), max(1, round(wc * scale))
-    return ws, wc
-
-
-def _percent(part: int, total: int) -> int:
-    return 0 if total == 0 else math.floor(100 * part / total + 0.5)
-
-
-@dataclass
-class RouterState:
-    port: int
-    socket: str
-    haproxy: ProcessRef | None = None
-    slots: list[dict[str, str] | None] = field(default_factory=list)  # endpoint, group
-    split: tuple[int, int] = (100, 0)
-
-    def members(self, group: str) -> list[str]:
-        return [s["endpoint"] for s in self.slots if s and s["group"] == group]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": "pytest-release/haproxy-router",
-            "port": self.port,
-            "socket": self.socket,
-            "haproxy": self.haproxy.to_json() if self.haproxy else None,
-            "slots": self.slots,
-            "split": list(self.split),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RouterState:
-        ref = data.get("haproxy")
-        split = data.get("split", [100, 0])
-        return cls(
-            port=int(data["port"]),
-            socket=str(data["socket"]),
-            haproxy=ProcessRef.from_json(ref) if ref else None,
-            slots=list(data.get("slots", [])),
-            split=(int(split[0]), int(split[1])),
-        )
 
 
 class HAProxyRouter:
     """:class:`~pytest_release.canary.router.TrafficRouter` backed by a local HAProxy."""
+
+    capabilities = CAPABILITIES
+    describe = "the HAProxy router"
 
     def __init__(self, config: HAProxyConfig, state_dir: Path) -> None:
         self.config = config
@@ -175,6 +107,27 @@ class HAProxyRouter:
     def url(self) -> str:
         state = self._state or self._load()
         return f"http://{HOST}:{state.port}"
+
+    def members_for(self, status: PlatformStatus, group: Group) -> tuple[str, ...]:
+        return status.endpoints(group)  # the replicas' endpoints are the servers
+
+    def backend_problems(self, status: PlatformStatus) -> list[str]:
+        return []
+
+    def counters(self) -> dict[Group, VersionCount] | None:
+        """``show stat`` per server, added up by the group its endpoint serves now."""
+        from pytest_release.canary.evidence.router_stats import parse_show_stat
+
+        weights = self.weights()
+        groups: dict[str, Group] = dict.fromkeys(weights.stable_members, "stable")
+        groups.update(dict.fromkeys(weights.canary_members, "canary"))
+        counts = {"stable": [0, 0], "canary": [0, 0]}
+        for server in parse_show_stat(self._command(self._load(), "show stat"), BACKEND):
+            group = groups.get(server.endpoint)
+            if group is not None:
+                counts[group][0] += server.requests
+                counts[group][1] += server.errors
+        return {g: VersionCount(*counts[g]) for g in ("stable", "canary")}
 
     @property
     def running(self) -> bool:
@@ -385,8 +338,8 @@ class HAProxyRouter:
                 )
         total = totals["stable"] + totals["canary"]
         return Weights(
-            stable=_percent(totals["stable"], total),
-            canary=_percent(totals["canary"], total),
+            stable=percent(totals["stable"], total),
+            canary=percent(totals["canary"], total),
             stable_members=tuple(state.members("stable")),
             canary_members=tuple(state.members("canary")),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_release.canary.platforms.kubernetes.client import JSON, Kind
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.routers.traefik.entry import CAPABILITIES
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.errors import RouterError
 
@@ -23,6 +24,7 @@ PLURAL = "traefikservices"
 
 class TraefikRouter(WeightedServiceRouter):
     object_kind = "TraefikService"
+    capabilities = CAPABILITIES
     config: TraefikRouterConfig
 
     _kind: Kind | None = None

@@ -1,0 +1,17 @@
+"""HAProxy as it registers (entry point ``haproxy`` of ``pytest_release.routers``): the
+default router."""
+
+from __future__ import annotations
+
+from pytest_release.canary.registry import RouterPlugin
+from pytest_release.canary.router import RouterCapabilities
+from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+
+# Weights per request; per-server counters and an average response time (``show stat``).
+CAPABILITIES = RouterCapabilities(counters=True, latency=True)
+ROUTER = RouterPlugin(
+    config=HAProxyConfig,
+    summary="default, a local HAProxy; local platforms only",
+    capabilities=CAPABILITIES,
+    default=True,
+)
