@@ -185,11 +185,24 @@ def _git_sha() -> str:
     return result.stdout.strip() or "nogit0000000"
 
 
-def _pipeline_number(ledger: Path) -> int:
+# The pipeline's release ids: the commit's first 12 characters (or "nogit0000000"), "-", n.
+PIPELINE_RELEASE_ID = re.compile(r"^[0-9a-z]{12}-(\d+)$")
+
+
+def pipeline_number(ledger: Path) -> int:
+    """One more than the highest ``n`` of the ledger's ``<sha12>-<n>`` ids: every pipeline
+    run that recorded a stage took its number (whatever stages it ran, on whatever
+    commit), so the ids count up one by one; a run stopped before its first stage recorded
+    anything (set-up, a refused stage) leaves its number to the next run."""
     if not ledger.exists():
         return 1
     runs = json.loads(ledger.read_text()).get("runs", [])
-    return len({r["release_id"] for r in runs if r.get("stage") == "uat"}) + 1
+    numbers = [
+        int(match[1])
+        for run in runs
+        if (match := PIPELINE_RELEASE_ID.match(str(run.get("release_id", ""))))
+    ]
+    return max(numbers, default=0) + 1
 
 
 def _overlay(path: Path, version: str, bad: str | None) -> Path:
@@ -611,10 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\npipeline stopped during set-up: {exc}")
         return 2
 
-    number = _pipeline_number(ledger)
-    if kubernetes:  # no uat here: count the releases that reached the cluster
-        runs_so_far = json.loads(ledger.read_text()).get("runs", []) if ledger.exists() else []
-        number = len({r["release_id"] for r in runs_so_far if r.get("stage") == "canary-1"}) + 1
+    number = pipeline_number(ledger)
     sha = _git_sha()
     release_id = f"{sha[:12]}-{number}"
     image = args.image if kubernetes else f"{REGISTRY}/shop:canary-{number}"

@@ -328,3 +328,40 @@ def test_pipeline_lists_what_it_leaves_running(monkeypatch: pytest.MonkeyPatch) 
     assert "staging" not in text
     assert "registry    127.0.0.1:5000, started by set-up: stop it with kill 4242" in text
     assert "dockerd     already running before (not stopped by us)" in text
+
+
+def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: Path) -> None:
+    """A run of some stages (``--stages build,staging``) took a number too: the next
+    release gets the one after it, not a number already in the ledger (issue 30, item 7:
+    the ids skipped from -2 to -4, and a run without uat left its number to be reused)."""
+    from pytest_release.ledger import Ledger, LedgerEntry
+
+    pipeline = _pipeline_module()
+    ledger_path = tmp_path / "ledger.json"
+    assert pipeline.pipeline_number(ledger_path) == 1
+    ledger = Ledger(ledger_path)
+    for release, stage in [
+        ("352cac460c7d-1", "uat"),
+        ("352cac460c7d-2", "build"),  # --stages build,staging: no uat
+    ]:
+        entry = LedgerEntry.start(
+            release_id=release, stage=stage, image=None, report=None, override_requires=None
+        )
+        ledger.append(entry.finish("passed", []))
+    assert pipeline.pipeline_number(ledger_path) == 3
+    ledger.append(  # a release id of someone's own, not the pipeline's: takes no number
+        LedgerEntry.start(
+            release_id="dev", stage="uat", image=None, report=None, override_requires=None
+        ).finish("passed", [])
+    )
+    assert pipeline.pipeline_number(ledger_path) == 3
+    ledger.append(
+        LedgerEntry.start(
+            release_id="0123456789ab-3",
+            stage="uat",
+            image=None,
+            report=None,
+            override_requires=None,
+        ).finish("failed", [])
+    )  # a later commit's run
+    assert pipeline.pipeline_number(ledger_path) == 4
