@@ -139,15 +139,51 @@ def set_up(reports: Path) -> dict[str, str]:
     say("  base image         local/python:bookworm")
     _script("install-newman.sh", fix="npm install newman@6")
     say("  newman             node_modules/.bin/newman")
-    note = _script(
-        "start-registry.sh",
-        REGISTRY.rsplit(":", 1)[1],
-        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
-    )
+    record_started_daemons(ROOT, {"docker": docker})
+    note = start_registry(int(REGISTRY.rsplit(":", 1)[1]))
     say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
     _build_stable_image(reports)
     say(f"  main deployment    starts from {STABLE_IMAGE}")
     return {"docker": docker, "registry": note}
+
+
+def start_registry(port: int, rootdir: Path = ROOT) -> str:
+    """Reuse the registry on ``port`` or start one (recorded for the teardown); what
+    ``start-registry.sh`` said."""
+    note = _script(
+        "start-registry.sh",
+        str(port),
+        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
+    )
+    record_started_daemons(rootdir, {"registry": note})
+    return note
+
+
+def record_started_daemons(rootdir: Path, notes: dict[str, str]) -> None:
+    """Record what set-up started (its scripts say "started ... (pid N"), so that the
+    teardown ends exactly those: a daemon that was already running is not recorded and
+    stays.  dockerd's containerd is recorded before it: the teardown ends the last started
+    first, and dockerd normally ends its own containerd."""
+    from pytest_release.canary.started_processes import (
+        StartedProcess,
+        children_named,
+        record_started,
+    )
+    from pytest_release.processes import ProcessRef
+
+    docker = re.search(r"started dockerd \(pid (\d+)\)", notes.get("docker", ""))
+    if docker:
+        dockerd = int(docker[1])
+        for containerd in children_named(dockerd, "containerd"):
+            what = f"containerd of that dockerd (pid {dockerd})"
+            record_started(rootdir, StartedProcess("containerd", what, ProcessRef.of(containerd)))
+        # dockerd stops its containers before it exits: give it time.
+        what = "dockerd (Docker daemon, log /tmp/dockerd.log)"
+        record_started(rootdir, StartedProcess("dockerd", what, ProcessRef.of(dockerd), 60.0))
+    registry = re.search(r"started docker-registry on (\S+) \(pid (\d+)", notes.get("registry", ""))
+    if registry:
+        what = f"docker-registry on {registry[1]}"
+        record_started(rootdir, StartedProcess("registry", what, ProcessRef.of(int(registry[2]))))
 
 
 def _build_stable_image(reports: Path) -> None:
@@ -486,7 +522,16 @@ def summary(
     if production.startswith("production (HAProxy)"):
         for line in leftovers(set_up_notes or {}):
             say(line)
-        say(f"stop the platform: {python} -m pytest_release.canary.teardown")
+        say(f"stop all of it: {teardown_command(python)}")
+
+
+def teardown_command(python: str) -> str:
+    """The one command that stops what the pipeline left running (from the user's
+    directory: the project's root is named unless it is that directory)."""
+    command = f"{python} -m pytest_release.canary.teardown"
+    if Path(os.path.abspath(Path.cwd())) != ROOT:
+        command += f" {ROOT}"
+    return command
 
 
 def _listens(url: str) -> bool:
@@ -496,28 +541,27 @@ def _listens(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-def leftovers(set_up_notes: dict[str, str]) -> list[str]:
+def leftovers(set_up_notes: dict[str, str], rootdir: Path = ROOT) -> list[str]:
     """What the pipeline leaves running on this machine: the routers that answer now (and
-    their replicas), the registry and the Docker daemon, each saying whether set-up
-    started it, and how to stop what the teardown does not."""
+    their replicas), and the registry and the Docker daemon: those a pipeline run started
+    (recorded, the teardown ends them) and those that were running before (left alone)."""
+    from pytest_release.canary.started_processes import started_processes
+
     lines = ["left running:"]
     for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
         if _listens(url):
             lines.append(f"  {name:<11} HAProxy {url} and its replicas (the teardown stops them)")
-    registry = set_up_notes.get("registry", "")
-    started = re.search(r"started docker-registry .*\(pid (\d+)", registry)
-    if started:
-        lines.append(f"  registry    {REGISTRY}, started by set-up: stop it with kill {started[1]}")
-    elif registry:
-        lines.append(f"  registry    {REGISTRY}, already running before (not stopped by us)")
-    docker = set_up_notes.get("docker", "")
-    if "starting dockerd" in docker:
+    started = started_processes(rootdir)
+    for process in started:
         lines.append(
-            "  dockerd     started by set-up (log /tmp/dockerd.log); it keeps the images "
-            "for the next run: stop it when nothing else uses Docker"
+            f"  {process.name:<11} {process.what}, pid {process.ref.pid}: started by the "
+            "pipeline (the teardown stops it)"
         )
-    elif docker:
-        lines.append("  dockerd     already running before (not stopped by us)")
+    names = {process.name for process in started}
+    if set_up_notes.get("registry") and "registry" not in names:
+        lines.append(f"  registry    {REGISTRY}, already running before (the teardown leaves it)")
+    if set_up_notes.get("docker") and "dockerd" not in names:
+        lines.append("  dockerd     already running before (the teardown leaves it)")
     return lines if len(lines) > 1 else []
 
 

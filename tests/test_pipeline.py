@@ -7,6 +7,7 @@ deliberately bad releases: one staging stops (errors), one canary-1 rolls back (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,7 +130,8 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
     assert "profile seed-002: uat -> build" in seed.stdout
     assert "left running:\n  production  HAProxy http://127.0.0.1:18000 and its" in seed.stdout
-    assert "  registry    127.0.0.1:5000" in seed.stdout
+    (registry,) = [line for line in seed.stdout.splitlines() if line.startswith("  registry ")]
+    assert "127.0.0.1:5000" in registry  # started by the pipeline, or running before
 
     bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")
     assert bluegreen.returncode == 0, _explain(pipeline_copy, bluegreen)
@@ -234,7 +236,7 @@ def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
     assert "    reason: test_price: AssertionError: price is off by one" in out
     assert "second line" not in out
     assert "status: .venv/bin/python -m pytest --release-status --release-id=r1" in out
-    assert "stop the platform: .venv/bin/python -m pytest_release.canary.teardown" in out
+    assert "stop all of it: .venv/bin/python -m pytest_release.canary.teardown" in out
 
 
 REGISTRY_SCRIPT = ROOT / "scripts" / "start-registry.sh"
@@ -302,32 +304,125 @@ def test_registry_set_up_starts_one_then_says_it_reuses_it(tmp_path: Path) -> No
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
-def test_pipeline_lists_what_it_leaves_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The closing lines name the routers that still answer, and the registry and dockerd
-    with whether set-up started them (issue 30, item 4: leftovers announced)."""
-    import socket
+def _standin_dockerd(bin_dir: Path) -> subprocess.Popen[bytes]:
+    """A stand-in for a dockerd that set-up started, named as such: a process called
+    ``dockerd`` with a child called ``containerd`` (a second real Docker daemon cannot run
+    beside this machine's, which is the one that must survive)."""
+    bin_dir.mkdir()
+    (bin_dir / "containerd").symlink_to(shutil.which("sleep") or "/bin/sleep")
+    dockerd = bin_dir / "dockerd"
+    dockerd.write_text('#!/bin/bash\n"$(dirname "$0")/containerd" 600 &\nwait\n')
+    dockerd.chmod(0o755)
+    return subprocess.Popen([str(dockerd)], start_new_session=True)
 
+
+def test_teardown_stops_what_the_pipeline_started_and_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> None:
+    """Issue 30, item 4: set-up records the daemons it starts (by PID and start time) and
+    the teardown ends exactly those, after the platforms; a registry and the Docker daemon
+    that were running before the pipeline are left running.  The closing lines say which
+    is which and give the one command that stops all of it (set-up starts dockerd, then
+    the registry: the teardown ends them the other way round)."""
+    import time
+
+    from pytest_release.canary.started_processes import children_named
+    from pytest_release.processes import ProcessRef, port_open
+    from tests.test_gate_docker import free_port
+
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is not installed: apt-get install -y docker-registry")
     pipeline = _pipeline_module()
-    with socket.socket() as production, socket.socket() as gone:
-        production.bind(("127.0.0.1", 0))
-        production.listen()
-        gone.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
-        monkeypatch.setattr(
-            pipeline, "ROUTER_URL", f"http://127.0.0.1:{production.getsockname()[1]}"
+    root = tmp_path / "repo"
+    (root / ".pytest-release").mkdir(parents=True)
+    theirs_port, ours_port = free_port(), free_port()
+    theirs = _start_registry(theirs_port, tmp_path / "theirs")  # the user's, running before
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_pid = int((tmp_path / "theirs" / "registry.pid").read_text())
+    standin = _standin_dockerd(tmp_path / "bin")
+    ours_pid = None
+    try:
+        docker = pipeline._script("start-docker.sh", fix="start dockerd")
+        assert "already answers" in docker  # this machine's daemon: not ours to stop
+        pipeline.record_started_daemons(root, {"docker": docker})
+        deadline = time.monotonic() + 60
+        while not children_named(standin.pid, "containerd") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (containerd,) = children_named(standin.pid, "containerd")
+        pipeline.record_started_daemons(
+            root, {"docker": f"start-docker: started dockerd (pid {standin.pid}), ready after 0s"}
         )
-        monkeypatch.setattr(pipeline, "STAGING_URL", f"http://127.0.0.1:{gone.getsockname()[1]}")
-        lines = pipeline.leftovers(
-            {
-                "registry": "started docker-registry on 127.0.0.1:5000 (pid 4242, data in /x)",
-                "docker": "start-docker: dockerd already answers on /var/run/docker.sock",
-            }
+
+        reused = pipeline.start_registry(theirs_port, root)
+        assert "reusing the registry" in reused
+        monkeypatch.setenv("REGISTRY_DIR", str(tmp_path / "ours"))
+        started = pipeline.start_registry(ours_port, root)
+        assert f"started docker-registry on 127.0.0.1:{ours_port}" in started
+        ours_pid = int((tmp_path / "ours" / "registry.pid").read_text())
+        for name in ("ROUTER_URL", "STAGING_URL"):  # no router in this test
+            monkeypatch.setattr(pipeline, name, f"http://127.0.0.1:{free_port()}")
+        text = "\n".join(pipeline.leftovers({"registry": started, "docker": docker}, root))
+        assert (
+            f"  registry    docker-registry on 127.0.0.1:{ours_port}, pid {ours_pid}: started "
+            "by the pipeline (the teardown stops it)" in text
         )
-    text = "\n".join(lines)
-    assert lines[0] == "left running:"
-    assert f"production  HAProxy {pipeline.ROUTER_URL} and its replicas" in text
-    assert "staging" not in text
-    assert "registry    127.0.0.1:5000, started by set-up: stop it with kill 4242" in text
-    assert "dockerd     already running before (not stopped by us)" in text
+        assert (
+            f"  dockerd     dockerd (Docker daemon, log /tmp/dockerd.log), pid {standin.pid}"
+            in text
+        )
+        assert (
+            f"  containerd  containerd of that dockerd (pid {standin.pid}), pid {containerd}"
+            in text
+        )
+        others = "\n".join(pipeline.leftovers({"registry": reused, "docker": docker}, tmp_path))
+        assert (
+            "registry    127.0.0.1:5000, already running before (the teardown leaves it)" in others
+        )
+        assert "dockerd     already running before (the teardown leaves it)" in others
+        monkeypatch.chdir(tmp_path)
+        assert pipeline.teardown_command(".venv/bin/python") == (
+            f".venv/bin/python -m pytest_release.canary.teardown {pipeline.ROOT}"
+        )
+
+        teardown = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert teardown.returncode == 0, teardown.stdout + teardown.stderr
+        lines = teardown.stdout.splitlines()
+        assert (
+            lines[0] == f"registry: ended docker-registry on 127.0.0.1:{ours_port} (pid {ours_pid})"
+        )
+        assert lines[1].startswith("dockerd: ended dockerd (Docker daemon")
+        assert lines[2] == (
+            f"containerd: ended containerd of that dockerd (pid {standin.pid}) (pid {containerd})"
+        )
+        assert not port_open("127.0.0.1", ours_port)
+        assert standin.wait(timeout=60) is not None
+        assert not ProcessRef.of(containerd).alive()
+        # What ran before the pipeline still runs: the user's registry, this machine's dockerd.
+        assert ProcessRef.of(theirs_pid).alive()
+        assert "reusing the registry" in _start_registry(theirs_port, tmp_path / "theirs").stderr
+        assert docker_client.ping()
+        again = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert again.stdout.startswith("nothing runs under"), again.stdout
+    finally:
+        for pid in (theirs_pid, ours_pid):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(standin.pid, signal.SIGKILL)
+        standin.wait(timeout=60)
 
 
 def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: Path) -> None:
