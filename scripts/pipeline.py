@@ -489,9 +489,13 @@ def summary(
     production: str = f"production (HAProxy): {ROUTER_URL}",
     partial: list[str] | None = None,
     set_up_notes: dict[str, str] | None = None,
+    version: str | None = None,
+    bad: bool = False,
 ) -> None:
     """The closing table; ``partial`` names the stages run when the user chose fewer than
-    the pipeline's (``--stages``): then the header says so, not a whole release."""
+    the pipeline's (``--stages``): then the header says so, not a whole release.  On the
+    local platform it says what production and staging serve now (``version`` is this
+    release's, ``bad`` when it was deliberately bad), read from their ``/version``."""
     say()
     note = f" (partial: only {', '.join(partial)})" if partial else ""
     say(f"pipeline summary for release {release_id}{note}")
@@ -518,8 +522,11 @@ def summary(
         f"status: {python} -m pytest --release-status --release-id={release_id} "
         "--release-config=suites/release.toml"
     )
-    say(production)
-    if production.startswith("production (HAProxy)"):
+    if not production.startswith("production (HAProxy)"):
+        say(production)
+    else:
+        for line in serving_now(version, bad):
+            say(line)
         for line in leftovers(set_up_notes or {}):
             say(line)
         say(f"stop all of it: {teardown_command(python)}")
@@ -532,6 +539,53 @@ def teardown_command(python: str) -> str:
     if Path(os.path.abspath(Path.cwd())) != ROOT:
         command += f" {ROOT}"
     return command
+
+
+def served_versions(url: str, asks: int = 3) -> list[str]:
+    """The versions ``url/version`` answers (asked ``asks`` times: a router spreads the
+    requests over the replicas); [] when nothing answers there."""
+    import urllib.error
+    import urllib.request
+
+    seen: list[str] = []
+    for _ in range(asks):
+        try:
+            with urllib.request.urlopen(f"{url}/version", timeout=5) as response:
+                version = str(json.loads(response.read()).get("version", "?"))
+        except (OSError, ValueError, urllib.error.URLError):
+            continue
+        if version not in seen:
+            seen.append(version)
+    return seen
+
+
+def serving_now(version: str | None, bad: bool) -> list[str]:
+    """What production and staging serve at the end of the run, each asked, so that no
+    line points at a URL where nothing listens, and a bad release that stays on staging
+    (it passed staging's checks; canary-1 rolls back production only) is said to be
+    there."""
+    lines = []
+    for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
+        served = served_versions(url)
+        if not served:
+            lines.append(
+                f"{name} (HAProxy): nothing answers on {url} (no release has reached "
+                f"{name} since the last teardown)"
+            )
+            continue
+        text = f"{name} (HAProxy): {url} serves {', '.join(served)}"
+        if version in served and bad:
+            text += (
+                f": this bad release, which passed {name}'s checks; it stays there until "
+                "the next release replaces it (a rollback in production leaves staging "
+                "as it is)"
+                if name == "staging"
+                else ": this bad release (NOT stopped)"
+            )
+        elif version in served:
+            text += " (this release)"
+        lines.append(text)
+    return lines
 
 
 def _listens(url: str) -> bool:
@@ -671,11 +725,12 @@ def main(argv: list[str] | None = None) -> int:
     number = pipeline_number(ledger)
     sha = _git_sha()
     release_id = f"{sha[:12]}-{number}"
-    image = args.image if kubernetes else f"{REGISTRY}/shop:canary-{number}"
+    version = f"canary-{number}"  # what the shop's /version answers
+    image = args.image if kubernetes else f"{REGISTRY}/shop:{version}"
     configs = [
         ROOT / "suites" / "release.toml",
         ROOT / "suites" / "demo.toml",
-        _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
+        _overlay(demo / "pipeline.toml", version, args.bad),
     ]
     if profile is not None:
         configs.append(profile)
@@ -705,7 +760,17 @@ def main(argv: list[str] | None = None) -> int:
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted
-    summary(runs, release_id, ledger, reports, production, partial, set_up_notes)
+    summary(
+        runs,
+        release_id,
+        ledger,
+        reports,
+        production,
+        partial,
+        set_up_notes,
+        version,
+        bool(args.bad),
+    )
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"

@@ -460,3 +460,61 @@ def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: 
         ).finish("failed", [])
     )  # a later commit's run
     assert pipeline.pipeline_number(ledger_path) == 4
+
+
+def test_pipeline_summary_says_what_production_and_staging_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 30, item 4: after ``--bad`` staging keeps the bad release (it passed staging's
+    checks; canary-1 rolls back production only) and the summary says so; after a
+    teardown nothing runs in production and the summary says that instead of giving a
+    URL where nothing listens.  Staging here is the real shop on a free port."""
+    import time
+    import urllib.request
+
+    from tests.test_gate_docker import free_port
+
+    pipeline = _pipeline_module()
+    staging_port = free_port()
+    shop = subprocess.Popen(
+        [sys.executable, "-m", "shop"],
+        cwd=ROOT / "examples" / "shop",
+        env={**os.environ, "PORT": str(staging_port), "SHOP_VERSION": "canary-7"},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{staging_port}/version", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.05)
+        production = f"http://127.0.0.1:{free_port()}"  # torn down: nothing listens
+        monkeypatch.setattr(pipeline, "ROUTER_URL", production)
+        monkeypatch.setattr(pipeline, "STAGING_URL", f"http://127.0.0.1:{staging_port}")
+        capsys.readouterr()
+        pipeline.summary(
+            [],
+            "352cac460c7d-7",
+            tmp_path / "ledger.json",
+            tmp_path / "reports",
+            version="canary-7",
+            bad=True,
+        )
+        out = capsys.readouterr().out
+        assert (
+            f"production (HAProxy): nothing answers on {production} (no release has reached "
+            "production since the last teardown)" in out
+        )
+        assert f"production (HAProxy): {production}\n" not in out
+        assert (
+            f"staging (HAProxy): http://127.0.0.1:{staging_port} serves canary-7: this bad "
+            "release, which passed staging's checks; it stays there until the next release "
+            "replaces it" in out
+        )
+        good = pipeline.serving_now("canary-8", bad=False)
+        assert good[1] == f"staging (HAProxy): http://127.0.0.1:{staging_port} serves canary-7"
+    finally:
+        shop.terminate()
+        shop.wait(timeout=60)
