@@ -33,10 +33,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -331,8 +332,65 @@ def run_stage(
     with log.open("w") as handle:
         handle.write("$ " + " ".join(command) + "\n")
         handle.flush()
-        code = run_forwarding_signals(stage, command, project, env, handle)
+        with relayed_progress(stage, log):
+            code = run_forwarding_signals(stage, command, project, env, handle)
     return StageRun(stage, code, time.monotonic() - start, log)
+
+
+class HoldLines:
+    """The progress lines of a stage's log, read as the stage writes them: one line per
+    judged interval of a hold (``canary hold 00:04/00:12 ... | interval 1 ...: pass``) and
+    the indented reasons under an interval that did not pass."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = 0
+        self.rest = ""  # a line the stage has not finished writing
+        self.in_reasons = False
+
+    def poll(self) -> list[str]:
+        try:
+            with self.log.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        *lines, self.rest = (self.rest + chunk.decode(errors="replace")).split("\n")
+        shown = []
+        for line in lines:
+            if line.startswith("canary hold ") and " | interval " in line:
+                shown.append(line)
+                self.in_reasons = True
+            elif self.in_reasons and line.startswith("    "):
+                shown.append(line)
+            else:
+                self.in_reasons = False
+        return shown
+
+
+@contextmanager
+def relayed_progress(stage: str, log: Path, every: float = 0.5) -> Iterator[None]:
+    """While the stage runs, its hold's interval lines appear under ``<stage> running ...``
+    (the stage writes them to its log: its terminal is the log file)."""
+    lines = HoldLines(log)
+    stop = threading.Event()
+
+    def relay() -> None:
+        while True:
+            stopping = stop.wait(every)
+            for line in lines.poll():
+                say(f"    {stage}: {line}")
+            if stopping:
+                return
+
+    thread = threading.Thread(target=relay, name=f"progress-{stage}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def run_forwarding_signals(

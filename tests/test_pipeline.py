@@ -96,6 +96,7 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert _outcomes(pipeline_copy, release) == dict.fromkeys(stages, "passed")
     assert "pipeline summary for release" in good.stdout
     assert "health@" in good.stdout
+    assert "\n    canary-1: canary hold " in good.stdout  # the hold, while it runs
     for stage in stages:
         assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
     staging_cases = _cases(pipeline_copy / "reports" / "staging.xml")
@@ -518,3 +519,50 @@ def test_pipeline_summary_says_what_production_and_staging_serve(
     finally:
         shop.terminate()
         shop.wait(timeout=60)
+
+
+def test_pipeline_relays_the_hold_lines_of_the_running_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 30, item 5: a stage's output goes to its log, so the pipeline showed only
+    ``canary-1 running ...`` for the whole hold.  The hold's interval lines (written by
+    the stage's HoldProgress, which writes them in CI form to a log) and the reasons under
+    a failed interval appear as the stage writes them; a half-written line waits."""
+    import io
+
+    from pytest_release.canary.progress import HoldProgress
+    from tests.canary.test_progress import CANARY, STABLE, failing_verdict, passing_verdict
+
+    pipeline = _pipeline_module()
+    log = tmp_path / "canary-1.log"
+    log.write_text("$ pytest --stage=canary-1\nsuites/test_x.py ...\n")
+    lines = pipeline.HoldLines(log)
+    assert lines.poll() == []
+    written = io.StringIO()
+    progress = HoldProgress(written, hold_seconds=120, is_tty=False)
+    progress.update(60, CANARY, STABLE)
+    progress.interval_done(passing_verdict())
+    first = written.getvalue()
+    with log.open("a") as handle:
+        handle.write(first[:30])
+    assert lines.poll() == []  # not a whole line yet
+    with log.open("a") as handle:
+        handle.write(first[30:])
+    assert lines.poll() == [first.rstrip("\n")]
+    progress.update(120, CANARY, STABLE)
+    progress.interval_done(failing_verdict())
+    second = written.getvalue()[len(first) :]
+    with log.open("a") as handle:
+        handle.write(second + "F\n    not a reason: the hold is over\n")
+    relayed = lines.poll()
+    assert relayed == second.rstrip("\n").splitlines()
+    assert relayed[0].endswith(
+        "interval 2 12:01:00-12:02:00 UTC: fail | /health failed: canary-0 2/14 (14.3%)"
+    )
+    assert relayed[1].startswith("    canary error rate 10.0% > 1.0%")
+
+    capsys.readouterr()
+    running = tmp_path / "canary-2.log"
+    with pipeline.relayed_progress("canary-2", running, every=0.05):
+        running.write_text(f"$ pytest --stage=canary-2\n{first}")
+    assert capsys.readouterr().out == f"    canary-2: {first}"
