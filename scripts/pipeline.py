@@ -783,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     number = pipeline_number(ledger)
     sha = _git_sha()
     release_id = f"{sha[:12]}-{number}"
-    version = f"canary-{number}"  # what the shop's /version answers
+    version = f"release-{number}"  # the image tag and what the shop's /version answers
     image = args.image if kubernetes else f"{REGISTRY}/shop:{version}"
     configs = [
         ROOT / "suites" / "release.toml",

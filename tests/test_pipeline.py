@@ -480,7 +480,7 @@ def test_pipeline_summary_says_what_production_and_staging_serve(
     shop = subprocess.Popen(
         [sys.executable, "-m", "shop"],
         cwd=ROOT / "examples" / "shop",
-        env={**os.environ, "PORT": str(staging_port), "SHOP_VERSION": "canary-7"},
+        env={**os.environ, "PORT": str(staging_port), "SHOP_VERSION": "release-7"},
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -500,7 +500,7 @@ def test_pipeline_summary_says_what_production_and_staging_serve(
             "352cac460c7d-7",
             tmp_path / "ledger.json",
             tmp_path / "reports",
-            version="canary-7",
+            version="release-7",
             bad=True,
         )
         out = capsys.readouterr().out
@@ -510,12 +510,12 @@ def test_pipeline_summary_says_what_production_and_staging_serve(
         )
         assert f"production (HAProxy): {production}\n" not in out
         assert (
-            f"staging (HAProxy): http://127.0.0.1:{staging_port} serves canary-7: this bad "
+            f"staging (HAProxy): http://127.0.0.1:{staging_port} serves release-7: this bad "
             "release, which passed staging's checks; it stays there until the next release "
             "replaces it" in out
         )
-        good = pipeline.serving_now("canary-8", bad=False)
-        assert good[1] == f"staging (HAProxy): http://127.0.0.1:{staging_port} serves canary-7"
+        good = pipeline.serving_now("release-8", bad=False)
+        assert good[1] == f"staging (HAProxy): http://127.0.0.1:{staging_port} serves release-7"
     finally:
         shop.terminate()
         shop.wait(timeout=60)
