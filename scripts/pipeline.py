@@ -359,8 +359,10 @@ class HoldLines:
         *lines, self.rest = (self.rest + chunk.decode(errors="replace")).split("\n")
         shown = []
         for line in lines:
-            if line.startswith("canary hold ") and " | interval " in line:
-                shown.append(line)
+            # pytest's progress dots of the items before it may precede it on its line.
+            start = line.find("canary hold ")
+            if start >= 0 and " | interval " in line:
+                shown.append(line[start:])
                 self.in_reasons = True
             elif self.in_reasons and line.startswith("    "):
                 shown.append(line)
