@@ -99,6 +99,9 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "\n    canary-1: canary hold " in good.stdout  # the hold, while it runs
     for stage in stages:
         assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
+    assert "  staging    passed" in good.stdout
+    assert "staging-rollout passed" in good.stdout  # staging's gate, not 'canary'
+    assert f"serves release-{release.rsplit('-', 1)[1]} (this release)" in good.stdout
     staging_cases = _cases(pipeline_copy / "reports" / "staging.xml")
     assert staging_cases["test_repeated_requests_all_succeed"] == "passed"
     assert staging_cases["promote:main"] == "passed"
@@ -120,6 +123,13 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "canary-2" not in outcomes
     assert "the bad release was rolled back automatically in canary-1" in slow.stdout
     assert "canary p95 latency" in slow.stdout
+    # Staging keeps the bad release it checked, and the summary says so (issue 30, item 2).
+    version = f"release-{_release(slow.stdout).rsplit('-', 1)[1]}"
+    assert (
+        f"staging (HAProxy): http://127.0.0.1:18100 serves {version}: this bad release, "
+        "which passed staging's checks" in slow.stdout
+    )
+    assert f"production (HAProxy): http://127.0.0.1:18000 serves {version}" not in slow.stdout
 
 
 def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
