@@ -20,6 +20,9 @@ from pytest_release.stage import GateResult, GateStatus
 
 GATE_PROPERTY = "gate"
 CLOSED_PROPERTY = "gate_closed"
+# Seconds a gate spent outside its items' own time (the lint tools run once at collection):
+# counted in the gate's duration, once per item that carries it.
+GATE_WORK_PROPERTY = "gate_work_seconds"
 
 
 def closed_reason(failed_gate: str) -> str:
@@ -37,6 +40,17 @@ def was_closed(report: pytest.TestReport) -> bool:
     return any(name == CLOSED_PROPERTY for name, _ in report.user_properties)
 
 
+def work_seconds(report: pytest.TestReport) -> float:
+    """The :data:`GATE_WORK_PROPERTY` of a report's item (0 without one)."""
+    for name, value in report.user_properties:
+        if name == GATE_WORK_PROPERTY:
+            try:
+                return max(0.0, float(str(value)))
+            except (TypeError, ValueError):
+                return 0.0
+    return 0.0
+
+
 @dataclass
 class _GateTally:
     passed: int = 0
@@ -46,6 +60,7 @@ class _GateTally:
     xfailed: int = 0
     first_start: float | None = None
     last_stop: float | None = None
+    work_seconds: float = 0.0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -124,6 +139,8 @@ class GateTracker:
                 state = "xfailed"
         self._item_state[report.nodeid] = state
         if report.when == "teardown" or report.when not in ("setup", "call"):
+            if not closed:
+                tally.work_seconds += work_seconds(report)
             self._finish_item(gate, report.nodeid)
         return gate
 
@@ -160,6 +177,7 @@ class GateTracker:
             duration = 0.0
             if tally.first_start is not None and tally.last_stop is not None:
                 duration = max(0.0, tally.last_stop - tally.first_start)
+            duration += tally.work_seconds
             results.append(
                 GateResult(
                     gate,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_release.junit import CaseRecord
 from pytest_release.redact import Redactor
-from pytest_release.stage import StageOutcome, StageRun
+from pytest_release.stage import StageOutcome, StageRun, shown_result
 
 _STATUS_ICON = {"passed": "✅", "failed": "❌", "skipped": "⏭️", "closed": "⛔", "empty": "⚪"}
 # The stage action names the artifact that keeps the reports directory (action.yml).
@@ -178,7 +178,8 @@ def step_summary(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     icon = "✅" if outcome.passed else "❌"
-    lines = [f"### {icon} pytest-release stage `{run.stage}`: {outcome.result}", ""]
+    result = shown_result(run, outcome)
+    lines = [f"### {icon} pytest-release stage `{run.stage}`: {result}", ""]
     facts = [f"release `{run.release_id}`"]
     if run.image:
         facts.append(f"image `{run.image}`")

@@ -82,3 +82,16 @@ class StageOutcome:
     @property
     def passed(self) -> bool:
         return self.result == "passed"
+
+
+def shown_result(run: StageRun, outcome: StageOutcome) -> str:
+    """The result as the stage's banner and step summary show it, marked as
+    ``--release-status`` marks it: ``passed (partial: lint)`` when only some gates ran
+    (``--gate``), ``passed (partial run)`` when fewer items ran (``-k``, node ids: the
+    reason is shown beside it); a partial run satisfies no stage's ``requires``."""
+    marks = []
+    if run.partial:
+        marks.append(f"partial: {', '.join(run.plan.order)}")
+    if outcome.partial:
+        marks.append("partial run")
+    return f"{outcome.result} ({'; '.join(marks)})" if marks else outcome.result

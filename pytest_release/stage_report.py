@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_release import github
 from pytest_release.errors import LedgerError
 from pytest_release.junit import not_run_case, write_junit
+from pytest_release.stage import shown_result
 
 if TYPE_CHECKING:
     from pytest_release.stage import StageOutcome
@@ -132,7 +133,7 @@ def write_terminal_summary(session: StageSession, outcome: StageOutcome, tr: Any
             tr.write_line(line)
     tr.write_sep(
         "=",
-        f"release stage {session.run.stage}: {outcome.result}",
+        f"release stage {session.run.stage}: {shown_result(session.run, outcome)}",
         green=outcome.passed,
         red=not outcome.passed,
         bold=True,

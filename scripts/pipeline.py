@@ -33,10 +33,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -139,15 +140,51 @@ def set_up(reports: Path) -> dict[str, str]:
     say("  base image         local/python:bookworm")
     _script("install-newman.sh", fix="npm install newman@6")
     say("  newman             node_modules/.bin/newman")
-    note = _script(
-        "start-registry.sh",
-        REGISTRY.rsplit(":", 1)[1],
-        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
-    )
+    record_started_daemons(ROOT, {"docker": docker})
+    note = start_registry(int(REGISTRY.rsplit(":", 1)[1]))
     say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
     _build_stable_image(reports)
     say(f"  main deployment    starts from {STABLE_IMAGE}")
     return {"docker": docker, "registry": note}
+
+
+def start_registry(port: int, rootdir: Path = ROOT) -> str:
+    """Reuse the registry on ``port`` or start one (recorded for the teardown); what
+    ``start-registry.sh`` said."""
+    note = _script(
+        "start-registry.sh",
+        str(port),
+        fix="apt-get install -y docker-registry, or free the port for the demo's registry",
+    )
+    record_started_daemons(rootdir, {"registry": note})
+    return note
+
+
+def record_started_daemons(rootdir: Path, notes: dict[str, str]) -> None:
+    """Record what set-up started (its scripts say "started ... (pid N"), so that the
+    teardown ends exactly those: a daemon that was already running is not recorded and
+    stays.  dockerd's containerd is recorded before it: the teardown ends the last started
+    first, and dockerd normally ends its own containerd."""
+    from pytest_release.canary.started_processes import (
+        StartedProcess,
+        children_named,
+        record_started,
+    )
+    from pytest_release.processes import ProcessRef
+
+    docker = re.search(r"started dockerd \(pid (\d+)\)", notes.get("docker", ""))
+    if docker:
+        dockerd = int(docker[1])
+        for containerd in children_named(dockerd, "containerd"):
+            what = f"containerd of that dockerd (pid {dockerd})"
+            record_started(rootdir, StartedProcess("containerd", what, ProcessRef.of(containerd)))
+        # dockerd stops its containers before it exits: give it time.
+        what = "dockerd (Docker daemon, log /tmp/dockerd.log)"
+        record_started(rootdir, StartedProcess("dockerd", what, ProcessRef.of(dockerd), 60.0))
+    registry = re.search(r"started docker-registry on (\S+) \(pid (\d+)", notes.get("registry", ""))
+    if registry:
+        what = f"docker-registry on {registry[1]}"
+        record_started(rootdir, StartedProcess("registry", what, ProcessRef.of(int(registry[2]))))
 
 
 def _build_stable_image(reports: Path) -> None:
@@ -185,11 +222,24 @@ def _git_sha() -> str:
     return result.stdout.strip() or "nogit0000000"
 
 
-def _pipeline_number(ledger: Path) -> int:
+# The pipeline's release ids: the commit's first 12 characters (or "nogit0000000"), "-", n.
+PIPELINE_RELEASE_ID = re.compile(r"^[0-9a-z]{12}-(\d+)$")
+
+
+def pipeline_number(ledger: Path) -> int:
+    """One more than the highest ``n`` of the ledger's ``<sha12>-<n>`` ids: every pipeline
+    run that recorded a stage took its number (whatever stages it ran, on whatever
+    commit), so the ids count up one by one; a run stopped before its first stage recorded
+    anything (set-up, a refused stage) leaves its number to the next run."""
     if not ledger.exists():
         return 1
     runs = json.loads(ledger.read_text()).get("runs", [])
-    return len({r["release_id"] for r in runs if r.get("stage") == "uat"}) + 1
+    numbers = [
+        int(match[1])
+        for run in runs
+        if (match := PIPELINE_RELEASE_ID.match(str(run.get("release_id", ""))))
+    ]
+    return max(numbers, default=0) + 1
 
 
 def _overlay(path: Path, version: str, bad: str | None) -> Path:
@@ -282,8 +332,67 @@ def run_stage(
     with log.open("w") as handle:
         handle.write("$ " + " ".join(command) + "\n")
         handle.flush()
-        code = run_forwarding_signals(stage, command, project, env, handle)
+        with relayed_progress(stage, log):
+            code = run_forwarding_signals(stage, command, project, env, handle)
     return StageRun(stage, code, time.monotonic() - start, log)
+
+
+class HoldLines:
+    """The progress lines of a stage's log, read as the stage writes them: one line per
+    judged interval of a hold (``canary hold 00:04/00:12 ... | interval 1 ...: pass``) and
+    the indented reasons under an interval that did not pass."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = 0
+        self.rest = ""  # a line the stage has not finished writing
+        self.in_reasons = False
+
+    def poll(self) -> list[str]:
+        try:
+            with self.log.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        *lines, self.rest = (self.rest + chunk.decode(errors="replace")).split("\n")
+        shown = []
+        for line in lines:
+            # pytest's progress dots of the items before it may precede it on its line.
+            start = line.find("canary hold ")
+            if start >= 0 and " | interval " in line:
+                shown.append(line[start:])
+                self.in_reasons = True
+            elif self.in_reasons and line.startswith("    "):
+                shown.append(line)
+            else:
+                self.in_reasons = False
+        return shown
+
+
+@contextmanager
+def relayed_progress(stage: str, log: Path, every: float = 0.5) -> Iterator[None]:
+    """While the stage runs, its hold's interval lines appear under ``<stage> running ...``
+    (the stage writes them to its log: its terminal is the log file)."""
+    lines = HoldLines(log)
+    stop = threading.Event()
+
+    def relay() -> None:
+        while True:
+            stopping = stop.wait(every)
+            for line in lines.poll():
+                say(f"    {stage}: {line}")
+            if stopping:
+                return
+
+    thread = threading.Thread(target=relay, name=f"progress-{stage}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def run_forwarding_signals(
@@ -440,9 +549,13 @@ def summary(
     production: str = f"production (HAProxy): {ROUTER_URL}",
     partial: list[str] | None = None,
     set_up_notes: dict[str, str] | None = None,
+    version: str | None = None,
+    bad: bool = False,
 ) -> None:
     """The closing table; ``partial`` names the stages run when the user chose fewer than
-    the pipeline's (``--stages``): then the header says so, not a whole release."""
+    the pipeline's (``--stages``): then the header says so, not a whole release.  On the
+    local platform it says what production and staging serve now (``version`` is this
+    release's, ``bad`` when it was deliberately bad), read from their ``/version``."""
     say()
     note = f" (partial: only {', '.join(partial)})" if partial else ""
     say(f"pipeline summary for release {release_id}{note}")
@@ -469,11 +582,70 @@ def summary(
         f"status: {python} -m pytest --release-status --release-id={release_id} "
         "--release-config=suites/release.toml"
     )
-    say(production)
-    if production.startswith("production (HAProxy)"):
+    if not production.startswith("production (HAProxy)"):
+        say(production)
+    else:
+        for line in serving_now(version, bad):
+            say(line)
         for line in leftovers(set_up_notes or {}):
             say(line)
-        say(f"stop the platform: {python} -m pytest_release.canary.teardown")
+        say(f"stop all of it: {teardown_command(python)}")
+
+
+def teardown_command(python: str) -> str:
+    """The one command that stops what the pipeline left running (from the user's
+    directory: the project's root is named unless it is that directory)."""
+    command = f"{python} -m pytest_release.canary.teardown"
+    if Path(os.path.abspath(Path.cwd())) != ROOT:
+        command += f" {ROOT}"
+    return command
+
+
+def served_versions(url: str, asks: int = 3) -> list[str]:
+    """The versions ``url/version`` answers (asked ``asks`` times: a router spreads the
+    requests over the replicas); [] when nothing answers there."""
+    import urllib.error
+    import urllib.request
+
+    seen: list[str] = []
+    for _ in range(asks):
+        try:
+            with urllib.request.urlopen(f"{url}/version", timeout=5) as response:
+                version = str(json.loads(response.read()).get("version", "?"))
+        except (OSError, ValueError, urllib.error.URLError):
+            continue
+        if version not in seen:
+            seen.append(version)
+    return seen
+
+
+def serving_now(version: str | None, bad: bool) -> list[str]:
+    """What production and staging serve at the end of the run, each asked, so that no
+    line points at a URL where nothing listens, and a bad release that stays on staging
+    (it passed staging's checks; canary-1 rolls back production only) is said to be
+    there."""
+    lines = []
+    for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
+        served = served_versions(url)
+        if not served:
+            lines.append(
+                f"{name} (HAProxy): nothing answers on {url} (no release has reached "
+                f"{name} since the last teardown)"
+            )
+            continue
+        text = f"{name} (HAProxy): {url} serves {', '.join(served)}"
+        if version in served and bad:
+            text += (
+                f": this bad release, which passed {name}'s checks; it stays there until "
+                "the next release replaces it (a rollback in production leaves staging "
+                "as it is)"
+                if name == "staging"
+                else ": this bad release (NOT stopped)"
+            )
+        elif version in served:
+            text += " (this release)"
+        lines.append(text)
+    return lines
 
 
 def _listens(url: str) -> bool:
@@ -483,28 +655,27 @@ def _listens(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-def leftovers(set_up_notes: dict[str, str]) -> list[str]:
+def leftovers(set_up_notes: dict[str, str], rootdir: Path = ROOT) -> list[str]:
     """What the pipeline leaves running on this machine: the routers that answer now (and
-    their replicas), the registry and the Docker daemon, each saying whether set-up
-    started it, and how to stop what the teardown does not."""
+    their replicas), and the registry and the Docker daemon: those a pipeline run started
+    (recorded, the teardown ends them) and those that were running before (left alone)."""
+    from pytest_release.canary.started_processes import started_processes
+
     lines = ["left running:"]
     for name, url in (("production", ROUTER_URL), ("staging", STAGING_URL)):
         if _listens(url):
             lines.append(f"  {name:<11} HAProxy {url} and its replicas (the teardown stops them)")
-    registry = set_up_notes.get("registry", "")
-    started = re.search(r"started docker-registry .*\(pid (\d+)", registry)
-    if started:
-        lines.append(f"  registry    {REGISTRY}, started by set-up: stop it with kill {started[1]}")
-    elif registry:
-        lines.append(f"  registry    {REGISTRY}, already running before (not stopped by us)")
-    docker = set_up_notes.get("docker", "")
-    if "starting dockerd" in docker:
+    started = started_processes(rootdir)
+    for process in started:
         lines.append(
-            "  dockerd     started by set-up (log /tmp/dockerd.log); it keeps the images "
-            "for the next run: stop it when nothing else uses Docker"
+            f"  {process.name:<11} {process.what}, pid {process.ref.pid}: started by the "
+            "pipeline (the teardown stops it)"
         )
-    elif docker:
-        lines.append("  dockerd     already running before (not stopped by us)")
+    names = {process.name for process in started}
+    if set_up_notes.get("registry") and "registry" not in names:
+        lines.append(f"  registry    {REGISTRY}, already running before (the teardown leaves it)")
+    if set_up_notes.get("docker") and "dockerd" not in names:
+        lines.append("  dockerd     already running before (the teardown leaves it)")
     return lines if len(lines) > 1 else []
 
 
@@ -611,17 +782,15 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\npipeline stopped during set-up: {exc}")
         return 2
 
-    number = _pipeline_number(ledger)
-    if kubernetes:  # no uat here: count the releases that reached the cluster
-        runs_so_far = json.loads(ledger.read_text()).get("runs", []) if ledger.exists() else []
-        number = len({r["release_id"] for r in runs_so_far if r.get("stage") == "canary-1"}) + 1
+    number = pipeline_number(ledger)
     sha = _git_sha()
     release_id = f"{sha[:12]}-{number}"
-    image = args.image if kubernetes else f"{REGISTRY}/shop:canary-{number}"
+    version = f"release-{number}"  # the image tag and what the shop's /version answers
+    image = args.image if kubernetes else f"{REGISTRY}/shop:{version}"
     configs = [
         ROOT / "suites" / "release.toml",
         ROOT / "suites" / "demo.toml",
-        _overlay(demo / "pipeline.toml", f"canary-{number}", args.bad),
+        _overlay(demo / "pipeline.toml", version, args.bad),
     ]
     if profile is not None:
         configs.append(profile)
@@ -651,7 +820,17 @@ def main(argv: list[str] | None = None) -> int:
     runs, interrupted = run_stages(stages, run_one, ledger, release_id)
     if interrupted is not None:
         return interrupted
-    summary(runs, release_id, ledger, reports, production, partial, set_up_notes)
+    summary(
+        runs,
+        release_id,
+        ledger,
+        reports,
+        production,
+        partial,
+        set_up_notes,
+        version,
+        bool(args.bad),
+    )
     if args.bad:
         where = BAD_RELEASES[args.bad][2]
         rolled_back = _ledger_entry(ledger, release_id, where).get("outcome") == "rolled-back"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start a Docker daemon for the docker gate and its tests (this machine: no iptables,
 # no bridge, vfs storage). Idempotent: does nothing when the socket already answers.
-# The daemon outlives this script (setsid + nohup); its log is /tmp/dockerd.log.
+# The daemon outlives this script (setsid + nohup); its log is /tmp/dockerd.log. It says
+# "started dockerd (pid N)" when it started one (the demo pipeline records that PID).
 set -euo pipefail
 
 SOCKET=/var/run/docker.sock
@@ -31,10 +32,11 @@ setsid nohup dockerd \
   --ip6tables=false \
   --bridge=none \
   >"$LOG" 2>&1 </dev/null &
+pid=$! # setsid and nohup exec in place: this is dockerd's PID
 
 for ((i = 0; i < TIMEOUT; i++)); do
   if answers; then
-    echo "start-docker: dockerd ready after ${i}s"
+    echo "start-docker: started dockerd (pid $pid), ready after ${i}s"
     exit 0
   fi
   sleep 1

@@ -245,12 +245,12 @@ def test_release_id_from_github_sha_then_git_then_error(
 
 def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None:
     project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
-    result = run_stage(pytester, "ci", "--image=ghcr.io/acme/shop:canary-42")
+    result = run_stage(pytester, "ci", "--image=ghcr.io/acme/shop:release-42")
     result.stdout.fnmatch_lines(
         [
             "release stage: ci (gates: unit)",
             "release id: r1",
-            "image: ghcr.io/acme/shop:canary-42",
+            "image: ghcr.io/acme/shop:release-42",
         ]
     )
 

@@ -91,9 +91,12 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     # README.md: the demo
     (
         "README.md",
-        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
-        ".venv/bin/python scripts/pipeline.py",
-    ): LONG_PIPELINE,
+        "git clone https://github.com/pytest-release/pytest-release.git && cd pytest-release",
+    ): NotHere(
+        "clones from GitHub, which this machine cannot reach: the test runs in this checkout"
+    ),
+    ("README.md", "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"): INSTALL,
+    ("README.md", ".venv/bin/python scripts/pipeline.py"): LONG_PIPELINE,
     ("README.md", ".venv/bin/python scripts/pipeline.py --bad"): LONG_PIPELINE,
     ("README.md", ".venv/bin/python scripts/pipeline.py --bad=staging"): LONG_PIPELINE,
     ("README.md", ".venv/bin/pytest --release-status"): Run(
@@ -130,7 +133,7 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     (
         "README.md",
         "pytest suites --release-config=suites/release.toml --stage=canary-1 "
-        "--image=127.0.0.1:5000/shop:canary-3",
+        "--image=127.0.0.1:5000/shop:release-3",
     ): REGISTRY_RELEASE,
     ("README.md", "pytest ... --stage=canary-2 ..."): ELIDED,
     ("README.md", "pytest ... --stage=canary-3 ..."): ELIDED,
@@ -142,25 +145,25 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     (
         "docs/blue-green.md",
         "pytest --release-config=suites/release.toml --release-config=suites/bluegreen.toml "
-        "--stage=bluegreen-deploy --image=127.0.0.1:5000/shop:canary-1",
+        "--stage=bluegreen-deploy --image=127.0.0.1:5000/shop:release-1",
     ): REGISTRY_RELEASE,
     (
         "docs/blue-green.md",
-        "pytest ... --stage=bluegreen-switch --image=127.0.0.1:5000/shop:canary-1",
+        "pytest ... --stage=bluegreen-switch --image=127.0.0.1:5000/shop:release-1",
     ): ELIDED,
     ("docs/blue-green.md", "pytest ... --stage=smoke"): ELIDED,
     (
         "docs/blue-green.md",
-        "pytest ... --stage=bluegreen-finish --image=127.0.0.1:5000/shop:canary-1",
+        "pytest ... --stage=bluegreen-finish --image=127.0.0.1:5000/shop:release-1",
     ): ELIDED,
     (
         "docs/blue-green.md",
-        "pytest ... --stage=rollback --image=127.0.0.1:5000/shop:canary-1",
+        "pytest ... --stage=rollback --image=127.0.0.1:5000/shop:release-1",
     ): ELIDED,
     (
         "docs/profiles.md",
         "pytest --release-config=suites/release.toml --release-config=suites/seed-002.toml "
-        "--stage=canary-1 --image=127.0.0.1:5000/shop:canary-1",
+        "--stage=canary-1 --image=127.0.0.1:5000/shop:release-1",
     ): REGISTRY_RELEASE,
     ("docs/profiles.md", ".venv/bin/python scripts/pipeline.py --profile seed-002"): NotHere(
         "a whole pipeline run: tests/test_pipeline.py::test_pipeline_profiles_run_end_to_end"

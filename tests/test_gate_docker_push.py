@@ -71,7 +71,7 @@ def test_build_stage_pushes_image_and_tags(
     pytester: pytest.Pytester, registry: str, docker_client: Any, base_image: str
 ) -> None:
     _push_project(pytester, registry)
-    image = f"{registry}/shop:canary-7"
+    image = f"{registry}/shop:release-7"
     release = "0123456789abcdef0123"
     result = run_stage(pytester, "build", f"--image={image}", release=release)
     result.assert_outcomes(passed=6)
@@ -87,8 +87,8 @@ def test_push_to_a_registry_that_is_down_fails_clearly(
 ) -> None:
     _push_project(pytester, "")
     closed = f"127.0.0.1:{free_port()}"
-    result = run_stage(pytester, "build", f"--image={closed}/shop:canary-8", release="down1")
+    result = run_stage(pytester, "build", f"--image={closed}/shop:release-8", release="down1")
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(
-        [f"*pushing {closed}/shop:canary-8 failed*is the registry running and reachable*"]
+        [f"*pushing {closed}/shop:release-8 failed*is the registry running and reachable*"]
     )

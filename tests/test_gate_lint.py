@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -31,7 +32,7 @@ from pytest_release.gates.lint.tools import (
     parse_pip_audit,
     parse_ruff_format,
 )
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
 
 LINT_ONLY = """
 [stages.check]
@@ -423,6 +424,38 @@ def test_each_tool_runs_once_per_session(pytester: pytest.Pytester, xdist: list[
         result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])
     runs = calls(root)
     assert sorted(line.split(" ", 2)[1] for line in runs) == ["check", "format"], runs
+
+
+@pytest.mark.parametrize("xdist", XDIST_MODES)
+def test_gate_duration_counts_the_tools_run_time(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    """The tools run at collection, before the gate's items: their run time belongs to the
+    gate (issue 30: the lint gate reported 0.00 s for a 16 s session)."""
+    root = lint_project(
+        pytester,
+        """
+        tools = ["ruff-check"]
+        cache = false
+        """,
+        **{"src/c.py": CLEAN},
+    )
+    slow = script(  # a slow linter: the real ruff after a second of start-up
+        root, "slow-ruff.sh", f'[ "$1" = "--version" ] || sleep 1\nexec {program("ruff")} "$@"\n'
+    )
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write(f'[tool.pytest-release.gates.lint.options.ruff-check]\ncommand = ["{slow}"]\n')
+    result = run_stage(pytester, "check", *xdist)
+    result.assert_outcomes(passed=1)
+    status = cases(root)["ruff-check::status"]["props"]
+    assert isinstance(status, dict)
+    tool_seconds = float(status["lint_duration"])
+    assert tool_seconds >= 1.0
+    gate = ledger_runs(root)[-1]["gates"]["lint"]
+    assert gate["duration"] >= tool_seconds, gate
+    shown = re.search(r"gate lint: passed - .* in ([0-9.]+)s", result.stdout.str())
+    assert shown is not None, result.stdout.str()
+    assert float(shown[1]) >= tool_seconds
 
 
 def test_cache_reuses_results_until_files_or_config_change(pytester: pytest.Pytester) -> None:

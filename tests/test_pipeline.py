@@ -7,6 +7,7 @@ deliberately bad releases: one staging stops (errors), one canary-1 rolls back (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -95,8 +96,12 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert _outcomes(pipeline_copy, release) == dict.fromkeys(stages, "passed")
     assert "pipeline summary for release" in good.stdout
     assert "health@" in good.stdout
+    assert "\n    canary-1: canary hold " in good.stdout  # the hold, while it runs
     for stage in stages:
         assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
+    assert "  staging    passed" in good.stdout
+    assert "staging-rollout passed" in good.stdout  # staging's gate, not 'canary'
+    assert f"serves release-{release.rsplit('-', 1)[1]} (this release)" in good.stdout
     staging_cases = _cases(pipeline_copy / "reports" / "staging.xml")
     assert staging_cases["test_repeated_requests_all_succeed"] == "passed"
     assert staging_cases["promote:main"] == "passed"
@@ -118,6 +123,13 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "canary-2" not in outcomes
     assert "the bad release was rolled back automatically in canary-1" in slow.stdout
     assert "canary p95 latency" in slow.stdout
+    # Staging keeps the bad release it checked, and the summary says so (issue 30, item 2).
+    version = f"release-{_release(slow.stdout).rsplit('-', 1)[1]}"
+    assert (
+        f"staging (HAProxy): http://127.0.0.1:18100 serves {version}: this bad release, "
+        "which passed staging's checks" in slow.stdout
+    )
+    assert f"production (HAProxy): http://127.0.0.1:18000 serves {version}" not in slow.stdout
 
 
 def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
@@ -129,7 +141,8 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
     assert "profile seed-002: uat -> build" in seed.stdout
     assert "left running:\n  production  HAProxy http://127.0.0.1:18000 and its" in seed.stdout
-    assert "  registry    127.0.0.1:5000" in seed.stdout
+    (registry,) = [line for line in seed.stdout.splitlines() if line.startswith("  registry ")]
+    assert "127.0.0.1:5000" in registry  # started by the pipeline, or running before
 
     bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")
     assert bluegreen.returncode == 0, _explain(pipeline_copy, bluegreen)
@@ -234,7 +247,7 @@ def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
     assert "    reason: test_price: AssertionError: price is off by one" in out
     assert "second line" not in out
     assert "status: .venv/bin/python -m pytest --release-status --release-id=r1" in out
-    assert "stop the platform: .venv/bin/python -m pytest_release.canary.teardown" in out
+    assert "stop all of it: .venv/bin/python -m pytest_release.canary.teardown" in out
 
 
 REGISTRY_SCRIPT = ROOT / "scripts" / "start-registry.sh"
@@ -302,29 +315,264 @@ def test_registry_set_up_starts_one_then_says_it_reuses_it(tmp_path: Path) -> No
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
-def test_pipeline_lists_what_it_leaves_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The closing lines name the routers that still answer, and the registry and dockerd
-    with whether set-up started them (issue 30, item 4: leftovers announced)."""
-    import socket
+def _standin_dockerd(bin_dir: Path) -> subprocess.Popen[bytes]:
+    """A stand-in for a dockerd that set-up started, named as such: a process called
+    ``dockerd`` with a child called ``containerd`` (a second real Docker daemon cannot run
+    beside this machine's, which is the one that must survive)."""
+    bin_dir.mkdir()
+    (bin_dir / "containerd").symlink_to(shutil.which("sleep") or "/bin/sleep")
+    dockerd = bin_dir / "dockerd"
+    dockerd.write_text('#!/bin/bash\n"$(dirname "$0")/containerd" 600 &\nwait\n')
+    dockerd.chmod(0o755)
+    return subprocess.Popen([str(dockerd)], start_new_session=True)
+
+
+def test_teardown_stops_what_the_pipeline_started_and_only_that(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> None:
+    """Issue 30, item 4: set-up records the daemons it starts (by PID and start time) and
+    the teardown ends exactly those, after the platforms; a registry and the Docker daemon
+    that were running before the pipeline are left running.  The closing lines say which
+    is which and give the one command that stops all of it (set-up starts dockerd, then
+    the registry: the teardown ends them the other way round)."""
+    import time
+
+    from pytest_release.canary.started_processes import children_named
+    from pytest_release.processes import ProcessRef, port_open
+    from tests.test_gate_docker import free_port
+
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is not installed: apt-get install -y docker-registry")
+    pipeline = _pipeline_module()
+    root = tmp_path / "repo"
+    (root / ".pytest-release").mkdir(parents=True)
+    theirs_port, ours_port = free_port(), free_port()
+    theirs = _start_registry(theirs_port, tmp_path / "theirs")  # the user's, running before
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_pid = int((tmp_path / "theirs" / "registry.pid").read_text())
+    standin = _standin_dockerd(tmp_path / "bin")
+    ours_pid = None
+    try:
+        docker = pipeline._script("start-docker.sh", fix="start dockerd")
+        assert "already answers" in docker  # this machine's daemon: not ours to stop
+        pipeline.record_started_daemons(root, {"docker": docker})
+        deadline = time.monotonic() + 60
+        while not children_named(standin.pid, "containerd") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (containerd,) = children_named(standin.pid, "containerd")
+        pipeline.record_started_daemons(
+            root, {"docker": f"start-docker: started dockerd (pid {standin.pid}), ready after 0s"}
+        )
+
+        reused = pipeline.start_registry(theirs_port, root)
+        assert "reusing the registry" in reused
+        monkeypatch.setenv("REGISTRY_DIR", str(tmp_path / "ours"))
+        started = pipeline.start_registry(ours_port, root)
+        assert f"started docker-registry on 127.0.0.1:{ours_port}" in started
+        ours_pid = int((tmp_path / "ours" / "registry.pid").read_text())
+        for name in ("ROUTER_URL", "STAGING_URL"):  # no router in this test
+            monkeypatch.setattr(pipeline, name, f"http://127.0.0.1:{free_port()}")
+        text = "\n".join(pipeline.leftovers({"registry": started, "docker": docker}, root))
+        assert (
+            f"  registry    docker-registry on 127.0.0.1:{ours_port}, pid {ours_pid}: started "
+            "by the pipeline (the teardown stops it)" in text
+        )
+        assert (
+            f"  dockerd     dockerd (Docker daemon, log /tmp/dockerd.log), pid {standin.pid}"
+            in text
+        )
+        assert (
+            f"  containerd  containerd of that dockerd (pid {standin.pid}), pid {containerd}"
+            in text
+        )
+        others = "\n".join(pipeline.leftovers({"registry": reused, "docker": docker}, tmp_path))
+        assert (
+            "registry    127.0.0.1:5000, already running before (the teardown leaves it)" in others
+        )
+        assert "dockerd     already running before (the teardown leaves it)" in others
+        monkeypatch.chdir(tmp_path)
+        assert pipeline.teardown_command(".venv/bin/python") == (
+            f".venv/bin/python -m pytest_release.canary.teardown {pipeline.ROOT}"
+        )
+
+        teardown = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert teardown.returncode == 0, teardown.stdout + teardown.stderr
+        lines = teardown.stdout.splitlines()
+        assert (
+            lines[0] == f"registry: ended docker-registry on 127.0.0.1:{ours_port} (pid {ours_pid})"
+        )
+        assert lines[1].startswith("dockerd: ended dockerd (Docker daemon")
+        assert lines[2] == (
+            f"containerd: ended containerd of that dockerd (pid {standin.pid}) (pid {containerd})"
+        )
+        assert not port_open("127.0.0.1", ours_port)
+        assert standin.wait(timeout=60) is not None
+        assert not ProcessRef.of(containerd).alive()
+        # What ran before the pipeline still runs: the user's registry, this machine's dockerd.
+        assert ProcessRef.of(theirs_pid).alive()
+        assert "reusing the registry" in _start_registry(theirs_port, tmp_path / "theirs").stderr
+        assert docker_client.ping()
+        again = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert again.stdout.startswith("nothing runs under"), again.stdout
+    finally:
+        for pid in (theirs_pid, ours_pid):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(standin.pid, signal.SIGKILL)
+        standin.wait(timeout=60)
+
+
+def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: Path) -> None:
+    """A run of some stages (``--stages build,staging``) took a number too: the next
+    release gets the one after it, not a number already in the ledger (issue 30, item 7:
+    the ids skipped from -2 to -4, and a run without uat left its number to be reused)."""
+    from pytest_release.ledger import Ledger, LedgerEntry
 
     pipeline = _pipeline_module()
-    with socket.socket() as production, socket.socket() as gone:
-        production.bind(("127.0.0.1", 0))
-        production.listen()
-        gone.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
-        monkeypatch.setattr(
-            pipeline, "ROUTER_URL", f"http://127.0.0.1:{production.getsockname()[1]}"
+    ledger_path = tmp_path / "ledger.json"
+    assert pipeline.pipeline_number(ledger_path) == 1
+    ledger = Ledger(ledger_path)
+    for release, stage in [
+        ("352cac460c7d-1", "uat"),
+        ("352cac460c7d-2", "build"),  # --stages build,staging: no uat
+    ]:
+        entry = LedgerEntry.start(
+            release_id=release, stage=stage, image=None, report=None, override_requires=None
         )
-        monkeypatch.setattr(pipeline, "STAGING_URL", f"http://127.0.0.1:{gone.getsockname()[1]}")
-        lines = pipeline.leftovers(
-            {
-                "registry": "started docker-registry on 127.0.0.1:5000 (pid 4242, data in /x)",
-                "docker": "start-docker: dockerd already answers on /var/run/docker.sock",
-            }
+        ledger.append(entry.finish("passed", []))
+    assert pipeline.pipeline_number(ledger_path) == 3
+    ledger.append(  # a release id of someone's own, not the pipeline's: takes no number
+        LedgerEntry.start(
+            release_id="dev", stage="uat", image=None, report=None, override_requires=None
+        ).finish("passed", [])
+    )
+    assert pipeline.pipeline_number(ledger_path) == 3
+    ledger.append(
+        LedgerEntry.start(
+            release_id="0123456789ab-3",
+            stage="uat",
+            image=None,
+            report=None,
+            override_requires=None,
+        ).finish("failed", [])
+    )  # a later commit's run
+    assert pipeline.pipeline_number(ledger_path) == 4
+
+
+def test_pipeline_summary_says_what_production_and_staging_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 30, item 4: after ``--bad`` staging keeps the bad release (it passed staging's
+    checks; canary-1 rolls back production only) and the summary says so; after a
+    teardown nothing runs in production and the summary says that instead of giving a
+    URL where nothing listens.  Staging here is the real shop on a free port."""
+    import time
+    import urllib.request
+
+    from tests.test_gate_docker import free_port
+
+    pipeline = _pipeline_module()
+    staging_port = free_port()
+    shop = subprocess.Popen(
+        [sys.executable, "-m", "shop"],
+        cwd=ROOT / "examples" / "shop",
+        env={**os.environ, "PORT": str(staging_port), "SHOP_VERSION": "release-7"},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{staging_port}/version", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.05)
+        production = f"http://127.0.0.1:{free_port()}"  # torn down: nothing listens
+        monkeypatch.setattr(pipeline, "ROUTER_URL", production)
+        monkeypatch.setattr(pipeline, "STAGING_URL", f"http://127.0.0.1:{staging_port}")
+        capsys.readouterr()
+        pipeline.summary(
+            [],
+            "352cac460c7d-7",
+            tmp_path / "ledger.json",
+            tmp_path / "reports",
+            version="release-7",
+            bad=True,
         )
-    text = "\n".join(lines)
-    assert lines[0] == "left running:"
-    assert f"production  HAProxy {pipeline.ROUTER_URL} and its replicas" in text
-    assert "staging" not in text
-    assert "registry    127.0.0.1:5000, started by set-up: stop it with kill 4242" in text
-    assert "dockerd     already running before (not stopped by us)" in text
+        out = capsys.readouterr().out
+        assert (
+            f"production (HAProxy): nothing answers on {production} (no release has reached "
+            "production since the last teardown)" in out
+        )
+        assert f"production (HAProxy): {production}\n" not in out
+        assert (
+            f"staging (HAProxy): http://127.0.0.1:{staging_port} serves release-7: this bad "
+            "release, which passed staging's checks; it stays there until the next release "
+            "replaces it" in out
+        )
+        good = pipeline.serving_now("release-8", bad=False)
+        assert good[1] == f"staging (HAProxy): http://127.0.0.1:{staging_port} serves release-7"
+    finally:
+        shop.terminate()
+        shop.wait(timeout=60)
+
+
+def test_pipeline_relays_the_hold_lines_of_the_running_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 30, item 5: a stage's output goes to its log, so the pipeline showed only
+    ``canary-1 running ...`` for the whole hold.  The hold's interval lines (written by
+    the stage's HoldProgress, which writes them in CI form to a log) and the reasons under
+    a failed interval appear as the stage writes them; a half-written line waits."""
+    import io
+
+    from pytest_release.canary.progress import HoldProgress
+    from tests.canary.test_progress import CANARY, STABLE, failing_verdict, passing_verdict
+
+    pipeline = _pipeline_module()
+    log = tmp_path / "canary-1.log"
+    log.write_text("$ pytest --stage=canary-1\nsuites/test_x.py ...\n")
+    lines = pipeline.HoldLines(log)
+    assert lines.poll() == []
+    written = io.StringIO()
+    progress = HoldProgress(written, hold_seconds=120, is_tty=False)
+    progress.update(60, CANARY, STABLE)
+    progress.interval_done(passing_verdict())
+    first = written.getvalue()
+    with log.open("a") as handle:
+        handle.write(".." + first[:30])  # after the dots of the items before (pytest -q)
+    assert lines.poll() == []  # not a whole line yet
+    with log.open("a") as handle:
+        handle.write(first[30:])
+    assert lines.poll() == [first.rstrip("\n")]
+    progress.update(120, CANARY, STABLE)
+    progress.interval_done(failing_verdict())
+    second = written.getvalue()[len(first) :]
+    with log.open("a") as handle:
+        handle.write(second + "F\n    not a reason: the hold is over\n")
+    relayed = lines.poll()
+    assert relayed == second.rstrip("\n").splitlines()
+    assert relayed[0].endswith(
+        "interval 2 12:01:00-12:02:00 UTC: fail | /health failed: canary-0 2/14 (14.3%)"
+    )
+    assert relayed[1].startswith("    canary error rate 10.0% > 1.0%")
+
+    capsys.readouterr()
+    running = tmp_path / "canary-2.log"
+    with pipeline.relayed_progress("canary-2", running, every=0.05):
+        running.write_text(f"$ pytest --stage=canary-2\n{first}")
+    assert capsys.readouterr().out == f"    canary-2: {first}"

@@ -319,3 +319,35 @@ def test_a_canary_failure_and_its_stage_verdict_are_one_annotation() -> None:
     every = set(interval_text.splitlines()) | set(verdict_text.splitlines())
     assert set(body) == {escape_data(line) for line in every}
     assert [a.split(",", 2)[1] for a in annotations[1:]] == ["line=3", "line=7"]
+
+
+@pytest.mark.parametrize(
+    ("narrowing", "mark"),
+    [(["--gate=unit"], "partial: unit"), (["-k", "adds"], "partial run")],
+    ids=["gate", "k"],
+)
+def test_a_partial_run_says_so_in_its_banner_and_step_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, narrowing: list[str], mark: str
+) -> None:
+    """``passed`` alone would read as the whole stage (issue 30): the banner and the step
+    summary mark a partial run as ``--release-status`` does."""
+    project(
+        pytester,
+        '[stages.check]\ngates = ["unit", "integration"]\n',
+        **{
+            "tests/unit/test_math.py": "def test_adds(): pass\ndef test_subtracts(): pass\n",
+            "tests/integration/test_flow.py": "def test_flow(): pass\n",
+        },
+    )
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(pytester.path / "outputs.txt"))
+    result = run_stage(pytester, "check", *narrowing)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([f"*= release stage check: passed ({mark}) =*"])
+    assert f"pytest-release stage `check`: passed ({mark})\n" in summary.read_text()
+    assert github_outputs(pytester.path / "outputs.txt")["stage_result"] == "passed"
+
+    whole = run_stage(pytester, "check", release="r2")
+    whole.stdout.fnmatch_lines(["*= release stage check: passed =*"])

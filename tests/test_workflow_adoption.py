@@ -96,8 +96,11 @@ def test_environments_and_namespaces_are_set_up(generated: dict[str, Any]) -> No
     config = workflow.load(["suites/release.toml", "suites/github.toml"], ROOT)
     namespaces = set()
     for stage in config.stages:
+        gates = config.for_stage(stage).gates
         for name in config.stage(stage).gates:
-            platform = getattr(config.for_stage(stage).gates[name], "platform", None)
+            gate = gates[name]
+            gate = gates[other] if (other := getattr(gate, "settings_from", None)) else gate
+            platform = getattr(gate, "platform", None)
             if getattr(platform, "type", None) == "kubernetes":
                 namespaces.add(platform.namespace)  # type: ignore[union-attr]
     assert namespaces == {"shop", "shop-staging"}

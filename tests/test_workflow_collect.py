@@ -63,7 +63,7 @@ def _pipeline_command(stage: str, tmp_path: Path) -> list[str]:
         ROOT / "suites" / "demo.toml",
         pipeline._overlay(tmp_path / "pipeline.toml", "canary-1", None),
     ]
-    pipeline.run_stage(stage, "collect", "127.0.0.1:5000/shop:canary-1", configs, tmp_path / "log")
+    pipeline.run_stage(stage, "collect", "127.0.0.1:5000/shop:release-1", configs, tmp_path / "log")
     assert len(seen) == 1
     return seen[0]
 

@@ -44,6 +44,19 @@ def format_stats(name: str, stats: IntervalStats | None) -> str:
     return f"{name}: {', '.join(parts)}"
 
 
+def compact_stats(name: str, stats: IntervalStats | None, requests: bool) -> str:
+    """``canary 412 req 0.5% err p95 120ms`` (without the request count when not
+    ``requests``): the live line's narrow forms."""
+    if stats is None or not stats.has_data:
+        return f"{name} -"
+    parts = [name, f"{stats.requests} req"] if requests else [name]
+    if stats.error_rate is not None:
+        parts.append(f"{format_percent(stats.error_rate)} err")
+    if stats.p95_ms is not None:
+        parts.append(f"p95 {format_ms(stats.p95_ms).replace(' ', '')}")
+    return " ".join(parts)
+
+
 def health_by_replica(verdict: CanaryVerdict) -> list[tuple[str, int, int]]:
     """(replica, failed, probes) from the verdict's ``health_failure_share`` check."""
     check = verdict.check("health_failure_share")
@@ -91,7 +104,7 @@ class HoldProgress:
         self.hold_seconds = max(0.0, hold_seconds)
         self.is_tty = is_tty
         self.label = label
-        self.width = width if width is not None else _terminal_width(writer, is_tty)
+        self._width = width  # None: the terminal's, asked at every line (it may be resized)
         self.intervals = 0
         self._elapsed = 0.0
         self._canary: IntervalStats | None = None
@@ -100,12 +113,17 @@ class HoldProgress:
         self._closed = False
 
     # -- public ----------------------------------------------------------------------------
+    @property
+    def width(self) -> int | None:
+        """The terminal's width in columns (None: not a terminal, lines are not fitted)."""
+        return self._width if self._width is not None else _terminal_width(self.writer, self.is_tty)
+
     def update(self, elapsed: float, canary: IntervalStats, stable: IntervalStats) -> None:
         """New measurements; redraws the live line on a TTY, remembers them otherwise."""
         self._elapsed = max(0.0, elapsed)
         self._canary, self._stable = canary, stable
         if self.is_tty and not self._closed:
-            self._show_live(self._status_line())
+            self._show_live(self._live_line())
 
     def interval_done(self, verdict: CanaryVerdict) -> None:
         """One permanent line for the finished interval (plus the reason when it did not
@@ -118,7 +136,7 @@ class HoldProgress:
         health = format_health(verdict)
         if health:
             line += f" | {health}"
-        lines = [self._fit(line)]
+        lines = [line]  # a permanent line may wrap: only the live line is rewritten
         if verdict.verdict != "pass":
             lines.extend(f"    {text}" for text in verdict.failure_message().splitlines())
         self._clear_live()
@@ -144,6 +162,27 @@ class HoldProgress:
             f"{clock} | {format_stats('canary', self._canary)} | "
             f"{format_stats('stable', self._stable)}"
         )
+
+    def _live_line(self) -> str:
+        """The status line in the longest form that fits the terminal: in full, then
+        without the time left and punctuation, then errors and p95 only, then without the
+        label; cut with "…" only when even that is too wide."""
+        clock = f"{format_clock(self._elapsed)}/{format_clock(self.hold_seconds)}"
+        forms = [
+            self._status_line(),
+            f"{self.label} {clock} | {compact_stats('canary', self._canary, True)} | "
+            f"{compact_stats('stable', self._stable, True)}",
+            f"{self.label} {clock} | {compact_stats('canary', self._canary, False)} | "
+            f"{compact_stats('stable', self._stable, False)}",
+            f"{clock} | {compact_stats('canary', self._canary, False)} | "
+            f"{compact_stats('stable', self._stable, False)}",
+        ]
+        width = self.width
+        if width:
+            for form in forms:
+                if len(form) <= width - 1:
+                    return form
+        return self._fit(forms[-1] if width else forms[0])
 
     def _fit(self, line: str) -> str:
         """On a TTY a line wider than the terminal would wrap and break the rewrite."""

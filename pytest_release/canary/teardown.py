@@ -9,7 +9,10 @@ removes the state::
         [--ledger .pytest-release/ledger.json] [--force]
 
 Without ``--state-dir`` it ends every platform kept under ``ROOTDIR/.pytest-release/``
-(production's ``canary`` and each environment's, e.g. ``staging``).
+(production's ``canary`` and each environment's, e.g. ``staging``), then the daemons the
+demo pipeline's set-up started and recorded (registry, dockerd and its containerd:
+:mod:`pytest_release.canary.started_processes`); one that was running before the
+pipeline is not recorded and keeps running.
 
 While a rollout stage runs it holds the ledger's rollout lock (``<ledger>.rollout.lock``);
 the teardown takes that lock too, so it refuses to pull the platform from under a live
@@ -30,6 +33,7 @@ from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.canary.started_processes import stop_started
 from pytest_release.errors import LedgerError
 from pytest_release.ledger import FileLedgerStore
 from pytest_release.processes import read_json
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.state_dir:
         # Every platform is gone, and with it any canary an abandoned stage left behind.
         done += settle_abandoned(rootdir, args.ledger)
+        # Last: the Docker daemon the platforms' containers needed until now.
+        done += stop_started(rootdir)
     print("\n".join(done) if done else f"nothing runs under {', '.join(state_dirs) or rootdir}")
     return 0
 

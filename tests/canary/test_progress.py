@@ -130,9 +130,34 @@ def test_works_with_pytest_terminal_writer_and_its_width() -> None:
     progress = HoldProgress(writer, hold_seconds=900, is_tty=True)
     progress.update(30, CANARY, STABLE)
     live = out.getvalue()
-    assert live.startswith("\rcanary hold 00:30/15:00")
+    assert live.startswith("\r00:30/15:00 | canary 0.5% err p95 120ms | stable")
     assert len(live) == 1 + 59  # fitted to the terminal width: a wrapped line can't be rewritten
     assert live.endswith("…")
+
+
+def test_live_line_fits_80_columns_with_both_versions_and_follows_a_resize() -> None:
+    """Issue 30: at 80 columns the live line was cut after ``| st…``; it now takes a
+    narrower form that shows both versions' numbers, and an interval's permanent line is
+    not cut (it may wrap: only the live line is rewritten)."""
+    out = io.StringIO()
+    writer = TerminalWriter(file=out)
+    writer.fullwidth = 80
+    progress = HoldProgress(writer, hold_seconds=900, is_tty=True, label="canary-1 hold")
+    progress.update(30, CANARY, STABLE)
+    live = out.getvalue().rsplit("\r", 1)[1]
+    assert live == "00:30/15:00 | canary 0.5% err p95 120ms | stable 0.4% err p95 110ms"
+    assert len(live) <= 79
+    writer.fullwidth = 120  # the terminal was widened during the hold
+    progress.update(31, CANARY, STABLE)
+    assert out.getvalue().rsplit("\r", 1)[1].startswith("canary-1 hold 00:31/15:00 (14:29 left)")
+    writer.fullwidth = 80
+    progress.update(60, CANARY, STABLE)
+    progress.interval_done(passing_verdict())
+    permanent = out.getvalue().rsplit("\r", 1)[1]
+    assert permanent.endswith(
+        "| interval 1 12:00:00-12:01:00 UTC: pass | /health failed: canary-0 0/12 (0.0%)\n"
+    )
+    assert "…" not in permanent
 
 
 def test_terminal_reporter_width_is_found_and_ci_lines_are_not_cut() -> None:

@@ -117,7 +117,7 @@ def test_failed_stage_message_names_check_value_and_threshold(receiver: Receiver
         "failed",
         stage="canary-1",
         release_id="abc1234",
-        image="local/shop:canary-42",
+        image="local/shop:release-42",
         verdict=failing_verdict(),
     )
     assert slack.last_error is None
@@ -138,7 +138,7 @@ def test_failed_stage_message_names_check_value_and_threshold(receiver: Receiver
     fields = [f["text"] for f in payload["blocks"][1]["fields"]]
     assert fields == [
         "*Release*\n`abc1234`",
-        "*Image*\n`local/shop:canary-42`",
+        "*Image*\n`local/shop:release-42`",
         "*Verdict*\nfail",
         "*Window*\n12:00:00-12:01:00 UTC",
     ]

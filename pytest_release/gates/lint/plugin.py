@@ -22,6 +22,7 @@ alone.  Results are cached in ``<rootdir>/.pytest-release/cache/lint/`` (see
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,6 +31,7 @@ from pytest_release.config import gate_location
 from pytest_release.gates.lint.config import LintGateConfig, LintToolOptions
 from pytest_release.gates.lint.items import LintFindingsItem, LintStatusItem
 from pytest_release.gates.lint.model import Finding, ToolResult
+from pytest_release.gating import GATE_WORK_PROPERTY
 from pytest_release.stage_session import require_stage_session
 
 if TYPE_CHECKING:
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
     from pytest_release.gate_node import GateNode
 
 __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOptions"]
+
+# The wall time of running the gate's tools (part of the gate's duration), beside the
+# tools' results in what the one process that ran them shares with the others.
+RUN_SECONDS = "run_seconds"
 
 
 @pytest.hookimpl
@@ -57,25 +63,29 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     use_cache = not getattr(config.option, "cacheclear", False)
 
     def compute() -> dict[str, Any]:
+        started = time.monotonic()
         results = run_gate(
             gate_node.gate_name, gate, run.rootdir, use_cache=use_cache, redact=session.redact
         )
-        return {tool: result.to_dict() for tool, result in results.items()}
+        raw: dict[str, Any] = {tool: result.to_dict() for tool, result in results.items()}
+        raw[RUN_SECONDS] = time.monotonic() - started
+        return raw
 
     raw = session.run_dir.run_once(f"lint:{gate_node.gate_name}", compute)
     config_path, config_line = gate_location(run.config, gate_node.gate_name)
     items: list[pytest.Item] = []
     for tool in gate.tools:
         result = ToolResult.from_dict(raw[tool])
-        items.append(
-            LintStatusItem.from_parent(
-                gate_node,
-                name=f"{tool}::status",
-                result=result,
-                source_path=config_path,
-                source_line=config_line,
-            )
+        status = LintStatusItem.from_parent(
+            gate_node,
+            name=f"{tool}::status",
+            result=result,
+            source_path=config_path,
+            source_line=config_line,
         )
+        if not items:  # the tools ran at collection, concurrently: their wall time, once
+            status.user_properties.append((GATE_WORK_PROPERTY, f"{raw[RUN_SECONDS]:.3f}"))
+        items.append(status)
         for group, findings in _grouped(result.findings).items():
             failing = [f for f in findings if f.fails]
             if not failing:
