@@ -19,6 +19,7 @@ import pytest
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from tests.canary import canary_support
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_root,
@@ -131,12 +132,18 @@ def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_fail
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
-def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
+def test_canary_with_20_percent_errors_is_rolled_back_and_slack_is_told(
     pytester: pytest.Pytester,
     canary_root: Path,
     monkeypatch: pytest.MonkeyPatch,
     xdist: list[str],
 ) -> None:
+    # 20 % errors, not 5 %: this test is about the rollback, the report and Slack, so the
+    # canary must fail in every hold.  A 5 % canary over a 10 s hold is failed only as often
+    # as the judge's power allows (docs/benchmarks.md: 84-92 % for 180 canary requests), and
+    # on a loaded machine (-n 2) fewer requests reach it; the judge's power is measured in
+    # benchmarks/canary_power.py, not here.
+    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     port = new_port()
     project(pytester, canary_toml(router_port=port, hold="10s", slack=True))
     bootstrap_main(canary_root, port)
@@ -145,12 +152,12 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
         monkeypatch.setenv("GITHUB_ACTIONS", "true")
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(canary_root / "summary.md"))
         with load_through(port) as load:
-            result = run_stage(pytester, "canary-1", "--image=v2-errors", *xdist)
-        blocked = run_stage(pytester, "canary-2", "--image=v2-errors")
+            result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
+        blocked = run_stage(pytester, "canary-2", "--image=v2-errors-20")
     out = result.stdout.str()
     assert result.ret == 1, out
     # Requests the canary itself answered 500 (its injected fault) are not the router's.
-    assert load.failures_except("HTTP 500 from v2-errors") == []
+    assert load.failures_except("HTTP 500 from v2-errors-20") == []
 
     cases = stage_cases(canary_root, "canary-1")
     health = [name for name in cases if name.startswith("health@")]
