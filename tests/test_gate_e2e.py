@@ -18,7 +18,8 @@ from pytest_release.config import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.e2e.config import E2EGateConfig
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.support.junit import cases_by_name
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = (
@@ -107,10 +108,6 @@ def e2e_project(pytester: pytest.Pytester, base_url: str, *, executable: str = C
     )
 
 
-def properties(case: object) -> list[tuple[str, str]]:
-    return [(p.get("name") or "", p.get("value") or "") for p in case.iter("property")]  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_e2e_tests_use_base_url_and_keep_failure_artifacts_per_stage(
     pytester: pytest.Pytester, page_server: PageServer, xdist: list[str]
@@ -128,16 +125,11 @@ def test_e2e_tests_use_base_url_and_keep_failure_artifacts_per_stage(
     # Only the failed test keeps artifacts (only-on-failure / retain-on-failure).
     assert [p.name for p in out.iterdir()] == [failed_dir.name]
 
-    cases = {
-        c.get("name"): c for c in junit(pytester.path / "reports" / "web.xml").iter("testcase")
-    }
-    failed_props = properties(cases["test_expects_what_never_happens[chromium]"])
-    attachments = sorted(v for k, v in failed_props if k == "attachment")
+    cases = cases_by_name(pytester.path / "reports" / "web.xml")
+    attachments = sorted(cases["test_expects_what_never_happens[chromium]"].values("attachment"))
     relative = failed_dir.relative_to(pytester.path).as_posix()
     assert attachments == [f"{relative}/test-failed-1.png", f"{relative}/trace.zip"]
-    assert not [
-        k for k, _ in properties(cases["test_click_the_button[chromium]"]) if k == "attachment"
-    ]
+    assert not cases["test_click_the_button[chromium]"].values("attachment")
     result.stdout.fnmatch_lines(
         [
             "*- e2e artifacts (screenshots, traces) -*",

@@ -11,7 +11,6 @@ import shutil
 import socket
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.support.junit import Case, cases_by_name, stage_report
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "newman"
@@ -162,8 +162,8 @@ def newman_starts(root: Path) -> int:
     return len(log.read_text().split()) if log.exists() else 0
 
 
-def cases(root: Path, stage: str = "api") -> dict[str, ET.Element]:
-    return {c.get("name", ""): c for c in junit(root / "reports" / f"{stage}.xml").iter("testcase")}
+def cases(root: Path, stage: str = "api") -> dict[str, Case]:
+    return cases_by_name(stage_report(root, stage))
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -199,8 +199,8 @@ def test_passing_collection_runs_newman_once_and_names_items_by_folder(
     collection = root / "api" / "shop.postman_collection.json"
     by_name = cases(root)
     create = by_name["orders/create order"]
-    assert create.get("file") == "api/shop.postman_collection.json"
-    assert create.get("line") == str(line_of(collection, '"name": "create order"'))
+    assert create.file == "api/shop.postman_collection.json"
+    assert create.line == str(line_of(collection, '"name": "create order"'))
     assert ledger_runs(root)[-1]["outcome"] == "passed"
 
 
@@ -242,12 +242,11 @@ def test_failing_assertion_shows_expected_actual_status_and_time(
     )
     # The exit code (1) is explained by the failing request, so the status item passes.
     case = cases(root)["(newman run)"]
-    assert case.find("failure") is None
+    assert case.outcome == "passed"
     failing = cases(root)["get missing"]
-    assert failing.find("failure") is not None
-    assert failing.get("line") == str(request_line)
-    properties = {p.get("name"): p.get("value") for p in failing.iter("property")}
-    assert properties["newman_response_code"] == "404"
+    assert failing.outcome == "failure"
+    assert failing.line == str(request_line)
+    assert failing.properties["newman_response_code"] == "404"
 
 
 def test_connection_refused_is_a_request_error(pytester: pytest.Pytester, newman_bin: str) -> None:
@@ -293,8 +292,8 @@ def test_malformed_collection_fails_with_the_json_error_and_line(
         ]
     )
     case = cases(root)["(newman run)"]
-    assert case.get("file") == "api/malformed.postman_collection.json"
-    assert case.get("line") == "3"
+    assert case.file == "api/malformed.postman_collection.json"
+    assert case.line == "3"
     assert newman_starts(root) == 0
 
 

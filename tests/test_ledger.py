@@ -15,7 +15,7 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger import Ledger, LedgerEntry
 from pytest_release.stage import GateResult
-from tests.spine_support import ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 
 PIPELINE = """
 [gates.first]

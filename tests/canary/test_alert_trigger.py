@@ -28,7 +28,7 @@ from tests.canary.canary_support import (
 from tests.canary.prometheus_support import running_alertmanager, running_prometheus
 from tests.canary.test_prometheus_evidence import _bootstrap
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
-from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 

@@ -24,7 +24,7 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 

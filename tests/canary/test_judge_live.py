@@ -21,7 +21,7 @@ import pytest
 
 from tests.canary import canary_support
 from tests.canary.canary_support import bootstrap_main, canary_root, canary_toml, new_port
-from tests.spine_support import project, run_stage, stage_cases
+from tests.support.spine import project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 

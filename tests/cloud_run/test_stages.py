@@ -12,7 +12,7 @@ from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
 from tests.canary.canary_support import load_through
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 

@@ -29,7 +29,7 @@ from tests.canary.canary_support import (
 )
 from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 

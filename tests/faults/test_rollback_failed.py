@@ -30,7 +30,7 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.spine_support import ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 
 __all__ = ["canary_root"]
 

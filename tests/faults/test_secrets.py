@@ -47,7 +47,7 @@ import pytest
 
 from pytest_release.github import write_outputs
 from pytest_release.redact import MASK, Redactor
-from tests.spine_support import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
+from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, newman_project
 
 TOKEN = "tok-9f8e7d6c5b4a-secret"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, ledger_runs, project
+from tests.support.spine import XDIST_MODES, ledger_runs, project
 
 PIPELINE = """
 [gates.unit]

@@ -16,7 +16,7 @@ from tests.kubernetes.k8s_support import (
     stage_toml,
     weights_of,
 )
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 
 BLUEGREEN = """
 [stages.bluegreen-deploy]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubernetes_node.cluster import NodeCluster
-from tests.spine_support import nest_tables, stage_cases
+from tests.support.spine import nest_tables, stage_cases
 
 FAULT_SERVICE = Path(__file__).parents[1] / "services" / "fault_service.py"
 REPO = "localhost/pytest-release/fault"

@@ -34,15 +34,10 @@ from pytest_release.gates.newman.runner import (
     failed,
     run_newman,
 )
+from pytest_release.gates.tool_verdict import resolve_path, stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
-
-
-def resolve_path(rootdir: Path, value: str) -> Path:
-    """A configured path: ``~`` expanded, relative to the rootdir."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
+    pass
 
 
 # -- run time -------------------------------------------------------------------------------
@@ -194,9 +189,3 @@ def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
 
         expanded[name] = ENV_REFERENCE.sub(replace, value)
     return expanded
-
-
-def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
-
-    return require_stage_session(config)

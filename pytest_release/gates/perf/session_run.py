@@ -22,18 +22,14 @@ from pytest_release.gates.perf.runner import (
     refused,
     run_locust,
 )
+from pytest_release.gates.tool_verdict import resolve_path, stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
+    pass
 
 
 class LocustSetupError(GateSetupError):
     """Locust cannot be started (not installed)."""
-
-
-def resolve_path(rootdir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
 
 
 @dataclass(frozen=True)
@@ -123,9 +119,3 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
     raise LocustSetupError(
         f"Locust is not installed: looked for {beside} and for 'locust' on PATH; {hint}"
     )
-
-
-def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
-
-    return require_stage_session(config)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.junit import read_cases, stage_report
 
 XDIST_MODES = [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="xdist")]
 
@@ -49,22 +50,13 @@ def run_stage(
     )
 
 
-def junit(path: Path) -> ET.Element:
-    return ET.parse(path).getroot()
-
-
 def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
     """JUnit test case name -> (outcome, message, properties) of the report the stage
     ``stage`` wrote in ``root/reports``; outcome is passed, failure, error or skipped."""
-    cases = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, message, props)
-    return cases
+    return {
+        case.name: (case.outcome, case.details, case.properties)
+        for case in read_cases(stage_report(root, stage))
+    }
 
 
 def ledger_runs(root: Path) -> list[dict[str, Any]]:
