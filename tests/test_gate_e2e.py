@@ -7,9 +7,7 @@ subprocess (pytester) whose e2e tests open it through the gate's ``base_url``.
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from pytest_release.config import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.e2e.config import E2EGateConfig
+from tests.support.http_server import QuietHandler, address, start_server, stop_server
 from tests.support.junit import cases_by_name
 from tests.support.spine import XDIST_MODES, project, run_stage
 
@@ -53,32 +52,22 @@ class PageServer:
     def __init__(self) -> None:
         paths: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 paths.append(self.path)
-                body = PAGE if self.path == "/" else b"not found"
-                self.send_response(200 if self.path == "/" else 404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                found = self.path == "/"
+                self.answer(200 if found else 404, PAGE if found else b"not found", "text/html")
 
         self.paths = paths
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.handler = Handler
 
     def __enter__(self) -> PageServer:
-        self.thread.start()
+        self.server = start_server(self.handler)
+        self.url = f"http://{address(self.server)}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        stop_server(self.server)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ not, these tests fail with that command instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -13,12 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.http_server import QuietHandler, address, serving
 from tests.support.junit import Case, cases_by_name, stage_report
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 
@@ -57,7 +58,7 @@ def api() -> Iterator[Api]:
     state = Api()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             parts = urlsplit(self.path)
             with lock:
@@ -77,31 +78,15 @@ def api() -> Iterator[Api]:
             data = json.dumps(body).encode()
             if parts.path == "/missing":
                 data = b"no such page"
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # /slow: newman gave up at its --timeout and closed the connection
+            # /slow: newman may have given up at its --timeout and closed the connection
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.answer(status, data, "application/json")
 
         do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler) as server:
+        state.url = f"http://{address(server)}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def closed_port() -> int:

@@ -12,16 +12,15 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pytest_release.gates.perf.locustfile import endpoints_in
+from tests.support.http_server import QuietHandler, address, serving
 from tests.support.junit import Case, cases_by_name, stage_report
 from tests.support.spine import XDIST_MODES, project, run_stage
 
@@ -74,7 +73,7 @@ def shop() -> Iterator[str]:
 def faulty() -> Iterator[str]:
     """``/fast`` answers at once, ``/slow`` after 300 ms, ``/broken`` with 500."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -83,26 +82,10 @@ def faulty() -> Iterator[str]:
                 time.sleep(0.3)
             elif self.path == "/broken":
                 status = 500
-            body = b"{}"
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, b"{}", "application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as server:
+        yield f"http://{address(server)}"
 
 
 FAULTY_LOCUSTFILE = """

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.processes import free_port
+from tests.support.http_server import QuietHandler, serving
+from tests.support.spine import stage_cases
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -246,29 +248,33 @@ def slack_receiver() -> Iterator[SlackReceiver]:
     received: list[dict[str, object]] = []
     raw: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length).decode()
             raw.append(f"{self.path}\n{body}")
             received.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            self.answer(200, b"ok")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
         yield SlackReceiver(server, received, raw)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def new_port() -> int:
     return free_port("127.0.0.1")
+
+
+def the_failed_look(root: Path, stage: str = "canary-1") -> tuple[str, dict[str, str]]:
+    """The message and properties of the one ``health@`` look of ``stage`` that failed
+    (there must be exactly one: the first failing look stops the hold)."""
+    cases = stage_cases(root, stage)
+    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
+    assert len(failed) == 1, cases
+    _, message, props = failed[0]
+    return message, props
+
+
+def assert_rollback_steps_passed(root: Path, stage: str = "canary-1") -> None:
+    cases = stage_cases(root, stage)
+    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
+        assert cases[step][0] == "passed", cases[step]

@@ -10,7 +10,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from pytest_release.canary.http import ClientSettings, http_client, http_origin
 from pytest_release.canary.platforms.local.runtimes import probe_health
 from pytest_release.canary.rollout import probe_router
+from tests.support.http_server import QuietHandler, address, serving
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_release"
 
@@ -39,7 +39,7 @@ class Faults:
 def faulty_server() -> Iterator[tuple[str, Faults]]:
     faults = Faults()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real router answers
 
         def setup(self) -> None:
@@ -55,24 +55,11 @@ def faulty_server() -> Iterator[tuple[str, Faults]]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            body = b"error" if n in faults.errors else b"ok"
-            self.send_response(500 if n in faults.errors else 200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            failed = n in faults.errors
+            self.answer(500 if failed else 200, b"error" if failed else b"ok")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", faults
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as server:
+        yield address(server), faults
 
 
 def closed_port() -> int:

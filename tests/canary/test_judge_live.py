@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from tests.canary import canary_support
-from tests.canary.canary_support import bootstrap_main, canary_root, canary_toml, new_port
+from tests.canary.canary_support import (
+    assert_rollback_steps_passed,
+    bootstrap_main,
+    canary_root,
+    canary_toml,
+    new_port,
+    the_failed_look,
+)
 from tests.support.spine import project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
@@ -59,14 +66,10 @@ def test_noisy_bad_canary_is_rolled_back_with_evidence(
     result = run_stage(pytester, "canary-1", "--image=v2-errors")  # 5 % errors on top
     out = result.stdout.str()
     assert result.ret == 1, out
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert "fail" in (props["judge.error_rate.verdict"], props["judge.compare_error_rate.verdict"])
     assert "confidence bound" in message or "significantly higher than stable" in message
-    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
-        assert cases[step][0] == "passed", cases[step]
+    assert_rollback_steps_passed(canary_root)
 
 
 def test_flapping_health_is_rolled_back_and_reported_per_replica(
@@ -80,10 +83,7 @@ def test_flapping_health_is_rolled_back_and_reported_per_replica(
     bootstrap_main(canary_root, port)
     result = run_stage(pytester, "canary-1", "--image=v2-flaps")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.health_failure_share.verdict"] == "fail"
     replicas = [k for k in props if k.startswith("judge.health_failure_share.") and "probes" in k]
     assert replicas, props

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,6 +28,7 @@ from pytest_release.canary.sampler import (
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.processes import free_port
 from tests.canary.canary_support import FAULT_SERVICE
+from tests.support.http_server import QuietHandler, address, serving
 
 
 @contextmanager
@@ -205,7 +204,7 @@ def prometheus_api_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
         ),
     }
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             params = parse_qs(url.query)
@@ -217,24 +216,10 @@ def prometheus_api_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
                     params.get("query", [""])[0],
                     (200, {"status": "success", "data": {"resultType": "vector", "result": []}}),
                 )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(status, json.dumps(body).encode(), "application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        yield f"http://{address(server)}", seen
 
 
 def test_prometheus_client_speaks_the_query_api() -> None:

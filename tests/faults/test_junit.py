@@ -26,7 +26,7 @@ import json
 
 import pytest
 
-from tests.support.junit import cases_by_name, report_xml, stage_report
+from tests.support.junit import cases_by_name, read_cases, report_xml, stage_report
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, cases, closed_port, line_of, newman_project
 
@@ -69,9 +69,7 @@ def test_parameter_ids_with_double_colons_keep_their_classname(pytester: pytest.
     )
     result = run_stage(pytester, "ci")
     result.assert_outcomes(passed=2)
-    found = {
-        (c.classname, c.name) for c in cases_by_name(stage_report(pytester.path, "ci")).values()
-    }
+    found = {(c.classname, c.name) for c in read_cases(stage_report(pytester.path, "ci"))}
     assert found == {
         ("unit.tests.unit.test_ids", "test_route[a::b]"),
         ("unit.tests.unit.test_ids", "test_route[plain]"),
@@ -106,7 +104,7 @@ def test_lint_status_items_without_a_gate_table_point_at_the_stage_table(
     result = run_stage(pytester, "check")
     result.assert_outcomes(passed=3)
     line = str(line_of(root / "pyproject.toml", "stages.check]"))
-    found = {(c.file, c.line) for c in cases_by_name(stage_report(root, "check")).values()}
+    found = {(c.file, c.line) for c in read_cases(stage_report(root, "check"))}
     assert found == {("pyproject.toml", line)}
 
 
