@@ -142,6 +142,21 @@ def assert_verbose(result: pytest.RunResult, nodeid: str, outcome: str) -> None:
         raise AssertionError(f"no '{nodeid}' {outcome} line in:\n" + "\n".join(lines))
 
 
+def collection_project(
+    pytester: pytest.Pytester,
+    collection: str,
+    newman: str,
+    *,
+    base_url: str | None = None,
+    copy: bool = True,
+) -> Path:
+    """Stage ``api`` runs the newman gate over ``api/<collection>`` (copied from
+    tests/data unless ``copy`` is false) with ``newman``, and ``baseUrl`` when given."""
+    env_vars = f'env_vars = {{ baseUrl = "{base_url}" }}' if base_url is not None else ""
+    gate = f'collections = ["api/{collection}"]\nnewman = "{newman}"\n{env_vars}\n'
+    return newman_project(pytester, gate, *([collection] if copy else []))
+
+
 def newman_starts(root: Path) -> int:
     log = root / "newman-starts.log"
     return len(log.read_text().split()) if log.exists() else 0
@@ -192,14 +207,8 @@ def test_passing_collection_runs_newman_once_and_names_items_by_folder(
 def test_failing_assertion_shows_expected_actual_status_and_time(
     pytester: pytest.Pytester, api: Api, newman_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/failing.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "failing.postman_collection.json",
+    root = collection_project(
+        pytester, "failing.postman_collection.json", newman_bin, base_url=api.url
     )
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
@@ -321,14 +330,8 @@ def test_default_collections_that_match_nothing_add_no_item(
 def test_configured_newman_missing_fails_status_and_requests(
     pytester: pytest.Pytester, api: Api
 ) -> None:
-    newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "node_modules/.bin/newman"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "shop.postman_collection.json",
+    collection_project(
+        pytester, "shop.postman_collection.json", "node_modules/.bin/newman", base_url=api.url
     )
     result = run_stage(pytester, "api", "-rs")
     assert result.ret == 1
@@ -492,15 +495,7 @@ def test_exit_code_is_not_trusted_alone(
     fake = pytester.path / "fake-newman"
     fake.write_text(f'#!/bin/sh\nNEWMAN="{newman_bin}"\n{script}\n')
     fake.chmod(0o755)
-    newman_project(
-        pytester,
-        f"""
-        collections = ["api/{collection}"]
-        newman = "{fake}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        collection,
-    )
+    collection_project(pytester, collection, str(fake), base_url=api.url)
     result = run_stage(pytester, "api")
     assert result.ret == 1
     result.assert_outcomes(**outcomes)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger import Ledger, LedgerEntry
 from pytest_release.stage import GateResult
-from tests.support.spine import ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage, start_stage, wait_for_file
 
 PIPELINE = """
 [gates.first]
@@ -186,27 +183,9 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
             """,
         },
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--stage=one",
-            "--release-id=r1",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_stage(pytester.path, "one")
     try:
-        deadline = time.monotonic() + 30
-        while not (pytester.path / "started").exists():
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the test never started"
-            time.sleep(0.05)
+        wait_for_file(process, pytester.path / "started", timeout=30)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:
@@ -269,24 +248,9 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
             """,
         },
     )
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=roll",
-        "--release-id=r1",
-        "-p",
-        "no:cacheprovider",
-    ]
-    first = subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    first = start_stage(pytester.path, "roll")
     try:
-        deadline = time.monotonic() + 30
-        while not (pytester.path / "holding").exists():
-            assert first.poll() is None, first.stdout.read() if first.stdout else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for_file(first, pytester.path / "holding", timeout=30)
         second = run_stage(pytester, "roll", release="r2")
         assert second.ret == 4
         second.stderr.fnmatch_lines(

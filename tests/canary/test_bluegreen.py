@@ -25,25 +25,13 @@ from tests.canary.canary_support import (
     platform_config,
 )
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.stages import bluegreen_stages
 
 __all__ = ["canary_root"]
 
 # The idle colour's evidence is the sampler's direct requests only (no router traffic
 # reaches it): 3 s intervals give enough of them on a loaded machine.
-BLUEGREEN_STAGES = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 1, hold = "6s", interval = "3s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
-[stages.bluegreen-finish]
-gates = ["canary"]
-requires = ["bluegreen-switch"]
-rollout = { action = "promote", replicas = 1, weight = 100, hold = "0s" }
-"""
+BLUEGREEN_STAGES = bluegreen_stages(1, "6s", "3s", finish=True)
 
 # This test is about the switch, not the judge: on a loaded machine both colours can be
 # slow in the same window, which the judge calls the environment, not the canary.

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +26,15 @@ from tests.canary.canary_support import (
     platform_config,
     slack_receiver,
 )
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import (
+    XDIST_MODES,
+    ledger_runs,
+    project,
+    run_stage,
+    stage_cases,
+    start_stage,
+    wait_while_running,
+)
 
 __all__ = ["canary_root"]
 
@@ -308,27 +314,16 @@ def test_sigterm_during_the_hold_rolls_back(
     project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
     bootstrap_main(canary_root, port)
     _, router = _platform_state(canary_root)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=canary-1",
-        "--release-id=r1",
-        "--image=v2",
-        "-p",
-        "no:cacheprovider",
-        *xdist,
-    ]
     with load_through(port) as load:
-        proc = subprocess.Popen(
-            command, cwd=canary_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        proc = start_stage(canary_root, "canary-1", "--image=v2", *xdist)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and router.weights().canary != 10:
-                assert proc.poll() is None, proc.communicate()[0]
-                time.sleep(0.1)
-            assert router.weights().canary == 10
+            wait_while_running(
+                proc,
+                lambda: router.weights().canary == 10,
+                "the canary getting its traffic",
+                60,
+                0.1,
+            )
             time.sleep(1.5)  # into the hold
             assert proc.poll() is None
             os.kill(proc.pid, signal.SIGTERM)

@@ -13,6 +13,7 @@ from tests.canary.canary_support import load_through
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.stages import bluegreen_stages
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 
@@ -150,16 +151,7 @@ def test_canary_with_errors_is_rolled_back_through_the_service_traffic(
     assert (weights.stable, weights.canary, weights.canary_members) == (100, 0, ())
 
 
-BLUEGREEN = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 1, hold = "4s", interval = "2s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
-"""
+BLUEGREEN = bluegreen_stages(1, "4s", "2s")
 
 
 def test_blue_green_switch_and_switch_back_through_the_service_traffic(

@@ -28,7 +28,7 @@ import pytest
 
 from tests.support.junit import cases_by_name, read_cases, report_xml, stage_report
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
-from tests.test_gate_newman import Api, cases, closed_port, line_of, newman_project
+from tests.test_gate_newman import Api, cases, closed_port, collection_project, line_of
 
 FAILING_UNIT = {
     "tests/unit/test_math.py": "def test_adds():\n    assert 1 + 1 == 3\n",
@@ -79,13 +79,7 @@ def test_parameter_ids_with_double_colons_keep_their_classname(pytester: pytest.
 def test_items_without_a_source_point_at_the_configuration(
     pytester: pytest.Pytester, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/nothing.postman_collection.json"]
-        newman = "{newman_bin}"
-        """,
-    )
+    root = collection_project(pytester, "nothing.postman_collection.json", newman_bin, copy=False)
     result = run_stage(pytester, "api")
     result.assert_outcomes(failed=1)
     (case,) = cases(root).values()
@@ -111,14 +105,8 @@ def test_lint_status_items_without_a_gate_table_point_at_the_stage_table(
 def test_failure_message_names_the_failed_assertions_and_has_a_type(
     pytester: pytest.Pytester, api: Api, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/failing.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "failing.postman_collection.json",
+    root = collection_project(
+        pytester, "failing.postman_collection.json", newman_bin, base_url=api.url
     )
     result = run_stage(pytester, "api")
     result.assert_outcomes(passed=3, failed=1)
@@ -130,13 +118,8 @@ def test_failure_message_names_the_failed_assertions_and_has_a_type(
 def test_skipped_newman_assertions_are_reported_as_skipped(
     pytester: pytest.Pytester, api: Api, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/skip.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
+    root = collection_project(
+        pytester, "skip.postman_collection.json", newman_bin, base_url=api.url, copy=False
     )
     script = "pm.test.skip('orders are paginated', () => pm.expect(1).to.eql(2));"
     (root / "api" / "skip.postman_collection.json").write_text(
@@ -165,14 +148,8 @@ def test_skipped_newman_assertions_are_reported_as_skipped(
 
 
 def test_newman_missing_is_reported_once_with_a_count(pytester: pytest.Pytester, api: Api) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "node_modules/.bin/newman"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "shop.postman_collection.json",
+    root = collection_project(
+        pytester, "shop.postman_collection.json", "node_modules/.bin/newman", base_url=api.url
     )
     result = run_stage(pytester, "api", "-rs")
     assert result.ret == 1
@@ -192,14 +169,8 @@ def test_connection_refused_is_reported_once_with_a_count(
     pytester: pytest.Pytester, newman_bin: str
 ) -> None:
     port = closed_port()
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "http://127.0.0.1:{port}" }}
-        """,
-        "shop.postman_collection.json",
+    root = collection_project(
+        pytester, "shop.postman_collection.json", newman_bin, base_url=f"http://127.0.0.1:{port}"
     )
     result = run_stage(pytester, "api")
     assert result.ret == 1

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +28,13 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.support.spine import ledger_runs, project, run_stage
+from tests.support.spine import (
+    ledger_runs,
+    project,
+    run_stage,
+    start_stage,
+    wait_while_running,
+)
 
 __all__ = ["canary_root"]
 
@@ -55,26 +59,12 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
     )
     bootstrap_main(canary_root, port)
     router = _router(canary_root)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=canary-1",
-        "--release-id=r1",
-        "--image=v2",
-        "-p",
-        "no:cacheprovider",
-    ]
     blocker = socket.socket()
-    proc = subprocess.Popen(
-        command, cwd=canary_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = start_stage(canary_root, "canary-1", "--image=v2")
     try:
-        deadline = time.monotonic() + 120
-        while router.weights().canary != 10:
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "the canary never got its traffic"
-            time.sleep(0.1)
+        wait_while_running(
+            proc, lambda: router.weights().canary == 10, "the canary getting its traffic", 120, 0.1
+        )
         # The router goes away for good: HAProxy (started by the stage) is ended by PID
         # and another program takes its port.
         # The stage's router may bring HAProxy back in between (any read of the weights

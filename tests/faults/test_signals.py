@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.spine import XDIST_MODES, ledger_runs, project
+from tests.support.spine import XDIST_MODES, ledger_runs, project, start_stage, wait_for_file
 
 PIPELINE = """
 [gates.unit]
@@ -64,22 +62,6 @@ SIGNALS = [
 ]
 
 
-def _wait_for(path: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 180
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.02)
-
-
-def _start(pytester: pytest.Pytester, xdist: list[str]) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "pytest", "--stage=one", "--release-id=r1"]
-    command += ["-p", "no:cacheprovider", *xdist]
-    return subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
 def _finish(process: subprocess.Popen[str]) -> str:
     try:
         output, _ = process.communicate(timeout=180)
@@ -103,13 +85,13 @@ def test_a_second_signal_during_teardown_still_exits_2(
         marker="ending",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = _start(pytester, xdist)
+    process = start_stage(pytester.path, "one", *xdist)
     try:
-        _wait_for(pytester.path / "started", process)
+        wait_for_file(process, pytester.path / "started")
         process.send_signal(signum)
         time.sleep(0.3)
         # The record is written; the session ends, held in its last hook.
-        _wait_for(pytester.path / "ending", process)
+        wait_for_file(process, pytester.path / "ending")
         process.send_signal(signum)
         (pytester.path / "go").touch()
     finally:
@@ -133,9 +115,9 @@ def test_two_signals_while_the_stage_starts_exit_2_and_leave_no_running_entry(
         marker="starting",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = _start(pytester, xdist)
+    process = start_stage(pytester.path, "one", *xdist)
     try:
-        _wait_for(pytester.path / "starting", process)
+        wait_for_file(process, pytester.path / "starting")
         process.send_signal(signum)
         time.sleep(0.3)
         process.send_signal(signum)

@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.junit import read_cases
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.support.spine import (
+    XDIST_MODES,
+    ledger_runs,
+    project,
+    run_stage,
+    start_stage,
+    wait_for_file,
+)
 
 PIPELINE = """
 [gates.unit]
@@ -131,25 +136,9 @@ def test_a_real_double_sigterm_records_interrupted(
             """,
         },
     )
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=one",
-        "--release-id=r1",
-        "-p",
-        "no:cacheprovider",
-        *xdist,
-    ]
-    process = subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    process = start_stage(pytester.path, "one", *xdist)
     try:
-        deadline = time.monotonic() + 120
-        while not (pytester.path / "started").exists():
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the test never started"
-            time.sleep(0.05)
+        wait_for_file(process, pytester.path / "started", timeout=120)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         if process.poll() is None:

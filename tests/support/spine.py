@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,37 @@ def run_stage(
     return pytester.runpytest_subprocess(
         f"--stage={stage}", f"--release-id={release}", "-p", "no:cacheprovider", *args
     )
+
+
+def start_stage(root: Path, stage: str, *args: str, release: str = "r1") -> subprocess.Popen[str]:
+    """``run_stage`` in a process of its own, for a test that signals or races it; its
+    output (stdout and stderr) is read as text."""
+    command = [sys.executable, "-m", "pytest", f"--stage={stage}", f"--release-id={release}"]
+    command += ["-p", "no:cacheprovider", *args]
+    return subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wait_while_running(
+    process: subprocess.Popen[str],
+    reached: Callable[[], bool],
+    what: str,
+    timeout: float = 180,
+    poll: float = 0.02,
+) -> None:
+    """Wait until ``reached()`` (e.g. a file a test item writes) while ``process`` runs,
+    asking every ``poll`` seconds; fail with its output when it ends first, or when
+    ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(poll)
+
+
+def wait_for_file(process: subprocess.Popen[str], path: Path, timeout: float = 180) -> None:
+    wait_while_running(process, path.exists, f"{path.name} appearing", timeout)
 
 
 def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
