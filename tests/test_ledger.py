@@ -12,7 +12,7 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger import Ledger, LedgerEntry
 from pytest_release.stage import GateResult
-from tests.support.spine import ledger_runs, project, run_stage, start_stage, wait_for_file
+from tests.support.spine import ledger_runs, project, run_stage, stage_process, wait_for_file
 
 PIPELINE = """
 [gates.first]
@@ -183,15 +183,10 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
             """,
         },
     )
-    process = start_stage(pytester.path, "one")
-    try:
+    with stage_process(pytester.path, "one") as process:
         wait_for_file(process, pytester.path / "started", timeout=30)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 2, output
     assert "release stage one: interrupted" in output
     (run,) = ledger_runs(pytester.path)
@@ -248,8 +243,7 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
             """,
         },
     )
-    first = start_stage(pytester.path, "roll")
-    try:
+    with stage_process(pytester.path, "roll") as first:
         wait_for_file(first, pytester.path / "holding", timeout=30)
         second = run_stage(pytester, "roll", release="r2")
         assert second.ret == 4
@@ -262,10 +256,6 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
         (pytester.path / "release").touch()
         output, _ = first.communicate(timeout=60)
         assert first.returncode == 0, output
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     # Released at the end of the first session: the next rollout may start.
     assert run_stage(pytester, "roll", release="r3").ret == 0
     assert [r["release_id"] for r in ledger_runs(pytester.path)] == ["r1", "r3"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -23,6 +25,7 @@ from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.processes import free_port
 from tests.support.http_server import QuietHandler, serving
 from tests.support.spine import stage_cases
+from tests.support.stages import canary_stages
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -92,13 +95,7 @@ def canary_toml(
     command = json.dumps(platform_config().command)
     rollout = f'action = "canary", hold = "{hold}", interval = "{interval}"'
     toml = f"""
-[stages.canary-1]
-requires = []
-rollout = {{ {rollout}, replicas = 1, weight = 10 }}
-[stages.canary-2]
-rollout = {{ {rollout}, replicas = 2, weight = 50 }}
-[stages.canary-3]
-rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+{canary_stages(rollout)}
 
 [gates.canary]
 paths = []
@@ -278,3 +275,27 @@ def assert_rollback_steps_passed(root: Path, stage: str = "canary-1") -> None:
     cases = stage_cases(root, stage)
     for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
         assert cases[step][0] == "passed", cases[step]
+
+
+@contextmanager
+def fault_service(*args: str) -> Iterator[str]:
+    """A fault service (``tests/services/fault_service.py`` with ``args``) on a free port,
+    once its /health answers; its ``host:port``.  Ended (by its PID) afterwards."""
+    from pytest_release.canary.platforms.local.runtimes import probe_health
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while not probe_health(endpoint, "/health", 0.2)[0]:
+            assert proc.poll() is None, f"fault service {args} exited ({proc.returncode})"
+            assert time.monotonic() < deadline, f"fault service {args} did not come up"
+            time.sleep(0.02)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -32,7 +32,7 @@ from tests.support.spine import (
     project,
     run_stage,
     stage_cases,
-    start_stage,
+    stage_process,
     wait_while_running,
 )
 
@@ -314,24 +314,21 @@ def test_sigterm_during_the_hold_rolls_back(
     project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
     bootstrap_main(canary_root, port)
     _, router = _platform_state(canary_root)
-    with load_through(port) as load:
-        proc = start_stage(canary_root, "canary-1", "--image=v2", *xdist)
-        try:
-            wait_while_running(
-                proc,
-                lambda: router.weights().canary == 10,
-                "the canary getting its traffic",
-                60,
-                0.1,
-            )
-            time.sleep(1.5)  # into the hold
-            assert proc.poll() is None
-            os.kill(proc.pid, signal.SIGTERM)
-            out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    with (
+        load_through(port) as load,
+        stage_process(canary_root, "canary-1", "--image=v2", *xdist) as proc,
+    ):
+        wait_while_running(
+            proc,
+            lambda: router.weights().canary == 10,
+            "the canary getting its traffic",
+            60,
+            0.1,
+        )
+        time.sleep(1.5)  # into the hold
+        assert proc.poll() is None
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "rolled back after the stage was interrupted" in out
     assert load.failures == []

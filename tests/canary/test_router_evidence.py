@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,15 +26,14 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
 from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
-    FAULT_SERVICE,
     LoadLoop,
     assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
     canary_toml,
+    fault_service,
     new_port,
     platform_config,
     the_failed_look,
@@ -48,31 +45,10 @@ __all__ = ["canary_root"]
 ROUTER_ONLY = {"rate": 0, "direct_rate": 0}
 
 
-@contextmanager
-def _service(*args: str) -> Iterator[str]:
-    from pytest_release.canary.platforms.local.runtimes import probe_health
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not probe_health(endpoint, "/health", 0.2)[0]:
-            assert time.monotonic() < deadline, f"fault service {args} did not come up"
-            time.sleep(0.05)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_poller_counts_exactly_the_requests_and_errors_haproxy_served(tmp_path: Path) -> None:
     with (
-        _service("--version", "v1") as stable,
-        _service("--version", "v2", "--error-rate", "0.3") as canary,
+        fault_service("--version", "v1") as stable,
+        fault_service("--version", "v2", "--error-rate", "0.3") as canary,
     ):
         router = HAProxyRouter(HAProxyConfig(slots=4), tmp_path)
         try:

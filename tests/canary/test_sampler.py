@@ -4,8 +4,6 @@ and the Prometheus HTTP API client against a Prometheus-API test server."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.platforms.local.runtimes import probe_health
 from pytest_release.canary.sampler import (
     MetricSample,
     PrometheusClient,
@@ -27,29 +24,8 @@ from pytest_release.canary.sampler import (
 )
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.processes import free_port
-from tests.canary.canary_support import FAULT_SERVICE
+from tests.canary.canary_support import fault_service
 from tests.support.http_server import QuietHandler, address, serving
-
-
-@contextmanager
-def service(*args: str) -> Iterator[str]:
-    """A fault service on a free port; ended (by its PID) afterwards."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not probe_health(endpoint, "/health", 0.2)[0]:
-            assert proc.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _run(sampler: Sampler, seconds: float) -> None:
@@ -62,8 +38,8 @@ def _run(sampler: Sampler, seconds: float) -> None:
 
 def test_samples_keep_target_kind_outcome_and_replica() -> None:
     with (
-        service("--version", "v1") as stable,
-        service("--version", "v2", "--error-rate", "0.5") as canary,
+        fault_service("--version", "v1") as stable,
+        fault_service("--version", "v2", "--error-rate", "0.5") as canary,
     ):
         statuses = [
             ReplicaStatus(0.0, "r1", "stable", "v1", True, True, 0, stable),
@@ -113,7 +89,7 @@ def test_samples_keep_target_kind_outcome_and_replica() -> None:
 
 
 def test_load_is_bounded_by_rate_concurrency_and_total() -> None:
-    with service("--version", "v2", "--latency-ms", "400") as slow:
+    with fault_service("--version", "v2", "--latency-ms", "400") as slow:
         # Two requests in flight at most: 50/s cannot be reached against 400 ms answers.
         config = SamplerConfig(rate=0, direct_rate=50, concurrency=2, health_interval=10)
         sampler = Sampler(config, Targets(None, (), (slow,)))
@@ -123,7 +99,7 @@ def test_load_is_bounded_by_rate_concurrency_and_total() -> None:
         assert 2 <= sampler.requests_sent <= 2 * 4
         assert all(s.ok and s.latency_ms is not None and s.latency_ms >= 400 for s in done)
 
-    with service("--version", "v1") as fast:
+    with fault_service("--version", "v1") as fast:
         config = SamplerConfig(rate=100, direct_rate=100, max_requests=30, health_interval=10)
         sampler = Sampler(config, Targets(f"http://{fast}", (fast,), (fast,)))
         _run(sampler, 1.0)
@@ -136,7 +112,7 @@ def test_timeouts_and_refused_connections_are_failed_samples() -> None:
     # The timeout is far below the slow service's 3 s and far above what a refused
     # connection takes even on a loaded machine (a short one turned refusals into
     # timeouts under load).
-    with service("--version", "v2", "--latency-ms", "3000") as slow:
+    with fault_service("--version", "v2", "--latency-ms", "3000") as slow:
         config = SamplerConfig(rate=0, direct_rate=5, timeout=1.5, health_interval=10)
         sampler = Sampler(config, Targets(None, (dead,), (slow,)))
         _run(sampler, 2.0)

@@ -13,7 +13,7 @@ from tests.canary.canary_support import load_through
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
-from tests.support.stages import bluegreen_stages
+from tests.support.stages import bluegreen_stages, canary_stages
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 
@@ -22,13 +22,7 @@ def _toml(endpoint: str, hold: str = "4s", insufficient: int = 0) -> str:
     # 2 s intervals: enough requests per interval on a loaded machine (xdist in xdist).
     rollout = f'action = "canary", hold = "{hold}", interval = "2s"'
     return f"""
-[stages.canary-1]
-requires = []
-rollout = {{ {rollout}, replicas = 1, weight = 10 }}
-[stages.canary-2]
-rollout = {{ {rollout}, replicas = 2, weight = 50 }}
-[stages.canary-3]
-rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+{canary_stages(rollout)}
 
 [gates.canary]
 paths = []

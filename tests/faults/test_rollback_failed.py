@@ -32,7 +32,7 @@ from tests.support.spine import (
     ledger_runs,
     project,
     run_stage,
-    start_stage,
+    stage_process,
     wait_while_running,
 )
 
@@ -60,8 +60,7 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
     bootstrap_main(canary_root, port)
     router = _router(canary_root)
     blocker = socket.socket()
-    proc = start_stage(canary_root, "canary-1", "--image=v2")
-    try:
+    with stage_process(canary_root, "canary-1", "--image=v2") as proc:
         wait_while_running(
             proc, lambda: router.weights().canary == 10, "the canary getting its traffic", 120, 0.1
         )
@@ -82,10 +81,6 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
         blocker.listen()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode not in (0, None), out
     assert "rollback after 'interrupted' FAILED" in out
     assert "release stage canary-1: rollback-failed" in out

@@ -15,12 +15,11 @@ on a loaded machine too. With and without ``-n 2``.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
 
-from tests.support.spine import XDIST_MODES, ledger_runs, project, start_stage, wait_for_file
+from tests.support.spine import XDIST_MODES, ledger_runs, project, stage_process, wait_for_file
 
 PIPELINE = """
 [gates.unit]
@@ -62,16 +61,6 @@ SIGNALS = [
 ]
 
 
-def _finish(process: subprocess.Popen[str]) -> str:
-    try:
-        output, _ = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return output
-
-
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_a_second_signal_during_teardown_still_exits_2(
@@ -85,8 +74,7 @@ def test_a_second_signal_during_teardown_still_exits_2(
         marker="ending",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = start_stage(pytester.path, "one", *xdist)
-    try:
+    with stage_process(pytester.path, "one", *xdist) as process:
         wait_for_file(process, pytester.path / "started")
         process.send_signal(signum)
         time.sleep(0.3)
@@ -94,8 +82,7 @@ def test_a_second_signal_during_teardown_still_exits_2(
         wait_for_file(process, pytester.path / "ending")
         process.send_signal(signum)
         (pytester.path / "go").touch()
-    finally:
-        output = _finish(process)
+        output, _ = process.communicate(timeout=180)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "interrupted", output
@@ -115,15 +102,13 @@ def test_two_signals_while_the_stage_starts_exit_2_and_leave_no_running_entry(
         marker="starting",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = start_stage(pytester.path, "one", *xdist)
-    try:
+    with stage_process(pytester.path, "one", *xdist) as process:
         wait_for_file(process, pytester.path / "starting")
         process.send_signal(signum)
         time.sleep(0.3)
         process.send_signal(signum)
         (pytester.path / "go").touch()
-    finally:
-        output = _finish(process)
+        output, _ = process.communicate(timeout=180)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert not (pytester.path / "started").exists(), "a test ran after the stage was stopped"
     ledger = pytester.path / ".pytest-release" / "ledger.json"

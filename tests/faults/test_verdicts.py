@@ -32,7 +32,7 @@ from tests.support.spine import (
     ledger_runs,
     project,
     run_stage,
-    start_stage,
+    stage_process,
     wait_for_file,
 )
 
@@ -136,18 +136,13 @@ def test_a_real_double_sigterm_records_interrupted(
             """,
         },
     )
-    process = start_stage(pytester.path, "one", *xdist)
-    try:
+    with stage_process(pytester.path, "one", *xdist) as process:
         wait_for_file(process, pytester.path / "started", timeout=120)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode != 0, output
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "interrupted", output

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,20 @@ def start_stage(root: Path, stage: str, *args: str, release: str = "r1") -> subp
     return subprocess.Popen(
         command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+@contextmanager
+def stage_process(
+    root: Path, stage: str, *args: str, release: str = "r1"
+) -> Iterator[subprocess.Popen[str]]:
+    """``start_stage``, killed (by its PID) if it still runs when the block ends."""
+    process = start_stage(root, stage, *args, release=release)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def wait_while_running(

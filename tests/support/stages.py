@@ -24,3 +24,15 @@ requires = ["bluegreen-switch"]
 rollout = {{ action = "promote", replicas = {replicas}, weight = 100, hold = "0s" }}
 """
     return toml
+
+
+def canary_stages(rollout: str) -> str:
+    """``canary-1`` (1 replica, 10 %) and ``canary-2`` (2, 50 %) with the rollout keys
+    ``rollout``, then ``canary-3`` promoting to 3 replicas; for a TOML f-string."""
+    return f"""[stages.canary-1]
+requires = []
+rollout = {{ {rollout}, replicas = 1, weight = 10 }}
+[stages.canary-2]
+rollout = {{ {rollout}, replicas = 2, weight = 50 }}
+[stages.canary-3]
+rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}"""
