@@ -1,5 +1,6 @@
 """What the gate kinds that run one external tool per gate (newman, Locust) share: the
-verdict an item reports, how an item reports it, and where a configured path points.
+verdict an item reports and how an item reports it (starting the tool:
+:mod:`.tool_command`).
 
 Each kind turns its tool's results into :class:`Verdict` values (its own ``verdicts.py``)
 and its items report them with :meth:`ToolItem.report_verdict`; so a failing request and
@@ -9,7 +10,6 @@ JUnit report, a passing item's message as a report section)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pytest
@@ -48,12 +48,6 @@ class ToolItem(GateItem):
             raise GateCheckFailed(redact(verdict.message))
         if verdict.message:
             self.add_report_section("call", self.section, redact(verdict.message))
-
-
-def resolve_path(rootdir: Path, value: str) -> Path:
-    """A configured path: ``~`` expanded, relative to the rootdir."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
 
 
 def stage_session(config: pytest.Config) -> StageSession:

@@ -59,7 +59,7 @@ from pytest_release.gates.newman.items import (
     NewmanRequestItem,
     NewmanStatusItem,
 )
-from pytest_release.gates.tool_verdict import resolve_path
+from pytest_release.gates.tool_command import resolve_path
 from pytest_release.redact import MIN_SECRET_LENGTH
 from pytest_release.stage_session import get_stage_session
 

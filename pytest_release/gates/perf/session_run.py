@@ -3,7 +3,6 @@ the Locust executable."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -22,7 +21,8 @@ from pytest_release.gates.perf.runner import (
     refused,
     run_locust,
 )
-from pytest_release.gates.tool_verdict import resolve_path, stage_session
+from pytest_release.gates.tool_command import configured_executable, executable
+from pytest_release.gates.tool_verdict import stage_session
 
 if TYPE_CHECKING:
     pass
@@ -94,24 +94,12 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
     running Python, else PATH; :class:`LocustSetupError` with the install command."""
     hint = INSTALL_HINT.format(gate=gate_name)
     if configured is not None:
-        if "/" in configured or os.sep in configured:
-            path = resolve_path(rootdir, configured)
-            if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
-            state = "is not executable" if path.is_file() else "does not exist"
-            raise LocustSetupError(
-                f"Locust is not installed: locust = {configured!r} (gate {gate_name!r}) "
-                f"{state} at {path}; {hint}"
-            )
-        found = shutil.which(configured)
-        if found:
-            return found
-        raise LocustSetupError(
-            f"Locust is not installed: locust = {configured!r} (gate {gate_name!r}) is not on "
-            f"PATH; {hint}"
-        )
+        try:
+            return configured_executable(configured, rootdir, "Locust", "locust", gate_name, hint)
+        except LookupError as exc:
+            raise LocustSetupError(str(exc)) from None
     beside = Path(sys.executable).parent / "locust"
-    if beside.is_file() and os.access(beside, os.X_OK):
+    if executable(beside):
         return str(beside)
     found = shutil.which("locust")
     if found:
