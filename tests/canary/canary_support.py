@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,3 +300,14 @@ def fault_service(*args: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def canary_project(pytester: pytest.Pytester, **toml: Any) -> int:
+    """A canary project (``canary_toml(**toml)``) whose main runs v1 behind a router on a
+    new port; the port."""
+    from tests.support.spine import project
+
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, **toml))
+    bootstrap_main(pytester.path, port)
+    return port

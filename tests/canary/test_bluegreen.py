@@ -18,6 +18,7 @@ from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import GateCheckFailed
 from tests.canary.canary_support import (
     bootstrap_main,
+    canary_project,
     canary_root,
     canary_toml,
     load_through,
@@ -52,9 +53,7 @@ def _state(root: Path) -> tuple[PlatformStatus, tuple[int, int]]:
 def test_deploy_switch_switch_back_then_finish_without_a_failed_request(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge=LOADED_MACHINE, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, judge=LOADED_MACHINE, extra=BLUEGREEN_STAGES)
     with load_through(port) as load:
         deploy = run_stage(pytester, "bluegreen-deploy", "--image=v2", *xdist)
         assert deploy.ret == 0, deploy.stdout.str()
@@ -117,9 +116,7 @@ def test_deploy_switch_switch_back_then_finish_without_a_failed_request(
 def test_bad_idle_colour_is_removed_before_it_takes_any_traffic(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, extra=BLUEGREEN_STAGES)
     with load_through(port) as load:
         result = run_stage(pytester, "bluegreen-deploy", "--image=v2-errors")
         assert result.ret == 1, result.stdout.str()
@@ -142,9 +139,7 @@ def test_bad_idle_colour_is_removed_before_it_takes_any_traffic(
 def test_switch_without_an_idle_colour_changes_nothing(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, extra=BLUEGREEN_STAGES)
     result = run_stage(pytester, "bluegreen-switch", "--image=v2", "--override-requires=test")
     assert result.ret == 1
     out = result.stdout.str()

@@ -19,6 +19,7 @@ from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from tests.canary.canary_support import (
     bootstrap_main,
+    canary_project,
     canary_root,
     canary_toml,
     load_through,
@@ -63,9 +64,7 @@ def _assert_rolled_back_to(root: Path, image: str, replicas: int) -> None:
 def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_failed_request(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, slack=True))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, slack=True)
     with slack_receiver() as slack, load_through(port) as load:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
         r1 = run_stage(pytester, "canary-1", "--image=v2")
@@ -143,9 +142,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
     monkeypatch: pytest.MonkeyPatch,
     xdist: list[str],
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="10s", slack=True))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="10s", slack=True)
     with slack_receiver() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
         monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -203,9 +200,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_and_slack_is_told(
 def test_canary_with_800ms_added_latency_is_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge={"max_p95_latency_ms": 500}))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, judge={"max_p95_latency_ms": 500})
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
     assert result.ret == 1, result.stdout.str()
@@ -223,11 +218,9 @@ def test_canary_with_800ms_added_latency_is_rolled_back(
 def test_crashing_canary_is_restarted_counted_and_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
     # Errors while a replica restarts are expected; this test is about the restarts.
     judge = {"max_error_rate": 0.9, "sustained_error_rate": 1.0, "comparison": {"enabled": False}}
-    project(pytester, canary_toml(router_port=port, hold="30s", judge=judge))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="30s", judge=judge)
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-crash")
     assert result.ret == 1, result.stdout.str()
@@ -310,9 +303,7 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
 def test_sigterm_during_the_hold_rolls_back(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="60s", interval="1s")
     _, router = _platform_state(canary_root)
     with (
         load_through(port) as load,
