@@ -11,7 +11,7 @@ from pytest_release.config_types import parse_duration
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.plan import build_plan
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 
 KINDS: dict[str, type[GateConfig]] = builtin_gate_kinds()
 

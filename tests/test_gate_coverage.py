@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.support.junit import cases_by_name
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 APP = """
 def covered(x):
@@ -53,12 +54,7 @@ def test_below_threshold_fails_the_gate_with_the_percentage(
     )
     result.assert_outcomes(passed=3, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["gate integration: closed (gate 'unit' failed)*"])
-    case = next(
-        c
-        for c in junit(pytester.path / "reports" / "ci.xml").iter("testcase")
-        if c.get("name") == "coverage"
-    )
-    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    props = cases_by_name(pytester.path / "reports" / "ci.xml")["coverage"].properties
     assert props["coverage_percent"] == "75.00"
     assert props["coverage_fail_under"] == "90"
 

@@ -15,7 +15,6 @@ import shutil
 import socket
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,8 @@ from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.docker.config import DockerGateConfig
 from pytest_release.gates.docker.secrets import scan
-from tests.spine_support import junit, project, run_stage
+from tests.support.junit import Case, read_cases
+from tests.support.spine import project, run_stage
 
 DATA = Path(__file__).parent / "data" / "docker"
 SECRET_VALUE = "tok-6f1c2d9e8b7a5c4d"
@@ -77,8 +77,8 @@ def run_label(stdout: str) -> str:
     raise AssertionError(f"no run label in the report header:\n{stdout}")
 
 
-def cases(root: ET.Element) -> dict[str, ET.Element]:
-    return {f"{c.get('classname')}::{c.get('name')}": c for c in root.iter("testcase")}
+def cases(report: Path) -> dict[str, Case]:
+    return {f"{c.classname}::{c.name}": c for c in read_cases(report)}
 
 
 # -- configuration (no daemon needed) ------------------------------------------------------
@@ -321,21 +321,15 @@ def test_healthy_and_failing_images_in_one_session(
             "app: exiting on purpose (APP_MODE=exit)",
         ]
     )
-    report = junit(pytester.path / "reports" / "ship.xml")
-    xml_text = ET.tostring(report, encoding="unicode")
-    assert SECRET_VALUE not in xml_text
+    report = pytester.path / "reports" / "ship.xml"
+    assert SECRET_VALUE not in report.read_text(encoding="utf-8")
     by_name = cases(report)
     exit_case = by_name["docker-exit.gate:docker-exit::starts-and-stays-up"]
-    assert "app: exiting on purpose" in (exit_case.findtext("system-out") or "")
-    build_props = {
-        p.get("name"): p.get("value") for p in by_name["docker.gate:docker::build"].iter("property")
-    }
+    assert "app: exiting on purpose" in exit_case.system_out
+    build_props = by_name["docker.gate:docker::build"].properties
     assert build_props["docker_image"] == f"pytest-release/docker:{run_label(stdout)}"
     healthy_by = {
-        gate: {
-            p.get("name"): p.get("value")
-            for p in by_name[f"{gate}.gate:{gate}::starts-and-stays-up"].iter("property")
-        }["docker_healthy_by"]
+        gate: by_name[f"{gate}.gate:{gate}::starts-and-stays-up"].properties["docker_healthy_by"]
         for gate in ("docker", "docker-bad")
     }
     assert healthy_by == {

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 from tests.test_gate_docker import DATA, free_port
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "start-registry.sh"

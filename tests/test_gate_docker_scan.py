@@ -13,7 +13,6 @@ import datetime
 import shutil
 import time
 import uuid
-import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,8 @@ from pytest_release.gates.docker.scan_osv import (
     affects,
     load_advisories,
 )
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.support.junit import Case, cases_by_name, stage_report
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 DATA = Path(__file__).parent / "data"
 OSV = DATA / "osv"
@@ -273,18 +273,8 @@ def _scan_project(pytester: pytest.Pytester, image: str, scan: str, port: int = 
     )
 
 
-def _cases(root: Path) -> dict[str, ET.Element]:
-    return {c.get("name", ""): c for c in junit(root / "reports" / "check.xml").iter("testcase")}
-
-
-def _failure(case: ET.Element) -> str:
-    failure = case.find("failure")
-    assert failure is not None, f"{case.get('name')} did not fail"
-    return (failure.get("message") or "") + (failure.text or "")
-
-
-def _properties(case: ET.Element, name: str) -> list[str]:
-    return [p.get("value", "") for p in case.iter("property") if p.get("name") == name]
+def _cases(root: Path) -> dict[str, Case]:
+    return cases_by_name(stage_report(root, "check"))
 
 
 def _free_port() -> int:
@@ -314,12 +304,12 @@ def test_clean_image_passes_the_whole_gate_with_the_scan(
     result = run_stage(pytester, "check", "-rA")
     result.assert_outcomes(passed=7)
     cases = _cases(root)
-    assert _properties(cases["vulnerability-scan"], "vulnerability_source") == ["OSV export osv"]
+    assert cases["vulnerability-scan"].values("vulnerability_source") == ["OSV export osv"]
     # 5 advisories, the base image's ~100 Debian packages, no finding.
     result.stdout.fnmatch_lines(
         ["*OSV export osv: 5 advisories; * packages scanned; 0 finding(s)*"]
     )
-    assert not _properties(cases["vulnerabilities"], "vulnerability")
+    assert not cases["vulnerabilities"].values("vulnerability")
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
@@ -332,12 +322,12 @@ def test_vulnerable_image_fails_with_the_advisories(
     started = time.time()
     result = run_stage(pytester, "check", *xdist, release=release)
     result.assert_outcomes(passed=6, failed=1)
-    message = _failure(_cases(root)["vulnerabilities"])
+    message = _cases(root)["vulnerabilities"].failure()
     assert "the image has 2 vulnerable package(s) (OSV export osv)" in message
     assert "PYSEC-2021-59: urllib3 1.26.4 (PyPI, fixed in 1.26.5)" in message
     assert "GHSA-h5c8-rqwp-cp95: Jinja2 3.1.2 (PyPI, fixed in 3.1.3)" in message
     assert "scan.allow of [tool.pytest-release.gates.img]" in message
-    assert len(_properties(_cases(root)["vulnerabilities"], "vulnerability")) == 2
+    assert len(_cases(root)["vulnerabilities"].values("vulnerability")) == 2
     assert _scan_containers(docker_client, started, release) == 1, "listed once per session"
 
 
@@ -356,7 +346,7 @@ def test_allowed_findings_pass_with_their_reasons_and_expired_ones_fail(
     result = run_stage(pytester, "check", "-k", "vulnerab")
     result.assert_outcomes(passed=1, failed=1)
     case = _cases(root)["vulnerabilities"]
-    message = _failure(case)
+    message = case.failure()
     assert "the image has 1 vulnerable package(s)" in message
     assert (
         "PYSEC-2021-59: urllib3 1.26.4 (PyPI, fixed in 1.26.5) - Catastrophic backtracking in "
@@ -364,7 +354,7 @@ def test_allowed_findings_pass_with_their_reasons_and_expired_ones_fail(
         "URLs are ours)"
     ) in message
     assert f"allowed until {far}: xmlattr is never given user keys" in message
-    [allowed] = _properties(case, "vulnerability_allowed")
+    [allowed] = case.values("vulnerability_allowed")
     assert allowed.startswith("GHSA-h5c8-rqwp-cp95: Jinja2 3.1.2")
 
     # Both allowed and valid: the finding item passes and shows the reasons.
@@ -387,7 +377,7 @@ def test_missing_advisory_source_fails_the_scan_loudly(
     root = _scan_project(pytester, images["clean"], '{ osv = "security/osv-PyPI.zip" }')
     result = run_stage(pytester, "check", "-k", "vulnerab")
     result.assert_outcomes(failed=1, skipped=1)
-    message = _failure(_cases(root)["vulnerability-scan"])
+    message = _cases(root)["vulnerability-scan"].failure()
     assert "no advisories, so no scan: the OSV advisory source" in message
     assert "security/osv-PyPI.zip does not exist" in message
     assert "fix scan.osv in [tool.pytest-release.gates.img]" in message
@@ -402,7 +392,7 @@ def test_trivy_not_on_path_uses_the_osv_export(
     result = run_stage(pytester, "check", "-k", "vulnerab")
     result.assert_outcomes(passed=1, failed=1)
     case = _cases(root)["vulnerability-scan"]
-    assert _properties(case, "vulnerability_source") == ["OSV export osv"]
+    assert case.values("vulnerability_source") == ["OSV export osv"]
 
 
 def test_debian_packages_of_the_image_match_a_zipped_debian_export(
@@ -415,7 +405,7 @@ def test_debian_packages_of_the_image_match_a_zipped_debian_export(
             archive.write(file, f"Debian/{file.name}")
     result = run_stage(pytester, "check", "-k", "vulnerab")
     result.assert_outcomes(passed=1, failed=1)
-    message = _failure(_cases(root)["vulnerabilities"])
+    message = _cases(root)["vulnerabilities"].failure()
     assert (
         "DEBIAN-CVE-2023-45853: zlib1g (source zlib) 1:1.2.13.dfsg-1 (Debian, no fixed version)"
     ) in message

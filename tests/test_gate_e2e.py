@@ -7,9 +7,7 @@ subprocess (pytester) whose e2e tests open it through the gate's ``base_url``.
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,9 @@ from pytest_release.config import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.e2e.config import E2EGateConfig
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.support.http_server import QuietHandler, address, start_server, stop_server
+from tests.support.junit import cases_by_name
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = (
@@ -52,32 +52,22 @@ class PageServer:
     def __init__(self) -> None:
         paths: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 paths.append(self.path)
-                body = PAGE if self.path == "/" else b"not found"
-                self.send_response(200 if self.path == "/" else 404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                found = self.path == "/"
+                self.answer(200 if found else 404, PAGE if found else b"not found", "text/html")
 
         self.paths = paths
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.handler = Handler
 
     def __enter__(self) -> PageServer:
-        self.thread.start()
+        self.server = start_server(self.handler)
+        self.url = f"http://{address(self.server)}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        stop_server(self.server)
 
 
 @pytest.fixture
@@ -107,10 +97,6 @@ def e2e_project(pytester: pytest.Pytester, base_url: str, *, executable: str = C
     )
 
 
-def properties(case: object) -> list[tuple[str, str]]:
-    return [(p.get("name") or "", p.get("value") or "") for p in case.iter("property")]  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_e2e_tests_use_base_url_and_keep_failure_artifacts_per_stage(
     pytester: pytest.Pytester, page_server: PageServer, xdist: list[str]
@@ -128,16 +114,11 @@ def test_e2e_tests_use_base_url_and_keep_failure_artifacts_per_stage(
     # Only the failed test keeps artifacts (only-on-failure / retain-on-failure).
     assert [p.name for p in out.iterdir()] == [failed_dir.name]
 
-    cases = {
-        c.get("name"): c for c in junit(pytester.path / "reports" / "web.xml").iter("testcase")
-    }
-    failed_props = properties(cases["test_expects_what_never_happens[chromium]"])
-    attachments = sorted(v for k, v in failed_props if k == "attachment")
+    cases = cases_by_name(pytester.path / "reports" / "web.xml")
+    attachments = sorted(cases["test_expects_what_never_happens[chromium]"].values("attachment"))
     relative = failed_dir.relative_to(pytester.path).as_posix()
     assert attachments == [f"{relative}/test-failed-1.png", f"{relative}/trace.zip"]
-    assert not [
-        k for k, _ in properties(cases["test_click_the_button[chromium]"]) if k == "attachment"
-    ]
+    assert not cases["test_click_the_button[chromium]"].values("attachment")
     result.stdout.fnmatch_lines(
         [
             "*- e2e artifacts (screenshots, traces) -*",

@@ -32,7 +32,8 @@ from pytest_release.gates.lint.tools import (
     parse_pip_audit,
     parse_ruff_format,
 )
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.support.junit import Case, read_cases, stage_report
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 
 LINT_ONLY = """
 [stages.check]
@@ -95,20 +96,12 @@ def calls(root: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def cases(root: Path, stage: str = "check") -> dict[str, dict[str, object]]:
-    """JUnit cases by ``<tool>::<name>``: attributes, properties and failure text."""
-    found: dict[str, dict[str, object]] = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        tool = case.get("classname", "").rsplit(".", 1)[-1]
-        failure = case.find("failure")
-        found[f"{tool}::{case.get('name')}"] = {
-            "file": case.get("file"),
-            "line": case.get("line"),
-            "failure": None if failure is None else failure.text,
-            "skipped": case.find("skipped") is not None,
-            "props": {p.get("name"): p.get("value") for p in case.iter("property")},
-        }
-    return found
+def cases(root: Path, stage: str = "check") -> dict[str, Case]:
+    """JUnit cases by ``<tool>::<name>``."""
+    return {
+        f"{c.classname.rsplit('.', 1)[-1]}::{c.name}": c
+        for c in read_cases(stage_report(root, stage))
+    }
 
 
 # -- findings --------------------------------------------------------------------------------
@@ -139,12 +132,12 @@ def test_ruff_violation_fails_its_file_item_with_location(
     got = cases(root)
     assert set(got) == {"ruff-check::status", "ruff-check::src/app.py"}
     item = got["ruff-check::src/app.py"]
-    assert (item["file"], item["line"]) == ("src/app.py", "1")
-    assert "src/app.py:1:8 F401" in str(item["failure"])
+    assert (item.file, item.line) == ("src/app.py", "1")
+    assert item.outcome == "failure"
+    assert "src/app.py:1:8 F401" in item.text
     status = got["ruff-check::status"]
-    assert status["failure"] is None
-    props = status["props"]
-    assert isinstance(props, dict)
+    assert status.outcome == "passed"
+    props = status.properties
     assert props["lint_exit_code"] == "1"
     assert props["lint_findings"] == "1"
     assert props["lint_version"].startswith("ruff ")
@@ -176,7 +169,7 @@ def test_format_check_detects_unformatted_file(pytester: pytest.Pytester) -> Non
         ]
     )
     item = cases(root)["ruff-format::src/ugly.py"]
-    assert (item["file"], item["line"]) == ("src/ugly.py", "1")
+    assert (item.file, item.line) == ("src/ugly.py", "1")
 
 
 def test_mypy_error_is_reported_with_code_and_column(pytester: pytest.Pytester) -> None:
@@ -196,7 +189,7 @@ def test_mypy_error_is_reported_with_code_and_column(pytester: pytest.Pytester) 
         ['*src/typed.py:2:12 return-value Incompatible return value type (got "int", expected*']
     )
     item = cases(root)["mypy::src/typed.py"]
-    assert (item["file"], item["line"]) == ("src/typed.py", "2")
+    assert (item.file, item.line) == ("src/typed.py", "2")
 
 
 def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> None:
@@ -213,9 +206,9 @@ def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> 
     )
     result = run_stage(pytester, "check")
     got = cases(root)
-    statuses = {name: c["failure"] for name, c in got.items() if name.endswith("::status")}
+    statuses = {name: c.outcome for name, c in got.items() if name.endswith("::status")}
     assert statuses == dict.fromkeys(
-        ["black::status", "isort::status", "flake8::status", "bandit::status"]
+        ["black::status", "isort::status", "flake8::status", "bandit::status"], "passed"
     ), statuses
     assert {n for n in got if not n.endswith("::status")} == {
         "black::src/risky.py",
@@ -234,8 +227,8 @@ def test_optional_tools_black_isort_flake8_bandit(pytester: pytest.Pytester) -> 
         ]
     )
     # black's first changed line, read from its diff.
-    assert got["black::src/risky.py"]["line"] == "6"
-    assert got["bandit::src/risky.py"]["line"] == "3"  # B404, import subprocess
+    assert got["black::src/risky.py"].line == "6"
+    assert got["bandit::src/risky.py"].line == "3"  # B404, import subprocess
 
 
 def test_pip_audit_findings_become_package_items(pytester: pytest.Pytester) -> None:
@@ -313,8 +306,8 @@ def test_missing_tool_fails_status_with_install_hint(pytester: pytest.Pytester) 
     assert "No module named no_such_mypy_module" in out
     assert "The tool is not installed for that interpreter: pip install mypy" in out
     got = cases(root)
-    assert got["ruff-check::status"]["props"]["lint_outcome"] == "missing"  # type: ignore[index]
-    assert got["mypy::status"]["props"]["lint_outcome"] == "crashed"  # type: ignore[index]
+    assert got["ruff-check::status"].properties["lint_outcome"] == "missing"
+    assert got["mypy::status"].properties["lint_outcome"] == "crashed"
 
 
 def test_crashed_tool_fails_status_with_exit_code_and_stderr(
@@ -447,8 +440,7 @@ def test_gate_duration_counts_the_tools_run_time(
         handle.write(f'[tool.pytest-release.gates.lint.options.ruff-check]\ncommand = ["{slow}"]\n')
     result = run_stage(pytester, "check", *xdist)
     result.assert_outcomes(passed=1)
-    status = cases(root)["ruff-check::status"]["props"]
-    assert isinstance(status, dict)
+    status = cases(root)["ruff-check::status"].properties
     tool_seconds = float(status["lint_duration"])
     assert tool_seconds >= 1.0
     gate = ledger_runs(root)[-1]["gates"]["lint"]
@@ -473,9 +465,7 @@ def test_cache_reuses_results_until_files_or_config_change(pytester: pytest.Pyte
         )
 
     def status_props() -> dict[str, str]:
-        props = cases(root)["ruff-check::status"]["props"]
-        assert isinstance(props, dict)
-        return props
+        return cases(root)["ruff-check::status"].properties
 
     first = run_stage(pytester, "check")
     first.assert_outcomes(passed=1, failed=1)
@@ -530,7 +520,7 @@ def test_failed_lint_gate_closes_the_next_gate(pytester: pytest.Pytester) -> Non
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     unit = cases(root)["test_u::test_u"]
-    assert unit["skipped"] is True
+    assert unit.outcome == "skipped"
     result.stdout.fnmatch_lines(["*gate lint: failed*", "*gate unit: closed*"])
 
 

@@ -6,21 +6,22 @@ not, these tests fail with that command instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.support.http_server import QuietHandler, address, serving
+from tests.support.junit import Case, cases_by_name, stage_report
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "newman"
@@ -57,7 +58,7 @@ def api() -> Iterator[Api]:
     state = Api()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             parts = urlsplit(self.path)
             with lock:
@@ -77,31 +78,15 @@ def api() -> Iterator[Api]:
             data = json.dumps(body).encode()
             if parts.path == "/missing":
                 data = b"no such page"
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # /slow: newman gave up at its --timeout and closed the connection
+            # /slow: newman may have given up at its --timeout and closed the connection
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.answer(status, data, "application/json")
 
         do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler) as server:
+        state.url = f"http://{address(server)}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def closed_port() -> int:
@@ -157,13 +142,28 @@ def assert_verbose(result: pytest.RunResult, nodeid: str, outcome: str) -> None:
         raise AssertionError(f"no '{nodeid}' {outcome} line in:\n" + "\n".join(lines))
 
 
+def collection_project(
+    pytester: pytest.Pytester,
+    collection: str,
+    newman: str,
+    *,
+    base_url: str | None = None,
+    copy: bool = True,
+) -> Path:
+    """Stage ``api`` runs the newman gate over ``api/<collection>`` (copied from
+    tests/data unless ``copy`` is false) with ``newman``, and ``baseUrl`` when given."""
+    env_vars = f'env_vars = {{ baseUrl = "{base_url}" }}' if base_url is not None else ""
+    gate = f'collections = ["api/{collection}"]\nnewman = "{newman}"\n{env_vars}\n'
+    return newman_project(pytester, gate, *([collection] if copy else []))
+
+
 def newman_starts(root: Path) -> int:
     log = root / "newman-starts.log"
     return len(log.read_text().split()) if log.exists() else 0
 
 
-def cases(root: Path, stage: str = "api") -> dict[str, ET.Element]:
-    return {c.get("name", ""): c for c in junit(root / "reports" / f"{stage}.xml").iter("testcase")}
+def cases(root: Path, stage: str = "api") -> dict[str, Case]:
+    return cases_by_name(stage_report(root, stage))
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -199,22 +199,16 @@ def test_passing_collection_runs_newman_once_and_names_items_by_folder(
     collection = root / "api" / "shop.postman_collection.json"
     by_name = cases(root)
     create = by_name["orders/create order"]
-    assert create.get("file") == "api/shop.postman_collection.json"
-    assert create.get("line") == str(line_of(collection, '"name": "create order"'))
+    assert create.file == "api/shop.postman_collection.json"
+    assert create.line == str(line_of(collection, '"name": "create order"'))
     assert ledger_runs(root)[-1]["outcome"] == "passed"
 
 
 def test_failing_assertion_shows_expected_actual_status_and_time(
     pytester: pytest.Pytester, api: Api, newman_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/failing.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "failing.postman_collection.json",
+    root = collection_project(
+        pytester, "failing.postman_collection.json", newman_bin, base_url=api.url
     )
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
@@ -242,12 +236,11 @@ def test_failing_assertion_shows_expected_actual_status_and_time(
     )
     # The exit code (1) is explained by the failing request, so the status item passes.
     case = cases(root)["(newman run)"]
-    assert case.find("failure") is None
+    assert case.outcome == "passed"
     failing = cases(root)["get missing"]
-    assert failing.find("failure") is not None
-    assert failing.get("line") == str(request_line)
-    properties = {p.get("name"): p.get("value") for p in failing.iter("property")}
-    assert properties["newman_response_code"] == "404"
+    assert failing.outcome == "failure"
+    assert failing.line == str(request_line)
+    assert failing.properties["newman_response_code"] == "404"
 
 
 def test_connection_refused_is_a_request_error(pytester: pytest.Pytester, newman_bin: str) -> None:
@@ -293,8 +286,8 @@ def test_malformed_collection_fails_with_the_json_error_and_line(
         ]
     )
     case = cases(root)["(newman run)"]
-    assert case.get("file") == "api/malformed.postman_collection.json"
-    assert case.get("line") == "3"
+    assert case.file == "api/malformed.postman_collection.json"
+    assert case.line == "3"
     assert newman_starts(root) == 0
 
 
@@ -337,14 +330,8 @@ def test_default_collections_that_match_nothing_add_no_item(
 def test_configured_newman_missing_fails_status_and_requests(
     pytester: pytest.Pytester, api: Api
 ) -> None:
-    newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "node_modules/.bin/newman"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "shop.postman_collection.json",
+    collection_project(
+        pytester, "shop.postman_collection.json", "node_modules/.bin/newman", base_url=api.url
     )
     result = run_stage(pytester, "api", "-rs")
     assert result.ret == 1
@@ -508,15 +495,7 @@ def test_exit_code_is_not_trusted_alone(
     fake = pytester.path / "fake-newman"
     fake.write_text(f'#!/bin/sh\nNEWMAN="{newman_bin}"\n{script}\n')
     fake.chmod(0o755)
-    newman_project(
-        pytester,
-        f"""
-        collections = ["api/{collection}"]
-        newman = "{fake}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        collection,
-    )
+    collection_project(pytester, collection, str(fake), base_url=api.url)
     result = run_stage(pytester, "api")
     assert result.ret == 1
     result.assert_outcomes(**outcomes)

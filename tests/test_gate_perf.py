@@ -12,18 +12,17 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pytest_release.gates.perf.locustfile import endpoints_in
-from tests.spine_support import XDIST_MODES, junit, project, run_stage
+from tests.support.http_server import QuietHandler, address, serving
+from tests.support.junit import Case, cases_by_name, stage_report
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUST = Path(sys.executable).parent / "locust"
@@ -74,7 +73,7 @@ def shop() -> Iterator[str]:
 def faulty() -> Iterator[str]:
     """``/fast`` answers at once, ``/slow`` after 300 ms, ``/broken`` with 500."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -83,26 +82,10 @@ def faulty() -> Iterator[str]:
                 time.sleep(0.3)
             elif self.path == "/broken":
                 status = 500
-            body = b"{}"
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, b"{}", "application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as server:
+        yield f"http://{address(server)}"
 
 
 FAULTY_LOCUSTFILE = """
@@ -171,18 +154,8 @@ def _outcomes(result: pytest.RunResult, **expected: int) -> None:
         raise AssertionError(f"{exc}\n{result.stdout.str()[-6000:]}") from None
 
 
-def _cases(root: Path) -> dict[str, ET.Element]:
-    return {c.get("name", ""): c for c in junit(root / "reports" / "load.xml").iter("testcase")}
-
-
-def _properties(case: ET.Element) -> dict[str, str]:
-    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-
-
-def _failure(case: ET.Element) -> str:
-    failure = case.find("failure")
-    assert failure is not None, f"{case.get('name')} did not fail"
-    return (failure.get("message") or "") + (failure.text or "")
+def _cases(root: Path) -> dict[str, Case]:
+    return cases_by_name(stage_report(root, "load"))
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
@@ -213,13 +186,13 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     assert (root / report).is_file()
     assert "<html" in (root / report).read_text()[:2000].lower()
     for name in names:
-        properties = _properties(cases[name])
+        properties = cases[name].properties
         assert properties["perf_report"] == report
         assert int(properties["perf_requests"]) >= 3
         assert float(properties["perf_error_rate"]) == 0.0
         assert float(properties["perf_p95_ms"]) > 0
-    assert cases["GET /api/products"].get("file") == "perf/locustfile.py"
-    status = _properties(cases["(locust run)"])
+    assert cases["GET /api/products"].file == "perf/locustfile.py"
+    status = cases["(locust run)"].properties
     assert status["perf_report"] == report
     assert int(status["perf_endpoints"]) == len(names)
 
@@ -245,16 +218,16 @@ def test_slow_endpoint_fails_with_its_measured_p95(
     )
     result = run_stage(pytester, "load", "-v", *xdist)
     cases = _cases(root)
-    message = _failure(cases["GET /slow"])
+    message = cases["GET /slow"].failure()
     measured = re.search(r"p95 = (\d+) ms, limit < 200 ms", message)
     assert measured, message
-    assert float(_properties(cases["GET /slow"])["perf_p95_ms"]) == float(measured.group(1))
+    assert float(cases["GET /slow"].properties["perf_p95_ms"]) == float(measured.group(1))
     assert int(measured.group(1)) >= 300  # the route sleeps 300 ms; Locust rounds
     for name in ("(locust run)", "GET /fast", "(other endpoints)"):
-        assert cases[name].find("failure") is None, name
+        assert cases[name].outcome != "failure", name
     # Every request to /broken failed, but its limit allows 100 %: only ">= 1.0" fails.
-    assert "100.0% of requests failed" in _failure(cases["GET /broken"])
-    assert _properties(cases["(other endpoints)"])["perf_other_endpoints"] == "1"
+    assert "100.0% of requests failed" in cases["GET /broken"].failure()
+    assert cases["(other endpoints)"].properties["perf_other_endpoints"] == "1"
     assert result.ret == 1
 
 
@@ -278,17 +251,17 @@ def test_endpoint_with_errors_and_too_few_requests_fail(
     )
     result = run_stage(pytester, "load", "-rA")
     cases = _cases(root)
-    broken = _failure(cases["GET /broken"])
+    broken = cases["GET /broken"].failure()
     assert "100.0% of requests failed" in broken
     assert "limit < 1.0%" in broken
     assert "HTTPError('500 Server Error" in broken
-    fast = _failure(cases["GET /fast"])
+    fast = cases["GET /fast"].failure()
     assert "insufficient evidence" in fast
     assert "min_requests = 1000000" in fast
-    never = _failure(cases["GET /never"])
+    never = cases["GET /never"].failure()
     assert "Locust recorded no request" in never
-    assert cases["GET /slow"].find("failure") is None
-    assert cases["(locust run)"].find("failure") is None
+    assert cases["GET /slow"].outcome != "failure"
+    assert cases["(locust run)"].outcome != "failure"
     _outcomes(result, passed=3, failed=3)
 
 
@@ -301,7 +274,7 @@ def test_missing_locustfile_fails_the_status_item(
     )
     result = run_stage(pytester, "load", *xdist)
     _outcomes(result, failed=1, skipped=1)
-    message = _failure(_cases(root)["(locust run)"])
+    message = _cases(root)["(locust run)"].failure()
     assert "locustfile perf/nope.py does not exist" in message
     assert "[tool.pytest-release.gates.perf]" in message
 
@@ -317,7 +290,7 @@ def test_refused_target_fails_the_status_item_and_skips_endpoints(
     )
     result = run_stage(pytester, "load")
     _outcomes(result, failed=1, skipped=4)
-    message = _failure(_cases(root)["(locust run)"])
+    message = _cases(root)["(locust run)"].failure()
     assert f"the target http://127.0.0.1:{port} refused the connection" in message
     assert "Locust was not started" in message
 
@@ -358,10 +331,10 @@ def test_locust_problems_fail_the_status_item(
     result = run_stage(pytester, "load")
     assert result.ret == 1
     cases = _cases(root)
-    assert expected in _failure(cases["(locust run)"])
+    assert expected in cases["(locust run)"].failure()
     for name, case in cases.items():
         if name != "(locust run)":
-            assert case.find("skipped") is not None, name
+            assert case.outcome == "skipped", name
 
 
 def test_bad_configuration_names_the_key(pytester: pytest.Pytester) -> None:

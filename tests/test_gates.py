@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.spine_support import RECORDER, XDIST_MODES, events, junit, project, run_stage
+from tests.support.junit import cases_by_name, read_case, read_cases, report_xml
+from tests.support.spine import RECORDER, XDIST_MODES, events, project, run_stage
 
 THREE_GATES = """
 [gates.lint]
@@ -88,11 +89,10 @@ def test_failed_gate_closes_dependent_gates(pytester: pytest.Pytester, xdist: li
     result.stdout.fnmatch_lines(["*gate 'lint' failed*"])
     ran = {e[1] for e in events(pytester.path / "events.jsonl")}
     assert ran == {"test_lint_fails", "test_lint_ok"}, "an item of a closed gate ran"
-    suites = {s.get("name"): s for s in junit(pytester.path / "reports" / "check.xml")}
-    for case in suites["unit"].iter("testcase"):
-        skipped = case.find("skipped")
-        assert skipped is not None
-        assert skipped.get("message") == "gate 'lint' failed"
+    suites = {s.get("name"): s for s in report_xml(pytester.path / "reports" / "check.xml")}
+    unit = [read_case(case) for case in suites["unit"].iter("testcase")]
+    assert unit
+    assert {(case.outcome, case.message) for case in unit} == {("skipped", "gate 'lint' failed")}
     result.stdout.fnmatch_lines(
         [
             "gate lint: failed*",
@@ -272,11 +272,9 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*LICENSE is missing; add it*"])
     assert "Traceback" not in result.stdout.str()
-    cases = {
-        c.get("name"): c for c in junit(pytester.path / "reports" / "files.xml").iter("testcase")
-    }
+    cases = cases_by_name(pytester.path / "reports" / "files.xml")
     assert set(cases) == {"README.md", "LICENSE", "test_u"}
-    assert cases["LICENSE"].get("classname") == "check-files.gate:check-files"
+    assert cases["LICENSE"].classname == "check-files.gate:check-files"
 
 
 def test_serial_gate_runs_on_one_worker_in_order(pytester: pytest.Pytester) -> None:
@@ -313,9 +311,11 @@ def test_stage_selecting_nothing_fails_naming_empty_gates(
     result.stdout.fnmatch_lines(
         ["*stage 'check' selected no test: its gates are empty (lint, unit, integration)*"]
     )
-    suites = junit(pytester.path / "reports" / "check.xml")
-    failure = next(suites.iter("failure"))
-    assert "selected no test" in (failure.get("message") or "")
+    failures = [
+        c for c in read_cases(pytester.path / "reports" / "check.xml") if c.outcome == "failure"
+    ]
+    assert failures
+    assert "selected no test" in failures[0].message
 
 
 def test_unknown_gate_in_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:

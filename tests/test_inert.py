@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.spine_support import project
+from tests.support.spine import project
 
 FILES = {
     "tests/unit/test_mixed.py": """

@@ -15,6 +15,7 @@ from pytest_release.junit import CaseRecord, java_frame, write_junit
 from pytest_release.plan import build_plan
 from pytest_release.redact import Redactor
 from pytest_release.stage import GateResult, StageRun
+from tests.support.junit import read_case, read_cases
 
 SECRET = "s3cr3t-token-value-1234"
 TRICKY = "a \"quoted\" <tag> & 'apostrophe'\nsecond line\ttab\r end \x01 ünïcödé"
@@ -88,37 +89,28 @@ def test_values_round_trip_through_the_xml(tmp_path: Path) -> None:
         "image": "registry.local/shop:1.2",
         "gate.unit.status": "failed",
     }
-    ok, bad, skip, err = suite.findall("testcase")
-    assert ok.attrib == {
+    ok, bad, skip, err = (read_case(case) for case in suite.findall("testcase"))
+    assert ok.element.attrib == {
         "classname": "unit.tests.test_a",
         "name": "test_ok",
         "file": "tests/test_a.py",
         "time": "0.250",
         "line": "3",
     }
-    assert list(ok) == []
+    assert list(ok.element) == []
     # Control characters are not legal XML: written as pytest's junitxml writes them.
     legal = TRICKY.replace("\x01", "#x01")
-    assert bad.get("classname") == "unit.tests.test_a.TestX"
-    assert bad.get("name") == "test_bad[a::b]"
-    failure = bad.find("failure")
-    assert failure is not None
-    assert failure.get("type") == "AssertionError"
-    assert failure.get("message") == legal  # \n, \t, \r survive attribute normalisation
+    assert bad.classname == "unit.tests.test_a.TestX"
+    assert bad.name == "test_bad[a::b]"
+    assert (bad.outcome, bad.error_type) == ("failure", "AssertionError")
+    assert bad.message == legal  # \n, \t, \r survive attribute normalisation
     frame = "    at tests.<test>(test_a.py:9)"  # for dorny/test-reporter
-    assert failure.text == f"E  assert {legal}\n{frame}".replace("\r", "\n")  # CR -> LF
-    case_props = [(p.get("name"), p.get("value")) for p in bad.findall("properties/property")]
-    assert case_props == [("url", "http://127.0.0.1/?q=1&r=2"), ("note", legal)]
-    out = bad.find("system-out")
-    assert out is not None
-    assert out.text == "captured <out>\nmore & more"
-    skipped = skip.find("skipped")
-    assert skipped is not None
-    assert skipped.get("message") == 'needs "docker" & <network>'
-    assert "line" not in skip.attrib
-    error = err.find("error")
-    assert error is not None
-    assert error.get("type") == "error"
+    assert bad.text == f"E  assert {legal}\n{frame}".replace("\r", "\n")  # CR -> LF
+    assert bad.property_pairs == (("url", "http://127.0.0.1/?q=1&r=2"), ("note", legal))
+    assert bad.system_out == "captured <out>\nmore & more"
+    assert (skip.outcome, skip.message) == ("skipped", 'needs "docker" & <network>')
+    assert skip.line is None
+    assert (err.outcome, err.error_type) == ("error", "error")
 
 
 def test_secrets_known_only_at_the_end_are_masked_in_node_ids_and_the_stage_failure(
@@ -263,14 +255,12 @@ def _dorny_location(details: str, tracked: list[str]) -> tuple[str, int] | None:
 
 
 def test_dorny_test_reporter_finds_the_failing_line(tmp_path: Path) -> None:
-    root = ET.parse(_report(tmp_path)).getroot()
     tracked = ["tests/unit/test_math.py", "tests/integration/test_flow.py", "other/test_math.py"]
-    found = {}
-    for case in root.iter("testcase"):
-        for kind in ("failure", "error"):
-            element = case.find(kind)
-            if element is not None:
-                found[case.get("name")] = _dorny_location(element.text or "", tracked)
+    found = {
+        case.name: _dorny_location(case.text, tracked)
+        for case in read_cases(_report(tmp_path))
+        if case.outcome in ("failure", "error")
+    }
     assert found == {
         "test_bad": ("tests/unit/test_math.py", 8),  # the failing line, not the def line
         "test_db": ("tests/integration/test_flow.py", 3),

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger import Ledger, LedgerEntry
 from pytest_release.stage import GateResult
-from tests.spine_support import ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage, stage_process, wait_for_file
 
 PIPELINE = """
 [gates.first]
@@ -186,33 +183,10 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
             """,
         },
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--stage=one",
-            "--release-id=r1",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (pytester.path / "started").exists():
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the test never started"
-            time.sleep(0.05)
+    with stage_process(pytester.path, "one") as process:
+        wait_for_file(process, pytester.path / "started", timeout=30)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 2, output
     assert "release stage one: interrupted" in output
     (run,) = ledger_runs(pytester.path)
@@ -269,24 +243,8 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
             """,
         },
     )
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=roll",
-        "--release-id=r1",
-        "-p",
-        "no:cacheprovider",
-    ]
-    first = subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (pytester.path / "holding").exists():
-            assert first.poll() is None, first.stdout.read() if first.stdout else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with stage_process(pytester.path, "roll") as first:
+        wait_for_file(first, pytester.path / "holding", timeout=30)
         second = run_stage(pytester, "roll", release="r2")
         assert second.ret == 4
         second.stderr.fnmatch_lines(
@@ -298,10 +256,6 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
         (pytester.path / "release").touch()
         output, _ = first.communicate(timeout=60)
         assert first.returncode == 0, output
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     # Released at the end of the first session: the next rollout may start.
     assert run_stage(pytester, "roll", release="r3").ret == 0
     assert [r["release_id"] for r in ledger_runs(pytester.path)] == ["r1", "r3"]

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.junit import cases_by_name
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,9 +104,9 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "  staging    passed" in good.stdout
     assert "staging-rollout passed" in good.stdout  # staging's gate, not 'canary'
     assert f"serves release-{release.rsplit('-', 1)[1]} (this release)" in good.stdout
-    staging_cases = _cases(pipeline_copy / "reports" / "staging.xml")
-    assert staging_cases["test_repeated_requests_all_succeed"] == "passed"
-    assert staging_cases["promote:main"] == "passed"
+    staging_cases = cases_by_name(pipeline_copy / "reports" / "staging.xml")
+    assert staging_cases["test_repeated_requests_all_succeed"].outcome == "passed"
+    assert staging_cases["promote:main"].outcome == "passed"
 
     # 20 % errors: staging stops it; production never sees it.
     errors = _pipeline(pipeline_copy, "--bad=staging")
@@ -150,17 +152,6 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     stages.append("bluegreen-finish")
     outcomes = _outcomes(pipeline_copy, _release(bluegreen.stdout))
     assert outcomes == dict.fromkeys(stages, "passed")
-
-
-def _cases(junit: Path) -> dict[str, str]:
-    import xml.etree.ElementTree as ET
-
-    cases = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        failed = any(child.tag in ("failure", "error") for child in case)
-        skipped = any(child.tag == "skipped" for child in case)
-        cases[case.get("name", "")] = "failed" if failed else "skipped" if skipped else "passed"
-    return cases
 
 
 # The pipeline's own messages (issue 30: items 1 and 3), without its set-up: the argument
@@ -219,7 +210,7 @@ def test_pipeline_stages_unknown_name_is_an_error_naming_the_stages(
 def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.spine_support import project, run_stage
+    from tests.support.spine import project, run_stage
 
     project(
         pytester,

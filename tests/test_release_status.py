@@ -12,7 +12,7 @@ import pytest
 
 from pytest_release.ledger import LedgerEntry
 from pytest_release.recent_releases import RECENT_RELEASES_SHOWN, recent_releases
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 
 TWO_STAGES = """
 [gates.first]

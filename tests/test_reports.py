@@ -8,7 +8,8 @@ import pytest
 
 from pytest_release.github import escape_data, escape_property
 from pytest_release.redact import Redactor
-from tests.spine_support import XDIST_MODES, github_outputs, junit, ledger_runs, project, run_stage
+from tests.support.junit import cases_by_name, report_xml
+from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 TOKEN = "s3cr3t-deploy-token-value"
@@ -55,7 +56,7 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     )
     result = run_stage(pytester, "ci", "--image=shop:7", *xdist)
     assert result.ret == 1
-    root = junit(pytester.path / "reports" / "ci.xml")
+    root = report_xml(pytester.path / "reports" / "ci.xml")
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert list(suites) == ["unit", "integration"]
@@ -73,24 +74,18 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     assert {p.get("name"): p.get("value") for p in integration} == {
         "gate.integration.status": "passed"
     }
-    cases = {c.get("name"): c for c in root.iter("testcase")}
+    cases = cases_by_name(pytester.path / "reports" / "ci.xml")
     adds = cases["test_adds"]
-    assert adds.get("classname") == "unit.tests.unit.test_math"
-    assert adds.get("file") == "tests/unit/test_math.py"
-    assert adds.get("line") == "3"  # the def line (the file starts with a blank line)
-    leak = cases["test_leaks_secrets"]
-    failure = leak.find("failure")
-    assert failure is not None
-    text = (failure.text or "") + (failure.get("message") or "")
-    assert "Bearer ***" in text
+    assert adds.classname == "unit.tests.unit.test_math"
+    assert adds.file == "tests/unit/test_math.py"
+    assert adds.line == "3"  # the def line (the file starts with a blank line)
+    assert "Bearer ***" in cases["test_leaks_secrets"].failure()
     whole = (pytester.path / "reports" / "ci.xml").read_text()
     assert TOKEN not in whole
     assert WEBHOOK not in whole
     assert "XXXXSECRETXXXX" not in whole
     assert "abcdefghijklmnop" not in whole
-    flow = cases["test_flow"]
-    flow_props = {p.get("name"): p.get("value") for p in flow.iter("property")}
-    assert flow_props == {"endpoint": "/orders"}
+    assert cases["test_flow"].properties == {"endpoint": "/orders"}
     # Terminal output is redacted too.
     out = result.stdout.str()
     assert TOKEN not in out

@@ -22,7 +22,7 @@ import pytest
 
 from pytest_release import workflow_file
 from pytest_release.shards import merge_ledgers, merge_shard_runs
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 from tests.workflow_support import actionlint, load_yaml, run_action_script, stage_step
 
 TOML = """

@@ -336,6 +336,6 @@ def _inputs(text: str, given: dict[str, str], action: dict[str, Any], workdir: P
 def _read_env_file(path: Path) -> dict[str, str]:
     """A ``GITHUB_OUTPUT``/``GITHUB_ENV`` file as the runner reads it: ``name=value`` and
     ``name<<DELIMITER`` ... ``DELIMITER``."""
-    from tests.spine_support import github_outputs
+    from tests.support.spine import github_outputs
 
     return github_outputs(path)

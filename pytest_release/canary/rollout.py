@@ -87,27 +87,21 @@ def previous_for(status: PlatformStatus, release_image: str | None) -> str | Non
 def probe_router(url: str, requests: int) -> list[str]:
     """``requests`` GETs of ``/`` through the router at ``url`` (one kept-alive connection,
     reopened after a transport error); the failures (status >= 400 or transport error)."""
-    import http.client
-    from urllib.parse import urlsplit
+    import httpx
 
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    from pytest_release.canary.http import ClientSettings, failure, http_client, http_origin
+
+    target = http_origin(url) + "/"
     failures = []
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    try:
+    with http_client(ClientSettings(timeout=10)) as client:
         for _ in range(requests):
             try:
-                conn.request("GET", "/")
-                response = conn.getresponse()
-                response.read()
-                if response.status >= 400:
-                    failures.append(f"GET / -> {response.status}")
-            except (OSError, http.client.HTTPException) as exc:
-                failures.append(f"GET / -> {type(exc).__name__}: {exc}")
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=10)
-    finally:
-        conn.close()
+                status = client.get(target).status_code
+            except httpx.HTTPError as exc:
+                failures.append(failure("GET", "/", exc))
+                continue
+            if status >= 400:
+                failures.append(f"GET / -> {status}")
     return failures
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,9 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.processes import free_port
+from tests.support.http_server import QuietHandler, serving
+from tests.support.spine import stage_cases
+from tests.support.stages import canary_stages
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -90,13 +96,7 @@ def canary_toml(
     command = json.dumps(platform_config().command)
     rollout = f'action = "canary", hold = "{hold}", interval = "{interval}"'
     toml = f"""
-[stages.canary-1]
-requires = []
-rollout = {{ {rollout}, replicas = 1, weight = 10 }}
-[stages.canary-2]
-rollout = {{ {rollout}, replicas = 2, weight = 50 }}
-[stages.canary-3]
-rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+{canary_stages(rollout)}
 
 [gates.canary]
 paths = []
@@ -246,29 +246,68 @@ def slack_receiver() -> Iterator[SlackReceiver]:
     received: list[dict[str, object]] = []
     raw: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length).decode()
             raw.append(f"{self.path}\n{body}")
             received.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            self.answer(200, b"ok")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
         yield SlackReceiver(server, received, raw)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def new_port() -> int:
     return free_port("127.0.0.1")
+
+
+def the_failed_look(root: Path, stage: str = "canary-1") -> tuple[str, dict[str, str]]:
+    """The message and properties of the one ``health@`` look of ``stage`` that failed
+    (there must be exactly one: the first failing look stops the hold)."""
+    cases = stage_cases(root, stage)
+    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
+    assert len(failed) == 1, cases
+    _, message, props = failed[0]
+    return message, props
+
+
+def assert_rollback_steps_passed(root: Path, stage: str = "canary-1") -> None:
+    cases = stage_cases(root, stage)
+    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
+        assert cases[step][0] == "passed", cases[step]
+
+
+@contextmanager
+def fault_service(*args: str) -> Iterator[str]:
+    """A fault service (``tests/services/fault_service.py`` with ``args``) on a free port,
+    once its /health answers; its ``host:port``.  Ended (by its PID) afterwards."""
+    from pytest_release.canary.platforms.local.runtimes import probe_health
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while not probe_health(endpoint, "/health", 0.2)[0]:
+            assert proc.poll() is None, f"fault service {args} exited ({proc.returncode})"
+            assert time.monotonic() < deadline, f"fault service {args} did not come up"
+            time.sleep(0.02)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def canary_project(pytester: pytest.Pytester, **toml: Any) -> int:
+    """A canary project (``canary_toml(**toml)``) whose main runs v1 behind a router on a
+    new port; the port."""
+    from tests.support.spine import project
+
+    port = new_port()
+    project(pytester, canary_toml(router_port=port, **toml))
+    bootstrap_main(pytester.path, port)
+    return port

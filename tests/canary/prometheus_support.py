@@ -154,22 +154,26 @@ def running_alertmanager(workdir: Path) -> Iterator[str]:
         "route:\n  receiver: none\n  group_wait: 0s\nreceivers:\n  - name: none\n",
         encoding="utf-8",
     )
-    log = workdir / "alertmanager.log"
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--cluster.listen-address=127.0.0.1:{cluster}",
+    ]
+    with _serving("Alertmanager", argv, port, workdir / "alertmanager.log") as url:
+        yield url
+
+
+@contextmanager
+def _serving(name: str, argv: list[str], port: int, log: Path) -> Iterator[str]:
+    """``argv`` (a server on 127.0.0.1:``port``, its output in ``log``) until its ready
+    endpoint answers; its URL.  Ended (by its PID) afterwards."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--cluster.listen-address=127.0.0.1:{cluster}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log, "Alertmanager")
+        _wait_ready(url, proc, log, name)
         yield url
     finally:
         proc.terminate()

@@ -19,16 +19,18 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
+    assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
     canary_toml,
     new_port,
     platform_config,
+    the_failed_look,
 )
 from tests.canary.prometheus_support import running_alertmanager, running_prometheus
 from tests.canary.test_prometheus_evidence import _bootstrap
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
-from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -69,14 +71,10 @@ def _when_canary_runs(root: Path, action: object) -> Iterator[None]:
 
 
 def _alert_failure(root: Path) -> tuple[str, dict[str, str]]:
-    cases = stage_cases(root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(root)
     assert props["judge.alerts.verdict"] == "fail"
     assert props["judge.alerts.source"] == "alertmanager"
-    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
-        assert cases[step][0] == "passed", cases[step]
+    assert_rollback_steps_passed(root)
     return message, props
 
 

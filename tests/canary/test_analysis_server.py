@@ -22,7 +22,7 @@ from tests.canary.canary_support import (
     load_through,
     new_port,
 )
-from tests.spine_support import ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 
 __all__ = ["canary_root"]
 

@@ -18,32 +18,21 @@ from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import GateCheckFailed
 from tests.canary.canary_support import (
     bootstrap_main,
+    canary_project,
     canary_root,
     canary_toml,
     load_through,
     new_port,
     platform_config,
 )
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.stages import bluegreen_stages
 
 __all__ = ["canary_root"]
 
 # The idle colour's evidence is the sampler's direct requests only (no router traffic
 # reaches it): 3 s intervals give enough of them on a loaded machine.
-BLUEGREEN_STAGES = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 1, hold = "6s", interval = "3s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
-[stages.bluegreen-finish]
-gates = ["canary"]
-requires = ["bluegreen-switch"]
-rollout = { action = "promote", replicas = 1, weight = 100, hold = "0s" }
-"""
+BLUEGREEN_STAGES = bluegreen_stages(1, "6s", "3s", finish=True)
 
 # This test is about the switch, not the judge: on a loaded machine both colours can be
 # slow in the same window, which the judge calls the environment, not the canary.
@@ -64,9 +53,7 @@ def _state(root: Path) -> tuple[PlatformStatus, tuple[int, int]]:
 def test_deploy_switch_switch_back_then_finish_without_a_failed_request(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge=LOADED_MACHINE, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, judge=LOADED_MACHINE, extra=BLUEGREEN_STAGES)
     with load_through(port) as load:
         deploy = run_stage(pytester, "bluegreen-deploy", "--image=v2", *xdist)
         assert deploy.ret == 0, deploy.stdout.str()
@@ -129,9 +116,7 @@ def test_deploy_switch_switch_back_then_finish_without_a_failed_request(
 def test_bad_idle_colour_is_removed_before_it_takes_any_traffic(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, extra=BLUEGREEN_STAGES)
     with load_through(port) as load:
         result = run_stage(pytester, "bluegreen-deploy", "--image=v2-errors")
         assert result.ret == 1, result.stdout.str()
@@ -154,9 +139,7 @@ def test_bad_idle_colour_is_removed_before_it_takes_any_traffic(
 def test_switch_without_an_idle_colour_changes_nothing(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, extra=BLUEGREEN_STAGES))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, extra=BLUEGREEN_STAGES)
     result = run_stage(pytester, "bluegreen-switch", "--image=v2", "--override-requires=test")
     assert result.ret == 1
     out = result.stdout.str()

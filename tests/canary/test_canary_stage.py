@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from tests.canary import canary_support
 from tests.canary.canary_support import (
     bootstrap_main,
+    canary_project,
     canary_root,
     canary_toml,
     load_through,
@@ -29,7 +28,15 @@ from tests.canary.canary_support import (
     platform_config,
     slack_receiver,
 )
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import (
+    XDIST_MODES,
+    ledger_runs,
+    project,
+    run_stage,
+    stage_cases,
+    stage_process,
+    wait_while_running,
+)
 
 __all__ = ["canary_root"]
 
@@ -58,9 +65,7 @@ def _assert_rolled_back_to(root: Path, image: str, replicas: int) -> None:
 def test_good_canary_promoted_through_all_stages_then_rolled_back_without_a_failed_request(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, slack=True))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, slack=True)
     with slack_receiver() as slack, load_through(port) as load:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
         r1 = run_stage(pytester, "canary-1", "--image=v2")
@@ -144,9 +149,7 @@ def test_canary_with_20_percent_errors_is_rolled_back_and_slack_is_told(
     # on a loaded machine (-n 2) fewer requests reach it; the judge's power is measured in
     # benchmarks/canary_power.py, not here.
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="10s", slack=True))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="10s", slack=True)
     with slack_receiver() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
         monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -204,9 +207,7 @@ def test_canary_with_20_percent_errors_is_rolled_back_and_slack_is_told(
 def test_canary_with_800ms_added_latency_is_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge={"max_p95_latency_ms": 500}))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, judge={"max_p95_latency_ms": 500})
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
     assert result.ret == 1, result.stdout.str()
@@ -224,11 +225,9 @@ def test_canary_with_800ms_added_latency_is_rolled_back(
 def test_crashing_canary_is_restarted_counted_and_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
     # Errors while a replica restarts are expected; this test is about the restarts.
     judge = {"max_error_rate": 0.9, "sustained_error_rate": 1.0, "comparison": {"enabled": False}}
-    project(pytester, canary_toml(router_port=port, hold="30s", judge=judge))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="30s", judge=judge)
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-crash")
     assert result.ret == 1, result.stdout.str()
@@ -311,39 +310,23 @@ def test_not_enough_traffic_is_insufficient_evidence_never_a_pass(
 def test_sigterm_during_the_hold_rolls_back(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="60s", interval="1s"))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="60s", interval="1s")
     _, router = _platform_state(canary_root)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=canary-1",
-        "--release-id=r1",
-        "--image=v2",
-        "-p",
-        "no:cacheprovider",
-        *xdist,
-    ]
-    with load_through(port) as load:
-        proc = subprocess.Popen(
-            command, cwd=canary_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    with (
+        load_through(port) as load,
+        stage_process(canary_root, "canary-1", "--image=v2", *xdist) as proc,
+    ):
+        wait_while_running(
+            proc,
+            lambda: router.weights().canary == 10,
+            "the canary getting its traffic",
+            60,
+            0.1,
         )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and router.weights().canary != 10:
-                assert proc.poll() is None, proc.communicate()[0]
-                time.sleep(0.1)
-            assert router.weights().canary == 10
-            time.sleep(1.5)  # into the hold
-            assert proc.poll() is None
-            os.kill(proc.pid, signal.SIGTERM)
-            out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        time.sleep(1.5)  # into the hold
+        assert proc.poll() is None
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "rolled back after the stage was interrupted" in out
     assert load.failures == []

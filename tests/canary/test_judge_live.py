@@ -20,8 +20,13 @@ from pathlib import Path
 import pytest
 
 from tests.canary import canary_support
-from tests.canary.canary_support import bootstrap_main, canary_root, canary_toml, new_port
-from tests.spine_support import project, run_stage, stage_cases
+from tests.canary.canary_support import (
+    assert_rollback_steps_passed,
+    canary_project,
+    canary_root,
+    the_failed_look,
+)
+from tests.support.spine import run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -33,9 +38,7 @@ def test_noisy_aa_canary_is_promoted(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAULT_BACKGROUND_ERROR_RATE", "0.008")
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="12s", interval="3s", judge=JUDGE))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, hold="12s", interval="3s", judge=JUDGE)
     result = run_stage(pytester, "canary-1", "--image=v2")
     out = result.stdout.str()
     assert result.ret == 0, out
@@ -53,37 +56,26 @@ def test_noisy_bad_canary_is_rolled_back_with_evidence(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAULT_BACKGROUND_ERROR_RATE", "0.005")
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="16s", interval="4s", judge=JUDGE))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, hold="16s", interval="4s", judge=JUDGE)
     result = run_stage(pytester, "canary-1", "--image=v2-errors")  # 5 % errors on top
     out = result.stdout.str()
     assert result.ret == 1, out
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert "fail" in (props["judge.error_rate.verdict"], props["judge.compare_error_rate.verdict"])
     assert "confidence bound" in message or "significantly higher than stable" in message
-    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
-        assert cases[step][0] == "passed", cases[step]
+    assert_rollback_steps_passed(canary_root)
 
 
 def test_flapping_health_is_rolled_back_and_reported_per_replica(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-flaps", {"FAULT_HEALTH_FLAP": "0.6"})
-    port = new_port()
     judge = {**JUDGE, "max_consecutive_health_failures": False}  # the share must catch it
     # A loaded machine probes less often than asked: a long hold collects the evidence.
-    project(pytester, canary_toml(router_port=port, hold="30s", interval="6s", judge=judge))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, hold="30s", interval="6s", judge=judge)
     result = run_stage(pytester, "canary-1", "--image=v2-flaps")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for name, c in cases.items() if name.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.health_failure_share.verdict"] == "fail"
     replicas = [k for k in props if k.startswith("judge.health_failure_share.") and "probes" in k]
     assert replicas, props

@@ -24,8 +24,8 @@ from pytest_release.canary.registry import build_rollout, registry
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from tests.canary.canary_support import FAULT_SERVICE, JUDGE, SAMPLER, new_port
-from tests.spine_support import project, run_stage
 from tests.support.platform_contract import CASES, Case, Subject, case_ids
+from tests.support.spine import project, run_stage
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform-plugin"
 COMMAND = ["python3", str(FAULT_SERVICE), "--port", "{port}", "--version", "{image}"]

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,15 +31,18 @@ from pytest_release.canary.samples import Target
 from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
+    assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
     canary_toml,
     new_port,
     platform_config,
+    the_failed_look,
 )
 from tests.canary.prometheus_support import running_prometheus
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
-from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.http_server import QuietHandler, address, serving
+from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -85,16 +88,12 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
         with _real_traffic(port, threads=3):
             result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.error_rate.verdict"] == "fail"
     assert props["judge.error_rate.source"] == "prometheus"
     assert int(props["judge.error_rate.samples"]) >= 10
     assert "prometheus (haproxy queries): canary error rate" in message
-    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
-        assert cases[step][0] == "passed", cases[step]
+    assert_rollback_steps_passed(canary_root)
     _rolled_back(canary_root)
 
 
@@ -223,25 +222,12 @@ def _exporter(lines: list[str]) -> Iterator[tuple[str, ThreadingHTTPServer]]:
     """A stand-in /metrics endpoint (HAProxy's exporter names) the test can stop."""
     body = ("\n".join(lines) + "\n").encode()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200, body, "text/plain; version=0.0.4")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", server
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        yield address(server), server
 
 
 def test_missing_and_stale_series_are_insufficient_never_a_pass(tmp_path: Path) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import http.client
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,49 +26,29 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
 from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-from pytest_release.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
-    FAULT_SERVICE,
     LoadLoop,
+    assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
     canary_toml,
+    fault_service,
     new_port,
     platform_config,
+    the_failed_look,
 )
-from tests.spine_support import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
 ROUTER_ONLY = {"rate": 0, "direct_rate": 0}
 
 
-@contextmanager
-def _service(*args: str) -> Iterator[str]:
-    from pytest_release.canary.platforms.local.runtimes import probe_health
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not probe_health(endpoint, "/health", 0.2)[0]:
-            assert time.monotonic() < deadline, f"fault service {args} did not come up"
-            time.sleep(0.05)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_poller_counts_exactly_the_requests_and_errors_haproxy_served(tmp_path: Path) -> None:
     with (
-        _service("--version", "v1") as stable,
-        _service("--version", "v2", "--error-rate", "0.3") as canary,
+        fault_service("--version", "v1") as stable,
+        fault_service("--version", "v2", "--error-rate", "0.3") as canary,
     ):
         router = HAProxyRouter(HAProxyConfig(slots=4), tmp_path)
         try:
@@ -233,17 +212,13 @@ def test_canary_with_errors_in_real_traffic_only_is_rolled_back_on_router_counts
     with _real_traffic(port, threads=3):
         result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.error_rate.verdict"] == "fail"
     assert props["judge.error_rate.source"] == "router"
     assert int(props["judge.error_rate.samples"]) >= 10
     assert "router (HAProxy counters): canary error rate" in message
     assert "judge.compare_latency.source" in props
-    for step in ("rollback:traffic", "rollback:canary", "rollback:main"):
-        assert cases[step][0] == "passed", cases[step]
+    assert_rollback_steps_passed(canary_root)
     _rolled_back(canary_root)
 
 
@@ -257,10 +232,7 @@ def test_slow_canary_in_real_traffic_only_is_rolled_back_on_router_latency(
     with _real_traffic(port, threads=8):
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.p95_latency.verdict"] == "fail"
     assert props["judge.p95_latency.source"] == "router"
     assert float(props["judge.p95_latency.value"]) > 300
@@ -333,17 +305,25 @@ def _paced_stage(
     )
 
 
+def _paced_run(
+    pytester: pytest.Pytester, canary_root: Path, image: str, **stage: Any
+) -> tuple[list[LoadLoop], pytest.RunResult]:
+    """Stage canary-1 of ``image`` (``_paced_stage``) while real users send about 30
+    requests/s through the router; the users' loops and the stage's result."""
+    port = new_port()
+    _paced_stage(pytester, port, **stage)
+    bootstrap_main(canary_root, port)
+    with _paced_traffic(port, per_second=30) as loops:
+        return loops, run_stage(pytester, "canary-1", f"--image={image}")
+
+
 def test_router_only_at_30_requests_a_second_passes_a_good_canary(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
     """Before issue 23 the first 5 s interval (about 15 canary requests) was insufficient
     and the stage rolled back at once whatever the canary's health; now that look waits
     for evidence and the hold so far decides."""
-    port = new_port()
-    _paced_stage(pytester, port, hold="30s", interval="5s")
-    bootstrap_main(canary_root, port)
-    with _paced_traffic(port, per_second=30) as loops:
-        result = run_stage(pytester, "canary-1", "--image=v2")
+    loops, result = _paced_run(pytester, canary_root, "v2", hold="30s", interval="5s")
     assert result.ret == 0, result.stdout.str()
     assert all(loop.failures == [] for loop in loops)
     cases = stage_cases(canary_root, "canary-1")
@@ -374,16 +354,9 @@ def test_router_only_at_30_requests_a_second_fails_a_broken_canary(
     pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
-    port = new_port()
-    _paced_stage(pytester, port, hold="60s", interval="5s")
-    bootstrap_main(canary_root, port)
-    with _paced_traffic(port, per_second=30):
-        result = run_stage(pytester, "canary-1", "--image=v2-errors-20")
+    _, result = _paced_run(pytester, canary_root, "v2-errors-20", hold="60s", interval="5s")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     statistical = ("error_rate", "compare_error_rate")
     assert any(props[f"judge.{check}.verdict"] == "fail" for check in statistical), props
     assert props["judge.error_rate.source"] == "router"
@@ -398,19 +371,18 @@ def test_errors_are_counted_from_the_sampler_and_the_router_without_double_count
     HAProxy counted are one sample; the sampler's own requests through the front are
     HAProxy's already and are not added again."""
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
-    port = new_port()
     sampler = {"rate": 5, "direct_rate": 5}
-    _paced_stage(
-        pytester, port, hold="60s", interval="5s", sampler=sampler, evidence=["sampler", "router"]
+    _, result = _paced_run(
+        pytester,
+        canary_root,
+        "v2-errors-20",
+        hold="60s",
+        interval="5s",
+        sampler=sampler,
+        evidence=["sampler", "router"],
     )
-    bootstrap_main(canary_root, port)
-    with _paced_traffic(port, per_second=30):
-        result = run_stage(pytester, "canary-1", "--image=v2-errors-20")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, message, props = failed[0]
+    message, props = the_failed_look(canary_root)
     assert props["judge.error_rate.source"] == "sampler+router"
     assert "judge.router.error_rate.verdict" not in props  # one check on all the evidence
     sampler_canary = int(props["judge.error_rate.requests.sampler.canary"])
@@ -445,25 +417,19 @@ def test_two_percent_over_half_a_percent_is_failed_within_a_benchmarked_hold(
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v1", background)
     canary = {"FAULT_ERROR_RATE": "0.02", "FAULT_ERROR_DRAWS": "random"}
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-2", canary)
-    port = new_port()
     sampler = {"rate": 0, "direct_rate": 40}
-    _paced_stage(
+    _, result = _paced_run(
         pytester,
-        port,
+        canary_root,
+        "v2-errors-2",
         hold="120s",
         interval="10s",
         sampler=sampler,
         evidence=["sampler", "router"],
         max_p95_latency_ms=2000,
     )
-    bootstrap_main(canary_root, port)
-    with _paced_traffic(port, per_second=30):
-        result = run_stage(pytester, "canary-1", "--image=v2-errors-2")
     assert result.ret == 1, result.stdout.str()
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for n, c in cases.items() if n.startswith("health@") and c[0] == "failure"]
-    assert len(failed) == 1, cases
-    _, _, props = failed[0]
+    _, props = the_failed_look(canary_root)
     statistical = ("error_rate", "compare_error_rate")
     assert any(props[f"judge.{check}.verdict"] == "fail" for check in statistical), props
     assert int(props["judge.error_rate.requests.router.canary"]) > 0

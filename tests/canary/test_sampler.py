@@ -4,19 +4,14 @@ and the Prometheus HTTP API client against a Prometheus-API test server."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.platforms.local.runtimes import probe_health
 from pytest_release.canary.sampler import (
     MetricSample,
     PrometheusClient,
@@ -29,28 +24,8 @@ from pytest_release.canary.sampler import (
 )
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.processes import free_port
-from tests.canary.canary_support import FAULT_SERVICE
-
-
-@contextmanager
-def service(*args: str) -> Iterator[str]:
-    """A fault service on a free port; ended (by its PID) afterwards."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(FAULT_SERVICE), "--port", str(port), *args],
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not probe_health(endpoint, "/health", 0.2)[0]:
-            assert proc.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from tests.canary.canary_support import fault_service
+from tests.support.http_server import QuietHandler, address, serving
 
 
 def _run(sampler: Sampler, seconds: float) -> None:
@@ -63,8 +38,8 @@ def _run(sampler: Sampler, seconds: float) -> None:
 
 def test_samples_keep_target_kind_outcome_and_replica() -> None:
     with (
-        service("--version", "v1") as stable,
-        service("--version", "v2", "--error-rate", "0.5") as canary,
+        fault_service("--version", "v1") as stable,
+        fault_service("--version", "v2", "--error-rate", "0.5") as canary,
     ):
         statuses = [
             ReplicaStatus(0.0, "r1", "stable", "v1", True, True, 0, stable),
@@ -114,7 +89,7 @@ def test_samples_keep_target_kind_outcome_and_replica() -> None:
 
 
 def test_load_is_bounded_by_rate_concurrency_and_total() -> None:
-    with service("--version", "v2", "--latency-ms", "400") as slow:
+    with fault_service("--version", "v2", "--latency-ms", "400") as slow:
         # Two requests in flight at most: 50/s cannot be reached against 400 ms answers.
         config = SamplerConfig(rate=0, direct_rate=50, concurrency=2, health_interval=10)
         sampler = Sampler(config, Targets(None, (), (slow,)))
@@ -124,7 +99,7 @@ def test_load_is_bounded_by_rate_concurrency_and_total() -> None:
         assert 2 <= sampler.requests_sent <= 2 * 4
         assert all(s.ok and s.latency_ms is not None and s.latency_ms >= 400 for s in done)
 
-    with service("--version", "v1") as fast:
+    with fault_service("--version", "v1") as fast:
         config = SamplerConfig(rate=100, direct_rate=100, max_requests=30, health_interval=10)
         sampler = Sampler(config, Targets(f"http://{fast}", (fast,), (fast,)))
         _run(sampler, 1.0)
@@ -137,7 +112,7 @@ def test_timeouts_and_refused_connections_are_failed_samples() -> None:
     # The timeout is far below the slow service's 3 s and far above what a refused
     # connection takes even on a loaded machine (a short one turned refusals into
     # timeouts under load).
-    with service("--version", "v2", "--latency-ms", "3000") as slow:
+    with fault_service("--version", "v2", "--latency-ms", "3000") as slow:
         config = SamplerConfig(rate=0, direct_rate=5, timeout=1.5, health_interval=10)
         sampler = Sampler(config, Targets(None, (dead,), (slow,)))
         _run(sampler, 2.0)
@@ -205,7 +180,7 @@ def prometheus_api_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
         ),
     }
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             params = parse_qs(url.query)
@@ -217,24 +192,10 @@ def prometheus_api_server() -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
                     params.get("query", [""])[0],
                     (200, {"status": "success", "data": {"resultType": "vector", "result": []}}),
                 )
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(status, json.dumps(body).encode(), "application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as server:
+        yield f"http://{address(server)}", seen
 
 
 def test_prometheus_client_speaks_the_query_api() -> None:

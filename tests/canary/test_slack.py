@@ -8,7 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from pytest_release.canary.judge import Judge, JudgeConfig
 from pytest_release.canary.slack import SlackConfig, SlackNotifier
 from pytest_release.redact import Redactor
 from tests.canary.judge_support import T0, probes, status, traffic
+from tests.support.http_server import QuietHandler, serving
 
 TOKEN_PATH = "/services/T0000/B0000/Xyz123SecretWebhookToken"
 GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
@@ -57,7 +58,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             rec = state["receiver"]
             length = int(self.headers.get("Content-Length", "0"))
@@ -65,27 +66,14 @@ def receiver() -> Iterator[Receiver]:
             rec.requests.append(Received(self.path, dict(self.headers.items()), body))
             if rec.hang:
                 rec.release.wait(10)
-            self.send_response(rec.status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(rec.answer)))
-            self.end_headers()
-            self.wfile.write(rec.answer)
+            self.answer(rec.status, rec.answer, "text/plain")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state["receiver"] = rec = Receiver(server)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield rec
-    finally:
-        rec.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as server:
+        state["receiver"] = rec = Receiver(server)
+        try:
+            yield rec
+        finally:
+            rec.release.set()  # a hanging request ends before the server stops
 
 
 def notifier(url: str | None, *, warnings: list[str] | None = None, **config: Any) -> SlackNotifier:

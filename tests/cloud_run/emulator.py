@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from google.cloud import run_v2
@@ -34,6 +34,7 @@ from google.protobuf import json_format, timestamp_pb2
 
 from pytest_release.processes import free_port
 from tests.cloud_run.emulator_backends import Backend, BackendFailed, SplitProxy, start_backend
+from tests.support.http_server import QuietHandler, start_server, stop_server
 
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -143,7 +144,7 @@ class CloudRunEmulator:
     def start(self) -> None:
         emulator = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _handle(self) -> None:
@@ -155,26 +156,15 @@ class CloudRunEmulator:
                 except ApiError as exc:
                     status = exc.http
                     data = {"error": {"code": status, "message": exc.message, "status": exc.status}}
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.answer(status, json.dumps(data).encode(), "application/json")
 
             do_GET = do_PATCH = do_DELETE = do_POST = _handle
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        ThreadingHTTPServer.daemon_threads = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = start_server(Handler, self.port)
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_server(self._server)
         for state in self.services.values():
             state.proxy.stop()
             for revision in state.revisions.values():

@@ -12,7 +12,8 @@ from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
 from tests.canary.canary_support import load_through
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.stages import bluegreen_stages, canary_stages
 
 NAME = f"projects/{PROJECT}/locations/{REGION}/services/{SERVICE}"
 
@@ -21,13 +22,7 @@ def _toml(endpoint: str, hold: str = "4s", insufficient: int = 0) -> str:
     # 2 s intervals: enough requests per interval on a loaded machine (xdist in xdist).
     rollout = f'action = "canary", hold = "{hold}", interval = "2s"'
     return f"""
-[stages.canary-1]
-requires = []
-rollout = {{ {rollout}, replicas = 1, weight = 10 }}
-[stages.canary-2]
-rollout = {{ {rollout}, replicas = 2, weight = 50 }}
-[stages.canary-3]
-rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+{canary_stages(rollout)}
 
 [gates.canary]
 paths = []
@@ -150,16 +145,7 @@ def test_canary_with_errors_is_rolled_back_through_the_service_traffic(
     assert (weights.stable, weights.canary, weights.canary_members) == (100, 0, ())
 
 
-BLUEGREEN = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 1, hold = "4s", interval = "2s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
-"""
+BLUEGREEN = bluegreen_stages(1, "4s", "2s")
 
 
 def test_blue_green_switch_and_switch_back_through_the_service_traffic(

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 CI = """
 [gates.unit]

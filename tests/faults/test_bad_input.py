@@ -50,7 +50,7 @@ import pytest
 
 from pytest_release.config import load_release_config
 from pytest_release.gates import builtin_gate_kinds
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 
 CI = """
 [gates.unit]

@@ -21,6 +21,7 @@ import pytest
 
 from tests.canary.canary_support import (
     bootstrap_main,
+    canary_project,
     canary_root,
     canary_toml,
     load_through,
@@ -29,7 +30,7 @@ from tests.canary.canary_support import (
 )
 from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.spine_support import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -99,9 +100,7 @@ def _versions_through(port: int, requests: int) -> dict[str, int]:
 def test_sigint_to_the_pipelines_process_group_during_a_hold_rolls_back_and_exits_130(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, hold="120s", judge=THRESHOLDS_ONLY))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, hold="120s", judge=THRESHOLDS_ONLY)
     log = canary_root / "canary-1.log"
     # Its own process group, as a shell gives a foreground job: Ctrl-C signals the group.
     pipeline = subprocess.Popen(
@@ -150,9 +149,7 @@ def test_sigint_to_the_pipelines_process_group_during_a_hold_rolls_back_and_exit
 def test_rollback_of_a_release_that_never_promoted_removes_only_its_canary(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge=THRESHOLDS_ONLY))
-    bootstrap_main(canary_root, port)
+    port = canary_project(pytester, judge=THRESHOLDS_ONLY)
     # Release r1 (v2) is promoted: main runs v2, v1 before it.
     promoted = run_stage(pytester, "canary-3", "--image=v2", "--override-requires=test setup")
     assert promoted.ret == 0, promoted.stdout.str()
@@ -188,9 +185,7 @@ def test_rollback_of_a_release_that_never_promoted_removes_only_its_canary(
 def test_rollback_of_a_release_with_nothing_recorded_refuses_unless_the_target_is_named(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    port = new_port()
-    project(pytester, canary_toml(router_port=port, judge=THRESHOLDS_ONLY))
-    bootstrap_main(canary_root, port)
+    canary_project(pytester, judge=THRESHOLDS_ONLY)
     promoted = run_stage(pytester, "canary-3", "--image=v2", "--override-requires=test setup")
     assert promoted.ret == 0, promoted.stdout.str()
 

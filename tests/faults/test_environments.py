@@ -37,7 +37,7 @@ from pytest_release.gates import builtin_gate_kinds
 from tests.canary.canary_support import bootstrap_main, canary_toml, new_port
 from tests.canary.test_staging import STAGING_STATE, _state, two_environments
 from tests.faults.test_bad_input import assert_no_ledger, assert_refused
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 __all__ = ["two_environments"]  # the fixture: both environments' processes are ended
 

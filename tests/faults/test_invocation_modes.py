@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_release.ledger import FileLedgerStore
-from tests.spine_support import XDIST_MODES, project, run_stage
+from tests.support.spine import XDIST_MODES, project, run_stage
 
 PIPELINE = """
 [gates.unit]

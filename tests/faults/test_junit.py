@@ -23,22 +23,17 @@ Cases:
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
-from tests.test_gate_newman import Api, cases, closed_port, line_of, newman_project
+from tests.support.junit import cases_by_name, read_cases, report_xml, stage_report
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.test_gate_newman import Api, cases, closed_port, collection_project, line_of
 
 FAILING_UNIT = {
     "tests/unit/test_math.py": "def test_adds():\n    assert 1 + 1 == 3\n",
     "tests/integration/test_flow.py": "def test_one():\n    pass\n\ndef test_two():\n    pass\n",
 }
-
-
-def _testcases(root: Path, stage: str) -> dict[str, ET.Element]:
-    return {c.get("name", ""): c for c in junit(root / "reports" / f"{stage}.xml").iter("testcase")}
 
 
 def test_control_characters_in_paths_keep_the_xml_well_formed(pytester: pytest.Pytester) -> None:
@@ -50,14 +45,12 @@ def test_control_characters_in_paths_keep_the_xml_well_formed(pytester: pytest.P
     result = run_stage(pytester, "ci")
     result.assert_outcomes(failed=1)
     report = pytester.path / "reports" / "ci.xml"
-    case = _testcases(pytester.path, "ci")["test_ctl"]  # parses: the XML is well-formed
-    assert case.get("file") == "tests/unit/bell#x07dir/test_ctl.py"
-    assert case.get("classname") == "unit.tests.unit.bell#x07dir.test_ctl"
+    case = cases_by_name(report)["test_ctl"]  # parses: the XML is well-formed
+    assert case.file == "tests/unit/bell#x07dir/test_ctl.py"
+    assert case.classname == "unit.tests.unit.bell#x07dir.test_ctl"
     assert "\x07" not in report.read_text(encoding="utf-8")
-    failure = case.find("failure")
-    assert failure is not None
-    assert failure.get("type") == "AssertionError"
-    assert failure.get("message") == "assert 1 == 2"
+    assert (case.outcome, case.error_type) == ("failure", "AssertionError")
+    assert case.message == "assert 1 == 2"
 
 
 def test_parameter_ids_with_double_colons_keep_their_classname(pytester: pytest.Pytester) -> None:
@@ -76,7 +69,7 @@ def test_parameter_ids_with_double_colons_keep_their_classname(pytester: pytest.
     )
     result = run_stage(pytester, "ci")
     result.assert_outcomes(passed=2)
-    found = {(c.get("classname"), c.get("name")) for c in _testcases(pytester.path, "ci").values()}
+    found = {(c.classname, c.name) for c in read_cases(stage_report(pytester.path, "ci"))}
     assert found == {
         ("unit.tests.unit.test_ids", "test_route[a::b]"),
         ("unit.tests.unit.test_ids", "test_route[plain]"),
@@ -86,18 +79,12 @@ def test_parameter_ids_with_double_colons_keep_their_classname(pytester: pytest.
 def test_items_without_a_source_point_at_the_configuration(
     pytester: pytest.Pytester, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/nothing.postman_collection.json"]
-        newman = "{newman_bin}"
-        """,
-    )
+    root = collection_project(pytester, "nothing.postman_collection.json", newman_bin, copy=False)
     result = run_stage(pytester, "api")
     result.assert_outcomes(failed=1)
     (case,) = cases(root).values()
-    assert case.get("file") == "pyproject.toml"
-    assert case.get("line") == str(line_of(root / "pyproject.toml", "gates.newman]"))
+    assert case.file == "pyproject.toml"
+    assert case.line == str(line_of(root / "pyproject.toml", "gates.newman]"))
 
 
 def test_lint_status_items_without_a_gate_table_point_at_the_stage_table(
@@ -111,40 +98,28 @@ def test_lint_status_items_without_a_gate_table_point_at_the_stage_table(
     result = run_stage(pytester, "check")
     result.assert_outcomes(passed=3)
     line = str(line_of(root / "pyproject.toml", "stages.check]"))
-    found = {(c.get("file"), c.get("line")) for c in _testcases(root, "check").values()}
+    found = {(c.file, c.line) for c in read_cases(stage_report(root, "check"))}
     assert found == {("pyproject.toml", line)}
 
 
 def test_failure_message_names_the_failed_assertions_and_has_a_type(
     pytester: pytest.Pytester, api: Api, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/failing.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "failing.postman_collection.json",
+    root = collection_project(
+        pytester, "failing.postman_collection.json", newman_bin, base_url=api.url
     )
     result = run_stage(pytester, "api")
     result.assert_outcomes(passed=3, failed=1)
-    failure = cases(root)["get missing"].find("failure")
-    assert failure is not None
-    assert failure.get("message") == "2 assertions failed: 'status is 200', 'answers json'"
-    assert failure.get("type") == "GateCheckFailed"
+    failure = cases(root)["get missing"]
+    assert (failure.outcome, failure.error_type) == ("failure", "GateCheckFailed")
+    assert failure.message == "2 assertions failed: 'status is 200', 'answers json'"
 
 
 def test_skipped_newman_assertions_are_reported_as_skipped(
     pytester: pytest.Pytester, api: Api, newman_bin: str
 ) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/skip.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
+    root = collection_project(
+        pytester, "skip.postman_collection.json", newman_bin, base_url=api.url, copy=False
     )
     script = "pm.test.skip('orders are paginated', () => pm.expect(1).to.eql(2));"
     (root / "api" / "skip.postman_collection.json").write_text(
@@ -167,20 +142,14 @@ def test_skipped_newman_assertions_are_reported_as_skipped(
     )
     result = run_stage(pytester, "api", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
-    skipped = cases(root)["paging"].find("skipped")
-    assert skipped is not None
-    assert "orders are paginated" in (skipped.get("message") or "")
+    skipped = cases(root)["paging"]
+    assert skipped.outcome == "skipped"
+    assert "orders are paginated" in skipped.message
 
 
 def test_newman_missing_is_reported_once_with_a_count(pytester: pytest.Pytester, api: Api) -> None:
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "node_modules/.bin/newman"
-        env_vars = {{ baseUrl = "{api.url}" }}
-        """,
-        "shop.postman_collection.json",
+    root = collection_project(
+        pytester, "shop.postman_collection.json", "node_modules/.bin/newman", base_url=api.url
     )
     result = run_stage(pytester, "api", "-rs")
     assert result.ret == 1
@@ -188,9 +157,9 @@ def test_newman_missing_is_reported_once_with_a_count(pytester: pytest.Pytester,
     # The skips of generated items point at the collection, not at the plugin's code.
     result.stdout.fnmatch_lines(["SKIPPED [[]1[]] api/shop.postman_collection.json:*"])
     assert "pytest_release/gates" not in result.stdout.str()
-    failures = [c for c in cases(root).values() if c.find("failure") is not None]
-    assert [c.get("name") for c in failures] == ["(newman run)"]
-    text = failures[0].find("failure").text or ""  # type: ignore[union-attr]
+    failures = [c for c in cases(root).values() if c.outcome == "failure"]
+    assert [c.name for c in failures] == ["(newman run)"]
+    text = failures[0].text
     assert "newman is not installed" in text
     assert "(3 request item(s) not run, skipped)" in text
     assert result.stdout.str().count("newman is not installed") <= 2  # failure + summary
@@ -200,21 +169,15 @@ def test_connection_refused_is_reported_once_with_a_count(
     pytester: pytest.Pytester, newman_bin: str
 ) -> None:
     port = closed_port()
-    root = newman_project(
-        pytester,
-        f"""
-        collections = ["api/shop.postman_collection.json"]
-        newman = "{newman_bin}"
-        env_vars = {{ baseUrl = "http://127.0.0.1:{port}" }}
-        """,
-        "shop.postman_collection.json",
+    root = collection_project(
+        pytester, "shop.postman_collection.json", newman_bin, base_url=f"http://127.0.0.1:{port}"
     )
     result = run_stage(pytester, "api")
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1, skipped=2)
-    failures = [c for c in cases(root).values() if c.find("failure") is not None]
-    assert [c.get("name") for c in failures] == ["health"]
-    message = failures[0].find("failure").get("message") or ""  # type: ignore[union-attr]
+    failures = [c for c in cases(root).values() if c.outcome == "failure"]
+    assert [c.name for c in failures] == ["health"]
+    message = failures[0].message
     assert message == (
         f"request error: connect ECONNREFUSED 127.0.0.1:{port} "
         "(the same for 3 requests; the others are skipped)"
@@ -273,5 +236,5 @@ def test_closed_gates_report_no_duration(pytester: pytest.Pytester) -> None:
     )
     (run,) = ledger_runs(pytester.path)
     assert run["gates"]["integration"]["duration"] == 0
-    suites = {s.get("name"): s for s in junit(pytester.path / "reports" / "ci.xml")}
+    suites = {s.get("name"): s for s in report_xml(pytester.path / "reports" / "ci.xml")}
     assert suites["integration"].get("time") == "0.000"

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.support.junit import read_cases
+from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
 
 PIPELINE = """
 [gates.unit]
@@ -136,9 +137,7 @@ def test_a_gate_that_selects_no_test_in_a_full_run_fails_the_stage(
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "failed"
     assert "gate 'smoke' selected no test" in run["message"]
-    failures = [
-        f.get("message", "") for f in junit(pytester.path / "reports" / "one.xml").iter("failure")
-    ]
+    failures = [c.message for c in read_cases(pytester.path / "reports" / "one.xml")]
     assert any("gate 'smoke' selected no test" in m for m in failures)
     assert run_stage(pytester, "two").ret == pytest.ExitCode.USAGE_ERROR
 

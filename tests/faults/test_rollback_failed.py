@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +28,13 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.spine_support import ledger_runs, project, run_stage
+from tests.support.spine import (
+    ledger_runs,
+    project,
+    run_stage,
+    stage_process,
+    wait_while_running,
+)
 
 __all__ = ["canary_root"]
 
@@ -55,26 +59,11 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
     )
     bootstrap_main(canary_root, port)
     router = _router(canary_root)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=canary-1",
-        "--release-id=r1",
-        "--image=v2",
-        "-p",
-        "no:cacheprovider",
-    ]
     blocker = socket.socket()
-    proc = subprocess.Popen(
-        command, cwd=canary_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while router.weights().canary != 10:
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "the canary never got its traffic"
-            time.sleep(0.1)
+    with stage_process(canary_root, "canary-1", "--image=v2") as proc:
+        wait_while_running(
+            proc, lambda: router.weights().canary == 10, "the canary getting its traffic", 120, 0.1
+        )
         # The router goes away for good: HAProxy (started by the stage) is ended by PID
         # and another program takes its port.
         # The stage's router may bring HAProxy back in between (any read of the weights
@@ -92,10 +81,6 @@ def test_a_failed_rollback_after_an_interrupt_is_recorded_and_blocks_the_next_ro
         blocker.listen()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode not in (0, None), out
     assert "rollback after 'interrupted' FAILED" in out
     assert "release stage canary-1: rollback-failed" in out

@@ -47,7 +47,7 @@ import pytest
 
 from pytest_release.github import write_outputs
 from pytest_release.redact import MASK, Redactor
-from tests.spine_support import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
+from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, newman_project
 
 TOKEN = "tok-9f8e7d6c5b4a-secret"
@@ -63,6 +63,22 @@ def _github_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> l
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     return [summary, outputs]
+
+
+def _secret_stage(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    secret: tuple[str, str],
+    tests: dict[str, str],
+) -> list[Path]:
+    """Stage ``ci`` runs gate ``unit`` over ``tests`` with the environment variable
+    ``secret`` = (name, value) listed in ``secrets`` and GitHub's output files on; the
+    files a leak is searched in besides the JUnit report."""
+    name, value = secret
+    monkeypatch.setenv(name, value)
+    extra = _github_env(pytester, monkeypatch)
+    project(pytester, f'secrets = ["{name}"]\n[stages.ci]\ngates = ["unit"]\n', **tests)
+    return extra
 
 
 def _leaks(secret: str, result: pytest.RunResult, *files: Path) -> list[str]:
@@ -81,12 +97,11 @@ def _leaks(secret: str, result: pytest.RunResult, *files: Path) -> list[str]:
 def test_parameter_ids_warnings_and_xfail_reasons_are_masked(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
-    monkeypatch.setenv("API_TOKEN", TOKEN)
-    extra = _github_env(pytester, monkeypatch)
-    project(
+    extra = _secret_stage(
         pytester,
-        'secrets = ["API_TOKEN"]\n[stages.ci]\ngates = ["unit"]\n',
-        **{
+        monkeypatch,
+        ("API_TOKEN", TOKEN),
+        {
             "tests/unit/test_params.py": """
                 import os, warnings
                 import pytest
@@ -104,7 +119,7 @@ def test_parameter_ids_warnings_and_xfail_reasons_are_masked(
                 @pytest.mark.xfail(reason=f"rotating {TOKEN}")
                 def test_xfail():
                     assert False
-            """
+            """,
         },
     )
     result = run_stage(pytester, "ci", "-v", "-rA", *xdist)
@@ -119,16 +134,15 @@ def test_parameter_ids_warnings_and_xfail_reasons_are_masked(
 def test_collection_errors_are_masked(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("API_TOKEN", TOKEN)
-    extra = _github_env(pytester, monkeypatch)
-    project(
+    extra = _secret_stage(
         pytester,
-        'secrets = ["API_TOKEN"]\n[stages.ci]\ngates = ["unit"]\n',
-        **{
+        monkeypatch,
+        ("API_TOKEN", TOKEN),
+        {
             "tests/unit/test_broken.py": """
                 import os
                 raise RuntimeError("cannot log in with " + os.environ["API_TOKEN"])
-            """
+            """,
         },
     )
     result = run_stage(pytester, "ci")
@@ -191,12 +205,11 @@ def test_the_cheap_pre_test_never_skips_a_text_the_pattern_would_mask() -> None:
 def test_truncated_assertion_reprs_are_masked_in_every_report(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
-    monkeypatch.setenv("LONG_SECRET", LONG)
-    extra = _github_env(pytester, monkeypatch)
-    project(
+    extra = _secret_stage(
         pytester,
-        'secrets = ["LONG_SECRET"]\n[stages.ci]\ngates = ["unit"]\n',
-        **{
+        monkeypatch,
+        ("LONG_SECRET", LONG),
+        {
             "tests/unit/test_long.py": """
                 import os
 
@@ -206,7 +219,7 @@ def test_truncated_assertion_reprs_are_masked_in_every_report(
 
                 def test_list():
                     assert [os.environ["LONG_SECRET"]] == []
-            """
+            """,
         },
     )
     result = run_stage(pytester, "ci", "-rA", *xdist)
@@ -347,12 +360,11 @@ def test_multi_line_secrets_are_masked_line_by_line(
 ) -> None:
     """Issue 24 item 4: a PEM key in an exception message, in a -vv assertion of a
     dict, and logged with Windows line ends."""
-    monkeypatch.setenv("SIGNING_KEY", PEM)
-    extra = _github_env(pytester, monkeypatch)
-    project(
+    extra = _secret_stage(
         pytester,
-        'secrets = ["SIGNING_KEY"]\n[stages.ci]\ngates = ["unit"]\n',
-        **{
+        monkeypatch,
+        ("SIGNING_KEY", PEM),
+        {
             "tests/unit/test_key.py": """
                 import os
 
@@ -367,7 +379,7 @@ def test_multi_line_secrets_are_masked_line_by_line(
                 def test_key_with_crlf_in_output():
                     print(KEY.replace("\\n", "\\r\\n"))
                     assert False
-            """
+            """,
         },
     )
     result = run_stage(pytester, "ci", "-vv", "-rA", *xdist)
@@ -387,12 +399,11 @@ def test_encoded_and_split_secrets_are_masked(
     import base64
     from urllib.parse import quote
 
-    monkeypatch.setenv("API_SECRET", WEB_SECRET)
-    extra = _github_env(pytester, monkeypatch)
-    project(
+    extra = _secret_stage(
         pytester,
-        'secrets = ["API_SECRET"]\n[stages.ci]\ngates = ["unit"]\n',
-        **{
+        monkeypatch,
+        ("API_SECRET", WEB_SECRET),
+        {
             "tests/unit/test_web.py": """
                 import base64, json, os
                 from urllib.parse import quote
@@ -422,7 +433,7 @@ def test_encoded_and_split_secrets_are_masked(
                 def test_pprint_split():
                     long = "a long value: " + SECRET + " " + SECRET
                     assert {"token": long, "user": "a"} == {"token": long, "user": "b"}
-            """
+            """,
         },
     )
     result = run_stage(pytester, "ci", "-vv", "-rA", *xdist)

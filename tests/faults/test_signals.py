@@ -15,14 +15,11 @@ on a loaded machine too. With and without ``-n 2``.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, ledger_runs, project
+from tests.support.spine import XDIST_MODES, ledger_runs, project, stage_process, wait_for_file
 
 PIPELINE = """
 [gates.unit]
@@ -64,32 +61,6 @@ SIGNALS = [
 ]
 
 
-def _wait_for(path: Path, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 180
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.02)
-
-
-def _start(pytester: pytest.Pytester, xdist: list[str]) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "pytest", "--stage=one", "--release-id=r1"]
-    command += ["-p", "no:cacheprovider", *xdist]
-    return subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> str:
-    try:
-        output, _ = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return output
-
-
 @pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_a_second_signal_during_teardown_still_exits_2(
@@ -103,17 +74,15 @@ def test_a_second_signal_during_teardown_still_exits_2(
         marker="ending",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = _start(pytester, xdist)
-    try:
-        _wait_for(pytester.path / "started", process)
+    with stage_process(pytester.path, "one", *xdist) as process:
+        wait_for_file(process, pytester.path / "started")
         process.send_signal(signum)
         time.sleep(0.3)
         # The record is written; the session ends, held in its last hook.
-        _wait_for(pytester.path / "ending", process)
+        wait_for_file(process, pytester.path / "ending")
         process.send_signal(signum)
         (pytester.path / "go").touch()
-    finally:
-        output = _finish(process)
+        output, _ = process.communicate(timeout=180)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "interrupted", output
@@ -133,15 +102,13 @@ def test_two_signals_while_the_stage_starts_exit_2_and_leave_no_running_entry(
         marker="starting",
     )
     project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    process = _start(pytester, xdist)
-    try:
-        _wait_for(pytester.path / "starting", process)
+    with stage_process(pytester.path, "one", *xdist) as process:
+        wait_for_file(process, pytester.path / "starting")
         process.send_signal(signum)
         time.sleep(0.3)
         process.send_signal(signum)
         (pytester.path / "go").touch()
-    finally:
-        output = _finish(process)
+        output, _ = process.communicate(timeout=180)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert not (pytester.path / "started").exists(), "a test ran after the stage was stopped"
     ledger = pytester.path / ".pytest-release" / "ledger.json"

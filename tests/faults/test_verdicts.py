@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.spine_support import XDIST_MODES, junit, ledger_runs, project, run_stage
+from tests.support.junit import read_cases
+from tests.support.spine import (
+    XDIST_MODES,
+    ledger_runs,
+    project,
+    run_stage,
+    stage_process,
+    wait_for_file,
+)
 
 PIPELINE = """
 [gates.unit]
@@ -100,17 +106,9 @@ def test_a_second_signal_while_the_first_is_handled_records_interrupted(
     assert run["gates"]["unit"]["status"] != "passed"
     # Every selected item is in the report; the ones that never ran are not "passed".
     names = {"test_first", "test_interrupts", "test_never_runs"}
-    cases = [
-        c
-        for c in junit(pytester.path / "reports" / "one.xml").iter("testcase")
-        if c.get("name") in names
-    ]
+    cases = [c for c in read_cases(pytester.path / "reports" / "one.xml") if c.name in names]
     assert len(cases) == 3
-    not_passed = [
-        c.get("name")
-        for c in cases
-        if any(child.tag in ("skipped", "error", "failure") for child in c)
-    ]
+    not_passed = [c.name for c in cases if c.outcome != "passed"]
     assert len(not_passed) == 3 - run["gates"]["unit"]["passed"]
     assert not_passed
     refused = run_stage(pytester, "two")
@@ -138,34 +136,13 @@ def test_a_real_double_sigterm_records_interrupted(
             """,
         },
     )
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--stage=one",
-        "--release-id=r1",
-        "-p",
-        "no:cacheprovider",
-        *xdist,
-    ]
-    process = subprocess.Popen(
-        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (pytester.path / "started").exists():
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the test never started"
-            time.sleep(0.05)
+    with stage_process(pytester.path, "one", *xdist) as process:
+        wait_for_file(process, pytester.path / "started", timeout=120)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode != 0, output
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "interrupted", output

@@ -16,22 +16,10 @@ from tests.kubernetes.k8s_support import (
     stage_toml,
     weights_of,
 )
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
+from tests.support.stages import bluegreen_stages
 
-BLUEGREEN = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 2, hold = "2s", interval = "1s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 2, hold = "0s" }
-[stages.bluegreen-finish]
-gates = ["canary"]
-requires = ["bluegreen-switch"]
-rollout = { action = "promote", replicas = 2, weight = 100, hold = "0s" }
-"""
+BLUEGREEN = bluegreen_stages(2, "2s", "1s", finish=True)
 
 
 def test_deploy_idle_switch_switch_back_and_finish_on_traefik_weights(

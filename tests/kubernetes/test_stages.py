@@ -29,7 +29,7 @@ from tests.kubernetes.k8s_support import (
     wait_for,
     weights_of,
 )
-from tests.spine_support import project, run_stage, stage_cases
+from tests.support.spine import project, run_stage, stage_cases
 
 
 def test_good_canary_promoted_through_10_50_100_percent(

@@ -26,7 +26,7 @@ from tests.kubernetes.k8s_support import (
 )
 from tests.kubernetes.test_platform import _token_kubeconfig
 from tests.kubernetes.test_stages import _stage_leases, _start_stage, weights_of_or_none
-from tests.spine_support import project, run_stage
+from tests.support.spine import project, run_stage
 
 
 def _watchdog(namespace: str, *args: str) -> list[str]:

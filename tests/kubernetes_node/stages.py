@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubernetes_node.cluster import NodeCluster
-from tests.spine_support import nest_tables, stage_cases
+from tests.support.spine import nest_tables, stage_cases
+from tests.support.stages import canary_stages
 
 FAULT_SERVICE = Path(__file__).parents[1] / "services" / "fault_service.py"
 REPO = "localhost/pytest-release/fault"
@@ -97,13 +98,7 @@ application = "shop"
 kubeconfig = "{kubeconfig}"
 lease_duration = 30
 
-[stages.canary-1]
-requires = []
-rollout = {{ {rollout}, replicas = 1, weight = 10 }}
-[stages.canary-2]
-rollout = {{ {rollout}, replicas = 2, weight = 50 }}
-[stages.canary-3]
-rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}
+{canary_stages(rollout)}
 {extra}
 [gates.canary]
 paths = []

@@ -11,17 +11,9 @@ from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes.k8s_support import image_and_replicas, pods, weights_of
 from tests.kubernetes_node.cluster import NodeCluster
 from tests.kubernetes_node.stages import Load, Project, stage_toml
+from tests.support.stages import bluegreen_stages
 
-BLUEGREEN = """
-[stages.bluegreen-deploy]
-gates = ["canary"]
-requires = []
-rollout = { action = "bluegreen-deploy", replicas = 1, hold = "6s", interval = "2s" }
-[stages.bluegreen-switch]
-gates = ["canary"]
-requires = ["bluegreen-deploy"]
-rollout = { action = "bluegreen-switch", replicas = 1, hold = "0s" }
-"""
+BLUEGREEN = bluegreen_stages(1, "6s", "2s")
 
 
 def test_switch_and_switch_back_lose_no_request_through_traefik(

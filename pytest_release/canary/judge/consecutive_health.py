@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_release.canary.judge.count_limit import count_result, no_evidence
 from pytest_release.canary.judge.evidence import Evidence
 from pytest_release.canary.judge.verdicts import CheckResult, clock_text, format_window
 from pytest_release.canary.samples import Sample
@@ -25,14 +26,13 @@ class ConsecutiveHealthFailures:
         # A loaded sampler can miss the probes of one short interval; runs of failures
         # are measured over the whole hold, so only no probe at all is insufficient.
         if not probes:
-            return CheckResult.insufficient(
-                "health_consecutive_failures",
-                threshold=float(limit),
-                unit="probes",
-                window=(start, end),
-                samples=0,
-                message=f"canary health: no /health probe of the canary over {window} (set "
-                "judge.max_consecutive_health_failures = false to disable this check)",
+            return no_evidence(
+                self.name,
+                limit,
+                "probes",
+                (start, end),
+                "canary health: no /health probe of the canary",
+                "max_consecutive_health_failures",
             )
         by_replica: dict[str, list[Sample]] = {}
         for probe in probes:
@@ -61,15 +61,13 @@ class ConsecutiveHealthFailures:
             if longest
             else ""
         )
-        return CheckResult(
-            name="health_consecutive_failures",
-            verdict="fail" if failed else "pass",
-            value=float(longest),
-            threshold=float(limit),
-            unit="probes",
-            window_start=run_start if longest else start,
-            window_end=run_end if longest else end,
-            samples=in_window,
-            message=f"canary /health failed {longest} times in a row{where} "
+        return count_result(
+            self.name,
+            longest,
+            limit,
+            "probes",
+            (run_start, run_end) if longest else (start, end),
+            in_window,
+            f"canary /health failed {longest} times in a row{where} "
             f"({'>' if failed else '<='} {limit} allowed; {in_window} probes over {window})",
         )

@@ -11,8 +11,13 @@ from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, canary_http
 from pytest_release.canary.judge.labels import labelled, unavailable
 from pytest_release.canary.judge.statistics import ThresholdPlan, errors_of, share_test
-from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
-from pytest_release.canary.judge.verdicts import CheckResult, format_percent, format_window
+from pytest_release.canary.judge.threshold import (
+    ThresholdFinding,
+    nothing_since_the_hold_began,
+    pass_needs_the_minimum,
+    threshold_result,
+)
+from pytest_release.canary.judge.verdicts import CheckResult, format_percent
 
 
 @dataclass(frozen=True)
@@ -34,22 +39,12 @@ class ErrorRate:
         limit = self.config.max_error_rate
         so_far = len(canary_http(requests.everything))
         contributions = requests.contributions()
+        hold = (requests.hold_start, end)
         if so_far == 0:
-            return labelled(
-                requests,
-                self.name,
-                CheckResult.insufficient(
-                    "error_rate",
-                    threshold=limit * 100.0,
-                    unit="%",
-                    window=(requests.hold_start, end),
-                    samples=0,
-                    message=f"no canary requests since the hold began "
-                    f"({format_window(requests.hold_start, end)}), need at least "
-                    f"{self.config.min_requests} (judge.min_requests)",
-                    pending=True,
-                ),
+            none = nothing_since_the_hold_began(
+                self.config, "error_rate", "requests", limit * 100.0, "%", hold
             )
+            return labelled(requests, self.name, none)
         test = share_test(requests.windows(start, end), limit, errors_of, self.plan, evidence.look)
         rate = test.k / test.n if test.n else 0.0
         stable_rate = test.stable_k / test.stable_n if test.stable_n else None
@@ -71,18 +66,5 @@ class ErrorRate:
             details=contributions,
         )
         result = threshold_result(self.config, found)
-        if result.verdict == "pass" and so_far < self.config.min_requests:
-            # The test is valid at any sample size, so a credible excess fails at once (a
-            # crash loop at the first look); a pass needs the hold's minimum.
-            result = CheckResult.insufficient(
-                "error_rate",
-                threshold=result.threshold,
-                unit=result.unit,
-                window=(requests.hold_start, end),
-                samples=so_far,
-                message=f"{result.message}; but only {so_far} canary requests since the hold "
-                f"began ({format_window(requests.hold_start, end)}), need at least "
-                f"{self.config.min_requests} to pass (judge.min_requests)",
-                pending=True,
-            )
+        result = pass_needs_the_minimum(self.config, result, so_far, "requests", hold)
         return labelled(requests, self.name, result)

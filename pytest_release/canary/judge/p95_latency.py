@@ -10,12 +10,16 @@ from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, canary_http
 from pytest_release.canary.judge.labels import labelled
 from pytest_release.canary.judge.statistics import P95, ThresholdPlan, share_test
-from pytest_release.canary.judge.threshold import ThresholdFinding, threshold_result
+from pytest_release.canary.judge.threshold import (
+    ThresholdFinding,
+    nothing_since_the_hold_began,
+    pass_needs_the_minimum,
+    threshold_result,
+)
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
     format_ms,
     format_percent,
-    format_window,
 )
 from pytest_release.canary.samples import Sample
 from pytest_release.canary.stats import percentile
@@ -33,22 +37,12 @@ class P95Latency:
         start, end = evidence.start, evidence.end
         limit = self.config.max_p95_latency_ms
         so_far = sum(1 for s in canary_http(requests.everything) if s.latency_ms is not None)
+        hold = (requests.hold_start, end)
         if so_far == 0:
-            return labelled(
-                requests,
-                self.name,
-                CheckResult.insufficient(
-                    "p95_latency",
-                    threshold=limit,
-                    unit="ms",
-                    window=(requests.hold_start, end),
-                    samples=0,
-                    message=f"no canary responses since the hold began "
-                    f"({format_window(requests.hold_start, end)}), need at least "
-                    f"{self.config.min_requests} (judge.min_requests)",
-                    pending=True,
-                ),
+            none = nothing_since_the_hold_began(
+                self.config, "p95_latency", "responses", limit, "ms", hold
             )
+            return labelled(requests, self.name, none)
 
         def count(chosen: Sequence[Sample]) -> tuple[int, int]:
             latencies = [s.latency_ms for s in chosen if s.latency_ms is not None]
@@ -79,18 +73,5 @@ class P95Latency:
             f"{test.stable_n}, {test.stable_k} slower",
         )
         result = threshold_result(self.config, found)
-        if result.verdict == "pass" and so_far < self.config.min_requests:
-            # The test is valid at any sample size, so a credible excess fails at once (a
-            # crash loop at the first look); a pass needs the hold's minimum.
-            result = CheckResult.insufficient(
-                "p95_latency",
-                threshold=result.threshold,
-                unit=result.unit,
-                window=(requests.hold_start, end),
-                samples=so_far,
-                message=f"{result.message}; but only {so_far} canary responses since the hold "
-                f"began ({format_window(requests.hold_start, end)}), need at least "
-                f"{self.config.min_requests} to pass (judge.min_requests)",
-                pending=True,
-            )
+        result = pass_needs_the_minimum(self.config, result, so_far, "responses", hold)
         return labelled(requests, self.name, result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_release.canary.judge.count_limit import count_result, no_evidence
 from pytest_release.canary.judge.evidence import Evidence
 from pytest_release.canary.judge.verdicts import CheckResult, format_window
 
@@ -21,14 +22,13 @@ class Restarts:
         canary = [s for s in statuses if s.version == "canary"]
         window = format_window(start, end)
         if not canary:
-            return CheckResult.insufficient(
+            return no_evidence(
+                self.name,
+                limit,
                 "restarts",
-                threshold=float(limit),
-                unit="restarts",
-                window=(start, end),
-                samples=0,
-                message=f"canary restarts: the platform reported no canary replica over "
-                f"{window} (set judge.max_restarts = false to disable this check)",
+                (start, end),
+                "canary restarts: the platform reported no canary replica",
+                "max_restarts",
             )
         per_replica: dict[str, int] = {}
         events: dict[str, tuple[str, ...]] = {}  # the newest report's, per replica
@@ -39,16 +39,14 @@ class Restarts:
         failed = total > limit
         restarted = ", ".join(f"{name} x{count}" for name, count in per_replica.items() if count)
         detail = f" ({restarted})" if restarted else ""
-        return CheckResult(
-            name="restarts",
-            verdict="fail" if failed else "pass",
-            value=float(total),
-            threshold=float(limit),
-            unit="restarts",
-            window_start=start,
-            window_end=end,
-            samples=len(canary),
-            message=f"canary replicas restarted {total} times{detail} "
+        return count_result(
+            self.name,
+            total,
+            limit,
+            "restarts",
+            (start, end),
+            len(canary),
+            f"canary replicas restarted {total} times{detail} "
             f"{'>' if failed else '<='} {limit} over {window} "
             f"({len(per_replica)} replicas, {len(canary)} status reports)"
             + "".join(f"\n  {n}: {'; '.join(e)}" for n, e in events.items() if e),

@@ -82,3 +82,47 @@ def threshold_result(config: JudgeConfig, found: ThresholdFinding) -> CheckResul
         stable_exceeds=credible and found.stable_over,
         details=found.details,
     )
+
+
+def nothing_since_the_hold_began(
+    config: JudgeConfig,
+    name: str,
+    what: str,
+    threshold: float,
+    unit: str,
+    window: tuple[float, float],
+) -> CheckResult:
+    """Insufficient, waiting: no canary ``what`` (requests, responses) since the hold
+    began at ``window[0]``."""
+    return CheckResult.insufficient(
+        name,
+        threshold=threshold,
+        unit=unit,
+        window=window,
+        samples=0,
+        message=f"no canary {what} since the hold began ({format_window(*window)}), need at "
+        f"least {config.min_requests} (judge.min_requests)",
+        pending=True,
+    )
+
+
+def pass_needs_the_minimum(
+    config: JudgeConfig, result: CheckResult, so_far: int, what: str, window: tuple[float, float]
+) -> CheckResult:
+    """``result``, unless it passes on fewer than ``judge.min_requests`` canary ``what``
+    since the hold began: then insufficient, waiting.  The test is valid at any sample
+    size, so a credible excess fails at once (a crash loop at the first look); a pass
+    needs the hold's minimum."""
+    if result.verdict != "pass" or so_far >= config.min_requests:
+        return result
+    return CheckResult.insufficient(
+        result.name,
+        threshold=result.threshold,
+        unit=result.unit,
+        window=window,
+        samples=so_far,
+        message=f"{result.message}; but only {so_far} canary {what} since the hold began "
+        f"({format_window(*window)}), need at least {config.min_requests} to pass "
+        "(judge.min_requests)",
+        pending=True,
+    )

@@ -34,15 +34,11 @@ from pytest_release.gates.newman.runner import (
     failed,
     run_newman,
 )
+from pytest_release.gates.tool_command import configured_executable, executable, resolve_path
+from pytest_release.gates.tool_verdict import stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
-
-
-def resolve_path(rootdir: Path, value: str) -> Path:
-    """A configured path: ``~`` expanded, relative to the rootdir."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
+    pass
 
 
 # -- run time -------------------------------------------------------------------------------
@@ -133,24 +129,12 @@ def resolve_newman(configured: str | None, rootdir: Path, gate_name: str) -> str
     else PATH; :class:`NewmanSetupError` with the install command when none exists."""
     hint = INSTALL_HINT.format(rootdir=rootdir, gate=gate_name)
     if configured is not None:
-        if "/" in configured or os.sep in configured:
-            path = resolve_path(rootdir, configured)
-            if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
-            state = "is not executable" if path.is_file() else "does not exist"
-            raise NewmanSetupError(
-                f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) "
-                f"{state} at {path}; {hint}"
-            )
-        found = shutil.which(configured)
-        if found:
-            return found
-        raise NewmanSetupError(
-            f"newman is not installed: newman = {configured!r} (gate {gate_name!r}) is not "
-            f"on PATH; {hint}"
-        )
+        try:
+            return configured_executable(configured, rootdir, "newman", "newman", gate_name, hint)
+        except LookupError as exc:
+            raise NewmanSetupError(str(exc)) from None
     local = rootdir / LOCAL_BINARY
-    if local.is_file() and os.access(local, os.X_OK):
+    if executable(local):
         return str(local)
     found = shutil.which("newman")
     if found:
@@ -194,9 +178,3 @@ def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
 
         expanded[name] = ENV_REFERENCE.sub(replace, value)
     return expanded
-
-
-def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
-
-    return require_stage_session(config)

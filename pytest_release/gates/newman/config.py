@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
 from pytest_release.config_types import parse_duration
+from pytest_release.gates.tool_command import refuse_reserved_flags
 
 if TYPE_CHECKING:
     pass
@@ -160,12 +161,8 @@ class NewmanGateConfig(GateConfig):
     @field_validator("args")
     @classmethod
     def _args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for arg in value:
-            flag = arg.split("=", 1)[0]
-            if flag in _RESERVED_FLAGS or flag.startswith("--reporter-"):
-                instead = _RESERVED_FLAGS.get(flag, "(the gate needs its JSON reporter)")
-                use = instead if instead.startswith("(") else f"use the key '{instead}' instead"
-                raise ValueError(f"newman flag {flag!r} is set by the gate; {use}")
+        reporters = {"--reporter-": "(the gate needs its JSON reporter)"}
+        refuse_reserved_flags("newman", value, _RESERVED_FLAGS, reporters)
         return value
 
     @model_validator(mode="after")

@@ -5,26 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
-from pytest_release.gates.newman.collection_run import CollectionRun, stage_session
-from pytest_release.gates.newman.verdicts import Verdict, request_verdict, status_verdict
+from pytest_release.gates.newman.collection_run import CollectionRun
+from pytest_release.gates.newman.verdicts import request_verdict, status_verdict
+from pytest_release.gates.tool_verdict import ToolItem, Verdict
 
 
 # -- items ----------------------------------------------------------------------------------
-class _NewmanItem(GateItem):
-    def _report(self, verdict: Verdict) -> None:
-        redact = stage_session(self.config).redact
-        for key, value in verdict.properties:
-            self.user_properties.append((key, value))
-        if verdict.outcome == "skipped":
-            pytest.skip(redact(verdict.message))
-        if verdict.outcome == "failed":
-            raise GateCheckFailed(redact(verdict.message))
-        if verdict.message:
-            self.add_report_section("call", "newman", redact(verdict.message))
+class _NewmanItem(ToolItem):
+    section = "newman"
 
 
 class NewmanProblemItem(_NewmanItem):
@@ -35,7 +23,7 @@ class NewmanProblemItem(_NewmanItem):
         self.message = message
 
     def runtest(self) -> None:
-        self._report(Verdict("failed", self.message))
+        self.report_verdict(Verdict("failed", self.message))
 
 
 class NewmanStatusItem(_NewmanItem):
@@ -48,7 +36,7 @@ class NewmanStatusItem(_NewmanItem):
 
     def runtest(self) -> None:
         outcome = self.runner.outcome(self.config)
-        self._report(
+        self.report_verdict(
             status_verdict(
                 outcome,
                 expected_iterations=self.runner.iterations,
@@ -79,7 +67,7 @@ class NewmanRequestItem(_NewmanItem):
         outcome = self.runner.outcome(self.config)
         if outcome.problem is not None:
             # Reported once, by the status item, with the number of requests not run.
-            self._report(
+            self.report_verdict(
                 Verdict(
                     "skipped",
                     f"not run: newman did not run {self.runner.collection.path.name} "
@@ -87,6 +75,6 @@ class NewmanRequestItem(_NewmanItem):
                 )
             )
             return
-        self._report(
+        self.report_verdict(
             request_verdict(outcome, self.position, self.iteration, expected_name=self.request_name)
         )

@@ -47,7 +47,7 @@ from pytest_release.gates.newman.collection import (
     read_json_file,
     secret_values,
 )
-from pytest_release.gates.newman.collection_run import CollectionRun, expand_known, resolve_path
+from pytest_release.gates.newman.collection_run import CollectionRun, expand_known
 from pytest_release.gates.newman.config import (
     KIND,
     STATUS_NAME,
@@ -59,6 +59,7 @@ from pytest_release.gates.newman.items import (
     NewmanRequestItem,
     NewmanStatusItem,
 )
+from pytest_release.gates.tool_command import resolve_path
 from pytest_release.redact import MIN_SECRET_LENGTH
 from pytest_release.stage_session import get_stage_session
 

@@ -4,18 +4,9 @@ with the messages a failing item shows."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from pytest_release.gates.newman.runner import Execution, RunOutcome
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What an item reports: ``passed``, ``failed`` or ``skipped``, with a message."""
-
-    outcome: str
-    message: str = ""
-    properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+from pytest_release.gates.tool_verdict import Verdict
 
 
 def describe_execution(ex: Execution) -> list[str]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pytest_release.config import GateConfig
 from pytest_release.config_types import PositiveDuration
+from pytest_release.gates.tool_command import refuse_reserved_flags
 
 KIND: Literal["perf"] = "perf"
 STATUS_NAME = "(locust run)"
@@ -149,12 +150,7 @@ class PerfGateConfig(GateConfig):
     @field_validator("args")
     @classmethod
     def _args(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for arg in value:
-            flag = arg.split("=", 1)[0]
-            if flag in _RESERVED_FLAGS:
-                instead = _RESERVED_FLAGS[flag]
-                use = instead if instead.startswith("(") else f"use the key '{instead}' instead"
-                raise ValueError(f"Locust flag {flag!r} is set by the gate; {use}")
+        refuse_reserved_flags("Locust", value, _RESERVED_FLAGS, {})
         return value
 
     @model_validator(mode="after")

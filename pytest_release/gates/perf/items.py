@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
-from pytest_release.gates.perf.session_run import PerfRun, stage_session
-from pytest_release.gates.perf.verdicts import (
-    Verdict,
-    endpoint_verdict,
-    others_verdict,
-    status_verdict,
-)
+from pytest_release.gates.perf.session_run import PerfRun
+from pytest_release.gates.perf.verdicts import endpoint_verdict, others_verdict, status_verdict
+from pytest_release.gates.tool_verdict import ToolItem, stage_session
 
 
-class _PerfItem(GateItem):
+class _PerfItem(ToolItem):
+    section = "perf"
+
     def __init__(self, *, runner: PerfRun, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runner = runner
@@ -27,24 +21,13 @@ class _PerfItem(GateItem):
     def report(self) -> str:
         return stage_session(self.config).run.relative(self.runner.html)
 
-    def _report(self, verdict: Verdict) -> None:
-        redact = stage_session(self.config).redact
-        for key, value in verdict.properties:
-            self.user_properties.append((key, value))
-        if verdict.outcome == "skipped":
-            pytest.skip(redact(verdict.message))
-        if verdict.outcome == "failed":
-            raise GateCheckFailed(redact(verdict.message))
-        if verdict.message:
-            self.add_report_section("call", "perf", redact(verdict.message))
-
 
 class PerfStatusItem(_PerfItem):
     """Did Locust run the load to the end?  Fails for anything that is not an endpoint's
     own result: Locust missing, locustfile missing or broken, target refused, crash."""
 
     def runtest(self) -> None:
-        self._report(status_verdict(self.runner.outcome(self.config), self.report))
+        self.report_verdict(status_verdict(self.runner.outcome(self.config), self.report))
 
 
 class PerfEndpointItem(_PerfItem):
@@ -57,7 +40,7 @@ class PerfEndpointItem(_PerfItem):
     def runtest(self) -> None:
         outcome = self.runner.outcome(self.config)
         limits = self.runner.gate.limits(self.endpoint)
-        self._report(endpoint_verdict(outcome, self.endpoint, limits, self.report))
+        self.report_verdict(endpoint_verdict(outcome, self.endpoint, limits, self.report))
 
 
 class PerfOthersItem(_PerfItem):
@@ -69,4 +52,4 @@ class PerfOthersItem(_PerfItem):
 
     def runtest(self) -> None:
         outcome = self.runner.outcome(self.config)
-        self._report(others_verdict(outcome, set(self.known), self.runner.gate))
+        self.report_verdict(others_verdict(outcome, set(self.known), self.runner.gate))

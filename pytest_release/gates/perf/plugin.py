@@ -44,7 +44,8 @@ from pytest_release.gates.perf.config import (
 )
 from pytest_release.gates.perf.items import PerfEndpointItem, PerfOthersItem, PerfStatusItem
 from pytest_release.gates.perf.locustfile import Endpoint, LocustfileError, endpoints_in
-from pytest_release.gates.perf.session_run import PerfRun, resolve_path
+from pytest_release.gates.perf.session_run import PerfRun
+from pytest_release.gates.tool_command import resolve_path
 
 
 def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:

@@ -3,7 +3,6 @@ the Locust executable."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -22,18 +21,15 @@ from pytest_release.gates.perf.runner import (
     refused,
     run_locust,
 )
+from pytest_release.gates.tool_command import configured_executable, executable
+from pytest_release.gates.tool_verdict import stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
+    pass
 
 
 class LocustSetupError(GateSetupError):
     """Locust cannot be started (not installed)."""
-
-
-def resolve_path(rootdir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else rootdir / path
 
 
 @dataclass(frozen=True)
@@ -98,24 +94,12 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
     running Python, else PATH; :class:`LocustSetupError` with the install command."""
     hint = INSTALL_HINT.format(gate=gate_name)
     if configured is not None:
-        if "/" in configured or os.sep in configured:
-            path = resolve_path(rootdir, configured)
-            if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
-            state = "is not executable" if path.is_file() else "does not exist"
-            raise LocustSetupError(
-                f"Locust is not installed: locust = {configured!r} (gate {gate_name!r}) "
-                f"{state} at {path}; {hint}"
-            )
-        found = shutil.which(configured)
-        if found:
-            return found
-        raise LocustSetupError(
-            f"Locust is not installed: locust = {configured!r} (gate {gate_name!r}) is not on "
-            f"PATH; {hint}"
-        )
+        try:
+            return configured_executable(configured, rootdir, "Locust", "locust", gate_name, hint)
+        except LookupError as exc:
+            raise LocustSetupError(str(exc)) from None
     beside = Path(sys.executable).parent / "locust"
-    if beside.is_file() and os.access(beside, os.X_OK):
+    if executable(beside):
         return str(beside)
     found = shutil.which("locust")
     if found:
@@ -123,9 +107,3 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
     raise LocustSetupError(
         f"Locust is not installed: looked for {beside} and for 'locust' on PATH; {hint}"
     )
-
-
-def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
-
-    return require_stage_session(config)

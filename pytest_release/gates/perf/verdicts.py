@@ -9,20 +9,9 @@ digits above 100 ms).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from pytest_release.gates.perf.config import STATUS_NAME, Limits, PerfGateConfig
 from pytest_release.gates.perf.runner import EndpointStats, PerfOutcome
-
-Outcome = Literal["passed", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: Outcome
-    message: str = ""
-    properties: tuple[tuple[str, object], ...] = ()
+from pytest_release.gates.tool_verdict import Verdict
 
 
 def status_verdict(outcome: PerfOutcome, report: str) -> Verdict:

@@ -3,7 +3,6 @@ or as Docker containers with host networking (``local-docker``)."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import sys
 import time
@@ -37,18 +36,17 @@ class Runtime(Protocol):
 
 
 def probe_health(endpoint: str, path: str, timeout: float = 1.0) -> tuple[bool, str]:
-    host, _, port = endpoint.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    """(answered 2xx or 3xx, description) for a GET of ``path`` at ``host:port``."""
+    import httpx
+
+    from pytest_release.canary.http import ClientSettings, failure, http_client, http_origin
+
     try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        ok = 200 <= response.status < 400
-        return ok, f"GET {path} -> {response.status}"
-    except (OSError, http.client.HTTPException) as exc:
-        return False, f"GET {path} -> {type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
+        with http_client(ClientSettings(timeout=timeout)) as client:
+            status = client.get(http_origin(endpoint) + path).status_code
+    except httpx.HTTPError as exc:
+        return False, failure("GET", path, exc)
+    return 200 <= status < 400, f"GET {path} -> {status}"
 
 
 class ProcessRuntime:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
-import xml.etree.ElementTree as ET
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.junit import read_cases, stage_report
 
 XDIST_MODES = [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="xdist")]
 
@@ -49,22 +55,58 @@ def run_stage(
     )
 
 
-def junit(path: Path) -> ET.Element:
-    return ET.parse(path).getroot()
+def start_stage(root: Path, stage: str, *args: str, release: str = "r1") -> subprocess.Popen[str]:
+    """``run_stage`` in a process of its own, for a test that signals or races it; its
+    output (stdout and stderr) is read as text."""
+    command = [sys.executable, "-m", "pytest", f"--stage={stage}", f"--release-id={release}"]
+    command += ["-p", "no:cacheprovider", *args]
+    return subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@contextmanager
+def stage_process(
+    root: Path, stage: str, *args: str, release: str = "r1"
+) -> Iterator[subprocess.Popen[str]]:
+    """``start_stage``, killed (by its PID) if it still runs when the block ends."""
+    process = start_stage(root, stage, *args, release=release)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_while_running(
+    process: subprocess.Popen[str],
+    reached: Callable[[], bool],
+    what: str,
+    timeout: float = 180,
+    poll: float = 0.02,
+) -> None:
+    """Wait until ``reached()`` (e.g. a file a test item writes) while ``process`` runs,
+    asking every ``poll`` seconds; fail with its output when it ends first, or when
+    ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(poll)
+
+
+def wait_for_file(process: subprocess.Popen[str], path: Path, timeout: float = 180) -> None:
+    wait_while_running(process, path.exists, f"{path.name} appearing", timeout)
 
 
 def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, str]]]:
     """JUnit test case name -> (outcome, message, properties) of the report the stage
     ``stage`` wrote in ``root/reports``; outcome is passed, failure, error or skipped."""
-    cases = {}
-    for case in junit(root / "reports" / f"{stage}.xml").iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, message = child.tag, child.get("message", "") + (child.text or "")
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        cases[case.get("name", "")] = (outcome, message, props)
-    return cases
+    return {
+        case.name: (case.outcome, case.details, case.properties)
+        for case in read_cases(stage_report(root, stage))
+    }
 
 
 def ledger_runs(root: Path) -> list[dict[str, Any]]:
