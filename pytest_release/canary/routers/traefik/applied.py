@@ -11,12 +11,10 @@ a TraefikService that no longer names it: ``GET /api/http/services/<id>`` says w
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 
+from pytest_release.canary.http import ClientSettings, http_client
 from pytest_release.errors import RouterError
 
 POLL = 0.2
@@ -36,14 +34,17 @@ def applied_backends(api_url: str, service: str, timeout: float = 5.0) -> dict[s
     """Backend -> weight of the weighted service ``service`` as Traefik applies it now;
     None when Traefik has not built it (HTTP 404: missing, or left out as invalid)."""
     url = f"{api_url.rstrip('/')}/api/http/services/{service}"
+    import httpx
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+        with http_client(ClientSettings(timeout=timeout)) as client:
+            response = client.get(url)
+        if response.status_code == 404:
             return None
-        raise RouterError(f"Traefik's API at {url} answered HTTP {exc.code}") from None
-    except (OSError, ValueError) as exc:
+        if response.status_code != 200:
+            raise RouterError(f"Traefik's API at {url} answered HTTP {response.status_code}")
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
         raise RouterError(
             f"cannot read Traefik's API at {url}: {exc}; check router.api_url (Traefik's "
             "--api entrypoint, reachable from where the stage runs)"
