@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import Duration, PositiveDuration
+from pytest_release.config.types import Duration, PositiveDuration
 
 if TYPE_CHECKING:
     from pytest_release.canary.judge import JudgeConfig

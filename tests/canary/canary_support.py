@@ -20,7 +20,7 @@ from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"

@@ -11,7 +11,7 @@ import pytest
 from pytest_release.canary.config import CanarySettings, SamplerConfig
 from pytest_release.canary.controller import Controller, StepSkipped
 from pytest_release.canary.judge.config import JudgeConfig
-from pytest_release.config import RolloutConfig
+from pytest_release.config.tables import RolloutConfig
 from pytest_release.errors import GateCheckFailed
 from tests.canary.canary_support import platform_config
 

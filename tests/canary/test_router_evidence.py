@@ -27,7 +27,7 @@ from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
 from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
     FAULT_SERVICE,

@@ -28,7 +28,7 @@ from pytest_release.canary.sampler import (
     check_metrics,
 )
 from pytest_release.canary.samples import ReplicaStatus
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary.canary_support import FAULT_SERVICE
 
 

@@ -19,11 +19,11 @@ from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.slack import SlackConfig
-from pytest_release.config import GateConfig, RolloutConfig
-from pytest_release.config_identity import DeploymentClaim
+from pytest_release.config.identity import DeploymentClaim
+from pytest_release.config.tables import GateConfig, RolloutConfig
 
 if TYPE_CHECKING:
-    from pytest_release.stage import StageRun
+    from pytest_release.ledger.stage_run import StageRun
 
 KIND: Literal["canary"] = "canary"
 

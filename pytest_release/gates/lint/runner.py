@@ -43,8 +43,8 @@ from pytest_release.gates.lint.cache import (
 from pytest_release.gates.lint.config import LintGateConfig
 from pytest_release.gates.lint.model import Outcome, ToolResult
 from pytest_release.gates.lint.tools import TOOLS, ParseError, ToolOutput, ToolSpec
-from pytest_release.processes import ProcessGroups
-from pytest_release.processes import run_tool as run_with_deadline
+from pytest_release.system.processes import ProcessGroups
+from pytest_release.system.processes import run_tool as run_with_deadline
 
 # Colour codes would break parsing; tools honour these to force colour on.
 _COLOUR_VARS = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "MYPY_FORCE_COLOR")

@@ -36,7 +36,7 @@ from pytest_release.gates.newman.runner import (
 )
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
+    from pytest_release.stage.session import StageSession
 
 
 def resolve_path(rootdir: Path, value: str) -> Path:
@@ -197,6 +197,6 @@ def _expand(variables: Mapping[str, str], key: str) -> dict[str, str]:
 
 
 def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
+    from pytest_release.stage.session import require_stage_session
 
     return require_stage_session(config)

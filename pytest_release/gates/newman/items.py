@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
 from pytest_release.gates.newman.collection_run import CollectionRun, stage_session
 from pytest_release.gates.newman.verdicts import Verdict, request_verdict, status_verdict
+from pytest_release.gating.gate_node import GateItem
 
 
 # -- items ----------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pytest_release.config import GateConfig
-from pytest_release.config_types import PositiveDuration
+from pytest_release.config.tables import GateConfig
+from pytest_release.config.types import PositiveDuration
 
 KIND: Literal["perf"] = "perf"
 STATUS_NAME = "(locust run)"

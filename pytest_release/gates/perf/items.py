@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
 from pytest_release.gates.perf.session_run import PerfRun, stage_session
 from pytest_release.gates.perf.verdicts import (
     Verdict,
@@ -16,6 +15,7 @@ from pytest_release.gates.perf.verdicts import (
     others_verdict,
     status_verdict,
 )
+from pytest_release.gating.gate_node import GateItem
 
 
 class _PerfItem(GateItem):

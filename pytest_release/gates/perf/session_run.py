@@ -24,7 +24,7 @@ from pytest_release.gates.perf.runner import (
 )
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
+    from pytest_release.stage.session import StageSession
 
 
 class LocustSetupError(GateSetupError):
@@ -126,6 +126,6 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
 
 
 def stage_session(config: pytest.Config) -> StageSession:
-    from pytest_release.stage_session import require_stage_session
+    from pytest_release.stage.session import require_stage_session
 
     return require_stage_session(config)

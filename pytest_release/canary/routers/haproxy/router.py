@@ -36,7 +36,7 @@ from filelock import FileLock
 from pytest_release.canary.router import Weights, check_weights
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.errors import RouterError
-from pytest_release.processes import (
+from pytest_release.system.processes import (
     ProcessRef,
     keepable_port,
     port_open,
