@@ -47,10 +47,10 @@ from pytest_release.system.atomic import write_json_atomic
 from pytest_release.system.signals import signals_deferred
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.hold import Hold, HoldDisplay
     from pytest_release.canary.judge import CanaryVerdict
     from pytest_release.canary.rollout import Rollout
+    from pytest_release.canary.settings import CanarySettings
     from pytest_release.config.tables import RolloutConfig
 
 Step = Literal[

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.prometheus import PrometheusEvidence
     from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample, Target
+    from pytest_release.canary.settings import CanarySettings
     from pytest_release.canary.stats import IntervalStats
 
 

@@ -1,21 +1,15 @@
 """Where versions run: one folder per platform, each with ``config.py`` (its ``platform``
 table), ``platform.py`` (the :class:`~pytest_release.canary.platform.Platform`) and
 ``rollout.py`` (a :class:`~pytest_release.canary.rollout.Rollout` over it and its routers,
-built by ``build_rollout(settings, rootdir)``).
+built by ``build_rollout(settings, rootdir)``;
+:func:`pytest_release.canary.settings.build_rollout` picks the module from :data:`PLATFORMS`).
 
 Adding a platform is one new folder plus one entry in :data:`PLATFORMS`.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
-    from pytest_release.canary.rollout import Rollout
 
 
 @dataclass(frozen=True)
@@ -63,10 +57,3 @@ def router_problem(platform_type: str, router_type: str) -> str | None:
         f"(that router works with platform.type {' or '.join(repr(f) for f in fits)}): "
         f"{entry.router_hint}"
     )
-
-
-def build_rollout(settings: CanarySettings, rootdir: Path) -> Rollout:
-    """The rollout of ``settings``' platform and router."""
-    entry = PLATFORMS[settings.platform.type]
-    rollout: Rollout = importlib.import_module(entry.module).build_rollout(settings, rootdir)
-    return rollout

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import pytest
 from pydantic import Field
 
-from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.cloud_run.config import (
     CloudRunPlatformConfig,
@@ -18,6 +18,7 @@ from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.tables import GateConfig, RolloutConfig

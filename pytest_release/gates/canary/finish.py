@@ -17,7 +17,7 @@ from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.system.signals import signals_deferred
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
     from pytest_release.ledger.stage_run import StageOutcome, StageRun
     from pytest_release.stage.session import StageSession
 
@@ -37,7 +37,7 @@ def final_rollback(
     config: pytest.Config, run: StageRun, settings: CanarySettings, outcome: StageOutcome
 ) -> tuple[str, RollbackState]:
     """Roll back what the stage left behind: (message, what happened)."""
-    from pytest_release.canary.platforms import build_rollout
+    from pytest_release.canary.settings import build_rollout
 
     with signals_deferred(reraise=False):
         try:

@@ -156,6 +156,6 @@ def controller_for(item: CanaryItem) -> Controller:
 
 
 def _build_rollout(settings: Any, rootdir: Path) -> Rollout:
-    from pytest_release.canary.platforms import build_rollout
+    from pytest_release.canary.settings import build_rollout
 
     return build_rollout(settings, rootdir)

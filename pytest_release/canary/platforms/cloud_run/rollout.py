@@ -23,7 +23,7 @@ from pytest_release.canary.sampler import Targets
 from pytest_release.errors import RolloutError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
 
 
 def build_rollout(settings: CanarySettings, rootdir: Path | None) -> CloudRunRollout:

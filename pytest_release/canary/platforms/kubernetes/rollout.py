@@ -35,7 +35,7 @@ from pytest_release.canary.sampler import Targets
 from pytest_release.errors import PlatformError, RolloutError, RouterError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
 
 
 class KubernetesRollout:
