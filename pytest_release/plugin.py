@@ -126,7 +126,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         if explicit_id is not None:
             raise
         release_id = None  # no default id: list the ledger's recent releases instead
-    # Stages record a release id that holds a secret masked (stage_session.py).
+    # Stages record a release id that holds a secret masked (stage/session.py).
     if release_id is not None:
         release_id = Redactor.from_env(release_config.secrets)(release_id)
     try:
