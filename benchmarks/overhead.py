@@ -315,7 +315,7 @@ def instruction_parts(cwd: Path) -> dict[str, int]:
         "ConfigDict, Field, ValidationError\n",
         cwd,
     )
-    config = python_instructions(imports + "import pytest_release.config\n", cwd)
+    config = python_instructions(imports + "import pytest_release.config.release\n", cwd)
     modules = stage_modules(cwd)
     everything = python_instructions(
         imports + f"for m in {modules!r}: importlib.import_module(m)\n", cwd
@@ -354,7 +354,7 @@ def now():
 rss0, cpu0 = now()
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 rss1, cpu1 = now()
-from pytest_release.config import load_release_config, read_table
+from pytest_release.config.release import load_release_config, read_table
 from pytest_release.gates import GateKinds
 rss2, cpu2 = now()
 load_release_config(read_table(Path("pyproject.toml"), pyproject=True), "bench", GateKinds({}))

@@ -25,8 +25,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig, ReleaseConfig
-    from pytest_release.config_types import Duration, HttpPath, PositiveDuration
+    from pytest_release.config.release import ReleaseConfig
+    from pytest_release.config.tables import GateConfig
+    from pytest_release.config.types import Duration, HttpPath, PositiveDuration
     from pytest_release.errors import (
         EvidenceError,
         GateCheckFailed,
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
         RolloutError,
         RouterError,
     )
-    from pytest_release.gate_node import GateItem, GateNode
-    from pytest_release.run_dir import RunDir
-    from pytest_release.stage import GateResult, StageOutcome, StageRun
-    from pytest_release.stage_session import (
+    from pytest_release.gating.gate_node import GateItem, GateNode
+    from pytest_release.ledger.stage_run import GateResult, StageOutcome, StageRun
+    from pytest_release.stage.run_dir import RunDir
+    from pytest_release.stage.session import (
         StageSession,
         get_stage_session,
         require_stage_session,
@@ -74,20 +75,20 @@ __all__ = [
 ]
 
 _WHERE = {
-    "GateConfig": "config",
-    "ReleaseConfig": "config",
-    "Duration": "config_types",
-    "HttpPath": "config_types",
-    "PositiveDuration": "config_types",
-    "GateItem": "gate_node",
-    "GateNode": "gate_node",
-    "RunDir": "run_dir",
-    "GateResult": "stage",
-    "StageOutcome": "stage",
-    "StageRun": "stage",
-    "StageSession": "stage_session",
-    "get_stage_session": "stage_session",
-    "require_stage_session": "stage_session",
+    "GateConfig": "config.tables",
+    "ReleaseConfig": "config.release",
+    "Duration": "config.types",
+    "HttpPath": "config.types",
+    "PositiveDuration": "config.types",
+    "GateItem": "gating.gate_node",
+    "GateNode": "gating.gate_node",
+    "RunDir": "stage.run_dir",
+    "GateResult": "ledger.stage_run",
+    "StageOutcome": "ledger.stage_run",
+    "StageRun": "ledger.stage_run",
+    "StageSession": "stage.session",
+    "get_stage_session": "stage.session",
+    "require_stage_session": "stage.session",
     **dict.fromkeys(
         [
             "EvidenceError",

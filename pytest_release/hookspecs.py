@@ -13,17 +13,17 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pytest_release.config import GateConfig, LedgerConfig
-    from pytest_release.gate_node import GateNode
-    from pytest_release.ledger import LedgerStore
-    from pytest_release.stage import StageOutcome, StageRun
+    from pytest_release.config.tables import GateConfig, LedgerConfig
+    from pytest_release.gating.gate_node import GateNode
+    from pytest_release.ledger.ledger import LedgerStore
+    from pytest_release.ledger.stage_run import StageOutcome, StageRun
 
 
 @pytest.hookspec
 def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
     """Return the gate kinds this plugin implements, mapped to their config model.
 
-    The model subclasses :class:`pytest_release.config.GateConfig`; a gate table whose
+    The model subclasses :class:`pytest_release.config.tables.GateConfig`; a gate table whose
     ``kind`` is one of these keys is validated with it (unknown keys are errors).
     """
     raise NotImplementedError
@@ -37,7 +37,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     is the gate's validated config and ``gate_node.run`` the stage being run.  Return
     None when the gate is not yours.  Called once per session on every process that
     collects (each xdist worker), so it must be deterministic; run an expensive tool
-    once per session with :meth:`pytest_release.run_dir.RunDir.run_once`.
+    once per session with :meth:`pytest_release.stage.run_dir.RunDir.run_once`.
     """
     raise NotImplementedError
 
@@ -55,5 +55,5 @@ def pytest_release_stage_finished(
 def pytest_release_ledger_store(
     ledger: LedgerConfig, path: Path, rootdir: Path
 ) -> LedgerStore | None:
-    """Return the :class:`~pytest_release.ledger.LedgerStore` for ``ledger.backend`` when
+    """Return the :class:`~pytest_release.ledger.ledger.LedgerStore` for ``ledger.backend`` when
     this plugin provides that backend, else None (``file`` is built in)."""

@@ -1,7 +1,7 @@
 """pytest-release entry point: options, the ``gate`` marker, and the stage switch.
 
 Without ``--stage`` nothing else is registered, so plain pytest behaves exactly as
-before.  With it, a :class:`~pytest_release.stage_session.StageSession` takes over.
+before.  With it, a :class:`~pytest_release.stage.session.StageSession` takes over.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_release import gates, hookspecs, options
+from pytest_release import gates, hookspecs
+from pytest_release.config import options
 
 if TYPE_CHECKING:
-    from pytest_release.config import ReleaseConfig
+    from pytest_release.config.release import ReleaseConfig
 
 # Plugins of the spine that are not gate kinds: coverage thresholds of any gate, and the
 # Kubernetes platform's ledger store and end-of-stage reachability check.
-COVERAGE_PLUGIN = "pytest_release.coverage"
-KUBERNETES_PLUGIN = "pytest_release.canary.platforms.kubernetes.plugin"
+COVERAGE_PLUGIN = "pytest_release.gating.coverage"
+KUBERNETES_PLUGIN = "pytest_release.gates.canary.kubernetes"
 SUPPORT_PLUGINS: tuple[str, ...] = (COVERAGE_PLUGIN, KUBERNETES_PLUGIN)
 
 
@@ -76,9 +77,9 @@ def pytest_configure(config: pytest.Config) -> None:
     stage = options.cli_or_ini(config, options.STAGE)
     if stage is None or config.getoption(options.RELEASE_STATUS.dest):
         return
-    from pytest_release.invocation import INFORMATION_OPTIONS
-    from pytest_release.resolve import resolve_run
-    from pytest_release.stage_session import (
+    from pytest_release.stage.invocation import INFORMATION_OPTIONS
+    from pytest_release.stage.resolve import resolve_run
+    from pytest_release.stage.session import (
         STAGE_SESSION_NAME,
         StageSession,
         XdistController,
@@ -111,9 +112,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption(options.RELEASE_STATUS.dest):
         return None
     from pytest_release.errors import LedgerError
-    from pytest_release.ledger import Ledger, abandoned_rollouts, format_status, open_store
-    from pytest_release.redact import Redactor
-    from pytest_release.resolve import load_config, resolve_ledger_path
+    from pytest_release.ledger.ledger import Ledger, abandoned_rollouts, format_status, open_store
+    from pytest_release.report.redact import Redactor
+    from pytest_release.stage.resolve import load_config, resolve_ledger_path
 
     _register_builtin_plugins(config)
     release_config = load_config(config)
@@ -125,7 +126,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         if explicit_id is not None:
             raise
         release_id = None  # no default id: list the ledger's recent releases instead
-    # Stages record a release id that holds a secret masked (stage_session.py).
+    # Stages record a release id that holds a secret masked (stage/session.py).
     if release_id is not None:
         release_id = Redactor.from_env(release_config.secrets)(release_id)
     try:
@@ -143,7 +144,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     entries = [e for e in all_entries if e.release_id == release_id]
     if explicit_id is None and not entries:
         # The default id (the commit) is often not the id a release was recorded under.
-        from pytest_release.recent_releases import format_recent_releases
+        from pytest_release.ledger.recent_releases import format_recent_releases
 
         warnings = [a.warning() for a in abandoned]
         print("\n".join([format_recent_releases(all_entries, release_id), *warnings]))

@@ -170,7 +170,7 @@ def record_started_daemons(rootdir: Path, notes: dict[str, str]) -> None:
         children_named,
         record_started,
     )
-    from pytest_release.processes import ProcessRef
+    from pytest_release.system.processes import ProcessRef
 
     docker = re.search(r"started dockerd \(pid (\d+)\)", notes.get("docker", ""))
     if docker:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import GateConfig, load_release_config
-from pytest_release.config_types import parse_duration
+from pytest_release.config.plan import build_plan
+from pytest_release.config.release import load_release_config
+from pytest_release.config.tables import GateConfig
+from pytest_release.config.types import parse_duration
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
-from pytest_release.plan import build_plan
 from tests.support.spine import project, run_stage
 
 KINDS: dict[str, type[GateConfig]] = builtin_gate_kinds()
@@ -286,7 +287,7 @@ def test_release_config_files_layer(pytester: pytest.Pytester) -> None:
         "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)
-    from pytest_release.config import merge_layers
+    from pytest_release.config.release import merge_layers
 
     merged = merge_layers(
         [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_release.config_docs import model_sections, render
+from pytest_release.config.docs import model_sections, render
 
 DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
 
@@ -21,7 +21,7 @@ def test_every_config_field_has_a_description() -> None:
 
 def test_reference_is_up_to_date() -> None:
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/configuration.md is stale: run `python -m pytest_release.config_docs "
+        "docs/configuration.md is stale: run `python -m pytest_release.config.docs "
         "> docs/configuration.md`"
     )
 

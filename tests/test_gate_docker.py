@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from pytest_release.config import load_release_config
+from pytest_release.config.release import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.docker.config import DockerGateConfig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import load_release_config
+from pytest_release.config.release import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.lint.config import LintGateConfig

@@ -243,8 +243,8 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
             "conftest.py": """
                 from typing import Literal
                 import pytest
-                from pytest_release.config import GateConfig
-                from pytest_release.gate_node import GateItem
+                from pytest_release.config.tables import GateConfig
+                from pytest_release.gating.gate_node import GateItem
                 from pytest_release.errors import GateCheckFailed
 
                 class FileCheckGate(GateConfig):
@@ -419,5 +419,5 @@ def test_a_stage_registers_the_plugins_of_its_gate_kinds(pytester: pytest.Pytest
     ours = {p for p in loaded["plugins"] if p.startswith("pytest-release:")}
     assert ours == {
         "pytest-release:pytest_release.gates.e2e.plugin",
-        "pytest-release:pytest_release.coverage",
+        "pytest-release:pytest_release.gating.coverage",
     }

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import load_release_config
+from pytest_release.config.plan import build_plan
+from pytest_release.config.release import load_release_config
 from pytest_release.gates import GateKinds
-from pytest_release.junit import CaseRecord, java_frame, write_junit
-from pytest_release.plan import build_plan
-from pytest_release.redact import Redactor
-from pytest_release.stage import GateResult, StageRun
+from pytest_release.ledger.stage_run import GateResult, StageRun
+from pytest_release.report.junit import CaseRecord, java_frame, write_junit
+from pytest_release.report.redact import Redactor
 from tests.support.junit import read_case, read_cases
 
 SECRET = "s3cr3t-token-value-1234"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_release.errors import LedgerError
-from pytest_release.ledger import Ledger, LedgerEntry
-from pytest_release.stage import GateResult
+from pytest_release.ledger.ledger import Ledger, LedgerEntry
+from pytest_release.ledger.stage_run import GateResult
 from tests.support.spine import ledger_runs, project, run_stage, stage_process, wait_for_file
 
 PIPELINE = """

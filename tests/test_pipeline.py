@@ -329,7 +329,7 @@ def test_teardown_stops_what_the_pipeline_started_and_only_that(
     import time
 
     from pytest_release.canary.started_processes import children_named
-    from pytest_release.processes import ProcessRef, port_open
+    from pytest_release.system.processes import ProcessRef, port_open
     from tests.test_gate_docker import free_port
 
     if shutil.which("docker-registry") is None:
@@ -431,7 +431,7 @@ def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: 
     """A run of some stages (``--stages build,staging``) took a number too: the next
     release gets the one after it, not a number already in the ledger (issue 30, item 7:
     the ids skipped from -2 to -4, and a run without uat left its number to be reused)."""
-    from pytest_release.ledger import Ledger, LedgerEntry
+    from pytest_release.ledger.ledger import Ledger, LedgerEntry
 
     pipeline = _pipeline_module()
     ledger_path = tmp_path / "ledger.json"

@@ -12,7 +12,7 @@ from types import FrameType
 
 import pytest
 
-from pytest_release.processes import ProcessGroups, pid_alive, run_tool
+from pytest_release.system.processes import ProcessGroups, pid_alive, run_tool
 
 # The child writes its PID, then waits far longer than any test.
 TOOL = "sleep 300 & echo $! > child.pid; wait"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_release.ledger import LedgerEntry
-from pytest_release.recent_releases import RECENT_RELEASES_SHOWN, recent_releases
+from pytest_release.ledger.ledger import LedgerEntry
+from pytest_release.ledger.recent_releases import RECENT_RELEASES_SHOWN, recent_releases
 from tests.support.spine import project, run_stage
 
 TWO_STAGES = """

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.github import escape_data, escape_property
-from pytest_release.redact import Redactor
+from pytest_release.report.github import escape_data, escape_property
+from pytest_release.report.redact import Redactor
 from tests.support.junit import cases_by_name, report_xml
 from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
 
@@ -274,8 +274,8 @@ def test_a_canary_failure_and_its_stage_verdict_are_one_annotation() -> None:
     checks) point at the same gate table: one annotation, each line once.  Two failing
     tests stay two annotations."""
     from pytest_release.canary.judge import Judge, JudgeConfig
-    from pytest_release.github import GENERATED_CHECK, error_annotations
-    from pytest_release.junit import CaseRecord
+    from pytest_release.report.github import GENERATED_CHECK, error_annotations
+    from pytest_release.report.junit import CaseRecord
     from tests.canary.test_plot import hold
 
     _, verdicts = hold()

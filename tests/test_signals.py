@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_release.signals import StageSignals, raise_if_interrupted
+from pytest_release.system.signals import StageSignals, raise_if_interrupted
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from pytest_release import shards, workflow, workflow_file
-from pytest_release.config import merge_layers
+from pytest_release.config.release import merge_layers
 from pytest_release.gates.e2e.config import E2EGateConfig
+from pytest_release.workflow import file as workflow_file
+from pytest_release.workflow import shards, workflow
 from tests.workflow_support import (
     ACTION,
     ROOT,

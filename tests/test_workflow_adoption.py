@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_release import workflow, workflow_file
+from pytest_release.workflow import file as workflow_file
+from pytest_release.workflow import workflow
 from tests.workflow_support import ROOT, WORKFLOW, load_yaml, needs_order, stage_step
 
 DOCS = ROOT / "docs" / "github-actions.md"

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from pytest_release import workflow_file
-from pytest_release.shards import merge_ledgers, merge_shard_runs
+from pytest_release.workflow import file as workflow_file
+from pytest_release.workflow.shards import merge_ledgers, merge_shard_runs
 from tests.support.spine import project, run_stage
 from tests.workflow_support import actionlint, load_yaml, run_action_script, stage_step
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_release import workflow, workflow_file
-from pytest_release.options import ALIASED
+from pytest_release.config.options import ALIASED
+from pytest_release.workflow import file as workflow_file
+from pytest_release.workflow import workflow
 from tests.workflow_support import (
     ROOT,
     WORKFLOW,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.gating import ClosedGatesFile, GateTracker
-from pytest_release.plan import StagePlan
-from pytest_release.run_dir import membership_file
-from pytest_release.xdist_scheduler import GateScheduling
+from pytest_release.config.plan import StagePlan
+from pytest_release.gating.closing import ClosedGatesFile, GateTracker
+from pytest_release.gating.xdist_scheduler import GateScheduling
+from pytest_release.stage.run_dir import membership_file
 
 pytest.importorskip("xdist")
 

@@ -37,8 +37,8 @@ from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.platforms.local.rollout import LocalRollout
+    from pytest_release.canary.settings import CanarySettings
 
 HOST = "127.0.0.1"
 

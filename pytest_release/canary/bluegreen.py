@@ -23,11 +23,9 @@ so no request finds neither colour: both colours are members of the router throu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from pytest_release.canary.end_state import LiveCheck, verify_live
 from pytest_release.canary.platform import PlatformStatus
-from pytest_release.canary.rollout import ErrorBaseline, Rollout
-from pytest_release.canary.router import Weights
+from pytest_release.canary.rollout import Rollout
 from pytest_release.errors import GateCheckFailed
 
 __all__ = [
@@ -37,26 +35,6 @@ __all__ = [
     "switch_to_idle_colour",
     "verify_live",
 ]
-
-
-@dataclass(frozen=True)
-class LiveCheck:
-    """What :func:`verify_live` found after a switch."""
-
-    status: PlatformStatus
-    weights: Weights
-    requests: int
-    failures: tuple[str, ...]
-
-    def properties(self) -> list[tuple[str, str]]:
-        return [
-            ("live.image", str(self.status.canary_image)),
-            ("live.replicas", str(len(self.status.group("canary")))),
-            ("standby.image", str(self.status.stable_image)),
-            ("standby.replicas", str(len(self.status.group("stable")))),
-            ("router.requests_checked", str(self.requests)),
-            ("router.requests_failed", str(len(self.failures))),
-        ]
 
 
 def check_full_size(status: PlatformStatus, stage: str) -> None:
@@ -108,11 +86,3 @@ def switch_to_idle_colour(rollout: Rollout, props: list[tuple[str, str]]) -> str
     if (weights.stable, weights.canary) != (0, 100):
         raise GateCheckFailed(f"router applies {weights}, expected the new colour at 100%")
     return status.stable_image
-
-
-def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBaseline) -> LiveCheck:
-    """See :func:`pytest_release.canary.end_state.verify_live` (the end states of every
-    strategy are asserted in one module)."""
-    from pytest_release.canary.end_state import verify_live as verify
-
-    return verify(rollout, image, requests, baseline)

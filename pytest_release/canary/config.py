@@ -1,33 +1,14 @@
 """Configuration of the canary engine's evidence: the sampler's load and probes and the
 Prometheus queries (the platform, router and judge tables live beside their code:
-``platforms/*/config.py``, ``routers/*/config.py``, :mod:`.judge`), and the effective
-settings of one canary gate, :class:`CanarySettings`.
+``platforms/*/config.py``, ``routers/*/config.py``, :mod:`.judge`; the effective settings
+of one canary gate, which name them all, are :mod:`.settings`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import Duration, PositiveDuration
-
-if TYPE_CHECKING:
-    from pytest_release.canary.judge import JudgeConfig
-    from pytest_release.canary.platforms.cloud_run.config import (
-        CloudRunPlatformConfig,
-        CloudRunRouterConfig,
-    )
-    from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
-    from pytest_release.canary.platforms.local.config import LocalPlatformConfig
-    from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
-    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
-    from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
-    from pytest_release.canary.slack import SlackConfig
-
-    PlatformConfig = LocalPlatformConfig | KubernetesPlatformConfig | CloudRunPlatformConfig
-    RouterConfig = HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig | CloudRunRouterConfig
+from pytest_release.config.types import Duration, PositiveDuration
 
 
 class PrometheusQuery(BaseModel):
@@ -122,17 +103,3 @@ class SamplerConfig(BaseModel):
             if not path.startswith("/"):
                 raise ValueError(f"paths must start with '/', got {path!r}")
         return value
-
-
-@dataclass(frozen=True)
-class CanarySettings:
-    """The effective settings of one canary gate (after ``settings_from``)."""
-
-    gate: str
-    platform: PlatformConfig
-    router: RouterConfig
-    sampler: SamplerConfig
-    judge: JudgeConfig
-    slack: SlackConfig | None
-    rollback_on_insufficient: bool
-    verify_requests: int

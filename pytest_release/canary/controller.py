@@ -40,18 +40,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_release.atomic import write_json_atomic
 from pytest_release.canary.rollback_target import main_target_of, rollback_record
 from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.errors import GateCheckFailed, RolloutError
-from pytest_release.signals import signals_deferred
+from pytest_release.system.atomic import write_json_atomic
+from pytest_release.system.signals import signals_deferred
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.hold import Hold, HoldDisplay
     from pytest_release.canary.judge import CanaryVerdict
     from pytest_release.canary.rollout import Rollout
-    from pytest_release.config import RolloutConfig
+    from pytest_release.canary.settings import CanarySettings
+    from pytest_release.config.tables import RolloutConfig
 
 Step = Literal[
     "deploy",
@@ -486,9 +486,9 @@ class Controller:
         if self.reported or self.hold is None or not self.hold.started:
             return
         self.reported = True
-        from pytest_release import github
         from pytest_release.canary.plot import write_plot
         from pytest_release.canary.summary import markdown_summary
+        from pytest_release.report import github
 
         samples = self.hold.samples()
         path = self.host.reports_dir / f"{self.host.stage}-canary.svg"

@@ -13,16 +13,37 @@ process reaches it (``Rollout.targets().router_url``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_release.canary.platform import Group, PlatformStatus
 from pytest_release.errors import GateCheckFailed, RolloutError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.bluegreen import LiveCheck
     from pytest_release.canary.rollout import ErrorBaseline, MainCheck, Rollout
+    from pytest_release.canary.router import Weights
 
-__all__ = ["group_problems", "probe", "verify_live", "verify_main"]
+__all__ = ["LiveCheck", "group_problems", "probe", "verify_live", "verify_main"]
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """What :func:`verify_live` found after a switch."""
+
+    status: PlatformStatus
+    weights: Weights
+    requests: int
+    failures: tuple[str, ...]
+
+    def properties(self) -> list[tuple[str, str]]:
+        return [
+            ("live.image", str(self.status.canary_image)),
+            ("live.replicas", str(len(self.status.group("canary")))),
+            ("standby.image", str(self.status.stable_image)),
+            ("standby.replicas", str(len(self.status.group("stable")))),
+            ("router.requests_checked", str(self.requests)),
+            ("router.requests_failed", str(len(self.failures))),
+        ]
 
 
 def probe(url: str, requests: int) -> list[str]:
@@ -143,8 +164,6 @@ def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBase
     ready replicas and takes 100 % of the traffic (read back, members included); of
     ``requests`` requests through the router no more fail than ``baseline`` allows.
     Raises :class:`GateCheckFailed` naming every difference."""
-    from pytest_release.canary.bluegreen import LiveCheck
-
     status = rollout.platform.status()
     weights = rollout.router.weights()
     problems = group_problems(rollout, status, "canary", "the new colour", image)

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.prometheus import PrometheusEvidence
     from pytest_release.canary.evidence.router_stats import RouterStatsPoller
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample, Target
+    from pytest_release.canary.settings import CanarySettings
     from pytest_release.canary.stats import IntervalStats
 
 
@@ -140,7 +140,7 @@ class Hold:
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
         from pytest_release.canary.sampler import check_metrics
-        from pytest_release.signals import raise_if_interrupted
+        from pytest_release.system.signals import raise_if_interrupted
 
         if not self.started:
             self.start()

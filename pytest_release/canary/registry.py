@@ -30,8 +30,8 @@ from pytest_release.errors import ReleaseConfigError
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-    from pytest_release.canary.config import CanarySettings
     from pytest_release.canary.rollout import Rollout
+    from pytest_release.canary.settings import CanarySettings
 
 PLATFORMS_GROUP = "pytest_release.platforms"
 ROUTERS_GROUP = "pytest_release.routers"

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_release.atomic import read_json, write_json_atomic
 from pytest_release.errors import ReleaseError
+from pytest_release.system.atomic import read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from pytest_release.canary.platform import PlatformStatus
     from pytest_release.canary.rollout import MainCheck, Rollout
-    from pytest_release.ledger import LedgerEntry
+    from pytest_release.ledger.ledger import LedgerEntry
 
 TARGET_FILE = "rollback-target.json"
 # Actions that change the main deployment (the others only add a canary beside it).

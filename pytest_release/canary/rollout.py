@@ -6,7 +6,7 @@ served: replicas join the router only once ready, leave it (weight 0, drained) b
 they stop.  Each platform folder implements it over its own kind of members
 (:mod:`pytest_release.canary.platforms.local.rollout`: endpoints behind HAProxy;
 :mod:`pytest_release.canary.platforms.kubernetes.rollout`: Services behind Traefik or a
-Gateway API route); :func:`pytest_release.canary.platforms.build_rollout` picks one.
+Gateway API route); :func:`pytest_release.canary.registry.build_rollout` picks one.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from pytest_release.canary.judge import CanaryVerdict, format_window
-from pytest_release.config_types import PositiveDuration
+from pytest_release.config.types import PositiveDuration
 
 SlackEvent = Literal["passed", "failed", "rolled-back", "awaiting-approval"]
 EVENTS: tuple[SlackEvent, ...] = ("passed", "failed", "rolled-back", "awaiting-approval")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_release.atomic import read_json, write_json_atomic
-from pytest_release.processes import ProcessRef, terminate
+from pytest_release.system.atomic import read_json, write_json_atomic
+from pytest_release.system.processes import ProcessRef, terminate
 
 __all__ = [
     "STARTED_FILE",

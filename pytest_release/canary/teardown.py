@@ -35,8 +35,8 @@ from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.started_processes import stop_started
 from pytest_release.errors import LedgerError
-from pytest_release.ledger import FileLedgerStore
-from pytest_release.processes import read_json
+from pytest_release.ledger.ledger import FileLedgerStore
+from pytest_release.system.processes import read_json
 
 DEFAULT_LEDGER = ".pytest-release/ledger.json"
 
@@ -134,7 +134,7 @@ def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
     removed, so the next stage is not refused for a canary that no longer exists."""
     from dataclasses import replace
 
-    from pytest_release.ledger import Ledger, abandoned_rollouts, utc_now
+    from pytest_release.ledger.ledger import Ledger, abandoned_rollouts, utc_now
 
     ledger_path = Path(ledger) if Path(ledger).is_absolute() else rootdir / ledger
     if not ledger_path.exists():

@@ -21,15 +21,15 @@ from urllib.parse import parse_qs, urlsplit
 from pytest_release.errors import LedgerError, ReleaseConfigError
 
 if TYPE_CHECKING:
-    from pytest_release.ledger import Ledger
-    from pytest_release.redact import Redactor
+    from pytest_release.ledger.ledger import Ledger
+    from pytest_release.report.redact import Redactor
 
 
 def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir: Path) -> Ledger:
     """The ledger the stages of this configuration write."""
-    from pytest_release.canary.platforms.kubernetes import plugin as kubernetes_plugin
-    from pytest_release.ledger import Ledger, open_store
-    from pytest_release.workflow import load
+    from pytest_release.gates.canary import kubernetes as kubernetes_plugin
+    from pytest_release.ledger.ledger import Ledger, open_store
+    from pytest_release.workflow.workflow import load
 
     config = load(release_configs, rootdir)
     path = rootdir / (ledger_path or config.ledger.path)
@@ -94,8 +94,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    from pytest_release.redact import Redactor
-    from pytest_release.workflow import load
+    from pytest_release.report.redact import Redactor
+    from pytest_release.workflow.workflow import load
 
     args = parser().parse_args(argv)
     root = rootdir or Path.cwd()

@@ -67,7 +67,7 @@ def render(documents: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    from pytest_release.workflow import load
+    from pytest_release.workflow.workflow import load
 
     args = parser().parse_args(argv)
     root = rootdir or Path.cwd()

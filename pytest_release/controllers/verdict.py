@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from pytest_release.ledger import LedgerEntry
+    from pytest_release.ledger.ledger import LedgerEntry
 
 ControllerVerdict = Literal["pass", "fail", "insufficient", "running", "none"]
 FAILED_OUTCOMES = ("failed", "rolled-back", "rollback-failed")

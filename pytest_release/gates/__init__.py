@@ -4,7 +4,7 @@
     the ``pytest_release_*`` hooks of :mod:`pytest_release.hookspecs` (and fixtures);
     registered as a pytest plugin when a stage runs one of the kind's gates;
 ``config.py``
-    the gate's table (a :class:`pytest_release.config.GateConfig` subclass);
+    the gate's table (a :class:`pytest_release.config.tables.GateConfig` subclass);
 ``items.py`` and engine modules
     the generated items and the code that runs the gate's tool.
 
@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
+    from pytest_release.config.tables import GateConfig
 
 # kind -> (plugin module, "config module:its GateConfig subclass"), under pytest_release.gates
 BUILTIN_GATES: dict[str, tuple[str, str]] = {
@@ -61,7 +61,7 @@ class GateKinds(Mapping[str, "type[GateConfig]"]):
     when its kind is first looked up) and ``extra`` (kinds of other plugins)."""
 
     def __init__(self, extra: Mapping[str, type[GateConfig]] | None = None) -> None:
-        from pytest_release.config import GateConfig
+        from pytest_release.config.tables import GateConfig
 
         self._loaded: dict[str, type[GateConfig]] = {"tests": GateConfig, **(extra or {})}
         self._names = [*self._loaded, *(k for k in BUILTIN_GATES if k not in self._loaded)]

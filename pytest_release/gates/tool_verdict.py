@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import pytest
 
 from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
+from pytest_release.gating.gate_node import GateItem
 
 if TYPE_CHECKING:
-    from pytest_release.stage_session import StageSession
+    from pytest_release.stage.session import StageSession
 
 Outcome = Literal["passed", "failed", "skipped"]
 
@@ -53,6 +53,6 @@ class ToolItem(GateItem):
 def stage_session(config: pytest.Config) -> StageSession:
     # Imported here: the stage session is the spine's controller-side object, loaded
     # only when a stage runs.
-    from pytest_release.stage_session import require_stage_session
+    from pytest_release.stage.session import require_stage_session
 
     return require_stage_session(config)

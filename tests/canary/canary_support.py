@@ -23,7 +23,7 @@ from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.support.http_server import QuietHandler, serving
 from tests.support.spine import stage_cases
 from tests.support.stages import canary_stages

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 
 
 @dataclass(frozen=True)

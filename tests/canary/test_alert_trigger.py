@@ -16,7 +16,7 @@ import pytest
 from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig, firing_alerts
 from pytest_release.canary.judge.alerts import alerts_check
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
     assert_rollback_steps_passed,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_release.controllers.verdict import controller_verdict
-from pytest_release.ledger import LedgerEntry
+from pytest_release.ledger.ledger import LedgerEntry
 from tests.analysis_support import analysis_server, get_json
 from tests.canary.canary_support import (
     bootstrap_main,

@@ -273,7 +273,7 @@ def test_seed_002_profile_walks_5_25_50_percent_then_promotes(
 def test_seed_002_profile_sets_the_seed_thresholds_and_rollback_triggers() -> None:
     import tomllib
 
-    from pytest_release.config import load_release_config, merge_layers
+    from pytest_release.config.release import load_release_config, merge_layers
     from pytest_release.gates import builtin_gate_kinds
 
     root = Path(__file__).resolve().parents[2]

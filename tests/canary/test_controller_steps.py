@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.controller import Controller, StepSkipped
 from pytest_release.canary.judge.config import JudgeConfig
-from pytest_release.config import RolloutConfig
+from pytest_release.canary.settings import CanarySettings
+from pytest_release.config.tables import RolloutConfig
 from pytest_release.errors import GateCheckFailed
 from tests.canary.canary_support import platform_config
 

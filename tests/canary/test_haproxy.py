@@ -18,7 +18,7 @@ from pytest_release.canary.router import TrafficRouter
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter, server_weights
 from pytest_release.errors import RouterError
-from pytest_release.processes import ProcessRef, free_port
+from pytest_release.system.processes import ProcessRef, free_port
 from tests.canary.canary_support import FAULT_SERVICE, load_through
 
 

@@ -19,7 +19,7 @@ from pytest_release.canary.platform import Platform, PlatformStatus
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.errors import PlatformError
-from pytest_release.processes import ProcessRef, read_json
+from pytest_release.system.processes import ProcessRef, read_json
 from tests.canary.canary_support import FAULT_SERVICE, platform_config
 
 

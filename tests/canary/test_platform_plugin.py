@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.registry import build_rollout, registry
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.canary.settings import CanarySettings
 from tests.canary.canary_support import FAULT_SERVICE, JUDGE, SAMPLER, new_port
 from tests.support.platform_contract import CASES, Case, Subject, case_ids
 from tests.support.spine import project, run_stage

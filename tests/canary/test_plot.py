@@ -139,8 +139,8 @@ def test_empty_hold_still_renders(tmp_path: Path) -> None:
 
 
 def test_markdown_summary_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_release import github
     from pytest_release.canary import summary
+    from pytest_release.report import github
 
     assert summary.REPORTS_ARTIFACT_ENV == github.REPORTS_ARTIFACT_ENV
     monkeypatch.delenv("PYTEST_RELEASE_REPORTS_ARTIFACT", raising=False)

@@ -28,7 +28,7 @@ from pytest_release.canary.platforms.local.rollout import LocalRollout
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.samples import Target
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary import canary_support
 from tests.canary.canary_support import (
     assert_rollback_steps_passed,

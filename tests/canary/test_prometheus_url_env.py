@@ -16,7 +16,7 @@ from pytest_release.canary.evidence.prometheus import (
     PrometheusEvidenceConfig,
 )
 from pytest_release.canary.samples import Target
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary.prometheus_support import running_prometheus
 
 SELECTORS: dict[Target, str] = {"stable": 'job="canary"', "canary": 'job="canary"'}

@@ -23,7 +23,7 @@ from pytest_release.canary.sampler import (
     check_metrics,
 )
 from pytest_release.canary.samples import ReplicaStatus
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary.canary_support import fault_service
 from tests.support.http_server import QuietHandler, address, serving
 

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary.prometheus_support import running_prometheus
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"

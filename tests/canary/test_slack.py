@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from pytest_release.canary.judge import Judge, JudgeConfig
 from pytest_release.canary.slack import SlackConfig, SlackNotifier
-from pytest_release.redact import Redactor
+from pytest_release.report.redact import Redactor
 from tests.canary.judge_support import T0, probes, status, traffic
 from tests.support.http_server import QuietHandler, serving
 

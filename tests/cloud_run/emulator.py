@@ -32,7 +32,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, timestamp_pb2
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.cloud_run.emulator_backends import Backend, BackendFailed, SplitProxy, start_backend
 from tests.support.http_server import QuietHandler, start_server, stop_server
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.support.http_server import QuietHandler, start_server, stop_server
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_release.canary.platforms import router_problem
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform
 from pytest_release.canary.platforms.cloud_run.rollout import CloudRunRollout
+from pytest_release.canary.registry import router_problem
 from pytest_release.errors import PlatformError, RouterError
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator

@@ -48,7 +48,7 @@ import json
 
 import pytest
 
-from pytest_release.config import load_release_config
+from pytest_release.config.release import load_release_config
 from pytest_release.gates import builtin_gate_kinds
 from tests.support.spine import project, run_stage
 

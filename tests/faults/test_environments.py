@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from pytest_release.config import load_release_config
+from pytest_release.config.release import load_release_config
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from tests.canary.canary_support import bootstrap_main, canary_toml, new_port

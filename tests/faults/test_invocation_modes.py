@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.ledger import FileLedgerStore
+from pytest_release.ledger.ledger import FileLedgerStore
 from tests.support.spine import XDIST_MODES, project, run_stage
 
 PIPELINE = """

@@ -193,7 +193,7 @@ def test_closed_gate_skips_point_at_the_configuration_not_the_plugin(
     result.assert_outcomes(failed=1, skipped=2)
     line = line_of(root / "pyproject.toml", "stages.ci]")
     result.stdout.fnmatch_lines([f"SKIPPED [2] pyproject.toml:{line}: gate 'unit' failed"])
-    assert "stage_session.py" not in result.stdout.str()
+    assert "stage/session.py" not in result.stdout.str()
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)

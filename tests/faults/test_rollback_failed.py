@@ -20,7 +20,7 @@ import pytest
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-from pytest_release.processes import ProcessRef, terminate
+from pytest_release.system.processes import ProcessRef, terminate
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_root,

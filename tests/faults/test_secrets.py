@@ -1,7 +1,7 @@
 """Fault catalogue, issue 16 "Secrets" (cases 5 and 6): what must never leave the process.
 
 Each test drives a real stage (``pytester.runpytest_subprocess``) or the real
-:class:`~pytest_release.redact.Redactor`, and fails when a secret reaches the terminal,
+:class:`~pytest_release.report.redact.Redactor`, and fails when a secret reaches the terminal,
 JUnit, GitHub annotations / step summary / outputs, or the ledger.
 
 Cases:
@@ -45,8 +45,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_release.github import write_outputs
-from pytest_release.redact import MASK, Redactor
+from pytest_release.report.github import write_outputs
+from pytest_release.report.redact import MASK, Redactor
 from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, newman_project
 
@@ -647,7 +647,7 @@ def test_newman_masks_credential_variables_and_listed_secrets(
     root = _newman_credentials_project(pytester, api, newman_bin)
     # Keep the run directory to read what newman wrote there.
     (root / "conftest.py").write_text(
-        "from pytest_release.run_dir import RunDir\nRunDir.remove = lambda self: None\n"
+        "from pytest_release.stage.run_dir import RunDir\nRunDir.remove = lambda self: None\n"
     )
     result = run_stage(pytester, "api", "-rA", *xdist)
     result.assert_outcomes(passed=1, failed=1)

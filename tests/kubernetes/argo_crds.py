@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.kubernetes.conftest import KwokCluster
 
 REPO = Path(__file__).resolve().parents[2]

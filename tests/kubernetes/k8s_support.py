@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.kubernetes.client import (
     DEPLOYMENTS,
@@ -22,6 +22,7 @@ from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatfo
 from pytest_release.canary.platforms.kubernetes.rollout import KubernetesRollout, build_rollout
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.settings import CanarySettings
 
 TRAEFIK_SERVICES = Kind("traefik.io", "v1alpha1", "traefikservices", "TraefikService")
 HTTP_ROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")

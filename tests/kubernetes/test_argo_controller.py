@@ -30,7 +30,7 @@ import pytest
 
 from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
 from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, Kind
-from pytest_release.ledger import Ledger, LedgerEntry
+from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
 from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
 from tests.kubernetes.conftest import KwokCluster

@@ -21,9 +21,9 @@ from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.gateway.router import GatewayRouter
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.routers.traefik.router import TraefikRouter
-from pytest_release.config import LedgerConfig
+from pytest_release.config.tables import LedgerConfig
 from pytest_release.errors import LedgerError, PlatformError, RouterError
-from pytest_release.ledger import Ledger, LedgerEntry
+from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.kubernetes.conftest import REPO, KwokCluster
 from tests.kubernetes.k8s_support import (
     HTTP_ROUTES,

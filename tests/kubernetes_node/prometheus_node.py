@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytest_release.processes import free_port
+from pytest_release.system.processes import free_port
 from tests.canary.prometheus_support import Prometheus, running_prometheus
 from tests.kubernetes_node.cluster import FORWARDER, NodeCluster, wait_for
 

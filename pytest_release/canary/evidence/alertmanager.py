@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import Duration
+from pytest_release.config.types import Duration
 
 
 class AlertmanagerConfig(BaseModel):

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
 from pytest_release.canary.samples import Sample, Target
-from pytest_release.config_types import Duration
+from pytest_release.config.types import Duration
 
 Template = Literal["haproxy", "traefik", "custom"]
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
-from pytest_release.config_types import parse_duration
+from pytest_release.config.types import parse_duration
 
 EvidenceSource = Literal["sampler", "router", "prometheus"]
 

@@ -6,9 +6,3 @@ built by ``build_rollout(settings, rootdir)``) and ``entry.py`` (what it registe
 Adding a platform is one module plus an entry point of ``pytest_release.platforms``
 (:mod:`pytest_release.canary.registry`); this package lists none.
 """
-
-from __future__ import annotations
-
-from pytest_release.canary.registry import build_rollout, router_problem
-
-__all__ = ["build_rollout", "router_problem"]

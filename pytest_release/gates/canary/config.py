@@ -9,17 +9,18 @@ from typing import TYPE_CHECKING, Literal, cast
 import pytest
 from pydantic import Field, ValidationInfo, field_validator
 
-from pytest_release.canary.config import CanarySettings, SamplerConfig
+from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.registry import registry
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
-from pytest_release.config import GateConfig, RolloutConfig
-from pytest_release.config_identity import DeploymentClaim
+from pytest_release.config.identity import DeploymentClaim
+from pytest_release.config.tables import GateConfig, RolloutConfig
 
 if TYPE_CHECKING:
-    from pytest_release.stage import StageRun
+    from pytest_release.ledger.stage_run import StageRun
 
 KIND: Literal["canary"] = "canary"
 
@@ -28,8 +29,8 @@ KIND: Literal["canary"] = "canary"
 # mypy sees the built-ins' union (canary/config.py), pydantic the registered models.
 _FOUND = registry()
 if TYPE_CHECKING:
-    from pytest_release.canary.config import PlatformConfig as PlatformTables
-    from pytest_release.canary.config import RouterConfig as RouterTables
+    from pytest_release.canary.settings import PlatformConfig as PlatformTables
+    from pytest_release.canary.settings import RouterConfig as RouterTables
 else:
     PlatformTables = functools.reduce(operator.or_, _FOUND.platform_models())
     RouterTables = functools.reduce(operator.or_, _FOUND.router_models())

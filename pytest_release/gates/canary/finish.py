@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 from pytest_release.canary.rollout import ErrorBaseline
-from pytest_release.signals import signals_deferred
+from pytest_release.system.signals import signals_deferred
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
-    from pytest_release.stage import StageOutcome, StageRun
-    from pytest_release.stage_session import StageSession
+    from pytest_release.canary.settings import CanarySettings
+    from pytest_release.ledger.stage_run import StageOutcome, StageRun
+    from pytest_release.stage.session import StageSession
 
 
 def say(config: pytest.Config, message: str, *, red: bool) -> None:
@@ -37,7 +37,7 @@ def final_rollback(
     config: pytest.Config, run: StageRun, settings: CanarySettings, outcome: StageOutcome
 ) -> tuple[str, RollbackState]:
     """Roll back what the stage left behind: (message, what happened)."""
-    from pytest_release.canary.platforms import build_rollout
+    from pytest_release.canary.registry import build_rollout
 
     with signals_deferred(reraise=False):
         try:
@@ -116,7 +116,7 @@ def reconcile_abandoned(config: pytest.Config, session: StageSession, message: s
     ``rolled-back`` (``details.abandoned``) and their leases removed; what was reconciled."""
     from dataclasses import replace
 
-    from pytest_release.ledger import abandoned_rollouts, utc_now
+    from pytest_release.ledger.ledger import abandoned_rollouts, utc_now
 
     ledger = session.ledger
     reconciled = []

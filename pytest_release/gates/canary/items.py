@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 from pytest_release.canary.controller import Controller, Step, StepSkipped
-from pytest_release.gate_node import GateItem, GateNode
 from pytest_release.gates.canary.config import CanaryGateConfig, resolve_settings, rollout_config
-from pytest_release.signals import raise_if_interrupted
-from pytest_release.stage_session import require_stage_session
+from pytest_release.gating.gate_node import GateItem, GateNode
+from pytest_release.stage.session import require_stage_session
+from pytest_release.system.signals import raise_if_interrupted
 
 if TYPE_CHECKING:
     from pytest_release.canary.hold import HoldDisplay
     from pytest_release.canary.judge import CanaryVerdict
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.stats import IntervalStats
-    from pytest_release.stage_session import StageSession
+    from pytest_release.stage.session import StageSession
 
 CONTROLLERS = pytest.StashKey[dict[str, Controller]]()
 
@@ -158,6 +158,6 @@ def controller_for(item: CanaryItem) -> Controller:
 
 
 def _build_rollout(settings: Any, rootdir: Path) -> Rollout:
-    from pytest_release.canary.platforms import build_rollout
+    from pytest_release.canary.registry import build_rollout
 
     return build_rollout(settings, rootdir)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_release.canary.controller import STEPS_OF_ACTION, interval_windows, read_result
-from pytest_release.config import gate_location
+from pytest_release.config.release import gate_location
 from pytest_release.gates.canary.config import (
     KIND,
     CanaryGateConfig,
@@ -28,13 +28,13 @@ from pytest_release.gates.canary.config import (
 )
 from pytest_release.gates.canary.finish import final_rollback, notify, reconcile_abandoned
 from pytest_release.gates.canary.items import CONTROLLERS, CanaryItem
-from pytest_release.stage_session import get_stage_session
+from pytest_release.stage.session import get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
-    from pytest_release.gate_node import GateNode
-    from pytest_release.stage import StageOutcome, StageRun
-    from pytest_release.stage_session import StageSession
+    from pytest_release.config.tables import GateConfig
+    from pytest_release.gating.gate_node import GateNode
+    from pytest_release.ledger.stage_run import StageOutcome, StageRun
+    from pytest_release.stage.session import StageSession
 
 
 def _offset(seconds: float) -> str:
@@ -122,8 +122,8 @@ def _decide_rollback_target(config: pytest.Config) -> None:
     """What this rollback stage undoes, from the ledger (before the stage's own entry is
     written); a usage error when nothing names it (:mod:`.canary.rollback_target`)."""
     from pytest_release.canary.rollback_target import decide_rollback_target, write_target
+    from pytest_release.config.options import ROLLBACK_TO, cli_or_ini
     from pytest_release.errors import ReleaseError
-    from pytest_release.options import ROLLBACK_TO, cli_or_ini
 
     stage_session = get_stage_session(config)
     if stage_session is None or stage_session.runs_no_test:

@@ -6,8 +6,8 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from pytest_release.config import GateConfig
-from pytest_release.config_types import Duration, EnvVars, HttpPath
+from pytest_release.config.tables import GateConfig
+from pytest_release.config.types import Duration, EnvVars, HttpPath
 from pytest_release.gates.docker.scan_config import ScanConfig
 
 KIND = "docker"

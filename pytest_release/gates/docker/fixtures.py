@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # -- fixtures for tests in the gate -------------------------------------------------------
 def _target(request: pytest.FixtureRequest) -> tuple[DockerGateState, str]:
-    from pytest_release.stage_session import GATE_KEY
+    from pytest_release.stage.session import GATE_KEY
 
     state = docker_state(request.config)
     if state is None:

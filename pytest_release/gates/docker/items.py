@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_release.errors import GateCheckFailed, GateSetupError
-from pytest_release.gate_node import GateItem, GateNode
 from pytest_release.gates.docker.secrets import parse_env, scan
 from pytest_release.gates.docker.state import BUILD_LOG_LINES, DockerGateState, docker_state
+from pytest_release.gating.gate_node import GateItem, GateNode
 
 if TYPE_CHECKING:
     from pytest_release.gates.docker.engine import ImageInfo

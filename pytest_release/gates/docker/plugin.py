@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release.gate_node import GateNode
 from pytest_release.gates.docker.config import KIND, DockerGateConfig
 from pytest_release.gates.docker.fixtures import (
     release_base_url,
@@ -50,9 +49,10 @@ from pytest_release.gates.docker.fixtures import (
 )
 from pytest_release.gates.docker.items import DockerCheckItem
 from pytest_release.gates.docker.state import STATE_KEY, docker_gates, docker_state
+from pytest_release.gating.gate_node import GateNode
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
+    from pytest_release.config.tables import GateConfig
 
 __all__ = [
     "release_base_url",
@@ -150,7 +150,7 @@ _ATTACHED = pytest.StashKey[bool]()
 
 
 def _attach_logs(item: pytest.Item, report: pytest.TestReport) -> None:
-    from pytest_release.stage_session import GATE_KEY
+    from pytest_release.stage.session import GATE_KEY
 
     gate = item.stash.get(GATE_KEY, None)
     state = docker_state(item.config)

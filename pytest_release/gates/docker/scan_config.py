@@ -14,7 +14,7 @@ import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_types import PositiveDuration
+from pytest_release.config.types import PositiveDuration
 
 
 class AllowEntry(BaseModel):

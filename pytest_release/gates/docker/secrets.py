@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_release.redact import Redactor
+from pytest_release.report.redact import Redactor
 
 # Our own labels (run id, stage, release) are not the image author's and never secret.
 OWN_LABEL_PREFIX = "pytest-release."

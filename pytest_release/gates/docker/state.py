@@ -14,13 +14,13 @@ import pytest
 from pytest_release.errors import GateCheckFailed
 from pytest_release.gates.docker.config import DockerGateConfig
 from pytest_release.gates.docker.secrets import name_matches
-from pytest_release.redact import Redactor
-from pytest_release.stage_session import get_stage_session
+from pytest_release.report.redact import Redactor
+from pytest_release.stage.session import get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
+    from pytest_release.config.tables import GateConfig
     from pytest_release.gates.docker.engine import ContainerInfo, ImageInfo
-    from pytest_release.stage_session import StageSession
+    from pytest_release.stage.session import StageSession
 
 
 BUILD_LOG_LINES = 40

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from pytest_release.config import GateConfig
+from pytest_release.config.tables import GateConfig
 
 if TYPE_CHECKING:
     pass

@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release.config import GateConfig
+from pytest_release.config.tables import GateConfig
 from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem, GateNode
 from pytest_release.gates.e2e.config import ATTACHMENT, KIND, PLAYWRIGHT_DEFAULTS, E2EGateConfig
-from pytest_release.stage_session import get_stage_session
+from pytest_release.gating.gate_node import GateItem, GateNode
+from pytest_release.stage.session import get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage import StageRun
-    from pytest_release.stage_session import StageSession
+    from pytest_release.ledger.stage_run import StageRun
+    from pytest_release.stage.session import StageSession
 
 
 _E2E_KEYS = frozenset(set(E2EGateConfig.model_fields) - set(GateConfig.model_fields))

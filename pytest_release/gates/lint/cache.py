@@ -13,11 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_release.atomic import write_json_atomic
 from pytest_release.gates.lint.model import ToolResult
+from pytest_release.system.atomic import write_json_atomic
 
 if TYPE_CHECKING:
-    from pytest_release.gates.lint.runner import ToolPlan
+    from pytest_release.gates.lint.tools import ToolPlan
 
 CACHE_FORMAT = "pytest-release-lint-1"
 CACHE_DIR = Path(".pytest-release") / "cache" / "lint"

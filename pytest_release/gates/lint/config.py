@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pytest_release.config import GateConfig
-from pytest_release.config_types import parse_duration
+from pytest_release.config.tables import GateConfig
+from pytest_release.config.types import parse_duration
 from pytest_release.gates.lint.tools import DEFAULT_TOOLS, TOOLS
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_release.errors import GateCheckFailed
-from pytest_release.gate_node import GateItem
 from pytest_release.gates.lint.model import Finding, ToolResult
 from pytest_release.gates.lint.tools import TOOLS
+from pytest_release.gating.gate_node import GateItem
 
 if TYPE_CHECKING:
     pass

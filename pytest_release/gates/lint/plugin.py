@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release.config import gate_location
+from pytest_release.config.release import gate_location
 from pytest_release.gates.lint.config import LintGateConfig, LintToolOptions
 from pytest_release.gates.lint.items import LintFindingsItem, LintStatusItem
 from pytest_release.gates.lint.model import Finding, ToolResult
-from pytest_release.gating import GATE_WORK_PROPERTY
-from pytest_release.stage_session import require_stage_session
+from pytest_release.gating.closing import GATE_WORK_PROPERTY
+from pytest_release.stage.session import require_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config import GateConfig
-    from pytest_release.gate_node import GateNode
+    from pytest_release.config.tables import GateConfig
+    from pytest_release.gating.gate_node import GateNode
 
 __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOptions"]
 

@@ -41,10 +41,10 @@ from pytest_release.gates.lint.cache import (
     installed_distributions,
 )
 from pytest_release.gates.lint.config import LintGateConfig
-from pytest_release.gates.lint.model import Outcome, ToolResult
-from pytest_release.gates.lint.tools import TOOLS, ParseError, ToolOutput, ToolSpec
-from pytest_release.processes import ProcessGroups
-from pytest_release.processes import run_tool as run_with_deadline
+from pytest_release.gates.lint.model import ToolResult
+from pytest_release.gates.lint.tools import TOOLS, ParseError, ToolOutput, ToolPlan
+from pytest_release.system.processes import ProcessGroups
+from pytest_release.system.processes import run_tool as run_with_deadline
 
 # Colour codes would break parsing; tools honour these to force colour on.
 _COLOUR_VARS = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE", "MYPY_FORCE_COLOR")
@@ -81,19 +81,6 @@ def resolve_program(program: str, root: Path) -> str | None:
         candidate = Path(program) if Path(program).is_absolute() else root / program
         return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
     return shutil.which(program, path=search_path())
-
-
-@dataclass(frozen=True)
-class ToolPlan:
-    """The resolved command line of one tool, or why it cannot run."""
-
-    spec: ToolSpec
-    prefix: tuple[str, ...]  # the program (resolved) and, for overrides, its own args
-    argv: tuple[str, ...]
-    targets: tuple[str, ...]
-    extra_files: tuple[str, ...]
-    problem: str = ""  # non-empty: the tool cannot run (missing program or target)
-    problem_outcome: Outcome = "error"
 
 
 def plan_tool(gate_name: str, gate: LintGateConfig, tool: str, root: Path) -> ToolPlan:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_release.errors import GateSetupError
-from pytest_release.gates.lint.model import Finding, Severity
+from pytest_release.gates.lint.model import Finding, Outcome, Severity
 
 LINT_EXTRA_HINT = "pip install 'pytest-release[lint]'"
 
@@ -450,3 +450,16 @@ DEFAULT_TOOLS: tuple[str, ...] = ("ruff-check", "ruff-format", "mypy")
 
 def known_tools() -> Iterable[str]:
     return TOOLS.keys()
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    """The resolved command line of one tool, or why it cannot run."""
+
+    spec: ToolSpec
+    prefix: tuple[str, ...]  # the program (resolved) and, for overrides, its own args
+    argv: tuple[str, ...]
+    targets: tuple[str, ...]
+    extra_files: tuple[str, ...]
+    problem: str = ""  # non-empty: the tool cannot run (missing program or target)
+    problem_outcome: Outcome = "error"

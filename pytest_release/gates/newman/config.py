@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config_types import parse_duration
+from pytest_release.config.types import parse_duration
 from pytest_release.gates.tool_command import refuse_reserved_flags
 
 if TYPE_CHECKING:

@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_release.config import GateConfig
-from pytest_release.gate_node import GateNode
+from pytest_release.config.tables import GateConfig
 from pytest_release.gates.newman.collection import (
     Collection,
     CollectionError,
@@ -60,11 +59,12 @@ from pytest_release.gates.newman.items import (
     NewmanStatusItem,
 )
 from pytest_release.gates.tool_command import resolve_path
-from pytest_release.redact import MIN_SECRET_LENGTH
-from pytest_release.stage_session import get_stage_session
+from pytest_release.gating.gate_node import GateNode
+from pytest_release.report.redact import MIN_SECRET_LENGTH
+from pytest_release.stage.session import get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.stage import StageRun
+    from pytest_release.ledger.stage_run import StageRun
 
 
 # -- hooks ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ newman's exit code is 0 or 1 whatever went wrong (failed assertion, refused conn
 script error, bad environment file), so it is never trusted alone: the outcome is read
 from the report (``run.executions[]``, ``run.failures[]``, ``run.stats``).  The condensed
 :class:`RunOutcome` is JSON-serialisable so one process can run newman and every xdist
-worker can read the result (:meth:`pytest_release.run_dir.RunDir.run_once`).
+worker can read the result (:meth:`pytest_release.stage.run_dir.RunDir.run_once`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_release.processes import run_tool
+from pytest_release.system.processes import run_tool
 
 # Seconds the subprocess may run past newman's own --timeout before it is killed.
 KILL_GRACE = 30.0

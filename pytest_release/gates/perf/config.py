@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config_types import PositiveDuration
+from pytest_release.config.types import PositiveDuration
 from pytest_release.gates.tool_command import refuse_reserved_flags
 
 KIND: Literal["perf"] = "perf"

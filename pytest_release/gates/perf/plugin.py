@@ -33,8 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import GateConfig
-from pytest_release.gate_node import GateNode
+from pytest_release.config.tables import GateConfig
 from pytest_release.gates.perf.config import (
     DEFAULT_LOCUSTFILES,
     KIND,
@@ -46,6 +45,7 @@ from pytest_release.gates.perf.items import PerfEndpointItem, PerfOthersItem, Pe
 from pytest_release.gates.perf.locustfile import Endpoint, LocustfileError, endpoints_in
 from pytest_release.gates.perf.session_run import PerfRun
 from pytest_release.gates.tool_command import resolve_path
+from pytest_release.gating.gate_node import GateNode
 
 
 def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:

@@ -9,7 +9,7 @@ them.  Failure messages come from ``<prefix>_failures.csv``, exceptions raised b
 from ``<prefix>_exceptions.csv`` and Locust's log.  A missing JSON file means Locust did
 not run the load to the end (bad locustfile, crash).  The condensed
 :class:`PerfOutcome` is JSON-serialisable so one process runs Locust and every xdist
-worker reads the result (:meth:`pytest_release.run_dir.RunDir.run_once`).
+worker reads the result (:meth:`pytest_release.stage.run_dir.RunDir.run_once`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_release.processes import run_tool
+from pytest_release.system.processes import run_tool
 
 _TAIL = 4000
 _REFUSED = ("ConnectionRefusedError", "Connection refused")

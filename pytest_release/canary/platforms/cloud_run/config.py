@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pytest_release.config_identity import DeploymentClaim
-from pytest_release.config_types import HttpPath, PositiveDuration
+from pytest_release.config.identity import DeploymentClaim
+from pytest_release.config.types import HttpPath, PositiveDuration
 
 _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")

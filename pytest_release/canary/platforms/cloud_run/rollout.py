@@ -24,7 +24,7 @@ from pytest_release.canary.sampler import Targets
 from pytest_release.errors import RolloutError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
 
 
 def build_rollout(settings: CanarySettings, rootdir: Path | None) -> CloudRunRollout:
@@ -36,7 +36,7 @@ def build_rollout(settings: CanarySettings, rootdir: Path | None) -> CloudRunRol
 
     assert isinstance(settings.platform, CloudRunPlatformConfig)
     router = settings.router
-    assert isinstance(router, CloudRunRouterConfig)  # see platforms.router_problem
+    assert isinstance(router, CloudRunRouterConfig)  # see registry.router_problem
     platform = CloudRunPlatform(settings.platform)
     return CloudRunRollout(platform, CloudRunRouter(platform, router))
 

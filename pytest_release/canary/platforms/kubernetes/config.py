@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config_identity import DeploymentClaim
-from pytest_release.config_types import Duration, HttpPath, PositiveDuration
+from pytest_release.config.identity import DeploymentClaim
+from pytest_release.config.types import Duration, HttpPath, PositiveDuration
 
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -45,10 +45,10 @@ from pytest_release.canary.platforms.kubernetes.stage_lease import (
     name_in,
     stage_leases,
 )
-from pytest_release.config import LedgerConfig
+from pytest_release.config.tables import LedgerConfig
 from pytest_release.errors import LedgerError
-from pytest_release.lease import Lease
-from pytest_release.ledger import Change, Runs, parse_document, render_document
+from pytest_release.ledger.lease import Lease
+from pytest_release.ledger.ledger import Change, Runs, parse_document, render_document
 
 DATA_KEY = "ledger.json"
 MAX_ATTEMPTS = 20
@@ -77,7 +77,7 @@ def _parse_time(value: object) -> float | None:
 
 
 class KubernetesLedgerStore:
-    """:class:`~pytest_release.ledger.LedgerStore` in a ConfigMap, locked by a Lease."""
+    """:class:`~pytest_release.ledger.ledger.LedgerStore` in a ConfigMap, locked by a Lease."""
 
     def __init__(
         self,

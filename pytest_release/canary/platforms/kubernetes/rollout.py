@@ -35,7 +35,7 @@ from pytest_release.canary.sampler import Targets
 from pytest_release.errors import PlatformError, RolloutError, RouterError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
 
 
 class KubernetesRollout:
@@ -232,7 +232,7 @@ def build_rollout(settings: CanarySettings, rootdir: Path | None) -> KubernetesR
     if isinstance(router, TraefikRouterConfig):
         kubernetes_router = TraefikRouter(router, platform, rootdir, api)
     else:
-        assert isinstance(router, GatewayRouterConfig)  # see platforms.router_problem
+        assert isinstance(router, GatewayRouterConfig)  # see registry.router_problem
         kubernetes_router = GatewayRouter(router, platform, rootdir, api)
     return KubernetesRollout(
         kubernetes_platform,

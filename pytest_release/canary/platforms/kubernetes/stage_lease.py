@@ -1,4 +1,5 @@
-"""A rollout stage's lease in the cluster: the Kubernetes form of :mod:`pytest_release.lease`.
+"""A rollout stage's lease in the cluster: the Kubernetes form of
+:mod:`pytest_release.ledger.lease`.
 
 The rollout lock (the Lease ``pytest-release-rollout-<application>``) says whether a
 rollout runs *now*; the next run takes it over once it expired, and with that the trace
@@ -25,7 +26,7 @@ import uuid
 from datetime import UTC, datetime
 
 from pytest_release.canary.platforms.kubernetes.client import JSON, LEASES, KubeApi, KubeApiError
-from pytest_release.lease import Lease
+from pytest_release.ledger.lease import Lease
 
 STAGE_LEASE_LABEL = "pytest-release/stage-lease"
 ANNOTATION = "pytest-release/"  # prefix of owner, host, pid, started, ttl, lock

@@ -39,7 +39,7 @@ from pytest_release.canary.platforms.kubernetes.ledger_store import KubernetesLe
 from pytest_release.canary.platforms.kubernetes.stage_lease import ANNOTATION, name_in
 from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
 from pytest_release.errors import PlatformError, RouterError
-from pytest_release.lease import Lease
+from pytest_release.ledger.lease import Lease
 
 SWITCHED = ANNOTATION + "switched"
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pytest_release.config_identity import DeploymentClaim, same_path
-from pytest_release.config_types import (
+from pytest_release.config.identity import DeploymentClaim, same_path
+from pytest_release.config.types import (
     Duration,
     EnvVars,
     EnvVarsPerKey,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_release.atomic import write_json_atomic
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.supervisor import WATCH_FILE
+from pytest_release.system.atomic import write_json_atomic
 
 
 def watch_lease(config: LocalPlatformConfig, rootdir: Path, lease: Path) -> Path | None:

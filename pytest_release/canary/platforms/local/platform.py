@@ -42,7 +42,7 @@ from pytest_release.canary.platforms.local.state import (
 )
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
-from pytest_release.processes import (
+from pytest_release.system.processes import (
     free_port,
     read_json,
     write_json_atomic,

@@ -28,7 +28,7 @@ from pytest_release.canary.sampler import Targets
 from pytest_release.errors import RolloutError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.config import CanarySettings
+    from pytest_release.canary.settings import CanarySettings
 
 
 def build_rollout(settings: CanarySettings, rootdir: Path) -> LocalRollout:
@@ -37,7 +37,7 @@ def build_rollout(settings: CanarySettings, rootdir: Path) -> LocalRollout:
     from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 
     assert isinstance(settings.platform, LocalPlatformConfig)
-    assert isinstance(settings.router, HAProxyConfig)  # see platforms.router_problem
+    assert isinstance(settings.router, HAProxyConfig)  # see registry.router_problem
     platform = LocalPlatform(settings.platform, rootdir)
     router = HAProxyRouter(settings.router, platform.state_dir)
     return LocalRollout(

@@ -19,7 +19,7 @@ from pytest_release.canary.platforms.local.state import (
     ReplicaSpec,
 )
 from pytest_release.errors import PlatformError
-from pytest_release.processes import (
+from pytest_release.system.processes import (
     ProcessRef,
     read_json,
     terminate,

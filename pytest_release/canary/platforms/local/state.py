@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_release.canary.platform import Group
-from pytest_release.processes import (
+from pytest_release.system.processes import (
     ProcessRef,
 )
 

@@ -13,7 +13,7 @@ stage re-attaches through the files in ``DIR``:
 * ``logs/NAME.log``: each replica's stdout and stderr.
 
 Dead man's switch: ``lease-watch.json`` (written by each rollout stage) names the
-stage's lease (:mod:`pytest_release.lease`) and the HAProxy router's state.  When that
+stage's lease (:mod:`pytest_release.ledger.lease`) and the HAProxy router's state.  When that
 lease expires (the stage died without ending), the supervisor sets the weight of every
 canary server to 0 through HAProxy's runtime API (stable servers raised first, so the
 backend never has weight 0 everywhere), checks the weights back, and records what it did

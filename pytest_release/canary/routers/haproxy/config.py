@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pytest_release.config_identity import DeploymentClaim
-from pytest_release.config_types import Duration
+from pytest_release.config.identity import DeploymentClaim
+from pytest_release.config.types import Duration
 
 # One thing for the front and the metrics port: one environment's front port cannot be
 # another's metrics port either.

@@ -44,7 +44,7 @@ from pytest_release.errors import RouterError
 
 if TYPE_CHECKING:
     from pytest_release.canary.platform import Group, PlatformStatus
-from pytest_release.processes import (
+from pytest_release.system.processes import (
     ProcessRef,
     keepable_port,
     port_open,

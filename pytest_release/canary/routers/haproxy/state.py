@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_release.processes import ProcessRef
+from pytest_release.system.processes import ProcessRef
 
 MAX_WEIGHT = 256
 # srv_admin_state bits that mean "in maintenance": forced, inherited, DNS, hostname (not

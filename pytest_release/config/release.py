@@ -1,0 +1,317 @@
+"""The release configuration: ``[tool.pytest-release]`` validated once at start-up.
+
+The raw TOML table is merged over :mod:`pytest_release.config.defaults` and validated with
+pydantic.  Gate tables are validated with the model registered for their ``kind``
+(see the ``pytest_release_gate_kinds`` hook), so gate plugins add their own keys
+without editing this module, and unknown keys are still errors.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pytest_release.config.checks import stage_problems
+from pytest_release.config.defaults import DEFAULT_GATES, DEFAULT_STAGES
+from pytest_release.config.errors import format_errors as _format_errors
+from pytest_release.config.gates import GateTables as _Gates
+from pytest_release.config.gates import deployment_claims
+from pytest_release.config.identity import identity_problems
+from pytest_release.config.tables import (
+    EnvironmentConfig,
+    GateConfig,
+    LedgerConfig,
+    ReleaseConfigModel,
+    StageConfig,
+)
+from pytest_release.errors import ReleaseConfigError
+
+STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A validated deployment environment: every gate with its settings merged in."""
+
+    name: str
+    description: str
+    env: Mapping[str, str]
+    gates: Mapping[str, GateConfig]
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """The validated configuration: stages, gates (typed by kind) and global settings."""
+
+    source: str
+    reports_dir: str
+    secrets: tuple[str, ...]
+    ledger: LedgerConfig
+    stages: Mapping[str, StageConfig]
+    gates: Mapping[str, GateConfig]
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+
+    def for_stage(self, name: str) -> ReleaseConfig:
+        """The configuration as stage ``name`` sees it: with a ``target``, that
+        environment's gate settings replace the production ones."""
+        target = self.stage(name).target
+        if target is None:
+            return self
+        return replace(self, gates=self.environments[target].gates)
+
+    def stage(self, name: str) -> StageConfig:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise ReleaseConfigError(
+                f"unknown stage {name!r}; stages in {self.source}: {', '.join(self.stages)}"
+            ) from None
+
+
+def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """User tables replace defaults key by key, sub-tables too (a stage's ``gates`` list
+    replaces the default list; keys it does not set keep their default, so a profile that
+    sets only ``[stages.canary-2.rollout] hold`` keeps canary-2's weight and replicas)."""
+    merged: dict[str, Any] = {name: dict(table) for name, table in defaults.items()}
+    for name, table in user.items():
+        if isinstance(table, Mapping) and isinstance(merged.get(name), dict):
+            merged[name] = _deep_merge(merged[name], table)
+        else:
+            merged[name] = table
+    return merged
+
+
+def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Layered configuration files: tables merge recursively, a later file's value
+    replaces an earlier one's (lists included); a table whose ``type`` a later file
+    changes is replaced whole (e.g. a profile switching the platform)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    return merged
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in top.items():
+        below = result.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            # A table that switches its ``type`` (a platform profile) replaces the table.
+            switched = "type" in value and "type" in below and value["type"] != below["type"]
+            result[key] = dict(value) if switched else _deep_merge(below, value)
+        else:
+            result[key] = value
+    return result
+
+
+def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
+    """The ``[tool.pytest-release]`` table of a pyproject.toml, or a whole release TOML."""
+    if path.is_dir():
+        raise ReleaseConfigError(
+            f"release configuration {path} is a directory, not a file; pass the path of a "
+            f"TOML file to --release-config, e.g. {path / 'release.toml'}"
+        )
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ReleaseConfigError(
+            f"release configuration file {path} does not exist; "
+            "pass an existing TOML file to --release-config"
+        ) from None
+    except OSError as exc:
+        raise ReleaseConfigError(
+            f"cannot read the release configuration file {path}: {exc.strerror or exc}; "
+            "fix its permissions or pass another TOML file to --release-config"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReleaseConfigError(
+            f"release configuration file {path} is not UTF-8 text (byte "
+            f"0x{raw[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
+            "UTF-8; check that --release-config names the right file"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReleaseConfigError(f"{path} is not valid TOML: {exc}") from None
+    if not pyproject:
+        # A dedicated file may hold the table at top level or under [tool.pytest-release].
+        tool = data.get("tool", {})
+        if isinstance(tool, dict) and "pytest-release" in tool and len(data) == 1:
+            data = tool["pytest-release"]
+        if not data:
+            # Named on purpose and empty (/dev/null, a file not yet written, an unset CI
+            # variable's path): running on the built-in defaults would be a different run.
+            raise ReleaseConfigError(
+                f"release configuration file {path} is empty (no settings in it); pass the "
+                "TOML file with your stages and gates to --release-config, or leave the "
+                "option out to use [tool.pytest-release] in pyproject.toml"
+            )
+        return data
+    table = data.get("tool", {}).get("pytest-release", {})
+    if not isinstance(table, dict):
+        raise ReleaseConfigError(f"{path}: [tool.pytest-release] must be a table")
+    return table
+
+
+def load_release_config(
+    table: Mapping[str, Any],
+    source: str,
+    gate_kinds: Mapping[str, type[GateConfig]],
+) -> ReleaseConfig:
+    """Validate ``table`` (merged over the built-in defaults); errors name ``source``."""
+    raw = dict(table)
+    raw["stages"] = _merge_tables(
+        DEFAULT_STAGES, _as_table(raw.get("stages", {}), source, "stages")
+    )
+    raw["gates"] = _merge_tables(DEFAULT_GATES, _as_table(raw.get("gates", {}), source, "gates"))
+    try:
+        model = ReleaseConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ReleaseConfigError(_format_errors(source, "", exc)) from None
+
+    gates = _Gates(source, gate_kinds)
+    for name, gate_table in model.gates.items():
+        _check_kind(name, gate_table, gate_kinds, source, "gates")
+        gates.add(name, gate_table, validate=gate_table != DEFAULT_GATES.get(name))
+    environments = {
+        env_name: _environment(env_name, env, model.gates, gate_kinds, source)
+        for env_name, env in model.environments.items()
+    }
+
+    problems: list[str] = []
+    for stage_name, stage in model.stages.items():
+        if not STAGE_NAME.match(stage_name):
+            problems.append(
+                f"  stages.{stage_name}: invalid stage name; use lower-case letters, digits, "
+                "'-', '_' or '.'"
+            )
+        if not stage.gates:
+            problems.append(
+                f"  stages.{stage_name}.gates = []: a stage needs at least one gate; list the "
+                f'gates it runs, e.g. gates = ["unit"] (gates: {", ".join(gates)})'
+            )
+        for gate_name in stage.gates:
+            if gate_name not in gates:
+                problems.append(
+                    f"  stages.{stage_name}.gates: unknown gate {gate_name!r}; "
+                    f"gates: {', '.join(gates)}"
+                )
+        if stage.target is not None and stage.target not in environments:
+            problems.append(
+                f"  stages.{stage_name}.target = {stage.target!r}: unknown environment; "
+                + (
+                    f"environments: {', '.join(environments)}"
+                    if environments
+                    else "define it as a table [environments.<name>]"
+                )
+            )
+        for required in stage.requires:
+            if required not in model.stages:
+                problems.append(
+                    f"  stages.{stage_name}.requires: unknown stage {required!r}; "
+                    f"stages: {', '.join(model.stages)}"
+                )
+    problems += stage_problems(model.stages)
+    tables: dict[str | None, Mapping[str, GateConfig]] = {None: gates}
+    tables.update({name: env.gates for name, env in environments.items()})
+    runs = [(stage.target, stage.gates) for stage in model.stages.values()]
+    problems += identity_problems(deployment_claims(runs, tables))
+    for gate_name in gates.validated():
+        for dep in gates[gate_name].after or ():
+            if dep not in gates:
+                problems.append(
+                    f"  gates.{gate_name}.after: unknown gate {dep!r}; gates: {', '.join(gates)}"
+                )
+    if problems:
+        raise ReleaseConfigError(
+            "\n".join([f"invalid release configuration in {source}:", *problems])
+        )
+    return ReleaseConfig(
+        source=source,
+        reports_dir=model.reports_dir,
+        secrets=model.secrets,
+        ledger=model.ledger,
+        stages=dict(model.stages),
+        gates=gates,
+        environments=environments,
+    )
+
+
+def _check_kind(
+    name: str,
+    table: Mapping[str, Any],
+    gate_kinds: Mapping[str, type[GateConfig]],
+    source: str,
+    prefix: str,
+) -> None:
+    kind = table.get("kind", "tests")
+    if not isinstance(kind, str) or kind not in gate_kinds:
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  {prefix}.{name}.kind = {kind!r}: "
+            f"unknown gate kind; allowed: {', '.join(sorted(gate_kinds))}"
+        )
+
+
+def _environment(
+    name: str,
+    env: EnvironmentConfig,
+    gate_tables: Mapping[str, Mapping[str, Any]],
+    gate_kinds: Mapping[str, type[GateConfig]],
+    source: str,
+) -> Environment:
+    """The gates as ``name`` sees them, validated like the production ones (errors name
+    ``environments.<name>.gates.<gate>``)."""
+    unknown = [g for g in env.gates if g not in gate_tables]
+    if unknown:
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  environments.{name}.gates: "
+            f"unknown gate {unknown[0]!r}; gates: {', '.join(gate_tables)}"
+        )
+    prefix = f"environments.{name}.gates"
+    gates = _Gates(source, gate_kinds, prefix)
+    for gate, table in gate_tables.items():
+        merged = _deep_merge(dict(table), env.gates.get(gate, {}))
+        _check_kind(gate, merged, gate_kinds, source, prefix)
+        # What the environment changes is checked now; the rest as the production gates.
+        gates.add(gate, merged, validate=gate in env.gates or merged != DEFAULT_GATES.get(gate))
+    return Environment(name, env.description, dict(env.env), gates)
+
+
+def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ReleaseConfigError(
+            f"invalid release configuration in {source}:\n  {key} = {value!r}: must be a table"
+        )
+    return value
+
+
+def gate_location(config: ReleaseConfig, gate_name: str) -> tuple[Path | None, int | None]:
+    """Where the gate's table is in the configuration file (for reports of items that
+    have no source of their own): the file, and the line of ``[...gates.<name>]``, else of
+    its first sub-table ``[...gates.<name>.<key>]`` (None when the gate only has built-in
+    defaults there or the file cannot be read)."""
+    path = Path(config.source)
+    if not path.is_file():
+        return None, None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return path, None
+    name = re.escape(gate_name)
+    table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\s*\]')
+    sub_table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\.')
+    first_sub: int | None = None
+    for number, line in enumerate(lines, start=1):
+        if table.match(line):
+            return path, number
+        if first_sub is None and sub_table.match(line):
+            first_sub = number
+    return path, first_sub

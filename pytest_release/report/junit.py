@@ -1,0 +1,350 @@
+"""JUnit XML for a stage: one ``<testsuite>`` per gate, xunit1 attributes (file, line).
+
+Written by the process that sees every report (the controller under xdist), with
+repo-relative paths, stage/release/gate properties, and every text redacted.  Elements
+and attributes are those of the Jenkins JUnit schema (xunit-plugin's junit-10.xsd), but
+for ``<properties>`` inside a ``<testcase>`` (as pytest's xunit1 writes them; the
+judged canary intervals carry their evidence there); no property name repeats in a report.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pytest_release.ledger.stage_run import GateResult, StageRun
+from pytest_release.report.gate_properties import GATE_PROPERTY, report_gate, was_closed
+from pytest_release.report.redact import Redactor
+
+# XML 1.0 forbids most control characters; pytest's own junitxml escapes them the same way.
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+# xdist prefixes a worker's failure text with "[gw0] linux -- Python 3.11.7 /path".
+_XDIST_HEADER = re.compile(r"\A\[gw\d+\] [^\n]* -- Python [^\n]*\n")
+
+
+def _xml_text(text: str) -> str:
+    return _ILLEGAL_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
+
+
+@dataclass(slots=True)
+class CaseRecord:
+    """What JUnit needs of one item: compact (the XML is built once, at the end), so a
+    passed test costs a few shared strings and numbers."""
+
+    nodeid: str
+    gate: str
+    file: str
+    line: int | None
+    duration: float = 0.0
+    outcome: str = "passed"  # passed | failure | error | skipped
+    error_type: str = ""  # the exception's type, for <failure type=...>
+    crash_line: int | None = None  # the failing line, when it is in ``file``
+    message: str = ""
+    text: str = ""
+    properties: tuple[tuple[str, str], ...] = ()
+    output: tuple[str, ...] = ()
+
+    @property
+    def classname(self) -> str:
+        return _names(self.nodeid, self.gate)[0]
+
+    @property
+    def name(self) -> str:
+        return _names(self.nodeid, self.gate)[1]
+
+
+def _names(nodeid: str, gate: str) -> tuple[str, str]:
+    """``(classname, name)``; a parameter id (``[...]``, which may hold ``::``) stays
+    part of the name."""
+    path, sep, tail = nodeid.partition("::")
+    head, bracket, params = tail.partition("[")
+    rest = head.split("::") if sep else []
+    if rest:
+        rest[-1] += bracket + params
+    dotted = path.removesuffix(".py").replace("/", ".")
+    parts = [dotted, *rest]
+    return f"{gate}." + ".".join(parts[:-1]) if len(parts) > 1 else gate, parts[-1]
+
+
+class CaseRecorder:
+    """Turns test reports into one :class:`CaseRecord` per item."""
+
+    def __init__(self, run: StageRun, members: dict[str, str], redact: Redactor) -> None:
+        self.run = run
+        self.members = members
+        self.redact = redact
+        self.cases: dict[str, CaseRecord] = {}
+        self._files: dict[str, str] = {}  # report location -> repo-relative path
+
+    def _file(self, fspath: str) -> str:
+        found = self._files.get(fspath)
+        if found is None:
+            found = self._files[fspath] = self.run.relative(fspath)
+        return found
+
+    def record(self, report: pytest.TestReport, gate: str | None = None) -> CaseRecord | None:
+        """Account ``report`` (of ``gate`` when the caller knows it)."""
+        gate = gate or report_gate(report, self.members)
+        if gate is None:
+            return None
+        case = self.cases.get(report.nodeid)
+        if case is None:
+            fspath, lineno, _ = report.location
+            case = CaseRecord(
+                nodeid=report.nodeid,
+                gate=gate,
+                file=self._file(fspath),
+                line=None if lineno is None else lineno + 1,
+            )
+            self.cases[report.nodeid] = case
+        case.duration += report.duration
+        for key, value in report.user_properties:
+            if key != GATE_PROPERTY and (key, str(value)) not in case.properties:
+                case.properties += ((str(key), self.redact(str(value))),)
+        if report.passed:
+            return case
+        if report.failed:
+            kind = "failure" if report.when == "call" else "error"
+            if case.outcome != "failure":
+                case.outcome = kind
+            case.error_type = case.error_type or getattr(report, "release_error_type", "")
+            text = self.redact(_XDIST_HEADER.sub("", report.longreprtext, count=1))
+            case.message = case.message or _first_line(text, report.when)
+            crash = getattr(report, "release_crash", None)
+            if crash and case.crash_line is None and crash[0] == case.file:
+                case.crash_line = int(crash[1])
+            case.text = f"{case.text}\n{text}".strip() if case.text else text
+            case.output += tuple(
+                self.redact(f"----- {title} -----\n{content}") for title, content in report.sections
+            )
+        elif report.skipped and case.outcome == "passed":
+            case.outcome = "skipped"
+            if was_closed(report):
+                case.message = self.redact(_skip_reason(report))
+            elif hasattr(report, "wasxfail"):
+                case.message = self.redact(f"expected failure: {report.wasxfail}")
+            else:
+                case.message = self.redact(_skip_reason(report))
+        return case
+
+
+def _first_line(text: str, when: str) -> str:
+    """The JUnit ``message``: the first ``E`` line of a traceback, else the first line
+    (generated checks put their summary first)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("E "):
+            return line[2:].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else f"failed during {when}"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        reason = str(report.longrepr[2])
+        return reason.removeprefix("Skipped: ")
+    return report.longreprtext
+
+
+_TEXT_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+# In attribute values, line breaks and tabs as character references, so a parser gives
+# them back (attribute values are normalised).
+_ATTR_ESCAPES = (*_TEXT_ESCAPES, ('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+def _escape(text: str, escapes: tuple[tuple[str, str], ...]) -> str:
+    for char, reference in escapes:
+        if char in text:
+            text = text.replace(char, reference)
+    return text
+
+
+def _attr(text: str) -> str:
+    return _escape(text, _ATTR_ESCAPES)
+
+
+def _cdata(text: str) -> str:
+    return _escape(text, _TEXT_ESCAPES)
+
+
+def _open(tag: str, attrs: Iterable[tuple[str, str]]) -> str:
+    """A start tag with (already escaped) attributes."""
+    return f"<{tag}" + "".join(f' {key}="{value}"' for key, value in attrs) + ">"
+
+
+def _element(tag: str, attrs: Iterable[tuple[str, str]], text: str | None = None) -> str:
+    """A whole element with (already escaped) attributes; ``text`` is escaped here."""
+    head = "".join(f' {key}="{value}"' for key, value in attrs)
+    if text is None:
+        return f"<{tag}{head} />"
+    return f"<{tag}{head}>{_cdata(text)}</{tag}>"
+
+
+def write_junit(
+    path: Path,
+    run: StageRun,
+    gates: Iterable[GateResult],
+    cases: Iterable[CaseRecord],
+    redact: Redactor,
+    stage_failure: str | None = None,
+) -> None:
+    """Write the report once, at the end, as text: building an ElementTree of every
+    case and serialising it costs several times what the tests of a fast suite cost."""
+    cases = list(cases)
+    timestamp = datetime.now(UTC).isoformat(timespec="seconds")
+    host = _attr(socket.gethostname())
+    # Node ids were masked at collection; a secret that became known since (added to
+    # the redactor during the run) is searched for once over all of them, not per case.
+    mask_ids = redact.finds("\n".join(c.nodeid for c in cases))
+    by_gate: dict[str, list[CaseRecord]] = {}
+    for case in cases:
+        by_gate.setdefault(case.gate, []).append(case)
+    parts = [
+        "<?xml version='1.0' encoding='utf-8'?>\n",
+        f'<testsuites name="{_attr(f"pytest-release {run.stage}")}">',
+    ]
+    # Readers that fold every suite into one (xunitparser asserts that no property name
+    # repeats) need each property name once per report: the stage's own properties go
+    # into the first suite, each gate's status is named after the gate.
+    stage_properties = [("stage", run.stage), ("release_id", run.release_id)]
+    if run.image:
+        stage_properties.append(("image", run.image))
+    for result in gates:
+        members = by_gate.get(result.gate, [])
+        counts = {"failure": 0, "error": 0, "skipped": 0}
+        for case in members:
+            if case.outcome in counts:
+                counts[case.outcome] += 1
+        suite_attrs = [
+            ("name", _attr(result.gate)),
+            ("tests", str(len(members))),
+            ("failures", str(counts["failure"])),
+            ("errors", str(counts["error"])),
+            ("skipped", str(counts["skipped"])),
+            ("time", f"{result.duration:.3f}"),
+            ("timestamp", timestamp),
+            ("hostname", host),
+        ]
+        parts.append(_open("testsuite", suite_attrs))
+        suite_properties = [*stage_properties, (f"gate.{result.gate}.status", result.status)]
+        stage_properties = []
+        parts += _properties(suite_properties, redact)
+        parts += (_case_xml(case, redact, mask_ids) for case in members)
+        parts.append("</testsuite>")
+    if stage_failure:
+        message = _attr(redact(stage_failure))
+        parts += [
+            _open(
+                "testsuite",
+                [
+                    ("name", "stage"),
+                    ("tests", "1"),
+                    ("failures", "1"),
+                    ("errors", "0"),
+                    ("skipped", "0"),
+                    ("time", "0"),
+                    ("timestamp", timestamp),
+                    ("hostname", host),
+                ],
+            ),
+            *_properties(stage_properties, redact),
+            f'<testcase classname="{_attr(f"stage.{run.stage}")}" name="stage" time="0">',
+            _element("failure", [("type", "stage"), ("message", message)], redact(stage_failure)),
+            "</testcase></testsuite>",
+        ]
+    parts.append("</testsuites>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Characters XML forbids cannot be in the markup written here, only in values: one
+    # pass over the document makes them legal (escaping neither adds nor removes any).
+    path.write_text(_xml_text("".join(parts)), encoding="utf-8")
+
+
+def _properties(properties: list[tuple[str, str]], redact: Redactor) -> list[str]:
+    if not properties:
+        return []
+    return [
+        "<properties>",
+        *(
+            _element("property", [("name", _attr(key)), ("value", _attr(redact(value)))])
+            for key, value in properties
+        ),
+        "</properties>",
+    ]
+
+
+def java_frame(file: str, line: int | None) -> str | None:
+    """A Java stack frame naming ``file:line``, for readers that take a failure's location
+    only from the stack trace in its text (dorny/test-reporter: ``at PKG.Class(Name:LINE)``,
+    the file found among the repository's files by its name and the package as its
+    directories).  None where such a reader cannot map it: no line, a file at the top
+    of the repository, or a directory a package name cannot spell (a dot in it, or not
+    starting with a lower-case letter or ``_``, which such readers take for a class)."""
+    directory, _, name = file.rpartition("/")
+    parts = directory.split("/")
+    if line is None or not directory or any(not p or "." in p or p[0] <= "Z" for p in parts):
+        return None
+    if not name or any(c in name for c in "()\n\r"):
+        return None
+    return f"    at {'.'.join(parts)}.<test>({name}:{line})"
+
+
+def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
+    classname, name = _names(redact(case.nodeid) if mask_ids else case.nodeid, case.gate)
+    attrs = [
+        ("classname", _attr(classname)),
+        ("name", _attr(name)),
+        ("file", _attr(case.file)),
+        ("time", f"{case.duration:.3f}"),
+    ]
+    if case.line is not None:
+        attrs.append(("line", str(case.line)))
+    children: list[str] = []
+    if case.properties:
+        children.append("<properties>")
+        children += (
+            _element("property", [("name", _attr(key)), ("value", _attr(value))])
+            for key, value in case.properties
+        )
+        children.append("</properties>")
+    if case.outcome in ("failure", "error"):
+        frame = java_frame(case.file, case.crash_line or case.line)
+        children.append(
+            _element(
+                case.outcome,
+                [
+                    ("type", _attr(case.error_type or case.outcome)),
+                    ("message", _attr(case.message)),
+                ],
+                f"{case.text}\n{frame}" if frame else case.text,
+            )
+        )
+        if case.output:
+            children.append(_element("system-out", [], "\n".join(case.output)))
+    elif case.outcome == "skipped":
+        children.append(
+            _element("skipped", [("type", "pytest.skip"), ("message", _attr(case.message))])
+        )
+    if not children:
+        return _element("testcase", attrs)
+    return _open("testcase", attrs) + "".join(children) + "</testcase>"
+
+
+def not_run_case(run: StageRun, nodeid: str, gate: str, result: str) -> CaseRecord:
+    """A selected item that never reported an outcome (the stage ended first): listed as
+    skipped, so no reader counts it as passed."""
+    return CaseRecord(
+        nodeid=nodeid,
+        gate=gate,
+        file=run.relative(nodeid.split("::", 1)[0]),
+        line=None,
+        outcome="skipped",
+        message=f"not run: the stage ended ({result}) before this item reported an outcome",
+    )
