@@ -10,7 +10,6 @@ import pytest
 
 from pytest_release.config import GateConfig
 from pytest_release.gate_node import GateNode
-from pytest_release.gating import GATE_PROPERTY
 from pytest_release.sharding import keep_shard
 from pytest_release.stage import StageRun
 
@@ -86,7 +85,6 @@ def assign_items(
     ordered: list[pytest.Item] = []
     for gate_name in run.plan.order:
         for item in by_gate[gate_name]:
-            item.user_properties.append((GATE_PROPERTY, gate_name))
             members[item.nodeid] = gate_name
             ordered.append(item)
     if deselected:

@@ -66,7 +66,9 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
     # A stage that failed without a failing test (empty, interrupted, rolled back)
     # gets a failing case of its own so JUnit readers cannot show it green.
     failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-    cases = dict(session.recorder.cases)
+    # Finished cases that did not fail are in the recorder's spool (written as they
+    # finished); those still open and the failing ones are in memory.
+    cases = {case.nodeid: case for case in session.recorder.reported()}
     for nodeid in session.tracker.not_run():
         # Never finished (maybe set up, then interrupted): not passed, whatever the
         # reports before the interrupt said.
@@ -87,6 +89,7 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
             cases.values(),
             session.redact,
             stage_failure=outcome.message if failing_case else None,
+            spool=session.recorder.spool,
         )
     except OSError as exc:
         session.report_errors.append(
@@ -127,7 +130,7 @@ def write_terminal_summary(session: StageSession, outcome: StageOutcome, tr: Any
     """The stage's verdict, partial-run and error lines, one line per gate."""
     if github.in_github_actions():
         for line in github.error_annotations(
-            session.recorder.cases.values(), session.run.stage, session.redact
+            session.recorder.reported(), session.run.stage, session.redact
         ):
             tr.write_line(line)
     tr.write_sep(
