@@ -403,9 +403,7 @@ class StageSession:
             # A stage passes only when every selected item reported an outcome.
             message = "the stage was interrupted"
             if not_run:
-                message += (
-                    f": {len(not_run)} of {self.tracker.selected_count} item(s) never ran"
-                )
+                message += f": {len(not_run)} of {self.tracker.selected_count} item(s) never ran"
             if self.result_override is not None and self.result_override[0] == "rolled-back":
                 message += f"; {self.result_override[1]}"
             code = exitstatus if exitstatus != pytest.ExitCode.OK else pytest.ExitCode.INTERRUPTED
