@@ -117,3 +117,34 @@ def test_a_secret_learnt_after_a_case_was_spooled_is_masked_in_junit(
     assert "test_a_param[***]" in names, names
     assert "tok&amp;en&lt;42&gt;x" not in text
     assert "tok" not in text
+
+
+def test_spooled_cases_and_items_that_never_ran_share_one_suite(
+    pytester: pytest.Pytester,
+) -> None:
+    """``-x``: a passed case (spooled), the failing one (kept) and two that never ran
+    (listed as skipped, never as passed) in one gate's suite, with its counts."""
+    tests = "def test_0():\n    pass\n\ndef test_1():\n    assert 0\n\n"
+    tests += "def test_2():\n    pass\n\ndef test_3():\n    pass\n"
+    project(pytester, '[stages.ci]\ngates = ["unit"]\n', **{"tests/unit/test_x.py": tests})
+    result = run_stage(pytester, "ci", "-x")
+    result.assert_outcomes(passed=1, failed=1)
+    (suite,) = junit(pytester.path / "reports" / "ci.xml").iter("testsuite")
+    outcomes = {
+        case.get("name"): [child.tag for child in case if child.tag != "properties"]
+        for case in suite.iter("testcase")
+    }
+    assert outcomes == {
+        "test_0": [],
+        "test_1": ["failure"],
+        "test_2": ["skipped"],
+        "test_3": ["skipped"],
+    }
+    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == [
+        "4",
+        "1",
+        "0",
+        "2",
+    ]
+    skipped = [s.get("message", "") for s in suite.iter("skipped")]
+    assert all(m.startswith("not run: the stage ended (failed)") for m in skipped), skipped
