@@ -25,18 +25,26 @@ def keep_other_release(path: Path, release_id: str) -> tuple[Path, str] | None:
     of being overwritten.  Returns where it went and its release, or None."""
     if not path.is_file():
         return None
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
-        previous = "unreadable"
-    else:
-        found = root.find(".//property[@name='release_id']")
-        previous = found.get("value", "") if found is not None else "unknown"
+    previous = _release_of_report(path)
     if previous == release_id:
         return None
     target = path.with_name(f"{path.stem}.{re.sub(r'[^A-Za-z0-9._-]', '_', previous)}.xml")
     os.replace(path, target)
     return target, previous
+
+
+def _release_of_report(path: Path) -> str:
+    """The ``release_id`` property of a JUnit report, read up to where it is (the first
+    suite's properties): a report of 60,000 cases is not parsed whole."""
+    try:
+        for _, element in ET.iterparse(path, events=("end",)):
+            if element.tag == "property" and element.get("name") == "release_id":
+                return str(element.get("value", ""))
+            if element.tag == "testcase":
+                element.clear()  # what is read is not kept
+    except (ET.ParseError, OSError):
+        return "unreadable"
+    return "unknown"
 
 
 def repoint_ledger(session: StageSession, moved: tuple[Path, str] | None) -> None:
