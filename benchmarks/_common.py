@@ -28,6 +28,7 @@ PYTHON = sys.executable
 FORMAT = "pytest-release-benchmark-1"
 FIGURES: tuple[tuple[str, str], ...] = (
     ("overhead", "1. Plugin overhead"),
+    ("overhead_memory", "1b. Peak memory in the number of tests"),
     ("scheduling", "2. Gate scheduling"),
     ("tool_gates", "3. Tool gates"),
     ("canary_judge", "4. Canary judge"),
@@ -35,6 +36,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("canary_power", "6. Canary judge power on router evidence"),
 )
 _TITLES = dict(FIGURES)
+# Figures written by another figure's script.
+SCRIPTS = {"overhead_memory": "benchmarks/overhead.py --memory-only"}
 
 
 class BenchmarkError(Exception):
@@ -414,7 +417,8 @@ def render_markdown(directory: Path) -> str:
     for name, title in FIGURES:
         path = directory / f"{name}.json"
         if not path.exists():
-            parts.append(f"## {title}\n\nNot measured yet: run `python benchmarks/{name}.py`.\n")
+            script = SCRIPTS.get(name, f"benchmarks/{name}.py")
+            parts.append(f"## {title}\n\nNot measured yet: run `python {script}`.\n")
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != FORMAT:

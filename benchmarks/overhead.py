@@ -28,8 +28,13 @@ goal is about.  With them, the stage's extra instructions on the trivial suite a
 into: importing pydantic, the configuration models, the plugin's other modules,
 start-up and collection work, and running and reporting.
 
+Memory (figure 1b, ``overhead_memory``): peak RSS of plain and stage runs on 1,000,
+10,000 and 60,000 trivial tests (``--memory-sizes``), serially and with ``-n 2``, and the
+slope of each in the number of tests; ``--memory-only`` measures just this figure.
+
     python benchmarks/overhead.py [--quick] [--reps N] [--out DIR] [--no-real-suite]
-                                  [--instructions]
+                                  [--instructions] [--memory-only] [--memory-sizes N,N,..]
+                                  [--memory-reps N] [--memory-no-xdist]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _common import (
     PYTHON,
@@ -62,6 +68,7 @@ from _common import (
     reps,
     summarize,
 )
+from _memory_slope import memory_slope
 
 PYPROJECT = """\
 [tool.pytest.ini_options]
@@ -599,9 +606,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also count instructions with valgrind (cachegrind): exact to 0.1%%, where "
         "times on a shared machine vary by 15%%; takes several minutes",
     )
+    p.add_argument("--memory-only", action="store_true", help="measure only the memory figure (1b)")
+    p.add_argument(
+        "--memory-sizes",
+        default=None,
+        help="numbers of trivial tests of the memory figure, comma-separated (1000,10000,60000)",
+    )
+    p.add_argument(
+        "--memory-reps", type=int, default=None, help="rounds per size of the memory figure (5)"
+    )
+    p.add_argument(
+        "--memory-no-xdist", action="store_true", help="memory figure: skip the -n 2 runs"
+    )
     args = p.parse_args(argv)
     out = out_dir(args)
-    rounds = reps(args, full=7, quick=1)
+    rounds = reps(args, full=7, quick=1)  # bad arguments are refused before anything runs
+    memory = memory_figure(args, sys.argv[1:] if argv is None else argv)
+    if args.memory_only:
+        memory.write(out)
+        return 0
     tests = args.tests or (20 if args.quick else 2000)
     with_xdist = not (args.no_xdist or args.quick)
     figure = Figure(
@@ -867,7 +890,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     figure.write(out)
+    memory.write(out)
     return 0
+
+
+def memory_figure(args: Any, argv: Sequence[str]) -> Figure:
+    """Figure 1b: peak RSS by number of tests and its slope, plain against stage."""
+    figure = Figure("overhead_memory", command_line("overhead.py", argv), args.quick)
+    default = "20,200" if args.quick else "1000,10000,60000"
+    try:
+        sizes = sorted({int(v) for v in (args.memory_sizes or default).split(",")})
+    except ValueError:
+        raise SystemExit(
+            f"--memory-sizes takes numbers of tests separated by commas, got {args.memory_sizes!r}"
+        ) from None
+    if len(sizes) < 2 or sizes[0] < 1:
+        raise SystemExit(f"--memory-sizes needs two or more positive sizes, got {sizes}")
+    rounds = args.memory_reps or (1 if args.quick else 5)
+    xdist_modes = (False,) if args.quick or args.memory_no_xdist else (False, True)
+
+    def measure(mode: str, xdist: bool, project: Path) -> float:
+        return measured_run(pytest_cmd(mode, xdist), project).rss
+
+    memory_slope(figure, sizes, rounds, xdist_modes, make_project, measure)
+    figure.notes += [
+        "Projects are generated: `def test_i(): pass`, 100 per file; `--stage=all` runs a "
+        "stage with one gate selecting every test (JUnit, ledger, gating).",
+        "Peak RSS is `ru_maxrss` of the largest process (`os.wait4`): the pytest process, "
+        "or under `-n 2` the largest of the controller and its workers.",
+    ]
+    return figure
 
 
 if __name__ == "__main__":

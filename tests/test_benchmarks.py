@@ -89,6 +89,36 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert "pydantic" in raw["import_families_s"]
 
 
+def test_overhead_memory_only_quick(tmp_path: Path) -> None:
+    done = _run("overhead", "--quick", "--memory-only", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = tmp_path / "benchmarks"
+    assert sorted(p.name for p in figures.iterdir()) == ["overhead_memory.json"]
+    data = json.loads((figures / "overhead_memory.json").read_text(encoding="utf-8"))
+    assert data["command"] == "python benchmarks/overhead.py --quick --memory-only"
+    peak, slope = data["tables"]
+    assert [row[0] for row in peak["rows"]] == ["20", "200"]
+    assert [row[:2] for row in slope["rows"]] == [["20", "200"]]
+    rss = data["raw"]["memory_rss_mib"]
+    assert set(rss) == {"20 plain", "20 stage", "200 plain", "200 stage"}
+    assert all(v > 0 for values in rss.values() for v in values)
+    assert data["summary"][0].startswith("peak RSS slope from 20 to 200 trivial tests: serial")
+    markdown = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## 1b. Peak memory in the number of tests" in markdown
+    assert "Not measured yet: run `python benchmarks/overhead.py`." in markdown
+
+
+def test_memory_slope_is_growth_per_test_added(bench: Callable[[str], ModuleType]) -> None:
+    slope = bench("_memory_slope")
+    medians = {(1000, "plain"): 50.0, (3000, "plain"): 54.0}
+    medians |= {(1000, "stage"): 55.0, (3000, "stage"): 59.5}
+    per = slope.per_test_kib(medians, 1000, 3000)
+    assert per == {
+        "plain": pytest.approx(4 * 1024 / 2000),
+        "stage": pytest.approx(4.5 * 1024 / 2000),
+    }
+
+
 def test_scheduling_quick(tmp_path: Path) -> None:
     done = _run("scheduling", "--quick", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr

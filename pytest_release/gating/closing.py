@@ -56,9 +56,12 @@ class GateTracker:
         self.members: dict[str, str] = {}
         self.failed_gates: set[str] = set()
         self._tally = {gate: _GateTally() for gate in plan.order}
-        self._item_state: dict[str, str] = {}
-        self.selected: set[str] | None = None  # items left after deselection
-        self.finished: set[str] = set()
+        self._item_state: dict[str, str] = {}  # items still running
+        # Selected items (after -k, -m, --deselect, --lf) that have not finished: it
+        # shrinks as the tests run, so a finished test leaves nothing behind here.
+        self._pending: dict[str, str] | None = None  # nodeid -> gate
+        self.selected_count = 0
+        self._deselected = 0
 
     def set_members(self, members: Mapping[str, str]) -> None:
         # In place: the JUnit recorder shares this mapping.
@@ -67,25 +70,20 @@ class GateTracker:
 
     def set_selected(self, nodeids: Iterable[str]) -> None:
         """The items that run (after ``-k``, ``-m``, ``--deselect``, ``--lf``)."""
-        self.selected = set(nodeids)
+        members = self.members
+        self._pending = {n: members[n] for n in nodeids if n in members}
+        self.selected_count = len(self._pending)
+        self._deselected = len(members) - len(self._pending)
 
     def deselected(self) -> int:
         """Stage items collected but deselected."""
-        if self.selected is None:
-            return 0
-        return sum(1 for nodeid in self.members if nodeid not in self.selected)
+        return self._deselected
 
     def not_run(self, gate: str | None = None) -> list[str]:
         """Selected items (of ``gate``) that never reported a final outcome."""
-        if self.selected is None:
+        if self._pending is None:
             return []
-        return sorted(
-            nodeid
-            for nodeid in self.selected
-            if nodeid not in self.finished
-            and nodeid in self.members
-            and (gate is None or self.members[nodeid] == gate)
-        )
+        return sorted(n for n, g in self._pending.items() if gate is None or g == gate)
 
     def closed_by(self, gate: str) -> str | None:
         """The reason ``gate`` is closed (an upstream gate failed), or None."""
@@ -129,7 +127,8 @@ class GateTracker:
         return gate
 
     def _finish_item(self, gate: str, nodeid: str) -> None:
-        self.finished.add(nodeid)
+        if self._pending is not None:
+            self._pending.pop(nodeid, None)
         state = self._item_state.pop(nodeid, "passed")
         tally = self._tally[gate]
         setattr(tally, state, getattr(tally, state) + 1)

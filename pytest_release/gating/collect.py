@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config.tables import GateConfig
+from pytest_release.config import GateConfig
 from pytest_release.gating.gate_node import GateNode
 from pytest_release.ledger.stage_run import StageRun
-from pytest_release.report.gate_properties import GATE_PROPERTY
 from pytest_release.workflow.sharding import keep_shard
 
 
@@ -86,7 +85,6 @@ def assign_items(
     ordered: list[pytest.Item] = []
     for gate_name in run.plan.order:
         for item in by_gate[gate_name]:
-            item.user_properties.append((GATE_PROPERTY, gate_name))
             members[item.nodeid] = gate_name
             ordered.append(item)
     if deselected:

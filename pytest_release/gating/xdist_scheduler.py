@@ -294,5 +294,12 @@ class GateScheduling:
         """nodeid -> gate, and the node ids of gate finalizers (written by the worker)."""
         path = membership_file(self.run_dir, node.gateway.id)
         data = json.loads(path.read_text(encoding="utf-8"))
-        members = {str(k): str(v) for k, v in data["members"].items()}
+        raw: dict[str, str] = data["members"]
+        # Kept for the whole session: the node ids the controller already holds (xdist's
+        # collection, in the same order when every item is in a gate) and one string
+        # per gate, not a parsed copy of each per test.
+        names = list(raw)
+        keys = self.collection if self.collection == names else names
+        gates = {gate: gate for gate in self.plan.order}
+        members = {k: gates.get(v, v) for k, v in zip(keys, raw.values(), strict=True)}
         return members, {str(n) for n in data["finalizers"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 
 from pytest_release.ledger.stage_run import GateResult, StageRun
 from pytest_release.report.gate_properties import GATE_PROPERTY, report_gate, was_closed
+from pytest_release.report.junit_spool import CaseCounts, CaseSpool
 from pytest_release.report.redact import Redactor
 
 # XML 1.0 forbids most control characters; pytest's own junitxml escapes them the same way.
@@ -75,13 +76,25 @@ def _names(nodeid: str, gate: str) -> tuple[str, str]:
 
 
 class CaseRecorder:
-    """Turns test reports into one :class:`CaseRecord` per item."""
+    """Turns test reports into one :class:`CaseRecord` per item.
 
-    def __init__(self, run: StageRun, members: dict[str, str], redact: Redactor) -> None:
+    With a ``spool``, an item's record lives only while the item runs: when it finishes
+    (its teardown report), a case that did not fail goes to the spool as XML and is
+    dropped, a failing one is kept in :attr:`failed` (GitHub output lists them)."""
+
+    def __init__(
+        self,
+        run: StageRun,
+        members: dict[str, str],
+        redact: Redactor,
+        spool: CaseSpool | None = None,
+    ) -> None:
         self.run = run
         self.members = members
         self.redact = redact
-        self.cases: dict[str, CaseRecord] = {}
+        self.spool = spool
+        self.cases: dict[str, CaseRecord] = {}  # items still running (all without a spool)
+        self.failed: list[CaseRecord] = []  # finished failing cases (with a spool)
         self._files: dict[str, str] = {}  # report location -> repo-relative path
 
     def _file(self, fspath: str) -> str:
@@ -106,11 +119,26 @@ class CaseRecorder:
             )
             self.cases[report.nodeid] = case
         case.duration += report.duration
+        self._add(case, report)
+        if self.spool is not None and report.when not in ("setup", "call"):
+            del self.cases[report.nodeid]
+            if case.outcome in ("failure", "error"):
+                self.failed.append(case)
+            else:
+                xml = _xml_text(_case_xml(case, self.redact, False))
+                self.spool.add(case.gate, case.outcome, xml)
+        return case
+
+    def reported(self) -> list[CaseRecord]:
+        """Every case held in memory: finished failing ones, then those still open."""
+        return [*self.failed, *self.cases.values()]
+
+    def _add(self, case: CaseRecord, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key != GATE_PROPERTY and (key, str(value)) not in case.properties:
                 case.properties += ((str(key), self.redact(str(value))),)
         if report.passed:
-            return case
+            return
         if report.failed:
             kind = "failure" if report.when == "call" else "error"
             if case.outcome != "failure":
@@ -133,7 +161,6 @@ class CaseRecorder:
                 case.message = self.redact(f"expected failure: {report.wasxfail}")
             else:
                 case.message = self.redact(_skip_reason(report))
-        return case
 
 
 def _first_line(text: str, when: str) -> str:
@@ -195,76 +222,97 @@ def write_junit(
     cases: Iterable[CaseRecord],
     redact: Redactor,
     stage_failure: str | None = None,
+    spool: CaseSpool | None = None,
 ) -> None:
     """Write the report once, at the end, as text: building an ElementTree of every
-    case and serialising it costs several times what the tests of a fast suite cost."""
+    case and serialising it costs several times what the tests of a fast suite cost.
+    Each gate's suite holds its spooled cases (:mod:`.junit_spool`), then ``cases``."""
     cases = list(cases)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     host = _attr(socket.gethostname())
     # Node ids were masked at collection; a secret that became known since (added to
     # the redactor during the run) is searched for once over all of them, not per case.
     mask_ids = redact.finds("\n".join(c.nodeid for c in cases))
+    late = spool is not None and spool.late_secrets(redact)
+    # Spooled lines are XML already: a late secret is looked for as XML writes it.
+    escaped = (
+        redact.with_values(form for value in redact.values for form in xml_forms(value))
+        if late
+        else redact
+    )
     by_gate: dict[str, list[CaseRecord]] = {}
     for case in cases:
         by_gate.setdefault(case.gate, []).append(case)
-    parts = [
-        "<?xml version='1.0' encoding='utf-8'?>\n",
-        f'<testsuites name="{_attr(f"pytest-release {run.stage}")}">',
-    ]
-    # Readers that fold every suite into one (xunitparser asserts that no property name
-    # repeats) need each property name once per report: the stage's own properties go
-    # into the first suite, each gate's status is named after the gate.
-    stage_properties = [("stage", run.stage), ("release_id", run.release_id)]
-    if run.image:
-        stage_properties.append(("image", run.image))
-    for result in gates:
-        members = by_gate.get(result.gate, [])
-        counts = {"failure": 0, "error": 0, "skipped": 0}
-        for case in members:
-            if case.outcome in counts:
-                counts[case.outcome] += 1
-        suite_attrs = [
-            ("name", _attr(result.gate)),
-            ("tests", str(len(members))),
-            ("failures", str(counts["failure"])),
-            ("errors", str(counts["error"])),
-            ("skipped", str(counts["skipped"])),
-            ("time", f"{result.duration:.3f}"),
-            ("timestamp", timestamp),
-            ("hostname", host),
-        ]
-        parts.append(_open("testsuite", suite_attrs))
-        suite_properties = [*stage_properties, (f"gate.{result.gate}.status", result.status)]
-        stage_properties = []
-        parts += _properties(suite_properties, redact)
-        parts += (_case_xml(case, redact, mask_ids) for case in members)
-        parts.append("</testsuite>")
-    if stage_failure:
-        message = _attr(redact(stage_failure))
-        parts += [
-            _open(
-                "testsuite",
-                [
-                    ("name", "stage"),
-                    ("tests", "1"),
-                    ("failures", "1"),
-                    ("errors", "0"),
-                    ("skipped", "0"),
-                    ("time", "0"),
-                    ("timestamp", timestamp),
-                    ("hostname", host),
-                ],
-            ),
-            *_properties(stage_properties, redact),
-            f'<testcase classname="{_attr(f"stage.{run.stage}")}" name="stage" time="0">',
-            _element("failure", [("type", "stage"), ("message", message)], redact(stage_failure)),
-            "</testcase></testsuite>",
-        ]
-    parts.append("</testsuites>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Characters XML forbids cannot be in the markup written here, only in values: one
-    # pass over the document makes them legal (escaping neither adds nor removes any).
-    path.write_text(_xml_text("".join(parts)), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as out:
+        # Characters XML forbids cannot be in the markup written here, only in values: a
+        # pass over each piece makes them legal (escaping neither adds nor removes any).
+        def write(*parts: str) -> None:
+            out.write(_xml_text("".join(parts)))
+
+        write(
+            "<?xml version='1.0' encoding='utf-8'?>\n",
+            f'<testsuites name="{_attr(f"pytest-release {run.stage}")}">',
+        )
+        # Readers that fold every suite into one (xunitparser asserts that no property
+        # name repeats) need each property name once per report: the stage's own
+        # properties go into the first suite, each gate's status is named after the gate.
+        stage_properties = [("stage", run.stage), ("release_id", run.release_id)]
+        if run.image:
+            stage_properties.append(("image", run.image))
+        for result in gates:
+            members = by_gate.get(result.gate, [])
+            counts = CaseCounts()
+            if spool is not None and result.gate in spool.counts:
+                counts = replace(spool.counts[result.gate])
+            for case in members:
+                counts.add(case.outcome)
+            suite_attrs = [
+                ("name", _attr(result.gate)),
+                ("tests", str(counts.tests)),
+                ("failures", str(counts.failure)),
+                ("errors", str(counts.error)),
+                ("skipped", str(counts.skipped)),
+                ("time", f"{result.duration:.3f}"),
+                ("timestamp", timestamp),
+                ("hostname", host),
+            ]
+            suite_properties = [*stage_properties, (f"gate.{result.gate}.status", result.status)]
+            stage_properties = []
+            write(_open("testsuite", suite_attrs), *_properties(suite_properties, redact))
+            if spool is not None:
+                for line in spool.lines(result.gate):
+                    out.write(escaped(line) if late and escaped.finds(line) else line)
+            write(*(_case_xml(case, redact, mask_ids) for case in members), "</testsuite>")
+        if stage_failure:
+            message = _attr(redact(stage_failure))
+            write(
+                _open(
+                    "testsuite",
+                    [
+                        ("name", "stage"),
+                        ("tests", "1"),
+                        ("failures", "1"),
+                        ("errors", "0"),
+                        ("skipped", "0"),
+                        ("time", "0"),
+                        ("timestamp", timestamp),
+                        ("hostname", host),
+                    ],
+                ),
+                *_properties(stage_properties, redact),
+                f'<testcase classname="{_attr(f"stage.{run.stage}")}" name="stage" time="0">',
+                _element(
+                    "failure", [("type", "stage"), ("message", message)], redact(stage_failure)
+                ),
+                "</testcase></testsuite>",
+            )
+        write("</testsuites>")
+
+
+def xml_forms(value: str) -> set[str]:
+    """``value`` as it appears in this report's attributes and text."""
+    return {_attr(value), _cdata(value)} - {value}
 
 
 def _properties(properties: list[tuple[str, str]], redact: Redactor) -> list[str]:

@@ -43,18 +43,26 @@ def keep_other_release(path: Path, release_id: str) -> tuple[Path, str] | None:
     of being overwritten.  Returns where it went and its release, or None."""
     if not path.is_file():
         return None
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
-        previous = "unreadable"
-    else:
-        found = root.find(".//property[@name='release_id']")
-        previous = found.get("value", "") if found is not None else "unknown"
+    previous = _release_of_report(path)
     if previous == release_id:
         return None
     target = path.with_name(f"{path.stem}.{re.sub(r'[^A-Za-z0-9._-]', '_', previous)}.xml")
     os.replace(path, target)
     return target, previous
+
+
+def _release_of_report(path: Path) -> str:
+    """The ``release_id`` property of a JUnit report, read up to where it is (the first
+    suite's properties): a report of 60,000 cases is not parsed whole."""
+    try:
+        for _, element in ET.iterparse(path, events=("end",)):
+            if element.tag == "property" and element.get("name") == "release_id":
+                return str(element.get("value", ""))
+            if element.tag == "testcase":
+                element.clear()  # what is read is not kept
+    except (ET.ParseError, OSError):
+        return "unreadable"
+    return "unknown"
 
 
 def repoint_ledger(session: StageSession, moved: tuple[Path, str] | None) -> None:
@@ -84,7 +92,9 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
     # A stage that failed without a failing test (empty, interrupted, rolled back)
     # gets a failing case of its own so JUnit readers cannot show it green.
     failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-    cases = dict(session.recorder.cases)
+    # Finished cases that did not fail are in the recorder's spool (written as they
+    # finished); those still open and the failing ones are in memory.
+    cases = {case.nodeid: case for case in session.recorder.reported()}
     for nodeid in session.tracker.not_run():
         # Never finished (maybe set up, then interrupted): not passed, whatever the
         # reports before the interrupt said.
@@ -105,6 +115,7 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
             cases.values(),
             session.redact,
             stage_failure=outcome.message if failing_case else None,
+            spool=session.recorder.spool,
         )
     except OSError as exc:
         session.report_errors.append(
@@ -145,7 +156,7 @@ def write_terminal_summary(session: StageSession, outcome: StageOutcome, tr: Any
     """The stage's verdict, partial-run and error lines, one line per gate."""
     if github.in_github_actions():
         for line in github.error_annotations(
-            session.recorder.cases.values(), session.run.stage, session.redact
+            session.recorder.reported(), session.run.stage, session.redact
         ):
             tr.write_line(line)
     tr.write_sep(

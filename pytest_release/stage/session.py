@@ -115,9 +115,11 @@ class StageSession:
         if not self.is_worker:
             from pytest_release.ledger.ledger import Ledger, open_store
             from pytest_release.report.junit import CaseRecorder
+            from pytest_release.report.junit_spool import CaseSpool
             from pytest_release.stage.checks import narrowing_args
 
-            self.recorder = CaseRecorder(run, self.tracker.members, self.redact)
+            spool = CaseSpool(self.run_dir.path, self.redact)
+            self.recorder = CaseRecorder(run, self.tracker.members, self.redact, spool)
             self.ledger = Ledger(
                 open_store(run.config.ledger, run.ledger_path, run.rootdir, config.hook)
             )
@@ -407,9 +409,7 @@ class StageSession:
             # A stage passes only when every selected item reported an outcome.
             message = "the stage was interrupted"
             if not_run:
-                message += (
-                    f": {len(not_run)} of {len(self.tracker.selected or ())} item(s) never ran"
-                )
+                message += f": {len(not_run)} of {self.tracker.selected_count} item(s) never ran"
             if self.result_override is not None and self.result_override[0] == "rolled-back":
                 message += f"; {self.result_override[1]}"
             code = exitstatus if exitstatus != pytest.ExitCode.OK else pytest.ExitCode.INTERRUPTED
