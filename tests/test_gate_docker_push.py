@@ -75,7 +75,7 @@ def test_build_stage_pushes_image_and_tags(
     release = "0123456789abcdef0123"
     result = run_stage(pytester, "build", f"--image={image}", release=release)
     result.assert_outcomes(passed=6)
-    assert tags(registry, "shop") == ["0123456789ab", "canary-7", "latest"]
+    assert tags(registry, "shop") == ["0123456789ab", "latest", "release-7"]
     pushed = [line for line in result.stdout.lines if "push" in line]
     assert pushed, result.stdout.str()
     junit = (pytester.path / "reports" / "build.xml").read_text()

@@ -143,7 +143,8 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
     assert "profile seed-002: uat -> build" in seed.stdout
     assert "left running:\n  production  HAProxy http://127.0.0.1:18000 and its" in seed.stdout
-    (registry,) = [line for line in seed.stdout.splitlines() if line.startswith("  registry ")]
+    left_running = seed.stdout.split("left running:", 1)[1].splitlines()
+    (registry,) = [line for line in left_running if line.startswith("  registry ")]
     assert "127.0.0.1:5000" in registry  # started by the pipeline, or running before
 
     bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")

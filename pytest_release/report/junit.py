@@ -80,7 +80,7 @@ class CaseRecorder:
 
     With a ``spool``, an item's record lives only while the item runs: when it finishes
     (its teardown report), a case that did not fail goes to the spool as XML and is
-    dropped, a failing one is kept in :attr:`failed` (GitHub output lists them)."""
+    dropped; a failing one is also kept in :attr:`failed` (GitHub output lists them)."""
 
     def __init__(
         self,
@@ -123,15 +123,20 @@ class CaseRecorder:
         if self.spool is not None and report.when not in ("setup", "call"):
             del self.cases[report.nodeid]
             if case.outcome in ("failure", "error"):
+                # Kept for the GitHub annotations and step summary as well; the report
+                # takes it from the spool, so its suite keeps the order cases finished in.
                 self.failed.append(case)
-            else:
-                xml = _xml_text(_case_xml(case, self.redact, False))
-                self.spool.add(case.gate, case.outcome, xml)
+            xml = _xml_text(_case_xml(case, self.redact, False))
+            self.spool.add(case.gate, case.outcome, xml)
         return case
 
     def reported(self) -> list[CaseRecord]:
         """Every case held in memory: finished failing ones, then those still open."""
         return [*self.failed, *self.cases.values()]
+
+    def open_cases(self) -> list[CaseRecord]:
+        """The cases not in the spool: all of them without one, else those still open."""
+        return list(self.cases.values())
 
     def _add(self, case: CaseRecord, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:

@@ -2,9 +2,9 @@
 process is bounded: a suite of 60,000 tests keeps four counters per gate and its failing
 cases (the GitHub annotations and step summary list those), not a record per test.
 
-Each finished case that did not fail is turned into its ``<testcase>`` element at once
+Each finished case is turned into its ``<testcase>`` element at once
 (the work the end of the stage would have done) and appended, one line per case, to a
-file of its gate in the stage's run directory; :func:`pytest_release.junit.write_junit`
+file of its gate in the stage's run directory; :func:`pytest_release.report.junit.write_junit`
 copies those lines into the report.  Node ids were masked at collection; a secret that
 became known later (a gate plugin's ``add_secrets``) is masked in the spooled lines when
 they are copied, in the escaped forms the XML gives it.

@@ -92,9 +92,9 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
     # A stage that failed without a failing test (empty, interrupted, rolled back)
     # gets a failing case of its own so JUnit readers cannot show it green.
     failing_case = not outcome.passed and not any(g.failed for g in outcome.gates)
-    # Finished cases that did not fail are in the recorder's spool (written as they
-    # finished); those still open and the failing ones are in memory.
-    cases = {case.nodeid: case for case in session.recorder.reported()}
+    # Finished cases are in the recorder's spool (written as they finished, in that
+    # order); those still open are in memory, and the failing ones as well for GitHub.
+    cases = {case.nodeid: case for case in session.recorder.open_cases()}
     for nodeid in session.tracker.not_run():
         # Never finished (maybe set up, then interrupted): not passed, whatever the
         # reports before the interrupt said.
@@ -134,7 +134,7 @@ def write_stage_reports(session: StageSession, outcome: StageOutcome) -> None:
                 session.run,
                 outcome,
                 session.redact,
-                cases.values(),
+                [*session.recorder.failed, *cases.values()],
                 artifact=github.reports_artifact(),
             )
         )

@@ -77,11 +77,13 @@ def test_a_failing_look_is_fail(pytester: pytest.Pytester, canary_root: Path) ->
         answer = get_json(f"{url}/verdict/canary-1?release=r1")
         with pytest.raises(urllib.error.HTTPError) as missing:
             get_json(f"{url}/verdict/canary-1")
+        # Read while the server runs: the body may still be on its way when it ends.
+        missing_body = missing.value.read().decode()
     assert answer["verdict"] == "fail", answer
     assert answer["outcome"] == "rolled-back"
     assert answer["judged"]["canary"]["verdict"] == "fail"
     assert missing.value.code == 404
-    assert "GET /verdict/<stage>?release=<id>" in missing.value.read().decode()
+    assert "GET /verdict/<stage>?release=<id>" in missing_body
 
 
 def _entry(outcome: str, judged: str | None) -> LedgerEntry:
