@@ -12,11 +12,17 @@ failures into skips (the reason is still printed with ``-rs``).
 
 from __future__ import annotations
 
+import http.cookiejar  # noqa: F401  (see below)
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# Loaded once, before any in-process pytester run: a run imports httpx (which imports
+# http.cookiejar) and pytester then drops every module the run loaded, so a later
+# `import http.cookiejar` would make a second module whose CookieJar class is not the one
+# requests (docker's client) already holds ("You can only merge into CookieJar").
 
 ALLOW_NO_DOCKER_ENV = "PYTEST_RELEASE_ALLOW_NO_DOCKER"
 BASE_IMAGE = "local/python:bookworm"
