@@ -145,11 +145,7 @@ def verify_main(
     if members:
         problems.append(members)
     problems += rollout.router.backend_problems(status)
-    sent, failures = 0, tuple[str, ...]()
-    if not problems:
-        sent, failures, excess = _probe_problems(rollout, requests, baseline)
-        if excess:
-            problems.append(excess)
+    sent, failures = _probe_when_settled(rollout, requests, baseline, problems)
     if problems:
         raise RolloutError(
             f"the {terms.main} is not in the expected state:\n  "
@@ -157,6 +153,20 @@ def verify_main(
             + f"\n{terms.listing}: {status.describe()}"
         )
     return MainCheck(status, weights, sent, failures)
+
+
+def _probe_when_settled(
+    rollout: Rollout, requests: int, baseline: ErrorBaseline, problems: list[str]
+) -> tuple[int, tuple[str, ...]]:
+    """Requests through the router once the state read back has no problem (a probe of
+    a wrong state would only add noise to the message); an excess of failures over the
+    baseline is appended to ``problems``.  The requests sent and their failures."""
+    if problems:
+        return 0, ()
+    sent, failures, excess = _probe_problems(rollout, requests, baseline)
+    if excess:
+        problems.append(excess)
+    return sent, failures
 
 
 def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBaseline) -> LiveCheck:
@@ -173,11 +183,7 @@ def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBase
         )
     if not weights.canary_members:
         problems.append(f"{rollout.router.describe} has no member for the new colour")
-    sent, failures = 0, tuple[str, ...]()
-    if not problems:
-        sent, failures, excess = _probe_problems(rollout, requests, baseline)
-        if excess:
-            problems.append(excess)
+    sent, failures = _probe_when_settled(rollout, requests, baseline, problems)
     if problems:
         raise GateCheckFailed(
             "after the switch the new colour does not serve as expected:\n  "
