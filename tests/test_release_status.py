@@ -125,3 +125,21 @@ def test_recent_releases_are_bounded_and_ordered_by_their_latest_run() -> None:
     ]
     assert shown[0].outcome == "smoke rolled-back"
     assert shown[0].outcomes == (("uat", "passed"), ("smoke", "rolled-back"))
+
+
+def test_runs_started_within_the_same_second_are_ordered_by_the_ledger() -> None:
+    # Start times have one-second resolution: CI saw rel-a's second stage and rel-b's run
+    # share a second, and the release the ledger recorded later must still come first.
+    def run(run_id: str, release_id: str, stage: str) -> LedgerEntry:
+        return LedgerEntry(
+            run_id=run_id,
+            release_id=release_id,
+            stage=stage,
+            outcome="passed",
+            started="2026-12-07T03:18:57+00:00",
+        )
+
+    entries = [run("1", "rel-a", "one"), run("2", "rel-a", "two"), run("3", "rel-b", "one")]
+    assert [s.release_id for s in recent_releases(entries)] == ["rel-b", "rel-a"]
+    entries.append(run("4", "rel-a", "three"))
+    assert [s.release_id for s in recent_releases(entries)] == ["rel-a", "rel-b"]

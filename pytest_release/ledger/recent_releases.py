@@ -40,9 +40,13 @@ def recent_releases(
 ) -> list[ReleaseSummary]:
     """The ``limit`` releases whose latest stage run started last, newest first."""
     by_release: dict[str, dict[str, LedgerEntry]] = {}
-    for entry in entries:
+    # Start times have one-second resolution: runs started within the same second are
+    # ordered by where the ledger appended them (it appends in the order runs start).
+    last_position: dict[str, int] = {}
+    for position, entry in enumerate(entries):
         stages = by_release.setdefault(entry.release_id, {})
         stages[entry.stage] = entry  # ledger order: the later run of a stage wins
+        last_position[entry.release_id] = position
     summaries = [
         ReleaseSummary(
             release_id=release_id,
@@ -51,7 +55,7 @@ def recent_releases(
         )
         for release_id, stages in by_release.items()
     ]
-    summaries.sort(key=lambda s: s.last_started, reverse=True)
+    summaries.sort(key=lambda s: (s.last_started, last_position[s.release_id]), reverse=True)
     return summaries[:limit]
 
 
