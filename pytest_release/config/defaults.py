@@ -8,51 +8,37 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def _gate(name: str, description: str, **settings: str) -> dict[str, Any]:
+    """A built-in gate whose tests live in ``tests/<name>/`` or ``suites/<name>/``."""
+    return {
+        **settings,
+        "description": description,
+        "paths": [f"tests/{name}/*", f"suites/{name}/*"],
+    }
+
+
 DEFAULT_GATES: dict[str, dict[str, Any]] = {
     "lint": {"kind": "lint", "description": "Static checks: linters and type checkers."},
-    "unit": {
-        "description": "Fast tests of single units.",
-        "paths": ["tests/unit/*", "suites/unit/*"],
-    },
-    "integration": {
-        "description": "Tests across components and real dependencies.",
-        "paths": ["tests/integration/*", "suites/integration/*"],
-    },
-    "docker": {
-        "kind": "docker",
-        "description": "The service image: build, run, health and image checks.",
-        "paths": ["tests/docker/*", "suites/docker/*"],
-    },
-    "e2e": {
-        "kind": "e2e",
-        "description": "Browser end-to-end tests (pytest-playwright).",
-        "paths": ["tests/e2e/*", "suites/e2e/*"],
-    },
-    "newman": {
-        "kind": "newman",
-        "description": "Postman collections run by newman.",
-        "paths": ["tests/newman/*", "suites/newman/*"],
-    },
-    "build": {
-        "description": "Build, tag and push the release image.",
-        "paths": ["tests/build/*", "suites/build/*"],
-    },
-    "canary": {
-        "kind": "canary",
-        "description": "Canary rollout step: deploy, shift traffic, judge, promote or roll back.",
-        "paths": ["tests/canary/*", "suites/canary/*"],
-    },
-    "smoke": {
-        "description": "Production smoke checks; a failure rolls back.",
-        "paths": ["tests/smoke/*", "suites/smoke/*"],
-    },
-    "rollback": {
-        "kind": "canary",
-        "settings_from": "canary",
-        "description": "Emergency rollback, asserted.",
-        "paths": ["tests/rollback/*", "suites/rollback/*"],
-    },
+    "unit": _gate("unit", "Fast tests of single units."),
+    "integration": _gate("integration", "Tests across components and real dependencies."),
+    "docker": _gate(
+        "docker", "The service image: build, run, health and image checks.", kind="docker"
+    ),
+    "e2e": _gate("e2e", "Browser end-to-end tests (pytest-playwright).", kind="e2e"),
+    "newman": _gate("newman", "Postman collections run by newman.", kind="newman"),
+    "build": _gate("build", "Build, tag and push the release image."),
+    "canary": _gate(
+        "canary",
+        "Canary rollout step: deploy, shift traffic, judge, promote or roll back.",
+        kind="canary",
+    ),
+    "smoke": _gate("smoke", "Production smoke checks; a failure rolls back."),
+    "rollback": _gate(
+        "rollback", "Emergency rollback, asserted.", kind="canary", settings_from="canary"
+    ),
 }
+
 
 DEFAULT_STAGES: dict[str, dict[str, Any]] = {
     "uat": {
