@@ -6,15 +6,47 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.types import HttpPath, PositiveDuration
 
-_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_SERVICE = re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$")
-_TAG = re.compile(r"^[a-z]([-a-z0-9]{0,44}[a-z0-9])?$")
+_TAG_RULE = (
+    re.compile(r"^[a-z]([-a-z0-9]{0,44}[a-z0-9])?$"),
+    "traffic tag",
+    "is not valid: use at most 46 lower-case letters, digits and '-', starting with a letter",
+)
+# The Google Cloud names a field holds: (pattern, what the value is called, what is wrong
+# with one that does not match and what is allowed instead).
+_NAME_RULES: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "project": (
+        re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$"),
+        "project",
+        "is not a Google Cloud project ID: use 6 to 30 lower-case letters, digits and '-', "
+        "starting with a letter (the ID, not the project name or number)",
+    ),
+    "region": (
+        re.compile(r"^[a-z]+-[a-z]+[0-9]+$"),
+        "region",
+        "is not a Cloud Run region such as 'europe-west1' or 'us-central1'",
+    ),
+    "service": (
+        re.compile(r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$"),
+        "service",
+        "is not a Cloud Run service name: use at most 49 lower-case letters, digits and '-', "
+        "starting with a letter and not ending with '-'",
+    ),
+    "stable_tag": _TAG_RULE,
+    "canary_tag": _TAG_RULE,
+    "previous_tag": _TAG_RULE,
+}
 
 
 class CloudRunPlatformConfig(BaseModel):
@@ -74,45 +106,12 @@ class CloudRunPlatformConfig(BaseModel):
         "meanwhile (each attempt re-reads the service) before the step fails.",
     )
 
-    @field_validator("project")
+    @field_validator(*_NAME_RULES)
     @classmethod
-    def _project(cls, value: str) -> str:
-        if not _PROJECT.match(value):
-            raise ValueError(
-                f"project {value!r} is not a Google Cloud project ID: use 6 to 30 lower-case "
-                "letters, digits and '-', starting with a letter (the ID, not the project name "
-                "or number)"
-            )
-        return value
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(
-                f"region {value!r} is not a Cloud Run region such as 'europe-west1' or "
-                "'us-central1'"
-            )
-        return value
-
-    @field_validator("service")
-    @classmethod
-    def _service(cls, value: str) -> str:
-        if not _SERVICE.match(value):
-            raise ValueError(
-                f"service {value!r} is not a Cloud Run service name: use at most 49 lower-case "
-                "letters, digits and '-', starting with a letter and not ending with '-'"
-            )
-        return value
-
-    @field_validator("stable_tag", "canary_tag", "previous_tag")
-    @classmethod
-    def _tag(cls, value: str) -> str:
-        if not _TAG.match(value):
-            raise ValueError(
-                f"traffic tag {value!r} is not valid: use at most 46 lower-case letters, "
-                "digits and '-', starting with a letter"
-            )
+    def _google_name(cls, value: str, info: ValidationInfo) -> str:
+        pattern, what, problem = _NAME_RULES[info.field_name or ""]
+        if not pattern.match(value):
+            raise ValueError(f"{what} {value!r} {problem}")
         return value
 
     @field_validator("api_endpoint")
