@@ -57,25 +57,37 @@ class Collection:
     variables: tuple[tuple[str, str], ...] = ()
 
 
+def _read(path: Path, what: str) -> str:
+    """The text of ``path``, ``what`` naming it in the error when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CollectionError(f"{what} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CollectionError(f"{what} cannot be read: {exc}") from None
+
+
+def _json(text: str, what: str, advice: str = "") -> object:
+    """``text`` parsed, ``what`` naming the file and ``advice`` ending the message when it
+    is no JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CollectionError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{advice}",
+            line=exc.lineno,
+        ) from None
+
+
 def load_collection(path: Path, label: str | None = None) -> Collection:
     """Parse ``path``; raises :class:`CollectionError` with a message naming the problem
     (and the file as ``label``, e.g. its repo-relative path)."""
     shown = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CollectionError(f"collection file {shown} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CollectionError(f"collection file {shown} cannot be read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CollectionError(
-            f"collection file {shown} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}; fix the file or export the collection again from Postman "
-            "(Collection v2.1)",
-            line=exc.lineno,
-        ) from None
+    what = f"collection file {shown}"
+    text = _read(path, what)
+    data = _json(
+        text, what, "; fix the file or export the collection again from Postman (Collection v2.1)"
+    )
     if not isinstance(data, dict):
         raise CollectionError(
             f"collection file {shown} holds a JSON {type(data).__name__}, not a Postman "
@@ -189,12 +201,8 @@ def _line_of(text: str, offset: int) -> int | None:
 def count_iteration_data(path: Path, label: str | None = None) -> int:
     """How many iterations newman runs for an iteration data file (JSON array or CSV)."""
     shown = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CollectionError(f"iteration data file {shown} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CollectionError(f"iteration data file {shown} cannot be read: {exc}") from None
+    what = f"iteration data file {shown}"
+    text = _read(path, what)
     if path.suffix.lower() == ".csv":
         # newman counts every record after the header, blank lines included.
         rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -205,14 +213,7 @@ def count_iteration_data(path: Path, label: str | None = None) -> int:
                 line=1,
             )
         return len(rows) - 1
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CollectionError(
-            f"iteration data file {shown} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno} (use a JSON array of objects, or a .csv file)",
-            line=exc.lineno,
-        ) from None
+    data = _json(text, what, " (use a JSON array of objects, or a .csv file)")
     if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
         raise CollectionError(
             f"iteration data file {shown} must hold a non-empty JSON array of objects, one "
@@ -224,23 +225,9 @@ def count_iteration_data(path: Path, label: str | None = None) -> int:
 
 def read_json_file(path: Path, what: str, label: str | None = None) -> None:
     """Check that an environment or globals file exists and is a JSON object."""
-    shown = label or str(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CollectionError(f"{what} file {shown} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CollectionError(f"{what} file {shown} cannot be read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise CollectionError(
-            f"{what} file {shown} is not valid JSON: {exc.msg} at line {exc.lineno} column "
-            f"{exc.colno}",
-            line=exc.lineno,
-        ) from None
-    if not isinstance(data, dict):
-        raise CollectionError(
-            f"{what} file {shown} must hold a JSON object (a Postman {what} export)", line=1
-        )
+    file = f"{what} file {label or path}"
+    if not isinstance(_json(_read(path, file), file), dict):
+        raise CollectionError(f"{file} must hold a JSON object (a Postman {what} export)", line=1)
 
 
 def secret_values(
