@@ -43,6 +43,34 @@ def configured_executable(
     )
 
 
+def installed_executable(
+    configured: str | None, rootdir: Path, tool: str, key: str, gate: str, hint: str, usual: Path
+) -> str:
+    """The configured executable (:func:`configured_executable`), else the one at
+    ``usual`` (where the tool's installer puts it), else the program ``key`` (the gate's
+    key for it is named after it) on PATH; a :class:`LookupError` message saying where
+    it looked and ``hint``."""
+    if configured is not None:
+        return configured_executable(configured, rootdir, tool, key, gate, hint)
+    if executable(usual):
+        return str(usual)
+    found = shutil.which(key)
+    if found:
+        return found
+    raise LookupError(
+        f"{tool} is not installed: looked for {usual} and for {key!r} on PATH; {hint}"
+    )
+
+
+def refuse_empty_paths(config: object, keys: Iterable[str]) -> None:
+    """A :class:`ValueError` for the first of the path ``keys`` of ``config`` that is set
+    but empty."""
+    for key in keys:
+        value = getattr(config, key)
+        if value is not None and not value.strip():
+            raise ValueError(f"{key} is empty; remove the key or name a file")
+
+
 def refuse_reserved_flags(
     tool: str, args: Iterable[str], reserved: Mapping[str, str], prefixes: Mapping[str, str]
 ) -> None:

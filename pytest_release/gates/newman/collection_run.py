@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pytest_release.gates.newman.runner import (
     failed,
     run_newman,
 )
-from pytest_release.gates.tool_command import configured_executable, executable, resolve_path
+from pytest_release.gates.tool_command import installed_executable, resolve_path
 from pytest_release.gates.tool_verdict import stage_session
 
 if TYPE_CHECKING:
@@ -128,20 +127,11 @@ def resolve_newman(configured: str | None, rootdir: Path, gate_name: str) -> str
     """The newman executable: the configured one, else ``<rootdir>/node_modules/.bin``,
     else PATH; :class:`NewmanSetupError` with the install command when none exists."""
     hint = INSTALL_HINT.format(rootdir=rootdir, gate=gate_name)
-    if configured is not None:
-        try:
-            return configured_executable(configured, rootdir, "newman", "newman", gate_name, hint)
-        except LookupError as exc:
-            raise NewmanSetupError(str(exc)) from None
     local = rootdir / LOCAL_BINARY
-    if executable(local):
-        return str(local)
-    found = shutil.which("newman")
-    if found:
-        return found
-    raise NewmanSetupError(
-        f"newman is not installed: looked for {local} and for 'newman' on PATH; {hint}"
-    )
+    try:
+        return installed_executable(configured, rootdir, "newman", "newman", gate_name, hint, local)
+    except LookupError as exc:
+        raise NewmanSetupError(str(exc)) from None
 
 
 def _masked(value: Any, redact: Callable[[str], str]) -> Any:

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
 from pytest_release.config.types import parse_duration
-from pytest_release.gates.tool_command import refuse_reserved_flags
+from pytest_release.gates.tool_command import refuse_empty_paths, refuse_reserved_flags
 
 if TYPE_CHECKING:
     pass
@@ -167,10 +167,7 @@ class NewmanGateConfig(GateConfig):
 
     @model_validator(mode="after")
     def _paths(self) -> NewmanGateConfig:
-        for key in ("environment", "globals", "iteration_data", "newman"):
-            value = getattr(self, key)
-            if value is not None and not value.strip():
-                raise ValueError(f"{key} is empty; remove the key or name a file")
+        refuse_empty_paths(self, ("environment", "globals", "iteration_data", "newman"))
         return self
 
 

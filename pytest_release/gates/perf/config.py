@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pytest_release.config import GateConfig
 from pytest_release.config.types import PositiveDuration
-from pytest_release.gates.tool_command import refuse_reserved_flags
+from pytest_release.gates.tool_command import refuse_empty_paths, refuse_reserved_flags
 
 KIND: Literal["perf"] = "perf"
 STATUS_NAME = "(locust run)"
@@ -155,10 +155,7 @@ class PerfGateConfig(GateConfig):
 
     @model_validator(mode="after")
     def _paths(self) -> PerfGateConfig:
-        for key in ("locustfile", "locust"):
-            value = getattr(self, key)
-            if value is not None and not value.strip():
-                raise ValueError(f"{key} is empty; remove the key or name a file")
+        refuse_empty_paths(self, ("locustfile", "locust"))
         return self
 
     def limits(self, endpoint: str) -> Limits:

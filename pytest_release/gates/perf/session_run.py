@@ -3,7 +3,6 @@ the Locust executable."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pytest_release.gates.perf.runner import (
     refused,
     run_locust,
 )
-from pytest_release.gates.tool_command import configured_executable, executable
+from pytest_release.gates.tool_command import installed_executable
 from pytest_release.gates.tool_verdict import stage_session
 
 if TYPE_CHECKING:
@@ -93,17 +92,10 @@ def resolve_locust(configured: str | None, rootdir: Path, gate_name: str) -> str
     """The Locust executable: the configured one, else the one installed beside the
     running Python, else PATH; :class:`LocustSetupError` with the install command."""
     hint = INSTALL_HINT.format(gate=gate_name)
-    if configured is not None:
-        try:
-            return configured_executable(configured, rootdir, "Locust", "locust", gate_name, hint)
-        except LookupError as exc:
-            raise LocustSetupError(str(exc)) from None
     beside = Path(sys.executable).parent / "locust"
-    if executable(beside):
-        return str(beside)
-    found = shutil.which("locust")
-    if found:
-        return found
-    raise LocustSetupError(
-        f"Locust is not installed: looked for {beside} and for 'locust' on PATH; {hint}"
-    )
+    try:
+        return installed_executable(
+            configured, rootdir, "Locust", "locust", gate_name, hint, beside
+        )
+    except LookupError as exc:
+        raise LocustSetupError(str(exc)) from None
