@@ -21,16 +21,12 @@ from pytest_release.canary.stats import fisher_exact_greater
 class CompareErrorRate:
     config: JudgeConfig
     plan: ComparisonPlan
-    sources: tuple[str, ...] = ("sampler",)
+    needs: tuple[str, ...] = ("sampler",)
     name: str = "compare_error_rate"
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return self.sources
 
     def result(self, evidence: Evidence) -> CheckResult:
         return compare_at_look(
-            evidence, self.sources, self.name, "compare_error_rate", self.plan, self._tested
+            evidence, self.needs, self.name, "compare_error_rate", self.plan, self._tested
         )
 
     def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:

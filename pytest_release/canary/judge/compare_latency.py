@@ -21,15 +21,11 @@ class CompareLatency:
     config: JudgeConfig
     plan: ComparisonPlan
     name: str = "compare_latency"
-    sources: tuple[str, ...] = ("sampler",)  # per-request latencies: the sampler's only
-
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return self.sources
+    needs: tuple[str, ...] = ("sampler",)  # per-request latencies: the sampler's only
 
     def result(self, evidence: Evidence) -> CheckResult:
         return compare_at_look(
-            evidence, self.sources, self.name, "compare_latency", self.plan, self._tested
+            evidence, self.needs, self.name, "compare_latency", self.plan, self._tested
         )
 
     def _tested(self, windows: Sequence[Window], alphas: Sequence[float]) -> CheckResult:

@@ -24,15 +24,11 @@ from pytest_release.canary.judge.verdicts import CheckResult, format_percent
 class ErrorRate:
     config: JudgeConfig
     plan: ThresholdPlan
-    sources: tuple[str, ...] = ("sampler",)
+    needs: tuple[str, ...] = ("sampler",)
     name: str = "error_rate"
 
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return self.sources
-
     def result(self, evidence: Evidence) -> CheckResult:
-        requests = evidence.joined(self.sources)
+        requests = evidence.joined(self.needs)
         start, end = evidence.start, evidence.end
         if requests.unavailable:
             return unavailable(requests, self.name, start, end)

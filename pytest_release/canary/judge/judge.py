@@ -103,7 +103,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pytest_release.canary.judge.check import Check
@@ -156,22 +157,13 @@ def checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
     """The judge's checks, in the order of a verdict's results (the extra checks, such as
     ``alerts``, join after ``restarts``)."""
     plan = threshold_plan(config, planned_looks)
-    joined, further = evidence_sources(config)
-    sampler = SAMPLER in joined
-    counted = [source for source in joined if source != SAMPLER]
-    checks: list[Check] = []
-    if joined:
-        checks.append(ErrorRate(config, plan, joined))
-    if sampler:
-        checks.append(P95Latency(config, plan))
-    for source in counted:
-        name = f"{source}.p95_latency" if sampler else "p95_latency"
-        checks.append(CountedP95Latency(config, source, name))
-    for source in further:
-        checks += [
-            ErrorRate(config, plan, (source,), f"{source}.error_rate"),
-            CountedP95Latency(config, source, f"{source}.p95_latency"),
-        ]
+    checks = _per_source(
+        config,
+        ("error_rate", "p95_latency"),
+        errors=partial(ErrorRate, config, plan),
+        sampler_latency=partial(P95Latency, config, plan),
+        counted_latency=partial(CountedP95Latency, config),
+    )
     if config.max_restarts is not None:
         checks.append(Restarts(config.max_restarts))
     return checks
@@ -181,9 +173,7 @@ def late_checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
     """The checks after ``restarts`` and the extra checks."""
     plan = threshold_plan(config, planned_looks)
     comparison = comparison_plan(config, planned_looks)
-    joined, further = evidence_sources(config)
-    sampler = SAMPLER in joined
-    counted = [source for source in joined if source != SAMPLER]
+    sampler = SAMPLER in evidence_sources(config)[0]
     checks: list[Check] = []
     if config.http_checks:
         if config.max_health_failure_share is not None:
@@ -195,17 +185,43 @@ def late_checks_for(config: JudgeConfig, planned_looks: int) -> list[Check]:
             checks.append(SlowResponses(config))
     if not config.comparison.enabled:
         return checks
+    return checks + _per_source(
+        config,
+        ("compare_error_rate", "compare_latency"),
+        errors=partial(CompareErrorRate, config, comparison),
+        sampler_latency=partial(CompareLatency, config, comparison),
+        counted_latency=partial(CountedCompareLatency, config),
+    )
+
+
+def _per_source(
+    config: JudgeConfig,
+    names: tuple[str, str],
+    *,
+    errors: Callable[[tuple[str, ...], str], Check],
+    sampler_latency: Callable[[], Check],
+    counted_latency: Callable[[str, str], Check],
+) -> list[Check]:
+    """An error check (built from its sources and name) over the joined sources, a latency
+    check for each joined source (the sampler's; a counted source's, named
+    ``<source>.<check>`` when the sampler's judges too), and both again, named
+    ``<source>.<check>``, for each further counted source."""
+    error_name, latency_name = names
+    joined, further = evidence_sources(config)
+    sampler = SAMPLER in joined
+    checks: list[Check] = []
     if joined:
-        checks.append(CompareErrorRate(config, comparison, joined))
+        checks.append(errors(joined, error_name))
     if sampler:
-        checks.append(CompareLatency(config, comparison))
-    for source in counted:
-        name = f"{source}.compare_latency" if sampler else "compare_latency"
-        checks.append(CountedCompareLatency(config, source, name))
+        checks.append(sampler_latency())
+    for source in joined:
+        if source != SAMPLER:
+            name = f"{source}.{latency_name}" if sampler else latency_name
+            checks.append(counted_latency(source, name))
     for source in further:
         checks += [
-            CompareErrorRate(config, comparison, (source,), f"{source}.compare_error_rate"),
-            CountedCompareLatency(config, source, f"{source}.compare_latency"),
+            errors((source,), f"{source}.{error_name}"),
+            counted_latency(source, f"{source}.{latency_name}"),
         ]
     return checks
 
