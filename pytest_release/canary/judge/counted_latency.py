@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_release.canary.evidence.router_stats import RouterLatency
+from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency
 from pytest_release.canary.judge.config import JudgeConfig
-from pytest_release.canary.judge.evidence import Evidence, canary_http
+from pytest_release.canary.judge.evidence import Evidence, SourceRequests, canary_http
 from pytest_release.canary.judge.labels import unavailable
 from pytest_release.canary.judge.verdicts import (
     CheckResult,
@@ -39,6 +39,40 @@ def mean_latency(reads: list[RouterLatency]) -> float | None:
 
 
 @dataclass(frozen=True)
+class HoldMeans:
+    """A counted source's average response times per version over the hold so far: every
+    read from the hold's start (the source's first read) to the look's end, weighted by
+    its requests."""
+
+    requests: SourceRequests
+    router: RouterEvidence
+    start: float
+    end: float
+    canary: float | None
+    stable: float | None
+
+
+def hold_means(evidence: Evidence, source: str, name: str) -> HoldMeans | CheckResult | None:
+    """``source``'s :class:`HoldMeans` at the look ``evidence`` describes; ``None`` when
+    the source measures no latency (the check ``name`` does not apply), or ``name``'s
+    result saying why the source cannot be judged at this look."""
+    requests = evidence.requests(source)
+    if requests.counted is not None and not requests.counted.has_latency:
+        return None  # this source measures no latency: nothing to check
+    if requests.unavailable or requests.counted is None:
+        return unavailable(requests, name, evidence.start, evidence.end)
+    reads = [x for x in requests.counted.latencies if x.timestamp <= evidence.end]
+    return HoldMeans(
+        requests,
+        requests.counted,
+        requests.hold_start,
+        evidence.end,
+        canary=mean_latency([x for x in reads if x.target == "canary"]),
+        stable=mean_latency([x for x in reads if x.target == "stable"]),
+    )
+
+
+@dataclass(frozen=True)
 class CountedP95Latency:
     config: JudgeConfig
     source: str
@@ -49,24 +83,17 @@ class CountedP95Latency:
         return (self.source,)
 
     def result(self, evidence: Evidence) -> CheckResult | None:
-        requests = evidence.requests(self.source)
-        if requests.counted is not None and not requests.counted.has_latency:
-            return None  # this source measures no latency: nothing to check
-        start, end, source = evidence.start, evidence.end, self.source
-        if requests.unavailable or requests.counted is None:
-            return unavailable(requests, self.name, start, end)
-        router = requests.counted
-        # The hold so far: every request it counted (judge.min_requests is a whole-hold
-        # minimum), from the first read on.
-        start = requests.hold_start
-        n_current = len(canary_http(requests.everything))
+        held = hold_means(evidence, self.source, self.name)
+        if not isinstance(held, HoldMeans):
+            return held
+        router, canary, stable = held.router, held.canary, held.stable
+        start, end, source = held.start, held.end, self.source
+        # judge.min_requests is a whole-hold minimum: every request the source counted.
+        n_current = len(canary_http(held.requests.everything))
         cfg = self.config
         limit = cfg.max_p95_latency_ms
         name = self.name
         label = router.label
-        reads = [x for x in router.latencies if x.timestamp <= end]
-        canary = mean_latency([x for x in reads if x.target == "canary"])
-        stable = mean_latency([x for x in reads if x.target == "stable"])
         if n_current < cfg.min_requests or canary is None:
             return CheckResult.insufficient(
                 name,
@@ -140,21 +167,15 @@ class CountedCompareLatency:
         return (self.source,)
 
     def result(self, evidence: Evidence) -> CheckResult | None:
-        requests = evidence.requests(self.source)
-        if requests.counted is not None and not requests.counted.has_latency:
-            return None  # this source measures no latency: nothing to check
-        start, end, source = evidence.start, evidence.end, self.source
-        if requests.unavailable or requests.counted is None:
-            return unavailable(requests, self.name, start, end)
-        router = requests.counted
-        start = requests.hold_start  # the hold so far, like the p95 check
-        current = list(requests.everything)
+        held = hold_means(evidence, self.source, self.name)
+        if not isinstance(held, HoldMeans):
+            return held
+        router, canary, stable = held.router, held.canary, held.stable
+        start, end, source = held.start, held.end, self.source
+        current = list(held.requests.everything)
         cmp = self.config.comparison
         name = self.name
         label = router.label
-        reads = [x for x in router.latencies if x.timestamp <= end]
-        canary = mean_latency([x for x in reads if x.target == "canary"])
-        stable = mean_latency([x for x in reads if x.target == "stable"])
         n_c = sum(1 for s in current if s.target == "canary")
         n_s = sum(1 for s in current if s.target == "stable")
         if min(n_c, n_s) < cmp.min_samples or canary is None or stable is None:
