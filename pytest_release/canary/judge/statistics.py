@@ -141,6 +141,7 @@ def share_test(
     for window in windows:
         k, n = count(window.canary)
         stable_k, stable_n = count(window.stable)
+        exact: float | None  # the level of the window's exact binomial test, if it has one
         if window is windows[0]:
             alpha = plan.cumulative_alpha
             credible = n > 0 and mixture_likelihood_ratio(k, n, limit) >= 1.0 / alpha
@@ -149,22 +150,14 @@ def share_test(
             tests.append(
                 ShareTest(window, k, n, stable_k, stable_n, alpha, credible, lower, method)
             )
-            final = plan.final_alpha(look)
-            if final is None:
-                continue
-            alpha = final
-            credible = n > 0 and binomial_sf(k, n, limit) < alpha
-            lower = binomial_lower_bound(k, n, alpha) if n else 0.0
-            method = "exact binomial, the planned end"
+            exact, method = plan.final_alpha(look), "exact binomial, the planned end"
         else:
-            late = plan.late_alpha(look)
-            if late is None:
-                continue
-            alpha = late
-            credible = n > 0 and binomial_sf(k, n, limit) < alpha
-            lower = binomial_lower_bound(k, n, alpha) if n else 0.0
-            method = "exact binomial"
-        tests.append(ShareTest(window, k, n, stable_k, stable_n, alpha, credible, lower, method))
+            exact, method = plan.late_alpha(look), "exact binomial"
+        if exact is None:
+            continue
+        credible = n > 0 and binomial_sf(k, n, limit) < exact
+        lower = binomial_lower_bound(k, n, exact) if n else 0.0
+        tests.append(ShareTest(window, k, n, stable_k, stable_n, exact, credible, lower, method))
     over = [t for t in tests if t.credible]
     return max(over, key=lambda t: t.lower) if over else tests[0]
 
