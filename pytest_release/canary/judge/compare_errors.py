@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_release.canary.judge.comparison_look import compare_at_look
+from pytest_release.canary.judge.comparison_look import compare_at_look, too_few_samples
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.statistics import ComparisonPlan
@@ -45,16 +45,13 @@ class CompareErrorRate:
         if not tested:
             cumulative = windows[0]
             n_c, n_s = len(cumulative.canary), len(cumulative.stable)
-            return CheckResult.insufficient(
+            return too_few_samples(
                 "compare_error_rate",
-                threshold=alphas[0],
-                unit="p",
-                window=(cumulative.start, cumulative.end),
-                samples=n_c + n_s,
-                message=f"canary vs stable error rate: {n_c} canary and {n_s} stable requests "
-                f"over {format_window(cumulative.start, cumulative.end)}, need "
-                f"{cmp.min_samples} each (judge.comparison.min_samples)",
-                pending=True,
+                ("error rate", "requests"),
+                cumulative,
+                (n_c, n_s),
+                alphas[0],
+                cmp.min_samples,
             )
         # The window furthest below its level (a failing one if any), else the cumulative.
         p, alpha, window, e_c, n_c, e_s, n_s = min(tested, key=lambda t: t[0] / t[1])

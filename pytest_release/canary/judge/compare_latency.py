@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_release.canary.judge.comparison_look import compare_at_look
+from pytest_release.canary.judge.comparison_look import compare_at_look, too_few_samples
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.statistics import ComparisonPlan
@@ -43,16 +43,13 @@ class CompareLatency:
             cumulative = windows[0]
             n_c = sum(1 for s in cumulative.canary if s.latency_ms is not None)
             n_s = sum(1 for s in cumulative.stable if s.latency_ms is not None)
-            return CheckResult.insufficient(
+            return too_few_samples(
                 "compare_latency",
-                threshold=alphas[0],
-                unit="p",
-                window=(cumulative.start, cumulative.end),
-                samples=n_c + n_s,
-                message=f"canary vs stable latency: {n_c} canary and {n_s} stable responses "
-                f"over {format_window(cumulative.start, cumulative.end)}, need "
-                f"{cmp.min_samples} each (judge.comparison.min_samples)",
-                pending=True,
+                ("latency", "responses"),
+                cumulative,
+                (n_c, n_s),
+                alphas[0],
+                cmp.min_samples,
             )
         # The window furthest below its level (a failing one if any), else the cumulative.
         p, alpha, window, lat_c, lat_s = min(tested, key=lambda t: t[0] / t[1])

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.labels import labelled, unavailable
 from pytest_release.canary.judge.statistics import ComparisonPlan
-from pytest_release.canary.judge.verdicts import CheckResult
+from pytest_release.canary.judge.verdicts import CheckResult, format_window
 
 WindowTest = Callable[[Sequence[Window], Sequence[float]], CheckResult]
 
@@ -49,3 +49,29 @@ def compare_at_look(
     alphas = plan.window_alphas(evidence.look, len(windows))
     result = test(windows, alphas)
     return labelled(requests, name, replace(result, details=requests.contributions()))
+
+
+def too_few_samples(
+    check: str,
+    compared: tuple[str, str],
+    window: Window,
+    counts: tuple[int, int],
+    alpha: float,
+    need: int,
+) -> CheckResult:
+    """``check`` insufficient, pending: the cumulative ``window`` has fewer than ``need``
+    of the canary's or stable's samples (``counts``: canary, stable), so no window could
+    be tested (at the level ``alpha`` for the cumulative one).  ``compared`` names what is
+    compared and its samples ("error rate", "requests")."""
+    (subject, unit), (n_c, n_s) = compared, counts
+    return CheckResult.insufficient(
+        check,
+        threshold=alpha,
+        unit="p",
+        window=(window.start, window.end),
+        samples=n_c + n_s,
+        message=f"canary vs stable {subject}: {n_c} canary and {n_s} stable {unit} over "
+        f"{format_window(window.start, window.end)}, need {need} each "
+        "(judge.comparison.min_samples)",
+        pending=True,
+    )
