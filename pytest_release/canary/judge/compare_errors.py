@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_release.canary.judge.comparison_look import compare_at_look, too_few_samples
+from pytest_release.canary.judge.comparison_look import compare_at_look, compared, too_few_samples
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.statistics import ComparisonPlan
@@ -61,16 +61,13 @@ class CompareErrorRate:
         margin = (
             f", margin {format_percent(cmp.error_rate_margin)}" if cmp.error_rate_margin else ""
         )
-        return CheckResult(
-            name="compare_error_rate",
-            verdict="fail" if failed else "pass",
-            value=p,
-            threshold=alpha,
-            unit="p",
-            window_start=window.start,
-            window_end=window.end,
-            samples=n_c + n_s,
-            message=f"canary error rate {format_percent(rate_c)} {relation} stable "
+        return compared(
+            "compare_error_rate",
+            p,
+            alpha,
+            window,
+            n_c + n_s,
+            f"canary error rate {format_percent(rate_c)} {relation} stable "
             f"{format_percent(rate_s)} (Fisher exact one-sided p={p:.2g} "
             f"{'<' if failed else '>='} alpha {alpha:.2g}{margin}) over "
             f"{format_window(window.start, window.end)} ({window.label}; n={n_c} canary, "

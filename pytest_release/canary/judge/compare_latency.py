@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_release.canary.judge.comparison_look import compare_at_look, too_few_samples
+from pytest_release.canary.judge.comparison_look import compare_at_look, compared, too_few_samples
 from pytest_release.canary.judge.config import JudgeConfig
 from pytest_release.canary.judge.evidence import Evidence, Window
 from pytest_release.canary.judge.statistics import ComparisonPlan
@@ -58,16 +58,13 @@ class CompareLatency:
         tolerance = (
             f"stable +{cmp.latency_tolerance * 100:.0f}% +{format_ms(cmp.latency_tolerance_ms)}"
         )
-        return CheckResult(
-            name="compare_latency",
-            verdict="fail" if failed else "pass",
-            value=p,
-            threshold=alpha,
-            unit="p",
-            window_start=window.start,
-            window_end=window.end,
-            samples=len(lat_c) + len(lat_s),
-            message=f"canary latency (median {format_ms(median(lat_c))}, p95 "
+        return compared(
+            "compare_latency",
+            p,
+            alpha,
+            window,
+            len(lat_c) + len(lat_s),
+            f"canary latency (median {format_ms(median(lat_c))}, p95 "
             f"{format_ms(percentile(lat_c, 95.0))}) {relation} {tolerance} "
             f"(median {format_ms(median(lat_s))}, p95 "
             f"{format_ms(percentile(lat_s, 95.0))}, same window, same sampler; Mann-Whitney "

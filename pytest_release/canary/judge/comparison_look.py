@@ -75,3 +75,21 @@ def too_few_samples(
         "(judge.comparison.min_samples)",
         pending=True,
     )
+
+
+def compared(
+    check: str, p: float, alpha: float, window: Window, samples: int, message: str
+) -> CheckResult:
+    """``check``'s result from its test of ``window`` (the one furthest below its level):
+    a fail when the test's ``p`` is below the window's level ``alpha``."""
+    return CheckResult(
+        name=check,
+        verdict="fail" if p < alpha else "pass",
+        value=p,
+        threshold=alpha,
+        unit="p",
+        window_start=window.start,
+        window_end=window.end,
+        samples=samples,
+        message=message,
+    )
