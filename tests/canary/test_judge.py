@@ -1108,3 +1108,26 @@ class TestStageCanStillPass:
     def test_negative_remaining_looks_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="must not be negative"):
             judge().stage_can_still_pass([], remaining_looks=-1)
+
+
+def test_alerts_check_says_what_fired_what_was_asked_or_why_it_cannot_tell() -> None:
+    from pytest_release.canary.evidence.alertmanager import Alert, AlertsRead
+    from pytest_release.canary.judge.alerts import alerts_check
+
+    burning = Alert("CanaryBurning", {"service": "shop"}, "2026-12-07T03:00:00Z")
+    fired = alerts_check([AlertsRead(T0), AlertsRead(T0 + 1, (burning,))], T0, T0 + 10)
+    assert (fired.verdict, fired.value, fired.samples) == ("fail", 1.0, 2)
+    assert fired.message.startswith("alertmanager: 1 matching alert(s) firing during the hold")
+    assert fired.message.endswith(
+        ': CanaryBurning {service="shop"} firing since 2026-12-07T03:00:00Z'
+    )
+    assert dict(fired.details)["CanaryBurning.since"] == "2026-12-07T03:00:00Z"
+
+    quiet = alerts_check([AlertsRead(T0), AlertsRead(T0 + 1, error="refused")], T0, T0 + 10)
+    assert (quiet.verdict, quiet.value, quiet.details) == ("pass", 0.0, ())
+    assert quiet.message.endswith("(2 asks, 1 failed)")
+
+    unasked = alerts_check([AlertsRead(T0, error="refused")], T0, T0 + 10)
+    assert unasked.verdict == "insufficient"
+    assert unasked.message.endswith(": refused")
+    assert "could not tell whether an alert fired" in unasked.message

@@ -18,23 +18,8 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
         for alert in firing.values()
         for key, value in (("labels", json.dumps(dict(alert.labels))), ("since", alert.starts_at))
     )
-    if firing:
-        return CheckResult(
-            name="alerts",
-            verdict="fail",
-            value=float(len(firing)),
-            threshold=0.0,
-            unit="alerts",
-            window_start=start,
-            window_end=end,
-            samples=len(reads),
-            message=f"alertmanager: {len(firing)} matching alert(s) firing during the hold "
-            f"over {window}: " + "; ".join(firing),
-            details=details,
-            source="alertmanager",
-        )
     failed = [r.error for r in reads if r.error]
-    if not reads or len(failed) == len(reads):
+    if not firing and (not reads or len(failed) == len(reads)):
         why = failed[-1] if failed else "it was not asked"
         return CheckResult.insufficient(
             "alerts",
@@ -45,17 +30,22 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
             message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
             source="alertmanager",
         )
+    if firing:
+        listed = "; ".join(firing)
+        message = f"{len(firing)} matching alert(s) firing during the hold over {window}: {listed}"
+    else:
+        asks = f"{len(reads)} asks" + (f", {len(failed)} failed" if failed else "")
+        message = f"no matching alert firing over {window} ({asks})"
     return CheckResult(
         name="alerts",
-        verdict="pass",
-        value=0.0,
+        verdict="fail" if firing else "pass",
+        value=float(len(firing)),
         threshold=0.0,
         unit="alerts",
         window_start=start,
         window_end=end,
         samples=len(reads),
-        message=f"alertmanager: no matching alert firing over {window} ({len(reads)} asks"
-        + (f", {len(failed)} failed" if failed else "")
-        + ")",
+        message=f"alertmanager: {message}",
+        details=details,
         source="alertmanager",
     )
