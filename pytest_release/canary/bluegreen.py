@@ -23,6 +23,7 @@ so no request finds neither colour: both colours are members of the router throu
 
 from __future__ import annotations
 
+from pytest_release.canary.applied_split import require_split
 from pytest_release.canary.end_state import LiveCheck, verify_live
 from pytest_release.canary.platform import PlatformStatus
 from pytest_release.canary.rollout import Rollout
@@ -80,9 +81,6 @@ def switch_to_idle_colour(rollout: Rollout, props: list[tuple[str, str]]) -> str
     props += [
         ("standby.image", str(status.stable_image)),
         ("standby.replicas", str(len(status.group("stable")))),
-        ("router.stable_percent", str(weights.stable)),
-        ("router.canary_percent", str(weights.canary)),
     ]
-    if (weights.stable, weights.canary) != (0, 100):
-        raise GateCheckFailed(f"router applies {weights}, expected the new colour at 100%")
+    require_split(weights, 100, "the new colour at 100%", props)
     return status.stable_image

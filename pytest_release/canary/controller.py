@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pytest_release.canary.applied_split import require_split
 from pytest_release.canary.rollback_target import main_target_of, rollback_record
 from pytest_release.canary.rollout import ErrorBaseline
 from pytest_release.errors import GateCheckFailed, RolloutError
@@ -271,23 +272,11 @@ class Controller:
     def _traffic(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
         weight = self.rollout_config.weight
         weights = self.rollout().shift(weight)
-        props += [
-            ("router.stable_percent", str(weights.stable)),
-            ("router.canary_percent", str(weights.canary)),
-            ("router.canary_members", ", ".join(weights.canary_members)),
-        ]
-        if (weights.stable, weights.canary) != (100 - weight, weight):
-            raise GateCheckFailed(f"router applies {weights}, expected canary {weight}%")
+        require_split(weights, weight, f"canary {weight}%", props, members=True)
 
     def _idle(self, props: list[tuple[str, str]], window: Any) -> None:
         weights = self.rollout().shift(0)  # blue/green: a router member taking no traffic
-        props += [
-            ("router.stable_percent", str(weights.stable)),
-            ("router.canary_percent", str(weights.canary)),
-            ("router.canary_members", ", ".join(weights.canary_members)),
-        ]
-        if (weights.stable, weights.canary) != (100, 0):
-            raise GateCheckFailed(f"router applies {weights}, expected the idle colour at 0%")
+        require_split(weights, 0, "the idle colour at 0%", props, members=True)
 
     # -- blue/green switch (see canary/bluegreen.py) ---------------------------------------
     def _switch(self, props: list[tuple[str, str]], window: Any) -> None:
@@ -366,13 +355,7 @@ class Controller:
 
     # -- promote steps ---------------------------------------------------------------------
     def _promote_traffic(self, props: list[tuple[str, str]], window: Any) -> None:
-        weights = self.rollout().shift(100)
-        props += [
-            ("router.stable_percent", str(weights.stable)),
-            ("router.canary_percent", str(weights.canary)),
-        ]
-        if (weights.stable, weights.canary) != (0, 100):
-            raise GateCheckFailed(f"router applies {weights}, expected canary 100%")
+        require_split(self.rollout().shift(100), 100, "canary 100%", props)
 
     def _promote_main(self, props: list[tuple[str, str]], window: Any) -> None:
         rollout = self.rollout()
@@ -422,13 +405,7 @@ class Controller:
         return rollout.previous_for(status, self.host.image) or status.stable_image
 
     def _rollback_traffic(self, props: list[tuple[str, str]], window: Any) -> None:
-        weights = self.rollout().rollback_traffic()
-        props += [
-            ("router.stable_percent", str(weights.stable)),
-            ("router.canary_percent", str(weights.canary)),
-        ]
-        if (weights.stable, weights.canary) != (100, 0):
-            raise GateCheckFailed(f"router applies {weights}, expected stable 100%")
+        require_split(self.rollout().rollback_traffic(), 0, "stable 100%", props)
 
     def _rollback_canary(self, props: list[tuple[str, str]], window: Any) -> None:
         rollout = self.rollout()

@@ -97,3 +97,18 @@ def test_a_failed_step_stops_the_later_ones_and_asks_for_the_rollback(tmp_path: 
         controller.execute("verdict", [])
     assert ran == ["deploy", "health"]
     assert controller.rollback_needed() == "health@1s failed"
+
+
+def test_a_router_not_applying_the_split_fails_the_step_naming_both_splits() -> None:
+    from pytest_release.canary.applied_split import require_split
+    from pytest_release.canary.router import Weights
+
+    props: list[tuple[str, str]] = []
+    with pytest.raises(
+        GateCheckFailed, match=r"^router applies stable 90% / canary 10%, expected stable 100%$"
+    ):
+        require_split(Weights(90, 10, canary_members=("a",)), 0, "stable 100%", props)
+    assert props == [("router.stable_percent", "90"), ("router.canary_percent", "10")]
+    props = []
+    require_split(Weights(90, 10, canary_members=("a", "b")), 10, "canary 10%", props, members=True)
+    assert props[-1] == ("router.canary_members", "a, b")
