@@ -175,18 +175,23 @@ class KubernetesLedgerStore:
                     ) from None
                 raise LedgerError(f"cannot update the ledger {self.location}: {exc}") from None
 
-    def _configmap(self, text: str, resource_version: str | None) -> JSON:
+    def _metadata(self, name: str, version: str | None) -> JSON:
+        """The metadata of our object ``name``; with ``version`` (read with the object) the
+        API server refuses the write when another writer changed the object since."""
         metadata: JSON = {
-            "name": self.configmap,
+            "name": name,
             "namespace": self.namespace,
             "labels": {"app.kubernetes.io/managed-by": "pytest-release"},
         }
-        if resource_version is not None:
-            metadata["resourceVersion"] = resource_version
+        if version is not None:
+            metadata["resourceVersion"] = version
+        return metadata
+
+    def _configmap(self, text: str, resource_version: str | None) -> JSON:
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": metadata,
+            "metadata": self._metadata(self.configmap, resource_version),
             "data": {DATA_KEY: text},
         }
 
@@ -252,17 +257,10 @@ class KubernetesLedgerStore:
         }
         if acquired:
             spec["acquireTime"] = now
-        metadata: JSON = {
-            "name": self.lease,
-            "namespace": self.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pytest-release"},
-        }
-        if version is not None:
-            metadata["resourceVersion"] = version
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": metadata,
+            "metadata": self._metadata(self.lease, version),
             "spec": spec,
         }
 
