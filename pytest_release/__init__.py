@@ -1,8 +1,8 @@
 """pytest-release: a service's release pipeline as ordered pytest sessions.
 
 The public API, for authors of gate plugins (see ``docs/api.md``).  Importing this
-package is cheap: each name is imported on first use, so ``pytest`` without ``--stage``
-stays as fast as before.
+package is cheap: each name but the errors is imported on first use, so ``pytest``
+without ``--stage`` stays as fast as before.
 
 Writing a gate kind takes three hooks in a module registered as a pytest plugin
 (a ``conftest.py`` or an installed ``pytest11`` entry point):
@@ -24,21 +24,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The errors are plain classes in a module that imports nothing: they come at once.
+from pytest_release.errors import (
+    EvidenceError,
+    GateCheckFailed,
+    GateSetupError,
+    LedgerError,
+    PlatformError,
+    ReleaseConfigError,
+    ReleaseError,
+    RolloutError,
+    RouterError,
+)
+
 if TYPE_CHECKING:
     from pytest_release.config.release import ReleaseConfig
     from pytest_release.config.tables import GateConfig
     from pytest_release.config.types import Duration, HttpPath, PositiveDuration
-    from pytest_release.errors import (
-        EvidenceError,
-        GateCheckFailed,
-        GateSetupError,
-        LedgerError,
-        PlatformError,
-        ReleaseConfigError,
-        ReleaseError,
-        RolloutError,
-        RouterError,
-    )
     from pytest_release.gating.gate_node import GateItem, GateNode
     from pytest_release.ledger.stage_run import GateResult, StageOutcome, StageRun
     from pytest_release.stage.run_dir import RunDir
@@ -89,20 +91,6 @@ _WHERE = {
     "StageSession": "stage.session",
     "get_stage_session": "stage.session",
     "require_stage_session": "stage.session",
-    **dict.fromkeys(
-        [
-            "EvidenceError",
-            "GateCheckFailed",
-            "GateSetupError",
-            "LedgerError",
-            "PlatformError",
-            "ReleaseConfigError",
-            "ReleaseError",
-            "RolloutError",
-            "RouterError",
-        ],
-        "errors",
-    ),
 }
 
 
