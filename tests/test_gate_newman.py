@@ -621,3 +621,25 @@ def test_bad_configuration_values_are_usage_errors(pytester: pytest.Pytester) ->
             "*gates.newman.colections: unknown key*",
         ]
     )
+
+
+def test_unreadable_or_malformed_files_name_the_file_and_the_problem(tmp_path: Path) -> None:
+    from pytest_release.gates.newman.collection import (
+        CollectionError,
+        count_iteration_data,
+        read_json_file,
+    )
+
+    (tmp_path / "env.json").write_text("[1]", encoding="utf-8")
+    (tmp_path / "data.json").write_text("[{", encoding="utf-8")
+    with pytest.raises(CollectionError, match=r"^environment file e\.json does not exist$"):
+        read_json_file(tmp_path / "nope.json", "environment", "e.json")
+    with pytest.raises(
+        CollectionError, match=r"must hold a JSON object \(a Postman globals export\)"
+    ):
+        read_json_file(tmp_path / "env.json", "globals")
+    with pytest.raises(
+        CollectionError, match=r"data\.json is not valid JSON: .* \(use a JSON"
+    ) as e:
+        count_iteration_data(tmp_path / "data.json")
+    assert e.value.line == 1

@@ -371,3 +371,14 @@ def test_endpoints_read_from_a_locustfile(tmp_path: Path) -> None:
 
 def test_locust_is_installed_beside_python() -> None:
     assert LOCUST.is_file() or shutil.which("locust"), "pip install 'pytest-release[perf]'"
+
+
+def test_an_empty_path_key_is_refused_naming_the_key() -> None:
+    from pydantic import ValidationError
+
+    from pytest_release.gates.perf.config import PerfGateConfig
+
+    with pytest.raises(ValidationError, match="locust is empty; remove the key or name a file"):
+        PerfGateConfig.model_validate(
+            {"kind": "perf", "host": "http://127.0.0.1:1", "locustfile": "l.py", "locust": " "}
+        )
