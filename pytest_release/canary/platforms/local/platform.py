@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -94,6 +94,14 @@ class LocalPlatform:
 
     def _save(self, state: PlatformState) -> None:
         write_json_atomic(self.state_path, state.to_json())
+
+    def _apply(self, state: PlatformState, stopping: Sequence[ReplicaSpec]) -> PlatformState:
+        """``state`` made real by the runtime, ``stopping`` stopped; the state file is
+        written with the wanted state before the runtime acts and the applied one after."""
+        self._save(state)
+        state = self.runtime.apply(state, stopping)
+        self._save(state)
+        return state
 
     def _new_replica(self, state: PlatformState, image: str) -> tuple[PlatformState, ReplicaSpec]:
         serial = state.serial + 1
@@ -198,9 +206,7 @@ class LocalPlatform:
                 state, spec = self._new_replica(state, image)
                 specs.append(spec)
             state = replace(state, stable=tuple(specs), stable_image=image)
-            self._save(state)
-            state = self.runtime.apply(state, ())
-            self._save(state)
+            state = self._apply(state, ())
             return self._wait_ready(state, "stable")
 
     def deploy_canary(self, image: str, replicas: int) -> PlatformStatus:
@@ -221,9 +227,7 @@ class LocalPlatform:
                 state, spec = self._new_replica(state, image)
                 specs.append(spec)
             state = replace(state, canary=tuple(specs), canary_image=image)
-            self._save(state)
-            state = self.runtime.apply(state, stopping)
-            self._save(state)
+            state = self._apply(state, stopping)
             return self._wait_ready(state, "canary")
 
     def promote(self, *, record_previous: bool = True) -> PlatformStatus:
@@ -241,9 +245,7 @@ class LocalPlatform:
                 canary_image=None,
                 previous_image=previous,
             )
-            self._save(state)
-            state = self.runtime.apply(state, old)
-            self._save(state)
+            state = self._apply(state, old)
             return self._status_of(state)
 
     def rollback(self) -> PlatformStatus:
@@ -251,9 +253,7 @@ class LocalPlatform:
             state = self.runtime.prepare(self.load())
             stopping = state.canary
             state = replace(state, canary=(), canary_image=None)
-            self._save(state)
-            state = self.runtime.apply(state, stopping)
-            self._save(state)
+            state = self._apply(state, stopping)
             return self._status_of(state)
 
     def cleanup(self) -> None:
