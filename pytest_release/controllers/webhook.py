@@ -105,7 +105,7 @@ class Webhook:
             return self._all_passed(payload, stages)
         if hook == "pre-rollout":
             stage = self._pinned(payload)
-            if stage is None:
+            if not stage:
                 raise PayloadError(
                     "the pre-rollout webhook names no stage: give it metadata "
                     "{stage: <a stage of the release configuration>} (the stage to run "
@@ -313,6 +313,9 @@ def make_handler(
                 # Not a verdict: Flagger counts it as a failed check and asks again.
                 self._send(503, {"error": f"{hook}: {exc}"})
                 return
+            except Exception as exc:  # a bug here: an answer saying so, never a dropped call
+                self._send(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
+                raise
             log(f"{hook} {answer.body.get('canary')} {answer.body.get('release')}: "
                 f"{answer.status} {answer.body.get('verdict', '')}")  # fmt: skip
             self._send(answer.status, answer.body)
