@@ -142,7 +142,7 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
 
     check_options(config, options)
     stages = flagger_stages(config, options.stages)
-    target = find_target(config, stages)
+    target = find_target(config, stages, "the Flagger Canary and its webhooks")
     base = (options.webhook_url or "").rstrip("/")
     webhooks = []
     if options.pre_rollout_stage:
