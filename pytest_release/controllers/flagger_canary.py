@@ -9,8 +9,8 @@ The webhooks point to ``python -m pytest_release webhook`` (:mod:`.webhook`):
   the Canary's weight now; the webhook starts that stage when it has no run for the
   release. Anything but ``pass`` is not 2xx, so Flagger does not advance, and counts a
   failed check: ``threshold`` leaves room for the stages' holds (below).
-* ``rollback``: 2xx (Flagger rolls back at once) when a mirrored stage failed for the
-  release, so a failing verdict does not wait for ``threshold`` failed checks.
+* ``rollback``: 2xx (Flagger rolls back at once) when a stage failed for the release,
+  so a failing verdict does not wait for ``threshold`` failed checks.
 * ``confirm-promotion``: 2xx only when every mirrored stage passed for the release.
 * ``post-rollout``: records in the ledger what Flagger did (promoted or rolled back).
 * ``pre-rollout`` (with ``pre_rollout_stage``): that stage, run against the canary before

@@ -12,10 +12,10 @@ Flagger takes 200-202 as success and anything else (or a timeout) as a failed ch
   ``none`` answer ``--running-status`` / ``--insufficient-status`` (default 503, not 2xx:
   Flagger does not advance; it counts a failed check toward ``threshold``).
 * ``confirm-promotion``: 200 only when every mirrored stage (or ``metadata.stage``) passed.
-* ``rollback``: 200 when a mirrored stage failed: Flagger rolls back at once. Otherwise
-  409: "not signalling a rollback".
+* ``rollback``: 200 when a stage recorded for the release (the checksum) failed: Flagger
+  rolls back at once. Otherwise 409: "not signalling a rollback".
 * ``post-rollout``: what Flagger did (``Succeeded``: promoted, ``Failed``: rolled back)
-  recorded in the release's latest entry of each mirrored stage (``details.controller``).
+  recorded in the release's latest entry of each stage (``details.controller``).
 
 ``GET /healthz`` answers 200. A request pytest-release cannot answer is a 400 or 404 whose
 body says what was wrong.
@@ -206,8 +206,14 @@ class Webhook:
             },
         )
 
+    def _recorded_stages(self, payload: FlaggerPayload) -> tuple[str, ...]:
+        """The stages recorded for the release (its checksum: this analysis), in order."""
+        recorded = [e.stage for e in self.ledger.for_release(payload.checksum)]
+        return tuple(dict.fromkeys(recorded))
+
     def _rollback(self, payload: FlaggerPayload) -> Answer:
-        stages = self._pinned(payload) or self.settings.stages
+        # Any stage of this analysis (the pre-rollout one too), not only the mirrored ones.
+        stages = self._pinned(payload) or self._recorded_stages(payload)
         for stage in stages:
             document = self._document("rollback", payload, stage)
             if document["verdict"] == "fail":
@@ -221,7 +227,7 @@ class Webhook:
                 "release": payload.checksum,
                 "verdict": "none",
                 "message": "no rollback: no stage failed for release "
-                f"{payload.checksum!r} ({', '.join(stages)})",
+                f"{payload.checksum!r} ({', '.join(stages) or 'none recorded'})",
             },
         )
 
@@ -242,7 +248,7 @@ class Webhook:
             "checksum": payload.checksum,
             "recorded": utc_now(),
         }
-        stages = self._pinned(payload) or self.settings.stages
+        stages = self._pinned(payload) or self._recorded_stages(payload)
         entries: list[LedgerEntry] = [
             e for s in stages if (e := self.ledger.latest(payload.checksum, s)) is not None
         ]
@@ -253,7 +259,8 @@ class Webhook:
                 {
                     **body,
                     "message": f"Flagger {action} {payload.canary}, but the ledger has no run "
-                    f"of {', '.join(stages)} for release {payload.checksum!r} to record it in",
+                    f"of {', '.join(stages) or 'any stage'} for release {payload.checksum!r} to "
+                    "record it in",
                 },
             )
         for entry in entries:
