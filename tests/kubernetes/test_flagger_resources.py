@@ -15,26 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_release.canary.platforms.kubernetes.client import CRDS
 from tests.analysis_support import analysis_server, record_stage
 from tests.analysis_support import flagger_payload as payload
 from tests.analysis_support import post_json as post
-from tests.kubernetes.conftest import KwokCluster, install_crds
+from tests.kubernetes.conftest import KwokCluster
+from tests.kubernetes.flagger_support import flagger_cluster
 
-FLAGGER_CRDS = Path(__file__).resolve().parents[1] / "data" / "flagger" / "crd-v1.36.1.yaml"
-
-
-@pytest.fixture(scope="module")
-def flagger_cluster(kube_cluster: KwokCluster) -> KwokCluster:
-    """The kwok test cluster with Flagger's CRDs installed."""
-    api = kube_cluster.api()
-    try:
-        installed = api.get(CRDS, None, "canaries.flagger.app") is not None
-    finally:
-        api.close()
-    if not installed:
-        install_crds(kube_cluster, [FLAGGER_CRDS])
-    return kube_cluster
+__all__ = ["flagger_cluster"]
 
 
 def _project(root: Path, namespace: str) -> None:
