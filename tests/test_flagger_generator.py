@@ -42,8 +42,9 @@ def test_the_steps_mirror_the_canary_stages_and_the_webhooks_the_hooks(
     assert analysis["stepWeights"] == [10, 50]
     assert analysis["interval"] == "30s"
     # Intervals answered 'running': canary-1 (900 s + 120 s) / 30 s = 34, canary-2
-    # (1800 s + 120 s) / 30 s = 64; plus the 2 failed checks tolerated.
-    assert analysis["threshold"] == 34 + 64 + 2
+    # (1800 s + 120 s) / 30 s = 64, smoke before traffic (0 s + 120 s) / 30 s = 4; plus
+    # the 2 failed checks tolerated.
+    assert analysis["threshold"] == 34 + 64 + 4 + 2
     hooks = {w["type"]: w for w in analysis["webhooks"]}
     assert list(hooks) == [
         "pre-rollout", "rollout", "rollback", "confirm-promotion", "post-rollout",

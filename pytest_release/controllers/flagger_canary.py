@@ -87,15 +87,21 @@ def _duration(seconds: float) -> str:
     return f"{whole // 60}m" if whole % 60 == 0 else f"{whole}s"
 
 
-def threshold(stages: list[tuple[str, StageConfig]], options: FlaggerOptions) -> int:
+def threshold(
+    config: ReleaseConfig, stages: list[tuple[str, StageConfig]], options: FlaggerOptions
+) -> int:
     """Failed checks before Flagger rolls back: each interval a stage runs, the ``rollout``
-    webhook answers 'running' (not 2xx) and Flagger counts a failed check; the count is
-    not reset between steps. A failing verdict rolls back at once (``rollback`` webhook)."""
-    running = 0
-    for _, stage in stages:
-        assert stage.rollout is not None
-        running += math.ceil((stage.rollout.hold + STAGE_OVERHEAD_SECONDS) / options.interval)
-    return running + options.failed_checks
+    (or ``pre-rollout``) webhook answers 'running' (not 2xx) and Flagger counts a failed
+    check; the count is not reset between steps. A failing verdict rolls back at once
+    (``rollback`` webhook)."""
+    running = [stage for _, stage in stages]
+    if options.pre_rollout_stage:
+        running.append(config.stages[options.pre_rollout_stage])
+    intervals = 0
+    for stage in running:
+        hold = stage.rollout.hold if stage.rollout is not None else 0.0
+        intervals += math.ceil((hold + STAGE_OVERHEAD_SECONDS) / options.interval)
+    return intervals + options.failed_checks
 
 
 def _webhook(name: str, hook: str, base: str, stage: str | None = None) -> dict[str, Any]:
@@ -168,7 +174,7 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
             "service": {"port": target.port},
             "analysis": {
                 "interval": _duration(options.interval),
-                "threshold": threshold(stages, options),
+                "threshold": threshold(config, stages, options),
                 "stepWeights": [s.rollout.weight for _, s in stages if s.rollout is not None],
                 "webhooks": webhooks,
             },
