@@ -27,6 +27,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,7 @@ from pytest_release.errors import LedgerError, PlatformError, ReleaseConfigError
 
 if TYPE_CHECKING:
     from pytest_release.canary.platforms.kubernetes.client import KubeApi
+    from pytest_release.controllers.flagger_status import CanaryState
     from pytest_release.controllers.stage_runs import StageRuns
     from pytest_release.ledger.ledger import Ledger, LedgerEntry
     from pytest_release.report.redact import Redactor
@@ -89,6 +91,7 @@ class Webhook:
         self.runs = runs
         self._cluster = cluster
         self._api: KubeApi | None = None
+        self._api_lock = threading.Lock()  # requests are served on threads
 
     def answer(self, hook: str, payload: FlaggerPayload) -> Answer:
         if not set(payload.checksum) <= CHECKSUM_CHARS or len(payload.checksum) > 128:
@@ -128,9 +131,11 @@ class Webhook:
         return (stage,)
 
     def _by_weight(self, payload: FlaggerPayload) -> str:
-        if self._api is None:
-            self._api = self._cluster()
-        state = read_canary_state(self._api, payload)
+        with self._api_lock:
+            if self._api is None:
+                self._api = self._cluster()
+            api = self._api
+        state = read_canary_state(api, payload)
         for stage, weight in self.settings.stage_weights:
             if weight == state.canary_weight:
                 return stage
@@ -273,7 +278,7 @@ class Webhook:
         )  # fmt: skip
 
 
-def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> Any:
+def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> CanaryState:
     from pytest_release.controllers.flagger_status import read_canary
 
     return read_canary(api, payload.namespace, payload.name)
