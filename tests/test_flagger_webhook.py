@@ -118,12 +118,15 @@ def test_insufficient_evidence_neither_advances_nor_rolls_back(root: Path) -> No
         promotion = post(f"{url}/confirm-promotion", payload("9a9b9c"))
     with analysis_server(root, "webhook", "--insufficient-status=200") as url:
         chosen = post(f"{url}/rollout", body)
+        # Flagger may advance the weight then, never promote: the promotion waits.
+        chosen_promotion = post(f"{url}/confirm-promotion", payload("9a9b9c"))
     assert default[0] == 503, default
     assert default[1]["verdict"] == "insufficient"
     assert rollback[0] == 409, rollback
     assert promotion[0] == 503, promotion
     assert "stage 'canary-1' is 'insufficient'" in promotion[1]["message"]
     assert chosen[0] == 200, chosen
+    assert chosen_promotion[0] == 503, chosen_promotion
 
 
 def test_post_rollout_records_what_flagger_did(root: Path, webhook: str) -> None:
