@@ -241,6 +241,19 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
         "needs a cluster where Argo Rollouts drives the Rollout; tests/kubernetes/"
         "test_argo_controller.py runs it against the real controller"
     ),
+    # docs/flagger.md
+    ("docs/flagger.md", "python -m pytest_release webhook --host 0.0.0.0 --port 8080"): NotHere(
+        "a server that runs until stopped, on all interfaces; tests/test_flagger_webhook.py "
+        "runs it on 127.0.0.1"
+    ),
+    (
+        "docs/flagger.md",
+        "python -m pytest_release flagger --webhook-url "
+        "http://pytest-release-webhook.shop:8080 -o canary.yaml",
+    ): NotHere(
+        "needs a project whose canary gate has the kubernetes platform and the traefik "
+        "router; tests/kubernetes/test_flagger_resources.py generates from such a project"
+    ),
     # docs/tutorial.md, in an empty directory with the tutorial's pyproject.toml blocks
     ("docs/tutorial.md", "python3 -m venv .venv && . .venv/bin/activate"): INSTALL,
     ("docs/tutorial.md", "pip install 'pytest-release[canary]'"): INSTALL,

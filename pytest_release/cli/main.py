@@ -5,6 +5,7 @@
 * ``merge-shards``: record a stage whose gates ran in separate jobs as one run;
 * ``argo-rollouts``, ``analysis-server``, ``argo-status``: pytest-release as the
   analysis of Argo Rollouts (:mod:`pytest_release.controllers`);
+* ``flagger``, ``webhook``: the Flagger Canary and its webhooks;
 * ``k8s-watchdog``: the Kubernetes dead man's switch (``run``) and its manifest
   (``manifest``), :mod:`pytest_release.canary.platforms.kubernetes.watchdog`.
 
@@ -24,6 +25,8 @@ COMMANDS = {
     "argo-rollouts": "write the Argo Rollouts AnalysisTemplates and Rollout of the stages",
     "analysis-server": "serve the stages' verdicts as JSON (Argo Rollouts web provider)",
     "argo-status": "what Argo Rollouts did with a Rollout; record it in the ledger",
+    "flagger": "write the Flagger Canary of the stages (webhooks: `webhook`)",
+    "webhook": "answer Flagger's webhooks with the stages' verdicts",
 }
 
 
@@ -41,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pytest_release.canary.platforms.kubernetes import watchdog
 
         return watchdog.main(args[1:])
-    if args[0] in ("argo-rollouts", "analysis-server", "argo-status"):
+    if args[0] in ("argo-rollouts", "analysis-server", "argo-status", "flagger", "webhook"):
         from pytest_release.controllers import cli
 
         return cli.main(args[0], args[1:])

@@ -103,8 +103,13 @@ def rollout_stages(config: ReleaseConfig, chosen: tuple[str, ...]) -> list[tuple
     return result
 
 
-def find_target(config: ReleaseConfig, stages: list[tuple[str, StageConfig]]) -> Target:
-    """The kubernetes platform and traefik router of the first mirrored stage's canary gate."""
+def find_target(
+    config: ReleaseConfig,
+    stages: list[tuple[str, StageConfig]],
+    resources: str = "the Argo Rollouts resources",
+) -> Target:
+    """The kubernetes platform and traefik router of the first mirrored stage's canary gate
+    (``resources``: what needs them, for the error)."""
     from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
     from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 
@@ -124,7 +129,7 @@ def find_target(config: ReleaseConfig, stages: list[tuple[str, StageConfig]]) ->
             raise ReleaseConfigError(
                 f"gate {gate_name!r} of stage {name!r} has platform.type = "
                 f"{getattr(platform, 'type', None)!r} and router.type = "
-                f"{getattr(router, 'type', None)!r}: the Argo Rollouts resources need "
+                f"{getattr(router, 'type', None)!r}: {resources} need "
                 "platform.type = 'kubernetes' and router.type = 'traefik'"
             )
         return Target(
@@ -137,8 +142,8 @@ def find_target(config: ReleaseConfig, stages: list[tuple[str, StageConfig]]) ->
             port=platform.port,
         )
     raise ReleaseConfigError(
-        f"stage {name!r} has no canary gate with a platform table; the Argo Rollouts "
-        "resources need [gates.canary.platform] type = 'kubernetes' (namespace, app) and "
+        f"stage {name!r} has no canary gate with a platform table; {resources} "
+        "need [gates.canary.platform] type = 'kubernetes' (namespace, app) and "
         "[gates.canary.router] type = 'traefik'"
     )
 

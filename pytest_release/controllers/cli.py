@@ -15,6 +15,14 @@ def main(command: str, argv: Sequence[str]) -> int:
         from pytest_release.controllers import argo_status
 
         return argo_status.main(argv)
+    if command == "flagger":
+        from pytest_release.controllers import flagger_cli
+
+        return flagger_cli.main(argv)
+    if command == "webhook":
+        from pytest_release.controllers import webhook
+
+        return webhook.main(argv)
     from pytest_release.controllers import analysis_server
 
     return analysis_server.main(argv)

@@ -31,17 +31,23 @@ def built_argo_rollouts() -> Path:
     """The built controller binary (its CRDs in ``crds/`` beside it); built when missing.
     Fails in CI (which builds it first) and skips elsewhere, with the reason, when it
     cannot be built."""
+    return built_by(BUILD_SCRIPT, "Argo Rollouts", "Go >= 1.26.1")
+
+
+def built_by(script: Path, what: str, go: str) -> Path:
+    """The binary ``script`` builds (cached by version) and prints last; see
+    :func:`built_argo_rollouts`."""
     try:
         result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=3600, check=False
+            ["bash", str(script)], capture_output=True, text=True, timeout=3600, check=False
         )
     except subprocess.TimeoutExpired:
         result = subprocess.CompletedProcess([], 124, "", "timed out after 3600 s")
     if result.returncode != 0:
         reason = (
-            f"Argo Rollouts cannot be built (bash {BUILD_SCRIPT} exited {result.returncode}): "
-            f"{result.stderr.strip()[-1500:]}\nInstall Go >= 1.26.1 and reach the Go module "
-            "proxy, then run scripts/build-argo-rollouts.sh"
+            f"{what} cannot be built (bash {script} exited {result.returncode}): "
+            f"{result.stderr.strip()[-1500:]}\nInstall {go} and reach the Go module "
+            f"proxy, then run {script.relative_to(REPO)}"
         )
         if os.environ.get("CI"):
             pytest.fail(reason)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,7 +289,7 @@ def _start_cluster(
         cluster.kubeconfig.write_text(kubeconfig, encoding="utf-8")
         cluster.kwokctl("scale", "node", "--replicas", str(NODES))
         cluster.wait_ready()
-        _install_crds(cluster)
+        install_crds(cluster)
         return cluster
     except (RuntimeError, KubeApiError, subprocess.TimeoutExpired) as exc:
         failures.append(f"cluster {name}: {exc}\n{cluster.diagnostics()}")
@@ -302,11 +302,12 @@ def _start_cluster(
         raise
 
 
-def _install_crds(cluster: KwokCluster) -> None:
+def install_crds(cluster: KwokCluster, files: Sequence[Path] = tuple(CRD_FILES)) -> None:
+    """Create the CRDs of ``files`` and wait until the API server serves them."""
     api = cluster.api()
     try:
         names = []
-        for path in CRD_FILES:
+        for path in files:
             for crd in load_yaml_documents(path):
                 api.create(CRDS, None, crd)
                 names.append(crd["metadata"]["name"])
