@@ -18,11 +18,10 @@ from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.alertmanager import AlertsRead
-    from pytest_release.canary.evidence.prometheus import PrometheusEvidence
-    from pytest_release.canary.evidence.router_stats import RouterStatsPoller
+    from pytest_release.canary.evidence.source import CountedSource
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
-    from pytest_release.canary.samples import Sample, Target
+    from pytest_release.canary.samples import Sample
     from pytest_release.canary.settings import CanarySettings
     from pytest_release.canary.stats import IntervalStats
 
@@ -66,8 +65,7 @@ class Hold:
     clock: Callable[[], float] = time.time
     sampler: Sampler | None = None
     judge: Judge | None = None
-    router_stats: RouterStatsPoller | None = None
-    prometheus: PrometheusEvidence | None = None
+    sources: dict[str, CountedSource] = field(default_factory=dict)  # by judge.evidence name
     alerts: list[AlertsRead] = field(default_factory=list)
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
@@ -78,6 +76,8 @@ class Hold:
         return self.sampler is not None
 
     def start(self) -> None:
+        from pytest_release.canary.evidence.source import EvidenceContext, build_source
+        from pytest_release.canary.judge.evidence import SAMPLER
         from pytest_release.canary.sampler import Sampler
 
         platform = self.rollout.platform
@@ -88,54 +88,16 @@ class Hold:
             health_path=self.settings.platform.health_path,
         )
         self.judge = Judge(self.settings.judge, planned_looks=max(1, self.planned_looks))
-        if "router" in self.settings.judge.evidence:
-            self.router_stats = self._router_poller()
-            self.router_stats.start()
-        prometheus = self.settings.judge.prometheus
-        if prometheus is not None and "prometheus" in self.settings.judge.evidence:
-            from pytest_release.canary.evidence.prometheus import PrometheusEvidence
-
-            self.prometheus = PrometheusEvidence(prometheus, self._selectors)
+        # The counted sources (router, Prometheus, a plug-in's), as their plug-ins build
+        # them; each takes its baseline before the sampler sends anything.
+        context = EvidenceContext(self.rollout, self.settings, self.clock)
+        for name in self.settings.judge.evidence:
+            if name != SAMPLER:
+                source = build_source(name, self.settings.judge.source_table(name), context)
+                self.sources[name] = source
+                source.start()
         self.sampler.start()
         self.started_at = self.clock()
-
-    def _router_poller(self) -> RouterStatsPoller:
-        from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-        from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-        from pytest_release.errors import EvidenceError
-
-        router = getattr(self.rollout, "router", None)
-        if not isinstance(router, HAProxyRouter):
-            raise EvidenceError(
-                "judge.evidence includes 'router', which reads the local HAProxy router's "
-                f"counters, but this rollout's router is {type(router).__name__}"
-            )
-        return haproxy_stats_poller(router, self.settings.sampler.status_interval)
-
-    def _selectors(self) -> dict[Target, str]:
-        """Each version's PromQL label matchers: configured, or (local HAProxy router, its
-        exporter's labels) the version's current servers."""
-        config = self.settings.judge.prometheus
-        assert config is not None
-        selectors: dict[Target, str] = {"stable": config.stable_selector}
-        selectors["canary"] = config.canary_selector
-        router = getattr(self.rollout, "router", None)
-        if all(selectors.values()) or config.template != "haproxy" or router is None:
-            return selectors
-        from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
-
-        if isinstance(router, HAProxyRouter):
-            weights = router.weights()
-            servers = router.server_endpoints()
-            groups: tuple[tuple[Target, tuple[str, ...]], ...] = (
-                ("stable", weights.stable_members),
-                ("canary", weights.canary_members),
-            )
-            for target, members in groups:
-                names = sorted(name for name, ep in servers.items() if ep in members)
-                if not selectors[target] and names:
-                    selectors[target] = f'proxy="{BACKEND}",server=~"{"|".join(names)}"'
-        return selectors
 
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
@@ -165,14 +127,8 @@ class Hold:
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
         self.sampler.settle(end)
-        if self.router_stats is not None:
-            self.router_stats.settle(end)
-        if self.prometheus is not None:
-            # Prometheus needs the scrapes after the end: wait ``lag``, then count.
-            lag_end = end + self.prometheus.config.lag
-            while (remaining := lag_end - self.clock()) > 0:
-                time.sleep(min(0.25, remaining))
-            self.prometheus.collect(start, end)
+        for source in self.sources.values():
+            source.settle(start, end)
         verdict = self.judge.judge_interval(
             self.sampler.samples(start, end),
             self.sampler.statuses(start, end),
@@ -180,8 +136,7 @@ class Hold:
             end,
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
-            router=self.router_stats.evidence(end) if self.router_stats is not None else None,
-            prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
+            counted={name: source.evidence(end) for name, source in self.sources.items()},
             extra=self._alerts_check(asked, start, end),
         )
         self.verdicts.append(verdict)
@@ -228,8 +183,8 @@ class Hold:
         """Stop sampling and the display (idempotent)."""
         if self.sampler is not None:
             self.sampler.stop()
-        if self.router_stats is not None:
-            self.router_stats.stop()
+        for source in self.sources.values():
+            source.stop()
         if self.display is not None:
             display, self.display = self.display, None
             display.close()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_release.config.command_line import command_parser
 from pytest_release.controllers.argo_resources import ArgoOptions, resources
 from pytest_release.errors import ReleaseConfigError
 
@@ -20,15 +21,9 @@ HEADER = (
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release argo-rollouts",
-        description="Write the Argo Rollouts AnalysisTemplates and Rollout of the stages.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        help="release configuration file(s), as for pytest (default: pyproject.toml)",
+    p = command_parser(
+        "python -m pytest_release argo-rollouts",
+        "Write the Argo Rollouts AnalysisTemplates and Rollout of the stages.",
     )
     p.add_argument(
         "--provider",

@@ -18,6 +18,7 @@ from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.tables import GateConfig, RolloutConfig
+from pytest_release.gates.canary.judge_tables import judge_model
 
 if TYPE_CHECKING:
     from pytest_release.ledger.stage_run import StageRun
@@ -28,12 +29,17 @@ KIND: Literal["canary"] = "canary"
 # pytest_release/canary/registry.py): a union of their models, told apart by ``type``.
 # mypy sees the built-ins' union (canary/config.py), pydantic the registered models.
 _FOUND = registry()
+# The judge table checks judge.evidence against the registered evidence sources and has
+# each one's own table (judge_tables.py).
 if TYPE_CHECKING:
     from pytest_release.canary.settings import PlatformConfig as PlatformTables
     from pytest_release.canary.settings import RouterConfig as RouterTables
+
+    JudgeTables = JudgeConfig
 else:
     PlatformTables = functools.reduce(operator.or_, _FOUND.platform_models())
     RouterTables = functools.reduce(operator.or_, _FOUND.router_models())
+    JudgeTables = judge_model()
 _PLATFORM_TYPES = ", ".join(repr(name) for name in _FOUND.platforms)
 _ROUTER_TYPES = ", ".join(f"{name!r} ({r.summary})" for name, r in _FOUND.routers.items())
 
@@ -64,8 +70,8 @@ class CanaryGateConfig(GateConfig):
         description="What is measured during the hold: HTTP load, /health probes, replica "
         "status, optional Prometheus queries.",
     )
-    judge: JudgeConfig = Field(
-        default_factory=JudgeConfig,
+    judge: JudgeTables = Field(
+        default_factory=JudgeTables,
         description="Thresholds and statistical comparison that turn the measurements into "
         "a pass, fail or insufficient verdict per interval and for the stage.",
     )
@@ -183,14 +189,18 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
     sampler = gate.sampler
     platform = gate.platform
     evidence = gate.judge.evidence
-    counting = [n for n, r in registry().routers.items() if r.capabilities.counters]
-    if "router" in evidence and gate.router.type not in counting:
-        return (
-            f"judge.evidence = {list(evidence)!r}: router evidence reads the router's own "
-            f"per-version counters, which router.type = {gate.router.type!r} does not have "
-            f"(routers with counters: {', '.join(repr(n) for n in counting)}); use 'sampler' "
-            "(and Prometheus queries with Traefik's metrics, see docs/canary-metrics.md)"
-        )
+    found = registry()
+    for source in evidence:
+        needs = found.evidence_source(source).router_capability
+        having = [n for n, r in found.routers.items() if getattr(r.capabilities, needs, True)]
+        if needs and gate.router.type not in having:
+            return (
+                f"judge.evidence = {list(evidence)!r}: {source} evidence reads the router's "
+                f"own per-version {needs}, which router.type = {gate.router.type!r} does not "
+                f"have (routers with {needs}: {', '.join(repr(n) for n in having)}); use "
+                "'sampler' (and Prometheus queries with Traefik's metrics, see "
+                "docs/canary-metrics.md)"
+            )
     if (
         gate.judge.http_checks
         and platform is not None
