@@ -65,6 +65,12 @@ class PlatformPlugin:
     routers: tuple[str, ...]  # the router types that can split its traffic
     router_hint: str  # how to fix a router that does not fit
     summary: str = ""  # a few words for the generated docs
+    # What a CI job running it needs (the workflow generator reads them through the gate):
+    extra: str = ""  # the pytest-release extra its code imports ("kubernetes")
+    ci_credentials: tuple[str, ...] = ()  # "kubeconfig" (a KUBECONFIG secret), "google"
+    # "module:function", function(platform table, rootdir, lease path): a watchdog that
+    # takes the canary's traffic away when the stage holding the lease dies; "" for none.
+    lease_watch: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
-from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.registry import registry
-from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config.identity import DeploymentClaim
@@ -106,6 +104,14 @@ class CanaryGateConfig(GateConfig):
             f"{', '.join(repr(name) for name in found)} (a plug-in registers more under the "
             f"entry point group {group!r}: install it)"
         )
+
+    def platform_needs(self) -> tuple[str, tuple[str, ...]]:
+        """What a CI job running this gate's platform needs, as its registration says: the
+        pytest-release extra ("" for none) and the credentials ("kubeconfig", "google")."""
+        if self.platform is None:
+            return "", ()
+        entry = _FOUND.platform(self.platform.type)
+        return entry.extra, entry.ci_credentials
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """Its platform's and router's (none with settings_from: the other gate claims)."""
@@ -201,18 +207,12 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
                 "'sampler' (and Prometheus queries with Traefik's metrics, see "
                 "docs/canary-metrics.md)"
             )
-    if (
-        gate.judge.http_checks
-        and platform is not None
-        and platform.type == "kubernetes"
-        and not getattr(platform, "sample_pods", False)
-    ):
-        return (
-            "judge.http_checks = true on Kubernetes needs platform.sample_pods = true (pod IPs "
-            "and router.url reachable from the process that runs the stages); otherwise no "
-            "request reaches a pod and every interval is insufficient: set "
-            "judge.http_checks = false to judge on pod status (judge.max_restarts)"
-        )
+    # A platform whose replicas this process may not reach says so, and how to fix it
+    # (its table's ``unreachable_replicas``: Kubernetes without sample_pods).
+    unreachable = getattr(platform, "unreachable_replicas", None)
+    reason = unreachable() if gate.judge.http_checks and callable(unreachable) else None
+    if isinstance(reason, str):
+        return reason
     if (
         gate.judge.http_checks
         and "sampler" in evidence
@@ -231,23 +231,19 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
 
 
 def _slots_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
-    """Replicas the stage puts behind a local HAProxy beyond its server slots."""
+    """Replicas the stage puts behind a router beyond its server slots (HAProxy's)."""
     rollout = run.stage_config.rollout
-    platform = gate.platform
-    if (
-        rollout is None
-        or platform is None
-        or not isinstance(gate.router, HAProxyConfig)
-        or not isinstance(platform, LocalPlatformConfig)
-    ):
+    # A router with server slots (HAProxy) in front of a platform with a stable size.
+    slots = getattr(gate.router, "slots", None)
+    stable = getattr(gate.platform, "stable_replicas", None)
+    if rollout is None or not isinstance(slots, int) or not isinstance(stable, int):
         return None
-    slots = gate.router.slots
     key = f"stages.{run.stage}.rollout.replicas"
     if rollout.action in ("canary", "bluegreen-deploy"):
-        needed = platform.stable_replicas + rollout.replicas
+        needed = stable + rollout.replicas
         if needed > slots:
             return (
-                f"router.slots = {slots} is too small: the stage routes {platform.stable_replicas} "
+                f"router.slots = {slots} is too small: the stage routes {stable} "
                 f"stable (platform.stable_replicas) + {rollout.replicas} canary ({key}) = "
                 f"{needed} replicas; raise router.slots to at least {needed} (at most 64) or "
                 "use fewer replicas"
