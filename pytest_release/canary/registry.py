@@ -71,6 +71,11 @@ class PlatformPlugin:
     # "module:function", function(platform table, rootdir, lease path): a watchdog that
     # takes the canary's traffic away when the stage holding the lease dies; "" for none.
     lease_watch: str = ""
+    # "module:function", function(rootdir, state directory) -> list[str]: ends what the
+    # platform (and its router) keep running under a state directory, from its state
+    # files, and says what it ended (``python -m pytest_release.canary.teardown``).
+    teardown: str = ""
+    state_files: tuple[str, ...] = ()  # names in a state directory that mean it kept some
 
 
 @dataclass(frozen=True)

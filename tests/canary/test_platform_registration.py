@@ -1,7 +1,7 @@
 """What the spine and the canary gate know of a platform comes from its registration, so a
 third-party platform needs no edit of pytest-release: the pip extra and the CI
-credentials the workflow generator gives its jobs, and the router slots its replicas
-need behind HAProxy.
+credentials the workflow generator gives its jobs, the router slots its replicas need
+behind HAProxy, and what the teardown command ends of it.
 
 The platform here is a registration only (``nomad``, a stand-in named as such: its
 rollout is never built), installed as a distribution of its own on ``PYTHONPATH``; the
@@ -10,6 +10,8 @@ point like any plug-in."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +28,11 @@ NOMAD = '''
 from __future__ import annotations
 
 from typing import Literal
+
+import json
+import os
+import signal
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +55,17 @@ def build_rollout(settings: object, rootdir: object) -> object:
     raise AssertionError("the stand-in platform is never run")
 
 
+def end_kept(rootdir: Path, directory: Path) -> list[str]:
+    """End the job process recorded in ``nomad.json`` (by its PID)."""
+    state = directory / "nomad.json"
+    if not state.exists():
+        return []
+    pid = json.loads(state.read_text())["pid"]
+    os.kill(pid, signal.SIGTERM)
+    state.unlink()
+    return [f"platform nomad: ended job {pid}"]
+
+
 PLATFORM = PlatformPlugin(
     config=NomadPlatformConfig,
     build_rollout="nomad_platform:build_rollout",
@@ -55,6 +73,8 @@ PLATFORM = PlatformPlugin(
     router_hint="leave the router table out",
     extra="kubernetes",
     ci_credentials=("kubeconfig", "google"),
+    teardown="nomad_platform:end_kept",
+    state_files=("nomad.json",),
 )
 '''
 
@@ -131,3 +151,29 @@ def test_too_few_router_slots_for_a_plugin_platforms_replicas_is_a_usage_error(
         "(at most 64) or use fewer replicas"
     ), lines
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_teardown_ends_what_a_plugin_platform_keeps_as_its_registration_says(
+    nomad_site: Path, tmp_path: Path
+) -> None:
+    project_dir = tmp_path / "project"
+    state_dir = project_dir / ".pytest-release" / "nomad-prod"
+    state_dir.mkdir(parents=True)
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (state_dir / "nomad.json").write_text(json.dumps({"pid": job.pid}))
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_release.canary.teardown", str(project_dir)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [f"platform nomad: ended job {job.pid}"], done.stdout
+        assert job.wait(timeout=60) == -signal.SIGTERM
+        assert not (state_dir / "nomad.json").exists()
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()

@@ -12,4 +12,6 @@ PLATFORM = PlatformPlugin(
     routers=("haproxy",),
     router_hint="set router.type = 'haproxy' (the default) or leave the router table out",
     lease_watch="pytest_release.canary.platforms.local.lease_watch:watch_lease",
+    teardown="pytest_release.canary.platforms.local.teardown:end_kept",
+    state_files=("platform.json", "haproxy"),
 )
