@@ -1,9 +1,12 @@
-"""The parser every ``python -m pytest_release COMMAND`` that reads the release
-configuration starts from: its ``--release-config`` option, the same as pytest's."""
+"""What every ``python -m pytest_release COMMAND`` that reads the release configuration
+shares: its ``--release-config`` option (the same as pytest's), and where a generating
+command writes (``-o PATH`` or stdout)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -19,3 +22,13 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
         "[tool.pytest-release] of pyproject.toml)",
     )
     return p
+
+
+def write_output(text: str, output: str | None, root: Path) -> None:
+    """``text`` written to ``root/output`` (its directory made), or to stdout."""
+    if output:
+        out = root / output
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_release.config.command_line import command_parser
+from pytest_release.config.command_line import command_parser, write_output
 from pytest_release.controllers.argo_resources import ArgoOptions, resources
 from pytest_release.errors import ReleaseConfigError
 
@@ -90,10 +90,5 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
             ", Limits)",
             file=sys.stderr,
         )
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, root)
     return 0

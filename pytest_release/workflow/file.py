@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_release.config.command_line import command_parser
+from pytest_release.config.command_line import command_parser, write_output
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.workflow.workflow import (
     ACTION_REPOSITORY,
@@ -243,10 +243,5 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     except (ReleaseConfigError, ValueError, OSError) as exc:  # WorkflowError included
         print(f"pytest_release workflow: {exc}", file=sys.stderr)
         return 2
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, root)
     return 0
