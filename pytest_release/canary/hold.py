@@ -18,7 +18,7 @@ from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.alertmanager import AlertsRead
-    from pytest_release.canary.evidence.source import CountedSource
+    from pytest_release.canary.evidence.source import AlertSource, CountedSource
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample
@@ -66,7 +66,8 @@ class Hold:
     sampler: Sampler | None = None
     judge: Judge | None = None
     sources: dict[str, CountedSource] = field(default_factory=dict)  # by judge.evidence name
-    alerts: list[AlertsRead] = field(default_factory=list)
+    alert_sources: dict[str, AlertSource] = field(default_factory=dict)  # judge.<name> set
+    alerts: dict[str, list[AlertsRead]] = field(default_factory=dict)  # the asks, by source
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -76,8 +77,13 @@ class Hold:
         return self.sampler is not None
 
     def start(self) -> None:
-        from pytest_release.canary.evidence.source import EvidenceContext, build_source
+        from pytest_release.canary.evidence.source import (
+            EvidenceContext,
+            build_alerts,
+            build_source,
+        )
         from pytest_release.canary.judge.evidence import SAMPLER
+        from pytest_release.canary.registry import registry
         from pytest_release.canary.sampler import Sampler
 
         platform = self.rollout.platform
@@ -96,6 +102,12 @@ class Hold:
                 source = build_source(name, self.settings.judge.source_table(name), context)
                 self.sources[name] = source
                 source.start()
+        # The alert sources whose table is set (Alertmanager): asked while a look waits.
+        for name, plugin in registry().evidence.items():
+            table = self.settings.judge.source_table(name)
+            if plugin.kind == "alerts" and table is not None:
+                self.alert_sources[name] = build_alerts(name, table, context)
+                self.alerts[name] = []
         self.sampler.start()
         self.started_at = self.clock()
 
@@ -110,19 +122,21 @@ class Hold:
         assert self.judge is not None
         assert self.started_at is not None
         start, end = self.started_at + window[0], self.started_at + window[1]
-        alerting = self.settings.judge.alertmanager
-        asked = len(self.alerts)
-        next_ask = self.clock()
+        asked = {name: len(reads) for name, reads in self.alerts.items()}
+        next_ask = dict.fromkeys(self.alert_sources, self.clock())
+        firing = False
         while (remaining := end - self.clock()) > 0:
             raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
-            if alerting is not None and self.clock() >= next_ask:
-                from pytest_release.canary.evidence.alertmanager import firing_alerts
-
-                self.alerts.append(firing_alerts(alerting))
-                next_ask = self.clock() + alerting.interval
-                if self.alerts[-1].alerts:
-                    end = self.clock()  # a matching alert fails the interval at once
-                    break
+            for name, alerting in self.alert_sources.items():
+                if self.clock() >= next_ask[name]:
+                    self.alerts[name].append(alerting.ask())
+                    next_ask[name] = self.clock() + alerting.interval
+                    if self.alerts[name][-1].alerts:
+                        end = self.clock()  # a matching alert fails the interval at once
+                        firing = True
+                        break
+            if firing:
+                break
             time.sleep(min(0.25, remaining))
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
@@ -157,15 +171,19 @@ class Hold:
             properties.append(("judge.stopped_early", cannot_pass))
         return IntervalJudgement(verdict, tuple(failures), tuple(properties), cannot_pass)
 
-    def _alerts_check(self, asked: int, start: float, end: float) -> list[CheckResult]:
-        if self.settings.judge.alertmanager is None:
-            return []
-        from pytest_release.canary.evidence.alertmanager import firing_alerts
+    def _alerts_check(self, asked: dict[str, int], start: float, end: float) -> list[CheckResult]:
+        """One ``alerts`` check per alert source (the first plainly named, further ones
+        ``<source>.alerts``) from the asks of the interval."""
         from pytest_release.canary.judge.alerts import alerts_check
 
-        if len(self.alerts) == asked:  # a short interval: ask once at its end
-            self.alerts.append(firing_alerts(self.settings.judge.alertmanager))
-        return [alerts_check(self.alerts[asked:], start, end)]
+        results = []
+        for i, (name, alerting) in enumerate(self.alert_sources.items()):
+            reads = self.alerts[name]
+            if len(reads) == asked[name]:  # a short interval: ask once at its end
+                reads.append(alerting.ask())
+            check = "alerts" if i == 0 else f"{name}.alerts"
+            results.append(alerts_check(reads[asked[name] :], start, end, name, check))
+        return results
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:

@@ -107,6 +107,9 @@ class EvidencePlugin:
     config: type[BaseModel] | None = None  # its ``judge.<name>`` table, validated by it
     router_capability: str = ""  # a RouterCapabilities flag the gate's router must have
     example: str = ""  # its table as the error of a missing one shows it ("judge.x = {...}")
+    # "counted": named in judge.evidence, builds a CountedSource; "alerts": on when its
+    # table is set (judge.alertmanager), builds an AlertSource asked while a look waits.
+    kind: str = "counted"
 
 
 def _type_values(model: type[BaseModel]) -> tuple[str, ...]:
@@ -164,6 +167,16 @@ def _checked_evidence(where: str, name: str, value: EvidencePlugin) -> None:
         raise ReleaseConfigError(
             f"{where}: name its config model ...Config (got {config.__name__}): the "
             "configuration's error messages leave such names out of key paths"
+        )
+    if value.kind not in ("counted", "alerts"):
+        raise ReleaseConfigError(
+            f"{where}: kind = {value.kind!r} must be 'counted' (named in judge.evidence) or "
+            "'alerts' (on when its judge table is set)"
+        )
+    if value.kind == "alerts" and config is None:
+        raise ReleaseConfigError(
+            f"{where}: an 'alerts' source is switched on by its table judge.{name}: give "
+            "its config model"
         )
     module, _, function = value.build.partition(":")
     if name != "sampler" and not (module and function):

@@ -92,7 +92,8 @@ def test_the_registry_finds_the_example_through_its_entry_point(
     found = registry()
     assert found.evidence["counts"] is counts_evidence.EVIDENCE
     # The built-ins are found the same way, from pytest-release's own entry points.
-    assert {"sampler", "router", "prometheus"} <= set(found.evidence)
+    assert {"sampler", "router", "prometheus", "alertmanager"} <= set(found.evidence)
+    assert found.evidence["alertmanager"].kind == "alerts"
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)
@@ -152,7 +153,8 @@ def test_an_unregistered_evidence_source_is_a_usage_error_naming_the_registered_
     lines = _usage_error(pytester, {"evidence": ["sampler", "countz"]})
     assert lines[-1] == (
         "gates.canary.judge.evidence = ['sampler', 'countz']: Value error, 'countz' is not a "
-        "registered evidence source; registered: 'prometheus', 'router', 'sampler', 'counts' "
+        "registered evidence source; registered: 'alertmanager', 'prometheus', 'router', "
+        "'sampler', 'counts' "
         "(an evidence plug-in registers more under the entry point group "
         "'pytest_release.evidence': install it)"
     ), lines
@@ -175,4 +177,15 @@ def test_a_bad_source_table_is_a_usage_error_from_the_plugins_own_model(
     assert lines[-1] == (
         "gates.canary.judge.counts.url = '127.0.0.1:9100': Value error, must be an http(s) URL "
         "such as http://127.0.0.1:9100/counts, got '127.0.0.1:9100'"
+    ), lines
+
+
+def test_an_alerts_source_named_as_evidence_is_a_usage_error_saying_its_table_switches_it_on(
+    pytester: pytest.Pytester,
+) -> None:
+    lines = _usage_error(pytester, {"evidence": ["sampler", "alertmanager"]})
+    assert lines[-1] == (
+        "gates.canary.judge.evidence = ['sampler', 'alertmanager']: Value error, "
+        "'alertmanager' is not named in judge.evidence: its table judge.alertmanager switches "
+        "it on (a matching alert fails the look at once)"
     ), lines

@@ -4,6 +4,7 @@ user writes in ``judge.evidence``, the table of one with a config is ``judge.<na
 
 from __future__ import annotations
 
+from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.canary.registry import EvidencePlugin
 
@@ -20,4 +21,12 @@ PROMETHEUS = EvidencePlugin(
     build="pytest_release.canary.evidence.prometheus:build",
     config=PrometheusEvidenceConfig,
     example="judge.prometheus = { url = 'http://127.0.0.1:9090', template = 'haproxy' }",
+)
+# Not named in judge.evidence: its table switches it on (the ``alerts`` check).
+ALERTMANAGER = EvidencePlugin(
+    summary="roll back at once when a matching alert fires during the hold (the alerts "
+    "check): url, labels (default severity = critical), service. Unset: off",
+    build="pytest_release.canary.evidence.alertmanager:build",
+    config=AlertmanagerConfig,
+    kind="alerts",
 )

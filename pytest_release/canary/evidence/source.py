@@ -34,6 +34,7 @@ from pytest_release.canary.registry import registry
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.router_stats import RouterEvidence
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.settings import CanarySettings
@@ -62,19 +63,46 @@ class CountedSource(Protocol):
     def stop(self) -> None: ...
 
 
-def build_source(name: str, table: BaseModel | None, context: EvidenceContext) -> CountedSource:
-    """The source registered as ``name``, built by its plug-in from its ``table``."""
+@runtime_checkable
+class AlertSource(Protocol):
+    """A source of the ``alerts`` kind (Alertmanager): asked every ``interval`` seconds
+    while a look waits; a firing alert ends the look and fails it."""
+
+    @property
+    def interval(self) -> float: ...
+
+    def ask(self) -> AlertsRead: ...
+
+
+def _built(name: str, table: BaseModel | None, context: EvidenceContext) -> tuple[str, object]:
     entry = registry().evidence_source(name)
     module, _, function = entry.build.partition(":")
     build: Callable[[BaseModel | None, EvidenceContext], object] = getattr(
         importlib.import_module(module), function
     )
-    source = build(table, context)
-    if not isinstance(source, CountedSource):
-        from pytest_release.errors import EvidenceError
+    return entry.build, build(table, context)
 
-        raise EvidenceError(
-            f"evidence source {name!r}: {entry.build} returned {type(source).__name__}, which "
-            "is not a CountedSource (start, settle, evidence, stop)"
-        )
+
+def _not_a(name: str, built_by: str, source: object, protocol: str) -> Exception:
+    from pytest_release.errors import EvidenceError
+
+    return EvidenceError(
+        f"evidence source {name!r}: {built_by} returned {type(source).__name__}, which is "
+        f"not a{protocol}"
+    )
+
+
+def build_source(name: str, table: BaseModel | None, context: EvidenceContext) -> CountedSource:
+    """The counted source registered as ``name``, built by its plug-in from its ``table``."""
+    built_by, source = _built(name, table, context)
+    if not isinstance(source, CountedSource):
+        raise _not_a(name, built_by, source, " CountedSource (start, settle, evidence, stop)")
+    return source
+
+
+def build_alerts(name: str, table: BaseModel, context: EvidenceContext) -> AlertSource:
+    """The alerts source registered as ``name``, built by its plug-in from its ``table``."""
+    built_by, source = _built(name, table, context)
+    if not isinstance(source, AlertSource):
+        raise _not_a(name, built_by, source, "n AlertSource (interval, ask)")
     return source

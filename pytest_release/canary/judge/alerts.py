@@ -9,8 +9,14 @@ from pytest_release.canary.evidence.alertmanager import AlertsRead
 from pytest_release.canary.judge.verdicts import CheckResult, format_window
 
 
-def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResult:
-    """The ``alerts`` check of the interval from the asks made in it."""
+def alerts_check(
+    reads: list[AlertsRead],
+    start: float,
+    end: float,
+    source: str = "alertmanager",
+    name: str = "alerts",
+) -> CheckResult:
+    """The ``alerts`` check of the interval from the asks made of ``source`` in it."""
     window = format_window(start, end)
     firing = {a.describe(): a for r in reads for a in r.alerts}
     details = tuple(
@@ -20,7 +26,7 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
     )
     if firing:
         return CheckResult(
-            name="alerts",
+            name=name,
             verdict="fail",
             value=float(len(firing)),
             threshold=0.0,
@@ -28,25 +34,25 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
             window_start=start,
             window_end=end,
             samples=len(reads),
-            message=f"alertmanager: {len(firing)} matching alert(s) firing during the hold "
+            message=f"{source}: {len(firing)} matching alert(s) firing during the hold "
             f"over {window}: " + "; ".join(firing),
             details=details,
-            source="alertmanager",
+            source=source,
         )
     failed = [r.error for r in reads if r.error]
     if not reads or len(failed) == len(reads):
         why = failed[-1] if failed else "it was not asked"
         return CheckResult.insufficient(
-            "alerts",
+            name,
             threshold=0.0,
             unit="alerts",
             window=(start, end),
             samples=0,
-            message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
-            source="alertmanager",
+            message=f"{source}: could not tell whether an alert fired over {window}: {why}",
+            source=source,
         )
     return CheckResult(
-        name="alerts",
+        name=name,
         verdict="pass",
         value=0.0,
         threshold=0.0,
@@ -54,8 +60,8 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
         window_start=start,
         window_end=end,
         samples=len(reads),
-        message=f"alertmanager: no matching alert firing over {window} ({len(reads)} asks"
+        message=f"{source}: no matching alert firing over {window} ({len(reads)} asks"
         + (f", {len(failed)} failed" if failed else "")
         + ")",
-        source="alertmanager",
+        source=source,
     )

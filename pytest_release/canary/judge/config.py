@@ -15,7 +15,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
 from pytest_release.config.types import parse_duration
 
 # The name of a registered evidence source, as ``judge.evidence`` lists it.
@@ -191,11 +190,6 @@ class JudgeConfig(BaseModel):
         "requests and the first counted source's are judged together as one sample (no "
         "request counted twice; each source's contribution is reported); a second counted "
         "source gets its own <source>.<check> checks; the false-alarm budget is shared.",
-    )
-    alertmanager: AlertmanagerConfig | None = Field(
-        default=None,
-        description="Roll back at once when a matching alert fires during the hold (the "
-        "alerts check): url, labels (default severity = critical), service. Unset: off.",
     )
     http_checks: bool = Field(
         default=True,

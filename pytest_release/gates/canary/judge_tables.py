@@ -28,6 +28,11 @@ class RegisteredJudgeConfig(JudgeConfig):
         for name in value:
             if name not in found:
                 raise ValueError(unknown_evidence(name, found))
+            if found[name].kind == "alerts":
+                raise ValueError(
+                    f"{name!r} is not named in judge.evidence: its table judge.{name} switches "
+                    "it on (a matching alert fails the look at once)"
+                )
         return value
 
     @model_validator(mode="before")
@@ -40,7 +45,9 @@ class RegisteredJudgeConfig(JudgeConfig):
         found = registry().evidence
         for name in data["evidence"]:
             plugin = found.get(name) if isinstance(name, str) else None
-            if plugin is None or plugin.config is None or data.get(name) is not None:
+            if plugin is None or plugin.kind != "counted" or plugin.config is None:
+                continue
+            if data.get(name) is not None:
                 continue
             try:
                 plugin.config()
@@ -67,14 +74,13 @@ def judge_model() -> type[JudgeConfig]:
                 f"the table judge.{name}, which is a key of the judge table already: register "
                 "it under another name"
             )
-        tables[name] = (
-            plugin.config | None,
-            Field(
-                default=None,
-                description=f"The {name!r} evidence source: {plugin.summary}. Required when "
-                f"judge.evidence names {name!r}.",
-            ),
+        described = (
+            f"The {name!r} evidence source: {plugin.summary}. Required when judge.evidence "
+            f"names {name!r}."
+            if plugin.kind == "counted"
+            else f"{plugin.summary[:1].upper()}{plugin.summary[1:]}."
         )
+        tables[name] = (plugin.config | None, Field(default=None, description=described))
     model: type[JudgeConfig] = create_model(
         "JudgeConfig", __base__=RegisteredJudgeConfig, __module__=__name__, **tables
     )
