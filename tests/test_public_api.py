@@ -24,15 +24,17 @@ def documented_files() -> dict[str, str]:
 
 
 def example_files() -> dict[str, str]:
-    """The gate example's files (the platform plug-in's are files of examples/)."""
+    """The gate example's files (the plug-ins' are files of examples/)."""
     return {k: v for k, v in documented_files().items() if not k.startswith("examples/")}
 
 
-def test_the_documented_platform_plugin_is_the_example_byte_for_byte() -> None:
+def test_the_documented_plugins_are_the_examples_byte_for_byte() -> None:
     shown = {k: v for k, v in documented_files().items() if k.startswith("examples/")}
     assert set(shown) == {
         "examples/platform-plugin/pyproject.toml",
         "examples/platform-plugin/procs_platform.py",
+        "examples/evidence-plugin/pyproject.toml",
+        "examples/evidence-plugin/counts_evidence.py",
     }
     for name, text in shown.items():
         assert text == (DOC.parents[1] / name).read_text(encoding="utf-8"), (

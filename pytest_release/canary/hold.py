@@ -18,11 +18,10 @@ from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.alertmanager import AlertsRead
-    from pytest_release.canary.evidence.prometheus import PrometheusEvidence
-    from pytest_release.canary.evidence.router_stats import RouterStatsPoller
+    from pytest_release.canary.evidence.source import AlertSource, CountedSource
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
-    from pytest_release.canary.samples import Sample, Target
+    from pytest_release.canary.samples import Sample
     from pytest_release.canary.settings import CanarySettings
     from pytest_release.canary.stats import IntervalStats
 
@@ -66,9 +65,9 @@ class Hold:
     clock: Callable[[], float] = time.time
     sampler: Sampler | None = None
     judge: Judge | None = None
-    router_stats: RouterStatsPoller | None = None
-    prometheus: PrometheusEvidence | None = None
-    alerts: list[AlertsRead] = field(default_factory=list)
+    sources: dict[str, CountedSource] = field(default_factory=dict)  # by judge.evidence name
+    alert_sources: dict[str, AlertSource] = field(default_factory=dict)  # judge.<name> set
+    alerts: dict[str, list[AlertsRead]] = field(default_factory=dict)  # the asks, by source
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
@@ -78,6 +77,13 @@ class Hold:
         return self.sampler is not None
 
     def start(self) -> None:
+        from pytest_release.canary.evidence.source import (
+            EvidenceContext,
+            build_alerts,
+            build_source,
+        )
+        from pytest_release.canary.judge.evidence import SAMPLER
+        from pytest_release.canary.registry import registry
         from pytest_release.canary.sampler import Sampler
 
         platform = self.rollout.platform
@@ -88,54 +94,22 @@ class Hold:
             health_path=self.settings.platform.health_path,
         )
         self.judge = Judge(self.settings.judge, planned_looks=max(1, self.planned_looks))
-        if "router" in self.settings.judge.evidence:
-            self.router_stats = self._router_poller()
-            self.router_stats.start()
-        prometheus = self.settings.judge.prometheus
-        if prometheus is not None and "prometheus" in self.settings.judge.evidence:
-            from pytest_release.canary.evidence.prometheus import PrometheusEvidence
-
-            self.prometheus = PrometheusEvidence(prometheus, self._selectors)
+        # The counted sources (router, Prometheus, a plug-in's), as their plug-ins build
+        # them; each takes its baseline before the sampler sends anything.
+        context = EvidenceContext(self.rollout, self.settings, self.clock)
+        for name in self.settings.judge.evidence:
+            if name != SAMPLER:
+                source = build_source(name, self.settings.judge.source_table(name), context)
+                self.sources[name] = source
+                source.start()
+        # The alert sources whose table is set (Alertmanager): asked while a look waits.
+        for name, plugin in registry().evidence.items():
+            table = self.settings.judge.source_table(name)
+            if plugin.kind == "alerts" and table is not None:
+                self.alert_sources[name] = build_alerts(name, table, context)
+                self.alerts[name] = []
         self.sampler.start()
         self.started_at = self.clock()
-
-    def _router_poller(self) -> RouterStatsPoller:
-        from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-        from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
-        from pytest_release.errors import EvidenceError
-
-        router = getattr(self.rollout, "router", None)
-        if not isinstance(router, HAProxyRouter):
-            raise EvidenceError(
-                "judge.evidence includes 'router', which reads the local HAProxy router's "
-                f"counters, but this rollout's router is {type(router).__name__}"
-            )
-        return haproxy_stats_poller(router, self.settings.sampler.status_interval)
-
-    def _selectors(self) -> dict[Target, str]:
-        """Each version's PromQL label matchers: configured, or (local HAProxy router, its
-        exporter's labels) the version's current servers."""
-        config = self.settings.judge.prometheus
-        assert config is not None
-        selectors: dict[Target, str] = {"stable": config.stable_selector}
-        selectors["canary"] = config.canary_selector
-        router = getattr(self.rollout, "router", None)
-        if all(selectors.values()) or config.template != "haproxy" or router is None:
-            return selectors
-        from pytest_release.canary.routers.haproxy.router import BACKEND, HAProxyRouter
-
-        if isinstance(router, HAProxyRouter):
-            weights = router.weights()
-            servers = router.server_endpoints()
-            groups: tuple[tuple[Target, tuple[str, ...]], ...] = (
-                ("stable", weights.stable_members),
-                ("canary", weights.canary_members),
-            )
-            for target, members in groups:
-                names = sorted(name for name, ep in servers.items() if ep in members)
-                if not selectors[target] and names:
-                    selectors[target] = f'proxy="{BACKEND}",server=~"{"|".join(names)}"'
-        return selectors
 
     def judge_window(self, window: tuple[float, float]) -> IntervalJudgement:
         """Wait until ``window`` (offsets in seconds from the start) is over, then judge it."""
@@ -148,31 +122,27 @@ class Hold:
         assert self.judge is not None
         assert self.started_at is not None
         start, end = self.started_at + window[0], self.started_at + window[1]
-        alerting = self.settings.judge.alertmanager
-        asked = len(self.alerts)
-        next_ask = self.clock()
+        asked = {name: len(reads) for name, reads in self.alerts.items()}
+        next_ask = dict.fromkeys(self.alert_sources, self.clock())
+        firing = False
         while (remaining := end - self.clock()) > 0:
             raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
-            if alerting is not None and self.clock() >= next_ask:
-                from pytest_release.canary.evidence.alertmanager import firing_alerts
-
-                self.alerts.append(firing_alerts(alerting))
-                next_ask = self.clock() + alerting.interval
-                if self.alerts[-1].alerts:
-                    end = self.clock()  # a matching alert fails the interval at once
-                    break
+            for name, alerting in self.alert_sources.items():
+                if self.clock() >= next_ask[name]:
+                    self.alerts[name].append(alerting.ask())
+                    next_ask[name] = self.clock() + alerting.interval
+                    if self.alerts[name][-1].alerts:
+                        end = self.clock()  # a matching alert fails the interval at once
+                        firing = True
+                        break
+            if firing:
+                break
             time.sleep(min(0.25, remaining))
             self._show_progress(start)
         # Requests started in the window count in it: wait for the ones still in flight.
         self.sampler.settle(end)
-        if self.router_stats is not None:
-            self.router_stats.settle(end)
-        if self.prometheus is not None:
-            # Prometheus needs the scrapes after the end: wait ``lag``, then count.
-            lag_end = end + self.prometheus.config.lag
-            while (remaining := lag_end - self.clock()) > 0:
-                time.sleep(min(0.25, remaining))
-            self.prometheus.collect(start, end)
+        for source in self.sources.values():
+            source.settle(start, end)
         verdict = self.judge.judge_interval(
             self.sampler.samples(start, end),
             self.sampler.statuses(start, end),
@@ -180,8 +150,7 @@ class Hold:
             end,
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
-            router=self.router_stats.evidence(end) if self.router_stats is not None else None,
-            prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
+            counted={name: source.evidence(end) for name, source in self.sources.items()},
             extra=self._alerts_check(asked, start, end),
         )
         self.verdicts.append(verdict)
@@ -202,15 +171,19 @@ class Hold:
             properties.append(("judge.stopped_early", cannot_pass))
         return IntervalJudgement(verdict, tuple(failures), tuple(properties), cannot_pass)
 
-    def _alerts_check(self, asked: int, start: float, end: float) -> list[CheckResult]:
-        if self.settings.judge.alertmanager is None:
-            return []
-        from pytest_release.canary.evidence.alertmanager import firing_alerts
+    def _alerts_check(self, asked: dict[str, int], start: float, end: float) -> list[CheckResult]:
+        """One ``alerts`` check per alert source (the first plainly named, further ones
+        ``<source>.alerts``) from the asks of the interval."""
         from pytest_release.canary.judge.alerts import alerts_check
 
-        if len(self.alerts) == asked:  # a short interval: ask once at its end
-            self.alerts.append(firing_alerts(self.settings.judge.alertmanager))
-        return [alerts_check(self.alerts[asked:], start, end)]
+        results = []
+        for i, (name, alerting) in enumerate(self.alert_sources.items()):
+            reads = self.alerts[name]
+            if len(reads) == asked[name]:  # a short interval: ask once at its end
+                reads.append(alerting.ask())
+            check = "alerts" if i == 0 else f"{name}.alerts"
+            results.append(alerts_check(reads[asked[name] :], start, end, name, check))
+        return results
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:
@@ -228,8 +201,8 @@ class Hold:
         """Stop sampling and the display (idempotent)."""
         if self.sampler is not None:
             self.sampler.stop()
-        if self.router_stats is not None:
-            self.router_stats.stop()
+        for source in self.sources.values():
+            source.stop()
         if self.display is not None:
             display, self.display = self.display, None
             display.close()

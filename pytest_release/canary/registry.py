@@ -1,9 +1,12 @@
-"""Which platforms and routers exist: a registry filled from entry points.
+"""Which platforms, routers and evidence sources exist: a registry filled from entry points.
 
 A platform registers under the entry point group ``pytest_release.platforms``, a router
 under ``pytest_release.routers``; the entry point's name is the table's ``type`` (what a
 user writes in ``platform.type`` / ``router.type``) and its value a
-:class:`PlatformPlugin` or :class:`RouterPlugin`.  The built-ins register the same way
+:class:`PlatformPlugin` or :class:`RouterPlugin`.  An evidence source registers under
+``pytest_release.evidence``: the entry point's name is what a user writes in
+``judge.evidence``, its table (if it has one) is ``judge.<name>``, and its value an
+:class:`EvidencePlugin`.  The built-ins register the same way
 (``[project.entry-points]`` of pytest-release's ``pyproject.toml``), so no other module
 spells out the set of platforms: the canary gate's config models, the docs, the
 platform/router fit and the factory all ask this registry.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +39,20 @@ if TYPE_CHECKING:
 
 PLATFORMS_GROUP = "pytest_release.platforms"
 ROUTERS_GROUP = "pytest_release.routers"
+EVIDENCE_GROUP = "pytest_release.evidence"
 
 __all__ = [
+    "EVIDENCE_GROUP",
     "PLATFORMS_GROUP",
     "ROUTERS_GROUP",
+    "EvidencePlugin",
     "PlatformPlugin",
     "Registry",
     "RouterPlugin",
     "build_rollout",
     "registry",
     "router_problem",
+    "unknown_evidence",
 ]
 
 
@@ -57,6 +65,17 @@ class PlatformPlugin:
     routers: tuple[str, ...]  # the router types that can split its traffic
     router_hint: str  # how to fix a router that does not fit
     summary: str = ""  # a few words for the generated docs
+    # What a CI job running it needs (the workflow generator reads them through the gate):
+    extra: str = ""  # the pytest-release extra its code imports ("kubernetes")
+    ci_credentials: tuple[str, ...] = ()  # "kubeconfig" (a KUBECONFIG secret), "google"
+    # "module:function", function(platform table, rootdir, lease path): a watchdog that
+    # takes the canary's traffic away when the stage holding the lease dies; "" for none.
+    lease_watch: str = ""
+    # "module:function", function(rootdir, state directory) -> list[str]: ends what the
+    # platform (and its router) keep running under a state directory, from its state
+    # files, and says what it ended (``python -m pytest_release.canary.teardown``).
+    teardown: str = ""
+    state_files: tuple[str, ...] = ()  # names in a state directory that mean it kept some
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,30 @@ class RouterPlugin:
     summary: str  # a few words for the generated docs ("a local HAProxy; local platforms only")
     capabilities: RouterCapabilities = field(default_factory=RouterCapabilities)
     default: bool = False  # the router of a gate without a router table (HAProxy)
+    # "module:function", function(router, interval) -> RouterStatsPoller reading its
+    # per-version counters (the ``router`` evidence); "" without counters.
+    stats_poller: str = ""
+    # "module:function", function(router) -> {"stable": matchers, "canary": matchers}: the
+    # PromQL label matchers of each version's series in the router's own exporter (used by
+    # ``judge.prometheus.template`` = this router's type when no selector is configured).
+    metric_selectors: str = ""
+
+
+@dataclass(frozen=True)
+class EvidencePlugin:
+    """An evidence source as it registers (its entry point's name is what a user writes
+    in ``judge.evidence``; see :mod:`pytest_release.canary.evidence.source`)."""
+
+    summary: str  # a few words for the generated docs and error messages
+    # "module:function", function(table, context) -> CountedSource; "" only for the
+    # built-in sampler, whose requests the hold makes itself.
+    build: str = ""
+    config: type[BaseModel] | None = None  # its ``judge.<name>`` table, validated by it
+    router_capability: str = ""  # a RouterCapabilities flag the gate's router must have
+    example: str = ""  # its table as the error of a missing one shows it ("judge.x = {...}")
+    # "counted": named in judge.evidence, builds a CountedSource; "alerts": on when its
+    # table is set (judge.alertmanager), builds an AlertSource asked while a look waits.
+    kind: str = "counted"
 
 
 def _type_values(model: type[BaseModel]) -> tuple[str, ...]:
@@ -88,6 +131,9 @@ def _checked(group: str, name: str, value: object, kind: type[Any]) -> None:
             f"{where} loads {value!r}, not a pytest_release.canary.registry.{kind.__name__}: "
             f"point it at a {kind.__name__}(...) value"
         )
+    if isinstance(value, EvidencePlugin):
+        _checked_evidence(where, name, value)
+        return
     config = value.config
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         raise ReleaseConfigError(f"{where}: config = {config!r} must be a pydantic model class")
@@ -104,12 +150,63 @@ def _checked(group: str, name: str, value: object, kind: type[Any]) -> None:
         )
 
 
+def _checked_evidence(where: str, name: str, value: EvidencePlugin) -> None:
+    """An evidence source's entry is usable (its name becomes the key of its table)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ReleaseConfigError(
+            f"{where}: an evidence source's name is a key of the judge table (judge.<name>): "
+            f"lower-case letters, digits and '_', starting with a letter; got {name!r}"
+        )
+    config = value.config
+    if config is not None and not (isinstance(config, type) and issubclass(config, BaseModel)):
+        raise ReleaseConfigError(
+            f"{where}: config = {config!r} must be a pydantic model class (its judge.{name} "
+            "table) or None"
+        )
+    if config is not None and not config.__name__.endswith("Config"):
+        raise ReleaseConfigError(
+            f"{where}: name its config model ...Config (got {config.__name__}): the "
+            "configuration's error messages leave such names out of key paths"
+        )
+    if value.kind not in ("counted", "alerts"):
+        raise ReleaseConfigError(
+            f"{where}: kind = {value.kind!r} must be 'counted' (named in judge.evidence) or "
+            "'alerts' (on when its judge table is set)"
+        )
+    if value.kind == "alerts" and config is None:
+        raise ReleaseConfigError(
+            f"{where}: an 'alerts' source is switched on by its table judge.{name}: give "
+            "its config model"
+        )
+    module, _, function = value.build.partition(":")
+    if name != "sampler" and not (module and function):
+        raise ReleaseConfigError(
+            f"{where}: build = {value.build!r} must name the function building the source as "
+            "'module:function', e.g. 'my_evidence:build'"
+        )
+    flags = RouterCapabilities.__dataclass_fields__
+    if value.router_capability and (
+        value.router_capability not in flags or flags[value.router_capability].type != "bool"
+    ):
+        raise ReleaseConfigError(
+            f"{where}: router_capability = {value.router_capability!r} is not a router "
+            f"capability; one of {[n for n, f in flags.items() if f.type == 'bool']!r} or ''"
+        )
+
+
 @dataclass(frozen=True)
 class Registry:
-    """The platforms and routers found, by type name (built-ins first)."""
+    """The platforms, routers and evidence sources found, by name (built-ins first)."""
 
     platforms: Mapping[str, PlatformPlugin]
     routers: Mapping[str, RouterPlugin]
+    evidence: Mapping[str, EvidencePlugin] = field(default_factory=dict)
+
+    def evidence_source(self, name: str) -> EvidencePlugin:
+        try:
+            return self.evidence[name]
+        except KeyError:
+            raise ReleaseConfigError(unknown_evidence(name, self.evidence)) from None
 
     def platform(self, name: str) -> PlatformPlugin:
         try:
@@ -135,6 +232,15 @@ class Registry:
                 "is not installed completely; reinstall it (pip install pytest-release)"
             )
         return defaults[0]
+
+
+def unknown_evidence(name: str, registered: Iterable[str]) -> str:
+    """The error of a ``judge.evidence`` name nobody registers."""
+    return (
+        f"{name!r} is not a registered evidence source; registered: "
+        f"{', '.join(repr(n) for n in registered)} (an evidence plug-in registers more under "
+        f"the entry point group {EVIDENCE_GROUP!r}: install it)"
+    )
 
 
 def _load(points: Iterable[EntryPoint], group: str, kind: type[Any]) -> dict[str, Any]:
@@ -174,15 +280,16 @@ def registry() -> Registry:
 
     # One scan of the installed distributions for both groups (a distribution found
     # twice on sys.path is skipped by _load).
-    groups = (PLATFORMS_GROUP, ROUTERS_GROUP)
+    groups = (PLATFORMS_GROUP, ROUTERS_GROUP, EVIDENCE_GROUP)
     points = [ep for dist in distributions() for ep in dist.entry_points if ep.group in groups]
     platforms = _load(points, PLATFORMS_GROUP, PlatformPlugin)
     routers = _load(points, ROUTERS_GROUP, RouterPlugin)
-    if not platforms or not routers:
+    evidence = _load(points, EVIDENCE_GROUP, EvidencePlugin)
+    if not platforms or not routers or "sampler" not in evidence:
         raise ReleaseConfigError(
-            f"no platform or no router is registered (entry point groups {PLATFORMS_GROUP!r}, "
-            f"{ROUTERS_GROUP!r}): pytest-release's own metadata is missing or stale; reinstall "
-            "it (pip install -e . in a checkout)"
+            f"no platform, no router or no sampler evidence is registered (entry point groups "
+            f"{PLATFORMS_GROUP!r}, {ROUTERS_GROUP!r}, {EVIDENCE_GROUP!r}): pytest-release's own "
+            "metadata is missing or stale; reinstall it (pip install -e . in a checkout)"
         )
     for name, plugin in platforms.items():
         unknown = [r for r in plugin.routers if r not in routers]
@@ -191,7 +298,7 @@ def registry() -> Registry:
                 f"platform {name!r} names router type(s) {unknown!r} that no entry point of "
                 f"{ROUTERS_GROUP!r} registers; registered: {list(routers)!r}"
             )
-    return Registry(platforms, routers)
+    return Registry(platforms, routers, evidence)
 
 
 def router_problem(platform_type: str, router_type: str) -> str | None:

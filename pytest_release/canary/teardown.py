@@ -1,9 +1,10 @@
-"""End everything the local platform and its router run for a project.
+"""End everything the local platforms and their routers run for a project.
 
 The local platform's replicas, their supervisor and HAProxy outlive the pytest sessions
 of the stages (on purpose: canary-2 picks up what canary-1 deployed).  When a local
 pipeline is done with, this ends them (by PID / container id, from the state files) and
-removes the state::
+removes the state; what ends a platform's processes is its registration's ``teardown``
+(``platforms/local/teardown.py`` for the local platform and its HAProxy)::
 
     python -m pytest_release.canary.teardown [ROOTDIR] [--state-dir DIR ...]
         [--ledger .pytest-release/ledger.json] [--force]
@@ -24,19 +25,16 @@ and its lease removed: its canary no longer exists.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from pytest_release.canary.platforms.local.config import LocalPlatformConfig
-from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.routers.haproxy.config import HAProxyConfig
-from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.canary.registry import registry
 from pytest_release.canary.started_processes import stop_started
 from pytest_release.errors import LedgerError
 from pytest_release.ledger.ledger import FileLedgerStore
-from pytest_release.system.processes import read_json
 
 DEFAULT_LEDGER = ".pytest-release/ledger.json"
 
@@ -74,18 +72,11 @@ def _teardown(rootdir: Path, state_dir: str) -> list[str]:
     path = Path(state_dir)
     directory = path if path.is_absolute() else rootdir / path
     done: list[str] = []
-    state = read_json(directory / "platform.json")
-    if state is not None:
-        config = LocalPlatformConfig(
-            type=state["type"], command=("unused",), state_dir=str(directory)
-        )
-        platform = LocalPlatform(config, rootdir)
-        replicas = len(state.get("stable", [])) + len(state.get("canary", []))
-        platform.cleanup()
-        done.append(f"platform {state['type']}: ended {replicas} replica(s) and their supervisor")
-    if (directory / "haproxy" / "router.json").exists():
-        HAProxyRouter(HAProxyConfig(), directory).stop()
-        done.append("router: ended HAProxy")
+    # Each registered platform that keeps processes under a state directory ends its own
+    # (local-process and local-docker share one).
+    for end in dict.fromkeys(p.teardown for p in registry().platforms.values() if p.teardown):
+        module, _, function = end.partition(":")
+        done += getattr(importlib.import_module(module), function)(rootdir, directory)
     return done
 
 
@@ -173,9 +164,10 @@ def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
 
 def kept_state_dirs(rootdir: Path) -> list[str]:
     """The state directories under ``rootdir/.pytest-release`` with a platform or router."""
+    names = {name for p in registry().platforms.values() for name in p.state_files}
     found = []
     for directory in sorted((rootdir / ".pytest-release").glob("*/")):
-        if (directory / "platform.json").exists() or (directory / "haproxy").is_dir():
+        if any((directory / name).exists() for name in names):
             found.append(str(directory.relative_to(rootdir)))
     return found
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from pytest_release.config.command_line import command_parser
 from pytest_release.errors import LedgerError, ReleaseConfigError
 
 if TYPE_CHECKING:
@@ -82,11 +83,10 @@ def make_handler(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release analysis-server",
-        description="Serve the stages' verdicts as JSON for the Argo Rollouts web provider.",
+    p = command_parser(
+        "python -m pytest_release analysis-server",
+        "Serve the stages' verdicts as JSON for the Argo Rollouts web provider.",
     )
-    p.add_argument("--release-config", action="append", default=[])
     p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_release.config.command_line import command_parser, write_output
 from pytest_release.controllers.argo_resources import ArgoOptions, resources
 from pytest_release.errors import ReleaseConfigError
 
@@ -20,15 +21,9 @@ HEADER = (
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release argo-rollouts",
-        description="Write the Argo Rollouts AnalysisTemplates and Rollout of the stages.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        help="release configuration file(s), as for pytest (default: pyproject.toml)",
+    p = command_parser(
+        "python -m pytest_release argo-rollouts",
+        "Write the Argo Rollouts AnalysisTemplates and Rollout of the stages.",
     )
     p.add_argument(
         "--provider",
@@ -95,10 +90,5 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
             ", Limits)",
             file=sys.stderr,
         )
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, root)
     return 0

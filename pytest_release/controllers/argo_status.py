@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pytest_release.config.command_line import command_parser
 from pytest_release.errors import LedgerError, PlatformError, ReleaseConfigError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release argo-status",
-        description="Read what Argo Rollouts did with a Rollout; optionally record it.",
+    p = command_parser(
+        "python -m pytest_release argo-status",
+        "Read what Argo Rollouts did with a Rollout; optionally record it.",
     )
     p.add_argument("--namespace", required=True, help="namespace of the Rollout")
     p.add_argument("--rollout", required=True, help="name of the Rollout")
@@ -26,7 +27,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--stage", help="record it in this stage's latest ledger entry")
     p.add_argument("--release-id", help="the release of that entry (with --stage)")
-    p.add_argument("--release-config", action="append", default=[])
     p.add_argument("--ledger", help="the ledger file (default: the configuration's)")
     return p
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.config.command_line import command_parser, write_output
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.workflow.workflow import (
     ACTION_REPOSITORY,
@@ -132,17 +133,9 @@ def _shard_gate(value: str) -> tuple[str, str, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release workflow",
-        description="Write the GitHub Actions workflow of the configured release stages.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="release configuration layers, as given to pytest (repeatable; default: "
-        "[tool.pytest-release] of pyproject.toml)",
+    p = command_parser(
+        "python -m pytest_release workflow",
+        "Write the GitHub Actions workflow of the configured release stages.",
     )
     p.add_argument("--pytest-args", default="", help="more pytest arguments, e.g. test paths")
     p.add_argument(
@@ -250,10 +243,5 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     except (ReleaseConfigError, ValueError, OSError) as exc:  # WorkflowError included
         print(f"pytest_release workflow: {exc}", file=sys.stderr)
         return 2
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, root)
     return 0

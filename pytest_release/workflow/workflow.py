@@ -141,21 +141,26 @@ def _canary_settings(config: ReleaseConfig, gate: Any) -> Any:
     return config.gates.get(other, gate) if other else gate
 
 
-def _platform_types(config: ReleaseConfig, stage: str) -> set[str]:
-    types = set()
+def _platform_needs(config: ReleaseConfig, stage: str) -> tuple[set[str], set[str]]:
+    """The pytest-release extras and the CI credentials the stage's platforms need, as
+    their registrations say (asked through the canary gate: the spine knows no platform)."""
+    extras: set[str] = set()
+    credentials: set[str] = set()
     for _, gate in _gates(config, stage):
-        if gate.kind == "canary":
-            platform = getattr(_canary_settings(config, gate), "platform", None)
-            types.add(str(getattr(platform, "type", None)))
-    return types
+        needs = getattr(_canary_settings(config, gate), "platform_needs", None)
+        if callable(needs):
+            extra, wanted = needs()
+            extras.update([extra] if extra else [])
+            credentials.update(wanted)
+    return extras, credentials
 
 
-def _uses_kubernetes(config: ReleaseConfig, stage: str) -> bool:
-    return "kubernetes" in _platform_types(config, stage)
+def _needs_kubeconfig(config: ReleaseConfig, stage: str) -> bool:
+    return "kubeconfig" in _platform_needs(config, stage)[1]
 
 
-def _uses_cloud_run(config: ReleaseConfig, stage: str) -> bool:
-    return "cloud-run" in _platform_types(config, stage)
+def _needs_google_auth(config: ReleaseConfig, stage: str) -> bool:
+    return "google" in _platform_needs(config, stage)[1]
 
 
 def _pushes(config: ReleaseConfig, stage: str) -> bool:
@@ -183,10 +188,7 @@ def _extras(config: ReleaseConfig) -> list[str]:
         for _, gate in _gates(config, stage):
             if gate.kind in KIND_EXTRAS:
                 extras.add(KIND_EXTRAS[gate.kind])
-        if _uses_kubernetes(config, stage):
-            extras.add("kubernetes")
-        if _uses_cloud_run(config, stage):
-            extras.add("cloud-run")
+        extras.update(_platform_needs(config, stage)[0])
     return sorted(extras)
 
 
@@ -215,7 +217,7 @@ def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
             condition=condition,
             environment=stage_config.environment,
             newman="newman" in kinds,
-            google_auth=_uses_cloud_run(config, stage),
+            google_auth=_needs_google_auth(config, stage),
         )
         inputs = job.inputs
         inputs["stage"] = stage
@@ -236,7 +238,7 @@ def plan_jobs(config: ReleaseConfig, options: Options) -> list[Job]:
             inputs["playwright-browsers"] = "chromium"
         if stage_config.environment:
             inputs["approved-via"] = stage_config.environment
-        if _uses_kubernetes(config, stage) or config.ledger.backend == "kubernetes":
+        if _needs_kubeconfig(config, stage) or config.ledger.backend == "kubernetes":
             inputs["kubeconfig"] = "${{ secrets.KUBECONFIG }}"
             inputs["require-kubeconfig"] = "true"
         if config.reports_dir != "reports":

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,39 +22,17 @@ from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.settings import CanarySettings
 from tests.canary.canary_support import FAULT_SERVICE, JUDGE, SAMPLER, new_port
+from tests.support.examples import installed_example
 from tests.support.platform_contract import CASES, Case, Subject, case_ids
 from tests.support.spine import project, run_stage
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform-plugin"
 COMMAND = ["python3", str(FAULT_SERVICE), "--port", "{port}", "--version", "{image}"]
 
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example installed by pip (from a copy: the build leaves files in its source)."""
-    source = tmp_path_factory.mktemp("plugin-source") / "platform-plugin"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    site = tmp_path_factory.mktemp("plugin-site")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"pip could not install the example:\n{done.stderr}"
-    assert list(site.glob("pytest_release_procs-*.dist-info")), sorted(os.listdir(site))
-    return site
+    """The example installed by pip into a directory of its own."""
+    return installed_example("platform-plugin", "pytest_release_procs", tmp_path_factory)
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ def test_good_canary_judged_from_the_replicas_own_metrics_is_promoted(
 
 
 def _judge_error_rate(evidence: PrometheusEvidence, start: float, end: float) -> tuple[str, str]:
-    config = JudgeConfig(evidence=("prometheus",), prometheus=evidence.config, max_restarts=None)
+    config = JudgeConfig(evidence=("prometheus",), max_restarts=None)
     judge = Judge(config, planned_looks=1)
     verdict = judge.judge_interval([], [], start, end, prometheus=evidence.evidence())
     check = verdict.check("error_rate")

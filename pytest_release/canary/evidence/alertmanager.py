@@ -109,3 +109,23 @@ def firing_alerts(config: AlertmanagerConfig) -> AlertsRead:
             continue
         alerts.append(Alert(labels.get("alertname", "?"), labels, str(item.get("startsAt", "?"))))
     return AlertsRead(now, tuple(alerts))
+
+
+@dataclass(frozen=True)
+class AlertmanagerAlerts:
+    """The ``alertmanager`` :class:`~pytest_release.canary.evidence.source.AlertSource`."""
+
+    config: AlertmanagerConfig
+
+    @property
+    def interval(self) -> float:
+        return self.config.interval
+
+    def ask(self) -> AlertsRead:
+        return firing_alerts(self.config)
+
+
+def build(table: BaseModel | None, context: object) -> AlertmanagerAlerts:
+    """The source of ``judge.alertmanager`` (``table``)."""
+    assert isinstance(table, AlertmanagerConfig)
+    return AlertmanagerAlerts(table)

@@ -33,13 +33,16 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
 from pytest_release.canary.samples import Sample, Target
 from pytest_release.config.types import Duration
+
+if TYPE_CHECKING:
+    from pytest_release.canary.evidence.source import EvidenceContext
 
 Template = Literal["haproxy", "traefik", "custom"]
 
@@ -300,3 +303,65 @@ class PrometheusEvidence:
                 else "; no percentiles"
             ),
         )
+
+
+class PrometheusCounts:
+    """The ``prometheus`` :class:`~pytest_release.canary.evidence.source.CountedSource`:
+    each interval is counted once ``lag`` seconds after its end have passed (so the
+    scrapes after the end are in)."""
+
+    def __init__(self, counts: PrometheusEvidence, clock: Callable[[], float]) -> None:
+        self.counts = counts
+        self.clock = clock
+
+    def start(self) -> None:
+        pass  # counters are read at each interval's start and end: no baseline
+
+    def settle(self, start: float, end: float) -> None:
+        import time
+
+        lag_end = end + self.counts.config.lag
+        while (remaining := lag_end - self.clock()) > 0:
+            time.sleep(min(0.25, remaining))
+        self.counts.collect(start, end)
+
+    def evidence(self, end: float) -> RouterEvidence:
+        return self.counts.evidence()
+
+    def stop(self) -> None:
+        pass
+
+
+def build(table: BaseModel | None, context: EvidenceContext) -> PrometheusCounts:
+    """The source of ``judge.prometheus`` (``table``) for the hold's rollout."""
+    assert isinstance(table, PrometheusEvidenceConfig)
+    return PrometheusCounts(
+        PrometheusEvidence(table, lambda: selectors(table, context)), context.clock
+    )
+
+
+def selectors(config: PrometheusEvidenceConfig, context: EvidenceContext) -> dict[Target, str]:
+    """Each version's PromQL label matchers: configured, or (queries of the router's own
+    exporter, ``template`` = the router's type) what the router's registration reads from
+    it (``RouterPlugin.metric_selectors``: HAProxy, the version's current servers)."""
+    configured: dict[Target, str] = {
+        "stable": config.stable_selector,
+        "canary": config.canary_selector,
+    }
+    router = getattr(context.rollout, "router", None)
+    router_type = context.settings.router.type
+    if all(configured.values()) or config.template != router_type or router is None:
+        return configured
+    import importlib
+
+    from pytest_release.canary.registry import registry
+
+    entry = registry().routers.get(router_type)
+    if entry is None or not entry.metric_selectors:
+        return configured
+    module, _, function = entry.metric_selectors.partition(":")
+    read: Callable[[object], Mapping[Target, str]] = getattr(
+        importlib.import_module(module), function
+    )
+    found = read(router)
+    return {target: configured[target] or found.get(target, "") for target in configured}

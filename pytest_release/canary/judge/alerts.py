@@ -9,8 +9,14 @@ from pytest_release.canary.evidence.alertmanager import AlertsRead
 from pytest_release.canary.judge.verdicts import CheckResult, format_window
 
 
-def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResult:
-    """The ``alerts`` check of the interval from the asks made in it."""
+def alerts_check(
+    reads: list[AlertsRead],
+    start: float,
+    end: float,
+    source: str = "alertmanager",
+    name: str = "alerts",
+) -> CheckResult:
+    """The ``alerts`` check of the interval from the asks made of ``source`` in it."""
     window = format_window(start, end)
     firing = {a.describe(): a for r in reads for a in r.alerts}
     details = tuple(
@@ -22,13 +28,13 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
     if not firing and (not reads or len(failed) == len(reads)):
         why = failed[-1] if failed else "it was not asked"
         return CheckResult.insufficient(
-            "alerts",
+            name,
             threshold=0.0,
             unit="alerts",
             window=(start, end),
             samples=0,
-            message=f"alertmanager: could not tell whether an alert fired over {window}: {why}",
-            source="alertmanager",
+            message=f"{source}: could not tell whether an alert fired over {window}: {why}",
+            source=source,
         )
     if firing:
         listed = "; ".join(firing)
@@ -37,7 +43,7 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
         asks = f"{len(reads)} asks" + (f", {len(failed)} failed" if failed else "")
         message = f"no matching alert firing over {window} ({asks})"
     return CheckResult(
-        name="alerts",
+        name=name,
         verdict="fail" if firing else "pass",
         value=float(len(firing)),
         threshold=0.0,
@@ -45,7 +51,7 @@ def alerts_check(reads: list[AlertsRead], start: float, end: float) -> CheckResu
         window_start=start,
         window_end=end,
         samples=len(reads),
-        message=f"alertmanager: {message}",
+        message=f"{source}: {message}",
         details=details,
-        source="alertmanager",
+        source=source,
     )

@@ -1,17 +1,24 @@
 """The judge's table, ``[tool.pytest-release.gates.<name>.judge]``: thresholds, the
-false-alarm budget and the canary-versus-stable comparison (see docs/judge.md)."""
+false-alarm budget and the canary-versus-stable comparison (see docs/judge.md).
+
+Which evidence sources exist is the registry's (entry points ``pytest_release.evidence``):
+the canary gate validates the table with a subclass of :class:`JudgeConfig` that checks
+``judge.evidence`` against the registered sources and adds each one's own table
+``judge.<name>`` (Prometheus' is ``judge.prometheus``), validated by the source's model
+(``gates/canary/judge_tables.py``).  The engine reads such a table with
+:meth:`JudgeConfig.source_table`.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig
-from pytest_release.canary.evidence.prometheus import PrometheusEvidenceConfig
 from pytest_release.config.types import parse_duration
 
-EvidenceSource = Literal["sampler", "router", "prometheus"]
+# The name of a registered evidence source, as ``judge.evidence`` lists it.
+EvidenceSource = str
 
 
 class ComparisonConfig(BaseModel):
@@ -178,21 +185,11 @@ class JudgeConfig(BaseModel):
         "'sampler' (the sampler's own requests, default), 'router' (what the router counted "
         "per version: real traffic; HAProxy only; its latency is HAProxy's average of the last "
         "1024 requests, see docs/canary-metrics.md), 'prometheus' (counts from Prometheus "
-        "queries, judge.prometheus), or several: the sampler's requests and the first counted "
-        "source's are judged together as one sample (no request counted twice; each source's "
-        "contribution is reported); a second counted source gets its own <source>.<check> "
-        "checks; the false-alarm budget is shared.",
-    )
-    prometheus: PrometheusEvidenceConfig | None = Field(
-        default=None,
-        description="Where the 'prometheus' evidence comes from: url, template (haproxy, "
-        "traefik, custom) and version selectors. Required when judge.evidence names "
-        "'prometheus'.",
-    )
-    alertmanager: AlertmanagerConfig | None = Field(
-        default=None,
-        description="Roll back at once when a matching alert fires during the hold (the "
-        "alerts check): url, labels (default severity = critical), service. Unset: off.",
+        "queries, judge.prometheus), a plug-in's source (entry point group "
+        "pytest_release.evidence; its table is judge.<name>), or several: the sampler's "
+        "requests and the first counted source's are judged together as one sample (no "
+        "request counted twice; each source's contribution is reported); a second counted "
+        "source gets its own <source>.<check> checks; the false-alarm budget is shared.",
     )
     http_checks: bool = Field(
         default=True,
@@ -209,14 +206,13 @@ class JudgeConfig(BaseModel):
             raise ValueError(f"each evidence source at most once, got {list(value)!r}")
         return value
 
-    @model_validator(mode="after")
-    def _prometheus_needed(self) -> JudgeConfig:
-        if "prometheus" in self.evidence and self.prometheus is None:
-            raise ValueError(
-                "judge.evidence names 'prometheus' but judge.prometheus is not set: add "
-                "judge.prometheus = { url = 'http://127.0.0.1:9090', template = 'haproxy' }"
-            )
-        return self
+    def source_table(self, name: str) -> BaseModel | None:
+        """The validated ``judge.<name>`` table of the evidence source ``name`` (None when
+        it has none: the table is not one of the judge's own keys)."""
+        if name in JudgeConfig.model_fields:
+            return None
+        table = getattr(self, name, None)
+        return table if isinstance(table, BaseModel) else None
 
     @field_validator("max_health_failure_share", mode="before")
     @classmethod

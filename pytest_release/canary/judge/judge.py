@@ -103,7 +103,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -266,15 +266,17 @@ class Judge:
         router: RouterEvidence | None = None,
         prometheus: RouterEvidence | None = None,
         extra: Sequence[CheckResult] = (),
+        counted: Mapping[str, RouterEvidence] | None = None,
     ) -> CanaryVerdict:
         """Verdict for ``[window_start, window_end)``.
 
         ``samples`` are the interval's samples; ``history`` all samples of the hold so far
         (with or without the current interval: only its part before ``window_start`` is
         used).  ``look`` is the 1-based interval number; by default the judge counts calls.
-        ``router`` and ``prometheus`` are the counted evidence of the hold so far when
-        ``judge.evidence`` names them; ``extra`` checks made outside the judge (the
-        ``alerts`` check) join the verdict.
+        ``counted`` is the counted evidence of the hold so far of each counted source
+        ``judge.evidence`` names (``router`` and ``prometheus`` the built-ins' by
+        keyword); ``extra`` checks made outside the judge (the ``alerts`` check) join the
+        verdict.
         """
         if window_end < window_start:
             raise ValueError(f"window ends before it starts: {window_start!r} > {window_end!r}")
@@ -286,7 +288,7 @@ class Judge:
             start=window_start,
             end=window_end,
             history=history,
-            counted={"router": router, "prometheus": prometheus},
+            counted={"router": router, "prometheus": prometheus, **(counted or {})},
             extra=extra,
         )
         return self.judge(evidence)

@@ -11,13 +11,12 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
-from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.registry import registry
-from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.tables import GateConfig, RolloutConfig
+from pytest_release.gates.canary.judge_tables import judge_model
 
 if TYPE_CHECKING:
     from pytest_release.ledger.stage_run import StageRun
@@ -28,12 +27,17 @@ KIND: Literal["canary"] = "canary"
 # pytest_release/canary/registry.py): a union of their models, told apart by ``type``.
 # mypy sees the built-ins' union (canary/config.py), pydantic the registered models.
 _FOUND = registry()
+# The judge table checks judge.evidence against the registered evidence sources and has
+# each one's own table (judge_tables.py).
 if TYPE_CHECKING:
     from pytest_release.canary.settings import PlatformConfig as PlatformTables
     from pytest_release.canary.settings import RouterConfig as RouterTables
+
+    JudgeTables = JudgeConfig
 else:
     PlatformTables = functools.reduce(operator.or_, _FOUND.platform_models())
     RouterTables = functools.reduce(operator.or_, _FOUND.router_models())
+    JudgeTables = judge_model()
 _PLATFORM_TYPES = ", ".join(repr(name) for name in _FOUND.platforms)
 _ROUTER_TYPES = ", ".join(f"{name!r} ({r.summary})" for name, r in _FOUND.routers.items())
 
@@ -64,8 +68,8 @@ class CanaryGateConfig(GateConfig):
         description="What is measured during the hold: HTTP load, /health probes, replica "
         "status, optional Prometheus queries.",
     )
-    judge: JudgeConfig = Field(
-        default_factory=JudgeConfig,
+    judge: JudgeTables = Field(
+        default_factory=JudgeTables,
         description="Thresholds and statistical comparison that turn the measurements into "
         "a pass, fail or insufficient verdict per interval and for the stage.",
     )
@@ -100,6 +104,14 @@ class CanaryGateConfig(GateConfig):
             f"{', '.join(repr(name) for name in found)} (a plug-in registers more under the "
             f"entry point group {group!r}: install it)"
         )
+
+    def platform_needs(self) -> tuple[str, tuple[str, ...]]:
+        """What a CI job running this gate's platform needs, as its registration says: the
+        pytest-release extra ("" for none) and the credentials ("kubeconfig", "google")."""
+        if self.platform is None:
+            return "", ()
+        entry = _FOUND.platform(self.platform.type)
+        return entry.extra, entry.ci_credentials
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """Its platform's and router's (none with settings_from: the other gate claims)."""
@@ -183,26 +195,24 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
     sampler = gate.sampler
     platform = gate.platform
     evidence = gate.judge.evidence
-    counting = [n for n, r in registry().routers.items() if r.capabilities.counters]
-    if "router" in evidence and gate.router.type not in counting:
-        return (
-            f"judge.evidence = {list(evidence)!r}: router evidence reads the router's own "
-            f"per-version counters, which router.type = {gate.router.type!r} does not have "
-            f"(routers with counters: {', '.join(repr(n) for n in counting)}); use 'sampler' "
-            "(and Prometheus queries with Traefik's metrics, see docs/canary-metrics.md)"
-        )
-    if (
-        gate.judge.http_checks
-        and platform is not None
-        and platform.type == "kubernetes"
-        and not getattr(platform, "sample_pods", False)
-    ):
-        return (
-            "judge.http_checks = true on Kubernetes needs platform.sample_pods = true (pod IPs "
-            "and router.url reachable from the process that runs the stages); otherwise no "
-            "request reaches a pod and every interval is insufficient: set "
-            "judge.http_checks = false to judge on pod status (judge.max_restarts)"
-        )
+    found = registry()
+    for source in evidence:
+        needs = found.evidence_source(source).router_capability
+        having = [n for n, r in found.routers.items() if getattr(r.capabilities, needs, True)]
+        if needs and gate.router.type not in having:
+            return (
+                f"judge.evidence = {list(evidence)!r}: {source} evidence reads the router's "
+                f"own per-version {needs}, which router.type = {gate.router.type!r} does not "
+                f"have (routers with {needs}: {', '.join(repr(n) for n in having)}); use "
+                "'sampler' (and Prometheus queries with Traefik's metrics, see "
+                "docs/canary-metrics.md)"
+            )
+    # A platform whose replicas this process may not reach says so, and how to fix it
+    # (its table's ``unreachable_replicas``: Kubernetes without sample_pods).
+    unreachable = getattr(platform, "unreachable_replicas", None)
+    reason = unreachable() if gate.judge.http_checks and callable(unreachable) else None
+    if isinstance(reason, str):
+        return reason
     if (
         gate.judge.http_checks
         and "sampler" in evidence
@@ -221,23 +231,19 @@ def _evidence_problem(gate: CanaryGateConfig) -> str | None:
 
 
 def _slots_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
-    """Replicas the stage puts behind a local HAProxy beyond its server slots."""
+    """Replicas the stage puts behind a router beyond its server slots (HAProxy's)."""
     rollout = run.stage_config.rollout
-    platform = gate.platform
-    if (
-        rollout is None
-        or platform is None
-        or not isinstance(gate.router, HAProxyConfig)
-        or not isinstance(platform, LocalPlatformConfig)
-    ):
+    # A router with server slots (HAProxy) in front of a platform with a stable size.
+    slots = getattr(gate.router, "slots", None)
+    stable = getattr(gate.platform, "stable_replicas", None)
+    if rollout is None or not isinstance(slots, int) or not isinstance(stable, int):
         return None
-    slots = gate.router.slots
     key = f"stages.{run.stage}.rollout.replicas"
     if rollout.action in ("canary", "bluegreen-deploy"):
-        needed = platform.stable_replicas + rollout.replicas
+        needed = stable + rollout.replicas
         if needed > slots:
             return (
-                f"router.slots = {slots} is too small: the stage routes {platform.stable_replicas} "
+                f"router.slots = {slots} is too small: the stage routes {stable} "
                 f"stable (platform.stable_replicas) + {rollout.replicas} canary ({key}) = "
                 f"{needed} replicas; raise router.slots to at least {needed} (at most 64) or "
                 "use fewer replicas"

@@ -110,12 +110,18 @@ def _arm_dead_mans_switch(stage_session: StageSession) -> None:
     lease = getattr(stage_session.ledger.store, "lease_path", None)
     if not isinstance(lease, Path):
         return
+    import importlib
+
+    from pytest_release.canary.registry import registry
+
     for name, gate in canary_gates(stage_session.run):
         settings = resolve_settings(name, gate, stage_session.run)
-        if settings.platform.type == "local-process":
-            from pytest_release.canary.platforms.local.lease_watch import watch_lease
-
-            watch_lease(settings.platform, stage_session.run.rootdir, lease)
+        watch = registry().platform(settings.platform.type).lease_watch
+        if watch:  # the platform's registration names its watchdog
+            module, _, function = watch.partition(":")
+            getattr(importlib.import_module(module), function)(
+                settings.platform, stage_session.run.rootdir, lease
+            )
 
 
 def _decide_rollback_target(config: pytest.Config) -> None:

@@ -15,6 +15,8 @@ PLATFORM = PlatformPlugin(
     build_rollout="pytest_release.canary.platforms.cloud_run.rollout:build_rollout",
     routers=("cloud-run",),
     router_hint="set router.type = 'cloud-run' (the service splits traffic between its revisions)",
+    extra="cloud-run",
+    ci_credentials=("google",),
 )
 # Percent weights per revision; no per-revision counters are read.
 CAPABILITIES = RouterCapabilities()

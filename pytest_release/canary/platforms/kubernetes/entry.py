@@ -12,4 +12,6 @@ PLATFORM = PlatformPlugin(
     routers=("traefik", "gateway"),
     router_hint="set router.type = 'traefik' (a weighted TraefikService) or 'gateway' (a "
     "Gateway API HTTPRoute)",
+    extra="kubernetes",
+    ci_credentials=("kubeconfig",),
 )

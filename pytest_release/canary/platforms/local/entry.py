@@ -11,4 +11,7 @@ PLATFORM = PlatformPlugin(
     build_rollout="pytest_release.canary.platforms.local.rollout:build_rollout",
     routers=("haproxy",),
     router_hint="set router.type = 'haproxy' (the default) or leave the router table out",
+    lease_watch="pytest_release.canary.platforms.local.lease_watch:watch_lease",
+    teardown="pytest_release.canary.platforms.local.teardown:end_kept",
+    state_files=("platform.json", "haproxy"),
 )

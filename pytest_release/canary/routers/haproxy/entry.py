@@ -14,4 +14,6 @@ ROUTER = RouterPlugin(
     summary="default, a local HAProxy; local platforms only",
     capabilities=CAPABILITIES,
     default=True,
+    stats_poller="pytest_release.canary.routers.haproxy.stats:haproxy_stats_poller",
+    metric_selectors="pytest_release.canary.routers.haproxy.stats:prometheus_selectors",
 )
