@@ -71,6 +71,9 @@ def test_flapping_health_is_rolled_back_and_reported_per_replica(
 ) -> None:
     monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-flaps", {"FAULT_HEALTH_FLAP": "0.6"})
     judge = {**JUDGE, "max_consecutive_health_failures": False}  # the share must catch it
+    # Health is the subject: a loaded machine once pushed stable's own p95 over the limit,
+    # an insufficient interval that stopped the stage before the share could decide.
+    judge["max_p95_latency_ms"] = 60_000
     # A loaded machine probes less often than asked: a long hold collects the evidence.
     canary_project(pytester, hold="30s", interval="6s", judge=judge)
     result = run_stage(pytester, "canary-1", "--image=v2-flaps")

@@ -433,7 +433,10 @@ def test_two_percent_over_half_a_percent_is_failed_within_a_benchmarked_hold(
         interval="10s",
         sampler=sampler,
         evidence=["sampler", "router"],
-        max_p95_latency_ms=2000,
+        # Errors are the subject: on a loaded machine stable's own p95 went over 2 s, and
+        # the judge rightly called that interval insufficient (the environment, not the
+        # canary) before the errors decided. A limit no environment reaches keeps it out.
+        max_p95_latency_ms=60_000,
     )
     assert result.ret == 1, result.stdout.str()
     _, props = the_failed_look(canary_root)
