@@ -180,15 +180,16 @@ class Rollout:
         """Main deployment := ``replicas`` replicas of ``image`` at 100 %; canary gone.
         Meanwhile the canary carries all traffic; the replicas that stop leave the router
         (drained) first."""
-        in_place = self.platform.capabilities.updates_main_in_place
+        # Checked before anything changes: a platform that cannot take a step says so.
+        updater = self._main_updater() if self.platform.capabilities.updates_main_in_place else None
         status = self.platform.status()
         # In place, any ready canary of the release serves while main rolls; otherwise the
         # canary becomes main, so it must be ``replicas`` ready replicas of it.
-        if not in_place or status.canary_image != image or not status.group("canary"):
+        if updater is None or status.canary_image != image or not status.group("canary"):
             self.deploy_canary(image, replicas)
         self.shift(100)
-        if in_place:
-            self._main_updater().update_main(image, replicas, record_previous=record_previous)
+        if updater is not None:
+            updater.update_main(image, replicas, record_previous=record_previous)
             self.router.wait_serving("stable", replicas)
             # All traffic back to the main deployment's member; the canary leaves and goes.
             self.remove_canary()
