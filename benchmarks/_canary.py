@@ -20,7 +20,7 @@ from _common import REPO, BenchmarkError
 
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.platforms.local.rollout import LocalRollout
+from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.sampler import Targets
@@ -34,7 +34,7 @@ STABLE_IMAGE = "v1"
 class Stack:
     platform: LocalPlatform
     router: HAProxyRouter
-    rollout: LocalRollout
+    rollout: Rollout
 
     def replicas(self) -> tuple[ReplicaStatus, ...]:
         """The platform's replica status (the sampler's status source, as in the gate)."""
@@ -80,9 +80,7 @@ def local_stack(
     config = platform_config(state_dir, image_env, stable_replicas)
     platform = LocalPlatform(config, REPO)
     router = HAProxyRouter(HAProxyConfig(slots=8, drain_timeout=10.0), platform.state_dir)
-    rollout = LocalRollout(
-        platform, router, stable_image=STABLE_IMAGE, stable_replicas=stable_replicas
-    )
+    rollout = Rollout(platform, router, stable_image=STABLE_IMAGE, stable_replicas=stable_replicas)
     try:
         rollout.ensure_main()
         yield Stack(platform, router, rollout)

@@ -8,10 +8,12 @@ session) finds the replicas again.  What makes it a platform:
 * :class:`ProcsPlatformConfig`, its ``platform`` table (validated by pydantic, with
   the same kind of messages as the built-ins': key, value, what is allowed);
 * :class:`ProcsPlatform`, the :class:`~pytest_release.canary.platform.Platform`
-  protocol (status, deploy, promote, rollback, cleanup);
-* :func:`build_rollout`, the rollout over it: the generic endpoint rollout of the local
-  platform (:class:`~pytest_release.canary.platforms.local.rollout.LocalRollout`), so
-  the order of steps that drops no request is pytest-release's, not this module's;
+  protocol (status, deploy, promote, rollback, cleanup) with its capabilities (the
+  defaults: it starts its main, the canary's processes become the main ones, every
+  endpoint is reachable);
+* :func:`build_rollout`, the platform and the HAProxy router handed to pytest-release's
+  one :class:`~pytest_release.canary.rollout.Rollout`, so the order of steps that drops
+  no request is pytest-release's, not this module's;
 * :data:`PLATFORM`, what the entry point ``procs`` of ``pytest_release.platforms`` loads.
 """
 
@@ -31,13 +33,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
+from pytest_release.canary.platform import (
+    Group,
+    PlatformCapabilities,
+    PlatformStatus,
+    PlatformTerms,
+)
 from pytest_release.canary.registry import PlatformPlugin
 from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.platforms.local.rollout import LocalRollout
+    from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.settings import CanarySettings
 
 HOST = "127.0.0.1"
@@ -96,6 +103,7 @@ class ProcsPlatform:
     """The :class:`~pytest_release.canary.platform.Platform` of ``type = "procs"``."""
 
     terms = PlatformTerms(main="main deployment", unit="process", listing="processes")
+    capabilities = PlatformCapabilities()
 
     def __init__(self, config: ProcsPlatformConfig, rootdir: Path) -> None:
         self.config = config
@@ -264,10 +272,10 @@ class ProcsPlatform:
         self.state_path.unlink(missing_ok=True)
 
 
-def build_rollout(settings: CanarySettings, rootdir: Path) -> LocalRollout:
-    """The procs platform behind pytest-release's HAProxy router, driven by the generic
-    endpoint rollout."""
-    from pytest_release.canary.platforms.local.rollout import LocalRollout
+def build_rollout(settings: CanarySettings, rootdir: Path) -> Rollout:
+    """The procs platform behind pytest-release's HAProxy router, driven by
+    pytest-release's rollout."""
+    from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.routers.haproxy.config import HAProxyConfig
     from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 
@@ -276,7 +284,7 @@ def build_rollout(settings: CanarySettings, rootdir: Path) -> LocalRollout:
     assert isinstance(settings.router, HAProxyConfig)  # PLATFORM.routers
     platform = ProcsPlatform(config, rootdir)
     router = HAProxyRouter(settings.router, platform.state_dir)
-    return LocalRollout(
+    return Rollout(
         platform, router, stable_image=config.stable_image, stable_replicas=config.stable_replicas
     )
 

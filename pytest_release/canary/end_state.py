@@ -14,16 +14,107 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from pytest_release.canary.platform import Group, PlatformStatus
+from pytest_release.canary.platform import Group, Platform, PlatformStatus
+from pytest_release.canary.router import TrafficRouter, Weights
 from pytest_release.errors import GateCheckFailed, RolloutError
 
 if TYPE_CHECKING:
-    from pytest_release.canary.rollout import ErrorBaseline, MainCheck, Rollout
-    from pytest_release.canary.router import Weights
+    from pytest_release.canary.sampler import Targets
 
-__all__ = ["LiveCheck", "group_problems", "probe", "verify_live", "verify_main"]
+__all__ = [
+    "NO_BASELINE",
+    "ErrorBaseline",
+    "LiveCheck",
+    "MainCheck",
+    "RolloutParts",
+    "group_problems",
+    "probe",
+    "probe_router",
+    "verify_live",
+    "verify_main",
+]
+
+
+class RolloutParts(Protocol):
+    """What the end states read of a rollout (:class:`~pytest_release.canary.rollout.Rollout`
+    has it): its platform and router, and where this process reaches the router."""
+
+    @property
+    def platform(self) -> Platform: ...
+
+    @property
+    def router(self) -> TrafficRouter: ...
+
+    def targets(self) -> Targets: ...
+
+
+@dataclass(frozen=True)
+class MainCheck:
+    """What :func:`verify_main` found: the main deployment as read back."""
+
+    status: PlatformStatus
+    weights: Weights
+    requests: int
+    failures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ErrorBaseline:
+    """What the main deployment's error rate is compared with after a promotion or a
+    rollback: stable's own errors measured before the change (the hold's stable samples),
+    or, with none measured, an assumed ``fallback_rate``."""
+
+    errors: int = 0
+    total: int = 0
+    fallback_rate: float = 0.0
+
+    def credibly_exceeded(self, errors: int, total: int, alpha: float = 0.01) -> bool:
+        from pytest_release.canary.stats import main_errors_credibly_above
+
+        return main_errors_credibly_above(
+            errors, total, self.errors, self.total, alpha, fallback_rate=self.fallback_rate
+        )
+
+    def excess(self, failures: Sequence[str], requests: int, where: str) -> str | None:
+        """The problem to report when ``failures`` of ``requests`` requests through
+        ``where`` are credibly more than this baseline allows, else None."""
+        if not failures or not self.credibly_exceeded(len(failures), requests):
+            return None
+        return (
+            f"{len(failures)} of {requests} requests through {where} failed, credibly more "
+            f"than {self.describe()}: " + "; ".join(failures[:5])
+        )
+
+    def describe(self) -> str:
+        if self.total:
+            return f"stable's own {self.errors} error(s) in {self.total} requests before the change"
+        return f"an assumed error rate of {self.fallback_rate:.2%}"
+
+
+NO_BASELINE = ErrorBaseline()
+
+
+def probe_router(url: str, requests: int) -> list[str]:
+    """``requests`` GETs of ``/`` through the router at ``url`` (one kept-alive connection,
+    reopened after a transport error); the failures (status >= 400 or transport error)."""
+    import httpx
+
+    from pytest_release.canary.http import ClientSettings, failure, http_client, http_origin
+
+    target = http_origin(url) + "/"
+    failures = []
+    with http_client(ClientSettings(timeout=10)) as client:
+        for _ in range(requests):
+            try:
+                status = client.get(target).status_code
+            except httpx.HTTPError as exc:
+                failures.append(failure("GET", "/", exc))
+                continue
+            if status >= 400:
+                failures.append(f"GET / -> {status}")
+    return failures
 
 
 @dataclass(frozen=True)
@@ -48,11 +139,9 @@ class LiveCheck:
 
 def probe(url: str, requests: int) -> list[str]:
     """``requests`` GETs of ``/`` through ``url``; the failures.  Plain HTTP goes through
-    :func:`~pytest_release.canary.rollout.probe_router` (one kept-alive connection); HTTPS
-    (a Cloud Run service URL) through httpx."""
+    :func:`probe_router` (one kept-alive connection); HTTPS (a Cloud Run service URL)
+    through httpx."""
     if not url.startswith("https://"):
-        from pytest_release.canary.rollout import probe_router
-
         return probe_router(url, requests)
     import httpx
 
@@ -69,7 +158,7 @@ def probe(url: str, requests: int) -> list[str]:
 
 
 def group_problems(
-    rollout: Rollout, status: PlatformStatus, group: Group, role: str, image: str | None
+    rollout: RolloutParts, status: PlatformStatus, group: Group, role: str, image: str | None
 ) -> list[str]:
     """What is wrong with the group that must serve (``role``: "main" or "the new
     colour"): its version, no replica, replicas not running and ready."""
@@ -87,7 +176,7 @@ def group_problems(
 
 
 def _members_problem(
-    rollout: Rollout, status: PlatformStatus, group: Group, got: Sequence[str]
+    rollout: RolloutParts, status: PlatformStatus, group: Group, got: Sequence[str]
 ) -> str | None:
     expected = set(rollout.router.members_for(status, group))
     if set(got) == expected:
@@ -99,7 +188,7 @@ def _members_problem(
 
 
 def _probe_problems(
-    rollout: Rollout, requests: int, baseline: ErrorBaseline
+    rollout: RolloutParts, requests: int, baseline: ErrorBaseline
 ) -> tuple[int, tuple[str, ...], str | None]:
     """(requests sent, failures, problem): none sent where this process does not reach
     the router (a cluster's router without ``router.url``): the read-back is the evidence."""
@@ -111,7 +200,7 @@ def _probe_problems(
 
 
 def verify_main(
-    rollout: Rollout,
+    rollout: RolloutParts,
     image: str | None,
     replicas: int | None,
     requests: int,
@@ -122,8 +211,6 @@ def verify_main(
     serving, and of ``requests`` requests through the router no more errors than stable's
     own rate allows (``baseline``; transport errors count).  Raises :class:`RolloutError`
     naming every difference."""
-    from pytest_release.canary.rollout import MainCheck
-
     terms = rollout.platform.terms
     status = rollout.platform.status()
     weights = rollout.router.weights()
@@ -156,7 +243,7 @@ def verify_main(
 
 
 def _probe_when_settled(
-    rollout: Rollout, requests: int, baseline: ErrorBaseline, problems: list[str]
+    rollout: RolloutParts, requests: int, baseline: ErrorBaseline, problems: list[str]
 ) -> tuple[int, tuple[str, ...]]:
     """Requests through the router once the state read back has no problem (a probe of
     a wrong state would only add noise to the message); an excess of failures over the
@@ -169,7 +256,9 @@ def _probe_when_settled(
     return sent, failures
 
 
-def verify_live(rollout: Rollout, image: str, requests: int, baseline: ErrorBaseline) -> LiveCheck:
+def verify_live(
+    rollout: RolloutParts, image: str, requests: int, baseline: ErrorBaseline
+) -> LiveCheck:
     """After a blue/green switch: the new colour (the canary group) runs ``image`` with
     ready replicas and takes 100 % of the traffic (read back, members included); of
     ``requests`` requests through the router no more fail than ``baseline`` allows.

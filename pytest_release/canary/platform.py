@@ -6,8 +6,12 @@ their state; it does not route traffic (see :mod:`pytest_release.canary.router`)
 the rollout code decides the order of steps that keeps every request served.
 
 Implementations: :mod:`pytest_release.canary.platforms.local.platform` (processes or Docker
-containers on 127.0.0.1); a Kubernetes platform fits the same protocol (main and canary
-Deployments, Pod readiness and restart counts, Service endpoints).
+containers on 127.0.0.1), :mod:`pytest_release.canary.platforms.kubernetes.platform` (main
+and canary Deployments), :mod:`pytest_release.canary.platforms.cloud_run.platform` (main and
+canary revisions).  What differs between them is declared in :class:`PlatformCapabilities`,
+which the one :class:`~pytest_release.canary.rollout.Rollout` follows; the two optional
+operations a capability promises are the protocols :class:`UpdatesMainInPlace` and
+:class:`RestoresMain`.
 """
 
 from __future__ import annotations
@@ -63,12 +67,44 @@ class PlatformTerms:
     listing: str = "replicas"  # the heading of PlatformStatus.describe() in messages
 
 
+SamplerReach = Literal["replicas", "router", "nothing"]
+
+
+@dataclass(frozen=True)
+class PlatformCapabilities:
+    """How a platform takes the rollout's steps, where platforms differ."""
+
+    # deploy_stable starts a main deployment on a fresh platform (from platform.stable_image).
+    # False: the platform adopts the main that serves (Cloud Run: its serving revision,
+    # tagged when the router starts) and never creates one.
+    creates_main: bool = True
+    # A promotion updates the main deployment in place (UpdatesMainInPlace.update_main,
+    # Kubernetes: a rolling update of the main Deployment behind its Service) while the
+    # canary carries all traffic.  False: the canary group becomes the main one
+    # (Platform.promote: local replicas relabelled, a Cloud Run revision re-tagged).
+    updates_main_in_place: bool = False
+    # RestoresMain.restore_main returns main to an earlier version itself (a kept
+    # ReplicaSet revision or Cloud Run revision).  False: the rollout deploys that version
+    # as a canary and promotes it.
+    restores_main: bool = False
+    # What the hold's sampler reaches from this process: every replica's endpoint and the
+    # router ("replicas"), the router only ("router": Cloud Run over HTTPS; the sampler's
+    # direct requests speak plain HTTP), or nothing ("nothing": pod IPs of a cluster's
+    # network; the hold judges platform status only).
+    sampler_reach: SamplerReach = "replicas"
+
+
 @runtime_checkable
 class Platform(Protocol):
     """Runs the stable (main) and canary groups of one service."""
 
     name: str
     terms: PlatformTerms
+
+    @property
+    def capabilities(self) -> PlatformCapabilities:
+        """How it takes the rollout's steps (a class attribute will do)."""
+        ...
 
     def status(self) -> PlatformStatus:
         """Every replica now: running, ready, restart count, endpoint, version."""
@@ -96,6 +132,25 @@ class Platform(Protocol):
 
     def cleanup(self) -> None:
         """End everything this platform started (replicas, helpers) and forget its state."""
+        ...
+
+
+@runtime_checkable
+class UpdatesMainInPlace(Protocol):
+    """A platform with ``capabilities.updates_main_in_place``."""
+
+    def update_main(self, image: str, replicas: int, *, record_previous: bool = True) -> None:
+        """The main deployment on ``image`` with ``replicas`` ready replicas, updated in
+        place; its image before is recorded as ``previous_image`` (or the record cleared)."""
+        ...
+
+
+@runtime_checkable
+class RestoresMain(Protocol):
+    """A platform with ``capabilities.restores_main``."""
+
+    def restore_main(self, image: str) -> PlatformStatus:
+        """The main deployment back on ``image`` (a version it ran before), verified."""
         ...
 
 

@@ -161,12 +161,12 @@ def canary_root(pytester: pytest.Pytester) -> Iterator[Path]:
 
 def bootstrap_main(root: Path, router_port: int) -> None:
     """Production before the release: main deployment v1 behind the router."""
-    from pytest_release.canary.platforms.local.rollout import LocalRollout
+    from pytest_release.canary.rollout import Rollout
 
     config = platform_config()
     platform = LocalPlatform(config, root)
     router = HAProxyRouter(HAProxyConfig(port=router_port), platform.state_dir)
-    LocalRollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
+    Rollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
 
 
 @dataclass

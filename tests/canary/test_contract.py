@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.platforms.local.rollout import LocalRollout
+from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from tests.canary.canary_support import platform_config
@@ -21,7 +21,7 @@ def subject(tmp_path: Path) -> Iterator[Subject]:
     platform = LocalPlatform(platform_config(), tmp_path)
     router = HAProxyRouter(HAProxyConfig(), platform.state_dir)
     try:
-        rollout = LocalRollout(platform, router, stable_image="v1", stable_replicas=1)
+        rollout = Rollout(platform, router, stable_image="v1", stable_replicas=1)
         yield Subject(rollout, stable_image="v1", release_image="v2", requests=20)
     finally:
         try:

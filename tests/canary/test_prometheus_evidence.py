@@ -24,7 +24,7 @@ from pytest_release.canary.evidence.prometheus import (
 )
 from pytest_release.canary.judge import Judge, JudgeConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
-from pytest_release.canary.platforms.local.rollout import LocalRollout
+from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.samples import Target
@@ -53,7 +53,7 @@ def _bootstrap(root: Path, port: int, metrics_port: int) -> None:
     """Production: main v1 behind an HAProxy that also serves its Prometheus exporter."""
     platform = LocalPlatform(platform_config(), root)
     router = HAProxyRouter(HAProxyConfig(port=port, metrics_port=metrics_port), platform.state_dir)
-    LocalRollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
+    Rollout(platform, router, stable_image="v1", stable_replicas=1).ensure_main()
 
 
 @pytest.mark.parametrize("xdist", XDIST_MODES)

@@ -13,8 +13,8 @@ from pytest_release.canary.platforms.cloud_run.config import (
     CloudRunRouterConfig,
 )
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform
-from pytest_release.canary.platforms.cloud_run.rollout import CloudRunRollout
 from pytest_release.canary.platforms.cloud_run.router import CloudRunRouter
+from pytest_release.canary.rollout import Rollout
 from tests.cloud_run.emulator import CloudRunEmulator
 
 PROJECT, REGION, SERVICE = "demo-project", "europe-west1", "shop"
@@ -50,11 +50,9 @@ def emulator() -> Iterator[CloudRunEmulator]:
 
 
 @pytest.fixture
-def rollout(emulator: CloudRunEmulator) -> Iterator[CloudRunRollout]:
+def rollout(emulator: CloudRunEmulator) -> Iterator[Rollout]:
     platform = CloudRunPlatform(platform_config(emulator.endpoint))
-    rollout = CloudRunRollout(
-        platform, CloudRunRouter(platform, CloudRunRouterConfig(type="cloud-run"))
-    )
+    rollout = Rollout(platform, CloudRunRouter(platform, CloudRunRouterConfig(type="cloud-run")))
     try:
         yield rollout
     finally:

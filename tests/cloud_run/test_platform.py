@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform
-from pytest_release.canary.platforms.cloud_run.rollout import CloudRunRollout
 from pytest_release.canary.registry import router_problem
+from pytest_release.canary.rollout import Rollout
 from pytest_release.errors import PlatformError, RouterError
 from tests.cloud_run.conftest import PROJECT, REGION, SERVICE, platform_config
 from tests.cloud_run.emulator import CloudRunEmulator
@@ -43,7 +43,7 @@ def _tags(emulator: CloudRunEmulator) -> dict[str, str]:
 
 
 def test_canary_revision_gets_no_traffic_then_steps_are_read_back_and_served(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     main = rollout.ensure_main()
     assert main.stable_image == "v1"
@@ -69,7 +69,7 @@ def test_canary_revision_gets_no_traffic_then_steps_are_read_back_and_served(
 
 
 def test_promote_then_rollback_returns_100_percent_to_the_previous_revision(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     old_main = rollout.ensure_main().group("stable")[0].name
     rollout.deploy_canary("v2", 1)
@@ -96,7 +96,7 @@ def test_promote_then_rollback_returns_100_percent_to_the_previous_revision(
 
 
 def test_a_bad_canary_is_rolled_back_its_tag_and_revision_removed(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     rollout.ensure_main()
     canary = rollout.deploy_canary("v2-errors", 1).group("canary")[0].name
@@ -114,7 +114,7 @@ def test_a_bad_canary_is_rolled_back_its_tag_and_revision_removed(
 
 
 def test_a_second_canary_replaces_the_first_at_its_share(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     rollout.ensure_main()
     first = rollout.deploy_canary("v2", 1).group("canary")[0].name
@@ -132,7 +132,7 @@ def test_a_second_canary_replaces_the_first_at_its_share(
     "refusal", [("ABORTED", 409), ("FAILED_PRECONDITION", 412)], ids=["409-aborted", "412"]
 )
 def test_etag_conflicts_are_retried_then_named_after_the_last_attempt(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout, refusal: tuple[str, int]
+    emulator: CloudRunEmulator, rollout: Rollout, refusal: tuple[str, int]
 ) -> None:
     emulator.etag_conflict = refusal
     rollout.ensure_main()
@@ -154,7 +154,7 @@ def test_etag_conflicts_are_retried_then_named_after_the_last_attempt(
 
 
 def test_permission_denied_names_the_roles_needed(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     rollout.ensure_main()
     emulator.denied.add("run.services.update")
@@ -171,7 +171,7 @@ def test_permission_denied_names_the_roles_needed(
 
 
 def test_a_revision_that_does_not_start_fails_the_operation_with_its_message(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     rollout.ensure_main()
     emulator.broken_images.add("v2-broken")
@@ -208,7 +208,7 @@ def test_a_missing_service_and_a_split_main_say_what_to_do(emulator: CloudRunEmu
 
 
 def test_a_service_split_between_untagged_revisions_has_no_main_to_adopt(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     from google.cloud import run_v2
 
@@ -231,7 +231,7 @@ def test_a_service_split_between_untagged_revisions_has_no_main_to_adopt(
         rollout.shift(120)
 
 
-def test_router_refuses_a_split_without_a_canary(rollout: CloudRunRollout) -> None:
+def test_router_refuses_a_split_without_a_canary(rollout: Rollout) -> None:
     rollout.ensure_main()
     with pytest.raises(RouterError, match="no canary revision \\(tag 'canary'\\)"):
         rollout.shift(10)
@@ -249,7 +249,7 @@ def test_configuration_errors_name_the_value_and_the_fix() -> None:
 
 
 def test_an_operation_that_does_not_finish_in_time_names_the_timeout(
-    emulator: CloudRunEmulator, rollout: CloudRunRollout
+    emulator: CloudRunEmulator, rollout: Rollout
 ) -> None:
     rollout.ensure_main()
     platform = CloudRunPlatform(platform_config(emulator.endpoint, operation_timeout="1s"))

@@ -18,8 +18,9 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApi,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
+from pytest_release.canary.platforms.kubernetes.entry import build_rollout
 from pytest_release.canary.platforms.kubernetes.platform import KubernetesPlatform
-from pytest_release.canary.platforms.kubernetes.rollout import KubernetesRollout, build_rollout
+from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.settings import CanarySettings
@@ -43,9 +44,7 @@ def platform_config(namespace: str, kubeconfig: Path, **extra: Any) -> Kubernete
     return KubernetesPlatformConfig.model_validate(values)
 
 
-def rollout_for(
-    namespace: str, kubeconfig: Path, router: str = "traefik", **extra: Any
-) -> KubernetesRollout:
+def rollout_for(namespace: str, kubeconfig: Path, router: str = "traefik", **extra: Any) -> Rollout:
     platform = platform_config(namespace, kubeconfig, **extra)
     config: TraefikRouterConfig | GatewayRouterConfig
     if router == "traefik":
@@ -183,5 +182,6 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60) -> T
         time.sleep(0.2)
 
 
-def platform_of(rollout: KubernetesRollout) -> KubernetesPlatform:
+def platform_of(rollout: Rollout) -> KubernetesPlatform:
+    assert isinstance(rollout.platform, KubernetesPlatform)
     return rollout.platform

@@ -10,10 +10,10 @@ of ``examples/platform-plugin``) builds a :class:`Subject` per case and runs eac
         case(subject)
 
 Each case starts on a fresh platform (the main deployment not yet started) and drives
-only the protocols (:class:`~pytest_release.canary.rollout.Rollout`, its ``platform``
-and ``router``); the end state is asserted by the one implementation every platform
-shares (:mod:`pytest_release.canary.end_state`), and one case checks that it catches a
-canary left behind.
+the one :class:`~pytest_release.canary.rollout.Rollout` over the platform and router
+under test (their protocols only); the end state is asserted by the one implementation
+every platform shares (:mod:`pytest_release.canary.end_state`), one case checks that it
+catches a canary left behind, and one that the router behaves as its capabilities say.
 """
 
 from __future__ import annotations
@@ -150,6 +150,27 @@ def end_state_catches_a_canary_left(subject: Subject) -> None:
     verify_main(rollout, subject.stable_image, None, subject.requests, NO_BASELINE)
 
 
+def canary_leaves_as_the_router_declares(subject: Subject) -> None:
+    """All traffic back to main keeps the canary's members at 0 % where the router
+    declares idle members (``RouterCapabilities.idle_members``), else takes them out (a
+    member must serve while named, and the canary is about to stop); the canary's removal
+    leaves none either way, and main serves."""
+    rollout = subject.rollout
+    rollout.deploy_canary(subject.release_image, 1)
+    rollout.shift(10)
+    weights = rollout.rollback_traffic()
+    assert (weights.stable, weights.canary) == (100, 0), weights
+    named = rollout.router.members_for(rollout.platform.status(), "canary")
+    assert named, "the canary still runs: the router names members for it"
+    expected = set(named) if rollout.router.capabilities.idle_members else set()
+    for read in (weights, rollout.router.weights()):
+        assert set(read.canary_members) == expected, read
+    status = rollout.remove_canary()
+    assert not status.group("canary"), status.describe()
+    assert rollout.router.weights().canary_members == ()
+    verify_main(rollout, subject.stable_image, None, subject.requests, NO_BASELINE)
+
+
 CASES: tuple[Case, ...] = (
     deploy_and_read_back,
     weights_read_back,
@@ -157,6 +178,7 @@ CASES: tuple[Case, ...] = (
     promote_end_state,
     rollback_end_state,
     end_state_catches_a_canary_left,
+    canary_leaves_as_the_router_declares,
 )
 
 

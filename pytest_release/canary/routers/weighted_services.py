@@ -11,6 +11,7 @@ refuses to send traffic to a Service that cannot serve it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from pytest_release.canary.router import (
 )
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
-from pytest_release.errors import RouterError
+from pytest_release.errors import RolloutError, RouterError
 
 if TYPE_CHECKING:
     from pytest_release.canary.platform import Group, PlatformStatus
@@ -48,7 +49,9 @@ class WeightedServiceRouter:
     """Base of :class:`TraefikRouter` and :class:`GatewayRouter`."""
 
     object_kind = "routing object"
-    capabilities = RouterCapabilities()  # weights only: no per-version counters here
+    # Weights only (no per-version counters here); members are the two Services, which
+    # must serve while named.
+    capabilities = RouterCapabilities(members="groups", idle_members=False)
 
     def __init__(
         self,
@@ -281,6 +284,29 @@ class WeightedServiceRouter:
         refuse a whole routing object that names a Service without serving endpoints, at
         weight 0 too (Traefik does), so a canary about to lose its pods must leave it."""
         return self.set_members(stable=[self.stable_service], canary=[], split=(100, 0))
+
+    def wait_serving(self, group: Group, replicas: int) -> None:
+        """Wait until the group's Service has ``replicas`` ready endpoints (the endpoint
+        controller follows pod readiness with a delay; routers refuse Services without
+        endpoints), within ``platform.rollout_timeout``."""
+        service = self.stable_service if group == "stable" else self.canary_service
+        timeout = self.platform.rollout_timeout
+        deadline = time.monotonic() + timeout
+        while (ready := self.ready_endpoints(service)) < replicas:
+            if time.monotonic() > deadline:
+                raise RolloutError(
+                    f"Service '{service}' in namespace '{self.platform.namespace}' has {ready} "
+                    f"ready endpoint(s) {timeout:g}s after its {replicas} pod(s) became ready: "
+                    "check that the Service's selector and ports match the pods"
+                )
+            time.sleep(0.2)
+
+    def drain(self) -> None:
+        """Requests the router still sends to a member that left (it applies changes
+        asynchronously) reach live pods: wait until the router reports the change applied
+        (Traefik with ``router.api_url``), else ``router.drain_delay``."""
+        if not self.wait_applied():
+            time.sleep(self.config.drain_delay)
 
     def ready_endpoints(self, service: str) -> int:
         """Ready endpoints of ``service`` (EndpointSlices)."""

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from pytest_release.canary.router import RouterCapabilities
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.types import HttpPath, PositiveDuration
 
@@ -183,3 +184,9 @@ class CloudRunRouterConfig(BaseModel):
     def deployment_claims(self, platform: object) -> tuple[DeploymentClaim, ...]:
         """Nothing of its own: the traffic split is the service's (the platform claims it)."""
         return ()
+
+
+# What the router of ``type = "cloud-run"`` declares (here, not in its module, so that
+# the entry point loads no client library): percent weights per revision; no
+# per-revision counters are read; the platform tags its revisions into the split itself.
+CAPABILITIES = RouterCapabilities(members="platform")

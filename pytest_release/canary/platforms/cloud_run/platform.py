@@ -25,7 +25,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
+from pytest_release.canary.platform import (
+    Group,
+    PlatformCapabilities,
+    PlatformStatus,
+    PlatformTerms,
+)
 from pytest_release.canary.platforms.cloud_run.client import CloudRunApi, short_name
 from pytest_release.canary.platforms.cloud_run.config import CloudRunPlatformConfig
 from pytest_release.canary.samples import ReplicaStatus
@@ -125,6 +130,22 @@ class CloudRunPlatform:
         self.config = config
         self.api = api or CloudRunApi(config)
         self.name = f"Cloud Run service '{config.service}' ({config.project}, {config.region})"
+        self._capabilities: PlatformCapabilities | None = None
+
+    @property
+    def capabilities(self) -> PlatformCapabilities:
+        """It adopts the serving revision as main (it creates no service), the canary
+        revision is re-tagged main on promotion, and main returns to a kept revision.  The
+        sampler's direct requests speak plain HTTP: on run.app URLs (HTTPS) only the load
+        through the service URL is sent (an emulator, a proxy: everything)."""
+        if self._capabilities is None:
+            plain = str(self.api.get_service().uri).startswith("http://")
+            self._capabilities = PlatformCapabilities(
+                creates_main=False,
+                restores_main=True,
+                sampler_reach="replicas" if plain else "router",
+            )
+        return self._capabilities
 
     # -- reading ---------------------------------------------------------------------------
     def _image(self, containers: Any) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pytest_release.canary.platforms.cloud_run.config import CloudRunRouterConfig
-from pytest_release.canary.platforms.cloud_run.entry import CAPABILITIES
+from pytest_release.canary.platforms.cloud_run.config import CAPABILITIES, CloudRunRouterConfig
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform, Traffic
 from pytest_release.canary.router import VersionCount, Weights, check_weights
 from pytest_release.errors import RouterError
@@ -41,6 +40,20 @@ class CloudRunRouter:
 
     def counters(self) -> dict[Group, VersionCount] | None:
         return None  # Cloud Run's request counts are in Cloud Monitoring, not read here
+
+    def server_endpoints(self) -> dict[str, str]:
+        return {}  # answers name no server
+
+    def start(self) -> None:
+        """The serving revision is tagged as the main one (first use), traffic pinned."""
+        self.platform.adopt_main()
+
+    def wait_serving(self, group: Group, replicas: int) -> None:
+        """At once: a revision serves once the platform reports it ready."""
+
+    def drain(self) -> None:
+        """At once: Cloud Run serves the split it reports (read back from
+        ``traffic_statuses``)."""
 
     @property
     def url(self) -> str:

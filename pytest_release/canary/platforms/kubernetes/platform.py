@@ -25,7 +25,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
+from pytest_release.canary.platform import (
+    Group,
+    PlatformCapabilities,
+    PlatformStatus,
+    PlatformTerms,
+)
 from pytest_release.canary.platforms.kubernetes.client import (
     DEPLOYMENTS,
     JSON,
@@ -75,6 +80,17 @@ class KubernetesPlatform:
         self.main_name = config.main_name
         self.canary_name = config.canary_name
         self.name = f"kubernetes namespace '{config.namespace}' (app '{config.app}')"
+
+    @property
+    def capabilities(self) -> PlatformCapabilities:
+        """The main Deployment is updated in place and rolled back to a kept ReplicaSet
+        revision; pods and the router are sampled only with ``platform.sample_pods`` (pod
+        IPs are the cluster's network, not necessarily this machine's)."""
+        return PlatformCapabilities(
+            updates_main_in_place=True,
+            restores_main=True,
+            sampler_reach="replicas" if self.config.sample_pods else "nothing",
+        )
 
     @property
     def api(self) -> KubeApi:

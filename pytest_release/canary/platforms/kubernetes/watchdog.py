@@ -62,8 +62,7 @@ def switch_expired(
         # The canary leaves the router before its pods go: Traefik refuses a whole
         # TraefikService naming a Service without serving endpoints (at weight 0 too).
         router.release_canary()
-        if not router.wait_applied():
-            time.sleep(router.config.drain_delay)
+        router.drain()
         if api.get(DEPLOYMENTS, platform.namespace, platform.canary_name) is not None:
             api.merge_patch(
                 DEPLOYMENTS, platform.namespace, platform.canary_name, {"spec": {"replicas": 0}}

@@ -24,7 +24,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pytest_release.canary.platform import Group, PlatformStatus, PlatformTerms
+from pytest_release.canary.platform import (
+    Group,
+    PlatformCapabilities,
+    PlatformStatus,
+    PlatformTerms,
+)
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.runtimes import (
     DockerRuntime,
@@ -53,6 +58,9 @@ class LocalPlatform:
     """:class:`~pytest_release.canary.platform.Platform` on this machine."""
 
     terms = PlatformTerms()
+    # Starts its main; the canary's replicas become the main ones; every endpoint is on
+    # 127.0.0.1.
+    capabilities = PlatformCapabilities()
 
     def __init__(self, config: LocalPlatformConfig, rootdir: Path) -> None:
         self.config = config

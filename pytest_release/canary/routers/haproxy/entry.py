@@ -7,8 +7,9 @@ from pytest_release.canary.registry import RouterPlugin
 from pytest_release.canary.router import RouterCapabilities
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 
-# Weights per request; per-server counters and an average response time (``show stat``).
-CAPABILITIES = RouterCapabilities(counters=True, latency=True)
+# Weights per request; per-server counters and an average response time (``show stat``);
+# its servers are the replicas' endpoints.
+CAPABILITIES = RouterCapabilities(counters=True, latency=True, members="replicas")
 ROUTER = RouterPlugin(
     config=HAProxyConfig,
     summary="default, a local HAProxy; local platforms only",

@@ -224,6 +224,12 @@ class HAProxyRouter:
         state = self._state or self._load()
         return {f"slot{i}": s["endpoint"] for i, s in enumerate(state.slots) if s is not None}
 
+    def wait_serving(self, group: Group, replicas: int) -> None:
+        """At once: the members are the replicas, ready when the platform says so."""
+
+    def drain(self) -> None:
+        """At once: :meth:`set_members` drains the servers that leave before it returns."""
+
     def stop(self) -> None:
         """End HAProxy (by PID) and forget the router state."""
         self.dir.mkdir(parents=True, exist_ok=True)
