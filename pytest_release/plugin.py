@@ -84,11 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
         XdistController,
         _uses_xdist,
     )
-    from pytest_release.stage.worker_plan import received_plan
 
     # An xdist worker takes the run its controller resolved and validated (no pydantic,
     # no TOML); the controller, or a run without xdist, resolves it here.
-    received = received_plan(config)
+    received = None
+    if hasattr(config, "workerinput"):
+        from pytest_release.stage.worker_plan import received_plan
+
+        received = received_plan(config)
     if received is None:
         from pytest_release.stage.resolve import resolve_run
 

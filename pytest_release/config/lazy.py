@@ -4,7 +4,6 @@ the ones its gates read are unpickled, importing their models then)."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
@@ -54,6 +53,8 @@ class PickledTables(Mapping[str, T]):
                         "the controller (or without -n)"
                     )
                 raise KeyError(name)
+            import pickle  # only a worker given pickled tables needs it
+
             self._tables[name] = pickle.loads(self._pickled[name])  # our own controller pickled it
         return self._tables[name]
 
