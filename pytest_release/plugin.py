@@ -78,7 +78,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if stage is None or config.getoption(options.RELEASE_STATUS.dest):
         return
     from pytest_release.stage.invocation import INFORMATION_OPTIONS
-    from pytest_release.stage.resolve import resolve_run
     from pytest_release.stage.session import (
         STAGE_SESSION_NAME,
         StageSession,
@@ -86,8 +85,21 @@ def pytest_configure(config: pytest.Config) -> None:
         _uses_xdist,
     )
 
-    run = resolve_run(config, stage)
-    _register(config, stage_plugins(run.config, run.plan.order))
+    # An xdist worker takes the run its controller resolved and validated (no pydantic,
+    # no TOML); the controller, or a run without xdist, resolves it here.
+    received = None
+    if hasattr(config, "workerinput"):
+        from pytest_release.stage.worker_plan import received_plan
+
+        received = received_plan(config)
+    if received is None:
+        from pytest_release.stage.resolve import resolve_run
+
+        run = resolve_run(config, stage)
+        plugins = stage_plugins(run.config, run.plan.order)
+    else:
+        run, plugins = received
+    _register(config, plugins)
     session = StageSession(config, run)
     if not session.is_worker and session.runs_no_test not in INFORMATION_OPTIONS:
         try:
@@ -104,7 +116,9 @@ def pytest_configure(config: pytest.Config) -> None:
             raise
     config.pluginmanager.register(session, STAGE_SESSION_NAME)
     if _uses_xdist(config):
-        config.pluginmanager.register(XdistController(session), f"{STAGE_SESSION_NAME}-xdist")
+        config.pluginmanager.register(
+            XdistController(session, plugins), f"{STAGE_SESSION_NAME}-xdist"
+        )
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pytest_release.config.release import ReleaseConfig
 from pytest_release.errors import ReleaseConfigError
+
+if TYPE_CHECKING:
+    from pytest_release.config.release_config import ReleaseConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class StagePlan:
     order: tuple[str, ...]
     depends_on: Mapping[str, tuple[str, ...]]
     serial: frozenset[str] = frozenset()  # gates whose items run in order in one process
+    # Which tests join each gate (its ``markers`` and ``paths``): what collection reads of
+    # the gates' tables, here so that an xdist worker reads no table to collect.
+    markers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def index(self, gate: str) -> int:
         return self.order.index(gate)
@@ -62,7 +69,14 @@ def build_plan(
             depends_on[gate_name] = tuple(dep for dep in after if dep in listed)
     order = _topological(listed, depends_on, stage_name, config.source)
     serial = frozenset(g for g in listed if config.gates[g].serial)
-    return StagePlan(stage=stage_name, order=order, depends_on=depends_on, serial=serial)
+    return StagePlan(
+        stage=stage_name,
+        order=order,
+        depends_on=depends_on,
+        serial=serial,
+        markers={g: config.gates[g].markers for g in order},
+        paths={g: config.gates[g].paths for g in order},
+    )
 
 
 def _topological(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,55 +22,18 @@ from pytest_release.config.errors import format_errors as _format_errors
 from pytest_release.config.gates import GateTables as _Gates
 from pytest_release.config.gates import deployment_claims
 from pytest_release.config.identity import identity_problems
+from pytest_release.config.lazy import Lazy
+from pytest_release.config.location import gate_location as gate_location
+from pytest_release.config.release_config import Environment as Environment
+from pytest_release.config.release_config import ReleaseConfig as ReleaseConfig
 from pytest_release.config.tables import (
     EnvironmentConfig,
     GateConfig,
-    LedgerConfig,
     ReleaseConfigModel,
-    StageConfig,
 )
 from pytest_release.errors import ReleaseConfigError
 
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class Environment:
-    """A validated deployment environment: every gate with its settings merged in."""
-
-    name: str
-    description: str
-    env: Mapping[str, str]
-    gates: Mapping[str, GateConfig]
-
-
-@dataclass(frozen=True)
-class ReleaseConfig:
-    """The validated configuration: stages, gates (typed by kind) and global settings."""
-
-    source: str
-    reports_dir: str
-    secrets: tuple[str, ...]
-    ledger: LedgerConfig
-    stages: Mapping[str, StageConfig]
-    gates: Mapping[str, GateConfig]
-    environments: Mapping[str, Environment] = field(default_factory=dict)
-
-    def for_stage(self, name: str) -> ReleaseConfig:
-        """The configuration as stage ``name`` sees it: with a ``target``, that
-        environment's gate settings replace the production ones."""
-        target = self.stage(name).target
-        if target is None:
-            return self
-        return replace(self, gates=self.environments[target].gates)
-
-    def stage(self, name: str) -> StageConfig:
-        try:
-            return self.stages[name]
-        except KeyError:
-            raise ReleaseConfigError(
-                f"unknown stage {name!r}; stages in {self.source}: {', '.join(self.stages)}"
-            ) from None
 
 
 def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,7 +200,7 @@ def load_release_config(
         source=source,
         reports_dir=model.reports_dir,
         secrets=model.secrets,
-        ledger=model.ledger,
+        ledger_table=Lazy.ready(model.ledger),
         stages=dict(model.stages),
         gates=gates,
         environments=environments,
@@ -291,27 +253,3 @@ def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:
             f"invalid release configuration in {source}:\n  {key} = {value!r}: must be a table"
         )
     return value
-
-
-def gate_location(config: ReleaseConfig, gate_name: str) -> tuple[Path | None, int | None]:
-    """Where the gate's table is in the configuration file (for reports of items that
-    have no source of their own): the file, and the line of ``[...gates.<name>]``, else of
-    its first sub-table ``[...gates.<name>.<key>]`` (None when the gate only has built-in
-    defaults there or the file cannot be read)."""
-    path = Path(config.source)
-    if not path.is_file():
-        return None, None
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return path, None
-    name = re.escape(gate_name)
-    table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\s*\]')
-    sub_table = re.compile(rf'^\s*\[\s*(?:tool\.pytest-release\.)?gates\.(?:{name}|"{name}")\.')
-    first_sub: int | None = None
-    for number, line in enumerate(lines, start=1):
-        if table.match(line):
-            return path, number
-        if first_sub is None and sub_table.match(line):
-            first_sub = number
-    return path, first_sub

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config import GateConfig
 from pytest_release.gating.gate_node import GateNode
 from pytest_release.ledger.stage_run import StageRun
 from pytest_release.workflow.sharding import keep_shard
@@ -43,16 +42,19 @@ def gate_of(
                 f"gates in {run.config.source}: {', '.join(run.config.gates)}"
             )
         return name if name in run.plan.order else None
-    gates: list[tuple[str, GateConfig]] = [(g, run.config.gates[g]) for g in run.plan.order]
-    for name, gate in gates:
-        if gate.markers and any(item.get_closest_marker(m) for m in gate.markers):
+    # The plan's markers and paths, not the gates' tables: a worker reads no table here.
+    plan = run.plan
+    for name in plan.order:
+        markers = plan.markers.get(name, ())
+        if markers and any(item.get_closest_marker(m) for m in markers):
             return name
     if relpaths is None:
         relpath = run.relative(item.path)
     else:  # one per file, not per test
         relpath = relpaths.get(item.path) or relpaths.setdefault(item.path, run.relative(item.path))
-    for name, gate in gates:
-        if gate.paths and matches_paths(relpath, gate.paths):
+    for name in plan.order:
+        paths = plan.paths.get(name, ())
+        if paths and matches_paths(relpath, paths):
             return name
     return None
 
@@ -72,7 +74,7 @@ def assign_items(
             by_gate[gate].append(item)
 
     for gate_name in run.plan.order:
-        node = GateNode.for_gate(session, gate_name, run.config.gates[gate_name], run)
+        node = GateNode.for_gate(session, gate_name, run)
         report = node.ihook.pytest_make_collect_report(collector=node)
         node.ihook.pytest_collectreport(report=report)
         generated = [r for r in report.result if isinstance(r, pytest.Item)]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from pytest_release.config.release import gate_location
+from pytest_release.config.location import gate_location
 from pytest_release.errors import GateCheckFailed
 
 if TYPE_CHECKING:
@@ -27,18 +27,20 @@ class GateNode(pytest.Collector):
     """Parent of the items a gate generates; node id ``gate:<name>``."""
 
     gate_name: str
-    gate: GateConfig
     run: StageRun
 
     @classmethod
-    def for_gate(
-        cls, session: pytest.Session, gate_name: str, gate: GateConfig, run: StageRun
-    ) -> GateNode:
+    def for_gate(cls, session: pytest.Session, gate_name: str, run: StageRun) -> GateNode:
         node = cls.from_parent(session, name=gate_nodeid(gate_name), nodeid=gate_nodeid(gate_name))
         node.gate_name = gate_name
-        node.gate = gate
         node.run = run
         return node
+
+    @property
+    def gate(self) -> GateConfig:
+        """The gate's table, read when a gate kind asks for it (a worker that runs only
+        tests gates never reads one)."""
+        return self.run.config.gates[self.gate_name]
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         generated = self.ihook.pytest_release_gate_items(gate_node=self)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pytest_release.config.plan import StagePlan
-from pytest_release.config.release import ReleaseConfig
-from pytest_release.config.tables import StageConfig
+if TYPE_CHECKING:
+    # Types only: a worker builds its run from the controller's plan, with no pydantic.
+    from pytest_release.config.plan import StagePlan
+    from pytest_release.config.release_config import ReleaseConfig
+    from pytest_release.config.tables import StageConfig
 
 StageResult = Literal[
     "running", "passed", "failed", "rolled-back", "interrupted", "rollback-failed"

@@ -51,7 +51,7 @@ def _is_test_file(relpath: str, python_files: Iterable[str]) -> bool:
 
 
 def _gate_paths(run: StageRun) -> list[tuple[str, tuple[str, ...]]]:
-    return [(g, run.config.gates[g].paths) for g in run.plan.order if run.config.gates[g].paths]
+    return [(g, paths) for g in run.plan.order if (paths := run.plan.paths.get(g, ()))]
 
 
 def gate_of_path(run: StageRun, relpath: str) -> str | None:

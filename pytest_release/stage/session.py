@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import warnings
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -512,11 +512,22 @@ class StageSession:
 class XdistController:
     """xdist hooks of the controller; registered only when xdist is active."""
 
-    def __init__(self, stage_session: StageSession) -> None:
+    def __init__(self, stage_session: StageSession, plugins: Sequence[str] = ()) -> None:
         self.stage_session = stage_session
+        self.plugins = tuple(plugins)  # the stage's plugins: the workers register them
+        self._plan: dict[str, Any] | None = None
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKERINPUT_KEY] = str(self.stage_session.run_dir.path)
+        # The run resolved and validated here, once: workers do not validate.
+        if self._plan is None:
+            from pytest_release.stage.worker_plan import worker_plan
+
+            self._plan = worker_plan(self.stage_session.run, self.plugins) or {}
+        if self._plan:
+            from pytest_release.stage.worker_plan import PLAN_KEY
+
+            node.workerinput[PLAN_KEY] = self._plan
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

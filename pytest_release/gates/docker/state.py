@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,8 @@ class DockerGateState:
         self.containers: dict[str, ContainerInfo] = {}
         self.cleanup_message = ""
         self.cleaned = False
-        self.redact = _redactor(session, self.run.config.gates)
+        # The stage's own docker gates (reading every gate would load every gate kind).
+        self.redact = _redactor(session, [self.run.config.gates[g] for g in self.run.plan.order])
 
     @property
     def marker(self) -> Path:
@@ -255,10 +256,10 @@ class DockerGateState:
             )
 
 
-def _redactor(session: StageSession, gates: Mapping[str, GateConfig]) -> Redactor:
+def _redactor(session: StageSession, gates: Iterable[GateConfig]) -> Redactor:
     """The stage's redactor plus values the docker gates pass that look secret."""
     values: list[str] = list(session.redact.values)
-    for gate in gates.values():
+    for gate in gates:
         if not isinstance(gate, DockerGateConfig):
             continue
         values.extend(os.environ.get(name, "") for name in gate.pass_env)
