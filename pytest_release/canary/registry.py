@@ -57,6 +57,10 @@ class PlatformPlugin:
     routers: tuple[str, ...]  # the router types that can split its traffic
     router_hint: str  # how to fix a router that does not fit
     summary: str = ""  # a few words for the generated docs
+    # An observing platform: an external controller (Argo Rollouts) deploys, sets weights,
+    # promotes and rolls back; the stage only reads (canary/observing.py), so the canary
+    # gate runs the observing steps and never a write or a rollback of its own.
+    observes: bool = False
 
 
 @dataclass(frozen=True)
