@@ -46,7 +46,8 @@ from tests.support.spine import project, run_stage
 
 __all__ = ["argo_cluster"]
 
-VERDICT_DELAY = 30  # seconds after the hold the web metric asks: the stage has recorded
+VERDICT_DELAY = 60  # seconds after the hold the web metric asks: the stage has recorded,
+# also on a loaded machine (the next stage starts and waits in observe meanwhile)
 OBSERVING = """
 [stages.canary-1]
 gates = ["canary"]
@@ -151,8 +152,9 @@ def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
         assert early.ret == 4, early.stdout.str()
         early.stderr.fnmatch_lines(["*canary-1*"])
 
-        for stage, weight in (("canary-1", 10), ("canary-2", 50), ("canary-3", 100)):
-            result = run_stage(pytester, stage, release=rel)
+        steps = (("canary-1", 10, ()), ("canary-2", 50, ("-n", "2")), ("canary-3", 100, ()))
+        for stage, weight, xdist in steps:  # canary-2 under xdist: steps on a worker
+            result = run_stage(pytester, stage, *xdist, release=rel)
             assert result.ret == 0, result.stdout.str()
             cases = cases_by_name(stage_report(root, stage))
             observed = _props(cases["observe"])
