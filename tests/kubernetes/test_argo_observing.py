@@ -25,15 +25,22 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_release.canary.config import SamplerConfig
+from pytest_release.canary.judge import JudgeConfig
+from pytest_release.canary.platforms.argo_rollouts.config import ArgoRolloutsPlatformConfig
 from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
+from pytest_release.canary.platforms.argo_rollouts.rollout import build_rollout
 from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, PODS, KubeApi
+from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+from pytest_release.canary.settings import CanarySettings
+from pytest_release.errors import ReleaseError
 from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
 from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
@@ -126,6 +133,45 @@ def controlled_release(
             raise
         finally:
             api.close()
+
+
+def _assert_read_only(namespace: str, kubeconfig: Path) -> None:
+    """Every write of the observing platform, router and rollout is refused, naming the
+    controller, and changes nothing; the platform reads the stable pods by their hash."""
+    platform = ArgoRolloutsPlatformConfig(
+        type="argo-rollouts", namespace=namespace, rollout="shop", kubeconfig=str(kubeconfig)
+    )
+    settings = CanarySettings(
+        gate="canary",
+        platform=platform,
+        router=TraefikRouterConfig(type="traefik"),
+        sampler=SamplerConfig(),
+        judge=JudgeConfig(),
+        slack=None,
+        rollback_on_insufficient=True,
+        verify_requests=1,
+    )
+    rollout = build_rollout(settings, None)
+    before = rollout.router.weights()
+    status = rollout.platform.status()
+    writes: list[Callable[[], object]] = [
+        lambda: rollout.deploy_canary("shop:3", 1),
+        lambda: rollout.shift(50),
+        lambda: rollout.rollback_traffic(),
+        lambda: rollout.rollback(None),
+        lambda: rollout.promote("shop:3", 1),
+        lambda: rollout.platform.deploy_canary("shop:3", 1),
+        lambda: rollout.platform.promote(),
+        lambda: rollout.platform.rollback(),
+        lambda: rollout.router.set_weights(stable=50, canary=50),
+        lambda: rollout.router.set_members(stable=["shop"], canary=[]),
+    ]
+    for write in writes:
+        with pytest.raises(ReleaseError, match="Argo Rollouts controller"):
+            write()
+    # (The controller may still scale the aborted canary down: only the weights are fixed.)
+    assert rollout.router.weights() == before
+    assert status.group("stable"), status.describe()
 
 
 def _entry(root: Path, release: str, stage: str) -> LedgerEntry:
@@ -234,6 +280,7 @@ def test_failing_canary_fails_the_analysis_and_the_controller_aborts(
         assert aborted.stable_hash == first.stable_hash
         assert aborted.router_weights is not None
         assert aborted.router_weights.canary == 0
+        _assert_read_only(namespace, argo_cluster.kubeconfig)
         recorded = subprocess.run(
             [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
              "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
