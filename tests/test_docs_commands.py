@@ -220,8 +220,8 @@ DECISIONS: dict[tuple[str, str], Decision | tuple[Decision, ...]] = {
     # docs/argo-rollouts.md
     (
         "docs/argo-rollouts.md",
-        "python -m pytest_release argo-rollouts --runner-image ghcr.io/acme/shop-tests:1.4 "
-        "-o argo.yaml",
+        "python -m pytest_release argo-rollouts --release-config argo-target.toml "
+        "--runner-image ghcr.io/acme/shop-tests:1.4 -o argo.yaml",
     ): NotHere(
         "needs a project whose canary gate has the kubernetes platform and the traefik "
         "router; tests/kubernetes/test_argo_resources.py generates from such a project"

@@ -18,6 +18,9 @@ action ``promote`` (canary-3)
     ``promote:deploy``, ``promote:traffic`` (100 % to the new version), ``promote:main``
 action ``rollback``
     nothing before the rollback steps
+an observing platform (an external controller drives the rollout, canary/observing.py)
+    ``observe`` (the controller runs this stage's step), then for ``canary`` ``health``
+    and ``verdict``; no rollback steps: rollback is the controller's
 actions ``bluegreen-deploy``, ``bluegreen-switch``
     see :mod:`pytest_release.canary.bluegreen` (``deploy``, ``idle``, ``health``,
     ``verdict``; ``switch``, ``switch:verify``)
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from pytest_release.config.tables import RolloutConfig
 
 Step = Literal[
+    "observe",
     "deploy",
     "traffic",
     "idle",
@@ -78,6 +82,7 @@ STEPS_OF_ACTION: dict[str, tuple[Step, ...]] = {
     "bluegreen-switch": ("switch", "switch:verify", *ROLLBACK_STEPS),
 }
 JUDGED_ACTIONS = ("canary", "bluegreen-deploy")
+OBSERVED_ACTIONS = ("canary", "promote")
 RESULT_FILE = "canary-{gate}.json"
 INSUFFICIENT = "insufficient evidence"
 
@@ -122,6 +127,15 @@ def interval_windows(hold: float, interval: float) -> list[tuple[float, float]]:
     return [(k * interval, min((k + 1) * interval, hold)) for k in range(count)]
 
 
+def observed_steps(action: str, hold: float) -> tuple[Step, ...]:
+    """The steps of a stage on an observing platform (``PlatformPlugin.observes``):
+    ``observe``, then the hold and the verdict when the stage judges; ValueError for an
+    action the controller owns (rollback, blue/green)."""
+    if action not in OBSERVED_ACTIONS:
+        raise ValueError(action)
+    return ("observe", "health", "verdict") if hold > 0 else ("observe",)
+
+
 def read_result(run_dir: Path, gate: str) -> dict[str, Any]:
     """What a controller wrote for ``gate`` (empty when none ran or the file is broken)."""
     import json
@@ -156,6 +170,7 @@ class Controller:
         # The step table: every step the gate can generate, and what runs it.
         self._steps: dict[Step, Callable[[list[tuple[str, str]], tuple[float, float] | None], None]]
         self._steps = {
+            "observe": self._observe,
             "deploy": self._deploy,
             "traffic": self._traffic,
             "idle": self._idle,
@@ -230,6 +245,19 @@ class Controller:
             # The controller process reads this at the end of the stage (xdist: the
             # steps ran on a worker): what failed, whether it was rolled back.
             self.write_result()
+
+    # -- observing (an external controller drives the rollout) -----------------------------
+    def _observe(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:
+        from pytest_release.canary.observing import ObservingRollout
+
+        rollout = self.rollout()
+        if not isinstance(rollout, ObservingRollout):
+            raise GateCheckFailed(
+                f"the platform {rollout.platform.name} does not observe a controller; the "
+                "observe step belongs to observing platforms (platform.type = 'argo-rollouts')"
+            )
+        weight = 100 if self.rollout_config.action == "promote" else self.rollout_config.weight
+        props += rollout.observe_step(weight, self.host.release_id)
 
     # -- canary steps ----------------------------------------------------------------------
     def _deploy(self, props: list[tuple[str, str]], window: tuple[float, float] | None) -> None:

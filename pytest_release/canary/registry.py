@@ -76,6 +76,10 @@ class PlatformPlugin:
     # files, and says what it ended (``python -m pytest_release.canary.teardown``).
     teardown: str = ""
     state_files: tuple[str, ...] = ()  # names in a state directory that mean it kept some
+    # An observing platform: an external controller (Argo Rollouts) deploys, sets weights,
+    # promotes and rolls back; the stage only reads (canary/observing.py), so the canary
+    # gate runs the observing steps and never a write or a rollback of its own.
+    observes: bool = False
 
 
 @dataclass(frozen=True)

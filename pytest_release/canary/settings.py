@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pytest_release.canary.config import SamplerConfig
     from pytest_release.canary.judge import JudgeConfig
+    from pytest_release.canary.platforms.argo_rollouts.config import ArgoRolloutsPlatformConfig
     from pytest_release.canary.platforms.cloud_run.config import (
         CloudRunPlatformConfig,
         CloudRunRouterConfig,
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
     from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
     from pytest_release.canary.slack import SlackConfig
 
-    PlatformConfig = LocalPlatformConfig | KubernetesPlatformConfig | CloudRunPlatformConfig
+    PlatformConfig = (
+        LocalPlatformConfig
+        | KubernetesPlatformConfig
+        | CloudRunPlatformConfig
+        | ArgoRolloutsPlatformConfig
+    )
     RouterConfig = HAProxyConfig | TraefikRouterConfig | GatewayRouterConfig | CloudRunRouterConfig
 
 

@@ -70,6 +70,11 @@ class GateConfig(_Strict):
         deploys overrides it (the canary gate: its platform and router)."""
         return ()
 
+    def deploys_release_image(self) -> bool:
+        """A rollout stage running this gate needs the release image (``--image``); the
+        canary gate overrides it (false when its platform only observes a controller)."""
+        return False
+
 
 class RolloutConfig(_Strict):
     """The rollout step a stage performs (canary engine)."""

@@ -113,6 +113,12 @@ class CanaryGateConfig(GateConfig):
         entry = _FOUND.platform(self.platform.type)
         return entry.extra, entry.ci_credentials
 
+    def deploys_release_image(self) -> bool:
+        """True unless its platform observes a controller that deploys the release itself
+        (platform.type = 'argo-rollouts': the stage runs for the canary's pod-template hash,
+        no --image)."""
+        return self.platform is None or not _FOUND.platform(self.platform.type).observes
+
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """Its platform's and router's (none with settings_from: the other gate claims)."""
         if self.platform is None:
@@ -158,7 +164,10 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
         problem = "judge.http_checks = false leaves judge.max_restarts as the only check: set it"
     if problem is None:
         problem = (
-            _evidence_problem(source) or _slots_problem(source, run) or _idle_problem(source, run)
+            _evidence_problem(source)
+            or _slots_problem(source, run)
+            or _idle_problem(source, run)
+            or _observing_problem(source, run)
         )
     if problem is not None:
         raise pytest.UsageError(f"gates.{name} in {run.config.source}: {problem}")
@@ -171,6 +180,25 @@ def resolve_settings(gate_name: str, gate: CanaryGateConfig, run: StageRun) -> C
         slack=source.slack,
         rollback_on_insufficient=source.rollback_on_insufficient,
         verify_requests=source.verify_requests,
+    )
+
+
+def _observing_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
+    """An observing platform judges the steps its controller runs; rolling back and
+    switching blue/green are the controller's."""
+    from pytest_release.canary.controller import OBSERVED_ACTIONS
+
+    rollout = run.stage_config.rollout
+    if gate.platform is None or rollout is None or rollout.action in OBSERVED_ACTIONS:
+        return None
+    if not registry().platform(gate.platform.type).observes:
+        return None
+    allowed = " or ".join(repr(a) for a in OBSERVED_ACTIONS)
+    return (
+        f"stages.{run.stage}.rollout.action = {rollout.action!r}: platform.type = "
+        f"{gate.platform.type!r} observes a controller that deploys, promotes and rolls back "
+        f"itself, so a stage can only judge its steps (action {allowed}); "
+        "roll back with the controller (kubectl argo rollouts abort)"
     )
 
 
@@ -254,6 +282,12 @@ def _slots_problem(gate: CanaryGateConfig, run: StageRun) -> str | None:
             f"router.slots to at least {rollout.replicas} (at most 64) or use fewer replicas"
         )
     return None
+
+
+def observes(settings: CanarySettings) -> bool:
+    """The gate's platform observes an external controller (``PlatformPlugin.observes``):
+    it runs the observing steps and never writes or rolls back."""
+    return registry().platform(settings.platform.type).observes
 
 
 def rollout_config(run: StageRun, gate_name: str) -> RolloutConfig:

@@ -68,6 +68,26 @@ def final_rollback(
     return message, "rolled-back"
 
 
+def record_controller(
+    config: pytest.Config, session: StageSession, settings: CanarySettings, run: StageRun
+) -> None:
+    """An observing stage (platform.type = 'argo-rollouts') rolls nothing back: the ledger
+    entry gets what the controller is doing at the end of the stage
+    (``details.controller``; ``python -m pytest_release argo-status`` records it again
+    once the controller acted on the verdict)."""
+    from pytest_release.canary.observing import ObservingRollout
+    from pytest_release.canary.registry import build_rollout
+
+    try:
+        rollout = build_rollout(settings, run.rootdir)
+        assert isinstance(rollout, ObservingRollout)
+        record = rollout.controller_record()
+    except Exception as exc:
+        record = {"error": f"the controller's state could not be read: {exc}"}
+        say(config, record["error"], red=True)
+    session.record_details({"controller": record})
+
+
 def notify(
     config: pytest.Config,
     session: StageSession,

@@ -17,16 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release.canary.controller import STEPS_OF_ACTION, interval_windows, read_result
+from pytest_release.canary.controller import (
+    STEPS_OF_ACTION,
+    interval_windows,
+    observed_steps,
+    read_result,
+)
 from pytest_release.config.release import gate_location
 from pytest_release.gates.canary.config import (
     KIND,
     CanaryGateConfig,
     canary_gates,
+    observes,
     resolve_settings,
     rollout_config,
 )
-from pytest_release.gates.canary.finish import final_rollback, notify, reconcile_abandoned
+from pytest_release.gates.canary.finish import (
+    final_rollback,
+    notify,
+    reconcile_abandoned,
+    record_controller,
+)
 from pytest_release.gates.canary.items import CONTROLLERS, CanaryItem
 from pytest_release.stage.session import get_stage_session
 
@@ -52,10 +63,15 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         return None
     run = gate_node.run
     rollout = rollout_config(run, gate_node.gate_name)
-    resolve_settings(gate_node.gate_name, gate, run)
+    settings = resolve_settings(gate_node.gate_name, gate, run)
     path, line = gate_location(run.config, gate_node.gate_name)
     items: list[pytest.Item] = []
-    for step in STEPS_OF_ACTION[rollout.action]:
+    steps = (
+        observed_steps(rollout.action, rollout.hold)
+        if observes(settings)
+        else STEPS_OF_ACTION[rollout.action]
+    )
+    for step in steps:
         windows = (
             [
                 (f"health@{_offset(end)}", (start, end))
@@ -207,7 +223,10 @@ def pytest_release_stage_finished(
             not settings.rollback_on_insufficient
         )
         rollback_errors = [str(e) for e in result.get("rollback_errors") or []]
-        if not outcome.passed and action != "rollback" and not rolled_back and not keep:
+        if observes(settings):
+            # Rollback is the controller's: the ledger says what it is doing instead.
+            record_controller(config, stage_session, settings, run)
+        elif not outcome.passed and action != "rollback" and not rolled_back and not keep:
             details, state = final_rollback(config, run, settings, outcome)
             rolled_back = state == "rolled-back"
             if rolled_back:

@@ -157,14 +157,20 @@ class KubernetesPlatformConfig(ClusterAccess):
     def unreachable_replicas(self) -> str | None:
         """Why the canary gate's HTTP checks cannot reach the pods (None: they can); the
         gate asks every platform table that has this method."""
-        if self.sample_pods:
-            return None
-        return (
-            "judge.http_checks = true on Kubernetes needs platform.sample_pods = true (pod IPs "
-            "and router.url reachable from the process that runs the stages); otherwise no "
-            "request reaches a pod and every interval is insufficient: set "
-            "judge.http_checks = false to judge on pod status (judge.max_restarts)"
-        )
+        return pods_unreachable(self.sample_pods)
+
+
+def pods_unreachable(sample_pods: bool) -> str | None:
+    """Why HTTP checks cannot reach the pods of a cluster platform without ``sample_pods``
+    (None: they can)."""
+    if sample_pods:
+        return None
+    return (
+        "judge.http_checks = true on Kubernetes needs platform.sample_pods = true (pod IPs "
+        "and router.url reachable from the process that runs the stages); otherwise no "
+        "request reaches a pod and every interval is insufficient: set "
+        "judge.http_checks = false to judge on pod status (judge.max_restarts)"
+    )
 
 
 class ServiceRouterConfig(BaseModel):
