@@ -9,7 +9,6 @@ answers 200 once it serves.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,16 +43,12 @@ def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir
 def make_handler(
     ledger: Ledger, redact: Redactor, log: Callable[[str], None]
 ) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.json_answer import send_json
     from pytest_release.controllers.verdict import verdict_document
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = redact(json.dumps(body, sort_keys=True)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body, redact)
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)

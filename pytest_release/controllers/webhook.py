@@ -24,7 +24,6 @@ body says what was wrong.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -34,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.config.command_line import command_parser
 from pytest_release.controllers.flagger_payload import (
     HOOKS,
     FlaggerPayload,
@@ -287,14 +287,11 @@ def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> CanaryState:
 def make_handler(
     webhook: Webhook, redact: Redactor, log: Callable[[str], None]
 ) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.json_answer import send_json
+
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = redact(json.dumps(body, sort_keys=True)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body, redact)
 
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/healthz":
@@ -349,13 +346,10 @@ def _status_code(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    # Its own small parser for --release-config/--ledger, as the other controller commands;
-    # they are to share one (issue 25).
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release webhook",
-        description="Answer Flagger's webhooks with the stages' verdicts.",
+    p = command_parser(
+        "python -m pytest_release webhook",
+        "Answer Flagger's webhooks with the stages' verdicts.",
     )
-    p.add_argument("--release-config", action="append", default=[])
     p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
