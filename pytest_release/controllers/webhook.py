@@ -287,17 +287,15 @@ def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> CanaryState:
 def make_handler(
     webhook: Webhook, redact: Redactor, log: Callable[[str], None]
 ) -> type[BaseHTTPRequestHandler]:
-    from pytest_release.controllers.json_answer import send_json
+    from pytest_release.controllers.json_answer import JsonHandler, ServerOutput
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            send_json(self, status, body, redact)
+    class Handler(JsonHandler):
+        output = ServerOutput(redact, log)
 
         def do_GET(self) -> None:
-            if self.path.split("?")[0] == "/healthz":
-                self._send(200, {"status": "ok"})
+            if self.answered_health():
                 return
-            self._send(
+            self.send_json(
                 405 if self.path.strip("/") in HOOKS else 404,
                 {"error": f"GET {self.path}: Flagger POSTs to /<hook> ({', '.join(HOOKS)})"},
             )
@@ -307,7 +305,7 @@ def make_handler(
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
             if hook not in HOOKS:
-                self._send(
+                self.send_json(
                     404,
                     {"error": f"unknown webhook path {self.path!r}: POST /<hook>, one of "
                      f"{', '.join(HOOKS)}"},
@@ -316,21 +314,18 @@ def make_handler(
             try:
                 answer = webhook.answer(hook, parse_payload(body))
             except PayloadError as exc:
-                self._send(400, {"error": f"{hook}: {exc}"})
+                self.send_json(400, {"error": f"{hook}: {exc}"})
                 return
             except (LedgerError, PlatformError, OSError) as exc:
                 # Not a verdict: Flagger counts it as a failed check and asks again.
-                self._send(503, {"error": f"{hook}: {exc}"})
+                self.send_json(503, {"error": f"{hook}: {exc}"})
                 return
             except Exception as exc:  # a bug here: an answer saying so, never a dropped call
-                self._send(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
+                self.send_json(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
                 raise
             log(f"{hook} {answer.body.get('canary')} {answer.body.get('release')}: "
                 f"{answer.status} {answer.body.get('verdict', '')}")  # fmt: skip
-            self._send(answer.status, answer.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log(redact(format % args))
+            self.send_json(answer.status, answer.body)
 
     return Handler
 
