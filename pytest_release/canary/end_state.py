@@ -117,14 +117,9 @@ def probe_router(url: str, requests: int) -> list[str]:
     return failures
 
 
-@dataclass(frozen=True)
-class LiveCheck:
-    """What :func:`verify_live` found after a switch."""
-
-    status: PlatformStatus
-    weights: Weights
-    requests: int
-    failures: tuple[str, ...]
+class LiveCheck(MainCheck):
+    """What :func:`verify_live` found after a switch: the same facts, the canary group
+    being the live colour and the stable group the standby."""
 
     def properties(self) -> list[tuple[str, str]]:
         return [

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
+from pytest_release.canary.evidence.prometheus_queries import Queries
 from pytest_release.canary.router import RouterCapabilities
 from pytest_release.errors import ReleaseConfigError
 
@@ -97,6 +98,9 @@ class RouterPlugin:
     # PromQL label matchers of each version's series in the router's own exporter (used by
     # ``judge.prometheus.template`` = this router's type when no selector is configured).
     metric_selectors: str = ""
+    # The PromQL of its exporter's series (``judge.prometheus.template`` = this router's
+    # type); None when it offers none.
+    prometheus_queries: Queries | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,12 @@ def _checked(group: str, name: str, value: object, kind: type[Any]) -> None:
     config = value.config
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         raise ReleaseConfigError(f"{where}: config = {config!r} must be a pydantic model class")
+    queries = value.prometheus_queries if isinstance(value, RouterPlugin) else None
+    if queries is not None and not isinstance(queries, Queries):
+        raise ReleaseConfigError(
+            f"{where}: prometheus_queries = {queries!r} must be a "
+            "pytest_release.canary.evidence.prometheus_queries.Queries(...) value or None"
+        )
     if name not in _type_values(config):
         raise ReleaseConfigError(
             f"{where}: its config model {config.__name__} must have a field "

@@ -123,9 +123,8 @@ def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
     """After every platform was torn down: the abandoned rollouts of the file ledger are
     recorded ``interrupted`` (not rolled back: nothing runs any more) and their leases
     removed, so the next stage is not refused for a canary that no longer exists."""
-    from dataclasses import replace
 
-    from pytest_release.ledger.ledger import Ledger, abandoned_rollouts, utc_now
+    from pytest_release.ledger.ledger import Ledger, abandoned_rollouts
 
     ledger_path = Path(ledger) if Path(ledger).is_absolute() else rootdir / ledger
     if not ledger_path.exists():
@@ -135,28 +134,12 @@ def settle_abandoned(rootdir: Path, ledger: str = DEFAULT_LEDGER) -> list[str]:
     for abandoned in abandoned_rollouts(store, Ledger(store).entries()):
         lease, entry = abandoned.lease, abandoned.entry
         if entry is not None:
-            Ledger(store).update(
-                replace(
-                    entry,
-                    outcome="interrupted",
-                    finished=utc_now(),
-                    message=(
-                        f"abandoned: the stage process died without ending ({lease.describe()}); "
-                        "not rolled back: every local platform and router was torn down "
-                        "(python -m pytest_release.canary.teardown), nothing runs any more"
-                    ),
-                    details={
-                        **entry.details,
-                        "abandoned": {
-                            "host": lease.host,
-                            "pid": lease.pid,
-                            "last_heartbeat": lease.renewed,
-                            "expired": lease.expires,
-                            "reconciled_by": "teardown",
-                        },
-                    },
-                )
+            message = (
+                f"abandoned: the stage process died without ending ({lease.describe()}); "
+                "not rolled back: every local platform and router was torn down "
+                "(python -m pytest_release.canary.teardown), nothing runs any more"
             )
+            Ledger(store).update(abandoned.ended(entry, "interrupted", message, by="teardown"))
         store.settle(lease)
         done.append(f"ledger: recorded the abandoned rollout of {lease.owner} as interrupted")
     return done

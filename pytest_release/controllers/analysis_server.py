@@ -9,13 +9,12 @@ answers 200 once it serves.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from pytest_release.config.command_line import command_parser
@@ -44,26 +43,20 @@ def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir
 def make_handler(
     ledger: Ledger, redact: Redactor, log: Callable[[str], None]
 ) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.json_answer import JsonHandler, ServerOutput
     from pytest_release.controllers.verdict import verdict_document
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = redact(json.dumps(body, sort_keys=True)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
+        output = ServerOutput(redact, log)
 
         def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path == "/healthz":
-                self._send(200, {"status": "ok"})
+            if self.answered_health():
                 return
+            url = urlsplit(self.path)
             parts = url.path.strip("/").split("/")
             release = (parse_qs(url.query).get("release") or [""])[0]
             if len(parts) != 2 or parts[0] != "verdict" or not parts[1] or not release:
-                self._send(
+                self.send_json(
                     404,
                     {"error": f"unknown path {url.path!r}: ask GET /verdict/<stage>?release=<id>"},
                 )
@@ -72,12 +65,9 @@ def make_handler(
                 entry = ledger.latest(release, parts[1])
             except LedgerError as exc:
                 # The ledger cannot be read: an error (the metric errors), never a verdict.
-                self._send(503, {"error": f"the ledger cannot be read: {exc}"})
+                self.send_json(503, {"error": f"the ledger cannot be read: {exc}"})
                 return
-            self._send(200, verdict_document(parts[1], release, entry))
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log(redact(format % args))
+            self.send_json(200, verdict_document(parts[1], release, entry))
 
     return Handler
 

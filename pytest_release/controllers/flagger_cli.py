@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_release.config.command_line import command_parser, write_output
 from pytest_release.controllers.flagger_canary import FlaggerOptions, canary
 from pytest_release.errors import ReleaseConfigError
 
@@ -19,15 +20,9 @@ HEADER = (
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release flagger",
-        description="Write the Flagger Canary of the stages, answered by the webhook.",
-    )
-    p.add_argument(
-        "--release-config",
-        action="append",
-        default=[],
-        help="release configuration file(s), as for pytest (default: pyproject.toml)",
+    p = command_parser(
+        "python -m pytest_release flagger",
+        "Write the Flagger Canary of the stages, answered by the webhook.",
     )
     p.add_argument(
         "--webhook-url", help="base URL of `python -m pytest_release webhook` (required)"
@@ -74,10 +69,5 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
         print(f"pytest_release flagger: {exc}", file=sys.stderr)
         return 2
     text = HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-    if args.output:
-        out = root / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, root)
     return 0

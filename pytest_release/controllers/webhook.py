@@ -24,7 +24,6 @@ body says what was wrong.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -34,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.config.command_line import command_parser
 from pytest_release.controllers.flagger_payload import (
     HOOKS,
     FlaggerPayload,
@@ -287,20 +287,15 @@ def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> CanaryState:
 def make_handler(
     webhook: Webhook, redact: Redactor, log: Callable[[str], None]
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = redact(json.dumps(body, sort_keys=True)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    from pytest_release.controllers.json_answer import JsonHandler, ServerOutput
+
+    class Handler(JsonHandler):
+        output = ServerOutput(redact, log)
 
         def do_GET(self) -> None:
-            if self.path.split("?")[0] == "/healthz":
-                self._send(200, {"status": "ok"})
+            if self.answered_health():
                 return
-            self._send(
+            self.send_json(
                 405 if self.path.strip("/") in HOOKS else 404,
                 {"error": f"GET {self.path}: Flagger POSTs to /<hook> ({', '.join(HOOKS)})"},
             )
@@ -310,7 +305,7 @@ def make_handler(
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
             if hook not in HOOKS:
-                self._send(
+                self.send_json(
                     404,
                     {"error": f"unknown webhook path {self.path!r}: POST /<hook>, one of "
                      f"{', '.join(HOOKS)}"},
@@ -319,21 +314,18 @@ def make_handler(
             try:
                 answer = webhook.answer(hook, parse_payload(body))
             except PayloadError as exc:
-                self._send(400, {"error": f"{hook}: {exc}"})
+                self.send_json(400, {"error": f"{hook}: {exc}"})
                 return
             except (LedgerError, PlatformError, OSError) as exc:
                 # Not a verdict: Flagger counts it as a failed check and asks again.
-                self._send(503, {"error": f"{hook}: {exc}"})
+                self.send_json(503, {"error": f"{hook}: {exc}"})
                 return
             except Exception as exc:  # a bug here: an answer saying so, never a dropped call
-                self._send(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
+                self.send_json(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
                 raise
             log(f"{hook} {answer.body.get('canary')} {answer.body.get('release')}: "
                 f"{answer.status} {answer.body.get('verdict', '')}")  # fmt: skip
-            self._send(answer.status, answer.body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log(redact(format % args))
+            self.send_json(answer.status, answer.body)
 
     return Handler
 
@@ -349,13 +341,10 @@ def _status_code(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    # Its own small parser for --release-config/--ledger, as the other controller commands;
-    # they are to share one (issue 25).
-    p = argparse.ArgumentParser(
-        prog="python -m pytest_release webhook",
-        description="Answer Flagger's webhooks with the stages' verdicts.",
+    p = command_parser(
+        "python -m pytest_release webhook",
+        "Answer Flagger's webhooks with the stages' verdicts.",
     )
-    p.add_argument("--release-config", action="append", default=[])
     p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")

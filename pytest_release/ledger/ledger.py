@@ -441,6 +441,25 @@ class Abandoned:
             f"removed, recorded rolled-back (abandoned)). Lease: {self.lease.location}"
         )
 
+    def ended(self, entry: LedgerEntry, outcome: StageResult, message: str, by: str) -> LedgerEntry:
+        """``entry`` (this rollout's ``running`` one) as ended now with ``outcome`` and
+        ``message``, its details saying what the lease knew and who reconciled it (``by``)."""
+        lease = self.lease
+        abandoned = {
+            "host": lease.host,
+            "pid": lease.pid,
+            "last_heartbeat": lease.renewed,
+            "expired": lease.expires,
+            "reconciled_by": by,
+        }
+        return replace(
+            entry,
+            outcome=outcome,
+            finished=utc_now(),
+            message=message,
+            details={**entry.details, "abandoned": abandoned},
+        )
+
 
 def abandoned_rollouts(store: LedgerStore, entries: Iterable[LedgerEntry]) -> list[Abandoned]:
     """Expired leases of the ``store`` with the ``running`` entries of the processes that

@@ -2,7 +2,9 @@
 each judged interval, from built-in query templates or custom PromQL.
 
 Templates (``judge.prometheus.template``), like Flagger's ``request-success-rate`` and
-``request-duration``, with the metric names of each router:
+``request-duration``: the queries a router offers for its own exporter in its registration
+(``RouterPlugin.prometheus_queries``, :mod:`.prometheus_queries`), by its router type, so a
+router plug-in brings its own.  Built in:
 
 ``haproxy``  HAProxy 2.6's built-in exporter: ``haproxy_server_http_responses_total``
              (errors: ``code="5xx"``); latency is ``haproxy_server_response_time_average_seconds``,
@@ -33,46 +35,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_release.canary.evidence.prometheus_queries import Queries
 from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
 from pytest_release.canary.samples import Sample, Target
 from pytest_release.config.types import Duration
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.source import EvidenceContext
-
-Template = Literal["haproxy", "traefik", "custom"]
-
-
-@dataclass(frozen=True)
-class Queries:
-    requests: str
-    errors: str
-    latency_ms: str | None  # mean latency in ms over the window, or None
-    freshness: str | None  # newest sample time of the version's series within {lookback}
-
-
-TEMPLATES: Mapping[str, Queries] = {
-    "haproxy": Queries(
-        requests="sum(haproxy_server_http_responses_total{{selector}})",
-        errors='sum(haproxy_server_http_responses_total{{selector},code="5xx"})',
-        latency_ms="1000 * avg(haproxy_server_response_time_average_seconds{{selector}})",
-        freshness="max(max_over_time(timestamp(haproxy_server_http_responses_total"
-        "{{selector}})[{lookback}:1s]))",
-    ),
-    "traefik": Queries(
-        requests="sum(traefik_service_requests_total{{selector}})",
-        errors='sum(traefik_service_requests_total{{selector},code=~"5.."})',
-        latency_ms="1000 * sum(rate(traefik_service_request_duration_seconds_sum"
-        "{{selector}}[{window}])) / sum(rate(traefik_service_request_duration_seconds_count"
-        "{{selector}}[{window}]))",
-        freshness="max(max_over_time(timestamp(traefik_service_requests_total{{selector}})"
-        "[{lookback}:1s]))",
-    ),
-}
 
 
 class PrometheusEvidenceConfig(BaseModel):
@@ -90,10 +63,11 @@ class PrometheusEvidenceConfig(BaseModel):
         "variable such as PROMETHEUS_URL); unset or empty when the stage runs: every "
         "interval's Prometheus checks are insufficient, with the reason.",
     )
-    template: Template = Field(
+    template: str = Field(
         default="haproxy",
-        description="Built-in queries by router: haproxy (HAProxy 2.6 exporter), traefik "
-        "(Traefik metrics), or custom (requests, errors, latency_ms below).",
+        description="The queries of a registered router's exporter, by its router type "
+        "(built in: haproxy, HAProxy 2.6's exporter; traefik, Traefik's metrics; a router "
+        "plug-in may offer its own), or custom (requests, errors, latency_ms below).",
     )
     canary_selector: str = Field(
         default="",
@@ -124,6 +98,18 @@ class PrometheusEvidenceConfig(BaseModel):
         "interval is insufficient, not passed.",
     )
     timeout: Duration = Field(default=5.0, description="Seconds per query request.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if value != "custom" and value not in router_queries():
+            offered = [*router_queries(), "custom"]
+            raise ValueError(
+                f"{value!r} is not a registered router's queries; registered: "
+                f"{', '.join(repr(n) for n in offered)} (a router plug-in offers its "
+                "exporter's queries in its registration, RouterPlugin.prometheus_queries)"
+            )
+        return value
 
     @field_validator("url")
     @classmethod
@@ -175,7 +161,8 @@ class PrometheusEvidenceConfig(BaseModel):
         if self.template == "custom" and not (self.requests and self.errors):
             raise ValueError(
                 "template = 'custom' needs the requests and errors queries (PromQL with "
-                "{selector}), or choose template = 'haproxy' or 'traefik'"
+                "{selector}), or choose template = "
+                + " or ".join(repr(name) for name in router_queries())
             )
         return self
 
@@ -187,7 +174,18 @@ class PrometheusEvidenceConfig(BaseModel):
                 self.latency_ms or None,
                 None,  # a custom query's series are not known: no staleness check
             )
-        return TEMPLATES[self.template]
+        return router_queries()[self.template]
+
+
+def router_queries() -> dict[str, Queries]:
+    """The queries each registered router offers for its exporter, by router type."""
+    from pytest_release.canary.registry import registry
+
+    return {
+        name: entry.prometheus_queries
+        for name, entry in registry().routers.items()
+        if entry.prometheus_queries is not None
+    }
 
 
 def fill(promql: str, **values: str) -> str:
@@ -288,18 +286,19 @@ class PrometheusEvidence:
                 latencies.append(RouterLatency((start + end) / 2.0, target, latency, n))
 
     def evidence(self) -> RouterEvidence:
+        queries = self.config.queries()
         return RouterEvidence(
             samples=tuple(self._samples),
             latencies=tuple(self._latencies),
             errors=tuple(self._errors),
             reads=self._reads,
             source="prometheus",
-            has_latency=self.config.queries().latency_ms is not None,
+            has_latency=queries.latency_ms is not None,
             label=f"prometheus ({self.config.template} queries)",
             latency_note="the mean of the window from Prometheus"
             + (
-                " (HAProxy's average of its last 1024 requests; no percentiles)"
-                if self.config.template == "haproxy"
+                f" ({note}; no percentiles)"
+                if (note := queries.latency_note)
                 else "; no percentiles"
             ),
         )

@@ -134,9 +134,8 @@ def notify(
 def reconcile_abandoned(config: pytest.Config, session: StageSession, message: str) -> list[str]:
     """After a rollback stage passed: the abandoned rollouts of its release are recorded
     ``rolled-back`` (``details.abandoned``) and their leases removed; what was reconciled."""
-    from dataclasses import replace
 
-    from pytest_release.ledger.ledger import abandoned_rollouts, utc_now
+    from pytest_release.ledger.ledger import abandoned_rollouts
 
     ledger = session.ledger
     reconciled = []
@@ -147,28 +146,11 @@ def reconcile_abandoned(config: pytest.Config, session: StageSession, message: s
         lease = abandoned.lease
         if entry is not None:
             by = session.entry.run_id if session.entry is not None else "?"
-            ledger.update(
-                replace(
-                    entry,
-                    outcome="rolled-back",
-                    finished=utc_now(),
-                    message=session.redact(
-                        f"abandoned: the stage process died without ending "
-                        f"({lease.describe()}); reconciled by the rollback stage (run {by}): "
-                        f"{message}"
-                    ),
-                    details={
-                        **entry.details,
-                        "abandoned": {
-                            "host": lease.host,
-                            "pid": lease.pid,
-                            "last_heartbeat": lease.renewed,
-                            "expired": lease.expires,
-                            "reconciled_by": by,
-                        },
-                    },
-                )
+            text = session.redact(
+                f"abandoned: the stage process died without ending ({lease.describe()}); "
+                f"reconciled by the rollback stage (run {by}): {message}"
             )
+            ledger.update(abandoned.ended(entry, "rolled-back", text, by=by))
         ledger.store.settle(lease)
         reconciled.append(lease.describe())
         say(config, f"reconciled the abandoned rollout of {lease.describe()}", red=False)
