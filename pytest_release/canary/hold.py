@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.prometheus import PrometheusEvidence
     from pytest_release.canary.evidence.router_stats import RouterStatsPoller
+    from pytest_release.canary.judge.canary_serving import UnservedCanary
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample, Target
@@ -72,6 +73,9 @@ class Hold:
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
+    # The report with no ready canary replica and what taking the canary out of the router
+    # did (judge/canary_serving.py), once per hold.
+    unserved: tuple[UnservedCanary, str] | None = None
 
     @property
     def started(self) -> bool:
@@ -153,6 +157,9 @@ class Hold:
         next_ask = self.clock()
         while (remaining := end - self.clock()) > 0:
             raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
+            if self._canary_stopped_serving(start):
+                end = self.clock()  # judged at once: the canary is out of the router
+                break
             if alerting is not None and self.clock() >= next_ask:
                 from pytest_release.canary.evidence.alertmanager import firing_alerts
 
@@ -182,7 +189,7 @@ class Hold:
             look=len(self.verdicts) + 1,
             router=self.router_stats.evidence(end) if self.router_stats is not None else None,
             prometheus=self.prometheus.evidence() if self.prometheus is not None else None,
-            extra=self._alerts_check(asked, start, end),
+            extra=self._alerts_check(asked, start, end) + self._serving_check(start, end),
         )
         self.verdicts.append(verdict)
         if self.display is not None:
@@ -211,6 +218,37 @@ class Hold:
         if len(self.alerts) == asked:  # a short interval: ask once at its end
             self.alerts.append(firing_alerts(self.settings.judge.alertmanager))
         return [alerts_check(self.alerts[asked:], start, end)]
+
+    def _canary_stopped_serving(self, since: float) -> bool:
+        """The platform's newest report has canary replicas and none ready: take the canary
+        out of the router now, before the interval ends (see judge/canary_serving.py).
+        Only for the Kubernetes Service routers, which drop stable's traffic too (a local
+        HAProxy health-checks each server and keeps serving stable)."""
+        from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
+
+        if self.unserved is not None or self.sampler is None:
+            return False
+        if not isinstance(getattr(self.rollout, "router", None), WeightedServiceRouter):
+            return False
+        from pytest_release.canary.judge.canary_serving import unserved_canary
+        from pytest_release.errors import ReleaseError
+
+        found = unserved_canary(self.sampler.statuses(since, None))
+        if found is None:
+            return False
+        try:
+            router = f"the router reads back {self.rollout.rollback_traffic()}"
+        except ReleaseError as exc:  # the rollback after the failed interval tries again
+            router = f"taking the canary out of the router failed: {exc}"
+        self.unserved = (found, router)
+        return True
+
+    def _serving_check(self, start: float, end: float) -> list[CheckResult]:
+        if self.unserved is None or not start <= self.unserved[0].at <= end:
+            return []
+        from pytest_release.canary.judge.canary_serving import canary_serving_result
+
+        return [canary_serving_result(self.unserved[0], self.unserved[1], (start, end))]
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:
