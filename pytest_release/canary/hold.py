@@ -9,6 +9,7 @@ verdict.  :meth:`Hold.finish` stops sampling and judges the stage.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,11 +225,13 @@ class Hold:
         out of the router now, before the interval ends (see judge/canary_serving.py).
         Only for the Kubernetes Service routers, which drop stable's traffic too (a local
         HAProxy health-checks each server and keeps serving stable)."""
-        from pytest_release.canary.routers.weighted_services import WeightedServiceRouter
-
         if self.unserved is not None or self.sampler is None:
             return False
-        if not isinstance(getattr(self.rollout, "router", None), WeightedServiceRouter):
+        # Such a router was built from its module: when the module is not loaded, this
+        # rollout has none (and a local hold does not import the Kubernetes client).
+        routers = sys.modules.get("pytest_release.canary.routers.weighted_services")
+        router = getattr(self.rollout, "router", None)
+        if routers is None or not isinstance(router, routers.WeightedServiceRouter):
             return False
         from pytest_release.canary.judge.canary_serving import unserved_canary
         from pytest_release.errors import ReleaseError
