@@ -287,9 +287,18 @@ def set_up_kubernetes(args: argparse.Namespace, overlay: Path) -> Path:
     image = main["spec"]["template"]["spec"]["containers"][0]["image"]
     say(f"  cluster            {api.server} (namespace {args.namespace})")
     say(f"  main deployment    shop on {image}")
+    overlay.write_text(kubernetes_profile(args, kubeconfig))
+    return overlay
+
+
+def kubernetes_profile(args: argparse.Namespace, kubeconfig: str) -> str:
+    """The profile of ``--platform kubernetes``: platform kubernetes, router traefik."""
     sample = "true" if args.sample_pods else "false"
     url = f'url = "{args.router_url}"' if args.router_url else ""
-    overlay.write_text(
+    # Traefik's API tells a rollback when the canary left the TraefikService; without it
+    # the rollback waits router.drain_delay before it deletes the canary.
+    api_url = f'api_url = "{args.traefik_api}"' if args.traefik_api else ""
+    return (
         "# written by scripts/pipeline.py --platform kubernetes\n"
         "[gates.canary.platform]\n"
         'type = "kubernetes"\n'
@@ -301,12 +310,12 @@ def set_up_kubernetes(args: argparse.Namespace, overlay: Path) -> Path:
         "[gates.canary.router]\n"
         'type = "traefik"\n'
         f"{url}\n"
+        f"{api_url}\n"
         "[stages.canary-1]\n"
         "requires = []  # built and pushed elsewhere: --image\n"
         "[gates.canary.judge]\n"
         f"http_checks = {sample}  # requests reach the pods and the router only from inside\n"
     )
-    return overlay
 
 
 def run_stage(
@@ -648,6 +657,20 @@ def serving_now(version: str | None, bad: bool) -> list[str]:
     return lines
 
 
+def traefik_serving(router_url: str | None, namespace: str) -> str:
+    """What production serves through Traefik at the end of the run (its ``/version``,
+    asked from this machine), or why that is not known."""
+    if not router_url:
+        return f"production (Traefik): (no --router-url), namespace {namespace}"
+    served = served_versions(router_url)
+    if not served:
+        return (
+            f"production (Traefik): nothing answered on {router_url}/version from this "
+            f"machine, namespace {namespace}"
+        )
+    return f"production (Traefik): {router_url} serves {', '.join(served)}, namespace {namespace}"
+
+
 def _listens(url: str) -> bool:
     host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
     with socket.socket() as probe:
@@ -733,6 +756,12 @@ def main(argv: list[str] | None = None) -> int:
         "--router-url", help="where Traefik serves the shop, for the smoke stage and the holds"
     )
     parser.add_argument(
+        "--traefik-api",
+        help="Traefik's API (its traefik entrypoint, e.g. http://traefik.example:9000): "
+        "router.api_url, read to know when a routing change is applied (else rollbacks "
+        "wait router.drain_delay)",
+    )
+    parser.add_argument(
         "--sample-pods",
         action="store_true",
         help="this machine reaches pod IPs and --router-url (it runs inside the cluster's "
@@ -803,12 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         configs[1:1] = [ROOT / "suites" / f"{args.profile}.toml"]  # over release.toml
         configs.insert(3, demo_holds)  # after demo.toml, before the per-run layer
     router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
-    production = (
-        f"production (Traefik): {args.router_url or '(no --router-url)'}, namespace "
-        f"{args.namespace}"
-        if kubernetes
-        else f"production (HAProxy): {ROUTER_URL}"
-    )
+    production = f"production (HAProxy): {ROUTER_URL}"
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""
     profile_note = f" (profile {args.profile}: {' -> '.join(known)})" if args.profile else ""
     say(f"\nrelease {release_id}: image {image}{bad_note}{profile_note}")
@@ -825,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
         release_id,
         ledger,
         reports,
-        production,
+        traefik_serving(args.router_url, args.namespace) if kubernetes else production,
         partial,
         set_up_notes,
         version,

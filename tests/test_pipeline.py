@@ -568,3 +568,54 @@ def test_pipeline_relays_the_hold_lines_of_the_running_stage(
     with pipeline.relayed_progress("canary-2", running, every=0.05):
         running.write_text(f"$ pytest --stage=canary-2\n{first}")
     assert capsys.readouterr().out == f"    canary-2: {first}"
+
+
+def test_pipeline_kubernetes_profile_passes_traefiks_api_to_the_router() -> None:
+    """``--traefik-api`` becomes ``router.api_url`` (rollbacks then wait for Traefik to
+    apply the change, not ``router.drain_delay``); without it the key is absent."""
+    import argparse
+    import tomllib
+
+    from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
+
+    pipeline = _pipeline_module()
+    args = argparse.Namespace(
+        sample_pods=True,
+        router_url="http://10.0.0.2:8000",
+        traefik_api="http://10.0.0.2:9000",
+        namespace="shop",
+    )
+    profile = tomllib.loads(pipeline.kubernetes_profile(args, "/k/config"))
+    router = TraefikRouterConfig.model_validate(profile["gates"]["canary"]["router"])
+    assert router.api_url == "http://10.0.0.2:9000"
+    assert router.url == "http://10.0.0.2:8000"
+    args.traefik_api = None
+    profile = tomllib.loads(pipeline.kubernetes_profile(args, "/k/config"))
+    assert "api_url" not in profile["gates"]["canary"]["router"]
+
+
+def test_pipeline_kubernetes_summary_says_what_traefik_serves() -> None:
+    """The closing line on kubernetes asks ``--router-url``'s ``/version`` (a real server
+    on 127.0.0.1 stands for Traefik), and says so when nothing answers there."""
+    from tests.support.http_server import QuietHandler, start_server, stop_server
+
+    class Shop(QuietHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"version": "release-7"}).encode()
+            self.answer(200 if self.path == "/version" else 404, body, "application/json")
+
+    pipeline = _pipeline_module()
+    server = start_server(Shop)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        line = pipeline.traefik_serving(url, "shop")
+    finally:
+        stop_server(server)
+    assert line == f"production (Traefik): {url} serves release-7, namespace shop"
+    # The server is stopped: nothing answers on its port now.
+    assert pipeline.traefik_serving(url, "shop") == (
+        f"production (Traefik): nothing answered on {url}/version from this machine, namespace shop"
+    )
+    assert pipeline.traefik_serving(None, "ns") == (
+        "production (Traefik): (no --router-url), namespace ns"
+    )

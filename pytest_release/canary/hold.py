@@ -19,6 +19,7 @@ from pytest_release.canary.judge import CanaryVerdict, CheckResult, Judge
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.alertmanager import AlertsRead
     from pytest_release.canary.evidence.source import AlertSource, CountedSource
+    from pytest_release.canary.judge.canary_serving import UnservedCanary
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.sampler import Sampler
     from pytest_release.canary.samples import Sample
@@ -71,6 +72,9 @@ class Hold:
     started_at: float | None = None
     verdicts: list[CanaryVerdict] = field(default_factory=list)
     stage_verdict: CanaryVerdict | None = None
+    # The report with no ready canary replica and what taking the canary out of the router
+    # did (judge/canary_serving.py), once per hold.
+    unserved: tuple[UnservedCanary, str] | None = None
 
     @property
     def started(self) -> bool:
@@ -127,6 +131,9 @@ class Hold:
         firing = False
         while (remaining := end - self.clock()) > 0:
             raise_if_interrupted()  # a SIGINT whose interrupt a finalizer swallowed
+            if self._canary_stopped_serving(start):
+                end = self.clock()  # judged at once: the canary is out of the router
+                break
             for name, alerting in self.alert_sources.items():
                 if self.clock() >= next_ask[name]:
                     self.alerts[name].append(alerting.ask())
@@ -151,7 +158,7 @@ class Hold:
             self.sampler.samples(None, end),
             look=len(self.verdicts) + 1,
             counted={name: source.evidence(end) for name, source in self.sources.items()},
-            extra=self._alerts_check(asked, start, end),
+            extra=self._alerts_check(asked, start, end) + self._serving_check(start, end),
         )
         self.verdicts.append(verdict)
         if self.display is not None:
@@ -184,6 +191,38 @@ class Hold:
             check = "alerts" if i == 0 else f"{name}.alerts"
             results.append(alerts_check(reads[asked[name] :], start, end, name, check))
         return results
+
+    def _canary_stopped_serving(self, since: float) -> bool:
+        """The platform's newest report has canary replicas and none ready: take the canary
+        out of the router now, before the interval ends (see judge/canary_serving.py).
+        Only for the Kubernetes Service routers, which drop stable's traffic too (a local
+        HAProxy health-checks each server and keeps serving stable)."""
+        if self.unserved is not None or self.sampler is None:
+            return False
+        # A router whose members must serve while it names them (Traefik, Gateway API:
+        # RouterCapabilities.idle_members = False) is the one that loses stable's traffic.
+        router = getattr(self.rollout, "router", None)
+        if router is None or router.capabilities.idle_members:
+            return False
+        from pytest_release.canary.judge.canary_serving import unserved_canary
+        from pytest_release.errors import ReleaseError
+
+        found = unserved_canary(self.sampler.statuses(since, None))
+        if found is None:
+            return False
+        try:
+            router = f"the router reads back {self.rollout.rollback_traffic()}"
+        except ReleaseError as exc:  # the rollback after the failed interval tries again
+            router = f"taking the canary out of the router failed: {exc}"
+        self.unserved = (found, router)
+        return True
+
+    def _serving_check(self, start: float, end: float) -> list[CheckResult]:
+        if self.unserved is None or not start <= self.unserved[0].at <= end:
+            return []
+        from pytest_release.canary.judge.canary_serving import canary_serving_result
+
+        return [canary_serving_result(self.unserved[0], self.unserved[1], (start, end))]
 
     def _show_progress(self, window_start: float) -> None:
         if self.display is None or self.sampler is None or self.started_at is None:

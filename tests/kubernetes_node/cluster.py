@@ -866,6 +866,11 @@ fileCheckFrequency: 10s
             f"--providers.kubernetesCRD.endpoint={self.api_url}",
             f"--providers.kubernetesCRD.token={pki / 'traefik.token'}",
             f"--providers.kubernetesCRD.certAuthFilePath={pki / 'ca.crt'}",
+            # A Service without a serving endpoint (a canary whose pods stopped being ready)
+            # stays in the weighted TraefikService with no server (its share answers 503)
+            # instead of Traefik leaving the whole TraefikService out (stable's share 404
+            # too): docs/kubernetes.md recommends it, test_unready_canary.py measures it.
+            "--providers.kubernetesCRD.allowEmptyServices=true",
         ]
         if self.gateway_api:
             command += [

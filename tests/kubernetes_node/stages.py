@@ -34,6 +34,9 @@ RELEASES: dict[str, tuple[dict[str, str], str]] = {
     "5-oom": ({"VERSION": "5-oom"}, OOM),
     "6-slow": ({"VERSION": "6-slow", "FAULT_LATENCY_MS": "800"}, SERVE),
     "7-errors-5": ({"VERSION": "7-errors-5", "FAULT_ERROR_RATE": "0.05"}, SERVE),
+    # Serves every request, but its /health answers 503 from 45 s after its start: its
+    # readiness probe fails during the hold (test_unready_canary.py).
+    "8-unready": ({"VERSION": "8-unready", "FAULT_FAIL_HEALTH_AFTER": "45"}, SERVE),
 }
 DOCKERFILE = """\
 FROM {base}

@@ -92,6 +92,7 @@ def _pipeline(node_cluster: NodeCluster, namespace: str, repo_copy: Path) -> lis
         "--platform", "kubernetes", "--kubeconfig", str(node_cluster.kubeconfig),
         "--namespace", namespace, "--image", RELEASE,
         "--router-url", node_cluster.traefik_url, "--sample-pods",
+        "--traefik-api", node_cluster.traefik_api_url,
     ]  # fmt: skip
 
 
@@ -118,7 +119,11 @@ def test_pipeline_runs_the_cluster_stages_on_kubernetes(
     verdicts = re.findall(r"^    health@\S+ +(\w+) ", out, re.MULTILINE)
     assert verdicts, out
     assert set(verdicts) == {"pass"}, out
-    assert f"production (Traefik): {node_cluster.traefik_url}, namespace {namespace}" in out
+    served = f"production (Traefik): {node_cluster.traefik_url} serves k8s-release, namespace"
+    assert f"{served} {namespace}" in out, out
+    # Rollbacks and promotions wait for Traefik's API, not router.drain_delay.
+    profile = (repo_copy / "reports" / "demo" / "kubernetes.toml").read_text()
+    assert f'api_url = "{node_cluster.traefik_api_url}"' in profile, profile
 
     # The cluster: main on the release, 3 pods, all traffic to it, no canary left.
     assert image_and_replicas(api, namespace, "shop") == (RELEASE, 3)

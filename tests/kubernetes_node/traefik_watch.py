@@ -2,7 +2,8 @@
 TraefikService the router manages and records every change with its timestamp.
 
 Traefik's kubernetescrd provider builds a weighted TraefikService only when every Service
-it names (weight 0 included) exists and has a serving endpoint; otherwise the whole
+it names (weight 0 included) exists and (unless ``allowEmptyServices``, which the test node
+sets: then that Service's share answers 503) has a serving endpoint; otherwise the whole
 TraefikService is left out of the configuration and the route that uses it answers 404.
 So the timeline says, for each lost request, what Traefik applied at that moment: the
 weighted backends, or ``missing`` (the TraefikService was not built).
