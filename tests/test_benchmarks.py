@@ -71,7 +71,7 @@ def _check_output(out: Path, figure: str) -> dict[str, Any]:
 
 # -- the scripts ---------------------------------------------------------------------------------
 def test_overhead_quick(tmp_path: Path) -> None:
-    done = _run("overhead", "--quick", "--out", str(tmp_path))
+    done = _run("overhead", "--quick", "--out", str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     data = _check_output(tmp_path, "overhead")
     goals, variants_table = data["tables"][:2]
@@ -97,7 +97,7 @@ def test_overhead_quick(tmp_path: Path) -> None:
     # The small serial projects: one test (start-up) and the 1,000-test one (10 quick).
     assert met["10 trivial tests, serial: wall"] in ("yes", "no")
     assert set(raw["small"]) == {"one", "thousand"}
-    assert all(len(raw["small"]["one"][mode]) == 2 for mode in ("plain", "stage"))
+    assert all(len(raw["small"]["one"][mode]) == 1 for mode in ("plain", "stage"))
     assert "whole_suite" not in raw
     assert all(t > 0 for t in raw["wall_times_s"]["stage"])
     assert raw["import_plugin_s"][0] > 0
