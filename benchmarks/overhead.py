@@ -28,12 +28,21 @@ goal is about.  With them, the stage's extra instructions on the trivial suite a
 into: importing pydantic, the configuration models, the plugin's other modules,
 start-up and collection work, and running and reporting.
 
+Also (not with ``--no-real-suite``) the whole packaging suite (every test module but
+``tests/property``, about 64,000 tests) with ``-n 2``, plain against stage, reporting the
+peak RSS of the controller and of the largest worker apart (``--whole-reps``,
+``--no-whole-suite``); serially, 1,000 trivial tests and a one-test project (what a
+stage's start-up adds in wall, CPU and peak RSS).  The figure begins with the goal table:
+each goal figure of issue 27 from this run's measurements, met, not met, or not measured
+in this run (``--instructions=goal`` counts only the instructions it needs).
+
 Memory (figure 1b, ``overhead_memory``): peak RSS of plain and stage runs on 1,000,
 10,000 and 60,000 trivial tests (``--memory-sizes``), serially and with ``-n 2``, and the
 slope of each in the number of tests; ``--memory-only`` measures just this figure.
 
     python benchmarks/overhead.py [--quick] [--reps N] [--out DIR] [--no-real-suite]
-                                  [--instructions] [--memory-only] [--memory-sizes N,N,..]
+                                  [--instructions[=all|goal]] [--no-whole-suite]
+                                  [--whole-reps N] [--memory-only] [--memory-sizes N,N,..]
                                   [--memory-reps N] [--memory-no-xdist]
 """
 
@@ -68,6 +77,7 @@ from _common import (
     reps,
     summarize,
 )
+from _goals import Goal, goal_table, ratio_goal
 from _memory_slope import memory_slope
 
 PYPROJECT = """\
@@ -112,6 +122,9 @@ PACKAGING_TESTS = (
     "tests/test_tags.py",
     "tests/test_metadata.py",
 )
+# The whole suite: every test module but tests/property (hypothesis-based: it needs
+# hypothesis, and its random examples make its work differ from run to run).
+WHOLE_SUITE_ARGS = ("--ignore=tests/property",)
 
 
 def make_real_suite(root: Path) -> tuple[Path, dict[str, str]]:
@@ -172,6 +185,52 @@ def measured_run(cmd: Sequence[str], cwd: Path, env: Mapping[str, str] | None = 
                 f"{' '.join(cmd)} (in {cwd}) exited with {proc.returncode}:\n{tail}"
             )
     return Usage(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+# pytest in a process that reports its own peak RSS and that of the children it waited
+# for (xdist's workers), so the controller and the workers are told apart.
+RSS_RUNNER = """\
+import json, resource, sys
+import pytest
+code = pytest.main(sys.argv[2:])
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    json.dump({"controller": own / 1024, "workers": workers / 1024}, out)
+sys.exit(int(code))
+"""
+
+
+@dataclass(frozen=True)
+class SplitUsage:
+    usage: Usage
+    controller: float  # MiB, peak RSS of the pytest process (the xdist controller)
+    workers: float  # MiB, peak RSS of the largest xdist worker (0 without xdist)
+
+
+def split_run(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> SplitUsage:
+    """``pytest args`` once: wall, CPU, and peak RSS of the controller and of its workers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "rss.json"
+        usage = measured_run([PYTHON, "-c", RSS_RUNNER, str(result), *args], cwd, env)
+        rss = json.loads(result.read_text(encoding="utf-8"))
+    return SplitUsage(usage, float(rss["controller"]), float(rss["workers"]))
+
+
+def collected(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None) -> int:
+    """How many tests ``pytest args --co`` collects (``args`` holding one ``-q``)."""
+    done = subprocess.run(
+        [PYTHON, "-m", "pytest", *args, "--co"],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    found = re.search(r"^(\d+) tests? collected", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        raise BenchmarkError(f"pytest --co {' '.join(args)} failed:\n{done.stdout[-2000:]}")
+    return int(found.group(1))
 
 
 def pytest_cmd(mode: str, xdist: bool) -> list[str]:
@@ -514,14 +573,240 @@ def import_families(plain: dict[str, int], stage: dict[str, int]) -> dict[str, i
     return totals
 
 
+# -- small projects, serial: 1,000 trivial tests and the start-up of a one-test stage --------
+def plain_and_stage(project: Path, label: str, rounds: int, warm: bool) -> dict[str, list[Usage]]:
+    """Serial ``plain`` and ``stage`` runs of ``project``, interleaved, ``rounds`` each."""
+    usage: dict[str, list[Usage]] = {"plain": [], "stage": []}
+    variants: dict[str, Callable[[], float]] = {}
+    for mode in usage:
+        cmd = pytest_cmd(mode, False)
+        if warm:
+            measured_run(cmd, project)
+        variants[mode] = lambda cmd=cmd, u=usage[mode]: _record(u, measured_run(cmd, project))  # type: ignore[misc]
+    print(f"overhead: {label}, {rounds} rounds", flush=True)
+    interleaved(variants, rounds)
+    return usage
+
+
+def small_tables(figure: Figure, small: Mapping[str, tuple[str, dict[str, list[Usage]]]]) -> None:
+    """One table: per small project, the stage's extra wall, CPU and peak RSS (paired)."""
+    table = figure.table(
+        "Small projects, serial: `pytest --stage=all` against `pytest -p no:release` (same "
+        "round); what the stage adds, per round",
+        ["project", "plain wall", "stage wall", "wall ratio", "extra wall", "extra CPU",
+         "plain peak RSS (MiB)", "extra peak RSS", "n"],
+    )  # fmt: skip
+    for label, usage in small.values():
+        plain, stage = usage["plain"], usage["stage"]
+
+        def diff(
+            get: Callable[[Usage], float], stage: list[Usage] = stage, plain: list[Usage] = plain
+        ) -> list[float]:
+            return [get(s) - get(p) for s, p in zip(stage, plain, strict=True)]
+
+        table.rows.append(
+            [
+                label,
+                fmt_spread(summarize([u.wall for u in plain])),
+                fmt_spread(summarize([u.wall for u in stage])),
+                fmt_ratio(
+                    summarize(paired_ratios([u.wall for u in stage], [u.wall for u in plain]))
+                ),
+                fmt_spread(summarize(diff(lambda u: u.wall))),
+                fmt_spread(summarize(diff(lambda u: u.cpu))),
+                fmt_spread(summarize([u.rss for u in plain]), lambda v: f"{v:.1f}"),
+                fmt_spread(summarize(diff(lambda u: u.rss)), lambda v: f"{v:+.1f} MiB"),
+                str(len(plain)),
+            ]
+        )
+
+
+# -- the whole packaging suite under xdist -------------------------------------------------
+def whole_suite(
+    figure: Figure, project: Path, env: Mapping[str, str], rounds: int
+) -> dict[str, list[SplitUsage]]:
+    """``-n 2`` over every packaging test (but tests/property): plain against stage, wall,
+    CPU, and the peak RSS of the controller and of the largest worker."""
+    tests = collected([*FLAGS, *MODES["plain"], *WHOLE_SUITE_ARGS], project, env)
+    runs: dict[str, list[SplitUsage]] = {"plain": [], "stage": []}
+    variants: dict[str, Callable[[], float]] = {}
+    for mode in runs:
+        args = [*FLAGS, *MODES[mode], "-n", "2", *WHOLE_SUITE_ARGS]
+        variants[mode] = lambda a=args, r=runs[mode]: _keep_split(r, split_run(a, project, env))  # type: ignore[misc]
+    # One untimed plain run first: bytecode and page cache warm, and the suite passes.
+    split_run([*FLAGS, *MODES["plain"], "-n", "2", *WHOLE_SUITE_ARGS], project, env)
+    print(f"overhead: {PACKAGING} whole suite ({tests} tests) -n 2, {rounds} rounds", flush=True)
+    interleaved(variants, rounds)
+    plain = runs["plain"]
+    table = figure.table(
+        f"`pytest -n 2` on the whole {PACKAGING} suite ({tests} tests; "
+        f"{' '.join(WHOLE_SUITE_ARGS)}): wall, CPU (controller and workers) and peak RSS of "
+        "the controller and of the largest worker, ratios to plain pytest in the same round",
+        ["variant", "wall time", "wall ratio", "CPU time", "CPU ratio",
+         "controller peak RSS (MiB)", "controller ratio", "largest worker peak RSS (MiB)",
+         "worker ratio", "n"],
+    )  # fmt: skip
+    for mode, values in runs.items():
+
+        def ratio(get: Callable[[SplitUsage], float], v: list[SplitUsage] = values) -> str:
+            return fmt_ratio(summarize(paired_ratios([get(x) for x in v], [get(x) for x in plain])))
+
+        table.rows.append(
+            [
+                f"{mode} -n 2",
+                fmt_spread(summarize([v.usage.wall for v in values])),
+                ratio(lambda v: v.usage.wall),
+                fmt_spread(summarize([v.usage.cpu for v in values])),
+                ratio(lambda v: v.usage.cpu),
+                fmt_spread(summarize([v.controller for v in values]), lambda x: f"{x:.0f}"),
+                ratio(lambda v: v.controller),
+                fmt_spread(summarize([v.workers for v in values]), lambda x: f"{x:.0f}"),
+                ratio(lambda v: v.workers),
+                str(len(values)),
+            ]
+        )
+    figure.raw["whole_suite"] = {
+        "tests": tests,
+        **{
+            mode: [
+                {"wall_s": v.usage.wall, "cpu_s": v.usage.cpu, "controller_mib": v.controller,
+                 "workers_mib": v.workers}
+                for v in values
+            ]
+            for mode, values in runs.items()
+        },
+    }  # fmt: skip
+    return runs
+
+
+# -- the goal table -----------------------------------------------------------------------
+def goals(
+    raw: Mapping[str, Any],
+    times: Mapping[str, list[float]],
+    cpu: Mapping[str, list[float]],
+    rss: Mapping[str, list[float]],
+    small: Mapping[str, tuple[str, dict[str, list[Usage]]]],
+    whole: Mapping[str, list[SplitUsage]] | None,
+    suites: Sequence[str],
+    memory: Figure,
+    trivial: str,
+) -> list[Goal]:
+    """The issue's goal figures from this run's measurements (paired per round, median)."""
+
+    def paired(values: Mapping[str, list[float]], variant: str) -> tuple[float, str] | None:
+        plain = variant.replace("stage", "plain").replace("inert", "plain")
+        if variant not in values or plain not in values:
+            return None
+        s = summarize(paired_ratios(values[variant], values[plain]))
+        return s.median, f"p10-p90 {s.p10:.2f}-{s.p90:.2f}, n {s.n}"
+
+    def ratio(what: str, found: tuple[float, str] | None, limit: float = 1.05) -> Goal:
+        return ratio_goal(
+            what, None if found is None else found[0], limit, found[1] if found else ""
+        )
+
+    counts = raw.get("instructions", {})
+    real = "packaging " if "packaging" in suites else None
+    pkg = f"{PACKAGING}, {len(PACKAGING_TESTS)} test modules"
+    instr = None
+    if real and f"{real}stage" in counts:
+        instr = (counts[f"{real}stage"] / counts[f"{real}plain"], "valgrind, one run each")
+    found: list[Goal] = [
+        ratio(f"{pkg}, serial: instructions", instr),
+        ratio(f"{pkg}, serial: wall", paired(times, f"{real}stage") if real else None),
+        ratio(f"{pkg}, serial: CPU", paired(cpu, f"{real}stage") if real else None),
+        ratio(f"{pkg}, -n 2: wall", paired(times, f"{real}stage -n 2") if real else None),
+        ratio(f"{trivial}, serial: wall", paired(times, "stage")),
+        ratio(f"{trivial}, -n 2: wall", paired(times, "stage -n 2")),
+    ]
+    label, runs = small["thousand"]
+    found.append(
+        ratio(
+            f"{label}, serial: wall",
+            paired({k: [u.wall for u in v] for k, v in runs.items()}, "stage"),
+        )
+    )
+    _, one = small["one"]
+    parts: tuple[tuple[str, Callable[[Usage], float], float, str], ...] = (
+        ("wall", lambda u: u.wall * 1000, 50.0, "ms"),
+        ("CPU", lambda u: u.cpu * 1000, 50.0, "ms"),
+        ("peak RSS", lambda u: u.rss, 3.0, "MiB"),
+    )
+    for part, get, limit, unit in parts:
+        extra = summarize(
+            [get(s) - get(p) for s, p in zip(one["stage"], one["plain"], strict=True)]
+        )
+        found.append(
+            Goal(
+                f"start-up of a one-test stage: extra {part}",
+                f"{extra.median:+.0f} {unit} "
+                f"(p10-p90 {extra.p10:+.0f}-{extra.p90:+.0f}, n {extra.n})"
+                if unit == "ms"
+                else f"{extra.median:+.1f} {unit} (n {extra.n})",
+                f"<= +{limit:g} {unit}",
+                extra.median <= limit,
+            )
+        )
+    found.append(ratio(f"peak RSS, {pkg}, serial", paired(rss, f"{real}stage") if real else None))
+    for part, get in (
+        ("controller", lambda v: v.controller),
+        ("largest worker", lambda v: v.workers),
+    ):
+        whole_ratio = None
+        if whole is not None:
+            s = summarize(
+                paired_ratios([get(v) for v in whole["stage"]], [get(v) for v in whole["plain"]])
+            )
+            whole_ratio = (s.median, f"n {s.n}")
+        found.append(ratio(f"peak RSS, whole {PACKAGING} suite, -n 2: {part}", whole_ratio))
+    memory_rss = memory.raw.get("memory_rss_mib", {})
+    sizes = sorted({int(key.split()[0]) for key in memory_rss})
+    if len(sizes) >= 2:
+        low, high = sizes[0], sizes[-1]
+
+        def slope(mode: str) -> float:
+            grow = summarize(memory_rss[f"{high} {mode}"]).median
+            grow -= summarize(memory_rss[f"{low} {mode}"]).median
+            return grow * 1024 / (high - low)
+
+        plain_slope, stage_slope = slope("plain"), slope("stage")
+        found.append(
+            Goal(
+                f"peak RSS slope, {low} to {high} trivial tests, serial (KiB/test)",
+                f"stage {stage_slope:.2f}, plain {plain_slope:.2f} "
+                f"({stage_slope - plain_slope:+.2f})",
+                "flat: within 5 % of plain's slope",
+                stage_slope <= 1.05 * plain_slope,
+            )
+        )
+    found.append(Goal("attrs stage attributes, serial: wall", "-", "<= 1.05x", None))
+    inert = None
+    if real and f"{real}inert" in counts:
+        inert = (counts[f"{real}inert"] / counts[f"{real}plain"], "valgrind, one run")
+    found.append(ratio(f"inert, {pkg}, serial: instructions", inert, 1.01))
+    found.append(ratio(f"inert, {trivial}, serial: wall", paired(times, "inert")))
+    return found
+
+
+def _keep_split(runs: list[SplitUsage], run: SplitUsage) -> float:
+    runs.append(run)
+    return run.usage.wall
+
+
 # -- main ---------------------------------------------------------------------------------------
 def instruction_tables(
     figure: Figure,
     suites: Sequence[tuple[str, Path, dict[str, str] | None, str]],
     with_xdist: bool,
+    scope: str = "all",
 ) -> None:
-    """Instruction counts of every variant, and where the stage's extra ones go."""
+    """Instruction counts of every variant, and where the stage's extra ones go; with
+    ``scope="goal"`` only the goal table's: plain, inert and stage, serial, on the real
+    suite (each packaging run takes minutes under valgrind)."""
     counts: dict[str, int] = {}
+    modes = list(MODES) if scope == "all" else ["plain", "inert", "stage"]
+    if scope == "goal":
+        suites, with_xdist = suites[-1:], False
     for suite, cwd, suite_env, label in suites:
         paths = list(PACKAGING_TESTS) if suite == "packaging" else []
         key = "" if suite == "trivial" else f"{suite} "
@@ -531,34 +816,37 @@ def instruction_tables(
             ["variant", "instructions", "ratio to plain", "ratio to plain-junit"],
         )
         for suffix in ("", " -n 2") if with_xdist else ("",):
-            for mode in MODES:
+            for mode in modes:
                 print(f"overhead: instructions, {label}, {mode}{suffix}", flush=True)
                 cmd = [*pytest_cmd(mode, bool(suffix)), *paths]
                 counts[key + mode + suffix] = instructions(cmd, cwd, suite_env)
             plain = counts[key + "plain" + suffix]
-            junit = counts[key + "plain-junit" + suffix]
-            for mode in MODES:
+            junit = counts.get(key + "plain-junit" + suffix)
+            for mode in modes:
                 n = counts[key + mode + suffix]
                 table.rows.append(
                     [
                         mode + suffix,
                         f"{n / 1e9:.3f} G",
                         f"{n / plain:.3f}x",
-                        f"{n / junit:.3f}x",
+                        f"{n / junit:.3f}x" if junit else "-",
                     ]
                 )
         parts = []
         for suffix in ("", " -n 2") if with_xdist else ("",):
             stage = counts[key + "stage" + suffix]
+            junit = counts.get(key + "plain-junit" + suffix)
             parts.append(
                 f"{'serial' if not suffix else '-n 2'} "
-                f"{stage / counts[key + 'plain' + suffix]:.3f}x "
-                f"({stage / counts[key + 'plain-junit' + suffix]:.3f}x of plain --junitxml)"
+                f"{stage / counts[key + 'plain' + suffix]:.3f}x"
+                + (f" ({stage / junit:.3f}x of plain --junitxml)" if junit else "")
             )
         figure.summary.append(
             f"instructions, stage vs plain pytest on {label}: " + ", ".join(parts)
         )
     figure.raw["instructions"] = counts
+    if scope != "all":
+        return
 
     suite, cwd, _, label = suites[0]
     print("overhead: instructions, where the stage's extra ones go", flush=True)
@@ -602,9 +890,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--instructions",
-        action="store_true",
+        nargs="?",
+        const="all",
+        default=None,
+        choices=("all", "goal"),
         help="also count instructions with valgrind (cachegrind): exact to 0.1%%, where "
-        "times on a shared machine vary by 15%%; takes several minutes",
+        "times on a shared machine vary by 15%%; 'all' (the default) every variant and "
+        "where the stage's extra ones go (an hour), 'goal' only what the goal table needs "
+        "(plain, inert and stage, serial, on the real suite)",
+    )
+    p.add_argument(
+        "--no-whole-suite",
+        action="store_true",
+        help=f"skip the whole {PACKAGING} suite under -n 2 (about 64,000 tests)",
+    )
+    p.add_argument(
+        "--whole-reps", type=int, default=None, help="rounds of the whole-suite runs (3)"
     )
     p.add_argument("--memory-only", action="store_true", help="measure only the memory figure (1b)")
     p.add_argument(
@@ -621,6 +922,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = out_dir(args)
     rounds = reps(args, full=7, quick=1)  # bad arguments are refused before anything runs
+    whole_rounds = args.whole_reps if args.whole_reps is not None else 3
+    if whole_rounds < 1:
+        raise SystemExit(f"--whole-reps must be at least 1, got {whole_rounds}")
     memory = memory_figure(args, sys.argv[1:] if argv is None else argv)
     if args.memory_only:
         memory.write(out)
@@ -839,7 +1143,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         figure.raw["validation_floor"] = floors
 
         if args.instructions:
-            instruction_tables(figure, suites, with_xdist)
+            instruction_tables(figure, suites, with_xdist, args.instructions)
+
+        # Small projects, serial: 1,000 trivial tests and a one-test stage (start-up).
+        small: dict[str, tuple[str, dict[str, list[Usage]]]] = {}
+        for key, size in (("one", 1), ("thousand", 10 if args.quick else 1000)):
+            project = root / f"small-{size}"
+            make_project(project, size)
+            label = f"{size} trivial test{'s' if size > 1 else ''}"
+            small_rounds = 1 if args.quick else rounds * 2
+            small[key] = (label, plain_and_stage(project, label, small_rounds, not args.quick))
+        small_tables(figure, small)
+        figure.raw["small"] = {
+            key: {mode: [[u.wall, u.cpu, u.rss] for u in usage] for mode, usage in runs.items()}
+            for key, (_, runs) in small.items()
+        }
+        whole: dict[str, list[SplitUsage]] | None = None
+        if suites[-1][0] == "packaging" and not args.no_whole_suite:
+            _, project, whole_env, _ = suites[-1]
+            assert whole_env is not None
+            whole = whole_suite(figure, project, whole_env, whole_rounds)
 
         for suite, _, _, label in suites:
             key = "" if suite == "trivial" else f"{suite} "
@@ -885,6 +1208,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         if not with_xdist:
             figure.notes.append("The -n 2 variants were skipped (--quick or --no-xdist).")
+        goal_table(
+            figure,
+            goals(
+                figure.raw,
+                times,
+                cpu,
+                rss,
+                small,
+                whole,
+                [s[0] for s in suites],
+                memory,
+                f"{tests:,} trivial tests",
+            ),
+        )
         if args.before is not None:
             figure.notes += before_notes(args.before)
     finally:

@@ -71,12 +71,34 @@ def _check_output(out: Path, figure: str) -> dict[str, Any]:
 
 # -- the scripts ---------------------------------------------------------------------------------
 def test_overhead_quick(tmp_path: Path) -> None:
-    done = _run("overhead", "--quick", "--out", str(tmp_path))
+    done = _run("overhead", "--quick", "--out", str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     data = _check_output(tmp_path, "overhead")
-    variants = [row[0] for row in data["tables"][0]["rows"]]
+    goals, variants_table = data["tables"][:2]
+    variants = [row[0] for row in variants_table["rows"]]
     assert variants == ["plain", "plain-junit", "inert", "stage"]
+    # The goal table comes first, one row a goal figure; what --quick does not measure
+    # (the real suite, -n 2, instructions) is said so, never counted as met.
+    assert goals["columns"] == ["what", "measured", "goal", "met"]
+    met = {row[0]: row[3] for row in goals["rows"]}
+    assert met["20 trivial tests, serial: wall"] in ("yes", "no")
+    assert met["20 trivial tests, -n 2: wall"] == "not measured in this run"
+    assert met["packaging==26.4, 4 test modules, serial: instructions"] == (
+        "not measured in this run"
+    )
+    assert met["peak RSS, whole packaging==26.4 suite, -n 2: controller"] == (
+        "not measured in this run"
+    )
+    for part in ("wall", "CPU", "peak RSS"):
+        assert met[f"start-up of a one-test stage: extra {part}"] in ("yes", "no")
+    assert data["summary"][0].startswith("goals met: ")
     raw = data["raw"]
+    assert [g["what"] for g in raw["goals"]] == list(met)
+    # The small serial projects: one test (start-up) and the 1,000-test one (10 quick).
+    assert met["10 trivial tests, serial: wall"] in ("yes", "no")
+    assert set(raw["small"]) == {"one", "thousand"}
+    assert all(len(raw["small"]["one"][mode]) == 1 for mode in ("plain", "stage"))
+    assert "whole_suite" not in raw
     assert all(t > 0 for t in raw["wall_times_s"]["stage"])
     assert raw["import_plugin_s"][0] > 0
     # The stage run imports the gate modules that plain pytest never imports.
@@ -195,6 +217,49 @@ def test_bad_arguments_are_reported(tmp_path: Path) -> None:
     done = _run("overhead", "--reps", "0", "--out", str(tmp_path))
     assert done.returncode != 0
     assert "--reps must be at least 1, got 0" in done.stderr
+    done = _run("overhead", "--whole-reps", "0", "--out", str(tmp_path))
+    assert done.returncode != 0
+    assert "--whole-reps must be at least 1, got 0" in done.stderr
+    done = _run("overhead", "--instructions=some", "--out", str(tmp_path))
+    assert done.returncode != 0
+    assert "invalid choice: 'some'" in done.stderr
+
+
+def test_goal_table(bench: Callable[[str], ModuleType]) -> None:
+    common, goals = bench("_common"), bench("_goals")
+    figure = common.Figure("overhead", "python benchmarks/overhead.py", False)
+    figure.table("Another table", ["a"])
+    figure.summary.append("headline")
+    rows = [
+        goals.ratio_goal("fast", 1.04, 1.05, "n 3"),
+        goals.ratio_goal("slow", 1.06, 1.05),
+        goals.ratio_goal("absent", None, 1.05),
+    ]
+    goals.goal_table(figure, rows)
+    table = figure.tables[0]
+    assert table.rows == [
+        ["fast", "1.040x (n 3)", "<= 1.05x", "yes"],
+        ["slow", "1.060x", "<= 1.05x", "no"],
+        ["absent", "-", "<= 1.05x", "not measured in this run"],
+    ]
+    assert figure.summary == ["goals met: 1 of 2 measured; not met: slow", "headline"]
+    assert [g["met"] for g in figure.raw["goals"]] == [True, False, None]
+
+
+def test_split_run_tells_the_controller_from_its_workers(
+    bench: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    overhead = bench("overhead")
+    overhead.make_project(tmp_path, 4, per_file=2)
+    flags = ["-q", "-p", "no:cacheprovider", "-p", "no:release"]
+    assert overhead.collected(flags, tmp_path, None) == 4
+    serial = overhead.split_run(flags, tmp_path)
+    assert serial.controller > 0
+    assert serial.workers == 0  # no child process
+    xdist = overhead.split_run([*flags, "-n", "2"], tmp_path)
+    assert xdist.controller > 0
+    assert xdist.workers > 0  # the workers were waited for: their peak RSS is seen
+    assert xdist.usage.rss >= max(xdist.controller, xdist.workers) - 1
 
 
 # -- helpers -------------------------------------------------------------------------------------

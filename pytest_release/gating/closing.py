@@ -35,7 +35,7 @@ def work_seconds(report: pytest.TestReport) -> float:
     return 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _GateTally:
     passed: int = 0
     failed: int = 0
@@ -95,35 +95,46 @@ class GateTracker:
         return None
 
     def record(self, report: pytest.TestReport) -> str | None:
-        """Account one report; returns its gate (None for items outside the stage)."""
-        gate = report_gate(report, self.members)
-        if gate is None or gate not in self._tally:
+        """Account one report; returns its gate (None for items outside the stage).
+
+        Called for every phase of every test: a report without user properties (most)
+        is neither closed nor carries gate work, and a passed setup or call changes no
+        state, so those cost a lookup and the time span only."""
+        nodeid = report.nodeid
+        if report.user_properties:
+            gate = report_gate(report, self.members)
+            closed = was_closed(report)  # every phase: teardown reports pass
+        else:
+            gate = self.members.get(nodeid)
+            closed = False
+        if gate is None:
             return None
-        tally = self._tally[gate]
-        start = getattr(report, "start", None)
-        stop = getattr(report, "stop", None)
-        closed = was_closed(report)  # every phase: teardown reports pass
-        if closed:  # a closed gate never ran: it has no duration
-            start = stop = None
-        if isinstance(start, float):
-            tally.first_start = (
-                start if tally.first_start is None else min(tally.first_start, start)
-            )
-        if isinstance(stop, float):
-            tally.last_stop = stop if tally.last_stop is None else max(tally.last_stop, stop)
-        state = self._item_state.get(report.nodeid, "passed")
+        tally = self._tally.get(gate)
+        if tally is None:
+            return None
+        if not closed:  # a closed gate never ran: it has no duration
+            start = getattr(report, "start", None)
+            stop = getattr(report, "stop", None)
+            first, last = tally.first_start, tally.last_stop
+            if isinstance(start, float) and (first is None or start < first):
+                tally.first_start = start
+            if isinstance(stop, float) and (last is None or stop > last):
+                tally.last_stop = stop
+        when = report.when
+        finished = when != "setup" and when != "call"  # teardown (or any later phase)
         if report.failed:
-            state = "failed"
+            self._item_state[nodeid] = "failed"
             self.failed_gates.add(gate)
-        elif report.skipped and state == "passed":
+        elif report.skipped and self._item_state.get(nodeid, "passed") == "passed":
             state = "closed" if closed else "skipped"
             if hasattr(report, "wasxfail"):
                 state = "xfailed"
-        self._item_state[report.nodeid] = state
-        if report.when == "teardown" or report.when not in ("setup", "call"):
-            if not closed:
+            self._item_state[nodeid] = state
+        # A passed phase leaves the item's state as it was ("passed" when none is kept).
+        if finished:
+            if not closed and report.user_properties:
                 tally.work_seconds += work_seconds(report)
-            self._finish_item(gate, report.nodeid)
+            self._finish_item(gate, nodeid)
         return gate
 
     def _finish_item(self, gate: str, nodeid: str) -> None:

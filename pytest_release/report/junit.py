@@ -66,13 +66,14 @@ def _names(nodeid: str, gate: str) -> tuple[str, str]:
     """``(classname, name)``; a parameter id (``[...]``, which may hold ``::``) stays
     part of the name."""
     path, sep, tail = nodeid.partition("::")
-    head, bracket, params = tail.partition("[")
-    rest = head.split("::") if sep else []
-    if rest:
-        rest[-1] += bracket + params
     dotted = path.removesuffix(".py").replace("/", ".")
-    parts = [dotted, *rest]
-    return f"{gate}." + ".".join(parts[:-1]) if len(parts) > 1 else gate, parts[-1]
+    if not sep:
+        return gate, dotted
+    head, bracket, params = tail.partition("[")
+    scope, inner, last = head.rpartition("::")
+    if inner:
+        return f"{gate}.{dotted}.{scope.replace('::', '.')}", last + bracket + params
+    return f"{gate}.{dotted}", last + bracket + params
 
 
 class CaseRecorder:
@@ -96,6 +97,7 @@ class CaseRecorder:
         self.cases: dict[str, CaseRecord] = {}  # items still running (all without a spool)
         self.failed: list[CaseRecord] = []  # finished failing cases (with a spool)
         self._files: dict[str, str] = {}  # report location -> repo-relative path
+        self._attrs = _AttrCache()  # the escaped file and class names, once each
 
     def _file(self, fspath: str) -> str:
         found = self._files.get(fspath)
@@ -108,25 +110,23 @@ class CaseRecorder:
         gate = gate or report_gate(report, self.members)
         if gate is None:
             return None
-        case = self.cases.get(report.nodeid)
+        nodeid = report.nodeid
+        case = self.cases.get(nodeid)
         if case is None:
             fspath, lineno, _ = report.location
-            case = CaseRecord(
-                nodeid=report.nodeid,
-                gate=gate,
-                file=self._file(fspath),
-                line=None if lineno is None else lineno + 1,
-            )
-            self.cases[report.nodeid] = case
+            line = None if lineno is None else lineno + 1
+            case = CaseRecord(nodeid, gate, self._file(fspath), line)
+            self.cases[nodeid] = case
         case.duration += report.duration
-        self._add(case, report)
-        if self.spool is not None and report.when not in ("setup", "call"):
-            del self.cases[report.nodeid]
-            if case.outcome in ("failure", "error"):
+        if report.user_properties or not report.passed:  # else nothing to add (most reports)
+            self._add(case, report)
+        if self.spool is not None and report.when != "setup" and report.when != "call":
+            del self.cases[nodeid]
+            if case.outcome == "failure" or case.outcome == "error":
                 # Kept for the GitHub annotations and step summary as well; the report
                 # takes it from the spool, so its suite keeps the order cases finished in.
                 self.failed.append(case)
-            xml = _xml_text(_case_xml(case, self.redact, False))
+            xml = _xml_text(_case_xml(case, self.redact, False, self._attrs))
             self.spool.add(case.gate, case.outcome, xml)
         return case
 
@@ -349,16 +349,29 @@ def java_frame(file: str, line: int | None) -> str | None:
     return f"    at {'.'.join(parts)}.<test>({name}:{line})"
 
 
-def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
+class _AttrCache(dict[str, str]):
+    """Escaped attribute values that repeat from case to case (a file, a class), each
+    escaped once per stage instead of once per case."""
+
+    def __missing__(self, text: str) -> str:
+        escaped = self[text] = _attr(text)
+        return escaped
+
+
+def _case_xml(
+    case: CaseRecord, redact: Redactor, mask_ids: bool, shared: dict[str, str] | None = None
+) -> str:
+    """One ``<testcase>``; ``shared`` (an :class:`_AttrCache`) escapes the values that
+    repeat between cases only once."""
     classname, name = _names(redact(case.nodeid) if mask_ids else case.nodeid, case.gate)
-    attrs = [
-        ("classname", _attr(classname)),
-        ("name", _attr(name)),
-        ("file", _attr(case.file)),
-        ("time", f"{case.duration:.3f}"),
-    ]
+    head = (
+        f'<testcase classname="{shared[classname] if shared is not None else _attr(classname)}"'
+        f' name="{_attr(name)}"'
+        f' file="{shared[case.file] if shared is not None else _attr(case.file)}"'
+        f' time="{case.duration:.3f}"'
+    )
     if case.line is not None:
-        attrs.append(("line", str(case.line)))
+        head += f' line="{case.line}"'
     children: list[str] = []
     if case.properties:
         children.append("<properties>")
@@ -386,8 +399,8 @@ def _case_xml(case: CaseRecord, redact: Redactor, mask_ids: bool) -> str:
             _element("skipped", [("type", "pytest.skip"), ("message", _attr(case.message))])
         )
     if not children:
-        return _element("testcase", attrs)
-    return _open("testcase", attrs) + "".join(children) + "</testcase>"
+        return head + " />"
+    return head + ">" + "".join(children) + "</testcase>"
 
 
 def not_run_case(run: StageRun, nodeid: str, gate: str, result: str) -> CaseRecord:

@@ -61,8 +61,7 @@ class CaseSpool:
             handle = self._files[gate] = path.open("w", encoding="utf-8")
             self.counts[gate] = CaseCounts()
         # One line a case: a line break in text content is the same as its reference.
-        handle.write(xml_line.replace("\n", "&#10;"))
-        handle.write("\n")
+        handle.write(xml_line.replace("\n", "&#10;") + "\n")
         self.counts[gate].add(outcome)
 
     def late_secrets(self, redact: Redactor) -> bool:

@@ -310,6 +310,8 @@ class StageSession:
     # -- running -------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if not self.is_worker and not self.tracker.failed_gates:
+            return  # no gate failed yet: none is closed (asked before every test)
         gate = item.stash.get(GATE_KEY, None)
         if gate is None:
             return
@@ -331,6 +333,14 @@ class StageSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
+        if (
+            report.passed
+            and not report.user_properties
+            and not report.sections
+            and report.longrepr is None
+            and not hasattr(report, "wasxfail")
+        ):
+            return report  # most reports: nothing to mask or to move
         gate = item.stash.get(GATE_KEY, "")
         prepare_report(report, item, call, self.run, gate, self.redact, self._safe_values)
         return report
