@@ -22,7 +22,7 @@ import pytest
 from pytest_release.gates.perf.locustfile import endpoints_in
 from tests.support.http_server import QuietHandler, address, serving
 from tests.support.junit import Case, cases_by_name, stage_report
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUST = Path(sys.executable).parent / "locust"
@@ -158,7 +158,6 @@ def _cases(root: Path) -> dict[str, Case]:
     return cases_by_name(stage_report(root, "load"))
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     pytester: pytest.Pytester, shop: str, xdist: list[str]
 ) -> None:
@@ -197,7 +196,6 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     assert int(status["perf_endpoints"]) == len(names)
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_slow_endpoint_fails_with_its_measured_p95(
     pytester: pytest.Pytester, faulty: str, xdist: list[str]
 ) -> None:
@@ -265,7 +263,6 @@ def test_endpoint_with_errors_and_too_few_requests_fail(
     _outcomes(result, passed=3, failed=3)
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_missing_locustfile_fails_the_status_item(
     pytester: pytest.Pytester, shop: str, xdist: list[str]
 ) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 CI = """
 [gates.unit]
@@ -217,7 +217,6 @@ def test_ledger_lock_held_longer_than_the_timeout(pytester: pytest.Pytester) -> 
     assert path.read_bytes() == content
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_ledger_corrupted_mid_run(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,

@@ -30,7 +30,7 @@ from tests.canary.canary_support import (
 )
 from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
+from tests.support.spine import ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
 
@@ -274,7 +274,6 @@ def _kill_canary_1_during_its_hold(
 SWITCHED = ".pytest-release/canary/supervisor/switched.json"
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:

@@ -37,7 +37,7 @@ from pytest_release.gates import builtin_gate_kinds
 from tests.canary.canary_support import bootstrap_main, canary_toml, new_port
 from tests.canary.test_staging import STAGING_STATE, _state, two_environments
 from tests.faults.test_bad_input import assert_no_ledger, assert_refused
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 __all__ = ["two_environments"]  # the fixture: both environments' processes are ended
 
@@ -50,7 +50,6 @@ rollout = { action = "promote", replicas = 1, weight = 100, hold = "0s" }
 """
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_staging_without_its_own_deployment_is_refused_before_production_is_touched(
     pytester: pytest.Pytester, two_environments: Path, xdist: list[str]
 ) -> None:

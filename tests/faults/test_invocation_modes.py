@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_release.ledger.ledger import FileLedgerStore
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 PIPELINE = """
 [gates.unit]
@@ -69,7 +69,6 @@ def _assert_nothing_recorded(root: Path) -> None:
     assert not (root / "reports").exists()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("mode", SESSION_MODES)
 def test_a_mode_that_runs_no_test_records_nothing(
     pytester: pytest.Pytester, mode: str, xdist: list[str]

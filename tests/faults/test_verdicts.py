@@ -28,7 +28,6 @@ import pytest
 
 from tests.support.junit import read_cases
 from tests.support.spine import (
-    XDIST_MODES,
     ledger_runs,
     project,
     run_stage,
@@ -65,7 +64,6 @@ def _outcomes(root: Path) -> list[str]:
     return [run["outcome"] for run in ledger_runs(root)]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_second_signal_while_the_first_is_handled_records_interrupted(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -116,7 +114,6 @@ def test_a_second_signal_while_the_first_is_handled_records_interrupted(
     refused.stderr.fnmatch_lines(["*requires 'one' (last run interrupted)*"])
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_real_double_sigterm_records_interrupted(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -160,7 +157,6 @@ def test_a_real_double_sigterm_records_interrupted(
     ],
     ids=["-k", "--deselect", "node-id", "file"],
 )
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_narrowed_selection_is_partial_and_satisfies_no_requires(
     pytester: pytest.Pytester, args: list[str], reason: str, xdist: list[str]
 ) -> None:
@@ -209,7 +205,6 @@ def test_last_failed_is_a_partial_run(pytester: pytest.Pytester) -> None:
     assert run_stage(pytester, "two").ret == 4
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_stopping_at_the_first_failure_is_failed_not_passed(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
