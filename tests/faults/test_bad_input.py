@@ -50,32 +50,17 @@ import pytest
 
 from pytest_release.config.release import load_release_config
 from pytest_release.gates import builtin_gate_kinds
+from tests.support.pipelines import CI, UNIT_TEST, local_process_canary
 from tests.support.spine import project, run_stage
 
-CI = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[stages.ci]
-gates = ["unit"]
-"""
-UNIT_TEST = {"tests/unit/test_u.py": "def test_u(): pass\n"}
 SMOKE_TEST = {"tests/smoke/test_s.py": "def test_s(): pass\n"}
+
 
 # A canary stage whose checks run at session start; --collect-only keeps the current
 # (unfixed) code from deploying anything when it accepts the configuration.
-CANARY = """
-[stages.canary-1]
-requires = []
-rollout = {{ action = "canary", replicas = {replicas}, weight = 10, hold = "2s", interval = "1s" }}
-[gates.canary]
-paths = []
-[gates.canary.platform]
-type = "local-process"
-command = ["python3", "-c", "pass", "{{port}}"]
-stable_image = "v1"
-{platform}
-{extra}
-"""
+def canary(replicas: int, platform: str, extra: str) -> str:
+    rollout = f'action = "canary", replicas = {replicas}, weight = 10, hold = "2s", interval = "1s"'
+    return local_process_canary(rollout, platform) + extra
 
 
 def assert_refused(result: pytest.RunResult, *lines: str) -> None:
@@ -333,7 +318,7 @@ def test_canary_step_weight_must_be_between_0_and_100(
 def test_replicas_beyond_the_router_slots_are_refused(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        CANARY.format(
+        canary(
             replicas=3,
             platform="stable_replicas = 2",
             extra="[gates.canary.router]\nslots = 4\n",
@@ -349,7 +334,7 @@ def test_replicas_beyond_the_router_slots_are_refused(pytester: pytest.Pytester)
 
 
 def test_zero_ready_timeout_is_refused(pytester: pytest.Pytester) -> None:
-    project(pytester, CANARY.format(replicas=1, platform="ready_timeout = 0", extra=""))
+    project(pytester, canary(replicas=1, platform="ready_timeout = 0", extra=""))
     assert_refused(
         run_stage(pytester, "canary-1", "--collect-only"),
         "*gates.canary.platform.ready_timeout = 0*more than 0 seconds*",
@@ -360,7 +345,7 @@ def test_zero_ready_timeout_is_refused(pytester: pytest.Pytester) -> None:
 def test_sampler_without_evidence_is_refused(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        CANARY.format(
+        canary(
             replicas=1, platform="", extra="[gates.canary.sampler]\nrate = 0\ndirect_rate = 0\n"
         ),
     )

@@ -28,9 +28,16 @@ from tests.canary.canary_support import (
     new_port,
     platform_config,
 )
-from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.support.spine import ledger_runs, project, run_stage, stage_cases
+from tests.support.pipelines import TWO_STAGES
+from tests.support.spine import (
+    assert_refused_while_abandoned,
+    ledger_runs,
+    project,
+    run_stage,
+    run_teardown,
+    stage_cases,
+)
 
 __all__ = ["canary_root"]
 
@@ -296,14 +303,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     assert "pytest --stage=rollback --release-id=r1" in status
 
     # Every other stage, of any release, refuses until it is reconciled.
-    for refused in (
-        run_stage(pytester, "canary-1", "--image=v3", release="r2"),
-        run_stage(pytester, "canary-2", "--image=v2"),
-        run_stage(pytester, "rollback", release="r2"),
-    ):
-        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
-        assert "a rollout stage was abandoned" in refused.stderr.str()
-        assert f"pid {pid}" in refused.stderr.str()
+    assert_refused_while_abandoned(pytester, pid, new_image="v3", release_image="v2")
 
     reconcile = run_stage(pytester, "rollback")
     assert reconcile.ret == 0, reconcile.stdout.str()
@@ -412,13 +412,7 @@ def test_a_teardown_of_every_platform_settles_an_abandoned_rollout(
     refused = run_stage(pytester, "canary-1", "--image=v3", "--collect-only", release="r2")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
 
-    teardown = subprocess.run(
-        [sys.executable, "-m", "pytest_release.canary.teardown", str(canary_root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    teardown = run_teardown(canary_root, timeout=120)
     assert teardown.returncode == 0, teardown.stderr
     assert "recorded the abandoned rollout of stage canary-1 of release r1" in teardown.stdout
     (entry,) = ledger_runs(canary_root)

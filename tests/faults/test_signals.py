@@ -19,15 +19,8 @@ import time
 
 import pytest
 
+from tests.support.pipelines import TWO_STAGES as PIPELINE
 from tests.support.spine import ledger_runs, project, stage_process, wait_for_file
-
-PIPELINE = """
-[gates.unit]
-paths = ["tests/*"]
-[stages.one]
-gates = ["unit"]
-requires = []
-"""
 
 # Holds the controller in a hook until the test says "go"; workers never wait.
 WAIT_IN_HOOK = """

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.junit import read_cases
+from tests.support.pipelines import TWO_STAGES as PIPELINE
 from tests.support.spine import (
     ledger_runs,
     project,
@@ -34,17 +35,6 @@ from tests.support.spine import (
     stage_process,
     wait_for_file,
 )
-
-PIPELINE = """
-[gates.unit]
-paths = ["tests/*"]
-[stages.one]
-gates = ["unit"]
-requires = []
-[stages.two]
-gates = ["unit"]
-requires = ["one"]
-"""
 
 TESTS = {
     "tests/test_a.py": """

@@ -10,13 +10,13 @@ import pytest
 
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
+    cluster_project,
     image_and_replicas,
     ledger_runs,
     pods,
-    stage_toml,
     weights_of,
 )
-from tests.support.spine import project, run_stage
+from tests.support.spine import run_stage
 from tests.support.stages import bluegreen_stages
 
 BLUEGREEN = bluegreen_stages(2, "2s", "1s", finish=True)
@@ -25,8 +25,7 @@ BLUEGREEN = bluegreen_stages(2, "2s", "1s", finish=True)
 def test_deploy_idle_switch_switch_back_and_finish_on_traefik_weights(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig) + BLUEGREEN)
-    api = kube_cluster.api()
+    api = cluster_project(pytester, kube_cluster, namespace, BLUEGREEN)
 
     deploy = run_stage(pytester, "bluegreen-deploy", "--image=shop:2.0")
     assert deploy.ret == 0, deploy.stdout.str()

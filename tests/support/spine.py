@@ -109,6 +109,37 @@ def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, s
     }
 
 
+def run_teardown(
+    root: Path, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_release.canary.teardown ROOT ARGS`` (what CI runs after the
+    stages), its output read as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_release.canary.teardown", str(root), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_refused_while_abandoned(
+    pytester: pytest.Pytester, pid: int, new_image: str, release_image: str
+) -> None:
+    """While release r1's rollout stage (process ``pid``, dead) lies abandoned, every other
+    rollout stage, of r1 (on ``release_image``) or of r2 (on ``new_image``), is a usage
+    error naming it, until a rollback reconciles it."""
+    for refused in (
+        run_stage(pytester, "canary-1", f"--image={new_image}", release="r2"),
+        run_stage(pytester, "canary-2", f"--image={release_image}"),
+        run_stage(pytester, "rollback", release="r2"),
+    ):
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
+        assert "a rollout stage was abandoned" in refused.stderr.str()
+        assert f"pid {pid}" in refused.stderr.str()
+
+
 def ledger_runs(root: Path) -> list[dict[str, Any]]:
     data = json.loads((root / ".pytest-release" / "ledger.json").read_text())
     runs: list[dict[str, Any]] = data["runs"]
