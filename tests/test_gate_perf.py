@@ -146,6 +146,21 @@ def _perf_project(pytester: pytest.Pytester, gate: str, locustfile: str | None) 
     return root
 
 
+def _faulty_project(pytester: pytest.Pytester, faulty: str, endpoints: str) -> Path:
+    """The perf gate over the faulty service (``FAULTY_LOCUSTFILE``, 4 users for 5 s, at
+    least 3 requests and p95 < 3 s an endpoint) with the ``[gates.perf.endpoints]`` table
+    ``endpoints``."""
+    gate = f"""
+        host = "{faulty}"
+        locustfile = "perf/locustfile.py"
+        users = 4
+        duration = "5s"
+        min_requests = 3
+        p95_below_ms = 3000   # generous: the machine may be loaded
+        [gates.perf.endpoints]{endpoints}"""
+    return _perf_project(pytester, gate, FAULTY_LOCUSTFILE)
+
+
 def _outcomes(result: pytest.RunResult, **expected: int) -> None:
     """``assert_outcomes``, showing the run's output when it does not match."""
     try:
@@ -199,20 +214,13 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
 def test_slow_endpoint_fails_with_its_measured_p95(
     pytester: pytest.Pytester, faulty: str, xdist: list[str]
 ) -> None:
-    root = _perf_project(
+    root = _faulty_project(
         pytester,
-        f"""
-        host = "{faulty}"
-        locustfile = "perf/locustfile.py"
-        users = 4
-        duration = "5s"
-        min_requests = 3
-        p95_below_ms = 3000   # generous: the machine may be loaded; /slow has its own
-        [gates.perf.endpoints]
-        "GET /slow" = {{ p95_below_ms = 200 }}
-        "GET /broken" = {{ error_rate_below = 1.0 }}
+        faulty,
+        """
+        "GET /slow" = { p95_below_ms = 200 }
+        "GET /broken" = { error_rate_below = 1.0 }
         """,
-        FAULTY_LOCUSTFILE,
     )
     result = run_stage(pytester, "load", "-v", *xdist)
     cases = _cases(root)
@@ -232,20 +240,13 @@ def test_slow_endpoint_fails_with_its_measured_p95(
 def test_endpoint_with_errors_and_too_few_requests_fail(
     pytester: pytest.Pytester, faulty: str
 ) -> None:
-    root = _perf_project(
+    root = _faulty_project(
         pytester,
-        f"""
-        host = "{faulty}"
-        locustfile = "perf/locustfile.py"
-        users = 4
-        duration = "5s"
-        min_requests = 3
-        p95_below_ms = 3000
-        [gates.perf.endpoints]
-        "GET /fast" = {{ min_requests = 1000000 }}
-        "GET /never" = {{}}
+        faulty,
+        """
+        "GET /fast" = { min_requests = 1000000 }
+        "GET /never" = {}
         """,
-        FAULTY_LOCUSTFILE,
     )
     result = run_stage(pytester, "load", "-rA")
     cases = _cases(root)

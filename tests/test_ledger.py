@@ -12,19 +12,13 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from pytest_release.ledger.stage_run import GateResult
+from tests.support.pipelines import stages_of_gates
 from tests.support.spine import ledger_runs, project, run_stage, stage_process, wait_for_file
 
-PIPELINE = """
-[gates.first]
-paths = ["tests/first/*"]
-[gates.second]
-paths = ["tests/second/*"]
-[stages.one]
-gates = ["first"]
-[stages.two]
-gates = ["second"]
-requires = ["one"]
-"""
+PIPELINE = stages_of_gates(
+    {"first": "tests/first/*", "second": "tests/second/*"},
+    {"one": ["first"], "two": ["second"]},
+)
 
 
 def _pipeline(pytester: pytest.Pytester, first_passes: bool = True) -> None:

@@ -17,20 +17,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.junit import read_cases
+from tests.support.pipelines import stages_of_gates
 from tests.support.spine import ledger_runs, project, run_stage
 
-PIPELINE = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[gates.smoke]
-paths = ["tests/smoke/*"]
-[stages.one]
-gates = ["unit", "smoke"]
-requires = []
-[stages.two]
-gates = ["smoke"]
-requires = ["one"]
-"""
+PIPELINE = stages_of_gates(
+    {"unit": "tests/unit/*", "smoke": "tests/smoke/*"},
+    {"one": ["unit", "smoke"], "two": ["smoke"]},
+)
 
 # The unit gate holds a failing test: any run that drops it and passes would lie.
 TESTS = {

@@ -3,6 +3,8 @@ written once."""
 
 from __future__ import annotations
 
+import json
+
 
 def two_stages(unit_paths: str = "tests/*") -> str:
     """A ``unit`` gate of the tests under ``unit_paths``, run by stage ``one`` and again by
@@ -47,3 +49,16 @@ command = ["python3", "-c", "pass", "{{port}}"]
 stable_image = "v1"
 {platform}
 """
+
+
+def stages_of_gates(gates: dict[str, str], stages: dict[str, list[str]]) -> str:
+    """A gate of the tests under each path of ``gates`` (name -> paths pattern), then the
+    ``stages`` (name -> its gates) in order, each requiring the one before it."""
+    tables = [f'[gates.{name}]\npaths = ["{paths}"]\n' for name, paths in gates.items()]
+    previous: list[str] = []
+    for name, run in stages.items():
+        tables.append(
+            f"[stages.{name}]\ngates = {json.dumps(run)}\nrequires = {json.dumps(previous)}\n"
+        )
+        previous = [name]
+    return "\n" + "".join(tables)
