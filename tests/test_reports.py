@@ -9,6 +9,7 @@ import pytest
 from pytest_release.report.github import escape_data, escape_property
 from pytest_release.report.redact import Redactor
 from tests.support.junit import cases_by_name, report_xml
+from tests.support.pipelines import UNIT_TEST
 from tests.support.spine import github_outputs, ledger_runs, project, run_stage
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
@@ -138,7 +139,7 @@ def test_terminal_summary_has_one_line_per_gate(pytester: pytest.Pytester) -> No
         pytester,
         "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n"
         "[gates.integration]\nallow_empty = true\n[gates.e2e]\nallow_empty = true\n",
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     result = run_stage(pytester, "ci")
     result.stdout.fnmatch_lines(
@@ -183,7 +184,7 @@ def test_github_context_and_approval_are_recorded_in_the_ledger(
     project(
         pytester,
         "[stages.ci]\ngates = ['unit']\n",
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     assert run_stage(pytester, "ci", "--approved-via=release-approval").ret == 0
     (run,) = ledger_runs(pytester.path)

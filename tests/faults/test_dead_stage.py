@@ -22,7 +22,6 @@ import pytest
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_project,
-    canary_root,
     canary_toml,
     load_through,
     new_port,
@@ -38,8 +37,6 @@ from tests.support.spine import (
     run_teardown,
     stage_cases,
 )
-
-__all__ = ["canary_root"]
 
 # These tests are about what a stage leaves behind, not about judging: thresholds only
 # (a loaded machine can make one canary replica credibly slower than three stable ones).
