@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.spine import XDIST_MODES
+
 # Loaded once, before any in-process pytester run: a run imports httpx (which imports
 # http.cookiejar) and pytester then drops every module the run loaded, so a later
 # `import http.cookiejar` would make a second module whose CookieJar class is not the one
@@ -81,3 +83,13 @@ def base_image(docker_client: Any) -> str:
             "bash scripts/build-base-image.sh"
         )
     return BASE_IMAGE
+
+
+@pytest.fixture(params=XDIST_MODES)
+def xdist(request: pytest.FixtureRequest) -> list[str]:
+    """The extra arguments of a stage run: a test that takes ``xdist`` runs twice, once
+    serially (``[]``) and once under ``-n 2``, since what a stage records must not depend
+    on where its items ran.  (``@pytest.mark.parametrize("xdist", XDIST_MODES)`` on a test
+    does the same.)"""
+    extra: list[str] = request.param
+    return extra

@@ -12,7 +12,8 @@ from pytest_release.config.tables import GateConfig
 from pytest_release.config.types import parse_duration
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
-from tests.support.spine import project, run_stage
+from tests.support.pipelines import UNIT_TEST
+from tests.support.spine import assert_usage_error, project, run_ci_with_github_sha, run_stage
 
 KINDS: dict[str, type[GateConfig]] = builtin_gate_kinds()
 
@@ -159,21 +160,18 @@ def test_durations_outside_the_range_name_the_range(value: object, problem: str)
 def test_unknown_stage_lists_configured_stages(pytester: pytest.Pytester) -> None:
     project(pytester, "[stages.perf]\ngates = ['unit']\n")
     result = run_stage(pytester, "canary-9")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(
-        [
-            "ERROR: unknown stage 'canary-9'; stages in */pyproject.toml: uat, build, "
-            "canary-1, canary-2, canary-3, smoke, rollback, perf"
-        ]
+    assert_usage_error(
+        result,
+        "ERROR: unknown stage 'canary-9'; stages in */pyproject.toml: uat, build, "
+        "canary-1, canary-2, canary-3, smoke, rollback, perf",
     )
 
 
 def test_invalid_config_is_a_usage_error_at_startup(pytester: pytest.Pytester) -> None:
     project(pytester, "[stages.uat]\ngatez = ['unit']\n")
     result = run_stage(pytester, "uat")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(
-        ["ERROR: invalid release configuration in */pyproject.toml:", "*stages.uat.gatez*"]
+    assert_usage_error(
+        result, "ERROR: invalid release configuration in */pyproject.toml:", "*stages.uat.gatez*"
     )
 
 
@@ -185,15 +183,14 @@ def test_release_config_file_option(pytester: pytest.Pytester) -> None:
     result = run_stage(pytester, "custom", "--release-config=release.toml")
     result.assert_outcomes(passed=1)
     missing = run_stage(pytester, "custom", "--release-config=nope.toml")
-    assert missing.ret == 4
-    missing.stderr.fnmatch_lines(["*nope.toml does not exist; pass an existing TOML file*"])
+    assert_usage_error(missing, "*nope.toml does not exist; pass an existing TOML file*")
 
 
 def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -> None:
     project(
         pytester,
         'reports_dir = "from-config"\n' + CI_STAGE,
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     run_stage(pytester, "ci").assert_outcomes(passed=1)
     assert (pytester.path / "from-config" / "ci.xml").is_file()
@@ -215,16 +212,13 @@ def test_cli_beats_ini_beats_config_for_reports_dir(pytester: pytest.Pytester) -
 def test_release_id_from_github_sha_then_git_then_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
-    monkeypatch.setenv("GITHUB_SHA", "abc123")
-    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
+    result = run_ci_with_github_sha(pytester, monkeypatch, "abc123")
     result.stdout.fnmatch_lines(["release id: abc123"])
 
     monkeypatch.delenv("GITHUB_SHA")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
     result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*cannot determine the release id*pass --release-id=ID*"])
+    assert_usage_error(result, "*cannot determine the release id*pass --release-id=ID*")
 
     pytester.run("git", "init", "-q")
     pytester.run(
@@ -245,7 +239,7 @@ def test_release_id_from_github_sha_then_git_then_error(
 
 
 def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None:
-    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(pytester, CI_STAGE, **UNIT_TEST)
     result = run_stage(pytester, "ci", "--image=ghcr.io/acme/shop:release-42")
     result.stdout.fnmatch_lines(
         [
@@ -257,7 +251,7 @@ def test_header_names_stage_release_and_image(pytester: pytest.Pytester) -> None
 
 
 def test_ini_default_for_image(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    project(pytester, CI_STAGE, **{"tests/unit/test_a.py": "def test_a(): pass\n"})
+    project(pytester, CI_STAGE, **UNIT_TEST)
     pyproject = pytester.path / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
@@ -304,5 +298,4 @@ def test_release_config_files_layer(pytester: pytest.Pytester) -> None:
         "-p",
         "no:cacheprovider",
     )
-    assert bad.ret == 4
-    bad.stderr.fnmatch_lines(["*typo.toml does not exist*"])
+    assert_usage_error(bad, "*typo.toml does not exist*")

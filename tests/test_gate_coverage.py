@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.junit import cases_by_name
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 APP = """
 def covered(x):
@@ -40,7 +40,6 @@ def _config(fail_under: int) -> str:
     """
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_below_threshold_fails_the_gate_with_the_percentage(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -59,7 +58,6 @@ def test_below_threshold_fails_the_gate_with_the_percentage(
     assert props["coverage_fail_under"] == "90"
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_at_or_above_threshold_passes(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(pytester, _config(75), **TESTS)
     pytester.syspathinsert()

@@ -29,6 +29,7 @@ from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.docker.config import DockerGateConfig
 from pytest_release.gates.docker.secrets import scan
 from tests.support.junit import Case, read_cases
+from tests.support.pipelines import UNIT_TEST
 from tests.support.spine import project, run_stage
 
 DATA = Path(__file__).parent / "data" / "docker"
@@ -50,6 +51,19 @@ def release_id() -> str:
 
 def copy_service(pytester: pytest.Pytester) -> None:
     shutil.copytree(DATA, pytester.path / "service")
+
+
+def service_gate(name: str, port: int, stay_up: str, env: str = "") -> str:
+    """The table of a docker gate ``name`` that builds the copied service (``service/``)
+    and runs it on ``port`` (healthy at /health) for ``stay_up``; ``env`` adds variables
+    to its PORT. For a TOML string indented by 8 spaces."""
+    return f"""[gates.{name}]
+        kind = "docker"
+        context = "service"
+        port = {port}
+        health_path = "/health"
+        stay_up = "{stay_up}"
+        env = {{ PORT = "{port}"{env} }}"""
 
 
 def labelled(docker_client: Any, label: str) -> tuple[list[str], list[str]]:
@@ -126,7 +140,7 @@ def test_default_gate_without_dockerfile_generates_nothing(pytester: pytest.Pyte
     project(
         pytester,
         '[stages.check]\ngates = ["unit", "docker"]\n',
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     result = run_stage(pytester, "check")
     result.assert_outcomes(passed=1)
@@ -255,13 +269,7 @@ def test_healthy_and_failing_images_in_one_session(
     project(
         pytester,
         f"""
-        [gates.docker]
-        kind = "docker"
-        context = "service"
-        port = {ports["docker"]}
-        health_path = "/health"
-        stay_up = "1s"
-        env = {{ PORT = "{ports["docker"]}", APP_ENV = "ci" }}
+        {service_gate("docker", ports["docker"], "1s", ', APP_ENV = "ci"')}
         required_env = ["APP_ENV", "PORT"]
         env_endpoint = "/env"
         max_image_size_mb = 400
@@ -371,13 +379,7 @@ def test_healthy_image_built_and_started_once_under_xdist(
     project(
         pytester,
         f"""
-        [gates.docker]
-        kind = "docker"
-        context = "service"
-        port = {port}
-        health_path = "/health"
-        stay_up = "1s"
-        env = {{ PORT = "{port}" }}
+        {service_gate("docker", port, "1s")}
         paths = ["tests/docker/*"]
 
         [stages.ship]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.spine import project, run_stage
-from tests.test_gate_docker import DATA, free_port
+from tests.test_gate_docker import DATA, free_port, service_gate
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "start-registry.sh"
 
@@ -51,13 +51,7 @@ def _push_project(pytester: pytest.Pytester, registry_port_hint: str) -> None:
     project(
         pytester,
         f"""
-        [gates.image]
-        kind = "docker"
-        context = "service"
-        port = {port}
-        health_path = "/health"
-        stay_up = "0s"
-        env = {{ PORT = "{port}" }}
+        {service_gate("image", port, "0s")}
         push = true
         push_tags = ["{{repository}}:{{release_short}}", "{{repository}}:latest"]
         [stages.build]

@@ -34,7 +34,7 @@ from pytest_release.gates.docker.scan_osv import (
     load_advisories,
 )
 from tests.support.junit import Case, cases_by_name, stage_report
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 DATA = Path(__file__).parent / "data"
 OSV = DATA / "osv"
@@ -312,7 +312,6 @@ def test_clean_image_passes_the_whole_gate_with_the_scan(
     assert not cases["vulnerabilities"].values("vulnerability")
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_vulnerable_image_fails_with_the_advisories(
     pytester: pytest.Pytester, images: dict[str, str], docker_client: Any, xdist: list[str]
 ) -> None:

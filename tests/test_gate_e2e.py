@@ -18,7 +18,7 @@ from pytest_release.gates import builtin_gate_kinds
 from pytest_release.gates.e2e.config import E2EGateConfig
 from tests.support.http_server import QuietHandler, address, start_server, stop_server
 from tests.support.junit import cases_by_name
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = (
@@ -97,7 +97,6 @@ def e2e_project(pytester: pytest.Pytester, base_url: str, *, executable: str = C
     )
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_e2e_tests_use_base_url_and_keep_failure_artifacts_per_stage(
     pytester: pytest.Pytester, page_server: PageServer, xdist: list[str]
 ) -> None:

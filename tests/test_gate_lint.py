@@ -33,7 +33,7 @@ from pytest_release.gates.lint.tools import (
     parse_ruff_format,
 )
 from tests.support.junit import Case, read_cases, stage_report
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 
 LINT_ONLY = """
 [stages.check]
@@ -107,7 +107,6 @@ def cases(root: Path, stage: str = "check") -> dict[str, Case]:
 # -- findings --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_ruff_violation_fails_its_file_item_with_location(
     pytester: pytest.Pytester, xdist: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,7 +394,6 @@ def test_tool_over_its_timeout_is_killed_and_fails(pytester: pytest.Pytester) ->
 # -- once per session, cache -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_each_tool_runs_once_per_session(pytester: pytest.Pytester, xdist: list[str]) -> None:
     root = lint_project(
         pytester,
@@ -419,7 +417,6 @@ def test_each_tool_runs_once_per_session(pytester: pytest.Pytester, xdist: list[
     assert sorted(line.split(" ", 2)[1] for line in runs) == ["check", "format"], runs
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_gate_duration_counts_the_tools_run_time(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:

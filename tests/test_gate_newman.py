@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.http_server import QuietHandler, address, serving
 from tests.support.junit import Case, cases_by_name, stage_report
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "newman"
@@ -173,7 +173,6 @@ def line_of(path: Path, needle: str) -> int:
     raise AssertionError(f"{needle!r} not in {path}")
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_passing_collection_runs_newman_once_and_names_items_by_folder(
     pytester: pytest.Pytester, api: Api, newman_bin: str, xdist: list[str]
 ) -> None:
@@ -567,7 +566,6 @@ def test_secrets_in_assertion_messages_are_redacted(
     assert secret not in (root / "reports" / "api.xml").read_text()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_failed_newman_gate_closes_the_next_gate(
     pytester: pytest.Pytester, api: Api, newman_bin: str, xdist: list[str]
 ) -> None:

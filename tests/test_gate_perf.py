@@ -22,7 +22,7 @@ import pytest
 from pytest_release.gates.perf.locustfile import endpoints_in
 from tests.support.http_server import QuietHandler, address, serving
 from tests.support.junit import Case, cases_by_name, stage_report
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.spine import project, run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUST = Path(sys.executable).parent / "locust"
@@ -146,6 +146,21 @@ def _perf_project(pytester: pytest.Pytester, gate: str, locustfile: str | None) 
     return root
 
 
+def _faulty_project(pytester: pytest.Pytester, faulty: str, endpoints: str) -> Path:
+    """The perf gate over the faulty service (``FAULTY_LOCUSTFILE``, 4 users for 5 s, at
+    least 3 requests and p95 < 3 s an endpoint) with the ``[gates.perf.endpoints]`` table
+    ``endpoints``."""
+    gate = f"""
+        host = "{faulty}"
+        locustfile = "perf/locustfile.py"
+        users = 4
+        duration = "5s"
+        min_requests = 3
+        p95_below_ms = 3000   # generous: the machine may be loaded
+        [gates.perf.endpoints]{endpoints}"""
+    return _perf_project(pytester, gate, FAULTY_LOCUSTFILE)
+
+
 def _outcomes(result: pytest.RunResult, **expected: int) -> None:
     """``assert_outcomes``, showing the run's output when it does not match."""
     try:
@@ -158,7 +173,6 @@ def _cases(root: Path) -> dict[str, Case]:
     return cases_by_name(stage_report(root, "load"))
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     pytester: pytest.Pytester, shop: str, xdist: list[str]
 ) -> None:
@@ -197,24 +211,16 @@ def test_good_service_passes_with_one_locust_run_and_the_html_report_linked(
     assert int(status["perf_endpoints"]) == len(names)
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_slow_endpoint_fails_with_its_measured_p95(
     pytester: pytest.Pytester, faulty: str, xdist: list[str]
 ) -> None:
-    root = _perf_project(
+    root = _faulty_project(
         pytester,
-        f"""
-        host = "{faulty}"
-        locustfile = "perf/locustfile.py"
-        users = 4
-        duration = "5s"
-        min_requests = 3
-        p95_below_ms = 3000   # generous: the machine may be loaded; /slow has its own
-        [gates.perf.endpoints]
-        "GET /slow" = {{ p95_below_ms = 200 }}
-        "GET /broken" = {{ error_rate_below = 1.0 }}
+        faulty,
+        """
+        "GET /slow" = { p95_below_ms = 200 }
+        "GET /broken" = { error_rate_below = 1.0 }
         """,
-        FAULTY_LOCUSTFILE,
     )
     result = run_stage(pytester, "load", "-v", *xdist)
     cases = _cases(root)
@@ -234,20 +240,13 @@ def test_slow_endpoint_fails_with_its_measured_p95(
 def test_endpoint_with_errors_and_too_few_requests_fail(
     pytester: pytest.Pytester, faulty: str
 ) -> None:
-    root = _perf_project(
+    root = _faulty_project(
         pytester,
-        f"""
-        host = "{faulty}"
-        locustfile = "perf/locustfile.py"
-        users = 4
-        duration = "5s"
-        min_requests = 3
-        p95_below_ms = 3000
-        [gates.perf.endpoints]
-        "GET /fast" = {{ min_requests = 1000000 }}
-        "GET /never" = {{}}
+        faulty,
+        """
+        "GET /fast" = { min_requests = 1000000 }
+        "GET /never" = {}
         """,
-        FAULTY_LOCUSTFILE,
     )
     result = run_stage(pytester, "load", "-rA")
     cases = _cases(root)
@@ -265,7 +264,6 @@ def test_endpoint_with_errors_and_too_few_requests_fail(
     _outcomes(result, passed=3, failed=3)
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_missing_locustfile_fails_the_status_item(
     pytester: pytest.Pytester, shop: str, xdist: list[str]
 ) -> None:

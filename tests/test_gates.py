@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.junit import cases_by_name, read_case, read_cases, report_xml
-from tests.support.spine import RECORDER, XDIST_MODES, events, project, run_stage
+from tests.support.spine import RECORDER, assert_usage_error, events, project, run_stage
 
 THREE_GATES = """
 [gates.lint]
@@ -21,7 +21,6 @@ def _spans(log: list[list[object]]) -> dict[str, tuple[float, float]]:
     return {name: (float(starts[name]), float(ends[name])) for name in starts}  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_gates_run_in_configured_order(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -61,7 +60,6 @@ def test_gates_run_in_configured_order(pytester: pytest.Pytester, xdist: list[st
         assert last_end <= first_start, f"gate {after} started before {before} finished"
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_failed_gate_closes_dependent_gates(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -157,7 +155,6 @@ def test_independent_gates_run_in_parallel_under_xdist(pytester: pytest.Pytester
     assert spans["test_join"][0] >= max(spans["test_left"][1], spans["test_right"][1])
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_dag_failure_closes_only_dependents(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -184,7 +181,6 @@ gates = ["left", "right", "join", "solo"]
     result.stdout.fnmatch_lines(["gate join: closed (gate 'left' failed)*", "gate solo: passed*"])
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_items_outside_the_stage_are_deselected(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -227,7 +223,6 @@ def test_items_outside_the_stage_are_deselected(
     ]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -301,7 +296,6 @@ def test_serial_gate_runs_on_one_worker_in_order(pytester: pytest.Pytester) -> N
     assert len({e[3] for e in log}) == 1, "a serial gate was split across workers"
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_stage_selecting_nothing_fails_naming_empty_gates(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -331,8 +325,7 @@ def test_unknown_gate_in_marker_is_a_usage_error(pytester: pytest.Pytester) -> N
         },
     )
     result = run_stage(pytester, "check")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*@pytest.mark.gate('unti') names no configured gate; gates in*"])
+    assert_usage_error(result, "*@pytest.mark.gate('unti') names no configured gate; gates in*")
 
 
 LOADED = """
@@ -347,7 +340,6 @@ def pytest_sessionfinish(session):
 """
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_stage_loads_only_the_gate_kinds_it_runs(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -397,8 +389,7 @@ def test_a_stage_still_checks_the_gates_it_does_not_run(pytester: pytest.Pyteste
         **{"tests/test_u.py": "def test_u(): pass\n"},
     )
     result = run_stage(pytester, "check")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*gates.e2e.headless*sometimes*"])
+    assert_usage_error(result, "*gates.e2e.headless*sometimes*")
 
 
 def test_a_stage_registers_the_plugins_of_its_gate_kinds(pytester: pytest.Pytester) -> None:

@@ -12,19 +12,20 @@ import pytest
 from pytest_release.errors import LedgerError
 from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from pytest_release.ledger.stage_run import GateResult
-from tests.support.spine import ledger_runs, project, run_stage, stage_process, wait_for_file
+from tests.support.pipelines import stages_of_gates
+from tests.support.spine import (
+    assert_usage_error,
+    ledger_runs,
+    project,
+    run_stage,
+    stage_process,
+    wait_for_file,
+)
 
-PIPELINE = """
-[gates.first]
-paths = ["tests/first/*"]
-[gates.second]
-paths = ["tests/second/*"]
-[stages.one]
-gates = ["first"]
-[stages.two]
-gates = ["second"]
-requires = ["one"]
-"""
+PIPELINE = stages_of_gates(
+    {"first": "tests/first/*", "second": "tests/second/*"},
+    {"one": ["first"], "two": ["second"]},
+)
 
 
 def _pipeline(pytester: pytest.Pytester, first_passes: bool = True) -> None:
@@ -67,25 +68,21 @@ def test_stage_run_is_recorded(pytester: pytest.Pytester, xdist: list[str]) -> N
 def test_requires_is_enforced_per_release(pytester: pytest.Pytester) -> None:
     _pipeline(pytester, first_passes=False)
     result = run_stage(pytester, "two")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(
-        [
-            "ERROR: stage 'two' requires 'one' (has not run) to have passed for release r1 "
-            "(ledger */.pytest-release/ledger.json)*--override-requires=REASON*"
-        ]
+    assert_usage_error(
+        result,
+        "ERROR: stage 'two' requires 'one' (has not run) to have passed for release r1 "
+        "(ledger */.pytest-release/ledger.json)*--override-requires=REASON*",
     )
     assert run_stage(pytester, "one").ret == 1
     result = run_stage(pytester, "two")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*requires 'one' (last run failed)*release r1*"])
+    assert_usage_error(result, "*requires 'one' (last run failed)*release r1*")
 
     (pytester.path / "tests/first/test_f.py").write_text("def test_f(): pass\n")
     assert run_stage(pytester, "one").ret == 0
     assert run_stage(pytester, "two").ret == 0
     # Another release has its own history.
     result = run_stage(pytester, "two", release="r2")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*release r2*"])
+    assert_usage_error(result, "*release r2*")
 
 
 def test_override_is_recorded(pytester: pytest.Pytester) -> None:
@@ -105,14 +102,12 @@ def test_corrupt_or_foreign_ledger_is_an_error_and_left_untouched(
     ledger.parent.mkdir()
     ledger.write_text('{"runs": [')
     result = run_stage(pytester, "one")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*ledger.json is corrupt (not valid JSON*left untouched*"])
+    assert_usage_error(result, "*ledger.json is corrupt (not valid JSON*left untouched*")
     assert ledger.read_text() == '{"runs": ['
 
     ledger.write_text('{"something": "else"}')
     result = run_stage(pytester, "one")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*is not a pytest-release ledger*"])
+    assert_usage_error(result, "*is not a pytest-release ledger*")
     assert ledger.read_text() == '{"something": "else"}'
 
 
@@ -193,8 +188,7 @@ def test_sigterm_during_a_stage_records_interrupted(pytester: pytest.Pytester) -
     assert run["outcome"] == "interrupted"
     assert run["finished"]
     result = run_stage(pytester, "two")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*requires 'one' (last run interrupted)*"])
+    assert_usage_error(result, "*requires 'one' (last run interrupted)*")
 
 
 def test_partial_run_with_gate_option_satisfies_no_requires(pytester: pytest.Pytester) -> None:
@@ -214,11 +208,9 @@ def test_partial_run_with_gate_option_satisfies_no_requires(pytester: pytest.Pyt
     assert run["only_gates"] == ["first"]
     assert run["outcome"] == "passed"
     refused = run_stage(pytester, "two")
-    assert refused.ret == 4
-    refused.stderr.fnmatch_lines(["*requires 'one' (only partial runs (1)*run the whole stage)*"])
+    assert_usage_error(refused, "*requires 'one' (only partial runs (1)*run the whole stage)*")
     bad = run_stage(pytester, "one", "--gate=nope")
-    assert bad.ret == 4
-    bad.stderr.fnmatch_lines(["*--gate nope: not a gate of stage 'one'; its gates: first, extra*"])
+    assert_usage_error(bad, "*--gate nope: not a gate of stage 'one'; its gates: first, extra*")
 
 
 def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
@@ -246,12 +238,10 @@ def test_two_rollouts_never_overlap(pytester: pytest.Pytester) -> None:
     with stage_process(pytester.path, "roll") as first:
         wait_for_file(first, pytester.path / "holding", timeout=30)
         second = run_stage(pytester, "roll", release="r2")
-        assert second.ret == 4
-        second.stderr.fnmatch_lines(
-            [
-                f"ERROR: cannot start stage 'roll': another rollout holds the lock (stage roll of "
-                f"release r1, pid {first.pid} on *); wait for it to finish.*"
-            ]
+        assert_usage_error(
+            second,
+            f"ERROR: cannot start stage 'roll': another rollout holds the lock (stage roll of "
+            f"release r1, pid {first.pid} on *); wait for it to finish.*",
         )
         (pytester.path / "release").touch()
         output, _ = first.communicate(timeout=60)

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from tests.support.junit import cases_by_name
+from tests.support.spine import run_teardown
+from tests.workflow_support import pipeline_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,18 +163,6 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
 PIPELINE_SCRIPT = ROOT / "scripts" / "pipeline.py"
 
 
-def _pipeline_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("release_pipeline_script", PIPELINE_SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     ("args", "problem", "named"),
     [
@@ -222,7 +212,7 @@ def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
         },
     )
     assert run_stage(pytester, "check", release="r1").ret == 1
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     venv_python = pytester.path / ".venv" / "bin" / "python"
     monkeypatch.setattr(sys, "executable", str(venv_python))
     runs = [pipeline.StageRun("check", 1, 2.0, pytester.path / "check.log")]
@@ -335,7 +325,7 @@ def test_teardown_stops_what_the_pipeline_started_and_only_that(
 
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is not installed: apt-get install -y docker-registry")
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     root = tmp_path / "repo"
     (root / ".pytest-release").mkdir(parents=True)
     theirs_port, ours_port = free_port(), free_port()
@@ -387,13 +377,7 @@ def test_teardown_stops_what_the_pipeline_started_and_only_that(
             f".venv/bin/python -m pytest_release.canary.teardown {pipeline.ROOT}"
         )
 
-        teardown = subprocess.run(
-            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        teardown = run_teardown(root)
         assert teardown.returncode == 0, teardown.stdout + teardown.stderr
         lines = teardown.stdout.splitlines()
         assert (
@@ -410,13 +394,7 @@ def test_teardown_stops_what_the_pipeline_started_and_only_that(
         assert ProcessRef.of(theirs_pid).alive()
         assert "reusing the registry" in _start_registry(theirs_port, tmp_path / "theirs").stderr
         assert docker_client.ping()
-        again = subprocess.run(
-            [sys.executable, "-m", "pytest_release.canary.teardown", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        again = run_teardown(root)
         assert again.stdout.startswith("nothing runs under"), again.stdout
     finally:
         for pid in (theirs_pid, ours_pid):
@@ -434,7 +412,7 @@ def test_pipeline_release_numbers_count_up_by_one_whatever_stages_ran(tmp_path: 
     the ids skipped from -2 to -4, and a run without uat left its number to be reused)."""
     from pytest_release.ledger.ledger import Ledger, LedgerEntry
 
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     ledger_path = tmp_path / "ledger.json"
     assert pipeline.pipeline_number(ledger_path) == 1
     ledger = Ledger(ledger_path)
@@ -477,7 +455,7 @@ def test_pipeline_summary_says_what_production_and_staging_serve(
 
     from tests.test_gate_docker import free_port
 
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     staging_port = free_port()
     shop = subprocess.Popen(
         [sys.executable, "-m", "shop"],
@@ -535,7 +513,7 @@ def test_pipeline_relays_the_hold_lines_of_the_running_stage(
     from pytest_release.canary.progress import HoldProgress
     from tests.canary.test_progress import CANARY, STABLE, failing_verdict, passing_verdict
 
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     log = tmp_path / "canary-1.log"
     log.write_text("$ pytest --stage=canary-1\nsuites/test_x.py ...\n")
     lines = pipeline.HoldLines(log)
@@ -578,7 +556,7 @@ def test_pipeline_kubernetes_profile_passes_traefiks_api_to_the_router() -> None
 
     from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     args = argparse.Namespace(
         sample_pods=True,
         router_url="http://10.0.0.2:8000",
@@ -604,7 +582,7 @@ def test_pipeline_kubernetes_summary_says_what_traefik_serves() -> None:
             body = json.dumps({"version": "release-7"}).encode()
             self.answer(200 if self.path == "/version" else 404, body, "application/json")
 
-    pipeline = _pipeline_module()
+    pipeline = pipeline_script()
     server = start_server(Shop)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:

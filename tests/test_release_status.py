@@ -12,19 +12,13 @@ import pytest
 
 from pytest_release.ledger.ledger import LedgerEntry
 from pytest_release.ledger.recent_releases import RECENT_RELEASES_SHOWN, recent_releases
+from tests.support.pipelines import stages_of_gates
 from tests.support.spine import project, run_stage
 
-TWO_STAGES = """
-[gates.first]
-paths = ["tests/first/*"]
-[gates.second]
-paths = ["tests/second/*"]
-[stages.one]
-gates = ["first", "second"]
-[stages.two]
-gates = ["second"]
-requires = ["one"]
-"""
+TWO_STAGES = stages_of_gates(
+    {"first": "tests/first/*", "second": "tests/second/*"},
+    {"one": ["first", "second"], "two": ["second"]},
+)
 
 
 def _project(pytester: pytest.Pytester) -> None:

@@ -9,7 +9,8 @@ import pytest
 from pytest_release.report.github import escape_data, escape_property
 from pytest_release.report.redact import Redactor
 from tests.support.junit import cases_by_name, report_xml
-from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
+from tests.support.pipelines import UNIT_TEST
+from tests.support.spine import github_outputs, ledger_runs, project, run_stage
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 TOKEN = "s3cr3t-deploy-token-value"
@@ -42,7 +43,6 @@ def _github_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> t
     return summary, outputs
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_junit_one_suite_per_gate_with_properties_and_locations(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -92,7 +92,6 @@ def test_junit_one_suite_per_gate_with_properties_and_locations(
     assert "XXXXSECRETXXXX" not in out
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_github_annotations_summary_and_outputs(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -140,7 +139,7 @@ def test_terminal_summary_has_one_line_per_gate(pytester: pytest.Pytester) -> No
         pytester,
         "[stages.ci]\ngates = ['unit', 'integration', 'e2e']\n"
         "[gates.integration]\nallow_empty = true\n[gates.e2e]\nallow_empty = true\n",
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     result = run_stage(pytester, "ci")
     result.stdout.fnmatch_lines(
@@ -185,7 +184,7 @@ def test_github_context_and_approval_are_recorded_in_the_ledger(
     project(
         pytester,
         "[stages.ci]\ngates = ['unit']\n",
-        **{"tests/unit/test_a.py": "def test_a(): pass\n"},
+        **UNIT_TEST,
     )
     assert run_stage(pytester, "ci", "--approved-via=release-approval").ret == 0
     (run,) = ledger_runs(pytester.path)
@@ -211,7 +210,6 @@ def test_the_redactor_says_whether_masking_would_change_a_text() -> None:
     assert not redact.finds("s3cr3t\n")
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_step_summary_names_the_failed_tests_and_the_reports_artifact(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:

@@ -11,11 +11,9 @@ intervals (``health@<time>``) differ in number; every other item must be the sam
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from tests.workflow_support import (
     ROOT,
     WORKFLOW,
     load_yaml,
+    pipeline_script,
     run_action_stage_script,
     stage_step,
 )
@@ -35,21 +34,9 @@ HEALTH = re.compile(r"::health@\w+$")
 JOBS = list(load_yaml(WORKFLOW)["jobs"])
 
 
-def _pipeline() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "release_pipeline_script", ROOT / "scripts" / "pipeline.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def _pipeline_command(stage: str, tmp_path: Path) -> list[str]:
     """The command scripts/pipeline.py runs for ``stage`` (same configs as its main)."""
-    pipeline = _pipeline()
+    pipeline = pipeline_script()
     seen: list[list[str]] = []
 
     def record_command(stage: str, command: list[str], *args: Any) -> int:

@@ -36,6 +36,34 @@ EMULATED_USES = {
 }
 
 
+def pipeline_script() -> Any:
+    """``scripts/pipeline.py`` (CI's driver of the stages) loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "release_pipeline_script", ROOT / "scripts" / "pipeline.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``script`` run the way a runner runs a ``run:`` step: ``bash --noprofile --norc -eo
+    pipefail``, its output read as text."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def required_tool(name: str, env: str, install: str) -> str:
     """The path of a tool the test needs; the test fails (not skips) saying how to get it."""
     import pytest
@@ -108,14 +136,7 @@ def run_action_script(
     for key, template in script["env"].items():
         step_env[key] = _inputs(template, given, action, cwd)
     step_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{step_env['PATH']}"
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script["run"]],
-        cwd=cwd,
-        env=step_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_bash(script["run"], cwd, step_env)
 
 
 @dataclass
@@ -264,14 +285,7 @@ class Runner:
                 {k: _inputs(v, given, self.action, workdir) for k, v in action_step["env"].items()}
             )
             files["GITHUB_OUTPUT"].write_text("")
-            done = subprocess.run(
-                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", action_step["run"]],
-                cwd=ROOT,
-                env=step_env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            done = run_bash(action_step["run"], ROOT, step_env)
             outputs = _read_env_file(files["GITHUB_OUTPUT"])
             run.steps.append(StepRun(title, done.returncode, done.stdout, done.stderr, outputs))
             if done.returncode != 0:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.test_bad_input import assert_no_ledger, assert_refused
-from tests.support.spine import project, run_stage
+from tests.faults.test_bad_input import assert_no_ledger
+from tests.support.spine import assert_usage_error, project, run_stage
 
 PLATFORM = """
 [gates.canary.platform]
@@ -60,7 +60,7 @@ def test_observing_platform_configuration_is_refused_with_the_fix(
     pytester: pytest.Pytester, toml: str, stage: str, expected: str
 ) -> None:
     project(pytester, "[stages.canary-1]\nrequires = []\n" + toml)
-    assert_refused(run_stage(pytester, stage, "--collect-only"), expected)
+    assert_usage_error(run_stage(pytester, stage, "--collect-only"), expected)
     assert_no_ledger(pytester)
 
 

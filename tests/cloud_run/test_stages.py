@@ -61,6 +61,15 @@ def _served(emulator: CloudRunEmulator) -> dict[str, tuple[int, str]]:
     }
 
 
+def _served_after(
+    pytester: pytest.Pytester, emulator: CloudRunEmulator, stage: str
+) -> dict[str, tuple[int, str]]:
+    """Run ``stage`` for the release image v2 (it must pass); then what the emulator serves."""
+    result = run_stage(pytester, stage, "--image=v2")
+    assert result.ret == 0, result.stdout.str()
+    return _served(emulator)
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -71,18 +80,13 @@ def test_good_canary_is_promoted_then_the_release_is_rolled_back_to_the_previous
     project(pytester, _toml(emulator.endpoint))
     service_url = emulator.state(NAME).service.uri
     with load_through(_port(service_url)) as load:
-        r1 = run_stage(pytester, "canary-1", "--image=v2")
-        assert r1.ret == 0, r1.stdout.str()
-        assert _served(emulator) == {"stable": (90, "v1"), "canary": (10, "v2")}
-        r2 = run_stage(pytester, "canary-2", "--image=v2")
-        assert r2.ret == 0, r2.stdout.str()
-        assert _served(emulator) == {"stable": (50, "v1"), "canary": (50, "v2")}
-        r3 = run_stage(pytester, "canary-3", "--image=v2")
-        assert r3.ret == 0, r3.stdout.str()
-        assert _served(emulator) == {"stable": (100, "v2"), "previous": (0, "v1")}
-        r4 = run_stage(pytester, "rollback", "--image=v2")
-        assert r4.ret == 0, r4.stdout.str()
-    assert _served(emulator) == {"stable": (100, "v1")}
+        served = _served_after(pytester, emulator, "canary-1")
+        assert served == {"stable": (90, "v1"), "canary": (10, "v2")}
+        served = _served_after(pytester, emulator, "canary-2")
+        assert served == {"stable": (50, "v1"), "canary": (50, "v2")}
+        served = _served_after(pytester, emulator, "canary-3")
+        assert served == {"stable": (100, "v2"), "previous": (0, "v1")}
+        assert _served_after(pytester, emulator, "rollback") == {"stable": (100, "v1")}
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
 
@@ -157,16 +161,12 @@ def test_blue_green_switch_and_switch_back_through_the_service_traffic(
     project(pytester, _toml(emulator.endpoint) + BLUEGREEN)
     service_url = emulator.state(NAME).service.uri
     with load_through(_port(service_url)) as load:
-        deploy = run_stage(pytester, "bluegreen-deploy", "--image=v2")
-        assert deploy.ret == 0, deploy.stdout.str()
-        assert _served(emulator) == {"stable": (100, "v1"), "canary": (0, "v2")}
+        served = _served_after(pytester, emulator, "bluegreen-deploy")
+        assert served == {"stable": (100, "v1"), "canary": (0, "v2")}
         assert set(load.versions) == {"v1"}  # no production request reached the idle colour
-        switch = run_stage(pytester, "bluegreen-switch", "--image=v2")
-        assert switch.ret == 0, switch.stdout.str()
-        assert _served(emulator) == {"stable": (0, "v1"), "canary": (100, "v2")}
-        back = run_stage(pytester, "rollback", "--image=v2")
-        assert back.ret == 0, back.stdout.str()
-    assert _served(emulator) == {"stable": (100, "v1")}
+        served = _served_after(pytester, emulator, "bluegreen-switch")
+        assert served == {"stable": (0, "v1"), "canary": (100, "v2")}
+        assert _served_after(pytester, emulator, "rollback") == {"stable": (100, "v1")}
     assert load.failures == []
     assert set(load.versions) == {"v1", "v2"}
     verified = stage_cases(pytester.path, "bluegreen-switch")["switch:verify"]

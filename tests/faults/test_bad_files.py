@@ -28,22 +28,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.pipelines import CI, UNIT_TEST
+from tests.support.spine import project, run_stage, run_teardown
 
-CI = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[stages.ci]
-gates = ["unit"]
-"""
-UNIT_TEST = {"tests/unit/test_u.py": "def test_u(): pass\n"}
 LEDGER = Path(".pytest-release") / "ledger.json"
 
 
@@ -217,7 +210,6 @@ def test_ledger_lock_held_longer_than_the_timeout(pytester: pytest.Pytester) -> 
     assert path.read_bytes() == content
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_ledger_corrupted_mid_run(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -286,14 +278,7 @@ def test_refused_runs_leave_no_temp_dir(
 
 
 def teardown_command(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_release.canary.teardown", str(root), *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_teardown(root, *args, cwd=root, timeout=120)
 
 
 def test_teardown_respects_a_live_rollout(tmp_path: Path) -> None:

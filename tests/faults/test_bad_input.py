@@ -50,41 +50,17 @@ import pytest
 
 from pytest_release.config.release import load_release_config
 from pytest_release.gates import builtin_gate_kinds
-from tests.support.spine import project, run_stage
+from tests.support.pipelines import CI, UNIT_TEST, local_process_canary
+from tests.support.spine import assert_usage_error, project, run_ci_with_github_sha, run_stage
 
-CI = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[stages.ci]
-gates = ["unit"]
-"""
-UNIT_TEST = {"tests/unit/test_u.py": "def test_u(): pass\n"}
 SMOKE_TEST = {"tests/smoke/test_s.py": "def test_s(): pass\n"}
+
 
 # A canary stage whose checks run at session start; --collect-only keeps the current
 # (unfixed) code from deploying anything when it accepts the configuration.
-CANARY = """
-[stages.canary-1]
-requires = []
-rollout = {{ action = "canary", replicas = {replicas}, weight = 10, hold = "2s", interval = "1s" }}
-[gates.canary]
-paths = []
-[gates.canary.platform]
-type = "local-process"
-command = ["python3", "-c", "pass", "{{port}}"]
-stable_image = "v1"
-{platform}
-{extra}
-"""
-
-
-def assert_refused(result: pytest.RunResult, *lines: str) -> None:
-    """Exit 4 with ``lines`` in the error, and no traceback."""
-    output = result.stdout.str() + result.stderr.str()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
-    assert "INTERNALERROR" not in output, output
-    assert "Traceback" not in output, output
-    result.stderr.fnmatch_lines(list(lines))
+def canary(replicas: int, platform: str, extra: str) -> str:
+    rollout = f'action = "canary", replicas = {replicas}, weight = 10, hold = "2s", interval = "1s"'
+    return local_process_canary(rollout, platform) + extra
 
 
 def assert_no_ledger(pytester: pytest.Pytester) -> None:
@@ -109,7 +85,7 @@ def test_non_finite_durations_are_refused(
         CI + f'[stages.canary-1.rollout]\naction = "canary"\n{rollout}\n',
         **UNIT_TEST,
     )
-    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
+    assert_usage_error(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
     assert_no_ledger(pytester)
 
 
@@ -126,7 +102,7 @@ def test_too_many_judged_intervals_are_refused_at_load(
         CI + f'[stages.canary-1.rollout]\nhold = "{hold}"\ninterval = "{interval}"\n',
         **UNIT_TEST,
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "ci"),
         "*stages.canary-1.rollout: hold = * with interval = * gives * judged intervals; "
         "at most 10000 are allowed*raise interval or shorten hold*",
@@ -183,7 +159,7 @@ def test_absurd_durations_are_refused_with_the_allowed_range(
     pytester: pytest.Pytester, toml: str, expected: list[str]
 ) -> None:
     project(pytester, CI + toml, **UNIT_TEST)
-    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", *expected)
+    assert_usage_error(run_stage(pytester, "ci"), "*invalid release configuration in *", *expected)
     assert_no_ledger(pytester)
 
 
@@ -208,7 +184,7 @@ def test_an_empty_release_config_file_is_refused(
         (pytester.path / name).write_text(content, encoding="utf-8")
     path = name if content is None else str(pytester.path / name)
     result = run_stage(pytester, "smoke", "--override-requires=testing", f"--release-config={path}")
-    assert_refused(
+    assert_usage_error(
         result,
         f"*release configuration file {path} is empty (no settings in it); pass the TOML file "
         "with your stages and gates to --release-config*",
@@ -224,7 +200,7 @@ def test_a_named_pyproject_without_the_table_is_refused(pytester: pytest.Pyteste
     result = run_stage(
         pytester, "smoke", "--override-requires=testing", "--release-config=other/pyproject.toml"
     )
-    assert_refused(
+    assert_usage_error(
         result,
         "*other/pyproject.toml has no [[]tool.pytest-release] table (or an empty one), but "
         "--release-config names it*",
@@ -273,7 +249,7 @@ def test_environment_variable_names_are_refused(
     pytester: pytest.Pytester, toml: str, expected: str
 ) -> None:
     project(pytester, toml, **UNIT_TEST)
-    assert_refused(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
+    assert_usage_error(run_stage(pytester, "ci"), "*invalid release configuration in *", expected)
     assert_no_ledger(pytester)
 
 
@@ -305,7 +281,7 @@ def test_canary_weights_must_increase_along_requires(pytester: pytest.Pytester) 
         + "[stages.canary-2.rollout]\nweight = 30\n",
         **UNIT_TEST,
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "ci"),
         "*stages.canary-2.rollout.weight = 30: must be above 50, the weight of canary stage "
         "'canary-1' before it (requires)*",
@@ -322,7 +298,7 @@ def test_canary_step_weight_must_be_between_0_and_100(
         CI + f"[stages.canary-2.rollout]\nweight = {weight}\n[stages.canary-3]\nrequires = []\n",
         **UNIT_TEST,
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "ci"),
         f"*stages.canary-2.rollout.weight = {weight}: a canary step sends between 1 and 99 "
         "percent of the traffic to the canary*",
@@ -333,13 +309,13 @@ def test_canary_step_weight_must_be_between_0_and_100(
 def test_replicas_beyond_the_router_slots_are_refused(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        CANARY.format(
+        canary(
             replicas=3,
             platform="stable_replicas = 2",
             extra="[gates.canary.router]\nslots = 4\n",
         ),
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "canary-1", "--collect-only"),
         "*gates.canary in *pyproject.toml: router.slots = 4 is too small: the stage routes "
         "2 stable (platform.stable_replicas) + 3 canary (stages.canary-1.rollout.replicas) = "
@@ -349,8 +325,8 @@ def test_replicas_beyond_the_router_slots_are_refused(pytester: pytest.Pytester)
 
 
 def test_zero_ready_timeout_is_refused(pytester: pytest.Pytester) -> None:
-    project(pytester, CANARY.format(replicas=1, platform="ready_timeout = 0", extra=""))
-    assert_refused(
+    project(pytester, canary(replicas=1, platform="ready_timeout = 0", extra=""))
+    assert_usage_error(
         run_stage(pytester, "canary-1", "--collect-only"),
         "*gates.canary.platform.ready_timeout = 0*more than 0 seconds*",
     )
@@ -360,11 +336,11 @@ def test_zero_ready_timeout_is_refused(pytester: pytest.Pytester) -> None:
 def test_sampler_without_evidence_is_refused(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        CANARY.format(
+        canary(
             replicas=1, platform="", extra="[gates.canary.sampler]\nrate = 0\ndirect_rate = 0\n"
         ),
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "canary-1", "--collect-only"),
         "*gates.canary in *pyproject.toml: sampler: rate = 0 and direct_rate = 0 send no "
         "request*nothing to judge*",
@@ -387,7 +363,7 @@ def test_http_checks_on_kubernetes_without_sample_pods_are_refused(
         type = "traefik"
         """,
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "canary-1", "--collect-only"),
         "*judge.http_checks = true on Kubernetes needs platform.sample_pods = true*",
     )
@@ -414,20 +390,20 @@ def test_http_checks_on_kubernetes_without_sample_pods_are_refused(
 )
 def test_requires_cycles_are_refused(pytester: pytest.Pytester, stages: str, expected: str) -> None:
     project(pytester, '[gates.unit]\npaths = ["tests/unit/*"]\n' + stages, **UNIT_TEST)
-    assert_refused(run_stage(pytester, "ci"), expected)
+    assert_usage_error(run_stage(pytester, "ci"), expected)
     assert_no_ledger(pytester)
 
 
 def test_requires_of_an_unknown_stage_is_refused(pytester: pytest.Pytester) -> None:
     # Regression test: this was already refused before issue 16.
     project(pytester, CI + 'requires = ["uta"]\n', **UNIT_TEST)
-    assert_refused(run_stage(pytester, "ci"), "*stages.ci.requires: unknown stage 'uta'*")
+    assert_usage_error(run_stage(pytester, "ci"), "*stages.ci.requires: unknown stage 'uta'*")
     assert_no_ledger(pytester)
 
 
 def test_stage_without_gates_is_a_config_error(pytester: pytest.Pytester) -> None:
     project(pytester, "[stages.ci]\ngates = []\n", **UNIT_TEST)
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "ci"),
         "*invalid release configuration in *pyproject.toml:",
         "*stages.ci.gates = []: a stage needs at least one gate*",
@@ -438,7 +414,7 @@ def test_stage_without_gates_is_a_config_error(pytester: pytest.Pytester) -> Non
 def test_empty_stage_option_is_refused(pytester: pytest.Pytester) -> None:
     project(pytester, CI, **UNIT_TEST)
     result = pytester.runpytest_subprocess("--stage=", "--release-id=r1", "-p", "no:cacheprovider")
-    assert_refused(
+    assert_usage_error(
         result,
         "*--stage is empty: pass --stage=NAME, one of the stages in *pyproject.toml: uat, *, ci",
     )
@@ -462,17 +438,15 @@ def test_bad_release_ids_are_refused(
 ) -> None:
     project(pytester, CI, **UNIT_TEST)
     result = run_stage(pytester, "ci", release=release_id)
-    assert_refused(result, expected)
+    assert_usage_error(result, expected)
     assert_no_ledger(pytester)
 
 
 def test_release_id_from_github_sha_is_checked_too(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project(pytester, CI, **UNIT_TEST)
-    monkeypatch.setenv("GITHUB_SHA", "abc def")
-    result = pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
-    assert_refused(result, "*$GITHUB_SHA = 'abc def'*whitespace*")
+    result = run_ci_with_github_sha(pytester, monkeypatch, "abc def")
+    assert_usage_error(result, "*$GITHUB_SHA = 'abc def'*whitespace*")
     assert_no_ledger(pytester)
 
 

@@ -22,17 +22,21 @@ import pytest
 from tests.canary.canary_support import (
     bootstrap_main,
     canary_project,
-    canary_root,
     canary_toml,
     load_through,
     new_port,
     platform_config,
 )
-from tests.faults.test_verdicts import PIPELINE as TWO_STAGES
 from tests.faults.test_verdicts import TESTS
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
-
-__all__ = ["canary_root"]
+from tests.support.pipelines import TWO_STAGES
+from tests.support.spine import (
+    assert_refused_while_abandoned,
+    ledger_runs,
+    project,
+    run_stage,
+    run_teardown,
+    stage_cases,
+)
 
 # These tests are about what a stage leaves behind, not about judging: thresholds only
 # (a loaded machine can make one canary replica credibly slower than three stable ones).
@@ -274,7 +278,6 @@ def _kill_canary_1_during_its_hold(
 SWITCHED = ".pytest-release/canary/supervisor/switched.json"
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_and_reconciled(
     pytester: pytest.Pytester, canary_root: Path, xdist: list[str]
 ) -> None:
@@ -297,14 +300,7 @@ def test_sigkill_of_a_stage_during_a_hold_is_switched_to_stable_found_abandoned_
     assert "pytest --stage=rollback --release-id=r1" in status
 
     # Every other stage, of any release, refuses until it is reconciled.
-    for refused in (
-        run_stage(pytester, "canary-1", "--image=v3", release="r2"),
-        run_stage(pytester, "canary-2", "--image=v2"),
-        run_stage(pytester, "rollback", release="r2"),
-    ):
-        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
-        assert "a rollout stage was abandoned" in refused.stderr.str()
-        assert f"pid {pid}" in refused.stderr.str()
+    assert_refused_while_abandoned(pytester, pid, new_image="v3", release_image="v2")
 
     reconcile = run_stage(pytester, "rollback")
     assert reconcile.ret == 0, reconcile.stdout.str()
@@ -413,13 +409,7 @@ def test_a_teardown_of_every_platform_settles_an_abandoned_rollout(
     refused = run_stage(pytester, "canary-1", "--image=v3", "--collect-only", release="r2")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
 
-    teardown = subprocess.run(
-        [sys.executable, "-m", "pytest_release.canary.teardown", str(canary_root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    teardown = run_teardown(canary_root, timeout=120)
     assert teardown.returncode == 0, teardown.stderr
     assert "recorded the abandoned rollout of stage canary-1 of release r1" in teardown.stdout
     (entry,) = ledger_runs(canary_root)

@@ -36,8 +36,8 @@ from pytest_release.errors import ReleaseConfigError
 from pytest_release.gates import builtin_gate_kinds
 from tests.canary.canary_support import bootstrap_main, canary_toml, new_port
 from tests.canary.test_staging import STAGING_STATE, _state, two_environments
-from tests.faults.test_bad_input import assert_no_ledger, assert_refused
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.faults.test_bad_input import assert_no_ledger
+from tests.support.spine import assert_usage_error, project, run_stage
 
 __all__ = ["two_environments"]  # the fixture: both environments' processes are ended
 
@@ -50,7 +50,6 @@ rollout = { action = "promote", replicas = 1, weight = 100, hold = "0s" }
 """
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_staging_without_its_own_deployment_is_refused_before_production_is_touched(
     pytester: pytest.Pytester, two_environments: Path, xdist: list[str]
 ) -> None:
@@ -64,7 +63,7 @@ def test_staging_without_its_own_deployment_is_refused_before_production_is_touc
     )
     bootstrap_main(pytester.path, prod)
     result = run_stage(pytester, "staging", "--image=v2", *xdist)
-    assert_refused(
+    assert_usage_error(
         result,
         "*invalid release configuration in *pyproject.toml:",
         "*environments.staging.gates.canary: platform.state_dir = '.pytest-release/canary' "
@@ -92,7 +91,7 @@ router = {{ port = {prod} }}
     project(pytester, canary_toml(router_port=prod, extra=staging + STAGING_STAGE))
     bootstrap_main(pytester.path, prod)
     result = run_stage(pytester, "staging", "--image=v2")
-    assert_refused(
+    assert_usage_error(
         result,
         f"*environments.staging.gates.canary: router.port = {prod} names the port HAProxy "
         "listens on (127.0.0.1) of production too (gates.canary)*give "
@@ -114,7 +113,7 @@ def test_every_stage_is_refused_not_only_the_environments(pytester: pytest.Pytes
         ),
         **{"tests/unit/test_u.py": "def test_u(): pass\n"},
     )
-    assert_refused(
+    assert_usage_error(
         run_stage(pytester, "ci"),
         "*environments.staging.gates.canary: platform.state_dir = * of production too*",
     )

@@ -20,17 +20,12 @@ from pathlib import Path
 import pytest
 
 from pytest_release.ledger.ledger import FileLedgerStore
-from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.pipelines import local_process_canary, two_stages
+from tests.support.spine import project, run_stage
 
-PIPELINE = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[stages.one]
-gates = ["unit"]
-requires = []
-[stages.two]
-gates = ["unit"]
-requires = ["one"]
+PIPELINE = (
+    two_stages("tests/unit/*")
+    + """
 [gates.steps]
 paths = ["tests/steps/*"]
 [stages.roll]
@@ -38,6 +33,7 @@ gates = ["steps"]
 requires = []
 rollout = { action = "canary", replicas = 1, weight = 10, hold = "1s" }
 """
+)
 
 TESTS = {
     "tests/unit/test_u.py": """
@@ -69,7 +65,6 @@ def _assert_nothing_recorded(root: Path) -> None:
     assert not (root / "reports").exists()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("mode", SESSION_MODES)
 def test_a_mode_that_runs_no_test_records_nothing(
     pytester: pytest.Pytester, mode: str, xdist: list[str]
@@ -117,17 +112,10 @@ def test_a_rollout_stage_that_runs_no_test_takes_no_lock(
     assert not (pytester.path / ".pytest-release" / "ledger.json").exists()
 
 
-CANARY = """
-[gates.canary]
-paths = []
-[gates.canary.platform]
-type = "local-process"
-command = ["python3", "-c", "pass", "{{port}}"]
-stable_image = "v1"
-[stages.canary-1]
-requires = []
-rollout = {{ action = "{action}", replicas = 1, weight = {weight}, hold = "{hold}" }}
-"""
+def canary(action: str, weight: int, hold: str) -> str:
+    return local_process_canary(
+        f'action = "{action}", replicas = 1, weight = {weight}, hold = "{hold}"'
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,7 +125,7 @@ rollout = {{ action = "{action}", replicas = 1, weight = {weight}, hold = "{hold
 def test_a_rollout_stage_without_release_image_is_a_usage_error(
     pytester: pytest.Pytester, action: str, weight: int, hold: str
 ) -> None:
-    project(pytester, CANARY.format(action=action, weight=weight, hold=hold))
+    project(pytester, canary(action=action, weight=weight, hold=hold))
     result = run_stage(pytester, "canary-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     result.stderr.fnmatch_lines(
@@ -153,7 +141,7 @@ def test_a_rollout_stage_without_release_image_is_a_usage_error(
 
 
 def test_the_rollback_stage_needs_no_release_image(pytester: pytest.Pytester) -> None:
-    project(pytester, CANARY.format(action="rollback", weight=0, hold="0s"))
+    project(pytester, canary(action="rollback", weight=0, hold="0s"))
     result = run_stage(pytester, "canary-1")
     # Refused or not for other reasons (with no rollout recorded, nothing names what to
     # undo), never for the missing image.

@@ -27,7 +27,7 @@ import json
 import pytest
 
 from tests.support.junit import cases_by_name, read_cases, report_xml, stage_report
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.support.spine import ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, cases, closed_port, collection_project, line_of
 
 FAILING_UNIT = {
@@ -184,7 +184,6 @@ def test_connection_refused_is_reported_once_with_a_count(
     )
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_closed_gate_skips_point_at_the_configuration_not_the_plugin(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -196,7 +195,6 @@ def test_closed_gate_skips_point_at_the_configuration_not_the_plugin(
     assert "stage/session.py" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_xfailed_tests_are_counted_as_xfailed(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,

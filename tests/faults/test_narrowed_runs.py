@@ -17,20 +17,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.junit import read_cases
-from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage
+from tests.support.pipelines import stages_of_gates
+from tests.support.spine import ledger_runs, project, run_stage
 
-PIPELINE = """
-[gates.unit]
-paths = ["tests/unit/*"]
-[gates.smoke]
-paths = ["tests/smoke/*"]
-[stages.one]
-gates = ["unit", "smoke"]
-requires = []
-[stages.two]
-gates = ["smoke"]
-requires = ["one"]
-"""
+PIPELINE = stages_of_gates(
+    {"unit": "tests/unit/*", "smoke": "tests/smoke/*"},
+    {"one": ["unit", "smoke"], "two": ["smoke"]},
+)
 
 # The unit gate holds a failing test: any run that drops it and passes would lie.
 TESTS = {
@@ -53,7 +46,6 @@ NARROWINGS = [
 ]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize(("args", "conftest"), NARROWINGS)
 def test_a_run_that_drops_a_gates_files_is_partial(
     pytester: pytest.Pytester, args: list[str], conftest: str | None, xdist: list[str]
@@ -77,7 +69,6 @@ def test_a_run_that_drops_a_gates_files_is_partial(
     refused.stderr.fnmatch_lines(["*requires 'one' (only partial runs (1)*run the whole stage)*"])
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_deselecting_a_whole_file_is_partial(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(pytester, PIPELINE, **TESTS)
     result = run_stage(pytester, "one", "--deselect", "tests/unit/test_u.py", *xdist)
@@ -87,7 +78,6 @@ def test_deselecting_a_whole_file_is_partial(pytester: pytest.Pytester, xdist: l
     assert run_stage(pytester, "two").ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_the_full_run_is_not_partial(pytester: pytest.Pytester, xdist: list[str]) -> None:
     # The reference: nothing dropped, nothing partial; the failing unit test fails it.
     project(pytester, PIPELINE, **TESTS)
@@ -112,7 +102,6 @@ requires = ["one"]
 """
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_gate_that_selects_no_test_in_a_full_run_fails_the_stage(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -142,7 +131,6 @@ def test_a_gate_that_selects_no_test_in_a_full_run_fails_the_stage(
     assert run_stage(pytester, "two").ret == pytest.ExitCode.USAGE_ERROR
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_gate_allowed_to_be_empty_passes(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,
@@ -165,7 +153,6 @@ def test_allow_empty_is_validated(pytester: pytest.Pytester) -> None:
     assert "Traceback" not in result.stderr.str()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_stage_that_selects_no_test_fails_with_exit_5(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:

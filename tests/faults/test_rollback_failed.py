@@ -23,7 +23,6 @@ from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.system.processes import ProcessRef, terminate
 from tests.canary.canary_support import (
     bootstrap_main,
-    canary_root,
     canary_toml,
     new_port,
     platform_config,
@@ -35,8 +34,6 @@ from tests.support.spine import (
     stage_process,
     wait_while_running,
 )
-
-__all__ = ["canary_root"]
 
 
 def _router(root: Path) -> HAProxyRouter:

@@ -47,7 +47,7 @@ import pytest
 
 from pytest_release.report.github import write_outputs
 from pytest_release.report.redact import MASK, Redactor
-from tests.support.spine import XDIST_MODES, github_outputs, ledger_runs, project, run_stage
+from tests.support.spine import github_outputs, ledger_runs, project, run_stage
 from tests.test_gate_newman import Api, newman_project
 
 TOKEN = "tok-9f8e7d6c5b4a-secret"
@@ -93,7 +93,6 @@ def _leaks(secret: str, result: pytest.RunResult, *files: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_parameter_ids_warnings_and_xfail_reasons_are_masked(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -201,7 +200,6 @@ def test_the_cheap_pre_test_never_skips_a_text_the_pattern_would_mask() -> None:
     assert skipped > 500  # the pre-test does skip ordinary text
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_truncated_assertion_reprs_are_masked_in_every_report(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -354,7 +352,6 @@ def _found(pieces: set[str], texts: dict[str, str]) -> dict[str, list[str]]:
     return {where: pieces for where, pieces in found.items() if pieces}
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_multi_line_secrets_are_masked_line_by_line(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -389,7 +386,6 @@ def test_multi_line_secrets_are_masked_line_by_line(
     assert _found({*PEM_LINES, *(line[8:40] for line in PEM_LINES)}, texts) == {}
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_encoded_and_split_secrets_are_masked(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -526,7 +522,6 @@ def test_a_refused_release_id_is_quoted_masked(
     assert TOKEN not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_secrets_that_mask_nothing_are_warned_about(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
@@ -626,7 +621,6 @@ NEWMAN_CREDENTIALS = {
 }
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_newman_masks_credential_variables_and_listed_secrets(
     pytester: pytest.Pytester,
     api: Api,

@@ -19,15 +19,8 @@ import time
 
 import pytest
 
-from tests.support.spine import XDIST_MODES, ledger_runs, project, stage_process, wait_for_file
-
-PIPELINE = """
-[gates.unit]
-paths = ["tests/*"]
-[stages.one]
-gates = ["unit"]
-requires = []
-"""
+from tests.support.pipelines import TWO_STAGES as PIPELINE
+from tests.support.spine import ledger_runs, project, stage_process, wait_for_file
 
 # Holds the controller in a hook until the test says "go"; workers never wait.
 WAIT_IN_HOOK = """
@@ -61,7 +54,6 @@ SIGNALS = [
 ]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_a_second_signal_during_teardown_still_exits_2(
     pytester: pytest.Pytester, signum: signal.Signals, xdist: list[str]
@@ -89,7 +81,6 @@ def test_a_second_signal_during_teardown_still_exits_2(
     assert run["finished"]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_two_signals_while_the_stage_starts_exit_2_and_leave_no_running_entry(
     pytester: pytest.Pytester, signum: signal.Signals, xdist: list[str]

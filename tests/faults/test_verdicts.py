@@ -27,25 +27,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.junit import read_cases
+from tests.support.pipelines import TWO_STAGES as PIPELINE
 from tests.support.spine import (
-    XDIST_MODES,
     ledger_runs,
     project,
     run_stage,
     stage_process,
     wait_for_file,
 )
-
-PIPELINE = """
-[gates.unit]
-paths = ["tests/*"]
-[stages.one]
-gates = ["unit"]
-requires = []
-[stages.two]
-gates = ["unit"]
-requires = ["one"]
-"""
 
 TESTS = {
     "tests/test_a.py": """
@@ -65,7 +54,6 @@ def _outcomes(root: Path) -> list[str]:
     return [run["outcome"] for run in ledger_runs(root)]
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_second_signal_while_the_first_is_handled_records_interrupted(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -116,7 +104,6 @@ def test_a_second_signal_while_the_first_is_handled_records_interrupted(
     refused.stderr.fnmatch_lines(["*requires 'one' (last run interrupted)*"])
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_real_double_sigterm_records_interrupted(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:
@@ -160,7 +147,6 @@ def test_a_real_double_sigterm_records_interrupted(
     ],
     ids=["-k", "--deselect", "node-id", "file"],
 )
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_a_narrowed_selection_is_partial_and_satisfies_no_requires(
     pytester: pytest.Pytester, args: list[str], reason: str, xdist: list[str]
 ) -> None:
@@ -209,7 +195,6 @@ def test_last_failed_is_a_partial_run(pytester: pytest.Pytester) -> None:
     assert run_stage(pytester, "two").ret == 4
 
 
-@pytest.mark.parametrize("xdist", XDIST_MODES)
 def test_stopping_at_the_first_failure_is_failed_not_passed(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:

@@ -4,7 +4,6 @@ running the controller as a process of the test (ended by its PID)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 
 from pytest_release.system.processes import free_port
 from tests.kubernetes.conftest import KwokCluster
+from tests.support.builds import built
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-argo-rollouts.sh"
@@ -31,28 +31,12 @@ def built_argo_rollouts() -> Path:
     """The built controller binary (its CRDs in ``crds/`` beside it); built when missing.
     Fails in CI (which builds it first) and skips elsewhere, with the reason, when it
     cannot be built."""
-    return built_by(BUILD_SCRIPT, "Argo Rollouts", "Go >= 1.26.1")
-
-
-def built_by(script: Path, what: str, go: str) -> Path:
-    """The binary ``script`` builds (cached by version) and prints last; see
-    :func:`built_argo_rollouts`."""
-    try:
-        result = subprocess.run(
-            ["bash", str(script)], capture_output=True, text=True, timeout=3600, check=False
-        )
-    except subprocess.TimeoutExpired:
-        result = subprocess.CompletedProcess([], 124, "", "timed out after 3600 s")
-    if result.returncode != 0:
-        reason = (
-            f"{what} cannot be built (bash {script} exited {result.returncode}): "
-            f"{result.stderr.strip()[-1500:]}\nInstall {go} and reach the Go module "
-            f"proxy, then run {script.relative_to(REPO)}"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built(
+        BUILD_SCRIPT,
+        "Argo Rollouts",
+        "Install Go >= 1.26.1 and reach the Go module proxy, then run "
+        "scripts/build-argo-rollouts.sh",
+    )
 
 
 def install_argo_crds(kubectl: list[str], crd_dir: Path, timeout: float = 60) -> None:

@@ -33,6 +33,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApiError,
 )
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
+from tests.support.builds import built
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-k8s-testbed.sh"
@@ -168,26 +169,11 @@ def _node_ready(node: dict[str, Any]) -> bool:
 @pytest.fixture(scope="session")
 def k8s_bin_dir() -> Path:
     """The testbed binaries; built (once, cached outside the repo) when missing."""
-    try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        result = subprocess.CompletedProcess([], 124, "", "timed out after 3600 s")
-    if result.returncode != 0:
-        reason = (
-            f"the Kubernetes test cluster binaries cannot be built (bash {BUILD_SCRIPT} exited "
-            f"{result.returncode}): {result.stderr.strip()[-1500:]}\nInstall Go >= 1.26 and "
-            "reach the Go module proxy, then run scripts/build-k8s-testbed.sh"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)  # CI builds them first: never a silent skip there
-        pytest.skip(reason)
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built(
+        BUILD_SCRIPT,
+        "the Kubernetes test cluster binaries",
+        "Install Go >= 1.26 and reach the Go module proxy, then run scripts/build-k8s-testbed.sh",
+    )
 
 
 def _free_port() -> int:

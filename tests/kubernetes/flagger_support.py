@@ -15,8 +15,9 @@ import pytest
 
 from pytest_release.canary.platforms.kubernetes.client import CRDS
 from pytest_release.system.processes import free_port
-from tests.kubernetes.argo_crds import REPO, built_by
+from tests.kubernetes.argo_crds import REPO
 from tests.kubernetes.conftest import KwokCluster, install_crds
+from tests.support.builds import built
 
 FLAGGER_CRDS = REPO / "tests" / "data" / "flagger" / "crd-v1.36.1.yaml"
 BUILD_SCRIPT = REPO / "scripts" / "build-flagger.sh"
@@ -49,7 +50,11 @@ def built_flagger() -> Path:
             f"Flagger is not built ({binary} is missing) and .ci/run does not build it: run "
             "scripts/build-flagger.sh (about 15 min cold) or set PYTEST_RELEASE_BUILD_FLAGGER=1"
         )
-    return built_by(BUILD_SCRIPT, "Flagger", "Go")
+    return built(
+        BUILD_SCRIPT,
+        "Flagger",
+        f"Install Go and reach the Go module proxy, then run {BUILD_SCRIPT.relative_to(REPO)}",
+    )
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.kubernetes.client import (
@@ -16,6 +18,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     SERVICES,
     Kind,
     KubeApi,
+    KubeApiError,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.kubernetes.entry import build_rollout
@@ -24,6 +27,8 @@ from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.settings import CanarySettings
+from tests.kubernetes.conftest import KwokCluster
+from tests.support.spine import project
 
 TRAEFIK_SERVICES = Kind("traefik.io", "v1alpha1", "traefikservices", "TraefikService")
 HTTP_ROUTES = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -185,3 +190,45 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60) -> T
 def platform_of(rollout: Rollout) -> KubernetesPlatform:
     assert isinstance(rollout.platform, KubernetesPlatform)
     return rollout.platform
+
+
+def assert_only_main(api: KubeApi, namespace: str, image: str, replicas: int) -> None:
+    """The end state of a promotion or a rollback: main (``shop``) runs ``replicas`` pods of
+    ``image``, no canary Deployment, Service or pod is left, and all traffic goes to main."""
+    assert image_and_replicas(api, namespace, "shop") == (image, replicas)
+    stable_images = [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, "stable")]
+    assert stable_images == [image] * replicas
+    assert image_and_replicas(api, namespace, "shop-canary") is None
+    assert not service_exists(api, namespace, "shop-canary")
+    assert pods(api, namespace, "canary") == []
+    assert weights_of(api, namespace) == {"shop": 100}
+
+
+def weights_of_or_none(api: KubeApi, namespace: str) -> dict[str, int] | None:
+    """The router's weights, or None while the cluster does not answer or has none."""
+    try:
+        return weights_of(api, namespace)
+    except (KubeApiError, KeyError, TypeError):
+        return None
+
+
+def wait_for_first_step(api: KubeApi, namespace: str, timeout: float = 60) -> None:
+    """Until canary-1 sends 10 % of the traffic to the canary."""
+    wait_for(
+        "10% of the traffic on the canary",
+        lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
+        timeout=timeout,
+    )
+
+
+def cluster_project(
+    pytester: pytest.Pytester,
+    cluster: KwokCluster,
+    namespace: str,
+    more_toml: str = "",
+    **settings: Any,
+) -> KubeApi:
+    """The project of the seed stages (``stage_toml`` with ``settings``, then
+    ``more_toml``) on ``cluster``'s ``namespace``; returns the cluster's API."""
+    project(pytester, stage_toml(namespace, cluster.kubeconfig, **settings) + more_toml)
+    return cluster.api()

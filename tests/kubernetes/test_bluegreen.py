@@ -10,14 +10,14 @@ import pytest
 
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
+    cluster_project,
     image_and_replicas,
     ledger_runs,
     pods,
-    stage_toml,
     weights_of,
 )
-from tests.support.spine import project, run_stage
-from tests.support.stages import bluegreen_stages
+from tests.support.spine import run_stage
+from tests.support.stages import BLUEGREEN_ROUND_TRIP, bluegreen_stages, stage_release_outcomes
 
 BLUEGREEN = bluegreen_stages(2, "2s", "1s", finish=True)
 
@@ -25,8 +25,7 @@ BLUEGREEN = bluegreen_stages(2, "2s", "1s", finish=True)
 def test_deploy_idle_switch_switch_back_and_finish_on_traefik_weights(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig) + BLUEGREEN)
-    api = kube_cluster.api()
+    api = cluster_project(pytester, kube_cluster, namespace, BLUEGREEN)
 
     deploy = run_stage(pytester, "bluegreen-deploy", "--image=shop:2.0")
     assert deploy.ret == 0, deploy.stdout.str()
@@ -53,11 +52,4 @@ def test_deploy_idle_switch_switch_back_and_finish_on_traefik_weights(
     assert image_and_replicas(api, namespace, "shop") == ("shop:2.0", 2)
     assert image_and_replicas(api, namespace, "shop-canary") is None
     assert weights_of(api, namespace) == {"shop": 100}
-    assert [(r["stage"], r["release_id"], r["outcome"]) for r in ledger_runs(api, namespace)] == [
-        ("bluegreen-deploy", "r1", "passed"),
-        ("bluegreen-switch", "r1", "passed"),
-        ("rollback", "r1", "passed"),
-        ("bluegreen-deploy", "r2", "passed"),
-        ("bluegreen-switch", "r2", "passed"),
-        ("bluegreen-finish", "r2", "passed"),
-    ]
+    assert stage_release_outcomes(ledger_runs(api, namespace)) == BLUEGREEN_ROUND_TRIP

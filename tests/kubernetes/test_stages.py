@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ import pytest
 from pytest_release.canary.platforms.kubernetes.client import LEASES
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
+    assert_only_main,
+    cluster_project,
     image_and_replicas,
     ledger_runs,
     pods,
@@ -27,16 +28,23 @@ from tests.kubernetes.k8s_support import (
     service_exists,
     stage_toml,
     wait_for,
+    wait_for_first_step,
     weights_of,
 )
-from tests.support.spine import project, run_stage, stage_cases
+from tests.support.spine import (
+    assert_refused_while_abandoned,
+    project,
+    run_stage,
+    stage_cases,
+    stage_process,
+    start_stage,
+)
 
 
 def test_good_canary_promoted_through_10_50_100_percent(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig))
-    api = kube_cluster.api()
+    api = cluster_project(pytester, kube_cluster, namespace)
 
     r1 = run_stage(pytester, "canary-1", "--image=shop:2.0")
     assert r1.ret == 0, r1.stdout.str()
@@ -53,14 +61,7 @@ def test_good_canary_promoted_through_10_50_100_percent(
 
     r3 = run_stage(pytester, "canary-3", "--image=shop:2.0")
     assert r3.ret == 0, r3.stdout.str()
-    assert image_and_replicas(api, namespace, "shop") == ("shop:2.0", 3)
-    assert [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, "stable")] == [
-        "shop:2.0"
-    ] * 3
-    assert image_and_replicas(api, namespace, "shop-canary") is None
-    assert not service_exists(api, namespace, "shop-canary")
-    assert pods(api, namespace, "canary") == []
-    assert weights_of(api, namespace) == {"shop": 100}
+    assert_only_main(api, namespace, "shop:2.0", 3)
 
     cases = stage_cases(pytester.path, "canary-3")
     assert cases["promote:main"][0] == "passed"
@@ -135,43 +136,17 @@ def test_rollback_stage_restores_the_previous_image_and_deletes_canary_resources
     api = kube_cluster.api()
     assert image_and_replicas(api, namespace, "shop") == ("shop:2.0", 2)
 
-    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig))
+    cluster_project(pytester, kube_cluster, namespace)
     # No ledger entry says what shop:2.0's release did: the image to take out is named.
     result = run_stage(pytester, "rollback", "--release-image=shop:2.0")
     assert result.ret == 0, result.stdout.str()
-    assert image_and_replicas(api, namespace, "shop") == ("shop:1.0", 2)
-    assert [p["spec"]["containers"][0]["image"] for p in pods(api, namespace, "stable")] == [
-        "shop:1.0"
-    ] * 2
-    assert image_and_replicas(api, namespace, "shop-canary") is None
-    assert not service_exists(api, namespace, "shop-canary")
-    assert pods(api, namespace, "canary") == []
-    assert weights_of(api, namespace) == {"shop": 100}
+    assert_only_main(api, namespace, "shop:1.0", 2)
     cases = stage_cases(pytester.path, "rollback")
     assert {name: c[0] for name, c in cases.items()} == {
         "rollback:traffic": "passed",
         "rollback:canary": "passed",
         "rollback:main": "passed",
     }
-
-
-def _start_stage(root: Path, stage: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            f"--stage={stage}",
-            "--release-id=r1",
-            "-p",
-            "no:cacheprovider",
-            *args,
-        ],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def _finish(process: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -187,9 +162,8 @@ def _finish(process: subprocess.Popen[str], timeout: float = 120) -> str:
 def test_two_concurrent_stage_runs_the_second_fails_on_the_lock(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(pytester, stage_toml(namespace, kube_cluster.kubeconfig, hold="60s", interval="2s"))
-    api = kube_cluster.api()
-    first = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
+    api = cluster_project(pytester, kube_cluster, namespace, hold="60s", interval="2s")
+    first = start_stage(pytester.path, "canary-1", "--image=shop:2.0")
     try:
         wait_for(
             "the first run to hold the Lease",
@@ -223,24 +197,16 @@ def test_two_concurrent_stage_runs_the_second_fails_on_the_lock(
 def test_api_server_stopped_mid_stage_is_a_clear_error_and_the_ledger_says_interrupted(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(
-        pytester,
-        stage_toml(namespace, kube_cluster.kubeconfig, ledger="file", hold="4s", interval="2s"),
+    api = cluster_project(
+        pytester, kube_cluster, namespace, ledger="file", hold="4s", interval="2s"
     )
-    api = kube_cluster.api()
-    stage = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
-    try:
-        wait_for(
-            "10% of the traffic on the canary",
-            lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
-        )
-        kube_cluster.stop_apiserver()
-        output = _finish(stage)
-    finally:
-        if stage.poll() is None:
-            stage.kill()
-            stage.communicate()
-        kube_cluster.start_again()
+    with stage_process(pytester.path, "canary-1", "--image=shop:2.0") as stage:
+        try:
+            wait_for_first_step(api, namespace)
+            kube_cluster.stop_apiserver()
+            output = _finish(stage)
+        finally:
+            kube_cluster.start_again()
     server = api.server
     assert "release stage canary-1: interrupted" in output, output
     assert f"the Kubernetes API server at {server} did not answer" in output, output
@@ -249,16 +215,6 @@ def test_api_server_stopped_mid_stage_is_a_clear_error_and_the_ledger_says_inter
     assert runs[-1]["outcome"] == "interrupted"
     assert f"the Kubernetes API server at {server} did not answer" in runs[-1]["message"]
     assert stage.returncode not in (0, None)
-
-
-def weights_of_or_none(api: object, namespace: str) -> dict[str, int] | None:
-    from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
-
-    assert isinstance(api, KubeApi)
-    try:
-        return weights_of(api, namespace)
-    except (KubeApiError, KeyError, TypeError):
-        return None
 
 
 def test_kubernetes_settings_are_checked_before_the_stage_starts(pytester: pytest.Pytester) -> None:
@@ -377,25 +333,14 @@ def test_sigkill_of_a_stage_during_a_hold_leaves_an_abandoned_lease_that_rollbac
     """The Kubernetes ledger carries the stage's lease: a stage killed in its hold (no
     handler runs) shows ABANDONED once its Lease expired, every other stage refuses, and
     the release's rollback stage reconciles it (100% stable, canary gone, recorded)."""
-    project(
-        pytester,
-        stage_toml(namespace, kube_cluster.kubeconfig, hold="120s", interval="2s", lease_ttl="2s"),
+    api = cluster_project(
+        pytester, kube_cluster, namespace, hold="120s", interval="2s", lease_ttl="2s"
     )
-    api = kube_cluster.api()
-    stage = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
-    try:
-        wait_for(
-            "10% of the traffic on the canary",
-            lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
-            timeout=120,
-        )
+    with stage_process(pytester.path, "canary-1", "--image=shop:2.0") as stage:
+        wait_for_first_step(api, namespace, timeout=120)
         leases = wait_for("the stage's Lease", lambda: _stage_leases(api, namespace))
         stage.kill()  # SIGKILL: no handler, no rollback
         stage.communicate(timeout=60)
-    finally:
-        if stage.poll() is None:
-            stage.kill()
-            stage.communicate()
     pid = stage.pid
     notes = leases[0]["metadata"]["annotations"]
     assert notes["pytest-release/pid"] == str(pid)
@@ -415,14 +360,7 @@ def test_sigkill_of_a_stage_during_a_hold_leaves_an_abandoned_lease_that_rollbac
     assert "pytest --stage=rollback --release-id=r1" in status
     assert f"Lease {namespace}/pytest-release-rollout-shop-stage-" in status
 
-    for refused in (
-        run_stage(pytester, "canary-1", "--image=shop:3.0", release="r2"),
-        run_stage(pytester, "canary-2", "--image=shop:2.0"),
-        run_stage(pytester, "rollback", release="r2"),
-    ):
-        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
-        assert "a rollout stage was abandoned" in refused.stderr.str()
-        assert f"pid {pid}" in refused.stderr.str()
+    assert_refused_while_abandoned(pytester, pid, new_image="shop:3.0", release_image="shop:2.0")
 
     # The dead stage's rollout lock (lease_duration 15 s) has not expired yet: the rollback
     # takes it over because its holder's stage Lease did.

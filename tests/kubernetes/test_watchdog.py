@@ -18,15 +18,17 @@ import pytest
 from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, SERVICE_ACCOUNTS
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import (
+    cluster_project,
     image_and_replicas,
     ledger_runs,
-    stage_toml,
     wait_for,
+    wait_for_first_step,
     weights_of,
+    weights_of_or_none,
 )
 from tests.kubernetes.test_platform import _token_kubeconfig
-from tests.kubernetes.test_stages import _stage_leases, _start_stage, weights_of_or_none
-from tests.support.spine import project, run_stage
+from tests.kubernetes.test_stages import _stage_leases
+from tests.support.spine import run_stage, start_stage
 
 
 def _watchdog(namespace: str, *args: str) -> list[str]:
@@ -69,11 +71,9 @@ def _watchdog_kubeconfig(kube_cluster: KwokCluster, namespace: str, directory: P
 def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandoned(
     pytester: pytest.Pytester, kube_cluster: KwokCluster, namespace: str
 ) -> None:
-    project(
-        pytester,
-        stage_toml(namespace, kube_cluster.kubeconfig, hold="120s", interval="2s", lease_ttl="2s"),
+    api = cluster_project(
+        pytester, kube_cluster, namespace, hold="120s", interval="2s", lease_ttl="2s"
     )
-    api = kube_cluster.api()
     identity = _watchdog_kubeconfig(kube_cluster, namespace, pytester.path)
     watchdog = subprocess.Popen(
         [
@@ -85,13 +85,9 @@ def test_watchdog_switches_a_dead_stages_canary_to_stable_and_leaves_it_abandone
         stderr=subprocess.STDOUT,
         text=True,
     )
-    stage = _start_stage(pytester.path, "canary-1", "--image=shop:2.0")
+    stage = start_stage(pytester.path, "canary-1", "--image=shop:2.0")
     try:
-        wait_for(
-            "10% of the traffic on the canary",
-            lambda: weights_of_or_none(api, namespace) == {"shop": 90, "shop-canary": 10},
-            timeout=120,
-        )
+        wait_for_first_step(api, namespace, timeout=120)
         wait_for("the stage's Lease", lambda: _stage_leases(api, namespace))
         # A live stage's renewed Lease is left alone (several polls of the watchdog).
         first = _stage_leases(api, namespace)[0]["spec"]["renewTime"]

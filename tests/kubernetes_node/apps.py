@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from tests.kubernetes_node.cluster import NodeCluster, wait_for
+from tests.kubernetes_node.cluster import TRAEFIK_WEB_PORT, NodeCluster, wait_for
 
 PORT = 8080
 
@@ -87,6 +87,50 @@ def service(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": PORT}]},
     }
+
+
+def stable_and_canary(image: str) -> tuple[dict[str, Any], ...]:
+    """Deployments ``stable`` and ``canary`` of ``image`` (one pod each) and their Services."""
+    return (
+        deployment("stable", image, "stable"),
+        deployment("canary", image, "canary"),
+        service("stable"),
+        service("canary"),
+    )
+
+
+def gateway_class(name: str) -> dict[str, Any]:
+    """A GatewayClass of Traefik's Gateway API provider."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": "traefik.io/gateway-controller"},
+    }
+
+
+def gateway(class_name: str, host: str | None = None) -> dict[str, Any]:
+    """The Gateway ``gw`` of the class ``class_name``: one HTTP listener ``web`` (for
+    ``host`` only, when given) that takes the routes of its own namespace."""
+    # Traefik binds a listener to the entrypoint with the same port.
+    listener: dict[str, Any] = {"name": "web", "port": TRAEFIK_WEB_PORT, "protocol": "HTTP"}
+    if host is not None:
+        listener["hostname"] = host
+    listener["allowedRoutes"] = {"namespaces": {"from": "Same"}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "gw"},
+        "spec": {"gatewayClassName": class_name, "listeners": [listener]},
+    }
+
+
+def gateway_programmed(cluster: NodeCluster, namespace: str) -> bool:
+    """Whether Traefik has programmed the Gateway ``gw`` of ``namespace``."""
+    found = cluster.kubectl_json("get", "gateway", "gw", "-n", namespace)
+    status = found.get("status")
+    conditions = status.get("conditions", []) if isinstance(status, dict) else []
+    return any(c.get("type") == "Programmed" and c.get("status") == "True" for c in conditions)
 
 
 def apply(cluster: NodeCluster, namespace: str, *objects: dict[str, Any]) -> None:

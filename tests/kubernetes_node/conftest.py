@@ -47,6 +47,7 @@ from tests.kubernetes_node.stages import (
     ingress_route,
     stage_toml,
 )
+from tests.support.builds import built
 
 REQUIRED_COMMANDS = ("ip", "nsenter", "containerd", "containerd-shim-runc-v2", "runc", "ctr",
                      "openssl", "gcc", "iptables", "docker", "python3")  # fmt: skip
@@ -60,18 +61,11 @@ def unavailable(reason: str) -> None:
 
 
 def _build(script: Path) -> Path:
-    try:
-        result = subprocess.run(
-            ["bash", str(script)], capture_output=True, text=True, timeout=3600, check=False
-        )
-    except subprocess.TimeoutExpired:
-        result = subprocess.CompletedProcess([], 124, "", "timed out after 3600 s")
-    if result.returncode != 0:
-        unavailable(
-            f"bash {script} exited {result.returncode}: {result.stderr.strip()[-1500:]}\n"
-            "Install Go >= 1.26, reach the Go module proxy, then run that script"
-        )
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built(
+        script,
+        "the real Kubernetes node's binaries",
+        "Install Go >= 1.26, reach the Go module proxy, then run that script",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,18 @@ from pathlib import Path
 
 from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes.k8s_support import image_and_replicas, weights_of
-from tests.kubernetes_node.apps import apply, deployment, rollout, send, service, split, wait_routed
-from tests.kubernetes_node.cluster import TRAEFIK_WEB_PORT, NodeCluster, wait_for
+from tests.kubernetes_node.apps import (
+    apply,
+    gateway,
+    gateway_class,
+    gateway_programmed,
+    rollout,
+    send,
+    split,
+    stable_and_canary,
+    wait_routed,
+)
+from tests.kubernetes_node.cluster import NodeCluster, wait_for
 from tests.kubernetes_node.stages import Load, Project, stage_toml
 
 
@@ -21,42 +31,14 @@ def test_gateway_api_httproute_weights(
     node_cluster: NodeCluster, node_image: str, namespace: str
 ) -> None:
     host = f"{namespace}.gateway.test"
-    gateway_class = f"traefik-{namespace}"
-    node_cluster.kubectl(
-        "apply", "-f", "-",
-        input=json.dumps({
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "GatewayClass",
-            "metadata": {"name": gateway_class},
-            "spec": {"controllerName": "traefik.io/gateway-controller"},
-        }),
-    )  # fmt: skip
+    class_name = f"traefik-{namespace}"
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(gateway_class(class_name)))
     try:
         apply(
             node_cluster,
             namespace,
-            deployment("stable", node_image, "stable"),
-            deployment("canary", node_image, "canary"),
-            service("stable"),
-            service("canary"),
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "Gateway",
-                "metadata": {"name": "gw"},
-                "spec": {
-                    "gatewayClassName": gateway_class,
-                    "listeners": [
-                        # Traefik binds a listener to the entrypoint with the same port.
-                        {
-                            "name": "web",
-                            "port": TRAEFIK_WEB_PORT,
-                            "protocol": "HTTP",
-                            "hostname": host,
-                            "allowedRoutes": {"namespaces": {"from": "Same"}},
-                        }
-                    ],
-                },
-            },
+            *stable_and_canary(node_image),
+            gateway(class_name, host),
             {
                 "apiVersion": "gateway.networking.k8s.io/v1",
                 "kind": "HTTPRoute",
@@ -77,16 +59,11 @@ def test_gateway_api_httproute_weights(
         )
         rollout(node_cluster, namespace, "stable")
         rollout(node_cluster, namespace, "canary")
-
-        def accepted() -> bool:
-            gateway = node_cluster.kubectl_json("get", "gateway", "gw", "-n", namespace)
-            status = gateway.get("status")
-            conditions = status.get("conditions", []) if isinstance(status, dict) else []
-            return any(
-                c.get("type") == "Programmed" and c.get("status") == "True" for c in conditions
-            )
-
-        wait_for("the Gateway to be Programmed by Traefik", accepted, timeout=120)
+        wait_for(
+            "the Gateway to be Programmed by Traefik",
+            lambda: gateway_programmed(node_cluster, namespace),
+            timeout=120,
+        )
         wait_routed(node_cluster, node_cluster.traefik_url, host, {"stable", "canary"})
         result = send(node_cluster, node_cluster.traefik_url, 200, host)
         assert result["errors"] == []
@@ -105,7 +82,7 @@ def test_gateway_api_httproute_weights(
         assert result["errors"] == []
         assert split(result) == {"canary": 100}
     finally:
-        node_cluster.kubectl("delete", "gatewayclass", gateway_class, "--wait=false", check=False)
+        node_cluster.kubectl("delete", "gatewayclass", class_name, "--wait=false", check=False)
 
 
 def test_seed_stages_through_traefiks_gateway_api_provider(
@@ -118,30 +95,13 @@ def test_seed_stages_through_traefiks_gateway_api_provider(
 ) -> None:
     """router.type = "gateway": the stages weight the backendRefs of the HTTPRoute the
     router creates on a Gateway of Traefik's; the holds' HTTP checks go through it."""
-    gateway_class = f"traefik-{namespace}"
-    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(_gateway_class(gateway_class)))
+    class_name = f"traefik-{namespace}"
+    node_cluster.kubectl("apply", "-f", "-", input=json.dumps(gateway_class(class_name)))
     try:
-        apply(
-            node_cluster,
-            namespace,
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "Gateway",
-                "metadata": {"name": "gw"},
-                "spec": {
-                    "gatewayClassName": gateway_class,
-                    "listeners": [
-                        {
-                            "name": "web",
-                            "port": TRAEFIK_WEB_PORT,
-                            "protocol": "HTTP",
-                            "allowedRoutes": {"namespaces": {"from": "Same"}},
-                        }
-                    ],
-                },
-            },
+        apply(node_cluster, namespace, gateway(class_name))
+        wait_for(
+            "the Gateway to be Programmed", lambda: gateway_programmed(node_cluster, namespace), 120
         )
-        wait_for("the Gateway to be Programmed", lambda: _programmed(node_cluster, namespace), 120)
         toml = stage_toml(
             namespace,
             node_cluster.kubeconfig,
@@ -180,20 +140,4 @@ def test_seed_stages_through_traefiks_gateway_api_provider(
         assert result["lost"] == [], result
         assert result["versions"].get("2", 0) > 0, result
     finally:
-        node_cluster.kubectl("delete", "gatewayclass", gateway_class, "--wait=false", check=False)
-
-
-def _gateway_class(name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "GatewayClass",
-        "metadata": {"name": name},
-        "spec": {"controllerName": "traefik.io/gateway-controller"},
-    }
-
-
-def _programmed(cluster: NodeCluster, namespace: str) -> bool:
-    gateway = cluster.kubectl_json("get", "gateway", "gw", "-n", namespace)
-    status = gateway.get("status")
-    conditions = status.get("conditions", []) if isinstance(status, dict) else []
-    return any(c.get("type") == "Programmed" and c.get("status") == "True" for c in conditions)
+        node_cluster.kubectl("delete", "gatewayclass", class_name, "--wait=false", check=False)

@@ -17,8 +17,8 @@ from tests.kubernetes_node.apps import (
     pods,
     rollout,
     send,
-    service,
     split,
+    stable_and_canary,
     wait_routed,
 )
 from tests.kubernetes_node.cluster import NodeCluster, host_snapshot, wait_for
@@ -73,10 +73,7 @@ def test_traefik_weighted_routing_and_live_patch(
     apply(
         node_cluster,
         namespace,
-        deployment("stable", node_image, "stable"),
-        deployment("canary", node_image, "canary"),
-        service("stable"),
-        service("canary"),
+        *stable_and_canary(node_image),
         traefik_service("shop", {"stable": 90, "canary": 10}),
         {
             "apiVersion": "traefik.io/v1alpha1",

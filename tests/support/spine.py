@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.junit import read_cases, stage_report
+from tests.support.pipelines import CI, UNIT_TEST
 
 XDIST_MODES = [pytest.param([], id="serial"), pytest.param(["-n", "2"], id="xdist")]
 
@@ -53,6 +54,16 @@ def run_stage(
     return pytester.runpytest_subprocess(
         f"--stage={stage}", f"--release-id={release}", "-p", "no:cacheprovider", *args
     )
+
+
+def run_ci_with_github_sha(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sha: str
+) -> pytest.RunResult:
+    """Stage ``ci`` (a unit gate of one passing test) run with ``$GITHUB_SHA`` = ``sha``
+    and no ``--release-id``: the stage takes its release id from the environment."""
+    project(pytester, CI, **UNIT_TEST)
+    monkeypatch.setenv("GITHUB_SHA", sha)
+    return pytester.runpytest_subprocess("--stage=ci", "-p", "no:cacheprovider")
 
 
 def start_stage(root: Path, stage: str, *args: str, release: str = "r1") -> subprocess.Popen[str]:
@@ -107,6 +118,47 @@ def stage_cases(root: Path, stage: str) -> dict[str, tuple[str, str, dict[str, s
         case.name: (case.outcome, case.details, case.properties)
         for case in read_cases(stage_report(root, stage))
     }
+
+
+def assert_usage_error(result: pytest.RunResult, *lines: str) -> None:
+    """A usage error (exit 4) with ``lines`` (fnmatch patterns) on stderr, and no
+    INTERNALERROR or traceback anywhere."""
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert "INTERNALERROR" not in output, output
+    assert "Traceback" not in output, output
+    result.stderr.fnmatch_lines(list(lines))
+
+
+def run_teardown(
+    root: Path, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_release.canary.teardown ROOT ARGS`` (what CI runs after the
+    stages), its output read as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_release.canary.teardown", str(root), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_refused_while_abandoned(
+    pytester: pytest.Pytester, pid: int, new_image: str, release_image: str
+) -> None:
+    """While release r1's rollout stage (process ``pid``, dead) lies abandoned, every other
+    rollout stage, of r1 (on ``release_image``) or of r2 (on ``new_image``), is a usage
+    error naming it, until a rollback reconciles it."""
+    for refused in (
+        run_stage(pytester, "canary-1", f"--image={new_image}", release="r2"),
+        run_stage(pytester, "canary-2", f"--image={release_image}"),
+        run_stage(pytester, "rollback", release="r2"),
+    ):
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout.str()
+        assert "a rollout stage was abandoned" in refused.stderr.str()
+        assert f"pid {pid}" in refused.stderr.str()
 
 
 def ledger_runs(root: Path) -> list[dict[str, Any]]:

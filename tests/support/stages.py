@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def bluegreen_stages(replicas: int, hold: str, interval: str, *, finish: bool = False) -> str:
     """``bluegreen-deploy`` (the idle colour held ``hold``, judged every ``interval``),
@@ -36,3 +38,20 @@ rollout = {{ {rollout}, replicas = 1, weight = 10 }}
 rollout = {{ {rollout}, replicas = 2, weight = 50 }}
 [stages.canary-3]
 rollout = {{ action = "promote", replicas = 3, weight = 100, hold = "0s" }}"""
+
+
+# The ledger after the blue/green round trip: release r1 deployed, switched, and switched
+# back by the rollback stage; then r2 deployed, switched and finished.
+BLUEGREEN_ROUND_TRIP = [
+    ("bluegreen-deploy", "r1", "passed"),
+    ("bluegreen-switch", "r1", "passed"),
+    ("rollback", "r1", "passed"),
+    ("bluegreen-deploy", "r2", "passed"),
+    ("bluegreen-switch", "r2", "passed"),
+    ("bluegreen-finish", "r2", "passed"),
+]
+
+
+def stage_release_outcomes(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(stage, release id, outcome) of each ledger run, in order."""
+    return [(run["stage"], run["release_id"], run["outcome"]) for run in runs]
