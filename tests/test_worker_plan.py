@@ -39,8 +39,10 @@ FILES = {
         import json, os, sys
 
         def pytest_sessionfinish(session):
-            # Every process writes which modules it imported, once its session ended.
-            worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+            # Every process writes which modules it imported, once its session ended. Named
+            # by xdist's workerinput, not $PYTEST_XDIST_WORKER: under an outer xdist run the
+            # inner controller inherits the outer worker's name (CI recorded it as gw1).
+            worker = getattr(session.config, "workerinput", {}).get("workerid", "controller")
             with open(f"modules-{worker}.json", "w") as out:
                 json.dump(sorted(sys.modules), out)
         """,
@@ -146,7 +148,7 @@ def test_a_third_party_gate_kind_reaches_the_workers_as_validated(
 
                 class FileExists(GateItem):
                     def runtest(self):
-                        worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
+                        worker = getattr(self.config, "workerinput", {}).get("workerid", "none")
                         if not (self.config.rootpath / self.name).exists():
                             raise GateCheckFailed(f"{self.name} is missing (on {worker})")
 
