@@ -26,7 +26,6 @@ from pytest_release.canary.platforms.kubernetes.pods import (
     warning_events,
     with_events,
 )
-from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
 
 HASH_LABEL = "rollouts-pod-template-hash"
@@ -83,7 +82,7 @@ class ObservedRolloutPlatform:
         if current and current != stable:
             groups[current] = "canary"
         pods = self._pods(rollout, groups)
-        replicas = tuple(self._replica(pod, now) for pod in pods)
+        replicas = tuple(pod.replica(now, self.config.container_port) for pod in pods)
         images = {pod.version: pod.image for pod in pods}
         return PlatformStatus(
             timestamp=now,
@@ -109,19 +108,6 @@ class ObservedRolloutPlatform:
                 found.append(pod_status(pod, group, self.config.container))
         events = warning_events(self.api, self.namespace, (p.name for p in found))
         return with_events(found, events)
-
-    def _replica(self, pod: PodStatus, now: float) -> ReplicaStatus:
-        return ReplicaStatus(
-            timestamp=now,
-            name=pod.name,
-            version=pod.version,
-            image=pod.image,
-            running=pod.phase == "Running",
-            ready=pod.ready,
-            restarts=pod.restarts,
-            endpoint=f"{pod.ip or '-'}:{self.config.container_port}",
-            events=pod.evidence(),
-        )
 
     def deploy_stable(self, image: str, replicas: int) -> PlatformStatus:
         controller_owns("starting the stable version", self.name)

@@ -48,7 +48,6 @@ from pytest_release.canary.platforms.kubernetes.pods import (
     warning_events,
     with_events,
 )
-from pytest_release.canary.samples import ReplicaStatus
 from pytest_release.errors import PlatformError
 
 PREVIOUS_IMAGE = "pytest-release.io/previous-image"
@@ -115,7 +114,7 @@ class KubernetesPlatform:
         now = time.time()
         main = self.api.get(DEPLOYMENTS, self.namespace, self.main_name)
         canary = self.api.get(DEPLOYMENTS, self.namespace, self.canary_name)
-        replicas = [self._replica(pod, now) for pod in self._pods()]
+        replicas = [pod.replica(now, self.config.container_port) for pod in self._pods()]
         annotations = ((main or {}).get("metadata") or {}).get("annotations") or {}
         return PlatformStatus(
             timestamp=now,
@@ -144,19 +143,6 @@ class KubernetesPlatform:
             found.append(pod_status(pod, group, self.config.container))
         events = warning_events(self.api, self.namespace, (p.name for p in found))
         return with_events(found, events)
-
-    def _replica(self, pod: PodStatus, now: float) -> ReplicaStatus:
-        return ReplicaStatus(
-            timestamp=now,
-            name=pod.name,
-            version=pod.version,
-            image=pod.image,
-            running=pod.phase == "Running",
-            ready=pod.ready,
-            restarts=pod.restarts,
-            endpoint=f"{pod.ip or '-'}:{self.config.container_port}",
-            events=pod.evidence(),
-        )
 
     def _container_name(self, containers: list[Any]) -> str | None:
         if self.config.container:

@@ -23,6 +23,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApiError,
     conditions,
 )
+from pytest_release.canary.samples import ReplicaStatus
 
 # Waiting reasons no retry of the kubelet fixes within a rollout: the wait for a rollout
 # stops at once with the pod's evidence instead of running into rollout_timeout.
@@ -60,6 +61,21 @@ class PodStatus:
         if self.terminated:
             lines.append(f"last terminated: {self.terminated}")
         return (*lines, *self.events)
+
+    def replica(self, now: float, port: int) -> ReplicaStatus:
+        """This pod as the rollout and the judge see a replica (its endpoint the pod IP on
+        the container port the sampler reaches)."""
+        return ReplicaStatus(
+            timestamp=now,
+            name=self.name,
+            version=self.version,
+            image=self.image,
+            running=self.phase == "Running",
+            ready=self.ready,
+            restarts=self.restarts,
+            endpoint=f"{self.ip or '-'}:{port}",
+            events=self.evidence(),
+        )
 
     def crash_looping(self) -> str | None:
         """Why this pod will not become ready by waiting longer, or None."""
