@@ -15,6 +15,7 @@ import pytest
 from pytest_release.system.processes import free_port
 from tests.kubernetes.conftest import KwokCluster
 from tests.support.builds import built
+from tests.support.processes import running_process
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-argo-rollouts.sh"
@@ -83,22 +84,11 @@ def rollouts_controller(kubeconfig: Path, namespace: str, log: Path) -> Iterator
     """The built controller watching ``namespace`` only (namespaced mode, no leader
     election, its own metrics and health ports); its output in ``log``; yields its PID."""
     binary = built_argo_rollouts()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(binary), "--kubeconfig", str(kubeconfig), "--namespaced",
-                "--namespace", namespace, "--leader-elect=false", "--loglevel", "info",
-                "--metricsPort", str(free_port("127.0.0.1")),
-                "--healthzPort", str(free_port("127.0.0.1")),
-            ],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    command = [
+        str(binary), "--kubeconfig", str(kubeconfig), "--namespaced",
+        "--namespace", namespace, "--leader-elect=false", "--loglevel", "info",
+        "--metricsPort", str(free_port("127.0.0.1")),
+        "--healthzPort", str(free_port("127.0.0.1")),
+    ]  # fmt: skip
+    with running_process(command, log) as pid:
+        yield pid

@@ -18,6 +18,7 @@ from pytest_release.system.processes import free_port
 from tests.kubernetes.argo_crds import REPO
 from tests.kubernetes.conftest import KwokCluster, install_crds
 from tests.support.builds import built
+from tests.support.processes import running_process
 
 FLAGGER_CRDS = REPO / "tests" / "data" / "flagger" / "crd-v1.36.1.yaml"
 BUILD_SCRIPT = REPO / "scripts" / "build-flagger.sh"
@@ -63,23 +64,12 @@ def flagger_controller(kubeconfig: Path, namespace: str, log: Path) -> Iterator[
     test bed's traefik.containo.us CRDs), no metrics server (the analysis is the webhooks
     only), its own HTTP port; its output in ``log``; yields its PID."""
     binary = built_flagger()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(binary), "-kubeconfig", str(kubeconfig), "-namespace", namespace,
-                "-mesh-provider", "traefik", "-log-level", "info", "-zap-encoding", "console",
-                "-port", str(free_port("127.0.0.1")),
-                "-metrics-server", f"http://127.0.0.1:{free_port('127.0.0.1')}",
-                "-enable-config-tracking=false",
-            ],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+    command = [
+        str(binary), "-kubeconfig", str(kubeconfig), "-namespace", namespace,
+        "-mesh-provider", "traefik", "-log-level", "info", "-zap-encoding", "console",
+        "-port", str(free_port("127.0.0.1")),
+        "-metrics-server", f"http://127.0.0.1:{free_port('127.0.0.1')}",
+        "-enable-config-tracking=false",
+    ]  # fmt: skip
+    with running_process(command, log) as pid:
+        yield pid
