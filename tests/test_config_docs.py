@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_release.config.docs import model_sections, render
+from pydantic import BaseModel, Field
+
+from pytest_release.config.docs import field_descriptions, model_sections, render
 
 DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
 
@@ -13,8 +15,8 @@ def test_every_config_field_has_a_description() -> None:
     undocumented = [
         f"{prefix}{name} ({model.__name__})"
         for _, model, prefix, skip in model_sections()
-        for name, field in model.model_fields.items()
-        if name not in skip and not (field.description or "").strip()
+        for name, description in field_descriptions(model).items()
+        if name not in skip and not description.strip()
     ]
     assert not undocumented, f"config fields without a description: {undocumented}"
 
@@ -30,3 +32,27 @@ def test_reference_names_every_gate_kind() -> None:
     text = render()
     for kind in ("lint", "newman", "docker", "e2e", "canary"):
         assert f"of kind `{kind}`" in text
+
+
+class _Base(BaseModel):
+    inherited: int = 1
+    """Kept by
+    subclasses."""
+    redeclared: int = 2
+    """The base's text."""
+
+
+class _Child(_Base):
+    redeclared: int = Field(3, description="The subclass's own text.")
+    described: str = Field("x", description="From Field.")
+    documented: float = 0.5
+    """From the docstring | folded."""
+
+
+def test_descriptions_come_from_attribute_docstrings_along_the_mro() -> None:
+    assert field_descriptions(_Child) == {
+        "inherited": "Kept by subclasses.",
+        "redeclared": "The subclass's own text.",
+        "described": "From Field.",
+        "documented": "From the docstring | folded.",
+    }

@@ -6,6 +6,10 @@ committed file differs, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import itertools
 import json
 import re
 from typing import Any, Literal, get_args, get_origin
@@ -88,12 +92,67 @@ def _default(field: FieldInfo) -> str:
         return f"`{default!r}`"
 
 
+@functools.cache
+def _module_tree(path: str) -> ast.Module:
+    with open(path, encoding="utf-8") as source:
+        return ast.parse(source.read(), path)
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """Field name -> the string literal right under its declaration in ``cls``'s own body
+    (the attribute docstring), white space folded to single spaces."""
+    try:
+        path = inspect.getsourcefile(cls)
+    except TypeError:  # built in, or made at run time without a source file
+        return {}
+    if path is None:
+        return {}
+    body: list[ast.stmt] = _module_tree(path).body
+    for name in cls.__qualname__.split("."):
+        # A class made at run time (create_model) or inside a function has no class
+        # statement at its qualified name: its fields keep their Field(description=...).
+        found = [node for node in body if isinstance(node, ast.ClassDef) and node.name == name]
+        if not found:
+            return {}
+        body = found[-1].body
+    return {
+        statement.target.id: " ".join(following.value.value.split())
+        for statement, following in itertools.pairwise(body)
+        if isinstance(statement, ast.AnnAssign)
+        and isinstance(statement.target, ast.Name)
+        and isinstance(following, ast.Expr)
+        and isinstance(following.value, ast.Constant)
+        and isinstance(following.value.value, str)
+    }
+
+
+def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> its description for every field of ``model``: the attribute
+    docstring (a subclass's over its bases'), else ``Field(description=...)``, else "".
+
+    The docstrings are read from the source here rather than by pydantic's
+    ``use_attribute_docstrings``, which costs every model class time at import (issue 27)
+    for text only this reference needs."""
+    docstrings: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if issubclass(cls, BaseModel) and cls is not BaseModel:
+            # A field declared again without a docstring does not keep its base's.
+            for name in vars(cls).get("__annotations__", {}):
+                docstrings.pop(name, None)
+            docstrings.update(_attribute_docstrings(cls))
+    return {
+        name: docstrings.get(name) or (field.description or "").replace("\n", " ")
+        for name, field in model.model_fields.items()
+    }
+
+
 def _table(model: type[BaseModel], prefix: str, skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    descriptions = field_descriptions(model)
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        description = (field.description or "").replace("\n", " ").replace("|", "\\|")
+        description = descriptions[name].replace("|", "\\|")
         type_name = _type_name(field.annotation).replace("|", "\\|")
         lines.append(f"| `{prefix}{name}` | `{type_name}` | {_default(field)} | {description} |")
     return lines
