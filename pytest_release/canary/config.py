@@ -16,13 +16,13 @@ class PrometheusQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    query: str = Field(
-        min_length=1,
-        description="PromQL instant query, run every status_interval; every value it "
-        "returns during an interval is checked against max and min.",
-    )
-    max: float | None = Field(default=None, description="Fail the interval above this value.")
-    min: float | None = Field(default=None, description="Fail the interval below this value.")
+    query: str = Field(min_length=1)
+    """PromQL instant query, run every status_interval; every value it returns during an interval is
+    checked against max and min."""
+    max: float | None = None
+    """Fail the interval above this value."""
+    min: float | None = None
+    """Fail the interval below this value."""
 
 
 class PrometheusConfig(BaseModel):
@@ -31,13 +31,13 @@ class PrometheusConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
-    queries: dict[str, PrometheusQuery] = Field(
-        default_factory=dict,
-        description="Named queries, one table {query, max, min} per name; reports show "
-        "each as prometheus.<query>. Empty: Prometheus is not queried.",
-    )
-    timeout: Duration = Field(default=5.0, description="Seconds per query request.")
+    url: str
+    """Prometheus base URL, e.g. http://127.0.0.1:9090"""
+    queries: dict[str, PrometheusQuery] = Field(default_factory=dict)
+    """Named queries, one table {query, max, min} per name; reports show each as prometheus.<query>.
+    Empty: Prometheus is not queried."""
+    timeout: Duration = 5.0
+    """Seconds per query request."""
 
     @field_validator("url")
     @classmethod
@@ -52,47 +52,27 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rate: float = Field(default=20.0, ge=0, description="Requests/s through the router.")
-    direct_rate: float = Field(
-        default=10.0, ge=0, description="Requests/s sent directly to each group's replicas."
-    )
-    paths: tuple[str, ...] = Field(
-        default=("/",),
-        description="Request paths (each starting with '/'), used in turn by the load "
-        "through the router and directly to the replicas.",
-    )
-    health_interval: PositiveDuration = Field(
-        default=1.0,
-        description="Seconds between /health probes of every replica (the path is the "
-        "platform's health_path).",
-    )
-    status_interval: PositiveDuration = Field(
-        default=1.0,
-        description="Seconds between reads of the platform's replica status (restarts, "
-        "readiness) and between rounds of Prometheus queries.",
-    )
-    concurrency: int = Field(
-        default=16,
-        ge=1,
-        le=1000,
-        description="Most load requests in flight at once (all targets together); when all "
-        "are busy the rate drops instead of bursting later.",
-    )
-    timeout: PositiveDuration = Field(
-        default=5.0,
-        description="Seconds per load request and health probe; one that times out counts "
-        "as failed.",
-    )
-    max_requests: int | None = Field(
-        default=None,
-        ge=1,
-        description="Load requests sent over the whole hold at most (all targets together); "
-        "unset: no limit.",
-    )
-    prometheus: PrometheusConfig | None = Field(
-        default=None,
-        description="Prometheus queries checked every interval; unset: none.",
-    )
+    rate: float = Field(default=20.0, ge=0)
+    """Requests/s through the router."""
+    direct_rate: float = Field(default=10.0, ge=0)
+    """Requests/s sent directly to each group's replicas."""
+    paths: tuple[str, ...] = ("/",)
+    """Request paths (each starting with '/'), used in turn by the load through the router and
+    directly to the replicas."""
+    health_interval: PositiveDuration = 1.0
+    """Seconds between /health probes of every replica (the path is the platform's health_path)."""
+    status_interval: PositiveDuration = 1.0
+    """Seconds between reads of the platform's replica status (restarts, readiness) and between
+    rounds of Prometheus queries."""
+    concurrency: int = Field(default=16, ge=1, le=1000)
+    """Most load requests in flight at once (all targets together); when all are busy the rate drops
+    instead of bursting later."""
+    timeout: PositiveDuration = 5.0
+    """Seconds per load request and health probe; one that times out counts as failed."""
+    max_requests: int | None = Field(default=None, ge=1)
+    """Load requests sent over the whole hold at most (all targets together); unset: no limit."""
+    prometheus: PrometheusConfig | None = None
+    """Prometheus queries checked every interval; unset: none."""
 
     @field_validator("paths")
     @classmethod

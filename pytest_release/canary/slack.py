@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from pytest_release.canary.judge import CanaryVerdict, format_window
 from pytest_release.config.types import PositiveDuration
@@ -47,31 +47,21 @@ class SlackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    webhook_env: str = Field(
-        default="SLACK_WEBHOOK_URL",
-        description="Environment variable holding the incoming-webhook URL.",
-    )
-    webhook_url: SecretStr | None = Field(
-        default=None,
-        description="The webhook URL itself (discouraged: keep it in the environment).",
-    )
-    channel: str | None = Field(
-        default=None,
-        description="Channel to post to, e.g. '#releases'; unset: the webhook's own channel.",
-    )
-    username: str | None = Field(
-        default=None, description="Sender name shown in Slack; unset: the webhook's."
-    )
-    icon_emoji: str | None = Field(
-        default=None,
-        description="Sender icon, e.g. ':rocket:'; unset: the webhook's.",
-    )
-    events: tuple[SlackEvent, ...] = Field(
-        default=EVENTS,
-        description="Stage outcomes that are posted: any of 'passed', 'failed', "
-        "'rolled-back', 'awaiting-approval' (default: all).",
-    )
-    timeout: PositiveDuration = Field(default=5.0, description="Seconds before giving up.")
+    webhook_env: str = "SLACK_WEBHOOK_URL"
+    """Environment variable holding the incoming-webhook URL."""
+    webhook_url: SecretStr | None = None
+    """The webhook URL itself (discouraged: keep it in the environment)."""
+    channel: str | None = None
+    """Channel to post to, e.g. '#releases'; unset: the webhook's own channel."""
+    username: str | None = None
+    """Sender name shown in Slack; unset: the webhook's."""
+    icon_emoji: str | None = None
+    """Sender icon, e.g. ':rocket:'; unset: the webhook's."""
+    events: tuple[SlackEvent, ...] = EVENTS
+    """Stage outcomes that are posted: any of 'passed', 'failed', 'rolled-back', 'awaiting-approval'
+    (default: all)."""
+    timeout: PositiveDuration = 5.0
+    """Seconds before giving up."""
 
     @field_validator("webhook_env")
     @classmethod

@@ -25,22 +25,19 @@ class AlertmanagerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
-    labels: dict[str, str] = Field(
-        default_factory=lambda: {"severity": "critical"},
-        description="Label values an alert must have to roll back (exact matches; default "
-        "severity = critical).",
-    )
-    service: str | None = Field(
-        default=None,
-        description="The service's own label value: alerts must also carry service_label = "
-        "this (unset: any service).",
-    )
-    service_label: str = Field(default="service", description="The label naming the service.")
-    interval: Duration = Field(
-        default=1.0, description="Seconds between asks while an interval runs."
-    )
-    timeout: Duration = Field(default=5.0, description="Seconds per request.")
+    url: str
+    """Alertmanager base URL, e.g. http://127.0.0.1:9093"""
+    labels: dict[str, str] = Field(default_factory=lambda: {"severity": "critical"})
+    """Label values an alert must have to roll back (exact matches; default severity = critical)."""
+    service: str | None = None
+    """The service's own label value: alerts must also carry service_label = this (unset: any
+    service)."""
+    service_label: str = "service"
+    """The label naming the service."""
+    interval: Duration = 1.0
+    """Seconds between asks while an interval runs."""
+    timeout: Duration = 5.0
+    """Seconds per request."""
 
     @field_validator("url")
     @classmethod

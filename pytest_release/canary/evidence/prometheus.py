@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from pytest_release.canary.evidence.prometheus_queries import Queries
 from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
@@ -53,51 +53,36 @@ class PrometheusEvidenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(
-        default="",
-        description="Prometheus base URL, e.g. http://127.0.0.1:9090; or give url_env.",
-    )
-    url_env: str = Field(
-        default="",
-        description="Environment variable holding the base URL instead of url (a CI "
-        "variable such as PROMETHEUS_URL); unset or empty when the stage runs: every "
-        "interval's Prometheus checks are insufficient, with the reason.",
-    )
-    template: str = Field(
-        default="haproxy",
-        description="The queries of a registered router's exporter, by its router type "
-        "(built in: haproxy, HAProxy 2.6's exporter; traefik, Traefik's metrics; a router "
-        "plug-in may offer its own), or custom (requests, errors, latency_ms below).",
-    )
-    canary_selector: str = Field(
-        default="",
-        description="PromQL label matchers of the canary's series, e.g. "
-        "'service=~\"default-shop-canary-.*\"'; empty on the local HAProxy router: its "
-        "current canary servers.",
-    )
-    stable_selector: str = Field(default="", description="Likewise for stable.")
-    requests: str = Field(
-        default="",
-        description="custom: PromQL giving a version's requests so far, a counter (the "
-        "interval's count is its value at the end minus at the start), with {selector}, e.g. "
-        "'sum(http_requests_total{{selector}})'.",
-    )
-    errors: str = Field(
-        default="", description="custom: a version's failed requests so far, likewise."
-    )
-    latency_ms: str = Field(
-        default="", description="custom: a version's mean latency in ms (optional)."
-    )
-    lag: Duration = Field(
-        default=2.0,
-        description="Seconds after an interval's end before querying (two scrape intervals).",
-    )
-    max_staleness: Duration = Field(
-        default=30.0,
-        description="A version whose newest request sample is older than this is stale: the "
-        "interval is insufficient, not passed.",
-    )
-    timeout: Duration = Field(default=5.0, description="Seconds per query request.")
+    url: str = ""
+    """Prometheus base URL, e.g. http://127.0.0.1:9090; or give url_env."""
+    url_env: str = ""
+    """Environment variable holding the base URL instead of url (a CI variable such as
+    PROMETHEUS_URL); unset or empty when the stage runs: every interval's Prometheus checks are
+    insufficient, with the reason."""
+    template: str = "haproxy"
+    """The queries of a registered router's exporter, by its router type (built in: haproxy, HAProxy
+    2.6's exporter; traefik, Traefik's metrics; a router plug-in may offer its own), or custom
+    (requests, errors, latency_ms below)."""
+    canary_selector: str = ""
+    """PromQL label matchers of the canary's series, e.g. 'service=~"default-shop-canary-.*"'; empty
+    on the local HAProxy router: its current canary servers."""
+    stable_selector: str = ""
+    """Likewise for stable."""
+    requests: str = ""
+    """custom: PromQL giving a version's requests so far, a counter (the interval's count is its
+    value at the end minus at the start), with {selector}, e.g.
+    'sum(http_requests_total{{selector}})'."""
+    errors: str = ""
+    """custom: a version's failed requests so far, likewise."""
+    latency_ms: str = ""
+    """custom: a version's mean latency in ms (optional)."""
+    lag: Duration = 2.0
+    """Seconds after an interval's end before querying (two scrape intervals)."""
+    max_staleness: Duration = 30.0
+    """A version whose newest request sample is older than this is stale: the interval is
+    insufficient, not passed."""
+    timeout: Duration = 5.0
+    """Seconds per query request."""
 
     @field_validator("template")
     @classmethod

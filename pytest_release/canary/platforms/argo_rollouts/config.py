@@ -22,40 +22,29 @@ class ArgoRolloutsPlatformConfig(ClusterAccess):
     weights, promotes and aborts; the stage reads which pods are canary and stable and the
     weight the controller set, and judges."""
 
-    type: Literal["argo-rollouts"] = Field(
-        description="Observe a Rollout that Argo Rollouts drives (it deploys, sets weights, "
-        "promotes and rolls back; the stage judges). docs/argo-rollouts.md"
-    )
-    namespace: str = Field(default="default", description="Namespace of the Rollout.")
-    rollout: str = Field(description="Name of the Rollout.")
-    container: str | None = Field(
-        default=None,
-        description="Container whose image is reported; unset: the pod's first container.",
-    )
-    container_port: int = Field(
-        default=8080,
-        ge=1,
-        le=65535,
-        description="Container port the sampler reaches the pods on (with sample_pods).",
-    )
-    health_path: HttpPath = Field(
-        default="/health", description="Path the hold probes on every pod (with sample_pods)."
-    )
-    sample_pods: bool = Field(
-        default=False,
-        description="Pod IPs (container_port) and router.url are reachable from the process "
-        "that runs the stage (an analysis Job in the cluster): the hold sends requests "
-        "through router.url and to every pod. false: pod status only (restarts, readiness), "
-        "with judge.http_checks = false, or Prometheus evidence.",
-    )
-    observe_timeout: PositiveDuration = Field(
-        default=120.0,
-        description="How long the stage waits for the controller to reach the stage's "
-        "weight with ready canary pods before it fails (the stage was run at the wrong step).",
-    )
-    request_timeout: PositiveDuration = Field(
-        default=15.0, description="Timeout of one request to the API server."
-    )
+    type: Literal["argo-rollouts"]
+    """Observe a Rollout that Argo Rollouts drives (it deploys, sets weights, promotes and rolls
+    back; the stage judges). docs/argo-rollouts.md"""
+    namespace: str = "default"
+    """Namespace of the Rollout."""
+    rollout: str
+    """Name of the Rollout."""
+    container: str | None = None
+    """Container whose image is reported; unset: the pod's first container."""
+    container_port: int = Field(default=8080, ge=1, le=65535)
+    """Container port the sampler reaches the pods on (with sample_pods)."""
+    health_path: HttpPath = "/health"
+    """Path the hold probes on every pod (with sample_pods)."""
+    sample_pods: bool = False
+    """Pod IPs (container_port) and router.url are reachable from the process that runs the stage
+    (an analysis Job in the cluster): the hold sends requests through router.url and to every
+    pod. false: pod status only (restarts, readiness), with judge.http_checks = false, or
+    Prometheus evidence."""
+    observe_timeout: PositiveDuration = 120.0
+    """How long the stage waits for the controller to reach the stage's weight with ready canary
+    pods before it fails (the stage was run at the wrong step)."""
+    request_timeout: PositiveDuration = 15.0
+    """Timeout of one request to the API server."""
 
     @field_validator("namespace")
     @classmethod

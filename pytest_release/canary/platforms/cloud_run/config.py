@@ -58,54 +58,41 @@ class CloudRunPlatformConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["cloud-run"] = Field(
-        description="Run the service on Cloud Run (Admin API v2): the canary is a new "
-        "revision of the service, traffic is split by percent between revisions."
-    )
-    project: str = Field(description="Google Cloud project ID of the service.")
-    region: str = Field(description="Region of the service, e.g. europe-west1.")
-    service: str = Field(description="Name of the Cloud Run service (it must exist).")
-    container: str | None = Field(
-        default=None,
-        description="Name of the container whose image is released; unset: the first.",
-    )
-    health_path: HttpPath = Field(
-        default="/health",
-        description="Path the hold probes on every revision's tag URL.",
-    )
-    stable_tag: str = Field(default="stable", description="Traffic tag of the main revision.")
-    canary_tag: str = Field(default="canary", description="Traffic tag of the canary revision.")
-    previous_tag: str = Field(
-        default="previous",
-        description="Traffic tag (0 %) of the main revision before the last promotion: the "
-        "revision a rollback returns to.",
-    )
-    api_endpoint: str | None = Field(
-        default=None,
-        description="Admin API endpoint, e.g. http://127.0.0.1:8089 for an emulator; unset: "
-        "run.googleapis.com (REST over HTTPS).",
-    )
-    credentials: Literal["application-default", "anonymous"] = Field(
-        default="application-default",
-        description="application-default: Application Default Credentials "
-        "(GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, or the "
-        "metadata server); anonymous: no credentials (an emulator only).",
-    )
-    operation_timeout: PositiveDuration = Field(
-        default=600.0,
-        description="How long a long-running operation (new revision, traffic change, "
-        "revision deletion) may take before the step fails.",
-    )
-    request_timeout: PositiveDuration = Field(
-        default=30.0, description="Timeout of one request to the Admin API."
-    )
-    etag_attempts: int = Field(
-        default=5,
-        ge=1,
-        le=20,
-        description="Attempts of a service update whose etag another writer changed "
-        "meanwhile (each attempt re-reads the service) before the step fails.",
-    )
+    type: Literal["cloud-run"]
+    """Run the service on Cloud Run (Admin API v2): the canary is a new revision of the service,
+    traffic is split by percent between revisions."""
+    project: str
+    """Google Cloud project ID of the service."""
+    region: str
+    """Region of the service, e.g. europe-west1."""
+    service: str
+    """Name of the Cloud Run service (it must exist)."""
+    container: str | None = None
+    """Name of the container whose image is released; unset: the first."""
+    health_path: HttpPath = "/health"
+    """Path the hold probes on every revision's tag URL."""
+    stable_tag: str = "stable"
+    """Traffic tag of the main revision."""
+    canary_tag: str = "canary"
+    """Traffic tag of the canary revision."""
+    previous_tag: str = "previous"
+    """Traffic tag (0 %) of the main revision before the last promotion: the revision a rollback
+    returns to."""
+    api_endpoint: str | None = None
+    """Admin API endpoint, e.g. http://127.0.0.1:8089 for an emulator; unset: run.googleapis.com
+    (REST over HTTPS)."""
+    credentials: Literal["application-default", "anonymous"] = "application-default"
+    """application-default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud
+    auth application-default login, or the metadata server); anonymous: no credentials (an
+    emulator only)."""
+    operation_timeout: PositiveDuration = 600.0
+    """How long a long-running operation (new revision, traffic change, revision deletion) may take
+    before the step fails."""
+    request_timeout: PositiveDuration = 30.0
+    """Timeout of one request to the Admin API."""
+    etag_attempts: int = Field(default=5, ge=1, le=20)
+    """Attempts of a service update whose etag another writer changed meanwhile (each attempt
+    re-reads the service) before the step fails."""
 
     @field_validator(*_NAME_RULES)
     @classmethod
@@ -172,14 +159,11 @@ class CloudRunRouterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["cloud-run"] = Field(
-        description="The Cloud Run service splits traffic between its revisions itself."
-    )
-    url: str | None = Field(
-        default=None,
-        description="Where clients reach the service (e.g. a custom domain); unset: the "
-        "service's URL as the API reports it.",
-    )
+    type: Literal["cloud-run"]
+    """The Cloud Run service splits traffic between its revisions itself."""
+    url: str | None = None
+    """Where clients reach the service (e.g. a custom domain); unset: the service's URL as the API
+    reports it."""
 
     def deployment_claims(self, platform: object) -> tuple[DeploymentClaim, ...]:
         """Nothing of its own: the traffic split is the service's (the platform claims it)."""

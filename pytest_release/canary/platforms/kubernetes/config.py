@@ -44,72 +44,52 @@ class ClusterAccess(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kubeconfig: str | None = Field(
-        default=None,
-        description="Kubeconfig file (relative to the rootdir); unset: $KUBECONFIG, "
-        "~/.kube/config, or the in-cluster service account.",
-    )
-    context: str | None = Field(
-        default=None, description="Kubeconfig context; unset: the current context."
-    )
+    kubeconfig: str | None = None
+    """Kubeconfig file (relative to the rootdir); unset: $KUBECONFIG, ~/.kube/config, or the
+    in-cluster service account."""
+    context: str | None = None
+    """Kubeconfig context; unset: the current context."""
 
 
 class KubernetesPlatformConfig(ClusterAccess):
     """``[tool.pytest-release.gates.canary.platform]`` with ``type = "kubernetes"``: the
     main Deployment and a canary Deployment labelled ``version=canary`` beside it."""
 
-    type: Literal["kubernetes"] = Field(description="Run the service on a Kubernetes cluster.")
-    namespace: str = Field(default="default", description="Namespace of the service.")
-    app: str = Field(description="Value of the 'app' label of the service's pods.")
-    deployment: str | None = Field(
-        default=None, description="Name of the main (stable) Deployment; unset: the app name."
-    )
-    container: str | None = Field(
-        default=None,
-        description="Container whose image is released; unset: the pod's first container.",
-    )
-    port: int = Field(default=80, ge=1, le=65535, description="Port of the Services.")
-    container_port: int = Field(
-        default=8080,
-        ge=1,
-        le=65535,
-        description="Container port of Deployments and Services the platform creates.",
-    )
-    stable_image: str | None = Field(
-        default=None,
-        description="Image of the main Deployment when none exists yet (first release).",
-    )
-    stable_replicas: int = Field(
-        default=1, ge=1, le=100, description="Replicas of a main Deployment created here."
-    )
-    health_path: HttpPath = Field(
-        default="/health",
-        description="Readiness and liveness probe path of the Deployments the platform "
-        "creates, and the path the hold probes on every pod (with sample_pods).",
-    )
-    termination_grace_period: int = Field(
-        default=10,
-        ge=0,
-        le=3600,
-        description="terminationGracePeriodSeconds of the Deployments the platform creates, "
-        "plus their preStop sleep of router.drain_delay.",
-    )
-    sample_pods: bool = Field(
-        default=False,
-        description="Pod IPs (container_port) and router.url are reachable from the process "
-        "that runs the stages (it runs inside the cluster's network, e.g. as a Job): the "
-        "hold sends requests through router.url and to every pod, probes health_path on "
-        "every pod, and the promotion's check sends its requests through router.url, so "
-        "judge.http_checks can be on. false: pod status only (restarts, readiness).",
-    )
-    rollout_timeout: PositiveDuration = Field(
-        default=300.0,
-        description="How long a Deployment may take to roll out (observedGeneration, updated "
-        "and available replicas) before the step fails.",
-    )
-    request_timeout: PositiveDuration = Field(
-        default=15.0, description="Timeout of one request to the API server."
-    )
+    type: Literal["kubernetes"]
+    """Run the service on a Kubernetes cluster."""
+    namespace: str = "default"
+    """Namespace of the service."""
+    app: str
+    """Value of the 'app' label of the service's pods."""
+    deployment: str | None = None
+    """Name of the main (stable) Deployment; unset: the app name."""
+    container: str | None = None
+    """Container whose image is released; unset: the pod's first container."""
+    port: int = Field(default=80, ge=1, le=65535)
+    """Port of the Services."""
+    container_port: int = Field(default=8080, ge=1, le=65535)
+    """Container port of Deployments and Services the platform creates."""
+    stable_image: str | None = None
+    """Image of the main Deployment when none exists yet (first release)."""
+    stable_replicas: int = Field(default=1, ge=1, le=100)
+    """Replicas of a main Deployment created here."""
+    health_path: HttpPath = "/health"
+    """Readiness and liveness probe path of the Deployments the platform creates, and the path the
+    hold probes on every pod (with sample_pods)."""
+    termination_grace_period: int = Field(default=10, ge=0, le=3600)
+    """terminationGracePeriodSeconds of the Deployments the platform creates, plus their preStop
+    sleep of router.drain_delay."""
+    sample_pods: bool = False
+    """Pod IPs (container_port) and router.url are reachable from the process that runs the stages
+    (it runs inside the cluster's network, e.g. as a Job): the hold sends requests through
+    router.url and to every pod, probes health_path on every pod, and the promotion's check sends
+    its requests through router.url, so judge.http_checks can be on. false: pod status only
+    (restarts, readiness)."""
+    rollout_timeout: PositiveDuration = 300.0
+    """How long a Deployment may take to roll out (observedGeneration, updated and available
+    replicas) before the step fails."""
+    request_timeout: PositiveDuration = 15.0
+    """Timeout of one request to the API server."""
 
     @field_validator("namespace", "app")
     @classmethod
@@ -178,32 +158,22 @@ class ServiceRouterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str | None = Field(
-        default=None,
-        description="Name of the routing object; unset: the main Deployment's name.",
-    )
-    namespace: str | None = Field(
-        default=None, description="Namespace of the routing object; unset: the platform's."
-    )
-    url: str | None = Field(
-        default=None,
-        description="Where clients reach the service through this router (reported only).",
-    )
-    create: bool = Field(
-        default=True,
-        description="Create the routing object (all traffic to the main Service) when it "
-        "does not exist; false: a missing object is an error.",
-    )
-    drain_delay: Duration = Field(
-        default=2.0,
-        description="How long the canary Service stays up after it left the routing object "
-        "(the router applies changes asynchronously: Traefik up to its "
-        "providersThrottleDuration, 2 s by default, later; a Traefik router with api_url "
-        "waits until Traefik reports the change instead), so no request is sent to a "
-        "deleted pod; also the preStop sleep (whole seconds) of the "
-        "Deployments the platform creates, so a terminating pod serves on while the router "
-        "drops it; 0: delete at once, no preStop hook.",
-    )
+    name: str | None = None
+    """Name of the routing object; unset: the main Deployment's name."""
+    namespace: str | None = None
+    """Namespace of the routing object; unset: the platform's."""
+    url: str | None = None
+    """Where clients reach the service through this router (reported only)."""
+    create: bool = True
+    """Create the routing object (all traffic to the main Service) when it does not exist; false: a
+    missing object is an error."""
+    drain_delay: Duration = 2.0
+    """How long the canary Service stays up after it left the routing object (the router applies
+    changes asynchronously: Traefik up to its providersThrottleDuration, 2 s by default, later; a
+    Traefik router with api_url waits until Traefik reports the change instead), so no request is
+    sent to a deleted pod; also the preStop sleep (whole seconds) of the Deployments the platform
+    creates, so a terminating pod serves on while the router drops it; 0: delete at once, no
+    preStop hook."""
 
     @field_validator("name")
     @classmethod

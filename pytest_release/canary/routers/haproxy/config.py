@@ -17,43 +17,25 @@ class HAProxyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(
-        default="haproxy",
-        pattern="^haproxy$",
-        description="haproxy: a local HAProxy started and steered by pytest-release "
-        "(local platforms).",
-    )
-    binary: str = Field(
-        default="haproxy",
-        description="The HAProxy executable: a name looked up on PATH, or a path.",
-    )
-    port: int = Field(
-        default=0, ge=0, le=65535, description="Frontend port on 127.0.0.1 (0: pick a free one)."
-    )
-    metrics_port: int | None = Field(
-        default=None,
-        ge=1,
-        le=65535,
-        description="Serve HAProxy's built-in Prometheus exporter (per-server counters, "
-        "haproxy_server_*) on 127.0.0.1:PORT/metrics for Prometheus to scrape; unset: off.",
-    )
-    slots: int = Field(
-        default=8, ge=2, le=64, description="Server slots (stable + canary replicas at most)."
-    )
-    drain_timeout: Duration = Field(
-        default=10.0,
-        description="Seconds a replica leaving the router (weight 0) gets to finish its "
-        "in-flight requests before it goes into maintenance.",
-    )
-    timeout_connect: Duration = Field(
-        default=2.0,
-        description="HAProxy 'timeout connect': seconds to establish a connection to a replica.",
-    )
-    timeout_server: Duration = Field(
-        default=30.0,
-        description="HAProxy 'timeout server': seconds a replica may stay silent while "
-        "answering a request before HAProxy gives up on it.",
-    )
+    type: str = Field(default="haproxy", pattern="^haproxy$")
+    """haproxy: a local HAProxy started and steered by pytest-release (local platforms)."""
+    binary: str = "haproxy"
+    """The HAProxy executable: a name looked up on PATH, or a path."""
+    port: int = Field(default=0, ge=0, le=65535)
+    """Frontend port on 127.0.0.1 (0: pick a free one)."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve HAProxy's built-in Prometheus exporter (per-server counters, haproxy_server_*) on
+    127.0.0.1:PORT/metrics for Prometheus to scrape; unset: off."""
+    slots: int = Field(default=8, ge=2, le=64)
+    """Server slots (stable + canary replicas at most)."""
+    drain_timeout: Duration = 10.0
+    """Seconds a replica leaving the router (weight 0) gets to finish its in-flight requests before
+    it goes into maintenance."""
+    timeout_connect: Duration = 2.0
+    """HAProxy 'timeout connect': seconds to establish a connection to a replica."""
+    timeout_server: Duration = 30.0
+    """HAProxy 'timeout server': seconds a replica may stay silent while answering a request before
+    HAProxy gives up on it."""
 
     def exporter_lines(self, host: str) -> list[str]:
         """The HAProxy config of the Prometheus exporter frontend (none without a port)."""
