@@ -47,11 +47,9 @@ class CanaryGateConfig(GateConfig):
 
     kind: Literal["canary"] = KIND
     serial: bool = True
-    settings_from: str | None = Field(
-        default=None,
-        description="Another canary gate whose platform, router, sampler, judge and slack "
-        "settings this gate uses (the default 'rollback' gate uses 'canary').",
-    )
+    settings_from: str | None = None
+    """Another canary gate whose platform, router, sampler, judge and slack settings this gate uses
+    (the default 'rollback' gate uses 'canary')."""
     platform: PlatformTables | None = Field(
         default=None,
         description="Where the stable and canary replicas run: a table with type = "
@@ -63,26 +61,18 @@ class CanaryGateConfig(GateConfig):
         description="What splits the traffic between stable and canary: type = "
         f"{_ROUTER_TYPES} (or a plug-in's).",
     )
-    sampler: SamplerConfig = Field(
-        default_factory=SamplerConfig,
-        description="What is measured during the hold: HTTP load, /health probes, replica "
-        "status, optional Prometheus queries.",
-    )
-    judge: JudgeTables = Field(
-        default_factory=JudgeTables,
-        description="Thresholds and statistical comparison that turn the measurements into "
-        "a pass, fail or insufficient verdict per interval and for the stage.",
-    )
-    slack: SlackConfig | None = Field(
-        default=None,
-        description="Slack notifications of the stage outcome; unset: none are sent.",
-    )
-    rollback_on_insufficient: bool = Field(
-        default=True, description="Roll back when the evidence is insufficient (never a pass)."
-    )
-    verify_requests: int = Field(
-        default=20, ge=1, description="Requests through the router that check the main."
-    )
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    """What is measured during the hold: HTTP load, /health probes, replica status, optional
+    Prometheus queries."""
+    judge: JudgeTables = Field(default_factory=JudgeTables)
+    """Thresholds and statistical comparison that turn the measurements into a pass, fail or
+    insufficient verdict per interval and for the stage."""
+    slack: SlackConfig | None = None
+    """Slack notifications of the stage outcome; unset: none are sent."""
+    rollback_on_insufficient: bool = True
+    """Roll back when the evidence is insufficient (never a pass)."""
+    verify_requests: int = Field(default=20, ge=1)
+    """Requests through the router that check the main."""
 
     @field_validator("platform", "router", mode="before")
     @classmethod

@@ -47,85 +47,61 @@ class DockerGateConfig(GateConfig):
     """
 
     kind: str = KIND
-    build: bool = Field(
-        default=True,
-        description="Build the image from context/dockerfile; false: use the existing local "
-        "image named by --image or tag (it is not removed afterwards).",
-    )
-    context: str = Field(default=".", description="Build context, relative to the rootdir.")
-    dockerfile: str = Field(default="Dockerfile", description="Relative to the context.")
-    build_args: dict[str, str] = Field(default={}, description="Build arguments (ARG).")
-    tag: str | None = Field(
-        default=None,
-        description="Image reference; --image wins; default pytest-release/<gate>:<run id>.",
-    )
-    keep_image: bool = Field(
-        default=False, description="Keep the built image after the session (it is removed)."
-    )
-    push: bool = Field(
-        default=False,
-        description="After the checks, push the image reference and push_tags to their "
-        "registries (item 'push'), verifying each through the registry.",
-    )
-    push_tags: tuple[str, ...] = Field(
-        default=(),
-        description="More references to tag and push; placeholders {repository} (the image "
-        "reference without its tag), {release_id}, {release_short} (its first 12 "
-        "characters), {stage}.",
-    )
-    command: tuple[str, ...] | None = Field(default=None, description="Override the image's CMD.")
-    env: EnvVars = Field(default={}, description="Environment of the container.")
-    pass_env: tuple[str, ...] = Field(
-        default=(),
-        description="Variables copied from the environment of pytest into the container "
-        "(their values are redacted everywhere).",
-    )
-    port: int | None = Field(
-        default=None, ge=1, le=65535, description="Port the service listens on (127.0.0.1)."
-    )
-    health_path: HttpPath | None = Field(
-        default=None, description="HTTP path probed on 127.0.0.1:port until it answers 2xx."
-    )
-    health_timeout: Duration = Field(
-        default=60.0, description="How long the container may take to become healthy."
-    )
-    stay_up: Duration = Field(
-        default=2.0, description="The container must still run this long after becoming healthy."
-    )
-    required_env: tuple[str, ...] = Field(
-        default=(), description="Variables that must be set (non-empty) in the container."
-    )
-    env_endpoint: HttpPath | None = Field(
-        default=None,
-        description="HTTP path returning the service's view of its environment as a JSON "
-        "object; required_env and env must be visible there.",
-    )
-    max_image_size_mb: float | None = Field(
-        default=None, gt=0, description="Image size budget in MB (1 MB = 1,000,000 bytes)."
-    )
-    require_non_root: bool = Field(
-        default=True, description="Fail when a process of the container runs as uid 0."
-    )
-    user: str | None = Field(
-        default=None, description="Expected user (name or uid) the container runs as."
-    )
-    secret_names: tuple[str, ...] = Field(
-        default=DEFAULT_SECRET_NAMES,
-        description="Glob patterns of variable/label names that must not carry a value "
-        "in the image.",
-    )
-    allowed_env: tuple[str, ...] = Field(
-        default=(), description="Names exempt from the secret check (e.g. GPG_KEY)."
-    )
-    log_lines: int = Field(
-        default=200, ge=1, description="Container log lines attached to failures."
-    )
-    scan: ScanConfig | None = Field(
-        default=None,
-        description="Vulnerability scan of the image against an OSV export (items "
-        "'vulnerability-scan' and 'vulnerabilities'), e.g. { osv = 'security/osv', allow = "
-        "[{ id = 'GHSA-...', reason = '...', expires = 2027-01-31 }] }; docs/perf-and-scan.md.",
-    )
+    build: bool = True
+    """Build the image from context/dockerfile; false: use the existing local image named by --image
+    or tag (it is not removed afterwards)."""
+    context: str = "."
+    """Build context, relative to the rootdir."""
+    dockerfile: str = "Dockerfile"
+    """Relative to the context."""
+    build_args: dict[str, str] = Field(default_factory=dict)
+    """Build arguments (ARG)."""
+    tag: str | None = None
+    """Image reference; --image wins; default pytest-release/<gate>:<run id>."""
+    keep_image: bool = False
+    """Keep the built image after the session (it is removed)."""
+    push: bool = False
+    """After the checks, push the image reference and push_tags to their registries (item 'push'),
+    verifying each through the registry."""
+    push_tags: tuple[str, ...] = ()
+    """More references to tag and push; placeholders {repository} (the image reference without its
+    tag), {release_id}, {release_short} (its first 12 characters), {stage}."""
+    command: tuple[str, ...] | None = None
+    """Override the image's CMD."""
+    env: EnvVars = Field(default_factory=dict)
+    """Environment of the container."""
+    pass_env: tuple[str, ...] = ()
+    """Variables copied from the environment of pytest into the container (their values are redacted
+    everywhere)."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Port the service listens on (127.0.0.1)."""
+    health_path: HttpPath | None = None
+    """HTTP path probed on 127.0.0.1:port until it answers 2xx."""
+    health_timeout: Duration = 60.0
+    """How long the container may take to become healthy."""
+    stay_up: Duration = 2.0
+    """The container must still run this long after becoming healthy."""
+    required_env: tuple[str, ...] = ()
+    """Variables that must be set (non-empty) in the container."""
+    env_endpoint: HttpPath | None = None
+    """HTTP path returning the service's view of its environment as a JSON object; required_env and
+    env must be visible there."""
+    max_image_size_mb: float | None = Field(default=None, gt=0)
+    """Image size budget in MB (1 MB = 1,000,000 bytes)."""
+    require_non_root: bool = True
+    """Fail when a process of the container runs as uid 0."""
+    user: str | None = None
+    """Expected user (name or uid) the container runs as."""
+    secret_names: tuple[str, ...] = DEFAULT_SECRET_NAMES
+    """Glob patterns of variable/label names that must not carry a value in the image."""
+    allowed_env: tuple[str, ...] = ()
+    """Names exempt from the secret check (e.g. GPG_KEY)."""
+    log_lines: int = Field(default=200, ge=1)
+    """Container log lines attached to failures."""
+    scan: ScanConfig | None = None
+    """Vulnerability scan of the image against an OSV export (items 'vulnerability-scan' and
+    'vulnerabilities'), e.g. { osv = 'security/osv', allow = [{ id = 'GHSA-...', reason = '...',
+    expires = 2027-01-31 }] }; docs/perf-and-scan.md."""
 
     @field_validator("pass_env", "required_env", "allowed_env")
     @classmethod

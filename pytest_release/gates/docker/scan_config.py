@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from pytest_release.config.types import PositiveDuration
 
@@ -22,15 +22,15 @@ class AllowEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(description="Advisory id or one of its aliases (CVE-..., GHSA-...).")
-    reason: str = Field(description="Why the finding is accepted; shown in reports.")
-    expires: datetime.date = Field(
-        description="Last day the allowance holds (YYYY-MM-DD); after it the finding fails "
-        "again, saying the allowance expired."
-    )
-    package: str | None = Field(
-        default=None, description="Only for this package (name); unset: any package."
-    )
+    id: str
+    """Advisory id or one of its aliases (CVE-..., GHSA-...)."""
+    reason: str
+    """Why the finding is accepted; shown in reports."""
+    expires: datetime.date
+    """Last day the allowance holds (YYYY-MM-DD); after it the finding fails again, saying the
+    allowance expired."""
+    package: str | None = None
+    """Only for this package (name); unset: any package."""
 
     @field_validator("id", "reason")
     @classmethod
@@ -45,28 +45,19 @@ class ScanConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    osv: str = Field(
-        description="OSV export (relative to the rootdir): a directory of OSV JSON files or "
-        "a zip of them, as OSV publishes per ecosystem. Missing or unreadable: the scan fails."
-    )
-    allow: tuple[AllowEntry, ...] = Field(
-        default=(),
-        description="Accepted findings: [{ id = '...', reason = '...', expires = 2027-01-31 }].",
-    )
-    python: bool = Field(
-        default=True, description="Scan the Python distributions (importlib.metadata)."
-    )
-    debian: bool = Field(
-        default=True,
-        description="Scan the Debian packages (dpkg-query -W) when the image has dpkg.",
-    )
-    trivy: bool = Field(
-        default=True,
-        description="Use Trivy (`trivy image`) instead of the OSV export when `trivy` is on PATH.",
-    )
-    timeout: PositiveDuration = Field(
-        default=180.0, description="Seconds for listing the image's packages (or for Trivy)."
-    )
+    osv: str
+    """OSV export (relative to the rootdir): a directory of OSV JSON files or a zip of them, as OSV
+    publishes per ecosystem. Missing or unreadable: the scan fails."""
+    allow: tuple[AllowEntry, ...] = ()
+    """Accepted findings: [{ id = '...', reason = '...', expires = 2027-01-31 }]."""
+    python: bool = True
+    """Scan the Python distributions (importlib.metadata)."""
+    debian: bool = True
+    """Scan the Debian packages (dpkg-query -W) when the image has dpkg."""
+    trivy: bool = True
+    """Use Trivy (`trivy image`) instead of the OSV export when `trivy` is on PATH."""
+    timeout: PositiveDuration = 180.0
+    """Seconds for listing the image's packages (or for Trivy)."""
 
     @field_validator("osv")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from pytest_release.config.tables import GateConfig
 
@@ -20,28 +20,22 @@ PLAYWRIGHT_DEFAULTS = {"output": "test-results", "screenshot": "off", "tracing":
 
 class E2EGateConfig(GateConfig):
     kind: str = KIND
-    base_url: str | None = Field(
-        default=None, description="Base URL of the target (``page.goto('/')``)."
-    )
-    executable_path: str | None = Field(
-        default=None,
-        description="Browser executable, e.g. /usr/bin/chromium (Debian's Chromium); unset "
-        'or "": the browser `playwright install chromium` installed (e.g. a CI profile '
-        'layered over a local configuration sets "").',
-    )
-    args: tuple[str, ...] = Field(default=(), description="Browser command-line arguments.")
-    headless: bool = Field(default=True, description="Run the browser without a window.")
-    screenshot: Literal["on", "off", "only-on-failure"] = Field(
-        default="only-on-failure", description="pytest-playwright --screenshot default."
-    )
-    tracing: Literal["on", "off", "retain-on-failure"] = Field(
-        default="retain-on-failure", description="pytest-playwright --tracing default."
-    )
-    output: str | None = Field(
-        default=None,
-        description="Artifacts directory relative to the rootdir; default "
-        "<reports-dir>/<stage>/e2e.",
-    )
+    base_url: str | None = None
+    """Base URL of the target (``page.goto('/')``)."""
+    executable_path: str | None = None
+    """Browser executable, e.g. /usr/bin/chromium (Debian's Chromium); unset or "": the browser
+    `playwright install chromium` installed (e.g. a CI profile layered over a local configuration
+    sets "")."""
+    args: tuple[str, ...] = ()
+    """Browser command-line arguments."""
+    headless: bool = True
+    """Run the browser without a window."""
+    screenshot: Literal["on", "off", "only-on-failure"] = "only-on-failure"
+    """pytest-playwright --screenshot default."""
+    tracing: Literal["on", "off", "retain-on-failure"] = "retain-on-failure"
+    """pytest-playwright --tracing default."""
+    output: str | None = None
+    """Artifacts directory relative to the rootdir; default <reports-dir>/<stage>/e2e."""
 
     @field_validator("executable_path")
     @classmethod

@@ -41,19 +41,14 @@ class LintToolOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    command: tuple[str, ...] | None = Field(
-        default=None,
-        description="Program to run instead of the tool's executable, e.g. "
-        "['python', '-m', 'mypy']; the adapter's own arguments follow it.",
-    )
-    args: tuple[str, ...] = Field(
-        default=(), description="Extra arguments, after the adapter's, before the targets."
-    )
-    targets: tuple[str, ...] | None = Field(
-        default=None,
-        description="Paths this tool checks instead of the gate's targets; [] passes none "
-        "(the tool's own configuration decides).",
-    )
+    command: tuple[str, ...] | None = None
+    """Program to run instead of the tool's executable, e.g. ['python', '-m', 'mypy']; the adapter's
+    own arguments follow it."""
+    args: tuple[str, ...] = ()
+    """Extra arguments, after the adapter's, before the targets."""
+    targets: tuple[str, ...] | None = None
+    """Paths this tool checks instead of the gate's targets; [] passes none (the tool's own
+    configuration decides)."""
 
     @field_validator("command")
     @classmethod
@@ -73,22 +68,16 @@ class LintGateConfig(GateConfig):
     tools: tuple[str, ...] = Field(
         default=DEFAULT_TOOLS, description=f"Tools to run, in order; known: {_allowed()}."
     )
-    targets: tuple[str, ...] = Field(
-        default=(".",), description="Files and directories (relative to the rootdir) to check."
-    )
-    options: dict[str, LintToolOptions] = Field(
-        default_factory=dict,
-        description="Per-tool settings, one table per tool: [gates.<name>.options.<tool>] "
-        "with command, args and targets.",
-    )
-    timeout: float = Field(
-        default=900.0, description="How long one tool may run (duration) before it is killed."
-    )
-    cache: bool = Field(
-        default=True,
-        description="Reuse a tool's result while its version, configuration, arguments and "
-        "the checked files are unchanged (.pytest-release/cache/lint/).",
-    )
+    targets: tuple[str, ...] = (".",)
+    """Files and directories (relative to the rootdir) to check."""
+    options: dict[str, LintToolOptions] = Field(default_factory=dict)
+    """Per-tool settings, one table per tool: [gates.<name>.options.<tool>] with command, args and
+    targets."""
+    timeout: float = 900.0
+    """How long one tool may run (duration) before it is killed."""
+    cache: bool = True
+    """Reuse a tool's result while its version, configuration, arguments and the checked files are
+    unchanged (.pytest-release/cache/lint/)."""
 
     @field_validator("tools")
     @classmethod

@@ -69,51 +69,43 @@ class NewmanGateConfig(GateConfig):
     """A gate whose items are the requests of Postman collections, run by newman."""
 
     kind: Literal["newman"] = KIND
-    collections: tuple[str, ...] = Field(
-        default=DEFAULT_COLLECTIONS,
-        description="Glob patterns (relative to the rootdir) of Postman collection files "
-        "(v2.1). A configured pattern that matches nothing is a failure.",
-    )
-    environment: str | None = Field(default=None, description="Postman environment file.")
-    globals: str | None = Field(default=None, description="Postman globals file.")
-    iteration_data: str | None = Field(
-        default=None, description="JSON array or CSV file; one iteration per row."
-    )
-    iterations: int | None = Field(default=None, ge=1, description="newman -n.")
-    env_vars: dict[str, str] = Field(
-        default_factory=dict,
-        description="--env-var overrides; ${NAME} is replaced by the environment variable.",
-    )
-    global_vars: dict[str, str] = Field(default_factory=dict, description="--global-var.")
-    timeout: float = Field(default=600.0, description="Seconds for the whole newman run.")
-    timeout_request: float | None = Field(
-        default=None,
-        description="Seconds per request (newman --timeout-request); unset: newman's "
-        "default, no limit.",
-    )
-    timeout_script: float | None = Field(
-        default=None,
-        description="Seconds per pre-request or test script (newman --timeout-script); "
-        "unset: newman's default, no limit.",
-    )
+    collections: tuple[str, ...] = DEFAULT_COLLECTIONS
+    """Glob patterns (relative to the rootdir) of Postman collection files (v2.1). A configured
+    pattern that matches nothing is a failure."""
+    environment: str | None = None
+    """Postman environment file."""
+    globals: str | None = None
+    """Postman globals file."""
+    iteration_data: str | None = None
+    """JSON array or CSV file; one iteration per row."""
+    iterations: int | None = Field(default=None, ge=1)
+    """newman -n."""
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    """--env-var overrides; ${NAME} is replaced by the environment variable."""
+    global_vars: dict[str, str] = Field(default_factory=dict)
+    """--global-var."""
+    timeout: float = 600.0
+    """Seconds for the whole newman run."""
+    timeout_request: float | None = None
+    """Seconds per request (newman --timeout-request); unset: newman's default, no limit."""
+    timeout_script: float | None = None
+    """Seconds per pre-request or test script (newman --timeout-script); unset: newman's default, no
+    limit."""
     newman: str | None = Field(
         default=None,
         description="newman executable (path relative to the rootdir, or a name on PATH). "
         f"Default: <rootdir>/{LOCAL_BINARY}, then newman on PATH.",
     )
-    bail: bool = Field(
-        default=False,
-        description="Stop the run at the first failure (newman --bail); the requests not "
-        "run are reported as skipped.",
-    )
-    args: tuple[str, ...] = Field(default=(), description="Further newman command-line flags.")
-    secret_variables: tuple[str, ...] = Field(
-        default=SECRET_VARIABLES,
-        description="Glob patterns (case-insensitive) of Postman variable names whose values "
-        "are masked in every report, as the values of `secrets` are: variables of the "
-        "environment and globals files, of the collections, and of env_vars and global_vars. "
-        'Variables of `"type": "secret"` are masked whatever their name; [] masks only those.',
-    )
+    bail: bool = False
+    """Stop the run at the first failure (newman --bail); the requests not run are reported as
+    skipped."""
+    args: tuple[str, ...] = ()
+    """Further newman command-line flags."""
+    secret_variables: tuple[str, ...] = SECRET_VARIABLES
+    """Glob patterns (case-insensitive) of Postman variable names whose values are masked in every
+    report, as the values of `secrets` are: variables of the environment and globals files, of
+    the collections, and of env_vars and global_vars. Variables of `"type": "secret"` are masked
+    whatever their name; [] masks only those."""
 
     @field_validator("timeout", "timeout_request", "timeout_script", mode="before")
     @classmethod

@@ -50,80 +50,57 @@ class EndpointLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    error_rate_below: float | None = Field(
-        default=None, gt=0, le=1, description="Failure share limit; unset: the gate's."
-    )
-    p50_below_ms: float | None = Field(
-        default=None, gt=0, description="Median latency limit (ms); unset: the gate's."
-    )
-    p95_below_ms: float | None = Field(
-        default=None, gt=0, description="p95 latency limit (ms); unset: the gate's."
-    )
-    p99_below_ms: float | None = Field(
-        default=None, gt=0, description="p99 latency limit (ms); unset: the gate's."
-    )
-    min_requests: int | None = Field(
-        default=None, ge=1, description="Fewest requests judged; unset: the gate's."
-    )
+    error_rate_below: float | None = Field(default=None, gt=0, le=1)
+    """Failure share limit; unset: the gate's."""
+    p50_below_ms: float | None = Field(default=None, gt=0)
+    """Median latency limit (ms); unset: the gate's."""
+    p95_below_ms: float | None = Field(default=None, gt=0)
+    """p95 latency limit (ms); unset: the gate's."""
+    p99_below_ms: float | None = Field(default=None, gt=0)
+    """p99 latency limit (ms); unset: the gate's."""
+    min_requests: int | None = Field(default=None, ge=1)
+    """Fewest requests judged; unset: the gate's."""
 
 
 class PerfGateConfig(GateConfig):
     """A gate that load-tests a running service with Locust and judges every endpoint."""
 
     kind: Literal["perf"] = KIND
-    host: str = Field(
-        description="Base URL of the service under test (Locust --host), e.g. "
-        "'http://127.0.0.1:18080'."
-    )
+    host: str
+    """Base URL of the service under test (Locust --host), e.g. 'http://127.0.0.1:18080'."""
     locustfile: str | None = Field(
         default=None,
         description="Locust file (relative to the rootdir). Unset: the first of "
         + ", ".join(DEFAULT_LOCUSTFILES)
         + " that exists.",
     )
-    users: int = Field(default=10, ge=1, description="Concurrent Locust users (-u).")
-    spawn_rate: float | None = Field(
-        default=None, gt=0, description="Users started per second (-r). Unset: all at once."
-    )
-    duration: PositiveDuration = Field(
-        default=30.0, description="How long the load runs (Locust --run-time), e.g. '30s'."
-    )
-    error_rate_below: float = Field(
-        default=0.01,
-        gt=0,
-        le=1,
-        description="An endpoint passes only when its share of failed requests is below this.",
-    )
-    p50_below_ms: float | None = Field(
-        default=None, gt=0, description="Median latency limit (ms); unset: not checked."
-    )
-    p95_below_ms: float | None = Field(
-        default=200.0, gt=0, description="95th percentile latency limit (ms); unset: not checked."
-    )
-    p99_below_ms: float | None = Field(
-        default=None, gt=0, description="99th percentile latency limit (ms); unset: not checked."
-    )
-    min_requests: int = Field(
-        default=20,
-        ge=1,
-        description="Fewer requests than this for an endpoint is insufficient evidence: "
-        "its item fails (raise duration or users).",
-    )
-    endpoints: dict[str, EndpointLimits] = Field(
-        default_factory=dict,
-        description="Per-endpoint overrides keyed by '<METHOD> <Locust name>', e.g. "
-        "{ 'GET /api/products' = { p95_below_ms = 300 } }. Each listed endpoint gets an item.",
-    )
-    locust: str | None = Field(
-        default=None,
-        description="Locust executable (path relative to the rootdir, or a name on PATH). "
-        "Default: locust next to the running Python, then on PATH.",
-    )
-    timeout: PositiveDuration = Field(
-        default=120.0,
-        description="Seconds Locust may run beyond duration before it is killed.",
-    )
-    args: tuple[str, ...] = Field(default=(), description="Further Locust command-line flags.")
+    users: int = Field(default=10, ge=1)
+    """Concurrent Locust users (-u)."""
+    spawn_rate: float | None = Field(default=None, gt=0)
+    """Users started per second (-r). Unset: all at once."""
+    duration: PositiveDuration = 30.0
+    """How long the load runs (Locust --run-time), e.g. '30s'."""
+    error_rate_below: float = Field(default=0.01, gt=0, le=1)
+    """An endpoint passes only when its share of failed requests is below this."""
+    p50_below_ms: float | None = Field(default=None, gt=0)
+    """Median latency limit (ms); unset: not checked."""
+    p95_below_ms: float | None = Field(default=200.0, gt=0)
+    """95th percentile latency limit (ms); unset: not checked."""
+    p99_below_ms: float | None = Field(default=None, gt=0)
+    """99th percentile latency limit (ms); unset: not checked."""
+    min_requests: int = Field(default=20, ge=1)
+    """Fewer requests than this for an endpoint is insufficient evidence: its item fails (raise
+    duration or users)."""
+    endpoints: dict[str, EndpointLimits] = Field(default_factory=dict)
+    """Per-endpoint overrides keyed by '<METHOD> <Locust name>', e.g. { 'GET /api/products' = {
+    p95_below_ms = 300 } }. Each listed endpoint gets an item."""
+    locust: str | None = None
+    """Locust executable (path relative to the rootdir, or a name on PATH). Default: locust next to
+    the running Python, then on PATH."""
+    timeout: PositiveDuration = 120.0
+    """Seconds Locust may run beyond duration before it is killed."""
+    args: tuple[str, ...] = ()
+    """Further Locust command-line flags."""
 
     @field_validator("host")
     @classmethod
