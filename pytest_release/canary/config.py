@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config.types import Duration, PositiveDuration
+from pytest_release.config.types import Duration, PositiveDuration, check_http_url
 
 
 class PrometheusQuery(BaseModel):
@@ -42,9 +42,7 @@ class PrometheusConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
-        return value.rstrip("/")
+        return check_http_url(value, "http://127.0.0.1:9090")
 
 
 class SamplerConfig(BaseModel):

@@ -1,4 +1,4 @@
-"""Field types shared by every configuration model: durations, HTTP paths and
+"""Field types shared by every configuration model: durations, HTTP paths and URLs and
 environment variables.
 
 ``Duration`` accepts ``90``, ``"90s"``, ``"15m"``, ``"1.5h"`` or ``"250ms"`` and stores
@@ -29,7 +29,9 @@ __all__ = [
     "check_env_vars",
     "check_env_vars_per_key",
     "check_http_path",
+    "check_http_url",
     "parse_duration",
+    "parse_positive_duration",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -65,11 +67,20 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def parse_positive_duration(value: object) -> float:
+def parse_positive_duration(value: object, refusal: str = "must be more than 0 seconds") -> float:
+    """Seconds, as :func:`parse_duration`, but not 0; ``refusal`` is a key's own wording
+    of why 0 is refused (its error message goes on with the value given)."""
     seconds = parse_duration(value)
     if seconds <= 0:
-        raise ValueError(f"must be more than 0 seconds, got {value!r}")
+        raise ValueError(f"{refusal}, got {value!r}")
     return seconds
+
+
+def check_http_url(value: str, example: str) -> str:
+    """An http(s) base URL, without a trailing '/' (API paths are appended to it)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL such as {example}, got {value!r}")
+    return value.rstrip("/")
 
 
 def check_http_path(value: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config.types import Duration
+from pytest_release.config.types import Duration, check_http_url
 
 
 class AlertmanagerConfig(BaseModel):
@@ -42,9 +42,7 @@ class AlertmanagerConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9093, got {value!r}")
-        return value.rstrip("/")
+        return check_http_url(value, "http://127.0.0.1:9093")
 
     def matchers(self) -> dict[str, str]:
         wanted = dict(self.labels)

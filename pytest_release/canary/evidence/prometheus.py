@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pytest_release.canary.evidence.prometheus_queries import Queries
 from pytest_release.canary.evidence.router_stats import RouterEvidence, RouterLatency, spread
 from pytest_release.canary.samples import Sample, Target
-from pytest_release.config.types import Duration
+from pytest_release.config.types import Duration, check_http_url
 
 if TYPE_CHECKING:
     from pytest_release.canary.evidence.source import EvidenceContext
@@ -99,9 +99,8 @@ class PrometheusEvidenceConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9090, got {value!r}")
-        return value.rstrip("/")
+        # Empty: url_env names the variable that holds the URL.
+        return check_http_url(value, "http://127.0.0.1:9090") if value else value
 
     @field_validator("url_env")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pytest_release.config.types import parse_duration
+from pytest_release.config.types import parse_positive_duration
 
 # The name of a registered evidence source, as ``judge.evidence`` lists it.
 EvidenceSource = str
@@ -52,6 +52,15 @@ class ComparisonConfig(BaseModel):
     """Absolute slowdown tolerated, in ms, by compare_latency on router or Prometheus evidence,
     which compares averages without a significance test and so needs a margin above their noise:
     it uses the larger of this and latency_tolerance_ms."""
+
+
+def _false_disables(value: object, refusal_of_true: str) -> object:
+    """TOML has no null: ``false`` switches a check off (None); ``true`` means nothing."""
+    if value is False:
+        return None
+    if value is True:
+        raise ValueError(refusal_of_true)
+    return value
 
 
 class JudgeConfig(BaseModel):
@@ -143,28 +152,20 @@ class JudgeConfig(BaseModel):
     @field_validator("max_health_failure_share", mode="before")
     @classmethod
     def _disable_share(cls, value: object) -> object:
-        if value is False:
-            return None
-        if value is True:
-            raise ValueError("expected a fraction such as 0.05, or false to disable the check")
-        return value
+        return _false_disables(
+            value, "expected a fraction such as 0.05, or false to disable the check"
+        )
 
     @field_validator("max_restarts", "max_consecutive_health_failures", mode="before")
     @classmethod
     def _disable(cls, value: object) -> object:
-        # TOML has no null: ``false`` switches the check off.
-        if value is False:
-            return None
-        if value is True:
-            raise ValueError("expected a whole number, or false to disable the check, got true")
-        return value
+        return _false_disables(
+            value, "expected a whole number, or false to disable the check, got true"
+        )
 
     @field_validator(
         "no_success_window", "sustained_error_window", "slow_response_window", mode="before"
     )
     @classmethod
     def _window(cls, value: object) -> float:
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise ValueError(f"a window must be longer than 0 s, got {value!r}")
-        return seconds
+        return parse_positive_duration(value, "a window must be longer than 0 s")

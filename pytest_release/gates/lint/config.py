@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_release.config.tables import GateConfig
-from pytest_release.config.types import parse_duration
+from pytest_release.config.types import parse_positive_duration
 from pytest_release.gates.lint.tools import DEFAULT_TOOLS, TOOLS
 
 
@@ -111,10 +111,7 @@ class LintGateConfig(GateConfig):
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, value: object) -> float:
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise ValueError(f"timeout must be positive, got {value!r}")
-        return seconds
+        return parse_positive_duration(value, "timeout must be positive")
 
     @model_validator(mode="after")
     def _options_for_listed_tools(self) -> LintGateConfig:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pytest_release.config import GateConfig
-from pytest_release.config.types import parse_duration
+from pytest_release.config.types import parse_positive_duration
 from pytest_release.gates.tool_command import refuse_empty_paths, refuse_reserved_flags
 
 if TYPE_CHECKING:
@@ -112,10 +112,7 @@ class NewmanGateConfig(GateConfig):
     def _duration(cls, value: object) -> float | None:
         if value is None:
             return None
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise ValueError(f"must be a positive duration such as '30s' or '10m', got {value!r}")
-        return seconds
+        return parse_positive_duration(value, "must be a positive duration such as '30s' or '10m'")
 
     @field_validator("collections")
     @classmethod

@@ -8,34 +8,51 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.types import Duration, HttpPath, PositiveDuration
 
+
+class _NameRule(NamedTuple):
+    pattern: re.Pattern[str]
+    longest: int
+    kind: str  # what the error message calls such a name
+    characters: str  # what it may be made of, as the error message states it
+
+
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = _NameRule(
+    re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+    63,
+    "name",
+    "at most 63 lower-case letters, digits and '-'",
+)
+_SUBDOMAIN = _NameRule(
+    re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+    253,
+    "object name",
+    "lower-case letters, digits, '-' and '.'",
+)
+
+
+def _check_name(value: str, what: str, rule: _NameRule) -> str:
+    if len(value) > rule.longest or not rule.pattern.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid Kubernetes {rule.kind}: use {rule.characters}, "
+            "starting and ending with a letter or digit"
+        )
+    return value
 
 
 def check_label(value: str, what: str = "name") -> str:
-    if len(value) > 63 or not _LABEL.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a valid Kubernetes name: use at most 63 lower-case "
-            "letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
+    return _check_name(value, what, _LABEL)
 
 
 def check_subdomain(value: str, what: str = "name") -> str:
-    if len(value) > 253 or not _SUBDOMAIN.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a valid Kubernetes object name: use lower-case letters, "
-            "digits, '-' and '.', starting and ending with a letter or digit"
-        )
-    return value
+    return _check_name(value, what, _SUBDOMAIN)
 
 
 class ClusterAccess(BaseModel):
