@@ -12,10 +12,10 @@ refuses to send traffic to a Service that cannot serve it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pytest_release.canary.platforms.kubernetes.client import (
     ENDPOINT_SLICES,
@@ -26,6 +26,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.router import (
+    MemberChange,
     RouterCapabilities,
     VersionCount,
     Weights,
@@ -184,15 +185,10 @@ class WeightedServiceRouter:
         members = [self.canary_service] if canary > 0 else self._current_canary_members()
         return self._write(members, (stable, canary))
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         """Which Services serve each group (``stable`` must be the main Service, ``canary``
         the canary Service or empty); ``split`` (stable, canary) or the current split."""
+        stable, canary, split = change["stable"], change["canary"], change.get("split")
         for group, names, allowed in (
             ("stable", stable, self.stable_service),
             ("canary", canary, self.canary_service),
