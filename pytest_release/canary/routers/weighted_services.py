@@ -22,7 +22,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     JSON,
     Kind,
     KubeApi,
-    KubeApiError,
+    raising_as,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.router import (
@@ -75,17 +75,14 @@ class WeightedServiceRouter:
     @property
     def api(self) -> KubeApi:
         if self._api is None:
-            try:
-                self._api = KubeApi(self.platform, self.rootdir, self.platform.request_timeout)
-            except KubeApiError as exc:
-                raise RouterError(str(exc)) from None
+            access = self.platform
+            self._api = raising_as(
+                RouterError, lambda: KubeApi(access, self.rootdir, access.request_timeout)
+            )
         return self._api
 
     def _call(self, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except KubeApiError as exc:
-            raise RouterError(str(exc)) from None
+        return raising_as(RouterError, action)
 
     @property
     def url(self) -> str:

@@ -14,13 +14,13 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
-from pytest_release.errors import PlatformError
+from pytest_release.errors import PlatformError, ReleaseError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -107,6 +107,18 @@ def _default_kubeconfig() -> str | None:
         return env.split(os.pathsep)[0]
     home = Path.home() / ".kube" / "config"
     return str(home) if home.is_file() else None
+
+
+T = TypeVar("T")
+
+
+def raising_as(error: type[ReleaseError], action: Callable[[], T]) -> T:
+    """``action()``, a :class:`KubeApiError` raised as ``error`` with the same message: a
+    platform's or a router's errors are its own kind (PlatformError, RouterError)."""
+    try:
+        return action()
+    except KubeApiError as exc:
+        raise error(str(exc)) from None
 
 
 class KubeApi:

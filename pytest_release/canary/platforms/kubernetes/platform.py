@@ -38,8 +38,8 @@ from pytest_release.canary.platforms.kubernetes.client import (
     REPLICASETS,
     SERVICES,
     KubeApi,
-    KubeApiError,
     conditions,
+    raising_as,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.kubernetes.pods import (
@@ -94,17 +94,14 @@ class KubernetesPlatform:
     @property
     def api(self) -> KubeApi:
         if self._api is None:
-            try:
-                self._api = KubeApi(self.config, self.rootdir, self.config.request_timeout)
-            except KubeApiError as exc:
-                raise PlatformError(str(exc)) from None
+            access = self.config
+            self._api = raising_as(
+                PlatformError, lambda: KubeApi(access, self.rootdir, access.request_timeout)
+            )
         return self._api
 
     def _call(self, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except KubeApiError as exc:
-            raise PlatformError(str(exc)) from None
+        return raising_as(PlatformError, action)
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> PlatformStatus:
