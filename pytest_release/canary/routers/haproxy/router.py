@@ -84,10 +84,7 @@ class HAProxyRouter:
             self._state = state
 
     def _load(self) -> RouterState:
-        try:
-            data = read_json(self.state_path)
-        except ValueError as exc:
-            raise RouterError(str(exc)) from None
+        data = read_json(self.state_path, RouterError)
         if data is None:
             port = self.config.port or keepable_port(HOST)
             state = RouterState(port=port, socket=self._socket_path())
