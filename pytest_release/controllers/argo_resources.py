@@ -215,6 +215,18 @@ def _web_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[s
     }
 
 
+def resource(
+    api_version: str, kind: str, name: str, namespace: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A namespaced resource as written to YAML (also the Flagger Canary)."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def analysis_template(
     stage: str, config: StageConfig, target: Target, options: ArgoOptions
 ) -> dict[str, Any]:
@@ -223,12 +235,13 @@ def analysis_template(
         metrics.append(_job_metric(stage, config, options))
     if options.provider in ("web", "both"):
         metrics.append(_web_metric(stage, config, options))
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": {"name": template_name(stage), "namespace": target.namespace},
-        "spec": {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
-    }
+    return resource(
+        "argoproj.io/v1alpha1",
+        "AnalysisTemplate",
+        template_name(stage),
+        target.namespace,
+        {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
+    )
 
 
 def rollout(
@@ -248,14 +261,12 @@ def rollout(
             }
         )
     replicas = max(stage.rollout.replicas for _, stage in stages if stage.rollout is not None)
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {
-            "name": options.rollout_name or target.deployment,
-            "namespace": target.namespace,
-        },
-        "spec": {
+    return resource(
+        "argoproj.io/v1alpha1",
+        "Rollout",
+        options.rollout_name or target.deployment,
+        target.namespace,
+        {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": target.app}},
             # The pods are the existing Deployment's: the Rollout takes its template over.
@@ -276,7 +287,7 @@ def rollout(
                 }
             },
         },
-    }
+    )
 
 
 def check_options(options: ArgoOptions) -> None:

@@ -144,7 +144,7 @@ def check_options(config: ReleaseConfig, options: FlaggerOptions) -> None:
 
 def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
     """The Canary resource."""
-    from pytest_release.controllers.argo_resources import find_target
+    from pytest_release.controllers.argo_resources import find_target, resource
 
     check_options(config, options)
     stages = flagger_stages(config, options.stages)
@@ -161,14 +161,12 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
         _webhook("pytest-release-confirm-promotion", "confirm-promotion", base),
         _webhook("pytest-release-post-rollout", "post-rollout", base),
     ]
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {
-            "name": options.canary_name or target.deployment,
-            "namespace": target.namespace,
-        },
-        "spec": {
+    return resource(
+        "flagger.app/v1beta1",
+        "Canary",
+        options.canary_name or target.deployment,
+        target.namespace,
+        {
             "provider": "traefik",
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target.deployment},
             "service": {"port": target.port},
@@ -179,4 +177,4 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
                 "webhooks": webhooks,
             },
         },
-    }
+    )
