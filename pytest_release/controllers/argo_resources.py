@@ -302,13 +302,19 @@ def check_options(options: ArgoOptions) -> None:
             "pytest in (your test suite, pytest-release installed) with --runner-image=IMAGE"
         )
     if options.provider in ("web", "both"):
-        url = options.analysis_url or ""
-        if not url.startswith(("http://", "https://")):
-            raise ReleaseConfigError(
-                f"--provider={options.provider} reads the verdict from the analysis server: "
-                f"--analysis-url must be its http(s) base URL (got {options.analysis_url!r}), "
-                "e.g. --analysis-url=http://pytest-release-analysis.shop:8080"
-            )
+        require_http_url(
+            options.analysis_url,
+            f"--provider={options.provider} reads the verdict from the analysis server: "
+            f"--analysis-url must be its http(s) base URL (got {options.analysis_url!r}), "
+            "e.g. --analysis-url=http://pytest-release-analysis.shop:8080",
+        )
+
+
+def require_http_url(url: str | None, problem: str) -> None:
+    """A usage error saying ``problem`` unless ``url`` is an http(s) URL (a server the
+    controller calls: the analysis server, the webhook)."""
+    if not (url or "").startswith(("http://", "https://")):
+        raise ReleaseConfigError(problem)
 
 
 def resources(config: ReleaseConfig, options: ArgoOptions) -> list[dict[str, Any]]:
