@@ -22,6 +22,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     JSON,
     Kind,
     KubeApi,
+    LazyApi,
     raising_as,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
@@ -64,7 +65,9 @@ class WeightedServiceRouter:
         self.config = config
         self.platform = platform
         self.rootdir = rootdir
-        self._api = api
+        self._api = LazyApi(
+            lambda: KubeApi(platform, rootdir, platform.request_timeout), RouterError, api
+        )
         self.namespace = config.namespace or platform.namespace
         self.name = config.name or platform.main_name
         self.stable_service = platform.main_name
@@ -74,12 +77,7 @@ class WeightedServiceRouter:
     # -- plumbing ----------------------------------------------------------------------------
     @property
     def api(self) -> KubeApi:
-        if self._api is None:
-            access = self.platform
-            self._api = raising_as(
-                RouterError, lambda: KubeApi(access, self.rootdir, access.request_timeout)
-            )
-        return self._api
+        return self._api.get()
 
     def _call(self, action: Callable[[], Any]) -> Any:
         return raising_as(RouterError, action)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
-from pytest_release.errors import PlatformError, ReleaseError
+from pytest_release.errors import PlatformError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -112,13 +112,39 @@ def _default_kubeconfig() -> str | None:
 T = TypeVar("T")
 
 
-def raising_as(error: type[ReleaseError], action: Callable[[], T]) -> T:
-    """``action()``, a :class:`KubeApiError` raised as ``error`` with the same message: a
+def raising_as(error: Callable[[str], Exception], action: Callable[[], T]) -> T:
+    """``action()``, a :class:`KubeApiError` raised as ``error`` of its message: a
     platform's or a router's errors are its own kind (PlatformError, RouterError)."""
     try:
         return action()
     except KubeApiError as exc:
         raise error(str(exc)) from None
+
+
+class LazyApi:
+    """The :class:`KubeApi` of a platform, router or ledger, connected on first use (one
+    that is built but never asked needs no cluster); a failed connection is ``error``."""
+
+    def __init__(
+        self,
+        connect: Callable[[], KubeApi],
+        error: Callable[[str], Exception],
+        api: KubeApi | None = None,
+    ) -> None:
+        self._connect = connect
+        self._error = error
+        self._api = api
+
+    def get(self) -> KubeApi:
+        if self._api is None:
+            self._api = raising_as(self._error, self._connect)
+        return self._api
+
+    def close(self) -> None:
+        """Close the connection if one was made; the next :meth:`get` connects again."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
 
 class KubeApi:

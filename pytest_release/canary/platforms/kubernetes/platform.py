@@ -38,6 +38,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     REPLICASETS,
     SERVICES,
     KubeApi,
+    LazyApi,
     conditions,
     raising_as,
 )
@@ -74,7 +75,9 @@ class KubernetesPlatform:
         # deletion began (preStop sleep), while the router drops their endpoints.
         self.drain_seconds = math.ceil(drain_delay)
         self.rootdir = rootdir
-        self._api = api
+        self._api = LazyApi(
+            lambda: KubeApi(config, rootdir, config.request_timeout), PlatformError, api
+        )
         self.namespace = config.namespace
         self.main_name = config.main_name
         self.canary_name = config.canary_name
@@ -93,12 +96,7 @@ class KubernetesPlatform:
 
     @property
     def api(self) -> KubeApi:
-        if self._api is None:
-            access = self.config
-            self._api = raising_as(
-                PlatformError, lambda: KubeApi(access, self.rootdir, access.request_timeout)
-            )
-        return self._api
+        return self._api.get()
 
     def _call(self, action: Callable[[], Any]) -> Any:
         return raising_as(PlatformError, action)
@@ -471,9 +469,7 @@ class KubernetesPlatform:
 
     def cleanup(self) -> None:
         """Close the connection; the main Deployment keeps running (it is production)."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
+        self._api.close()
 
     # -- waiting -----------------------------------------------------------------------------
     def wait_rollout(self, name: str) -> JSON:
