@@ -207,23 +207,27 @@ class Rollout:
         return self.router.weights()
 
     def _main_updater(self) -> UpdatesMainInPlace:
-        if not isinstance(self.platform, UpdatesMainInPlace):
-            raise RolloutError(
-                f"{self.platform.name} declares capabilities.updates_main_in_place but has no "
-                "update_main(image, replicas, record_previous=...): implement it "
-                "(pytest_release.canary.platform.UpdatesMainInPlace) or leave the capability "
-                "False"
-            )
-        return self.platform
+        if isinstance(self.platform, UpdatesMainInPlace):
+            return self.platform
+        raise self._missing(
+            "updates_main_in_place",
+            "update_main(image, replicas, record_previous=...)",
+            "UpdatesMainInPlace",
+        )
 
     def _main_restorer(self) -> RestoresMain:
-        if not isinstance(self.platform, RestoresMain):
-            raise RolloutError(
-                f"{self.platform.name} declares capabilities.restores_main but has no "
-                "restore_main(image): implement it (pytest_release.canary.platform."
-                "RestoresMain) or leave the capability False"
-            )
-        return self.platform
+        if isinstance(self.platform, RestoresMain):
+            return self.platform
+        raise self._missing("restores_main", "restore_main(image)", "RestoresMain")
+
+    def _missing(self, capability: str, method: str, protocol: str) -> RolloutError:
+        """The usage error of a platform declaring ``capability`` without implementing the
+        ``protocol`` (of :mod:`pytest_release.canary.platform`) it promises."""
+        return RolloutError(
+            f"{self.platform.name} declares capabilities.{capability} but has no "
+            f"{method}: implement it (pytest_release.canary.platform.{protocol}) "
+            "or leave the capability False"
+        )
 
     # -- rollback --------------------------------------------------------------------------
     def rollback_traffic(self) -> Weights:

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Literal,
+    NotRequired,
+    Protocol,
+    TypedDict,
+    Unpack,
+    runtime_checkable,
+)
 
 from pytest_release.errors import RouterError
 
@@ -78,6 +86,16 @@ class VersionCount:
     errors: int  # 5xx answers and requests no server answered
 
 
+class MemberChange(TypedDict):
+    """The keyword arguments of :meth:`TrafficRouter.set_members`, declared once for the
+    protocol and every router (each takes ``**change: Unpack[MemberChange]``); callers
+    still write ``set_members(stable=..., canary=..., split=...)``."""
+
+    stable: Sequence[str]  # the members serving each group
+    canary: Sequence[str]
+    split: NotRequired[tuple[int, int] | None]  # (stable, canary) in the same step; None: kept
+
+
 def check_weights(stable: int, canary: int) -> None:
     for name, value in (("stable", stable), ("canary", canary)):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
@@ -131,13 +149,7 @@ class TrafficRouter(Protocol):
         the main one)."""
         ...
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         """Which members serve each group; ``split`` (stable, canary) changes the weights
         in the same step, else the current split is kept.  Members that leave get no new
         requests before this returns (drained, where the router applies changes at once)."""

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
@@ -91,6 +91,17 @@ class _MaskRecords(logging.Filter):
         return True
 
 
+class SlackMessage(TypedDict):
+    """What a notification is about: the keyword arguments of
+    :meth:`SlackNotifier.notify` and :meth:`SlackNotifier.build_payload`, declared once."""
+
+    stage: str
+    release_id: str
+    image: str | None
+    verdict: NotRequired[CanaryVerdict | None]
+    details: NotRequired[str]
+
+
 class SlackNotifier:
     """Posts stage events to a Slack incoming webhook (see the module docstring)."""
 
@@ -151,17 +162,10 @@ class SlackNotifier:
         return self._redact(text)
 
     # -- message -------------------------------------------------------------------------
-    def build_payload(
-        self,
-        event: SlackEvent,
-        *,
-        stage: str,
-        release_id: str,
-        image: str | None,
-        verdict: CanaryVerdict | None = None,
-        details: str = "",
-    ) -> dict[str, Any]:
+    def build_payload(self, event: SlackEvent, **message: Unpack[SlackMessage]) -> dict[str, Any]:
         """The JSON body (``text`` fallback + Block Kit ``blocks``), already redacted."""
+        stage, release_id, image = message["stage"], message["release_id"], message["image"]
+        verdict, details = message.get("verdict"), message.get("details", "")
         emoji, phrase = _HEADLINES[event]
         headline = f"Stage {stage} {phrase}"
         reasons = _reasons(event, verdict)
@@ -224,19 +228,11 @@ class SlackNotifier:
         return payload
 
     # -- delivery ------------------------------------------------------------------------
-    def notify(
-        self,
-        event: SlackEvent,
-        *,
-        stage: str,
-        release_id: str,
-        image: str | None,
-        verdict: CanaryVerdict | None = None,
-        details: str = "",
-    ) -> bool:
+    def notify(self, event: SlackEvent, **message: Unpack[SlackMessage]) -> bool:
         """Post the event.  ``True`` when Slack accepted it (or the event is switched off
         in ``events``); ``False`` when it should have gone out and did not (no URL
         configured, connection error, non-2xx answer, timeout).  Never raises."""
+        stage = message["stage"]
         self.last_error = None
         try:
             if event not in self.config.events:
@@ -263,14 +259,7 @@ class SlackNotifier:
                     "(value not shown: secret); it should look like "
                     "https://hooks.slack.com/...",
                 )
-            payload = self.build_payload(
-                event,
-                stage=stage,
-                release_id=release_id,
-                image=image,
-                verdict=verdict,
-                details=details,
-            )
+            payload = self.build_payload(event, **message)
             return self._post(event, stage, url, payload)
         except Exception as exc:  # never let a notification break a rollout
             return self._failed(event, stage, f"{type(exc).__name__}: {exc}")

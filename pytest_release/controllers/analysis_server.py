@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from pytest_release.config.command_line import command_parser
+from pytest_release.controllers.serving import log_to_stderr, serve, server_options
 from pytest_release.errors import LedgerError, ReleaseConfigError
 
 if TYPE_CHECKING:
@@ -49,9 +50,7 @@ def make_handler(
     class Handler(JsonHandler):
         output = ServerOutput(redact, log)
 
-        def do_GET(self) -> None:
-            if self.answered_health():
-                return
+        def answer_get(self) -> None:
             url = urlsplit(self.path)
             parts = url.path.strip("/").split("/")
             release = (parse_qs(url.query).get("release") or [""])[0]
@@ -77,9 +76,7 @@ def parser() -> argparse.ArgumentParser:
         "python -m pytest_release analysis-server",
         "Serve the stages' verdicts as JSON for the Argo Rollouts web provider.",
     )
-    p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    server_options(p)
     return p
 
 
@@ -94,17 +91,9 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
         redact = Redactor.from_env(load(args.release_config, root).secrets)
         server = ThreadingHTTPServer(
             (args.host, args.port),
-            make_handler(ledger, redact, lambda m: print(m, file=sys.stderr, flush=True)),
+            make_handler(ledger, redact, log_to_stderr),
         )
     except (ReleaseConfigError, LedgerError, ValueError, OSError) as exc:
         print(f"pytest_release analysis-server: {exc}", file=sys.stderr)
         return 2
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    print(f"analysis-server listening on http://{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(server, "analysis-server")

@@ -215,6 +215,18 @@ def _web_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[s
     }
 
 
+def resource(
+    api_version: str, kind: str, name: str, namespace: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A namespaced resource as written to YAML (also the Flagger Canary)."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def analysis_template(
     stage: str, config: StageConfig, target: Target, options: ArgoOptions
 ) -> dict[str, Any]:
@@ -223,12 +235,13 @@ def analysis_template(
         metrics.append(_job_metric(stage, config, options))
     if options.provider in ("web", "both"):
         metrics.append(_web_metric(stage, config, options))
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": {"name": template_name(stage), "namespace": target.namespace},
-        "spec": {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
-    }
+    return resource(
+        "argoproj.io/v1alpha1",
+        "AnalysisTemplate",
+        template_name(stage),
+        target.namespace,
+        {"args": [{"name": RELEASE_ARG}], "metrics": metrics},
+    )
 
 
 def rollout(
@@ -248,14 +261,12 @@ def rollout(
             }
         )
     replicas = max(stage.rollout.replicas for _, stage in stages if stage.rollout is not None)
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {
-            "name": options.rollout_name or target.deployment,
-            "namespace": target.namespace,
-        },
-        "spec": {
+    return resource(
+        "argoproj.io/v1alpha1",
+        "Rollout",
+        options.rollout_name or target.deployment,
+        target.namespace,
+        {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": target.app}},
             # The pods are the existing Deployment's: the Rollout takes its template over.
@@ -276,7 +287,7 @@ def rollout(
                 }
             },
         },
-    }
+    )
 
 
 def check_options(options: ArgoOptions) -> None:
@@ -291,13 +302,19 @@ def check_options(options: ArgoOptions) -> None:
             "pytest in (your test suite, pytest-release installed) with --runner-image=IMAGE"
         )
     if options.provider in ("web", "both"):
-        url = options.analysis_url or ""
-        if not url.startswith(("http://", "https://")):
-            raise ReleaseConfigError(
-                f"--provider={options.provider} reads the verdict from the analysis server: "
-                f"--analysis-url must be its http(s) base URL (got {options.analysis_url!r}), "
-                "e.g. --analysis-url=http://pytest-release-analysis.shop:8080"
-            )
+        require_http_url(
+            options.analysis_url,
+            f"--provider={options.provider} reads the verdict from the analysis server: "
+            f"--analysis-url must be its http(s) base URL (got {options.analysis_url!r}), "
+            "e.g. --analysis-url=http://pytest-release-analysis.shop:8080",
+        )
+
+
+def require_http_url(url: str | None, problem: str) -> None:
+    """A usage error saying ``problem`` unless ``url`` is an http(s) URL (a server the
+    controller calls: the analysis server, the webhook)."""
+    if not (url or "").startswith(("http://", "https://")):
+        raise ReleaseConfigError(problem)
 
 
 def resources(config: ReleaseConfig, options: ArgoOptions) -> list[dict[str, Any]]:

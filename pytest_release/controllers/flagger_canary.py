@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.controllers.argo_resources import find_target, require_http_url, resource
 from pytest_release.errors import ReleaseConfigError
 
 if TYPE_CHECKING:
@@ -117,13 +118,12 @@ def _webhook(name: str, hook: str, base: str, stage: str | None = None) -> dict[
 
 
 def check_options(config: ReleaseConfig, options: FlaggerOptions) -> None:
-    url = options.webhook_url or ""
-    if not url.startswith(("http://", "https://")):
-        raise ReleaseConfigError(
-            f"--webhook-url must be the http(s) base URL of `python -m pytest_release "
-            f"webhook` (got {options.webhook_url!r}), e.g. "
-            "--webhook-url=http://pytest-release-webhook.shop:8080"
-        )
+    require_http_url(
+        options.webhook_url,
+        f"--webhook-url must be the http(s) base URL of `python -m pytest_release "
+        f"webhook` (got {options.webhook_url!r}), e.g. "
+        "--webhook-url=http://pytest-release-webhook.shop:8080",
+    )
     if not 10 <= options.interval <= 86_400:
         raise ReleaseConfigError(
             f"--interval must be 10..86400 seconds, got {options.interval:g}: the time "
@@ -144,8 +144,6 @@ def check_options(config: ReleaseConfig, options: FlaggerOptions) -> None:
 
 def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
     """The Canary resource."""
-    from pytest_release.controllers.argo_resources import find_target
-
     check_options(config, options)
     stages = flagger_stages(config, options.stages)
     target = find_target(config, stages, "the Flagger Canary and its webhooks")
@@ -161,14 +159,12 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
         _webhook("pytest-release-confirm-promotion", "confirm-promotion", base),
         _webhook("pytest-release-post-rollout", "post-rollout", base),
     ]
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {
-            "name": options.canary_name or target.deployment,
-            "namespace": target.namespace,
-        },
-        "spec": {
+    return resource(
+        "flagger.app/v1beta1",
+        "Canary",
+        options.canary_name or target.deployment,
+        target.namespace,
+        {
             "provider": "traefik",
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target.deployment},
             "service": {"port": target.port},
@@ -179,4 +175,4 @@ def canary(config: ReleaseConfig, options: FlaggerOptions) -> dict[str, Any]:
                 "webhooks": webhooks,
             },
         },
-    }
+    )

@@ -37,12 +37,17 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def answered_health(self) -> bool:
-        """``GET /healthz`` answered 200 (the server serves); False for any other path."""
-        if urlsplit(self.path).path != "/healthz":
-            return False
-        self.send_json(200, {"status": "ok"})
-        return True
+    def do_GET(self) -> None:
+        """``GET /healthz`` answered 200 (the server serves); any other path by
+        :meth:`answer_get`."""
+        if urlsplit(self.path).path == "/healthz":
+            self.send_json(200, {"status": "ok"})
+        else:
+            self.answer_get()
+
+    def answer_get(self) -> None:
+        """A GET of any path but ``/healthz``: the server's handler answers it."""
+        raise NotImplementedError
 
     def log_message(self, format: str, *args: Any) -> None:
         self.output.log(self.output.redact(format % args))

@@ -24,7 +24,6 @@ body says what was wrong.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from pytest_release.controllers.flagger_payload import (
     PayloadError,
     parse_payload,
 )
+from pytest_release.controllers.serving import log_to_stderr, serve, server_options
 from pytest_release.errors import LedgerError, PlatformError, ReleaseConfigError
 
 if TYPE_CHECKING:
@@ -292,9 +292,7 @@ def make_handler(
     class Handler(JsonHandler):
         output = ServerOutput(redact, log)
 
-        def do_GET(self) -> None:
-            if self.answered_health():
-                return
+        def answer_get(self) -> None:
             self.send_json(
                 405 if self.path.strip("/") in HOOKS else 404,
                 {"error": f"GET {self.path}: Flagger POSTs to /<hook> ({', '.join(HOOKS)})"},
@@ -345,9 +343,7 @@ def parser() -> argparse.ArgumentParser:
         "python -m pytest_release webhook",
         "Answer Flagger's webhooks with the stages' verdicts.",
     )
-    p.add_argument("--ledger", help="the ledger file (default: the configuration's ledger.path)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    server_options(p)
     p.add_argument(
         "--stages", help="comma-separated stages the Canary's steps mirror (default: the "
         "canary stages below 100 %%, as `python -m pytest_release flagger`)"
@@ -372,10 +368,6 @@ def parser() -> argparse.ArgumentParser:
                    "in-cluster)")  # fmt: skip
     p.add_argument("--context", help="kubeconfig context")
     return p
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
@@ -414,21 +406,11 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
             make_handler(
                 Webhook(settings, ledger, runs, cluster),
                 redact,
-                lambda m: print(m, file=sys.stderr, flush=True),
+                log_to_stderr,
             ),
         )
     except (ReleaseConfigError, LedgerError, ValueError, OSError) as exc:
         print(f"pytest_release webhook: {exc}", file=sys.stderr)
         return 2
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    print(f"webhook listening on http://{host}:{port}", flush=True)
     # SIGTERM (a pod stopped) ends the server like ^C: the stage runs it started end too.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        runs.stop()
-    return 0
+    return serve(server, "webhook", stop=runs.stop, sigterm=True)

@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ def write_json_atomic(path: Path, data: Mapping[str, Any] | list[Any], **dump: A
     write_text_atomic(path, json.dumps(data, **({"indent": 2, "sort_keys": True} | dump)))
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, None when the file does not exist."""
+def read_json(path: Path, error: Callable[[str], Exception] = ValueError) -> dict[str, Any] | None:
+    """The JSON object in ``path``, None when the file does not exist; ``error`` (the
+    caller's own kind, e.g. PlatformError) when it holds no JSON object."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -54,10 +55,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(
+        raise error(
             f"{path} is not valid JSON ({exc}); it is state written by pytest-release: "
             "remove it only after stopping the processes it lists"
         ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
+        raise error(f"{path} does not hold a JSON object")
     return data

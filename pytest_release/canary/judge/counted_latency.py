@@ -73,10 +73,14 @@ def hold_means(evidence: Evidence, source: str, name: str) -> HoldMeans | CheckR
 
 
 @dataclass(frozen=True)
-class CountedP95Latency:
+class CountedLatencyCheck:
+    """A latency check on one counted source's :class:`HoldMeans` (both below): the check
+    applies when the source measures latency, and is judged on the means when the source
+    can be judged at this look."""
+
     config: JudgeConfig
     source: str
-    name: str = "p95_latency"
+    name: str
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -84,8 +88,17 @@ class CountedP95Latency:
 
     def result(self, evidence: Evidence) -> CheckResult | None:
         held = hold_means(evidence, self.source, self.name)
-        if not isinstance(held, HoldMeans):
-            return held
+        return self.judged(held) if isinstance(held, HoldMeans) else held
+
+    def judged(self, held: HoldMeans) -> CheckResult:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CountedP95Latency(CountedLatencyCheck):
+    name: str = "p95_latency"
+
+    def judged(self, held: HoldMeans) -> CheckResult:
         router, canary, stable = held.router, held.canary, held.stable
         start, end, source = held.start, held.end, self.source
         # judge.min_requests is a whole-hold minimum: every request the source counted.
@@ -157,19 +170,10 @@ class CountedP95Latency:
 
 
 @dataclass(frozen=True)
-class CountedCompareLatency:
-    config: JudgeConfig
-    source: str
+class CountedCompareLatency(CountedLatencyCheck):
     name: str = "compare_latency"
 
-    @property
-    def needs(self) -> tuple[str, ...]:
-        return (self.source,)
-
-    def result(self, evidence: Evidence) -> CheckResult | None:
-        held = hold_means(evidence, self.source, self.name)
-        if not isinstance(held, HoldMeans):
-            return held
+    def judged(self, held: HoldMeans) -> CheckResult:
         router, canary, stable = held.router, held.canary, held.stable
         start, end, source = held.start, held.end, self.source
         current = list(held.requests.everything)

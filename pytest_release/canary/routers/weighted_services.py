@@ -12,20 +12,22 @@ refuses to send traffic to a Service that cannot serve it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pytest_release.canary.platforms.kubernetes.client import (
     ENDPOINT_SLICES,
     JSON,
     Kind,
     KubeApi,
-    KubeApiError,
+    LazyApi,
+    raising_as,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.router import (
+    MemberChange,
     RouterCapabilities,
     VersionCount,
     Weights,
@@ -63,7 +65,9 @@ class WeightedServiceRouter:
         self.config = config
         self.platform = platform
         self.rootdir = rootdir
-        self._api = api
+        self._api = LazyApi(
+            lambda: KubeApi(platform, rootdir, platform.request_timeout), RouterError, api
+        )
         self.namespace = config.namespace or platform.namespace
         self.name = config.name or platform.main_name
         self.stable_service = platform.main_name
@@ -73,18 +77,10 @@ class WeightedServiceRouter:
     # -- plumbing ----------------------------------------------------------------------------
     @property
     def api(self) -> KubeApi:
-        if self._api is None:
-            try:
-                self._api = KubeApi(self.platform, self.rootdir, self.platform.request_timeout)
-            except KubeApiError as exc:
-                raise RouterError(str(exc)) from None
-        return self._api
+        return self._api.get()
 
     def _call(self, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except KubeApiError as exc:
-            raise RouterError(str(exc)) from None
+        return raising_as(RouterError, action)
 
     @property
     def url(self) -> str:
@@ -184,15 +180,10 @@ class WeightedServiceRouter:
         members = [self.canary_service] if canary > 0 else self._current_canary_members()
         return self._write(members, (stable, canary))
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         """Which Services serve each group (``stable`` must be the main Service, ``canary``
         the canary Service or empty); ``split`` (stable, canary) or the current split."""
+        stable, canary, split = change["stable"], change["canary"], change.get("split")
         for group, names, allowed in (
             ("stable", stable, self.stable_service),
             ("canary", canary, self.canary_service),

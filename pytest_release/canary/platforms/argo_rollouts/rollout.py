@@ -15,7 +15,7 @@ from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollou
 from pytest_release.canary.platforms.argo_rollouts.platform import ObservedRolloutPlatform
 from pytest_release.canary.platforms.argo_rollouts.router import ObservedTraefikRouter
 from pytest_release.canary.platforms.kubernetes.client import KubeApi, KubeApiError
-from pytest_release.canary.rollout import NO_BASELINE, ErrorBaseline, MainCheck, Rollout
+from pytest_release.canary.rollout import MainCheck, Rollout
 from pytest_release.canary.router import Weights
 from pytest_release.canary.sampler import Targets
 from pytest_release.errors import PlatformError, RolloutError
@@ -170,13 +170,8 @@ class ArgoObservingRollout(Rollout):
     def previous_for(self, status: PlatformStatus, release_image: str | None) -> str | None:
         return None  # the controller keeps the revisions
 
-    def verify_main(
-        self,
-        image: str | None,
-        replicas: int | None,
-        requests: int,
-        baseline: ErrorBaseline = NO_BASELINE,
-    ) -> MainCheck:
+    def verify_main(self, *args: object, **kwargs: object) -> MainCheck:
+        # Refused whatever is asked: Rollout.verify_main's parameters are not repeated.
         self._refuse("verifying the end state of a promotion or rollback")
 
 

@@ -5,11 +5,10 @@ raises :class:`~pytest_release.errors.RouterError` (the controller sets them).""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Unpack
 
 from pytest_release.canary.platforms.argo_rollouts.observe import RolloutObserver
-from pytest_release.canary.router import RouterCapabilities, VersionCount, Weights
+from pytest_release.canary.router import MemberChange, RouterCapabilities, VersionCount, Weights
 from pytest_release.errors import RouterError
 
 if TYPE_CHECKING:
@@ -69,13 +68,7 @@ class ObservedTraefikRouter:
     def start(self) -> None:
         self._refuse("creating the routing")
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         self._refuse("setting the Services")
 
     def wait_serving(self, group: Group, replicas: int) -> None:

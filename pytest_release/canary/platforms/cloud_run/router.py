@@ -4,12 +4,11 @@ is read back from ``traffic_statuses`` (the split Cloud Run serves)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from pytest_release.canary.platforms.cloud_run.config import CAPABILITIES, CloudRunRouterConfig
 from pytest_release.canary.platforms.cloud_run.platform import CloudRunPlatform, Traffic
-from pytest_release.canary.router import VersionCount, Weights, check_weights
+from pytest_release.canary.router import MemberChange, VersionCount, Weights, check_weights
 from pytest_release.errors import RouterError
 
 if TYPE_CHECKING:
@@ -120,15 +119,10 @@ class CloudRunRouter:
             )
         return weights
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         """The main revision is ``stable[0]``, the canary revision ``canary[0]`` (none:
         the canary tag is removed); the split is kept unless ``split`` is given."""
+        stable, canary, split = change["stable"], change["canary"], change.get("split")
         if len(stable) != 1 or len(canary) > 1:
             raise RouterError(
                 f"a Cloud Run split has one main revision and at most one canary revision, "

@@ -14,10 +14,10 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
 from pytest_release.errors import PlatformError
@@ -107,6 +107,44 @@ def _default_kubeconfig() -> str | None:
         return env.split(os.pathsep)[0]
     home = Path.home() / ".kube" / "config"
     return str(home) if home.is_file() else None
+
+
+T = TypeVar("T")
+
+
+def raising_as(error: Callable[[str], Exception], action: Callable[[], T]) -> T:
+    """``action()``, a :class:`KubeApiError` raised as ``error`` of its message: a
+    platform's or a router's errors are its own kind (PlatformError, RouterError)."""
+    try:
+        return action()
+    except KubeApiError as exc:
+        raise error(str(exc)) from None
+
+
+class LazyApi:
+    """The :class:`KubeApi` of a platform, router or ledger, connected on first use (one
+    that is built but never asked needs no cluster); a failed connection is ``error``."""
+
+    def __init__(
+        self,
+        connect: Callable[[], KubeApi],
+        error: Callable[[str], Exception],
+        api: KubeApi | None = None,
+    ) -> None:
+        self._connect = connect
+        self._error = error
+        self._api = api
+
+    def get(self) -> KubeApi:
+        if self._api is None:
+            self._api = raising_as(self._error, self._connect)
+        return self._api
+
+    def close(self) -> None:
+        """Close the connection if one was made; the next :meth:`get` connects again."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
 
 class KubeApi:

@@ -38,6 +38,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     LEASES,
     KubeApi,
     KubeApiError,
+    LazyApi,
 )
 from pytest_release.canary.platforms.kubernetes.config import ClusterAccess
 from pytest_release.canary.platforms.kubernetes.stage_lease import (
@@ -99,7 +100,11 @@ class KubernetesLedgerStore:
         self.lease_duration = lease_duration
         self.lease_ttl = lease_ttl
         self.stage_lease: StageLeaseHolder | None = None  # this process's, while it holds
-        self._api = api
+        self._api = LazyApi(
+            lambda: KubeApi(access, rootdir),
+            lambda problem: LedgerError(f"the ledger {self.location} is unreachable: {problem}"),
+            api,
+        )
         self.location = f"ConfigMap {namespace}/{configmap} (Kubernetes ledger)"
 
     @classmethod
@@ -117,12 +122,7 @@ class KubernetesLedgerStore:
 
     @property
     def api(self) -> KubeApi:
-        if self._api is None:
-            try:
-                self._api = KubeApi(self.access, self.rootdir)
-            except KubeApiError as exc:
-                raise LedgerError(f"the ledger {self.location} is unreachable: {exc}") from None
-        return self._api
+        return self._api.get()
 
     # -- the document ------------------------------------------------------------------------
     def read(self) -> Runs:

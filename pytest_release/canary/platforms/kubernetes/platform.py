@@ -38,8 +38,9 @@ from pytest_release.canary.platforms.kubernetes.client import (
     REPLICASETS,
     SERVICES,
     KubeApi,
-    KubeApiError,
+    LazyApi,
     conditions,
+    raising_as,
 )
 from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
 from pytest_release.canary.platforms.kubernetes.pods import (
@@ -74,7 +75,9 @@ class KubernetesPlatform:
         # deletion began (preStop sleep), while the router drops their endpoints.
         self.drain_seconds = math.ceil(drain_delay)
         self.rootdir = rootdir
-        self._api = api
+        self._api = LazyApi(
+            lambda: KubeApi(config, rootdir, config.request_timeout), PlatformError, api
+        )
         self.namespace = config.namespace
         self.main_name = config.main_name
         self.canary_name = config.canary_name
@@ -93,18 +96,10 @@ class KubernetesPlatform:
 
     @property
     def api(self) -> KubeApi:
-        if self._api is None:
-            try:
-                self._api = KubeApi(self.config, self.rootdir, self.config.request_timeout)
-            except KubeApiError as exc:
-                raise PlatformError(str(exc)) from None
-        return self._api
+        return self._api.get()
 
     def _call(self, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except KubeApiError as exc:
-            raise PlatformError(str(exc)) from None
+        return raising_as(PlatformError, action)
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> PlatformStatus:
@@ -474,9 +469,7 @@ class KubernetesPlatform:
 
     def cleanup(self) -> None:
         """Close the connection; the main Deployment keeps running (it is production)."""
-        if self._api is not None:
-            self._api.close()
-            self._api = None
+        self._api.close()
 
     # -- waiting -----------------------------------------------------------------------------
     def wait_rollout(self, name: str) -> JSON:

@@ -85,10 +85,7 @@ class LocalPlatform:
             yield
 
     def load(self) -> PlatformState:
-        try:
-            data = read_json(self.state_path)
-        except ValueError as exc:
-            raise PlatformError(str(exc)) from None
+        data = read_json(self.state_path, PlatformError)
         if data is None:
             return PlatformState(type=self.config.type)
         state = PlatformState.from_json(data)

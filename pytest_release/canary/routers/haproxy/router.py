@@ -27,11 +27,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from filelock import FileLock
 
-from pytest_release.canary.router import VersionCount, Weights, check_weights
+from pytest_release.canary.router import MemberChange, VersionCount, Weights, check_weights
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.entry import CAPABILITIES
 from pytest_release.canary.routers.haproxy.state import (
@@ -84,10 +84,7 @@ class HAProxyRouter:
             self._state = state
 
     def _load(self) -> RouterState:
-        try:
-            data = read_json(self.state_path)
-        except ValueError as exc:
-            raise RouterError(str(exc)) from None
+        data = read_json(self.state_path, RouterError)
         if data is None:
             port = self.config.port or keepable_port(HOST)
             state = RouterState(port=port, socket=self._socket_path())
@@ -390,15 +387,10 @@ class HAProxyRouter:
         with self._locked() as state:
             return self._read_back(state)
 
-    def set_members(
-        self,
-        *,
-        stable: Sequence[str],
-        canary: Sequence[str],
-        split: tuple[int, int] | None = None,
-    ) -> Weights:
+    def set_members(self, **change: Unpack[MemberChange]) -> Weights:
         """Put endpoints into (or out of) the groups; ``split`` changes the weights in the
         same step (e.g. when the canary group becomes the stable one on promotion)."""
+        stable, canary, split = change["stable"], change["canary"], change.get("split")
         overlap = set(stable) & set(canary)
         if overlap:
             raise RouterError(f"endpoints {sorted(overlap)} cannot be both stable and canary")
