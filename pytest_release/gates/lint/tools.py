@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,12 @@ def first_changed_lines(diff: str, root: Path) -> dict[str, int]:
     return result
 
 
+def _reformat(raw: str, first: dict[str, int], root: Path, code: str, message: str) -> Finding:
+    """A file a formatter would change, at the first line its diff changes."""
+    path = repo_path(raw, root)
+    return Finding(path, first.get(path, 1), 1, code, message)
+
+
 _BLACK_WOULD = re.compile(r"^would reformat (?P<path>.+)$")
 _BLACK_CANNOT = re.compile(
     r"^error: cannot (?:parse: (?P<path1>.+?):(?P<line1>\d+):(?P<col1>\d+)"
@@ -280,9 +286,8 @@ def parse_black(output: ToolOutput) -> list[Finding]:
     findings = []
     for line in output.stderr.splitlines():
         if match := _BLACK_WOULD.match(line.strip()):
-            path = repo_path(match["path"], output.root)
             findings.append(
-                Finding(path, first.get(path, 1), 1, "black", "file would be reformatted")
+                _reformat(match["path"], first, output.root, "black", "file would be reformatted")
             )
         elif match := _BLACK_CANNOT.match(line.strip()):
             if match["path1"]:
@@ -314,13 +319,11 @@ _ISORT_ERROR = re.compile(r"^ERROR: (?P<path>.+?) (?P<message>Imports are incorr
 
 def parse_isort(output: ToolOutput) -> list[Finding]:
     first = first_changed_lines(output.stdout, output.root)
-    findings = []
-    for line in output.stderr.splitlines():
-        if match := _ISORT_ERROR.match(line.strip()):
-            path = repo_path(match["path"], output.root)
-            message = match["message"].rstrip(".")
-            findings.append(Finding(path, first.get(path, 1), 1, "isort", message))
-    return findings
+    return [
+        _reformat(match["path"], first, output.root, "isort", match["message"].rstrip("."))
+        for line in output.stderr.splitlines()
+        if (match := _ISORT_ERROR.match(line.strip()))
+    ]
 
 
 # -- pip-audit ----------------------------------------------------------------------------
@@ -358,89 +361,74 @@ def parse_pip_audit(output: ToolOutput) -> list[Finding]:
 
 # -- the registry -------------------------------------------------------------------------
 
+
+def _tool(name: str, program: str, args: str, parse: Parser, env_prefix: str) -> ToolSpec:
+    """A tool with :class:`ToolSpec`'s defaults whose pip package has its program's name."""
+    return ToolSpec(
+        name=name,
+        executable=program,
+        fixed_args=tuple(args.split()),
+        package=program,
+        parse=parse,
+        env_prefixes=(env_prefix,),
+    )
+
+
+# One row a tool: its name, its program, the fixed arguments that ask for machine-readable
+# output, its parser and the prefix of the environment variables that configure it; the
+# tools that differ from the defaults say how with ``replace``.
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
-        ToolSpec(
-            name="ruff-check",
-            executable="ruff",
-            fixed_args=("check", "--output-format=json", "--no-fix"),
-            package="ruff",
-            parse=parse_ruff_check,
-            env_prefixes=("RUFF_",),
+        _tool(
+            "ruff-check", "ruff", "check --output-format=json --no-fix", parse_ruff_check, "RUFF_"
         ),
-        ToolSpec(
-            name="ruff-format",
-            executable="ruff",
-            fixed_args=("format", "--check", "--output-format=json"),
-            package="ruff",
-            parse=parse_ruff_format,
+        replace(
+            _tool(
+                "ruff-format",
+                "ruff",
+                "format --check --output-format=json",
+                parse_ruff_format,
+                "RUFF_",
+            ),
             # 2: a file could not be parsed (reported as a finding) or a usage error.
             finding_codes=frozenset({1, 2}),
             fix_hint="ruff format {path}",
-            env_prefixes=("RUFF_",),
         ),
-        ToolSpec(
-            name="mypy",
-            executable="mypy",
-            fixed_args=(
-                "--show-column-numbers",
-                "--show-error-codes",
-                "--no-error-summary",
-                "--no-pretty",
-                "--no-color-output",
+        replace(
+            _tool(
+                "mypy",
+                "mypy",
+                "--show-column-numbers --show-error-codes --no-error-summary"
+                " --no-pretty --no-color-output",
+                parse_mypy,
+                "MYPY",
             ),
-            package="mypy",
-            parse=parse_mypy,
             # 2: blocking errors (syntax errors) or a usage error / crash.
             finding_codes=frozenset({1, 2}),
-            env_prefixes=("MYPY",),
         ),
-        ToolSpec(
-            name="black",
-            executable="black",
-            fixed_args=("--check", "--diff", "--no-color"),
-            package="black",
-            parse=parse_black,
+        replace(
+            _tool("black", "black", "--check --diff --no-color", parse_black, "BLACK_"),
             # 123: a file could not be parsed (reported as a finding) or an internal error.
             finding_codes=frozenset({1, 123}),
             fix_hint="black {path}",
-            env_prefixes=("BLACK_",),
         ),
-        ToolSpec(
-            name="isort",
-            executable="isort",
-            fixed_args=("--check-only", "--diff"),
-            package="isort",
-            parse=parse_isort,
+        replace(
+            _tool("isort", "isort", "--check-only --diff", parse_isort, "ISORT_"),
             fix_hint="isort {path}",
-            env_prefixes=("ISORT_",),
         ),
-        ToolSpec(
-            name="flake8",
-            executable="flake8",
-            fixed_args=("--format=default",),
-            package="flake8",
-            parse=parse_flake8,
-            env_prefixes=("FLAKE8",),
-        ),
-        ToolSpec(
-            name="bandit",
-            executable="bandit",
-            fixed_args=("-f", "json", "-q", "-r"),
-            package="bandit",
-            parse=parse_bandit,
-            env_prefixes=("BANDIT",),
-        ),
-        ToolSpec(
-            name="pip-audit",
-            executable="pip-audit",
-            fixed_args=("-f", "json", "--progress-spinner=off"),
-            package="pip-audit",
-            parse=parse_pip_audit,
+        _tool("flake8", "flake8", "--format=default", parse_flake8, "FLAKE8"),
+        _tool("bandit", "bandit", "-f json -q -r", parse_bandit, "BANDIT"),
+        replace(
+            _tool(
+                "pip-audit",
+                "pip-audit",
+                "-f json --progress-spinner=off",
+                parse_pip_audit,
+                "PIP_AUDIT",
+            ),
             uses_targets=False,
             cacheable=False,
-            env_prefixes=("PIP_AUDIT",),
         ),
     )
 }
