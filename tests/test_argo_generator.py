@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from pytest_release.controllers import argo_cli
+from tests.generator_support import bad_input_test, generate
 
 KUBERNETES = """\
 [tool.pytest-release.gates.canary.platform]
@@ -27,9 +28,7 @@ name = "shop-route"
 def _run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, *args: str
 ) -> tuple[int, list[dict[str, Any]], str]:
-    (tmp_path / "pyproject.toml").write_text(toml, encoding="utf-8")
-    code = argo_cli.main(list(args), rootdir=tmp_path)
-    out, err = capsys.readouterr()
+    code, out, err = generate(argo_cli.main, tmp_path, capsys, toml, *args)
     documents = [d for d in yaml.safe_load_all(out) if d] if code == 0 else []
     return code, documents, err
 
@@ -68,8 +67,8 @@ def test_the_steps_mirror_the_stages_and_the_metrics_answer_with_the_stage(
     assert web["failureCondition"] == 'result.verdict == "fail"'
 
 
-@pytest.mark.parametrize(
-    ("toml", "args", "message"),
+test_bad_input_is_an_error_naming_the_value_and_the_fix = bad_input_test(
+    argo_cli.main,
     [
         (KUBERNETES, ["--provider=job"], "--runner-image=IMAGE"),
         (KUBERNETES, ["--provider=web", "--analysis-url=analysis:8080"], "'analysis:8080'"),
@@ -84,13 +83,3 @@ def test_the_steps_mirror_the_stages_and_the_metrics_answer_with_the_stage(
         ),
     ],
 )
-def test_bad_input_is_an_error_naming_the_value_and_the_fix(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    toml: str,
-    args: list[str],
-    message: str,
-) -> None:
-    code, _, err = _run(tmp_path, capsys, toml, *args)
-    assert code == 2
-    assert message in err, err

@@ -12,15 +12,14 @@ import pytest
 import yaml
 
 from pytest_release.controllers import flagger_cli
+from tests.generator_support import bad_input_test, generate
 from tests.test_argo_generator import KUBERNETES
 
 
 def _run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, *args: str
 ) -> tuple[int, dict[str, Any], str]:
-    (tmp_path / "pyproject.toml").write_text(toml, encoding="utf-8")
-    code = flagger_cli.main(list(args), rootdir=tmp_path)
-    out, err = capsys.readouterr()
+    code, out, err = generate(flagger_cli.main, tmp_path, capsys, toml, *args)
     document = yaml.safe_load(out) if code == 0 else {}
     return code, document, err
 
@@ -70,8 +69,8 @@ def test_chosen_stages_and_a_whole_minute_interval(
     assert canary["metadata"]["name"] == "shop-canary"
 
 
-@pytest.mark.parametrize(
-    ("toml", "args", "message"),
+test_bad_input_is_an_error_naming_the_value_and_the_fix = bad_input_test(
+    flagger_cli.main,
     [
         (KUBERNETES, [], "--webhook-url must be the http(s) base URL"),
         (KUBERNETES, ["--webhook-url=webhook:8080"], "(got 'webhook:8080')"),
@@ -93,13 +92,3 @@ def test_chosen_stages_and_a_whole_minute_interval(
         ),
     ],
 )
-def test_bad_input_is_an_error_naming_the_value_and_the_fix(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    toml: str,
-    args: list[str],
-    message: str,
-) -> None:
-    code, _, err = _run(tmp_path, capsys, toml, *args)
-    assert code == 2
-    assert message in err, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.gate_kinds import file_check_conftest
 from tests.support.junit import cases_by_name, read_case, read_cases, report_xml
 from tests.support.spine import RECORDER, assert_usage_error, events, project, run_stage
 
@@ -235,7 +236,8 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
         """,
         **{
             "README.md": "hello\n",
-            "conftest.py": """
+            "conftest.py": file_check_conftest(
+                """
                 from typing import Literal
                 import pytest
                 from pytest_release.config.tables import GateConfig
@@ -250,16 +252,8 @@ def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist:
                     def runtest(self):
                         if not (self.config.rootpath / self.name).exists():
                             raise GateCheckFailed(f"{self.name} is missing; add it")
-
-                def pytest_release_gate_kinds():
-                    return {"file-check": FileCheckGate}
-
-                def pytest_release_gate_items(gate_node):
-                    if gate_node.gate.kind != "file-check":
-                        return None
-                    return [FileExists.from_parent(gate_node, name=n)
-                            for n in gate_node.gate.required]
-            """,
+                """
+            ),
             "tests/unit/test_u.py": "def test_u(): pass\n",
         },
     )

@@ -128,6 +128,20 @@ def test_a_conftest_that_defines_a_generic_option_name_still_runs(
     plain.stdout.fnmatch_lines(["suite option: mine"])
 
 
+def _stage_one_releases(pytester: pytest.Pytester, image: str, *args: str) -> None:
+    """Stage ``one`` (a ``unit`` gate of the project's tests) of release r1, run with
+    ``args``, passes and releases ``image``."""
+    pytester.makepyprojecttoml(
+        '[tool.pytest-release.gates.unit]\npaths = ["test_*.py"]\n'
+        '[tool.pytest-release.stages.one]\ngates = ["unit"]\nrequires = []\n'
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--stage=one", "--release-id=r1", *args
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([f"image: {image}"])
+
+
 def test_the_release_names_work_beside_a_suites_own_image_option(
     pytester: pytest.Pytester,
 ) -> None:
@@ -140,10 +154,6 @@ def test_the_release_names_work_beside_a_suites_own_image_option(
             pass
         """
     )
-    pytester.makepyprojecttoml(
-        '[tool.pytest-release.gates.unit]\npaths = ["test_*.py"]\n'
-        '[tool.pytest-release.stages.one]\ngates = ["unit"]\nrequires = []\n'
-    )
     pytester.makepyfile(
         test_a="""
         def test_a(request):
@@ -151,34 +161,10 @@ def test_the_release_names_work_beside_a_suites_own_image_option(
             assert request.config.getoption("release_image") == "ours:1"
         """
     )
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "--stage=one",
-        "--release-id=r1",
-        "--image=theirs",
-        "--release-image=ours:1",
-    )
-    assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["image: ours:1"])
+    _stage_one_releases(pytester, "ours:1", "--image=theirs", "--release-image=ours:1")
 
 
 def test_the_short_names_are_aliases_when_free(pytester: pytest.Pytester) -> None:
-    pytester.makepyprojecttoml(
-        '[tool.pytest-release.gates.unit]\npaths = ["test_*.py"]\n'
-        '[tool.pytest-release.stages.one]\ngates = ["unit"]\nrequires = []\n'
-    )
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "--stage=one",
-        "--release-id=r1",
-        "--image=ours:2",
-        "--gate",
-        "unit",
-        "--reports-dir=out",
-    )
-    assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["image: ours:2"])
+    _stage_one_releases(pytester, "ours:2", "--image=ours:2", "--gate", "unit", "--reports-dir=out")
     assert (pytester.path / "out" / "one.xml").is_file()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.gate_kinds import file_check_conftest
 from tests.support.junit import read_cases, stage_report
 from tests.support.spine import ledger_runs, project, run_stage
 
@@ -138,7 +139,8 @@ def test_a_third_party_gate_kind_reaches_the_workers_as_validated(
         """,
         **{
             "README.md": "read me\n",
-            "conftest.py": """
+            "conftest.py": file_check_conftest(
+                """
                 import os
                 from pydantic import Field
                 from pytest_release import GateCheckFailed, GateConfig, GateItem
@@ -151,16 +153,8 @@ def test_a_third_party_gate_kind_reaches_the_workers_as_validated(
                         worker = getattr(self.config, "workerinput", {}).get("workerid", "none")
                         if not (self.config.rootpath / self.name).exists():
                             raise GateCheckFailed(f"{self.name} is missing (on {worker})")
-
-                def pytest_release_gate_kinds():
-                    return {"file-check": FileCheckGate}
-
-                def pytest_release_gate_items(gate_node):
-                    if gate_node.gate.kind != "file-check":
-                        return None
-                    return [FileExists.from_parent(gate_node, name=n)
-                            for n in gate_node.gate.required]
-                """,
+                """
+            ),
         },
     )
     result = run_stage(pytester, "files", "-n", "2")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable, Sequence
 
 import pytest
 from pydantic import ValidationError
@@ -249,15 +250,21 @@ class TestConsecutiveHealthFailures:
 
 
 class TestNoSuccessWindow:
-    def test_no_successful_request_for_30_s_fails(self) -> None:
-        samples = [
-            *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i >= 20),  # fine until 10 s
-            *probes(T0, T0 + MINUTE),
-        ]
+    @staticmethod
+    def judged(
+        fail: Callable[[int], bool], history: Sequence[Sample] = ()
+    ) -> tuple[CanaryVerdict, CheckResult]:
+        """A minute of canary traffic (request ``i`` failing when ``fail(i)``) and probes,
+        judged with any error rate allowed and no comparison; the verdict and its
+        no_success check."""
+        samples = [*traffic(T0, T0 + MINUTE, "canary", fail=fail), *probes(T0, T0 + MINUTE)]
         verdict = judge(max_error_rate=1.0, comparison={"enabled": False}).judge_interval(
-            samples, OK_STATUS, T0, T0 + MINUTE
+            samples, OK_STATUS, T0, T0 + MINUTE, history=history
         )
-        result = check(verdict, "no_success")
+        return verdict, check(verdict, "no_success")
+
+    def test_no_successful_request_for_30_s_fails(self) -> None:
+        verdict, result = self.judged(lambda i: i >= 20)  # fine until 10 s
         assert result.verdict == "fail"
         assert result.value == pytest.approx(50.5)  # last success at 9.5 s, window ends at 60
         assert result.message.startswith(
@@ -273,24 +280,13 @@ class TestNoSuccessWindow:
         assert verdict.verdict == "fail"  # a failure outranks missing evidence
 
     def test_a_gap_shorter_than_the_window_passes(self) -> None:
-        samples = [
-            *traffic(T0, T0 + MINUTE, "canary", fail=lambda i: 20 <= i < 70),  # 25 s gap
-            *probes(T0, T0 + MINUTE),
-        ]
-        verdict = judge(max_error_rate=1.0, comparison={"enabled": False}).judge_interval(
-            samples, OK_STATUS, T0, T0 + MINUTE
-        )
-        result = check(verdict, "no_success")
+        _, result = self.judged(lambda i: 20 <= i < 70)  # 25 s gap
         assert result.verdict == "pass"
         assert result.value == pytest.approx(25.5)
 
     def test_the_gap_spans_intervals(self) -> None:
         history = traffic(T0 - MINUTE, T0, "canary", fail=lambda i: i >= 100)  # last ok: -10.5 s
-        current = [*traffic(T0, T0 + MINUTE, "canary", fail=lambda i: i < 40), *probes(T0, T0 + 60)]
-        verdict = judge(max_error_rate=1.0, comparison={"enabled": False}).judge_interval(
-            current, OK_STATUS, T0, T0 + MINUTE, history=history
-        )
-        result = check(verdict, "no_success")
+        _, result = self.judged(lambda i: i < 40, history)
         assert result.verdict == "fail"
         assert result.value == pytest.approx(30.5)
         assert result.window_start == pytest.approx(T0 - 10.5)

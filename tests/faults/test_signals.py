@@ -54,28 +54,45 @@ SIGNALS = [
 ]
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-def test_a_second_signal_during_teardown_still_exits_2(
-    pytester: pytest.Pytester, signum: signal.Signals, xdist: list[str]
-) -> None:
-    hook = WAIT_IN_HOOK.format(
-        hook="pytest_unconfigure",
-        order="trylast=True",  # after the stage session's own unconfigure
-        argument="config",
-        config="config",
-        marker="ending",
+# Where the controller is held until the test says "go": the hook (with its order, its
+# argument and the config it reaches from it) and the file it touches once held.
+HOLDS = {
+    # after the stage session's own unconfigure: the record is written, the session ends
+    "teardown": ("pytest_unconfigure", "trylast=True", "config", "config", "ending"),
+    # before the stage writes its ledger entry
+    "start": ("pytest_sessionstart", "tryfirst=True", "session", "session.config", "starting"),
+}
+
+
+def _two_signals(
+    pytester: pytest.Pytester, xdist: list[str], signum: signal.Signals, hold: str, first: str
+) -> str:
+    """Stage ``one`` (its controller held in ``HOLDS[hold]``) gets ``signum`` once the file
+    ``first`` exists, and again 0.3 s later once it is held; then it may go on.  It must
+    exit 2 (interrupted, not killed by the signal); its output."""
+    hook, order, argument, config, marker = HOLDS[hold]
+    conftest = WAIT_IN_HOOK.format(
+        hook=hook, order=order, argument=argument, config=config, marker=marker
     )
-    project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
+    project(pytester, PIPELINE, **{"conftest.py": conftest, "tests/test_slow.py": SLOW_TEST})
     with stage_process(pytester.path, "one", *xdist) as process:
-        wait_for_file(process, pytester.path / "started")
+        wait_for_file(process, pytester.path / first)
         process.send_signal(signum)
         time.sleep(0.3)
-        # The record is written; the session ends, held in its last hook.
-        wait_for_file(process, pytester.path / "ending")
+        wait_for_file(process, pytester.path / marker)
         process.send_signal(signum)
         (pytester.path / "go").touch()
         output, _ = process.communicate(timeout=180)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    return output
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_a_second_signal_during_teardown_still_exits_2(
+    pytester: pytest.Pytester, signum: signal.Signals, xdist: list[str]
+) -> None:
+    # The first signal while the test runs, the second in the session's last hook.
+    output = _two_signals(pytester, xdist, signum, "teardown", "started")
     (run,) = ledger_runs(pytester.path)
     assert run["outcome"] == "interrupted", output
     assert run["finished"]
@@ -85,22 +102,7 @@ def test_a_second_signal_during_teardown_still_exits_2(
 def test_two_signals_while_the_stage_starts_exit_2_and_leave_no_running_entry(
     pytester: pytest.Pytester, signum: signal.Signals, xdist: list[str]
 ) -> None:
-    hook = WAIT_IN_HOOK.format(
-        hook="pytest_sessionstart",
-        order="tryfirst=True",  # before the stage writes its ledger entry
-        argument="session",
-        config="session.config",
-        marker="starting",
-    )
-    project(pytester, PIPELINE, **{"conftest.py": hook, "tests/test_slow.py": SLOW_TEST})
-    with stage_process(pytester.path, "one", *xdist) as process:
-        wait_for_file(process, pytester.path / "starting")
-        process.send_signal(signum)
-        time.sleep(0.3)
-        process.send_signal(signum)
-        (pytester.path / "go").touch()
-        output, _ = process.communicate(timeout=180)
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    output = _two_signals(pytester, xdist, signum, "start", "starting")
     assert not (pytester.path / "started").exists(), "a test ran after the stage was stopped"
     ledger = pytester.path / ".pytest-release" / "ledger.json"
     runs = ledger_runs(pytester.path) if ledger.exists() else []

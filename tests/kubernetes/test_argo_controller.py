@@ -20,9 +20,6 @@ the API server, the generated resources, the analysis server and the observer ar
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +31,19 @@ from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
 from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
 from tests.kubernetes.conftest import KwokCluster
+from tests.kubernetes.generated_support import (
+    PLATFORM_TOML,
+    apply_json,
+    pytest_release,
+    shop_deployment,
+    write_project,
+)
 
 __all__ = ["argo_cluster"]
 
 ANALYSIS_RUNS = Kind("argoproj.io", "v1alpha1", "analysisruns", "AnalysisRun")
 STAGES = ("canary-1", "canary-2", "canary-3")
-CONFIG = """\
+STAGES_TOML = """\
 [tool.pytest-release.stages.canary-1]
 gates = ["canary"]
 requires = []
@@ -52,13 +56,9 @@ rollout = {{ action = "canary", replicas = 1, weight = 50, hold = "1s", interval
 gates = ["canary"]
 requires = ["canary-2"]
 rollout = {{ action = "promote", replicas = 1, weight = 100, hold = "0s" }}
-[tool.pytest-release.gates.canary.platform]
-type = "kubernetes"
-namespace = "{namespace}"
-app = "shop"
-[tool.pytest-release.gates.canary.router]
-type = "traefik"
 """
+# The generator's project (test_argo_observing generates with it too).
+CONFIG = STAGES_TOML + PLATFORM_TOML
 
 
 def _service(name: str, namespace: str) -> dict[str, Any]:
@@ -70,19 +70,6 @@ def _service(name: str, namespace: str) -> dict[str, Any]:
 
 def _workload(namespace: str) -> list[dict[str, Any]]:
     """The service before the release: the Deployment, its Services, the TraefikService."""
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "shop", "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "shop"}},
-            "template": {
-                "metadata": {"labels": {"app": "shop"}},
-                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
-            },
-        },
-    }
     traefik_service = {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "TraefikService",
@@ -93,7 +80,7 @@ def _workload(namespace: str) -> list[dict[str, Any]]:
         ]}},
     }  # fmt: skip
     return [
-        deployment,
+        shop_deployment(namespace),
         _service("shop", namespace),
         _service("shop-canary", namespace),
         traefik_service,
@@ -148,17 +135,13 @@ def test_the_controller_acts_on_the_served_verdict(
     records: dict[str, tuple[str, str]],
     expected: str,
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text(CONFIG.format(namespace=namespace))
-    workload = tmp_path / "workload.yaml"
-    workload.write_text("\n".join(json.dumps(d) + "\n---" for d in _workload(namespace)))
-    argo_cluster.kubectl("apply", "-f", str(workload))
+    write_project(tmp_path, CONFIG, namespace)
+    apply_json(argo_cluster, tmp_path / "workload.yaml", _workload(namespace))
     with analysis_server(tmp_path) as url:
-        generated = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "argo-rollouts", "--provider=web",
-             f"--analysis-url={url}", "--verdict-delay=15", "-o", "argo.yaml"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        pytest_release(
+            tmp_path, "argo-rollouts", "--provider=web", f"--analysis-url={url}",
+            "--verdict-delay=15", "-o", "argo.yaml",
         )  # fmt: skip
-        assert generated.returncode == 0, generated.stderr
         argo_cluster.kubectl("apply", "--server-side", "-f", str(tmp_path / "argo.yaml"))
         api = argo_cluster.api()
         observer = RolloutObserver(api, namespace, "shop")
@@ -199,13 +182,10 @@ def test_the_controller_acts_on_the_served_verdict(
             api.close()
     _assert_end_state(seen, first, expected, runs)
     # What the controller did, read back from its status, in canary-1's ledger entry.
-    recorded = subprocess.run(
-        [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
-         "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
-         f"--release-id={release}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    pytest_release(
+        tmp_path, "argo-status", f"--namespace={namespace}", "--rollout=shop",
+        f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1", f"--release-id={release}",
     )  # fmt: skip
-    assert recorded.returncode == 0, recorded.stderr
     entry = Ledger(tmp_path / ".pytest-release" / "ledger.json").latest(release, "canary-1")
     assert entry is not None
     controller = entry.details["controller"]

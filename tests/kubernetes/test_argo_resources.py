@@ -4,8 +4,6 @@ dry-run, strict field validation), and a resource the schema refuses fails the c
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +12,21 @@ import yaml
 
 from tests.kubernetes.argo_crds import argo_cluster
 from tests.kubernetes.conftest import KwokCluster
+from tests.kubernetes.generated_support import (
+    PLATFORM_TOML,
+    assert_planted_error_refused,
+    pytest_release,
+    server_dry_run,
+    write_project,
+)
 
 __all__ = ["argo_cluster"]
 
 
 def _generate(tmp_path: Path, namespace: str, *args: str) -> list[dict[str, Any]]:
-    (tmp_path / "pyproject.toml").write_text(
-        f"""\
-[tool.pytest-release.gates.canary.platform]
-type = "kubernetes"
-namespace = "{namespace}"
-app = "shop"
-[tool.pytest-release.gates.canary.router]
-type = "traefik"
-""",
-        encoding="utf-8",
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest_release", "argo-rollouts", "-o", "argo.yaml", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    write_project(tmp_path, PLATFORM_TOML, namespace)
+    pytest_release(tmp_path, "argo-rollouts", "-o", "argo.yaml", *args)
     return [d for d in yaml.safe_load_all((tmp_path / "argo.yaml").read_text()) if d]
-
-
-def _dry_run(cluster: KwokCluster, path: Path) -> subprocess.CompletedProcess[str]:
-    return cluster.kubectl(
-        "apply", "--server-side", "--dry-run=server", "--validate=strict", "-f", str(path),
-        check=False,
-    )  # fmt: skip
 
 
 def test_the_generated_resources_pass_the_argo_crd_schemas(
@@ -56,7 +40,7 @@ def test_the_generated_resources_pass_the_argo_crd_schemas(
     assert kinds == ["AnalysisTemplate"] * 3 + ["Rollout"]
     steps = documents[-1]["spec"]["strategy"]["canary"]["steps"]
     assert [s.get("setWeight") for s in steps[::2]] == [10, 50, 100]
-    applied = _dry_run(argo_cluster, tmp_path / "argo.yaml")
+    applied = server_dry_run(argo_cluster, tmp_path / "argo.yaml")
     assert applied.returncode == 0, applied.stderr
     # Each document was checked by the server (serverside-applied, dry run).
     assert applied.stdout.count("(server dry run)") == 4, applied.stdout
@@ -78,12 +62,6 @@ def test_a_planted_schema_error_fails_the_dry_run(
     bad: dict[str, Any],
 ) -> None:
     documents = _generate(tmp_path, namespace, "--runner-image=shop-tests:1")
-    target: Any = documents[index]
-    for key in path:
-        target = target[key]
-    target.update(bad)
-    planted = tmp_path / "planted.yaml"
-    planted.write_text(yaml.safe_dump_all(documents), encoding="utf-8")
-    applied = _dry_run(argo_cluster, planted)
-    assert applied.returncode != 0, applied.stdout
-    assert next(iter(bad)) in applied.stderr, applied.stderr
+    assert_planted_error_refused(
+        argo_cluster, tmp_path, documents, (index, *path), bad, next(iter(bad))
+    )

@@ -16,9 +16,6 @@ ledger are real.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,17 +28,20 @@ from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.flagger_support import flagger_cluster, flagger_controller
+from tests.kubernetes.generated_support import (
+    PLATFORM_TOML,
+    apply_json,
+    pytest_release,
+    shop_deployment,
+    write_project,
+)
 
 __all__ = ["flagger_cluster"]
 
 CANARIES = Kind("flagger.app", "v1beta1", "canaries", "Canary")
-CONFIG = """\
-[tool.pytest-release.gates.canary.platform]
-type = "kubernetes"
-namespace = "{namespace}"
-app = "shop"
-[tool.pytest-release.gates.canary.router]
-type = "traefik"
+CONFIG = (
+    PLATFORM_TOML
+    + """\
 [tool.pytest-release.stages.step-10]
 gates = ["unit"]
 requires = []
@@ -51,6 +51,7 @@ gates = ["unit"]
 requires = ["step-10"]
 rollout = {{ action = "canary", weight = 50, hold = "0s" }}
 """
+)
 RELEASE_TEST = """\
 from pathlib import Path
 
@@ -58,22 +59,6 @@ from pathlib import Path
 def test_the_release_works():
     assert not (Path(__file__).parents[2] / "BAD_RELEASE").exists(), "the release is bad"
 """
-
-
-def _deployment(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "shop", "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "shop"}},
-            "template": {
-                "metadata": {"labels": {"app": "shop"}},
-                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
-            },
-        },
-    }
 
 
 def _canary_status(cluster: KwokCluster, namespace: str) -> dict[str, Any]:
@@ -120,24 +105,20 @@ def _recorded_runs(root: Path, timeout: float) -> list[LedgerEntry]:
 def test_flagger_acts_on_the_webhook_answers(
     flagger_cluster: KwokCluster, namespace: str, tmp_path: Path, bad: bool
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text(CONFIG.format(namespace=namespace))
+    write_project(tmp_path, CONFIG, namespace)
     (tmp_path / "tests" / "unit").mkdir(parents=True)
     (tmp_path / "tests" / "unit" / "test_release.py").write_text(RELEASE_TEST)
-    workload = tmp_path / "workload.json"
-    workload.write_text(json.dumps(_deployment(namespace)))
-    flagger_cluster.kubectl("apply", "-f", str(workload))
+    apply_json(flagger_cluster, tmp_path / "workload.yaml", [shop_deployment(namespace)])
     log = tmp_path / "flagger.log"
     webhook_args = ("--stages=step-10,step-50", f"--kubeconfig={flagger_cluster.kubeconfig}")
     with analysis_server(tmp_path, "webhook", *webhook_args) as url:
         # The built-in stages canary-1 (10 %) and canary-2 (50 %) carry the canary gate the
         # generator reads the target from; the webhook mirrors step-10 and step-50 (same
         # weights), which run only the unit gate.
-        generated = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "flagger", f"--webhook-url={url}",
-             "--stages=canary-1,canary-2", "--interval=10", "-o", "canary.yaml"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        pytest_release(
+            tmp_path, "flagger", f"--webhook-url={url}", "--stages=canary-1,canary-2",
+            "--interval=10", "-o", "canary.yaml",
         )  # fmt: skip
-        assert generated.returncode == 0, generated.stderr
         try:
             with flagger_controller(flagger_cluster.kubeconfig, namespace, log):
                 flagger_cluster.kubectl("apply", "-f", str(tmp_path / "canary.yaml"))

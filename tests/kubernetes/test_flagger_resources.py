@@ -7,8 +7,6 @@ status says (Flagger's payload does not carry it)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,44 +18,29 @@ from tests.analysis_support import flagger_payload as payload
 from tests.analysis_support import post_json as post
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.flagger_support import flagger_cluster
+from tests.kubernetes.generated_support import (
+    PLATFORM_TOML,
+    assert_planted_error_refused,
+    pytest_release,
+    server_dry_run,
+    write_project,
+)
 
 __all__ = ["flagger_cluster"]
 
-
-def _project(root: Path, namespace: str) -> None:
-    (root / "pyproject.toml").write_text(
-        f"""\
-[tool.pytest-release.gates.canary.platform]
-type = "kubernetes"
-namespace = "{namespace}"
-app = "shop"
-[tool.pytest-release.gates.canary.router]
-type = "traefik"
+SMOKE_TOML = """\
 [tool.pytest-release.stages.smoke]
 gates = ["unit"]
 requires = []
-""",
-        encoding="utf-8",
-    )
+"""
 
 
 def _generate(root: Path, namespace: str, *args: str) -> dict[str, Any]:
-    _project(root, namespace)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest_release", "flagger", "-o", "canary.yaml", *args],
-        cwd=root, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    write_project(root, PLATFORM_TOML + SMOKE_TOML, namespace)
+    pytest_release(root, "flagger", "-o", "canary.yaml", *args)
     document = yaml.safe_load((root / "canary.yaml").read_text())
     assert isinstance(document, dict)
     return document
-
-
-def _dry_run(cluster: KwokCluster, path: Path) -> subprocess.CompletedProcess[str]:
-    return cluster.kubectl(
-        "apply", "--server-side", "--dry-run=server", "--validate=strict", "-f", str(path),
-        check=False,
-    )  # fmt: skip
 
 
 def test_the_generated_canary_passes_the_flagger_crd_schema(
@@ -72,7 +55,7 @@ def test_the_generated_canary_passes_the_flagger_crd_schema(
     assert [w["type"] for w in analysis["webhooks"]] == [
         "pre-rollout", "rollout", "rollback", "confirm-promotion", "post-rollout",
     ]  # fmt: skip
-    applied = _dry_run(flagger_cluster, tmp_path / "canary.yaml")
+    applied = server_dry_run(flagger_cluster, tmp_path / "canary.yaml")
     assert applied.returncode == 0, applied.stderr
     assert applied.stdout.count("(server dry run)") == 1, applied.stdout
 
@@ -94,15 +77,7 @@ def test_a_planted_schema_error_fails_the_dry_run(
     named: str,
 ) -> None:
     canary = _generate(tmp_path, namespace, "--webhook-url=http://webhook:8080")
-    target: Any = canary
-    for key in path:
-        target = target[key]
-    target.update(bad)
-    planted = tmp_path / "planted.yaml"
-    planted.write_text(yaml.safe_dump(canary), encoding="utf-8")
-    applied = _dry_run(flagger_cluster, planted)
-    assert applied.returncode != 0, applied.stdout
-    assert named in applied.stderr, applied.stderr
+    assert_planted_error_refused(flagger_cluster, tmp_path, [canary], (0, *path), bad, named)
 
 
 def test_the_rollout_webhook_judges_the_stage_of_the_canarys_weight(

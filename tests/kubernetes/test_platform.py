@@ -17,6 +17,7 @@ from pytest_release.canary.platforms.kubernetes.client import (
     KubeApiError,
 )
 from pytest_release.canary.platforms.kubernetes.ledger_store import KubernetesLedgerStore
+from pytest_release.canary.rollout import Rollout
 from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.gateway.router import GatewayRouter
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
@@ -38,10 +39,16 @@ from tests.kubernetes.k8s_support import (
 )
 
 
+@pytest.fixture
+def rollout(kube_cluster: KwokCluster, namespace: str) -> Rollout:
+    """The rollout most tests drive: the platform and the Traefik router in the test's
+    namespace (``rollout_for``'s defaults)."""
+    return rollout_for(namespace, kube_cluster.kubeconfig)
+
+
 def test_canary_deployment_service_and_traefik_weights_read_back(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     api = kube_cluster.api()
     status = rollout.deploy_canary("shop:2.0", 2)
 
@@ -81,9 +88,8 @@ def _deployment(namespace: str, name: str) -> tuple[object, str, str]:
 
 
 def test_custom_resources_take_json_merge_patches_not_strategic_merge(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     rollout.ensure_main()
     api = kube_cluster.api()
     with pytest.raises(KubeApiError) as rejected:
@@ -100,9 +106,8 @@ def test_custom_resources_take_json_merge_patches_not_strategic_merge(
 
 
 def test_router_refuses_traffic_to_a_service_without_ready_endpoints(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     rollout.ensure_main()
     api = kube_cluster.api()
     # A canary Service whose selector matches no pod: zero endpoints.
@@ -163,9 +168,10 @@ def test_gateway_router_changes_one_rule_and_keeps_the_others(
     assert route["spec"]["parentRefs"] == [{"name": "public"}]
 
 
-def test_traefik_fallback_group_when_chosen(kube_cluster: KwokCluster, namespace: str) -> None:
+def test_traefik_fallback_group_when_chosen(
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
+) -> None:
     platform = platform_config(namespace, kube_cluster.kubeconfig)
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     rollout.ensure_main()
     router = TraefikRouter(
         TraefikRouterConfig(type="traefik", api_version="traefik.containo.us/v1alpha1"), platform
@@ -221,9 +227,8 @@ def test_traefik_auto_falls_back_to_the_v2_group_when_traefik_io_is_not_served(
 
 
 def test_promote_then_restore_returns_to_the_previous_replicaset_revision(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     api = kube_cluster.api()
     rollout.deploy_canary("shop:2.0", 1)
     rollout.shift(50)
@@ -250,9 +255,8 @@ def test_promote_then_restore_returns_to_the_previous_replicaset_revision(
 
 
 def test_restart_counts_set_through_the_status_subresource_are_reported(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     api = kube_cluster.api()
     rollout.deploy_canary("shop:2.0", 1)
     [pod] = pods(api, namespace, "canary")
@@ -284,10 +288,9 @@ def test_rollout_timeout_names_the_pods_that_are_not_ready(
 
 
 def test_rbac_denied_call_names_the_verb_and_the_resource(
-    kube_cluster: KwokCluster, namespace: str
+    kube_cluster: KwokCluster, namespace: str, rollout: Rollout
 ) -> None:
     api = kube_cluster.api()
-    rollout = rollout_for(namespace, kube_cluster.kubeconfig)
     rollout.deploy_canary("shop:2.0", 1)
     # The example Role without 'patch' on traefikservices.
     kube_cluster.kubectl(

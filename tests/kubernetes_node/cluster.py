@@ -802,15 +802,26 @@ fileCheckFrequency: 10s
             "--v", "1",
         ]  # fmt: skip
 
-    def _controller_manager_command(self) -> list[str]:
-        pki = self.workdir / "pki"
+    def _loopback_component(self, binary: str, *flags: str) -> list[str]:
+        """A control-plane component that reaches the API server with the admin kubeconfig,
+        serves on loopback and elects no leader (one of each runs): ``binary`` with its
+        own ``flags``."""
         return [
-            str(self.bin_dir / "kube-controller-manager"),
+            str(self.bin_dir / binary),
             "--kubeconfig", str(self.kubeconfig),
             "--authentication-kubeconfig", str(self.kubeconfig),
             "--authorization-kubeconfig", str(self.kubeconfig),
             "--bind-address", "127.0.0.1",
             "--leader-elect=false",
+            *flags,
+            "--profiling=false",
+            "--v", "1",
+        ]  # fmt: skip
+
+    def _controller_manager_command(self) -> list[str]:
+        pki = self.workdir / "pki"
+        return self._loopback_component(
+            "kube-controller-manager",
             "--use-service-account-credentials=false",
             "--service-account-private-key-file", str(pki / "sa.key"),
             "--root-ca-file", str(pki / "ca.crt"),
@@ -818,21 +829,10 @@ fileCheckFrequency: 10s
             "--cluster-signing-key-file", str(pki / "ca.key"),
             "--allocate-node-cidrs=false",
             "--controllers", "*,-bootstrapsigner,-tokencleaner",
-            "--profiling=false",
-            "--v", "1",
-        ]  # fmt: skip
+        )  # fmt: skip
 
     def _scheduler_command(self) -> list[str]:
-        return [
-            str(self.bin_dir / "kube-scheduler"),
-            "--kubeconfig", str(self.kubeconfig),
-            "--authentication-kubeconfig", str(self.kubeconfig),
-            "--authorization-kubeconfig", str(self.kubeconfig),
-            "--bind-address", "127.0.0.1",
-            "--leader-elect=false",
-            "--profiling=false",
-            "--v", "1",
-        ]  # fmt: skip
+        return self._loopback_component("kube-scheduler")
 
     def _kubelet_command(self) -> list[str]:
         return [

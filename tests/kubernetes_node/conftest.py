@@ -42,6 +42,7 @@ from tests.kubernetes_node.cluster import (
 )
 from tests.kubernetes_node.stages import (
     Load,
+    NodeBed,
     Project,
     build_fault_images,
     ingress_route,
@@ -194,3 +195,17 @@ def load(node_cluster: NodeCluster, tmp_path: Path) -> Iterator[Callable[[], Loa
     yield start
     for running in started:
         running.close()
+
+
+@pytest.fixture
+def bed(
+    node_cluster: NodeCluster,
+    fault_images: dict[str, str],
+    namespace: str,
+    api: KubeApi,
+    load: Callable[[], Load],
+) -> NodeBed:
+    """The fixtures a release scenario uses together, as one (a test that also takes
+    ``project`` names it first: the project and its route are set up before the load
+    starts and torn down after it stops)."""
+    return NodeBed(node_cluster, fault_images, api, namespace, load)

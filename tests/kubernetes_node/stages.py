@@ -9,9 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes_node.cluster import NodeCluster
 from tests.support.spine import nest_tables, stage_cases
 from tests.support.stages import canary_stages
@@ -203,6 +206,15 @@ class Project:
         """JUnit test case -> (outcome, message, properties)."""
         return stage_cases(self.root, stage)
 
+    def rolled_back(self, rc: int, out: str, stage: str = "canary-1") -> str:
+        """Asserts that ``stage`` (its return code and output) failed and the canary gate
+        rolled it back itself; the message of its first failed look (``health@``)."""
+        assert rc == 1, out
+        assert f"release stage {stage}: rolled-back" in out, out
+        failed = self.failures(stage, "health@")
+        assert failed, out
+        return failed[0]
+
     def failures(self, stage: str, prefix: str = "") -> list[str]:
         """Messages of the failed JUnit cases of ``stage`` whose names start with ``prefix``."""
         return [
@@ -267,3 +279,33 @@ class Load:
         parsed = json.loads(out)
         assert isinstance(parsed, dict)
         return parsed
+
+
+@dataclass(frozen=True)
+class NodeBed:
+    """What a release scenario on the real node works with (fixture ``bed``): the cluster,
+    the fault service's images by release tag (``RELEASES``), the API server through the
+    host's forward, the test's namespace and the starter of load loops through Traefik."""
+
+    cluster: NodeCluster
+    images: dict[str, str]
+    api: KubeApi
+    namespace: str
+    load: Callable[[], Load]
+
+    @property
+    def traefik_api_router(self) -> str:
+        """The router keys of a Traefik router that reads Traefik's API to know when a
+        change is applied (``router.api_url``)."""
+        return f'type = "traefik"\napi_url = "{self.cluster.traefik_api_url}"'
+
+    def stage_toml(self, *, extra: str = "", router: str = 'type = "traefik"') -> str:
+        """``stage_toml`` of the seed scenario in the namespace, through Traefik's ``web``
+        entrypoint."""
+        return stage_toml(
+            self.namespace,
+            self.cluster.kubeconfig,
+            self.cluster.traefik_url,
+            extra=extra,
+            router=router,
+        )

@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from pytest_release.canary.platforms.kubernetes.client import LEASES, KubeApi
@@ -37,8 +36,7 @@ from tests.kubernetes.k8s_support import (
     wait_for,
 )
 from tests.kubernetes.k8s_support import weights_of as stored_weights
-from tests.kubernetes_node.cluster import NodeCluster
-from tests.kubernetes_node.stages import Load, Project, stage_toml
+from tests.kubernetes_node.stages import NodeBed, Project
 from tests.kubernetes_node.traefik_watch import TraefikTimeline
 
 ROUNDS = 2  # dead stage -> switch -> reconcile, twice while the load runs
@@ -61,27 +59,22 @@ def _weights(api: KubeApi, namespace: str) -> dict[str, int] | None:
 
 
 def test_sigkilled_stage_is_abandoned_refused_and_reconciled_leaving_main_unchanged(
-    node_cluster: NodeCluster,
-    fault_images: dict[str, str],
     project: Project,
-    api: KubeApi,
-    namespace: str,
-    load: Callable[[], Load],
+    bed: NodeBed,
 ) -> None:
     # The seed project with a long hold (the kill lands in it) and a short lease; the
     # router reads Traefik's API to know when a change is applied.
-    router = f'type = "traefik"\napi_url = "{node_cluster.traefik_api_url}"'
-    toml = stage_toml(namespace, node_cluster.kubeconfig, node_cluster.traefik_url, router=router)
+    toml = bed.stage_toml(router=bed.traefik_api_router)
     toml = toml.replace('hold = "6s"', 'hold = "300s"', 1)
     toml = toml.replace("lease_duration = 30\n", 'lease_duration = 30\nlease_ttl = "3s"\n')
-    dying = Project(node_cluster, project.root, namespace, toml)
+    dying = Project(bed.cluster, project.root, bed.namespace, toml)
     watchdog = subprocess.Popen(
-        node_cluster.netns_command(
+        bed.cluster.netns_command(
             [
                 sys.executable, "-m", "pytest_release", "k8s-watchdog", "run",
-                f"--namespace={namespace}", "--app=shop",
-                f"--kubeconfig={node_cluster.kubeconfig}", "--interval=0.5",
-                f"--traefik-api={node_cluster.traefik_api_url}",
+                f"--namespace={bed.namespace}", "--app=shop",
+                f"--kubeconfig={bed.cluster.kubeconfig}", "--interval=0.5",
+                f"--traefik-api={bed.cluster.traefik_api_url}",
             ]
         ),
         stdout=subprocess.PIPE,
@@ -91,17 +84,17 @@ def test_sigkilled_stage_is_abandoned_refused_and_reconciled_leaving_main_unchan
     )  # fmt: skip
     switched_at: list[float] = []
     traffic: dict[str, Any] = {}
-    timeline = TraefikTimeline(node_cluster, namespace)
+    timeline = TraefikTimeline(bed.cluster, bed.namespace)
     try:
         with timeline:
-            during = load()
+            during = bed.load()
             for round_ in range(ROUNDS):
                 release = f"r{round_ + 2}"
-                killed_at, pid = _die(dying, api, namespace, fault_images["2"], release)
+                killed_at, pid = _die(dying, bed.api, bed.namespace, bed.images["2"], release)
                 switched_at.append(_switched(timeline, killed_at))
                 print(f"{release}: Traefik applied 100% stable {switched_at[-1] - killed_at:.2f}s "
                       "after SIGKILL (lease_ttl 3s, watchdog interval 0.5s)")  # fmt: skip
-                _reconcile(dying, api, namespace, fault_images, release, pid)
+                _reconcile(dying, bed.api, bed.namespace, bed.images, release, pid)
             traffic = during.result()
     finally:
         if watchdog.poll() is None:

@@ -15,15 +15,13 @@ not insufficient; a look before the hold has judge.min_requests only waits, pend
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
-from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes.k8s_support import image_and_replicas, weights_of
 from tests.kubernetes_node.apps import apply
 from tests.kubernetes_node.cluster import NodeCluster, wait_for
 from tests.kubernetes_node.prometheus_node import traefik_prometheus
-from tests.kubernetes_node.stages import Load, Project, ingress_route, stage_toml
+from tests.kubernetes_node.stages import NodeBed, Project, ingress_route, stage_toml
 
 # 20 % of the load to the canary for 90 s, judged every 6 s: three load loops send tens of
 # requests/s (45 when measured; fewer on a loaded machine), so a look sees dozens of canary
@@ -80,24 +78,20 @@ def _looks(project: Project) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def test_prometheus_evidence_alone_fails_a_5_percent_canary_and_passes_a_healthy_one(
-    node_cluster: NodeCluster,
-    fault_images: dict[str, str],
-    api: KubeApi,
-    namespace: str,
-    load: Callable[[], Load],
-    tmp_path: Path,
+    bed: NodeBed, tmp_path: Path
 ) -> None:
-    apply(node_cluster, namespace, ingress_route(namespace))
-    with traefik_prometheus(node_cluster, tmp_path / "prometheus") as prometheus:
+    apply(bed.cluster, bed.namespace, ingress_route(bed.namespace))
+    with traefik_prometheus(bed.cluster, tmp_path / "prometheus") as prometheus:
         wait_for(
             "Prometheus to scrape Traefik's metrics",
             lambda: bool(prometheus.query('up{job="canary"} == 1')),
             timeout=60,
         )
-        project = _project(node_cluster, tmp_path / "project", namespace, prometheus.url)
-        loads = [load(), load(), load()]  # through Traefik, from inside the namespace
+        project = _project(bed.cluster, tmp_path / "project", bed.namespace, prometheus.url)
+        # through Traefik, from inside the namespace
+        loads = [bed.load(), bed.load(), bed.load()]
 
-        rc, out = project.stage("canary-prom", fault_images["7-errors-5"], "r-bad")
+        rc, out = project.stage("canary-prom", bed.images["7-errors-5"], "r-bad")
         assert rc == 1, out
         assert "release stage canary-prom: rolled-back" in out, out
         looks = _looks(project)
@@ -128,10 +122,10 @@ def test_prometheus_evidence_alone_fails_a_5_percent_canary_and_passes_a_healthy
         counted = re.search(r"n=(\d+)(?:, (\d+) errors| canary, (\d+) stable)", message)
         assert counted is not None, message
         assert 0 < int(counted[1]) <= canary, (message, props)
-        assert weights_of(api, namespace) == {"shop": 100}
-        assert image_and_replicas(api, namespace, "shop-canary") is None
+        assert weights_of(bed.api, bed.namespace) == {"shop": 100}
+        assert image_and_replicas(bed.api, bed.namespace, "shop-canary") is None
 
-        rc, out = project.stage("canary-prom", fault_images["2"], "r-good")
+        rc, out = project.stage("canary-prom", bed.images["2"], "r-good")
         assert rc == 0, out
         cases = project.cases("canary-prom")
         assert cases["verdict"][0] == "passed", cases  # not insufficient
@@ -154,7 +148,7 @@ def test_prometheus_evidence_alone_fails_a_5_percent_canary_and_passes_a_healthy
             assert props["judge.error_rate.verdict"] == "pass", props
             assert props["judge.error_rate.source"] == "prometheus", props
             assert int(props["judge.error_rate.requests.prometheus.canary"]) >= 20, props
-        assert image_and_replicas(api, namespace, "shop-canary") == (fault_images["2"], 1)
+        assert image_and_replicas(bed.api, bed.namespace, "shop-canary") == (bed.images["2"], 1)
         results = [running.result() for running in loads]
     # The load reached both versions through Traefik.
     versions = {v for result in results for v in result["versions"]}

@@ -24,48 +24,37 @@ a 404 or a transport error, and a 503 only while Traefik still routed to the can
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
-from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes.k8s_support import image_and_replicas, service_exists, weights_of
-from tests.kubernetes_node.cluster import NodeCluster
-from tests.kubernetes_node.stages import Load, Project, stage_toml
+from tests.kubernetes_node.stages import NodeBed, Project
 from tests.kubernetes_node.traefik_watch import TraefikTimeline
 
 
 def test_canary_that_stops_being_ready_is_taken_out_before_stable_loses_traffic(
-    node_cluster: NodeCluster,
-    fault_images: dict[str, str],
     project: Project,
-    api: KubeApi,
-    namespace: str,
-    load: Callable[[], Load],
+    bed: NodeBed,
 ) -> None:
     # Production-like intervals (30 s): the judge's own verdict comes only at an interval's
     # end; the router reads Traefik's API to know when a change is applied.
-    router = f'type = "traefik"\napi_url = "{node_cluster.traefik_api_url}"'
-    toml = stage_toml(namespace, node_cluster.kubeconfig, node_cluster.traefik_url, router=router)
+    toml = bed.stage_toml(router=bed.traefik_api_router)
     toml = toml.replace('hold = "6s", interval = "2s"', 'hold = "120s", interval = "30s"')
-    unready = Project(node_cluster, project.root, namespace, toml)
+    unready = Project(bed.cluster, project.root, bed.namespace, toml)
     traffic: dict[str, Any] = {}
-    timeline = TraefikTimeline(node_cluster, namespace)
+    timeline = TraefikTimeline(bed.cluster, bed.namespace)
     started = time.time()
     try:
         with timeline:
-            during = load()
-            rc, out = unready.stage("canary-1", fault_images["8-unready"], "r8")
+            during = bed.load()
+            rc, out = unready.stage("canary-1", bed.images["8-unready"], "r8")
             traffic = during.result()
     finally:
         print(f"Traefik applied (its API):\n{timeline.describe()}")
     print(f"stage took {time.time() - started:.1f}s; traffic {traffic}")
-    assert rc == 1, out
-    assert "release stage canary-1: rolled-back" in out, out
-    failed = unready.failures("canary-1", "health@")
-    assert failed, out
-    assert "no canary replica was running and ready" in failed[0], failed
-    assert "the hold took the canary out of the router" in failed[0], failed
-    assert "stable 100% / canary 0%" in failed[0], failed
+    failed = unready.rolled_back(rc, out)
+    assert "no canary replica was running and ready" in failed, failed
+    assert "the hold took the canary out of the router" in failed, failed
+    assert "stable 100% / canary 0%" in failed, failed
     lost = [f"{entry}  [Traefik: {timeline.at(float(entry.split()[0]))}]"
             for entry in traffic["lost"]]  # fmt: skip
     # A 503 is the canary's share answered by its empty server list; anything else (404: no
@@ -88,6 +77,6 @@ def test_canary_that_stops_being_ready_is_taken_out_before_stable_loses_traffic(
     assert traffic["versions"].get("1", 0) > 0, traffic
     assert traffic["versions"].get("8-unready", 0) > 0, traffic  # the canary took traffic
     # The rollback's end state.
-    assert weights_of(api, namespace) == {"shop": 100}
-    assert image_and_replicas(api, namespace, "shop-canary") is None
-    assert not service_exists(api, namespace, "shop-canary")
+    assert weights_of(bed.api, bed.namespace) == {"shop": 100}
+    assert image_and_replicas(bed.api, bed.namespace, "shop-canary") is None
+    assert not service_exists(bed.api, bed.namespace, "shop-canary")
