@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.kubernetes.k8s_support import image_and_replicas, weights_of
 from tests.kubernetes_node.apps import apply
@@ -79,6 +81,7 @@ def _looks(project: Project) -> list[tuple[str, str, dict[str, str]]]:
     return [case for name, case in cases.items() if name.startswith("health@")]
 
 
+@pytest.mark.heavy(131)
 def test_prometheus_evidence_alone_fails_a_5_percent_canary_and_passes_a_healthy_one(
     node_cluster: NodeCluster,
     fault_images: dict[str, str],
