@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.heavy_first import MARKER_HELP, heaviest_first, small_chunks
 from tests.support.spine import XDIST_MODES
 
 # Loaded once, before any in-process pytester run: a run imports httpx (which imports
@@ -28,6 +29,15 @@ from tests.support.spine import XDIST_MODES
 
 ALLOW_NO_DOCKER_ENV = "PYTEST_RELEASE_ALLOW_NO_DOCKER"
 BASE_IMAGE = "local/python:bookworm"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    small_chunks(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    heaviest_first(items)
 
 
 def _docker_unavailable(reason: str) -> None:

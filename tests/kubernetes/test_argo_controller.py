@@ -25,11 +25,12 @@ from typing import Any
 
 import pytest
 
-from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
-from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, Kind
+from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout
+from pytest_release.canary.platforms.kubernetes.client import Kind
 from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
-from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
+from tests.kubernetes.argo_crds import argo_cluster
+from tests.kubernetes.argo_support import controller_release, generate_rollout
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.generated_support import (
     PLATFORM_TOML,
@@ -138,31 +139,15 @@ def test_the_controller_acts_on_the_served_verdict(
     write_project(tmp_path, CONFIG, namespace)
     apply_json(argo_cluster, tmp_path / "workload.yaml", _workload(namespace))
     with analysis_server(tmp_path) as url:
-        pytest_release(
-            tmp_path, "argo-rollouts", "--provider=web", f"--analysis-url={url}",
-            "--verdict-delay=15", "-o", "argo.yaml",
-        )  # fmt: skip
-        argo_cluster.kubectl("apply", "--server-side", "-f", str(tmp_path / "argo.yaml"))
+        argo = generate_rollout(tmp_path, url, verdict_delay=15)
+        argo_cluster.kubectl("apply", "--server-side", "-f", str(argo))
         api = argo_cluster.api()
-        observer = RolloutObserver(api, namespace, "shop")
         log = tmp_path / "rollouts-controller.log"
         try:
-            with rollouts_controller(argo_cluster.kubeconfig, namespace, log):
-                first = observer.wait_for(
-                    "the first revision to become stable",
-                    lambda o: o.phase == "Healthy" and o.stable_hash is not None,
-                    timeout=120,
-                )
-                # The release: the Deployment's template (which the Rollout references).
-                api.merge_patch(DEPLOYMENTS, namespace, "shop", {"spec": {"template": {
-                    "spec": {"containers": [{"name": "shop", "image": "shop:2"}]}}}})  # fmt: skip
-                canary = observer.wait_for(
-                    "the controller to start the canary",
-                    lambda o: o.canary_hash is not None,
-                    timeout=120,
-                )
-                assert canary.canary_hash is not None
-                release = canary.canary_hash
+            # The release: the Deployment's template (which the Rollout references).
+            with controller_release(
+                api, namespace, argo_cluster.kubeconfig, log, ("shop", "shop:2")
+            ) as (observer, first, release):
                 # Recorded well inside the first analysis' delay (hold + 15 s).
                 for stage, (outcome, judged) in records.items():
                     _record(tmp_path, release, stage, outcome, judged)
@@ -175,9 +160,6 @@ def test_the_controller_acts_on_the_served_verdict(
                     timeout=240,
                 )
                 runs = _analysis_runs(argo_cluster, namespace)
-        except Exception:
-            print(log.read_text(errors="replace")[-6000:])
-            raise
         finally:
             api.close()
     _assert_end_state(seen, first, expected, runs)

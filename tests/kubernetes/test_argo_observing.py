@@ -22,8 +22,6 @@ on the real node (tests/kubernetes_node).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,13 +35,20 @@ from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.argo_rollouts.config import ArgoRolloutsPlatformConfig
 from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
 from pytest_release.canary.platforms.argo_rollouts.rollout import build_rollout
-from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, PODS, KubeApi
+from pytest_release.canary.platforms.kubernetes.client import PODS, KubeApi
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.settings import CanarySettings
 from pytest_release.errors import ReleaseError
-from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.analysis_support import analysis_server
-from tests.kubernetes.argo_crds import argo_cluster, rollouts_controller
+from tests.kubernetes.argo_crds import argo_cluster
+from tests.kubernetes.argo_support import (
+    aborted,
+    argo_stages,
+    argo_status,
+    controller_release,
+    generate_rollout,
+    ledger_entry,
+)
 from tests.kubernetes.conftest import KwokCluster
 from tests.kubernetes.k8s_support import set_restarts
 from tests.kubernetes.test_argo_controller import CONFIG as GENERATOR_CONFIG
@@ -53,21 +58,15 @@ from tests.support.spine import project, run_stage
 
 __all__ = ["argo_cluster"]
 
-VERDICT_DELAY = 60  # seconds after the hold the web metric asks: the stage has recorded,
-# also on a loaded machine (the next stage starts and waits in observe meanwhile)
+# Seconds after the hold the web metric asks (once: the controller waits that long
+# whatever the stage did, three times in the promoting test). The stage must have recorded
+# by then, also on a loaded machine: canary-1 recorded 10 s after its step started with
+# the machine's load at 8 on 2 cores (behind the refused early canary-2 run: two pytest
+# sessions), and more than 31 s at a load of 14, where 30 s here left the analysis
+# Inconclusive and the Rollout paused; canary-2 and canary-3 are already waiting in
+# observe when their step starts.
+VERDICT_DELAY = 60
 OBSERVING = """
-[stages.canary-1]
-gates = ["canary"]
-requires = []
-rollout = {{ action = "canary", replicas = 1, weight = 10, hold = "1s", interval = "1s" }}
-[stages.canary-2]
-gates = ["canary"]
-requires = ["canary-1"]
-rollout = {{ action = "canary", replicas = 1, weight = 50, hold = "1s", interval = "1s" }}
-[stages.canary-3]
-gates = ["canary"]
-requires = ["canary-2"]
-rollout = {{ action = "promote", replicas = 1, weight = 100, hold = "0s" }}
 [gates.canary.platform]
 type = "argo-rollouts"
 namespace = "{namespace}"
@@ -84,9 +83,15 @@ status_interval = "0.25s"
 """
 
 
+def _observing_project(pytester: pytest.Pytester, cluster: KwokCluster, namespace: str) -> Path:
+    """The observing stages' project (holds of a second: the judge reads pod status)."""
+    gate = OBSERVING.format(namespace=namespace, kubeconfig=cluster.kubeconfig)
+    return project(pytester, argo_stages("1s", "1s", "1s") + gate)
+
+
 @contextmanager
 def controlled_release(
-    cluster: KwokCluster, namespace: str, root: Path, log: Path
+    cluster: KwokCluster, namespace: str, root: Path
 ) -> Iterator[tuple[KubeApi, RolloutObserver, ObservedRollout, str]]:
     """The service, the generated Rollout (web provider, the analysis server of ``root``)
     and the controller; the release started (the Deployment's image changed). Yields the
@@ -99,38 +104,20 @@ def controlled_release(
     # The generator reads the service from a kubernetes/traefik table (its own project).
     (generator / "pyproject.toml").write_text(GENERATOR_CONFIG.format(namespace=namespace))
     with analysis_server(root) as url:
-        generated = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "argo-rollouts", "--provider=web",
-             f"--analysis-url={url}", f"--verdict-delay={VERDICT_DELAY}", "-o", "argo.yaml"],
-            cwd=generator, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert generated.returncode == 0, generated.stderr
-        cluster.kubectl("apply", "--server-side", "-f", str(generator / "argo.yaml"))
+        argo = generate_rollout(generator, url, VERDICT_DELAY)
+        cluster.kubectl("apply", "--server-side", "-f", str(argo))
         api = cluster.api()
-        observer = RolloutObserver(api, namespace, "shop")
         try:
-            with rollouts_controller(cluster.kubeconfig, namespace, log):
-                first = observer.wait_for(
-                    "the first revision to become stable",
-                    lambda o: o.phase == "Healthy" and o.stable_hash is not None,
-                    timeout=120,
-                )
-                api.merge_patch(DEPLOYMENTS, namespace, "shop", {"spec": {"template": {
-                    "spec": {"containers": [{"name": "shop", "image": "shop:2"}]}}}})  # fmt: skip
-                canary = observer.wait_for(
-                    "the controller to start the canary at 10 %",
-                    lambda o: (
-                        o.canary_hash is not None
-                        and o.router_weights is not None
-                        and o.router_weights.canary == 10
-                    ),
-                    timeout=120,
-                )
-                assert canary.canary_hash is not None
-                yield api, observer, first, canary.canary_hash
-        except BaseException:
-            print(log.read_text(errors="replace")[-6000:])
-            raise
+            with controller_release(
+                api, namespace, cluster.kubeconfig, root / "rollouts-controller.log",
+                ("shop", "shop:2"),
+                lambda o: (
+                    o.canary_hash is not None
+                    and o.router_weights is not None
+                    and o.router_weights.canary == 10
+                ),
+            ) as (observer, first, canary):  # fmt: skip
+                yield api, observer, first, canary
         finally:
             api.close()
 
@@ -174,25 +161,16 @@ def _assert_read_only(namespace: str, kubeconfig: Path) -> None:
     assert status.group("stable"), status.describe()
 
 
-def _entry(root: Path, release: str, stage: str) -> LedgerEntry:
-    entry = Ledger(root / ".pytest-release" / "ledger.json").latest(release, stage)
-    assert entry is not None, f"no ledger entry of {stage} for {release}"
-    return entry
-
-
 def _props(case: Any) -> dict[str, str]:
     return dict(case.property_pairs)
 
 
+@pytest.mark.heavy(188)
 def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
     pytester: pytest.Pytester, argo_cluster: KwokCluster, namespace: str
 ) -> None:
-    root = project(
-        pytester,
-        OBSERVING.format(namespace=namespace, kubeconfig=argo_cluster.kubeconfig),
-    )
-    log = root / "rollouts-controller.log"
-    with controlled_release(argo_cluster, namespace, root, log) as (_, observer, first, rel):
+    root = _observing_project(pytester, argo_cluster, namespace)
+    with controlled_release(argo_cluster, namespace, root) as (_, observer, first, rel):
         # requires across the Rollout's steps: canary-1 of this hash has not passed yet.
         early = run_stage(pytester, "canary-2", release=rel)
         assert early.ret == 4, early.stdout.str()
@@ -209,7 +187,7 @@ def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
             assert observed["stable.hash"] == first.stable_hash
             # The controller owns the rollout: no step of the stage deploys or rolls back.
             assert not {"deploy", "traffic", "rollback:traffic", "promote:main"} & set(cases)
-            entry = _entry(root, rel, stage)
+            entry = ledger_entry(root, rel, stage)
             assert entry.outcome == "passed"
             assert entry.details["controller"]["canary"] == rel
             if stage != "canary-3":  # promote: no hold, nothing judged
@@ -225,13 +203,11 @@ def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
     assert promoted.router_weights.canary == 0
 
 
+@pytest.mark.heavy(67)
 def test_failing_canary_fails_the_analysis_and_the_controller_aborts(
     pytester: pytest.Pytester, argo_cluster: KwokCluster, namespace: str
 ) -> None:
-    root = project(
-        pytester,
-        OBSERVING.format(namespace=namespace, kubeconfig=argo_cluster.kubeconfig),
-    )
+    root = _observing_project(pytester, argo_cluster, namespace)
     # A shorter wait for the wrong-step stage (a layered configuration file).
     (root / "short-wait.toml").write_text(
         textwrap.dedent("""\
@@ -239,8 +215,7 @@ def test_failing_canary_fails_the_analysis_and_the_controller_aborts(
             observe_timeout = "3s"
         """)
     )
-    log = root / "rollouts-controller.log"
-    with controlled_release(argo_cluster, namespace, root, log) as (api, observer, first, rel):
+    with controlled_release(argo_cluster, namespace, root) as (api, observer, first, rel):
         wrong = run_stage(
             pytester, "canary-2", "--override-requires=wrong step test",
             "--release-config=pyproject.toml", "--release-config=short-wait.toml", release=rel,
@@ -261,32 +236,18 @@ def test_failing_canary_fails_the_analysis_and_the_controller_aborts(
         assert failed[0].outcome == "failure", failed
         assert "restart" in failed[0].details
         assert not [name for name in cases if name.startswith("rollback")]
-        entry = _entry(root, rel, "canary-1")
+        entry = ledger_entry(root, rel, "canary-1")
         # Failed, not rolled back: pytest-release rolled nothing back, the controller will.
         assert entry.outcome == "failed", entry
         assert entry.details["canary_verdicts"]["canary"]["verdict"] == "fail"
         assert entry.details["controller"]["action"] != "aborted"
 
         # Rollback is the controller's: it aborts, then sends all traffic back to stable.
-        aborted = observer.wait_for(
-            "the controller to abort and send all traffic to stable",
-            lambda o: (
-                o.action == "aborted"
-                and o.router_weights is not None
-                and o.router_weights.canary == 0
-            ),
-            timeout=180,
-        )
-        assert aborted.stable_hash == first.stable_hash
-        assert aborted.router_weights is not None
-        assert aborted.router_weights.canary == 0
+        stopped = aborted(observer, timeout=180)
+        assert stopped.stable_hash == first.stable_hash
+        assert stopped.router_weights is not None
+        assert stopped.router_weights.canary == 0
         _assert_read_only(namespace, argo_cluster.kubeconfig)
-        recorded = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
-             "--rollout=shop", f"--kubeconfig={argo_cluster.kubeconfig}", "--stage=canary-1",
-             f"--release-id={rel}"],
-            cwd=root, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert recorded.returncode == 0, recorded.stderr
-    controller = _entry(root, rel, "canary-1").details["controller"]
+        argo_status(root, namespace, argo_cluster.kubeconfig, "canary-1", rel)
+    controller = ledger_entry(root, rel, "canary-1").details["controller"]
     assert controller["action"] == "aborted", controller

@@ -101,6 +101,7 @@ def _recorded_runs(root: Path, timeout: float) -> list[LedgerEntry]:
         time.sleep(0.5)
 
 
+@pytest.mark.heavy(103)
 @pytest.mark.parametrize("bad", [False, True], ids=["good-promoted", "bad-rolled-back"])
 def test_flagger_acts_on_the_webhook_answers(
     flagger_cluster: KwokCluster, namespace: str, tmp_path: Path, bad: bool

@@ -28,16 +28,24 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
-from pytest_release.canary.platforms.kubernetes.client import DEPLOYMENTS, KubeApi
-from pytest_release.ledger.ledger import Ledger, LedgerEntry
+from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.analysis_support import analysis_server
-from tests.kubernetes.argo_crds import built_argo_rollouts, install_argo_crds, rollouts_controller
+from tests.kubernetes.argo_crds import built_argo_rollouts, install_argo_crds
+from tests.kubernetes.argo_support import (
+    aborted,
+    argo_stages,
+    argo_status,
+    controller_release,
+    generate_rollout,
+    ledger_entry,
+)
 from tests.kubernetes_node.apps import apply, deployment, service
 from tests.kubernetes_node.cluster import NodeCluster, wait_for
 from tests.kubernetes_node.prometheus_node import traefik_prometheus
@@ -45,27 +53,21 @@ from tests.kubernetes_node.stages import Load, ingress_route
 from tests.kubernetes_node.test_prometheus_judge import _judge
 from tests.support.spine import nest_tables, stage_cases
 
-VERDICT_DELAY = 90  # seconds after a hold the web metric asks: covers the stage starting,
-# waiting for the ready canary pods and recording its verdict on a loaded machine
-# 10 % of three or four load loops (tens of requests/s through Traefik) for 120 s gives the
-# canary hundreds of requests: enough for a pass at 1 %, and a 5 % canary is failed early.
-STAGES = """
-[stages.canary-1]
-gates = ["canary"]
-requires = []
-rollout = {{ action = "canary", replicas = 1, weight = 10, hold = "120s", interval = "10s" }}
-[stages.canary-2]
-gates = ["canary"]
-requires = ["canary-1"]
-rollout = {{ action = "canary", replicas = 1, weight = 50, hold = "60s", interval = "10s" }}
-[stages.canary-3]
-gates = ["canary"]
-requires = ["canary-2"]
-rollout = {{ action = "promote", replicas = 1, weight = 100, hold = "0s" }}
-"""
-GENERATOR = (
-    STAGES
-    + """
+# The web metric asks once, this many seconds after the hold (the generated analysis'
+# initialDelay): the controller waits that long whatever the stage did, so every second
+# here is spent three times by the promoting test. It covers the stage starting, waiting
+# for the ready canary pods and recording its verdict: canary-1 recorded 6 s after its
+# hold with the machine's load at 8 on 2 cores and 21 s at a load of 14 (canary-2 and
+# canary-3 are already waiting in observe when their step starts, or nearly); 60 s leaves
+# about three times the worst.
+VERDICT_DELAY = 60
+# 10 % of four load loops through Traefik gives the canary about 7 requests/s (measured on
+# that loaded machine; judge.min_requests = 20 counts over the hold): a healthy canary
+# passes the first look and each after it, and the 5 % canary was failed at the first
+# look (4 of 67 against stable's 0 of 600). 40 s leaves four looks for either; 50 % for
+# 20 s gives canary-2 hundreds of requests.
+STAGES = argo_stages("40s", "20s", "10s")
+GENERATOR = """
 [gates.canary.platform]
 type = "kubernetes"
 namespace = "{namespace}"
@@ -73,10 +75,7 @@ app = "shop"
 [gates.canary.router]
 type = "traefik"
 """
-)
-OBSERVING = (
-    STAGES
-    + """
+OBSERVING = """
 [ledger]
 backend = "file"
 [gates.canary]
@@ -98,7 +97,6 @@ status_interval = "1s"
 [gates.canary.judge]
 {judge}
 """
-)
 
 
 def _workload(image: str) -> list[dict[str, Any]]:
@@ -120,125 +118,103 @@ def _workload(image: str) -> list[dict[str, Any]]:
     return [main, service("shop"), canary, traefik_service]
 
 
-@contextmanager
-def argo_release(
-    cluster: NodeCluster, api: KubeApi, namespace: str, root: Path, stable: str, release: str
-) -> Iterator[tuple[RolloutObserver, ObservedRollout, str]]:
-    """The service, its generated Rollout and the controller; then the release (the
-    Deployment's image). Yields the observer, the stable reading and the canary's hash."""
-    crds = built_argo_rollouts().parent / "crds"
-    kubectl = [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.host_kubeconfig)]
-    install_argo_crds(kubectl, crds)
-    apply(cluster, namespace, *_workload(stable), ingress_route(namespace))
-    generator = root / "generator"
-    generator.mkdir()
-    (generator / "pyproject.toml").write_text(
-        "[tool.pytest-release]\n" + nest_tables(GENERATOR.format(namespace=namespace))
-    )
-    log = root / "rollouts-controller.log"
-    with analysis_server(root) as url:
-        generated = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "argo-rollouts", "--provider=web",
-             f"--analysis-url={url}", f"--verdict-delay={VERDICT_DELAY}", "-o", "argo.yaml"],
-            cwd=generator, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert generated.returncode == 0, generated.stderr
-        subprocess.run(
-            [*kubectl, "apply", "--server-side", "-f", str(generator / "argo.yaml")],
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-        observer = RolloutObserver(api, namespace, "shop")
-        try:
-            with rollouts_controller(cluster.host_kubeconfig, namespace, log):
-                first = observer.wait_for(
-                    "release 1 to become the Rollout's stable version",
-                    lambda o: o.phase == "Healthy" and o.stable_hash is not None,
-                    timeout=300,
-                )
-                api.merge_patch(DEPLOYMENTS, namespace, "shop", {"spec": {"template": {
-                    "spec": {"containers": [{"name": "app", "image": release}]}}}})  # fmt: skip
-                canary = observer.wait_for(
-                    "the controller to start the canary",
-                    lambda o: o.canary_hash is not None,
-                    timeout=300,
-                )
-                assert canary.canary_hash is not None
-                yield observer, first, canary.canary_hash
-        except BaseException:
-            print(log.read_text(errors="replace")[-8000:])
-            raise
+@dataclass
+class ArgoNode:
+    """A namespace of the node with the observing stages' project in ``root`` (judging on
+    Traefik's counters through Prometheus), and the fault service's images."""
 
+    cluster: NodeCluster
+    api: KubeApi
+    namespace: str
+    root: Path
+    images: dict[str, str]
 
-def _observing_project(cluster: NodeCluster, root: Path, namespace: str, prom: str) -> Path:
-    toml = OBSERVING.format(
-        namespace=namespace,
-        kubeconfig=cluster.kubeconfig,
-        traefik_url=cluster.traefik_url,
-        # Latency is not this test's subject: Prometheus gives averages only, which on a
-        # loaded machine can leave a 500 ms p95 limit undecided (insufficient); a 10 s one not.
-        judge="max_p95_latency_ms = 10000\n" + _judge(namespace, prom),
-    )
-    (root / "pyproject.toml").write_text("[tool.pytest-release]\n" + nest_tables(toml))
-    return root
+    @contextmanager
+    def release(self, tag: str) -> Iterator[tuple[RolloutObserver, ObservedRollout, str]]:
+        """The service (release 1), its generated Rollout and the controller; then release
+        ``tag`` (the Deployment's image). Yields the observer, the stable reading and the
+        canary's hash."""
+        cluster, namespace = self.cluster, self.namespace
+        crds = built_argo_rollouts().parent / "crds"
+        kubectl = [str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(cluster.host_kubeconfig)]
+        install_argo_crds(kubectl, crds)
+        apply(cluster, namespace, *_workload(self.images["1"]), ingress_route(namespace))
+        generator = self.root / "generator"
+        generator.mkdir()
+        (generator / "pyproject.toml").write_text(
+            "[tool.pytest-release]\n" + nest_tables(STAGES + GENERATOR.format(namespace=namespace))
+        )
+        with analysis_server(self.root) as url:
+            argo = generate_rollout(generator, url, VERDICT_DELAY)
+            subprocess.run(
+                [*kubectl, "apply", "--server-side", "-f", str(argo)],
+                capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+            with controller_release(
+                self.api, namespace, cluster.host_kubeconfig,
+                self.root / "rollouts-controller.log", ("app", self.images[tag]), timeout=300,
+            ) as released:  # fmt: skip
+                yield released
 
-
-def _stage(cluster: NodeCluster, root: Path, stage: str, release: str) -> tuple[int, str]:
-    """The observing stage, inside the node's network namespace (no --image: the
-    controller deployed the release; the release id is the canary's pod-template hash)."""
-    command = [
-        "env", "-C", str(root), sys.executable, "-m", "pytest", f"--stage={stage}",
-        f"--release-id={release}", "-p", "no:cacheprovider", "-rA",
-    ]  # fmt: skip
-    host = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env = {**host, **cluster.environment()}
-    result = cluster.run_in_netns(command, timeout=900, check=False, env=env)
-    out = result.stdout + result.stderr
-    (root / f"{stage}.log").write_text(out, encoding="utf-8")
-    return result.returncode, out
-
-
-def _entry(root: Path, release: str, stage: str) -> LedgerEntry:
-    entry = Ledger(root / ".pytest-release" / "ledger.json").latest(release, stage)
-    assert entry is not None, f"no ledger entry of {stage} for {release}"
-    return entry
+    def stage(self, stage: str, release: str) -> tuple[int, str]:
+        """The observing stage, inside the node's network namespace (no --image: the
+        controller deployed the release; the release id is the canary's pod-template hash)."""
+        command = [
+            "env", "-C", str(self.root), sys.executable, "-m", "pytest", f"--stage={stage}",
+            f"--release-id={release}", "-p", "no:cacheprovider", "-rA",
+        ]  # fmt: skip
+        host = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env = {**host, **self.cluster.environment()}
+        result = self.cluster.run_in_netns(command, timeout=900, check=False, env=env)
+        out = result.stdout + result.stderr
+        (self.root / f"{stage}.log").write_text(out, encoding="utf-8")
+        return result.returncode, out
 
 
 @pytest.fixture
-def prometheus_url(node_cluster: NodeCluster, tmp_path: Path) -> Iterator[str]:
+def argo_node(
+    node_cluster: NodeCluster,
+    fault_images: dict[str, str],
+    api: KubeApi,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[ArgoNode]:
+    """The project of the observing stages, Prometheus scraping Traefik in ``namespace``."""
     with traefik_prometheus(node_cluster, tmp_path / "prometheus") as prometheus:
         wait_for(
             "Prometheus to scrape Traefik's metrics",
             lambda: bool(prometheus.query('up{job="canary"} == 1')),
             timeout=60,
         )
-        yield prometheus.url
+        toml = STAGES + OBSERVING.format(
+            namespace=namespace,
+            kubeconfig=node_cluster.kubeconfig,
+            traefik_url=node_cluster.traefik_url,
+            # Latency is not this test's subject: Prometheus gives averages only, which on
+            # a loaded machine can leave a 500 ms p95 limit undecided (insufficient); a 10 s
+            # one not.
+            judge="max_p95_latency_ms = 10000\n" + _judge(namespace, prometheus.url),
+        )
+        (tmp_path / "pyproject.toml").write_text("[tool.pytest-release]\n" + nest_tables(toml))
+        yield ArgoNode(node_cluster, api, namespace, tmp_path, fault_images)
 
 
+@pytest.mark.heavy(488)
 def test_controller_promotes_a_healthy_release_pytest_release_judged(
-    node_cluster: NodeCluster,
-    fault_images: dict[str, str],
-    api: KubeApi,
-    namespace: str,
-    load: Callable[[], Load],
-    prometheus_url: str,
-    tmp_path: Path,
+    argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
-    root = _observing_project(node_cluster, tmp_path, namespace, prometheus_url)
-    with argo_release(node_cluster, api, namespace, root, fault_images["1"], fault_images["2"]) as (
-        observer,
-        first,
-        release,
-    ):
+    root = argo_node.root
+    with argo_node.release("2") as (observer, first, release):
         loads = [load(), load(), load(), load()]
         for stage in ("canary-1", "canary-2", "canary-3"):
-            rc, out = _stage(node_cluster, root, stage, release)
+            rc, out = argo_node.stage(stage, release)
             assert rc == 0, out
             cases = stage_cases(root, stage)
             observed = cases["observe"][2]
             assert observed["canary.hash"] == release, observed
-            assert observed["canary.image"] == fault_images["2"], observed
+            assert observed["canary.image"] == argo_node.images["2"], observed
             assert not [name for name in cases if name.startswith(("deploy", "rollback"))]
-            entry = _entry(root, release, stage)
+            entry = ledger_entry(root, release, stage)
             assert entry.outcome == "passed", entry
             if stage != "canary-3":
                 assert cases["verdict"][0] == "passed", cases
@@ -258,21 +234,14 @@ def test_controller_promotes_a_healthy_release_pytest_release_judged(
     assert {"1", "2"} <= versions, results  # the real traffic reached both versions
 
 
+@pytest.mark.heavy(230)
 def test_controller_aborts_a_release_with_5_percent_errors_pytest_release_failed(
-    node_cluster: NodeCluster,
-    fault_images: dict[str, str],
-    api: KubeApi,
-    namespace: str,
-    load: Callable[[], Load],
-    prometheus_url: str,
-    tmp_path: Path,
+    argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
-    root = _observing_project(node_cluster, tmp_path, namespace, prometheus_url)
-    with argo_release(
-        node_cluster, api, namespace, root, fault_images["1"], fault_images["7-errors-5"]
-    ) as (observer, first, release):
+    root, namespace = argo_node.root, argo_node.namespace
+    with argo_node.release("7-errors-5") as (observer, first, release):
         loads = [load(), load(), load(), load()]
-        rc, out = _stage(node_cluster, root, "canary-1", release)
+        rc, out = argo_node.stage("canary-1", release)
         assert rc == 1, out
         cases = stage_cases(root, "canary-1")
         assert cases["observe"][0] == "passed", cases
@@ -285,29 +254,16 @@ def test_controller_aborts_a_release_with_5_percent_errors_pytest_release_failed
         message, props = failed[0]
         assert "prometheus (traefik queries): canary error rate" in message, message
         assert not [name for name in cases if name.startswith("rollback")]
-        entry = _entry(root, release, "canary-1")
+        entry = ledger_entry(root, release, "canary-1")
         assert entry.outcome == "failed", entry  # not rolled back: that is the controller's
         assert entry.details["canary_verdicts"]["canary"]["verdict"] == "fail"
 
-        aborted = observer.wait_for(
-            "the controller to abort and send all traffic back to release 1",
-            lambda o: (
-                o.action == "aborted"
-                and o.router_weights is not None
-                and o.router_weights.canary == 0
-            ),
-            timeout=300,
-        )
-        assert aborted.stable_hash == first.stable_hash
-        recorded = subprocess.run(
-            [sys.executable, "-m", "pytest_release", "argo-status", f"--namespace={namespace}",
-             "--rollout=shop", f"--kubeconfig={node_cluster.host_kubeconfig}",
-             "--stage=canary-1", f"--release-id={release}"],
-            cwd=root, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert recorded.returncode == 0, recorded.stderr
+        # Rollback is the controller's: it aborts, then sends all traffic back to stable.
+        stopped = aborted(observer, timeout=300)
+        assert stopped.stable_hash == first.stable_hash
+        argo_status(root, namespace, argo_node.cluster.host_kubeconfig, "canary-1", release)
         results = [running.result() for running in loads]
-    assert _entry(root, release, "canary-1").details["controller"]["action"] == "aborted"
+    assert ledger_entry(root, release, "canary-1").details["controller"]["action"] == "aborted"
     assert sum(result["app_errors"] for result in results) > 0, results
     checks = [
         c for c in ("error_rate", "compare_error_rate") if props[f"judge.{c}.verdict"] == "fail"

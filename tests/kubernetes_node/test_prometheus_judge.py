@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.kubernetes.k8s_support import image_and_replicas, weights_of
 from tests.kubernetes_node.apps import apply
 from tests.kubernetes_node.cluster import NodeCluster, wait_for
@@ -77,6 +79,7 @@ def _looks(project: Project) -> list[tuple[str, str, dict[str, str]]]:
     return [case for name, case in cases.items() if name.startswith("health@")]
 
 
+@pytest.mark.heavy(131)
 def test_prometheus_evidence_alone_fails_a_5_percent_canary_and_passes_a_healthy_one(
     bed: NodeBed, tmp_path: Path
 ) -> None:

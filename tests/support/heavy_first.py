@@ -1,0 +1,68 @@
+"""The heaviest tests first, and a small xdist chunk, so that under ``pytest tests -n 2``
+the two workers end together.
+
+xdist's ``load`` scheduling hands the collected items out in collection order: each
+worker first gets a chunk of ``len(items) / workers / 4`` consecutive items, later more
+from the front of what is left whenever its queue runs low.  For this suite, where a
+dozen tests take minutes (real clusters, whole pipelines) and thousands take
+milliseconds, that has two costs:
+
+* a heavy test collected late starts late, and keeps its worker busy long after the
+  other has run out of work;
+* moved to the front alone, the heavy tests all land in the *first* worker's first
+  chunk (a few hundred items) and run one after another there.
+
+So a test marked ``@pytest.mark.heavy(seconds)`` (its wall seconds in CI) moves to the
+front, heaviest first (longest processing time first), and unless the command line gives
+``--maxschedchunk`` it is set to 1: each worker starts with two items and is handed the
+next one as it finishes one, so the heavy tests go to whichever worker is free.
+
+Heavy tests that cannot run at the same time (``group="name"``: they use the same fixed
+ports, and a lock serialises them) are placed side by side, weighed together: the first
+two items go to the first worker, so a group at the front runs there one after the
+other instead of one worker waiting on the lock the other holds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+MARKER = "heavy"
+MARKER_HELP = (
+    f"{MARKER}(seconds, group=None): a test that takes minutes (its wall seconds in CI); "
+    "run first under xdist, a group's tests side by side (tests/support/heavy_first.py)"
+)
+CHUNK = 1
+
+
+def _weight(item: pytest.Item) -> tuple[float, str]:
+    """(seconds, group) of a marked test; (0, "") for an unmarked one."""
+    mark = item.get_closest_marker(MARKER)
+    if mark is None:
+        return 0.0, ""
+    (seconds,) = mark.args
+    return float(seconds), str(mark.kwargs.get("group") or "")
+
+
+def heaviest_first(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place: the marked tests first, heaviest first, a group's tests
+    together and weighed by their sum; the others keep their order (a stable sort)."""
+    weights = {item.nodeid: _weight(item) for item in items}
+    groups: Counter[str] = Counter()
+    for seconds, group in weights.values():
+        groups[group] += seconds
+
+    def key(item: pytest.Item) -> tuple[float, str, float]:
+        seconds, group = weights[item.nodeid]
+        return -(groups[group] if group else seconds), group, -seconds
+
+    items.sort(key=key)
+
+
+def small_chunks(config: pytest.Config) -> None:
+    """Hand tests out one by one under xdist (``--maxschedchunk=1``), unless the command
+    line chose a chunk."""
+    if getattr(config.option, "numprocesses", None) and config.option.maxschedchunk is None:
+        config.option.maxschedchunk = CHUNK
