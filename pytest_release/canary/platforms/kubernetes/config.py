@@ -57,6 +57,11 @@ class ClusterAccess(BaseModel):
     context: str | None = None
     """Kubeconfig context; unset: the current context."""
 
+    @property
+    def cluster(self) -> tuple[tuple[str, object], ...]:
+        """The cluster as the configuration names it (unset: the default one)."""
+        return (("platform.kubeconfig", self.kubeconfig), ("platform.context", self.context))
+
 
 class KubernetesPlatformConfig(ClusterAccess):
     """``[tool.pytest-release.gates.canary.platform]`` with ``type = "kubernetes"``: the
@@ -115,11 +120,6 @@ class KubernetesPlatformConfig(ClusterAccess):
     @property
     def canary_name(self) -> str:
         return f"{self.main_name}-canary"
-
-    @property
-    def cluster(self) -> tuple[tuple[str, object], ...]:
-        """The cluster as the configuration names it (unset: the default one)."""
-        return (("platform.kubeconfig", self.kubeconfig), ("platform.context", self.context))
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """The Deployments and Services by name (main and canary), and the pods of the
