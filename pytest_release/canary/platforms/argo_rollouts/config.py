@@ -67,8 +67,7 @@ class ArgoRolloutsPlatformConfig(ClusterAccess):
             DeploymentClaim(
                 "Argo Rollouts Rollout",
                 (
-                    ("platform.kubeconfig", self.kubeconfig),
-                    ("platform.context", self.context),
+                    *self.cluster,
                     ("platform.namespace", self.namespace),
                     ("platform.rollout", self.rollout),
                 ),

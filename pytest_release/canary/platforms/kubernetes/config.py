@@ -8,51 +8,41 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pytest_release.config.identity import DeploymentClaim
 from pytest_release.config.types import Duration, HttpPath, PositiveDuration
 
-
-class _NameRule(NamedTuple):
-    pattern: re.Pattern[str]
-    longest: int
-    kind: str  # what the error message calls such a name
-    characters: str  # what it may be made of, as the error message states it
-
-
 # RFC 1123 label (namespaces, Services) and subdomain (Deployments, custom resources).
-_LABEL = _NameRule(
-    re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    63,
-    "name",
-    "at most 63 lower-case letters, digits and '-'",
-)
-_SUBDOMAIN = _NameRule(
-    re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
-    253,
-    "object name",
-    "lower-case letters, digits, '-' and '.'",
-)
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def _check_name(value: str, what: str, rule: _NameRule) -> str:
-    if len(value) > rule.longest or not rule.pattern.match(value):
+def _check_name(
+    value: str, what: str, pattern: re.Pattern[str], longest: int, kind: str, characters: str
+) -> str:
+    """``value`` matches ``pattern`` in at most ``longest`` characters, or the error calls
+    it a ``what`` that is not a valid Kubernetes ``kind`` and says what it may hold."""
+    if len(value) > longest or not pattern.match(value):
         raise ValueError(
-            f"{what} {value!r} is not a valid Kubernetes {rule.kind}: use {rule.characters}, "
+            f"{what} {value!r} is not a valid Kubernetes {kind}: use {characters}, "
             "starting and ending with a letter or digit"
         )
     return value
 
 
 def check_label(value: str, what: str = "name") -> str:
-    return _check_name(value, what, _LABEL)
+    return _check_name(
+        value, what, _LABEL, 63, "name", "at most 63 lower-case letters, digits and '-'"
+    )
 
 
 def check_subdomain(value: str, what: str = "name") -> str:
-    return _check_name(value, what, _SUBDOMAIN)
+    return _check_name(
+        value, what, _SUBDOMAIN, 253, "object name", "lower-case letters, digits, '-' and '.'"
+    )
 
 
 class ClusterAccess(BaseModel):
@@ -66,6 +56,11 @@ class ClusterAccess(BaseModel):
     in-cluster service account."""
     context: str | None = None
     """Kubeconfig context; unset: the current context."""
+
+    @property
+    def cluster(self) -> tuple[tuple[str, object], ...]:
+        """The cluster as the configuration names it (unset: the default one)."""
+        return (("platform.kubeconfig", self.kubeconfig), ("platform.context", self.context))
 
 
 class KubernetesPlatformConfig(ClusterAccess):
@@ -125,11 +120,6 @@ class KubernetesPlatformConfig(ClusterAccess):
     @property
     def canary_name(self) -> str:
         return f"{self.main_name}-canary"
-
-    @property
-    def cluster(self) -> tuple[tuple[str, object], ...]:
-        """The cluster as the configuration names it (unset: the default one)."""
-        return (("platform.kubeconfig", self.kubeconfig), ("platform.context", self.context))
 
     def deployment_claims(self) -> tuple[DeploymentClaim, ...]:
         """The Deployments and Services by name (main and canary), and the pods of the
