@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_release.config.command_line import comma_separated
 from pytest_release.controllers.flagger_payload import (
     HOOKS,
     FlaggerPayload,
@@ -385,8 +386,7 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     runs = StageRuns(root, args.release_config, args.pytest_arg, root / args.log_dir)
     try:
         config = load(args.release_config, root)
-        chosen = tuple(s.strip() for s in (args.stages or "").split(",") if s.strip())
-        stages = flagger_stages(config, chosen)
+        stages = flagger_stages(config, comma_separated(args.stages))
         settings = WebhookSettings(
             stage_weights=tuple(
                 (name, stage.rollout.weight) for name, stage in stages if stage.rollout
