@@ -32,3 +32,8 @@ def write_output(text: str, output: str | None, root: Path) -> None:
         out.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def comma_separated(text: str | None) -> tuple[str, ...]:
+    """The names of an option such as ``--stages=canary-1,canary-2`` (blanks dropped)."""
+    return tuple(s.strip() for s in (text or "").split(",") if s.strip())

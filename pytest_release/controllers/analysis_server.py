@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
+from functools import partial
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from pytest_release.config.command_line import command_parser
-from pytest_release.controllers.serving import log_to_stderr, serve, server_options
+from pytest_release.controllers.serving import http_server, serve, server_parser
 from pytest_release.errors import LedgerError, ReleaseConfigError
 
 if TYPE_CHECKING:
+    from pytest_release.controllers.json_answer import ServerOutput
     from pytest_release.ledger.ledger import Ledger
-    from pytest_release.report.redact import Redactor
 
 
 def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir: Path) -> Ledger:
@@ -41,14 +41,12 @@ def open_ledger(release_configs: Sequence[str], ledger_path: str | None, rootdir
     return Ledger(open_store(config.ledger, path, rootdir, hook))
 
 
-def make_handler(
-    ledger: Ledger, redact: Redactor, log: Callable[[str], None]
-) -> type[BaseHTTPRequestHandler]:
-    from pytest_release.controllers.json_answer import JsonHandler, ServerOutput
+def make_handler(ledger: Ledger, server_output: ServerOutput) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.json_answer import JsonHandler
     from pytest_release.controllers.verdict import verdict_document
 
     class Handler(JsonHandler):
-        output = ServerOutput(redact, log)
+        output = server_output
 
         def answer_get(self) -> None:
             url = urlsplit(self.path)
@@ -72,27 +70,21 @@ def make_handler(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = command_parser(
+    return server_parser(
         "python -m pytest_release analysis-server",
         "Serve the stages' verdicts as JSON for the Argo Rollouts web provider.",
     )
-    server_options(p)
-    return p
 
 
 def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
-    from pytest_release.report.redact import Redactor
     from pytest_release.workflow.workflow import load
 
     args = parser().parse_args(argv)
     root = rootdir or Path.cwd()
     try:
         ledger = open_ledger(args.release_config, args.ledger, root)
-        redact = Redactor.from_env(load(args.release_config, root).secrets)
-        server = ThreadingHTTPServer(
-            (args.host, args.port),
-            make_handler(ledger, redact, log_to_stderr),
-        )
+        secrets = load(args.release_config, root).secrets
+        server = http_server(args, secrets, partial(make_handler, ledger))
     except (ReleaseConfigError, LedgerError, ValueError, OSError) as exc:
         print(f"pytest_release analysis-server: {exc}", file=sys.stderr)
         return 2

@@ -28,26 +28,27 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_release.config.command_line import command_parser
+from pytest_release.config.command_line import comma_separated
 from pytest_release.controllers.flagger_payload import (
     HOOKS,
     FlaggerPayload,
     PayloadError,
     parse_payload,
 )
-from pytest_release.controllers.serving import log_to_stderr, serve, server_options
+from pytest_release.controllers.serving import http_server, serve, server_parser
 from pytest_release.errors import LedgerError, PlatformError, ReleaseConfigError
 
 if TYPE_CHECKING:
     from pytest_release.canary.platforms.kubernetes.client import KubeApi
     from pytest_release.controllers.flagger_status import CanaryState
+    from pytest_release.controllers.json_answer import ServerOutput
     from pytest_release.controllers.stage_runs import StageRuns
     from pytest_release.ledger.ledger import Ledger, LedgerEntry
-    from pytest_release.report.redact import Redactor
 
 PASS_STATUS = 200
 FAIL_STATUS = 409
@@ -284,13 +285,11 @@ def read_canary_state(api: KubeApi, payload: FlaggerPayload) -> CanaryState:
     return read_canary(api, payload.namespace, payload.name)
 
 
-def make_handler(
-    webhook: Webhook, redact: Redactor, log: Callable[[str], None]
-) -> type[BaseHTTPRequestHandler]:
-    from pytest_release.controllers.json_answer import JsonHandler, ServerOutput
+def make_handler(webhook: Webhook, server_output: ServerOutput) -> type[BaseHTTPRequestHandler]:
+    from pytest_release.controllers.json_answer import JsonHandler
 
     class Handler(JsonHandler):
-        output = ServerOutput(redact, log)
+        output = server_output
 
         def answer_get(self) -> None:
             self.send_json(
@@ -321,7 +320,7 @@ def make_handler(
             except Exception as exc:  # a bug here: an answer saying so, never a dropped call
                 self.send_json(500, {"error": f"{hook}: {type(exc).__name__}: {exc}"})
                 raise
-            log(f"{hook} {answer.body.get('canary')} {answer.body.get('release')}: "
+            self.output.log(f"{hook} {answer.body.get('canary')} {answer.body.get('release')}: "
                 f"{answer.status} {answer.body.get('verdict', '')}")  # fmt: skip
             self.send_json(answer.status, answer.body)
 
@@ -339,11 +338,10 @@ def _status_code(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = command_parser(
+    p = server_parser(
         "python -m pytest_release webhook",
         "Answer Flagger's webhooks with the stages' verdicts.",
     )
-    server_options(p)
     p.add_argument(
         "--stages", help="comma-separated stages the Canary's steps mirror (default: the "
         "canary stages below 100 %%, as `python -m pytest_release flagger`)"
@@ -374,7 +372,6 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     from pytest_release.controllers.analysis_server import open_ledger
     from pytest_release.controllers.flagger_canary import flagger_stages
     from pytest_release.controllers.stage_runs import StageRuns
-    from pytest_release.report.redact import Redactor
     from pytest_release.workflow.workflow import load
 
     args = parser().parse_args(argv)
@@ -389,8 +386,7 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
     runs = StageRuns(root, args.release_config, args.pytest_arg, root / args.log_dir)
     try:
         config = load(args.release_config, root)
-        chosen = tuple(s.strip() for s in (args.stages or "").split(",") if s.strip())
-        stages = flagger_stages(config, chosen)
+        stages = flagger_stages(config, comma_separated(args.stages))
         settings = WebhookSettings(
             stage_weights=tuple(
                 (name, stage.rollout.weight) for name, stage in stages if stage.rollout
@@ -400,15 +396,8 @@ def main(argv: Sequence[str], rootdir: Path | None = None) -> int:
             insufficient_status=args.insufficient_status,
         )
         ledger = open_ledger(args.release_config, args.ledger, root)
-        redact = Redactor.from_env(config.secrets)
-        server = ThreadingHTTPServer(
-            (args.host, args.port),
-            make_handler(
-                Webhook(settings, ledger, runs, cluster),
-                redact,
-                log_to_stderr,
-            ),
-        )
+        webhook = Webhook(settings, ledger, runs, cluster)
+        server = http_server(args, config.secrets, partial(make_handler, webhook))
     except (ReleaseConfigError, LedgerError, ValueError, OSError) as exc:
         print(f"pytest_release webhook: {exc}", file=sys.stderr)
         return 2
