@@ -67,7 +67,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         results = run_gate(
             gate_node.gate_name, gate, run.rootdir, use_cache=use_cache, redact=session.redact
         )
-        raw: dict[str, Any] = {tool: result.to_dict() for tool, result in results.items()}
+        raw: dict[str, Any] = {tool: result.to_json() for tool, result in results.items()}
         raw[RUN_SECONDS] = time.monotonic() - started
         return raw
 
@@ -75,7 +75,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     config_path, config_line = gate_location(run.config, gate_node.gate_name)
     items: list[pytest.Item] = []
     for tool in gate.tools:
-        result = ToolResult.from_dict(raw[tool])
+        result = ToolResult.from_json(raw[tool])
         status = LintStatusItem.from_parent(
             gate_node,
             name=f"{tool}::status",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_release.system.json_record import JsonRecord
 from pytest_release.system.processes import run_tool
 
 # Seconds the subprocess may run past newman's own --timeout before it is killed.
@@ -107,7 +108,7 @@ class Execution:
 
 
 @dataclass(frozen=True)
-class RunOutcome:
+class RunOutcome(JsonRecord):
     """What happened when newman ran a collection.
 
     ``problem`` is set when newman did not complete a run with a readable report
@@ -126,30 +127,6 @@ class RunOutcome:
     assertions_failed: int | None = None
     requests_total: int | None = None
     stopped_early: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunOutcome:
-        executions = tuple(
-            Execution(
-                **{
-                    **ex,
-                    "assertions": tuple(AssertionResult(**a) for a in ex["assertions"]),
-                    "script_errors": tuple(ex["script_errors"]),
-                    "other_errors": tuple(ex["other_errors"]),
-                }
-            )
-            for ex in data["executions"]
-        )
-        return cls(
-            **{
-                **data,
-                "executions": executions,
-                "unmatched_failures": tuple(data["unmatched_failures"]),
-            }
-        )
 
     def first_with_request_error(self, error: str | None) -> Execution | None:
         """The first execution that failed with ``error`` (None for no error)."""

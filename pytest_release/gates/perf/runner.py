@@ -20,11 +20,12 @@ import math
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_release.system.json_record import JsonRecord
 from pytest_release.system.processes import run_tool
 
 _TAIL = 4000
@@ -94,7 +95,7 @@ class EndpointStats:
 
 
 @dataclass(frozen=True)
-class PerfOutcome:
+class PerfOutcome(JsonRecord):
     """What happened when Locust ran.  ``problem`` is set when the run cannot be trusted
     (Locust missing or crashed, target refused, no request made): nothing else counts."""
 
@@ -111,17 +112,6 @@ class PerfOutcome:
 
     def find(self, key: str) -> EndpointStats | None:
         return next((e for e in self.endpoints if e.key == key), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PerfOutcome:
-        endpoints = tuple(
-            EndpointStats(**{**e, "errors": tuple((str(m), int(n)) for m, n in e["errors"])})
-            for e in data["endpoints"]
-        )
-        return cls(**{**data, "endpoints": endpoints, "exceptions": tuple(data["exceptions"])})
 
 
 def failed(problem: str, **kwargs: Any) -> PerfOutcome:
