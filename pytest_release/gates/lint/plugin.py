@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_release.config.release import gate_location
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gates.lint.config import LintGateConfig, LintToolOptions
 from pytest_release.gates.lint.items import LintFindingsItem, LintStatusItem
 from pytest_release.gates.lint.model import Finding, ToolResult
@@ -35,7 +36,6 @@ from pytest_release.gating.closing import GATE_WORK_PROPERTY
 from pytest_release.stage.session import require_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import GateConfig
     from pytest_release.gating.gate_node import GateNode
 
 __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOptions"]
@@ -45,16 +45,7 @@ __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOpti
 RUN_SECONDS = "run_seconds"
 
 
-@pytest.hookimpl
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {"lint": LintGateConfig}
-
-
-@pytest.hookimpl
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, LintGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: LintGateConfig) -> list[pytest.Item]:
     from pytest_release.gates.lint.runner import run_gate
 
     config = gate_node.config
@@ -103,6 +94,11 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
                 )
             )
     return items
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(
+    "lint", LintGateConfig, _items
+)
 
 
 def _grouped(findings: tuple[Finding, ...]) -> dict[str, tuple[Finding, ...]]:
