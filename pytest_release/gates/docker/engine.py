@@ -246,6 +246,16 @@ def tcp_probe(port: int, timeout: float = 1.0) -> tuple[bool, str]:
         return False, f"127.0.0.1:{port}: {exc}"
 
 
+def exit_after_reload(container: Any) -> str | None:
+    """Reload ``container`` (docker's object); once it has exited (or died), the words
+    ``exited with code N`` for the messages, else None."""
+    container.reload()
+    if container.status in ("exited", "dead"):
+        code = (container.attrs.get("State") or {}).get("ExitCode")
+        return f"exited with code {code}"
+    return None
+
+
 def tail_logs(container: Any, lines: int) -> str:
     raw = container.logs(stdout=True, stderr=True, tail=lines)
     return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
@@ -312,11 +322,10 @@ def run_container(
     waiting_for = "the container to run"
     deadline = start + health_timeout
     while True:
-        container.reload()
-        if container.status in ("exited", "dead"):
-            code = (container.attrs.get("State") or {}).get("ExitCode")
+        exited = exit_after_reload(container)
+        if exited is not None:
             return failed(
-                f"container {name} exited with code {code} before it became healthy "
+                f"container {name} {exited} before it became healthy "
                 f"(after {time.monotonic() - start:.1f}s)"
             )
         ready = container.status == "running"
