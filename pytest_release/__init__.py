@@ -21,8 +21,9 @@ on purpose is a :class:`ReleaseError`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_release.config.lazy import lazy_attributes
 
 # The errors are plain classes in a module that imports nothing: they come at once.
 from pytest_release.errors import (
@@ -93,14 +94,7 @@ _WHERE = {
     "require_stage_session": "stage.session",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_release' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pytest_release.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:

@@ -10,8 +10,9 @@ is imported on first use); new code imports from the module that defines the nam
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_release.config.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from pytest_release.config.release import ReleaseConfig, load_release_config
@@ -26,11 +27,4 @@ _WHERE = {
     "load_release_config": "release",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_release.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)

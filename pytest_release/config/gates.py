@@ -3,12 +3,13 @@ first read (a stage that does not use a kind never imports it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from pytest_release.config.errors import format_errors
+from pytest_release.config.lazy import BuiltOnRead
 from pytest_release.errors import ReleaseConfigError
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from pytest_release.config.tables import GateConfig
 
 
-class GateTables(Mapping[str, "GateConfig"]):
+class GateTables(BuiltOnRead["GateConfig"]):
     """Gates by name, each validated with the model of its kind.  A built-in gate the
     configuration leaves as it is (its default table, valid by construction) is validated
     when first read: a stage that does not use its kind never imports that kind."""
@@ -24,19 +25,19 @@ class GateTables(Mapping[str, "GateConfig"]):
     def __init__(
         self, source: str, kinds: Mapping[str, type[GateConfig]], prefix: str = "gates"
     ) -> None:
+        super().__init__()
         self._source = source
         self._kinds = kinds
         self._prefix = prefix
         self._tables: dict[str, Mapping[str, Any]] = {}
-        self._models: dict[str, GateConfig] = {}
 
     def add(self, name: str, table: Mapping[str, Any], *, validate: bool) -> None:
         self._tables[name] = table
         if validate:
-            self._models[name] = self._validate(name)
+            self._built[name] = self._validate(name)
 
     def validated(self) -> list[str]:
-        return list(self._models)
+        return list(self._built)
 
     def settings_from(self, name: str) -> str | None:
         """The gate whose settings gate ``name`` uses (``settings_from``, read from its
@@ -53,21 +54,13 @@ class GateTables(Mapping[str, "GateConfig"]):
                 format_errors(self._source, f"{self._prefix}.{name}", exc)
             ) from None
 
-    def __getitem__(self, name: str) -> GateConfig:
-        if name not in self._models:
-            if name not in self._tables:
-                raise KeyError(name)
-            self._models[name] = self._validate(name)
-        return self._models[name]
+    def _keys(self) -> Mapping[str, Mapping[str, Any]]:
+        return self._tables
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._tables
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tables)
-
-    def __len__(self) -> int:
-        return len(self._tables)
+    def _build(self, name: str) -> GateConfig:
+        if name not in self._tables:
+            raise KeyError(name)
+        return self._validate(name)
 
 
 def deployment_claims(

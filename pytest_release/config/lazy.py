@@ -4,8 +4,10 @@ the ones its gates read are unpickled, importing their models then)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+import importlib
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from pytest_release.errors import ReleaseConfigError
 
@@ -31,38 +33,77 @@ class Lazy(Generic[T]):
         return self._value  # type: ignore[return-value]  # set by load (T may be None)
 
 
-class PickledTables(Mapping[str, T]):
+def lazy_attributes(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """The ``__getattr__`` of ``package`` (a package being imported): each name of
+    ``where`` imported from its module (relative to ``package``) on first use, then kept
+    in the package's namespace."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
+
+
+class BuiltOnRead(Mapping[str, T]):
+    """Values by name, each built by :meth:`_build` when first read and kept; the names
+    (:meth:`_keys`: iteration, ``in``, ``len``) are known without building anything."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, T] = {}
+
+    def _keys(self) -> Collection[str]:
+        raise NotImplementedError
+
+    def _build(self, name: str) -> T:
+        """The value of ``name``; a KeyError when there is no such name."""
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+class PickledTables(BuiltOnRead[T]):
     """Tables by name, sent pickled (validated models of another process, the xdist
     controller) and unpickled when first read.  ``names`` are every name the
     configuration has (messages list them); a name whose table was not sent (a gate
     the stage does not run) is a clear error, never a silent default."""
 
     def __init__(self, what: str, names: tuple[str, ...], pickled: Mapping[str, bytes]) -> None:
+        super().__init__()
         self._what = what
         self._names = names
         self._pickled = dict(pickled)
-        self._tables: dict[str, T] = {}
 
-    def __getitem__(self, name: str) -> T:
-        if name not in self._tables:
-            if name not in self._pickled:
-                if name in self._names:
-                    raise ReleaseConfigError(
-                        f"{self._what}.{name} is not part of this stage, so the xdist "
-                        "controller did not send its settings to the workers; read it on "
-                        "the controller (or without -n)"
-                    )
-                raise KeyError(name)
-            import pickle  # only a worker given pickled tables needs it
+    def _keys(self) -> tuple[str, ...]:
+        return self._names
 
-            self._tables[name] = pickle.loads(self._pickled[name])  # our own controller pickled it
-        return self._tables[name]
+    def _build(self, name: str) -> T:
+        if name not in self._pickled:
+            if name in self._names:
+                raise ReleaseConfigError(
+                    f"{self._what}.{name} is not part of this stage, so the xdist "
+                    "controller did not send its settings to the workers; read it on "
+                    "the controller (or without -n)"
+                )
+            raise KeyError(name)
+        import pickle  # only a worker given pickled tables needs it
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
+        table: T = pickle.loads(self._pickled[name])  # our own controller pickled it
+        return table

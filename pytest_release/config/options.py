@@ -27,6 +27,29 @@ class Option:
     # A shorter, generic name, registered only when no other plugin or conftest uses it
     # (a suite that tests containers may well define --image itself).
     alias: str | None = None
+    # A switch (--release-status) takes no value: it is False unless given.
+    switch: bool = False
+
+    def add_to(self, group: pytest.OptionGroup, name: str = "", help: str = "") -> None:
+        """Register the option in ``group`` as ``name`` (default: its flag), with ``help``
+        (default: its own)."""
+        if self.switch:
+            group.addoption(
+                name or self.flag,
+                dest=self.dest,
+                action="store_true",
+                default=False,
+                help=help or self.help,
+            )
+            return
+        group.addoption(
+            name or self.flag,
+            dest=self.dest,
+            default=None,
+            metavar=self.metavar,
+            help=help or self.help,
+            action="append" if self.repeatable else "store",
+        )
 
 
 STAGE = Option(
@@ -115,10 +138,14 @@ ROLLBACK_TO = Option(
     alias="--to",
 )
 RELEASE_STATUS = Option(
-    "--release-status", "release_status", "print the ledger for the release (--release-id) and exit"
+    "--release-status",
+    "release_status",
+    "print the ledger for the release (--release-id) and exit",
+    switch=True,
 )
 
-VALUE_OPTIONS = (
+# In the order of pytest's help.
+OPTIONS = (
     STAGE,
     RELEASE_ID,
     IMAGE,
@@ -129,37 +156,17 @@ VALUE_OPTIONS = (
     APPROVED_VIA,
     ROLLBACK_TO,
     SHARD,
+    ONLY_GATES,
+    RELEASE_STATUS,
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "pytest-release: run a release stage")
-    for option in VALUE_OPTIONS:
-        group.addoption(
-            option.flag,
-            dest=option.dest,
-            default=None,
-            metavar=option.metavar,
-            help=option.help,
-            action="append" if option.repeatable else "store",
-        )
+    for option in OPTIONS:
+        option.add_to(group)
         if option.ini:
             parser.addini(option.ini, f"default for {option.flag}", default=None)
-    group.addoption(
-        ONLY_GATES.flag,
-        dest=ONLY_GATES.dest,
-        action="append",
-        default=None,
-        metavar=ONLY_GATES.metavar,
-        help=ONLY_GATES.help,
-    )
-    group.addoption(
-        RELEASE_STATUS.flag,
-        dest=RELEASE_STATUS.dest,
-        action="store_true",
-        default=False,
-        help=RELEASE_STATUS.help,
-    )
 
 
 ALIASED = (IMAGE, REPORTS_DIR, LEDGER, ONLY_GATES, ROLLBACK_TO)
@@ -183,14 +190,7 @@ def add_aliases(parser: pytest.Parser) -> list[str]:
         if option.alias in taken:
             left.append(option.alias)
             continue
-        group.addoption(
-            option.alias,
-            dest=option.dest,
-            default=None,
-            metavar=option.metavar,
-            help=f"same as {option.flag}",
-            action="append" if option.repeatable else "store",
-        )
+        option.add_to(group, option.alias, help=f"same as {option.flag}")
     return left
 
 

@@ -197,6 +197,16 @@ def _record(
     return entry.to_json()
 
 
+def _parse_with_ledgers(
+    parser: argparse.ArgumentParser, argv: Sequence[str], sources: str
+) -> argparse.Namespace:
+    """``argv`` parsed with ``parser`` and the arguments both merge commands end with: the
+    ledger to write (``--into``) and the ledger files to read (``sources`` says which)."""
+    parser.add_argument("--into", required=True, type=Path, help="the ledger to write")
+    parser.add_argument("sources", nargs="*", type=Path, help=sources)
+    return parser.parse_args(argv)
+
+
 def merge_main(argv: Sequence[str]) -> int:
     from pytest_release.errors import LedgerError, ReleaseConfigError
     from pytest_release.ledger.ledger import FileLedgerStore, parse_document
@@ -216,9 +226,7 @@ def merge_main(argv: Sequence[str]) -> int:
         metavar="FILE",
         help="the release configuration layers (the stage's gates come from it)",
     )
-    p.add_argument("--into", required=True, type=Path, help="the ledger to write")
-    p.add_argument("sources", nargs="*", type=Path, help="the shards' ledger files")
-    args = p.parse_args(argv)
+    args = _parse_with_ledgers(p, argv, "the shards' ledger files")
     try:
         config = load(args.release_config, Path.cwd())
         if args.stage not in config.stages:
@@ -279,9 +287,7 @@ def merge_ledgers_main(argv: Sequence[str]) -> int:
         prog="python -m pytest_release merge-ledgers",
         description="Unite ledger files (of the jobs this one needs) into one.",
     )
-    p.add_argument("--into", required=True, type=Path, help="the ledger to write")
-    p.add_argument("sources", nargs="*", type=Path, help="ledger files to merge in")
-    args = p.parse_args(argv)
+    args = _parse_with_ledgers(p, argv, "ledger files to merge in")
     try:
         count = merge_ledgers(args.sources, args.into)
     except (LedgerError, OSError) as exc:

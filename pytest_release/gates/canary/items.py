@@ -83,36 +83,33 @@ class TerminalHoldDisplay:
             pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class PytestStageHost:
-    """:class:`~pytest_release.canary.controller.StageHost` of a pytest stage session."""
+    """:class:`~pytest_release.canary.controller.StageHost` of a pytest stage session:
+    the names and directories of its run (fixed for the session) and its services."""
 
     config: pytest.Config
     session: StageSession
+    stage: str
+    release_id: str
+    image: str | None
+    rootdir: Path
+    run_dir: Path
+    reports_dir: Path
 
-    @property
-    def stage(self) -> str:
-        return self.session.run.stage
-
-    @property
-    def release_id(self) -> str:
-        return self.session.run.release_id
-
-    @property
-    def image(self) -> str | None:
-        return self.session.run.image
-
-    @property
-    def rootdir(self) -> Path:
-        return self.session.run.rootdir
-
-    @property
-    def run_dir(self) -> Path:
-        return self.session.run_dir.path
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.session.run.reports_dir
+    @classmethod
+    def of(cls, config: pytest.Config, session: StageSession) -> PytestStageHost:
+        run = session.run
+        return cls(
+            config,
+            session,
+            stage=run.stage,
+            release_id=run.release_id,
+            image=run.image,
+            rootdir=run.rootdir,
+            run_dir=session.run_dir.path,
+            reports_dir=run.reports_dir,
+        )
 
     def relative(self, path: Path) -> str:
         return self.session.run.relative(path)
@@ -148,7 +145,7 @@ def controller_for(item: CanaryItem) -> Controller:
         run = parent.run
         settings = resolve_settings(parent.gate_name, parent.gate, run)
         controller = Controller(
-            PytestStageHost(item.config, require_stage_session(item.config)),
+            PytestStageHost.of(item.config, require_stage_session(item.config)),
             settings,
             rollout_config(run, parent.gate_name),
             build_rollout=lambda: _build_rollout(settings, run.rootdir),

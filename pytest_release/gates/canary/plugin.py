@@ -39,10 +39,10 @@ from pytest_release.gates.canary.finish import (
     record_controller,
 )
 from pytest_release.gates.canary.items import CONTROLLERS, CanaryItem
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.stage.session import get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import GateConfig
     from pytest_release.gating.gate_node import GateNode
     from pytest_release.ledger.stage_run import StageOutcome, StageRun
     from pytest_release.stage.session import StageSession
@@ -53,14 +53,7 @@ def _offset(seconds: float) -> str:
     return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
 
 
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {KIND: CanaryGateConfig}
-
-
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, CanaryGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: CanaryGateConfig) -> list[pytest.Item]:
     run = gate_node.run
     rollout = rollout_config(run, gate_node.gate_name)
     settings = resolve_settings(gate_node.gate_name, gate, run)
@@ -92,6 +85,11 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
                 )
             )
     return items
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(
+    KIND, CanaryGateConfig, _items
+)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_release.errors import GateSetupError
-from pytest_release.gates.docker.engine import DEFAULT_DOCKER_HOST, http_probe, tail_logs, tcp_probe
+from pytest_release.gates.docker.engine import (
+    DEFAULT_DOCKER_HOST,
+    exit_after_reload,
+    http_probe,
+    tail_logs,
+    tcp_probe,
+)
 
 _POLL = 0.25
 
@@ -102,11 +108,10 @@ class Dependencies:
         deadline = time.monotonic() + timeout
         last = "not checked yet"
         while True:
-            wrapped.reload()
-            if wrapped.status in ("exited", "dead"):
-                code = (wrapped.attrs.get("State") or {}).get("ExitCode")
+            exited = exit_after_reload(wrapped)
+            if exited is not None:
                 raise DependencyFailed(
-                    f"dependency {image} exited with code {code}; its logs:\n{dependency.logs()}"
+                    f"dependency {image} {exited}; its logs:\n{dependency.logs()}"
                 )
             if ready_log is not None:
                 ready = ready_log in dependency.logs(lines=1000)

@@ -12,11 +12,12 @@ import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_release.errors import GateSetupError
+from pytest_release.system.json_record import JsonRecord
 
 LABEL_RUN = "pytest-release.run"
 LABEL_GATE = "pytest-release.gate"
@@ -66,7 +67,7 @@ def connect() -> Any:
 
 # -- results shared between processes ------------------------------------------------------
 @dataclass(frozen=True)
-class ImageInfo:
+class ImageInfo(JsonRecord):
     """The outcome of building (or finding) the gate's image."""
 
     ok: bool
@@ -81,23 +82,13 @@ class ImageInfo:
     healthcheck: tuple[str, ...] = ()
     seconds: float = 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImageInfo:
-        values = dict(data)
-        values["env"] = tuple(values.get("env", ()))
-        values["healthcheck"] = tuple(values.get("healthcheck", ()))
-        return cls(**values)
-
     @property
     def has_healthcheck(self) -> bool:
         return bool(self.healthcheck) and self.healthcheck[0] != "NONE"
 
 
 @dataclass(frozen=True)
-class ContainerInfo:
+class ContainerInfo(JsonRecord):
     """The outcome of starting the gate's container and waiting until it is healthy."""
 
     ok: bool
@@ -108,15 +99,6 @@ class ContainerInfo:
     logs: str = ""
     healthy_by: tuple[str, ...] = ()
     seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ContainerInfo:
-        values = dict(data)
-        values["healthy_by"] = tuple(values.get("healthy_by", ()))
-        return cls(**values)
 
 
 def _inspect_image(client: Any, ref: str) -> dict[str, Any]:
@@ -264,6 +246,16 @@ def tcp_probe(port: int, timeout: float = 1.0) -> tuple[bool, str]:
         return False, f"127.0.0.1:{port}: {exc}"
 
 
+def exit_after_reload(container: Any) -> str | None:
+    """Reload ``container`` (docker's object); once it has exited (or died), the words
+    ``exited with code N`` for the messages, else None."""
+    container.reload()
+    if container.status in ("exited", "dead"):
+        code = (container.attrs.get("State") or {}).get("ExitCode")
+        return f"exited with code {code}"
+    return None
+
+
 def tail_logs(container: Any, lines: int) -> str:
     raw = container.logs(stdout=True, stderr=True, tail=lines)
     return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
@@ -330,11 +322,10 @@ def run_container(
     waiting_for = "the container to run"
     deadline = start + health_timeout
     while True:
-        container.reload()
-        if container.status in ("exited", "dead"):
-            code = (container.attrs.get("State") or {}).get("ExitCode")
+        exited = exit_after_reload(container)
+        if exited is not None:
             return failed(
-                f"container {name} exited with code {code} before it became healthy "
+                f"container {name} {exited} before it became healthy "
                 f"(after {time.monotonic() - start:.1f}s)"
             )
         ready = container.status == "running"

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -49,10 +49,8 @@ from pytest_release.gates.docker.fixtures import (
 )
 from pytest_release.gates.docker.items import DockerCheckItem
 from pytest_release.gates.docker.state import STATE_KEY, docker_gates, docker_state
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gating.gate_node import GateNode
-
-if TYPE_CHECKING:
-    from pytest_release.config.tables import GateConfig
 
 __all__ = [
     "release_base_url",
@@ -63,11 +61,6 @@ __all__ = [
 
 
 # -- hooks ---------------------------------------------------------------------------------
-@pytest.hookimpl
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {KIND: DockerGateConfig}
-
-
 def _dockerfile_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -84,11 +77,7 @@ def _instruction_line(lines: list[str], *instructions: str) -> int | None:
     return None
 
 
-@pytest.hookimpl
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, DockerGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: DockerGateConfig) -> list[pytest.Item]:
     run = gate_node.run
     dockerfile = run.rootdir / gate.context / gate.dockerfile
     if gate.build and not dockerfile.is_file() and not gate.explicitly_configured():
@@ -112,18 +101,21 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         checks += [("vulnerability-scan", ("FROM",)), ("vulnerabilities", ("FROM",))]
     if gate.push:
         checks.append(("push", ("FROM",)))
-    items: list[pytest.Item] = []
-    for name, instructions in checks:
-        items.append(
-            DockerCheckItem.from_parent(
-                gate_node,
-                name=name,
-                check=name,
-                source_path=source,
-                source_line=_instruction_line(lines, *instructions) if lines else None,
-            )
+    return [
+        DockerCheckItem.from_parent(
+            gate_node,
+            name=name,
+            check=name,
+            source_path=source,
+            source_line=_instruction_line(lines, *instructions) if lines else None,
         )
-    return items
+        for name, instructions in checks
+    ]
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(
+    KIND, DockerGateConfig, _items
+)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

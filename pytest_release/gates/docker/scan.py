@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import datetime
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_release.errors import GateCheckFailed
 from pytest_release.gates.docker.scan_config import AllowEntry, ScanConfig
 from pytest_release.gates.docker.scan_osv import Finding, Package, normalise
+from pytest_release.system.json_record import JsonRecord
 
 if TYPE_CHECKING:
     from pytest_release.gates.docker.state import DockerGateState
@@ -41,30 +42,13 @@ SCAN_CHECKS = ("vulnerability-scan", "vulnerabilities")
 
 
 @dataclass(frozen=True)
-class ScanResult:
+class ScanResult(JsonRecord):
     problem: str | None = None
     source: str = ""
     advisories: int = 0
     packages: int = 0
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ScanResult:
-        findings = tuple(
-            Finding(
-                **{
-                    **f,
-                    "aliases": tuple(f["aliases"]),
-                    "package": Package(**f["package"]),
-                }
-            )
-            for f in data["findings"]
-        )
-        return cls(**{**data, "findings": findings, "notes": tuple(data["notes"])})
 
 
 def scan_result(state: DockerGateState, gate_name: str) -> ScanResult:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from pytest_release.config.tables import GateConfig
     from pytest_release.gates.docker.engine import ContainerInfo, ImageInfo
     from pytest_release.stage.session import StageSession
+    from pytest_release.system.json_record import JsonRecord
 
 
 BUILD_LOG_LINES = 40
+
+R = TypeVar("R", bound="JsonRecord")
 
 
 # -- per-process state ---------------------------------------------------------------------
@@ -94,6 +97,23 @@ class DockerGateState:
 
         return f"pytest-release-{self.run_id}-{safe_name(gate_name)}"
 
+    def _once(
+        self,
+        kept: dict[str, R],
+        gate_name: str,
+        what: str,
+        record: type[R],
+        compute: Callable[[], R],
+    ) -> R:
+        """The gate's ``what`` (its image, its container): computed by one process of the
+        session (:meth:`RunDir.run_once`), read back by every other, and kept in ``kept``."""
+        if gate_name not in kept:
+            data = self.session.run_dir.run_once(
+                f"docker-gate:{gate_name}:{what}", lambda: compute().to_json()
+            )
+            kept[gate_name] = record.from_json(data)
+        return kept[gate_name]
+
     def image(self, gate_name: str) -> ImageInfo:
         from pytest_release.gates.docker.engine import (
             DockerUnavailable,
@@ -103,22 +123,20 @@ class DockerGateState:
             missing_build_input,
         )
 
-        if gate_name in self.images:
-            return self.images[gate_name]
         gate = self.gate(gate_name)
         ref = self.image_ref(gate_name)
 
-        def compute() -> dict[str, Any]:
+        def compute() -> ImageInfo:
             context = self.run.rootdir / gate.context
             problem = missing_build_input(context, gate.dockerfile) if gate.build else None
             if problem is not None:
-                return ImageInfo(ok=False, ref=ref, error=problem).to_json()
+                return ImageInfo(ok=False, ref=ref, error=problem)
             try:
                 client = self.client()
             except DockerUnavailable as exc:
-                return ImageInfo(ok=False, ref=ref, error=str(exc)).to_json()
+                return ImageInfo(ok=False, ref=ref, error=str(exc))
             if not gate.build:
-                return find_image(client, ref).to_json()
+                return find_image(client, ref)
             return build_image(
                 client,
                 context=context,
@@ -126,11 +144,9 @@ class DockerGateState:
                 build_args=gate.build_args,
                 ref=ref,
                 labels=self.labels(None, removable=not gate.keep_image),
-            ).to_json()
+            )
 
-        data = self.session.run_dir.run_once(f"docker-gate:{gate_name}:image", compute)
-        self.images[gate_name] = ImageInfo.from_json(data)
-        return self.images[gate_name]
+        return self._once(self.images, gate_name, "image", ImageInfo, compute)
 
     def container_env(self, gate_name: str) -> tuple[dict[str, str], list[str]]:
         """The container's configured environment and the ``pass_env`` names not set."""
@@ -151,12 +167,10 @@ class DockerGateState:
             run_container,
         )
 
-        if gate_name in self.containers:
-            return self.containers[gate_name]
         gate = self.gate(gate_name)
         name = self.container_name(gate_name)
 
-        def compute() -> dict[str, Any]:
+        def compute() -> ContainerInfo:
             image = self.image(gate_name)
             if not image.ok:
                 return ContainerInfo(
@@ -164,7 +178,7 @@ class DockerGateState:
                     name=name,
                     error=f"no container: the image {image.ref} is not available (see the "
                     f"'build' check): {image.error.splitlines()[0] if image.error else ''}",
-                ).to_json()
+                )
             env, missing = self.container_env(gate_name)
             if missing:
                 return ContainerInfo(
@@ -173,11 +187,11 @@ class DockerGateState:
                     error=f"pass_env names variables that are not set in the environment of "
                     f"pytest: {', '.join(missing)}; export them or remove them from "
                     f"[tool.pytest-release.gates.{gate_name}].pass_env",
-                ).to_json()
+                )
             try:
                 client = self.client()
             except DockerUnavailable as exc:
-                return ContainerInfo(ok=False, name=name, error=str(exc)).to_json()
+                return ContainerInfo(ok=False, name=name, error=str(exc))
             health_url = (
                 f"http://127.0.0.1:{gate.port}{gate.health_path}" if gate.health_path else None
             )
@@ -193,11 +207,9 @@ class DockerGateState:
                 health_timeout=gate.health_timeout,
                 stay_up=gate.stay_up,
                 log_lines=gate.log_lines,
-            ).to_json()
+            )
 
-        data = self.session.run_dir.run_once(f"docker-gate:{gate_name}:container", compute)
-        self.containers[gate_name] = ContainerInfo.from_json(data)
-        return self.containers[gate_name]
+        return self._once(self.containers, gate_name, "container", ContainerInfo, compute)
 
     def running_container(self, gate_name: str) -> Any:
         """The gate's container object; GateCheckFailed when it did not start."""

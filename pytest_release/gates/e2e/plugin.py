@@ -41,6 +41,7 @@ import pytest
 from pytest_release.config.tables import GateConfig
 from pytest_release.errors import GateCheckFailed
 from pytest_release.gates.e2e.config import ATTACHMENT, KIND, PLAYWRIGHT_DEFAULTS, E2EGateConfig
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gating.gate_node import GateItem, GateNode
 from pytest_release.stage.session import get_stage_session
 
@@ -81,20 +82,15 @@ def _given(config: pytest.Config, flag: str) -> bool:
 
 
 # -- hooks ---------------------------------------------------------------------------------
-@pytest.hookimpl
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {KIND: E2EGateConfig}
-
-
-@pytest.hookimpl
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    if not isinstance(gate_node.gate, E2EGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: E2EGateConfig) -> list[pytest.Item]:
     if gate_node.config.pluginmanager.hasplugin("playwright"):
         return []
-    if not _E2E_KEYS & gate_node.gate.model_fields_set:
+    if not _E2E_KEYS & gate.model_fields_set:
         return []  # the built-in gate, not configured: nothing says this project has e2e tests
     return [MissingPlaywright.from_parent(gate_node, name="pytest-playwright")]
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(KIND, E2EGateConfig, _items)
 
 
 class MissingPlaywright(GateItem):

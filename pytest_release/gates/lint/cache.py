@@ -131,7 +131,7 @@ class LintCache:
             data = json.loads(self._file(gate_name, tool).read_text(encoding="utf-8"))
             if data.get("key") != key:
                 return None
-            return replace(ToolResult.from_dict(data["result"]), cached=True)
+            return replace(ToolResult.from_json(data["result"]), cached=True)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -141,6 +141,6 @@ class LintCache:
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by pytest-release\n*\n", encoding="utf-8")
-            write_json_atomic(self._file(gate_name, tool), {"key": key, "result": result.to_dict()})
+            write_json_atomic(self._file(gate_name, tool), {"key": key, "result": result.to_json()})
         except OSError:
             pass  # a read-only checkout still lints, just without a cache

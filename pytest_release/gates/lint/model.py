@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+from pytest_release.system.json_record import JsonRecord
 
 Outcome = Literal["ok", "missing", "crashed", "timeout", "error"]
 Severity = Literal["error", "warning", "note"]
@@ -45,13 +47,9 @@ class Finding:
         note = " note:" if self.severity == "note" else ""
         return f"{where}{code}{note} {self.message}"
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class ToolResult:
+class ToolResult(JsonRecord):
     """The outcome of running one tool (or of finding that it cannot run).
 
     ``outcome`` is ``ok`` when the tool ran and reported in the expected way (findings
@@ -75,13 +73,3 @@ class ToolResult:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToolResult:
-        values = dict(data)
-        values["argv"] = tuple(values.get("argv", ()))
-        values["findings"] = tuple(Finding.from_dict(f) for f in values.get("findings", ()))
-        return cls(**values)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_release.config.release import gate_location
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gates.lint.config import LintGateConfig, LintToolOptions
 from pytest_release.gates.lint.items import LintFindingsItem, LintStatusItem
 from pytest_release.gates.lint.model import Finding, ToolResult
@@ -35,7 +36,6 @@ from pytest_release.gating.closing import GATE_WORK_PROPERTY
 from pytest_release.stage.session import require_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import GateConfig
     from pytest_release.gating.gate_node import GateNode
 
 __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOptions"]
@@ -45,16 +45,7 @@ __all__ = ["LintFindingsItem", "LintGateConfig", "LintStatusItem", "LintToolOpti
 RUN_SECONDS = "run_seconds"
 
 
-@pytest.hookimpl
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {"lint": LintGateConfig}
-
-
-@pytest.hookimpl
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, LintGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: LintGateConfig) -> list[pytest.Item]:
     from pytest_release.gates.lint.runner import run_gate
 
     config = gate_node.config
@@ -67,7 +58,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         results = run_gate(
             gate_node.gate_name, gate, run.rootdir, use_cache=use_cache, redact=session.redact
         )
-        raw: dict[str, Any] = {tool: result.to_dict() for tool, result in results.items()}
+        raw: dict[str, Any] = {tool: result.to_json() for tool, result in results.items()}
         raw[RUN_SECONDS] = time.monotonic() - started
         return raw
 
@@ -75,7 +66,7 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
     config_path, config_line = gate_location(run.config, gate_node.gate_name)
     items: list[pytest.Item] = []
     for tool in gate.tools:
-        result = ToolResult.from_dict(raw[tool])
+        result = ToolResult.from_json(raw[tool])
         status = LintStatusItem.from_parent(
             gate_node,
             name=f"{tool}::status",
@@ -103,6 +94,11 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
                 )
             )
     return items
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(
+    "lint", LintGateConfig, _items
+)
 
 
 def _grouped(findings: tuple[Finding, ...]) -> dict[str, tuple[Finding, ...]]:

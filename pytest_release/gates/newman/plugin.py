@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_release.config.tables import GateConfig
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gates.newman.collection import (
     Collection,
     CollectionError,
@@ -68,14 +68,7 @@ if TYPE_CHECKING:
 
 
 # -- hooks ----------------------------------------------------------------------------------
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {KIND: NewmanGateConfig}
-
-
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, NewmanGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: NewmanGateConfig) -> list[pytest.Item]:
     rootdir = gate_node.run.rootdir
     items: list[pytest.Item] = []
     files: list[Path] = []
@@ -105,6 +98,11 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         _mask_collection_secrets(gate_node, gate, collection)
         items += _collection_items(gate_node, gate, setup, key, collection)
     return items
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(
+    KIND, NewmanGateConfig, _items
+)
 
 
 def _mask_collection_secrets(

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_release.system.processes import run_tool
+from pytest_release.gates.tool_run import ToolFailure, output_tail, run_gate_tool
+from pytest_release.system.json_record import JsonRecord
 
 # Seconds the subprocess may run past newman's own --timeout before it is killed.
 KILL_GRACE = 30.0
-_TAIL = 4000
+_CUT = "...\n"  # before the end of newman's output, when it is cut
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class Execution:
 
 
 @dataclass(frozen=True)
-class RunOutcome:
+class RunOutcome(JsonRecord):
     """What happened when newman ran a collection.
 
     ``problem`` is set when newman did not complete a run with a readable report
@@ -126,30 +127,6 @@ class RunOutcome:
     assertions_failed: int | None = None
     requests_total: int | None = None
     stopped_early: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunOutcome:
-        executions = tuple(
-            Execution(
-                **{
-                    **ex,
-                    "assertions": tuple(AssertionResult(**a) for a in ex["assertions"]),
-                    "script_errors": tuple(ex["script_errors"]),
-                    "other_errors": tuple(ex["other_errors"]),
-                }
-            )
-            for ex in data["executions"]
-        )
-        return cls(
-            **{
-                **data,
-                "executions": executions,
-                "unmatched_failures": tuple(data["unmatched_failures"]),
-            }
-        )
 
     def first_with_request_error(self, error: str | None) -> Execution | None:
         """The first execution that failed with ``error`` (None for no error)."""
@@ -173,19 +150,19 @@ def failed(problem: str, **kwargs: Any) -> RunOutcome:
 def run_newman(command: NewmanCommand, cwd: Path) -> RunOutcome:
     """Run newman (killed after ``timeout + KILL_GRACE``) and read its report."""
     command.export.unlink(missing_ok=True)
-    try:
-        tool = run_tool(command.argv(), cwd, command.timeout + KILL_GRACE)
-    except OSError as exc:
-        return failed(f"cannot start newman {command.binary}: {exc}")
+    tool = run_gate_tool(
+        command.argv(),
+        cwd,
+        command.timeout + KILL_GRACE,
+        f"newman {command.binary}",
+        killed=f"newman did not finish within timeout = {command.timeout:g}s "
+        f"(+{KILL_GRACE:g}s grace) and was killed",
+        mark=_CUT,
+    )
+    if isinstance(tool, ToolFailure):
+        return failed(tool.problem, stderr=tool.output, duration=tool.duration)
     stdout, stderr, duration = tool.stdout, tool.stderr, tool.duration
-    if tool.timed_out:
-        return failed(
-            f"newman did not finish within timeout = {command.timeout:g}s "
-            f"(+{KILL_GRACE:g}s grace) and was killed",
-            stderr=_tail(stderr or stdout),
-            duration=duration,
-        )
-    output = _tail("\n".join(part for part in (stderr.strip(), stdout.strip()) if part))
+    output = output_tail("\n".join(part for part in (stderr.strip(), stdout.strip()) if part), _CUT)
     code = tool.returncode
     if not command.export.is_file():
         if "callback timed out" in output:
@@ -212,11 +189,6 @@ def run_newman(command: NewmanCommand, cwd: Path) -> RunOutcome:
             duration=duration,
         )
     return condense(run, exit_code=code, stderr=output, duration=duration, bail=command.bail)
-
-
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _TAIL else "...\n" + text[-_TAIL:]
 
 
 def condense(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_release.config.tables import GateConfig
+from pytest_release.gates.gate_hooks import gate_kind_hooks
 from pytest_release.gates.perf.config import (
     DEFAULT_LOCUSTFILES,
     KIND,
@@ -48,14 +48,7 @@ from pytest_release.gates.tool_command import resolve_path
 from pytest_release.gating.gate_node import GateNode
 
 
-def pytest_release_gate_kinds() -> dict[str, type[GateConfig]]:
-    return {KIND: PerfGateConfig}
-
-
-def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    gate = gate_node.gate
-    if not isinstance(gate, PerfGateConfig):
-        return None
+def _items(gate_node: GateNode, gate: PerfGateConfig) -> list[pytest.Item]:
     run = gate_node.run
     locustfile, problem = _locustfile(gate, run.rootdir, gate_node.gate_name)
     found: list[Endpoint] = []
@@ -78,37 +71,29 @@ def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
         report_dir=run.reports_dir / run.stage / "perf",
     )
     source = locustfile if locustfile is not None and locustfile.is_file() else None
-    items: list[pytest.Item] = [
-        PerfStatusItem.from_parent(
+    # The status item and the one for other endpoints judge the whole locustfile.
+    whole_file = {"source_path": source, "source_line": 1 if source else None, "runner": runner}
+    endpoints: list[pytest.Item] = [
+        PerfEndpointItem.from_parent(
             gate_node,
-            name=STATUS_NAME,
-            source_path=source,
-            source_line=1 if source else None,
+            name=endpoint.key,
+            source_path=source if endpoint.line else None,
+            source_line=endpoint.line,
             runner=runner,
+            endpoint=endpoint.key,
         )
+        for endpoint in found
     ]
-    for endpoint in found:
-        items.append(
-            PerfEndpointItem.from_parent(
-                gate_node,
-                name=endpoint.key,
-                source_path=source if endpoint.line else None,
-                source_line=endpoint.line,
-                runner=runner,
-                endpoint=endpoint.key,
-            )
-        )
-    items.append(
+    return [
+        PerfStatusItem.from_parent(gate_node, name=STATUS_NAME, **whole_file),
+        *endpoints,
         PerfOthersItem.from_parent(
-            gate_node,
-            name=OTHERS_NAME,
-            source_path=source,
-            source_line=1 if source else None,
-            runner=runner,
-            known=frozenset(e.key for e in found),
-        )
-    )
-    return items
+            gate_node, name=OTHERS_NAME, known=frozenset(e.key for e in found), **whole_file
+        ),
+    ]
+
+
+pytest_release_gate_kinds, pytest_release_gate_items = gate_kind_hooks(KIND, PerfGateConfig, _items)
 
 
 def _locustfile(

@@ -20,14 +20,14 @@ import math
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_release.system.processes import run_tool
+from pytest_release.gates.tool_run import ToolFailure, output_tail, run_gate_tool
+from pytest_release.system.json_record import JsonRecord
 
-_TAIL = 4000
 _REFUSED = ("ConnectionRefusedError", "Connection refused")
 
 
@@ -94,7 +94,7 @@ class EndpointStats:
 
 
 @dataclass(frozen=True)
-class PerfOutcome:
+class PerfOutcome(JsonRecord):
     """What happened when Locust ran.  ``problem`` is set when the run cannot be trusted
     (Locust missing or crashed, target refused, no request made): nothing else counts."""
 
@@ -111,17 +111,6 @@ class PerfOutcome:
 
     def find(self, key: str) -> EndpointStats | None:
         return next((e for e in self.endpoints if e.key == key), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PerfOutcome:
-        endpoints = tuple(
-            EndpointStats(**{**e, "errors": tuple((str(m), int(n)) for m, n in e["errors"])})
-            for e in data["endpoints"]
-        )
-        return cls(**{**data, "endpoints": endpoints, "exceptions": tuple(data["exceptions"])})
 
 
 def failed(problem: str, **kwargs: Any) -> PerfOutcome:
@@ -146,18 +135,18 @@ def run_locust(command: LocustCommand, cwd: Path) -> PerfOutcome:
         Path(f"{command.csv_prefix}{suffix}").unlink(missing_ok=True)
     command.html.unlink(missing_ok=True)
     command.csv_prefix.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tool = run_tool(command.argv(), cwd, command.duration + command.timeout)
-    except OSError as exc:
-        return failed(f"cannot start Locust {command.binary}: {exc}")
+    deadline = command.duration + command.timeout
+    tool = run_gate_tool(
+        command.argv(),
+        cwd,
+        deadline,
+        f"Locust {command.binary}",
+        killed=f"Locust did not finish within duration + timeout = {deadline:g}s and was killed",
+    )
+    if isinstance(tool, ToolFailure):
+        return failed(tool.problem, stderr=tool.output)
     stdout, stderr, duration = tool.stdout, tool.stderr, tool.duration
-    if tool.timed_out:
-        return failed(
-            f"Locust did not finish within duration + timeout = "
-            f"{command.duration + command.timeout:g}s and was killed",
-            stderr=_tail(stderr or stdout),
-        )
-    tail = _tail(stderr or stdout)
+    tail = output_tail(stderr or stdout)
     stats_file = Path(f"{command.csv_prefix}.json")
     if not stats_file.is_file():
         return failed(
@@ -294,8 +283,3 @@ def _ms(value: str) -> float | None:
     except ValueError:
         return None  # "N/A": no request
     return number if math.isfinite(number) else None
-
-
-def _tail(text: str | None) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= _TAIL else "..." + text[-_TAIL:]
