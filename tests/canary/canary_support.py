@@ -15,18 +15,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_release.canary.config import SamplerConfig
+from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.canary.settings import CanarySettings
 from pytest_release.system.processes import free_port
 from tests.support.http_server import QuietHandler, serving
 from tests.support.spine import stage_cases
 from tests.support.stages import canary_stages
+
+if TYPE_CHECKING:
+    from pytest_release.canary.settings import PlatformConfig
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -78,6 +84,21 @@ JUDGE = {
     "max_p95_latency_ms": 2000,
     "comparison": {"alpha": 0.001, "min_samples": 10},
 }
+
+
+def haproxy_settings(platform: PlatformConfig) -> CanarySettings:
+    """The canary gate's settings for ``platform`` behind HAProxy, the sampler and the
+    judge at their defaults, no Slack, a rollback on insufficient evidence."""
+    return CanarySettings(
+        gate="canary",
+        platform=platform,
+        router=HAProxyConfig(),
+        sampler=SamplerConfig(),
+        judge=JudgeConfig(),
+        slack=None,
+        rollback_on_insufficient=True,
+        verify_requests=10,
+    )
 
 
 def canary_toml(
