@@ -40,6 +40,8 @@ STATE_DIR = ".pytest-release/canary"
 # Versions ("images" of the local-process platform) and their fault knobs.
 IMAGE_ENV = {
     "v2-errors": {"FAULT_ERROR_RATE": "0.05"},
+    # 20 %: a canary that fails in every hold (for tests of what follows a failure)
+    "v2-errors-20": {"FAULT_ERROR_RATE": "0.2"},
     "v2-slow": {"FAULT_LATENCY_MS": "800"},
     "v2-crash": {"FAULT_CRASH_AFTER": "25"},
     "v2-sick": {"FAULT_FAIL_HEALTH": "1"},
@@ -291,6 +293,23 @@ def the_failed_look(root: Path, stage: str = "canary-1") -> tuple[str, dict[str,
     assert len(failed) == 1, cases
     _, message, props = failed[0]
     return message, props
+
+
+def assert_failed_on_counted_errors(root: Path, source: str, label: str) -> dict[str, str]:
+    """canary-1's failed look: the canary's errors as ``source`` counted them (each check
+    on 10 samples at least), the message naming ``label``; its properties.  The threshold
+    check (over 1 %) or the comparison with stable (Fisher, which gets the whole
+    comparison budget on counted evidence) may decide first: either will do."""
+    message, props = the_failed_look(root)
+    failed = [
+        c for c in ("error_rate", "compare_error_rate") if props[f"judge.{c}.verdict"] == "fail"
+    ]
+    assert failed, props
+    for check in failed:
+        assert props[f"judge.{check}.source"] == source
+        assert int(props[f"judge.{check}.samples"]) >= 10
+    assert f"{label}: canary error rate" in message
+    return props
 
 
 def assert_rollback_steps_passed(root: Path, stage: str = "canary-1") -> None:
