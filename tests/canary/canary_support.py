@@ -15,18 +15,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_release.canary.config import SamplerConfig
+from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.platforms.local.config import LocalPlatformConfig
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
+from pytest_release.canary.settings import CanarySettings
 from pytest_release.system.processes import free_port
 from tests.support.http_server import QuietHandler, serving
 from tests.support.spine import stage_cases
 from tests.support.stages import canary_stages
+
+if TYPE_CHECKING:
+    from pytest_release.canary.settings import PlatformConfig
 
 FAULT_SERVICE = Path(__file__).resolve().parents[1] / "services" / "fault_service.py"
 STATE_DIR = ".pytest-release/canary"
@@ -34,6 +40,8 @@ STATE_DIR = ".pytest-release/canary"
 # Versions ("images" of the local-process platform) and their fault knobs.
 IMAGE_ENV = {
     "v2-errors": {"FAULT_ERROR_RATE": "0.05"},
+    # 20 %: a canary that fails in every hold (for tests of what follows a failure)
+    "v2-errors-20": {"FAULT_ERROR_RATE": "0.2"},
     "v2-slow": {"FAULT_LATENCY_MS": "800"},
     "v2-crash": {"FAULT_CRASH_AFTER": "25"},
     "v2-sick": {"FAULT_FAIL_HEALTH": "1"},
@@ -78,6 +86,21 @@ JUDGE = {
     "max_p95_latency_ms": 2000,
     "comparison": {"alpha": 0.001, "min_samples": 10},
 }
+
+
+def haproxy_settings(platform: PlatformConfig) -> CanarySettings:
+    """The canary gate's settings for ``platform`` behind HAProxy, the sampler and the
+    judge at their defaults, no Slack, a rollback on insufficient evidence."""
+    return CanarySettings(
+        gate="canary",
+        platform=platform,
+        router=HAProxyConfig(),
+        sampler=SamplerConfig(),
+        judge=JudgeConfig(),
+        slack=None,
+        rollback_on_insufficient=True,
+        verify_requests=10,
+    )
 
 
 def canary_toml(
@@ -270,6 +293,23 @@ def the_failed_look(root: Path, stage: str = "canary-1") -> tuple[str, dict[str,
     assert len(failed) == 1, cases
     _, message, props = failed[0]
     return message, props
+
+
+def assert_failed_on_counted_errors(root: Path, source: str, label: str) -> dict[str, str]:
+    """canary-1's failed look: the canary's errors as ``source`` counted them (each check
+    on 10 samples at least), the message naming ``label``; its properties.  The threshold
+    check (over 1 %) or the comparison with stable (Fisher, which gets the whole
+    comparison budget on counted evidence) may decide first: either will do."""
+    message, props = the_failed_look(root)
+    failed = [
+        c for c in ("error_rate", "compare_error_rate") if props[f"judge.{c}.verdict"] == "fail"
+    ]
+    assert failed, props
+    for check in failed:
+        assert props[f"judge.{check}.source"] == source
+        assert int(props[f"judge.{check}.samples"]) >= 10
+    assert f"{label}: canary error rate" in message
+    return props
 
 
 def assert_rollback_steps_passed(root: Path, stage: str = "canary-1") -> None:

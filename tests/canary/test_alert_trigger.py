@@ -17,7 +17,6 @@ from pytest_release.canary.evidence.alertmanager import AlertmanagerConfig, firi
 from pytest_release.canary.judge.alerts import alerts_check
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.system.processes import free_port
-from tests.canary import canary_support
 from tests.canary.canary_support import (
     assert_rollback_steps_passed,
     bootstrap_main,
@@ -31,6 +30,7 @@ from tests.canary.prometheus_support import running_alertmanager, running_promet
 from tests.canary.test_prometheus_evidence import _bootstrap
 from tests.canary.test_router_evidence import _real_traffic, _rolled_back
 from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.threads import in_background
 
 __all__ = ["canary_root"]
 
@@ -47,9 +47,8 @@ def _post_alert(url: str, labels: dict[str, str]) -> None:
 @contextmanager
 def _when_canary_runs(root: Path, action: object) -> Iterator[None]:
     """Run ``action()`` in a thread as soon as the stage's canary replica is up."""
-    stop = threading.Event()
 
-    def wait_then_act() -> None:
+    def wait_then_act(stop: threading.Event) -> None:
         platform = LocalPlatform(platform_config(), root)
         while not stop.is_set():
             try:
@@ -61,13 +60,8 @@ def _when_canary_runs(root: Path, action: object) -> Iterator[None]:
                 pass
             time.sleep(0.2)
 
-    thread = threading.Thread(target=wait_then_act, daemon=True)
-    thread.start()
-    try:
+    with in_background(wait_then_act):
         yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def _alert_failure(root: Path) -> tuple[str, dict[str, str]]:
@@ -135,10 +129,8 @@ groups:
 def test_alert_from_a_prometheus_rule_on_the_canary_error_ratio_rolls_back(
     pytester: pytest.Pytester,
     canary_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     port, metrics_port = new_port(), new_port()
     _bootstrap(canary_root, port, metrics_port)
     with (

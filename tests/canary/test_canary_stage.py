@@ -17,8 +17,8 @@ import pytest
 from pytest_release.canary.platforms.local.platform import LocalPlatform
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
-from tests.canary import canary_support
 from tests.canary.canary_support import (
+    LoadLoop,
     bootstrap_main,
     canary_project,
     canary_root,
@@ -148,7 +148,6 @@ def test_canary_with_20_percent_errors_is_rolled_back_and_slack_is_told(
     # as the judge's power allows (docs/benchmarks.md: 84-92 % for 180 canary requests), and
     # on a loaded machine (-n 2) fewer requests reach it; the judge's power is measured in
     # benchmarks/canary_power.py, not here.
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     port = canary_project(pytester, hold="10s", slack=True)
     with slack_receiver() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/{SECRET}")
@@ -204,17 +203,26 @@ def test_canary_with_20_percent_errors_is_rolled_back_and_slack_is_told(
     assert SECRET not in (canary_root / "reports" / "canary-1.xml").read_text()
 
 
+def _the_one_failure(
+    result: pytest.RunResult, load: LoadLoop, root: Path
+) -> tuple[str, dict[str, str]]:
+    """canary-1 failed on exactly one case of its report, and no request through the router
+    failed meanwhile; that case's message and properties."""
+    assert result.ret == 1, result.stdout.str()
+    assert load.failures == []
+    failed = [c for c in stage_cases(root, "canary-1").values() if c[0] == "failure"]
+    assert len(failed) == 1
+    _, message, props = failed[0]
+    return message, props
+
+
 def test_canary_with_800ms_added_latency_is_rolled_back(
     pytester: pytest.Pytester, canary_root: Path
 ) -> None:
     port = canary_project(pytester, judge={"max_p95_latency_ms": 500})
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-slow")
-    assert result.ret == 1, result.stdout.str()
-    assert load.failures == []
-    failed = [c for c in stage_cases(canary_root, "canary-1").values() if c[0] == "failure"]
-    assert len(failed) == 1
-    _, message, props = failed[0]
+    message, props = _the_one_failure(result, load, canary_root)
     assert props["judge.p95_latency.verdict"] == "fail"
     assert float(props["judge.p95_latency.value"]) >= 800
     assert "p95 latency" in message
@@ -230,12 +238,7 @@ def test_crashing_canary_is_restarted_counted_and_rolled_back(
     port = canary_project(pytester, hold="30s", judge=judge)
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-crash")
-    assert result.ret == 1, result.stdout.str()
-    assert load.failures == []
-    cases = stage_cases(canary_root, "canary-1")
-    failed = [c for c in cases.values() if c[0] == "failure"]
-    assert len(failed) == 1
-    props = failed[0][2]
+    _, props = _the_one_failure(result, load, canary_root)
     assert props["judge.restarts.verdict"] == "fail"
     assert float(props["judge.restarts.value"]) >= 1
     _assert_rolled_back_to(canary_root, "v1", 1)
@@ -252,11 +255,7 @@ def test_canary_whose_health_check_starts_failing_is_rolled_back(
     bootstrap_main(canary_root, port)
     with load_through(port) as load:
         result = run_stage(pytester, "canary-1", "--image=v2-sickens")  # /health 503 after 3 s
-    assert result.ret == 1, result.stdout.str()
-    assert load.failures == []
-    failed = [c for c in stage_cases(canary_root, "canary-1").values() if c[0] == "failure"]
-    assert len(failed) == 1
-    _, message, props = failed[0]
+    message, props = _the_one_failure(result, load, canary_root)
     assert props["judge.health_consecutive_failures.verdict"] == "fail"
     assert float(props["judge.health_consecutive_failures.value"]) > 3
     assert "canary /health failed" in message

@@ -8,13 +8,10 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_release.canary.config import SamplerConfig
 from pytest_release.canary.controller import Controller, StepSkipped
-from pytest_release.canary.judge.config import JudgeConfig
-from pytest_release.canary.settings import CanarySettings
 from pytest_release.config.tables import RolloutConfig
 from pytest_release.errors import GateCheckFailed
-from tests.canary.canary_support import platform_config
+from tests.canary.canary_support import haproxy_settings, platform_config
 
 
 class Host:
@@ -39,18 +36,7 @@ class Host:
 def _controller(
     tmp_path: Path, outcomes: dict[str, BaseException | None]
 ) -> tuple[Controller, list[str]]:
-    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
-
-    settings = CanarySettings(
-        gate="canary",
-        platform=platform_config(),
-        router=HAProxyConfig(),
-        sampler=SamplerConfig(),
-        judge=JudgeConfig(),
-        slack=None,
-        rollback_on_insufficient=True,
-        verify_requests=10,
-    )
+    settings = haproxy_settings(platform_config())
     rollout = RolloutConfig(action="canary", replicas=1, weight=10, hold=2.0, interval=1.0)
 
     def no_rollout() -> Any:

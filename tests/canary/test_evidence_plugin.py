@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +23,9 @@ from tests.canary.canary_support import (
     new_port,
     the_failed_look,
 )
+from tests.canary.plugin_support import registered
 from tests.support.examples import installed_example
-from tests.support.http_server import QuietHandler, serving
+from tests.support.http_server import serving_reads
 from tests.support.spine import XDIST_MODES, ledger_runs, project, run_stage, stage_cases
 
 __all__ = ["canary_root"]
@@ -44,13 +44,8 @@ def counts_installed(counts_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     """The plug-in importable here and in the stages' processes (PYTHONPATH)."""
     paths = [str(counts_site), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    monkeypatch.syspath_prepend(str(counts_site))
-    registry.cache_clear()
-    try:
+    with registered(counts_site, monkeypatch):
         yield counts_site
-    finally:
-        monkeypatch.undo()
-        registry.cache_clear()
 
 
 @contextmanager
@@ -58,21 +53,15 @@ def counts_endpoint(canary_errors: int) -> Iterator[tuple[str, list[int]]]:
     """A JSON endpoint on 127.0.0.1 whose cumulative counters grow by ``PER_READ``
     requests per version at every read, ``canary_errors`` of the canary's failed; its URL
     and the number of reads so far."""
-    reads = [0]
-    lock = threading.Lock()
 
-    class Counts(QuietHandler):
-        def do_GET(self) -> None:
-            with lock:
-                reads[0] += 1
-                n = reads[0]
-            body = {
-                "stable": {"requests": n * PER_READ, "errors": 0},
-                "canary": {"requests": n * PER_READ, "errors": n * canary_errors},
-            }
-            self.answer(200, json.dumps(body).encode(), "application/json")
+    def counts(n: int) -> tuple[bytes, str]:
+        body = {
+            "stable": {"requests": n * PER_READ, "errors": 0},
+            "canary": {"requests": n * PER_READ, "errors": n * canary_errors},
+        }
+        return json.dumps(body).encode(), "application/json"
 
-    with serving(Counts) as server:
+    with serving_reads(counts) as (server, reads):
         yield f"http://127.0.0.1:{server.server_address[1]}/counts", reads
 
 

@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
-from pytest_release.canary.config import SamplerConfig
-from pytest_release.canary.judge import JudgeConfig
 from pytest_release.canary.registry import build_rollout, registry
 from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.settings import CanarySettings
-from tests.canary.canary_support import FAULT_SERVICE, JUDGE, SAMPLER, new_port
+from tests.canary.canary_support import FAULT_SERVICE, JUDGE, SAMPLER, haproxy_settings, new_port
+from tests.canary.plugin_support import distribution, registered
 from tests.support.examples import installed_example
 from tests.support.platform_contract import CASES, Case, Subject, case_ids
 from tests.support.spine import project, run_stage
@@ -38,29 +37,15 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def procs(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The plug-in on sys.path, the registry reloaded with it (and without it after)."""
-    monkeypatch.syspath_prepend(str(plugin_site))
-    registry.cache_clear()
-    try:
+    with registered(plugin_site, monkeypatch):
         import procs_platform
 
         yield procs_platform
-    finally:
-        monkeypatch.undo()
-        registry.cache_clear()
 
 
 def _settings(module: ModuleType, state_dir: Path, **platform: Any) -> CanarySettings:
     values = {"type": "procs", "command": COMMAND, "stable_image": "v1", **platform}
-    return CanarySettings(
-        gate="canary",
-        platform=module.ProcsPlatformConfig(state_dir=str(state_dir), **values),
-        router=HAProxyConfig(),
-        sampler=SamplerConfig(),
-        judge=JudgeConfig(),
-        slack=None,
-        rollback_on_insufficient=True,
-        verify_requests=10,
-    )
+    return haproxy_settings(module.ProcsPlatformConfig(state_dir=str(state_dir), **values))
 
 
 def _end_everything(module: ModuleType, state_dir: Path, root: Path) -> None:
@@ -159,27 +144,31 @@ def test_stages_run_a_canary_and_promote_it_on_the_plugin_platform(
     assert all(r.running and r.ready for r in status.group("stable"))
 
 
+def _usage_errors(pytester: pytest.Pytester) -> str:
+    """What canary-1 printed on stderr when it stopped with a usage error (not a crash)."""
+    result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + errors
+    return errors
+
+
 def test_a_bad_plugin_table_is_a_usage_error_from_the_plugins_own_model(
     pytester: pytest.Pytester, plugin_project: Path
 ) -> None:
     command = ["python3", "app.py"]
     project(pytester, _stage_toml(new_port(), command))
-    result = run_stage(pytester, "canary-1", "--image=v2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
-    errors = result.stderr.str()
+    errors = _usage_errors(pytester)
     assert "gates.canary.platform.command = ['python3', 'app.py']" in errors, errors
     assert "never names {port}" in errors, errors
     assert "add e.g. '--port', '{port}'" in errors, errors
-    assert "INTERNALERROR" not in result.stdout.str() + errors
 
 
 def test_an_unregistered_platform_type_lists_the_registered_ones(
     pytester: pytest.Pytester, plugin_project: Path
 ) -> None:
     project(pytester, _stage_toml(new_port(), COMMAND).replace('type = "procs"', 'type = "nomad"'))
-    result = run_stage(pytester, "canary-1", "--image=v2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
-    errors = result.stderr.str()
+    errors = _usage_errors(pytester)
     assert "platform.type = 'nomad' is not registered" in errors, errors
     assert "'procs'" in errors, errors
 
@@ -187,19 +176,15 @@ def test_an_unregistered_platform_type_lists_the_registered_ones(
 def test_a_plugin_that_cannot_load_is_a_usage_error_naming_its_entry_point(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = tmp_path / "site"
-    info = site / "broken_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[pytest_release.platforms]\nnomad = no_such_module:PLATFORM\n"
+    site = distribution(
+        tmp_path / "site",
+        "broken-plugin",
+        "pytest_release.platforms",
+        "nomad = no_such_module:PLATFORM",
     )
     monkeypatch.setenv("PYTHONPATH", str(site))
     project(pytester, _stage_toml(new_port(), COMMAND).replace('type = "procs"', 'type = "nomad"'))
-    result = run_stage(pytester, "canary-1", "--image=v2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
-    errors = result.stderr.str()
+    errors = _usage_errors(pytester)
     assert "entry point 'nomad' of group 'pytest_release.platforms'" in errors, errors
     assert "from broken-plugin" in errors, errors
     assert "No module named 'no_such_module'" in errors, errors
-    assert "INTERNALERROR" not in result.stdout.str() + errors

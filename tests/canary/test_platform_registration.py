@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.canary.plugin_support import distribution
 from tests.support.spine import project, run_stage
 from tests.workflow_support import load_yaml, stage_step
 
@@ -96,14 +97,13 @@ slots = 2
 @pytest.fixture
 def nomad_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The stand-in platform as an installed distribution, on the stages' PYTHONPATH."""
-    site = tmp_path / "site"
-    info = site / "nomad_platform-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nomad-platform\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[pytest_release.platforms]\nnomad = nomad_platform:PLATFORM\n"
+    site = distribution(
+        tmp_path / "site",
+        "nomad-platform",
+        "pytest_release.platforms",
+        "nomad = nomad_platform:PLATFORM",
+        {"nomad_platform": NOMAD},
     )
-    (site / "nomad_platform.py").write_text(textwrap.dedent(NOMAD))
     monkeypatch.setenv("PYTHONPATH", str(site))
     return site
 

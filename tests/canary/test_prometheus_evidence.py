@@ -29,20 +29,20 @@ from pytest_release.canary.routers.haproxy.config import HAProxyConfig
 from pytest_release.canary.routers.haproxy.router import HAProxyRouter
 from pytest_release.canary.samples import Target
 from pytest_release.system.processes import free_port
-from tests.canary import canary_support
 from tests.canary.canary_support import (
+    assert_failed_on_counted_errors,
     assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
     canary_toml,
     new_port,
     platform_config,
-    the_failed_look,
 )
 from tests.canary.prometheus_support import running_prometheus
-from tests.canary.test_router_evidence import _real_traffic, _rolled_back
+from tests.canary.test_router_evidence import _promoted_looks, _real_traffic, _rolled_back
 from tests.support.http_server import QuietHandler, address, serving
-from tests.support.spine import XDIST_MODES, project, run_stage, stage_cases
+from tests.support.spine import XDIST_MODES, project, run_stage
+from tests.support.threads import in_background
 
 __all__ = ["canary_root"]
 
@@ -60,11 +60,9 @@ def _bootstrap(root: Path, port: int, metrics_port: int) -> None:
 def test_canary_judged_from_a_real_prometheus_is_rolled_back(
     pytester: pytest.Pytester,
     canary_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     xdist: list[str],
 ) -> None:
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     port, metrics_port = new_port(), new_port()
     _bootstrap(canary_root, port, metrics_port)
     with running_prometheus(tmp_path / "prom", [f"127.0.0.1:{metrics_port}"]) as prom:
@@ -88,18 +86,7 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
         with _real_traffic(port, threads=3):
             result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    message, props = the_failed_look(canary_root)
-    # The threshold check (over 1 %) or the comparison with stable (Fisher, which gets the
-    # whole comparison budget on counted evidence) may decide first: both are the
-    # canary's errors as Prometheus counted them.
-    failed = [
-        c for c in ("error_rate", "compare_error_rate") if props[f"judge.{c}.verdict"] == "fail"
-    ]
-    assert failed, props
-    for check in failed:
-        assert props[f"judge.{check}.source"] == "prometheus"
-        assert int(props[f"judge.{check}.samples"]) >= 10
-    assert "prometheus (haproxy queries): canary error rate" in message
+    assert_failed_on_counted_errors(canary_root, "prometheus", "prometheus (haproxy queries)")
     assert_rollback_steps_passed(canary_root)
     _rolled_back(canary_root)
 
@@ -107,10 +94,9 @@ def test_canary_judged_from_a_real_prometheus_is_rolled_back(
 @contextmanager
 def _replica_targets(root: Path, path: Path) -> Iterator[None]:
     """Keep ``path`` (Prometheus file_sd) listing every replica the platform runs."""
-    stop = threading.Event()
     path.write_text("[]", encoding="utf-8")
 
-    def write() -> None:
+    def write(stop: threading.Event) -> None:
         platform = LocalPlatform(platform_config(), root)
         written = ""
         while not stop.wait(0.2):
@@ -125,13 +111,8 @@ def _replica_targets(root: Path, path: Path) -> Iterator[None]:
                 tmp.replace(path)
                 written = text
 
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    try:
+    with in_background(write):
         yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_good_canary_judged_from_the_replicas_own_metrics_is_promoted(
@@ -176,12 +157,7 @@ def test_good_canary_judged_from_the_replicas_own_metrics_is_promoted(
             pytester,
             canary_toml(router_port=port, hold="20s", interval="5s", sampler=sampler, judge=judge),
         )
-        with _real_traffic(port, threads=3) as loops:
-            result = run_stage(pytester, "canary-1", "--image=v2")
-    assert result.ret == 0, result.stdout.str()
-    assert all(loop.failures == [] for loop in loops)
-    cases = stage_cases(canary_root, "canary-1")
-    looks = [c for n, c in cases.items() if n.startswith("health@")]
+        cases, looks = _promoted_looks(pytester, canary_root, port)
     passed = [c for c in looks if c[0] == "passed"]
     assert len(looks) == 4, cases
     assert len(passed) >= 3, cases

@@ -7,8 +7,6 @@ registers is a usage error naming the value and the registered ones."""
 
 from __future__ import annotations
 
-import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +17,11 @@ from pytest_release.canary.evidence.prometheus import (
     PrometheusEvidence,
     PrometheusEvidenceConfig,
 )
-from pytest_release.canary.registry import registry
 from pytest_release.canary.samples import Target
 from tests.canary.canary_support import canary_toml, new_port
+from tests.canary.plugin_support import distribution, registered
 from tests.canary.prometheus_support import running_prometheus
-from tests.support.http_server import QuietHandler, address, serving
+from tests.support.http_server import address, serving_reads
 from tests.support.spine import project, run_stage
 
 STANDIN_ROUTER = '''
@@ -66,22 +64,16 @@ SELECTORS: dict[Target, str] = {"stable": 'version="stable"', "canary": 'version
 @pytest.fixture
 def standin_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The stand-in router as an installed distribution, here and on the stages' PYTHONPATH."""
-    site = tmp_path / "site"
-    info = site / "standin_lb-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: standin-lb\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[pytest_release.routers]\nstandin-lb = standin_lb_router:ROUTER\n"
+    site = distribution(
+        tmp_path / "site",
+        "standin-lb",
+        "pytest_release.routers",
+        "standin-lb = standin_lb_router:ROUTER",
+        {"standin_lb_router": STANDIN_ROUTER},
     )
-    (site / "standin_lb_router.py").write_text(textwrap.dedent(STANDIN_ROUTER))
     monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.syspath_prepend(str(site))
-    registry.cache_clear()
-    try:
+    with registered(site, monkeypatch):
         yield site
-    finally:
-        monkeypatch.undo()
-        registry.cache_clear()
 
 
 def _scrape_body(scrapes: int) -> bytes:
@@ -98,19 +90,9 @@ def _scrape_body(scrapes: int) -> bytes:
 def test_a_plugin_routers_registered_queries_count_each_version(
     standin_router: Path, tmp_path: Path
 ) -> None:
-    scrapes = [0]
-    lock = threading.Lock()
-
-    class Exporter(QuietHandler):
-        def do_GET(self) -> None:
-            with lock:
-                scrapes[0] += 1
-                body = _scrape_body(scrapes[0])
-            self.answer(200, body, "text/plain; version=0.0.4")
-
     failed = f'{SERIES}{{version="canary",outcome="failed"}}'
     with (
-        serving(Exporter) as server,
+        serving_reads(lambda n: (_scrape_body(n), "text/plain; version=0.0.4")) as (server, _),
         running_prometheus(tmp_path / "prom", [address(server)]) as prom,
     ):
         prom.wait_for(failed)

@@ -29,6 +29,7 @@ from pytest_release.canary.routers.haproxy.stats import haproxy_stats_poller
 from tests.canary import canary_support
 from tests.canary.canary_support import (
     LoadLoop,
+    assert_failed_on_counted_errors,
     assert_rollback_steps_passed,
     bootstrap_main,
     canary_root,
@@ -180,6 +181,19 @@ def _real_traffic(port: int, threads: int) -> Iterator[list[LoadLoop]]:
         yield loops
 
 
+def _promoted_looks(
+    pytester: pytest.Pytester, root: Path, port: int
+) -> tuple[dict[str, tuple[str, str, dict[str, str]]], list[tuple[str, str, dict[str, str]]]]:
+    """canary-1 of v2 while 3 real clients send through the frontend on ``port``: the stage
+    passes and no client saw a failure; its cases and its looks (``health@``)."""
+    with _real_traffic(port, threads=3) as loops:
+        result = run_stage(pytester, "canary-1", "--image=v2")
+    assert result.ret == 0, result.stdout.str()
+    assert all(loop.failures == [] for loop in loops)
+    cases = stage_cases(root, "canary-1")
+    return cases, [c for n, c in cases.items() if n.startswith("health@")]
+
+
 def _rolled_back(root: Path) -> None:
     platform = LocalPlatform(platform_config(), root)
     router = HAProxyRouter(HAProxyConfig(), platform.state_dir)
@@ -202,28 +216,15 @@ def _router_stage(pytester: pytest.Pytester, port: int, **judge: object) -> None
 def test_canary_with_errors_in_real_traffic_only_is_rolled_back_on_router_counts(
     pytester: pytest.Pytester,
     canary_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
     xdist: list[str],
 ) -> None:
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     port = new_port()
     _router_stage(pytester, port)
     bootstrap_main(canary_root, port)
     with _real_traffic(port, threads=3):
         result = run_stage(pytester, "canary-1", "--image=v2-errors-20", *xdist)
     assert result.ret == 1, result.stdout.str()
-    message, props = the_failed_look(canary_root)
-    # The threshold check or the comparison with stable (Fisher, which gets the whole
-    # comparison budget on counted evidence) may decide first, as on Prometheus
-    # evidence: both are the canary's errors as the router counted them.
-    failed = [
-        c for c in ("error_rate", "compare_error_rate") if props[f"judge.{c}.verdict"] == "fail"
-    ]
-    assert failed, props
-    for check in failed:
-        assert props[f"judge.{check}.source"] == "router"
-        assert int(props[f"judge.{check}.samples"]) >= 10
-    assert "router (HAProxy counters): canary error rate" in message
+    props = assert_failed_on_counted_errors(canary_root, "router", "router (HAProxy counters)")
     assert "judge.compare_latency.source" in props
     assert_rollback_steps_passed(canary_root)
     _rolled_back(canary_root)
@@ -254,12 +255,7 @@ def test_good_canary_in_real_traffic_only_is_promoted_on_router_counts(
     # Averages of a loaded shared machine wobble by more than the default 5 ms.
     _router_stage(pytester, port, comparison={"min_samples": 10, "latency_tolerance_ms": 100})
     bootstrap_main(canary_root, port)
-    with _real_traffic(port, threads=3) as loops:
-        result = run_stage(pytester, "canary-1", "--image=v2")
-    assert result.ret == 0, result.stdout.str()
-    assert all(loop.failures == [] for loop in loops)
-    cases = stage_cases(canary_root, "canary-1")
-    health = [c for n, c in cases.items() if n.startswith("health@")]
+    cases, health = _promoted_looks(pytester, canary_root, port)
     assert len(health) == 4
     for outcome, message, props in health:
         assert outcome == "passed", message
@@ -358,9 +354,8 @@ def test_router_only_at_30_requests_a_second_passes_a_good_canary(
 
 
 def test_router_only_at_30_requests_a_second_fails_a_broken_canary(
-    pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, canary_root: Path
 ) -> None:
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     _, result = _paced_run(pytester, canary_root, "v2-errors-20", hold="60s", interval="5s")
     assert result.ret == 1, result.stdout.str()
     message, props = the_failed_look(canary_root)
@@ -372,12 +367,11 @@ def test_router_only_at_30_requests_a_second_fails_a_broken_canary(
 
 
 def test_errors_are_counted_from_the_sampler_and_the_router_without_double_counting(
-    pytester: pytest.Pytester, canary_root: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, canary_root: Path
 ) -> None:
     """Both sources on: the sampler's direct requests and the real users' requests that
     HAProxy counted are one sample; the sampler's own requests through the front are
     HAProxy's already and are not added again."""
-    monkeypatch.setitem(canary_support.IMAGE_ENV, "v2-errors-20", {"FAULT_ERROR_RATE": "0.2"})
     sampler = {"rate": 5, "direct_rate": 5}
     _, result = _paced_run(
         pytester,

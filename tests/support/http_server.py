@@ -4,7 +4,7 @@ call, and a context manager that serves a handler on a thread and stops it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,6 +46,27 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServ
         yield server
     finally:
         stop_server(server)
+
+
+@contextmanager
+def serving_reads(
+    answer: Callable[[int], tuple[bytes, str]],
+) -> Iterator[tuple[ThreadingHTTPServer, list[int]]]:
+    """A server on a free port of 127.0.0.1 answering each GET 200 with ``answer(n)`` (the
+    body and its content type), ``n`` the number of GETs so far, the first 1 (cumulative
+    counters grow with it); the server and that number (one item, read while it runs)."""
+    reads = [0]
+    lock = threading.Lock()
+
+    class Counted(QuietHandler):
+        def do_GET(self) -> None:
+            with lock:
+                reads[0] += 1
+                body, content_type = answer(reads[0])
+            self.answer(200, body, content_type)
+
+    with serving(Counted) as server:
+        yield server, reads
 
 
 def address(server: ThreadingHTTPServer) -> str:
