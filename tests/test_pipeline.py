@@ -14,11 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from tests.support.junit import cases_by_name
 from tests.support.spine import run_teardown
@@ -27,8 +29,20 @@ from tests.workflow_support import pipeline_script
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The pipeline's fixed ports (registry 5000, HAProxy 18000 and 18100) are the machine's:
+# one pipeline at a time, also across xdist workers (its tests are one heavy-first group,
+# run one after the other on one worker; the lock makes sure of it).
+PORTS_LOCK = Path(tempfile.gettempdir()) / "pytest-release-pipeline-ports.lock"
+PIPELINE_GROUP = "pipeline-ports"
+
+
 @pytest.fixture
 def pipeline_copy(tmp_path: Path, docker_client: Any, base_image: str) -> Iterator[Path]:
+    with FileLock(str(PORTS_LOCK)):
+        yield from _pipeline_copy(tmp_path, docker_client)
+
+
+def _pipeline_copy(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
     copy = tmp_path / "repo"
     copy.mkdir()
     for name in ("examples", "suites", "scripts"):
@@ -92,6 +106,7 @@ def _release(output: str) -> str:
     raise AssertionError(f"no release line in:\n{output}")
 
 
+@pytest.mark.heavy(315, group=PIPELINE_GROUP)
 def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) -> None:
     good = _pipeline(pipeline_copy)
     assert good.returncode == 0, _explain(pipeline_copy, good)
@@ -136,6 +151,7 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert f"production (HAProxy): http://127.0.0.1:18000 serves {version}" not in slow.stdout
 
 
+@pytest.mark.heavy(234, group=PIPELINE_GROUP)
 def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     """docs/profiles.md's profiles through the pipeline with demo holds (issue 30, item 3):
     seed-002's four canary steps and blue/green's deploy, switch, smoke and finish."""

@@ -199,7 +199,7 @@ def argo_node(
         yield ArgoNode(node_cluster, api, namespace, tmp_path, fault_images)
 
 
-@pytest.mark.heavy(488)
+@pytest.mark.heavy(272)
 def test_controller_promotes_a_healthy_release_pytest_release_judged(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
@@ -234,7 +234,7 @@ def test_controller_promotes_a_healthy_release_pytest_release_judged(
     assert {"1", "2"} <= versions, results  # the real traffic reached both versions
 
 
-@pytest.mark.heavy(230)
+@pytest.mark.heavy(126)
 def test_controller_aborts_a_release_with_5_percent_errors_pytest_release_failed(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
