@@ -37,6 +37,7 @@ import pytest
 from pytest_release.canary.platforms.argo_rollouts.observe import ObservedRollout, RolloutObserver
 from pytest_release.canary.platforms.kubernetes.client import KubeApi
 from tests.analysis_support import analysis_server
+from tests.canary.prometheus_support import Prometheus
 from tests.kubernetes.argo_crds import built_argo_rollouts, install_argo_crds
 from tests.kubernetes.argo_support import (
     aborted,
@@ -58,9 +59,11 @@ from tests.support.spine import nest_tables, stage_cases
 # here is spent three times by the promoting test. It covers the stage starting, waiting
 # for the ready canary pods and recording its verdict: canary-1 recorded 6 s after its
 # hold with the machine's load at 8 on 2 cores and 21 s at a load of 14 (canary-2 and
-# canary-3 are already waiting in observe when their step starts, or nearly); 60 s leaves
-# about three times the worst.
-VERDICT_DELAY = 60
+# canary-3 are already waiting in observe when their step starts, or nearly); each stage
+# also first waits for Prometheus to have counted canary traffic. 90 s (as before the holds
+# were cut) leaves room for both on a loaded CI machine: a late verdict is an Inconclusive
+# analysis, which pauses the Rollout and fails the test.
+VERDICT_DELAY = 90
 # 10 % of four load loops through Traefik gives the canary about 7 requests/s (measured on
 # that loaded machine; judge.min_requests = 20 counts over the hold): a healthy canary
 # passes the first look and each after it, and the 5 % canary was failed at the first
@@ -128,6 +131,14 @@ class ArgoNode:
     namespace: str
     root: Path
     images: dict[str, str]
+    prometheus: Prometheus
+
+    def wait_for_canary_traffic(self) -> None:
+        """Until Prometheus has counted requests to the canary's Service: before that a
+        look has no canary series and is insufficient (judge.max_insufficient_intervals = 0
+        fails the stage), which under load happened at the first 10 s look of CI's run."""
+        canary = f'service=~"{self.namespace}-shop-canary-[0-9]+@kubernetescrd"'
+        self.prometheus.wait_for(f"sum(traefik_service_requests_total{{{canary}}}) > 0", 180)
 
     @contextmanager
     def release(self, tag: str) -> Iterator[tuple[RolloutObserver, ObservedRollout, str]]:
@@ -196,16 +207,17 @@ def argo_node(
             judge="max_p95_latency_ms = 10000\n" + _judge(namespace, prometheus.url),
         )
         (tmp_path / "pyproject.toml").write_text("[tool.pytest-release]\n" + nest_tables(toml))
-        yield ArgoNode(node_cluster, api, namespace, tmp_path, fault_images)
+        yield ArgoNode(node_cluster, api, namespace, tmp_path, fault_images, prometheus)
 
 
-@pytest.mark.heavy(272)
+@pytest.mark.heavy(330)
 def test_controller_promotes_a_healthy_release_pytest_release_judged(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
     root = argo_node.root
     with argo_node.release("2") as (observer, first, release):
         loads = [load(), load(), load(), load()]
+        argo_node.wait_for_canary_traffic()
         for stage in ("canary-1", "canary-2", "canary-3"):
             rc, out = argo_node.stage(stage, release)
             assert rc == 0, out
@@ -234,13 +246,14 @@ def test_controller_promotes_a_healthy_release_pytest_release_judged(
     assert {"1", "2"} <= versions, results  # the real traffic reached both versions
 
 
-@pytest.mark.heavy(126)
+@pytest.mark.heavy(156)
 def test_controller_aborts_a_release_with_5_percent_errors_pytest_release_failed(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
     root, namespace = argo_node.root, argo_node.namespace
     with argo_node.release("7-errors-5") as (observer, first, release):
         loads = [load(), load(), load(), load()]
+        argo_node.wait_for_canary_traffic()
         rc, out = argo_node.stage("canary-1", release)
         assert rc == 1, out
         cases = stage_cases(root, "canary-1")
