@@ -13,7 +13,8 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pytest_release.config.tables import GateConfig, LedgerConfig
+    from pytest_release.config.plain_tables import LedgerConfig
+    from pytest_release.config.tables import GateConfig
     from pytest_release.gating.gate_node import GateNode
     from pytest_release.ledger.ledger import LedgerStore
     from pytest_release.ledger.stage_run import StageOutcome, StageRun

@@ -41,7 +41,7 @@ def stage_plugins(release_config: ReleaseConfig, gate_names: Iterable[str]) -> l
     """The built-in plugins a stage of ``gate_names`` needs: those of its gates' kinds,
     coverage when one of them has a threshold, Kubernetes for its ledger or canaries.
     The others are not imported: their hooks would run for every test for nothing."""
-    used = [release_config.gates[name] for name in gate_names]
+    used = [release_config.common[name] for name in gate_names]
     kinds = {gate.kind for gate in used}
     needed = [gates.builtin_gate_plugin(kind) for kind in gates.BUILTIN_GATES if kind in kinds]
     if any(gate.coverage is not None for gate in used):

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pytest_release.canary.judge import CanaryVerdict
     from pytest_release.canary.rollout import Rollout
     from pytest_release.canary.settings import CanarySettings
-    from pytest_release.config.tables import RolloutConfig
+    from pytest_release.config.plain_tables import RolloutConfig
 
 Step = Literal[
     "observe",

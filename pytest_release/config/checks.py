@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import StageConfig
+    from pytest_release.config.plain_tables import StageConfig
 
 # Judged intervals of one canary hold at most: each is a test item (and a window of
 # samples kept in memory); millions of them exhausted memory before anything ran.

@@ -7,15 +7,18 @@ committed file differs, so the reference cannot drift from the code.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import inspect
 import itertools
 import json
 import re
+import typing
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from pytest_release.config.tables import (
     EnvironmentConfig,
@@ -78,11 +81,29 @@ def _type_name(annotation: Any) -> str:
     )
 
 
+# A table: a pydantic model, or a plain dataclass pydantic validates (.plain_tables).
+Table = type[Any]
+
+
+def table_fields(table: Table) -> dict[str, FieldInfo]:
+    """Field name -> its pydantic field of a model or of a dataclass table."""
+    if issubclass(table, BaseModel):
+        return dict(table.model_fields)
+    hints = typing.get_type_hints(table, include_extras=True)
+    return {
+        field.name: FieldInfo.from_annotated_attribute(
+            hints[field.name],
+            PydanticUndefined if field.default is dataclasses.MISSING else field.default,
+        )
+        for field in dataclasses.fields(table)
+    }
+
+
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "(required)"
     default = field.get_default(call_default_factory=True)
-    if isinstance(default, BaseModel):
+    if isinstance(default, BaseModel) or dataclasses.is_dataclass(default):
         return "(table)"
     if isinstance(default, tuple):
         default = list(default)
@@ -126,7 +147,7 @@ def _attribute_docstrings(cls: type) -> dict[str, str]:
     }
 
 
-def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
+def field_descriptions(model: Table) -> dict[str, str]:
     """Field name -> its description for every field of ``model``: the attribute
     docstring (a subclass's over its bases'), else ``Field(description=...)``, else "".
 
@@ -135,21 +156,21 @@ def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
     for text only this reference needs."""
     docstrings: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        if issubclass(cls, BaseModel) and cls is not BaseModel:
+        if (issubclass(cls, BaseModel) and cls is not BaseModel) or dataclasses.is_dataclass(cls):
             # A field declared again without a docstring does not keep its base's.
             for name in vars(cls).get("__annotations__", {}):
                 docstrings.pop(name, None)
             docstrings.update(_attribute_docstrings(cls))
     return {
         name: docstrings.get(name) or (field.description or "").replace("\n", " ")
-        for name, field in model.model_fields.items()
+        for name, field in table_fields(model).items()
     }
 
 
-def _table(model: type[BaseModel], prefix: str, skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def _table(model: Table, prefix: str, skip: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
     descriptions = field_descriptions(model)
-    for name, field in model.model_fields.items():
+    for name, field in table_fields(model).items():
         if name in skip:
             continue
         description = descriptions[name].replace("|", "\\|")
@@ -158,9 +179,9 @@ def _table(model: type[BaseModel], prefix: str, skip: set[str] = frozenset()) ->
     return lines
 
 
-def model_sections() -> list[tuple[str, type[BaseModel], str, set[str]]]:
-    """(title, model, key prefix, fields documented elsewhere) for every config model."""
-    sections: list[tuple[str, type[BaseModel], str, set[str]]] = [
+def model_sections() -> list[tuple[str, Table, str, set[str]]]:
+    """(title, table, key prefix, fields documented elsewhere) for every config table."""
+    sections: list[tuple[str, Table, str, set[str]]] = [
         ("Top level", ReleaseConfigModel, "", set()),
         ("`ledger`", LedgerConfig, "ledger.", set()),
         ("`environments.<name>`", EnvironmentConfig, "environments.<name>.", set()),
@@ -180,14 +201,14 @@ def model_sections() -> list[tuple[str, type[BaseModel], str, set[str]]]:
 def _is_table(candidate: Any) -> bool:
     return (
         isinstance(candidate, type)
-        and issubclass(candidate, BaseModel)
+        and (issubclass(candidate, BaseModel) or dataclasses.is_dataclass(candidate))
         and not issubclass(candidate, GateConfig)
     )
 
 
-def _type_values(model: type[BaseModel]) -> list[str]:
+def _type_values(model: Table) -> list[str]:
     """The values of a union member's ``type`` key (what tells the members apart)."""
-    field = model.model_fields.get("type")
+    field = table_fields(model).get("type")
     if field is None:
         return []
     if get_origin(field.annotation) is Literal:
@@ -195,11 +216,9 @@ def _type_values(model: type[BaseModel]) -> list[str]:
     return [] if field.is_required() else [str(field.get_default())]
 
 
-def _nested(
-    model: type[BaseModel], prefix: str
-) -> list[tuple[str, type[BaseModel], str, set[str]]]:
-    found: list[tuple[str, type[BaseModel], str, set[str]]] = []
-    for name, field in model.model_fields.items():
+def _nested(model: Table, prefix: str) -> list[tuple[str, Table, str, set[str]]]:
+    found: list[tuple[str, Table, str, set[str]]] = []
+    for name, field in table_fields(model).items():
         annotation = field.annotation
         sub_prefix = f"{prefix}{name}."
         if get_origin(annotation) is dict:

@@ -50,9 +50,11 @@ def format_errors(source: str, prefix: str, error: ValidationError) -> str:
     for err in _union_errors(error.errors()):
         key = ".".join(p for p in (prefix, _describe_location(err["loc"])) if p)
         value = err.get("input")
-        if err["type"] == "extra_forbidden":
+        # A dataclass table (:mod:`.plain_tables`) reports the same two problems under
+        # other names than a model does.
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             lines.append(f"  {key}: unknown key (value {value!r}); check the spelling")
-        elif err["type"] == "missing":
+        elif err["type"] in ("missing", "missing_argument"):
             lines.append(f"  {key}: required key is missing")
         else:
             lines.append(f"  {key} = {value!r}: {err['msg']}")

@@ -36,9 +36,6 @@ class GateTables(BuiltOnRead["GateConfig"]):
         if validate:
             self._built[name] = self._validate(name)
 
-    def validated(self) -> list[str]:
-        return list(self._built)
-
     def settings_from(self, name: str) -> str | None:
         """The gate whose settings gate ``name`` uses (``settings_from``, read from its
         table without validating it), or None."""
@@ -80,6 +77,6 @@ def deployment_claims(
         used = {g for target, names in runs if target == environment for g in names}
         used &= set(gates)
         used |= {o for g in used if (o := gates.settings_from(g)) is not None and o in gates}
-        claimed = used & set(gates.validated())
+        claimed = used & set(gates.built())
         claims[environment] = {g: gates[g].deployment_claims() for g in gates if g in claimed}
     return claims

@@ -78,6 +78,33 @@ class BuiltOnRead(Mapping[str, T]):
     def __len__(self) -> int:
         return len(self._keys())
 
+    def built(self) -> list[str]:
+        """The names whose values have been built (or given) so far."""
+        return list(self._built)
+
+
+class BuiltByName(BuiltOnRead[T]):
+    """Values of ``names``, each ``build(name)`` when first read, or given (``known``)."""
+
+    def __init__(
+        self,
+        names: Collection[str],
+        build: Callable[[str], T],
+        known: Mapping[str, T] | None = None,
+    ) -> None:
+        super().__init__()
+        self._names = names
+        self._build_one = build
+        self._built.update(known or {})
+
+    def _keys(self) -> Collection[str]:
+        return self._names
+
+    def _build(self, name: str) -> T:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._build_one(name)
+
 
 class PickledTables(BuiltOnRead[T]):
     """Tables by name, sent pickled (validated models of another process, the xdist
@@ -85,17 +112,28 @@ class PickledTables(BuiltOnRead[T]):
     configuration has (messages list them); a name whose table was not sent (a gate
     the stage does not run) is a clear error, never a silent default."""
 
-    def __init__(self, what: str, names: tuple[str, ...], pickled: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        what: str,
+        names: tuple[str, ...],
+        pickled: Mapping[str, bytes],
+        unsent: Callable[[str], T | None] | None = None,
+    ) -> None:
         super().__init__()
         self._what = what
         self._names = names
         self._pickled = dict(pickled)
+        # The table of a name the controller did not send on purpose, or None.
+        self._unsent = unsent
 
     def _keys(self) -> tuple[str, ...]:
         return self._names
 
     def _build(self, name: str) -> T:
         if name not in self._pickled:
+            unsent = self._unsent(name) if self._unsent is not None else None
+            if unsent is not None:
+                return unsent
             if name in self._names:
                 raise ReleaseConfigError(
                     f"{self._what}.{name} is not part of this stage, so the xdist "

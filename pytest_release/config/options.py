@@ -143,6 +143,16 @@ RELEASE_STATUS = Option(
     "print the ledger for the release (--release-id) and exit",
     switch=True,
 )
+PLAN_CACHE = Option(
+    "--release-plan-cache",
+    "release_plan_cache",
+    "on (default): a stage whose configuration, pytest-release and installed packages "
+    "are unchanged since a stage validated them reads the validated plan from "
+    ".pytest-release/plans/ instead of validating again; off: always validate",
+    ini="release_plan_cache",
+    metavar="on|off",
+)
+PLAN_CACHE_VALUES = ("on", "off")
 
 # In the order of pytest's help.
 OPTIONS = (
@@ -157,6 +167,7 @@ OPTIONS = (
     ROLLBACK_TO,
     SHARD,
     ONLY_GATES,
+    PLAN_CACHE,
     RELEASE_STATUS,
 )
 
@@ -212,6 +223,16 @@ def cli_or_ini(config: pytest.Config, option: Option) -> str | None:
         ini_value = config.getini(option.ini)
         value = ini_value if isinstance(ini_value, str) and ini_value else None
     return value if isinstance(value, str) else None
+
+
+def plan_cache_enabled(config: pytest.Config) -> bool:
+    value = cli_or_ini(config, PLAN_CACHE) or "on"
+    if value not in PLAN_CACHE_VALUES:
+        raise pytest.UsageError(
+            f"{PLAN_CACHE.flag}={value!r}: unknown value; allowed: "
+            f"{', '.join(PLAN_CACHE_VALUES)} (ini: {PLAN_CACHE.ini})"
+        )
+    return value == "on"
 
 
 # Release ids name files, GitHub outputs and ledger entries: one printable word, bounded.

@@ -62,20 +62,20 @@ def build_plan(
         listed = [g for g in listed if g in only]
     depends_on: dict[str, tuple[str, ...]] = {}
     for position, gate_name in enumerate(listed):
-        after = config.gates[gate_name].after
+        after = config.common[gate_name].after
         if after is None:
             depends_on[gate_name] = (listed[position - 1],) if position else ()
         else:
             depends_on[gate_name] = tuple(dep for dep in after if dep in listed)
     order = _topological(listed, depends_on, stage_name, config.source)
-    serial = frozenset(g for g in listed if config.gates[g].serial)
+    serial = frozenset(g for g in listed if config.common[g].serial)
     return StagePlan(
         stage=stage_name,
         order=order,
         depends_on=depends_on,
         serial=serial,
-        markers={g: config.gates[g].markers for g in order},
-        paths={g: config.gates[g].paths for g in order},
+        markers={g: config.common[g].markers for g in order},
+        paths={g: config.common[g].paths for g in order},
     )
 
 

@@ -9,16 +9,18 @@ without editing this module, and unknown keys are still errors.
 from __future__ import annotations
 
 import re
-import tomllib
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from pytest_release.config.checks import stage_problems
+from pytest_release.config.common_gate import common_settings
 from pytest_release.config.defaults import DEFAULT_GATES, DEFAULT_STAGES
 from pytest_release.config.errors import format_errors as _format_errors
+from pytest_release.config.files import deep_merge as _deep_merge
+from pytest_release.config.files import merge_layers as merge_layers
+from pytest_release.config.files import read_table as read_table
 from pytest_release.config.gates import GateTables as _Gates
 from pytest_release.config.gates import deployment_claims
 from pytest_release.config.identity import identity_problems
@@ -47,80 +49,6 @@ def _merge_tables(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[
         else:
             merged[name] = table
     return merged
-
-
-def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Layered configuration files: tables merge recursively, a later file's value
-    replaces an earlier one's (lists included); a table whose ``type`` a later file
-    changes is replaced whole (e.g. a profile switching the platform)."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _deep_merge(merged, layer)
-    return merged
-
-
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    result = dict(base)
-    for key, value in top.items():
-        below = result.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping):
-            # A table that switches its ``type`` (a platform profile) replaces the table.
-            switched = "type" in value and "type" in below and value["type"] != below["type"]
-            result[key] = dict(value) if switched else _deep_merge(below, value)
-        else:
-            result[key] = value
-    return result
-
-
-def read_table(path: Path, *, pyproject: bool) -> dict[str, Any]:
-    """The ``[tool.pytest-release]`` table of a pyproject.toml, or a whole release TOML."""
-    if path.is_dir():
-        raise ReleaseConfigError(
-            f"release configuration {path} is a directory, not a file; pass the path of a "
-            f"TOML file to --release-config, e.g. {path / 'release.toml'}"
-        )
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ReleaseConfigError(
-            f"release configuration file {path} does not exist; "
-            "pass an existing TOML file to --release-config"
-        ) from None
-    except OSError as exc:
-        raise ReleaseConfigError(
-            f"cannot read the release configuration file {path}: {exc.strerror or exc}; "
-            "fix its permissions or pass another TOML file to --release-config"
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReleaseConfigError(
-            f"release configuration file {path} is not UTF-8 text (byte "
-            f"0x{raw[exc.start]:02x} at offset {exc.start}): it must be a TOML file saved as "
-            "UTF-8; check that --release-config names the right file"
-        ) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ReleaseConfigError(f"{path} is not valid TOML: {exc}") from None
-    if not pyproject:
-        # A dedicated file may hold the table at top level or under [tool.pytest-release].
-        tool = data.get("tool", {})
-        if isinstance(tool, dict) and "pytest-release" in tool and len(data) == 1:
-            data = tool["pytest-release"]
-        if not data:
-            # Named on purpose and empty (/dev/null, a file not yet written, an unset CI
-            # variable's path): running on the built-in defaults would be a different run.
-            raise ReleaseConfigError(
-                f"release configuration file {path} is empty (no settings in it); pass the "
-                "TOML file with your stages and gates to --release-config, or leave the "
-                "option out to use [tool.pytest-release] in pyproject.toml"
-            )
-        return data
-    table = data.get("tool", {}).get("pytest-release", {})
-    if not isinstance(table, dict):
-        raise ReleaseConfigError(f"{path}: [tool.pytest-release] must be a table")
-    return table
 
 
 def load_release_config(
@@ -186,7 +114,7 @@ def load_release_config(
     tables.update({name: env.gates for name, env in environments.items()})
     runs = [(stage.target, stage.gates) for stage in model.stages.values()]
     problems += identity_problems(deployment_claims(runs, tables))
-    for gate_name in gates.validated():
+    for gate_name in gates.built():
         for dep in gates[gate_name].after or ():
             if dep not in gates:
                 problems.append(
@@ -203,6 +131,7 @@ def load_release_config(
         ledger_table=Lazy.ready(model.ledger),
         stages=dict(model.stages),
         gates=gates,
+        common=common_settings(gates),
         environments=environments,
     )
 
@@ -244,7 +173,7 @@ def _environment(
         _check_kind(gate, merged, gate_kinds, source, prefix)
         # What the environment changes is checked now; the rest as the production gates.
         gates.add(gate, merged, validate=gate in env.gates or merged != DEFAULT_GATES.get(gate))
-    return Environment(name, env.description, dict(env.env), gates)
+    return Environment(name, env.description, dict(env.env), gates, common_settings(gates))
 
 
 def _as_table(value: object, source: str, key: str) -> Mapping[str, Any]:

@@ -1,8 +1,8 @@
 """The validated configuration as values: what a stage reads (:class:`ReleaseConfig`).
 
-Built by :mod:`.release` (validation, the controller) or from the controller's plan (an
-xdist worker, :mod:`pytest_release.stage.worker_plan`); this module imports no pydantic,
-so a worker that reads only its plan never does.
+Built by :mod:`.release` (validation), from a cached plan (:mod:`.plan_cache`) or from
+the controller's plan (an xdist worker, :mod:`pytest_release.stage.worker_plan`); this
+module imports no pydantic, so a process that reads only a plan never does.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from pytest_release.config.common_gate import CommonGateSettings
 from pytest_release.config.lazy import Lazy
 from pytest_release.errors import ReleaseConfigError
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import GateConfig, LedgerConfig, StageConfig
+    from pytest_release.config.plain_tables import LedgerConfig, StageConfig
+    from pytest_release.config.tables import GateConfig
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Environment:
     description: str
     env: Mapping[str, str]
     gates: Mapping[str, GateConfig]
+    # What the spine reads of each gate (:mod:`.common_gate`), without its model.
+    common: Mapping[str, CommonGateSettings]
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,10 @@ class ReleaseConfig:
     # The ledger table, built when first read (an xdist worker never reads it).
     ledger_table: Lazy[LedgerConfig]
     stages: Mapping[str, StageConfig]
+    # Gate tables (models of their kinds): only a gate kind's plugin reads them.
     gates: Mapping[str, GateConfig]
+    # What the spine reads of each gate (:mod:`.common_gate`), without its model.
+    common: Mapping[str, CommonGateSettings]
     environments: Mapping[str, Environment] = field(default_factory=dict)
 
     @property
@@ -51,7 +58,8 @@ class ReleaseConfig:
         target = self.stage(name).target
         if target is None:
             return self
-        return replace(self, gates=self.environments[target].gates)
+        environment = self.environments[target]
+        return replace(self, gates=environment.gates, common=environment.common)
 
     def stage(self, name: str) -> StageConfig:
         try:

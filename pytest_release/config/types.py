@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from pydantic import AfterValidator, BeforeValidator
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
 
 __all__ = [
     "MAX_DURATION",
     "MIN_DURATION",
+    "After",
+    "Before",
+    "Bounds",
     "Duration",
     "EnvVars",
     "EnvVarsPerKey",
@@ -120,8 +127,60 @@ def check_env_vars_per_key(value: dict[str, dict[str, str]]) -> dict[str, dict[s
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_positive_duration)]
-HttpPath = Annotated[str, AfterValidator(check_http_path)]
-EnvVars = Annotated[dict[str, str], AfterValidator(check_env_vars)]
-EnvVarsPerKey = Annotated[dict[str, dict[str, str]], AfterValidator(check_env_vars_per_key)]
+# The annotations below are what pydantic's BeforeValidator, AfterValidator and
+# Field(ge=, le=) do, written so that defining a table imports no pydantic: pydantic
+# asks an annotation for its schema only when it validates (one process, once), and a
+# stage that reads a cached plan (:mod:`.plan_cache`) never validates.
+
+
+@dataclass(frozen=True)
+class Before:
+    """Run ``check`` on the raw value before the type's own validation."""
+
+    check: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+
+@dataclass(frozen=True)
+class After:
+    """Run ``check`` on the value the type's own validation produced."""
+
+    check: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A number at least ``ge`` and at most ``le`` (pydantic's own messages)."""
+
+    ge: float | None = None
+    le: float | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema: dict[str, Any] = dict(handler(source))  # an int or float schema
+        if self.ge is not None:
+            schema["ge"] = self.ge
+        if self.le is not None:
+            schema["le"] = self.le
+        return cast("CoreSchema", schema)
+
+
+Duration = Annotated[float, Before(parse_duration)]
+PositiveDuration = Annotated[float, Before(parse_positive_duration)]
+HttpPath = Annotated[str, After(check_http_path)]
+EnvVars = Annotated[dict[str, str], After(check_env_vars)]
+EnvVarsPerKey = Annotated[dict[str, dict[str, str]], After(check_env_vars_per_key)]

@@ -38,6 +38,8 @@ def gate_kind_hooks(
 
     @pytest.hookimpl
     def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
+        if gate_node.common.kind != kind:
+            return None  # read no other kind's table (a tests gate may have none loaded)
         gate = gate_node.gate
         return items(gate_node, gate) if isinstance(gate, model) else None
 

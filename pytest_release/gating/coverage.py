@@ -25,7 +25,7 @@ from pytest_release.gating.gate_node import GateItem
 from pytest_release.stage.session import GATE_KEY, get_stage_session
 
 if TYPE_CHECKING:
-    from pytest_release.config.tables import CoverageConfig
+    from pytest_release.config.plain_tables import CoverageConfig
     from pytest_release.gating.gate_node import GateNode
     from pytest_release.stage.session import StageSession
 
@@ -79,7 +79,7 @@ class CoverageCheck(GateItem):
         assert session is not None
         assert parent is not None
         gate = parent.name.removeprefix("gate:")
-        settings = session.run.config.gates[gate].coverage
+        settings = session.run.config.common[gate].coverage
         assert settings is not None
         data = _data_file(session, gate)
         parts = sorted(str(p) for p in data.parent.glob(data.name + ".*"))
@@ -107,7 +107,7 @@ class CoverageCheck(GateItem):
 
 @pytest.hookimpl
 def pytest_release_gate_items(gate_node: GateNode) -> list[pytest.Item] | None:
-    if gate_node.gate.coverage is None:
+    if gate_node.common.coverage is None:
         return None
     source = Path(gate_node.run.config.source.split(" + ")[0])
     return [
@@ -126,7 +126,7 @@ def pytest_collection(session: pytest.Session) -> Generator[None, None, object]:
     measuring = []
     if stage is not None:
         for gate in stage.run.plan.order:
-            settings = stage.run.config.gates[gate].coverage
+            settings = stage.run.config.common[gate].coverage
             if settings is not None:
                 cov = _coverage(session.config, stage, gate, settings)
                 if cov is not None:
@@ -159,7 +159,7 @@ def _measure(item: pytest.Item) -> Any:
     session = get_stage_session(item.config)
     if gate is None or session is None or is_finalizer(item):
         return None
-    settings = session.run.config.gates[gate].coverage
+    settings = session.run.config.common[gate].coverage
     if settings is None:
         return None
     return _coverage(item.config, session, gate, settings)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
     from _pytest.fixtures import FixtureRequest  # noqa: F401
 
+    from pytest_release.config.common_gate import CommonGateSettings
     from pytest_release.config.tables import GateConfig
     from pytest_release.ledger.stage_run import StageRun
 
@@ -38,9 +39,14 @@ class GateNode(pytest.Collector):
 
     @property
     def gate(self) -> GateConfig:
-        """The gate's table, read when a gate kind asks for it (a worker that runs only
+        """The gate's table, read when a gate kind asks for it (a stage that runs only
         tests gates never reads one)."""
         return self.run.config.gates[self.gate_name]
+
+    @property
+    def common(self) -> CommonGateSettings:
+        """What every gate has (kind, coverage, ...), read without the gate's table."""
+        return self.run.config.common[self.gate_name]
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         generated = self.ihook.pytest_release_gate_items(gate_node=self)

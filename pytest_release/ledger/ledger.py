@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from pytest_release.config.tables import LedgerConfig
+from pytest_release.config.plain_tables import LedgerConfig
 from pytest_release.errors import LedgerError
 from pytest_release.ledger.lease import Lease, LeaseHolder, expired_leases
 from pytest_release.ledger.stage_run import GateResult, StageResult
@@ -242,8 +242,12 @@ def _short(value: object) -> str:
 
 
 def render_document(runs: Runs) -> str:
-    document = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
-    return json.dumps(document, indent=2) + "\n"
+    """The ledger as JSON, one run per line: readable and diffable, and written by the
+    json module's C encoder (``indent`` would take its pure-Python one, whose cost grew
+    with the ledger three times per stage: 8 ms at 44 runs)."""
+    lines = ",\n".join(f"  {json.dumps(run)}" for run in runs)
+    head = f'{{"format": {json.dumps(LEDGER_FORMAT)}, "version": {json.dumps(LEDGER_VERSION)}'
+    return f'{head}, "runs": [\n{lines}\n]}}\n' if runs else f'{head}, "runs": []}}\n'
 
 
 class FileLedgerStore:

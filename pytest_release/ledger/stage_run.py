@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     # Types only: a worker builds its run from the controller's plan, with no pydantic.
+    from pytest_release.config.plain_tables import StageConfig
     from pytest_release.config.plan import StagePlan
     from pytest_release.config.release_config import ReleaseConfig
-    from pytest_release.config.tables import StageConfig
 
 StageResult = Literal[
     "running", "passed", "failed", "rolled-back", "interrupted", "rollback-failed"

@@ -113,7 +113,7 @@ def check_release_image(session: StageSession) -> None:
     if rollout is None or rollout.action == "rollback" or session.run.image:
         return
     canary_gates = [
-        g for g in session.run.plan.order if session.run.config.gates[g].deploys_release_image()
+        g for g in session.run.plan.order if session.run.config.common[g].deploys_release_image
     ]
     if not canary_gates:
         return

@@ -5,25 +5,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_release.config import options
+from pytest_release.config.files import merge_layers, read_table
 from pytest_release.config.plan import build_plan
-from pytest_release.config.release import (
-    ReleaseConfig,
-    load_release_config,
-    merge_layers,
-    read_table,
-)
-from pytest_release.config.tables import GateConfig
+from pytest_release.config.release_config import ReleaseConfig
 from pytest_release.errors import ReleaseConfigError
 from pytest_release.ledger.stage_run import StageRun
+
+if TYPE_CHECKING:
+    from pytest_release.config.plan_cache import PlanCache
+    from pytest_release.config.tables import GateConfig
 
 
 def gate_kinds(config: pytest.Config) -> Mapping[str, type[GateConfig]]:
     """``tests``, the built-in kinds (a kind's table is imported only when the
     configuration names it) and the kinds other plugins add with the hook."""
+    from pytest_release.config.tables import GateConfig
     from pytest_release.gates import BUILTIN_GATES, GateKinds, builtin_gate_model
 
     extra: dict[str, type[GateConfig]] = {}
@@ -42,39 +43,72 @@ def gate_kinds(config: pytest.Config) -> Mapping[str, type[GateConfig]]:
     return GateKinds(extra)
 
 
-def load_config(config: pytest.Config) -> ReleaseConfig:
+def _read_configuration(config: pytest.Config) -> tuple[dict[str, Any], str]:
+    """The configuration's table (its files layered) and its source, as read."""
     explicit = options.cli_or_ini_list(config, options.RELEASE_CONFIG)
+    if not explicit:
+        path = config.rootpath / "pyproject.toml"
+        if not path.is_file():
+            return {}, "the built-in defaults"
+        return read_table(path, pyproject=True), str(path)
+    tables = []
+    for value in explicit:
+        if not value.strip():
+            raise ReleaseConfigError(
+                f"{options.RELEASE_CONFIG.flag} is empty; pass the path of a TOML file "
+                "(e.g. --release-config=release.toml), or leave the option out to use "
+                "[tool.pytest-release] in pyproject.toml"
+            )
+        path = Path(value)
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        pyproject = path.name == "pyproject.toml"
+        table = read_table(path, pyproject=pyproject)
+        if pyproject and not table:
+            raise ReleaseConfigError(
+                f"{path} has no [tool.pytest-release] table (or an empty one), but "
+                f"{options.RELEASE_CONFIG.flag} names it; add the table, or pass the "
+                "file that holds your stages and gates"
+            )
+        tables.append((path, table))
+    return merge_layers([t for _, t in tables]), " + ".join(str(p) for p, _ in tables)
+
+
+def _plan_cache_usable(config: pytest.Config) -> bool:
+    """The cache is on, and no plug-in adds gate kinds (their code is not in its key)."""
+    if not options.plan_cache_enabled(config):
+        return False
+    implementations = config.pluginmanager.hook.pytest_release_gate_kinds.get_hookimpls()
+    return all(
+        getattr(impl.plugin, "__name__", "").startswith("pytest_release.")
+        for impl in implementations
+    )
+
+
+def load_config_cached(config: pytest.Config) -> tuple[ReleaseConfig, PlanCache | None]:
+    """The validated configuration, from the plan cache when it has this one's entry
+    (:mod:`pytest_release.config.plan_cache`), and the cache to keep it in."""
     try:
-        if explicit:
-            tables = []
-            for value in explicit:
-                if not value.strip():
-                    raise ReleaseConfigError(
-                        f"{options.RELEASE_CONFIG.flag} is empty; pass the path of a TOML file "
-                        "(e.g. --release-config=release.toml), or leave the option out to use "
-                        "[tool.pytest-release] in pyproject.toml"
-                    )
-                path = Path(value)
-                if not path.is_absolute():
-                    path = Path(config.invocation_params.dir) / path
-                pyproject = path.name == "pyproject.toml"
-                table = read_table(path, pyproject=pyproject)
-                if pyproject and not table:
-                    raise ReleaseConfigError(
-                        f"{path} has no [tool.pytest-release] table (or an empty one), but "
-                        f"{options.RELEASE_CONFIG.flag} names it; add the table, or pass the "
-                        "file that holds your stages and gates"
-                    )
-                tables.append((path, table))
-            table = merge_layers([t for _, t in tables])
-            source = " + ".join(str(p) for p, _ in tables)
-        else:
-            path = config.rootpath / "pyproject.toml"
-            table = read_table(path, pyproject=True) if path.is_file() else {}
-            source = str(path) if path.is_file() else "the built-in defaults"
-        return load_release_config(table, source, gate_kinds(config))
+        table, source = _read_configuration(config)
+        cache = None
+        if _plan_cache_usable(config):
+            from pytest_release.config.plan_cache import PlanCache
+
+            cache = PlanCache.for_table(config.rootpath, table, source)
+
+        def validate() -> ReleaseConfig:
+            from pytest_release.config.release import load_release_config
+
+            return load_release_config(table, source, gate_kinds(config))
+
+        cached = cache.read(validate) if cache is not None else None
+        return (cached if cached is not None else validate()), cache
     except ReleaseConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def load_config(config: pytest.Config) -> ReleaseConfig:
+    return load_config_cached(config)[0]
 
 
 def _path(config: pytest.Config, value: str) -> Path:
@@ -87,7 +121,8 @@ def resolve_ledger_path(config: pytest.Config, release_config: ReleaseConfig) ->
 
 
 def resolve_run(config: pytest.Config, stage: str) -> StageRun:
-    release_config = load_config(config)
+    release_config, cache = load_config_cached(config)
+    validated = release_config
     if not stage.strip():
         # `--stage=` (an unset CI variable) must not silently run plain pytest.
         raise pytest.UsageError(
@@ -101,6 +136,9 @@ def resolve_run(config: pytest.Config, stage: str) -> StageRun:
         plan = build_plan(release_config, stage, tuple(only) if only else None)
     except ReleaseConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if cache is not None:
+        # What the plan read of the stage's gates is there for the next stage.
+        cache.write(validated)
     target = release_config.stages[stage].target
     if target is not None:
         # The stage works on that environment: its tools and tests (and xdist workers,

@@ -20,7 +20,7 @@ def empty_gate_problems(run: StageRun, gates: tuple[GateResult, ...]) -> list[st
     for result in gates:
         if result.total or result.status != "empty":
             continue
-        gate = run.config.gates[result.gate]
+        gate = run.config.common[result.gate]
         if gate.allow_empty:
             continue
         selects = []

@@ -18,18 +18,22 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_release.config.lazy import Lazy, PickledTables
+from pytest_release.config.common_gate import CommonGateSettings, common_settings
+from pytest_release.config.lazy import BuiltOnRead, Lazy, PickledTables
 from pytest_release.config.plan import StagePlan
 from pytest_release.config.release_config import ReleaseConfig
 from pytest_release.ledger.stage_run import StageRun
 
+if TYPE_CHECKING:
+    from pytest_release.config.tables import GateConfig
+
 PLAN_KEY = "pytest_release_plan"
 # Bumped when the plan's shape changes (a worker of another version refuses it).
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 def _pickled(value: object) -> bytes:
@@ -40,21 +44,31 @@ def _sent_gates(run: StageRun) -> list[str]:
     """The stage's gates and the gates they take settings from (``settings_from``)."""
     sent = list(run.plan.order)
     for name in run.plan.order:
-        other = getattr(run.config.gates[name], "settings_from", None)
-        if isinstance(other, str) and other in run.config.gates and other not in sent:
+        other = run.config.common[name].settings_from
+        if other is not None and other in run.config.gates and other not in sent:
             sent.append(other)
     return sent
+
+
+def _tables_sent(run: StageRun, gates: list[str]) -> list[str]:
+    """The gates whose tables the workers get: those of a gate kind (its plugin reads
+    them).  A ``tests`` gate's table is read by no built-in code: it is sent only when
+    this process has it already, never validated for the workers' sake."""
+    tables = run.config.gates
+    have = set(tables.built()) if isinstance(tables, BuiltOnRead) else set(gates)
+    return [g for g in gates if run.config.common[g].kind != "tests" or g in have]
 
 
 def worker_plan(run: StageRun, plugins: Sequence[str]) -> dict[str, Any] | None:
     """The plan for the workers (built-in types and bytes only: what execnet sends), or
     None when a table cannot be pickled."""
     config = run.config
+    gates = _sent_gates(run)
     try:
         tables = {
             "ledger": _pickled(config.ledger),
             "stages": {name: _pickled(stage) for name, stage in config.stages.items()},
-            "gates": {name: _pickled(config.gates[name]) for name in _sent_gates(run)},
+            "gates": {name: _pickled(config.gates[name]) for name in _tables_sent(run, gates)},
         }
     except (pickle.PicklingError, AttributeError, TypeError):
         return None
@@ -82,6 +96,7 @@ def worker_plan(run: StageRun, plugins: Sequence[str]) -> dict[str, Any] | None:
             "reports_dir": config.reports_dir,
             "secrets": list(config.secrets),
             "gate_names": list(config.gates),
+            "common": {name: config.common[name].to_json() for name in gates},
             **tables,
         },
     }
@@ -106,13 +121,31 @@ def received_plan(config: pytest.Config) -> tuple[StageRun, list[str]] | None:
         )
     plan, tables = sent["plan"], sent["config"]
     pickled_ledger: bytes = tables["ledger"]
+    stage_gates = set(tables["common"])
+
+    def unsent(name: str) -> GateConfig | None:
+        # A tests gate of the stage whose table the controller never loaded (it ran
+        # from a cached plan): this worker validates the configuration itself.
+        if name not in stage_gates:
+            return None
+        from pytest_release.stage.resolve import load_config
+
+        return load_config(config).for_stage(sent["stage"]).gates[name]
+
+    gate_tables: PickledTables[GateConfig] = PickledTables(
+        "gates", tuple(tables["gate_names"]), tables["gates"], unsent
+    )
     release_config = ReleaseConfig(
         source=tables["source"],
         reports_dir=tables["reports_dir"],
         secrets=tuple(tables["secrets"]),
         ledger_table=Lazy(lambda: pickle.loads(pickled_ledger)),  # our controller's
         stages=PickledTables("stages", tuple(tables["stages"]), tables["stages"]),
-        gates=PickledTables("gates", tuple(tables["gate_names"]), tables["gates"]),
+        gates=gate_tables,
+        common=common_settings(
+            gate_tables,
+            {name: CommonGateSettings.from_json(value) for name, value in tables["common"].items()},
+        ),
     )
     run = StageRun(
         stage=sent["stage"],

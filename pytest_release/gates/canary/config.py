@@ -15,7 +15,8 @@ from pytest_release.canary.registry import registry
 from pytest_release.canary.settings import CanarySettings
 from pytest_release.canary.slack import SlackConfig
 from pytest_release.config.identity import DeploymentClaim
-from pytest_release.config.tables import GateConfig, RolloutConfig
+from pytest_release.config.plain_tables import RolloutConfig
+from pytest_release.config.tables import GateConfig
 from pytest_release.gates.canary.judge_tables import judge_model
 
 if TYPE_CHECKING:

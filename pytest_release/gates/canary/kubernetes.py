@@ -21,7 +21,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_release.canary.platforms.kubernetes.config import KubernetesPlatformConfig
-    from pytest_release.config.tables import LedgerConfig
+    from pytest_release.config.plain_tables import LedgerConfig
     from pytest_release.ledger.ledger import LedgerStore
     from pytest_release.ledger.stage_run import StageOutcome, StageRun
 

@@ -46,7 +46,7 @@ from pytest_release.canary.platforms.kubernetes.stage_lease import (
     name_in,
     stage_leases,
 )
-from pytest_release.config.tables import LedgerConfig
+from pytest_release.config.plain_tables import LedgerConfig
 from pytest_release.errors import LedgerError
 from pytest_release.ledger.lease import Lease
 from pytest_release.ledger.ledger import Change, Runs, parse_document, render_document
