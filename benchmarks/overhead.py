@@ -48,6 +48,7 @@ slope of each in the number of tests; ``--memory-only`` measures just this figur
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -574,13 +575,22 @@ def import_families(plain: dict[str, int], stage: dict[str, int]) -> dict[str, i
 
 
 # -- small projects, serial: 1,000 trivial tests and the start-up of a one-test stage --------
+# A stage that validates its configuration: the first stage after a change (or one with
+# the plan cache off). ``stage`` reads the plan the warm-up run validated and cached.
+VALIDATING = "stage, validating"
+
+
 def plain_and_stage(project: Path, label: str, rounds: int, warm: bool) -> dict[str, list[Usage]]:
-    """Serial ``plain`` and ``stage`` runs of ``project``, interleaved, ``rounds`` each."""
-    usage: dict[str, list[Usage]] = {"plain": [], "stage": []}
+    """Serial ``plain``, ``stage`` (from the plan cache) and validating stage runs of
+    ``project``, interleaved, ``rounds`` each."""
+    usage: dict[str, list[Usage]] = {"plain": [], "stage": [], VALIDATING: []}
     variants: dict[str, Callable[[], float]] = {}
     for mode in usage:
-        cmd = pytest_cmd(mode, False)
-        if warm:
+        if mode == VALIDATING:
+            cmd = [*pytest_cmd("stage", False), "--release-plan-cache=off"]
+        else:
+            cmd = pytest_cmd(mode, False)
+        if warm or mode == "stage":  # the stage's untimed run validates and caches its plan
             measured_run(cmd, project)
         variants[mode] = lambda cmd=cmd, u=usage[mode]: _record(u, measured_run(cmd, project))  # type: ignore[misc]
     print(f"overhead: {label}, {rounds} rounds", flush=True)
@@ -592,12 +602,14 @@ def small_tables(figure: Figure, small: Mapping[str, tuple[str, dict[str, list[U
     """One table: per small project, the stage's extra wall, CPU and peak RSS (paired)."""
     table = figure.table(
         "Small projects, serial: `pytest --stage=all` against `pytest -p no:release` (same "
-        "round); what the stage adds, per round",
-        ["project", "plain wall", "stage wall", "wall ratio", "extra wall", "extra CPU",
-         "plain peak RSS (MiB)", "extra peak RSS", "n"],
+        "round); what the stage adds, per round. `stage` reads the plan an earlier stage "
+        "validated (the configuration is unchanged); `stage, validating` validates it "
+        "(`--release-plan-cache=off`: the first stage after a change)",
+        ["project", "variant", "plain wall", "stage wall", "wall ratio", "extra wall",
+         "extra CPU", "plain peak RSS (MiB)", "extra peak RSS", "n"],
     )  # fmt: skip
-    for label, usage in small.values():
-        plain, stage = usage["plain"], usage["stage"]
+    for (label, usage), variant in itertools.product(small.values(), ("stage", VALIDATING)):
+        plain, stage = usage["plain"], usage[variant]
 
         def diff(
             get: Callable[[Usage], float], stage: list[Usage] = stage, plain: list[Usage] = plain
@@ -607,6 +619,7 @@ def small_tables(figure: Figure, small: Mapping[str, tuple[str, dict[str, list[U
         table.rows.append(
             [
                 label,
+                variant,
                 fmt_spread(summarize([u.wall for u in plain])),
                 fmt_spread(summarize([u.wall for u in stage])),
                 fmt_ratio(
@@ -738,7 +751,7 @@ def goals(
         )
         found.append(
             Goal(
-                f"start-up of a one-test stage: extra {part}",
+                f"start-up of a one-test stage (configuration unchanged: plan cache): extra {part}",
                 f"{extra.median:+.0f} {unit} "
                 f"(p10-p90 {extra.p10:+.0f}-{extra.p90:+.0f}, n {extra.n})"
                 if unit == "ms"
@@ -920,6 +933,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--memory-no-xdist", action="store_true", help="memory figure: skip the -n 2 runs"
     )
     args = p.parse_args(argv)
+    # Measured as users run: Python keeps bytecode (its default). With
+    # PYTHONDONTWRITEBYTECODE=1 (set on some machines and CI images) an editable or
+    # source tree is compiled again in every run, which plain pytest, installed with its
+    # bytecode, never pays: about 30 ms of a stage's start-up measured for nothing.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     out = out_dir(args)
     rounds = reps(args, full=7, quick=1)  # bad arguments are refused before anything runs
     whole_rounds = args.whole_reps if args.whole_reps is not None else 3

@@ -111,7 +111,9 @@ def test_workers_do_not_validate_and_behave_as_before(pytester: pytest.Pytester)
     expected = _outcomes(root)
     (root / ".pytest-release" / "ledger.json").unlink()
 
-    result = run_stage(pytester, "ci", "-n", "2")
+    # The controller validates (no plan cache): its workers still do not
+    # (tests/test_plan_cache.py: from the cache, no process validates).
+    result = run_stage(pytester, "ci", "-n", "2", "--release-plan-cache=off")
     result.assert_outcomes(passed=4, failed=1, skipped=2)
     workers = sorted(p.name for p in root.glob("modules-gw*.json"))
     assert workers == ["modules-gw0.json", "modules-gw1.json"], result.stdout.str()

@@ -27,6 +27,7 @@ hook) turn the cache off, since their code is not in the key; so does
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -104,7 +105,8 @@ class PlanCache:
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self.path)  # readers see the old entry or this one, never half
         except OSError:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the directory itself may be the problem
+                tmp.unlink(missing_ok=True)
             return
         self._text = text
         self._prune()
