@@ -40,7 +40,9 @@ command = ["python3", "-c", "pass", "{port}"]
 stable_image = "v1"
 [environments.staging]
 env = { SHOP_ENVIRONMENT = "staging" }
-gates = { unit = { paths = ["tests/staging/*"], coverage = { fail_under = 10, source = ["shop"] } } }
+[environments.staging.gates.unit]
+paths = ["tests/staging/*"]
+coverage = { fail_under = 10, source = ["shop"] }
 """
 
 FILES = {
