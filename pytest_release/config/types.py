@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 if TYPE_CHECKING:
@@ -133,11 +132,15 @@ def check_env_vars_per_key(value: dict[str, dict[str, str]]) -> dict[str, dict[s
 # stage that reads a cached plan (:mod:`.plan_cache`) never validates.
 
 
-@dataclass(frozen=True)
 class Before:
     """Run ``check`` on the raw value before the type's own validation."""
 
-    check: Callable[[Any], Any]
+    # A plain class, not a dataclass: defining a dataclass costs a stage's start-up
+    # about a millisecond, and these are defined in every process.
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[Any], Any]) -> None:
+        self.check = check
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -147,11 +150,10 @@ class Before:
         return core_schema.no_info_before_validator_function(self.check, handler(source))
 
 
-@dataclass(frozen=True)
-class After:
+class After(Before):
     """Run ``check`` on the value the type's own validation produced."""
 
-    check: Callable[[Any], Any]
+    __slots__ = ()
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -161,12 +163,13 @@ class After:
         return core_schema.no_info_after_validator_function(self.check, handler(source))
 
 
-@dataclass(frozen=True)
 class Bounds:
     """A number at least ``ge`` and at most ``le`` (pydantic's own messages)."""
 
-    ge: float | None = None
-    le: float | None = None
+    __slots__ = ("ge", "le")
+
+    def __init__(self, ge: float | None = None, le: float | None = None) -> None:
+        self.ge, self.le = ge, le
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
