@@ -214,6 +214,70 @@ def test_pipeline_stages_unknown_name_is_an_error_naming_the_stages(
     assert "set-up" not in run.stdout  # refused before anything started
 
 
+def test_pipeline_ports_move_with_their_variables_and_default_to_the_demos(
+    tmp_path: Path,
+) -> None:
+    """``PIPELINE_*_PORT`` (what lets tests/test_pipeline.py run two pipelines at once):
+    unset, the demo's ports and no layer; set, a layer that moves every port the suites
+    name (uat's container, which e2e and newman call, build's, both routers and staging's
+    SHOP_URL); a value that is not a port, or one port twice, is a usage error before
+    set-up."""
+    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+    from pytest_release.gates.canary.config import CanaryGateConfig
+    from pytest_release.gates.docker.config import DockerGateConfig
+    from pytest_release.gates.e2e.config import E2EGateConfig
+    from pytest_release.gates.newman.config import NewmanGateConfig
+    from pytest_release.workflow.workflow import load
+
+    pipeline = pipeline_script()
+    ports, problems = pipeline.pipeline_ports({})
+    assert (ports, problems) == (pipeline.PORT_DEFAULTS, [])
+    assert ports["PIPELINE_REGISTRY_PORT"] == 5000
+    assert ports["PIPELINE_PRODUCTION_PORT"] == 18000
+    assert ports["PIPELINE_STAGING_PORT"] == 18100
+    assert pipeline.ports_layer(tmp_path / "ports.toml", ports) is None
+    assert not (tmp_path / "ports.toml").exists()
+
+    moved = dict(zip(pipeline.PORT_DEFAULTS, (15001, 15002, 15003, 15004, 15005), strict=True))
+    assert pipeline.pipeline_ports({k: str(v) for k, v in moved.items()}) == (moved, [])
+    layer = pipeline.ports_layer(tmp_path / "ports.toml", moved)
+    assert layer is not None
+    shutil.copytree(ROOT / "suites", tmp_path / "suites")
+    config = load(["suites/release.toml", "suites/demo.toml", "ports.toml"], tmp_path)
+    uat, e2e, newman = config.gates["docker"], config.gates["e2e"], config.gates["newman"]
+    build = config.gates["build"]
+    production = config.for_stage("canary-1").gates["canary"]
+    staging = config.for_stage("staging").gates["canary"]
+    assert isinstance(uat, DockerGateConfig)
+    assert isinstance(build, DockerGateConfig)
+    assert isinstance(e2e, E2EGateConfig)
+    assert isinstance(newman, NewmanGateConfig)
+    assert isinstance(production, CanaryGateConfig)
+    assert isinstance(staging, CanaryGateConfig)
+    assert (uat.port, uat.env) == (15004, {"PORT": "15004", "SHOP_ENV": "uat"})  # merged
+    assert e2e.base_url == "http://127.0.0.1:15004"
+    assert newman.env_vars == {"baseUrl": "http://127.0.0.1:15004"}
+    assert (build.port, build.env) == (15005, {"PORT": "15005"})
+    assert isinstance(production.router, HAProxyConfig)
+    assert production.router.port == 15002
+    assert isinstance(staging.router, HAProxyConfig)
+    assert staging.router.port == 15003
+    assert config.environments["staging"].env["SHOP_URL"] == "http://127.0.0.1:15003"
+
+    run = subprocess.run(
+        [sys.executable, str(PIPELINE_SCRIPT), "--stages", "uat"],
+        env={**os.environ, "PIPELINE_UAT_PORT": "80a", "PIPELINE_BUILD_PORT": "18000"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "PIPELINE_UAT_PORT='80a' is not a port (1-65535)" in run.stderr
+    assert "PIPELINE_BUILD_PORT and PIPELINE_PRODUCTION_PORT are both 18000" in run.stderr
+    assert "set-up" not in run.stdout
+
+
 def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
