@@ -17,6 +17,14 @@ newman, the image the main deployment starts from) and stops with the install co
 when a system tool is missing. At the end it prints every stage's outcome, its gates,
 the canary verdicts and where the JUnit files are.
 
+Its ports on 127.0.0.1 are the demo's (registry 5000, production's HAProxy 18000,
+staging's 18100, the uat and build stages' containers 18080 and 18081); each moves with
+an environment variable, e.g. to run two pipelines at once from two copies of the
+repository: ``PIPELINE_REGISTRY_PORT``, ``PIPELINE_PRODUCTION_PORT``,
+``PIPELINE_STAGING_PORT``, ``PIPELINE_UAT_PORT``, ``PIPELINE_BUILD_PORT``.  When one is
+set the pipeline layers ``reports/demo/ports.toml`` over the suites' configuration (the
+same stages on the other ports).
+
 Ctrl-C (or SIGTERM) reaches the running stage once, through the pipeline: the stage rolls
 back and records itself, the pipeline waits for it (``PIPELINE_STOP_GRACE`` seconds, 300
 by default) and exits 130 with one line saying what the ledger recorded.
@@ -33,10 +41,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +54,44 @@ from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
-REGISTRY = "127.0.0.1:5000"
-ROUTER_URL = "http://127.0.0.1:18000"
-STAGING_URL = "http://127.0.0.1:18100"  # [environments.staging] of suites/release.toml
+# The demo's ports on 127.0.0.1, each moved by its environment variable (module docstring).
+PORT_DEFAULTS = {
+    "PIPELINE_REGISTRY_PORT": 5000,  # the registry the build stage pushes to
+    "PIPELINE_PRODUCTION_PORT": 18000,  # production's HAProxy: [gates.canary.router]
+    "PIPELINE_STAGING_PORT": 18100,  # staging's HAProxy: [environments.staging]
+    "PIPELINE_UAT_PORT": 18080,  # uat's container ([gates.docker]; e2e and newman call it)
+    "PIPELINE_BUILD_PORT": 18081,  # the build stage's container check ([gates.build])
+}
+
+
+def pipeline_ports(environ: Mapping[str, str]) -> tuple[dict[str, int], list[str]]:
+    """The ports (by variable) from ``environ``, each variable's default when it is unset
+    or empty; and one problem per variable that is set to something else than a port."""
+    ports = dict(PORT_DEFAULTS)
+    problems = []
+    for name in PORT_DEFAULTS:
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            problems.append(f"{name}={value!r} is not a port (1-65535)")
+            continue
+        ports[name] = int(value)
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            problems.append(f"{name} and {taken[port]} are both {port}: each needs its own port")
+        taken.setdefault(port, name)
+    return ports, problems
+
+
+PORTS, PORT_PROBLEMS = pipeline_ports(os.environ)
+REGISTRY = f"127.0.0.1:{PORTS['PIPELINE_REGISTRY_PORT']}"
+ROUTER_URL = f"http://127.0.0.1:{PORTS['PIPELINE_PRODUCTION_PORT']}"
+STAGING_URL = f"http://127.0.0.1:{PORTS['PIPELINE_STAGING_PORT']}"  # [environments.staging]
 STABLE_IMAGE = "local/shop:stable"
+# Held while set-up starts or builds what every pipeline on this machine shares.
+SET_UP_LOCK = Path(tempfile.gettempdir()) / "pytest-release-pipeline-set-up.lock"
 STAGES = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "smoke"]
 # What a deliberately bad release gets baked in (--bad=<where it must be stopped>).
 BAD_RELEASES = {
@@ -134,17 +177,22 @@ def set_up(reports: Path) -> dict[str, str]:
     _need("chromium", "apt-get install -y chromium")
     _need("docker-registry", "apt-get install -y docker-registry")
     _need("npm", "apt-get install -y npm")
-    docker = _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
-    say("  docker daemon      ok")
-    _script("build-base-image.sh", fix="apt-get install -y debootstrap (needs Debian's mirror)")
-    say("  base image         local/python:bookworm")
-    _script("install-newman.sh", fix="npm install newman@6")
-    say("  newman             node_modules/.bin/newman")
-    record_started_daemons(ROOT, {"docker": docker})
-    note = start_registry(int(REGISTRY.rsplit(":", 1)[1]))
-    say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
-    _build_stable_image(reports)
-    say(f"  main deployment    starts from {STABLE_IMAGE}")
+    from filelock import FileLock
+
+    # Two pipelines starting at once (two copies on their own ports) take turns: they
+    # would both start dockerd or the registry, or build the same image.
+    with FileLock(str(SET_UP_LOCK)):
+        docker = _script("start-docker.sh", fix="see /tmp/dockerd.log; start dockerd as root")
+        say("  docker daemon      ok")
+        _script("build-base-image.sh", fix="apt-get install -y debootstrap (needs Debian's mirror)")
+        say("  base image         local/python:bookworm")
+        _script("install-newman.sh", fix="npm install newman@6")
+        say("  newman             node_modules/.bin/newman")
+        record_started_daemons(ROOT, {"docker": docker})
+        note = start_registry(int(REGISTRY.rsplit(":", 1)[1]))
+        say(f"  registry           {REGISTRY}: {note.splitlines()[-1] if note else 'ok'}")
+        _build_stable_image(reports)
+        say(f"  main deployment    starts from {STABLE_IMAGE}")
     return {"docker": docker, "registry": note}
 
 
@@ -249,6 +297,36 @@ def _overlay(path: Path, version: str, bad: str | None) -> Path:
         "# written by scripts/pipeline.py for one pipeline run\n"
         "[gates.build]\n"
         f'build_args = {{ SHOP_VERSION = "{version}"{knobs} }}\n'
+    )
+    return path
+
+
+def ports_layer(path: Path, ports: Mapping[str, int]) -> Path | None:
+    """The layer that moves suites/release.toml's ports (the defaults) to ``ports``
+    (:data:`PORT_DEFAULTS`' variables); None, and no file, when every port is its default."""
+    if dict(ports) == PORT_DEFAULTS:
+        path.unlink(missing_ok=True)
+        return None
+    uat, build = ports["PIPELINE_UAT_PORT"], ports["PIPELINE_BUILD_PORT"]
+    staging = ports["PIPELINE_STAGING_PORT"]
+    path.write_text(
+        "# written by scripts/pipeline.py: the ports of $PIPELINE_*_PORT\n"
+        "[gates.docker]\n"
+        f"port = {uat}\n"
+        f'env = {{ PORT = "{uat}" }}\n'
+        "[gates.e2e]\n"
+        f'base_url = "http://127.0.0.1:{uat}"\n'
+        "[gates.newman]\n"
+        f'env_vars = {{ baseUrl = "http://127.0.0.1:{uat}" }}\n'
+        "[gates.build]\n"
+        f"port = {build}\n"
+        f'env = {{ PORT = "{build}" }}\n'
+        "[gates.canary.router]\n"
+        f"port = {ports['PIPELINE_PRODUCTION_PORT']}\n"
+        "[environments.staging]\n"
+        f'env = {{ SHOP_URL = "http://127.0.0.1:{staging}" }}\n'
+        "[environments.staging.gates.canary.router]\n"
+        f"port = {staging}\n"
     )
     return path
 
@@ -768,6 +846,8 @@ def main(argv: list[str] | None = None) -> int:
         "network): the holds judge real requests (judge.http_checks), not pod status only",
     )
     args = parser.parse_args(argv)
+    if PORT_PROBLEMS:
+        parser.error("; ".join(PORT_PROBLEMS))
     kubernetes = args.platform == "kubernetes"
     if kubernetes and args.bad:
         parser.error("--bad builds a bad shop here; on kubernetes pass a bad image with --image")
@@ -831,6 +911,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         configs[1:1] = [ROOT / "suites" / f"{args.profile}.toml"]  # over release.toml
         configs.insert(3, demo_holds)  # after demo.toml, before the per-run layer
+    ports = None if kubernetes else ports_layer(demo / "ports.toml", PORTS)
+    if ports is not None:
+        configs.insert(configs.index(demo / "pipeline.toml"), ports)  # before the per-run one
     router_url = (args.router_url or ROUTER_URL) if kubernetes else ROUTER_URL
     production = f"production (HAProxy): {ROUTER_URL}"
     bad_note = f" (deliberately bad: {BAD_RELEASES[args.bad][1]})" if args.bad else ""

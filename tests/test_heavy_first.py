@@ -1,6 +1,7 @@
 """tests/support/heavy_first.py, the order this suite's tests run in under ``-n 2``: the
-marked heavy tests first, heaviest first, a group's tests side by side; and xdist hands
-the tests out one by one unless the command line chose a chunk."""
+marked heavy tests first, heaviest first, each followed by a light one, a group's tests
+side by side; and xdist hands the tests out one by one unless the command line chose a
+chunk."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def pytest_collection_modifyitems(items):
 """
 
 
-def test_heavy_tests_first_heaviest_first_and_a_group_weighed_together(
+def test_heavy_tests_first_heaviest_first_each_before_a_light_one_a_group_together(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeconftest(CONFTEST)
@@ -48,10 +49,12 @@ def test_heavy_tests_first_heaviest_first_and_a_group_weighed_together(
     )
     result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
     order = [line.split("::")[1] for line in result.outlines if "::" in line]
-    # The group (80 + 70 = 150) goes before the 100 s test; unmarked tests keep their order.
+    # The group (80 + 70 = 150) goes before the 100 s test; a light test after each heavy
+    # one or group (xdist's first two items, a worker's first, hold one heavy test), as
+    # long as there are light ones; unmarked tests keep their order.
     assert order == [
-        "test_heaviest", "test_group_a", "test_group_b", "test_medium",
-        "test_light_1", "test_light_2",
+        "test_heaviest", "test_light_1", "test_group_a", "test_group_b", "test_light_2",
+        "test_medium",
     ]  # fmt: skip
 
 
@@ -59,9 +62,9 @@ def test_heavy_tests_first_heaviest_first_and_a_group_weighed_together(
 def test_under_xdist_the_heavy_tests_go_to_both_workers_unless_a_chunk_is_given(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], workers: int
 ) -> None:
-    """Four heavy tests before forty light ones: handed out one by one, the two workers
-    share them; in chunks of five (what xdist would choose for 44 tests) the first worker
-    gets all four."""
+    """Two heavy tests before forty light ones: handed out one by one, the two workers
+    start with one each (tests/test_pipeline.py's two pipelines run at the same time); in
+    chunks of five (what xdist would choose for 42 tests) the first worker gets both."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import tests.support
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
@@ -73,12 +76,12 @@ def test_under_xdist_the_heavy_tests_go_to_both_workers_unless_a_chunk_is_given(
         def test_light(n): pass
 
         @pytest.mark.heavy(10)
-        @pytest.mark.parametrize("n", range(4))
+        @pytest.mark.parametrize("n", range(2))
         def test_heavy(n): time.sleep(0.5)
         """
     )
     result = pytester.runpytest_subprocess("-n", "2", "-v", "-p", "no:cacheprovider", *args)
-    result.assert_outcomes(passed=44)
+    result.assert_outcomes(passed=42)
     ran_on = {
         line.split()[0] for line in result.outlines if "PASSED test_spread.py::test_heavy" in line
     }

@@ -3,6 +3,8 @@
 Runs ``scripts/pipeline.py`` (real Docker, registry, HAProxy, Chromium, newman) in a
 copy of the repository's examples, suites and scripts, once green and once with a
 deliberately bad releases: one staging stops (errors), one canary-1 rolls back (latency).
+Each copy runs on ports of its own (the pipeline's ``PIPELINE_*_PORT`` variables) with a
+registry of its own, so the two whole-pipeline tests run at the same time under xdist.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from tests.support.junit import cases_by_name
 from tests.support.spine import run_teardown
@@ -28,21 +31,66 @@ from tests.workflow_support import pipeline_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The ports of a pipeline copy: below the range routers pick their own port from
+# (keepable_port: 20000-31999) and the kernel's ephemeral range (32768-60999), so nothing
+# that picks a port at random takes one while the copy's pipeline does not listen on it
+# (between two stages); below the demo's defaults (18000, 18080, 18081, 18100) too.  Each
+# xdist worker picks from its own share: two copies of one session never pick the same.
+COPY_PORTS = range(12000, 18000)
 
-# The pipeline's fixed ports (registry 5000, HAProxy 18000 and 18100) are the machine's:
-# one pipeline at a time, also across xdist workers (its tests are one heavy-first group,
-# run one after the other on one worker; the lock makes sure of it).
-PORTS_LOCK = Path(tempfile.gettempdir()) / "pytest-release-pipeline-ports.lock"
-PIPELINE_GROUP = "pipeline-ports"
+
+@dataclass(frozen=True)
+class PipelineCopy:
+    root: Path
+    ports: dict[str, int]  # by scripts/pipeline.py's variable, e.g. PIPELINE_PRODUCTION_PORT
+
+    def address(self, variable: str) -> str:
+        return f"127.0.0.1:{self.ports[variable]}"
+
+    @property
+    def production(self) -> str:
+        return f"http://{self.address('PIPELINE_PRODUCTION_PORT')}"
+
+    @property
+    def staging(self) -> str:
+        return f"http://{self.address('PIPELINE_STAGING_PORT')}"
+
+    @property
+    def registry(self) -> str:
+        return self.address("PIPELINE_REGISTRY_PORT")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def copy_ports(names: list[str]) -> dict[str, int]:
+    """A free port for each of ``names``, from this xdist worker's share of COPY_PORTS."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker) % workers if worker.isdigit() else 0
+    size = len(COPY_PORTS) // workers
+    share = COPY_PORTS[index * size : (index + 1) * size]
+    free = (port for port in random.sample(share, len(share)) if _bindable(port))
+    return dict(zip(names, free, strict=False))
 
 
 @pytest.fixture
-def pipeline_copy(tmp_path: Path, docker_client: Any, base_image: str) -> Iterator[Path]:
-    with FileLock(str(PORTS_LOCK)):
-        yield from _pipeline_copy(tmp_path, docker_client)
+def pipeline_copy(tmp_path: Path, docker_client: Any, base_image: str) -> Iterator[PipelineCopy]:
+    names = list(pipeline_script().PORT_DEFAULTS)
+    ports = copy_ports(names)
+    assert len(ports) == len(names), f"no free ports left in {COPY_PORTS}"
+    yield from _pipeline_copy(tmp_path, docker_client, ports)
 
 
-def _pipeline_copy(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
+def _pipeline_copy(
+    tmp_path: Path, docker_client: Any, ports: dict[str, int]
+) -> Iterator[PipelineCopy]:
     copy = tmp_path / "repo"
     copy.mkdir()
     for name in ("examples", "suites", "scripts"):
@@ -51,8 +99,9 @@ def _pipeline_copy(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
         shutil.copy(ROOT / name, copy)
     if (ROOT / "node_modules").is_dir():
         (copy / "node_modules").symlink_to(ROOT / "node_modules")
+    pipeline = PipelineCopy(copy, ports)
     try:
-        yield copy
+        yield pipeline
     finally:
         subprocess.run(
             [sys.executable, "-m", "pytest_release.canary.teardown", str(copy)],
@@ -65,37 +114,45 @@ def _pipeline_copy(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
             if (ledger.exists())
             else set()
         )
+        # This copy's images only, by their references: another copy's release ids can be
+        # the same (no git in the copies), and the build cache can give two copies' images
+        # the same id; a reference removed leaves the image to the other copy's.
         for release in releases:
             for image in docker_client.images.list(
                 filters={"label": f"pytest-release.release={release}"}
             ):
-                docker_client.images.remove(image.id, force=True)
+                for tag in image.tags:
+                    if tag.startswith(f"{pipeline.registry}/"):
+                        docker_client.images.remove(tag, force=True)
 
 
-def _pipeline(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _pipeline(copy: PipelineCopy, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env.update({name: str(port) for name, port in copy.ports.items()})
+    env["REGISTRY_DIR"] = str(copy.root / ".pytest-release" / "registry")  # its data too
     return subprocess.run(
         [sys.executable, "scripts/pipeline.py", *args],
-        cwd=copy,
+        cwd=copy.root,
         capture_output=True,
         text=True,
         timeout=1200,
         check=False,
-        env={k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"},
+        env=env,
     )
 
 
-def _explain(copy: Path, run: subprocess.CompletedProcess[str]) -> str:
+def _explain(copy: PipelineCopy, run: subprocess.CompletedProcess[str]) -> str:
     """The pipeline's output and the failures of its stage logs, for the assertion."""
     parts = [run.stdout, run.stderr]
-    for log in sorted((copy / "reports" / "demo").glob("*.log")):
+    for log in sorted((copy.root / "reports" / "demo").glob("*.log")):
         text = log.read_text(errors="replace")
         if "FAILURES" in text or "ERROR" in text:
             parts.append(f"--- {log.name} ---\n{text[text.find('FAILURES') - 40 :][-6000:]}")
     return "\n".join(parts)
 
 
-def _outcomes(copy: Path, release: str) -> dict[str, str]:
-    runs = json.loads((copy / ".pytest-release" / "ledger.json").read_text())["runs"]
+def _outcomes(copy: PipelineCopy, release: str) -> dict[str, str]:
+    runs = json.loads((copy.root / ".pytest-release" / "ledger.json").read_text())["runs"]
     return {r["stage"]: r["outcome"] for r in runs if r["release_id"] == release}
 
 
@@ -106,8 +163,8 @@ def _release(output: str) -> str:
     raise AssertionError(f"no release line in:\n{output}")
 
 
-@pytest.mark.heavy(315, group=PIPELINE_GROUP)
-def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) -> None:
+@pytest.mark.heavy(315)
+def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: PipelineCopy) -> None:
     good = _pipeline(pipeline_copy)
     assert good.returncode == 0, _explain(pipeline_copy, good)
     release = _release(good.stdout)
@@ -117,11 +174,11 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     assert "health@" in good.stdout
     assert "\n    canary-1: canary hold " in good.stdout  # the hold, while it runs
     for stage in stages:
-        assert (pipeline_copy / "reports" / f"{stage}.xml").is_file()
+        assert (pipeline_copy.root / "reports" / f"{stage}.xml").is_file()
     assert "  staging    passed" in good.stdout
     assert "staging-rollout passed" in good.stdout  # staging's gate, not 'canary'
     assert f"serves release-{release.rsplit('-', 1)[1]} (this release)" in good.stdout
-    staging_cases = cases_by_name(pipeline_copy / "reports" / "staging.xml")
+    staging_cases = cases_by_name(pipeline_copy.root / "reports" / "staging.xml")
     assert staging_cases["test_repeated_requests_all_succeed"].outcome == "passed"
     assert staging_cases["promote:main"].outcome == "passed"
 
@@ -145,14 +202,14 @@ def test_pipeline_runs_green_then_bad_releases_are_stopped(pipeline_copy: Path) 
     # Staging keeps the bad release it checked, and the summary says so (issue 30, item 2).
     version = f"release-{_release(slow.stdout).rsplit('-', 1)[1]}"
     assert (
-        f"staging (HAProxy): http://127.0.0.1:18100 serves {version}: this bad release, "
+        f"staging (HAProxy): {pipeline_copy.staging} serves {version}: this bad release, "
         "which passed staging's checks" in slow.stdout
     )
-    assert f"production (HAProxy): http://127.0.0.1:18000 serves {version}" not in slow.stdout
+    assert f"production (HAProxy): {pipeline_copy.production} serves {version}" not in slow.stdout
 
 
-@pytest.mark.heavy(234, group=PIPELINE_GROUP)
-def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
+@pytest.mark.heavy(234)
+def test_pipeline_profiles_run_end_to_end(pipeline_copy: PipelineCopy) -> None:
     """docs/profiles.md's profiles through the pipeline with demo holds (issue 30, item 3):
     seed-002's four canary steps and blue/green's deploy, switch, smoke and finish."""
     seed = _pipeline(pipeline_copy, "--profile", "seed-002")
@@ -160,10 +217,11 @@ def test_pipeline_profiles_run_end_to_end(pipeline_copy: Path) -> None:
     stages = ["uat", "build", "staging", "canary-1", "canary-2", "canary-3", "canary-4", "smoke"]
     assert _outcomes(pipeline_copy, _release(seed.stdout)) == dict.fromkeys(stages, "passed")
     assert "profile seed-002: uat -> build" in seed.stdout
-    assert "left running:\n  production  HAProxy http://127.0.0.1:18000 and its" in seed.stdout
+    production = f"left running:\n  production  HAProxy {pipeline_copy.production} and its"
+    assert production in seed.stdout
     left_running = seed.stdout.split("left running:", 1)[1].splitlines()
     (registry,) = [line for line in left_running if line.startswith("  registry ")]
-    assert "127.0.0.1:5000" in registry  # started by the pipeline, or running before
+    assert pipeline_copy.registry in registry  # started by the pipeline, or running before
 
     bluegreen = _pipeline(pipeline_copy, "--profile", "bluegreen")
     assert bluegreen.returncode == 0, _explain(pipeline_copy, bluegreen)
@@ -212,6 +270,70 @@ def test_pipeline_stages_unknown_name_is_an_error_naming_the_stages(
     assert problem in run.stderr, run.stderr
     assert named in run.stderr, run.stderr
     assert "set-up" not in run.stdout  # refused before anything started
+
+
+def test_pipeline_ports_move_with_their_variables_and_default_to_the_demos(
+    tmp_path: Path,
+) -> None:
+    """``PIPELINE_*_PORT`` (what lets tests/test_pipeline.py run two pipelines at once):
+    unset, the demo's ports and no layer; set, a layer that moves every port the suites
+    name (uat's container, which e2e and newman call, build's, both routers and staging's
+    SHOP_URL); a value that is not a port, or one port twice, is a usage error before
+    set-up."""
+    from pytest_release.canary.routers.haproxy.config import HAProxyConfig
+    from pytest_release.gates.canary.config import CanaryGateConfig
+    from pytest_release.gates.docker.config import DockerGateConfig
+    from pytest_release.gates.e2e.config import E2EGateConfig
+    from pytest_release.gates.newman.config import NewmanGateConfig
+    from pytest_release.workflow.workflow import load
+
+    pipeline = pipeline_script()
+    ports, problems = pipeline.pipeline_ports({})
+    assert (ports, problems) == (pipeline.PORT_DEFAULTS, [])
+    assert ports["PIPELINE_REGISTRY_PORT"] == 5000
+    assert ports["PIPELINE_PRODUCTION_PORT"] == 18000
+    assert ports["PIPELINE_STAGING_PORT"] == 18100
+    assert pipeline.ports_layer(tmp_path / "ports.toml", ports) is None
+    assert not (tmp_path / "ports.toml").exists()
+
+    moved = dict(zip(pipeline.PORT_DEFAULTS, (15001, 15002, 15003, 15004, 15005), strict=True))
+    assert pipeline.pipeline_ports({k: str(v) for k, v in moved.items()}) == (moved, [])
+    layer = pipeline.ports_layer(tmp_path / "ports.toml", moved)
+    assert layer is not None
+    shutil.copytree(ROOT / "suites", tmp_path / "suites")
+    config = load(["suites/release.toml", "suites/demo.toml", "ports.toml"], tmp_path)
+    uat, e2e, newman = config.gates["docker"], config.gates["e2e"], config.gates["newman"]
+    build = config.gates["build"]
+    production = config.for_stage("canary-1").gates["canary"]
+    staging = config.for_stage("staging").gates["canary"]
+    assert isinstance(uat, DockerGateConfig)
+    assert isinstance(build, DockerGateConfig)
+    assert isinstance(e2e, E2EGateConfig)
+    assert isinstance(newman, NewmanGateConfig)
+    assert isinstance(production, CanaryGateConfig)
+    assert isinstance(staging, CanaryGateConfig)
+    assert (uat.port, uat.env) == (15004, {"PORT": "15004", "SHOP_ENV": "uat"})  # merged
+    assert e2e.base_url == "http://127.0.0.1:15004"
+    assert newman.env_vars == {"baseUrl": "http://127.0.0.1:15004"}
+    assert (build.port, build.env) == (15005, {"PORT": "15005"})
+    assert isinstance(production.router, HAProxyConfig)
+    assert production.router.port == 15002
+    assert isinstance(staging.router, HAProxyConfig)
+    assert staging.router.port == 15003
+    assert config.environments["staging"].env["SHOP_URL"] == "http://127.0.0.1:15003"
+
+    run = subprocess.run(
+        [sys.executable, str(PIPELINE_SCRIPT), "--stages", "uat"],
+        env={**os.environ, "PIPELINE_UAT_PORT": "80a", "PIPELINE_BUILD_PORT": "18000"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "PIPELINE_UAT_PORT='80a' is not a port (1-65535)" in run.stderr
+    assert "PIPELINE_BUILD_PORT and PIPELINE_PRODUCTION_PORT are both 18000" in run.stderr
+    assert "set-up" not in run.stdout
 
 
 def test_pipeline_summary_gives_the_failing_check_partial_mark_and_venv_hints(

@@ -17,15 +17,18 @@ front, heaviest first (longest processing time first), and unless the command li
 ``--maxschedchunk`` it is set to 1: each worker starts with two items and is handed the
 next one as it finishes one, so the heavy tests go to whichever worker is free.
 
+A worker holds two items, the one it runs and the next (xdist never takes that one
+back): so each heavy test is followed by a light one.  Then the first two items (the
+first worker's) hold one heavy test, not two, the second worker starts with the second
+heavy test, and no heavy test waits behind another on a worker while the other is free.
+
 Heavy tests that cannot run at the same time (``group="name"``: they use the same fixed
-ports, and a lock serialises them) are placed side by side, weighed together: the first
-two items go to the first worker, so a group at the front runs there one after the
+ports, and a lock serialises them) are placed side by side, weighed together, with no
+light test between them: a group at the front runs on the first worker one after the
 other instead of one worker waiting on the lock the other holds.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 import pytest
 
@@ -48,17 +51,30 @@ def _weight(item: pytest.Item) -> tuple[float, str]:
 
 def heaviest_first(items: list[pytest.Item]) -> None:
     """Reorder ``items`` in place: the marked tests first, heaviest first, a group's tests
-    together and weighed by their sum; the others keep their order (a stable sort)."""
+    together and weighed by their sum, each of them (a group as one) followed by the next
+    unmarked test; the others keep their order (a stable sort)."""
     weights = {item.nodeid: _weight(item) for item in items}
-    groups: Counter[str] = Counter()
+    groups: dict[str, float] = {}
     for seconds, group in weights.values():
-        groups[group] += seconds
+        groups[group] = groups.get(group, 0.0) + seconds
 
     def key(item: pytest.Item) -> tuple[float, str, float]:
         seconds, group = weights[item.nodeid]
         return -(groups[group] if group else seconds), group, -seconds
 
-    items.sort(key=key)
+    ordered = sorted(items, key=key)
+    light = [item for item in ordered if not weights[item.nodeid][0]]
+    heavy = ordered[: len(ordered) - len(light)]
+    items.clear()
+    for index, item in enumerate(heavy):
+        items.append(item)
+        group = weights[item.nodeid][1]
+        following = heavy[index + 1] if index + 1 < len(heavy) else None
+        if group and following is not None and weights[following.nodeid][1] == group:
+            continue  # a group stays side by side
+        if light:
+            items.append(light.pop(0))
+    items.extend(light)
 
 
 def small_chunks(config: pytest.Config) -> None:
