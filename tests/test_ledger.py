@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_release.errors import LedgerError
-from pytest_release.ledger.ledger import Ledger, LedgerEntry
+from pytest_release.ledger.ledger import Ledger, LedgerEntry, render_document
 from pytest_release.ledger.stage_run import GateResult
 from tests.support.pipelines import stages_of_gates
 from tests.support.spine import (
@@ -138,6 +138,19 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(entries) == 60
     assert all(e.outcome == "passed" for e in entries)
     assert not list(tmp_path.glob(".ledger.json.*")), "temporary files left behind"
+
+
+def test_the_ledger_is_json_with_one_run_per_line(tmp_path: Path) -> None:
+    # Readable and diffable without an indenting encoder (written three times a stage).
+    path = tmp_path / "ledger.json"
+    assert render_document([]) == '{"format": "pytest-release/ledger", "version": 1, "runs": []}\n'
+    _append_many(str(path), 0)
+    text = path.read_text()
+    document = json.loads(text)
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(document["runs"]) == 2 + 15
+    assert [json.loads(line.strip().rstrip(",")) for line in lines[1:-1]] == document["runs"]
+    assert [e.run_id for e in Ledger(path).entries()] == [r["run_id"] for r in document["runs"]]
 
 
 def test_ledger_of_a_newer_version_is_refused(tmp_path: Path) -> None:
