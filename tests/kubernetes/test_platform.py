@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
 from pytest_release.canary.platforms.kubernetes.client import (
     LEASES,
@@ -22,7 +23,7 @@ from pytest_release.canary.routers.gateway.config import GatewayRouterConfig
 from pytest_release.canary.routers.gateway.router import GatewayRouter
 from pytest_release.canary.routers.traefik.config import TraefikRouterConfig
 from pytest_release.canary.routers.traefik.router import TraefikRouter
-from pytest_release.config.tables import LedgerConfig
+from pytest_release.config.plain_tables import LedgerConfig
 from pytest_release.errors import LedgerError, PlatformError, RouterError
 from pytest_release.ledger.ledger import Ledger, LedgerEntry
 from tests.kubernetes.conftest import REPO, KwokCluster
@@ -365,7 +366,8 @@ def test_example_manifests_are_accepted_by_the_api_server(
 
 # -- ledger ------------------------------------------------------------------------------------
 def _store(cluster: KwokCluster, namespace: str, **extra: object) -> KubernetesLedgerStore:
-    config = LedgerConfig.model_validate(
+    # Validated as the [ledger] table is (a dataclass pydantic validates).
+    config = TypeAdapter(LedgerConfig).validate_python(
         {
             "backend": "kubernetes",
             "namespace": namespace,
