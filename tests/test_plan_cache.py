@@ -224,20 +224,7 @@ def test_a_plugin_gate_kind_turns_the_cache_off(pytester: pytest.Pytester) -> No
         """,
         **{
             "README.md": "read me\n",
-            "conftest.py": file_check_conftest(
-                """
-                from pydantic import Field
-                from pytest_release import GateCheckFailed, GateConfig, GateItem
-
-                class FileCheckGate(GateConfig):
-                    required: tuple[str, ...] = Field(default=())
-
-                class FileExists(GateItem):
-                    def runtest(self):
-                        if not (self.config.rootpath / self.name).exists():
-                            raise GateCheckFailed(f"{self.name} is missing")
-                """
-            ),
+            "conftest.py": file_check_conftest(),
         },
     )
     for release in ("r1", "r2"):

@@ -141,22 +141,7 @@ def test_a_third_party_gate_kind_reaches_the_workers_as_validated(
         """,
         **{
             "README.md": "read me\n",
-            "conftest.py": file_check_conftest(
-                """
-                import os
-                from pydantic import Field
-                from pytest_release import GateCheckFailed, GateConfig, GateItem
-
-                class FileCheckGate(GateConfig):
-                    required: tuple[str, ...] = Field(default=())
-
-                class FileExists(GateItem):
-                    def runtest(self):
-                        worker = getattr(self.config, "workerinput", {}).get("workerid", "none")
-                        if not (self.config.rootpath / self.name).exists():
-                            raise GateCheckFailed(f"{self.name} is missing (on {worker})")
-                """
-            ),
+            "conftest.py": file_check_conftest(),
         },
     )
     result = run_stage(pytester, "files", "-n", "2")

@@ -19,7 +19,23 @@ def pytest_release_gate_items(gate_node):
 """
 
 
-def file_check_conftest(models: str) -> str:
+# A pydantic table and an item that says which process ran it ("none" without xdist).
+FILE_CHECK_MODELS = """
+from pydantic import Field
+from pytest_release import GateCheckFailed, GateConfig, GateItem
+
+class FileCheckGate(GateConfig):
+    required: tuple[str, ...] = Field(default=())
+
+class FileExists(GateItem):
+    def runtest(self):
+        worker = getattr(self.config, "workerinput", {}).get("workerid", "none")
+        if not (self.config.rootpath / self.name).exists():
+            raise GateCheckFailed(f"{self.name} is missing (on {worker})")
+"""
+
+
+def file_check_conftest(models: str = FILE_CHECK_MODELS) -> str:
     """A conftest.py: ``models`` (``FileCheckGate`` and ``FileExists``, any indentation),
     then the hooks of the ``file-check`` kind."""
     return textwrap.dedent(models) + FILE_CHECK_HOOKS
