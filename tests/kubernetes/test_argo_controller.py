@@ -119,6 +119,11 @@ def _analysis_runs(cluster: KwokCluster, namespace: str) -> dict[str, str]:
     return found
 
 
+# The canary's traffic (%) once the controller has acted: none after a promotion or an
+# abort, canary-1's weight while it waits for a human.
+EXPECTED_CANARY_WEIGHT = {"promoted": 0, "aborted": 0, "paused": 10}
+
+
 @pytest.mark.parametrize(
     ("records", "expected"),
     [
@@ -151,11 +156,16 @@ def test_the_controller_acts_on_the_served_verdict(
                 # Recorded well inside the first analysis' delay (hold + 15 s).
                 for stage, (outcome, judged) in records.items():
                     _record(tmp_path, release, stage, outcome, judged)
+                # The action shows before its traffic does (an abort is in the status a
+                # reconcile before the router's weights are back on stable): wait for both.
                 seen = observer.wait_for(
-                    f"the controller to reach '{expected}'",
+                    f"the controller to reach '{expected}' with the canary's traffic at "
+                    f"{EXPECTED_CANARY_WEIGHT[expected]} %",
                     lambda o: (
                         o.action == expected
                         and (expected != "promoted" or o.stable_hash != first.stable_hash)
+                        and o.router_weights is not None
+                        and o.router_weights.canary == EXPECTED_CANARY_WEIGHT[expected]
                     ),
                     timeout=240,
                 )
