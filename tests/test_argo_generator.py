@@ -58,8 +58,12 @@ def test_the_steps_mirror_the_stages_and_the_metrics_answer_with_the_stage(
     assert "--stage=canary-1" in command
     assert "--release-id={{args.release-id}}" in command
     assert job["provider"]["job"]["spec"]["backoffLimit"] == 0
-    # The default hold of canary-1 is 15 min: the verdict is asked 5 s after it.
-    assert web["initialDelay"] == "905s"
+    # The default hold of canary-1 is 15 min: the verdict is asked at its end and 5 s after.
+    assert web["initialDelay"] == "900s"
+    assert (web["count"], web["interval"]) == (2, "5s")
+    # The first pass or fail decides; two answers of neither are Inconclusive (a pause).
+    assert (web["consecutiveSuccessLimit"], web["failureLimit"]) == (1, 0)
+    assert web["inconclusiveLimit"] == 1
     assert web["provider"]["web"]["url"] == (
         "http://analysis:8080/verdict/canary-1?release={{args.release-id}}"
     )

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_release.config.command_line import comma_separated, command_parser
-from pytest_release.controllers.argo_resources import ArgoOptions, resources
+from pytest_release.controllers.argo_resources import (
+    VERDICT_DELAY_SECONDS,
+    VERDICT_POLL_SECONDS,
+    ArgoOptions,
+    resources,
+)
 from pytest_release.controllers.generator_command import generate
 
 HEADER = (
@@ -47,8 +52,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verdict-delay",
         type=float,
-        default=30.0,
-        help="web: seconds after a stage's hold before its verdict is asked for (default 30)",
+        default=VERDICT_DELAY_SECONDS,
+        help=(
+            "web: seconds after a stage's hold until which its verdict is asked for, every "
+            f"{VERDICT_POLL_SECONDS} s from the end of the hold (default "
+            f"{VERDICT_DELAY_SECONDS:g}); none by then: Inconclusive, the Rollout pauses"
+        ),
     )
     p.add_argument("-o", "--output", help="write to this file (default: stdout)")
     return p

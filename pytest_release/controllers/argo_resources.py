@@ -7,11 +7,15 @@ Each rollout stage (``action = "canary"`` or ``"promote"``) becomes two steps of
 * ``job``: a Job runs ``pytest --stage=<stage>`` (the stage observes the rollout the
   controller drives, runs its gates and the judge, records the ledger); exit 0 is a
   successful measurement, anything else a failed one.
-* ``web``: after the stage's hold, the analysis server's JSON verdict
-  (``python -m pytest_release analysis-server``). ``pass`` meets ``successCondition``,
-  ``fail`` meets ``failureCondition``; ``insufficient`` (or a stage still running, or
-  none recorded) meets neither, so the measurement and the AnalysisRun are Inconclusive
-  and the Rollout pauses: never a silent pass.
+* ``web``: from the end of the stage's hold, the analysis server's JSON verdict
+  (``python -m pytest_release analysis-server``), asked every ``VERDICT_POLL_SECONDS``
+  for up to the verdict delay. ``pass`` meets ``successCondition`` and ends the metric at
+  once (``consecutiveSuccessLimit: 1``); ``fail`` meets ``failureCondition`` and fails it
+  at once (``failureLimit: 0``); ``insufficient`` (or a stage still running, or none
+  recorded) meets neither: an Inconclusive measurement, asked again. When every answer up
+  to the delay was one of those, the metric and the AnalysisRun are Inconclusive and the
+  Rollout pauses: never a silent pass. (Asking once after the delay made the controller
+  wait the whole delay for every verdict, however early the stage recorded it.)
 
 The release id the analysis stages record is the canary's pod-template hash (the
 controller's ``podTemplateHashValue: Latest``). Not the image: with ``workloadRef`` the
@@ -38,8 +42,11 @@ TEMPLATE_PREFIX = "pytest-release-"
 RELEASE_ARG = "release-id"
 # A Job may take this long beyond the stage's hold (start-up, gates, the record).
 JOB_MARGIN_SECONDS = 600
-# The web measurement waits this long beyond the hold, so the stage has recorded its verdict.
+# The web metric asks for the verdict until this long beyond the hold (the stage may start
+# late, wait for its canary pods and must record its verdict) ...
 VERDICT_DELAY_SECONDS = 30.0
+# ... every this many seconds: how late the controller may learn a recorded verdict.
+VERDICT_POLL_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class ArgoOptions:
     service_account: str | None = None  # of the analysis Job's pod
     stages: tuple[str, ...] = ()  # unset: every canary/promote stage in configuration order
     pytest_args: tuple[str, ...] = ()  # more arguments for the Job's pytest
-    verdict_delay: float = VERDICT_DELAY_SECONDS  # web: seconds after the hold to ask
+    verdict_delay: float = VERDICT_DELAY_SECONDS  # web: seconds after the hold to ask until
 
 
 @dataclass(frozen=True)
@@ -197,12 +204,22 @@ def _web_metric(stage: str, config: StageConfig, options: ArgoOptions) -> dict[s
     assert config.rollout is not None
     assert options.analysis_url is not None
     base = options.analysis_url.rstrip("/")
+    # At the end of the hold, then every VERDICT_POLL_SECONDS until the verdict delay.
+    count = math.floor(options.verdict_delay / VERDICT_POLL_SECONDS) + 1
+    polling: dict[str, Any] = {"count": count}
+    if count > 1:
+        polling["interval"] = f"{VERDICT_POLL_SECONDS}s"
     return {
         "name": "pytest-release-verdict",
-        "initialDelay": _seconds(config.rollout.hold + options.verdict_delay),
-        "count": 1,
+        "initialDelay": _seconds(config.rollout.hold),
+        **polling,
+        # The first 'pass' ends the metric Successful, the first 'fail' Failed.
+        "consecutiveSuccessLimit": 1,
         "failureLimit": 0,
-        # 'insufficient', 'running' and 'none' meet neither condition: Inconclusive, pause.
+        # 'insufficient', 'running' and 'none' meet neither condition: Inconclusive, asked
+        # again; all `count` of them make the run Inconclusive (with consecutiveSuccessLimit
+        # set, reaching the count without a success is Inconclusive too): the Rollout pauses.
+        "inconclusiveLimit": count - 1,
         "successCondition": 'result.verdict == "pass"',
         "failureCondition": 'result.verdict == "fail"',
         "provider": {

@@ -165,7 +165,7 @@ def _props(case: Any) -> dict[str, str]:
     return dict(case.property_pairs)
 
 
-@pytest.mark.heavy(188)
+@pytest.mark.heavy(36)
 def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
     pytester: pytest.Pytester, argo_cluster: KwokCluster, namespace: str
 ) -> None:
@@ -203,7 +203,7 @@ def test_healthy_canary_is_judged_at_each_step_and_promoted_by_the_controller(
     assert promoted.router_weights.canary == 0
 
 
-@pytest.mark.heavy(67)
+@pytest.mark.heavy(30)
 def test_failing_canary_fails_the_analysis_and_the_controller_aborts(
     pytester: pytest.Pytester, argo_cluster: KwokCluster, namespace: str
 ) -> None:

@@ -54,14 +54,13 @@ from tests.kubernetes_node.stages import Load, ingress_route
 from tests.kubernetes_node.test_prometheus_judge import _judge
 from tests.support.spine import nest_tables, stage_cases
 
-# The web metric asks once, this many seconds after the hold (the generated analysis'
-# initialDelay): the controller waits that long whatever the stage did, so every second
-# here is spent three times by the promoting test. It covers the stage starting, waiting
-# for the ready canary pods and recording its verdict: canary-1 recorded 6 s after its
-# hold with the machine's load at 8 on 2 cores and 21 s at a load of 14 (canary-2 and
-# canary-3 are already waiting in observe when their step starts, or nearly); each stage
-# also first waits for Prometheus to have counted canary traffic. 90 s (as before the holds
-# were cut) leaves room for both on a loaded CI machine: a late verdict is an Inconclusive
+# The web metric asks from the end of the hold until this many seconds after it (the
+# generated analysis polls every 5 s; the first pass or fail decides). It covers the stage
+# starting, waiting for the ready canary pods and recording its verdict: canary-1 recorded
+# 6 s after its hold with the machine's load at 8 on 2 cores and 21 s at a load of 14
+# (canary-2 and canary-3 are already waiting in observe when their step starts, or
+# nearly); each stage also first waits for Prometheus to have counted canary traffic. 90 s
+# leaves room for both on a loaded CI machine: no verdict by then is an Inconclusive
 # analysis, which pauses the Rollout and fails the test.
 VERDICT_DELAY = 90
 # 10 % of four load loops through Traefik gives the canary about 7 requests/s (measured on
@@ -210,7 +209,7 @@ def argo_node(
         yield ArgoNode(node_cluster, api, namespace, tmp_path, fault_images, prometheus)
 
 
-@pytest.mark.heavy(330)
+@pytest.mark.heavy(135)
 def test_controller_promotes_a_healthy_release_pytest_release_judged(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
@@ -246,7 +245,7 @@ def test_controller_promotes_a_healthy_release_pytest_release_judged(
     assert {"1", "2"} <= versions, results  # the real traffic reached both versions
 
 
-@pytest.mark.heavy(156)
+@pytest.mark.heavy(92)
 def test_controller_aborts_a_release_with_5_percent_errors_pytest_release_failed(
     argo_node: ArgoNode, load: Callable[[], Load]
 ) -> None:
