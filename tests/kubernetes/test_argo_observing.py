@@ -58,13 +58,12 @@ from tests.support.spine import project, run_stage
 
 __all__ = ["argo_cluster"]
 
-# Seconds after the hold the web metric asks (once: the controller waits that long
-# whatever the stage did, three times in the promoting test). The stage must have recorded
-# by then, also on a loaded machine: canary-1 recorded 10 s after its step started with
-# the machine's load at 8 on 2 cores (behind the refused early canary-2 run: two pytest
-# sessions), and more than 31 s at a load of 14, where 30 s here left the analysis
-# Inconclusive and the Rollout paused; canary-2 and canary-3 are already waiting in
-# observe when their step starts.
+# Seconds after the hold until which the web metric asks (every 5 s; the first pass or
+# fail decides). The stage must have recorded by then, also on a loaded machine: canary-1
+# recorded 10 s after its step started with the machine's load at 8 on 2 cores (behind the
+# refused early canary-2 run: two pytest sessions), and more than 31 s at a load of 14,
+# where 30 s here left the analysis Inconclusive and the Rollout paused; canary-2 and
+# canary-3 are already waiting in observe when their step starts.
 VERDICT_DELAY = 60
 OBSERVING = """
 [gates.canary.platform]
