@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pytest_release.report.secret_forms import (
@@ -63,7 +64,9 @@ _SHAPE_TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 _PATTERNS = tuple(pattern for pattern, _ in _SHAPE_TABLE)
-_SHAPES = re.compile("|".join(_PATTERNS))
+# Compiled on the first text that may match (Redactor._pattern): compiling it costs about
+# 2 ms of a stage's start-up, and a stage whose texts carry no anchor never needs it.
+_SHAPES_PATTERN = "|".join(_PATTERNS)
 _ANCHORS = tuple(sorted({anchor for _, anchors in _SHAPE_TABLE for anchor in anchors}))
 
 
@@ -88,7 +91,7 @@ class Redactor:
     fragments) and anything shaped like a token or webhook URL."""
 
     values: tuple[str, ...] = ()
-    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _alternatives: str = field(init=False, repr=False, compare=False)
     _pieces: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _base64: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -98,15 +101,20 @@ class Redactor:
         variants = {v for value in self.values for v in _variants(value)}
         # Longest first, so a secret containing another is masked whole.
         ordered = sorted(variants, key=len, reverse=True)
-        alternatives = [re.escape(v) for v in ordered]
-        pattern = re.compile("|".join([*alternatives, _SHAPES.pattern]))
-        object.__setattr__(self, "_pattern", pattern)
+        alternatives = "|".join([*(re.escape(v) for v in ordered), _SHAPES_PATTERN])
+        object.__setattr__(self, "_alternatives", alternatives)
         object.__setattr__(self, "_pieces", tuple(v for v in ordered if len(v) > MIN_PIECE))
         object.__setattr__(self, "_literals", tuple(ordered))
         cores = {core for value in self.values for core in base64_cores(value)}
         object.__setattr__(self, "_base64", tuple(sorted(cores, key=len, reverse=True)))
         sources = {s for value in self.values for s in fragment_sources(value)}
         object.__setattr__(self, "_grams", grams(sources))
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        """The configured values' forms and the credential shapes, compiled when first
+        needed (cached_property writes the instance's __dict__: allowed when frozen)."""
+        return re.compile(self._alternatives)
 
     @classmethod
     def from_env(
