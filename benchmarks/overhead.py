@@ -25,8 +25,10 @@ cachegrind (``--cache-sim=no``, children traced: xdist workers count), instructi
 over processes.  Wall and CPU time on a shared VM vary by +-15 % between identical runs;
 instruction counts repeat within 0.1 %, so they resolve the few-percent differences the
 goal is about.  With them, the stage's extra instructions on the trivial suite are split
-into: importing pydantic, the configuration models, the plugin's other modules,
-start-up and collection work, and running and reporting.
+into: importing filelock, importing the plugin's modules, start-up and collection work,
+and running and reporting; beside them, what plain pytest's own ``--junitxml`` costs.
+``--instructions=goal`` counts the goal table's: serially, plain, inert and stage on the
+real suite, plain, plain-junit and stage on the trivial tests, and that split.
 
 Also (not with ``--no-real-suite``) the whole packaging suite (every test module but
 ``tests/property``, about 64,000 tests) with ``-n 2``, plain against stage, reporting the
@@ -360,8 +362,9 @@ def stage_modules(cwd: Path) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def instruction_parts(cwd: Path) -> dict[str, int]:
-    """The stage's extra instructions on the project in ``cwd``, by where they go.
+def instruction_parts(cwd: Path, full: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The stage's extra instructions on the project in ``cwd``, by where they go
+    (``full``: the plain and stage runs' counts, when measured already).
 
     The imports are measured on top of every module a plain ``pytest --co`` run imports
     (standard library included), so a module both runs need is not counted as the
@@ -377,28 +380,28 @@ def instruction_parts(cwd: Path) -> dict[str, int]:
         "        pass\n"
     )
     base = python_instructions(imports, cwd)
-    pydantic = python_instructions(
-        imports + "from pydantic import AfterValidator, BaseModel, BeforeValidator, "
-        "ConfigDict, Field, ValidationError\n",
-        cwd,
-    )
-    config = python_instructions(imports + "import pytest_release.config.release\n", cwd)
+    # A stage that reads the plan (the configuration unchanged) imports no pydantic: its
+    # extra modules are filelock and this package's (the validation floor is measured apart).
     modules = stage_modules(cwd)
+    lock = [m for m in modules if m.split(".")[0] == "filelock"]
+    with_lock = python_instructions(
+        imports + f"for m in {lock!r}: importlib.import_module(m)\n", cwd
+    )
     everything = python_instructions(
         imports + f"for m in {modules!r}: importlib.import_module(m)\n", cwd
     )
     collect = {
         mode: instructions([*pytest_cmd(mode, False), "--co"], cwd) for mode in ("plain", "stage")
     }
-    full = {mode: instructions(pytest_cmd(mode, False), cwd) for mode in ("plain", "stage")}
+    if full is None:
+        full = {mode: instructions(pytest_cmd(mode, False), cwd) for mode in ("plain", "stage")}
     startup = collect["stage"] - collect["plain"]
     return {
         "plain": full["plain"],
         "stage": full["stage"],
-        "import pydantic": pydantic - base,
-        "the configuration models (pytest_release.config and what it imports)": config - pydantic,
-        f"the plugin's other modules and filelock ({len(modules)} modules in all)": (
-            everything - config
+        f"import filelock (the ledger's lock; {len(lock)} modules)": with_lock - base,
+        f"import the plugin's modules a stage uses ({len(modules) - len(lock)} modules)": (
+            everything - with_lock
         ),
         "start-up and collection work (configuration, ledger checks, gate assignment)": (
             startup - (everything - base)
@@ -724,8 +727,12 @@ def goals(
     instr = None
     if real and f"{real}stage" in counts:
         instr = (counts[f"{real}stage"] / counts[f"{real}plain"], "valgrind, one run each")
+    trivial_instr = None
+    if "stage" in counts:
+        trivial_instr = (counts["stage"] / counts["plain"], "valgrind, one run each")
     found: list[Goal] = [
         ratio(f"{pkg}, serial: instructions", instr),
+        ratio(f"{trivial}, serial: instructions", trivial_instr),
         ratio(f"{pkg}, serial: wall", paired(times, f"{real}stage") if real else None),
         ratio(f"{pkg}, serial: CPU", paired(cpu, f"{real}stage") if real else None),
         ratio(f"{pkg}, -n 2: wall", paired(times, f"{real}stage -n 2") if real else None),
@@ -807,6 +814,11 @@ def _keep_split(runs: list[SplitUsage], run: SplitUsage) -> float:
 
 
 # -- main ---------------------------------------------------------------------------------------
+# The trivial suite's variants of ``--instructions=goal``: the stage against plain pytest
+# and against plain pytest writing its own JUnit report.
+GOAL_TRIVIAL = ("plain", "plain-junit", "stage")
+
+
 def instruction_tables(
     figure: Figure,
     suites: Sequence[tuple[str, Path, dict[str, str] | None, str]],
@@ -814,13 +826,16 @@ def instruction_tables(
     scope: str = "all",
 ) -> None:
     """Instruction counts of every variant, and where the stage's extra ones go; with
-    ``scope="goal"`` only the goal table's: plain, inert and stage, serial, on the real
-    suite (each packaging run takes minutes under valgrind)."""
+    ``scope="goal"`` only the goal table's, serially: plain, inert and stage on the real
+    suite (each packaging run takes minutes under valgrind), plain, plain-junit and stage
+    on the trivial tests (wall time there is mostly the machine's noise)."""
     counts: dict[str, int] = {}
-    modes = list(MODES) if scope == "all" else ["plain", "inert", "stage"]
     if scope == "goal":
-        suites, with_xdist = suites[-1:], False
+        with_xdist = False
     for suite, cwd, suite_env, label in suites:
+        modes = list(MODES)
+        if scope == "goal":
+            modes = ["plain", "inert", "stage"] if suite == "packaging" else list(GOAL_TRIVIAL)
         paths = list(PACKAGING_TESTS) if suite == "packaging" else []
         key = "" if suite == "trivial" else f"{suite} "
         table = figure.table(
@@ -858,12 +873,10 @@ def instruction_tables(
             f"instructions, stage vs plain pytest on {label}: " + ", ".join(parts)
         )
     figure.raw["instructions"] = counts
-    if scope != "all":
-        return
 
     suite, cwd, _, label = suites[0]
     print("overhead: instructions, where the stage's extra ones go", flush=True)
-    split = instruction_parts(cwd)
+    split = instruction_parts(cwd, {mode: counts[mode] for mode in ("plain", "stage")})
     plain, stage = split.pop("plain"), split.pop("stage")
     table = figure.table(
         f"Where a serial stage's extra instructions go on {label}: imports measured in "
@@ -877,6 +890,16 @@ def instruction_tables(
     table.rows.append(
         ["total (stage minus plain)", f"{(stage - plain) / 1e6:.0f} M", f"{stage / plain - 1:.1%}"]
     )
+    if "plain-junit" in counts:
+        # What a stage always does (a JUnit report), as pytest itself does it.
+        junit = counts["plain-junit"] - plain
+        table.rows.append(
+            [
+                "for comparison: plain pytest's own --junitxml",
+                f"{junit / 1e6:.0f} M",
+                f"{junit / plain:.1%}",
+            ]
+        )
     figure.raw["instruction_parts"] = {"plain": plain, "stage": stage, **split}
 
 

@@ -224,6 +224,56 @@ def test_items_outside_the_stage_are_deselected(
     ]
 
 
+def test_markers_of_modules_and_classes_put_their_items_in_gates(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    # The closest marker wins, the item's own first, then its class's, then its
+    # module's (looked up once per class and module): as get_closest_marker decides.
+    project(
+        pytester,
+        """
+        [gates.api]
+        markers = ["api"]
+        [stages.check]
+        gates = ["api", "unit", "integration"]
+        """,
+        **{
+            "tests/unit/test_marked.py": """
+                import pytest
+                pytestmark = pytest.mark.gate("integration")
+                def test_module_marker(): pass
+                @pytest.mark.gate("unit")
+                def test_own_marker(): pass
+                @pytest.mark.api
+                class TestApi:
+                    def test_class_by_plan_marker(self): pass
+                    @pytest.mark.gate("unit")
+                    def test_own_beats_module(self): pass
+                @pytest.mark.gate("api")
+                class TestGate:
+                    def test_class_gate(self): pass
+                    def test_class_gate_again(self): pass
+            """,
+            "conftest.py": """
+                def pytest_configure(config):
+                    config.addinivalue_line("markers", "api: api tests")
+            """,
+        },
+    )
+    run_stage(pytester, "check", *xdist).assert_outcomes(passed=6)
+    cases = read_cases(pytester.path / "reports" / "check.xml")
+    gates = {c.name: c.classname.split(".")[0] for c in cases}
+    assert gates == {
+        # An explicit gate marker anywhere up the chain beats the plan's markers.
+        "test_module_marker": "integration",
+        "test_own_marker": "unit",
+        "test_class_by_plan_marker": "integration",
+        "test_own_beats_module": "unit",
+        "test_class_gate": "api",
+        "test_class_gate_again": "api",
+    }
+
+
 def test_generated_items_through_the_gate_hook(pytester: pytest.Pytester, xdist: list[str]) -> None:
     project(
         pytester,

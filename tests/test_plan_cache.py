@@ -121,6 +121,7 @@ def test_a_second_stage_runs_from_the_plan_without_pydantic_and_alike(
     assert "pydantic" in _validation_modules(root)  # the first stage validated
     (entry,) = _entries(root)
     validated = _outcome(root, "ci")
+    written = entry.stat()
 
     second = run_stage(pytester, "ci", *xdist, release="r2")
     second.assert_outcomes(passed=2, failed=2, skipped=1)
@@ -129,6 +130,10 @@ def test_a_second_stage_runs_from_the_plan_without_pydantic_and_alike(
         assert _validation_modules(root, process) == [], process
     assert _outcome(root, "ci") == validated
     assert _entries(root) == [entry]
+    # The entry said all the second stage needed: it was not written again (a write
+    # replaces the file: another inode).
+    unchanged = entry.stat()
+    assert (unchanged.st_ino, unchanged.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
 
 
 def test_an_environment_stage_runs_from_the_plan_with_its_settings(

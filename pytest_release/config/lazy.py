@@ -27,6 +27,11 @@ class Lazy(Generic[T]):
         lazy._value, lazy._load = value, None
         return lazy
 
+    @property
+    def built(self) -> bool:
+        """Whether the value is there (given, or loaded by a ``get``)."""
+        return self._load is None
+
     def get(self) -> T:
         if self._load is not None:
             self._value, self._load = self._load(), None

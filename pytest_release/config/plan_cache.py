@@ -63,6 +63,9 @@ class PlanCache:
         self.key = key
         # The entry as this process read or wrote it (None: a miss), to write only news.
         self._text: str | None = None
+        # The validation behind the entry read: a configuration that never validated
+        # knows nothing its entry lacks (only validating reads more), so it is not written.
+        self._validated: Lazy[ReleaseConfig] | None = None
 
     @classmethod
     def for_table(cls, rootdir: Path, table: Mapping[str, Any], source: str) -> PlanCache:
@@ -86,16 +89,19 @@ class PlanCache:
             or entry.get("key") != self.key
         ):
             return None
+        validated = Lazy(validate)
         try:
-            config = _from_entry(entry, Lazy(validate))
+            config = _from_entry(entry, validated)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # not an entry this code wrote
-        self._text = text
+        self._text, self._validated = text, validated
         return config
 
     def write(self, config: ReleaseConfig) -> None:
         """Keep ``config`` (validated, or read from the entry and read further) for the
         next stage, unless the entry already says all it knows."""
+        if self._validated is not None and not self._validated.built:
+            return  # read from the entry and nothing more: serializing it again is waste
         text = json.dumps(_entry(self.key, config), sort_keys=True)
         if text == self._text:
             return

@@ -25,15 +25,40 @@ def matches_paths(relpath: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def closest_marker(
+    item: pytest.Item,
+    name: str,
+    inherited: dict[tuple[pytest.Collector, str], pytest.Mark | None] | None = None,
+) -> pytest.Mark | None:
+    """``item.get_closest_marker(name)``; with ``inherited``, the markers of the item's
+    parents (module, class) are looked up once per parent, not once per item."""
+    if inherited is None:
+        return item.get_closest_marker(name)
+    for mark in item.own_markers:
+        if getattr(mark, "name", None) == name:
+            return mark
+    parent = item.parent
+    if not isinstance(parent, pytest.Collector):
+        return None
+    key = (parent, name)
+    if key not in inherited:
+        inherited[key] = parent.get_closest_marker(name)
+    return inherited[key]
+
+
 def gate_of(
-    item: pytest.Item, run: StageRun, relpaths: dict[Path, str] | None = None
+    item: pytest.Item,
+    run: StageRun,
+    relpaths: dict[Path, str] | None = None,
+    inherited: dict[tuple[pytest.Collector, str], pytest.Mark | None] | None = None,
 ) -> str | None:
     """The gate ``item`` belongs to in this stage, None when it is in none of them.
 
     An explicit ``@pytest.mark.gate(name)`` wins; then the gates' ``markers``; then
-    their ``paths`` globs, in the stage's gate order.
+    their ``paths`` globs, in the stage's gate order.  ``relpaths`` and ``inherited``
+    keep what items of one file or class share (:func:`assign_items`).
     """
-    marker = item.get_closest_marker("gate")
+    marker = closest_marker(item, "gate", inherited)
     if marker is not None:
         name = marker.args[0] if marker.args else marker.kwargs.get("name")
         if not isinstance(name, str) or name not in run.config.gates:
@@ -46,7 +71,7 @@ def gate_of(
     plan = run.plan
     for name in plan.order:
         markers = plan.markers.get(name, ())
-        if markers and any(item.get_closest_marker(m) for m in markers):
+        if markers and any(closest_marker(item, m, inherited) for m in markers):
             return name
     if relpaths is None:
         relpath = run.relative(item.path)
@@ -66,8 +91,9 @@ def assign_items(
     by_gate: dict[str, list[pytest.Item]] = {gate: [] for gate in run.plan.order}
     deselected: list[pytest.Item] = []
     relpaths: dict[Path, str] = {}
+    inherited: dict[tuple[pytest.Collector, str], pytest.Mark | None] = {}
     for item in items:
-        gate = gate_of(item, run, relpaths)
+        gate = gate_of(item, run, relpaths, inherited)
         if gate is None:
             deselected.append(item)
         else:
