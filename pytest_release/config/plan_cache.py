@@ -2,9 +2,9 @@
 validation depends on has changed since a stage last did.
 
 Validating ``[tool.pytest-release]`` imports pydantic and builds the core models: about
-110 ms of CPU and 10 MiB per process (docs/benchmarks.md, figure 1c), nearly all that a
-one-test stage costs over plain pytest, paid again by every stage of an unchanged
-project.  After a stage validated, it writes what the spine reads to
+110 ms of CPU and 10 MiB per process (docs/benchmarks.md, figure 1: the validation
+floor), nearly all that a one-test stage costs over plain pytest, paid again by every
+stage of an unchanged project.  After a stage validated, it writes what the spine reads to
 ``<rootdir>/.pytest-release/plans/<key>.json``: the stages, the ledger table, reports
 directory and secrets, the gates' names and the common settings of the gates it read
 (:mod:`.common_gate`), and each environment's description and variables.  The key is a
