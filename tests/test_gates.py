@@ -16,6 +16,14 @@ gates = ["lint", "unit", "integration"]
 """
 
 
+# A gate selecting the tests marked ``api``, and the conftest registering that marker.
+API_GATE = '[gates.api]\nmarkers = ["api"]\n'
+REGISTER_API_MARKER = """
+def pytest_configure(config):
+    config.addinivalue_line("markers", "api: api tests")
+"""
+
+
 def _spans(log: list[list[object]]) -> dict[str, tuple[float, float]]:
     starts = {e[1]: e[2] for e in log if e[0] == "start"}
     ends = {e[1]: e[2] for e in log if e[0] == "end"}
@@ -187,12 +195,7 @@ def test_items_outside_the_stage_are_deselected(
 ) -> None:
     project(
         pytester,
-        """
-        [gates.api]
-        markers = ["api"]
-        [stages.only-api]
-        gates = ["api"]
-        """,
+        API_GATE + '[stages.only-api]\ngates = ["api"]\n',
         **{
             "tests/test_mixed.py": """
                 import pytest
@@ -205,13 +208,12 @@ def test_items_outside_the_stage_are_deselected(
                 @pytest.mark.gate("unit")
                 def test_other_gate(): raise AssertionError("must not run")
             """,
-            "conftest.py": """
-                def pytest_configure(config):
-                    config.addinivalue_line("markers", "api: api tests")
-                def pytest_deselected(items):
-                    with open("deselected.txt", "a") as f:
-                        f.writelines(i.nodeid + "\\n" for i in items)
-            """,
+            "conftest.py": REGISTER_API_MARKER
+            + (
+                "def pytest_deselected(items):\n"
+                '    with open("deselected.txt", "a") as f:\n'
+                '        f.writelines(i.nodeid + "\\n" for i in items)\n'
+            ),
         },
     )
     result = run_stage(pytester, "only-api", *xdist)
@@ -231,12 +233,7 @@ def test_markers_of_modules_and_classes_put_their_items_in_gates(
     # module's (looked up once per class and module): as get_closest_marker decides.
     project(
         pytester,
-        """
-        [gates.api]
-        markers = ["api"]
-        [stages.check]
-        gates = ["api", "unit", "integration"]
-        """,
+        API_GATE + '[stages.check]\ngates = ["api", "unit", "integration"]\n',
         **{
             "tests/unit/test_marked.py": """
                 import pytest
@@ -254,10 +251,7 @@ def test_markers_of_modules_and_classes_put_their_items_in_gates(
                     def test_class_gate(self): pass
                     def test_class_gate_again(self): pass
             """,
-            "conftest.py": """
-                def pytest_configure(config):
-                    config.addinivalue_line("markers", "api: api tests")
-            """,
+            "conftest.py": REGISTER_API_MARKER,
         },
     )
     run_stage(pytester, "check", *xdist).assert_outcomes(passed=6)
