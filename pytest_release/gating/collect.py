@@ -38,8 +38,8 @@ def closest_marker(
         if getattr(mark, "name", None) == name:
             return mark
     parent = item.parent
-    if not isinstance(parent, pytest.Collector):
-        return None
+    if not isinstance(parent, pytest.Collector):  # not pytest's tree: ask the item
+        return item.get_closest_marker(name)
     key = (parent, name)
     if key not in inherited:
         inherited[key] = parent.get_closest_marker(name)
